@@ -1,0 +1,95 @@
+"""Errors that reach users as structured results, never as tracebacks.
+
+Raise a :class:`DbMigrateError` subclass anywhere; the CLI turns it into exit
+code 2 with ``{"error": {...}}`` and the MCP server into a tool error whose
+text is the same JSON.
+"""
+
+from __future__ import annotations
+
+from db_migrate.verdict import ErrorInfo, ErrorResult
+
+
+class DbMigrateError(Exception):
+    """Base class: a failure with a stable code, a clear message and a hint."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = {k: str(v) for k, v in details.items() if v is not None}
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(code=self.code, message=self.message, hint=self.hint, details=self.details)
+
+    def result(self) -> ErrorResult:
+        return ErrorResult(error=self.info())
+
+    def to_json(self) -> str:
+        return self.result().model_dump_json(exclude_none=True)
+
+
+class UsageError(DbMigrateError):
+    code = "usage"
+
+
+class ConfigNotFound(DbMigrateError):
+    code = "config-not-found"
+
+
+class ConfigInvalid(DbMigrateError):
+    code = "config-invalid"
+
+
+class RevisionNotFound(DbMigrateError):
+    code = "revision-not-found"
+
+
+class AmbiguousRevision(DbMigrateError):
+    code = "ambiguous-revision"
+
+
+class MultipleHeadsError(DbMigrateError):
+    code = "multiple-heads"
+
+
+class MigrationLoadError(DbMigrateError):
+    """The revision file cannot be read or imported (syntax error, missing module, ...)."""
+
+    code = "migration-load-failed"
+
+
+class MigrationTimeout(DbMigrateError):
+    code = "migration-timeout"
+
+
+class MigrationCrashed(DbMigrateError):
+    """User code killed its worker process (os._exit, segfault, sys.exit outside a job...)."""
+
+    code = "migration-crashed"
+
+
+class PathOutsideProject(DbMigrateError):
+    code = "path-outside-project"
+
+
+class Refused(DbMigrateError):
+    """A request the tool will not carry out (a production URL for scratch, overwriting a file...)."""
+
+    code = "refused"
+
+
+class DatabaseError(DbMigrateError):
+    code = "database-error"
+
+
+class InternalError(DbMigrateError):
+    code = "internal-error"
+
+
+class ProjectCodeError(DbMigrateError):
+    """Project code (env.py, models, a migration) raised an exception."""
+
+    code = "project-code-error"

@@ -1,0 +1,198 @@
+"""Locate an Alembic project and read its configuration.
+
+A project is found from a working directory (searching it and its parents up to
+the repository root) or from an explicit ``--config`` path naming an
+``alembic.ini``, a ``pyproject.toml`` with ``[tool.alembic]`` (alembic >= 1.16)
+or a directory holding either.  Nothing here imports user code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from db_migrate.errors import ConfigInvalid, ConfigNotFound, PathOutsideProject
+
+DEFAULT_DIALECT = "postgresql"
+
+
+@dataclass(frozen=True)
+class Project:
+    """An Alembic project on disk."""
+
+    root: Path
+    """Directory holding the config file; relative paths in results are relative to it."""
+    config_file: Path
+    kind: str
+    """``ini`` or ``toml``."""
+    section: str
+    script_location: Path
+    version_locations: tuple[Path, ...]
+    url: str | None
+    """``sqlalchemy.url`` as configured. May hold a password: print :func:`redact_url`."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The ``[tool.db-migrate]`` table of the root's pyproject.toml."""
+    recursive_versions: bool = False
+
+    @cached_property
+    def dialect(self) -> str:
+        """Dialect name from the URL (``postgresql``, ``sqlite``, ``mysql``...), PostgreSQL when unknown."""
+        return dialect_of(self.url) or DEFAULT_DIALECT
+
+    def alembic_config(self, **attributes: Any):
+        """A fresh :class:`alembic.config.Config` for this project, with ``attributes`` set."""
+        from alembic.config import Config
+
+        if self.kind == "ini":
+            cfg = Config(str(self.config_file), ini_section=self.section)
+            toml = self.root / "pyproject.toml"
+            if toml.is_file():
+                cfg = Config(str(self.config_file), ini_section=self.section, toml_file=str(toml))
+        else:
+            cfg = Config(toml_file=str(self.config_file))
+        cfg.attributes.update(attributes)
+        return cfg
+
+    def relpath(self, path: Path | str) -> str:
+        """``path`` relative to the project root when inside it, else absolute."""
+        p = Path(path).resolve()
+        try:
+            return str(p.relative_to(self.root.resolve()))
+        except ValueError:
+            return str(p)
+
+    def contains(self, path: Path | str) -> bool:
+        p = Path(path).resolve()
+        return p == self.root.resolve() or self.root.resolve() in p.parents
+
+    def require_inside(self, path: Path | str) -> Path:
+        """Return ``path`` resolved, or refuse a path outside the project root."""
+        p = Path(path)
+        if not p.is_absolute():
+            p = self.root / p
+        if not self.contains(p):
+            raise PathOutsideProject(
+                f"{path} is outside the project root {self.root}.",
+                hint="Name a revision by id or a path inside the project.",
+            )
+        return p.resolve()
+
+
+def dialect_of(url: str | None) -> str | None:
+    """The backend name of a SQLAlchemy URL, or None when there is no usable URL."""
+    if not url or "%(" in url or "${" in url:
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).get_backend_name()
+    except Exception:
+        return None
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with any password replaced by ``***``: safe to print."""
+    if not url:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def _find_config(start: Path) -> Path:
+    here = start.resolve()
+    for d in (here, *here.parents):
+        ini = d / "alembic.ini"
+        if ini.is_file():
+            return ini
+        toml = d / "pyproject.toml"
+        if toml.is_file() and _toml_has_alembic(toml):
+            return toml
+        if (d / ".git").exists():
+            break
+    raise ConfigNotFound(
+        f"No Alembic project found in {start} or its parents (looked for alembic.ini, "
+        "or pyproject.toml with [tool.alembic]).",
+        hint="Run from the project directory, or pass --config path/to/alembic.ini.",
+    )
+
+
+def _toml_has_alembic(path: Path) -> bool:
+    try:
+        return "alembic" in _read_toml(path).get("tool", {})
+    except ConfigInvalid:
+        return False
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigInvalid(f"Cannot read {path}: {e}") from None
+
+
+def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | None = None, section: str = "alembic") -> Project:
+    """Find and read the Alembic project named by ``config`` or found from ``cwd``."""
+    cwd = Path(cwd or os.getcwd())
+    if config:
+        path = Path(config)
+        if not path.is_absolute():
+            path = cwd / path
+        if path.is_dir():
+            path = _find_config(path)
+        elif not path.is_file():
+            raise ConfigNotFound(f"Config file {config} does not exist.", hint="Pass the path of alembic.ini or pyproject.toml.")
+    else:
+        path = _find_config(cwd)
+    path = path.resolve()
+    root = path.parent
+    kind = "toml" if path.suffix == ".toml" else "ini"
+    if kind == "toml" and not _toml_has_alembic(path):
+        raise ConfigNotFound(f"{path} has no [tool.alembic] section.", hint="Point --config at alembic.ini instead.")
+
+    from alembic.util.exc import CommandError
+
+    settings: dict[str, Any] = {}
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        settings = dict(_read_toml(pyproject).get("tool", {}).get("db-migrate", {}))
+
+    proto = Project(
+        root=root, config_file=path, kind=kind, section=section,
+        script_location=root, version_locations=(), url=None, settings=settings,
+    )
+    try:
+        cfg = proto.alembic_config()
+        script_location = cfg.get_alembic_option("script_location")
+        if not script_location:
+            raise ConfigInvalid(f"{path} sets no script_location.", hint="Add script_location to the [alembic] section.")
+        url = cfg.get_main_option("sqlalchemy.url") if kind == "ini" else None
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(cfg)
+    except CommandError as e:
+        raise ConfigInvalid(f"Alembic cannot read the project at {path}: {e}") from None
+    except (ValueError, KeyError) as e:
+        # configparser interpolation errors and the like
+        raise ConfigInvalid(f"Cannot read {path}: {e}") from None
+
+    locations = script.version_locations or [str(Path(script.dir) / "versions")]
+    versions = tuple(Path(root, v).resolve() for v in locations)
+    return Project(
+        root=root,
+        config_file=path,
+        kind=kind,
+        section=section,
+        script_location=Path(script.dir).resolve(),
+        version_locations=versions,
+        url=url or None,
+        settings=settings,
+        recursive_versions=bool(script.recursive_version_locations),
+    )

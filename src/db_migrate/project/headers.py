@@ -1,0 +1,144 @@
+"""Read a revision file's header without running it.
+
+Alembic imports every revision file to learn its ``revision`` and
+``down_revision``, so a single missing application import stops ``alembic
+heads``.  Here the module-level assignments are read from the syntax tree
+instead: only the part of the file before the first ``def``/``class`` is
+parsed (fast), falling back to the whole file.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HEADER_NAMES = ("revision", "down_revision", "branch_labels", "depends_on")
+_FIRST_DEF = re.compile(r"^(?:async\s+def|def|class)\s", re.MULTILINE)
+_NOT_LITERAL = object()
+
+
+@dataclass(frozen=True)
+class RevisionHeader:
+    """The identity of one revision file, read statically."""
+
+    path: Path
+    revision: str | None
+    down_revisions: tuple[str, ...]
+    """Parents; empty for a base revision. A tuple ``down_revision`` is a merge."""
+    branch_labels: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    message: str | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The literal values as written (for malformed-header checks); absent keys are not set."""
+    problems: tuple[str, ...] = ()
+    """What is malformed: a non-literal value, ``branch_labels = "None"``, a missing ``revision``..."""
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
+    """1-based line of each header assignment."""
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.down_revisions) > 1
+
+    @property
+    def is_base(self) -> bool:
+        return not self.down_revisions
+
+
+class HeaderSyntaxError(Exception):
+    def __init__(self, path: Path, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.path, self.message, self.line = path, message, line
+
+
+def _literal(node: ast.AST) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _NOT_LITERAL
+
+
+def _as_ids(value: Any, name: str, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if value is _NOT_LITERAL:
+        problems.append(f"{name} is not a literal value; it cannot be read without running the file")
+        return ()
+    if isinstance(value, str):
+        if value in ("None", "none", ""):
+            problems.append(f"{name} is the string {value!r}, not None")
+            return ()
+        return (value,)
+    if isinstance(value, (tuple, list)):
+        if all(isinstance(v, str) for v in value):
+            return tuple(value)
+    problems.append(f"{name} has an unexpected value {value!r}")
+    return ()
+
+
+def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
+    raw: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for stmt in tree.body:
+        targets: list[ast.expr]
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        for t in targets:
+            if isinstance(t, ast.Name) and t.id in HEADER_NAMES:
+                raw[t.id] = _literal(value)
+                lines[t.id] = stmt.lineno
+    return raw, lines
+
+
+def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
+    """Parse the header of the revision file at ``path``.
+
+    Raises :class:`HeaderSyntaxError` when the file is not valid Python.
+    """
+    if text is None:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    m = _FIRST_DEF.search(text)
+    tree = None
+    if m is not None:
+        try:
+            tree = ast.parse(text[: m.start()])
+        except SyntaxError:
+            tree = None
+    if tree is None or "revision" not in _scan(tree)[0]:
+        try:
+            tree = ast.parse(text)
+        except SyntaxError as e:
+            raise HeaderSyntaxError(path, f"{e.msg} (line {e.lineno})", e.lineno) from None
+    raw, lines = _scan(tree)
+    problems: list[str] = []
+    rev = raw.get("revision")
+    if "revision" not in raw:
+        problems.append("no module-level `revision = ...` assignment")
+        rev = None
+    elif not isinstance(rev, str) or not rev:
+        problems.append(f"revision has an unexpected value {rev!r}")
+        rev = None
+    down = _as_ids(raw.get("down_revision"), "down_revision", problems) if "down_revision" in raw else ()
+    if "down_revision" not in raw and rev is not None:
+        problems.append("no module-level `down_revision = ...` assignment")
+    labels = _as_ids(raw.get("branch_labels"), "branch_labels", problems)
+    deps = _as_ids(raw.get("depends_on"), "depends_on", problems)
+    doc = ast.get_docstring(tree) if tree is not None else None
+    message = doc.strip().splitlines()[0].strip() if doc and doc.strip() else None
+    return RevisionHeader(
+        path=path,
+        revision=rev,
+        down_revisions=down,
+        branch_labels=labels,
+        depends_on=deps,
+        message=message,
+        raw=raw,
+        problems=tuple(problems),
+        lines=lines,
+    )

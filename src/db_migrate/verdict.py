@@ -1,0 +1,121 @@
+"""The one verdict model shared by the MCP tools, the CLI and the tests.
+
+Every tool returns a subclass of :class:`Verdict`.  The CLI prints exactly
+``model_dump(mode="json")`` under ``--format json`` and the MCP server returns the
+same model as structured content, so an agent, a CI job and a test all read the
+same fields.
+
+Decision rule (see :func:`decide`): escalate when any escalation trigger fired,
+revise when any error-severity finding remains, else proceed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["error", "warning", "info"]
+Decision = Literal["proceed", "revise", "escalate"]
+#: Where a finding was seen: a revision's upgrade or downgrade, the revision as a
+#: whole (its source, its header), or the revision graph / database state.
+FindingPhase = Literal["upgrade", "downgrade", "revision", "history", "database"]
+
+SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+
+class Finding(BaseModel):
+    """One problem (or note) found by a rule, anchored to a source line."""
+
+    rule: str = Field(description="Stable rule id, e.g. 'add-column-not-null-no-default'.")
+    severity: Severity = Field(description="error blocks (decision 'revise'); warning and info inform.")
+    phase: FindingPhase = Field(description="Where it was seen: upgrade, downgrade, revision, history or database.")
+    message: str = Field(description="What is wrong, in one or two sentences.")
+    revision: str | None = Field(default=None, description="Revision id the finding belongs to.")
+    path: str | None = Field(default=None, description="File path, relative to the project root when inside it.")
+    line: int | None = Field(default=None, description="1-based source line of the operation.")
+    table: str | None = None
+    column: str | None = None
+    fix: str | None = Field(default=None, description="The safe alternative, usually an Alembic snippet.")
+
+
+class Unchecked(BaseModel):
+    """Something the tool could not check, and why: never silently skipped."""
+
+    what: str = Field(description="What could not be checked.")
+    reason: str = Field(description="Why not.")
+    revision: str | None = None
+    path: str | None = None
+    line: int | None = None
+
+
+class Trigger(BaseModel):
+    """An escalation trigger that fired."""
+
+    trigger: str = Field(description="Trigger id, e.g. 'drop-with-data', 'protected-table'.")
+    reason: str = Field(description="Why this needs a human.")
+    evidence: list[str] = Field(default_factory=list, description="Concrete facts: file:line, tables, row counts.")
+
+
+class Escalation(BaseModel):
+    """The outcome of the escalation policy."""
+
+    required: bool = Field(description="True when a human must approve before this proceeds.")
+    triggers: list[Trigger] = Field(default_factory=list)
+    auto_classes: list[str] = Field(
+        default_factory=list,
+        description="Change classes the policy lets an agent handle alone (add-nullable-column, add-index, ...).",
+    )
+
+
+class Verdict(BaseModel):
+    """Common fields of every tool result."""
+
+    tool: str = Field(description="Which tool produced this verdict.")
+    decision: Decision = Field(
+        description="proceed: go on; revise: fix the errors in findings and call again; "
+        "escalate: stop and ask a human, showing escalation.triggers."
+    )
+    summary: str = Field(description="One line for humans.")
+    revisions: list[str] = Field(default_factory=list, description="Revision ids this verdict covers.")
+    findings: list[Finding] = Field(default_factory=list)
+    escalation: Escalation | None = None
+    unchecked: list[Unchecked] = Field(default_factory=list, description="What could not be checked, and why.")
+
+    def counts(self) -> dict[str, int]:
+        out = {"error": 0, "warning": 0, "info": 0}
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+
+def decide(findings: list[Finding], escalation: Escalation | None = None) -> Decision:
+    """escalate if a trigger fired, revise if an error remains, else proceed."""
+    if escalation is not None and escalation.required:
+        return "escalate"
+    if any(f.severity == "error" for f in findings):
+        return "revise"
+    return "proceed"
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Stable order: by revision file, line, then severity."""
+    return sorted(
+        findings,
+        key=lambda f: (f.path or "", f.line or 0, SEVERITY_ORDER[f.severity], f.rule),
+    )
+
+
+class ErrorInfo(BaseModel):
+    """A structured error: what went wrong, and what to do about it."""
+
+    code: str = Field(description="Stable error code, e.g. 'revision-not-found', 'migration-timeout'.")
+    message: str = Field(description="Clear, one-paragraph explanation.")
+    hint: str | None = Field(default=None, description="What to do next.")
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class ErrorResult(BaseModel):
+    """What the CLI prints under --format json when a call fails (exit code 2)."""
+
+    error: ErrorInfo
