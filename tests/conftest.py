@@ -1,0 +1,64 @@
+"""Shared test fixtures.
+
+Database tests use the real servers (PostgreSQL at 127.0.0.1:5432, MariaDB at
+127.0.0.1:3306). Outside CI a missing server skips them; with CI=true it fails
+them, because a skipped database test proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+PG_SERVER_URL = os.environ.get("DB_MIGRATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MYSQL_SERVER_URL = os.environ.get("DB_MIGRATE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _server_available(url: str) -> str | None:
+    """None when the server answers, else the reason it does not."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        eng = create_engine(url, connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(text("select 1"))
+        eng.dispose()
+        return None
+    except Exception as e:  # any driver error means "not available"
+        return f"{type(e).__name__}: {e}"
+
+
+def _require(url: str, name: str) -> str:
+    why = _server_available(url)
+    if why is not None:
+        msg = f"{name} at {url.split('@')[-1]} is not available: {why}"
+        if IN_CI:
+            pytest.fail(msg + " (CI=true: database tests must run)")
+        pytest.skip(msg)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """SQLAlchemy URL of the PostgreSQL *server* (maintenance database): tests create their own databases."""
+    return _require(PG_SERVER_URL, "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    """SQLAlchemy URL of the MariaDB server: tests create their own databases."""
+    return _require(MYSQL_SERVER_URL, "MariaDB")
+
+
+@pytest.fixture
+def residency(tmp_path: Path) -> Path:
+    """A private copy of the fixture project (tests may write to it)."""
+    dest = tmp_path / "residency"
+    shutil.copytree(FIXTURES / "residency", dest, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    return dest
