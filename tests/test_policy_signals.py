@@ -1,0 +1,117 @@
+"""production_signal and the policy configuration (no database needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from db_migrate.errors import ConfigInvalid
+from db_migrate.policy import Policy, policy_from_settings, production_signal
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    monkeypatch.delenv("DB_MIGRATE_ENV", raising=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://app:s3cret@db.prod.example.com/app",
+        "postgresql://app@prod-db:5432/app",
+        "postgresql://app@localhost/app_prod",
+        "mysql+pymysql://root@localhost/production_copy",
+        "postgresql://app@PROD/app",
+    ],
+)
+def test_default_patterns_flag_production_urls(url):
+    reason = production_signal(url, {}, None)
+    assert reason is not None and "production pattern" in reason
+    assert "s3cret" not in reason  # never print a password
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app@localhost/products",
+        "postgresql://app@reproduce-host/app",
+        "sqlite:////tmp/prod/scratch.db",  # a directory named prod is not a production database
+        "sqlite://",
+        None,
+    ],
+)
+def test_default_patterns_leave_other_urls_alone(url):
+    assert production_signal(url, {}, None) is None
+
+
+def test_environment_argument_signals_production():
+    assert "environment='production'" in production_signal(None, {}, "production")
+    assert production_signal("sqlite://", {}, "Prod") is not None
+    assert production_signal("sqlite://", {}, "staging") is None
+
+
+def test_env_var_signals_production(monkeypatch):
+    monkeypatch.setenv("DB_MIGRATE_ENV", "production")
+    reason = production_signal("sqlite://", {}, None)
+    assert reason is not None and "DB_MIGRATE_ENV" in reason
+    monkeypatch.setenv("DB_MIGRATE_ENV", "dev")
+    assert production_signal("sqlite://", {}, None) is None
+
+
+def test_configured_patterns_replace_defaults():
+    settings = {"production_url_patterns": ["*.rds.amazonaws.com*"]}
+    assert production_signal("postgresql://u@x.eu-west-1.rds.amazonaws.com/app", settings, None) is not None
+    # the defaults no longer apply once the key is set
+    assert production_signal("postgresql://u@prod-db/app", settings, None) is None
+
+
+def test_configured_production_environments(monkeypatch):
+    settings = {"production_environments": ["live"]}
+    assert production_signal(None, settings, "LIVE") is not None
+    assert production_signal(None, settings, "production") is None
+
+
+def test_accepts_a_validated_policy():
+    policy = Policy(production_url_patterns=["*secret-host*"])
+    assert production_signal("postgresql://u@secret-host/x", policy, None) is not None
+
+
+def test_defaults_cover_the_skill():
+    p = Policy()
+    assert "acgme*" in p.protected_tables
+    assert {"*audit*", "*_history"} <= set(p.audit_tables)
+    assert p.large_table_rows == 100_000
+    assert len(p.auto_classes) == 5
+
+
+def test_fixture_settings_validate():
+    import tomllib
+
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    settings = tomllib.loads((fixtures / "residency" / "pyproject.toml").read_text())["tool"]["db-migrate"]
+    p = policy_from_settings(settings)
+    assert p.audit_tables == ["audit_log"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        ({"large_table_rows": "many"}, "large_table_rows"),
+        ({"large_table_rows": 0}, "large_table_rows"),
+        ({"protected_tables": "acgme*"}, "protected_tables"),
+        ({"protected_tables": [""]}, "protected_tables"),
+        ({"auto_classes": ["drop-table"]}, "auto_classes"),
+        ({"protected_table": ["x"]}, "did you mean 'protected_tables'"),
+        ({"database_timeout_seconds": -1}, "database_timeout_seconds"),
+    ],
+)
+def test_invalid_settings_raise_config_invalid(settings, needle):
+    with pytest.raises(ConfigInvalid) as exc:
+        policy_from_settings(settings)
+    assert needle in exc.value.message
+    assert exc.value.code == "config-invalid"
+
+
+def test_unrelated_keys_of_other_tools_are_ignored():
+    assert policy_from_settings({"roundtrip_rows": 50}).large_table_rows == 100_000
