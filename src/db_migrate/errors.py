@@ -93,3 +93,9 @@ class ProjectCodeError(DbMigrateError):
     """Project code (env.py, models, a migration) raised an exception."""
 
     code = "project-code-error"
+
+
+class GenerateBusy(DbMigrateError):
+    """Another generate (or merge) is writing a revision in the same project right now."""
+
+    code = "generate-busy"
