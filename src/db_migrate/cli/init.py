@@ -1,0 +1,175 @@
+"""``db-migrate init``: wire the MCP server into a project for Claude Code.
+
+Three idempotent steps, each reported as created / updated / unchanged / kept:
+
+- ``.mcp.json``: add ``mcpServers["db-migrate"]``, merging with other servers;
+  an existing, different ``db-migrate`` entry is kept and reported, never replaced;
+- ``.claude/commands/db-migrate.md``: the ``/db-migrate`` slash command (kept if present);
+- ``pyproject.toml``: a ``[tool.db-migrate]`` section with every key commented
+  out at its default, appended when the table is absent.
+
+A second run changes nothing and says so.  Files are written through a
+temporary file and a rename, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from db_migrate.errors import ConfigInvalid, Refused
+
+SERVER_NAME = "db-migrate"
+
+
+class InitChange(BaseModel):
+    path: str = Field(description="File, relative to the project root.")
+    action: Literal["created", "updated", "unchanged", "kept"] = Field(
+        description="kept: a different existing entry or file was left alone (see note)."
+    )
+    note: str = ""
+
+
+class InitReport(BaseModel):
+    """What ``db-migrate init`` did."""
+
+    root: str
+    changes: list[InitChange]
+
+    @property
+    def changed(self) -> bool:
+        return any(c.action in ("created", "updated") for c in self.changes)
+
+    def text(self) -> str:
+        lines = [f"{c.action:9} {c.path}" + (f"  ({c.note})" if c.note else "") for c in self.changes]
+        lines.append("" if self.changed else "Nothing to change: already set up.")
+        if self.changed:
+            lines.append("Restart Claude Code (or run /mcp) to load the db-migrate server; then try /db-migrate.")
+        return "\n".join(lines).rstrip()
+
+
+def server_entry() -> dict[str, Any]:
+    """The ``.mcp.json`` entry that starts this installation's server over stdio.
+
+    ``db-migrate`` when it is on PATH (a shared config should not pin a venv),
+    else the absolute path of the console script next to this interpreter.
+    """
+    if shutil.which("db-migrate"):
+        command = "db-migrate"
+    else:
+        script = Path(sys.executable).parent / ("db-migrate.exe" if os.name == "nt" else "db-migrate")
+        command = str(script) if script.exists() else "db-migrate"
+    return {"command": command, "args": ["serve"]}
+
+
+def init_project(root: Path) -> InitReport:
+    """Set up ``root`` for Claude Code; see the module docstring."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise Refused(f"{root} is not a directory.", hint="Run db-migrate init from the project root, or pass --project DIR.")
+    from db_migrate.cli.workflow import claude_command
+
+    changes = [
+        _mcp_json(root / ".mcp.json"),
+        _write_new(root / ".claude" / "commands" / "db-migrate.md", claude_command()),
+        _pyproject(root / "pyproject.toml"),
+    ]
+    for c in changes:
+        c.path = os.path.relpath(c.path, root)
+    return InitReport(root=str(root), changes=changes)
+
+
+def _mcp_json(path: Path) -> InitChange:
+    entry = server_entry()
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigInvalid(f"{path} is not valid JSON: {e}", hint="Fix or remove it, then run db-migrate init again.") from None
+        if not isinstance(data, dict) or not isinstance(data.get("mcpServers", {}), dict):
+            raise ConfigInvalid(f"{path} does not hold an object with an 'mcpServers' object.")
+    else:
+        data = {}
+    servers = data.setdefault("mcpServers", {})
+    existing = servers.get(SERVER_NAME)
+    if existing == entry:
+        return InitChange(path=str(path), action="unchanged")
+    if existing is not None:
+        if isinstance(existing, dict) and existing.get("args", [None])[:1] == ["serve"] and "db-migrate" in str(existing.get("command", "")):
+            return InitChange(path=str(path), action="unchanged", note="db-migrate server already registered")
+        return InitChange(
+            path=str(path), action="kept",
+            note=f"a different '{SERVER_NAME}' server is registered ({json.dumps(existing)}); remove it to let init add ours",
+        )
+    servers[SERVER_NAME] = entry
+    action = "updated" if path.exists() else "created"
+    _atomic_write(path, json.dumps(data, indent=2) + "\n")
+    return InitChange(path=str(path), action=action, note=f"added mcpServers.{SERVER_NAME}: {entry['command']} serve")
+
+
+def _write_new(path: Path, text: str) -> InitChange:
+    if path.exists():
+        same = path.read_text(encoding="utf-8", errors="replace") == text
+        return InitChange(path=str(path), action="unchanged" if same else "kept", note="" if same else "exists with other content; left alone")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, text)
+    return InitChange(path=str(path), action="created")
+
+
+def _pyproject(path: Path) -> InitChange:
+    current = ""
+    if path.exists():
+        current = path.read_text(encoding="utf-8")
+        try:
+            tool = tomllib.loads(current).get("tool", {})
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigInvalid(f"{path} is not valid TOML: {e}", hint="Fix it, then run db-migrate init again.") from None
+        if "db-migrate" in tool:
+            return InitChange(path=str(path), action="unchanged", note="[tool.db-migrate] already present")
+    sep = "" if not current or current.endswith("\n\n") else ("\n" if current.endswith("\n") else "\n\n")
+    _atomic_write(path, current + sep + config_template())
+    return InitChange(path=str(path), action="updated" if current else "created", note="added a commented [tool.db-migrate] section")
+
+
+def config_template() -> str:
+    """``[tool.db-migrate]`` with every policy key commented out at its default (from the Policy model)."""
+    from db_migrate.policy.settings import Policy
+
+    lines = ["[tool.db-migrate]", "# db-migrate escalation policy; uncomment a key to change it."]
+    defaults = Policy()
+    for name, field in Policy.model_fields.items():
+        value = getattr(defaults, name)
+        lines.append("")
+        for chunk in _wrap(field.description or "", 96):
+            lines.append(f"# {chunk}")
+        lines.append(f"# {name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, break_on_hyphens=False) or []
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.db-migrate-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

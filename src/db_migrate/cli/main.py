@@ -1,0 +1,243 @@
+"""``db-migrate``: the command-line adapter over the service functions.
+
+Every verdict command prints either a report for people (``--format text``,
+the default) or exactly the MCP tool's structured content (``--format json``),
+and exits 0 proceed, 1 revise, 3 escalate, 2 usage or input error.  Heavy
+modules (alembic, SQLAlchemy, mcp) are imported only by the command that needs
+them, and a sandbox worker is started in a thread while the parent parses
+arguments and reads the project, so a review starts warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+from db_migrate.cli.services import EXIT_USAGE, exit_code
+from db_migrate.errors import DbMigrateError, InternalError, UsageError
+
+#: Commands that run project code in a sandbox worker: start one early.
+_WORKER_COMMANDS = {"review", "classify", "heads", "generate", "roundtrip"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of printing and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, hint=f"Run '{self.prog} --help' for usage.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH", help="alembic.ini, pyproject.toml or a directory holding one (default: found from the working directory)")
+    common.add_argument("--format", "-f", choices=("text", "json"), default="text", help="text for people (default) or the tool's JSON result")
+    common.add_argument("--timeout", type=float, metavar="SECONDS", help="limit for running project code (default: DB_MIGRATE_TIMEOUT or 60)")
+
+    parser = _Parser(
+        prog="db-migrate",
+        description="Change database schemas safely with Alembic: review, roundtrip-test, check heads, generate, classify.",
+        epilog="Exit codes: 0 proceed/passed, 1 revise/failed, 3 escalate (ask a human), 2 usage or input error.",
+    )
+    from db_migrate import __version__
+
+    parser.add_argument("--version", action="version", version=f"db-migrate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("review", parents=[common], help="lint a revision (or all) without a database")
+    p.add_argument("revision", nargs="?", default="head", metavar="REV|PATH", help="revision id, unique prefix, 'head' or a file path (default: head)")
+    p.add_argument("--all", action="store_true", dest="all_revisions", help="review every revision")
+
+    p = sub.add_parser("classify", parents=[common], help="decide whether a revision needs a human (escalation policy)")
+    p.add_argument("revision", nargs="?", default="head", metavar="REV|PATH")
+    p.add_argument("--database-url", metavar="URL", help="database to read row counts from (read-only)")
+    p.add_argument("--environment", metavar="ENV", help="target environment name, e.g. production")
+
+    p = sub.add_parser("heads", parents=[common], help="check the revision graph, model drift and database state")
+    p.add_argument("--database-url", metavar="URL", help="database whose current revision to compare (read-only)")
+    p.add_argument("--create-merge", action="store_true", help="write a merge revision when there are several heads")
+    p.add_argument("-m", "--message", dest="merge_message", metavar="MSG", help="message of the merge revision")
+    p.add_argument("--no-drift", action="store_true", help="skip the model-drift check (no autogenerate)")
+
+    p = sub.add_parser("generate", parents=[common], help="autogenerate a revision from the models on a scratch database")
+    p.add_argument("-m", "--message", required=True, metavar="MESSAGE", help="revision message")
+    p.add_argument("--database-url", metavar="URL", help="scratch database server to generate against (default: the embedded SQLite)")
+    p.add_argument("--rewrite-renames", action="store_true", help="turn a drop+add that looks like a rename into alter_column")
+
+    p = sub.add_parser("roundtrip", parents=[common], help="upgrade, downgrade, upgrade on a scratch database with seeded rows")
+    p.add_argument("revision", nargs="?", default="head", metavar="REV")
+    p.add_argument("--database-url", metavar="URL", help="scratch database server (default: the embedded SQLite)")
+    p.add_argument("--rows", type=int, default=20, metavar="N", help="rows to seed per table (default: 20)")
+    p.add_argument("--from", dest="from_revision", metavar="REV", help="first revision of a range")
+    p.add_argument("--to", dest="to_revision", metavar="REV", help="last revision of a range")
+    p.add_argument("--all", action="store_true", dest="all_revisions", help="every revision, base to head")
+
+    p = sub.add_parser("rules", parents=[common], help="list the review rules")
+
+    p = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
+
+    p = sub.add_parser("init", parents=[common], help="register the server in .mcp.json, add the /db-migrate command and config")
+    p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
+    return parser
+
+
+def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Tool name and service keyword arguments for a verdict command."""
+    t = {"timeout": args.timeout}
+    match args.command:
+        case "review":
+            return "review_migration", {**t, "revision": "all" if args.all_revisions else args.revision}
+        case "classify":
+            return "classify_escalation", {**t, "revision": args.revision, "database_url": args.database_url, "environment": args.environment}
+        case "heads":
+            return "check_heads", {**t, "database_url": args.database_url, "create_merge": args.create_merge,
+                                   "merge_message": args.merge_message, "drift": not args.no_drift}
+        case "generate":
+            return "generate_migration", {**t, "message": args.message, "database_url": args.database_url, "rewrite_renames": args.rewrite_renames}
+        case "roundtrip":
+            if args.all_revisions and (args.from_revision or args.to_revision):
+                raise UsageError("--all cannot be combined with --from/--to.")
+            if args.rows < 0:
+                raise UsageError("--rows must be 0 or more.")
+            return "test_roundtrip", {**t, "revision": args.revision, "database_url": args.database_url, "rows": args.rows,
+                                      "from_revision": args.from_revision, "to_revision": args.to_revision,
+                                      "all_revisions": args.all_revisions}
+    raise UsageError(f"Unknown command {args.command}.")
+
+
+def run_tool(tool: str, project: Any, kwargs: dict[str, Any]) -> Any:
+    """Call the service behind ``tool``, dropping keyword arguments it does not take.
+
+    The CLI offers a few switches (``heads --no-drift``, ``review --all``) that a
+    service may express differently; :func:`db_migrate.cli.services.call` owns that.
+    """
+    from db_migrate.cli.services import call
+
+    return call(tool, project, **kwargs)
+
+
+def _verdict(args: argparse.Namespace, out: Any) -> int:
+    from db_migrate.cli.render import render, use_color
+    from db_migrate.cli.services import with_approval
+    from db_migrate.project import load_project
+
+    tool, kwargs = _call_args(args)
+    project = load_project(args.config)
+    result = run_tool(tool, project, kwargs)
+    if tool == "classify_escalation":
+        result = with_approval(result)  # the CLI asks nobody: same shape as the tool, human_approval null
+    if args.format == "json":
+        out.write(json.dumps(result.model_dump(mode="json")) + "\n")
+    else:
+        out.write(render(result, color=use_color(out)) + "\n")
+    return exit_code(result)
+
+
+def _rules(args: argparse.Namespace, out: Any) -> int:
+    from db_migrate.cli.render import render_rules, use_color
+    from db_migrate.rules import catalogue
+
+    rules = list(catalogue())
+    if args.format == "json":
+        out.write(json.dumps([_jsonable(r) for r in rules]) + "\n")
+    else:
+        out.write(render_rules(rules, color=use_color(out)) + "\n")
+    return 0
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
+    return obj
+
+
+def _serve(args: argparse.Namespace, out: Any) -> int:
+    from db_migrate.server import serve
+
+    serve(project_dir=args.project, config=args.config, http=args.http, host=args.host, port=args.port)
+    return 0
+
+
+def _init(args: argparse.Namespace, out: Any) -> int:
+    from db_migrate.cli.init import init_project
+
+    report = init_project(Path(args.project or os.getcwd()))
+    if args.format == "json":
+        out.write(json.dumps(report.model_dump(mode="json")) + "\n")
+    else:
+        out.write(report.text() + "\n")
+    return 0
+
+
+def _prewarm() -> None:
+    """Start a sandbox worker in the background: it imports alembic while we parse and plan."""
+    from db_migrate.sandbox import prewarm
+
+    threading.Thread(target=_quiet(prewarm), daemon=True, name="db-migrate-prewarm").start()
+
+
+def _quiet(fn: Any) -> Any:
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            pass  # prewarming is an optimisation; the real call reports any failure
+
+    return run
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, a in enumerate(argv):
+        if a in ("--format=json", "-fjson") or (a in ("--format", "-f") and i + 1 < len(argv) and argv[i + 1] == "json"):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``db-migrate`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = sys.stdout
+    as_json = _wants_json(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        as_json = args.format == "json"
+        if args.command in _WORKER_COMMANDS:
+            _prewarm()
+        handler = {"rules": _rules, "serve": _serve, "init": _init}.get(args.command, _verdict)
+        return handler(args, out)
+    except DbMigrateError as e:
+        return _fail(e, as_json)
+    except KeyboardInterrupt:
+        return _fail(UsageError("Interrupted."), as_json)
+    except SystemExit as e:  # --help and --version exit 0 through argparse
+        return int(e.code or 0) if isinstance(e.code, int) or e.code is None else EXIT_USAGE
+    except Exception as e:
+        if os.environ.get("DB_MIGRATE_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        message = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+        return _fail(InternalError(f"internal error: {message}", hint="Set DB_MIGRATE_DEBUG=1 to see the traceback, and report it."), as_json)
+
+
+def _fail(err: DbMigrateError, as_json: bool) -> int:
+    if as_json:
+        sys.stdout.write(err.to_json() + "\n")
+    else:
+        from db_migrate.cli.render import render_error, use_color
+
+        sys.stderr.write(render_error(err.info(), color=use_color(sys.stderr)) + "\n")
+    return EXIT_USAGE

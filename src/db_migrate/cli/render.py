@@ -1,0 +1,165 @@
+"""Verdicts as text for people: the CLI's text output and the MCP tool's text block.
+
+:func:`render` gives the full report (grouped by revision, each finding with
+``file:line``, message and fix, then escalation triggers and what was not
+checked); :func:`brief` the few lines an MCP tool puts beside its structured
+content.  Colour only when asked (:func:`use_color`: a terminal, no ``NO_COLOR``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import IO, Any
+
+from db_migrate.verdict import SEVERITY_ORDER, Finding, Verdict
+
+_COLORS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "dim": "2", "bold": "1"}
+_DECISION_COLOR = {"proceed": "green", "revise": "yellow", "escalate": "magenta"}
+_SEVERITY_COLOR = {"error": "red", "warning": "yellow", "info": "blue"}
+_VERDICT_FIELDS = set(Verdict.model_fields)
+
+
+def use_color(stream: IO[str]) -> bool:
+    """Colour on a terminal only, and never when ``NO_COLOR`` is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Paint:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        codes = ";".join(_COLORS[s] for s in styles)
+        return f"\033[{codes}m{text}\033[0m"
+
+
+def location(f: Finding) -> str:
+    """``path:line`` (or whatever part of it is known)."""
+    if f.path and f.line:
+        return f"{f.path}:{f.line}"
+    return f.path or (f"line {f.line}" if f.line else "")
+
+
+def render(result: Verdict, *, color: bool = False) -> str:
+    """The full human-readable report of ``result``."""
+    paint = _Paint(color)
+    out: list[str] = []
+    decision = result.decision.upper()
+    out.append(f"{paint(decision, 'bold', _DECISION_COLOR.get(result.decision, 'bold'))}  {result.summary}")
+    extras = list(_extras(result))
+    for name, value in extras:
+        out.append(f"  {paint(name + ':', 'dim')} {value}")
+
+    groups: dict[str, list[Finding]] = {}
+    for f in result.findings:
+        groups.setdefault(f.revision or "(project)", []).append(f)
+    for rev, findings in groups.items():
+        path = next((f.path for f in findings if f.path), None)
+        out.append("")
+        out.append(paint(f"{rev}" + (f"  {path}" if path else ""), "bold"))
+        for f in sorted(findings, key=lambda f: (f.line or 0, SEVERITY_ORDER[f.severity], f.rule)):
+            where = location(f)
+            head = f"  {paint(f.severity, _SEVERITY_COLOR[f.severity])} [{f.rule}] ({f.phase})"
+            out.append(f"{head} {where}" if where else head)
+            out.extend(_indent(f.message, 6))
+            if f.fix:
+                out.append(f"      {paint('fix:', 'green')}")
+                out.extend(_indent(f.fix, 8))
+
+    if result.escalation is not None and result.escalation.triggers:
+        out.append("")
+        out.append(paint("Needs a human:", "bold", "magenta"))
+        for t in result.escalation.triggers:
+            out.append(f"  - {t.trigger}: {t.reason}")
+            for ev in t.evidence:
+                out.append(f"      {paint(ev, 'dim')}")
+    if result.escalation is not None and result.escalation.auto_classes:
+        out.append(f"{paint('Agent may handle:', 'dim')} {', '.join(result.escalation.auto_classes)}")
+
+    if result.unchecked:
+        out.append("")
+        out.append(paint("Not checked:", "bold"))
+        for u in result.unchecked:
+            where = " ".join(x for x in (u.revision, f"{u.path}:{u.line}" if u.path and u.line else u.path) if x)
+            out.append(f"  - {u.what}: {u.reason}" + (f" ({where})" if where else ""))
+
+    counts = result.counts()
+    out.append("")
+    out.append(paint(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s)", "dim"))
+    return "\n".join(out)
+
+
+def brief(result: Verdict, *, limit: int = 8) -> str:
+    """A few lines for an MCP tool's text content; the structured content has the rest."""
+    lines = [f"{result.decision}: {result.summary}"]
+    shown = sorted(result.findings, key=lambda f: SEVERITY_ORDER[f.severity])[:limit]
+    for f in shown:
+        where = location(f)
+        lines.append(f"- {f.severity} [{f.rule}] {where + ' ' if where else ''}{f.message}")
+    if len(result.findings) > limit:
+        lines.append(f"- ... {len(result.findings) - limit} more in structuredContent.findings")
+    if result.escalation is not None:
+        for t in result.escalation.triggers:
+            lines.append(f"- needs a human: {t.trigger}: {t.reason}")
+    if result.unchecked:
+        lines.append(f"- {len(result.unchecked)} thing(s) not checked: see structuredContent.unchecked")
+    return "\n".join(lines)
+
+
+def render_error(info: Any, *, color: bool = False) -> str:
+    """An :class:`~db_migrate.verdict.ErrorInfo` as ``error [code]: message`` plus its hint."""
+    paint = _Paint(color)
+    text = f"{paint('error', 'bold', 'red')} [{info.code}]: {info.message}"
+    if info.hint:
+        text += f"\n  {paint('hint:', 'dim')} {info.hint}"
+    return text
+
+
+def render_rules(rules: Iterable[Any], *, color: bool = False) -> str:
+    """The rule catalogue as text: id, severity, title, then why and fix indented."""
+    paint = _Paint(color)
+    out: list[str] = []
+    for r in rules:
+        out.append(f"{paint(r.id, 'bold')}  {paint(r.severity, _SEVERITY_COLOR.get(r.severity, 'dim'))}  {r.title}")
+        why = getattr(r, "why", None)
+        if why:
+            out.extend(_indent(why, 4))
+    return "\n".join(out)
+
+
+def _extras(result: Verdict) -> Iterable[tuple[str, str]]:
+    """The subclass's own fields (heads, path, steps...), compact, for the report header."""
+    for name in type(result).model_fields:
+        if name in _VERDICT_FIELDS:
+            continue
+        value = getattr(result, name)
+        if value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, (str, int, float, bool)):
+            yield name, str(value)
+        elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            yield name, ", ".join(str(v) for v in value)
+        else:
+            dumped = json.dumps(_dump(value), default=str)
+            yield name, dumped if len(dumped) <= 300 else dumped[:297] + "..."
+
+
+def _dump(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
+def _indent(text: str, n: int) -> list[str]:
+    return [" " * n + line for line in str(text).splitlines()] or [" " * n]
