@@ -1,0 +1,86 @@
+"""Worker-side jobs of check_heads (run through :func:`db_migrate.sandbox.run_job`).
+
+- :func:`read_database_revisions` reads the version table of the *user's*
+  database, read-only: no env.py, no DDL, a read-only transaction where the
+  dialect has one, rolled back.  It runs in a worker only for the timeout (a
+  database that never answers).
+- :func:`create_merge` runs ``alembic.command.merge`` (it imports every
+  revision file, and env.py when ``revision_environment`` is set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from db_migrate.errors import DatabaseError, ProjectCodeError
+from db_migrate.project import Project, redact_url
+
+
+def read_database_revisions(url: str, version_table: str = "alembic_version", version_table_schema: str | None = None) -> list[str]:
+    """The revisions recorded in ``url``'s version table ([] when it has none), without writing anything."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine, pool
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        if db in ("", ":memory:") or not Path(db).is_file():
+            raise DatabaseError(
+                f"The SQLite database {db or ':memory:'} does not exist; there is no state to read.",
+                hint="Pass the path of the existing database file as database_url (sqlite:///path/to/app.db).",
+            )
+        # a read-only URI connection: SQLite cannot create or change the file through it
+        u = u.set(database=f"file:{Path(db).resolve()}?mode=ro", query={**u.query, "uri": "true"})
+    engine = create_engine(u, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            elif conn.dialect.name in ("mysql", "mariadb"):
+                conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+            ctx = MigrationContext.configure(
+                conn, opts={"version_table": version_table, "version_table_schema": version_table_schema}
+            )
+            heads = list(ctx.get_current_heads())
+            conn.rollback()
+            return sorted(heads)
+    except DatabaseError:
+        raise
+    except Exception as e:
+        raise DatabaseError(
+            f"Cannot read the version table of {redact_url(url)}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}",
+            hint="Check that database_url is reachable and that its user may read the version table.",
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def create_merge(project: Project, message: str, scratch_url: str) -> str:
+    """Write a merge revision of all heads with ``alembic.command.merge``; return its path.
+
+    ``scratch_url`` is handed to env.py (``sqlalchemy.url`` and
+    ``config.attributes["connection"]``) in case ``revision_environment`` makes
+    alembic run it: it must never reach the user's database.
+    """
+    from alembic import command
+    from alembic.util import CommandError
+    from sqlalchemy import create_engine, pool
+
+    from db_migrate.generate.writing import refuse_overwrite
+
+    written: list[Path] = []
+    engine = create_engine(scratch_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            cfg = project.alembic_config(connection=conn)
+            cfg.set_main_option("sqlalchemy.url", scratch_url.replace("%", "%%"))
+            with refuse_overwrite(written):
+                script = command.merge(cfg, "heads", message=message)
+    except CommandError as e:
+        raise ProjectCodeError(f"alembic merge failed: {e}", hint="Fix the history (see the other findings) and call again.") from None
+    finally:
+        engine.dispose()
+    if script is None:  # pragma: no cover - alembic returns None only for sourceless setups
+        return str(written[0]) if written else ""
+    return str(Path(script.path).resolve())
