@@ -1,0 +1,183 @@
+"""What a revision does, as recorded without a database.
+
+These objects live inside the sandbox worker only: they hold alembic's own
+operation objects (``AddColumnOp``, ``AlterColumnOp``, ``ExecuteSQLOp``...),
+which carry SQLAlchemy columns and types and are not meant to cross a process
+boundary.  Rules read them there; what leaves the worker is pydantic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic.operations import ops
+
+Phase = Literal["upgrade", "downgrade"]
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def op_kind(op: ops.MigrateOperation) -> str:
+    """alembic's name for an operation: ``AddColumnOp`` -> ``add_column``."""
+    name = type(op).__name__
+    if name.endswith("Op"):
+        name = name[:-2]
+    return _CAMEL.sub("_", name).lower().replace("execute_s_q_l", "execute")
+
+
+@dataclass
+class RecordedOp:
+    """One alembic operation as ``upgrade()``/``downgrade()`` invoked it."""
+
+    op: ops.MigrateOperation
+    """alembic's operation object, with every argument."""
+    phase: Phase
+    index: int
+    """Position within its phase (0-based)."""
+    line: int | None
+    """1-based line in the revision file of the ``op.xxx(...)`` call."""
+    sql: list[str] = field(default_factory=list)
+    """SQL rendered for the dialect (empty when rendering failed or was deferred by batch mode)."""
+    render_error: str | None = None
+    in_autocommit_block: bool = False
+    """Ran inside ``with op.get_context().autocommit_block():`` (outside the migration transaction)."""
+    batch_table: str | None = None
+    """Set when invoked through ``op.batch_alter_table(<table>)``."""
+
+    @property
+    def kind(self) -> str:
+        return op_kind(self.op)
+
+    @property
+    def table(self) -> str | None:
+        for attr in ("table_name", "source_table"):
+            v = getattr(self.op, attr, None)
+            if isinstance(v, str):
+                return v
+        return self.batch_table
+
+    @property
+    def column(self) -> str | None:
+        op = self.op
+        if isinstance(op, ops.AddColumnOp):
+            return op.column.name
+        v = getattr(op, "column_name", None)
+        return v if isinstance(v, str) else None
+
+
+@dataclass
+class SqlStatement:
+    """A statement passed to ``op.execute`` (or rendered), parsed when possible."""
+
+    text: str
+    kind: str
+    """Leading keyword(s): UPDATE, DELETE, INSERT, SELECT, TRUNCATE, DROP TABLE, ALTER TABLE, CREATE INDEX..."""
+    tables: list[str] = field(default_factory=list)
+    has_where: bool | None = None
+    parse_error: str | None = None
+    parsed: Any = None
+    """pglast's statement node (PostgreSQL only), for rules that need the tree."""
+
+
+@dataclass
+class SourceFact:
+    """A fact read from the revision's syntax tree (what recording cannot see)."""
+
+    kind: Literal[
+        "interpolated-sql",  # op.execute(f"..."), "%", .format, + : detail = how
+        "app-import",  # import of application code: detail = module
+        "missing-import",  # module that cannot be imported here: detail = module
+        "orm-session",  # Session(...)/sessionmaker(...) use
+        "bind-read",  # op.get_bind() / connection reads rows
+        "sys-exit",
+    ]
+    line: int
+    detail: str = ""
+
+
+@dataclass
+class PhaseOutcome:
+    """How running one phase went."""
+
+    ran: bool = False
+    """The function exists and was called."""
+    completed: bool = False
+    """It returned normally (everything it does was recorded)."""
+    error: str | None = None
+    """Why it stopped early, with the line when known."""
+    error_line: int | None = None
+    body: Literal["missing", "pass", "not-implemented", "code"] = "code"
+    """What the function's source is: absent, only ``pass``/docstring, raising NotImplementedError, or real code."""
+
+
+@dataclass
+class RevisionCapture:
+    """Everything recorded about one revision file."""
+
+    path: Path
+    relpath: str
+    revision: str | None
+    down_revisions: tuple[str, ...]
+    message: str | None
+    dialect: str
+    source: str
+    upgrade: list[RecordedOp] = field(default_factory=list)
+    downgrade: list[RecordedOp] = field(default_factory=list)
+    upgrade_outcome: PhaseOutcome = field(default_factory=PhaseOutcome)
+    downgrade_outcome: PhaseOutcome = field(default_factory=PhaseOutcome)
+    facts: list[SourceFact] = field(default_factory=list)
+    load_error: str | None = None
+    """Set when the module could not be imported at all (nothing was recorded)."""
+    stubbed_modules: list[str] = field(default_factory=list)
+    """Modules not installed here that were replaced by stand-ins so recording could go on."""
+    _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)
+
+    def ops(self, phase: Phase) -> list[RecordedOp]:
+        return self.upgrade if phase == "upgrade" else self.downgrade
+
+    def outcome(self, phase: Phase) -> PhaseOutcome:
+        return self.upgrade_outcome if phase == "upgrade" else self.downgrade_outcome
+
+    def tables_created(self, phase: Phase, before_index: int | None = None) -> set[str]:
+        """Tables this phase creates (before ``before_index`` when given)."""
+        return {
+            r.op.table_name
+            for r in self.ops(phase)
+            if isinstance(r.op, ops.CreateTableOp) and (before_index is None or r.index < before_index)
+        }
+
+    def columns_added(self, phase: Phase, before_index: int | None = None) -> set[tuple[str, str]]:
+        """(table, column) pairs this phase adds (before ``before_index`` when given)."""
+        out: set[tuple[str, str]] = set()
+        for r in self.ops(phase):
+            if before_index is not None and r.index >= before_index:
+                continue
+            if isinstance(r.op, ops.AddColumnOp):
+                out.add((r.op.table_name, r.op.column.name))
+        return out
+
+    def source_line(self, line: int | None) -> str:
+        if not line:
+            return ""
+        lines = self.source.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+    def statements(self, phase: Phase) -> list[tuple[RecordedOp, SqlStatement]]:
+        """Every SQL statement ``op.execute`` ran in ``phase``, parsed (cached)."""
+        cache = self._statements.get(phase)
+        if cache is None:
+            from db_migrate.capture.sql import parse_sql
+
+            cache = []
+            for rec in self.ops(phase):
+                if isinstance(rec.op, ops.ExecuteSQLOp):
+                    text = rec.op.sqltext if isinstance(rec.op.sqltext, str) else ";\n".join(rec.sql)
+                    cache.extend((rec, stmt) for stmt in parse_sql(text, self.dialect))
+            self._statements[phase] = cache
+        return cache
+
+    def facts_of(self, kind: str) -> list[SourceFact]:
+        return [f for f in self.facts if f.kind == kind]

@@ -1,0 +1,300 @@
+"""Record what ``upgrade()`` and ``downgrade()`` do, offline, with alembic itself.
+
+The revision module is imported and each phase runs under an offline
+``EnvironmentContext`` (``as_sql=True``, literal binds, the project's dialect):
+every ``op.xxx(...)`` builds an alembic operation object and passes it to
+``AbstractOperations.invoke``; the recorder wraps ``invoke`` to keep the object,
+the calling line in the revision file and the SQL alembic renders for it.
+
+This module runs user code: call it only inside a sandbox worker.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import io
+import signal
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+from alembic.operations import BatchOperations, Operations
+from alembic.operations.base import AbstractOperations
+from alembic.runtime.migration import MigrationContext
+
+from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
+from db_migrate.capture.source import function_body_kind, source_facts
+from db_migrate.project.headers import parse_header
+
+PHASE_SECONDS = 10  # one phase of one revision; a loop longer than this is reported, not waited out
+
+_active: _Recorder | None = None
+_patched = False
+
+
+class _Recorder:
+    def __init__(self, cap: RevisionCapture, buf: io.StringIO) -> None:
+        self.cap = cap
+        self.buf = buf
+        self.phase = "upgrade"
+        self.autocommit_depth = 0
+        self.batch_tables: list[str] = []
+        self.filename = str(cap.path)
+
+    def caller_line(self) -> int | None:
+        f = sys._getframe(2)
+        while f is not None:
+            if f.f_code.co_filename == self.filename:
+                return f.f_lineno
+            f = f.f_back
+        return None
+
+
+def _install_patches() -> None:
+    """Wrap alembic's invoke/autocommit_block/batch_alter_table once per worker process."""
+    global _patched
+    if _patched:
+        return
+    orig_invoke = AbstractOperations.invoke
+    orig_autocommit = MigrationContext.autocommit_block
+    orig_batch = Operations.batch_alter_table
+
+    def invoke(self: AbstractOperations, operation: Any) -> Any:
+        rec = _active
+        if rec is None:
+            return orig_invoke(self, operation)
+        ops_list = rec.cap.ops(rec.phase)  # type: ignore[arg-type]
+        entry = RecordedOp(
+            op=operation,
+            phase=rec.phase,  # type: ignore[arg-type]
+            index=len(ops_list),
+            line=rec.caller_line(),
+            in_autocommit_block=rec.autocommit_depth > 0,
+            batch_table=rec.batch_tables[-1] if isinstance(self, BatchOperations) and rec.batch_tables else None,
+        )
+        ops_list.append(entry)
+        start = rec.buf.tell()
+        try:
+            result = orig_invoke(self, operation)
+        except NotImplementedError as e:
+            entry.render_error = f"{rec.cap.dialect} cannot render this operation offline: {e}"
+            return None
+        except Exception as e:
+            entry.render_error = f"{type(e).__name__}: {e}"
+            return None
+        text = rec.buf.getvalue()[start:]
+        entry.sql = [s.strip() for s in text.split(";\n") if s.strip() and s.strip() not in ("BEGIN", "COMMIT")]
+        return result
+
+    @contextlib.contextmanager
+    def autocommit_block(self: MigrationContext):
+        rec = _active
+        if rec is not None:
+            rec.autocommit_depth += 1
+        try:
+            with orig_autocommit(self):
+                yield
+        finally:
+            if rec is not None:
+                rec.autocommit_depth -= 1
+
+    @contextlib.contextmanager
+    def batch_alter_table(self: Operations, table_name: str, *args: Any, **kw: Any):
+        rec = _active
+        if rec is None:
+            with orig_batch(self, table_name, *args, **kw) as b:
+                yield b
+            return
+        if rec.cap.dialect == "sqlite":
+            # Offline, SQLite's "move and copy" needs a live connection to reflect the table;
+            # recording only needs the operations, so ask alembic not to recreate.
+            kw["recreate"] = "never"
+        rec.batch_tables.append(table_name)
+        try:
+            with orig_batch(self, table_name, *args, **kw) as b:
+                yield b
+        finally:
+            rec.batch_tables.pop()
+
+    AbstractOperations.invoke = invoke  # type: ignore[method-assign]
+    MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
+    Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
+    _patched = True
+
+
+class _StandIn(types.ModuleType):
+    """A module that is not installed here: every attribute is another stand-in."""
+
+    __path__: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _StandIn(f"{self.__name__}.{name}")
+
+    def __call__(self, *a: Any, **k: Any) -> Any:
+        return _StandIn(f"{self.__name__}()")
+
+    def __iter__(self):
+        return iter(())
+
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        return (object,)
+
+
+class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None):
+        if fullname.split(".")[0] in self.names:
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return _StandIn(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+class _PhaseTimeout(BaseException):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _PhaseTimeout()
+
+
+def _load_module(path: Path, stand_ins: set[str]) -> types.ModuleType:
+    name = f"_dbm_revision_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    finder = _StandInFinder(stand_ins) if stand_ins else None
+    if finder:
+        sys.meta_path.insert(0, finder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if finder:
+            sys.meta_path.remove(finder)
+    return module
+
+
+def _where(exc: BaseException, filename: str) -> int | None:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def capture_file(path: Path, *, root: Path, dialect: str, relpath: str | None = None) -> RevisionCapture:
+    """Record one revision file. Never raises for problems in the file itself."""
+    global _active
+    _install_patches()
+    source = path.read_text(encoding="utf-8", errors="replace")
+    header = parse_header(path, source)
+    cap = RevisionCapture(
+        path=path,
+        relpath=relpath or str(path),
+        revision=header.revision,
+        down_revisions=header.down_revisions,
+        message=header.message,
+        dialect=dialect,
+        source=source,
+    )
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        cap.load_error = f"not valid Python: {e.msg} (line {e.lineno})"
+        return cap
+    cap.facts = source_facts(tree, root)
+    cap.upgrade_outcome.body = function_body_kind(tree, "upgrade")  # type: ignore[assignment]
+    cap.downgrade_outcome.body = function_body_kind(tree, "downgrade")  # type: ignore[assignment]
+
+    stand_ins: set[str] = set()
+    module = None
+    for _ in range(5):  # each round replaces one more missing top-level module
+        try:
+            module = _load_module(path, stand_ins)
+            break
+        except ModuleNotFoundError as e:
+            top = (e.name or "").split(".")[0]
+            if not top or top in stand_ins:
+                cap.load_error = f"import failed: {e}"
+                return cap
+            stand_ins.add(top)
+        except SystemExit as e:
+            cap.load_error = f"the module calls sys.exit({e.code!r}) when imported"
+            return cap
+        except BaseException as e:  # user code at import time may raise anything
+            line = _where(e, str(path))
+            cap.load_error = f"importing it raised {type(e).__name__}: {e}" + (f" (line {line})" if line else "")
+            return cap
+    cap.stubbed_modules = sorted(stand_ins)
+    if module is None:
+        cap.load_error = "import failed: too many missing modules"
+        return cap
+
+    buf = io.StringIO()
+    for phase in ("upgrade", "downgrade"):
+        outcome: PhaseOutcome = cap.outcome(phase)  # type: ignore[arg-type]
+        fn = getattr(module, phase, None)
+        if not callable(fn):
+            continue
+        outcome.ran = True
+        rec = _Recorder(cap, buf)
+        rec.phase = phase
+        _active = rec
+        old_handler = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, PHASE_SECONDS)
+        try:
+            with _offline_context(dialect, buf) as ctx, Operations.context(ctx):
+                fn()
+            outcome.completed = True
+        except _PhaseTimeout:
+            outcome.error = f"{phase}() did not finish within {PHASE_SECONDS} s (endless loop?)"
+        except SystemExit as e:
+            outcome.error = f"{phase}() calls sys.exit({e.code!r})"
+            outcome.error_line = _where(e, str(path))
+        except NotImplementedError as e:
+            outcome.error = f"{phase}() raises NotImplementedError{': ' + str(e) if str(e) else ''}"
+            outcome.error_line = _where(e, str(path))
+        except BaseException as e:
+            outcome.error_line = _where(e, str(path))
+            outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler)
+            _active = None
+    return cap
+
+
+@contextlib.contextmanager
+def _offline_context(dialect: str, buf: io.StringIO):
+    """An offline MigrationContext for ``dialect``, and alembic's ``context`` proxy for migrations that use it."""
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent))
+    script = ScriptDirectory.from_config(cfg)
+    with EnvironmentContext(cfg, script, as_sql=True) as env:
+        env.configure(
+            dialect_name=dialect,
+            output_buffer=buf,
+            literal_binds=True,
+            transaction_per_migration=False,
+        )
+        yield env.get_context()

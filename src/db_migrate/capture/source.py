@@ -1,0 +1,155 @@
+"""Facts from a revision's syntax tree: what recording operations cannot see.
+
+- SQL built by interpolation (f-string, ``%``, ``.format``, ``+``) passed to
+  ``op.execute`` or ``sa.text``: by the time alembic sees it, it is a plain
+  string.
+- Imports of application code (models change later; the migration then breaks
+  or silently does something else), and modules that are not installed.
+- ORM sessions and reads through ``op.get_bind()``: offline recording cannot
+  see what a data migration does with rows.
+- The shape of ``upgrade``/``downgrade``: missing, ``pass``, ``raise NotImplementedError``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+
+from db_migrate.capture.model import SourceFact
+
+#: Libraries a migration may legitimately import.
+MIGRATION_LIBRARIES = frozenset(
+    {
+        "alembic", "sqlalchemy", "sqlalchemy_utils", "geoalchemy2", "sqlmodel", "alembic_utils",
+        "alembic_postgresql_enum", "sqlalchemy_json", "citext", "typing_extensions", "__future__",
+        "psycopg", "psycopg2", "pymysql", "mysqlclient", "MySQLdb",
+    }
+)
+_SQL_SINKS = {"execute", "text"}  # op.execute(...), sa.text(...), conn.execute(...)
+_READ_METHODS = {"fetchall", "fetchone", "fetchmany", "scalar", "scalars", "scalar_one", "first", "one", "all", "mappings"}
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call):
+        f = node.func
+        if isinstance(f, ast.Attribute):
+            return f.attr
+        if isinstance(f, ast.Name):
+            return f.id
+    return None
+
+
+def _interpolation(node: ast.AST) -> str | None:
+    """How ``node`` builds a string by interpolation, or None."""
+    if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.FormattedValue) for v in node.values):
+        return "an f-string"
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Mod) and isinstance(node.left, (ast.Constant, ast.JoinedStr)):
+            return "% formatting"
+        if isinstance(node.op, ast.Add) and (_is_str(node.left) or _is_str(node.right) or _interpolation(node.left)):
+            return "string concatenation (+)"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return ".format()"
+    if isinstance(node, ast.Call) and _call_name(node) == "text" and node.args:
+        return _interpolation(node.args[0])
+    return None
+
+
+def _is_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) or isinstance(node, ast.JoinedStr)
+
+
+def _module_origin(name: str, root: Path) -> str:
+    """``app`` (under the project root), ``library`` (installed or stdlib) or ``missing``."""
+    top = name.split(".")[0]
+    if top in MIGRATION_LIBRARIES:
+        return "migration-library"
+    if top in sys.stdlib_module_names:
+        return "library"
+    for base in (root, root / "src"):
+        if (base / top).is_dir() or (base / f"{top}.py").is_file():
+            return "app"
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return "missing"
+    origin = spec.origin or ""
+    if "site-packages" in origin or "dist-packages" in origin or spec.origin in (None, "built-in", "frozen"):
+        return "library"
+    return "app"
+
+
+def function_body_kind(tree: ast.Module, name: str) -> str:
+    """``missing``, ``pass`` (only pass/docstring/...), ``not-implemented`` or ``code``."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            body = [
+                s for s in node.body
+                if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))  # docstring, ...
+                and not isinstance(s, ast.Pass)
+            ]
+            if not body:
+                return "pass"
+            if len(body) == 1 and isinstance(body[0], ast.Raise):
+                exc = body[0].exc
+                target = exc.func if isinstance(exc, ast.Call) else exc
+                if isinstance(target, ast.Name) and target.id == "NotImplementedError":
+                    return "not-implemented"
+            return "code"
+    return "missing"
+
+
+def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
+    """Every :class:`SourceFact` of a parsed revision module."""
+    facts: list[SourceFact] = []
+    bind_names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:  # relative import inside versions/: application code
+                    facts.append(SourceFact("app-import", node.lineno, "." * node.level + (node.module or "")))
+                    continue
+                names = [node.module or ""]
+            else:
+                names = [a.name for a in node.names]
+            for name in names:
+                origin = _module_origin(name, root)
+                if origin == "app":
+                    facts.append(SourceFact("app-import", node.lineno, name))
+                elif origin == "missing":
+                    facts.append(SourceFact("missing-import", node.lineno, name))
+        elif isinstance(node, ast.Call):
+            name = _call_name(node)
+            if name in _SQL_SINKS and node.args:
+                how = _interpolation(node.args[0])
+                if how:
+                    facts.append(SourceFact("interpolated-sql", node.lineno, how))
+            elif name in ("Session", "sessionmaker", "scoped_session"):
+                facts.append(SourceFact("orm-session", node.lineno, name))
+            elif name in ("exit", "_exit") and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", "") in ("sys", "os"):
+                facts.append(SourceFact("sys-exit", node.lineno, f"{node.func.value.id}.{name}"))  # type: ignore[attr-defined]
+            elif name in _READ_METHODS:
+                facts.append(SourceFact("bind-read", node.lineno, name))
+        elif isinstance(node, ast.Assign) and _call_name(node.value) == "get_bind":
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    bind_names.add(t.id)
+        elif isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and _call_name(node.iter) == "execute":
+            facts.append(SourceFact("bind-read", node.lineno, "iterates over query results"))
+    # session.query(...) is a read too
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _call_name(node) == "query":
+            facts.append(SourceFact("bind-read", node.lineno, "query"))
+    # De-duplicate while keeping order.
+    seen: set[tuple[str, int, str]] = set()
+    out = []
+    for f in facts:
+        key = (f.kind, f.line, f.detail)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out

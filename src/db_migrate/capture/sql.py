@@ -1,0 +1,108 @@
+"""Parse the SQL a migration hands to ``op.execute``.
+
+On PostgreSQL the statements are parsed with pglast (the real PostgreSQL
+parser), which gives the statement kind, the tables and whether an UPDATE or
+DELETE has a WHERE clause.  Elsewhere a keyword scan gives the kind.
+"""
+
+from __future__ import annotations
+
+import re
+
+from db_migrate.capture.model import SqlStatement
+
+_KEYWORDS = re.compile(
+    r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*"
+    r"(WITH|UPDATE|DELETE|INSERT|SELECT|TRUNCATE|DROP\s+\w+|ALTER\s+\w+|CREATE\s+(?:UNIQUE\s+)?\w+|GRANT|REVOKE|SET|COMMENT|LOCK|VACUUM|ANALYZE|REINDEX|COPY|DO|CALL|BEGIN|COMMIT)",
+    re.IGNORECASE | re.DOTALL,
+)
+_PG_KIND = {
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "InsertStmt": "INSERT",
+    "SelectStmt": "SELECT",
+    "TruncateStmt": "TRUNCATE",
+    "DropStmt": "DROP",
+    "AlterTableStmt": "ALTER TABLE",
+    "IndexStmt": "CREATE INDEX",
+    "CreateStmt": "CREATE TABLE",
+    "AlterEnumStmt": "ALTER TYPE",
+    "VariableSetStmt": "SET",
+    "RenameStmt": "RENAME",
+    "DoStmt": "DO",
+    "LockStmt": "LOCK",
+}
+
+
+def _keyword_kind(text: str) -> str:
+    m = _KEYWORDS.match(text)
+    return re.sub(r"\s+", " ", m.group(1).upper()) if m else "OTHER"
+
+
+def parse_sql(text: str, dialect: str) -> list[SqlStatement]:
+    """Split and classify ``text``; never raises."""
+    if dialect == "postgresql":
+        try:
+            return _parse_pg(text)
+        except Exception as e:  # pglast raises ParseError; anything else is still "unparsed"
+            return [SqlStatement(text=text, kind=_keyword_kind(text), parse_error=str(e).splitlines()[0])]
+    parts = [p.strip() for p in _split(text) if p.strip()]
+    out = []
+    for p in parts or [text]:
+        kind = _keyword_kind(p)
+        has_where = bool(re.search(r"\bWHERE\b", p, re.IGNORECASE)) if kind in ("UPDATE", "DELETE") else None
+        out.append(SqlStatement(text=p, kind=kind, has_where=has_where, tables=_tables_by_regex(p, kind)))
+    return out
+
+
+def _split(text: str) -> list[str]:
+    # Good enough for migration SQL outside PostgreSQL: no semicolons inside literals is assumed.
+    return text.split(";")
+
+
+def _tables_by_regex(text: str, kind: str) -> list[str]:
+    pat = {
+        "UPDATE": r"^\s*UPDATE\s+([\w.\"`]+)",
+        "DELETE": r"\bFROM\s+([\w.\"`]+)",
+        "INSERT": r"\bINTO\s+([\w.\"`]+)",
+        "TRUNCATE": r"^\s*TRUNCATE\s+(?:TABLE\s+)?([\w.\"`]+)",
+        "DROP TABLE": r"\bTABLE\s+(?:IF\s+EXISTS\s+)?([\w.\"`]+)",
+        "ALTER TABLE": r"\bTABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([\w.\"`]+)",
+    }.get(kind)
+    if not pat:
+        return []
+    m = re.search(pat, text, re.IGNORECASE)
+    return [m.group(1).strip('"`')] if m else []
+
+
+def _parse_pg(text: str) -> list[SqlStatement]:
+    import pglast
+    from pglast import ast as pgast
+    from pglast.visitors import Visitor
+
+    out: list[SqlStatement] = []
+    for raw in pglast.parse_sql(text):
+        stmt = raw.stmt
+        name = type(stmt).__name__
+        kind = _PG_KIND.get(name, name.removesuffix("Stmt").upper())
+        if isinstance(stmt, pgast.DropStmt):
+            kind = "DROP " + str(stmt.removeType).split(".")[-1].removeprefix("OBJECT_")
+        tables: list[str] = []
+
+        class _Tables(Visitor):
+            def visit_RangeVar(self, ancestors, node):  # noqa: N802 (pglast's visitor naming)
+                tables.append(node.relname)
+
+        _Tables()(stmt)
+        has_where = None
+        if isinstance(stmt, (pgast.UpdateStmt, pgast.DeleteStmt)):
+            has_where = stmt.whereClause is not None
+        if isinstance(stmt, pgast.DropStmt) and stmt.objects:
+            for obj in stmt.objects:
+                names = [getattr(n, "sval", None) for n in (obj if isinstance(obj, tuple) else ())]
+                if names and names[-1]:
+                    tables.append(names[-1])
+        start = raw.stmt_location or 0
+        length = raw.stmt_len or len(text) - start
+        out.append(SqlStatement(text=text[start : start + length].strip(), kind=kind, tables=list(dict.fromkeys(tables)), has_where=has_where, parsed=stmt))
+    return out

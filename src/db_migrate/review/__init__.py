@@ -1,0 +1,165 @@
+"""review_migration: what a revision does, what is unsafe about it, and the safe alternative.
+
+The parent resolves the revision(s) from statically parsed headers, then a
+sandbox worker imports each revision file, records its operations offline
+(:mod:`db_migrate.capture`) and runs the rule catalogue over them
+(:mod:`.engine`).  Results are cached by file content, dialect and rule set,
+so an agent calling in a loop pays only for what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadError, MigrationTimeout
+from db_migrate.project import Project, load_history
+from db_migrate.project.headers import RevisionHeader
+from db_migrate.review.model import Operation, ReviewResult, RevisionOutcome, RevisionReview
+from db_migrate.sandbox import progress, run_job
+from db_migrate.verdict import Finding, Unchecked, decide, sort_findings
+
+__all__ = ["Operation", "ReviewResult", "RevisionReview", "review_migration", "review_paths"]
+
+_CACHE_SIZE = 4096
+_cache: OrderedDict[tuple[str, str], RevisionOutcome] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def review_migration(
+    project: Project,
+    revision: str | None = "head",
+    *,
+    all_revisions: bool = False,
+    dialect: str | None = None,
+    timeout: float | None = None,
+) -> ReviewResult:
+    """Review one revision (id, unique prefix, ``head`` or file path), or every revision."""
+    history = load_history(project)
+    if all_revisions:
+        headers = sorted(history.headers, key=lambda h: str(h.path))
+        if history.broken:
+            b = history.broken[0]
+            raise MigrationLoadError(
+                f"{project.relpath(b.path)} is not valid Python: {b.message}", hint="Fix the syntax error and call again.",
+                path=project.relpath(b.path),
+            )
+    else:
+        headers = [history.resolve(revision)]
+    return review_paths(project, headers, dialect=dialect, timeout=timeout)
+
+
+def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
+    data = h.path.read_bytes()
+    return (hashlib.sha256(data).hexdigest(), dialect)
+
+
+def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None) -> ReviewResult:
+    """Review the given revision files (in the order given)."""
+    dialect = dialect or project.dialect
+    outcomes: dict[int, RevisionOutcome] = {}
+    todo: list[tuple[int, RevisionHeader]] = []
+    keys: dict[int, tuple[str, str]] = {}
+    for i, h in enumerate(headers):
+        keys[i] = _key(h, dialect)
+        with _cache_lock:
+            hit = _cache.get(keys[i])
+        if hit is not None:
+            outcomes[i] = _relocate(hit, project, h)
+        else:
+            todo.append((i, h))
+    if todo:
+        progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
+        for (i, h), outcome in zip(todo, _run(project, [h for _, h in todo], dialect, timeout)):
+            outcomes[i] = outcome
+            # Revisions importing application code may change meaning when that code changes: don't cache.
+            if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):
+                with _cache_lock:
+                    _cache[keys[i]] = outcome
+                    while len(_cache) > _CACHE_SIZE:
+                        _cache.popitem(last=False)
+    if len(headers) == 1 and outcomes[0].load_error:
+        h = headers[0]
+        raise MigrationLoadError(
+            f"Cannot analyse {project.relpath(h.path)}: {outcomes[0].load_error}.",
+            hint="Fix the revision so that it imports cleanly, then call again.",
+            revision=h.revision, path=project.relpath(h.path),
+        )
+    return _assemble(project, [outcomes[i] for i in range(len(headers))], dialect)
+
+
+def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> RevisionOutcome:
+    """A cached outcome for identical content at another path keeps this path."""
+    rel = project.relpath(h.path)
+    if outcome.review.path == rel:
+        return outcome
+    data = outcome.model_dump()
+    data["review"]["path"] = rel
+    for group in ("findings", "suppressed", "unchecked"):
+        for item in data[group]:
+            item["path"] = rel
+    return RevisionOutcome.model_validate(data)
+
+
+def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout: float | None) -> list[RevisionOutcome]:
+    files = [(str(h.path), project.relpath(h.path)) for h in headers]
+    try:
+        return run_job(
+            "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
+            timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
+        )
+    except (MigrationCrashed, MigrationTimeout) as e:
+        if len(headers) == 1:
+            raise
+        # One revision took the whole batch down: review each alone so the others still get a verdict.
+        out = []
+        for h in headers:
+            try:
+                out.extend(_run(project, [h], dialect, timeout))
+            except (MigrationCrashed, MigrationTimeout) as e1:
+                out.append(_failed_outcome(project, h, e1))
+        return out
+    except DbMigrateError:
+        raise
+
+
+def _failed_outcome(project: Project, h: RevisionHeader, e: DbMigrateError) -> RevisionOutcome:
+    rel = project.relpath(h.path)
+    return RevisionOutcome(
+        review=RevisionReview(revision=h.revision, path=rel, message=h.message, down_revisions=list(h.down_revisions)),
+        load_error=e.message,
+        unchecked=[Unchecked(what="every operation of the revision", reason=e.message, revision=h.revision, path=rel)],
+        findings=[Finding(rule="migration-raises", severity="error", phase="revision", message=e.message, revision=h.revision, path=rel)],
+    )
+
+
+def _assemble(project: Project, outcomes: list[RevisionOutcome], dialect: str) -> ReviewResult:
+    findings = sort_findings([f for o in outcomes for f in o.findings])
+    for o in outcomes:
+        if o.load_error and not any(f.rule == "migration-raises" for f in o.findings):
+            findings.append(Finding(
+                rule="migration-raises", severity="error", phase="revision", revision=o.review.revision, path=o.review.path,
+                message=f"The revision cannot be analysed: {o.load_error}.",
+                fix="Make the file import cleanly: no syntax errors, no exits or exceptions at import time.",
+            ))
+    counts = {"error": 0, "warning": 0, "info": 0}
+    for f in findings:
+        counts[f.severity] += 1
+    decision = decide(findings)
+    n = len(outcomes)
+    what = outcomes[0].review.revision or outcomes[0].review.path if n == 1 else f"{n} revisions"
+    summary = (
+        f"{what}: {decision}"
+        f" ({counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s))"
+    )
+    return ReviewResult(
+        decision=decision,
+        summary=summary,
+        revisions=[o.review.revision for o in outcomes if o.review.revision],
+        findings=findings,
+        unchecked=[u for o in outcomes for u in o.unchecked],
+        dialect=dialect,
+        reviews=[o.review for o in outcomes],
+        suppressed=[f for o in outcomes for f in o.suppressed],
+    )

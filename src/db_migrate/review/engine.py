@@ -1,0 +1,244 @@
+"""The worker side of the review: capture each revision, run every rule, summarise.
+
+:func:`review_job` is what :func:`db_migrate.review.review_migration` runs in a
+sandbox worker.  :func:`review_source` runs the same pipeline in-process on a
+source string, for the rule examples and tests (trusted code only).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from alembic.operations import ops
+
+from db_migrate.capture.dialects import type_sql
+from db_migrate.capture.model import RecordedOp, RevisionCapture
+from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview
+from db_migrate.verdict import Finding, Unchecked, sort_findings
+
+_IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
+
+# Errors offline recording causes by itself: op.get_bind() returns a mock connection
+# whose execute() returns None, so row reads fail here but not for real.
+_OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
+
+
+def review_job(files: list[tuple[str, str]], root: str, dialect: str) -> list[RevisionOutcome]:
+    """Capture and review each ``(path, relpath)``; one outcome per file, in order."""
+    from db_migrate.capture.recorder import capture_file
+
+    out = []
+    for path, relpath in files:
+        cap = capture_file(Path(path), root=Path(root), dialect=dialect, relpath=relpath)
+        out.append(review_capture(cap))
+    return out
+
+
+def review_capture(cap: RevisionCapture) -> RevisionOutcome:
+    """Run every rule that applies over one capture."""
+    from db_migrate.rules import all_rules
+
+    unchecked = _unchecked(cap)
+    findings: list[Finding] = []
+    if cap.load_error is None:
+        for rule in all_rules():
+            if not rule.applies_to(cap.dialect):
+                continue
+            try:
+                findings.extend(rule.check(cap))
+            except Exception as e:  # a rule bug must not hide the others' findings
+                unchecked.append(Unchecked(what=f"rule {rule.id}", reason=f"the rule failed: {type(e).__name__}: {e}", revision=cap.revision, path=cap.relpath))
+    kept, suppressed = _apply_suppressions(cap, findings)
+    return RevisionOutcome(
+        review=_summarise(cap),
+        findings=sort_findings(kept),
+        suppressed=suppressed,
+        unchecked=unchecked,
+        load_error=cap.load_error,
+    )
+
+
+def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
+    out: list[Unchecked] = []
+
+    def add(what: str, reason: str, line: int | None = None) -> None:
+        out.append(Unchecked(what=what, reason=reason, revision=cap.revision, path=cap.relpath, line=line))
+
+    if cap.load_error:
+        add("every operation of the revision", cap.load_error)
+        return out
+    if cap.stubbed_modules:
+        add(
+            "values taken from " + ", ".join(cap.stubbed_modules),
+            "not installed here; stand-ins were used, so types and values from these modules are unknown",
+        )
+    for phase in ("upgrade", "downgrade"):
+        o = cap.outcome(phase)  # type: ignore[arg-type]
+        if o.error and is_offline_artifact(o.error):
+            add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
+    for rec in cap.upgrade + cap.downgrade:
+        if rec.render_error:
+            add(f"SQL of {rec.kind} on {rec.table or '?'}", rec.render_error, rec.line)
+    reads = cap.facts_of("bind-read") + cap.facts_of("orm-session")
+    if reads:
+        add("what the data migration does with the rows it reads", "rows are only known on a real database; run test_roundtrip", reads[0].line)
+    return out
+
+
+def is_offline_artifact(error: str) -> bool:
+    return any(s in error for s in _OFFLINE_ARTIFACTS)
+
+
+def _apply_suppressions(cap: RevisionCapture, findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
+    """Drop findings silenced by ``# db-migrate: ignore[rule-id] reason`` on the line or the line above."""
+    lines = cap.source.splitlines()
+    file_ignores: set[str] = set()
+    line_ignores: dict[int, set[str]] = {}
+    for no, text in enumerate(lines, start=1):
+        m = _IGNORE.search(text)
+        if not m:
+            continue
+        ids = {i.strip() for i in m.group(2).split(",") if i.strip()}
+        if m.group(1):
+            file_ignores |= ids
+        else:
+            line_ignores.setdefault(no, set()).update(ids)
+            line_ignores.setdefault(no + 1, set()).update(ids)
+    kept, dropped = [], []
+    for f in findings:
+        ids = file_ignores | line_ignores.get(f.line or -1, set())
+        (dropped if f.rule in ids or "all" in ids else kept).append(f)
+    return kept, dropped
+
+
+def _default_str(d: Any) -> str | None:
+    if d is None or d is False:
+        return None
+    arg = getattr(d, "arg", d)
+    text = getattr(arg, "text", None)
+    if text is not None:
+        return str(text)
+    try:
+        return str(arg)
+    except Exception:
+        return type(arg).__name__
+
+
+def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
+    op = rec.op
+    d: dict[str, Any] = {}
+    if isinstance(op, ops.AddColumnOp):
+        c = op.column
+        d.update(
+            type=type_sql(c.type, dialect), nullable=bool(c.nullable), server_default=_default_str(c.server_default),
+            primary_key=bool(c.primary_key), unique=bool(c.unique),
+            foreign_keys=[fk.target_fullname for fk in c.foreign_keys] or None,
+        )
+    elif isinstance(op, ops.DropColumnOp):
+        kw = op.kw
+        d.update(existing_type=type_sql(kw.get("existing_type"), dialect), existing_nullable=kw.get("existing_nullable"))
+    elif isinstance(op, ops.AlterColumnOp):
+        d.update(
+            nullable=op.modify_nullable,
+            existing_nullable=op.existing_nullable,
+            type=type_sql(op.modify_type, dialect),
+            existing_type=type_sql(op.existing_type, dialect),
+            server_default=_default_str(op.modify_server_default) if op.modify_server_default is not False else None,
+            server_default_changed=op.modify_server_default is not False,
+            new_column_name=op.modify_name,
+        )
+    elif isinstance(op, ops.CreateTableOp):
+        d.update(columns=[c.name for c in op.columns if hasattr(c, "name") and hasattr(c, "type")])
+    elif isinstance(op, ops.CreateIndexOp):
+        d.update(
+            name=op.index_name, unique=bool(op.unique), columns=[str(getattr(c, "name", c)) for c in op.columns],
+            postgresql_concurrently=bool(op.kw.get("postgresql_concurrently")),
+        )
+    elif isinstance(op, ops.DropIndexOp):
+        d.update(name=op.index_name, postgresql_concurrently=bool(op.kw.get("postgresql_concurrently")))
+    elif isinstance(op, ops.CreateForeignKeyOp):
+        d.update(name=op.constraint_name, referent_table=op.referent_table, columns=list(op.local_cols), remote_columns=list(op.remote_cols))
+    elif isinstance(op, (ops.CreateUniqueConstraintOp, ops.CreatePrimaryKeyOp)):
+        d.update(name=op.constraint_name, columns=list(op.columns))
+    elif isinstance(op, ops.CreateCheckConstraintOp):
+        d.update(name=op.constraint_name, condition=str(op.condition))
+    elif isinstance(op, ops.DropConstraintOp):
+        d.update(name=op.constraint_name, constraint_type=op.constraint_type)
+    elif isinstance(op, ops.RenameTableOp):
+        d.update(new_table_name=op.new_table_name)
+    elif isinstance(op, ops.ExecuteSQLOp):
+        text = op.sqltext if isinstance(op.sqltext, str) else "; ".join(rec.sql)
+        d.update(sql=text[:2000])
+    elif isinstance(op, ops.BulkInsertOp):
+        d.update(rows=len(op.rows))
+    d["in_autocommit_block"] = rec.in_autocommit_block or None
+    d["batch"] = bool(rec.batch_table) or None
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _summarise(cap: RevisionCapture) -> RevisionReview:
+    operations: list[Operation] = []
+    for phase in ("upgrade", "downgrade"):
+        stmts: dict[int, list] = {}
+        for rec, stmt in cap.statements(phase):  # type: ignore[arg-type]
+            stmts.setdefault(rec.index, []).append(stmt)
+        created: set[str] = set()
+        for rec in cap.ops(phase):  # type: ignore[arg-type]
+            detail = _detail(rec, cap.dialect)
+            table = rec.table
+            if rec.index in stmts:
+                parsed = stmts[rec.index]
+                detail["sql_kind"] = parsed[0].kind
+                tables = [t for s in parsed for t in s.tables]
+                detail["tables"] = list(dict.fromkeys(tables))
+                if any(s.has_where is False for s in parsed):
+                    detail["has_where"] = False
+                table = table or (tables[0] if tables else None)
+            operations.append(
+                Operation(
+                    revision=cap.revision, phase=phase, kind=rec.kind, table=table, column=rec.column,  # type: ignore[arg-type]
+                    line=rec.line, detail=detail, sql=rec.sql, table_created_here=table in created,
+                )
+            )
+            if isinstance(rec.op, ops.CreateTableOp):
+                created.add(rec.op.table_name)
+    return RevisionReview(
+        revision=cap.revision,
+        path=cap.relpath,
+        message=cap.message,
+        down_revisions=list(cap.down_revisions),
+        operations=operations,
+        reads_data=bool(cap.facts_of("bind-read") or cap.facts_of("orm-session")),
+    )
+
+
+def review_source(source: str, *, dialect: str = "postgresql", root: Path | None = None) -> RevisionOutcome:
+    """Review a revision module given as text, in this process. For rule examples and tests only."""
+    from db_migrate.capture.recorder import capture_file
+
+    if "revision" not in source.split("def ", 1)[0]:
+        source = _EXAMPLE_HEADER + source
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "example_revision.py")
+        path.write_text(source, encoding="utf-8")
+        cap = capture_file(path, root=root or Path(tmp), dialect=dialect, relpath="example_revision.py")
+        return review_capture(cap)
+
+
+_EXAMPLE_HEADER = '''"""example
+
+Revision ID: 0000000000a1
+Revises: 0000000000a0
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0000000000a1"
+down_revision = "0000000000a0"
+branch_labels = None
+depends_on = None
+
+'''

@@ -1,0 +1,62 @@
+"""The review verdict: findings per revision plus the operations each revision performs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from db_migrate.verdict import Finding, Unchecked, Verdict
+
+DetailValue = str | bool | int | float | None | list[str]
+
+
+class Operation(BaseModel):
+    """One alembic operation a revision performs, summarised for classification."""
+
+    revision: str | None
+    phase: Literal["upgrade", "downgrade"]
+    kind: str = Field(description="alembic's operation name: add_column, drop_table, alter_column, execute, ...")
+    table: str | None = None
+    column: str | None = None
+    line: int | None = None
+    detail: dict[str, DetailValue] = Field(
+        default_factory=dict,
+        description="The operation's arguments that matter: nullable, type, existing_type, server_default, "
+        "new_column_name, constraint_type, postgresql_concurrently, sql, sql_kind, columns, ...",
+    )
+    sql: list[str] = Field(default_factory=list, description="SQL rendered for the review dialect.")
+    table_created_here: bool = Field(default=False, description="The table was created earlier in the same phase.")
+
+
+class RevisionReview(BaseModel):
+    """What one revision does."""
+
+    revision: str | None
+    path: str
+    message: str | None = None
+    down_revisions: list[str] = Field(default_factory=list)
+    operations: list[Operation] = Field(default_factory=list)
+    reads_data: bool = Field(default=False, description="It reads rows (get_bind, sessions): a data migration.")
+
+
+class RevisionOutcome(BaseModel):
+    """What the worker returns for one revision (internal; merged into ReviewResult)."""
+
+    review: RevisionReview
+    findings: list[Finding] = Field(default_factory=list)
+    suppressed: list[Finding] = Field(default_factory=list)
+    unchecked: list[Unchecked] = Field(default_factory=list)
+    load_error: str | None = None
+
+
+class ReviewResult(Verdict):
+    """The verdict of review_migration."""
+
+    tool: str = "review_migration"
+    dialect: str = Field(description="Dialect the revisions were rendered for.")
+    reviews: list[RevisionReview] = Field(default_factory=list)
+    suppressed: list[Finding] = Field(
+        default_factory=list,
+        description="Findings silenced by a `# db-migrate: ignore[rule-id] reason` comment.",
+    )

@@ -1,0 +1,115 @@
+"""The rule interface.
+
+A rule is a small class in its own module under :mod:`db_migrate.rules`: a stable
+id, a title, a default severity, the phases and dialects it applies to, why the
+pattern is dangerous, the safe alternative as an Alembic snippet, and examples
+(a bad and a good migration body) that the test-suite runs through the real
+review.  The catalogue (``db-migrate rules``, the MCP resource) is generated
+from these classes, so the documentation cannot drift from the code.
+
+Rules run inside the sandbox worker over a
+:class:`~db_migrate.capture.model.RevisionCapture` and yield
+:class:`~db_migrate.verdict.Finding` objects built with :meth:`Rule.finding`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, Field
+
+from db_migrate.verdict import Finding, Severity
+
+if TYPE_CHECKING:
+    from db_migrate.capture.model import Phase, RecordedOp, RevisionCapture
+
+
+@dataclass(frozen=True)
+class Example:
+    """A migration body (``def upgrade()...def downgrade()...``) and what the rule should say of it."""
+
+    bad: str
+    """Source of upgrade()/downgrade() that the rule must flag."""
+    good: str | None = None
+    """The safe version, which the rule must not flag."""
+    dialect: str = "postgresql"
+
+
+class RuleInfo(BaseModel):
+    """One entry of the rule catalogue."""
+
+    id: str
+    title: str
+    severity: Severity
+    phases: list[str]
+    dialects: list[str] | None = Field(description="None: every dialect.")
+    why: str = Field(description="Why it is dangerous: locks, rewrites, data loss, breaking running code.")
+    fix: str = Field(description="The safe alternative, as an Alembic snippet.")
+    examples: list[dict[str, str | None]] = Field(default_factory=list)
+
+
+class Rule:
+    """Base class of every rule. Subclasses set the class attributes and implement :meth:`check`."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    severity: ClassVar[Severity]
+    phases: ClassVar[tuple[str, ...]] = ("upgrade",)
+    dialects: ClassVar[tuple[str, ...] | None] = None
+    why: ClassVar[str]
+    fix: ClassVar[str]
+    examples: ClassVar[tuple[Example, ...]] = ()
+
+    def applies_to(self, dialect: str) -> bool:
+        return self.dialects is None or dialect in self.dialects
+
+    def check(self, cap: RevisionCapture) -> Iterator[Finding]:
+        """Yield findings for one revision. Override."""
+        raise NotImplementedError
+
+    def finding(
+        self,
+        cap: RevisionCapture,
+        message: str,
+        *,
+        rec: RecordedOp | None = None,
+        phase: Phase | str | None = None,
+        line: int | None = None,
+        table: str | None = None,
+        column: str | None = None,
+        severity: Severity | None = None,
+        fix: str | None = None,
+    ) -> Finding:
+        """A finding of this rule, anchored to ``rec`` (an operation) when given."""
+        return Finding(
+            rule=self.id,
+            severity=severity or self.severity,
+            phase=phase or (rec.phase if rec is not None else "revision"),
+            message=message,
+            revision=cap.revision,
+            path=cap.relpath,
+            line=line if line is not None else (rec.line if rec is not None else None),
+            table=table if table is not None else (rec.table if rec is not None else None),
+            column=column if column is not None else (rec.column if rec is not None else None),
+            fix=fix if fix is not None else self.fix,
+        )
+
+    def info(self) -> RuleInfo:
+        return RuleInfo(
+            id=self.id,
+            title=self.title,
+            severity=self.severity,
+            phases=list(self.phases),
+            dialects=list(self.dialects) if self.dialects else None,
+            why=self.why,
+            fix=self.fix,
+            examples=[{"bad": e.bad, "good": e.good, "dialect": e.dialect} for e in self.examples],
+        )
+
+    def ops(self, cap: RevisionCapture) -> Iterator[RecordedOp]:
+        """The recorded operations of the phases this rule applies to."""
+        for phase in ("upgrade", "downgrade"):
+            if phase in self.phases:
+                yield from cap.ops(phase)  # type: ignore[arg-type]

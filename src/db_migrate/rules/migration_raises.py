@@ -1,0 +1,40 @@
+"""migration-raises: the revision fails (or exits the interpreter) when it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+
+class MigrationRaises(Rule):
+    id = "migration-raises"
+    title = "The revision raises or exits while it runs"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "A migration that raises stops `alembic upgrade` part-way: on databases without transactional DDL "
+        "(MySQL, MariaDB) the schema is left half-changed. `sys.exit()` in a migration kills the process "
+        "that runs it, with no error to act on."
+    )
+    fix = "Raise a clear exception only for a real precondition failure, and never call sys.exit() in a migration."
+    examples = (
+        Example(
+            bad="def upgrade():\n    import sys\n    sys.exit(1)\n\ndef downgrade():\n    pass\n",
+            good="def upgrade():\n    op.add_column('t', sa.Column('c', sa.Integer(), nullable=True))\n\n"
+            "def downgrade():\n    op.drop_column('t', 'c')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        from db_migrate.review.engine import is_offline_artifact
+
+        for phase in self.phases:
+            o = cap.outcome(phase)
+            if not o.error or is_offline_artifact(o.error) or "NotImplementedError" in o.error:
+                continue  # offline artifacts are 'unchecked'; NotImplementedError is missing-downgrade's
+            yield self.finding(cap, f"{o.error}" + (f" (line {o.error_line})" if o.error_line else "") + ".", phase=phase, line=o.error_line)
+
+
+RULES = (MigrationRaises,)
