@@ -1,0 +1,220 @@
+"""Scratch databases: the only databases db-migrate ever migrates.
+
+Public API::
+
+    with scratch_database(server_url=None, purpose="roundtrip", template=None) as db:
+        db.url        # full SQLAlchemy URL (with driver) of the scratch database
+        db.dialect    # "sqlite", "postgresql", "mysql" (MariaDB reports "mysql")
+        db.server_url # the server URL given, or None for SQLite
+
+- ``server_url=None``: a temporary SQLite file in a private temp directory,
+  removed afterwards.  ``template`` may name an SQLite file to start from (copied).
+- a ``postgresql``/``mysql``/``mariadb`` URL names a *server*: a database
+  ``dbm_<purpose>_<random>`` is created there, yielded, and dropped whatever
+  happens (exception, timeout, cancellation: the drop is in a ``finally`` of the
+  parent process; workers only ever receive the URL).  On PostgreSQL
+  ``template`` names a template database (``CREATE DATABASE ... TEMPLATE``).
+  No other database of the server is touched.
+
+The production-URL policy is the caller's job (see ``db_migrate.policy``);
+this module only refuses URLs it cannot create a scratch database on.
+
+Templates (:mod:`db_migrate.scratch.templates`) cache the schema of a revision
+so a roundtrip of the newest revision of a long history does not replay it all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from db_migrate.errors import DatabaseError, UsageError
+from db_migrate.project import redact_url
+
+__all__ = [
+    "PREFIX",
+    "ScratchDatabase",
+    "admin_engine",
+    "scratch_database",
+    "server_dialect",
+]
+
+PREFIX = "dbm_"
+"""Every database this package creates on a server starts with this prefix."""
+
+_SERVER_DIALECTS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+_engines: dict[str, object] = {}
+_engines_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A database that exists only for the duration of one ``scratch_database`` block."""
+
+    url: str
+    """Full SQLAlchemy URL (with driver). May hold the server's password: print :attr:`redacted`."""
+    dialect: str
+    server_url: str | None
+    name: str
+    """Database name on the server, or the SQLite file path."""
+
+    @property
+    def redacted(self) -> str:
+        return redact_url(self.url) or ""
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None on a server."""
+        return Path(self.name) if self.dialect == "sqlite" else None
+
+
+def server_dialect(server_url: str) -> str:
+    """``postgresql`` or ``mysql`` for a server URL; raise UsageError for anything else."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        backend = make_url(server_url).get_backend_name()
+    except Exception:
+        raise UsageError(
+            f"Cannot parse the database URL {redact_url(server_url)}.",
+            hint="Give a SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/postgres.",
+        ) from None
+    if backend not in _SERVER_DIALECTS:
+        raise UsageError(
+            f"Scratch databases can be created on PostgreSQL or MySQL/MariaDB servers, not {backend!r}.",
+            hint="Omit database_url to use a temporary SQLite file.",
+        )
+    return _SERVER_DIALECTS[backend]
+
+
+def admin_engine(server_url: str):
+    """A cached AUTOCOMMIT engine on the server (for CREATE/DROP DATABASE)."""
+    from sqlalchemy import create_engine
+
+    with _engines_lock:
+        eng = _engines.get(server_url)
+        if eng is None:
+            eng = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=4, pool_pre_ping=True)
+            _engines[server_url] = eng
+        return eng
+
+
+def database_url(server_url: str, name: str) -> str:
+    """``server_url`` with its database replaced by ``name`` (password kept)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def quote(dialect: str, name: str) -> str:
+    """Quote a database name we generated ourselves (``dbm_[a-z0-9_]+``)."""
+    if not name.replace("_", "").isalnum():
+        raise UsageError(f"Refusing an unexpected database name {name!r}.")
+    return f"`{name}`" if dialect == "mysql" else f'"{name}"'
+
+
+def _new_name(purpose: str) -> str:
+    purpose = "".join(ch for ch in purpose.lower() if ch.isalnum() or ch == "_")[:20] or "scratch"
+    return f"{PREFIX}{purpose}_{secrets.token_hex(6)}"
+
+
+def create_database(server_url: str, name: str, *, template: str | None = None) -> None:
+    """CREATE DATABASE ``name`` (from ``template`` on PostgreSQL). Retries while the template is busy."""
+    from sqlalchemy import text
+
+    dialect = server_dialect(server_url)
+    sql = f"CREATE DATABASE {quote(dialect, name)}"
+    if template:
+        if dialect != "postgresql":
+            raise UsageError("Database templates exist only on PostgreSQL.")
+        sql += f" TEMPLATE {quote(dialect, template)}"
+    elif dialect == "mysql":
+        sql += " CHARACTER SET utf8mb4"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with admin_engine(server_url).connect() as c:
+                c.execute(text(sql))
+            return
+        except Exception as e:
+            # "source database "x" is being accessed by other users": another call copies it right now
+            if template and "being accessed" in str(e) and time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            raise DatabaseError(
+                f"Cannot create the scratch database {name} on {redact_url(server_url)}: {_first_line(e)}",
+                hint="The user of database_url needs the right to create databases (CREATEDB).",
+            ) from None
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """DROP DATABASE ``name`` if it exists, disconnecting whoever still uses it (a killed worker)."""
+    from sqlalchemy import text
+
+    dialect = server_dialect(server_url)
+    if not name.startswith(PREFIX):
+        raise UsageError(f"Refusing to drop {name!r}: db-migrate only drops databases it created ({PREFIX}*).")
+    with admin_engine(server_url).connect() as c:
+        if dialect == "postgresql":
+            c.execute(text(f"DROP DATABASE IF EXISTS {quote(dialect, name)} WITH (FORCE)"))
+            return
+        # MySQL/MariaDB: a session of a killed worker may still hold a metadata lock
+        ids = c.execute(
+            text("SELECT id FROM information_schema.processlist WHERE db = :db AND id <> CONNECTION_ID()"),
+            {"db": name},
+        ).scalars().all()
+        for pid in ids:
+            try:
+                c.execute(text(f"KILL {int(pid)}"))
+            except Exception:
+                pass  # it ended on its own meanwhile
+        c.execute(text(f"DROP DATABASE IF EXISTS {quote(dialect, name)}"))
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+@contextmanager
+def scratch_database(
+    server_url: str | None = None,
+    *,
+    purpose: str = "scratch",
+    template: str | os.PathLike[str] | None = None,
+) -> Iterator[ScratchDatabase]:
+    """Create a throwaway database, yield it, and always remove it.
+
+    ``template``: an SQLite file to copy (SQLite) or a template database name (PostgreSQL).
+    """
+    if server_url is None or server_dialect_or_sqlite(server_url) == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{purpose}_"))
+        try:
+            path = tmp / "scratch.db"
+            if template is not None:
+                shutil.copyfile(template, path)
+            yield ScratchDatabase(url=f"sqlite:///{path}", dialect="sqlite", server_url=None, name=str(path))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    dialect = server_dialect(server_url)
+    name = _new_name(purpose)
+    create_database(server_url, name, template=str(template) if template else None)
+    try:
+        yield ScratchDatabase(url=database_url(server_url, name), dialect=dialect, server_url=server_url, name=name)
+    finally:
+        drop_database(server_url, name)
+
+
+def server_dialect_or_sqlite(url: str) -> str:
+    """``sqlite`` for an SQLite URL (its file is the user's: we still use a temp file), else the server dialect."""
+    if url.startswith("sqlite"):
+        return "sqlite"
+    return server_dialect(url)
