@@ -1,0 +1,431 @@
+"""The escalation policy applied to a review: triggers, auto classes, decision.
+
+:func:`classify` is pure: it reads a review (what each revision does), the
+policy, and optionally facts read from the database, and returns the verdict.
+:func:`facts_needed` says which tables and columns are worth reading first.
+
+Operations are read by attribute (``kind``, ``table``, ``column``, ``phase``,
+``line``, ``detail``, ``sql``, ``table_created_here``), so anything shaped
+like ``db_migrate.review.model.Operation`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
+from db_migrate.policy.settings import Policy
+from db_migrate.policy.signals import production_signal
+from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, decide
+
+#: Review findings that mean the way back is not clear.
+ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse")
+#: Statement kinds of op.execute that change rows.
+DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
+#: Statement kinds of op.execute that only read: nothing to undo.
+READ_KINDS = ("SELECT", "SET", "ANALYZE", "VACUUM", "COMMENT", "LOCK", "OTHER")
+NO_DATABASE = "assumed: no database_url given"
+
+REASONS = {
+    "drop-with-data": "Dropping a table or column that holds data loses it for good; a human must confirm.",
+    "primary-key-change": "Changing a primary key rewrites identity and every reference to it.",
+    "large-data-migration": "Rewriting or updating a large table locks it and takes long; plan it with a human.",
+    "production-database": "This targets a production database.",
+    "protected-table": "The revision touches a protected table (policy 'protected_tables').",
+    "audit-trail": "The revision touches an audit-trail table (policy 'audit_tables').",
+    "unclear-rollback": "The downgrade does not clearly undo the upgrade.",
+}
+
+
+@dataclass
+class _Op:
+    """One operation with where it came from, and the tables it names."""
+
+    op: Any
+    revision: str | None
+    path: str | None
+    tables: list[str] = field(default_factory=list)
+    statements: list[Any] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.op, name, None)
+
+    def get(self, key: str) -> Any:
+        return (getattr(self.op, "detail", None) or {}).get(key)
+
+    @property
+    def where(self) -> str:
+        loc = f"{self.path}:{self.line}" if self.path and self.line else (self.path or self.revision or "?")
+        what = ".".join(x for x in (self.table, self.column) if x)
+        return f"{loc} {self.phase} {self.kind}" + (f" {what}" if what else "")
+
+    @property
+    def sql_kind(self) -> str:
+        """UPDATE, DELETE, INSERT, SELECT, DROP TABLE, ... for execute; '' for other operations."""
+        kinds = [s.kind for s in self.statements] or [str(self.get("sql_kind") or "")]
+        for k in kinds:  # the most consequential statement decides
+            if k.upper() in DML_KINDS or k.upper().startswith(("DROP", "TRUNCATE", "ALTER")):
+                return k.upper()
+        return (kinds[0] if kinds else "").upper()
+
+
+def _operations(review: Any, dialect: str) -> list[_Op]:
+    from db_migrate.capture.sql import parse_sql
+
+    out: list[_Op] = []
+    for rev in getattr(review, "reviews", None) or []:
+        for op in rev.operations:
+            o = _Op(op=op, revision=getattr(op, "revision", None) or rev.revision, path=getattr(rev, "path", None))
+            names = [op.table] if op.table else []
+            if op.kind == "execute":
+                text = (op.detail or {}).get("sql") or "\n".join(op.sql or [])
+                if isinstance(text, str) and text.strip():
+                    o.statements = parse_sql(text, dialect)
+                    names += [t for s in o.statements for t in s.tables]
+                names += [t for t in (op.detail or {}).get("tables") or [] if isinstance(t, str)]
+            for key in ("new_table_name", "referent_table"):
+                if isinstance(o.get(key), str):
+                    names.append(o.get(key))
+            o.tables = list(dict.fromkeys(names))
+            out.append(o)
+    return out
+
+
+def _qualified(o: _Op, table: str) -> str:
+    schema = o.get("schema")
+    return f"{schema}.{table}" if schema and table == o.table else table
+
+
+def _added_columns(ops: list[_Op], revision: str | None) -> set[tuple[str, str]]:
+    return {(o.table, o.column) for o in ops if o.revision == revision and o.phase == "upgrade" and o.kind == "add_column"}
+
+
+def facts_needed(review: Any, policy: Policy | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """Tables whose rows matter and ``(table, column)`` pairs whose contents matter.
+
+    Tables: every table an upgrade operation touches that the revision did not
+    create.  Columns: dropped columns, and the local columns of a new foreign key
+    on an existing column.
+    """
+    ops = [o for o in _operations(review, getattr(review, "dialect", None) or "postgresql") if o.phase == "upgrade"]
+    tables: list[str] = []
+    columns: list[tuple[str, str]] = []
+    for o in ops:
+        if o.table_created_here:
+            continue
+        tables += [_qualified(o, t) for t in o.tables if t != o.get("new_table_name") and t != o.get("referent_table")]
+        if o.kind == "drop_column" and o.table and o.column:
+            columns.append((_qualified(o, o.table), o.column))
+        if o.kind == "create_foreign_key" and o.table:
+            added = _added_columns(ops, o.revision)
+            columns += [(_qualified(o, o.table), c) for c in o.get("columns") or [] if (o.table, c) not in added]
+    return list(dict.fromkeys(tables)), list(dict.fromkeys(columns))
+
+
+class _Triggers:
+    """Collects fired triggers, one per id, merging evidence."""
+
+    def __init__(self) -> None:
+        self.fired: dict[str, list[str]] = {}
+
+    def fire(self, trigger: str, evidence: str) -> None:
+        ev = self.fired.setdefault(trigger, [])
+        if evidence not in ev:
+            ev.append(evidence)
+
+    def as_list(self) -> list[Trigger]:
+        return [Trigger(trigger=t, reason=REASONS[t], evidence=ev) for t, ev in self.fired.items()]
+
+
+def _matches(name: str, patterns: Iterable[str]) -> str | None:
+    bare = name.rpartition(".")[2].lower()
+    for p in patterns:
+        if fnmatchcase(bare, p.lower()) or fnmatchcase(name.lower(), p.lower()):
+            return p
+    return None
+
+
+def classify(
+    review: Any,
+    policy: Policy,
+    facts: DatabaseFacts | None = None,
+    environment: str | None = None,
+    *,
+    database_url: str | None = None,
+    project_url: str | None = None,
+) -> ClassifyResult:
+    """Apply ``policy`` to ``review`` (a ReviewResult); ``facts`` from the database when one was read.
+
+    ``database_url`` (when no facts were read) and ``project_url`` (the
+    project's configured ``sqlalchemy.url``) are checked for production
+    signals along with ``environment`` and ``DB_MIGRATE_ENV``.
+    """
+    dialect = (facts.dialect if facts else None) or getattr(review, "dialect", None) or "postgresql"
+    ops = _operations(review, dialect)
+    upgrade = [o for o in ops if o.phase == "upgrade"]
+    findings: list[Finding] = list(getattr(review, "findings", None) or [])
+    unchecked: list[Unchecked] = list(getattr(review, "unchecked", None) or [])
+    triggers = _Triggers()
+
+    _production(triggers, policy, facts, environment, database_url, project_url)
+    _tables_by_pattern(triggers, ops, policy)
+    _drops(triggers, upgrade, facts)
+    _primary_keys(triggers, upgrade, findings)
+    _large(triggers, upgrade, policy, facts, dialect, unchecked)
+    _rollback(triggers, ops, findings)
+
+    classified = [_auto_class(o, upgrade, policy, facts) for o in upgrade]
+    if facts is not None:
+        for name in facts.missing:
+            unchecked.append(Unchecked(what=f"database contents of {name}", reason=f"{facts.database} has no {name}"))
+        for name, why in facts.failed.items():
+            unchecked.append(Unchecked(what=f"database contents of {name}", reason=why))
+
+    fired = triggers.as_list()
+    escalation = Escalation(
+        required=bool(fired),
+        triggers=fired,
+        auto_classes=sorted({c.auto_class for c in classified if c.auto_class}),
+    )
+    decision = decide(findings, escalation)
+    manual = [c for c in classified if not c.auto_class]
+    all_auto = bool(classified) and not manual and not fired
+    revisions = list(getattr(review, "revisions", None) or [r.revision for r in getattr(review, "reviews", [])])
+    return ClassifyResult(
+        decision=decision,
+        summary=_summary(fired, escalation.auto_classes, manual, findings, classified),
+        revisions=revisions,
+        findings=findings,
+        escalation=escalation,
+        unchecked=unchecked,
+        policy=policy,
+        database=facts.database if facts else None,
+        row_counts=dict(facts.row_counts) if facts else {},
+        operations=classified,
+        all_automatic=all_auto,
+    )
+
+
+def _production(triggers, policy, facts, environment, database_url, project_url) -> None:
+    url = facts.database if facts else database_url
+    seen = set()
+    for label, u in (("database_url", url), ("project sqlalchemy.url", project_url)):
+        reason = production_signal(u, policy, environment)
+        if reason and reason not in seen:
+            seen.add(reason)
+            triggers.fire("production-database", reason if "pattern" not in reason else f"{label}: {reason}")
+
+
+def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy) -> None:
+    for trigger, patterns in (("protected-table", policy.protected_tables), ("audit-trail", policy.audit_tables)):
+        for o in ops:
+            for t in o.tables:
+                p = _matches(t, patterns)
+                if p:
+                    triggers.fire(trigger, f"{o.where}: table {t} matches {p!r}")
+
+
+def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
+    for o in upgrade:
+        if o.table_created_here:
+            continue
+        if o.kind == "drop_column" and o.table and o.column:
+            key = f"{_qualified(o, o.table)}.{o.column}"
+            has = _known(facts, key, facts.column_has_data if facts else {})
+            if has is None:
+                triggers.fire("drop-with-data", f"{o.where}: {_assumed(facts, key)}")
+            elif has:
+                triggers.fire("drop-with-data", f"{o.where}: column {key} holds non-NULL values in {facts.database}")
+        dropped = [o.table] if o.kind == "drop_table" and o.table else []
+        if o.kind == "execute" and o.sql_kind.startswith(("DROP TABLE", "TRUNCATE")):
+            dropped += o.tables
+        for t in dropped:
+            key = _qualified(o, t)
+            count = _known(facts, key, facts.row_counts if facts else {})
+            if count is None:
+                triggers.fire("drop-with-data", f"{o.where}: {_assumed(facts, key)}")
+            elif count.rows > 0:
+                triggers.fire("drop-with-data", f"{o.where}: table {key} has {_rows(count)}")
+
+
+def _known(facts: DatabaseFacts | None, key: str, table: dict) -> Any:
+    return table.get(key) if facts is not None else None
+
+
+def _assumed(facts: DatabaseFacts | None, key: str) -> str:
+    if facts is None:
+        return f"{key} {NO_DATABASE}; assuming it holds data"
+    why = facts.failed.get(key) or f"not found in {facts.database}"
+    return f"{key} could not be read ({why}); assuming it holds data"
+
+
+def _rows(count) -> str:
+    return f"{'~' if count.estimate else ''}{count.rows:,} rows" + (" (catalog estimate)" if count.estimate else "")
+
+
+def _primary_keys(triggers, upgrade: list[_Op], findings: list[Finding]) -> None:
+    for f in findings:
+        if f.rule == "change-primary-key":
+            triggers.fire("primary-key-change", f"{f.path or f.revision}:{f.line}: {f.message}")
+    for o in upgrade:
+        if o.table_created_here:
+            continue
+        if o.kind == "create_primary_key" or (o.kind == "drop_constraint" and str(o.get("constraint_type") or "").startswith("primary")):
+            triggers.fire("primary-key-change", f"{o.where}")
+
+
+def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, unchecked: list[Unchecked]) -> None:
+    for o in upgrade:
+        if o.table_created_here:
+            continue
+        what = _heavy(o, dialect)
+        if not what:
+            continue
+        for t in o.tables:
+            if t == o.get("new_table_name") or t == o.get("referent_table"):
+                continue
+            key = _qualified(o, t)
+            count = _known(facts, key, facts.row_counts if facts else {})
+            if count is None:
+                unchecked.append(
+                    Unchecked(
+                        what=f"large-data-migration: rows of {key} ({what})",
+                        reason=NO_DATABASE.removeprefix("assumed: ") if facts is None else _assumed(facts, key),
+                        revision=o.revision,
+                        path=o.path,
+                        line=o.line,
+                    )
+                )
+            elif count.rows >= policy.large_table_rows:
+                triggers.fire(
+                    "large-data-migration",
+                    f"{o.where}: {what} on {key} with {_rows(count)} (threshold {policy.large_table_rows:,})",
+                )
+
+
+def _heavy(o: _Op, dialect: str) -> str | None:
+    """What makes this operation touch every row: a data migration, a rewrite or a backfill."""
+    if o.kind == "execute":
+        kind = o.sql_kind
+        if kind in ("UPDATE", "DELETE", "MERGE"):
+            return f"data migration ({kind})"
+        if kind == "INSERT" and any("SELECT" in s.text.upper() for s in o.statements):
+            return "data migration (INSERT ... SELECT)"
+        return None
+    if o.kind == "bulk_insert":
+        return None  # rows listed in the migration itself: their number is visible in review
+    if o.kind == "alter_column" and o.get("type") is not None:
+        return "table rewrite (column type change)"
+    if o.kind == "add_column" and o.get("server_default") is not None and dialect != "postgresql":
+        # PostgreSQL 11+ stores a constant default without touching rows; other engines may fill every row
+        return "backfill (new column with a default)"
+    return None
+
+
+def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
+    for f in findings:
+        if f.rule in ROLLBACK_RULES:
+            triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
+    flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
+    for rev in {o.revision for o in ops} - flagged:
+        # the review's own rollback rules may be off or suppressed; an empty downgrade is still unclear
+        mine = [o for o in ops if o.revision == rev]
+        if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
+            first = next(o for o in mine if o.phase == "upgrade")
+            triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
+    for o in ops:
+        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS:
+            continue
+        if not _inverted(o, ops):
+            triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
+
+
+def _inverted(o: _Op, ops: list[_Op]) -> bool:
+    """Whether the downgrade plausibly undoes this upgrade op.execute.
+
+    It does when the downgrade runs SQL on one of the same tables, drops the
+    table, or drops a column this revision added and the SQL names.
+    """
+    down = [d for d in ops if d.revision == o.revision and d.phase == "downgrade"]
+    tables = set(o.tables)
+    sql = " ".join(s.text for s in o.statements).lower()
+    for d in down:
+        if d.kind == "execute" and (tables & set(d.tables) or not tables):
+            return True
+        if d.kind == "drop_table" and d.table in tables:
+            return True
+        if d.kind == "drop_column" and d.table in tables and d.column and d.column.lower() in sql:
+            return True
+    return any(u.table_created_here and u.table in tables for u in ops if u.revision == o.revision and u.phase == "upgrade")
+
+
+def _auto_class(o: _Op, upgrade: list[_Op], policy: Policy, facts: DatabaseFacts | None) -> ClassifiedOperation:
+    cls, note = _fit(o, upgrade, facts)
+    if cls and cls not in policy.auto_classes:
+        cls, note = None, f"would be {cls}, but the policy's auto_classes leave it out"
+    return ClassifiedOperation(
+        revision=o.revision, path=o.path, line=o.line, kind=o.kind, table=o.table, column=o.column, auto_class=cls, note=note
+    )
+
+
+def _fit(o: _Op, upgrade: list[_Op], facts: DatabaseFacts | None) -> tuple[str | None, str]:
+    kind = o.kind
+    if kind == "create_table":
+        return "create-table", "creates a new table"
+    if o.table_created_here:
+        return "create-table", "part of creating a table in this revision"
+    if kind == "add_column":
+        if o.get("nullable") is False:
+            return None, "adds a NOT NULL column to an existing table"
+        return "add-nullable-column", "adds a nullable column"
+    if kind == "create_index":
+        return "add-index", "adds an index"
+    if kind == "create_foreign_key":
+        return _fit_foreign_key(o, upgrade, facts)
+    if kind == "alter_column":
+        new = o.get("new_column_name")
+        changes = [k for k in ("type", "nullable", "server_default", "comment") if o.get(k) is not None]
+        if new and not changes:
+            return "rename-column", f"renames {o.column} to {new}: verify with test_roundtrip and update the code using it"
+        if new:
+            return None, f"renames {o.column} to {new} and also changes {', '.join(changes)}"
+        return None, f"alters {', '.join(changes) or 'the column'} of an existing column"
+    return None, f"{kind} is not in any auto class"
+
+
+def _fit_foreign_key(o: _Op, upgrade: list[_Op], facts: DatabaseFacts | None) -> tuple[str | None, str]:
+    cols = [c for c in o.get("columns") or [] if isinstance(c, str)]
+    if not cols:
+        return None, "adds a foreign key whose columns are unknown"
+    added = _added_columns(upgrade, o.revision)
+    for c in cols:
+        if (o.table, c) in added:
+            continue
+        key = f"{_qualified(o, o.table)}.{c}"
+        if facts is None:
+            return None, f"adds a foreign key on existing column {key}; whether it is empty is unknown (no database_url given)"
+        has = facts.column_has_data.get(key)
+        if has is None:
+            return None, f"adds a foreign key on {key}, which could not be read"
+        if has:
+            return None, f"adds a foreign key on {key}, which holds data in {facts.database}"
+    return "add-foreign-key-empty-column", f"adds a foreign key on empty column(s) {', '.join(cols)}"
+
+
+def _summary(fired: list[Trigger], auto: list[str], manual: list[ClassifiedOperation], findings, classified) -> str:
+    if fired:
+        return f"escalate: {', '.join(t.trigger for t in fired)} — a human must approve this revision."
+    errors = sum(1 for f in findings if f.severity == "error")
+    if errors:
+        return f"revise: no escalation trigger, but {errors} review error(s) remain."
+    if not classified:
+        return "proceed: no escalation trigger; the revision has no upgrade operations."
+    if manual:
+        kinds = ", ".join(sorted({m.kind for m in manual}))
+        return f"proceed: no escalation trigger; {len(manual)} operation(s) ({kinds}) fit no auto class — check them carefully."
+    extra = " (verify the rename with test_roundtrip)" if "rename-column" in auto else ""
+    return f"proceed: all operations are automatic ({', '.join(auto)}){extra}."
+

@@ -1,0 +1,62 @@
+"""What classify_escalation returns, and the database facts it reads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from db_migrate.policy.settings import Policy
+from db_migrate.verdict import Verdict
+
+
+class RowCount(BaseModel):
+    """Rows in one table of the database that was read."""
+
+    rows: int = Field(description="Number of rows (exact, or the catalog estimate when 'estimate' is true).")
+    estimate: bool = Field(description="True when 'rows' is PostgreSQL's pg_class.reltuples estimate, not a COUNT(*).")
+
+
+class DatabaseFacts(BaseModel):
+    """What the policy read from the user's database (read-only) about the tables a revision touches."""
+
+    database: str = Field(description="The database URL, password hidden.")
+    dialect: str
+    row_counts: dict[str, RowCount] = Field(default_factory=dict, description="Per table (schema-qualified when a schema was given).")
+    column_has_data: dict[str, bool] = Field(
+        default_factory=dict, description="'table.column' -> whether any row holds a non-NULL value."
+    )
+    missing: list[str] = Field(default_factory=list, description="Tables or 'table.column's the database does not have.")
+    failed: dict[str, str] = Field(default_factory=dict, description="Table or column -> why it could not be read.")
+
+
+class ClassifiedOperation(BaseModel):
+    """One upgrade operation and the auto class it falls into (or why none fits)."""
+
+    revision: str | None = None
+    path: str | None = None
+    line: int | None = None
+    kind: str = Field(description="alembic operation name, e.g. add_column, execute.")
+    table: str | None = None
+    column: str | None = None
+    auto_class: str | None = Field(default=None, description="The auto class this operation fits, None when none fits.")
+    note: str = Field(default="", description="Why it fits that class, or why it fits none.")
+
+
+class ClassifyResult(Verdict):
+    """classify_escalation's verdict: escalate (a trigger fired), revise (review errors remain) or proceed."""
+
+    tool: Literal["classify_escalation"] = "classify_escalation"
+    policy: Policy = Field(description="The escalation policy in effect ([tool.db-migrate] over the defaults).")
+    database: str | None = Field(default=None, description="The database that was read (password hidden), if any.")
+    row_counts: dict[str, RowCount] = Field(
+        default_factory=dict, description="Rows of the tables the revision touches, when a database was read."
+    )
+    operations: list[ClassifiedOperation] = Field(
+        default_factory=list, description="Every upgrade operation with the auto class it fits (or why none)."
+    )
+    all_automatic: bool = Field(
+        default=False,
+        description="True when every upgrade operation fits an enabled auto class and no trigger fired: "
+        "an agent may apply the revision alone (rename-column still needs verification with test_roundtrip).",
+    )

@@ -1,0 +1,53 @@
+"""classify_escalation: review a revision, read the database, apply the policy."""
+
+from __future__ import annotations
+
+from db_migrate.policy.classify import classify, facts_needed
+from db_migrate.policy.model import ClassifyResult
+from db_migrate.policy.settings import Policy, policy_from_settings
+from db_migrate.project import Project
+
+
+def load_policy(project: Project) -> Policy:
+    """The policy in effect for ``project``: its ``[tool.db-migrate]`` keys over the defaults.
+
+    Raises :class:`~db_migrate.errors.ConfigInvalid` for a bad key.
+    """
+    return policy_from_settings(project.settings, source=f"[tool.db-migrate] of {project.root / 'pyproject.toml'}")
+
+
+def classify_escalation(
+    project: Project,
+    revision: str = "head",
+    *,
+    database_url: str | None = None,
+    environment: str | None = None,
+    timeout: float | None = None,
+) -> ClassifyResult:
+    """Does ``revision`` need a human?  Escalate, revise or proceed, with the triggers and auto classes.
+
+    ``database_url`` (optional) names the user's database; it is only read, in
+    a read-only transaction, for the row counts of the tables the revision
+    touches and whether dropped columns hold data.  Without it, dropped tables
+    and columns are assumed to hold data and table sizes are reported as
+    unchecked.
+    """
+    from db_migrate.project.config import dialect_of
+    from db_migrate.review import review_migration
+    from db_migrate.sandbox import progress
+
+    policy = load_policy(project)
+    progress("reviewing the revision", 0, 3)
+    review = review_migration(project, revision, dialect=dialect_of(database_url), timeout=timeout)
+    facts = None
+    if database_url:
+        progress("reading row counts (read-only)", 1, 3)
+        tables, columns = facts_needed(review, policy)
+        from db_migrate.policy.database import read_database_facts
+
+        limit = policy.database_timeout_seconds if timeout is None else min(timeout, policy.database_timeout_seconds)
+        facts = read_database_facts(
+            database_url, tables=tables, columns=columns, exact_count_below=policy.exact_count_below, timeout=limit
+        )
+    progress("applying the escalation policy", 2, 3)
+    return classify(review, policy, facts, environment, database_url=database_url, project_url=project.url)
