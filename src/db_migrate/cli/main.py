@@ -95,7 +95,7 @@ def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     t = {"timeout": args.timeout}
     match args.command:
         case "review":
-            return "review_migration", {**t, "revision": "all" if args.all_revisions else args.revision}
+            return "review_migration", {**t, "revision": args.revision, "all_revisions": args.all_revisions}
         case "classify":
             return "classify_escalation", {**t, "revision": args.revision, "database_url": args.database_url, "environment": args.environment}
         case "heads":

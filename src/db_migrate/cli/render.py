@@ -8,7 +8,6 @@ content.  Colour only when asked (:func:`use_color`: a terminal, no ``NO_COLOR``
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import IO, Any
@@ -148,17 +147,12 @@ def _extras(result: Verdict) -> Iterable[tuple[str, str]]:
             yield name, str(value)
         elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
             yield name, ", ".join(str(v) for v in value)
+        elif isinstance(value, (list, dict)):
+            yield name, f"{len(value)} item(s) (see --format json)"
+        elif hasattr(value, "model_fields"):
+            continue  # nested models (the policy in effect...) belong to the JSON output
         else:
-            dumped = json.dumps(_dump(value), default=str)
-            yield name, dumped if len(dumped) <= 300 else dumped[:297] + "..."
-
-
-def _dump(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json", exclude_none=True)
-    if isinstance(value, list):
-        return [_dump(v) for v in value]
-    return value
+            yield name, str(value)
 
 
 def _indent(text: str, n: int) -> list[str]:

@@ -1,0 +1,423 @@
+"""The MCP server: five tools, two prompts, four resources over one project.
+
+A thin adapter.  Each tool validates its typed arguments, runs the service
+function through :func:`db_migrate.sandbox.run_in_scope` (progress is
+forwarded as ``notifications/progress``; cancelling the call kills its
+workers) and returns the verdict as structured content (the same JSON the CLI
+prints under ``--format json``) with a short text beside it.  A
+:class:`~db_migrate.errors.DbMigrateError` becomes a tool error whose text is
+the error JSON; the server keeps answering.
+
+``classify_escalation`` asks the human through elicitation when the verdict
+is ``escalate`` and the client can be asked; it uses the resolver form
+(``Annotated[ElicitationResult[T], Resolve(fn)]``), which works on both the
+2025-11-25 and the 2026-07-28 protocol.  Without elicitation it fails closed:
+the verdict stays ``escalate``.
+
+No ``from __future__ import annotations`` here: the SDK reads the tools'
+annotations at registration, and the output models are chosen at run time.
+"""
+
+import json
+import logging
+import os
+import sys
+import threading
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import AcceptedElicitation, Context, DeclinedElicitation, Elicit, ElicitationResult, MCPServer, Resolve
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from db_migrate import __version__
+from db_migrate.cli.render import brief
+from db_migrate.cli.services import ApprovalQuestion, HumanApproval, approval_model, call, result_model, with_approval
+from db_migrate.cli.workflow import review_pending_prompt, workflow_prompt
+from db_migrate.errors import DbMigrateError, InternalError
+from db_migrate.project import Project, load_project
+from db_migrate.verdict import Verdict
+
+log = logging.getLogger("db_migrate.server")
+
+INSTRUCTIONS = """\
+db-migrate makes Alembic schema changes safe for agents. Every tool returns a verdict with `decision`:
+proceed (go on), revise (fix `findings` - each has file:line and a `fix` - and call again) or escalate
+(STOP and ask the user, showing `escalation.triggers` with their evidence; never work around it).
+Workflow for a model change: check_heads -> edit models -> generate_migration -> review_migration (repeat
+until not revise) -> test_roundtrip -> classify_escalation -> proceed, or stop and ask.
+The tools never touch a database except a scratch one they create (or database_url for read-only checks).
+The prompt `db-migrate` walks the workflow; resource db-migrate://skill has the full guide.
+"""
+
+# --- descriptions (Claude Code truncates at 2 KB) -------------------------------------------------
+
+_REVISION = Field(description="Revision id, unique prefix, 'head', or a revision file path inside the project.")
+_DB_URL_READ = Field(description="Optional SQLAlchemy URL of a database to read (never written).")
+_DB_URL_SCRATCH = Field(
+    description="Optional SQLAlchemy URL of a server where a throwaway database may be created; default: a temporary SQLite file."
+)
+
+D_REVIEW = """\
+Lint a migration before anything runs it: locks, table rewrites, data loss, missing or lossy downgrades,
+unsafe raw SQL, application imports. Static and fast (no database); call it after every edit of a revision.
+decision: proceed -> go on to test_roundtrip; revise -> apply each error finding's `fix` at its file:line
+and call again; escalate -> stop and ask the user. `unchecked` lists what could not be verified."""
+
+D_CLASSIFY = """\
+Apply the escalation policy to a revision: drops with data, primary key changes, large data migrations,
+production targets, protected (ACGME) and audit tables, unclear rollback. Pass database_url (read-only) for
+row counts and environment (e.g. 'production') when known. Call it last, before reporting a migration ready.
+decision: proceed -> the change is in the agent-safe classes; escalate -> STOP and show the user every
+trigger with its evidence. When the client supports it, the user is asked here and the answer is recorded
+in `human_approval`; only an explicit approval turns escalate into proceed."""
+
+D_HEADS = """\
+Check the revision graph (exactly one head, no cycles, dangling or duplicate revisions), model drift
+(models vs. head) and, with database_url, where that database stands (`current`, `pending`). Call it before
+changing models and before merging branches. revise -> fix the findings; several heads -> call again with
+create_merge=true (writes a merge revision) only when the user agrees."""
+
+D_GENERATE = """\
+Autogenerate a new revision from the models on a scratch database (never the user's), write it to the
+versions directory and review it. Call after editing the models. Read the file and `findings`/`unchecked`:
+autogenerate misses renames (drop+add!), enum values, server defaults and CHECK constraints; with
+rewrite_renames=true a drop+add that looks like a rename becomes alter_column. Then call review_migration
+and test_roundtrip on the new revision."""
+
+D_ROUNDTRIP = """\
+Prove a revision reverses: on a throwaway database, upgrade to the revision's parent, seed rows, upgrade,
+downgrade, upgrade again, and compare schemas and data. Catches downgrades that fail, forget a change or lose
+rows. Call after review_migration says proceed. decision: proceed (passed) -> go on to classify_escalation;
+revise (failed) -> fix the step named in the findings and run again. Takes seconds; reports progress."""
+
+
+class ProjectRef:
+    """The one project this server serves, re-read when its config files change."""
+
+    def __init__(self, root: Path, config: str | None = None, timeout: float | None = None) -> None:
+        self.root = root.resolve()
+        self.config = config
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[Any, ...], Project] | None = None
+
+    def _stamp(self) -> tuple[Any, ...]:
+        out = []
+        for name in ("alembic.ini", "pyproject.toml", self.config or ""):
+            p = self.root / name if name else None
+            try:
+                st = p.stat() if p else None
+                out.append((st.st_mtime_ns, st.st_size) if st else None)
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def get(self) -> Project:
+        stamp = self._stamp()
+        with self._lock:
+            if self._cached is not None and self._cached[0] == stamp:
+                return self._cached[1]
+        project = load_project(self.config, cwd=self.root)
+        with self._lock:
+            self._cached = (stamp, project)
+        return project
+
+
+def _looks_like_path(ref: str | None) -> bool:
+    return bool(ref) and (ref.endswith(".py") or "/" in ref or os.sep in ref)  # type: ignore[union-attr]
+
+
+def error_result(e: BaseException) -> CallToolResult:
+    """A tool error (``isError``) whose text is the error JSON, never a traceback.
+
+    Returned rather than raised: a raised ``ToolError`` gets an "Error executing
+    tool" prefix, and agents should be able to parse the text as JSON.
+    """
+    if not isinstance(e, DbMigrateError):
+        log.error("internal error in a tool", exc_info=e)
+        first = (str(e).splitlines() or [""])[0]
+        e = InternalError(f"internal error: {type(e).__name__}" + (f": {first}" if first else ""))
+    return CallToolResult(content=[TextContent(type="text", text=e.to_json())], is_error=True)
+
+
+def _as_call_result(result: Verdict | CallToolResult) -> CallToolResult:
+    if isinstance(result, CallToolResult):
+        return result
+    return CallToolResult(
+        content=[TextContent(type="text", text=brief(result))],
+        structured_content=result.model_dump(mode="json"),
+    )
+
+
+def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: str | None = None, timeout: float | None = None) -> MCPServer:
+    """The db-migrate MCP server for the project at ``project_dir`` (default: the working directory)."""
+    ref = ProjectRef(Path(project_dir or os.getcwd()), config, timeout)
+    server = MCPServer(
+        "db-migrate",
+        title="db-migrate",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        log_level="WARNING",
+    )
+
+    async def run(ctx: Context | None, tool: str, **kwargs: Any) -> Verdict | CallToolResult:
+        """Run ``tool``'s service for this project in a worker thread: its verdict, or an error result."""
+        from db_migrate.sandbox import run_in_scope
+
+        steps = 0
+
+        async def on_progress(message: str, progress: float | None, total: float | None) -> None:
+            nonlocal steps
+            steps += 1
+            if ctx is not None:
+                await ctx.report_progress(progress if progress is not None else steps, total, message)
+
+        try:
+            project = ref.get()
+            for key in ("revision", "from_revision", "to_revision"):
+                if _looks_like_path(kwargs.get(key)):
+                    project.require_inside(kwargs[key])
+            return await run_in_scope(call, tool, project, on_progress=on_progress, timeout=ref.timeout, **kwargs)
+        except Exception as e:  # CancelledError is a BaseException: it propagates and kills the workers
+            return error_result(e)
+
+    review_model = result_model("review_migration")
+    heads_model = result_model("check_heads")
+    generate_model = result_model("generate_migration")
+    roundtrip_model = result_model("test_roundtrip")
+    classify_base = result_model("classify_escalation")
+    classify_model = approval_model(classify_base)
+
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+    @server.tool(title="Review a migration", description=D_REVIEW, annotations=read_only)
+    async def review_migration(
+        ctx: Context,
+        revision: Annotated[str, _REVISION] = "head",
+        dialect: Annotated[
+            str | None, Field(description="SQL dialect to check for (postgresql, mysql, sqlite...); default: from the project URL.")
+        ] = None,
+        all_revisions: Annotated[bool, Field(description="Review every revision of the project (ignores revision).")] = False,
+    ) -> Annotated[CallToolResult, review_model]:
+        return _as_call_result(await run(ctx, "review_migration", revision=revision, dialect=dialect, all_revisions=all_revisions))
+
+    @server.tool(
+        title="Check heads, drift and database state",
+        description=D_HEADS,
+        # create_merge writes a file, so "read-only" describes the default call; it never destroys anything.
+        annotations=read_only,
+    )
+    async def check_heads(
+        ctx: Context,
+        database_url: Annotated[str | None, _DB_URL_READ] = None,
+        create_merge: Annotated[bool, Field(description="Write a merge revision when there are several heads.")] = False,
+        merge_message: Annotated[str | None, Field(description="Message of the merge revision.")] = None,
+    ) -> Annotated[CallToolResult, heads_model]:
+        return _as_call_result(
+            await run(ctx, "check_heads", database_url=database_url, create_merge=create_merge, merge_message=merge_message)
+        )
+
+    @server.tool(
+        title="Generate a migration",
+        description=D_GENERATE,
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False),
+    )
+    async def generate_migration(
+        ctx: Context,
+        message: Annotated[str, Field(description="Revision message, e.g. 'add middle_name to persons'.", min_length=1)],
+        database_url: Annotated[str | None, _DB_URL_SCRATCH] = None,
+        rewrite_renames: Annotated[bool, Field(description="Turn a drop+add pair that looks like a rename into alter_column.")] = False,
+    ) -> Annotated[CallToolResult, generate_model]:
+        return _as_call_result(
+            await run(ctx, "generate_migration", message=message, database_url=database_url, rewrite_renames=rewrite_renames)
+        )
+
+    @server.tool(
+        title="Roundtrip-test a migration",
+        description=D_ROUNDTRIP,
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+    )
+    async def test_roundtrip(
+        ctx: Context,
+        revision: Annotated[str, _REVISION] = "head",
+        database_url: Annotated[str | None, _DB_URL_SCRATCH] = None,
+        rows: Annotated[int, Field(description="Rows to seed per table before the upgrade.", ge=0, le=10_000)] = 20,
+        from_revision: Annotated[str | None, Field(description="First revision of a range (with to_revision).")] = None,
+        to_revision: Annotated[str | None, Field(description="Last revision of a range (with from_revision).")] = None,
+        all_revisions: Annotated[bool, Field(description="Test every revision from base to head.")] = False,
+    ) -> Annotated[CallToolResult, roundtrip_model]:
+        return _as_call_result(
+            await run(
+                ctx, "test_roundtrip", revision=revision, database_url=database_url, rows=rows,
+                from_revision=from_revision, to_revision=to_revision, all_revisions=all_revisions,
+            )
+        )
+
+    # --- classify_escalation, with the human in the loop --------------------------------------
+
+    async def classified(
+        ctx: Context, revision: str, database_url: str | None, environment: str | None
+    ) -> Verdict | CallToolResult:
+        return await run(ctx, "classify_escalation", revision=revision, database_url=database_url, environment=environment)
+
+    async def ask_human(
+        ctx: Context, verdict: Annotated[Verdict | CallToolResult, Resolve(classified)]
+    ) -> Elicit[ApprovalQuestion] | None:
+        if not isinstance(verdict, Verdict) or verdict.decision != "escalate" or not _can_elicit(ctx):
+            return None  # nothing to ask, or nobody to ask: fail closed in the tool body
+        return Elicit(_question(verdict), ApprovalQuestion)
+
+    @server.tool(title="Classify escalation", description=D_CLASSIFY, annotations=read_only)
+    async def classify_escalation(
+        verdict: Annotated[Verdict | CallToolResult, Resolve(classified)],
+        answer: Annotated[ElicitationResult[ApprovalQuestion], Resolve(ask_human)],
+        revision: Annotated[str, _REVISION] = "head",
+        database_url: Annotated[str | None, _DB_URL_READ] = None,
+        environment: Annotated[
+            str | None, Field(description="Target environment, e.g. 'staging' or 'production' (production escalates).")
+        ] = None,
+    ) -> Annotated[CallToolResult, classify_model]:
+        if isinstance(verdict, CallToolResult):
+            return verdict  # the classification failed: its error result
+        return _as_call_result(with_approval(verdict, _approval(verdict, answer)))
+
+    # --- prompts ------------------------------------------------------------------------------
+
+    @server.prompt(name="db-migrate", title="Change the schema safely", description="Walk the safe-migration workflow for a model change.")
+    def db_migrate_prompt(
+        change: Annotated[str, Field(description="The model change, e.g. 'add an optional middle_name to Person'.")],
+    ) -> str:
+        return workflow_prompt(change)
+
+    @server.prompt(name="review-pending", title="Review pending migrations", description="Review every revision not yet applied.")
+    def review_pending(
+        database_url: Annotated[str | None, Field(description="Database whose pending revisions to review (read-only).")] = None,
+    ) -> str:
+        return review_pending_prompt(database_url)
+
+    # --- resources ----------------------------------------------------------------------------
+
+    @server.resource("db-migrate://skill", name="skill", title="db-migrate skill (SKILL.md)", mime_type="text/markdown",
+                     description="How an agent should use these tools: workflow, decisions, escalation rules, safe patterns.")
+    def skill() -> str:
+        return skill_text()
+
+    @server.resource("db-migrate://rules", name="rules", title="Review rule catalogue", mime_type="application/json",
+                     description="Every review rule: id, severity, why it is dangerous, the safe fix, examples.")
+    def rules() -> str:
+        from db_migrate.rules import catalogue
+
+        return json.dumps([r.model_dump(mode="json") for r in catalogue()], indent=1)
+
+    @server.resource("db-migrate://policy", name="policy", title="Escalation policy in effect", mime_type="application/json",
+                     description="The project's [tool.db-migrate] policy over the defaults.")
+    def policy() -> str:
+        try:
+            from db_migrate.policy import load_policy
+
+            return load_policy(ref.get()).model_dump_json(indent=1)
+        except DbMigrateError as e:
+            raise ResourceError(e.to_json()) from None
+
+    @server.resource("db-migrate://history", name="history", title="Revision heads and history", mime_type="application/json",
+                     description="The project's revisions (read statically, no code runs): heads, bases, parents, messages, files.")
+    def history() -> str:
+        try:
+            return json.dumps(history_summary(ref.get()), indent=1)
+        except DbMigrateError as e:
+            raise ResourceError(e.to_json()) from None
+
+    return server
+
+
+def _can_elicit(ctx: Context) -> bool:
+    """Whether the client declared form elicitation (a bare ``elicitation: {}`` counts)."""
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _question(verdict: Verdict) -> str:
+    """The elicitation message: what would happen, and every trigger with its evidence."""
+    lines = [f"db-migrate: {verdict.summary}", "", "This schema change needs your approval:"]
+    for t in verdict.escalation.triggers if verdict.escalation else []:
+        lines.append(f"- {t.trigger}: {t.reason}")
+        lines.extend(f"    {ev}" for ev in t.evidence[:5])
+    lines += ["", "Approve it? (Reject, decline or cancel keeps it blocked.)"]
+    return "\n".join(lines)[:4000]
+
+
+def _approval(verdict: Verdict, answer: Any) -> HumanApproval | None:
+    """Map the elicitation outcome to the recorded answer (None when nothing needed asking)."""
+    if verdict.decision != "escalate":
+        return None
+    if isinstance(answer, AcceptedElicitation):
+        if answer.data is None:
+            return HumanApproval(asked=False, answer="not-asked", note="The client cannot ask the user (no elicitation): ask them yourself.")
+        return HumanApproval(asked=True, answer="approved" if answer.data.approve else "rejected", note=answer.data.note)
+    return HumanApproval(asked=True, answer="declined" if isinstance(answer, DeclinedElicitation) else "cancelled")
+
+
+def skill_text() -> str:
+    """SKILL.md: the packaged copy (a symlink to the repository's top-level file in a checkout)."""
+    try:
+        return importlib_resources.files("db_migrate.server").joinpath("SKILL.md").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        top = Path(__file__).resolve().parents[3] / "SKILL.md"
+        if top.is_file():
+            return top.read_text(encoding="utf-8")
+        raise ResourceError("SKILL.md is not installed with this package.") from None
+
+
+def history_summary(project: Project) -> dict[str, Any]:
+    """Heads, bases and every revision's header, as JSON-ready data."""
+    from db_migrate.project import load_history
+
+    h = load_history(project)
+    return {
+        "heads": h.heads,
+        "bases": h.bases,
+        "revisions": [
+            {
+                "revision": r.revision,
+                "down_revisions": list(r.down_revisions),
+                "branch_labels": list(r.branch_labels),
+                "depends_on": list(r.depends_on),
+                "message": r.message,
+                "path": project.relpath(r.path),
+            }
+            for r in h.headers
+        ],
+        "unreadable": [{"path": project.relpath(b.path), "error": b.message, "line": b.line} for b in h.broken],
+    }
+
+
+def serve(
+    project_dir: str | os.PathLike[str] | None = None,
+    *,
+    config: str | None = None,
+    http: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    timeout: float | None = None,
+) -> None:
+    """Run the server over stdio (default) or streamable HTTP until the client goes away."""
+    root = Path(project_dir or os.getcwd()).resolve()
+    if not root.is_dir():
+        from db_migrate.errors import ConfigNotFound
+
+        raise ConfigNotFound(f"Project directory {root} does not exist.")
+    # Relative revision paths mean "inside the project", whatever directory the client started us in.
+    os.chdir(root)
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="db-migrate: %(levelname)s %(message)s")
+    server = build_server(root, config=config, timeout=timeout)
+    from db_migrate.sandbox import prewarm
+
+    threading.Thread(target=prewarm, daemon=True).start()  # the first tool call finds a warm worker
+    if http:
+        server.run("streamable-http", host=host, port=port)
+    else:
+        server.run("stdio")
