@@ -1,0 +1,190 @@
+"""Row counts and column contents read for real from PostgreSQL, MariaDB and SQLite; end to end on the fixture."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from db_migrate.errors import DatabaseError
+from db_migrate.policy import classify_escalation, read_database_facts
+from db_migrate.project import load_project
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    monkeypatch.delenv("DB_MIGRATE_ENV", raising=False)
+
+
+def _scratch(server_url: str, setup: list[str]):
+    """Create a throwaway database on the server, run ``setup`` in it, yield its URL, drop it."""
+    name = f"dbm_policy_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(server_url).set(database=name)
+    eng = create_engine(url)
+    try:
+        with eng.begin() as c:
+            for stmt in setup:
+                c.execute(text(stmt))
+        eng.dispose()
+        yield url.render_as_string(hide_password=False)
+    finally:
+        eng.dispose()
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if url.get_backend_name() == "postgresql" else "")))
+        admin.dispose()
+
+
+PERSONS = [
+    "CREATE TABLE persons (id INTEGER PRIMARY KEY, first_name VARCHAR(50), role VARCHAR(20), "
+    "pager_number VARCHAR(20), email_verified BOOLEAN)",
+]
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    yield from _scratch(
+        pg_url,
+        PERSONS
+        + [
+            "INSERT INTO persons (id, first_name, role) SELECT g, 'p' || g, 'attending' FROM generate_series(1, 3000) g",
+            "CREATE TABLE big (id INTEGER)",
+            "INSERT INTO big SELECT generate_series(1, 5000)",
+            "CREATE TABLE empty_t (id INTEGER, note TEXT)",
+        ],
+    )
+
+
+@pytest.fixture
+def mysql_db(mysql_url):
+    yield from _scratch(
+        mysql_url,
+        PERSONS
+        + [
+            "INSERT INTO persons (id, first_name, pager_number) VALUES (1, 'a', NULL), (2, 'b', '555-0100'), (3, 'c', NULL)",
+            "CREATE TABLE empty_t (id INTEGER, note TEXT)",
+        ],
+    )
+
+
+def test_postgres_exact_count_below_threshold_estimate_above(pg_db):
+    with create_engine(pg_db).connect() as c:  # give big a catalog estimate; leave persons unanalysed
+        c.execute(text("ANALYZE big"))
+        c.commit()
+    facts = read_database_facts(pg_db, tables=["persons", "big", "empty_t", "nope"], columns=[("persons", "pager_number"), ("persons", "first_name"), ("persons", "gone")], exact_count_below=4000)
+    assert facts.dialect == "postgresql"
+    assert facts.row_counts["persons"].model_dump() == {"rows": 3000, "estimate": False}
+    assert facts.row_counts["big"].estimate is True
+    assert 4000 <= facts.row_counts["big"].rows <= 6000
+    assert facts.row_counts["empty_t"].rows == 0
+    assert facts.column_has_data == {"persons.pager_number": False, "persons.first_name": True}
+    assert set(facts.missing) == {"nope", "persons.gone"}
+
+
+def test_postgres_reads_in_a_read_only_transaction(pg_db):
+    from db_migrate.policy.database import _engine, _read_only
+
+    eng = _engine(pg_db, 5)
+    with _read_only(eng, 5) as conn:
+        with pytest.raises(Exception, match="read-only"):
+            conn.execute(text("INSERT INTO empty_t VALUES (1, 'x')"))
+    eng.dispose()
+
+
+def test_mariadb_counts_exactly(mysql_db):
+    facts = read_database_facts(mysql_db, tables=["persons", "empty_t"], columns=[("persons", "pager_number"), ("empty_t", "note")])
+    assert facts.row_counts["persons"].model_dump() == {"rows": 3, "estimate": False}
+    assert facts.row_counts["empty_t"].rows == 0
+    assert facts.column_has_data == {"persons.pager_number": True, "empty_t.note": False}
+
+
+def test_mariadb_read_only_transaction(mysql_db):
+    from db_migrate.policy.database import _engine, _read_only
+
+    eng = _engine(mysql_db, 5)
+    with _read_only(eng, 5) as conn:
+        with pytest.raises(Exception, match="(?i)read only"):
+            conn.execute(text("INSERT INTO empty_t VALUES (1, 'x')"))
+    eng.dispose()
+
+
+def test_sqlite_file_is_opened_read_only(tmp_path):
+    path = tmp_path / "app.db"
+    eng = create_engine(f"sqlite:///{path}")
+    with eng.begin() as c:
+        c.execute(text("CREATE TABLE persons (id INTEGER, pager_number TEXT)"))
+        c.execute(text("INSERT INTO persons VALUES (1, NULL), (2, NULL)"))
+    eng.dispose()
+    before = path.read_bytes()
+    facts = read_database_facts(f"sqlite:///{path}", tables=["persons"], columns=[("persons", "pager_number")])
+    assert facts.row_counts["persons"].rows == 2
+    assert facts.column_has_data["persons.pager_number"] is False
+    assert path.read_bytes() == before
+    # a missing file is not created
+    with pytest.raises(DatabaseError):
+        read_database_facts(f"sqlite:///{tmp_path / 'missing.db'}", tables=["persons"])
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_unreachable_database_is_a_clear_error():
+    with pytest.raises(DatabaseError) as exc:
+        read_database_facts("postgresql+psycopg://u:hunter2@127.0.0.1:1/x", tables=["t"], timeout=2)
+    assert "hunter2" not in exc.value.message
+    assert exc.value.code == "database-error"
+
+
+# --- end to end on the fixture project ---------------------------------------------------------------
+
+
+def test_fixture_drop_pager_number_without_database_escalates(residency):
+    r = classify_escalation(load_project(residency), "9692142c98f0")
+    assert r.decision == "escalate"
+    [t] = [t for t in r.escalation.triggers if t.trigger == "drop-with-data"]
+    assert "assumed: no database_url given" in t.evidence[0]
+    assert "9692142c98f0_drop_pager_number_from_persons.py:22" in t.evidence[0]
+
+
+def test_fixture_drop_pager_number_against_postgres(residency, pg_db):
+    project = load_project(residency)
+    empty = classify_escalation(project, "9692142c98f0", database_url=pg_db)
+    assert "drop-with-data" not in {t.trigger for t in empty.escalation.triggers}
+    assert empty.row_counts["persons"].rows == 3000
+    assert empty.database == make_url(pg_db).render_as_string(hide_password=True)
+    with create_engine(pg_db).begin() as c:
+        c.execute(text("UPDATE persons SET pager_number = '555' WHERE id = 7"))
+    full = classify_escalation(project, "9692142c98f0", database_url=pg_db)
+    assert full.decision == "escalate"
+    assert "holds non-NULL values" in full.escalation.triggers[0].evidence[0]
+
+
+def test_fixture_role_update_is_large_with_low_threshold(residency, pg_db):
+    toml = residency / "pyproject.toml"
+    toml.write_text(toml.read_text().replace("large_table_rows = 100000", "large_table_rows = 2000"))
+    r = classify_escalation(load_project(residency), "aa60e7cdaf87", database_url=pg_db)
+    t = {t.trigger: t for t in r.escalation.triggers}
+    assert "3,000 rows" in t["large-data-migration"].evidence[0]
+    assert r.policy.large_table_rows == 2000
+
+
+def test_fixture_acgme_table_is_protected(residency):
+    r = classify_escalation(load_project(residency), "7bfbb393b25f")
+    assert r.decision == "escalate"
+    assert "protected-table" in {t.trigger for t in r.escalation.triggers}
+    assert r.escalation.auto_classes == ["create-table"]
+
+
+def test_fixture_nullable_middle_name_proceeds(residency):
+    r = classify_escalation(load_project(residency), "46f760feb10b")
+    assert r.decision == "proceed", r.escalation
+    assert r.escalation.auto_classes == ["add-nullable-column"]
+    assert r.all_automatic
+
+
+def test_fixture_production_environment(residency, monkeypatch):
+    r = classify_escalation(load_project(residency), "46f760feb10b", environment="production")
+    assert r.decision == "escalate"
+    assert [t.trigger for t in r.escalation.triggers] == ["production-database"]
