@@ -198,7 +198,9 @@ def _where(exc: BaseException, filename: str) -> int | None:
     return line
 
 
-def capture_file(path: Path, *, root: Path, dialect: str, relpath: str | None = None) -> RevisionCapture:
+def capture_file(
+    path: Path, *, root: Path, dialect: str, relpath: str | None = None, phase_seconds: float = PHASE_SECONDS
+) -> RevisionCapture:
     """Record one revision file. Never raises for problems in the file itself."""
     global _active
     _install_patches()
@@ -257,13 +259,13 @@ def capture_file(path: Path, *, root: Path, dialect: str, relpath: str | None = 
         rec.phase = phase
         _active = rec
         old_handler = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, PHASE_SECONDS)
+        signal.setitimer(signal.ITIMER_REAL, phase_seconds)
         try:
             with _offline_context(dialect, buf) as ctx, Operations.context(ctx):
                 fn()
             outcome.completed = True
         except _PhaseTimeout:
-            outcome.error = f"{phase}() did not finish within {PHASE_SECONDS} s (endless loop?)"
+            outcome.error = f"{phase}() did not finish within {phase_seconds:g} s (endless loop?)"
         except SystemExit as e:
             outcome.error = f"{phase}() calls sys.exit({e.code!r})"
             outcome.error_line = _where(e, str(path))

@@ -17,7 +17,7 @@ from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadErr
 from db_migrate.project import Project, load_history
 from db_migrate.project.headers import RevisionHeader
 from db_migrate.review.model import Operation, ReviewResult, RevisionOutcome, RevisionReview
-from db_migrate.sandbox import progress, run_job
+from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
 from db_migrate.verdict import Finding, Unchecked, decide, sort_findings
 
 __all__ = ["Operation", "ReviewResult", "RevisionReview", "review_migration", "review_paths"]
@@ -107,6 +107,8 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
     try:
         return run_job(
             "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
+            # A phase that loops is reported as a finding well before the whole job would time out.
+            phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
             timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
         )
     except (MigrationCrashed, MigrationTimeout) as e:

@@ -26,13 +26,13 @@ _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
 _OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
 
 
-def review_job(files: list[tuple[str, str]], root: str, dialect: str) -> list[RevisionOutcome]:
+def review_job(files: list[tuple[str, str]], root: str, dialect: str, phase_seconds: float = 10) -> list[RevisionOutcome]:
     """Capture and review each ``(path, relpath)``; one outcome per file, in order."""
     from db_migrate.capture.recorder import capture_file
 
     out = []
     for path, relpath in files:
-        cap = capture_file(Path(path), root=Path(root), dialect=dialect, relpath=relpath)
+        cap = capture_file(Path(path), root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds)
         out.append(review_capture(cap))
     return out
 

@@ -42,6 +42,7 @@ def _run_one(target: str, kwargs: dict[str, Any], cwd: str | None) -> tuple[str,
     try:
         if cwd:
             os.chdir(cwd)
+            sys.path.insert(0, cwd)  # like alembic's default prepend_sys_path = .
         module_name, func_name = target.split(":")
         fn = getattr(importlib.import_module(module_name), func_name)
         return "ok", fn(**kwargs)

@@ -1,0 +1,98 @@
+"""The worker pool: user code cannot take the caller down."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from db_migrate.errors import MigrationCrashed, MigrationTimeout, ProjectCodeError
+from db_migrate.sandbox import progress, run_in_scope, run_job
+
+JOBS = '''
+import os, sys, time
+from db_migrate.sandbox import report_progress
+def double(x): return x * 2
+def hang():
+    while True: time.sleep(0.05)
+def exits(): sys.exit(4)
+def dies(): os._exit(9)
+def raises(): raise ValueError("boom")
+def prints():
+    print("this must not reach stdout")
+    return "ok"
+def reports():
+    for i in range(3): report_progress(f"step {i}", i, 3)
+    return "done"
+'''
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    d = tmp_path_factory.mktemp("jobs")
+    (d / "sandbox_jobs.py").write_text(JOBS)
+    return str(d)
+
+
+def call(jobs: str, name: str, **kw):
+    return run_job(f"sandbox_jobs:{name}", cwd=jobs, timeout=kw.pop("timeout", 10), **kw)
+
+
+def test_result_comes_back(jobs: str) -> None:
+    assert call(jobs, "double", x=21) == 42
+
+
+def test_hang_times_out_and_next_call_works(jobs: str) -> None:
+    t = time.monotonic()
+    with pytest.raises(MigrationTimeout, match="did not finish within 0.5 s"):
+        call(jobs, "hang", timeout=0.5)
+    assert time.monotonic() - t < 3
+    assert call(jobs, "double", x=1) == 2
+
+
+def test_sys_exit_and_hard_crash_are_structured(jobs: str) -> None:
+    with pytest.raises(MigrationCrashed, match=r"sys.exit\(4\)"):
+        call(jobs, "exits")
+    with pytest.raises(MigrationCrashed, match="exit code"):
+        call(jobs, "dies")
+    with pytest.raises(ProjectCodeError, match="ValueError: boom"):
+        call(jobs, "raises")
+    assert call(jobs, "double", x=3) == 6
+
+
+def test_user_prints_never_reach_stdout(jobs: str, capfd: pytest.CaptureFixture[str]) -> None:
+    assert call(jobs, "prints") == "ok"
+    out, _ = capfd.readouterr()
+    assert "must not reach stdout" not in out
+
+
+def test_progress_and_cancellation_in_scope(jobs: str) -> None:
+    seen: list[str] = []
+    cleaned: list[bool] = []
+
+    def service() -> str:
+        progress("parent step", 0, 1)
+        r = call(jobs, "reports")
+        try:
+            call(jobs, "hang", timeout=30)
+        finally:
+            cleaned.append(True)
+        return r
+
+    async def main() -> None:
+        async def on_progress(message: str, p, total) -> None:
+            seen.append(message)
+
+        with anyio.move_on_after(2):
+            await run_in_scope(service, on_progress=on_progress)
+        for _ in range(50):
+            if cleaned:
+                break
+            await anyio.sleep(0.05)
+
+    t = time.monotonic()
+    anyio.run(main)
+    assert time.monotonic() - t < 6
+    assert seen[:4] == ["parent step", "step 0", "step 1", "step 2"]
+    assert cleaned == [True], "the service's finally block must run when the call is cancelled"
