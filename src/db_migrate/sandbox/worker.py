@@ -70,6 +70,10 @@ def _run_one(target: str, kwargs: dict[str, Any], cwd: str | None) -> tuple[str,
             if _is_user_module(sys.modules.get(name)):
                 sys.modules.pop(name, None)
         sys.path[:] = before_path
+        # A finder cached for a relative entry ('.', from alembic's prepend_sys_path) is bound to
+        # the cwd of the job that created it; drop it so the next project's cwd is searched.
+        for key in [k for k in sys.path_importer_cache if not os.path.isabs(k)]:
+            sys.path_importer_cache.pop(key, None)
         try:
             os.chdir(before_cwd)
         except OSError:
