@@ -196,3 +196,39 @@ def test_database_state_on_postgres_is_read_only(tmp_path, pg_url):
         eng.dispose()
         r = heads_of(root, database_url=db.url)
     assert r.current == ["000000000001"] and r.pending == ["000000000002"]
+
+
+# -- model drift (scratch SQLite, the project's env.py) ---------------------------------
+
+
+def test_no_drift_on_the_untouched_fixture(residency):
+    r = check_heads(load_project(residency))
+    assert r.decision == "proceed" and r.drift_operations == []
+    assert r.alembic_agrees is True
+    assert "models match head" in r.summary
+    assert not any(u.what == "model drift" for u in r.unchecked)
+
+
+def test_model_edit_is_model_drift(residency):
+    person = residency / "app" / "models" / "person.py"
+    person.write_text(person.read_text().replace(
+        "    role: Mapped[str]", "    nickname: Mapped[str | None] = mapped_column(String(40))\n    role: Mapped[str]"
+    ))
+    r = check_heads(load_project(residency))
+    (f,) = rules(r)["model-drift"]
+    assert f.severity == "error" and r.decision == "revise"
+    assert "nickname" in f.message and "add_column" in r.drift_operations[0]
+
+
+def test_env_py_that_cannot_import_its_models_is_unchecked_not_an_error(residency):
+    (residency / "app" / "models" / "__init__.py").write_text("import app.does_not_exist\n")
+    r = check_heads(load_project(residency))
+    assert r.decision == "proceed"
+    assert any(u.what == "model drift" for u in r.unchecked)
+    assert "model-drift" not in rules(r)
+
+
+def test_drift_is_skipped_on_multiple_heads(tmp_path):
+    root = make_project(tmp_path, [{}, {}, {"id": "b1", "down": "000000000001"}])
+    r = check_heads(load_project(root))
+    assert any(u.what == "model drift" and "several heads" in u.reason for u in r.unchecked)
