@@ -151,7 +151,7 @@ def test_drop_column_with_and_without_data_in_database():
 def test_drop_of_column_the_database_lacks_is_still_assumed():
     rev = review(op("drop_column", "persons", "pager_number"))
     r = classify(rev, Policy(), facts(missing=["persons.pager_number"]))
-    assert "assuming it holds data" in triggers(r)["drop-with-data"].evidence[0]
+    assert "treated as holding data" in triggers(r)["drop-with-data"].evidence[0]
     assert any("persons.pager_number" in u.what for u in r.unchecked)
 
 
@@ -306,3 +306,22 @@ def test_execute_known_only_by_its_rendered_sql():
     assert facts_needed(rev)[0] == ["persons"]
     r = classify(rev, Policy(large_table_rows=10), facts(rows={"persons": 10}))
     assert "data migration (UPDATE) on persons" in triggers(r)["large-data-migration"].evidence[0]
+
+
+def test_protected_evidence_cites_the_upgrade_not_its_mirror():
+    r = classify(
+        review(op("create_table", "acgme_hours", line=22), op("drop_table", "acgme_hours", phase="downgrade", line=45)),
+        Policy(),
+    )
+    [ev] = triggers(r)["protected-table"].evidence
+    assert ":22 upgrade create_table" in ev
+    # a downgrade touching a protected table the upgrade leaves alone is still cited
+    r = classify(review(op("add_column", "t", "c", nullable=True), op("drop_table", "acgme_old", phase="downgrade")), Policy())
+    assert "downgrade drop_table" in triggers(r)["protected-table"].evidence[0]
+
+
+def test_unknown_sizes_are_listed_once():
+    ups = [op("execute", sql=f"UPDATE persons SET role = 'r{i}'", line=31) for i in range(3)]
+    r = classify(review(*ups, op("execute", phase="downgrade", sql="UPDATE persons SET role = NULL")), Policy())
+    assert [u.what for u in r.unchecked] == ["large-data-migration: rows of persons (data migration (UPDATE))"]
+    assert r.unchecked[0].reason == "no database_url given"

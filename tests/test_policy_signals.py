@@ -115,3 +115,18 @@ def test_invalid_settings_raise_config_invalid(settings, needle):
 
 def test_unrelated_keys_of_other_tools_are_ignored():
     assert policy_from_settings({"roundtrip_rows": 50}).large_table_rows == 100_000
+
+
+def test_load_policy_and_classify_refuse_a_bad_pyproject(residency):
+    from db_migrate.policy import classify_escalation, load_policy
+    from db_migrate.project import load_project
+
+    assert load_policy(load_project(residency)).protected_tables == ["acgme*"]
+    toml = residency / "pyproject.toml"
+    toml.write_text(toml.read_text().replace("large_table_rows = 100000", 'large_table_rows = "lots"'))
+    project = load_project(residency)
+    with pytest.raises(ConfigInvalid) as exc:
+        load_policy(project)
+    assert "large_table_rows" in exc.value.message and "pyproject.toml" in exc.value.message
+    with pytest.raises(ConfigInvalid):
+        classify_escalation(project, "46f760feb10b")

@@ -220,9 +220,13 @@ def _production(triggers, policy, facts, environment, database_url, project_url)
 
 
 def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy) -> None:
+    # the downgrade usually mirrors the upgrade: cite it only for tables the upgrade leaves alone
+    in_upgrade = {(o.revision, t) for o in ops if o.phase == "upgrade" for t in o.tables}
     for trigger, patterns in (("protected-table", policy.protected_tables), ("audit-trail", policy.audit_tables)):
         for o in ops:
             for t in o.tables:
+                if o.phase == "downgrade" and (o.revision, t) in in_upgrade:
+                    continue
                 p = _matches(t, patterns)
                 if p:
                     triggers.fire(trigger, f"{o.where}: table {t} matches {p!r}")
@@ -255,11 +259,15 @@ def _known(facts: DatabaseFacts | None, key: str, table: dict) -> Any:
     return table.get(key) if facts is not None else None
 
 
-def _assumed(facts: DatabaseFacts | None, key: str) -> str:
+def _unknown(facts: DatabaseFacts | None, key: str) -> str:
+    """Why nothing is known about ``key``."""
     if facts is None:
-        return f"{key} {NO_DATABASE}; assuming it holds data"
-    why = facts.failed.get(key) or f"not found in {facts.database}"
-    return f"{key} could not be read ({why}); assuming it holds data"
+        return NO_DATABASE
+    return f"{key} could not be read: {facts.failed.get(key) or f'not found in {facts.database}'}"
+
+
+def _assumed(facts: DatabaseFacts | None, key: str) -> str:
+    return f"{_unknown(facts, key)}; treated as holding data"
 
 
 def _rows(count) -> str:
@@ -290,15 +298,15 @@ def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, un
             key = _qualified(o, t)
             count = _known(facts, key, facts.row_counts if facts else {})
             if count is None:
-                unchecked.append(
-                    Unchecked(
-                        what=f"large-data-migration: rows of {key} ({what})",
-                        reason=NO_DATABASE.removeprefix("assumed: ") if facts is None else _assumed(facts, key),
-                        revision=o.revision,
-                        path=o.path,
-                        line=o.line,
-                    )
+                item = Unchecked(
+                    what=f"large-data-migration: rows of {key} ({what})",
+                    reason=_unknown(facts, key).removeprefix("assumed: "),
+                    revision=o.revision,
+                    path=o.path,
+                    line=o.line,
                 )
+                if item not in unchecked:
+                    unchecked.append(item)
             elif count.rows >= policy.large_table_rows:
                 triggers.fire(
                     "large-data-migration",
