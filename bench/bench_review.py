@@ -1,0 +1,139 @@
+"""Benchmark review_migration against the pipeline users run today.
+
+    .venv/bin/python bench/bench_review.py [--revisions 500] [--cli-sample 25]
+
+Measures, in one run, on a generated history (PostgreSQL dialect) and on the
+fixture project:
+
+* in process: every revision reviewed alone, cold cache (per-revision p50/p95),
+  and the whole history in one call;
+* through the CLI: ``db-migrate review REV --format json`` for a sample of
+  revisions (cold start to verdict);
+* the baseline: ``alembic upgrade PARENT:REV --sql | squawk`` for the same sample.
+
+Targets (issue 2): in-process p50 <= 20 ms per revision; CLI cold start <= 1.0 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+BIN = Path(sys.executable).parent
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def row(name: str, values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return f"| {name:<52} | {len(ms):>5} | {pct(ms, 50):>9.1f} | {pct(ms, 95):>9.1f} | {max(ms):>9.1f} |"
+
+
+def in_process(project_dir: Path) -> tuple[list[float], float, int]:
+    import db_migrate.review as review
+    from db_migrate.project import load_history, load_project
+
+    project = load_project(cwd=project_dir)
+    ids = [h.revision for h in load_history(project).headers]
+    review.review_migration(project, ids[0])  # start the worker: not part of a per-revision cost
+    times = []
+    findings = 0
+    for rid in ids:
+        review._cache.clear()
+        t = time.perf_counter()
+        r = review.review_migration(project, rid)
+        times.append(time.perf_counter() - t)
+        findings += len(r.findings)
+    review._cache.clear()
+    t = time.perf_counter()
+    review.review_migration(project, all_revisions=True)
+    whole = time.perf_counter() - t
+    return times, whole, findings
+
+
+def sample_pairs(project_dir: Path, k: int) -> list[tuple[str, str]]:
+    from db_migrate.project import load_history, load_project
+
+    h = load_history(load_project(cwd=project_dir))
+    chain = []
+    rid = h.heads[0]
+    while rid:
+        chain.append(rid)
+        downs = h.by_id[rid].down_revisions
+        rid = downs[0] if downs else None
+    chain.reverse()
+    step = max(1, (len(chain) - 1) // k)
+    return [(chain[i - 1], chain[i]) for i in range(1, len(chain), step)][:k]
+
+
+def cli_times(project_dir: Path, pairs: list[tuple[str, str]]) -> list[float]:
+    out = []
+    for _, rev in pairs:
+        t = time.perf_counter()
+        p = subprocess.run([str(BIN / "db-migrate"), "review", rev, "--format", "json"], cwd=project_dir, capture_output=True)
+        out.append(time.perf_counter() - t)
+        if p.returncode not in (0, 1, 3):
+            raise SystemExit(f"db-migrate review failed: {p.stderr.decode()[-500:]}")
+    return out
+
+
+def squawk_times(project_dir: Path, pairs: list[tuple[str, str]]) -> tuple[list[float], int]:
+    squawk = shutil.which("squawk", path=str(BIN)) or shutil.which("squawk")
+    if not squawk:
+        raise SystemExit("squawk not found: pip install squawk-cli")
+    out, violations = [], 0
+    for parent, rev in pairs:
+        t = time.perf_counter()
+        alembic = subprocess.Popen([str(BIN / "alembic"), "upgrade", f"{parent}:{rev}", "--sql"], cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        sq = subprocess.run([squawk, "--reporter", "gcc"], stdin=alembic.stdout, capture_output=True)
+        alembic.wait()
+        out.append(time.perf_counter() - t)
+        violations += sq.stdout.decode().count("\n")
+    return out, violations
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--revisions", type=int, default=500)
+    ap.add_argument("--cli-sample", type=int, default=25)
+    args = ap.parse_args()
+    from make_history import make_history
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gen = Path(tmp, "gen")
+        make_history(gen, args.revisions, dialect_url="postgresql://bench@localhost/bench")
+        fixture = Path(tmp, "residency")
+        shutil.copytree(ROOT / "fixtures" / "residency", fixture)
+
+        print(f"# review benchmark — {args.revisions}-revision generated history + fixtures ({os.cpu_count()} cores)\n")
+        print("| measurement | n | p50 ms | p95 ms | max ms |")
+        print("|---|---:|---:|---:|---:|")
+        for name, d in (("generated", gen), ("fixtures", fixture)):
+            times, whole, findings = in_process(d)
+            print(row(f"{name}: in process, one revision per call (cold cache)", times))
+            print(f"| {name}: in process, whole history in one call | 1 | {whole * 1000:.1f} total | {whole * 1000 / len(times):.2f} per rev | — |")
+        pairs = sample_pairs(gen, args.cli_sample)
+        print(row("generated: CLI `db-migrate review REV` (cold start)", cli_times(gen, pairs)))
+        sq, violations = squawk_times(gen, pairs)
+        print(row("generated: baseline `alembic upgrade A:B --sql | squawk`", sq))
+        fpairs = sample_pairs(fixture, 15)
+        print(row("fixtures: CLI `db-migrate review REV` (cold start)", cli_times(fixture, fpairs)))
+        print(row("fixtures: baseline `alembic upgrade A:B --sql | squawk`", squawk_times(fixture, fpairs)[0]))
+        print(f"\nsquawk reported {violations} violation line(s) on the {len(pairs)} sampled generated revisions.")
+
+
+if __name__ == "__main__":
+    main()
