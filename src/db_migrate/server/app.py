@@ -77,15 +77,16 @@ in `human_approval`; only an explicit approval turns escalate into proceed."""
 D_HEADS = """\
 Check the revision graph (exactly one head, no cycles, dangling or duplicate revisions), model drift
 (models vs. head) and, with database_url, where that database stands (`current`, `pending`). Call it before
-changing models and before merging branches. revise -> fix the findings; several heads -> call again with
-create_merge=true (writes a merge revision) only when the user agrees."""
+changing models and before merging branches. decision: proceed -> go on; revise -> fix the findings; several
+heads -> call again with create_merge=true (writes a merge revision) only when the user agrees."""
 
 D_GENERATE = """\
 Autogenerate a new revision from the models on a scratch database (never the user's), write it to the
 versions directory and review it. Call after editing the models. Read the file and `findings`/`unchecked`:
 autogenerate misses renames (drop+add!), enum values, server defaults and CHECK constraints; with
-rewrite_renames=true a drop+add that looks like a rename becomes alter_column. Then call review_migration
-and test_roundtrip on the new revision."""
+rewrite_renames=true a drop+add that looks like a rename becomes alter_column. decision: proceed -> call
+review_migration and test_roundtrip on the new revision; revise -> edit the file as the findings say;
+no changes detected -> check that env.py imports the models."""
 
 D_ROUNDTRIP = """\
 Prove a revision reverses: on a throwaway database, upgrade to the revision's parent, seed rows, upgrade,
