@@ -1,0 +1,144 @@
+"""The db-migrate command line: output formats, exit codes, errors, start-up cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from db_migrate.cli import main
+from db_migrate.cli.render import render, use_color
+from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, Verdict
+
+EXIT = {"proceed": 0, "revise": 1, "escalate": 3}
+SCRIPT = Path(sys.executable).parent / "db-migrate"
+
+
+def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    code = main([*args, "--format", "json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_review_json_and_exit_code_follow_the_decision(residency: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(["review", "9692142c98f0", "--config", str(residency)], capsys)
+    assert out["tool"] == "review_migration" and out["revisions"] == ["9692142c98f0"]
+    assert code == EXIT[out["decision"]]
+
+
+def test_review_all_covers_every_revision(residency: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(["review", "--all", "--config", str(residency)], capsys)
+    assert len(out["revisions"]) == 16 and code == EXIT[out["decision"]]
+
+
+def test_classify_escalates_with_exit_3_and_the_tool_shape(residency: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(["classify", "9692142c98f0", "--config", str(residency)], capsys)
+    assert out["decision"] == "escalate" and code == 3
+    assert out["human_approval"] is None  # same shape as the MCP tool; the CLI asks nobody
+    assert out["escalation"]["triggers"]
+
+
+def test_heads_json(residency: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(residency / "alembic")  # found from a subdirectory
+    code, out = run_json(["heads", "--no-drift"], capsys)
+    assert out["heads"] == ["f956808bc5df"] and code == EXIT[out["decision"]]
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["review", "nope"], "revision-not-found"),
+        (["review", "/etc/hosts.py"], "path-outside-project"),
+        (["bogus"], "usage"),
+        (["review", "--rows", "3"], "usage"),
+        (["roundtrip", "--all", "--from", "a"], "usage"),
+    ],
+)
+def test_errors_exit_2_with_error_json(residency: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: str) -> None:
+    exit_code, out = run_json([*args, "--config", str(residency)] if args[0] != "bogus" else args, capsys)
+    assert exit_code == 2 and out["error"]["code"] == code and out["error"]["message"]
+
+
+def test_errors_in_text_go_to_stderr_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".git").mkdir()  # stop the upward search here
+    assert main(["review"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "config-not-found" in captured.err and "Traceback" not in captured.err
+
+
+def test_unexpected_exception_is_internal_error(residency: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import db_migrate.cli.services as services
+
+    def boom(tool: str, project: object, **kw: object) -> None:
+        raise RuntimeError("kaboom\nsecond line")
+
+    monkeypatch.setattr(services, "call", boom)
+    code, out = run_json(["review", "--config", str(residency)], capsys)
+    assert code == 2 and out["error"]["code"] == "internal-error" and "kaboom" in out["error"]["message"]
+    assert "second line" not in out["error"]["message"]
+
+
+def test_text_report_groups_by_revision_with_location_and_fix() -> None:
+    v = Verdict(
+        tool="review_migration", decision="escalate", summary="2 revisions",
+        findings=[
+            Finding(rule="r1", severity="error", phase="upgrade", message="bad thing", revision="aaa", path="v/a.py", line=7, fix="op.good()"),
+            Finding(rule="r2", severity="warning", phase="downgrade", message="meh", revision="bbb", path="v/b.py", line=3),
+        ],
+        escalation=Escalation(required=True, triggers=[Trigger(trigger="drop-with-data", reason="data loss", evidence=["persons: 12 rows"])]),
+        unchecked=[Unchecked(what="row counts", reason="no database_url")],
+    )
+    text = render(v, color=False)
+    assert text.index("aaa  v/a.py") < text.index("v/a.py:7") < text.index("op.good()") < text.index("bbb  v/b.py")
+    assert "drop-with-data" in text and "persons: 12 rows" in text and "row counts: no database_url" in text
+    assert "\033[" not in text and "\033[" in render(v, color=True)
+
+
+def test_color_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert use_color(Tty()) is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert use_color(Tty()) is False
+    assert use_color(open(os.devnull, "w")) is False
+
+
+def test_rules_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    from db_migrate.rules import catalogue
+
+    assert main(["rules", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in out] == [r.id for r in catalogue()]
+
+
+def test_cold_start_to_a_verdict_is_fast_and_never_imports_mcp(residency: Path) -> None:
+    """The installed console script, in a fresh process: review the head in <= 1 s (best of 3)."""
+    probe = (
+        "import sys, runpy; sys.argv=['db-migrate','review','--config',sys.argv[1],'--format','json'];"
+        "from db_migrate.cli import main; code=main(); print('MCP' if 'mcp' in sys.modules else 'NO-MCP', file=sys.stderr); sys.exit(code)"
+    )
+    best = 99.0
+    for _ in range(3):
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", probe, str(residency)], capture_output=True, text=True, timeout=60)
+        best = min(best, time.perf_counter() - t)
+        assert proc.returncode in (0, 1, 3), proc.stderr
+        assert json.loads(proc.stdout)["tool"] == "review_migration"
+        assert "NO-MCP" in proc.stderr
+    assert best <= 1.0, f"cold start to verdict took {best:.2f}s"
+
+
+def test_console_script_is_installed(residency: Path) -> None:
+    if not SCRIPT.exists():
+        pytest.skip("console script not installed in this interpreter's environment")
+    proc = subprocess.run([str(SCRIPT), "heads", "--no-drift", "--format", "json", "--config", str(residency)], capture_output=True, text=True, timeout=60)
+    assert json.loads(proc.stdout)["heads"] == ["f956808bc5df"]
