@@ -1,0 +1,170 @@
+"""generate_migration: autogenerate a revision against a scratch database at head, then review it.
+
+The comparison database is a scratch database (temporary SQLite, or a
+throwaway database on ``scratch_url``'s server) upgraded to head through the
+project's env.py: the user's development database may be behind, ahead or
+dirty, and is never touched.  Only when the user names ``database_url`` is that
+database used as it is, for comparison only, in a read-only transaction that is
+rolled back.
+
+Guards: a message is required; a history with several heads or with errors
+alembic cannot walk is refused (with the merge command); one writer per
+project (:func:`~db_migrate.generate.writing.revision_lock`); alembic chooses
+the file name from the project's ``file_template`` and never overwrites a file;
+a failed or killed write leaves no file behind; nothing changed means no file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from db_migrate.errors import MigrationCrashed, MigrationLoadError, MigrationTimeout, MultipleHeadsError, Refused, UsageError
+from db_migrate.generate.jobs import Outcome
+from db_migrate.generate.model import GenerateResult
+from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
+from db_migrate.heads.graph import analyse
+from db_migrate.project import Project, load_history, redact_url
+from db_migrate.sandbox import progress, run_job
+from db_migrate.verdict import decide, sort_findings
+
+
+def generate_migration(
+    project: Project,
+    message: str,
+    *,
+    database_url: str | None = None,
+    scratch_url: str | None = None,
+    rewrite_renames: bool = False,
+    timeout: float | None = None,
+) -> GenerateResult:
+    """Autogenerate a revision for the current model changes, check its blind spots and review it.
+
+    - ``database_url``: compare with this database as it is (read only) instead of a scratch database at head.
+    - ``scratch_url``: a PostgreSQL/MySQL server to create the scratch database on (default: temp SQLite).
+    - ``rewrite_renames``: write probable renames (drop + add of one type) as ``alter_column(new_column_name=...)``.
+    """
+    started = time.perf_counter()
+    if not message or not message.strip():
+        raise UsageError("A message is required: it names the revision file.", hint='e.g. -m "add nickname to persons"')
+    history = load_history(project)
+    report = analyse(history)
+    if not report.walkable:
+        problems = [f.message for f in report.findings if f.severity == "error"]
+        raise MigrationLoadError(
+            "The revision history has errors alembic cannot walk: " + " ".join(problems[:5]),
+            hint="Run check_heads (db-migrate heads) and fix those first.",
+        )
+    if len(report.heads) > 1:
+        raise MultipleHeadsError(
+            f"The history has {len(report.heads)} heads ({', '.join(report.heads)}); a new revision would not know its parent.",
+            hint="Merge them first: check_heads with create_merge=true (`db-migrate heads --create-merge`) "
+            "or `alembic merge -m 'merge heads' heads`.",
+            heads=", ".join(report.heads),
+        )
+    _require_writable(project, history, report.heads)
+
+    with revision_lock(project):
+        before = revision_files(project)
+        try:
+            outcome, scratch_seconds = _run(project, message, database_url, scratch_url, rewrite_renames, timeout)
+        except (MigrationTimeout, MigrationCrashed):
+            remove_new_files(project, before)  # a killed worker may have left a partial file
+            raise
+    compared = f"database {redact_url(database_url)} (as is, read only)" if database_url else (
+        f"a scratch database on {redact_url(scratch_url)} upgraded to head" if scratch_url
+        else "a scratch SQLite database upgraded to head"
+    )
+    timings = {"scratch": round(scratch_seconds + outcome.timings.get("upgrade", 0.0), 4),
+               "autogenerate": round(outcome.timings.get("autogenerate", 0.0), 4)}
+    down = report.heads[0] if report.heads else None
+
+    if not outcome.created:
+        timings["total"] = round(time.perf_counter() - started, 4)
+        return GenerateResult(
+            decision=decide(outcome.findings), created=False, compared_with=compared,
+            summary="No changes: the models match " + ("that database" if database_url else "head") + "; no file was written."
+            + (f" {len(outcome.findings)} thing(s) autogenerate cannot see differ, see findings." if outcome.findings else ""),
+            findings=sort_findings(outcome.findings), timings=timings, down_revision=down,
+        )
+
+    path = project.relpath(outcome.path)
+    for f in outcome.findings:
+        f.path, f.revision = path, outcome.revision
+    from db_migrate.review import review_migration  # lazy: review pulls in the capture machinery
+
+    progress("reviewing the new revision")
+    t = time.perf_counter()
+    review = review_migration(project, outcome.revision, timeout=timeout)
+    timings["review"] = round(time.perf_counter() - t, 4)
+    findings = sort_findings([*outcome.findings, *review.findings])
+    timings["total"] = round(time.perf_counter() - started, 4)
+    result = GenerateResult(
+        decision=decide(findings, review.escalation),
+        summary="",
+        revisions=[outcome.revision] if outcome.revision else [],
+        findings=findings,
+        escalation=review.escalation,
+        unchecked=review.unchecked,
+        created=True, path=path, revision=outcome.revision, down_revision=down,
+        operations=outcome.operations, upgrade_code=outcome.upgrade_code, downgrade_code=outcome.downgrade_code,
+        compared_with=compared, review=review, timings=timings,
+    )
+    if outcome.runner == "built-in":
+        from db_migrate.verdict import Unchecked
+
+        result.unchecked.append(Unchecked(what="env.py upgrade", reason=f"Head was built without env.py: {outcome.runner_reason}"))
+    result.summary = (
+        f"Wrote {path} ({len(outcome.operations)} operation(s)); review: {review.decision}; "
+        f"{result.counts()['error']} error(s), {result.counts()['warning']} warning(s)."
+    )
+    return result
+
+
+def _run(project: Project, message: str, database_url, scratch_url, rewrite_renames, timeout) -> tuple[Outcome, float]:
+    """Run the autogenerate job against the named database or a fresh scratch database; (outcome, scratch seconds)."""
+    from db_migrate.scratch import scratch_database
+
+    job = dict(
+        timeout=timeout, cwd=project.root, what="autogenerate (env.py, models and migrations)",
+        config_file=str(project.config_file), section=project.section, message=message.strip(),
+        rewrite_renames=rewrite_renames,
+    )
+    if database_url:
+        progress("comparing the models with the named database")
+        return run_job("db_migrate.generate.jobs:autogenerate_revision", url=_read_only_url(database_url),
+                       upgrade_first=False, read_only=True, **job), 0.0
+    progress("building a scratch database at head")
+    t = time.perf_counter()
+    with scratch_database(scratch_url, purpose="generate") as db:
+        created = time.perf_counter() - t
+        return run_job("db_migrate.generate.jobs:autogenerate_revision", url=db.url, upgrade_first=True, **job), created
+
+
+def _read_only_url(url: str) -> str:
+    """For SQLite, open the user's file read only (and never create it); other URLs unchanged."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return url
+    db = u.database or ""
+    if not db or db == ":memory:" or not Path(db).is_file():
+        raise UsageError(f"The SQLite database {db or ':memory:'} does not exist.", hint="Pass an existing database file, or omit database_url.")
+    return u.set(database=f"file:{Path(db).resolve()}?mode=ro", query={**u.query, "uri": "true"}).render_as_string(hide_password=False)
+
+
+def _require_writable(project: Project, history, heads: list[str]) -> None:
+    """Refuse early when the folder the new revision goes to cannot be written."""
+    if len(project.version_locations) == 1 or not heads:
+        target = project.version_locations[0]
+    else:
+        target = history.by_id[heads[0]].path.parent
+    probe = target if target.exists() else target.parent
+    if not os.access(probe, os.W_OK):
+        raise Refused(
+            f"The versions folder {project.relpath(target)} is not writable.",
+            hint="Fix its permissions (or run where the project is writable) and call again.",
+            path=project.relpath(target),
+        )
