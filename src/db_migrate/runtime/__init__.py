@@ -16,6 +16,7 @@ Jobs (call through ``run_job("db_migrate.runtime:upgrade", cwd=project.root, ...
 
 In-worker building block: ``with Runtime(config_file, section, url) as rt:``
 ``rt.upgrade(target)``, ``rt.downgrade(target)``, ``rt.heads()``,
+``rt.run_plan(plan)`` (many steps, one env.py run),
 ``rt.connection`` (the scratch connection, committed between steps),
 ``rt.runner`` (``"project-env"`` or ``"built-in"``) and ``rt.runner_reason``.
 A failing step raises :class:`StepFailed` (message already formatted, no traceback).
@@ -226,6 +227,16 @@ class Runtime:
     def downgrade(self, target: str) -> None:
         self._run("downgrade", target, lambda rev, ctx: self.script._downgrade_revs(target, rev))
 
+    def run_plan(self, plan) -> None:
+        """Run ``plan(heads, migration_context)`` (an iterable of alembic steps) through ONE env.py run.
+
+        alembic pulls the steps lazily, so a generator may do its own work on
+        ``migration_context.connection`` between steps (seed, snapshot) without
+        re-running env.py for every step.  Build steps with
+        ``rt.script._upgrade_revs(target, heads)`` / ``_downgrade_revs``.
+        """
+        self._run("plan", None, plan)
+
     def heads(self) -> tuple[str, ...]:
         """Revisions stamped in the scratch database."""
         from alembic.runtime.migration import MigrationContext
@@ -277,7 +288,7 @@ class Runtime:
             EnvironmentContext.configure = real_configure
             EnvironmentContext.run_migrations = real_run
 
-    def _run(self, kind: str, target: str, fn) -> None:
+    def _run(self, kind: str, target: str | None, fn) -> None:
         from alembic.runtime.environment import EnvironmentContext
 
         self._commit()  # never leave our own transaction open under env.py's connection

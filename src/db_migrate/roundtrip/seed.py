@@ -1,0 +1,219 @@
+"""Realistic seed rows for every table of a scratch database.
+
+Tables are reflected (``MetaData.reflect``) and filled parents first
+(``MetaData.sorted_tables``).  Values follow each column's type and the
+constraints that bind it:
+
+- primary keys, unique constraints and unique indexes get distinct values;
+  other columns repeat values (a later unique constraint meets duplicates);
+- foreign keys point at rows actually inserted in the parent table (no orphans);
+- nullable columns get some NULLs;
+- ``String(n)`` columns get some values of exactly ``n`` characters (a later
+  narrowing meets long values);
+- numbers are positive (most CHECK constraints are ``>= 0`` / ``> 0``).
+
+A table whose rows the database refuses (a CHECK we cannot guess, an exotic
+type) is retried with plainer rows, then left empty and reported.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+_BASE_DT = datetime(2024, 1, 1, 8, 0, 0)
+
+
+def seed(conn: Any, rows: int, *, tables: list[str] | None = None, exclude: set[str] = frozenset()) -> dict[str, Any]:
+    """Insert ``rows`` rows into each of ``tables`` (all when None). Returns ``{"seeded": {t: n}, "skipped": {t: why}}``."""
+    from sqlalchemy import MetaData
+
+    md = MetaData()
+    md.reflect(bind=conn, only=lambda name, _md: name not in exclude)
+    wanted = set(tables) if tables is not None else None
+    inserted: dict[str, list[dict[str, Any]]] = {}
+    seeded: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    for table in md.sorted_tables:
+        if wanted is not None and table.name not in wanted:
+            inserted[table.name] = _existing(conn, table)
+            continue
+        if rows <= 0:
+            continue
+        err = None
+        for plain in (False, True):
+            batch = _rows(table, rows, inserted, plain=plain)
+            if not batch:
+                err = "no parent rows to reference"
+                break
+            try:
+                inserted[table.name] = _insert(conn, table, batch)
+                seeded[table.name] = len(batch)
+                err = None
+                break
+            except Exception as e:
+                err = (str(getattr(e, "orig", None) or e).strip().splitlines() or ["refused"])[0]
+        if err is not None:
+            skipped[table.name] = err
+    return {"seeded": seeded, "skipped": skipped}
+
+
+def _existing(conn: Any, table: Any) -> list[dict[str, Any]]:
+    """Rows already in a table we do not seed (so children can reference them)."""
+    from sqlalchemy import select
+
+    return [dict(r._mapping) for r in conn.execute(select(table).limit(1000))]
+
+
+def _insert(conn: Any, table: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert ``batch``; return the rows with generated primary keys filled in."""
+    auto = table.autoincrement_column
+    pg = conn.dialect.name == "postgresql"
+    savepoint = conn.begin_nested() if pg else None  # a refused INSERT aborts a PostgreSQL transaction
+    try:
+        if auto is not None and auto.name not in batch[0]:
+            if getattr(conn.dialect, "insert_executemany_returning_sort_by_parameter_order", False):
+                res = conn.execute(table.insert().returning(auto, sort_by_parameter_order=True), batch)
+                for row, (pk,) in zip(batch, res.all()):
+                    row[auto.name] = pk
+            else:
+                for row in batch:
+                    row[auto.name] = conn.execute(table.insert(), row).inserted_primary_key[0]
+        else:
+            conn.execute(table.insert(), batch)
+    except BaseException:
+        if savepoint is not None:
+            savepoint.rollback()
+        raise
+    if savepoint is not None:
+        savepoint.commit()
+    return batch
+
+
+def _unique_columns(table: Any) -> set[str]:
+    out = {c.name for c in table.primary_key.columns}
+    from sqlalchemy import UniqueConstraint
+
+    for cons in table.constraints:
+        if isinstance(cons, UniqueConstraint):
+            out.update(c.name for c in cons.columns)
+    for ix in table.indexes:
+        if ix.unique:
+            out.update(c.name for c in ix.columns)
+    return out
+
+
+def _alone_unique(table: Any) -> set[str]:
+    """Columns that are unique on their own (a one-to-one foreign key caps the row count)."""
+    from sqlalchemy import UniqueConstraint
+
+    out: set[str] = set()
+    sets = [list(table.primary_key.columns)]
+    sets += [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
+    sets += [list(ix.columns) for ix in table.indexes if ix.unique]
+    for cols in sets:
+        if len(cols) == 1:
+            out.add(cols[0].name)
+    return out
+
+
+def _rows(table: Any, n: int, inserted: dict[str, list[dict[str, Any]]], *, plain: bool) -> list[dict[str, Any]]:
+    unique = _unique_columns(table)
+    alone = _alone_unique(table)
+    auto = table.autoincrement_column
+    fk_values: dict[str, list[Any]] = {}
+    for fk_cons in table.foreign_key_constraints:
+        parent = inserted.get(fk_cons.referred_table.name, [])
+        if fk_cons.referred_table is table:
+            parent = []  # self-reference: NULL where allowed
+        cols = list(fk_cons.columns)
+        refs = [e.column.name for e in fk_cons.elements]
+        for col, ref in zip(cols, refs):
+            fk_values[col.name] = [p.get(ref) for p in parent]
+        if any(c.name in alone for c in cols) and parent:
+            n = min(n, len(parent))
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        row: dict[str, Any] = {}
+        for col in table.columns:
+            if auto is not None and col is auto:
+                continue
+            if col.name in fk_values:
+                choices = fk_values[col.name]
+                if not choices:
+                    if not col.nullable:
+                        return []
+                    row[col.name] = None
+                elif col.nullable and i % 5 == 4 and col.name not in unique:
+                    row[col.name] = None
+                else:
+                    row[col.name] = choices[i % len(choices)]
+                continue
+            if col.nullable and (plain or (i % 5 == 4 and col.name not in table.primary_key.columns)):
+                row[col.name] = None
+                continue
+            row[col.name] = value_for(col, i, unique=col.name in unique, plain=plain)
+        out.append(row)
+    return out
+
+
+def value_for(col: Any, i: int, *, unique: bool, plain: bool = False) -> Any:
+    """A value of ``col``'s type for row ``i``: distinct per row when ``unique``, else repeating."""
+    import sqlalchemy as sa
+
+    t = col.type
+    k = i if unique else i % 3
+    name = col.name
+    if isinstance(t, sa.Enum) and t.enums:
+        return t.enums[k % len(t.enums)]
+    if isinstance(t, sa.Boolean):
+        return k % 2 == 0
+    if isinstance(t, sa.Integer):
+        return k + 1
+    if isinstance(t, sa.Float):
+        return k + 1.5
+    if isinstance(t, sa.Numeric):
+        scale = t.scale or 0
+        whole = 10 ** ((t.precision or 10) - scale) - 1 if t.precision else 10**6
+        v = Decimal(min(k + 1, whole))
+        return v + Decimal("0.5") if scale and not unique else v
+    if isinstance(t, sa.DateTime):
+        v = _BASE_DT + timedelta(hours=k * 7)
+        return v.replace(tzinfo=timezone.utc) if t.timezone else v
+    if isinstance(t, sa.Date):
+        return date(2024, 1, 1) + timedelta(days=k)
+    if isinstance(t, sa.Time):
+        return time(k % 24, (k * 7) % 60)
+    if isinstance(t, sa.Interval):
+        return timedelta(hours=k + 1)
+    if isinstance(t, sa.Uuid):
+        v = uuid.UUID(int=k + 1)
+        return v if t.as_uuid else str(v)
+    if isinstance(t, sa.JSON):
+        return {"seed": k, "tags": ["a", "b"]}
+    if isinstance(t, sa.LargeBinary):
+        return bytes([k % 256]) * 4
+    if isinstance(t, sa.ARRAY):
+        item = t.item_type
+        return [k + 1] if isinstance(item, sa.Integer) else [f"{name}{k}"]
+    if isinstance(t, sa.String):
+        return _text(name, k, getattr(t, "length", None), near_limit=not plain and i % 4 == 1)
+    type_name = type(t).__name__.upper()
+    if type_name in ("INET", "CIDR"):
+        return f"10.0.{k // 250}.{k % 250 + 1}"
+    return _text(name, k, None, near_limit=False)
+
+
+def _text(name: str, k: int, length: int | None, *, near_limit: bool) -> str:
+    if "email" in name:
+        s = f"user{k}@example.org"
+    else:
+        s = f"{name[:12]}-{k}"
+    if length:
+        if len(s) > length:
+            s = str(k)[-length:]
+        if near_limit:
+            s = (s + "x" * length)[:length]
+    return s
