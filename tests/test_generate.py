@@ -1,0 +1,165 @@
+"""generate_migration on tmp copies of the fixture and on hand-made histories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from projectfactory import make_project
+
+from db_migrate.errors import (
+    GenerateBusy,
+    MigrationLoadError,
+    MultipleHeadsError,
+    ProjectCodeError,
+    Refused,
+    UsageError,
+)
+from db_migrate.generate import generate_migration
+from db_migrate.generate.writing import revision_lock
+from db_migrate.project import load_project, load_history
+
+
+def versions(root: Path) -> set[str]:
+    return {p.name for p in (root / "alembic" / "versions").glob("*.py")}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+PERSON = Path("app/models/person.py")
+ROLE = "    role: Mapped[str]"
+
+
+def test_model_edit_writes_a_reviewed_revision(residency):
+    edit(residency / PERSON, ROLE, "    nickname: Mapped[str | None] = mapped_column(String(40))\n" + ROLE)
+    before = versions(residency)
+    r = generate_migration(load_project(residency), "add nickname")
+    assert r.created and r.decision == "proceed"
+    assert versions(residency) - before == {Path(r.path).name}
+    text = (residency / r.path).read_text()
+    assert "nickname" in text and f"= '{r.down_revision}'" in text
+    assert [o.op for o in r.operations] == ["add_column"]
+    assert "nickname" in r.upgrade_code and "drop_column('nickname')" in r.downgrade_code
+    assert r.review is not None and r.review.revisions == [r.revision]
+    assert load_history(load_project(residency)).heads == [r.revision]
+    assert r.timings["scratch"] > 0 and "scratch SQLite" in r.compared_with
+
+
+def test_nothing_changed_writes_nothing(residency):
+    before = versions(residency)
+    r = generate_migration(load_project(residency), "nothing")
+    assert not r.created and r.path is None and r.decision == "proceed"
+    assert "no file was written" in r.summary
+    assert versions(residency) == before
+
+
+def test_drop_and_add_of_one_type_is_flagged_as_a_rename(residency):
+    edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
+    r = generate_migration(load_project(residency), "rename middle name")
+    (f,) = [f for f in r.findings if f.rule == "probable-rename"]
+    assert f.severity == "warning" and f.table == "persons" and f.column == "middle_name"
+    assert 'new_column_name="preferred_name"' in f.fix
+    assert f.path == r.path
+
+
+def test_rewrite_renames_writes_alter_column(residency):
+    edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
+    r = generate_migration(load_project(residency), "rename middle name", rewrite_renames=True)
+    text = (residency / r.path).read_text()
+    assert "new_column_name='preferred_name'" in text and "drop_column" not in text
+    assert "new_column_name='middle_name'" in r.downgrade_code  # the downgrade renames back
+    assert [o.op for o in r.operations] == ["rename_column"]
+
+
+def test_blind_spots_check_constraint_and_server_default(residency):
+    edit(residency / PERSON, "from sqlalchemy import Boolean,", "from sqlalchemy import CheckConstraint, Boolean,")
+    edit(residency / PERSON, '    __tablename__ = "persons"\n',
+         '    __tablename__ = "persons"\n    __table_args__ = (CheckConstraint("length(email) > 3", name="email_len"),)\n')
+    edit(residency / PERSON, "is_active: Mapped[bool] = mapped_column(Boolean, default=True)",
+         "is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql.true())")
+    r = generate_migration(load_project(residency), "blind spots")
+    assert not r.created  # autogenerate sees neither change
+    got = {f.rule: f for f in r.findings}
+    assert "ck_persons_email_len" in got["check-constraint-not-generated"].fix
+    assert got["server-default-not-compared"].column == "is_active"
+
+
+def test_several_heads_are_refused_with_the_merge_command(tmp_path):
+    root = make_project(tmp_path, [{}, {}, {"id": "b1", "down": "000000000001"}])
+    with pytest.raises(MultipleHeadsError) as e:
+        generate_migration(load_project(root), "x")
+    assert "create_merge" in e.value.hint
+
+
+def test_history_with_a_cycle_is_refused(tmp_path):
+    root = make_project(tmp_path, [{"id": "a1", "down": "b2"}, {"id": "b2", "down": "a1"}])
+    with pytest.raises(MigrationLoadError, match="cycle"):
+        generate_migration(load_project(root), "x")
+
+
+def test_message_is_required(residency):
+    with pytest.raises(UsageError):
+        generate_migration(load_project(residency), "  ")
+
+
+def test_concurrent_generate_is_busy(residency):
+    project = load_project(residency)
+    with revision_lock(project):
+        with pytest.raises(GenerateBusy) as e:
+            generate_migration(project, "x")
+    assert e.value.code == "generate-busy"
+    # released: the next call works
+    assert not generate_migration(project, "x").created
+
+
+def test_broken_env_py_is_a_structured_error_and_writes_nothing(residency):
+    env = residency / "alembic" / "env.py"
+    env.write_text(env.read_text().replace("target_metadata = Base.metadata", "target_metadata = Base.metadata\n1 / 0"))
+    before = versions(residency)
+    with pytest.raises(ProjectCodeError) as e:
+        generate_migration(load_project(residency), "x")
+    assert "ZeroDivisionError" in e.value.message
+    assert versions(residency) == before
+
+
+def test_models_that_do_not_import_are_a_structured_error(residency):
+    edit(residency / PERSON, "from app.db.base import Base", "from app.db.base import Base\nimport app.nowhere")
+    before = versions(residency)
+    with pytest.raises(ProjectCodeError, match="nowhere"):
+        generate_migration(load_project(residency), "x")
+    assert versions(residency) == before
+
+
+def test_unwritable_target_is_refused_without_debris(residency):
+    ini = residency / "alembic.ini"
+    edit(ini, "# file_template = %%(year)d_%%(month).2d", "file_template = blocked/%%(rev)s_%%(slug)s\n# x = ")
+    (residency / "alembic" / "versions" / "blocked").write_text("a file where a folder is expected")
+    edit(residency / PERSON, ROLE, "    nickname: Mapped[str | None] = mapped_column(String(40))\n" + ROLE)
+    before = versions(residency)
+    with pytest.raises(Refused):
+        generate_migration(load_project(residency), "add nickname")
+    assert versions(residency) == before
+
+
+@pytest.mark.postgres
+def test_enum_values_on_postgres_scratch(tmp_path, pg_url):
+    body = (
+        "def upgrade():\n"
+        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('mood', sa.Enum('happy', 'sad', name='mood')))\n"
+        "def downgrade():\n    op.drop_table('t')\n    op.execute('DROP TYPE mood')\n"
+    )
+    models = (
+        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+        "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('mood', sa.Enum('happy', 'sad', 'meh', name='mood')))\n"
+    )
+    root = make_project(tmp_path, [body], models=models)
+    r = generate_migration(load_project(root), "more moods", scratch_url=pg_url)
+    (f,) = [f for f in r.findings if f.rule == "enum-values-changed"]
+    assert "ADD VALUE IF NOT EXISTS 'meh'" in f.fix
+    assert "on postgresql" in r.compared_with
