@@ -54,6 +54,8 @@ class HeaderSyntaxError(Exception):
 
 
 def _literal(node: ast.AST) -> Any:
+    if isinstance(node, ast.Constant):  # the usual header value: skip literal_eval's generic walk
+        return node.value
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -110,12 +112,14 @@ def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
             tree = ast.parse(text[: m.start()])
         except SyntaxError:
             tree = None
-    if tree is None or "revision" not in _scan(tree)[0]:
+    scanned = _scan(tree) if tree is not None else None
+    if scanned is None or "revision" not in scanned[0]:
         try:
             tree = ast.parse(text)
         except SyntaxError as e:
             raise HeaderSyntaxError(path, f"{e.msg} (line {e.lineno})", e.lineno) from None
-    raw, lines = _scan(tree)
+        scanned = _scan(tree)
+    raw, lines = scanned
     problems: list[str] = []
     rev = raw.get("revision")
     if "revision" not in raw:
@@ -129,7 +133,8 @@ def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
         problems.append("no module-level `down_revision = ...` assignment")
     labels = _as_ids(raw.get("branch_labels"), "branch_labels", problems)
     deps = _as_ids(raw.get("depends_on"), "depends_on", problems)
-    doc = ast.get_docstring(tree) if tree is not None else None
+    # only the first line is kept, so the (costly) indentation cleanup is not needed
+    doc = ast.get_docstring(tree, clean=False) if tree is not None else None
     message = doc.strip().splitlines()[0].strip() if doc and doc.strip() else None
     return RevisionHeader(
         path=path,

@@ -20,7 +20,7 @@ from db_migrate.errors import AmbiguousRevision, MultipleHeadsError, RevisionNot
 from db_migrate.project.config import Project
 from db_migrate.project.headers import HeaderSyntaxError, RevisionHeader, parse_header
 
-_cache: dict[Path, tuple[int, int, RevisionHeader | HeaderSyntaxError]] = {}
+_cache: dict[str, tuple[int, int, RevisionHeader | HeaderSyntaxError]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -146,32 +146,41 @@ class History:
         )
 
 
-def _list_files(project: Project) -> list[Path]:
-    files: list[Path] = []
+def _list_files(project: Project) -> list[str]:
+    """Absolute paths (strings: cheaper than Path objects at 2,000 files) of the revision files, sorted.
+
+    The version locations are already resolved; only symlinked files need resolving.
+    """
+    files: list[str] = []
     for loc in project.version_locations:
         if not loc.is_dir():
             continue
         if project.recursive_versions:
             for dirpath, dirnames, filenames in os.walk(loc):
                 dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-                files.extend(Path(dirpath, f) for f in filenames if f.endswith(".py") and not f.startswith("__init__"))
+                files.extend(os.path.realpath(os.path.join(dirpath, f)) for f in filenames if f.endswith(".py") and not f.startswith("__init__"))
         else:
             with os.scandir(loc) as it:
-                files.extend(Path(e.path) for e in it if e.name.endswith(".py") and e.name != "__init__.py" and e.is_file())
-    return sorted(p.resolve() for p in files)
+                files.extend(
+                    os.path.realpath(e.path) if e.is_symlink() else e.path
+                    for e in it
+                    if e.name.endswith(".py") and e.name != "__init__.py" and e.is_file()
+                )
+    return sorted(files)
 
 
 def load_history(project: Project) -> History:
     """Parse every revision header of ``project`` (cached per file by mtime and size)."""
     headers: list[RevisionHeader] = []
     broken: list[HeaderSyntaxError] = []
-    for path in _list_files(project):
-        st = path.stat()
+    for name in _list_files(project):
+        st = os.stat(name)
         with _cache_lock:
-            hit = _cache.get(path)
+            hit = _cache.get(name)
         if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
             item = hit[2]
         else:
+            path = Path(name)
             try:
                 item = parse_header(path)
             except HeaderSyntaxError as e:
@@ -179,7 +188,7 @@ def load_history(project: Project) -> History:
             except OSError as e:
                 item = HeaderSyntaxError(path, f"cannot read: {e}", None)
             with _cache_lock:
-                _cache[path] = (st.st_mtime_ns, st.st_size, item)
+                _cache[name] = (st.st_mtime_ns, st.st_size, item)
         if isinstance(item, HeaderSyntaxError):
             broken.append(item)
         else:
