@@ -1,0 +1,99 @@
+"""Benchmark check_heads (static part, drift off) against alembic on generated histories.
+
+    .venv/bin/python bench/bench_heads.py [--sizes 100 500 2000] [--repeat 5]
+
+For each size, in one run, side by side (best of ``--repeat`` wall times):
+
+- ``first``:   check_heads(drift=False) in a fresh interpreter, timed inside it
+               (imports excluded, header cache empty: what a new CLI/server process pays);
+- ``repeat``:  the second call in that same interpreter (unchanged tree, headers cached);
+- ``cli``:     ``db-migrate heads --config ... --format json --no-drift`` as a subprocess;
+- ``alembic``: ``alembic -c alembic.ini heads`` as a subprocess;
+- ``scriptdir``: ``ScriptDirectory.from_config(cfg).get_heads()`` in a fresh interpreter.
+
+Targets: first <= 150 ms and repeat <= 20 ms at 2,000 revisions; cli <= alembic / 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from make_history import make_history  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+IN_PROCESS = """
+import json, sys, time
+from db_migrate.project import load_project
+from db_migrate.heads import check_heads
+p = load_project(sys.argv[1])
+t = time.perf_counter(); r = check_heads(p, drift=False); first = time.perf_counter() - t
+t = time.perf_counter(); check_heads(p, drift=False); repeat = time.perf_counter() - t
+assert len(r.heads) == 1, r.heads
+print(json.dumps({"first": first, "repeat": repeat}))
+"""
+
+SCRIPTDIR = """
+import json, sys, time
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+cfg = Config(sys.argv[1])
+t = time.perf_counter(); heads = ScriptDirectory.from_config(cfg).get_heads(); d = time.perf_counter() - t
+assert len(heads) == 1
+print(json.dumps({"scriptdir": d}))
+"""
+
+
+def _wall(cmd: list[str], cwd: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def _json(cmd: list[str], cwd: Path) -> dict:
+    return json.loads(subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout)
+
+
+def measure(root: Path, repeat: int) -> dict[str, float]:
+    ini = str(root / "alembic.ini")
+    rows: dict[str, list[float]] = {k: [] for k in ("first", "repeat", "cli", "alembic", "scriptdir")}
+    for _ in range(repeat):
+        d = _json([sys.executable, "-c", IN_PROCESS, ini], root)
+        rows["first"].append(d["first"])
+        rows["repeat"].append(d["repeat"])
+        rows["scriptdir"].append(_json([sys.executable, "-c", SCRIPTDIR, ini], root)["scriptdir"])
+        cli = shutil.which("db-migrate", path=str(BIN))
+        if cli:
+            rows["cli"].append(_wall([cli, "heads", "--config", ini, "--format", "json", "--no-drift"], root))
+        rows["alembic"].append(_wall([str(BIN / "alembic"), "-c", ini, "heads"], root))
+    return {k: min(v) if v else float("nan") for k, v in rows.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    print(f"{'revisions':>9} {'first ms':>9} {'repeat ms':>10} {'cli ms':>8} {'alembic ms':>11} {'scriptdir ms':>13} {'cli/alembic':>12}")
+    with tempfile.TemporaryDirectory(prefix="bench_heads_") as tmp:
+        for n in args.sizes:
+            root = make_history(Path(tmp) / f"h{n}", n)
+            r = measure(root, args.repeat)
+            print(
+                f"{n:>9} {r['first'] * 1e3:>9.1f} {r['repeat'] * 1e3:>10.2f} {r['cli'] * 1e3:>8.0f} "
+                f"{r['alembic'] * 1e3:>11.0f} {r['scriptdir'] * 1e3:>13.0f} {r['cli'] / r['alembic']:>12.2f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
