@@ -1,0 +1,304 @@
+"""Shared judgements for the rules: what is new in this revision, type changes, defaults, raw SQL.
+
+Kept here so that every rule answers "was this table created in this revision?"
+or "is this type change a widening?" the same way.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from alembic.operations import ops
+from sqlalchemy import types as sqltypes
+
+from db_migrate.capture.dialects import type_sql
+
+if TYPE_CHECKING:
+    from db_migrate.capture.model import Phase, RecordedOp, RevisionCapture, SqlStatement
+
+# ---------------------------------------------------------------------------
+# What this revision itself created (operations on those are safe: no rows yet)
+# ---------------------------------------------------------------------------
+
+
+def tables_created_before(cap: RevisionCapture, rec: RecordedOp) -> set[str]:
+    """Tables created earlier in ``rec``'s phase, by ``op.create_table`` or raw ``CREATE TABLE``."""
+    out = cap.tables_created(rec.phase, before_index=rec.index)
+    for srec, stmt in cap.statements(rec.phase):
+        if srec.index < rec.index and stmt.kind in ("CREATE TABLE", "CREATETABLEAS"):
+            out.update(stmt.tables[:1])
+    return out
+
+
+def is_new_table(cap: RevisionCapture, rec: RecordedOp, table: str | None = None) -> bool:
+    """True when ``table`` (default: the op's table) was created earlier in this phase: it is empty."""
+    table = table or rec.table
+    return table is not None and table in tables_created_before(cap, rec)
+
+
+def is_new_column(cap: RevisionCapture, rec: RecordedOp, table: str | None = None, column: str | None = None) -> bool:
+    """True when the column was added (or its table created) earlier in this phase."""
+    table, column = table or rec.table, column or rec.column
+    if table is None:
+        return False
+    return is_new_table(cap, rec, table) or (table, column) in cap.columns_added(rec.phase, before_index=rec.index)
+
+
+def reverts_upgrade_alter(cap: RevisionCapture, rec: RecordedOp) -> bool:
+    """A downgrade alter_column on a column the upgrade altered: it restores the state before this revision.
+
+    Restoring is the point of a downgrade; whether it can (values written since) is for the roundtrip test.
+    """
+    if rec.phase != "downgrade" or not isinstance(rec.op, ops.AlterColumnOp):
+        return False
+    return any(
+        isinstance(u.op, ops.AlterColumnOp) and u.op.table_name == rec.op.table_name
+        and rec.op.column_name in (u.op.column_name, u.op.modify_name)
+        for u in cap.upgrade
+    )
+
+
+def is_concurrent(rec: RecordedOp) -> bool:
+    return bool(getattr(rec.op, "kw", {}).get("postgresql_concurrently"))
+
+
+# ---------------------------------------------------------------------------
+# Type changes
+# ---------------------------------------------------------------------------
+
+TypeChange = Literal["same", "widen", "rewrite", "narrow", "change", "enum", "unknown"]
+"""same: no change; widen: larger, no rewrite; rewrite: no data lost but the table is rewritten;
+narrow: values may not fit (failure or truncation); change: another type family (cast may fail, rewrite);
+enum: Enum -> Enum (enum-value-change's business); unknown: the existing type was not given."""
+
+_INT_RANK = {sqltypes.SmallInteger: 1, sqltypes.Integer: 2, sqltypes.BigInteger: 3}
+
+
+def _instance(t: Any) -> Any:
+    return sqltypes.to_instance(t) if t is not None else None
+
+
+def _int_rank(t: Any) -> int:
+    for cls in type(t).__mro__:
+        if cls in _INT_RANK:
+            return _INT_RANK[cls]
+    return 2
+
+
+def _is_char(t: Any) -> bool:
+    """Fixed-width CHAR: blank-padded, so casts to and from it are real conversions."""
+    return isinstance(t, sqltypes.CHAR) or type(t).__name__ in ("CHAR", "NCHAR")
+
+
+def _string_length(t: Any) -> int | None:
+    return None if isinstance(t, sqltypes.Text) else getattr(t, "length", None)
+
+
+def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
+    """How changing a column from ``old`` to ``new`` behaves on ``dialect``.
+
+    PostgreSQL changes varchar(n) -> varchar(m >= n), varchar -> text and
+    numeric(p, s) -> numeric(q >= p, s) in the catalogue only; every other real
+    type change rewrites the table.  MySQL/MariaDB copy the table for most changes.
+    """
+    old, new = _instance(old), _instance(new)
+    if new is None:
+        return "same"
+    if old is None or isinstance(old, sqltypes.NullType):
+        return "unknown"
+    if isinstance(old, sqltypes.Enum) and isinstance(new, sqltypes.Enum):
+        return "enum"
+    if type_sql(old, dialect) == type_sql(new, dialect):
+        return "same"
+    if isinstance(old, sqltypes.String) and isinstance(new, sqltypes.String) and _is_char(old) == _is_char(new):
+        lo, ln = _string_length(old), _string_length(new)
+        if ln is None:  # to text / unbounded varchar
+            return "widen" if dialect == "postgresql" or lo is None else "rewrite"
+        if lo is None or ln < lo:
+            return "narrow"
+        return "widen"
+    if isinstance(old, sqltypes.Integer) and isinstance(new, sqltypes.Integer):
+        ro, rn = _int_rank(old), _int_rank(new)
+        return "same" if ro == rn else ("narrow" if rn < ro else "rewrite")
+    if isinstance(old, sqltypes.Integer) and isinstance(new, sqltypes.Numeric) and not isinstance(new, sqltypes.Float):
+        return "rewrite" if new.precision is None or (new.precision - (new.scale or 0)) >= 19 else "narrow"
+    if type(old) is type(new) and isinstance(old, sqltypes.Numeric) and not isinstance(old, sqltypes.Float):
+        po, so, pn, sn = old.precision, old.scale or 0, new.precision, new.scale or 0
+        if pn is None:
+            return "widen" if dialect == "postgresql" else "rewrite"
+        if po is None or sn < so or pn - sn < po - so:
+            return "narrow"
+        return "widen" if sn == so else "rewrite"
+    if type(old) is type(new):  # same family, other parameters (timezone, precision...)
+        return "rewrite"
+    return "change"
+
+
+def spell(t: Any, dialect: str) -> str:
+    return type_sql(_instance(t), dialect) or "?"
+
+
+# ---------------------------------------------------------------------------
+# Server defaults
+# ---------------------------------------------------------------------------
+
+# PostgreSQL 11+ stores a non-volatile ADD COLUMN default in the catalogue (no rewrite);
+# these are VOLATILE, so the table is rewritten.  now()/CURRENT_TIMESTAMP are STABLE: fast.
+_VOLATILE = re.compile(
+    r"\b(random|gen_random_uuid|uuid_generate_v1(mc)?|uuid_generate_v4|uuidv4|uuidv7|clock_timestamp|timeofday|nextval|setval|txid_current)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def default_sql(default: Any, dialect: str) -> str | None:
+    """The SQL expression of a server default, or None when there is none.
+
+    A plain ``str`` default is a literal (SQLAlchemy quotes it), so it is returned quoted.
+    """
+    if default is None or default is False:
+        return None
+    arg = getattr(default, "arg", default)  # DefaultClause wraps the expression
+    if isinstance(arg, str):
+        return "'" + arg.replace("'", "''") + "'"
+    text = getattr(arg, "text", None)
+    if isinstance(text, str):
+        return text
+    try:
+        from db_migrate.capture.dialects import dialect_for
+
+        return str(arg.compile(dialect=dialect_for(dialect), compile_kwargs={"literal_binds": True}))
+    except Exception:
+        return None
+
+
+def is_volatile_sql(expr: str | None) -> bool:
+    return bool(expr) and bool(_VOLATILE.search(expr or ""))
+
+
+# ---------------------------------------------------------------------------
+# Raw SQL
+# ---------------------------------------------------------------------------
+
+
+def pg_node(stmt: SqlStatement) -> Any:
+    """pglast's statement node (PostgreSQL), or None."""
+    return getattr(stmt.parsed, "stmt", stmt.parsed)
+
+
+def updated_columns(stmt: SqlStatement) -> set[str] | None:
+    """Columns an UPDATE sets (None when unknown)."""
+    node = pg_node(stmt)
+    if node is not None and type(node).__name__ == "UpdateStmt":
+        return {t.name for t in node.targetList or () if getattr(t, "name", None)}
+    m = re.search(r"\bSET\b(.*?)(\bWHERE\b|\bFROM\b|$)", stmt.text, re.IGNORECASE | re.DOTALL)
+    if not m:
+        return None
+    return {a.strip().strip('"`').split(".")[-1] for a in re.findall(r"([\w.\"`]+)\s*=", m.group(1))}
+
+
+def overwrites_rows(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> bool:
+    """DELETE, TRUNCATE, or an UPDATE without WHERE of columns this revision did not just add.
+
+    ``UPDATE t SET new_col = ...`` right after adding ``new_col`` is a backfill: nothing old is lost.
+    """
+    if stmt.kind in ("DELETE", "TRUNCATE"):
+        return True
+    if stmt.kind != "UPDATE" or stmt.has_where is not False or not stmt.tables:
+        return False
+    added = {c for t, c in cap.columns_added(rec.phase, before_index=rec.index) if t == stmt.tables[0]}
+    cols = updated_columns(stmt)
+    return cols is None or not cols <= added
+
+
+_CONCURRENTLY = re.compile(r"\bCONCURRENTLY\b", re.IGNORECASE)
+
+
+def raw_index_statements(cap: RevisionCapture, phase: Phase) -> Iterator[tuple[RecordedOp, SqlStatement, str, bool]]:
+    """``CREATE INDEX`` / ``DROP INDEX`` in op.execute: (rec, stmt, "create"|"drop", concurrently)."""
+    for rec, stmt in cap.statements(phase):
+        if stmt.kind == "CREATE INDEX" or (stmt.kind.startswith("CREATE") and "INDEX" in stmt.kind):
+            yield rec, stmt, "create", bool(_CONCURRENTLY.search(stmt.text))
+        elif stmt.kind == "DROP INDEX":
+            yield rec, stmt, "drop", bool(_CONCURRENTLY.search(stmt.text))
+
+
+def mentions(text: str, name: str | None) -> bool:
+    """``name`` appears in ``text`` as a whole identifier."""
+    return bool(name) and re.search(r"(?<![\w$])" + re.escape(str(name)) + r"(?![\w$])", text, re.IGNORECASE) is not None
+
+
+def execute_text(cap: RevisionCapture, phase: Phase) -> str:
+    """All raw SQL a phase runs, joined (for cheap 'does it mention X' checks)."""
+    return "\n".join(stmt.text for _, stmt in cap.statements(phase))
+
+
+# ---------------------------------------------------------------------------
+# Source positions
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _function_spans(source: str) -> dict[str, tuple[int, int]]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    return {
+        n.name: (n.lineno, n.end_lineno or n.lineno)
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef) and n.name in ("upgrade", "downgrade")
+    }
+
+
+def function_line(cap: RevisionCapture, name: str) -> int | None:
+    """Line of ``def upgrade``/``def downgrade`` (None when absent)."""
+    span = _function_spans(cap.source).get(name)
+    return span[0] if span else None
+
+
+def phase_at(cap: RevisionCapture, line: int) -> str:
+    """'upgrade'/'downgrade' when ``line`` is inside that function, else 'revision'."""
+    for name, (start, end) in _function_spans(cap.source).items():
+        if start <= line <= end:
+            return name
+    return "revision"
+
+
+# ---------------------------------------------------------------------------
+# Operations that lock an existing table (PostgreSQL)
+# ---------------------------------------------------------------------------
+
+_DDL_OPS = (
+    ops.AddColumnOp,
+    ops.DropColumnOp,
+    ops.AlterColumnOp,
+    ops.AddConstraintOp,
+    ops.DropConstraintOp,
+    ops.DropTableOp,
+    ops.RenameTableOp,
+    ops.CreateIndexOp,
+    ops.DropIndexOp,
+)
+_RAW_DDL = ("ALTER TABLE", "DROP TABLE", "TRUNCATE", "LOCK", "RENAME")
+
+
+def locks_existing_table(cap: RevisionCapture, rec: RecordedOp) -> str | None:
+    """The existing table ``rec`` takes a strong lock on, or None (new table, concurrent index, no DDL)."""
+    if isinstance(rec.op, _DDL_OPS):
+        if isinstance(rec.op, (ops.CreateIndexOp, ops.DropIndexOp)) and is_concurrent(rec):
+            return None
+        return None if is_new_table(cap, rec) else rec.table
+    if isinstance(rec.op, ops.ExecuteSQLOp):
+        created = tables_created_before(cap, rec)
+        for srec, stmt in cap.statements(rec.phase):
+            if srec is not rec:
+                continue
+            if stmt.kind in _RAW_DDL or (stmt.kind in ("CREATE INDEX", "DROP INDEX") and not _CONCURRENTLY.search(stmt.text)):
+                table = next((t for t in stmt.tables if t not in created), None)
+                if table:
+                    return table
+    return None

@@ -1,0 +1,178 @@
+"""Adding a column to an existing table: NOT NULL without a default, and defaults that rewrite the table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import default_sql, is_new_table, is_volatile_sql
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+_DOWN = "\n\ndef downgrade():\n    op.drop_column('users', 'age')\n"
+
+
+def _added_columns(rule: Rule, cap) -> Iterator:
+    """(rec, column) for every add_column on a table that already existed."""
+    for rec in rule.ops(cap):
+        if isinstance(rec.op, ops.AddColumnOp) and not is_new_table(cap, rec):
+            yield rec, rec.op.column
+
+
+class AddColumnNotNullNoDefault(Rule):
+    id = "add-column-not-null-no-default"
+    title = "NOT NULL column added to an existing table without a server default"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "Existing rows have no value for the new column. PostgreSQL and SQLite refuse the ALTER TABLE as soon "
+        "as the table has one row (the migration fails in production after passing on an empty dev database); "
+        "MySQL/MariaDB silently fill in 0 or ''. A Python-side `default=` does not help: it is not part of the DDL."
+    )
+    fix = (
+        "# either a constant server default (PostgreSQL 11+ stores it in the catalogue: no rewrite)\n"
+        "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False, server_default='0'))\n"
+        "# or: add nullable, backfill in batches, then set NOT NULL in a later revision\n"
+        "op.add_column('users', sa.Column('age', sa.Integer(), nullable=True))"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))" + _DOWN,
+            good="def upgrade():\n    op.add_column('users', sa.Column('age', sa.Integer(), nullable=False, server_default='0'))" + _DOWN,
+        ),
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('age', sa.Integer(), nullable=False, default=0))" + _DOWN,
+            good="def upgrade():\n    op.create_table('users', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "    op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n\n"
+            "def downgrade():\n    op.drop_table('users')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec, col in _added_columns(self, cap):
+            if col.nullable or col.server_default is not None or col.identity is not None or col.computed is not None:
+                continue
+            if col.primary_key and col.autoincrement is not False and isinstance(col.type, sa.Integer):
+                continue  # SERIAL: the sequence fills it (add-serial-column's business)
+            hint = " (default= is Python-side only; the database never sees it)" if col.default is not None else ""
+            what = "silently fills existing rows with 0/''" if cap.dialect in ("mysql", "mariadb") else "fails on the first existing row"
+            yield self.finding(
+                cap,
+                f"Adds NOT NULL column {rec.table}.{col.name} without a server_default{hint}: "
+                f"on a non-empty table the ALTER TABLE {what}.",
+                rec=rec,
+            )
+
+
+class AddColumnVolatileDefault(Rule):
+    id = "add-column-volatile-default"
+    title = "Column added with a volatile default (rewrites the table)"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    dialects = ("postgresql",)
+    why = (
+        "PostgreSQL 11+ adds a column with a constant or STABLE default (0, 'x', now()) in the catalogue only. "
+        "A VOLATILE default (gen_random_uuid(), random(), clock_timestamp(), uuid_generate_v4()) must be "
+        "computed per row, so PostgreSQL rewrites the whole table holding an ACCESS EXCLUSIVE lock: no reads, "
+        "no writes until it finishes."
+    )
+    fix = (
+        "op.add_column('users', sa.Column('token', sa.Uuid(), nullable=True))\n"
+        "# backfill in batches (separate revision or script), then:\n"
+        "op.alter_column('users', 'token', server_default=sa.text('gen_random_uuid()'))"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('token', sa.Uuid(), server_default=sa.text('gen_random_uuid()')))\n\n"
+            "def downgrade():\n    op.drop_column('users', 'token')\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('created', sa.DateTime(), server_default=sa.func.now()))\n\n"
+            "def downgrade():\n    op.drop_column('users', 'created')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec, col in _added_columns(self, cap):
+            expr = default_sql(col.server_default, cap.dialect)
+            if is_volatile_sql(expr) and "nextval" not in (expr or "").lower():
+                yield self.finding(
+                    cap,
+                    f"Adds {rec.table}.{col.name} with volatile default {expr}: PostgreSQL computes it for every "
+                    f"existing row, rewriting {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked).",
+                    rec=rec,
+                )
+
+
+class AddSerialColumn(Rule):
+    id = "add-serial-column"
+    title = "Identity/serial column added to an existing table (rewrites the table)"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    dialects = ("postgresql",)
+    why = (
+        "An IDENTITY or SERIAL column draws a sequence value for every existing row: PostgreSQL rewrites the "
+        "whole table under an ACCESS EXCLUSIVE lock (reads and writes blocked for the duration)."
+    )
+    fix = (
+        "# add it while the table is new, or: add a nullable BIGINT, create a sequence, backfill in batches,\n"
+        "# then set the default and NOT NULL in later revisions\n"
+        "op.add_column('events', sa.Column('seq', sa.BigInteger(), nullable=True))"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('events', sa.Column('seq', sa.BigInteger(), sa.Identity()))\n\n"
+            "def downgrade():\n    op.drop_column('events', 'seq')\n",
+            good="def upgrade():\n    op.add_column('events', sa.Column('seq', sa.BigInteger(), nullable=True))\n\n"
+            "def downgrade():\n    op.drop_column('events', 'seq')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec, col in _added_columns(self, cap):
+            sql = " ".join(rec.sql).upper()
+            if col.identity is not None or "SERIAL" in sql or "NEXTVAL(" in sql:
+                yield self.finding(
+                    cap,
+                    f"Adds sequence-filled column {rec.table}.{col.name}: every existing row gets a value, so "
+                    f"PostgreSQL rewrites {rec.table} under an ACCESS EXCLUSIVE lock.",
+                    rec=rec,
+                )
+
+
+class AddStoredGeneratedColumn(Rule):
+    id = "add-stored-generated-column"
+    title = "Stored generated column added to an existing table (rewrites the table)"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    dialects = ("postgresql",)
+    why = (
+        "A STORED generated column (sa.Computed(...); PostgreSQL before 18 has only STORED) is computed and "
+        "written for every existing row: a full table rewrite under an ACCESS EXCLUSIVE lock."
+    )
+    fix = (
+        "# compute it in a view or the application, or add a plain nullable column, backfill in batches,\n"
+        "# and keep it current with a trigger\n"
+        "op.add_column('orders', sa.Column('total', sa.Numeric(12, 2), nullable=True))"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('orders', sa.Column('total', sa.Numeric(12, 2), sa.Computed('qty * price')))\n\n"
+            "def downgrade():\n    op.drop_column('orders', 'total')\n",
+            good="def upgrade():\n    op.add_column('orders', sa.Column('total', sa.Numeric(12, 2), nullable=True))\n\n"
+            "def downgrade():\n    op.drop_column('orders', 'total')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec, col in _added_columns(self, cap):
+            if col.computed is not None and col.computed.persisted is not False:
+                yield self.finding(
+                    cap,
+                    f"Adds stored generated column {rec.table}.{col.name}: PostgreSQL computes and writes it for "
+                    f"every existing row, rewriting {rec.table} under an ACCESS EXCLUSIVE lock.",
+                    rec=rec,
+                )
+
+
+RULES = (AddColumnNotNullNoDefault, AddColumnVolatileDefault, AddSerialColumn, AddStoredGeneratedColumn)

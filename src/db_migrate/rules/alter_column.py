@@ -1,0 +1,172 @@
+"""Altering an existing column: SET NOT NULL and type changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import (
+    classify_type_change,
+    is_new_column,
+    is_new_table,
+    reverts_upgrade_alter,
+    spell,
+    updated_columns,
+)
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+
+def _alters(rule: Rule, cap) -> Iterator:
+    for rec in rule.ops(cap):
+        if isinstance(rec.op, ops.AlterColumnOp) and not is_new_table(cap, rec) and not reverts_upgrade_alter(cap, rec):
+            yield rec, rec.op
+
+
+class SetNotNull(Rule):
+    id = "set-not-null"
+    title = "SET NOT NULL on an existing column"
+    severity = "warning"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "PostgreSQL scans the whole table to check for NULLs while holding an ACCESS EXCLUSIVE lock (reads and "
+        "writes blocked), and the migration fails if any row is NULL. MySQL/MariaDB rebuild the table. "
+        "PostgreSQL 12+ skips the scan when a validated CHECK (col IS NOT NULL) constraint exists."
+    )
+    fix = (
+        "# revision 1: add the check without scanning (brief lock)\n"
+        "op.create_check_constraint('ck_users_email_nn', 'users', 'email IS NOT NULL', postgresql_not_valid=True)\n"
+        "# revision 2: validate (SHARE UPDATE EXCLUSIVE: reads and writes go on), then set NOT NULL (no scan)\n"
+        "op.execute('ALTER TABLE users VALIDATE CONSTRAINT ck_users_email_nn')\n"
+        "op.alter_column('users', 'email', nullable=False)\n"
+        "op.drop_constraint('ck_users_email_nn', 'users')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'email', existing_type=sa.String(200), nullable=False)\n\n"
+            "def downgrade():\n    op.alter_column('users', 'email', existing_type=sa.String(200), nullable=True)\n",
+            good="def upgrade():\n    op.alter_column('users', 'email', existing_type=sa.String(200), nullable=True)\n\n"
+            "def downgrade():\n    op.alter_column('users', 'email', existing_type=sa.String(200), nullable=False)\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('tier', sa.String(10), nullable=True))\n"
+            "    op.alter_column('users', 'tier', existing_type=sa.String(10), nullable=False)\n\n"
+            "def downgrade():\n    op.drop_column('users', 'tier')\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('tier', sa.String(10), nullable=True))\n"
+            "    op.execute(\"UPDATE users SET tier = 'free'\")\n"
+            "    op.alter_column('users', 'tier', existing_type=sa.String(10), nullable=False)\n\n"
+            "def downgrade():\n    op.drop_column('users', 'tier')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec, op in _alters(self, cap):
+            if op.modify_nullable is not False or op.existing_nullable is False:
+                continue
+            if cap.dialect == "sqlite" and rec.batch_table:
+                continue  # batch mode copies the table anyway; the copy fails on NULLs, not a lock problem
+            col = f"{rec.table}.{op.column_name}"
+            if is_new_column(cap, rec):
+                # Added in this revision: fine once backfilled (small window, the column is new);
+                # without values every existing row is NULL and the ALTER fails.
+                if not self._backfilled(cap, rec, op.column_name):
+                    yield self.finding(
+                        cap,
+                        f"Sets {col} NOT NULL right after adding it without a server default or an UPDATE: every "
+                        f"existing row is NULL there, so this fails on a non-empty table.",
+                        rec=rec,
+                        severity="error",
+                    )
+                continue
+            yield self.finding(
+                cap,
+                f"Sets {col} NOT NULL: the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and "
+                f"writes blocked) and fails if any row is NULL.",
+                rec=rec,
+            )
+
+    @staticmethod
+    def _backfilled(cap, rec, column: str) -> bool:
+        """The column got values before ``rec``: a server default when added, or an UPDATE setting it."""
+        for r in cap.ops(rec.phase)[: rec.index]:
+            if isinstance(r.op, ops.AddColumnOp) and r.op.column.name == column and r.op.table_name == rec.table:
+                if r.op.column.server_default is not None:
+                    return True
+            if isinstance(r.op, ops.AlterColumnOp) and r.op.column_name == column and r.op.modify_server_default not in (False, None):
+                return True
+        for r, stmt in cap.statements(rec.phase):
+            if r.index < rec.index and stmt.kind == "UPDATE" and rec.table in stmt.tables:
+                cols = updated_columns(stmt)
+                if cols is None or column in cols:
+                    return True
+        return False
+
+
+class AlterColumnType(Rule):
+    id = "alter-column-type"
+    title = "Column type change that rewrites the table or may lose data"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "Except for widening varchar(n) to varchar(m > n) or text, or raising a numeric precision, PostgreSQL "
+        "rewrites the whole table and its indexes under an ACCESS EXCLUSIVE lock (no reads, no writes) to change "
+        "a column type; MySQL/MariaDB copy the table (ALGORITHM=COPY, writes blocked). Narrowing fails on values "
+        "that do not fit (or truncates them), and the application may still write the old type."
+    )
+    fix = (
+        "# expand/contract: a new column, written by the application alongside the old one\n"
+        "op.add_column('users', sa.Column('score_big', sa.BigInteger(), nullable=True))\n"
+        "# backfill in batches, switch reads, then drop the old column in a later revision\n"
+        "# (widening varchar(n) -> varchar(m > n) / text is fine as an alter_column on PostgreSQL)"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'name', existing_type=sa.String(200), type_=sa.String(50))\n\n"
+            "def downgrade():\n    op.alter_column('users', 'name', existing_type=sa.String(50), type_=sa.String(200))\n",
+            good="def upgrade():\n    op.alter_column('users', 'name', existing_type=sa.String(50), type_=sa.String(200))\n\n"
+            "def downgrade():\n    op.alter_column('users', 'name', existing_type=sa.String(200), type_=sa.String(50))\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'score', existing_type=sa.Integer(), type_=sa.BigInteger())\n\n"
+            "def downgrade():\n    op.alter_column('users', 'score', existing_type=sa.BigInteger(), type_=sa.Integer())\n",
+            good="def upgrade():\n    op.alter_column('users', 'bio', existing_type=sa.String(200), type_=sa.Text())\n\n"
+            "def downgrade():\n    op.alter_column('users', 'bio', existing_type=sa.Text(), type_=sa.String(200))\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'bio', type_=sa.Text())\n\n"
+            "def downgrade():\n    op.alter_column('users', 'bio', type_=sa.String(200))\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec, op in _alters(self, cap):
+            if op.modify_type is None or is_new_column(cap, rec, column=op.column_name):
+                continue
+            change = classify_type_change(op.existing_type, op.modify_type, cap.dialect)
+            col, new = f"{rec.table}.{op.column_name}", spell(op.modify_type, cap.dialect)
+            if change == "unknown":
+                yield self.finding(
+                    cap,
+                    f"Changes {col} to {new} without existing_type=: whether this rewrites the table or loses data "
+                    f"cannot be told. Give existing_type= (also needed by some dialects to render the ALTER).",
+                    rec=rec,
+                    severity="warning",
+                )
+                continue
+            if change in ("same", "widen", "enum") or (change == "rewrite" and cap.dialect == "sqlite"):
+                continue
+            old = spell(op.existing_type, cap.dialect)
+            lock = {
+                "postgresql": f"rewrites {rec.table} and its indexes under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
+                "sqlite": "needs batch mode, which copies the table",
+            }.get(cap.dialect, f"copies {rec.table} (ALGORITHM=COPY; writes blocked for the duration)")
+            risk = {
+                "narrow": " and fails on (or truncates) values that do not fit",
+                "change": " and fails on values the cast cannot convert",
+                "rewrite": "; no data is lost",
+            }[change]
+            yield self.finding(cap, f"Changes {col} from {old} to {new}: this {lock}{risk}.", rec=rec)
+
+
+RULES = (SetNotNull, AlterColumnType)

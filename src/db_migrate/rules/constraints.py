@@ -1,0 +1,199 @@
+"""Constraints added to existing tables: validating scans, unique builds, primary key changes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import is_new_table, tables_created_before
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+
+def _not_valid(rec) -> bool:
+    return bool(rec.op.kw.get("postgresql_not_valid")) or "NOT VALID" in " ".join(rec.sql).upper()
+
+
+def _raw_adds(rule: Rule, cap, pattern: str) -> Iterator:
+    """(rec, table) for raw ``ALTER TABLE ... ADD ... <pattern>`` without NOT VALID on an existing table."""
+    for phase in rule.phases:
+        for rec, stmt in cap.statements(phase):
+            text = stmt.text.upper()
+            if stmt.kind == "ALTER TABLE" and re.search(r"\bADD\b.*" + pattern, text, re.DOTALL) and "NOT VALID" not in text:
+                table = next(iter(stmt.tables), None)
+                if table and table not in tables_created_before(cap, rec):
+                    yield rec, table
+
+
+class AddForeignKeyValidating(Rule):
+    id = "add-foreign-key-validating"
+    title = "Foreign key added to an existing table with validation"
+    severity = "warning"
+    phases = ("upgrade", "downgrade")
+    dialects = ("postgresql",)
+    why = (
+        "ADD FOREIGN KEY checks every existing row while holding SHARE ROW EXCLUSIVE locks on both tables: "
+        "inserts, updates and deletes on the table and on the referenced table wait for the whole scan, and "
+        "the migration fails on one orphan row. NOT VALID adds it instantly (new rows are checked); "
+        "VALIDATE CONSTRAINT later scans without blocking writes."
+    )
+    fix = (
+        "op.create_foreign_key('fk_orders_user_id', 'orders', 'users', ['user_id'], ['id'], postgresql_not_valid=True)\n"
+        "# next revision:\n"
+        "op.execute('ALTER TABLE orders VALIDATE CONSTRAINT fk_orders_user_id')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_foreign_key('fk_orders_user_id', 'orders', 'users', ['user_id'], ['id'])\n\n"
+            "def downgrade():\n    op.drop_constraint('fk_orders_user_id', 'orders', type_='foreignkey')\n",
+            good="def upgrade():\n    op.create_foreign_key('fk_orders_user_id', 'orders', 'users', ['user_id'], ['id'], postgresql_not_valid=True)\n\n"
+            "def downgrade():\n    op.drop_constraint('fk_orders_user_id', 'orders', type_='foreignkey')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.CreateForeignKeyOp) and not is_new_table(cap, rec) and not _not_valid(rec):
+                yield self._finding(cap, rec, rec.table, rec.op.referent_table)
+        for rec, table in _raw_adds(self, cap, r"FOREIGN\s+KEY"):
+            yield self._finding(cap, rec, table, None)
+
+    def _finding(self, cap, rec, table, referent) -> Finding:
+        both = f"{table} and {referent}" if referent else f"{table} and the referenced table"
+        return self.finding(
+            cap,
+            f"Adds a validated foreign key on {table}: every row is checked while writes to {both} wait, and one "
+            f"orphan row fails the migration. Add it NOT VALID, then VALIDATE CONSTRAINT in a later revision.",
+            rec=rec,
+            table=table,
+        )
+
+
+class AddCheckConstraintValidating(Rule):
+    id = "add-check-constraint-validating"
+    title = "CHECK constraint added to an existing table with validation"
+    severity = "warning"
+    phases = ("upgrade", "downgrade")
+    dialects = ("postgresql",)
+    why = (
+        "ADD CHECK scans the whole table under an ACCESS EXCLUSIVE lock (reads and writes blocked) and fails on "
+        "the first violating row. NOT VALID adds it instantly; VALIDATE CONSTRAINT later takes only a SHARE "
+        "UPDATE EXCLUSIVE lock (reads and writes go on)."
+    )
+    fix = (
+        "op.create_check_constraint('ck_users_age', 'users', 'age >= 0', postgresql_not_valid=True)\n"
+        "# next revision:\n"
+        "op.execute('ALTER TABLE users VALIDATE CONSTRAINT ck_users_age')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_check_constraint('ck_users_age', 'users', 'age >= 0')\n\n"
+            "def downgrade():\n    op.drop_constraint('ck_users_age', 'users', type_='check')\n",
+            good="def upgrade():\n    op.create_check_constraint('ck_users_age', 'users', 'age >= 0', postgresql_not_valid=True)\n\n"
+            "def downgrade():\n    op.drop_constraint('ck_users_age', 'users', type_='check')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        found = [(rec, rec.table) for rec in self.ops(cap) if isinstance(rec.op, ops.CreateCheckConstraintOp) and not is_new_table(cap, rec) and not _not_valid(rec)]
+        for rec, table in found + list(_raw_adds(self, cap, r"\bCHECK\b")):
+            yield self.finding(
+                cap,
+                f"Adds a validated CHECK constraint on {table}: the whole table is scanned under an ACCESS EXCLUSIVE "
+                f"lock (reads and writes blocked) and one violating row fails the migration.",
+                rec=rec,
+                table=table,
+            )
+
+
+class AddUniqueConstraint(Rule):
+    id = "add-unique-constraint"
+    title = "UNIQUE constraint added to an existing table"
+    severity = "warning"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "The constraint builds a unique index: on PostgreSQL under an ACCESS EXCLUSIVE lock (reads and writes "
+        "blocked for the whole build). On every database the migration fails if existing rows hold duplicates, "
+        "which an empty development database never shows."
+    )
+    fix = (
+        "# check for duplicates first; on PostgreSQL build the index without blocking, then attach it\n"
+        "with op.get_context().autocommit_block():\n"
+        "    op.create_index('uq_users_email', 'users', ['email'], unique=True, postgresql_concurrently=True)\n"
+        "op.execute('ALTER TABLE users ADD CONSTRAINT uq_users_email UNIQUE USING INDEX uq_users_email')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_unique_constraint('uq_users_email', 'users', ['email'])\n\n"
+            "def downgrade():\n    op.drop_constraint('uq_users_email', 'users', type_='unique')\n",
+            good="def upgrade():\n    op.create_table('users', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('email', sa.String(200)))\n"
+            "    op.create_unique_constraint('uq_users_email', 'users', ['email'])\n\n"
+            "def downgrade():\n    op.drop_table('users')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.CreateUniqueConstraintOp) and not is_new_table(cap, rec):
+                cols = ", ".join(map(str, rec.op.columns))
+                lock = " under an ACCESS EXCLUSIVE lock (reads and writes blocked)" if cap.dialect == "postgresql" else ""
+                yield self.finding(
+                    cap,
+                    f"Adds UNIQUE ({cols}) on {rec.table}: builds a unique index{lock}, and fails if existing rows "
+                    f"hold duplicates.",
+                    rec=rec,
+                )
+
+
+class ChangePrimaryKey(Rule):
+    id = "change-primary-key"
+    title = "Primary key dropped or replaced on an existing table"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "A primary key change rebuilds the key index (PostgreSQL: ACCESS EXCLUSIVE lock; MySQL/MariaDB: a full "
+        "table copy), breaks every foreign key that points at the old key, and changes what the application and "
+        "ORM use as row identity. It needs a human-reviewed plan."
+    )
+    fix = (
+        "# build the new key without blocking, then swap in one short transaction\n"
+        "with op.get_context().autocommit_block():\n"
+        "    op.create_index('orders_new_pkey', 'orders', ['id', 'tenant_id'], unique=True, postgresql_concurrently=True)\n"
+        "op.execute('ALTER TABLE orders DROP CONSTRAINT orders_pkey, "
+        "ADD CONSTRAINT orders_pkey PRIMARY KEY USING INDEX orders_new_pkey')\n"
+        "# and escalate: foreign keys referencing the old key must be migrated too"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.drop_constraint('orders_pkey', 'orders', type_='primary')\n"
+            "    op.create_primary_key('orders_pkey', 'orders', ['id', 'tenant_id'])\n\n"
+            "def downgrade():\n    op.drop_constraint('orders_pkey', 'orders', type_='primary')\n"
+            "    op.create_primary_key('orders_pkey', 'orders', ['id'])\n",
+            good="def upgrade():\n    op.create_table('orders', sa.Column('id', sa.Integer(), nullable=False))\n"
+            "    op.create_primary_key('orders_pkey', 'orders', ['id'])\n\n"
+            "def downgrade():\n    op.drop_table('orders')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            op = rec.op
+            if is_new_table(cap, rec):
+                continue
+            if isinstance(op, ops.CreatePrimaryKeyOp):
+                what = f"Sets the primary key of {rec.table} to ({', '.join(map(str, op.columns))})"
+            elif isinstance(op, ops.DropConstraintOp) and op.constraint_type == "primary":
+                what = f"Drops primary key {op.constraint_name} of {rec.table}"
+            else:
+                continue
+            yield self.finding(
+                cap,
+                f"{what}: rebuilds the key index with the table locked, and breaks foreign keys and code that rely "
+                f"on the old key. Escalate to a human.",
+                rec=rec,
+            )
+
+
+RULES = (AddForeignKeyValidating, AddCheckConstraintValidating, AddUniqueConstraint, ChangePrimaryKey)

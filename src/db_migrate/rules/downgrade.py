@@ -1,0 +1,320 @@
+"""Is the downgrade real? Missing, not the inverse of the upgrade, or unable to bring data back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import (
+    classify_type_change,
+    execute_text,
+    function_line,
+    is_new_column,
+    is_new_table,
+    mentions,
+    overwrites_rows,
+    spell,
+)
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+_NO_DOWNGRADE = ("missing", "pass", "not-implemented")
+
+# What an operation creates or destroys: (object kind, table, name).
+_Key = tuple[str, str | None, str | None]
+
+
+def _object(op: Any) -> tuple[str, _Key] | None:
+    """("create" | "drop", key) for operations that create or destroy one schema object."""
+    if isinstance(op, (ops.AddColumnOp, ops.DropColumnOp)):
+        name = op.column.name if isinstance(op, ops.AddColumnOp) else op.column_name
+        return ("create" if isinstance(op, ops.AddColumnOp) else "drop"), ("column", op.table_name, name)
+    if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
+        return ("create" if isinstance(op, ops.CreateTableOp) else "drop"), ("table", None, op.table_name)
+    if isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)):
+        return ("create" if isinstance(op, ops.CreateIndexOp) else "drop"), ("index", None, str(op.index_name))
+    if isinstance(op, (ops.AddConstraintOp, ops.DropConstraintOp)) and op.constraint_name:
+        table = getattr(op, "table_name", None) or getattr(op, "source_table", None)  # foreign keys: source_table
+        return ("create" if isinstance(op, ops.AddConstraintOp) else "drop"), ("constraint", table, str(op.constraint_name))
+    return None
+
+
+def _columns(op: Any) -> list[str]:
+    """Columns an index or constraint is built on (empty when unknown)."""
+    cols = getattr(op, "columns", None) or getattr(op, "local_cols", None) or []
+    return [str(getattr(c, "name", c)) for c in cols]
+
+
+def _describe(key: _Key) -> str:
+    kind, table, name = key
+    return {"column": f"column {table}.{name}", "table": f"table {name}", "index": f"index {name}"}.get(kind, f"constraint {name} on {table}")
+
+
+def _expected(op: Any) -> tuple[str, _Key] | None:
+    """What the downgrade must do to undo ``op``: alembic's own reverse() when it can build one."""
+    obj = _object(op)
+    if obj is None:
+        return None
+    try:
+        rev = _object(op.reverse())  # AddColumnOp -> DropColumnOp, CreateIndexOp -> DropIndexOp...
+    except Exception:  # DropColumnOp/DropConstraintOp without the original object cannot reverse
+        rev = None
+    return rev or ("drop" if obj[0] == "create" else "create", obj[1])
+
+
+def _alters(phase_ops) -> dict[tuple[str, str], list[ops.AlterColumnOp]]:
+    out: dict[tuple[str, str], list[ops.AlterColumnOp]] = {}
+    for r in phase_ops:
+        if isinstance(r.op, ops.AlterColumnOp):
+            out.setdefault((r.op.table_name, r.op.column_name), []).append(r.op)
+    return out
+
+
+class MissingDowngrade(Rule):
+    id = "missing-downgrade"
+    title = "The upgrade changes something and the downgrade does nothing"
+    severity = "error"
+    phases = ("downgrade",)
+    why = (
+        "With an empty downgrade (pass, raise NotImplementedError, or no function) `alembic downgrade` either "
+        "fails or silently records the revision as undone while the schema keeps the change; the next upgrade "
+        "then fails on objects that already exist. Rolling back a bad deploy becomes a manual repair."
+    )
+    fix = (
+        "def downgrade():\n"
+        "    op.drop_index('ix_users_email', table_name='users')\n"
+        "    op.drop_column('users', 'email')\n"
+        "# truly irreversible (data deleted)? keep the raise, say why in its message, and escalate"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n\n"
+            "def downgrade():\n    pass\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n\n"
+            "def downgrade():\n    op.drop_column('users', 'email')\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n\n"
+            "def downgrade():\n    raise NotImplementedError('no way back')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        body = cap.downgrade_outcome.body
+        if body not in _NO_DOWNGRADE or not (cap.upgrade or cap.upgrade_outcome.body == "code"):
+            return
+        what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
+        changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in cap.upgrade})[:4]) or "changes"
+        yield self.finding(
+            cap,
+            f"The revision {what}, but its upgrade does {changes}: a rollback cannot undo it.",
+            phase="downgrade",
+            line=function_line(cap, "downgrade") or function_line(cap, "upgrade"),
+        )
+
+
+class DowngradeNotInverse(Rule):
+    id = "downgrade-not-inverse"
+    title = "The downgrade does not undo what the upgrade does"
+    severity = "error"
+    phases = ("downgrade",)
+    why = (
+        "A downgrade that leaves an index, column or constraint behind makes the next upgrade fail "
+        "('already exists'), and one that drops objects the upgrade did not create destroys data on rollback. "
+        "pytest-alembic's up/down test only checks that nothing raises, so these slip through."
+    )
+    fix = (
+        "# undo every upgrade operation, in reverse order\n"
+        "def upgrade():\n"
+        "    op.add_column('users', sa.Column('email', sa.String(200)))\n"
+        "    op.create_index('ix_users_email', 'users', ['email'])\n"
+        "def downgrade():\n"
+        "    op.drop_index('ix_users_email', table_name='users')\n"
+        "    op.drop_column('users', 'email')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n"
+            "    op.create_index('ix_users_name', 'users', ['name'])\n\n"
+            "def downgrade():\n    op.drop_column('users', 'email')\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n"
+            "    op.create_index('ix_users_name', 'users', ['name'])\n\n"
+            "def downgrade():\n    op.drop_index('ix_users_name', table_name='users')\n    op.drop_column('users', 'email')\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'name', existing_type=sa.String(50), type_=sa.String(200))\n\n"
+            "def downgrade():\n    op.drop_table('audit_log')\n",
+            good="def upgrade():\n    op.alter_column('users', 'name', existing_type=sa.String(50), type_=sa.String(200))\n\n"
+            "def downgrade():\n    op.alter_column('users', 'name', existing_type=sa.String(200), type_=sa.String(50))\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        if cap.downgrade_outcome.body in _NO_DOWNGRADE or not cap.downgrade_outcome.completed:
+            return  # missing-downgrade / migration-raises report those
+        done = {obj for r in cap.downgrade if (obj := _object(r.op))}
+        dropped_tables = {key[2] for verb, key in done if verb == "drop" and key[0] == "table"}
+        dropped_columns = {(key[1], key[2]) for verb, key in done if verb == "drop" and key[0] == "column"}
+        raw = execute_text(cap, "downgrade")
+        line = function_line(cap, "downgrade")
+        created_here = cap.tables_created("upgrade")
+        for rec in cap.upgrade:
+            exp = _expected(rec.op)
+            if exp is None:
+                if isinstance(rec.op, ops.RenameTableOp):
+                    yield from self._rename(cap, rec, raw, line)
+                continue
+            verb, key = exp
+            if exp in done or key[1] in dropped_tables or mentions(raw, key[2]):
+                continue
+            if verb == "drop" and key[0] != "table" and (
+                rec.table in created_here or rec.table in dropped_tables
+                or any((rec.table, c) in dropped_columns for c in _columns(rec.op))
+            ):
+                continue  # dropping the table or column drops what was built on it
+            undo = "drop it" if verb == "drop" else "re-create it"
+            did = "creates" if verb == "drop" else "drops"
+            yield self.finding(cap, f"The upgrade {did} {_describe(key)} (line {rec.line}); the downgrade does not {undo}.", phase="downgrade", line=line, table=rec.table)
+        yield from self._alters(cap, line, raw, dropped_tables)
+        # The downgrade destroying objects the upgrade never created loses data on rollback.
+        upgrade_objects = {obj for r in cap.upgrade if (obj := _object(r.op))}
+        upgrade_raw = execute_text(cap, "upgrade")
+        for rec in cap.downgrade:
+            obj = _object(rec.op)
+            if not obj or obj[0] != "drop" or obj[1][0] not in ("table", "column") or ("create", obj[1]) in upgrade_objects:
+                continue
+            if is_new_table(cap, rec) or is_new_column(cap, rec) or mentions(upgrade_raw, obj[1][2]):
+                continue
+            yield self.finding(cap, f"The downgrade drops {_describe(obj[1])}, which this upgrade does not create: a rollback would destroy it.", rec=rec)
+
+    def _rename(self, cap, rec, raw, line) -> Iterator[Finding]:
+        old, new = rec.op.table_name, rec.op.new_table_name
+        if any(isinstance(r.op, ops.RenameTableOp) and r.op.table_name == new and r.op.new_table_name == old for r in cap.downgrade):
+            return
+        if not mentions(raw, new):
+            yield self.finding(cap, f"The upgrade renames table {old} to {new} (line {rec.line}); the downgrade does not rename it back.", phase="downgrade", line=line, table=old)
+
+    def _alters(self, cap, line, raw, dropped_tables) -> Iterator[Finding]:
+        down = _alters(cap.downgrade)
+        for rec in cap.upgrade:
+            op = rec.op
+            if not isinstance(op, ops.AlterColumnOp) or op.table_name in dropped_tables:
+                continue
+            col = op.modify_name or op.column_name
+            undo = down.get((op.table_name, col), [])
+            if mentions(raw, col) and mentions(raw, op.table_name):
+                continue
+            expected = op.reverse()
+            missing = []
+            if op.modify_name and not any(d.modify_name == op.column_name for d in undo):
+                missing.append(f"rename {col} back to {op.column_name}")
+            if op.modify_type is not None and not any(
+                d.modify_type is not None
+                and (expected.modify_type is None or classify_type_change(expected.modify_type, d.modify_type, cap.dialect) == "same")
+                for d in undo
+            ):
+                back = f" to {spell(expected.modify_type, cap.dialect)}" if expected.modify_type is not None else ""
+                missing.append(f"change its type back{back}")
+            if op.modify_nullable is not None and not any(d.modify_nullable is not None and d.modify_nullable != op.modify_nullable for d in undo):
+                missing.append("restore its nullability")
+            if op.modify_server_default is not False and not any(d.modify_server_default is not False for d in undo):
+                missing.append("restore its server default")
+            if missing:
+                yield self.finding(
+                    cap,
+                    f"The upgrade alters {op.table_name}.{op.column_name} (line {rec.line}); the downgrade does not "
+                    + ", ".join(missing) + ".",
+                    phase="downgrade",
+                    line=line,
+                    table=op.table_name,
+                    column=op.column_name,
+                )
+
+
+class LossyDowngrade(Rule):
+    id = "lossy-downgrade"
+    title = "The downgrade restores structure but not the data the upgrade destroyed"
+    severity = "warning"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "When the upgrade drops a column or table, narrows a type or deletes rows, the downgrade can re-create "
+        "the column or table but only empty (NULL in every row): a rollback 'succeeds' and the data is still "
+        "gone. Whoever relies on the downgrade as a safety net must know it is not one."
+    )
+    fix = (
+        "# keep a copy in the upgrade and restore it in the downgrade (or escalate as irreversible)\n"
+        "def upgrade():\n"
+        "    op.execute('CREATE TABLE users_email_backup AS SELECT id, email FROM users')\n"
+        "    op.drop_column('users', 'email')\n"
+        "def downgrade():\n"
+        "    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n"
+        "    op.execute('UPDATE users SET email = b.email FROM users_email_backup b WHERE b.id = users.id')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.drop_column('users', 'email')\n\n"
+            "def downgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n",
+            good="def upgrade():\n    op.execute('CREATE TABLE users_email_backup AS SELECT id, email FROM users')\n"
+            "    op.drop_column('users', 'email')\n\n"
+            "def downgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n"
+            "    op.execute('UPDATE users SET email = b.email FROM users_email_backup b WHERE b.id = users.id')\n"
+            "    op.drop_table('users_email_backup')\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.drop_table('audit_log')\n\n"
+            "def downgrade():\n    op.create_table('audit_log', sa.Column('id', sa.Integer(), primary_key=True))\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        if cap.downgrade_outcome.body in _NO_DOWNGRADE:
+            return
+        restored = self._restored_tables(cap)
+        down_creates = {obj[1] for r in cap.downgrade if (obj := _object(r.op)) and obj[0] == "create"}
+        down_alters = _alters(cap.downgrade)
+        for rec in cap.upgrade:
+            op, table = rec.op, rec.table
+            if table in restored:
+                continue
+            if isinstance(op, ops.DropColumnOp) and not is_new_column(cap, rec) and ("column", table, op.column_name) in down_creates:
+                msg = f"The upgrade drops {table}.{op.column_name} with its data; the downgrade re-adds it empty (NULL in every row)."
+            elif isinstance(op, ops.DropTableOp) and not is_new_table(cap, rec) and ("table", None, table) in down_creates:
+                msg = f"The upgrade drops table {table} with its rows; the downgrade re-creates it empty."
+            elif (
+                isinstance(op, ops.AlterColumnOp)
+                and op.modify_type is not None
+                and not is_new_column(cap, rec)
+                and classify_type_change(op.existing_type, op.modify_type, cap.dialect) in ("narrow", "change")
+                and (table, op.column_name) in down_alters
+            ):
+                msg = (
+                    f"The upgrade converts {table}.{op.column_name} from {spell(op.existing_type, cap.dialect)} to "
+                    f"{spell(op.modify_type, cap.dialect)}; values rounded, truncated or converted on the way are not "
+                    f"restored by changing the type back."
+                )
+            else:
+                continue
+            yield self.finding(cap, msg, rec=rec)
+        for rec, stmt in cap.statements("upgrade"):
+            table = next(iter(stmt.tables), None)
+            if table and table not in restored and not is_new_table(cap, rec, table) and overwrites_rows(cap, rec, stmt):
+                yield self.finding(
+                    cap,
+                    f"The upgrade's {stmt.kind} on {table} destroys rows or values; the downgrade does not restore them.",
+                    rec=rec,
+                    table=table,
+                )
+
+    @staticmethod
+    def _restored_tables(cap) -> set[str]:
+        """Tables the downgrade writes data into (UPDATE/INSERT/bulk_insert): assumed to restore what was lost."""
+        out = {r.op.table.name for r in cap.downgrade if isinstance(r.op, ops.BulkInsertOp)}
+        for _, stmt in cap.statements("downgrade"):
+            if stmt.kind in ("UPDATE", "INSERT"):
+                out.update(stmt.tables[:1])
+        return out
+
+
+RULES = (MissingDowngrade, DowngradeNotInverse, LossyDowngrade)

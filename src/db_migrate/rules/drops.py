@@ -1,0 +1,84 @@
+"""Dropping columns and tables in an upgrade: the data is gone and running code breaks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import is_new_column, is_new_table
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+
+class DropColumn(Rule):
+    id = "drop-column"
+    title = "Column dropped"
+    severity = "warning"
+    why = (
+        "The column's data is deleted and no downgrade can bring it back. Application code (and ORM models, "
+        "which select every mapped column) still reading or writing it fails the moment the migration commits, "
+        "so the code must stop using it in an earlier deploy. A human must approve dropping data."
+    )
+    fix = (
+        "# 1. deploy code that no longer reads or writes the column (SQLAlchemy: remove it from the model)\n"
+        "# 2. optionally keep a copy: op.execute('CREATE TABLE users_email_backup AS SELECT id, email FROM users')\n"
+        "# 3. then, in its own revision:\n"
+        "op.drop_column('users', 'email')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.drop_column('users', 'email')\n\n"
+            "def downgrade():\n    op.add_column('users', sa.Column('email', sa.String(200), nullable=True))\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('email2', sa.String(200), nullable=True))\n\n"
+            "def downgrade():\n    op.drop_column('users', 'email2')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.DropColumnOp) and not is_new_column(cap, rec):
+                yield self.finding(
+                    cap,
+                    f"Drops column {rec.table}.{rec.column}: its data is deleted for good, and code still using it "
+                    f"breaks as soon as this commits.",
+                    rec=rec,
+                )
+
+
+class DropTable(Rule):
+    id = "drop-table"
+    title = "Table dropped"
+    severity = "warning"
+    why = (
+        "Every row of the table is deleted and no downgrade can bring them back; code and foreign keys "
+        "referencing it break. On PostgreSQL DROP TABLE also waits for an ACCESS EXCLUSIVE lock behind any running "
+        "query on the table. A human must approve dropping data."
+    )
+    fix = (
+        "# deploy code that no longer uses the table first; keep it (or rename it to <name>_deprecated) for a release\n"
+        "op.rename_table('legacy_events', 'legacy_events_deprecated')\n"
+        "# and drop it in a later revision once nothing uses it"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.drop_table('legacy_events')\n\n"
+            "def downgrade():\n    op.create_table('legacy_events', sa.Column('id', sa.Integer(), primary_key=True))\n",
+            good="def upgrade():\n    op.create_table('scratch', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "    op.drop_table('scratch')\n\n"
+            "def downgrade():\n    pass\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.DropTableOp) and not is_new_table(cap, rec):
+                yield self.finding(
+                    cap,
+                    f"Drops table {rec.table}: all its rows are deleted for good, and code or foreign keys still "
+                    f"referencing it break.",
+                    rec=rec,
+                )
+
+
+RULES = (DropColumn, DropTable)

@@ -1,0 +1,171 @@
+"""Index builds and drops on PostgreSQL: CONCURRENTLY, and CONCURRENTLY inside the migration transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import is_concurrent, is_new_table, raw_index_statements, tables_created_before
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+_CONCURRENT_FIX = (
+    "with op.get_context().autocommit_block():\n"
+    "    op.create_index('ix_users_email', 'users', ['email'], postgresql_concurrently=True, if_not_exists=True)\n"
+    "# downgrade:\n"
+    "with op.get_context().autocommit_block():\n"
+    "    op.drop_index('ix_users_email', table_name='users', postgresql_concurrently=True, if_exists=True)"
+)
+_GOOD_BODY = (
+    "def upgrade():\n    with op.get_context().autocommit_block():\n"
+    "        op.create_index('ix_users_email', 'users', ['email'], postgresql_concurrently=True)\n\n"
+    "def downgrade():\n    with op.get_context().autocommit_block():\n"
+    "        op.drop_index('ix_users_email', table_name='users', postgresql_concurrently=True)\n"
+)
+
+
+class CreateIndexNonConcurrent(Rule):
+    id = "create-index-non-concurrent"
+    title = "Index built on an existing table without CONCURRENTLY"
+    severity = "warning"
+    phases = ("upgrade", "downgrade")
+    dialects = ("postgresql",)
+    why = (
+        "CREATE INDEX holds a SHARE lock on the table for the whole build: every INSERT, UPDATE and DELETE waits "
+        "(minutes on a large table). CREATE INDEX CONCURRENTLY lets writes go on; it cannot run inside a "
+        "transaction, so in Alembic it goes in an autocommit_block()."
+    )
+    fix = _CONCURRENT_FIX
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_index('ix_users_email', 'users', ['email'])\n\n"
+            "def downgrade():\n    op.drop_index('ix_users_email', table_name='users')\n",
+            good=_GOOD_BODY,
+        ),
+        Example(
+            bad="def upgrade():\n    op.execute('CREATE INDEX ix_users_email ON users (email)')\n\n"
+            "def downgrade():\n    op.execute('DROP INDEX ix_users_email')\n",
+            good="def upgrade():\n    op.create_table('users', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('email', sa.String(200)))\n"
+            "    op.create_index('ix_users_email', 'users', ['email'])\n\n"
+            "def downgrade():\n    op.drop_table('users')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.CreateIndexOp) and not is_concurrent(rec) and not is_new_table(cap, rec):
+                yield self._finding(cap, rec, rec.op.index_name, rec.table)
+        for phase in self.phases:
+            for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
+                table = next(iter(stmt.tables), None)
+                if verb == "create" and not concurrently and table not in tables_created_before(cap, rec):
+                    yield self._finding(cap, rec, None, table)
+
+    def _finding(self, cap, rec, name, table) -> Finding:
+        return self.finding(
+            cap,
+            f"Builds {'index ' + name if name else 'an index'} on {table} without CONCURRENTLY: inserts, updates "
+            f"and deletes on {table} wait for the whole build (SHARE lock).",
+            rec=rec,
+            table=table,
+        )
+
+
+class DropIndexNonConcurrent(Rule):
+    id = "drop-index-non-concurrent"
+    title = "Index dropped without CONCURRENTLY"
+    severity = "warning"
+    phases = ("upgrade",)
+    dialects = ("postgresql",)
+    why = (
+        "DROP INDEX takes an ACCESS EXCLUSIVE lock on the table. The drop itself is quick, but it queues behind "
+        "any long-running query on the table, and every read and write queues behind it: a short outage. "
+        "DROP INDEX CONCURRENTLY waits without blocking others."
+    )
+    fix = (
+        "with op.get_context().autocommit_block():\n"
+        "    op.drop_index('ix_users_email', table_name='users', postgresql_concurrently=True, if_exists=True)"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.drop_index('ix_users_email', table_name='users')\n\n"
+            "def downgrade():\n    op.create_index('ix_users_email', 'users', ['email'])\n",
+            good="def upgrade():\n    with op.get_context().autocommit_block():\n"
+            "        op.drop_index('ix_users_email', table_name='users', postgresql_concurrently=True)\n\n"
+            "def downgrade():\n    with op.get_context().autocommit_block():\n"
+            "        op.create_index('ix_users_email', 'users', ['email'], postgresql_concurrently=True)\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.DropIndexOp) and not is_concurrent(rec) and not is_new_table(cap, rec):
+                yield self.finding(
+                    cap,
+                    f"Drops index {rec.op.index_name} without CONCURRENTLY: the ACCESS EXCLUSIVE lock on "
+                    f"{rec.table or 'its table'} waits behind running queries and blocks all reads and writes meanwhile.",
+                    rec=rec,
+                )
+        for rec, stmt, verb, concurrently in raw_index_statements(cap, "upgrade"):
+            if verb == "drop" and not concurrently:
+                yield self.finding(
+                    cap,
+                    f"DROP INDEX {', '.join(stmt.tables)} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on its table.",
+                    rec=rec,
+                )
+
+
+class ConcurrentIndexInTransaction(Rule):
+    id = "concurrent-index-in-transaction"
+    title = "CONCURRENTLY inside the migration transaction"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    dialects = ("postgresql",)
+    why = (
+        "CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block, and Alembic runs each migration "
+        "in one: PostgreSQL raises 'cannot run inside a transaction block' and the migration fails. "
+        "op.get_context().autocommit_block() commits first and runs the statement outside the transaction."
+    )
+    fix = _CONCURRENT_FIX
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_index('ix_users_email', 'users', ['email'], postgresql_concurrently=True)\n\n"
+            "def downgrade():\n    with op.get_context().autocommit_block():\n"
+            "        op.drop_index('ix_users_email', table_name='users', postgresql_concurrently=True)\n",
+            good=_GOOD_BODY,
+        ),
+        Example(
+            bad="def upgrade():\n    op.execute('CREATE INDEX CONCURRENTLY ix_users_email ON users (email)')\n\n"
+            "def downgrade():\n    with op.get_context().autocommit_block():\n"
+            "        op.execute('DROP INDEX CONCURRENTLY ix_users_email')\n",
+            good="def upgrade():\n    with op.get_context().autocommit_block():\n"
+            "        op.execute('CREATE INDEX CONCURRENTLY ix_users_email ON users (email)')\n\n"
+            "def downgrade():\n    with op.get_context().autocommit_block():\n"
+            "        op.execute('DROP INDEX CONCURRENTLY ix_users_email')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, (ops.CreateIndexOp, ops.DropIndexOp)) and is_concurrent(rec) and not rec.in_autocommit_block:
+                verb = "CREATE" if isinstance(rec.op, ops.CreateIndexOp) else "DROP"
+                yield self.finding(
+                    cap,
+                    f"{verb} INDEX CONCURRENTLY {rec.op.index_name} runs inside the migration transaction: PostgreSQL "
+                    f"refuses it ('cannot run inside a transaction block'). Wrap it in op.get_context().autocommit_block().",
+                    rec=rec,
+                )
+        for phase in self.phases:
+            for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
+                if concurrently and not rec.in_autocommit_block:
+                    yield self.finding(
+                        cap,
+                        f"{verb.upper()} INDEX CONCURRENTLY in op.execute runs inside the migration transaction: "
+                        f"PostgreSQL refuses it. Wrap it in op.get_context().autocommit_block().",
+                        rec=rec,
+                        table=next(iter(stmt.tables), None),
+                    )
+
+
+RULES = (CreateIndexNonConcurrent, DropIndexNonConcurrent, ConcurrentIndexInTransaction)

@@ -1,0 +1,160 @@
+"""Raw SQL in op.execute: destructive statements, interpolated SQL, backfills inside the DDL transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import overwrites_rows, phase_at, tables_created_before, updated_columns
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+
+class DestructiveSql(Rule):
+    id = "destructive-sql"
+    title = "DELETE, TRUNCATE, DROP or a blanket UPDATE in raw SQL"
+    severity = "warning"
+    why = (
+        "Raw SQL that deletes or overwrites rows cannot be undone by a downgrade, and reviewers skim string "
+        "literals. A DELETE without WHERE or a TRUNCATE empties the table; an UPDATE without WHERE overwrites "
+        "every row's old values. DROP in raw SQL also hides the drop from autogenerate and from reviews."
+    )
+    fix = (
+        "# restrict it, and keep what you delete\n"
+        "op.execute(\"CREATE TABLE sessions_expired_backup AS SELECT * FROM sessions WHERE expires_at < now() - interval '90 days'\")\n"
+        "op.execute(\"DELETE FROM sessions WHERE expires_at < now() - interval '90 days'\")"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.execute('DELETE FROM sessions')\n\ndef downgrade():\n    pass\n",
+            good="def upgrade():\n    op.execute(\"INSERT INTO plans (code) VALUES ('free')\")\n\n"
+            "def downgrade():\n    op.execute(\"DELETE FROM plans WHERE code = 'free'\")\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.execute('UPDATE users SET status = NULL')\n\ndef downgrade():\n    pass\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('tier', sa.String(10), nullable=True))\n"
+            "    op.execute(\"UPDATE users SET tier = 'free'\")\n\n"
+            "def downgrade():\n    op.drop_column('users', 'tier')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec, stmt in cap.statements("upgrade"):
+            created = tables_created_before(cap, rec)
+            tables = [t for t in stmt.tables if t not in created]
+            if not tables:
+                continue
+            where = ", ".join(tables)
+            kind = stmt.kind
+            if kind == "DELETE":
+                if stmt.has_where is False:
+                    yield self.finding(cap, f"DELETE without WHERE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=tables[0], severity="error")
+                else:
+                    yield self.finding(cap, f"DELETE from {where}: the deleted rows cannot be restored by a downgrade.", rec=rec, table=tables[0])
+            elif kind == "TRUNCATE":
+                yield self.finding(cap, f"TRUNCATE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=tables[0], severity="error")
+            elif kind == "UPDATE" and overwrites_rows(cap, rec, stmt):
+                cols = ", ".join(sorted(updated_columns(stmt) or [])) or "columns"
+                yield self.finding(
+                    cap,
+                    f"UPDATE without WHERE overwrites {cols} in every row of {where}; the old values cannot be "
+                    f"restored by a downgrade.",
+                    rec=rec,
+                    table=tables[0],
+                )
+            elif kind.startswith("DROP") and kind not in ("DROP INDEX",):
+                yield self.finding(cap, f"{kind} {where} in raw SQL: the data is deleted for good, and the drop is hidden in a string.", rec=rec, table=tables[0])
+            elif kind == "ALTER TABLE" and "DROP COLUMN" in " ".join(stmt.text.upper().split()):
+                yield self.finding(cap, f"ALTER TABLE {where} ... DROP COLUMN in raw SQL: the column's data is deleted for good.", rec=rec, table=tables[0])
+
+
+class RawSqlInterpolation(Rule):
+    id = "raw-sql-interpolation"
+    title = "SQL built by string interpolation"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "SQL assembled with f-strings, %, .format() or + breaks on quotes in values and is an injection path "
+        "when any part comes from configuration or data; the rendered SQL also changes silently with its inputs, "
+        "so the migration is no longer a fixed, reviewable script."
+    )
+    fix = (
+        "op.execute(sa.text('UPDATE users SET plan = :plan WHERE plan IS NULL').bindparams(plan=default_plan))\n"
+        "# identifiers cannot be bound: write them literally, or use sa.table()/sa.column() constructs\n"
+        "users = sa.table('users', sa.column('plan'))\n"
+        "op.execute(users.update().where(users.c.plan.is_(None)).values(plan=default_plan))"
+    )
+    examples = (
+        Example(
+            bad="PLAN = 'free'\n\ndef upgrade():\n    op.execute(f\"UPDATE users SET plan = '{PLAN}' WHERE plan IS NULL\")\n\n"
+            "def downgrade():\n    pass\n",
+            good="PLAN = 'free'\n\ndef upgrade():\n    op.execute(sa.text('UPDATE users SET plan = :p WHERE plan IS NULL').bindparams(p=PLAN))\n\n"
+            "def downgrade():\n    pass\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.execute('DELETE FROM t WHERE id = %d' % 5)\n\ndef downgrade():\n    pass\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for fact in cap.facts_of("interpolated-sql"):
+            yield self.finding(
+                cap,
+                f"SQL passed to execute() is built with {fact.detail}: quoting breaks on odd values and it is an "
+                f"injection path. Use sa.text() with bindparams() or sa.table() constructs.",
+                phase=phase_at(cap, fact.line),
+                line=fact.line,
+            )
+
+
+class BackfillInSchemaMigration(Rule):
+    id = "backfill-in-schema-migration"
+    title = "Data backfill in the same transaction as schema changes"
+    severity = "info"
+    dialects = ("postgresql",)
+    why = (
+        "PostgreSQL runs the whole revision in one transaction: an UPDATE of an existing table holds row locks on "
+        "every row it touches, and the DDL locks taken before it (often ACCESS EXCLUSIVE) are held until the "
+        "UPDATE finishes. On a large table that is a long outage and a large WAL burst."
+    )
+    fix = (
+        "# put the backfill in its own revision, in batches, outside the DDL transaction\n"
+        "with op.get_context().autocommit_block():\n"
+        "    op.execute('UPDATE users SET tier = \\'free\\' WHERE tier IS NULL AND id BETWEEN 1 AND 10000')\n"
+        "# (or run it from a script with progress and resumability)"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('users', sa.Column('tier', sa.String(10), nullable=True))\n"
+            "    op.execute(\"UPDATE users SET tier = 'free'\")\n\n"
+            "def downgrade():\n    op.drop_column('users', 'tier')\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('tier', sa.String(10), nullable=True))\n"
+            "    with op.get_context().autocommit_block():\n"
+            "        op.execute(\"UPDATE users SET tier = 'free' WHERE tier IS NULL\")\n\n"
+            "def downgrade():\n    op.drop_column('users', 'tier')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        ddl = [r for r in cap.ops("upgrade") if not isinstance(r.op, ops.ExecuteSQLOp) and not r.in_autocommit_block]
+        if not ddl:
+            return
+        for rec, stmt in cap.statements("upgrade"):
+            if rec.in_autocommit_block or stmt.kind not in ("UPDATE", "DELETE", "INSERT"):
+                continue
+            if stmt.kind == "INSERT" and "SELECT" not in stmt.text.upper():
+                continue  # a few literal rows (reference data) are not a backfill
+            table = next((t for t in stmt.tables if t not in tables_created_before(cap, rec)), None)
+            if table:
+                yield self.finding(
+                    cap,
+                    f"{stmt.kind} on {table} runs in the same transaction as this revision's schema changes: on a "
+                    f"large table the locks taken by the DDL are held until every row is written.",
+                    rec=rec,
+                    table=table,
+                )
+                return  # once per revision
+
+
+RULES = (DestructiveSql, RawSqlInterpolation, BackfillInSchemaMigration)

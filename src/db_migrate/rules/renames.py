@@ -1,0 +1,85 @@
+"""Renaming columns and tables: instant in the database, breaking for the code that is running."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic.operations import ops
+
+from db_migrate.rules._helpers import is_new_column, is_new_table
+from db_migrate.rules.base import Example, Rule
+from db_migrate.verdict import Finding
+
+
+class RenameColumn(Rule):
+    id = "rename-column"
+    title = "Column renamed"
+    severity = "warning"
+    why = (
+        "The rename itself is a catalogue change, but the application version that is running still uses the "
+        "old name: every query touching the column fails from the commit until the new code is deployed "
+        "(and rolling back the code breaks again). Autogenerate also cannot tell a rename from drop + add."
+    )
+    fix = (
+        "# expand/contract: add the new column, write both, backfill, switch reads, drop the old one later\n"
+        "op.add_column('users', sa.Column('full_name', sa.String(200), nullable=True))\n"
+        "op.execute('UPDATE users SET full_name = name')  # in batches on a large table\n"
+        "# or, on PostgreSQL, rename and keep the old name readable for one release via a view"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'name', new_column_name='full_name')\n\n"
+            "def downgrade():\n    op.alter_column('users', 'full_name', new_column_name='name')\n",
+            good="def upgrade():\n    op.add_column('users', sa.Column('full_name', sa.String(200), nullable=True))\n\n"
+            "def downgrade():\n    op.drop_column('users', 'full_name')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.AlterColumnOp) and rec.op.modify_name and not is_new_column(cap, rec):
+                yield self.finding(
+                    cap,
+                    f"Renames {rec.table}.{rec.op.column_name} to {rec.op.modify_name}: the running application "
+                    f"still queries {rec.op.column_name} and fails until new code is deployed.",
+                    rec=rec,
+                )
+
+
+class RenameTable(Rule):
+    id = "rename-table"
+    title = "Table renamed"
+    severity = "warning"
+    why = (
+        "The running application (and other services, reports, grants on views) still use the old name: every "
+        "query fails from the commit until new code is deployed. On PostgreSQL the rename also waits for an "
+        "ACCESS EXCLUSIVE lock behind any running query on the table."
+    )
+    fix = (
+        "# rename, then keep the old name working for one release (PostgreSQL: a simple view is updatable)\n"
+        "op.rename_table('customers', 'clients')\n"
+        "op.execute('CREATE VIEW customers AS SELECT * FROM clients')\n"
+        "# drop the view in a later revision, once no code uses the old name"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.rename_table('customers', 'clients')\n\n"
+            "def downgrade():\n    op.rename_table('clients', 'customers')\n",
+            good="def upgrade():\n    op.create_table('tmp_import', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "    op.rename_table('tmp_import', 'imports')\n\n"
+            "def downgrade():\n    op.drop_table('imports')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.RenameTableOp) and not is_new_table(cap, rec):
+                yield self.finding(
+                    cap,
+                    f"Renames table {rec.table} to {rec.op.new_table_name}: the running application still queries "
+                    f"{rec.table} and fails until new code is deployed.",
+                    rec=rec,
+                )
+
+
+RULES = (RenameColumn, RenameTable)
