@@ -265,3 +265,40 @@ def test_classify_does_not_ask_when_nothing_escalates(residency: Path) -> None:
     if res["decision"] == "escalate":
         pytest.skip("the policy escalates this revision; nothing to show here")
     assert not asked.asked and res["human_approval"] is None
+
+
+def test_streamable_http_transport_on_loopback(residency: Path) -> None:
+    """``db-migrate serve --http``: a real server process on 127.0.0.1, reached by URL; logs stay off stdout."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(sys.executable).parent / "db-migrate"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "db_migrate.cli"]
+    proc = subprocess.Popen([*cmd, "serve", "--http", "--port", str(port), "--project", str(residency)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        async def go() -> Any:
+            async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+                names = {t.name for t in (await c.list_tools()).tools}
+                return names, await c.call_tool("check_heads", {})
+
+        names, heads = anyio.run(go)
+        assert names == TOOLS
+        assert _structured(heads)["heads"] == ["f956808bc5df"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert out == b""

@@ -167,7 +167,7 @@ def _jsonable(obj: Any) -> Any:
 def _serve(args: argparse.Namespace, out: Any) -> int:
     from db_migrate.server import serve
 
-    serve(project_dir=args.project, config=args.config, http=args.http, host=args.host, port=args.port)
+    serve(project_dir=args.project, config=args.config, http=args.http, host=args.host, port=args.port, timeout=args.timeout)
     return 0
 
 
