@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         as_json = args.format == "json"
-        if args.command in _WORKER_COMMANDS:
+        # `heads --no-drift` is static (no worker unless a database is read): a worker it never
+        # uses would cost more at exit than the whole check
+        if args.command in _WORKER_COMMANDS and not getattr(args, "no_drift", False):
             _prewarm()
         handler = {"rules": _rules, "serve": _serve, "init": _init}.get(args.command, _verdict)
         return handler(args, out)
