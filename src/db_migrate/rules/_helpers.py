@@ -176,7 +176,8 @@ def default_sql(default: Any, dialect: str) -> str | None:
 
 
 def is_volatile_sql(expr: str | None) -> bool:
-    return bool(expr) and bool(_VOLATILE.search(expr or ""))
+    """A volatile function call outside string literals (``'random()'`` is just text)."""
+    return bool(expr) and bool(_VOLATILE.search(re.sub(r"'(?:[^']|'')*'", "''", expr or "")))
 
 
 # ---------------------------------------------------------------------------

@@ -107,11 +107,18 @@ class MissingDowngrade(Rule):
             return
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
         changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in cap.upgrade})[:4]) or "changes"
+        # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE) often have nothing to undo in the schema:
+        # still worth saying, but not a blocker.
+        data_only = cap.upgrade and all(isinstance(r.op, (ops.ExecuteSQLOp, ops.BulkInsertOp)) for r in cap.upgrade) and all(
+            s.kind in ("UPDATE", "INSERT", "ALTER TYPE", "SET", "SELECT") for _, s in cap.statements("upgrade")
+        )
         yield self.finding(
             cap,
-            f"The revision {what}, but its upgrade does {changes}: a rollback cannot undo it.",
+            f"The revision {what}, but its upgrade does {changes}: a rollback cannot undo it."
+            + (" If there is truly nothing to undo, say so in a comment and suppress this." if data_only else ""),
             phase="downgrade",
             line=function_line(cap, "downgrade") or function_line(cap, "upgrade"),
+            severity="warning" if data_only else None,
         )
 
 
@@ -160,15 +167,18 @@ class DowngradeNotInverse(Rule):
         raw = execute_text(cap, "downgrade")
         line = function_line(cap, "downgrade")
         created_here = cap.tables_created("upgrade")
+        renamed = {r.op.table_name: r.op.new_table_name for r in cap.upgrade if isinstance(r.op, ops.RenameTableOp)}
         for rec in cap.upgrade:
             exp = _expected(rec.op)
             if exp is None:
-                if isinstance(rec.op, ops.RenameTableOp):
+                if isinstance(rec.op, ops.RenameTableOp) and rec.op.table_name not in created_here:
                     yield from self._rename(cap, rec, raw, line)
                 continue
             verb, key = exp
             if exp in done or key[1] in dropped_tables or mentions(raw, key[2]):
                 continue
+            if key[0] == "table" and verb == "drop" and renamed.get(key[2]) in dropped_tables:
+                continue  # created, renamed, and the downgrade drops it under its new name
             if verb == "drop" and key[0] != "table" and (
                 rec.table in created_here or rec.table in dropped_tables
                 or any((rec.table, c) in dropped_columns for c in _columns(rec.op))
@@ -177,7 +187,7 @@ class DowngradeNotInverse(Rule):
             undo = "drop it" if verb == "drop" else "re-create it"
             did = "creates" if verb == "drop" else "drops"
             yield self.finding(cap, f"The upgrade {did} {_describe(key)} (line {rec.line}); the downgrade does not {undo}.", phase="downgrade", line=line, table=rec.table)
-        yield from self._alters(cap, line, raw, dropped_tables)
+        yield from self._alters(cap, line, raw, dropped_tables, dropped_columns)
         # The downgrade destroying objects the upgrade never created loses data on rollback.
         upgrade_objects = {obj for r in cap.upgrade if (obj := _object(r.op))}
         upgrade_raw = execute_text(cap, "upgrade")
@@ -185,7 +195,7 @@ class DowngradeNotInverse(Rule):
             obj = _object(rec.op)
             if not obj or obj[0] != "drop" or obj[1][0] not in ("table", "column") or ("create", obj[1]) in upgrade_objects:
                 continue
-            if is_new_table(cap, rec) or is_new_column(cap, rec) or mentions(upgrade_raw, obj[1][2]):
+            if is_new_table(cap, rec) or is_new_column(cap, rec) or mentions(upgrade_raw, obj[1][2]) or obj[1][2] in renamed.values():
                 continue
             yield self.finding(cap, f"The downgrade drops {_describe(obj[1])}, which this upgrade does not create: a rollback would destroy it.", rec=rec)
 
@@ -196,13 +206,15 @@ class DowngradeNotInverse(Rule):
         if not mentions(raw, new):
             yield self.finding(cap, f"The upgrade renames table {old} to {new} (line {rec.line}); the downgrade does not rename it back.", phase="downgrade", line=line, table=old)
 
-    def _alters(self, cap, line, raw, dropped_tables) -> Iterator[Finding]:
+    def _alters(self, cap, line, raw, dropped_tables, dropped_columns) -> Iterator[Finding]:
         down = _alters(cap.downgrade)
         for rec in cap.upgrade:
             op = rec.op
             if not isinstance(op, ops.AlterColumnOp) or op.table_name in dropped_tables:
                 continue
             col = op.modify_name or op.column_name
+            if (op.table_name, col) in dropped_columns:
+                continue  # the downgrade drops the column (added by this upgrade): nothing to restore
             undo = down.get((op.table_name, col), [])
             if mentions(raw, col) and mentions(raw, op.table_name):
                 continue
