@@ -163,3 +163,30 @@ def test_enum_values_on_postgres_scratch(tmp_path, pg_url):
     (f,) = [f for f in r.findings if f.rule == "enum-values-changed"]
     assert "ADD VALUE IF NOT EXISTS 'meh'" in f.fix
     assert "on postgresql" in r.compared_with
+
+
+def test_named_database_is_compared_as_is_and_not_written(residency, tmp_path):
+    from db_migrate.sandbox import run_job
+
+    project = load_project(residency)
+    db = tmp_path / "dev.db"
+    run_job("db_migrate.runtime:upgrade", cwd=residency, config_file=str(project.config_file),
+            section=project.section, url=f"sqlite:///{db}", revision="heads")
+    data = db.read_bytes()
+    edit(residency / PERSON, ROLE, "    nickname: Mapped[str | None] = mapped_column(String(40))\n" + ROLE)
+    r = generate_migration(project, "add nickname", database_url=f"sqlite:///{db}")
+    assert r.created and "read only" in r.compared_with
+    assert [o.name for o in r.operations] == ["nickname"]
+    assert db.read_bytes() == data
+
+
+def test_named_database_behind_head_is_refused(residency, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "empty.db"
+    sqlite3.connect(db).close()
+    before = versions(residency)
+    with pytest.raises(ProjectCodeError, match="not at head"):
+        generate_migration(load_project(residency), "x", database_url=f"sqlite:///{db}")
+    assert versions(residency) == before
+    assert db.stat().st_size == 0  # no version table was created

@@ -88,6 +88,13 @@ def autogenerate_revision(
 
         t1 = time.perf_counter()
         if read_only:
+            at, heads = list(rt.heads()), sorted(rt.script.get_heads())
+            if at != heads:
+                raise ProjectCodeError(
+                    f"The named database is at {', '.join(at) or 'no revision'}, not at head ({', '.join(heads)}): "
+                    "autogenerate would re-create the pending changes.",
+                    hint="Upgrade that database first, or omit database_url to compare against a scratch database at head.",
+                )
             _begin_read_only(rt.connection)
         else:
             rt._commit()
