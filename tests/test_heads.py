@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from projectfactory import make_project
 
-from db_migrate.errors import DatabaseError, Refused
+from db_migrate.errors import Refused, UsageError
 from db_migrate.heads import check_heads
 from db_migrate.project import load_project
 
@@ -176,7 +176,7 @@ def test_database_without_version_table_has_everything_pending(tmp_path):
 
 def test_missing_sqlite_database_is_not_created(tmp_path):
     root = make_project(tmp_path / "p", [{}])
-    with pytest.raises(DatabaseError):
+    with pytest.raises(UsageError):
         heads_of(root, database_url=f"sqlite:///{tmp_path / 'nope.db'}")
     assert not (tmp_path / "nope.db").exists()
 

@@ -59,6 +59,7 @@ def autogenerate_revision(
 
     from db_migrate.errors import ConfigInvalid, DbMigrateError, ProjectCodeError, Refused
     from db_migrate.generate.writing import refuse_overwrite
+    from db_migrate.heads.readonly import begin_read_only
     from db_migrate.runtime import Runtime, StepFailed, sqlite_hint
 
     timings: dict[str, float] = {}
@@ -95,7 +96,7 @@ def autogenerate_revision(
                     "autogenerate would re-create the pending changes.",
                     hint="Upgrade that database first, or omit database_url to compare against a scratch database at head.",
                 )
-            _begin_read_only(rt.connection)
+            begin_read_only(rt.connection)
         else:
             rt._commit()
         written: list[Path] = []
@@ -149,20 +150,6 @@ def autogenerate_revision(
     if scripts:
         out.path, out.revision = str(Path(scripts[0].path).resolve()), scripts[0].revision
     return out
-
-
-def _begin_read_only(conn) -> None:
-    """Start a transaction that cannot write, where the dialect has such a thing (it is rolled back anyway)."""
-    if conn.in_transaction():
-        conn.rollback()
-    name = conn.dialect.name
-    if name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-    elif name in ("mysql", "mariadb"):
-        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
-        conn.exec_driver_sql("START TRANSACTION")
-    else:
-        conn.begin()
 
 
 def _inspect(ctx, directives, state: dict[str, Any], rewrite_renames: bool) -> None:

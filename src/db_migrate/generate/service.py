@@ -25,6 +25,7 @@ from db_migrate.generate.jobs import Outcome
 from db_migrate.generate.model import GenerateResult
 from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
 from db_migrate.heads.graph import analyse
+from db_migrate.heads.readonly import read_only_url
 from db_migrate.project import Project, load_history, redact_url
 from db_migrate.sandbox import progress, run_job
 from db_migrate.verdict import decide, sort_findings
@@ -133,26 +134,13 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
     )
     if database_url:
         progress("comparing the models with the named database")
-        return run_job("db_migrate.generate.jobs:autogenerate_revision", url=_read_only_url(database_url),
+        return run_job("db_migrate.generate.jobs:autogenerate_revision", url=read_only_url(database_url),
                        upgrade_first=False, read_only=True, **job), 0.0
     progress("building a scratch database at head")
     t = time.perf_counter()
     with scratch_database(scratch_url, purpose="generate") as db:
         created = time.perf_counter() - t
         return run_job("db_migrate.generate.jobs:autogenerate_revision", url=db.url, upgrade_first=True, **job), created
-
-
-def _read_only_url(url: str) -> str:
-    """For SQLite, open the user's file read only (and never create it); other URLs unchanged."""
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return url
-    db = u.database or ""
-    if not db or db == ":memory:" or not Path(db).is_file():
-        raise UsageError(f"The SQLite database {db or ':memory:'} does not exist.", hint="Pass an existing database file, or omit database_url.")
-    return u.set(database=f"file:{Path(db).resolve()}?mode=ro", query={**u.query, "uri": "true"}).render_as_string(hide_password=False)
 
 
 def _require_writable(project: Project, history, heads: list[str]) -> None:

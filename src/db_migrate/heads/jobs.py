@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db_migrate.errors import DatabaseError, ProjectCodeError
+from db_migrate.errors import DatabaseError, ProjectCodeError, UsageError
 from db_migrate.project import Project, redact_url
 
 
@@ -20,32 +20,20 @@ def read_database_revisions(url: str, version_table: str = "alembic_version", ve
     """The revisions recorded in ``url``'s version table ([] when it has none), without writing anything."""
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine, pool
-    from sqlalchemy.engine import make_url
 
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        db = u.database or ""
-        if db in ("", ":memory:") or not Path(db).is_file():
-            raise DatabaseError(
-                f"The SQLite database {db or ':memory:'} does not exist; there is no state to read.",
-                hint="Pass the path of the existing database file as database_url (sqlite:///path/to/app.db).",
-            )
-        # a read-only URI connection: SQLite cannot create or change the file through it
-        u = u.set(database=f"file:{Path(db).resolve()}?mode=ro", query={**u.query, "uri": "true"})
-    engine = create_engine(u, poolclass=pool.NullPool)
+    from db_migrate.heads.readonly import begin_read_only, read_only_url
+
+    engine = create_engine(read_only_url(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            elif conn.dialect.name in ("mysql", "mariadb"):
-                conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+            begin_read_only(conn)
             ctx = MigrationContext.configure(
                 conn, opts={"version_table": version_table, "version_table_schema": version_table_schema}
             )
             heads = list(ctx.get_current_heads())
             conn.rollback()
             return sorted(heads)
-    except DatabaseError:
+    except (DatabaseError, UsageError):
         raise
     except Exception as e:
         raise DatabaseError(
