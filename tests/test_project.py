@@ -88,3 +88,24 @@ def test_header_cache_sees_edits(tmp_path: Path) -> None:
 def test_redact_url_hides_password() -> None:
     assert "s3cret" not in redact_url("postgresql://u:s3cret@h/db")
     assert redact_url("postgresql://u:s3cret@h/db").startswith("postgresql://u:***@h")
+
+
+@pytest.mark.parametrize("which", ["fixture", "factory"])
+def test_plain_ini_fast_path_reads_what_alembic_reads(which: str, residency: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import db_migrate.project.config as config
+
+    root = residency if which == "fixture" else make_project(tmp_path / "p", [{"id": "aa01", "down": None}])
+    fast = load_project(cwd=root)
+    monkeypatch.setattr(config, "_read_plain_ini", lambda *a: None)
+    slow = load_project(cwd=root)
+    assert (fast.script_location, fast.version_locations, fast.url) == (slow.script_location, slow.version_locations, slow.url)
+
+
+def test_extra_version_locations_are_left_to_alembic(tmp_path: Path) -> None:
+    make_project(tmp_path, [{"id": "aa01", "down": None}])
+    extra = tmp_path / "more_versions"
+    extra.mkdir()
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", f"[alembic]\nversion_locations = %(here)s/migrations/versions {extra}\npath_separator = space\n", 1))
+    p = load_project(cwd=tmp_path)
+    assert extra.resolve() in p.version_locations and len(p.version_locations) == 2

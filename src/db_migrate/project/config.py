@@ -138,6 +138,38 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigInvalid(f"Cannot read {path}: {e}") from None
 
 
+# Options that change where revision files live; with any of them set, alembic itself reads the config.
+_LOCATION_OPTIONS = ("version_locations", "recursive_version_locations", "sourceless")
+
+
+def _read_plain_ini(path: Path, section: str) -> tuple[Path, str | None] | None:
+    """``(script directory, url)`` of a plain alembic.ini, read without importing alembic.
+
+    Importing alembic (and SQLAlchemy) is most of a CLI call's start-up, and the
+    common alembic.ini only needs ``script_location`` with ``%(here)s``: read
+    exactly as alembic's Config does (ConfigParser, ``here`` as a default).
+    Anything else (packages as locations, extra version locations, a missing
+    directory) returns None and alembic reads the file.
+    """
+    import configparser
+
+    parser = configparser.ConfigParser(defaults={"here": str(path.parent)})
+    try:
+        parser.read(path, encoding="utf-8")
+        if not parser.has_section(section) or any(parser.has_option(section, o) for o in _LOCATION_OPTIONS):
+            return None
+        location = parser.get(section, "script_location", fallback=None)
+        url = parser.get(section, "sqlalchemy.url", fallback=None)
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    if not location or (":" in location and not Path(location).is_absolute()):
+        return None  # "package:folder" resource locations need alembic
+    script_dir = Path(path.parent, location).resolve()
+    if not (script_dir / "env.py").is_file() and not (script_dir / "versions").is_dir():
+        return None
+    return script_dir, url or None
+
+
 def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | None = None, section: str = "alembic") -> Project:
     """Find and read the Alembic project named by ``config`` or found from ``cwd``."""
     cwd = Path(cwd or os.getcwd())
@@ -157,12 +189,20 @@ def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | No
     if kind == "toml" and not _toml_has_alembic(path):
         raise ConfigNotFound(f"{path} has no [tool.alembic] section.", hint="Point --config at alembic.ini instead.")
 
-    from alembic.util.exc import CommandError
-
     settings: dict[str, Any] = {}
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         settings = dict(_read_toml(pyproject).get("tool", {}).get("db-migrate", {}))
+
+    fast = _read_plain_ini(path, section) if kind == "ini" else None
+    if fast is not None:
+        script_dir, url = fast
+        return Project(
+            root=root, config_file=path, kind=kind, section=section, script_location=script_dir,
+            version_locations=((script_dir / "versions").resolve(),), url=url, settings=settings,
+        )
+
+    from alembic.util.exc import CommandError
 
     proto = Project(
         root=root, config_file=path, kind=kind, section=section,
