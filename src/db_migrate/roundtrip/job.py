@@ -36,6 +36,7 @@ class _State:
         self.before_step: dict | None = None  # schema before the step in progress
         self.heads_before: tuple[str, ...] = ()
         self.t0 = 0.0
+        self.transactional = False
 
 
 def run(config_file: str, section: str, url: str, revisions: list[str], rows: int = 20,
@@ -77,8 +78,8 @@ def _partway(rt: Runtime, st: _State) -> dict[str, Any]:
     """After a failed step: what it applied anyway (DDL that is not transactional: MySQL, SQLite)."""
     from db_migrate.roundtrip.snapshot import describe_changes
 
-    if st.before_step is None:
-        return {}
+    if st.before_step is None or st.transactional:
+        return {}  # transactional DDL (PostgreSQL): a failed step leaves nothing behind
     try:
         if rt.heads() != st.heads_before:
             return {}  # rolled back further than the step (one transaction): nothing to attribute
@@ -104,6 +105,7 @@ def _parent_target(rt: Runtime, rev: str) -> str:
 def _plan(rt: Runtime, st: _State, revisions: list[str], ctx: Any):
     """The generator alembic pulls steps from; everything between yields runs on ``ctx.connection``."""
     conn = ctx.connection
+    st.transactional = bool(ctx.impl.transactional_ddl)
     exclude = {getattr(ctx, "version_table", "alembic_version")}
     total = len(st.revisions)
 
@@ -137,18 +139,20 @@ def _plan(rt: Runtime, st: _State, revisions: list[str], ctx: Any):
         yield from timed("downgrade", rev, parent, after_up)
         after_down = take_schema(conn, exclude=exclude)
         data_down = take_data(conn, after_down)
-        for line in diff_schema(before, after_down):
+        for line in diff_schema(before, after_down, extra="was not removed by the downgrade",
+                                missing="was not restored by the downgrade"):
             st.failures.append({"kind": "schema-mismatch", "revision": rev, "step": "downgrade",
-                                "message": f"after the downgrade: {line}", "compared": "before upgrade vs after downgrade"})
+                                "message": f"after the downgrade: {line}"})
         for loss in diff_data(before_data, data_down):
             st.failures.append({"kind": "data-loss", "revision": rev, "step": "downgrade",
                                 "message": f"after the downgrade: {loss['message']}", "table": loss["table"],
                                 "column": loss["column"], "rows": loss["rows"]})
         yield from timed("reupgrade", rev, rev, after_down)
         after_re = take_schema(conn, exclude=exclude)
-        for line in diff_schema(after_up, after_re):
+        for line in diff_schema(after_up, after_re, extra="appears only after the second upgrade",
+                                missing="is missing after the second upgrade"):
             st.failures.append({"kind": "schema-mismatch", "revision": rev, "step": "reupgrade",
-                                "message": f"after upgrade, downgrade, upgrade: {line}", "compared": "first upgrade vs second upgrade"})
+                                "message": f"after upgrade, downgrade, upgrade: {line}"})
         st.done.append(rev)
         if i + 1 < len(revisions):
             t = time.perf_counter()

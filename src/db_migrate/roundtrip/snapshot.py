@@ -147,15 +147,19 @@ def row_count(data: Data, table: str) -> int:
 
 # --------------------------------------------------------------------------- differences
 
-def diff_schema(before: Schema, after: Schema) -> list[str]:
-    """What differs, by name: ``column persons.email type VARCHAR(255) -> VARCHAR(120)``."""
+def diff_schema(before: Schema, after: Schema, *, extra: str = "exists only afterwards",
+                missing: str = "is missing afterwards") -> list[str]:
+    """What differs, by name: ``column persons.email type VARCHAR(255) -> VARCHAR(120)``.
+
+    ``extra``/``missing`` phrase things present only after / only before.
+    """
     out: list[str] = []
     for key in sorted(before.keys() | after.keys()):
         a, b = before.get(key), after.get(key)
         if a is None:
-            out.append(f"{key} {_describe(b)}only afterwards".replace("  ", " "))
+            out.append(f"{key} {_describe(b)}{extra}")
         elif b is None:
-            out.append(f"{key} {_describe(a)}is missing afterwards".replace("  ", " "))
+            out.append(f"{key} {_describe(a)}{missing}")
         elif a != b:
             for attr in sorted(a.keys() | b.keys()):
                 if a.get(attr) != b.get(attr):
