@@ -189,3 +189,25 @@ def test_parallel_roundtrips_do_not_collide(tmp_path: Path, pg_url: str) -> None
     assert [r.status for r in results] == ["passed"] * 3
     assert len({r.database for r in results}) == 3
     assert _leftovers(pg_url) == []
+
+
+def test_cancellation_drops_the_scratch_database(tmp_path: Path, pg_url: str) -> None:
+    import time
+
+    import anyio
+
+    from db_migrate.sandbox import run_in_scope
+
+    body = "def upgrade():\n    import time\n    time.sleep(60)\ndef downgrade():\n    pass\n"
+    p = _project(tmp_path, body)
+
+    async def main() -> bool:
+        with anyio.move_on_after(1.5) as scope:
+            await run_in_scope(test_roundtrip, p, database_url=pg_url, rows=2, timeout=30)
+        return scope.cancelled_caught
+
+    assert anyio.run(main) is True
+    deadline = time.monotonic() + 10  # the abandoned thread finishes its finally-block in the background
+    while _leftovers(pg_url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _leftovers(pg_url) == []
