@@ -22,6 +22,11 @@ def raises(): raise ValueError("boom")
 def prints():
     print("this must not reach stdout")
     return "ok"
+def configures_logging(ini):
+    import logging, logging.config
+    logging.config.fileConfig(ini)
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade a -> b")
+    return "ok"
 def reports():
     for i in range(3): report_progress(f"step {i}", i, 3)
     return "done"
@@ -96,3 +101,17 @@ def test_progress_and_cancellation_in_scope(jobs: str) -> None:
     assert time.monotonic() - t < 6
     assert seen[:4] == ["parent step", "step 0", "step 1", "step 2"]
     assert cleaned == [True], "the service's finally block must run when the call is cancelled"
+
+
+def test_project_logging_config_does_not_flood_stderr(jobs: str, tmp_path, capfd: pytest.CaptureFixture[str]) -> None:
+    ini = tmp_path / "logging.ini"
+    ini.write_text(
+        "[loggers]\nkeys = root,alembic\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n"
+        "[logger_root]\nlevel = WARN\nhandlers = console\n"
+        "[logger_alembic]\nlevel = INFO\nhandlers =\nqualname = alembic\n"
+        "[handler_console]\nclass = StreamHandler\nargs = (sys.stderr,)\nlevel = NOTSET\nformatter = generic\n"
+        "[formatter_generic]\nformat = %(levelname)-5.5s [%(name)s] %(message)s\n"
+    )
+    assert call(jobs, "configures_logging", ini=str(ini)) == "ok"
+    _, err = capfd.readouterr()
+    assert "Running upgrade" not in err

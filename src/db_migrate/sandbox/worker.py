@@ -89,9 +89,15 @@ def main(conn) -> None:
     except OSError:
         pass
     sys.stdout = sys.stderr
+    import logging
+    import logging.config
     import warnings
 
     warnings.simplefilter("ignore")
+    # env.py files call logging.config.fileConfig(alembic.ini), which would print alembic's INFO
+    # lines for every step we run. The worker's logging is ours: keep warnings and errors only.
+    logging.config.fileConfig = lambda *args, **kwargs: None  # type: ignore[assignment]
+    logging.basicConfig(level=logging.WARNING, format="db-migrate worker: %(levelname)s %(name)s: %(message)s")
     while True:
         try:
             job = conn.recv()
