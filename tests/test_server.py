@@ -176,10 +176,11 @@ def test_progress_is_forwarded(residency: Path) -> None:
     assert seen and any(m for _, _, m in seen)
 
 
-def test_cancelled_call_kills_its_worker_and_the_server_answers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tool", ["test_roundtrip", "review_migration"])
+def test_cancelled_call_kills_its_worker_and_the_server_answers(tmp_path: Path, tool: str) -> None:
     """A revision that hangs when run: cancel the call; the worker dies; the next call works."""
     root = make_project(tmp_path / "p", [
-        "def upgrade():\n    op.add_column('t', sa.Column('x', sa.Integer))\n\n\ndef downgrade():\n    op.drop_column('t', 'x')\n",
+        "def upgrade():\n    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True))\n\n\ndef downgrade():\n    op.drop_table('t')\n",
         "import time\n\n\ndef upgrade():\n    time.sleep(120)\n\n\ndef downgrade():\n    pass\n",
     ])
 
@@ -193,7 +194,7 @@ def test_cancelled_call_kills_its_worker_and_the_server_answers(tmp_path: Path) 
     async def go() -> Any:
         async with Client(build_server(root)) as c:
             with anyio.move_on_after(3) as scope:
-                await c.call_tool("review_migration", {"revision": "000000000002"})
+                await c.call_tool(tool, {"revision": "000000000002"})
             assert scope.cancelled_caught
             during = children()
             await anyio.sleep(0.5)
