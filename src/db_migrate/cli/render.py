@@ -54,9 +54,12 @@ def render(result: Verdict, *, color: bool = False) -> str:
     out: list[str] = []
     decision = result.decision.upper()
     out.append(f"{paint(decision, 'bold', _DECISION_COLOR.get(result.decision, 'bold'))}  {result.summary}")
-    extras = list(_extras(result))
-    for name, value in extras:
-        out.append(f"  {paint(name + ':', 'dim')} {value}")
+    for name, value in _extras(result):
+        if isinstance(value, list):
+            out.append(f"  {paint(name + ':', 'dim')}")
+            out.extend(f"    - {line}" for line in value)
+        else:
+            out.append(f"  {paint(name + ':', 'dim')} {value}")
 
     groups: dict[str, list[Finding]] = {}
     for f in result.findings:
@@ -138,7 +141,7 @@ def render_rules(rules: Iterable[Any], *, color: bool = False) -> str:
 def _extras(result: Verdict) -> Iterable[tuple[str, str]]:
     """The subclass's own fields (heads, path, steps...), compact, for the report header."""
     for name in type(result).model_fields:
-        if name in _VERDICT_FIELDS:
+        if name in _VERDICT_FIELDS or name in _SHOWN_AS_FINDINGS:
             continue
         value = getattr(result, name)
         if value is None or value == [] or value == {}:
@@ -147,12 +150,40 @@ def _extras(result: Verdict) -> Iterable[tuple[str, str]]:
             yield name, str(value)
         elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
             yield name, ", ".join(str(v) for v in value)
-        elif isinstance(value, (list, dict)):
-            yield name, f"{len(value)} item(s) (see --format json)"
+        elif isinstance(value, list):
+            lines = [_item_line(v) for v in value[:_MAX_ITEMS]]
+            if len(value) > _MAX_ITEMS:
+                lines.append(f"... {len(value) - _MAX_ITEMS} more (see --format json)")
+            yield name, lines
+        elif isinstance(value, dict):
+            yield name, ", ".join(f"{k}={_scalar(v)}" for k, v in list(value.items())[:_MAX_ITEMS])
         elif hasattr(value, "model_fields"):
             continue  # nested models (the policy in effect...) belong to the JSON output
         else:
             yield name, str(value)
+
+
+_MAX_ITEMS = 12
+#: Lists whose items every verdict also reports as findings: not repeated in the header.
+_SHOWN_AS_FINDINGS = {"failures"}
+
+
+def _scalar(v: Any) -> str:
+    if hasattr(v, "model_dump"):
+        v = v.model_dump(exclude_none=True)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={_scalar(x)}" for k, x in v.items() if not isinstance(x, (list, dict))) + "}"
+    return str(v)
+
+
+def _item_line(item: Any, width: int = 160) -> str:
+    """One list item on one line: its scalar fields as ``key=value`` (nested lists are left to JSON)."""
+    if hasattr(item, "model_dump"):
+        data = item.model_dump(exclude_none=True)
+        text = ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, (list, dict)) and v != "")
+    else:
+        text = _scalar(item)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _indent(text: str, n: int) -> list[str]:
