@@ -133,3 +133,17 @@ def test_batch_of_revisions_survives_one_that_kills_its_worker(tmp_path: Path) -
     bad = [f for f in r.findings if f.rule == "migration-raises"]
     assert len(bad) == 1 and "000000000002" == bad[0].revision
     assert r.reviews[2].operations[0].column == "nick2"
+
+
+def test_binary_and_non_revision_files_are_refused_clearly(tmp_path: Path) -> None:
+    make_project(tmp_path, [ADD_NULLABLE])
+    versions = tmp_path / "migrations" / "versions"
+    (versions / "blob.py").write_bytes(b"\x00\x01\x02garbage" * 100)
+    (versions / "notes.py").write_text("# just notes\n" * 1000)
+    p = load_project(cwd=tmp_path)
+    with pytest.raises(MigrationLoadError, match="cannot contain null bytes") as e:
+        review_migration(p, str(versions / "blob.py"))
+    assert "line None" not in e.value.message
+    with pytest.raises(MigrationLoadError, match="not an Alembic revision"):
+        review_migration(p, str(versions / "notes.py"))
+    assert review_migration(p, "000000000001").decision == "proceed"

@@ -117,7 +117,8 @@ def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
         try:
             tree = ast.parse(text)
         except SyntaxError as e:
-            raise HeaderSyntaxError(path, f"{e.msg} (line {e.lineno})", e.lineno) from None
+            where = f" (line {e.lineno})" if e.lineno else ""
+            raise HeaderSyntaxError(path, f"{e.msg}{where}", e.lineno) from None
         scanned = _scan(tree)
     raw, lines = scanned
     problems: list[str] = []

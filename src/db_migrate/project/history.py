@@ -130,6 +130,14 @@ class History:
                     f"{ref} is not a revision file of this project (version locations: "
                     f"{', '.join(self.project.relpath(v) for v in self.project.version_locations)}).",
                 )
+            if h.revision is None:
+                from db_migrate.errors import MigrationLoadError
+
+                raise MigrationLoadError(
+                    f"{self.project.relpath(path)} is not an Alembic revision: {'; '.join(h.problems)}.",
+                    hint="Name a revision file (it sets `revision = ...` and `down_revision = ...`).",
+                    path=self.project.relpath(path),
+                )
             return h
         matches = sorted(rid for rid in self.by_id if rid.startswith(ref))
         if len(matches) == 1:

@@ -113,5 +113,10 @@ def main(conn) -> None:
             _conn = None
         try:
             conn.send((status, payload))
+        except (BrokenPipeError, ConnectionError, EOFError, OSError):
+            return  # the parent stopped waiting (timeout, cancellation): nothing to answer
         except Exception as e:  # an unpicklable result is our bug, but must still answer
-            conn.send(("error", {"code": "internal-error", "message": f"cannot send result: {e}", "hint": None, "details": {}}))
+            try:
+                conn.send(("error", {"code": "internal-error", "message": f"cannot send result: {e}", "hint": None, "details": {}}))
+            except (BrokenPipeError, ConnectionError, EOFError, OSError):
+                return
