@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from db_migrate.cli import main
-from db_migrate.cli.render import render, use_color
+from db_migrate.tools.render import render, use_color
 from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, Verdict
 
 EXIT = {"proceed": 0, "revise": 1, "escalate": 3}
@@ -73,12 +73,12 @@ def test_errors_in_text_go_to_stderr_without_traceback(tmp_path: Path, capsys: p
 
 
 def test_unexpected_exception_is_internal_error(residency: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import db_migrate.cli.services as services
+    import db_migrate.tools as tools
 
     def boom(tool: str, project: object, **kw: object) -> None:
         raise RuntimeError("kaboom\nsecond line")
 
-    monkeypatch.setattr(services, "call", boom)
+    monkeypatch.setattr(tools, "call", boom)
     code, out = run_json(["review", "--config", str(residency)], capsys)
     assert code == 2 and out["error"]["code"] == "internal-error" and "kaboom" in out["error"]["message"]
     assert "second line" not in out["error"]["message"]
@@ -142,3 +142,16 @@ def test_console_script_is_installed(residency: Path) -> None:
         pytest.skip("console script not installed in this interpreter's environment")
     proc = subprocess.run([str(SCRIPT), "heads", "--no-drift", "--format", "json", "--config", str(residency)], capture_output=True, text=True, timeout=60)
     assert json.loads(proc.stdout)["heads"] == ["f956808bc5df"]
+
+
+def test_heads_drift_on_a_scratch_server(residency: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import create_engine, text
+
+    code, out = run_json(["heads", "--config", str(residency), "--scratch-url", pg_url], capsys)
+    assert code == 0 and out["decision"] == "proceed", out
+    assert not any(f["rule"] == "model-drift" for f in out["findings"])
+    eng = create_engine(pg_url)
+    with eng.connect() as c:
+        left = c.execute(text("select datname from pg_database where datname like 'dbm_heads%' or datname like 'dbm_drift%'")).all()
+    eng.dispose()
+    assert left == []

@@ -74,7 +74,7 @@ def init_project(root: Path) -> InitReport:
     root = root.resolve()
     if not root.is_dir():
         raise Refused(f"{root} is not a directory.", hint="Run db-migrate init from the project root, or pass --project DIR.")
-    from db_migrate.cli.workflow import claude_command
+    from db_migrate.tools.workflow import claude_command
 
     changes = [
         _mcp_json(root / ".mcp.json"),

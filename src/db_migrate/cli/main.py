@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
-from db_migrate.cli.services import EXIT_USAGE, exit_code
+from db_migrate.tools import EXIT_USAGE, exit_code
 from db_migrate.errors import DbMigrateError, InternalError, UsageError
 
 #: Commands that run project code in a sandbox worker: start one early.
@@ -60,13 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("heads", parents=[common], help="check the revision graph, model drift and database state")
     p.add_argument("--database-url", metavar="URL", help="database whose current revision to compare (read-only)")
+    p.add_argument("--scratch-url", metavar="URL", help="server for the drift check's scratch database (default: a temporary SQLite file)")
     p.add_argument("--create-merge", action="store_true", help="write a merge revision when there are several heads")
     p.add_argument("-m", "--message", dest="merge_message", metavar="MSG", help="message of the merge revision")
     p.add_argument("--no-drift", action="store_true", help="skip the model-drift check (no autogenerate)")
 
     p = sub.add_parser("generate", parents=[common], help="autogenerate a revision from the models on a scratch database")
     p.add_argument("-m", "--message", required=True, metavar="MESSAGE", help="revision message")
-    p.add_argument("--database-url", metavar="URL", help="scratch database server to generate against (default: the embedded SQLite)")
+    p.add_argument("--scratch-url", metavar="URL", help="server for the scratch database at head (default: a temporary SQLite file)")
+    p.add_argument("--database-url", metavar="URL", help="compare with this database as it is (read-only) instead of a scratch database")
     p.add_argument("--rewrite-renames", action="store_true", help="turn a drop+add that looks like a rename into alter_column")
 
     p = sub.add_parser("roundtrip", parents=[common], help="upgrade, downgrade, upgrade on a scratch database with seeded rows")
@@ -99,10 +101,11 @@ def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         case "classify":
             return "classify_escalation", {**t, "revision": args.revision, "database_url": args.database_url, "environment": args.environment}
         case "heads":
-            return "check_heads", {**t, "database_url": args.database_url, "create_merge": args.create_merge,
+            return "check_heads", {**t, "database_url": args.database_url, "scratch_url": args.scratch_url, "create_merge": args.create_merge,
                                    "merge_message": args.merge_message, "drift": not args.no_drift}
         case "generate":
-            return "generate_migration", {**t, "message": args.message, "database_url": args.database_url, "rewrite_renames": args.rewrite_renames}
+            return "generate_migration", {**t, "message": args.message, "database_url": args.database_url,
+                                          "scratch_url": args.scratch_url, "rewrite_renames": args.rewrite_renames}
         case "roundtrip":
             if args.all_revisions and (args.from_revision or args.to_revision):
                 raise UsageError("--all cannot be combined with --from/--to.")
@@ -114,27 +117,13 @@ def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     raise UsageError(f"Unknown command {args.command}.")
 
 
-def run_tool(tool: str, project: Any, kwargs: dict[str, Any]) -> Any:
-    """Call the service behind ``tool``, dropping keyword arguments it does not take.
-
-    The CLI offers a few switches (``heads --no-drift``, ``review --all``) that a
-    service may express differently; :func:`db_migrate.cli.services.call` owns that.
-    """
-    from db_migrate.cli.services import call
-
-    return call(tool, project, **kwargs)
-
-
 def _verdict(args: argparse.Namespace, out: Any) -> int:
-    from db_migrate.cli.render import render, use_color
-    from db_migrate.cli.services import with_approval
     from db_migrate.project import load_project
+    from db_migrate.tools import call
+    from db_migrate.tools.render import render, use_color
 
     tool, kwargs = _call_args(args)
-    project = load_project(args.config)
-    result = run_tool(tool, project, kwargs)
-    if tool == "classify_escalation":
-        result = with_approval(result)  # the CLI asks nobody: same shape as the tool, human_approval null
+    result = call(tool, load_project(args.config), **kwargs)
     if args.format == "json":
         out.write(json.dumps(result.model_dump(mode="json")) + "\n")
     else:
@@ -143,7 +132,7 @@ def _verdict(args: argparse.Namespace, out: Any) -> int:
 
 
 def _rules(args: argparse.Namespace, out: Any) -> int:
-    from db_migrate.cli.render import render_rules, use_color
+    from db_migrate.tools.render import render_rules, use_color
     from db_migrate.rules import catalogue
 
     rules = list(catalogue())
@@ -239,7 +228,7 @@ def _fail(err: DbMigrateError, as_json: bool) -> int:
     if as_json:
         sys.stdout.write(err.to_json() + "\n")
     else:
-        from db_migrate.cli.render import render_error, use_color
+        from db_migrate.tools.render import render_error, use_color
 
         sys.stderr.write(render_error(err.info(), color=use_color(sys.stderr)) + "\n")
     return EXIT_USAGE

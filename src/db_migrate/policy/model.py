@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from db_migrate.policy.settings import Policy
-from db_migrate.verdict import Verdict
+from db_migrate.verdict import Verdict, decide
 
 
 class RowCount(BaseModel):
@@ -43,6 +43,23 @@ class ClassifiedOperation(BaseModel):
     note: str = Field(default="", description="Why it fits that class, or why it fits none.")
 
 
+class ApprovalQuestion(BaseModel):
+    """What the human is asked when a change needs sign-off (an elicitation form)."""
+
+    approve: bool = Field(description="Approve this schema change despite the escalation triggers?")
+    note: str = Field(default="", description="Optional: why, or what must change first.")
+
+
+class HumanApproval(BaseModel):
+    """The human's answer to an escalation, as recorded in the classify verdict."""
+
+    asked: bool = Field(description="True when the human was asked through the MCP client.")
+    answer: Literal["approved", "rejected", "declined", "cancelled", "not-asked"] = Field(
+        description="approved turns escalate into the underlying decision; anything else leaves escalate in place."
+    )
+    note: str = Field(default="", description="The human's note, or why nobody was asked.")
+
+
 class ClassifyResult(Verdict):
     """classify_escalation's verdict: escalate (a trigger fired), revise (review errors remain) or proceed."""
 
@@ -60,3 +77,23 @@ class ClassifyResult(Verdict):
         description="True when every upgrade operation fits an enabled auto class and no trigger fired: "
         "an agent may apply the revision alone (rename-column still needs verification with test_roundtrip).",
     )
+    human_approval: HumanApproval | None = Field(
+        default=None, description="The human's answer when escalation asked one; null when nobody was asked (always from the CLI)."
+    )
+
+    def answered(self, approval: HumanApproval) -> "ClassifyResult":
+        """This verdict with the human's answer recorded.
+
+        Only an explicit approval lifts ``escalate``, and it re-decides without
+        the escalation, so remaining errors still say ``revise``.  A rejection,
+        a decline, a cancel or no answer keep ``escalate`` (fail closed).
+        """
+        update: dict[str, object] = {"human_approval": approval}
+        if self.decision == "escalate":
+            note = f": {approval.note}" if approval.note else ""
+            if approval.answer == "approved":
+                update["decision"] = decide(self.findings, None)
+                update["summary"] = f"{self.summary} (approved by a human{note})"
+            elif approval.asked:
+                update["summary"] = f"{self.summary} (human answer: {approval.answer}{note})"
+        return self.model_copy(update=update)

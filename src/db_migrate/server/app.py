@@ -33,9 +33,10 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from db_migrate import __version__
-from db_migrate.cli.render import brief
-from db_migrate.cli.services import ApprovalQuestion, HumanApproval, approval_model, call, result_model, with_approval
-from db_migrate.cli.workflow import review_pending_prompt, workflow_prompt
+from db_migrate.policy.model import ApprovalQuestion, ClassifyResult, HumanApproval
+from db_migrate.tools import call, result_model
+from db_migrate.tools.render import brief
+from db_migrate.tools.workflow import review_pending_prompt, workflow_prompt
 from db_migrate.errors import DbMigrateError, InternalError
 from db_migrate.project import Project, load_project
 from db_migrate.verdict import Verdict
@@ -58,6 +59,10 @@ _REVISION = Field(description="Revision id, unique prefix, 'head', or a revision
 _DB_URL_READ = Field(description="Optional SQLAlchemy URL of a database to read (never written).")
 _DB_URL_SCRATCH = Field(
     description="Optional SQLAlchemy URL of a server where a throwaway database may be created; default: a temporary SQLite file."
+)
+_DB_URL_COMPARE = Field(
+    description="Optional: compare the models with this database as it is (read-only) instead of a scratch database at head. "
+    "Usually leave it unset."
 )
 
 D_REVIEW = """\
@@ -189,8 +194,7 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
     heads_model = result_model("check_heads")
     generate_model = result_model("generate_migration")
     roundtrip_model = result_model("test_roundtrip")
-    classify_base = result_model("classify_escalation")
-    classify_model = approval_model(classify_base)
+    classify_model = result_model("classify_escalation")
 
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -214,11 +218,15 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
     async def check_heads(
         ctx: Context,
         database_url: Annotated[str | None, _DB_URL_READ] = None,
+        scratch_url: Annotated[str | None, _DB_URL_SCRATCH] = None,
         create_merge: Annotated[bool, Field(description="Write a merge revision when there are several heads.")] = False,
         merge_message: Annotated[str | None, Field(description="Message of the merge revision.")] = None,
     ) -> Annotated[CallToolResult, heads_model]:
         return _as_call_result(
-            await run(ctx, "check_heads", database_url=database_url, create_merge=create_merge, merge_message=merge_message)
+            await run(
+                ctx, "check_heads", database_url=database_url, scratch_url=scratch_url,
+                create_merge=create_merge, merge_message=merge_message,
+            )
         )
 
     @server.tool(
@@ -229,11 +237,15 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
     async def generate_migration(
         ctx: Context,
         message: Annotated[str, Field(description="Revision message, e.g. 'add middle_name to persons'.", min_length=1)],
-        database_url: Annotated[str | None, _DB_URL_SCRATCH] = None,
+        scratch_url: Annotated[str | None, _DB_URL_SCRATCH] = None,
+        database_url: Annotated[str | None, _DB_URL_COMPARE] = None,
         rewrite_renames: Annotated[bool, Field(description="Turn a drop+add pair that looks like a rename into alter_column.")] = False,
     ) -> Annotated[CallToolResult, generate_model]:
         return _as_call_result(
-            await run(ctx, "generate_migration", message=message, database_url=database_url, rewrite_renames=rewrite_renames)
+            await run(
+                ctx, "generate_migration", message=message, scratch_url=scratch_url, database_url=database_url,
+                rewrite_renames=rewrite_renames,
+            )
         )
 
     @server.tool(
@@ -283,7 +295,8 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
     ) -> Annotated[CallToolResult, classify_model]:
         if isinstance(verdict, CallToolResult):
             return verdict  # the classification failed: its error result
-        return _as_call_result(with_approval(verdict, _approval(verdict, answer)))
+        approval = _approval(verdict, answer)
+        return _as_call_result(verdict.answered(approval) if isinstance(verdict, ClassifyResult) and approval else verdict)
 
     # --- prompts ------------------------------------------------------------------------------
 

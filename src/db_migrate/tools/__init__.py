@@ -1,0 +1,48 @@
+"""The five tools as both adapters see them.
+
+The CLI (:mod:`db_migrate.cli`) and the MCP server (:mod:`db_migrate.server`)
+share this package and nothing else: the table of tools and their service
+functions (:data:`TOOLS`, imported lazily so ``db-migrate rules`` never pays for
+alembic and no CLI command imports mcp), the exit codes, the text rendering of
+a verdict (:mod:`.render`) and the workflow text of the ``/db-migrate`` prompt
+(:mod:`.workflow`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from db_migrate.verdict import Verdict
+
+#: tool name -> (package, service function, result model in the package's model.py).
+TOOLS: dict[str, tuple[str, str, str]] = {
+    "review_migration": ("db_migrate.review", "review_migration", "ReviewResult"),
+    "classify_escalation": ("db_migrate.policy", "classify_escalation", "ClassifyResult"),
+    "check_heads": ("db_migrate.heads", "check_heads", "HeadsResult"),
+    "generate_migration": ("db_migrate.generate", "generate_migration", "GenerateResult"),
+    "test_roundtrip": ("db_migrate.roundtrip", "test_roundtrip", "RoundtripResult"),
+}
+
+EXIT_PROCEED = 0
+EXIT_REVISE = 1
+EXIT_USAGE = 2
+EXIT_ESCALATE = 3
+_EXIT_BY_DECISION = {"proceed": EXIT_PROCEED, "revise": EXIT_REVISE, "escalate": EXIT_ESCALATE}
+
+
+def call(tool: str, project: Any, **kwargs: Any) -> Verdict:
+    """Run the service function behind ``tool`` (imported on first use)."""
+    package, func, _ = TOOLS[tool]
+    return getattr(importlib.import_module(package), func)(project, **kwargs)
+
+
+def result_model(tool: str) -> type[Verdict]:
+    """The result model of ``tool``: what its outputSchema and the CLI's JSON describe."""
+    package, _, model = TOOLS[tool]
+    return getattr(importlib.import_module(f"{package}.model"), model)
+
+
+def exit_code(result: Verdict) -> int:
+    """0 proceed (or passed), 1 revise (or failed), 3 escalate."""
+    return _EXIT_BY_DECISION.get(result.decision, EXIT_REVISE)
