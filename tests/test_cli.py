@@ -155,3 +155,17 @@ def test_heads_drift_on_a_scratch_server(residency: Path, pg_url: str, capsys: p
         left = c.execute(text("select datname from pg_database where datname like 'dbm_heads%' or datname like 'dbm_drift%'")).all()
     eng.dispose()
     assert left == []
+
+
+def test_roundtrip_templates_can_be_purged(residency: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import create_engine, text
+
+    code, out = run_json(["roundtrip", "--config", str(residency), "--database-url", pg_url], capsys)
+    assert out["tool"] == "test_roundtrip"
+    code, out = run_json(["roundtrip", "--purge-templates", "--database-url", pg_url], capsys)
+    assert code == 0 and any(name.startswith("dbm_tpl_") for name in out["removed"])
+    eng = create_engine(pg_url)
+    with eng.connect() as c:
+        left = c.execute(text(r"select datname from pg_database where datname like 'dbm\_tpl\_%'")).all()
+    eng.dispose()
+    assert left == []

@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_revision", metavar="REV", help="first revision of a range")
     p.add_argument("--to", dest="to_revision", metavar="REV", help="last revision of a range")
     p.add_argument("--all", action="store_true", dest="all_revisions", help="every revision, base to head")
+    p.add_argument(
+        "--purge-templates", action="store_true",
+        help="remove the cached parent-schema templates (SQLite files, and dbm_tpl_* databases on --database-url) and exit",
+    )
 
     p = sub.add_parser("rules", parents=[common], help="list the review rules")
 
@@ -207,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         # uses would cost more at exit than the whole check
         if args.command in _WORKER_COMMANDS and not getattr(args, "no_drift", False):
             _prewarm()
+        if args.command == "roundtrip" and args.purge_templates:
+            return _purge_templates(args, out)
         handler = {"rules": _rules, "serve": _serve, "init": _init}.get(args.command, _verdict)
         return handler(args, out)
     except DbMigrateError as e:
@@ -222,6 +228,18 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         message = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
         return _fail(InternalError(f"internal error: {message}", hint="Set DB_MIGRATE_DEBUG=1 to see the traceback, and report it."), as_json)
+
+
+def _purge_templates(args: argparse.Namespace, out: Any) -> int:
+    """Drop the roundtrip's template cache (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    from db_migrate.scratch.templates import purge_templates
+
+    removed = purge_templates(args.database_url)
+    if args.format == "json":
+        out.write(json.dumps({"removed": removed}) + "\n")
+    else:
+        out.write(f"removed {len(removed)} template(s)\n" + "".join(f"  {r}\n" for r in removed))
+    return 0
 
 
 def _fail(err: DbMigrateError, as_json: bool) -> int:
