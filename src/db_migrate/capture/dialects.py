@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from types import ModuleType
 from typing import Any
 
 
@@ -22,6 +23,8 @@ def type_sql(t: Any, dialect: str) -> str | None:
     """How ``dialect`` spells the SQLAlchemy type ``t`` (None for None)."""
     if t is None:
         return None
+    if isinstance(t, ModuleType):  # a stand-in for a type from a module not installed here
+        return t.__name__
     try:
         return str(t.compile(dialect=dialect_for(dialect)))
     except Exception:

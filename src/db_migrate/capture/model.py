@@ -133,6 +133,8 @@ class RevisionCapture:
     """Set when the module could not be imported at all (nothing was recorded)."""
     stubbed_modules: list[str] = field(default_factory=list)
     """Modules not installed here that were replaced by stand-ins so recording could go on."""
+    stand_in_arguments: list[str] = field(default_factory=list)
+    """``upgrade(op, tables, ...)`` signatures: the project's runner passes arguments; all but ``op`` were stand-ins."""
     _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)
 
     def ops(self, phase: Phase) -> list[RecordedOp]:

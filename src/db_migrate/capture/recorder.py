@@ -255,6 +255,9 @@ def capture_file(
         if not callable(fn):
             continue
         outcome.ran = True
+        args = _runner_arguments(fn)
+        if args:
+            cap.stand_in_arguments = sorted({f"{phase}({', '.join(args)})"} | set(cap.stand_in_arguments))
         rec = _Recorder(cap, buf)
         rec.phase = phase
         _active = rec
@@ -262,7 +265,7 @@ def capture_file(
         signal.setitimer(signal.ITIMER_REAL, phase_seconds)
         try:
             with _offline_context(dialect, buf) as ctx, Operations.context(ctx):
-                fn()
+                fn(*(_runner_argument(name) for name in args))
             outcome.completed = True
         except _PhaseTimeout:
             outcome.error = f"{phase}() did not finish within {phase_seconds:g} s (endless loop?)"
@@ -282,6 +285,33 @@ def capture_file(
     return cap
 
 
+def _runner_arguments(fn: Any) -> list[str]:
+    """Names of the required parameters of ``upgrade``/``downgrade`` (normally none).
+
+    Some projects' env.py call ``upgrade(op, tables, tester)`` themselves; offline
+    we pass alembic's ``op`` for a parameter named ``op`` and stand-ins for the rest,
+    so the operations are still recorded.
+    """
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [
+        p.name for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def _runner_argument(name: str) -> Any:
+    if name in ("op", "operations"):
+        from alembic import op
+
+        return op
+    return _StandIn(f"<argument {name}>")
+
+
 @contextlib.contextmanager
 def _offline_context(dialect: str, buf: io.StringIO):
     """An offline MigrationContext for ``dialect``, and alembic's ``context`` proxy for migrations that use it."""
@@ -299,4 +329,29 @@ def _offline_context(dialect: str, buf: io.StringIO):
             literal_binds=True,
             transaction_per_migration=False,
         )
-        yield env.get_context()
+        ctx = env.get_context()
+        _record_bind_execute(ctx)
+        yield ctx
+
+
+def _record_bind_execute(ctx: MigrationContext) -> None:
+    """Make ``op.get_bind().execute(...)`` pass through ``invoke`` like ``op.execute``.
+
+    Offline, the bind is a mock connection that only renders SQL: statements run
+    through it (``conn.execute(sa.text("DELETE ..."))``, ``ENUM.create(bind)``)
+    would otherwise reach the output without being recorded, and the rules
+    would never see them.
+    """
+    from alembic.operations import ops
+
+    conn = ctx.connection
+    if conn is None or not hasattr(conn, "_execute_impl"):
+        return
+    render = conn._execute_impl
+
+    def execute(construct: Any, *multiparams: Any, **params: Any) -> Any:
+        if _active is None or isinstance(construct, ops.MigrateOperation):
+            return render(construct, *multiparams, **params)
+        return Operations(ctx).invoke(ops.ExecuteSQLOp(construct))
+
+    conn._execute_impl = execute

@@ -125,6 +125,8 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
         elif isinstance(node, ast.Call):
             name = _call_name(node)
             if name in _SQL_SINKS and node.args:
+                if name == "execute" and _call_name(node.args[0]) == "text":
+                    continue  # execute(sa.text(f"...")): reported once, at the text() call
                 how = _interpolation(node.args[0])
                 if how:
                     facts.append(SourceFact("interpolated-sql", node.lineno, how))

@@ -31,6 +31,7 @@ _PG_KIND = {
     "RenameStmt": "RENAME",
     "DoStmt": "DO",
     "LockStmt": "LOCK",
+    "CreateExtensionStmt": "CREATE EXTENSION",
 }
 
 
@@ -97,6 +98,8 @@ def _parse_pg(text: str) -> list[SqlStatement]:
         has_where = None
         if isinstance(stmt, (pgast.UpdateStmt, pgast.DeleteStmt)):
             has_where = stmt.whereClause is not None
+        if isinstance(stmt, pgast.RenameStmt) and stmt.relation is not None and not stmt.subname and stmt.newname:
+            tables.append(stmt.newname)  # ALTER TABLE/INDEX a RENAME TO b names both (a column rename has subname)
         if isinstance(stmt, pgast.DropStmt) and stmt.objects:
             for obj in stmt.objects:
                 names = [getattr(n, "sval", None) for n in (obj if isinstance(obj, tuple) else ())]

@@ -27,6 +27,8 @@ ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse
 DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
 #: Statement kinds of op.execute that only read: nothing to undo.
 READ_KINDS = ("SELECT", "SET", "ANALYZE", "VACUUM", "COMMENT", "LOCK", "OTHER")
+#: Statement kinds a downgrade conventionally leaves in place (other code may rely on an extension).
+KEEP_KINDS = ("CREATE EXTENSION",)
 NO_DATABASE = "assumed: no database_url given"
 
 REASONS = {
@@ -345,7 +347,7 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
             first = next(o for o in mine if o.phase == "upgrade")
             triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
     for o in ops:
-        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS:
+        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS + KEEP_KINDS:
             continue
         if not _inverted(o, ops):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")

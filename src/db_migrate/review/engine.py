@@ -75,9 +75,16 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
             "values taken from " + ", ".join(cap.stubbed_modules),
             "not installed here; stand-ins were used, so types and values from these modules are unknown",
         )
+    if cap.stand_in_arguments:
+        add(
+            "values of the arguments of " + ", ".join(cap.stand_in_arguments),
+            "the project's own runner passes them; offline, alembic's op was passed and stand-ins for the others",
+        )
     for phase in ("upgrade", "downgrade"):
         o = cap.outcome(phase)  # type: ignore[arg-type]
-        if o.error and is_offline_artifact(o.error):
+        if o.error and is_stand_in_artifact(o.error):
+            add(f"{phase}() after line {o.error_line or '?'}", f"it uses a value from a module or argument that is not available here, so recording stopped ({o.error})", o.error_line)
+        elif o.error and is_offline_artifact(o.error):
             add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
     for rec in cap.upgrade + cap.downgrade:
         if rec.render_error:
@@ -89,7 +96,13 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
 
 
 def is_offline_artifact(error: str) -> bool:
-    return any(s in error for s in _OFFLINE_ARTIFACTS)
+    """The phase stopped because of offline recording itself (mock connection, stand-ins), not a bug."""
+    return any(s in error for s in _OFFLINE_ARTIFACTS) or is_stand_in_artifact(error)
+
+
+def is_stand_in_artifact(error: str) -> bool:
+    """The phase stopped on a stand-in for a module that is not installed here (or a runner argument)."""
+    return "_StandIn" in error or "<argument " in error
 
 
 def _apply_suppressions(cap: RevisionCapture, findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:

@@ -108,7 +108,7 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
     old, new = _instance(old), _instance(new)
     if new is None:
         return "same"
-    if old is None or isinstance(old, sqltypes.NullType):
+    if old is None or isinstance(old, sqltypes.NullType) or not is_known_type(old) or not is_known_type(new):
         return "unknown"
     if isinstance(old, sqltypes.Enum) and isinstance(new, sqltypes.Enum):
         return "enum"
@@ -116,8 +116,8 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "same"
     if isinstance(old, sqltypes.String) and isinstance(new, sqltypes.String) and _is_char(old) == _is_char(new):
         lo, ln = _string_length(old), _string_length(new)
-        if ln is None:  # to text / unbounded varchar
-            return "widen" if dialect == "postgresql" or lo is None else "rewrite"
+        if ln is None:  # to text / unbounded varchar; MySQL copies the table even for TEXT -> MEDIUMTEXT
+            return "widen" if dialect == "postgresql" else "rewrite"
         if lo is None or ln < lo:
             return "narrow"
         return "widen"
@@ -126,6 +126,8 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "same" if ro == rn else ("narrow" if rn < ro else "rewrite")
     if isinstance(old, sqltypes.Integer) and isinstance(new, sqltypes.Numeric) and not isinstance(new, sqltypes.Float):
         return "rewrite" if new.precision is None or (new.precision - (new.scale or 0)) >= 19 else "narrow"
+    if isinstance(old, sqltypes.Numeric) and not isinstance(old, sqltypes.Float) and isinstance(new, sqltypes.Integer):
+        return "narrow"  # fractions are rounded away, large values overflow
     if type(old) is type(new) and isinstance(old, sqltypes.Numeric) and not isinstance(old, sqltypes.Float):
         po, so, pn, sn = old.precision, old.scale or 0, new.precision, new.scale or 0
         if pn is None:
@@ -138,8 +140,13 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
     return "change"
 
 
+def is_known_type(t: Any) -> bool:
+    """A real SQLAlchemy type (not a stand-in for a type from a module that is not installed here)."""
+    return isinstance(t, sqltypes.TypeEngine) or isinstance(t, type) and issubclass(t, sqltypes.TypeEngine)
+
+
 def spell(t: Any, dialect: str) -> str:
-    return type_sql(_instance(t), dialect) or "?"
+    return type_sql(_instance(t) if is_known_type(t) else t, dialect) or "?"
 
 
 # ---------------------------------------------------------------------------

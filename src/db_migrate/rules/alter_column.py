@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import sqlalchemy as sa
 from alembic.operations import ops
 
+from db_migrate.capture.dialects import type_sql
 from db_migrate.rules._helpers import (
     classify_type_change,
+    is_known_type,
     is_new_column,
     is_new_table,
     reverts_upgrade_alter,
@@ -79,12 +82,11 @@ class SetNotNull(Rule):
                         severity="error",
                     )
                 continue
-            yield self.finding(
-                cap,
-                f"Sets {col} NOT NULL: the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and "
-                f"writes blocked) and fails if any row is NULL.",
-                rec=rec,
-            )
+            how = {
+                "postgresql": f"the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
+                "sqlite": f"SQLite copies {rec.table} to change it",
+            }.get(cap.dialect, f"MySQL/MariaDB rebuild {rec.table} to change it")
+            yield self.finding(cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL.", rec=rec)
 
     @staticmethod
     def _backfilled(cap, rec, column: str) -> bool:
@@ -146,13 +148,16 @@ class AlterColumnType(Rule):
             change = classify_type_change(op.existing_type, op.modify_type, cap.dialect)
             col, new = f"{rec.table}.{op.column_name}", spell(op.modify_type, cap.dialect)
             if change == "unknown":
-                yield self.finding(
-                    cap,
-                    f"Changes {col} to {new} without existing_type=: whether this rewrites the table or loses data "
-                    f"cannot be told. Give existing_type= (also needed by some dialects to render the ALTER).",
-                    rec=rec,
-                    severity="warning",
-                )
+                if cap.dialect == "sqlite" and rec.batch_table:
+                    continue  # batch mode reflects the table and copies it anyway: existing_type adds nothing
+                if op.existing_type is None or isinstance(op.existing_type, sa.types.NullType):
+                    why = "without existing_type=: whether this rewrites the table or loses data cannot be told. " \
+                          "Give existing_type= (also needed by some dialects to render the ALTER)."
+                else:
+                    foreign = next(t for t in (op.modify_type, op.existing_type) if not is_known_type(t))
+                    why = f"from {spell(op.existing_type, cap.dialect)}: {type_sql(foreign, cap.dialect)} comes from a " \
+                          "module not installed here, so whether this rewrites the table or loses data cannot be told offline."
+                yield self.finding(cap, f"Changes {col} to {new} {why}", rec=rec, severity="warning")
                 continue
             if change in ("same", "widen", "enum") or (change == "rewrite" and cap.dialect == "sqlite"):
                 continue

@@ -106,15 +106,17 @@ class MissingDowngrade(Rule):
         if body not in _NO_DOWNGRADE or not (cap.upgrade or cap.upgrade_outcome.body == "code"):
             return
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
-        changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in cap.upgrade})[:4]) or "changes"
-        # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE) often have nothing to undo in the schema:
-        # still worth saying, but not a blocker.
-        data_only = cap.upgrade and all(isinstance(r.op, (ops.ExecuteSQLOp, ops.BulkInsertOp)) for r in cap.upgrade) and all(
+        changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in cap.upgrade})[:4])
+        # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE, rows written through a session) often
+        # have nothing to undo in the schema: still worth saying, but not a blocker.
+        data_only = all(isinstance(r.op, (ops.ExecuteSQLOp, ops.BulkInsertOp)) for r in cap.upgrade) and all(
             s.kind in ("UPDATE", "INSERT", "ALTER TYPE", "SET", "SELECT") for _, s in cap.statements("upgrade")
-        )
+        ) and bool(cap.upgrade or cap.facts_of("orm-session") or cap.facts_of("bind-read"))
+        if not changes:  # nothing recorded offline: the upgrade works on rows through a connection or session
+            changes = "a data migration that offline recording cannot follow" if data_only else "code that could not be recorded"
         yield self.finding(
             cap,
-            f"The revision {what}, but its upgrade does {changes}: a rollback cannot undo it."
+            f"The revision {what}, but its upgrade runs {changes}: a rollback cannot undo it."
             + (" If there is truly nothing to undo, say so in a comment and suppress this." if data_only else ""),
             phase="downgrade",
             line=function_line(cap, "downgrade") or function_line(cap, "upgrade"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from alembic.operations import ops
@@ -9,6 +10,8 @@ from alembic.operations import ops
 from db_migrate.rules._helpers import overwrites_rows, phase_at, tables_created_before, updated_columns
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
+
+_RUNTIME_INPUT = re.compile(r"\bos\.environ\b|\bgetenv\(|\bget_x_argument\(|\bget_main_option\(|\bget_section\(|\binput\(")
 
 
 class DestructiveSql(Rule):
@@ -54,7 +57,7 @@ class DestructiveSql(Rule):
                     yield self.finding(cap, f"DELETE from {where}: the deleted rows cannot be restored by a downgrade.", rec=rec, table=tables[0])
             elif kind == "TRUNCATE":
                 yield self.finding(cap, f"TRUNCATE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=tables[0], severity="error")
-            elif kind == "UPDATE" and overwrites_rows(cap, rec, stmt):
+            elif kind == "UPDATE" and overwrites_rows(cap, rec, stmt) and not _updated_back(cap, stmt):
                 cols = ", ".join(sorted(updated_columns(stmt) or [])) or "columns"
                 yield self.finding(
                     cap,
@@ -67,6 +70,15 @@ class DestructiveSql(Rule):
                 yield self.finding(cap, f"{kind} {where} in raw SQL: the data is deleted for good, and the drop is hidden in a string.", rec=rec, table=tables[0])
             elif kind == "ALTER TABLE" and "DROP COLUMN" in " ".join(stmt.text.upper().split()):
                 yield self.finding(cap, f"ALTER TABLE {where} ... DROP COLUMN in raw SQL: the column's data is deleted for good.", rec=rec, table=tables[0])
+
+
+def _updated_back(cap, stmt) -> bool:
+    """The downgrade UPDATEs the same columns of the same table (``amount * 100`` undone by ``amount / 100``)."""
+    cols = updated_columns(stmt)
+    return bool(cols) and any(
+        d.kind == "UPDATE" and d.tables[:1] == stmt.tables[:1] and cols <= (updated_columns(d) or set())
+        for _, d in cap.statements("downgrade")
+    )
 
 
 class RawSqlInterpolation(Rule):
@@ -98,13 +110,26 @@ class RawSqlInterpolation(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
+        # Values read at run time (rows, environment, alembic -x arguments) make the SQL unreviewable and
+        # injectable; names from the migration's own constants (a loop over table names) only risk quoting.
+        runtime = cap.facts_of("bind-read") or cap.facts_of("orm-session") or _RUNTIME_INPUT.search(cap.source)
         for fact in cap.facts_of("interpolated-sql"):
+            if runtime:
+                msg = (
+                    f"SQL passed to execute() is built with {fact.detail} in a migration that reads values at run "
+                    f"time: quoting breaks on odd values and it is an injection path."
+                )
+            else:
+                msg = (
+                    f"SQL passed to execute() is built with {fact.detail}: the values come from the migration's own "
+                    f"code here, but the statement is no longer a fixed, reviewable string and breaks on quotes."
+                )
             yield self.finding(
                 cap,
-                f"SQL passed to execute() is built with {fact.detail}: quoting breaks on odd values and it is an "
-                f"injection path. Use sa.text() with bindparams() or sa.table() constructs.",
+                msg + " Use sa.text() with bindparams() or sa.table() constructs.",
                 phase=phase_at(cap, fact.line),
                 line=fact.line,
+                severity=None if runtime else "warning",
             )
 
 
