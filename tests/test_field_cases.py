@@ -245,3 +245,25 @@ def test_update_reversed_by_the_downgrade_is_not_destructive():
     out = review(body("op.execute('UPDATE prices SET cents = cents * 100')",
                       "op.execute('UPDATE prices SET cents = cents / 100')"))
     assert "destructive-sql" not in by_rule(out)
+
+
+# --- enum values, COMMIT in op.execute ------------------------------------------------------------------
+
+
+def test_enum_values_added_in_autocommit_block_need_no_downgrade():
+    """PostgreSQL cannot drop an enum value: an empty downgrade is the right one, not an unclear rollback."""
+    out = review(body(
+        "with op.get_context().autocommit_block():\n"
+        "    op.execute(\"ALTER TYPE shipment_state ADD VALUE IF NOT EXISTS 'lost'\")"
+    ))
+    assert not out.findings
+    assert not classified(out).escalation.required
+
+
+def test_commit_through_op_execute_is_reported_and_not_a_rollback_trigger():
+    source = body("op.execute('COMMIT')\nop.execute(\"ALTER TYPE shipment_state ADD VALUE 'lost'\")")
+    out = review(source)
+    [f] = by_rule(out)["commit-in-migration"]
+    assert f.line == line_of(source, "'COMMIT'") and "autocommit_block" in f.message
+    assert "missing-downgrade" not in by_rule(out)
+    assert not classified(out).escalation.required

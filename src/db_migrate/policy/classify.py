@@ -11,6 +11,7 @@ like ``db_migrate.review.model.Operation`` works.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -27,8 +28,10 @@ ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse
 DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
 #: Statement kinds of op.execute that only read: nothing to undo.
 READ_KINDS = ("SELECT", "SET", "ANALYZE", "VACUUM", "COMMENT", "LOCK", "OTHER")
-#: Statement kinds a downgrade conventionally leaves in place (other code may rely on an extension).
-KEEP_KINDS = ("CREATE EXTENSION",)
+#: Statement kinds a downgrade has nothing to undo for, or conventionally leaves in place (other code may
+#: rely on an extension; PostgreSQL cannot remove an enum value): COMMIT/BEGIN, CREATE EXTENSION.
+KEEP_KINDS = ("CREATE EXTENSION", "TRANSACTION", "COMMIT", "BEGIN")
+_ADD_VALUE = re.compile(r"\bADD\s+VALUE\b", re.IGNORECASE)
 NO_DATABASE = "assumed: no database_url given"
 
 REASONS = {
@@ -342,15 +345,22 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
     flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
     for rev in {o.revision for o in ops} - flagged:
         # the review's own rollback rules may be off or suppressed; an empty downgrade is still unclear
-        mine = [o for o in ops if o.revision == rev]
+        mine = [o for o in ops if o.revision == rev and not _nothing_to_undo(o)]
         if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
             first = next(o for o in mine if o.phase == "upgrade")
             triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
     for o in ops:
-        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS + KEEP_KINDS:
+        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o):
             continue
         if not _inverted(o, ops):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
+
+
+def _nothing_to_undo(o: _Op) -> bool:
+    """An op.execute whose statements a downgrade leaves alone: COMMIT, CREATE EXTENSION, ALTER TYPE ... ADD VALUE."""
+    return o.kind == "execute" and bool(o.statements) and all(
+        s.kind.upper() in KEEP_KINDS or (s.kind.upper() == "ALTER TYPE" and _ADD_VALUE.search(s.text)) for s in o.statements
+    )
 
 
 def _inverted(o: _Op, ops: list[_Op]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +73,16 @@ def _alters(phase_ops) -> dict[tuple[str, str], list[ops.AlterColumnOp]]:
     return out
 
 
+_KEPT = re.compile(r"^\s*(ALTER\s+TYPE\s+\S+\s+ADD\s+VALUE|CREATE\s+EXTENSION\s+IF\s+NOT\s+EXISTS|COMMIT|BEGIN)\b", re.IGNORECASE)
+
+
+def _only_kept(cap) -> bool:
+    """The upgrade only runs statements a downgrade leaves in place (enum values, extensions, COMMIT)."""
+    return bool(cap.upgrade) and all(isinstance(r.op, ops.ExecuteSQLOp) for r in cap.upgrade) and all(
+        _KEPT.match(stmt.text) for _, stmt in cap.statements("upgrade")
+    )
+
+
 class MissingDowngrade(Rule):
     id = "missing-downgrade"
     title = "The upgrade changes something and the downgrade does nothing"
@@ -105,12 +116,15 @@ class MissingDowngrade(Rule):
         body = cap.downgrade_outcome.body
         if body not in _NO_DOWNGRADE or not (cap.upgrade or cap.upgrade_outcome.body == "code"):
             return
+        if body != "not-implemented" and _only_kept(cap):
+            return  # enum values and extensions stay on downgrade: PostgreSQL cannot drop an enum value
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
         changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in cap.upgrade})[:4])
         # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE, rows written through a session) often
         # have nothing to undo in the schema: still worth saying, but not a blocker.
         data_only = all(isinstance(r.op, (ops.ExecuteSQLOp, ops.BulkInsertOp)) for r in cap.upgrade) and all(
-            s.kind in ("UPDATE", "INSERT", "ALTER TYPE", "SET", "SELECT") for _, s in cap.statements("upgrade")
+            s.kind in ("UPDATE", "INSERT", "ALTER TYPE", "SET", "SELECT", "TRANSACTION", "COMMIT", "BEGIN")
+            for _, s in cap.statements("upgrade")
         ) and bool(cap.upgrade or cap.facts_of("orm-session") or cap.facts_of("bind-read"))
         if not changes:  # nothing recorded offline: the upgrade works on rows through a connection or session
             changes = "a data migration that offline recording cannot follow" if data_only else "code that could not be recorded"

@@ -182,4 +182,47 @@ class BackfillInSchemaMigration(Rule):
                 return  # once per revision
 
 
-RULES = (DestructiveSql, RawSqlInterpolation, BackfillInSchemaMigration)
+_TRANSACTION_CONTROL = re.compile(r"^\s*(COMMIT|END|ROLLBACK|BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
+
+
+class CommitInMigration(Rule):
+    id = "commit-in-migration"
+    title = "COMMIT or BEGIN issued through op.execute"
+    severity = "warning"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "Alembic runs a migration, and the update of alembic_version, inside its own transaction. "
+        "op.execute('COMMIT') ends that transaction behind Alembic's back: what ran before is committed even if "
+        "a later statement fails, so a failed upgrade leaves a half-applied schema with the old version recorded, "
+        "and the next statements run in a transaction Alembic does not know about. It is an old workaround for "
+        "ALTER TYPE ... ADD VALUE and CREATE INDEX CONCURRENTLY; autocommit_block() does this properly."
+    )
+    fix = (
+        "with op.get_context().autocommit_block():\n"
+        "    op.execute(\"ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded'\")"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.execute('COMMIT')\n    op.execute(\"ALTER TYPE order_status ADD VALUE 'refunded'\")\n\n"
+            "def downgrade():\n    pass\n",
+            good="def upgrade():\n    with op.get_context().autocommit_block():\n"
+            "        op.execute(\"ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded'\")\n\n"
+            "def downgrade():\n    pass\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for phase in self.phases:
+            for rec, stmt in cap.statements(phase):
+                m = _TRANSACTION_CONTROL.match(stmt.text)
+                if m and not rec.in_autocommit_block:
+                    yield self.finding(
+                        cap,
+                        f"op.execute('{m.group(1).upper()}') ends or starts a transaction behind Alembic's back: a "
+                        f"failure after it leaves the schema half-changed with the old version recorded. Use "
+                        f"op.get_context().autocommit_block() for statements that cannot run in a transaction.",
+                        rec=rec,
+                    )
+
+
+RULES = (DestructiveSql, RawSqlInterpolation, BackfillInSchemaMigration, CommitInMigration)
