@@ -169,3 +169,12 @@ def test_roundtrip_templates_can_be_purged(residency: Path, pg_url: str, capsys:
         left = c.execute(text(r"select datname from pg_database where datname like 'dbm\_tpl\_%'")).all()
     eng.dispose()
     assert left == []
+
+
+def test_a_closed_pipe_is_not_a_traceback(residency: Path) -> None:
+    import subprocess
+    import sys as _sys
+
+    cli = Path(_sys.executable).parent / "db-migrate"
+    p = subprocess.run(f"'{cli}' review --all --format json | head -c 10 >/dev/null", shell=True, cwd=residency, capture_output=True, text=True)
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
-from db_migrate.tools import EXIT_USAGE, exit_code
+from db_migrate.tools import EXIT_REVISE, EXIT_USAGE, exit_code
 from db_migrate.errors import DbMigrateError, InternalError, UsageError
 
 #: Commands that run project code in a sandbox worker: start one early.
@@ -217,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, out)
     except DbMigrateError as e:
         return _fail(e, as_json)
+    except BrokenPipeError:
+        # The reader went away (`db-migrate review --all | head`): nothing left to say, and
+        # Python must not complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_REVISE
     except KeyboardInterrupt:
         return _fail(UsageError("Interrupted."), as_json)
     except SystemExit as e:  # --help and --version exit 0 through argparse
