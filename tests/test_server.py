@@ -303,3 +303,11 @@ def test_streamable_http_transport_on_loopback(residency: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert out == b""
+
+
+def test_a_revision_id_sent_as_a_number_is_still_an_id(residency: Path) -> None:
+    # Clients (the MCP Inspector CLI among them) send `revision=9692` as a JSON number.
+    result = anyio.run(_call, build_server(residency), "classify_escalation", {"revision": 9692})
+    out = _structured(result)
+    assert out["revisions"] == ["9692142c98f0"] and out["decision"] == "escalate"
+    assert not result.content[0].text.startswith("escalate: escalate")

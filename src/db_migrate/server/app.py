@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import AcceptedElicitation, Context, DeclinedElicitation, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from db_migrate import __version__
 from db_migrate.policy.model import ApprovalQuestion, ClassifyResult, HumanApproval
@@ -55,7 +55,14 @@ The prompt `db-migrate` walks the workflow; resource db-migrate://skill has the 
 
 # --- descriptions (Claude Code truncates at 2 KB) -------------------------------------------------
 
+def _id_text(value: Any) -> Any:
+    """A revision id that a client sent as a JSON number (``9692``) is still that id."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 _REVISION = Field(description="Revision id, unique prefix, 'head', or a revision file path inside the project.")
+Revision = Annotated[str, BeforeValidator(_id_text), _REVISION]
+OptionalRevision = Annotated[str | None, BeforeValidator(_id_text)]
 _DB_URL_READ = Field(description="Optional SQLAlchemy URL of a database to read (never written).")
 _DB_URL_SCRATCH = Field(
     description="Optional SQLAlchemy URL of a server where a throwaway database may be created; default: a temporary SQLite file."
@@ -201,7 +208,7 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
     @server.tool(title="Review a migration", description=D_REVIEW, annotations=read_only)
     async def review_migration(
         ctx: Context,
-        revision: Annotated[str, _REVISION] = "head",
+        revision: Revision = "head",
         dialect: Annotated[
             str | None, Field(description="SQL dialect to check for (postgresql, mysql, sqlite...); default: from the project URL.")
         ] = None,
@@ -255,11 +262,11 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
     )
     async def test_roundtrip(
         ctx: Context,
-        revision: Annotated[str, _REVISION] = "head",
+        revision: Revision = "head",
         database_url: Annotated[str | None, _DB_URL_SCRATCH] = None,
         rows: Annotated[int, Field(description="Rows to seed per table before the upgrade.", ge=0, le=10_000)] = 20,
-        from_revision: Annotated[str | None, Field(description="First revision of a range (with to_revision).")] = None,
-        to_revision: Annotated[str | None, Field(description="Last revision of a range (with from_revision).")] = None,
+        from_revision: Annotated[OptionalRevision, Field(description="First revision of a range (with to_revision).")] = None,
+        to_revision: Annotated[OptionalRevision, Field(description="Last revision of a range (with from_revision).")] = None,
         all_revisions: Annotated[bool, Field(description="Test every revision from base to head.")] = False,
     ) -> Annotated[CallToolResult, roundtrip_model]:
         return _as_call_result(
@@ -287,7 +294,7 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
     async def classify_escalation(
         verdict: Annotated[Verdict | CallToolResult, Resolve(classified)],
         answer: Annotated[ElicitationResult[ApprovalQuestion], Resolve(ask_human)],
-        revision: Annotated[str, _REVISION] = "head",
+        revision: Revision = "head",
         database_url: Annotated[str | None, _DB_URL_READ] = None,
         environment: Annotated[
             str | None, Field(description="Target environment, e.g. 'staging' or 'production' (production escalates).")

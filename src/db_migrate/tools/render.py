@@ -102,7 +102,8 @@ def render(result: Verdict, *, color: bool = False) -> str:
 
 def brief(result: Verdict, *, limit: int = 8) -> str:
     """A few lines for an MCP tool's text content; the structured content has the rest."""
-    lines = [f"{result.decision}: {result.summary}"]
+    head = result.summary if result.summary.startswith(result.decision) else f"{result.decision}: {result.summary}"
+    lines = [head]
     shown = sorted(result.findings, key=lambda f: SEVERITY_ORDER[f.severity])[:limit]
     for f in shown:
         where = location(f)
