@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from db_migrate.roundtrip.seed import seed
-from db_migrate.roundtrip.snapshot import diff_data, diff_schema, tables_of, take_data, take_schema
+from db_migrate.roundtrip.snapshot import Snapshots, diff_data, diff_schema, tables_of, take_schema
 from db_migrate.runtime import Runtime, StepFailed, sqlite_hint
 from db_migrate.sandbox import report_progress
 
@@ -107,6 +107,7 @@ def _plan(rt: Runtime, st: _State, revisions: list[str], ctx: Any):
     conn = ctx.connection
     st.transactional = bool(ctx.impl.transactional_ddl)
     exclude = {getattr(ctx, "version_table", "alembic_version")}
+    snap = Snapshots(conn, exclude=exclude)  # reflects and reads only what changed since earlier snapshots
     total = len(st.revisions)
 
     def steps(kind: str, target: str):
@@ -125,20 +126,20 @@ def _plan(rt: Runtime, st: _State, revisions: list[str], ctx: Any):
     first = revisions[0]
     yield from timed("prepare", first, _parent_target(rt, first), None)
     t = time.perf_counter()
-    before = take_schema(conn, exclude=exclude)
+    before = snap.schema()
     empty = [tb for tb in tables_of(before) if conn.exec_driver_sql(f"SELECT 1 FROM {_q(conn, tb)}").first() is None]
     _seed(conn, st, empty, exclude)
-    before_data = take_data(conn, before)
+    before_data = snap.data(before)
     st.steps.append({"revision": first, "step": "seed", "seconds": round(time.perf_counter() - t, 4), "ok": True})
 
     for i, rev in enumerate(revisions):
         parent = _parent_target(rt, rev)
         yield from timed("upgrade", rev, rev, before)
-        after_up = take_schema(conn, exclude=exclude)
+        after_up = snap.schema()
         st.upgraded[rev] = after_up
         yield from timed("downgrade", rev, parent, after_up)
-        after_down = take_schema(conn, exclude=exclude)
-        data_down = take_data(conn, after_down)
+        after_down = snap.schema()
+        data_down = snap.data(after_down)
         for line in diff_schema(before, after_down, extra="was not removed by the downgrade",
                                 missing="was not restored by the downgrade"):
             st.failures.append({"kind": "schema-mismatch", "revision": rev, "step": "downgrade",
@@ -148,7 +149,7 @@ def _plan(rt: Runtime, st: _State, revisions: list[str], ctx: Any):
                                 "message": f"after the downgrade: {loss['message']}", "table": loss["table"],
                                 "column": loss["column"], "rows": loss["rows"]})
         yield from timed("reupgrade", rev, rev, after_down)
-        after_re = take_schema(conn, exclude=exclude)
+        after_re = snap.schema()
         for line in diff_schema(after_up, after_re, extra="appears only after the second upgrade",
                                 missing="is missing after the second upgrade"):
             st.failures.append({"kind": "schema-mismatch", "revision": rev, "step": "reupgrade",
@@ -159,7 +160,7 @@ def _plan(rt: Runtime, st: _State, revisions: list[str], ctx: Any):
             new_tables = sorted(set(tables_of(after_re)) - set(tables_of(before)))
             if new_tables:
                 _seed(conn, st, new_tables, exclude)
-            before, before_data = after_re, take_data(conn, after_re)
+            before, before_data = after_re, snap.data(after_re)
             st.steps.append({"revision": rev, "step": "snapshot", "seconds": round(time.perf_counter() - t, 4), "ok": True})
 
 

@@ -30,9 +30,10 @@ def seed(conn: Any, rows: int, *, tables: list[str] | None = None, exclude: set[
     """Insert ``rows`` rows into each of ``tables`` (all when None). Returns ``{"seeded": {t: n}, "skipped": {t: why}}``."""
     from sqlalchemy import MetaData
 
-    md = MetaData()
-    md.reflect(bind=conn, only=lambda name, _md: name not in exclude)
     wanted = set(tables) if tables is not None else None
+    md = MetaData()
+    # the wanted tables; reflection follows their foreign keys to the parents they need rows of
+    md.reflect(bind=conn, only=lambda name, _md: name not in exclude and (wanted is None or name in wanted))
     inserted: dict[str, list[dict[str, Any]]] = {}
     seeded: dict[str, int] = {}
     skipped: dict[str, str] = {}

@@ -39,11 +39,18 @@ def take_schema(conn: Any, *, exclude: set[str] = frozenset()) -> Schema:
     from sqlalchemy import inspect
 
     insp = inspect(conn)
-    dialect = conn.dialect
     names = [n for n in insp.get_table_names() if n not in exclude]
     out: Schema = {}
+    for part in _reflect_tables(insp, conn.dialect, names).values():
+        out.update(part)
+    out.update(_extras(insp, conn.dialect))
+    return out
+
+
+def _reflect_tables(insp: Any, dialect: Any, names: list[str]) -> dict[str, Schema]:
+    """Each named table's part of a snapshot (its columns, keys, indexes, constraints), by table."""
     if not names:
-        return _extras(insp, dialect, out)
+        return {}
     kw = {"filter_names": names}
     columns = insp.get_multi_columns(**kw)
     pks = insp.get_multi_pk_constraint(**kw)
@@ -54,8 +61,9 @@ def take_schema(conn: Any, *, exclude: set[str] = frozenset()) -> Schema:
         checks = insp.get_multi_check_constraints(**kw)
     except NotImplementedError:
         checks = {}
+    parts: dict[str, Schema] = {}
     for (_, table), cols in columns.items():
-        out[f"table {table}"] = {}
+        out = parts[table] = {f"table {table}": {}}
         for c in cols:
             default = c.get("default")
             out[f"column {table}.{c['name']}"] = {
@@ -65,12 +73,12 @@ def take_schema(conn: Any, *, exclude: set[str] = frozenset()) -> Schema:
             }
     for (_, table), pk in pks.items():
         if pk and pk.get("constrained_columns"):
-            out[f"primary key {table}"] = {"columns": _cols(pk["constrained_columns"])}
+            parts[table][f"primary key {table}"] = {"columns": _cols(pk["constrained_columns"])}
     for (_, table), items in fks.items():
         for fk in items:
             ident = fk.get("name") or f"({_cols(fk['constrained_columns'])})"
             opts = fk.get("options") or {}
-            out[f"foreign key {table}.{ident}"] = {
+            parts[table][f"foreign key {table}.{ident}"] = {
                 "columns": _cols(fk["constrained_columns"]),
                 "references": f"{fk['referred_table']}({_cols(fk['referred_columns'])})",
                 "ondelete": opts.get("ondelete"),
@@ -82,19 +90,21 @@ def take_schema(conn: Any, *, exclude: set[str] = frozenset()) -> Schema:
                 continue  # reported as the unique constraint it backs
             ident = ix.get("name") or f"({_cols(ix['column_names'])})"
             cols = _cols(ix.get("column_names")) or _cols([str(e) for e in ix.get("expressions") or []])
-            out[f"index {table}.{ident}"] = {"columns": cols, "unique": bool(ix.get("unique"))}
+            parts[table][f"index {table}.{ident}"] = {"columns": cols, "unique": bool(ix.get("unique"))}
     for (_, table), items in uniques.items():
         for uq in items:
             ident = uq.get("name") or f"({_cols(uq['column_names'])})"
-            out[f"unique constraint {table}.{ident}"] = {"columns": _cols(uq["column_names"])}
+            parts[table][f"unique constraint {table}.{ident}"] = {"columns": _cols(uq["column_names"])}
     for (_, table), items in checks.items():
         for ck in items:
             ident = ck.get("name") or f"({' '.join(str(ck.get('sqltext', '')).split())})"
-            out[f"check constraint {table}.{ident}"] = {"sqltext": " ".join(str(ck.get("sqltext", "")).split())}
-    return _extras(insp, dialect, out)
+            parts[table][f"check constraint {table}.{ident}"] = {"sqltext": " ".join(str(ck.get("sqltext", "")).split())}
+    return parts
 
 
-def _extras(insp: Any, dialect: Any, out: Schema) -> Schema:
+def _extras(insp: Any, dialect: Any) -> Schema:
+    """The schema-level objects of a snapshot: PostgreSQL enums and sequences."""
+    out: Schema = {}
     if dialect.name == "postgresql":
         for e in insp.get_enums():
             out[f"enum {e['name']}"] = {"values": ", ".join(e["labels"])}
@@ -114,21 +124,144 @@ def primary_key(schema: Schema, table: str) -> list[str]:
 
 def take_data(conn: Any, schema: Schema) -> Data:
     """Every row of every table in ``schema`` (up to a limit), keyed by primary key."""
-    q = conn.dialect.identifier_preparer.quote
-    out: Data = {}
-    for table in tables_of(schema):
-        result = conn.exec_driver_sql(f"SELECT * FROM {q(table)}")
-        names = list(result.keys())
-        rows = result.fetchmany(_ROW_LIMIT)
-        pk = [c for c in primary_key(schema, table) if c in names]
-        idx = [names.index(c) for c in pk]
-        out[table] = {
-            "pk": pk,
-            "columns": names,
-            "rows": [tuple(_norm(v) for v in row) for row in rows],
-            "keys": [tuple(_norm(row[i]) for i in idx) for row in rows] if pk else None,
-        }
-    return out
+    return {table: _table_data(conn, schema, table) for table in tables_of(schema)}
+
+
+def _table_data(conn: Any, schema: Schema, table: str) -> dict[str, Any]:
+    result = conn.exec_driver_sql(f"SELECT * FROM {conn.dialect.identifier_preparer.quote(table)}")
+    names = list(result.keys())
+    rows = result.fetchmany(_ROW_LIMIT)
+    result.close()
+    pk = [c for c in primary_key(schema, table) if c in names]
+    idx = [names.index(c) for c in pk]
+    return {
+        "pk": pk,
+        "columns": names,
+        "rows": [tuple(_norm(v) for v in row) for row in rows],
+        "keys": [tuple(_norm(row[i]) for i in idx) for row in rows] if pk else None,
+    }
+
+
+# --------------------------------------------------------------------------- repeated snapshots
+
+# One row per table (name, fingerprint of its columns, constraints and indexes),
+# then the schema-wide objects: enum and domain types (their changes can alter
+# how columns reflect) and sequences.  Everything is rendered through ROW/array
+# text output, which quotes and marks NULLs, so different catalogs never render
+# alike; names and definitions only, no OIDs, so a dropped and re-created table
+# fingerprints as before.  Table scope = SQLAlchemy's get_table_names(): kinds
+# r/p, not temporary, visible on the search path, not in pg_catalog.
+_PG_FINGERPRINTS = """
+SELECT 'table', c.relname, md5(ROW(
+  (SELECT array_agg(ROW(a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                        a.attidentity, a.attgenerated, co.collname, pg_get_expr(d.adbin, d.adrelid))::text
+                    ORDER BY a.attnum)
+     FROM pg_attribute a
+     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT array_agg(ROW(k.conname, k.contype, pg_get_constraintdef(k.oid))::text ORDER BY k.conname, k.contype)
+     FROM pg_constraint k WHERE k.conrelid = c.oid),
+  (SELECT array_agg(ROW(i.relname, pg_get_indexdef(x.indexrelid))::text ORDER BY i.relname)
+     FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid)
+)::text)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND pg_table_is_visible(c.oid) AND n.nspname <> 'pg_catalog'
+UNION ALL
+SELECT 'types', NULL, md5(coalesce((
+  SELECT array_agg(ROW(n.nspname, t.typname, t.typtype, pg_type_is_visible(t.oid),
+                       format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
+                       (SELECT collname FROM pg_collation WHERE oid = t.typcollation),
+                       (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid),
+                       (SELECT array_agg(ROW(k.conname, pg_get_constraintdef(k.oid))::text ORDER BY k.conname)
+                          FROM pg_constraint k WHERE k.contypid = t.oid))::text
+                   ORDER BY n.nspname, t.typname)
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+   WHERE t.typtype IN ('e', 'd') AND n.nspname NOT IN ('pg_catalog', 'information_schema'))::text, ''))
+UNION ALL
+SELECT 'sequences', NULL, md5(coalesce((
+  SELECT array_agg(c.relname ORDER BY c.relname)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind = 'S' AND pg_table_is_visible(c.oid) AND n.nspname <> 'pg_catalog')::text, ''))
+"""
+
+
+class Snapshots:
+    """Schema and data snapshots of one connection, taken again and again as migrations step.
+
+    Same results as :func:`take_schema` / :func:`take_data`, cheaper when most
+    tables do not change between snapshots (a roundtrip touches one or two
+    tables per step).  On PostgreSQL 12+: one catalog query fingerprints every
+    table (columns, types, defaults, constraints, indexes) and the enum/domain
+    types, and only tables with a fingerprint not seen before are reflected;
+    the others reuse their earlier reflection (so after a downgrade that undid
+    its upgrade exactly, nothing is reflected at all).  Likewise one query
+    hashes the rows of every table, and only tables whose rows or shape are new
+    are read.  Elsewhere: plain :func:`take_schema` / :func:`take_data`.
+    """
+
+    def __init__(self, conn: Any, *, exclude: set[str] = frozenset()) -> None:
+        dialect = conn.dialect
+        self.conn, self.exclude = conn, set(exclude)
+        # attgenerated (fingerprint query) exists from PostgreSQL 12 on
+        self.incremental = dialect.name == "postgresql" and tuple(dialect.server_version_info or (0,)) >= (12,)
+        self._parts: dict[tuple[str, str], Schema] = {}  # (table, types fp, table fp) -> its part of a snapshot
+        self._extras: dict[tuple[str, str], Schema] = {}  # (types fp, sequences fp) -> enums and sequences
+        self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}  # (table, table key, rows hash) -> its data
+        self._last: Schema | None = None  # the last schema() result and its tables' cache keys
+        self._last_keys: dict[str, tuple[str, str, str]] = {}
+
+    def schema(self) -> Schema:
+        """The schema now (as :func:`take_schema`)."""
+        if not self.incremental:
+            return take_schema(self.conn, exclude=self.exclude)
+        from sqlalchemy import inspect
+
+        tables: dict[str, str] = {}
+        globals_: dict[str, str] = {}
+        for kind, name, fp in self.conn.exec_driver_sql(_PG_FINGERPRINTS):
+            if kind == "table":
+                if name not in self.exclude:
+                    tables[name] = fp
+            else:
+                globals_[kind] = fp
+        keys = {t: (t, globals_["types"], fp) for t, fp in tables.items()}
+        extras_key = (globals_["types"], globals_["sequences"])
+        missing = [t for t, k in keys.items() if k not in self._parts]
+        if missing or extras_key not in self._extras:
+            insp = inspect(self.conn)
+            for table, part in _reflect_tables(insp, self.conn.dialect, missing).items():
+                self._parts[keys[table]] = part
+            if extras_key not in self._extras:
+                self._extras[extras_key] = _extras(insp, self.conn.dialect)
+        out: Schema = {}
+        for table in sorted(keys):
+            out.update(self._parts[keys[table]])
+        out.update(self._extras[extras_key])
+        self._last, self._last_keys = out, keys
+        return out
+
+    def data(self, schema: Schema) -> Data:
+        """Every row of every table of ``schema`` (as :func:`take_data`); ``schema``: the last :meth:`schema`."""
+        if not self.incremental or schema is not self._last:
+            return take_data(self.conn, schema)
+        tables = tables_of(schema)
+        if not tables:
+            return {}
+        q = self.conn.dialect.identifier_preparer.quote
+        # ROW text quotes and marks NULLs: equal hashes mean equal multisets of rows
+        sql = " UNION ALL ".join(
+            f"SELECT {i}, md5(coalesce(string_agg(ROW(r.*)::text, E'\\n' ORDER BY ROW(r.*)::text), '')) FROM {q(t)} AS r"
+            for i, t in enumerate(tables)
+        )
+        hashes = {tables[i]: h for i, h in self.conn.exec_driver_sql(sql)}
+        out: Data = {}
+        for table in tables:
+            key = (*self._last_keys[table], hashes[table])
+            if key not in self._rows:
+                self._rows[key] = _table_data(self.conn, schema, table)
+            out[table] = self._rows[key]
+        return out
 
 
 def _norm(v: Any) -> str | None:
