@@ -10,6 +10,10 @@ keyed by their columns.  Pure data: it pickles and compares with ``==``.
 A data snapshot holds, per table, the primary-key columns and each row's
 values (as ``repr`` strings) keyed by primary key; tables without a primary key
 are compared per column as multisets.
+
+:class:`Snapshots` takes both again and again on one connection (a roundtrip
+takes five per revision) and, on PostgreSQL, reflects and reads only the
+tables whose catalog fingerprint or row hash is new.
 """
 
 from __future__ import annotations
@@ -207,7 +211,8 @@ class Snapshots:
         self.incremental = dialect.name == "postgresql" and tuple(dialect.server_version_info or (0,)) >= (12,)
         self._parts: dict[tuple[str, str], Schema] = {}  # (table, types fp, table fp) -> its part of a snapshot
         self._extras: dict[tuple[str, str], Schema] = {}  # (types fp, sequences fp) -> enums and sequences
-        self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}  # (table, table key, rows hash) -> its data
+        self._rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}  # (table key, rows hash) -> its data
+        self._rows_used: list[set[tuple[str, str, str, str]]] = []  # keys of the last two data() calls
         self._last: Schema | None = None  # the last schema() result and its tables' cache keys
         self._last_keys: dict[str, tuple[str, str, str]] = {}
 
@@ -256,11 +261,17 @@ class Snapshots:
         )
         hashes = {tables[i]: h for i, h in self.conn.exec_driver_sql(sql)}
         out: Data = {}
+        used = set()
         for table in tables:
             key = (*self._last_keys[table], hashes[table])
             if key not in self._rows:
                 self._rows[key] = _table_data(self.conn, schema, table)
             out[table] = self._rows[key]
+            used.add(key)
+        # rows are bulky: keep only what the last two snapshots hold (a step compares with the one before)
+        self._rows_used = [*self._rows_used[-1:], used]
+        keep = set().union(*self._rows_used)
+        self._rows = {k: v for k, v in self._rows.items() if k in keep}
         return out
 
 
