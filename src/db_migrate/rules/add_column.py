@@ -7,11 +7,40 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import default_sql, is_new_table, is_volatile_sql
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
 _DOWN = "\n\ndef downgrade():\n    op.drop_column('users', 'age')\n"
+
+
+def _column_like(col: sa.Column, **changes) -> sa.Column:
+    """A copy of ``col`` (type, comment...) with some attributes changed: what the fix adds instead."""
+    new = col._copy()
+    new.identity = new.computed = None
+    for k, v in changes.items():
+        setattr(new, k, v)
+    return new
+
+
+@fx.tailored
+def _add_nullable_then_fill(cap, rec, then: str, fill: str | None = None) -> str:
+    """add_column(nullable=True), a backfill, and what completes the change (``then`` lines)."""
+    op, col = rec.op, rec.op.column
+    return fx.render(
+        ops.AddColumnOp(op.table_name, _column_like(col, nullable=True, server_default=None), schema=op.schema),
+        fx.backfill(op.table_name, op.schema, col.name, col.type, cap.dialect, fill),
+        then,
+    )
+
+
+@fx.tailored
+def _plain_nullable(cap, rec, then: str) -> str:
+    """A plain nullable column instead of one every existing row must be computed for."""
+    op = rec.op
+    plain = _column_like(op.column, nullable=True, server_default=None)
+    return fx.render(f"# a plain nullable column; {then}", ops.AddColumnOp(op.table_name, plain, schema=op.schema))
 
 
 def _added_columns(rule: Rule, cap) -> Iterator:
@@ -63,7 +92,27 @@ class AddColumnNotNullNoDefault(Rule):
                 f"Adds NOT NULL column {rec.table}.{col.name} without a server_default{hint}: "
                 f"on a non-empty table the ALTER TABLE {what}.",
                 rec=rec,
+                fix=self._fix(cap, rec),
             )
+
+    @staticmethod
+    @fx.tailored
+    def _fix(cap, rec) -> str:
+        op, col = rec.op, rec.op.column
+        value = fx.value_sql(col.type)
+        set_not_null = ops.AlterColumnOp(op.table_name, col.name, schema=op.schema, modify_nullable=False, existing_type=col.type)
+        rest = _add_nullable_then_fill(
+            cap, rec, "# then (a later revision on a large table):\n" + fx.op_code(set_not_null, batch=cap.dialect == "sqlite")
+        )
+        if value is None:
+            return "# add it nullable, backfill, then set NOT NULL\n" + rest
+        with_default = ops.AddColumnOp(op.table_name, _column_like(col, server_default=sa.DefaultClause(sa.text(value))), schema=op.schema)
+        return fx.render(
+            "# either a constant server default (PostgreSQL 11+: no rewrite; pick the value existing rows should get)",
+            with_default,
+            "# or: add it nullable, backfill, then set NOT NULL",
+            rest,
+        )
 
 
 class AddColumnVolatileDefault(Rule):
@@ -101,6 +150,13 @@ class AddColumnVolatileDefault(Rule):
                     f"Adds {rec.table}.{col.name} with volatile default {expr}: PostgreSQL computes it for every "
                     f"existing row, rewriting {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked).",
                     rec=rec,
+                    fix=_add_nullable_then_fill(
+                        cap, rec,
+                        "# then, once backfilled, new rows get the default:\n" + fx.op_code(ops.AlterColumnOp(
+                            rec.op.table_name, col.name, schema=rec.op.schema, modify_server_default=col.server_default,
+                            existing_type=col.type)),
+                        fill=expr,
+                    ),
                 )
 
 
@@ -137,6 +193,7 @@ class AddSerialColumn(Rule):
                     f"Adds sequence-filled column {rec.table}.{col.name}: every existing row gets a value, so "
                     f"PostgreSQL rewrites {rec.table} under an ACCESS EXCLUSIVE lock.",
                     rec=rec,
+                    fix=_plain_nullable(cap, rec, "create a sequence, backfill in batches, then set the default and NOT NULL in later revisions"),
                 )
 
 
@@ -172,6 +229,7 @@ class AddStoredGeneratedColumn(Rule):
                     f"Adds stored generated column {rec.table}.{col.name}: PostgreSQL computes and writes it for "
                     f"every existing row, rewriting {rec.table} under an ACCESS EXCLUSIVE lock.",
                     rec=rec,
+                    fix=_plain_nullable(cap, rec, "backfill in batches and keep it current with a trigger (or compute it in a view)"),
                 )
 
 

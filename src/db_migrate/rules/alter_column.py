@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
     classify_type_change,
     is_known_type,
@@ -17,6 +18,7 @@ from db_migrate.rules._helpers import (
     spell,
     updated_columns,
 )
+from db_migrate.rules._fixes import known
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -25,6 +27,27 @@ def _alters(rule: Rule, cap) -> Iterator:
     for rec in rule.ops(cap):
         if isinstance(rec.op, ops.AlterColumnOp) and not is_new_table(cap, rec) and not reverts_upgrade_alter(cap, rec):
             yield rec, rec.op
+
+
+@fx.tailored
+def _expand_contract(cap, rec) -> str:
+    """A new column of the new type next to the old one, backfilled; the old one dropped later."""
+    op = rec.op
+    new_col = f"{op.column_name}_new"
+    tsql = fx.table_sql(op.table_name, op.schema, cap.dialect)
+    old_sql, new_sql = fx.ident(op.column_name, cap.dialect), fx.ident(new_col, cap.dialect)
+    # PostgreSQL needs an explicit cast across type families; MySQL/SQLite convert on assignment.
+    value = f"CAST({old_sql} AS {spell(op.modify_type, cap.dialect)})" if cap.dialect == "postgresql" else old_sql
+    widen = None
+    if known(op.existing_type) is None:
+        widen = "# or, if this only widens the column, keep the alter_column and add existing_type=<the current type>"
+    return fx.render(
+        "# expand/contract: a new column, written by the application alongside the old one",
+        ops.AddColumnOp(op.table_name, sa.Column(new_col, op.modify_type, nullable=True), schema=op.schema),
+        fx.execute(f"UPDATE {tsql} SET {new_sql} = {value} WHERE {new_sql} IS NULL AND {old_sql} IS NOT NULL"),
+        f"# (in batches on a large table), switch reads to {new_col}, then drop {op.column_name} in a later revision",
+        widen,
+    )
 
 
 class SetNotNull(Rule):
@@ -80,13 +103,48 @@ class SetNotNull(Rule):
                         f"existing row is NULL there, so this fails on a non-empty table.",
                         rec=rec,
                         severity="error",
+                        fix=self._fix_new(cap, rec),
                     )
                 continue
             how = {
                 "postgresql": f"the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
                 "sqlite": f"SQLite copies {rec.table} to change it",
             }.get(cap.dialect, f"MySQL/MariaDB rebuild {rec.table} to change it")
-            yield self.finding(cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL.", rec=rec)
+            yield self.finding(cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL.", rec=rec, fix=self._fix(cap, rec))
+
+    @staticmethod
+    def _backfill(cap, op) -> str:
+        return fx.backfill(op.table_name, op.schema, op.column_name, op.existing_type, cap.dialect)
+
+    @classmethod
+    @fx.tailored
+    def _fix_new(cls, cap, rec) -> str:
+        """The column was just added: give its rows a value before SET NOT NULL."""
+        return fx.render(
+            "# give the new column a value first (or a constant server_default= in its add_column)",
+            cls._backfill(cap, rec.op),
+            rec.op,
+            batch=cap.dialect == "sqlite",
+        )
+
+    @classmethod
+    @fx.tailored
+    def _fix(cls, cap, rec) -> str:
+        op = rec.op
+        if cap.dialect != "postgresql":
+            return fx.render("# backfill the NULLs first (in batches on a large table), then", cls._backfill(cap, op), op, batch=cap.dialect == "sqlite")
+        name = fx.conv_name("ck", op.table_name, op.column_name, "not_null")
+        check = ops.CreateCheckConstraintOp(
+            name, op.table_name, f"{fx.ident(op.column_name, cap.dialect)} IS NOT NULL", schema=op.schema, postgresql_not_valid=True
+        )
+        return fx.render(
+            "# revision 1: backfill NULLs, add the check without scanning (brief lock)",
+            cls._backfill(cap, op),
+            fx.not_valid_then_validate(check, name, op.table_name, op.schema, cap.dialect),
+            "# then set NOT NULL (PostgreSQL 12+ uses the valid check: no scan) and drop the check",
+            op,
+            ops.DropConstraintOp(name, op.table_name, type_="check", schema=op.schema),
+        )
 
     @staticmethod
     def _backfilled(cap, rec, column: str) -> bool:
@@ -157,7 +215,7 @@ class AlterColumnType(Rule):
                     foreign = next(t for t in (op.modify_type, op.existing_type) if not is_known_type(t))
                     why = f"from {spell(op.existing_type, cap.dialect)}: {type_sql(foreign, cap.dialect)} comes from a " \
                           "module not installed here, so whether this rewrites the table or loses data cannot be told offline."
-                yield self.finding(cap, f"Changes {col} to {new} {why}", rec=rec, severity="warning")
+                yield self.finding(cap, f"Changes {col} to {new} {why}", rec=rec, severity="warning", fix=_expand_contract(cap, rec))
                 continue
             if change in ("same", "widen", "enum") or (change == "rewrite" and cap.dialect == "sqlite"):
                 continue
@@ -171,7 +229,7 @@ class AlterColumnType(Rule):
                 "change": " and fails on values the cast cannot convert",
                 "rewrite": "; no data is lost",
             }[change]
-            yield self.finding(cap, f"Changes {col} from {old} to {new}: this {lock}{risk}.", rec=rec)
+            yield self.finding(cap, f"Changes {col} from {old} to {new}: this {lock}{risk}.", rec=rec, fix=_expand_contract(cap, rec))
 
 
 RULES = (SetNotNull, AlterColumnType)

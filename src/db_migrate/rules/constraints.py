@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_new_table, tables_created_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -16,15 +17,36 @@ def _not_valid(rec) -> bool:
     return bool(rec.op.kw.get("postgresql_not_valid")) or "NOT VALID" in " ".join(rec.sql).upper()
 
 
+@fx.tailored
+def _not_valid_fix(cap, rec, stmt_text: str | None = None, table: str | None = None) -> str:
+    """Add the constraint NOT VALID (op keyword, or appended to the raw ALTER TABLE), VALIDATE it next revision."""
+    if stmt_text is not None:
+        m = re.search(r"\bADD\s+CONSTRAINT\s+([\w\"]+)", stmt_text, re.IGNORECASE)
+        add = fx.execute(stmt_text.strip().rstrip(";") + " NOT VALID")
+        if not m or not table:
+            return add
+        return fx.not_valid_then_validate(add, m.group(1), table, None, cap.dialect)
+    op = rec.op
+    table = rec.table
+    name = op.constraint_name
+    if not name:
+        if isinstance(op, ops.CreateForeignKeyOp):
+            name = fx.conv_name("fk", table, *op.local_cols, op.referent_table)
+        else:
+            name = fx.conv_name("ck", table, "check")
+    add = fx.with_(op, {"postgresql_not_valid": True}, constraint_name=name)
+    return fx.not_valid_then_validate(add, name, table, getattr(op, "schema", None), cap.dialect)
+
+
 def _raw_adds(rule: Rule, cap, pattern: str) -> Iterator:
-    """(rec, table) for raw ``ALTER TABLE ... ADD ... <pattern>`` without NOT VALID on an existing table."""
+    """(rec, table, statement) for raw ``ALTER TABLE ... ADD ... <pattern>`` without NOT VALID on an existing table."""
     for phase in rule.phases:
         for rec, stmt in cap.statements(phase):
             text = stmt.text.upper()
             if stmt.kind == "ALTER TABLE" and re.search(r"\bADD\b.*" + pattern, text, re.DOTALL) and "NOT VALID" not in text:
                 table = next(iter(stmt.tables), None)
                 if table and table not in tables_created_before(cap, rec):
-                    yield rec, table
+                    yield rec, table, stmt
 
 
 class AddForeignKeyValidating(Rule):
@@ -56,11 +78,11 @@ class AddForeignKeyValidating(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.CreateForeignKeyOp) and not is_new_table(cap, rec) and not _not_valid(rec):
-                yield self._finding(cap, rec, rec.table, rec.op.referent_table)
-        for rec, table in _raw_adds(self, cap, r"FOREIGN\s+KEY"):
-            yield self._finding(cap, rec, table, None)
+                yield self._finding(cap, rec, rec.table, rec.op.referent_table, _not_valid_fix(cap, rec))
+        for rec, table, stmt in _raw_adds(self, cap, r"FOREIGN\s+KEY"):
+            yield self._finding(cap, rec, table, None, _not_valid_fix(cap, rec, stmt.text, table))
 
-    def _finding(self, cap, rec, table, referent) -> Finding:
+    def _finding(self, cap, rec, table, referent, fix) -> Finding:
         both = f"{table} and {referent}" if referent else f"{table} and the referenced table"
         return self.finding(
             cap,
@@ -68,6 +90,7 @@ class AddForeignKeyValidating(Rule):
             f"orphan row fails the migration. Add it NOT VALID, then VALIDATE CONSTRAINT in a later revision.",
             rec=rec,
             table=table,
+            fix=fix,
         )
 
 
@@ -97,14 +120,15 @@ class AddCheckConstraintValidating(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        found = [(rec, rec.table) for rec in self.ops(cap) if isinstance(rec.op, ops.CreateCheckConstraintOp) and not is_new_table(cap, rec) and not _not_valid(rec)]
-        for rec, table in found + list(_raw_adds(self, cap, r"\bCHECK\b")):
+        found = [(rec, rec.table, None) for rec in self.ops(cap) if isinstance(rec.op, ops.CreateCheckConstraintOp) and not is_new_table(cap, rec) and not _not_valid(rec)]
+        for rec, table, stmt in found + list(_raw_adds(self, cap, r"\bCHECK\b")):
             yield self.finding(
                 cap,
                 f"Adds a validated CHECK constraint on {table}: the whole table is scanned under an ACCESS EXCLUSIVE "
                 f"lock (reads and writes blocked) and one violating row fails the migration.",
                 rec=rec,
                 table=table,
+                fix=_not_valid_fix(cap, rec, stmt.text if stmt else None, table),
             )
 
 
@@ -144,7 +168,26 @@ class AddUniqueConstraint(Rule):
                     f"Adds UNIQUE ({cols}) on {rec.table}: builds a unique index{lock}, and fails if existing rows "
                     f"hold duplicates.",
                     rec=rec,
+                    fix=self._fix(cap, rec),
                 )
+
+    @staticmethod
+    @fx.tailored
+    def _fix(cap, rec) -> str:
+        op, d = rec.op, cap.dialect
+        cols = fx.column_names(op.columns)
+        name = op.constraint_name or fx.conv_name("uq", op.table_name, *cols)
+        tsql, csql = fx.table_sql(op.table_name, op.schema, d), ", ".join(fx.ident(c, d) for c in cols)
+        dupes = f"# first check for duplicates (must return no rows): SELECT {csql}, count(*) FROM {tsql} GROUP BY {csql} HAVING count(*) > 1"
+        if d != "postgresql":
+            return fx.render(dupes, fx.with_(op, constraint_name=name), batch=d == "sqlite")
+        index = ops.CreateIndexOp(name, op.table_name, cols, schema=op.schema, unique=True, postgresql_concurrently=True)
+        return fx.render(
+            dupes,
+            "# build the unique index without blocking writes, then attach it as the constraint (brief lock)",
+            fx.autocommit(index),
+            fx.execute(f"ALTER TABLE {tsql} ADD CONSTRAINT {fx.ident(name, d)} UNIQUE USING INDEX {fx.ident(name, d)}"),
+        )
 
 
 class ChangePrimaryKey(Rule):

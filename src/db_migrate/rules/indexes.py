@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_concurrent, is_new_table, raw_index_statements, tables_created_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -23,6 +24,14 @@ _GOOD_BODY = (
     "def downgrade():\n    with op.get_context().autocommit_block():\n"
     "        op.drop_index('ix_users_email', table_name='users', postgresql_concurrently=True)\n"
 )
+
+
+@fx.tailored
+def _fix(rec, stmt=None) -> str:
+    """The operation (or raw statement) with CONCURRENTLY, outside the transaction; its counterpart likewise."""
+    if stmt is not None:
+        return fx.raw_index_concurrently(stmt.text, rec.phase)
+    return fx.index_concurrently(rec.op, rec.phase)
 
 
 class CreateIndexNonConcurrent(Rule):
@@ -55,20 +64,21 @@ class CreateIndexNonConcurrent(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.CreateIndexOp) and not is_concurrent(rec) and not is_new_table(cap, rec):
-                yield self._finding(cap, rec, rec.op.index_name, rec.table)
+                yield self._finding(cap, rec, rec.op.index_name, rec.table, _fix(rec))
         for phase in self.phases:
             for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
                 table = next(iter(stmt.tables), None)
                 if verb == "create" and not concurrently and table not in tables_created_before(cap, rec):
-                    yield self._finding(cap, rec, None, table)
+                    yield self._finding(cap, rec, None, table, _fix(rec, stmt))
 
-    def _finding(self, cap, rec, name, table) -> Finding:
+    def _finding(self, cap, rec, name, table, fix) -> Finding:
         return self.finding(
             cap,
             f"Builds {'index ' + name if name else 'an index'} on {table} without CONCURRENTLY: inserts, updates "
             f"and deletes on {table} wait for the whole build (SHARE lock).",
             rec=rec,
             table=table,
+            fix=fix,
         )
 
 
@@ -106,6 +116,7 @@ class DropIndexNonConcurrent(Rule):
                     f"Drops index {rec.op.index_name} without CONCURRENTLY: the ACCESS EXCLUSIVE lock on "
                     f"{rec.table or 'its table'} waits behind running queries and blocks all reads and writes meanwhile.",
                     rec=rec,
+                    fix=_fix(rec),
                 )
         for rec, stmt, verb, concurrently in raw_index_statements(cap, "upgrade"):
             if verb == "drop" and not concurrently:
@@ -113,6 +124,7 @@ class DropIndexNonConcurrent(Rule):
                     cap,
                     f"DROP INDEX {', '.join(stmt.tables)} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on its table.",
                     rec=rec,
+                    fix=_fix(rec, stmt),
                 )
 
 
@@ -155,6 +167,7 @@ class ConcurrentIndexInTransaction(Rule):
                     f"{verb} INDEX CONCURRENTLY {rec.op.index_name} runs inside the migration transaction: PostgreSQL "
                     f"refuses it ('cannot run inside a transaction block'). Wrap it in op.get_context().autocommit_block().",
                     rec=rec,
+                    fix=_fix(rec),
                 )
         for phase in self.phases:
             for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
@@ -165,6 +178,7 @@ class ConcurrentIndexInTransaction(Rule):
                         f"PostgreSQL refuses it. Wrap it in op.get_context().autocommit_block().",
                         rec=rec,
                         table=next(iter(stmt.tables), None),
+                        fix=_fix(rec, stmt),
                     )
 
 

@@ -1,0 +1,258 @@
+"""Tailored fixes: a rule's safe alternative written with the finding's own tables, columns, names and types.
+
+A rule's ``fix`` class attribute is the catalogue entry, written for an example
+table.  An agent told to "apply the fix at file:line" needs the snippet for its
+own migration, ready to paste.  The builders here return that snippet, or None
+when a needed name or type is unknown: the rule then falls back to the
+catalogue entry (``Rule.finding(..., fix=None)``).
+
+Alembic operations are rendered by alembic's own autogenerate renderer
+(:func:`alembic.autogenerate.render_python_code`), so types, keyword arguments
+and batch mode come out exactly as ``alembic revision --autogenerate`` would
+write them.  Raw SQL uses the dialect's identifier quoting.  Every snippet is
+checked with :func:`ast.parse` before it is returned: a builder that fails, or
+produces something that is not Python, yields None (the catalogue entry)
+rather than a broken snippet or a crashed rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import functools
+import hashlib
+import re
+import textwrap
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from alembic.autogenerate import render_python_code
+from alembic.operations import ops
+from sqlalchemy import types as sqltypes
+
+from db_migrate.capture.dialects import dialect_for
+from db_migrate.rules._helpers import is_known_type, spell
+
+F = TypeVar("F", bound=Callable[..., "str | None"])
+
+_MAX_NAME = 63  # PostgreSQL truncates identifiers longer than this (MySQL allows 64)
+
+
+def tailored(build: F) -> F:
+    """Decorator: the builder's snippet if it succeeds and parses as Python, else None (catalogue fallback)."""
+
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> str | None:
+        try:
+            text = build(*args, **kwargs)
+            if text:
+                ast.parse(textwrap.dedent(text))
+        except Exception:  # a stand-in type, an op alembic cannot render...: say the generic thing instead
+            return None
+        return text or None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------
+
+
+def op_code(op: ops.MigrateOperation, *, batch: bool = False) -> str:
+    """Python for one alembic operation, as autogenerate writes it (``batch``: inside ``op.batch_alter_table``)."""
+    if isinstance(op, ops.RenameTableOp):  # alembic has no renderer for it
+        schema = f", schema={op.schema!r}" if op.schema else ""
+        return f"op.rename_table({op.table_name!r}, {op.new_table_name!r}{schema})"
+    if batch and isinstance(op, (ops.AlterColumnOp, ops.AddConstraintOp, ops.DropConstraintOp)):
+        table = getattr(op, "table_name", None) or op.source_table  # type: ignore[attr-defined]
+        op = ops.ModifyTableOps(table, [op], schema=getattr(op, "schema", None))
+    text = render_python_code(ops.UpgradeOps(ops=[op]), render_as_batch=batch)
+    body = [line for line in text.splitlines() if not line.strip().startswith("# ###")]
+    return textwrap.dedent("\n".join(body)).strip()
+
+
+def render(*lines: Any, batch: bool = False) -> str:
+    """Join snippet lines: strings as they are, operations rendered by alembic, None skipped."""
+    out = []
+    for item in lines:
+        if item is None:
+            continue
+        out.append(item if isinstance(item, str) else op_code(item, batch=batch))
+    return "\n".join(out)
+
+
+def autocommit(*lines: Any) -> str:
+    """``lines`` inside ``with op.get_context().autocommit_block():`` (outside the migration transaction)."""
+    return "with op.get_context().autocommit_block():\n" + textwrap.indent(render(*lines), "    ")
+
+
+def execute(sql: str) -> str:
+    """``op.execute('<sql>')`` with the SQL as a Python literal."""
+    return f"op.execute({sql!r})"
+
+
+def with_(op: Any, kw: dict[str, Any] | None = None, **attrs: Any) -> Any:
+    """A copy of an alembic operation with some attributes (and dialect keywords) replaced."""
+    new = copy.copy(op)
+    for k, v in attrs.items():
+        setattr(new, k, v)
+    if kw is not None:
+        new.kw = {**getattr(op, "kw", {}), **kw}
+    return new
+
+
+# ---------------------------------------------------------------------------
+# Names and SQL spelling
+# ---------------------------------------------------------------------------
+
+
+def conv_name(prefix: str, table: str, *parts: Any) -> str:
+    """A name following the usual convention (``ix_orders_user_id``), shortened with a hash past 63 characters."""
+    name = "_".join([prefix, table, *(str(p) for p in parts if p)])
+    name = re.sub(r"[^\w]+", "_", name).strip("_").lower()
+    if len(name) > _MAX_NAME:
+        name = name[: _MAX_NAME - 9] + "_" + hashlib.md5(name.encode()).hexdigest()[:8]
+    return name
+
+
+@functools.lru_cache(maxsize=8)
+def _preparer(dialect: str) -> Any:
+    return dialect_for(dialect).identifier_preparer
+
+
+def ident(name: str, dialect: str) -> str:
+    """An identifier as the dialect writes it in SQL (quoted only when needed)."""
+    return _preparer(dialect).quote(str(name))
+
+
+def table_sql(table: str, schema: str | None, dialect: str) -> str:
+    return f"{ident(schema, dialect)}.{ident(table, dialect)}" if schema else ident(table, dialect)
+
+
+def column_names(cols: Iterable[Any]) -> list[str]:
+    return [str(getattr(c, "name", c)) for c in cols]
+
+
+def value_sql(t: Any) -> str | None:
+    """A plain constant of type ``t`` for a backfill or server default (None when there is no obvious one)."""
+    if not is_known_type(t):
+        return None
+    t = sqltypes.to_instance(t)
+    if isinstance(t, sqltypes.Enum) and t.enums:
+        return "'" + t.enums[0].replace("'", "''") + "'"
+    for cls, value in (
+        (sqltypes.Boolean, "false"),
+        (sqltypes.Numeric, "0"),
+        (sqltypes.Integer, "0"),
+        (sqltypes.DateTime, "CURRENT_TIMESTAMP"),
+        (sqltypes.Date, "CURRENT_DATE"),
+        (sqltypes.Time, "CURRENT_TIME"),
+        (sqltypes.JSON, "'{}'"),
+        (sqltypes.String, "''"),
+    ):
+        if isinstance(t, cls):
+            return value
+    return None
+
+
+def known(t: Any) -> Any:
+    """``t`` when it can be rendered, else None."""
+    return t if t is not None and is_known_type(t) and not isinstance(sqltypes.to_instance(t), sqltypes.NullType) else None
+
+
+# ---------------------------------------------------------------------------
+# Shared snippets
+# ---------------------------------------------------------------------------
+
+
+def backfill(table: str, schema: str | None, column: str, t: Any, dialect: str, value: str | None = None) -> str:
+    """``UPDATE <table> SET <column> = <value> WHERE <column> IS NULL``: a constant of the column's type unless given."""
+    tsql, csql = table_sql(table, schema, dialect), ident(column, dialect)
+    line = execute(f"UPDATE {tsql} SET {csql} = {value or value_sql(t) or '...'} WHERE {csql} IS NULL")
+    return line if value else line + "  # the value existing rows should get; in batches on a large table"
+
+
+def backup(table: str, schema: str | None, dialect: str, columns: list[str] | None = None, where: str | None = None) -> tuple[str, str, str]:
+    """(backup table name, upgrade line that copies rows, downgrade line that puts them back).
+
+    ``columns``: copy only these (plus ``id``, assumed to be the key) and restore them with an UPDATE;
+    otherwise copy whole rows and restore them with an INSERT.
+    """
+    name = conv_name(table, *(columns or []), "backup")
+    src, dst = table_sql(table, schema, dialect), table_sql(name, schema, dialect)
+    if columns:
+        cols = [ident(c, dialect) for c in columns]
+        select = ", ".join([ident("id", dialect), *cols])
+        up = f"CREATE TABLE {dst} AS SELECT {select} FROM {src}" + (f" WHERE {where}" if where else "")
+        if dialect in ("mysql", "mariadb"):
+            sets = ", ".join(f"t.{c} = b.{c}" for c in cols)
+            down = f"UPDATE {src} t JOIN {dst} b ON b.id = t.id SET {sets}"
+        else:
+            sets = ", ".join(f"{c} = b.{c}" for c in cols)
+            down = f"UPDATE {src} SET {sets} FROM {dst} b WHERE b.id = {src}.id"
+    else:
+        up = f"CREATE TABLE {dst} AS SELECT * FROM {src}" + (f" WHERE {where}" if where else "")
+        down = f"INSERT INTO {src} SELECT * FROM {dst}"
+    return name, execute(up), execute(down)
+
+
+def not_valid_then_validate(add: Any, name: str, table: str, schema: str | None, dialect: str) -> str:
+    """Add a constraint NOT VALID now (no scan), VALIDATE it in the next revision (writes go on)."""
+    return render(
+        add,
+        "# next revision: scans without blocking writes (SHARE UPDATE EXCLUSIVE)",
+        execute(f"ALTER TABLE {table_sql(table, schema, dialect)} VALIDATE CONSTRAINT {ident(name, dialect)}"),
+    )
+
+
+def index_concurrently(op: ops.CreateIndexOp | ops.DropIndexOp, phase: str) -> str:
+    """The index operation with CONCURRENTLY inside an autocommit block, and its counterpart for the other phase."""
+    other = "downgrade" if phase == "upgrade" else "upgrade"
+    if isinstance(op, ops.CreateIndexOp):
+        name = op.index_name or conv_name("ix", op.table_name, *column_names(op.columns))
+        create = with_(op, {"postgresql_concurrently": True}, index_name=name)
+        drop = ops.DropIndexOp(name, table_name=op.table_name, schema=op.schema, postgresql_concurrently=True)
+        first, second = create, drop
+    else:
+        first, second = with_(op, {"postgresql_concurrently": True}), None
+    out = autocommit(first)
+    if second is not None:
+        out += f"\n# {other}():\n" + autocommit(second)
+    return out
+
+
+_CREATE_INDEX = re.compile(r"\bCREATE\s+(UNIQUE\s+)?INDEX\b(?!\s+CONCURRENTLY)", re.IGNORECASE)
+_DROP_INDEX = re.compile(r"\bDROP\s+INDEX\b(?!\s+CONCURRENTLY)", re.IGNORECASE)
+_INDEX_NAME = re.compile(r"\bINDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?([\w\".]+)\s+ON\b", re.IGNORECASE)
+
+
+def raw_index_concurrently(sql: str, phase: str) -> str:
+    """A raw CREATE/DROP INDEX rewritten with CONCURRENTLY in an autocommit block (plus the drop for a create)."""
+    sql = sql.strip().rstrip(";")
+    new = _DROP_INDEX.sub("DROP INDEX CONCURRENTLY", _CREATE_INDEX.sub(lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY", sql))
+    out = autocommit(execute(new))
+    m = _INDEX_NAME.search(sql)
+    if m and sql.upper().startswith("CREATE"):
+        other = "downgrade" if phase == "upgrade" else "upgrade"
+        out += f"\n# {other}():\n" + autocommit(execute(f"DROP INDEX CONCURRENTLY IF EXISTS {m.group(1)}"))
+    return out
+
+
+def inverse(op: ops.MigrateOperation) -> ops.MigrateOperation | None:
+    """What undoes ``op``, from alembic's own ``reverse()`` (None when alembic cannot tell: dropped objects, raw SQL)."""
+    if isinstance(op, ops.RenameTableOp):
+        return ops.RenameTableOp(op.new_table_name, op.table_name, schema=op.schema)
+    if isinstance(op, ops.DropTableOp) and op._reverse is None:  # would re-create the table without columns
+        return None
+    if isinstance(op, ops.AlterColumnOp):
+        if op.modify_type is not None and known(op.existing_type) is None:
+            return None  # the old type is unknown: reverse() would "restore" nothing
+        if op.modify_nullable is not None and op.existing_nullable is None:
+            op = with_(op, existing_nullable=not op.modify_nullable)
+        if op.modify_server_default is not False and op.existing_server_default is False:
+            return None  # the old default is unknown
+    try:
+        return op.reverse()
+    except Exception:  # drop_column/drop_constraint/execute: the original is not known
+        return None
