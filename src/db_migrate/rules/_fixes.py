@@ -31,7 +31,7 @@ from alembic.operations import ops
 from sqlalchemy import types as sqltypes
 
 from db_migrate.capture.dialects import dialect_for
-from db_migrate.rules._helpers import is_known_type, spell
+from db_migrate.rules._helpers import is_known_type, updated_columns
 
 F = TypeVar("F", bound=Callable[..., "str | None"])
 
@@ -197,6 +197,25 @@ def backup(table: str, schema: str | None, dialect: str, columns: list[str] | No
     return name, execute(up), execute(down)
 
 
+_WHERE = re.compile(r"\bWHERE\b(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+@tailored
+def keep_and_restore_rows(cap: Any, rec: Any, stmt: Any, table: str) -> str:
+    """Copy what a raw DELETE/TRUNCATE/UPDATE destroys before it runs; put it back in the downgrade."""
+    where = _WHERE.search(stmt.text) if stmt.kind == "DELETE" else None
+    columns = sorted(updated_columns(stmt) or []) if stmt.kind == "UPDATE" else None
+    name, keep, restore = backup(table, None, cap.dialect, columns or None, where.group(1).strip().rstrip(";") if where else None)
+    return render(
+        f"# upgrade(), line {rec.line}: keep a copy first",
+        keep,
+        execute(stmt.text.strip().rstrip(";")),
+        "# downgrade(): put it back",
+        restore,
+        ops.DropTableOp(name),
+    )
+
+
 def not_valid_then_validate(add: Any, name: str, table: str, schema: str | None, dialect: str) -> str:
     """Add a constraint NOT VALID now (no scan), VALIDATE it in the next revision (writes go on)."""
     return render(
@@ -253,6 +272,9 @@ def inverse(op: ops.MigrateOperation) -> ops.MigrateOperation | None:
         if op.modify_server_default is not False and op.existing_server_default is False:
             return None  # the old default is unknown
     try:
-        return op.reverse()
+        rev = op.reverse()
     except Exception:  # drop_column/drop_constraint/execute: the original is not known
         return None
+    if isinstance(rev, (ops.DropConstraintOp, ops.DropIndexOp)) and not (getattr(rev, "constraint_name", None) or getattr(rev, "index_name", None)):
+        return None  # unnamed: a drop cannot name it (unnamed-constraint says so)
+    return rev

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
     classify_type_change,
     execute_text,
@@ -83,6 +85,38 @@ def _only_kept(cap) -> bool:
     )
 
 
+def _undo(cap, rec) -> str | None:
+    """Python that undoes one upgrade operation (None when alembic cannot tell what would)."""
+    rev = fx.inverse(rec.op)
+    if rev is None:
+        return None
+    code = fx.op_code(rev, batch=cap.dialect == "sqlite")
+    return fx.autocommit(code) if rec.in_autocommit_block else code
+
+
+@fx.tailored
+def _downgrade_body(cap) -> str | None:
+    """``def downgrade():`` undoing the upgrade's operations in reverse order; None if none can be undone."""
+    lines, undone = [], 0
+    for rec in reversed(cap.upgrade):
+        code = _undo(cap, rec)
+        if code is None:
+            where = f" on {rec.table}" if rec.table else ""
+            lines.append(f"# {rec.kind}{where} (line {rec.line}): undo by hand, or keep the raise if it cannot be undone")
+        else:
+            lines.append(code)
+            undone += 1
+    if not undone:
+        return None
+    return "def downgrade():\n" + textwrap.indent("\n".join(lines), "    ")
+
+
+@fx.tailored
+def _add_to_downgrade(cap, rec) -> str:
+    code = _undo(cap, rec)
+    return f"# in downgrade() (undoing line {rec.line}):\n{code}" if code else None
+
+
 class MissingDowngrade(Rule):
     id = "missing-downgrade"
     title = "The upgrade changes something and the downgrade does nothing"
@@ -135,6 +169,7 @@ class MissingDowngrade(Rule):
             phase="downgrade",
             line=function_line(cap, "downgrade") or function_line(cap, "upgrade"),
             severity="warning" if data_only else None,
+            fix=_downgrade_body(cap),
         )
 
 
@@ -202,7 +237,10 @@ class DowngradeNotInverse(Rule):
                 continue  # dropping the table or column drops what was built on it
             undo = "drop it" if verb == "drop" else "re-create it"
             did = "creates" if verb == "drop" else "drops"
-            yield self.finding(cap, f"The upgrade {did} {_describe(key)} (line {rec.line}); the downgrade does not {undo}.", phase="downgrade", line=line, table=rec.table)
+            yield self.finding(
+                cap, f"The upgrade {did} {_describe(key)} (line {rec.line}); the downgrade does not {undo}.",
+                phase="downgrade", line=line, table=rec.table, fix=_add_to_downgrade(cap, rec),
+            )
         yield from self._alters(cap, line, raw, dropped_tables, dropped_columns)
         # The downgrade destroying objects the upgrade never created loses data on rollback.
         upgrade_objects = {obj for r in cap.upgrade if (obj := _object(r.op))}
@@ -213,14 +251,20 @@ class DowngradeNotInverse(Rule):
                 continue
             if is_new_table(cap, rec) or is_new_column(cap, rec) or mentions(upgrade_raw, obj[1][2]) or obj[1][2] in renamed.values():
                 continue
-            yield self.finding(cap, f"The downgrade drops {_describe(obj[1])}, which this upgrade does not create: a rollback would destroy it.", rec=rec)
+            yield self.finding(
+                cap, f"The downgrade drops {_describe(obj[1])}, which this upgrade does not create: a rollback would destroy it.",
+                rec=rec, fix=f"# remove this {rec.kind} from downgrade() (line {rec.line}): the upgrade does not create {_describe(obj[1])}",
+            )
 
     def _rename(self, cap, rec, raw, line) -> Iterator[Finding]:
         old, new = rec.op.table_name, rec.op.new_table_name
         if any(isinstance(r.op, ops.RenameTableOp) and r.op.table_name == new and r.op.new_table_name == old for r in cap.downgrade):
             return
         if not mentions(raw, new):
-            yield self.finding(cap, f"The upgrade renames table {old} to {new} (line {rec.line}); the downgrade does not rename it back.", phase="downgrade", line=line, table=old)
+            yield self.finding(
+                cap, f"The upgrade renames table {old} to {new} (line {rec.line}); the downgrade does not rename it back.",
+                phase="downgrade", line=line, table=old, fix=_add_to_downgrade(cap, rec),
+            )
 
     def _alters(self, cap, line, raw, dropped_tables, dropped_columns) -> Iterator[Finding]:
         down = _alters(cap.downgrade)
@@ -258,7 +302,23 @@ class DowngradeNotInverse(Rule):
                     line=line,
                     table=op.table_name,
                     column=op.column_name,
+                    fix=_add_to_downgrade(cap, rec),
                 )
+
+
+@fx.tailored
+def _keep_and_restore(cap, rec) -> str:
+    """Copy what the upgrade destroys (a column, a table, values a type change loses), restore it in the downgrade."""
+    op = rec.op
+    column = None if isinstance(op, ops.DropTableOp) else op.column_name
+    name, keep, restore = fx.backup(op.table_name, op.schema, cap.dialect, [column] if column else None)
+    return fx.render(
+        f"# upgrade(), before line {rec.line}:",
+        keep,
+        "# downgrade(), after re-creating it:",
+        restore,
+        ops.DropTableOp(name, schema=op.schema),
+    )
 
 
 class LossyDowngrade(Rule):
@@ -324,7 +384,7 @@ class LossyDowngrade(Rule):
                 )
             else:
                 continue
-            yield self.finding(cap, msg, rec=rec)
+            yield self.finding(cap, msg, rec=rec, fix=_keep_and_restore(cap, rec))
         for rec, stmt in cap.statements("upgrade"):
             table = next(iter(stmt.tables), None)
             if table and table not in restored and not is_new_table(cap, rec, table) and overwrites_rows(cap, rec, stmt):
@@ -333,6 +393,7 @@ class LossyDowngrade(Rule):
                     f"The upgrade's {stmt.kind} on {table} destroys rows or values; the downgrade does not restore them.",
                     rec=rec,
                     table=table,
+                    fix=fx.keep_and_restore_rows(cap, rec, stmt, table),
                 )
 
     @staticmethod

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_new_column, is_new_table
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -43,7 +44,22 @@ class DropColumn(Rule):
                     f"Drops column {rec.table}.{rec.column}: its data is deleted for good, and code still using it "
                     f"breaks as soon as this commits.",
                     rec=rec,
+                    fix=self._fix(cap, rec),
                 )
+
+    @staticmethod
+    @fx.tailored
+    def _fix(cap, rec) -> str:
+        op = rec.op
+        _, keep, _ = fx.backup(op.table_name, op.schema, cap.dialect, [op.column_name])
+        return fx.render(
+            f"# 1. deploy code that no longer reads or writes {op.table_name}.{op.column_name} (remove it from the model)",
+            "# 2. optionally keep a copy (id: the table's key):",
+            keep,
+            "# 3. then, in its own revision:",
+            op,
+            batch=cap.dialect == "sqlite" and bool(rec.batch_table),
+        )
 
 
 class DropTable(Rule):
@@ -78,7 +94,19 @@ class DropTable(Rule):
                     f"Drops table {rec.table}: all its rows are deleted for good, and code or foreign keys still "
                     f"referencing it break.",
                     rec=rec,
+                    fix=self._fix(rec),
                 )
+
+    @staticmethod
+    @fx.tailored
+    def _fix(rec) -> str:
+        op = rec.op
+        old = ops.RenameTableOp(op.table_name, f"{op.table_name}_deprecated", schema=op.schema)
+        return fx.render(
+            f"# deploy code that no longer uses {op.table_name} first; keep it under another name for a release",
+            old,
+            f"# and drop {op.table_name}_deprecated in a later revision once nothing uses it",
+        )
 
 
 RULES = (DropColumn, DropTable)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -35,6 +36,38 @@ def _unnamed_in_table(op: ops.CreateTableOp) -> list[str]:
         elif isinstance(item, (sa.UniqueConstraint, sa.ForeignKeyConstraint, sa.CheckConstraint)) and not item.name:
             out.append(f"a {type(item).__name__} on {op.table_name}")
     return out
+
+
+@fx.tailored
+def _named(cap, rec) -> str | None:
+    """The same operation with conventional names (``fk_<table>_<column>_<referred table>``...).
+
+    A column's inline unique=True / ForeignKey becomes a named create_unique_constraint / create_foreign_key
+    after the add_column. create_table is left to the catalogue entry (a naming_convention fixes it wholesale).
+    """
+    op = rec.op
+    if isinstance(op, ops.CreateForeignKeyOp):
+        return fx.op_code(fx.with_(op, constraint_name=fx.conv_name("fk", op.source_table, *op.local_cols, op.referent_table)))
+    if isinstance(op, ops.CreateUniqueConstraintOp):
+        return fx.op_code(fx.with_(op, constraint_name=fx.conv_name("uq", op.table_name, *fx.column_names(op.columns))))
+    if isinstance(op, ops.CreateCheckConstraintOp):
+        return fx.op_code(fx.with_(op, constraint_name=fx.conv_name("ck", op.table_name, "check")))
+    if isinstance(op, ops.CreateIndexOp):
+        return fx.op_code(fx.with_(op, index_name=fx.conv_name("ix", op.table_name, *fx.column_names(op.columns))))
+    if not isinstance(op, ops.AddColumnOp) or any(isinstance(c, sa.CheckConstraint) for c in op.column.constraints):
+        return None
+    col, table = op.column, op.table_name
+    plain = col._copy()
+    plain.unique = False
+    lines: list = [ops.AddColumnOp(table, plain, schema=op.schema)]
+    if col.unique:
+        lines.append(ops.CreateUniqueConstraintOp(fx.conv_name("uq", table, col.name), table, [col.name], schema=op.schema))
+    for fk in col.foreign_keys:
+        lines.append(ops.CreateForeignKeyOp(
+            fk.name or fx.conv_name("fk", table, col.name, fk.column.table.name), table, fk.column.table.name,
+            [col.name], [fk.column.name], source_schema=op.schema, ondelete=fk.ondelete, onupdate=fk.onupdate,
+        ))
+    return fx.render(*lines, batch=cap.dialect == "sqlite")
 
 
 class UnnamedConstraint(Rule):
@@ -93,6 +126,7 @@ class UnnamedConstraint(Rule):
                     f"Creates without a name: {'; '.join(unnamed)}. The database picks a dialect-specific name, so "
                     f"dropping it later (downgrade, future migration) cannot name it reliably.",
                     rec=rec,
+                    fix=_named(cap, rec),
                 )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import re
 from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import overwrites_rows, phase_at, tables_created_before, updated_columns
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -48,15 +51,16 @@ class DestructiveSql(Rule):
             tables = [t for t in stmt.tables if t not in created]
             if not tables:
                 continue
-            where = ", ".join(tables)
+            where, table = ", ".join(tables), tables[0]
             kind = stmt.kind
+            keep = functools.partial(fx.keep_and_restore_rows, cap, rec, stmt, table)
             if kind == "DELETE":
                 if stmt.has_where is False:
-                    yield self.finding(cap, f"DELETE without WHERE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=tables[0], severity="error")
+                    yield self.finding(cap, f"DELETE without WHERE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=table, severity="error", fix=keep())
                 else:
-                    yield self.finding(cap, f"DELETE from {where}: the deleted rows cannot be restored by a downgrade.", rec=rec, table=tables[0])
+                    yield self.finding(cap, f"DELETE from {where}: the deleted rows cannot be restored by a downgrade.", rec=rec, table=table, fix=keep())
             elif kind == "TRUNCATE":
-                yield self.finding(cap, f"TRUNCATE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=tables[0], severity="error")
+                yield self.finding(cap, f"TRUNCATE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=table, severity="error", fix=keep())
             elif kind == "UPDATE" and overwrites_rows(cap, rec, stmt) and not _updated_back(cap, stmt):
                 cols = ", ".join(sorted(updated_columns(stmt) or [])) or "columns"
                 yield self.finding(
@@ -64,12 +68,37 @@ class DestructiveSql(Rule):
                     f"UPDATE without WHERE overwrites {cols} in every row of {where}; the old values cannot be "
                     f"restored by a downgrade.",
                     rec=rec,
-                    table=tables[0],
+                    table=table,
+                    fix=keep(),
                 )
             elif kind.startswith("DROP") and kind not in ("DROP INDEX",):
-                yield self.finding(cap, f"{kind} {where} in raw SQL: the data is deleted for good, and the drop is hidden in a string.", rec=rec, table=tables[0])
+                if re.fullmatch(r"DROP \d+", kind):  # pglast's object-type number: say what the SQL says
+                    kind = " ".join(stmt.text.split()[:2]).upper()
+                fix = _deprecate(table) if kind == "DROP TABLE" else None
+                yield self.finding(cap, f"{kind} {where} in raw SQL: the data is deleted for good, and the drop is hidden in a string.", rec=rec, table=table, fix=fix)
             elif kind == "ALTER TABLE" and "DROP COLUMN" in " ".join(stmt.text.upper().split()):
-                yield self.finding(cap, f"ALTER TABLE {where} ... DROP COLUMN in raw SQL: the column's data is deleted for good.", rec=rec, table=tables[0])
+                yield self.finding(cap, f"ALTER TABLE {where} ... DROP COLUMN in raw SQL: the column's data is deleted for good.", rec=rec, table=table, fix=_drop_column(cap, stmt, table))
+
+
+@fx.tailored
+def _deprecate(table: str) -> str:
+    return fx.render(
+        f"# keep {table} under another name for a release, drop it later once nothing uses it",
+        ops.RenameTableOp(table, f"{table}_deprecated"),
+    )
+
+
+@fx.tailored
+def _drop_column(cap, stmt, table: str) -> str | None:
+    m = re.search(r"\bDROP\s+COLUMN\s+(?:IF\s+EXISTS\s+)?[\"`]?(\w+)", stmt.text, re.IGNORECASE)
+    if not m:
+        return None
+    _, keep, _ = fx.backup(table, None, cap.dialect, [m.group(1)])
+    return fx.render(
+        "# keep a copy (id: the table's key), and drop it with an operation reviewers and autogenerate see",
+        keep,
+        ops.DropColumnOp(table, m.group(1)),
+    )
 
 
 def _updated_back(cap, stmt) -> bool:
@@ -130,7 +159,43 @@ class RawSqlInterpolation(Rule):
                 phase=phase_at(cap, fact.line),
                 line=fact.line,
                 severity=None if runtime else "warning",
+                fix=_bound(cap.source, fact.line),
             )
+
+
+_VALUE_BEFORE = re.compile(r"(=|<>|!=|<|>|\bIN\s*\(|\bLIKE|,|\()\s*$", re.IGNORECASE)
+
+
+@fx.tailored
+def _bound(source: str, line: int) -> str | None:
+    """The f-string SQL on ``line`` as ``sa.text(...)`` with bind parameters for its values.
+
+    Only when every placeholder is a value (quoted, or after = < > IN ( LIKE ,): identifiers cannot be bound.
+    """
+    tree = ast.parse(source)
+    node = next((n for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) and n.lineno == line), None)
+    if node is None:
+        return None
+    sql, params, quoted = "", {}, False
+    for part in node.values:
+        if isinstance(part, ast.Constant):
+            text = str(part.value)
+            sql += text[1:] if quoted and text.startswith("'") else text  # the closing quote of '{value}'
+            quoted = False
+            continue
+        if part.conversion != -1 or part.format_spec is not None:
+            return None
+        expr = ast.get_source_segment(source, part.value)
+        if expr not in params:
+            name = re.sub(r"\W+", "_", expr).strip("_").lower() or "p"
+            params[expr] = name if name not in params.values() else f"{name}_{len(params)}"
+        if sql.endswith("'"):
+            sql, quoted = sql[:-1], True
+        elif not _VALUE_BEFORE.search(sql):
+            return None
+        sql += f":{params[expr]}"
+    binds = ", ".join(f"{n}={e}" for e, n in params.items())
+    return f"op.execute(sa.text({sql!r}).bindparams({binds}))"
 
 
 class BackfillInSchemaMigration(Rule):
@@ -178,11 +243,17 @@ class BackfillInSchemaMigration(Rule):
                     f"large table the locks taken by the DDL are held until every row is written.",
                     rec=rec,
                     table=table,
+                    fix=_own_transaction(stmt.text),
                 )
                 return  # once per revision
 
 
 _TRANSACTION_CONTROL = re.compile(r"^\s*(COMMIT|END|ROLLBACK|BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
+
+
+@fx.tailored
+def _own_transaction(sql: str) -> str:
+    return "# better: its own revision, in batches\n" + fx.autocommit(fx.execute(sql.strip().rstrip(";")))
 
 
 class CommitInMigration(Rule):

@@ -6,6 +6,9 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+import sqlalchemy as sa
+
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_new_column, is_new_table
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -43,7 +46,29 @@ class RenameColumn(Rule):
                     f"Renames {rec.table}.{rec.op.column_name} to {rec.op.modify_name}: the running application "
                     f"still queries {rec.op.column_name} and fails until new code is deployed.",
                     rec=rec,
+                    fix=self._fix(cap, rec),
                 )
+
+    @staticmethod
+    @fx.tailored
+    def _fix(cap, rec) -> str:
+        op, d = rec.op, cap.dialect
+        old, new = op.column_name, op.modify_name
+        tsql = fx.table_sql(op.table_name, op.schema, d)
+        typ = fx.known(op.existing_type)
+        add = (
+            ops.AddColumnOp(op.table_name, sa.Column(new, typ, nullable=True), schema=op.schema)
+            if typ is not None
+            else f"# op.add_column({op.table_name!r}, sa.Column({new!r}, <the type of {old}>, nullable=True))"
+        )
+        return fx.render(
+            f"# expand/contract: add {new}, have the code write both, backfill, switch reads, drop {old} later",
+            add,
+            fx.execute(f"UPDATE {tsql} SET {fx.ident(new, d)} = {fx.ident(old, d)} WHERE {fx.ident(new, d)} IS NULL")
+            + "  # in batches on a large table",
+            f"# later revision, once no code uses {old}:",
+            ops.DropColumnOp(op.table_name, old, schema=op.schema),
+        )
 
 
 class RenameTable(Rule):
@@ -79,7 +104,21 @@ class RenameTable(Rule):
                     f"Renames table {rec.table} to {rec.op.new_table_name}: the running application still queries "
                     f"{rec.table} and fails until new code is deployed.",
                     rec=rec,
+                    fix=self._fix(cap, rec),
                 )
+
+    @staticmethod
+    @fx.tailored
+    def _fix(cap, rec) -> str:
+        op, d = rec.op, cap.dialect
+        view, target = fx.table_sql(op.table_name, op.schema, d), fx.table_sql(op.new_table_name, op.schema, d)
+        return fx.render(
+            "# rename, then keep the old name working for one release (PostgreSQL: a simple view is updatable)",
+            op,
+            fx.execute(f"CREATE VIEW {view} AS SELECT * FROM {target}"),
+            f"# later revision, once no code uses {op.table_name}:",
+            fx.execute(f"DROP VIEW {view}"),
+        )
 
 
 RULES = (RenameColumn, RenameTable)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.rules import _fixes as fx
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -64,7 +65,14 @@ class SqliteAlterNeedsBatch(Rule):
                 f"{what} outside batch mode: SQLite cannot ALTER columns or constraints, so this fails when it runs. "
                 f"Use op.batch_alter_table({rec.table!r}).",
                 rec=rec,
+                fix=_batch(rec.op),
             )
+
+
+@fx.tailored
+def _batch(op) -> str:
+    """The same operation as alembic renders it in batch mode."""
+    return fx.op_code(op, batch=True)
 
 
 RULES = (SqliteAlterNeedsBatch,)
