@@ -267,3 +267,24 @@ def test_commit_through_op_execute_is_reported_and_not_a_rollback_trigger():
     assert f.line == line_of(source, "'COMMIT'") and "autocommit_block" in f.message
     assert "missing-downgrade" not in by_rule(out)
     assert not classified(out).escalation.required
+
+
+def test_raw_drop_statements_are_named_and_classified(tmp_path) -> None:
+    """pglast reports DROP's object type as an enum: it must read 'DROP TABLE', not 'DROP 41'."""
+    from db_migrate.policy import classify_escalation
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+    from projectfactory import make_project
+
+    body = (
+        "def upgrade():\n    op.execute('DROP INDEX ix_shifts_day')\n    op.execute('DROP TABLE old_shifts')\n\n"
+        "def downgrade():\n    pass\n"
+    )
+    make_project(tmp_path, [body])
+    project = load_project(cwd=tmp_path)
+    ops = review_migration(project, "head").reviews[0].operations
+    assert [o.detail["sql_kind"] for o in ops if o.phase == "upgrade"] == ["DROP INDEX", "DROP TABLE"]
+    rules = {f.rule for f in review_migration(project, "head").findings}
+    assert {"drop-index-non-concurrent", "destructive-sql"} <= rules
+    result = classify_escalation(project, "head")
+    assert "drop-with-data" in [t.trigger for t in result.escalation.triggers]

@@ -79,6 +79,7 @@ def _tables_by_regex(text: str, kind: str) -> list[str]:
 def _parse_pg(text: str) -> list[SqlStatement]:
     import pglast
     from pglast import ast as pgast
+    from pglast.enums import ObjectType
     from pglast.visitors import Visitor
 
     out: list[SqlStatement] = []
@@ -87,7 +88,7 @@ def _parse_pg(text: str) -> list[SqlStatement]:
         name = type(stmt).__name__
         kind = _PG_KIND.get(name, name.removesuffix("Stmt").upper())
         if isinstance(stmt, pgast.DropStmt):
-            kind = "DROP " + str(stmt.removeType).split(".")[-1].removeprefix("OBJECT_")
+            kind = "DROP " + ObjectType(stmt.removeType).name.removeprefix("OBJECT_").replace("_", " ")
         tables: list[str] = []
 
         class _Tables(Visitor):

@@ -72,8 +72,6 @@ class DestructiveSql(Rule):
                     fix=keep(),
                 )
             elif kind.startswith("DROP") and kind not in ("DROP INDEX",):
-                if re.fullmatch(r"DROP \d+", kind):  # pglast's object-type number: say what the SQL says
-                    kind = " ".join(stmt.text.split()[:2]).upper()
                 fix = _deprecate(table) if kind == "DROP TABLE" else None
                 yield self.finding(cap, f"{kind} {where} in raw SQL: the data is deleted for good, and the drop is hidden in a string.", rec=rec, table=table, fix=fix)
             elif kind == "ALTER TABLE" and "DROP COLUMN" in " ".join(stmt.text.upper().split()):
