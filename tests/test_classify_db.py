@@ -86,13 +86,23 @@ def test_postgres_exact_count_below_threshold_estimate_above(pg_db):
 
 
 def test_postgres_reads_in_a_read_only_transaction(pg_db):
-    from db_migrate.policy.database import _engine, _read_only
+    from db_migrate.readonly import read_only_connection
 
-    eng = _engine(pg_db, 5)
-    with _read_only(eng, 5) as conn:
+    with read_only_connection(pg_db, timeout=5) as conn:
         with pytest.raises(Exception, match="read-only"):
             conn.execute(text("INSERT INTO empty_t VALUES (1, 'x')"))
-    eng.dispose()
+
+
+def test_postgres_read_only_url_holds_for_any_connection(pg_db):
+    """A connection opened from the read-only URL (as a project's env.py would) cannot write, even in autocommit."""
+    from db_migrate.readonly import read_only_url
+
+    eng = create_engine(read_only_url(pg_db), isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as conn, pytest.raises(Exception, match="read-only"):
+            conn.execute(text("INSERT INTO empty_t VALUES (1, 'x')"))
+    finally:
+        eng.dispose()
 
 
 def test_mariadb_counts_exactly(mysql_db):
@@ -103,13 +113,11 @@ def test_mariadb_counts_exactly(mysql_db):
 
 
 def test_mariadb_read_only_transaction(mysql_db):
-    from db_migrate.policy.database import _engine, _read_only
+    from db_migrate.readonly import read_only_connection
 
-    eng = _engine(mysql_db, 5)
-    with _read_only(eng, 5) as conn:
+    with read_only_connection(mysql_db, timeout=5) as conn:
         with pytest.raises(Exception, match="(?i)read only"):
             conn.execute(text("INSERT INTO empty_t VALUES (1, 'x')"))
-    eng.dispose()
 
 
 def test_sqlite_file_is_opened_read_only(tmp_path):

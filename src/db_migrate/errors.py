@@ -99,3 +99,9 @@ class GenerateBusy(DbMigrateError):
     """Another generate (or merge) is writing a revision in the same project right now."""
 
     code = "generate-busy"
+
+
+class DatabaseMissing(UsageError, DatabaseError):
+    """The database named for reading does not exist (never created by reading it)."""
+
+    code = "database-not-found"

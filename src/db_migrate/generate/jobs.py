@@ -59,7 +59,7 @@ def autogenerate_revision(
 
     from db_migrate.errors import ConfigInvalid, DbMigrateError, ProjectCodeError, Refused
     from db_migrate.generate.writing import refuse_overwrite
-    from db_migrate.heads.readonly import begin_read_only
+    from db_migrate.readonly import begin_read_only
     from db_migrate.runtime import Runtime, StepFailed, sqlite_hint
 
     timings: dict[str, float] = {}

@@ -25,7 +25,7 @@ from db_migrate.generate.jobs import Outcome
 from db_migrate.generate.model import GenerateResult
 from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
 from db_migrate.heads.graph import analyse
-from db_migrate.heads.readonly import read_only_url
+from db_migrate.readonly import read_only_url
 from db_migrate.project import Project, load_history, redact_url
 from db_migrate.sandbox import progress, run_job
 from db_migrate.verdict import decide, sort_findings

@@ -19,29 +19,22 @@ from db_migrate.project import Project, redact_url
 def read_database_revisions(url: str, version_table: str = "alembic_version", version_table_schema: str | None = None) -> list[str]:
     """The revisions recorded in ``url``'s version table ([] when it has none), without writing anything."""
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine, pool
 
-    from db_migrate.heads.readonly import begin_read_only, read_only_url
+    from db_migrate.readonly import brief_error, read_only_connection
 
-    engine = create_engine(read_only_url(url), poolclass=pool.NullPool)
     try:
-        with engine.connect() as conn:
-            begin_read_only(conn)
+        with read_only_connection(url) as conn:
             ctx = MigrationContext.configure(
                 conn, opts={"version_table": version_table, "version_table_schema": version_table_schema}
             )
-            heads = list(ctx.get_current_heads())
-            conn.rollback()
-            return sorted(heads)
+            return sorted(ctx.get_current_heads())
     except (DatabaseError, UsageError):
         raise
     except Exception as e:
         raise DatabaseError(
-            f"Cannot read the version table of {redact_url(url)}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}",
+            f"Cannot read the version table of {redact_url(url)}: {brief_error(e)}",
             hint="Check that database_url is reachable and that its user may read the version table.",
         ) from None
-    finally:
-        engine.dispose()
 
 
 def create_merge(project: Project, message: str, scratch_url: str) -> str:
