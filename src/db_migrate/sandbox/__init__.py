@@ -13,12 +13,11 @@ through :func:`run_in_scope`, which forwards both to the client and kills the
 call's workers on cancellation.
 """
 
-from db_migrate.sandbox.pool import DEFAULT_TIMEOUT, JobHandle, prewarm, progress, run_in_scope, run_job, shutdown
+from db_migrate.sandbox.pool import DEFAULT_TIMEOUT, prewarm, progress, run_in_scope, run_job, shutdown
 from db_migrate.sandbox.worker import report_progress
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "JobHandle",
     "prewarm",
     "progress",
     "report_progress",

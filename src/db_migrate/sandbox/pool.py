@@ -102,26 +102,12 @@ def prewarm() -> None:
     _checkin(w)
 
 
-class JobHandle:
-    """Lets another thread kill the job in progress (cancellation)."""
-
-    def __init__(self) -> None:
-        self.worker: Worker | None = None
-        self.cancelled = False
-
-    def kill(self) -> None:
-        self.cancelled = True
-        if self.worker is not None:
-            self.worker.kill()
-
-
 def run_job(
     target: str,
     *,
     timeout: float | None = None,
     cwd: str | os.PathLike[str] | None = None,
     on_progress: ProgressFn | None = None,
-    handle: JobHandle | None = None,
     what: str = "project code",
     **kwargs: Any,
 ) -> Any:
@@ -133,8 +119,6 @@ def run_job(
     if on_progress is None and scope is not None:
         on_progress = scope.progress_payload
     w = _checkout()
-    if handle is not None:
-        handle.worker = w
     if scope is not None:
         scope.workers.add(w)
     deadline = time.monotonic() + timeout
@@ -154,7 +138,7 @@ def run_job(
             except (EOFError, OSError):
                 code = w.exitcode
                 w.kill()
-                if (handle is not None and handle.cancelled) or (scope is not None and scope.cancelled):
+                if scope is not None and scope.cancelled:
                     raise MigrationCrashed("The job was cancelled.") from None
                 raise MigrationCrashed(
                     f"{what[:1].upper()}{what[1:]} killed its worker process (exit code {code}).",
