@@ -66,5 +66,5 @@ def test_config_template_documents_every_policy_key_at_its_default() -> None:
     text = config_template()
     for name in Policy.model_fields:
         assert f"# {name} = " in text
-    uncommented = "\n".join(line[2:] for line in text.splitlines() if line.startswith(f"# ") and " = " in line)
+    uncommented = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# ") and " = " in line)
     assert Policy.model_validate(tomllib.loads(uncommented)) == Policy()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 sys.path.insert(0, str(Path(__file__).parent))
 from projectfactory import DEFAULT_ENV_PY, make_project  # noqa: E402

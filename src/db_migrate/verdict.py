@@ -83,10 +83,21 @@ class Verdict(BaseModel):
     unchecked: list[Unchecked] = Field(default_factory=list, description="What could not be checked, and why.")
 
     def counts(self) -> dict[str, int]:
-        out = {"error": 0, "warning": 0, "info": 0}
-        for f in self.findings:
-            out[f.severity] += 1
-        return out
+        return count_severities(self.findings)
+
+
+def count_severities(findings: list[Finding]) -> dict[str, int]:
+    """How many findings of each severity."""
+    out = {"error": 0, "warning": 0, "info": 0}
+    for f in findings:
+        out[f.severity] += 1
+    return out
+
+
+def describe_counts(findings: list[Finding]) -> str:
+    """``"3 error(s), 9 warning(s), 9 note(s)"``."""
+    c = count_severities(findings)
+    return f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s)"
 
 
 def decide(findings: list[Finding], escalation: Escalation | None = None) -> Decision:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from db_migrate.errors import MigrationCrashed, MigrationLoadError, MigrationTimeout, MultipleHeadsError, Refused, UsageError
 from db_migrate.generate.jobs import Outcome

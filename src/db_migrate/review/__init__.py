@@ -18,7 +18,7 @@ from db_migrate.project import Project, load_history
 from db_migrate.project.headers import RevisionHeader
 from db_migrate.review.model import Operation, ReviewResult, RevisionOutcome, RevisionReview
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
-from db_migrate.verdict import Finding, Unchecked, decide, sort_findings
+from db_migrate.verdict import Finding, Unchecked, decide, describe_counts, sort_findings
 
 __all__ = ["Operation", "ReviewResult", "RevisionReview", "review_migration", "review_paths"]
 
@@ -111,7 +111,7 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
             timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
         )
-    except (MigrationCrashed, MigrationTimeout) as e:
+    except (MigrationCrashed, MigrationTimeout):
         if len(headers) == 1:
             raise
         # One revision took the whole batch down: review each alone so the others still get a verdict.
@@ -122,8 +122,6 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
             except (MigrationCrashed, MigrationTimeout) as e1:
                 out.append(_failed_outcome(project, h, e1))
         return out
-    except DbMigrateError:
-        raise
 
 
 def _failed_outcome(project: Project, h: RevisionHeader, e: DbMigrateError) -> RevisionOutcome:
@@ -132,32 +130,24 @@ def _failed_outcome(project: Project, h: RevisionHeader, e: DbMigrateError) -> R
         review=RevisionReview(revision=h.revision, path=rel, message=h.message, down_revisions=list(h.down_revisions)),
         load_error=e.message,
         unchecked=[Unchecked(what="every operation of the revision", reason=e.message, revision=h.revision, path=rel)],
-        findings=[Finding(rule="migration-raises", severity="error", phase="revision", message=e.message, revision=h.revision, path=rel)],
-    )
+    )  # _assemble turns the load error into a migration-raises finding
 
 
 def _assemble(project: Project, outcomes: list[RevisionOutcome], dialect: str) -> ReviewResult:
     findings = sort_findings([f for o in outcomes for f in o.findings])
     for o in outcomes:
-        if o.load_error and not any(f.rule == "migration-raises" for f in o.findings):
+        if o.load_error:  # no rule ran on it
             findings.append(Finding(
                 rule="migration-raises", severity="error", phase="revision", revision=o.review.revision, path=o.review.path,
-                message=f"The revision cannot be analysed: {o.load_error}.",
+                message=f"The revision cannot be analysed: {o.load_error.rstrip('.')}.",
                 fix="Make the file import cleanly: no syntax errors, no exits or exceptions at import time.",
             ))
-    counts = {"error": 0, "warning": 0, "info": 0}
-    for f in findings:
-        counts[f.severity] += 1
     decision = decide(findings)
     n = len(outcomes)
     what = outcomes[0].review.revision or outcomes[0].review.path if n == 1 else f"{n} revisions"
-    summary = (
-        f"{what}: {decision}"
-        f" ({counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s))"
-    )
     return ReviewResult(
         decision=decision,
-        summary=summary,
+        summary=f"{what}: {decision} ({describe_counts(findings)})",
         revisions=[o.review.revision for o in outcomes if o.review.revision],
         findings=findings,
         unchecked=[u for o in outcomes for u in o.unchecked],

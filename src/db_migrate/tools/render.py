@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from typing import IO, Any
 
-from db_migrate.verdict import SEVERITY_ORDER, Finding, Verdict
+from db_migrate.verdict import SEVERITY_ORDER, Finding, Verdict, describe_counts
 
 _COLORS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "dim": "2", "bold": "1"}
 _DECISION_COLOR = {"proceed": "green", "revise": "yellow", "escalate": "magenta"}
@@ -94,9 +94,8 @@ def render(result: Verdict, *, color: bool = False) -> str:
             where = " ".join(x for x in (u.revision, f"{u.path}:{u.line}" if u.path and u.line else u.path) if x)
             out.append(f"  - {u.what}: {u.reason}" + (f" ({where})" if where else ""))
 
-    counts = result.counts()
     out.append("")
-    out.append(paint(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s)", "dim"))
+    out.append(paint(describe_counts(result.findings), "dim"))
     return "\n".join(out)
 
 
