@@ -76,3 +76,27 @@ def test_unsupported_server_is_a_usage_error() -> None:
 def test_only_our_databases_are_ever_dropped(pg_url: str) -> None:
     with pytest.raises(UsageError):
         drop_database(pg_url, "postgres")
+
+
+def test_no_scratch_database_on_a_production_server(residency: Path) -> None:
+    """The refusal lives in scratch_database, so every tool that builds scratch databases honours it."""
+    from db_migrate.errors import Refused
+    from db_migrate.generate import generate_migration
+    from db_migrate.heads import check_heads
+    from db_migrate.project import load_project
+
+    prod = "postgresql+psycopg://app:s3cret@prod-db.internal:5432/app"
+    with pytest.raises(Refused, match="production"):
+        with scratch_database(prod, purpose="x"):
+            pass
+    project = load_project(cwd=residency)
+    with pytest.raises(Refused) as err:
+        generate_migration(project, "nothing", scratch_url=prod)
+    assert "s3cret" not in err.value.to_json()
+    heads = check_heads(project, scratch_url=prod)
+    assert [u.what for u in heads.unchecked if "production server" in u.reason] == ["model drift"]
+    # the project's own patterns count too
+    (residency / "pyproject.toml").write_text('[tool.db-migrate]\nproduction_url_patterns = ["*ci-main*"]\n')
+    with pytest.raises(Refused):
+        with scratch_database("postgresql+psycopg://u@ci-main/app", settings=load_project(cwd=residency).settings):
+            pass

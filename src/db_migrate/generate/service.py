@@ -137,7 +137,7 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
                        upgrade_first=False, read_only=True, **job), 0.0
     progress("building a scratch database at head")
     t = time.perf_counter()
-    with scratch_database(scratch_url, purpose="generate") as db:
+    with scratch_database(scratch_url, purpose="generate", settings=project.settings) as db:
         created = time.perf_counter() - t
         return run_job("db_migrate.generate.jobs:autogenerate_revision", url=db.url, upgrade_first=True, **job), created
 

@@ -29,7 +29,7 @@ def model_drift(
 
     progress("building a scratch database at head for the drift check")
     try:
-        with scratch_database(scratch_url, purpose="drift") as db:
+        with scratch_database(scratch_url, purpose="drift", settings=project.settings) as db:
             diff = run_job(
                 "db_migrate.runtime:autogenerate_diff",
                 timeout=timeout, cwd=project.root, what="the drift check (upgrade to head + autogenerate)",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, Refused, UsageError
-from db_migrate.project import History, Project, load_history, redact_url
+from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, UsageError
+from db_migrate.project import History, Project, load_history
 from db_migrate.roundtrip.model import RoundtripFailure, RoundtripResult, RoundtripStep
 from db_migrate.roundtrip.snapshot import describe_changes
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
-from db_migrate.scratch import scratch_database, server_dialect_or_sqlite
+from db_migrate.scratch import refuse_production, scratch_database, server_dialect_or_sqlite
 from db_migrate.verdict import Finding, Unchecked, decide
 
 _STEP_KINDS = {"upgrade-failed", "downgrade-failed", "reupgrade-failed"}
@@ -38,7 +38,8 @@ def test_roundtrip(
     t_start = time.perf_counter()
     if rows < 0:
         raise UsageError("rows must be >= 0.")
-    _refuse_production(project, database_url, environment)
+    # up front, before any work; also a production environment when no server is named
+    refuse_production(database_url, project.settings, environment)
     dialect = server_dialect_or_sqlite(database_url) if database_url else "sqlite"
     server = None if dialect == "sqlite" else database_url
     history = load_history(project)
@@ -103,21 +104,6 @@ def test_roundtrip(
     )
 
 
-def _refuse_production(project: Project, url: str | None, environment: str | None) -> None:
-    try:
-        from db_migrate.policy.signals import production_signal
-    except ImportError:
-        return  # no policy module yet: nothing signals production
-    why = production_signal(url, project.settings, environment)
-    if why:
-        raise Refused(
-            f"test_roundtrip creates and drops a scratch database on the server it is given; it will not do that "
-            f"on a production server ({why}).",
-            hint="Point database_url at a development or CI database server, or omit it to use a temporary SQLite file.",
-            database=redact_url(url),
-        )
-
-
 def _select(history: History, revision: str, from_rev: str | None, to_rev: str | None, all_revs: bool) -> list[str]:
     """The revisions to roundtrip, parents before children."""
     if not (all_revs or from_rev or to_rev):
@@ -159,7 +145,7 @@ def _run(project: Project, server: str | None, revisions: list[str], rows: int, 
         last.update(payload)
         progress(payload.get("message", ""), payload.get("progress"), payload.get("total"))
 
-    with scratch_database(server, purpose="roundtrip", template=template) as db:
+    with scratch_database(server, purpose="roundtrip", template=template, settings=project.settings) as db:
         database = db.redacted
         try:
             out = run_job(

@@ -16,8 +16,11 @@ Public API::
   ``template`` names a template database (``CREATE DATABASE ... TEMPLATE``).
   No other database of the server is touched.
 
-The production-URL policy is the caller's job (see ``db_migrate.policy``);
-this module only refuses URLs it cannot create a scratch database on.
+A server URL that the escalation policy says is production
+(:func:`db_migrate.policy.production_signal`, with the project's
+``[tool.db-migrate]`` patterns passed as ``settings``) is refused here, so no
+caller can create a scratch database on a production server; URLs it cannot
+create a scratch database on are refused too.
 
 Templates (:mod:`db_migrate.scratch.templates`) cache the schema of a revision
 so a roundtrip of the newest revision of a long history does not replay it all.
@@ -31,12 +34,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from db_migrate.errors import DatabaseError, UsageError
+from db_migrate.errors import DatabaseError, Refused, UsageError
 from db_migrate.project import redact_url
 
 __all__ = [
@@ -189,11 +193,15 @@ def scratch_database(
     *,
     purpose: str = "scratch",
     template: str | os.PathLike[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Iterator[ScratchDatabase]:
     """Create a throwaway database, yield it, and always remove it.
 
     ``template``: an SQLite file to copy (SQLite) or a template database name (PostgreSQL).
+    ``settings``: the project's ``[tool.db-migrate]`` table (its production URL patterns).
     """
+    if server_url is not None:
+        refuse_production(server_url, settings)
     if server_url is None or server_dialect_or_sqlite(server_url) == "sqlite":
         tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{purpose}_"))
         try:
@@ -211,6 +219,20 @@ def scratch_database(
         yield ScratchDatabase(url=database_url(server_url, name), dialect=dialect, server_url=server_url, name=name)
     finally:
         drop_database(server_url, name)
+
+
+def refuse_production(server_url: str | None, settings: Mapping[str, Any] | None = None, environment: str | None = None) -> None:
+    """Raise Refused when the policy says ``server_url`` (or ``environment``, or ``DB_MIGRATE_ENV``) is production."""
+    from db_migrate.policy.signals import production_signal
+
+    why = production_signal(server_url, settings or {}, environment)
+    if why:
+        raise Refused(
+            f"db-migrate creates and drops scratch databases on the server it is given; it will not do that on a "
+            f"production server ({why}).",
+            hint="Name a development or CI database server, or omit it to use a temporary SQLite file.",
+            database=redact_url(server_url),
+        )
 
 
 def server_dialect_or_sqlite(url: str) -> str:

@@ -70,7 +70,7 @@ def ensure_template(project, history, revision: str, server_url: str | None, *, 
         if _pg_exists(server_url, name):
             return name
     try:
-        with scratch_database(server_url, purpose="tplbuild") as db:
+        with scratch_database(server_url, purpose="tplbuild", settings=project.settings) as db:
             run_job(
                 "db_migrate.runtime:upgrade", timeout=timeout, cwd=project.root, what="building a template",
                 config_file=str(project.config_file), section=project.section, url=db.url, revision=revision,
