@@ -31,6 +31,12 @@ class DbMigrateError(Exception):
         return self.result().model_dump_json(exclude_none=True)
 
 
+def brief(e: BaseException) -> str:
+    """The first line of an error (a driver's own message, without SQLAlchemy's background link)."""
+    orig = getattr(e, "orig", None) or e
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
 class UsageError(DbMigrateError):
     code = "usage"
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from db_migrate.errors import DatabaseError, DatabaseMissing, DbMigrateError, UsageError
+from db_migrate.errors import DatabaseError, DatabaseMissing, DbMigrateError, UsageError, brief
 from db_migrate.project import redact_url
 
 #: Async drivers cannot serve a synchronous engine: read through the sync driver of the same backend.
@@ -101,7 +101,7 @@ def read_only_connection(url: str, *, timeout: float | None = None) -> Iterator:
     except DbMigrateError:
         raise
     except Exception as e:  # a missing driver, a bad option
-        raise DatabaseError(f"Cannot use the database {redact_url(url)}: {brief_error(e)}") from None
+        raise DatabaseError(f"Cannot use the database {redact_url(url)}: {brief(e)}") from None
     try:
         with engine.connect() as conn:
             begin_read_only(conn, timeout=timeout)
@@ -111,10 +111,3 @@ def read_only_connection(url: str, *, timeout: float | None = None) -> Iterator:
                 conn.rollback()
     finally:
         engine.dispose()
-
-
-def brief_error(e: BaseException) -> str:
-    """The first line of a driver error, without SQLAlchemy's background link."""
-    orig = getattr(e, "orig", None) or e
-    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db_migrate.errors import DatabaseError, ProjectCodeError, UsageError
+from db_migrate.errors import DatabaseError, ProjectCodeError, UsageError, brief
 from db_migrate.project import Project, redact_url
 
 
@@ -20,7 +20,7 @@ def read_database_revisions(url: str, version_table: str = "alembic_version", ve
     """The revisions recorded in ``url``'s version table ([] when it has none), without writing anything."""
     from alembic.runtime.migration import MigrationContext
 
-    from db_migrate.readonly import brief_error, read_only_connection
+    from db_migrate.readonly import read_only_connection
 
     try:
         with read_only_connection(url) as conn:
@@ -32,7 +32,7 @@ def read_database_revisions(url: str, version_table: str = "alembic_version", ve
         raise
     except Exception as e:
         raise DatabaseError(
-            f"Cannot read the version table of {redact_url(url)}: {brief_error(e)}",
+            f"Cannot read the version table of {redact_url(url)}: {brief(e)}",
             hint="Check that database_url is reachable and that its user may read the version table.",
         ) from None
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from db_migrate.errors import DatabaseError
+from db_migrate.errors import DatabaseError, brief
 from db_migrate.policy.model import DatabaseFacts, RowCount
 from db_migrate.project import redact_url
-from db_migrate.readonly import begin_read_only, brief_error, read_only_connection
+from db_migrate.readonly import begin_read_only, read_only_connection
 
 
 def split_name(name: str) -> tuple[str | None, str]:
@@ -60,7 +60,7 @@ def read_database_facts(
                         n = conn.execute(select(func.count()).select_from(sa_table(tname, schema=schema))).scalar_one()
                         facts.row_counts[name] = RowCount(rows=int(n), estimate=False)
                 except Exception as e:
-                    facts.failed[name] = brief_error(e)
+                    facts.failed[name] = brief(e)
                     begin_read_only(conn, timeout=timeout)  # PostgreSQL aborted the transaction: start afresh
             for name, col in dict.fromkeys(columns):
                 key = f"{name}.{col}"
@@ -73,13 +73,13 @@ def read_database_facts(
                     q = select(literal(1)).select_from(t).where(t.c[col].is_not(None)).limit(1)
                     facts.column_has_data[key] = conn.execute(q).first() is not None
                 except Exception as e:
-                    facts.failed[key] = brief_error(e)
+                    facts.failed[key] = brief(e)
                     begin_read_only(conn, timeout=timeout)
     except DatabaseError:
         raise
     except Exception as e:
         raise DatabaseError(
-            f"Cannot read the database {shown}: {brief_error(e)}",
+            f"Cannot read the database {shown}: {brief(e)}",
             hint="Check database_url (it is only read, never written), that the server is reachable, "
             "and that the user may read the tables' catalog.",
         ) from None

@@ -23,6 +23,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from db_migrate.errors import brief
+
 _BASE_DT = datetime(2024, 1, 1, 8, 0, 0)
 
 
@@ -55,7 +57,7 @@ def seed(conn: Any, rows: int, *, tables: list[str] | None = None, exclude: set[
                 err = None
                 break
             except Exception as e:
-                err = (str(getattr(e, "orig", None) or e).strip().splitlines() or ["refused"])[0]
+                err = brief(e)
         if err is not None:
             skipped[table.name] = err
     return {"seeded": seeded, "skipped": skipped}

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from db_migrate.errors import DatabaseError, Refused, UsageError
+from db_migrate.errors import DatabaseError, Refused, UsageError, brief
 from db_migrate.project import redact_url
 
 __all__ = [
@@ -154,7 +154,7 @@ def create_database(server_url: str, name: str, *, template: str | None = None) 
                 time.sleep(0.02)
                 continue
             raise DatabaseError(
-                f"Cannot create the scratch database {name} on {redact_url(server_url)}: {_first_line(e)}",
+                f"Cannot create the scratch database {name} on {redact_url(server_url)}: {brief(e)}",
                 hint="The user of database_url needs the right to create databases (CREATEDB).",
             ) from None
 
@@ -182,9 +182,6 @@ def drop_database(server_url: str, name: str) -> None:
                 pass  # it ended on its own meanwhile
         c.execute(text(f"DROP DATABASE IF EXISTS {quote(dialect, name)}"))
 
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 @contextmanager
