@@ -232,3 +232,22 @@ def test_drift_is_skipped_on_multiple_heads(tmp_path):
     root = make_project(tmp_path, [{}, {}, {"id": "b1", "down": "000000000001"}])
     r = check_heads(load_project(root))
     assert any(u.what == "model drift" and "several heads" in u.reason for u in r.unchecked)
+
+
+def test_merge_with_revision_environment_never_reaches_the_users_database(tmp_path):
+    """With revision_environment, alembic runs env.py during the merge: an engine it builds itself is redirected."""
+    user_db = tmp_path / "user.db"
+    env = (
+        "from alembic import context\nfrom sqlalchemy import create_engine\n\n"
+        f"engine = create_engine('sqlite:///{user_db}')  # the user's database, from env.py's own settings\n"
+        "with engine.connect() as connection:\n"
+        "    context.configure(connection=connection, target_metadata=None)\n"
+        "    with context.begin_transaction():\n"
+        "        context.run_migrations()\n"
+    )
+    root = make_project(tmp_path / "p", [{}, {}, {"id": "b1", "down": "000000000001"}], env_py=env)
+    ini = root / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\nrevision_environment = true\n", 1))
+    r = heads_of(root, create_merge=True, merge_message="join")
+    assert r.merge_revision and (root / r.merge_revision).is_file()
+    assert not user_db.exists(), "env.py's own engine must be redirected to the scratch database"

@@ -5,7 +5,8 @@
   dialect has one, rolled back.  It runs in a worker only for the timeout (a
   database that never answers).
 - :func:`create_merge` runs ``alembic.command.merge`` (it imports every
-  revision file, and env.py when ``revision_environment`` is set).
+  revision file, and env.py when ``revision_environment`` is set) through a
+  scratch :class:`~db_migrate.runtime.Runtime`.
 """
 
 from __future__ import annotations
@@ -40,28 +41,23 @@ def read_database_revisions(url: str, version_table: str = "alembic_version", ve
 def create_merge(project: Project, message: str, scratch_url: str) -> str:
     """Write a merge revision of all heads with ``alembic.command.merge``; return its path.
 
-    ``scratch_url`` is handed to env.py (``sqlalchemy.url`` and
-    ``config.attributes["connection"]``) in case ``revision_environment`` makes
-    alembic run it: it must never reach the user's database.
+    alembic runs env.py during a merge when ``revision_environment`` is set, so
+    the merge goes through a :class:`~db_migrate.runtime.Runtime` on the scratch
+    database: env.py gets the scratch connection, and any engine it builds
+    itself is redirected there; it never reaches the user's database.
     """
     from alembic import command
     from alembic.util import CommandError
-    from sqlalchemy import create_engine, pool
 
     from db_migrate.generate.writing import refuse_overwrite
+    from db_migrate.runtime import Runtime
 
     written: list[Path] = []
-    engine = create_engine(scratch_url, poolclass=pool.NullPool)
     try:
-        with engine.connect() as conn:
-            cfg = project.alembic_config(connection=conn)
-            cfg.set_main_option("sqlalchemy.url", scratch_url.replace("%", "%%"))
-            with refuse_overwrite(written):
-                script = command.merge(cfg, "heads", message=message)
+        with Runtime(str(project.config_file), project.section, scratch_url) as rt, refuse_overwrite(written):
+            script = command.merge(rt.config, "heads", message=message)
     except CommandError as e:
         raise ProjectCodeError(f"alembic merge failed: {e}", hint="Fix the history (see the other findings) and call again.") from None
-    finally:
-        engine.dispose()
     if script is None:  # pragma: no cover - alembic returns None only for sourceless setups
         return str(written[0]) if written else ""
     return str(Path(script.path).resolve())
