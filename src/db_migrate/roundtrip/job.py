@@ -84,7 +84,7 @@ def _partway(rt: Runtime, st: _State) -> dict[str, Any]:
         if rt.heads() != st.heads_before:
             return {}  # rolled back further than the step (one transaction): nothing to attribute
         after = take_schema(rt.connection, exclude=_version_tables(rt))
-        rt._commit()
+        rt.commit()
     except Exception:
         return {}
     applied = describe_changes(st.before_step, after)

@@ -237,20 +237,32 @@ class Runtime:
         """
         self._run("plan", None, plan)
 
+    def upgrade_to_head(self) -> None:
+        """Bring the scratch database to head, or raise ProjectCodeError naming the revision that failed."""
+        from db_migrate.errors import ProjectCodeError
+
+        try:
+            self.upgrade("heads")
+        except StepFailed as e:
+            raise ProjectCodeError(
+                f"Building the scratch database at head failed: {e.message}" + (f" (at {e.where})" if e.where else ""),
+                hint=sqlite_hint(e.message) or "Fix the failing revision first (review_migration / test_roundtrip).",
+            ) from None
+
     def heads(self) -> tuple[str, ...]:
         """Revisions stamped in the scratch database."""
         from alembic.runtime.migration import MigrationContext
 
         ctx = MigrationContext.configure(self.connection, opts=dict(self._version_opts))
         heads = ctx.get_current_heads()
-        self._commit()
+        self.commit()
         return tuple(sorted(heads))
 
     def info(self) -> RunInfo:
         return RunInfo(runner=self.runner, runner_reason=self.runner_reason, heads=list(self.heads()))
 
     # -- internals
-    def _commit(self) -> None:
+    def commit(self) -> None:
         if self.connection.in_transaction():
             self.connection.commit()
 
@@ -291,37 +303,37 @@ class Runtime:
     def _run(self, kind: str, target: str | None, fn) -> None:
         from alembic.runtime.environment import EnvironmentContext
 
-        self._commit()  # never leave our own transaction open under env.py's connection
+        self.commit()  # never leave our own transaction open under env.py's connection
         if self.runner == "project-env":
             self._migrations_started = False
             try:
                 with EnvironmentContext(self.config, self.script, fn=fn, as_sql=False, destination_rev=target):
                     self.script.run_env()
-                self._commit()
+                self.commit()
                 return
             except SystemExit:
                 raise
             except BaseException as e:
-                self._rollback()
+                self.rollback()
                 if self._migrations_started and not isinstance(e, _EnvUnusable):
                     raise self._failure(e) from None
                 self.runner = "built-in"
                 self.runner_reason = (
-                    str(e) if isinstance(e, _EnvUnusable) else f"env.py failed before running migrations: {self._describe(e)}"
+                    str(e) if isinstance(e, _EnvUnusable) else f"env.py failed before running migrations: {self.describe_error(e)}"
                 )
         try:
             with EnvironmentContext(self.config, self.script, fn=fn, as_sql=False, destination_rev=target) as env:
                 env.configure(connection=self.connection, **self._version_opts)
                 with env.begin_transaction():
                     env.run_migrations()
-            self._commit()
+            self.commit()
         except SystemExit:
             raise
         except BaseException as e:
-            self._rollback()
+            self.rollback()
             raise self._failure(e) from None
 
-    def _rollback(self) -> None:
+    def rollback(self) -> None:
         try:
             self.connection.rollback()
         except Exception:
@@ -335,7 +347,7 @@ class Runtime:
         return None
 
     @staticmethod
-    def _describe(e: BaseException) -> str:
+    def describe_error(e: BaseException) -> str:
         from sqlalchemy.exc import DBAPIError, StatementError
 
         if isinstance(e, DBAPIError) and e.orig is not None:
@@ -351,7 +363,7 @@ class Runtime:
 
     def _failure(self, e: BaseException) -> StepFailed:
         orig = getattr(e, "orig", None)
-        return StepFailed(self._describe(e), where=self._where(e), error_type=type(orig or e).__name__)
+        return StepFailed(self.describe_error(e), where=self._where(e), error_type=type(orig or e).__name__)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -392,16 +404,17 @@ def sqlite_hint(message: str) -> str | None:
     return None
 
 
-def _describe_op(op) -> list[OpDescription]:
+def describe_ops(op) -> list[OpDescription]:
     from alembic.operations import ops as alembic_ops
 
     if isinstance(op, (alembic_ops.ModifyTableOps, alembic_ops.UpgradeOps)):
         out: list[OpDescription] = []
         for sub in op.ops:
-            out.extend(_describe_op(sub))
+            out.extend(describe_ops(sub))
         return out
-    name = type(op).__name__.removesuffix("Op")
-    snake = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    from db_migrate.capture.model import op_kind
+
+    snake = op_kind(op)
     table = getattr(op, "table_name", None)
     item = getattr(op, "column_name", None) or getattr(op, "index_name", None) or getattr(op, "constraint_name", None)
     if item is None and getattr(op, "column", None) is not None:
@@ -427,28 +440,25 @@ def autogenerate_diff(config_file: str, section: str, url: str, *, upgrade_first
 
     with Runtime(config_file, section, url) as rt:
         if upgrade_first:
-            try:
-                rt.upgrade("heads")
-            except StepFailed as e:
-                raise ProjectCodeError(f"upgrade to heads failed: {e.message}", hint=sqlite_hint(e.message)) from None
+            rt.upgrade_to_head()
         captured: list[Any] = []
 
         def capture(context, revision, directives):
             captured.extend(directives)
             directives[:] = []
 
-        rt._commit()
+        rt.commit()
         rt.config.attributes["connection"] = rt.connection
         try:
             command.revision(rt.config, message="db-migrate autogenerate", autogenerate=True,
                              process_revision_directives=capture)
         except Exception as e:
-            rt._rollback()
+            rt.rollback()
             raise ProjectCodeError(
-                f"Autogenerate through env.py failed: {rt._describe(e)}",
+                f"Autogenerate through env.py failed: {rt.describe_error(e)}",
                 hint="env.py must set target_metadata and honour config.attributes['connection'].",
             ) from None
-        rt._rollback()
+        rt.rollback()
         if not captured:
             raise ProjectCodeError("env.py produced no autogenerate result (does it call context.run_migrations()?).")
         script = captured[0]
@@ -459,5 +469,5 @@ def autogenerate_diff(config_file: str, section: str, url: str, *, upgrade_first
             heads=list(rt.heads()),
             empty=upgrade_ops.is_empty(),
             python=render_python_code(upgrade_ops),
-            ops=_describe_op(upgrade_ops),
+            ops=describe_ops(upgrade_ops),
         )
