@@ -288,3 +288,23 @@ def test_raw_drop_statements_are_named_and_classified(tmp_path) -> None:
     assert {"drop-index-non-concurrent", "destructive-sql"} <= rules
     result = classify_escalation(project, "head")
     assert "drop-with-data" in [t.trigger for t in result.escalation.triggers]
+
+
+def test_one_notion_of_what_a_downgrade_may_leave_in_place(tmp_path) -> None:
+    """Review and classify agree: CREATE EXTENSION IF NOT EXISTS may stay; a plain CREATE EXTENSION may not
+    (the re-upgrade would fail on the extension the downgrade left)."""
+    from db_migrate.policy import classify_escalation
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+    from projectfactory import make_project
+
+    def verdicts(sql: str):
+        root = make_project(tmp_path / sql.replace(" ", "_"), [f"def upgrade():\n    op.execute('{sql}')\n\ndef downgrade():\n    pass\n"])
+        project = load_project(cwd=root)
+        rules = {f.rule for f in review_migration(project, "head").findings}
+        triggers = {t.trigger for t in classify_escalation(project, "head").escalation.triggers}
+        return "missing-downgrade" in rules, "unclear-rollback" in triggers
+
+    assert verdicts("CREATE EXTENSION IF NOT EXISTS citext") == (False, False)
+    assert verdicts("CREATE EXTENSION citext") == (True, True)
+    assert verdicts("COMMIT") == (False, False)

@@ -35,6 +35,25 @@ _PG_KIND = {
 }
 
 
+_ADD_VALUE = re.compile(r"\bADD\s+VALUE\b", re.IGNORECASE)
+_IF_NOT_EXISTS = re.compile(r"\bIF\s+NOT\s+EXISTS\b", re.IGNORECASE)
+
+
+def needs_no_inverse(stmt: SqlStatement) -> bool:
+    """A statement a downgrade rightly leaves in place.
+
+    Transaction control; ``CREATE EXTENSION IF NOT EXISTS`` (without it a
+    re-upgrade fails on the extension the downgrade left); ``ALTER TYPE ... ADD
+    VALUE`` (PostgreSQL cannot drop an enum value).
+    """
+    kind = stmt.kind.upper()
+    if kind in ("TRANSACTION", "COMMIT", "BEGIN"):
+        return True
+    if kind == "CREATE EXTENSION":
+        return bool(_IF_NOT_EXISTS.search(stmt.text))
+    return kind == "ALTER TYPE" and bool(_ADD_VALUE.search(stmt.text))
+
+
 def _keyword_kind(text: str) -> str:
     m = _KEYWORDS.match(text)
     return re.sub(r"\s+", " ", m.group(1).upper()) if m else "OTHER"

@@ -11,7 +11,6 @@ like ``db_migrate.review.model.Operation`` works.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -30,8 +29,6 @@ DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
 READ_KINDS = ("SELECT", "SET", "ANALYZE", "VACUUM", "COMMENT", "LOCK", "OTHER")
 #: Statement kinds a downgrade has nothing to undo for, or conventionally leaves in place (other code may
 #: rely on an extension; PostgreSQL cannot remove an enum value): COMMIT/BEGIN, CREATE EXTENSION.
-KEEP_KINDS = ("CREATE EXTENSION", "TRANSACTION", "COMMIT", "BEGIN")
-_ADD_VALUE = re.compile(r"\bADD\s+VALUE\b", re.IGNORECASE)
 NO_DATABASE = "assumed: no database_url given"
 
 REASONS = {
@@ -357,10 +354,10 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
 
 
 def _nothing_to_undo(o: _Op) -> bool:
-    """An op.execute whose statements a downgrade leaves alone: COMMIT, CREATE EXTENSION, ALTER TYPE ... ADD VALUE."""
-    return o.kind == "execute" and bool(o.statements) and all(
-        s.kind.upper() in KEEP_KINDS or (s.kind.upper() == "ALTER TYPE" and _ADD_VALUE.search(s.text)) for s in o.statements
-    )
+    """An op.execute whose statements a downgrade rightly leaves alone (COMMIT, enum ADD VALUE...)."""
+    from db_migrate.capture.sql import needs_no_inverse
+
+    return o.kind == "execute" and bool(o.statements) and all(needs_no_inverse(s) for s in o.statements)
 
 
 def _inverted(o: _Op, ops: list[_Op]) -> bool:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 from alembic.operations import ops
 
+from db_migrate.capture.sql import needs_no_inverse
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
     classify_type_change,
@@ -75,13 +75,10 @@ def _alters(phase_ops) -> dict[tuple[str, str], list[ops.AlterColumnOp]]:
     return out
 
 
-_KEPT = re.compile(r"^\s*(ALTER\s+TYPE\s+\S+\s+ADD\s+VALUE|CREATE\s+EXTENSION\s+IF\s+NOT\s+EXISTS|COMMIT|BEGIN)\b", re.IGNORECASE)
-
-
 def _only_kept(cap) -> bool:
     """The upgrade only runs statements a downgrade leaves in place (enum values, extensions, COMMIT)."""
     return bool(cap.upgrade) and all(isinstance(r.op, ops.ExecuteSQLOp) for r in cap.upgrade) and all(
-        _KEPT.match(stmt.text) for _, stmt in cap.statements("upgrade")
+        needs_no_inverse(stmt) for _, stmt in cap.statements("upgrade")
     )
 
 
