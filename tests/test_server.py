@@ -311,3 +311,10 @@ def test_a_revision_id_sent_as_a_number_is_still_an_id(residency: Path) -> None:
     out = _structured(result)
     assert out["revisions"] == ["9692142c98f0"] and out["decision"] == "escalate"
     assert not result.content[0].text.startswith("escalate: escalate")
+
+
+def test_range_bounds_outside_the_project_are_refused(residency: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "evil.py"
+    outside.write_text("revision = 'x'\ndown_revision = None\n")
+    result = anyio.run(_call, build_server(residency), "test_roundtrip", {"from_revision": str(outside), "to_revision": "head"})
+    assert _error(result)["code"] == "path-outside-project"

@@ -139,10 +139,6 @@ class ProjectRef:
         return project
 
 
-def _looks_like_path(ref: str | None) -> bool:
-    return bool(ref) and (ref.endswith(".py") or "/" in ref or os.sep in ref)  # type: ignore[union-attr]
-
-
 def error_result(e: BaseException) -> CallToolResult:
     """A tool error (``isError``) whose text is the error JSON, never a traceback.
 
@@ -189,11 +185,8 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
                 await ctx.report_progress(progress if progress is not None else steps, total, message)
 
         try:
-            project = ref.get()
-            for key in ("revision", "from_revision", "to_revision"):
-                if _looks_like_path(kwargs.get(key)):
-                    project.require_inside(kwargs[key])
-            return await run_in_scope(call, tool, project, on_progress=on_progress, timeout=ref.timeout, **kwargs)
+            # paths outside the project are refused where revisions are resolved (History.resolve)
+            return await run_in_scope(call, tool, ref.get(), on_progress=on_progress, timeout=ref.timeout, **kwargs)
         except Exception as e:  # CancelledError is a BaseException: it propagates and kills the workers
             return error_result(e)
 
