@@ -48,10 +48,8 @@ class Project:
         from alembic.config import Config
 
         if self.kind == "ini":
-            cfg = Config(str(self.config_file), ini_section=self.section)
             toml = self.root / "pyproject.toml"
-            if toml.is_file():
-                cfg = Config(str(self.config_file), ini_section=self.section, toml_file=str(toml))
+            cfg = Config(str(self.config_file), ini_section=self.section, toml_file=str(toml) if toml.is_file() else None)
         else:
             cfg = Config(toml_file=str(self.config_file))
         cfg.attributes.update(attributes)
