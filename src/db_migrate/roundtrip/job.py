@@ -92,7 +92,7 @@ def _partway(rt: Runtime, st: _State) -> dict[str, Any]:
 
 
 def _version_tables(rt: Runtime) -> set[str]:
-    return {rt._version_opts.get("version_table", "alembic_version")}
+    return {rt.version_table}
 
 
 def _parent_target(rt: Runtime, rev: str) -> str:

@@ -237,6 +237,11 @@ class Runtime:
         """
         self._run("plan", None, plan)
 
+    @property
+    def version_table(self) -> str:
+        """The version table env.py configured (``alembic_version`` unless it set another)."""
+        return self._version_opts.get("version_table", "alembic_version")
+
     def upgrade_to_head(self) -> None:
         """Bring the scratch database to head, or raise ProjectCodeError naming the revision that failed."""
         from db_migrate.errors import ProjectCodeError
