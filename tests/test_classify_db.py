@@ -196,3 +196,11 @@ def test_fixture_production_environment(residency, monkeypatch):
     r = classify_escalation(load_project(residency), "46f760feb10b", environment="production")
     assert r.decision == "escalate"
     assert [t.trigger for t in r.escalation.triggers] == ["production-database"]
+
+
+def test_an_unparseable_url_is_a_usage_error_said_once():
+    from db_migrate.errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        read_database_facts("notaurl", tables=["persons"])
+    assert err.value.message.count("not a SQLAlchemy URL") == 1 and "Cannot read the database" not in err.value.message

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from db_migrate.errors import DatabaseError, brief
+from db_migrate.errors import DatabaseError, DbMigrateError, brief
 from db_migrate.policy.model import DatabaseFacts, RowCount
 from db_migrate.project import redact_url
 from db_migrate.readonly import begin_read_only, read_only_connection
@@ -75,7 +75,7 @@ def read_database_facts(
                 except Exception as e:
                     facts.failed[key] = brief(e)
                     begin_read_only(conn, timeout=timeout)
-    except DatabaseError:
+    except DbMigrateError:  # already clear (a bad URL, a missing file, an unreachable server)
         raise
     except Exception as e:
         raise DatabaseError(
