@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -120,21 +119,16 @@ def test_rules_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r["id"] for r in out] == [r.id for r in catalogue()]
 
 
-def test_cold_start_to_a_verdict_is_fast_and_never_imports_mcp(residency: Path) -> None:
-    """The installed console script, in a fresh process: review the head in <= 1 s (best of 3)."""
+def test_cold_start_to_a_verdict_never_imports_mcp(residency: Path) -> None:
+    """A fresh CLI process reviews the head without importing the MCP SDK (its speed is measured in bench/)."""
     probe = (
         "import sys, runpy; sys.argv=['db-migrate','review','--config',sys.argv[1],'--format','json'];"
         "from db_migrate.cli import main; code=main(); print('MCP' if 'mcp' in sys.modules else 'NO-MCP', file=sys.stderr); sys.exit(code)"
     )
-    best = 99.0
-    for _ in range(3):
-        t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", probe, str(residency)], capture_output=True, text=True, timeout=60)
-        best = min(best, time.perf_counter() - t)
-        assert proc.returncode in (0, 1, 3), proc.stderr
-        assert json.loads(proc.stdout)["tool"] == "review_migration"
-        assert "NO-MCP" in proc.stderr
-    assert best <= 1.0, f"cold start to verdict took {best:.2f}s"
+    proc = subprocess.run([sys.executable, "-c", probe, str(residency)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (0, 1, 3), proc.stderr
+    assert json.loads(proc.stdout)["tool"] == "review_migration"
+    assert "NO-MCP" in proc.stderr
 
 
 def test_console_script_is_installed(residency: Path) -> None:
