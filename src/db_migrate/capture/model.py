@@ -46,6 +46,19 @@ class RecordedOp:
     """Ran inside ``with op.get_context().autocommit_block():`` (outside the migration transaction)."""
     batch_table: str | None = None
     """Set when invoked through ``op.batch_alter_table(<table>)``."""
+    sql_text: str | None = None
+    """Set on an operation translated from a raw statement in ``op.execute``: that statement.
+
+    The op then stands where the statement ran (same phase position, the ``op.execute`` line)
+    and every rule sees it as it sees the native operation.
+    """
+    statements: list[SqlStatement] | None = None
+    """For ``ExecuteSQLOp``: its statements, parsed when it was recorded (None: parse on demand)."""
+
+    @property
+    def from_sql(self) -> bool:
+        """This alembic operation was written as raw SQL (see :attr:`sql_text`)."""
+        return self.sql_text is not None
 
     @property
     def kind(self) -> str:
@@ -168,7 +181,11 @@ class RevisionCapture:
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
     def statements(self, phase: Phase) -> list[tuple[RecordedOp, SqlStatement]]:
-        """Every SQL statement ``op.execute`` ran in ``phase``, parsed (cached)."""
+        """Every SQL statement ``op.execute`` ran in ``phase`` that is not an alembic operation, parsed (cached).
+
+        Statements translated into alembic operations (``RecordedOp.from_sql``) are not here: they are
+        in :meth:`ops` as those operations.
+        """
         cache = self._statements.get(phase)
         if cache is None:
             from db_migrate.capture.sql import parse_sql
@@ -176,8 +193,10 @@ class RevisionCapture:
             cache = []
             for rec in self.ops(phase):
                 if isinstance(rec.op, ops.ExecuteSQLOp):
-                    text = rec.op.sqltext if isinstance(rec.op.sqltext, str) else ";\n".join(rec.sql)
-                    cache.extend((rec, stmt) for stmt in parse_sql(text, self.dialect))
+                    if rec.statements is None:
+                        text = rec.op.sqltext if isinstance(rec.op.sqltext, str) else ";\n".join(rec.sql)
+                        rec.statements = parse_sql(text, self.dialect)
+                    cache.extend((rec, stmt) for stmt in rec.statements)
             self._statements[phase] = cache
         return cache
 

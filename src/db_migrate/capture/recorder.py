@@ -23,7 +23,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from alembic.operations import BatchOperations, Operations
+from alembic.operations import BatchOperations, Operations, ops
 from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
 
@@ -89,6 +89,8 @@ def _install_patches() -> None:
             return None
         text = rec.buf.getvalue()[start:]
         entry.sql = [s.strip() for s in text.split(";\n") if s.strip() and s.strip() not in ("BEGIN", "COMMIT")]
+        if isinstance(operation, ops.ExecuteSQLOp):
+            _translate(ops_list, entry, rec.cap.dialect)
         return result
 
     @contextlib.contextmanager
@@ -125,6 +127,19 @@ def _install_patches() -> None:
     MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
     Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
     _patched = True
+
+
+def _translate(ops_list: list[RecordedOp], entry: RecordedOp, dialect: str) -> None:
+    """Put the alembic operations an ``op.execute`` amounts to in its place (see :mod:`db_migrate.capture.rawsql`)."""
+    from db_migrate.capture.rawsql import translate_execute
+
+    replacement = translate_execute(entry, dialect)
+    if len(replacement) == 1 and replacement[0] is entry:
+        return
+    pos = next(i for i in range(len(ops_list) - 1, -1, -1) if ops_list[i] is entry)
+    ops_list[pos : pos + 1] = replacement
+    for i, r in enumerate(ops_list[pos:], start=pos):
+        r.index = i
 
 
 class _StandIn(types.ModuleType):

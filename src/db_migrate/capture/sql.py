@@ -1,8 +1,11 @@
 """Parse the SQL a migration hands to ``op.execute``.
 
 On PostgreSQL the statements are parsed with pglast (the real PostgreSQL
-parser), which gives the statement kind, the tables and whether an UPDATE or
-DELETE has a WHERE clause.  Elsewhere a keyword scan gives the kind.
+parser); on MySQL/MariaDB, SQLite and the others with sqlglot (a SQL parser
+with those dialects).  Either gives the statement kind, the tables, whether an
+UPDATE or DELETE has a WHERE clause, and the tree that
+:mod:`db_migrate.capture.rawsql` turns into alembic operations.  A keyword scan
+only names the kind of a statement that does not parse.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ _PG_KIND = {
 }
 
 
+VALIDATE = "VALIDATE CONSTRAINT"
+"""Kind of ``ALTER TABLE t VALIDATE CONSTRAINT c``: checks existing rows against a NOT VALID constraint."""
+
 _ADD_VALUE = re.compile(r"\bADD\s+VALUE\b", re.IGNORECASE)
 _IF_NOT_EXISTS = re.compile(r"\bIF\s+NOT\s+EXISTS\b", re.IGNORECASE)
 
@@ -42,12 +48,12 @@ _IF_NOT_EXISTS = re.compile(r"\bIF\s+NOT\s+EXISTS\b", re.IGNORECASE)
 def needs_no_inverse(stmt: SqlStatement) -> bool:
     """A statement a downgrade rightly leaves in place.
 
-    Transaction control; ``CREATE EXTENSION IF NOT EXISTS`` (without it a
+    Transaction control; ``VALIDATE CONSTRAINT`` (it only checks rows); ``CREATE EXTENSION IF NOT EXISTS`` (without it a
     re-upgrade fails on the extension the downgrade left); ``ALTER TYPE ... ADD
     VALUE`` (PostgreSQL cannot drop an enum value).
     """
     kind = stmt.kind.upper()
-    if kind in ("TRANSACTION", "COMMIT", "BEGIN"):
+    if kind in ("TRANSACTION", "COMMIT", "BEGIN", VALIDATE):
         return True
     if kind == "CREATE EXTENSION":
         return bool(_IF_NOT_EXISTS.search(stmt.text))
@@ -60,24 +66,41 @@ def _keyword_kind(text: str) -> str:
 
 
 def parse_sql(text: str, dialect: str) -> list[SqlStatement]:
-    """Split and classify ``text``; never raises."""
+    """Split and classify ``text``; never raises (a statement that does not parse has ``parse_error``)."""
     if dialect == "postgresql":
         try:
             return _parse_pg(text)
         except Exception as e:  # pglast raises ParseError; anything else is still "unparsed"
-            return [SqlStatement(text=text, kind=_keyword_kind(text), parse_error=str(e).splitlines()[0])]
-    parts = [p.strip() for p in _split(text) if p.strip()]
-    out = []
-    for p in parts or [text]:
-        kind = _keyword_kind(p)
-        has_where = bool(re.search(r"\bWHERE\b", p, re.IGNORECASE)) if kind in ("UPDATE", "DELETE") else None
-        out.append(SqlStatement(text=p, kind=kind, has_where=has_where, tables=_tables_by_regex(p, kind)))
+            return _parse_pg_each(text, str(e).splitlines()[0] if str(e) else type(e).__name__)
+    from db_migrate.capture.rawsql.sqlglot_parse import parse_other
+
+    return parse_other(text, dialect)
+
+
+def _parse_pg_each(text: str, error: str) -> list[SqlStatement]:
+    """One statement does not parse: split with PostgreSQL's scanner, so the others are still parsed."""
+    from pglast.parser import scan
+
+    try:
+        ends = [t.start for t in scan(text) if t.name == "ASCII_59"]  # ';' outside literals and comments
+    except Exception:  # even the scanner fails (an unterminated literal)
+        return [keyword_statement(text.strip(), parse_error=error)]
+    bounds = zip([0] + [e + 1 for e in ends], ends + [len(text)])
+    pieces = [p for a, b in bounds if (p := text[a:b]).strip()]
+    out: list[SqlStatement] = []
+    for piece in pieces:
+        try:
+            out.extend(_parse_pg(piece))
+        except Exception as e:
+            out.append(keyword_statement(piece.strip(), parse_error=str(e).splitlines()[0] if str(e) else type(e).__name__))
     return out
 
 
-def _split(text: str) -> list[str]:
-    # Good enough for migration SQL outside PostgreSQL: no semicolons inside literals is assumed.
-    return text.split(";")
+def keyword_statement(text: str, parse_error: str | None = None) -> SqlStatement:
+    """What a keyword scan tells of a statement: its kind, the table, whether it has a WHERE."""
+    kind = _keyword_kind(text)
+    has_where = bool(re.search(r"\bWHERE\b", text, re.IGNORECASE)) if kind in ("UPDATE", "DELETE") else None
+    return SqlStatement(text=text, kind=kind, has_where=has_where, tables=_tables_by_regex(text, kind), parse_error=parse_error)
 
 
 def _tables_by_regex(text: str, kind: str) -> list[str]:
@@ -98,7 +121,7 @@ def _tables_by_regex(text: str, kind: str) -> list[str]:
 def _parse_pg(text: str) -> list[SqlStatement]:
     import pglast
     from pglast import ast as pgast
-    from pglast.enums import ObjectType
+    from pglast.enums import AlterTableType, ObjectType
     from pglast.visitors import Visitor
 
     out: list[SqlStatement] = []
@@ -108,6 +131,8 @@ def _parse_pg(text: str) -> list[SqlStatement]:
         kind = _PG_KIND.get(name, name.removesuffix("Stmt").upper())
         if isinstance(stmt, pgast.DropStmt):
             kind = "DROP " + ObjectType(stmt.removeType).name.removeprefix("OBJECT_").replace("_", " ")
+        elif isinstance(stmt, pgast.AlterTableStmt) and stmt.cmds and all(c.subtype == AlterTableType.AT_ValidateConstraint for c in stmt.cmds):
+            kind = VALIDATE  # takes SHARE UPDATE EXCLUSIVE (reads and writes go on) and has nothing to undo
         tables: list[str] = []
 
         class _Tables(Visitor):
@@ -121,10 +146,12 @@ def _parse_pg(text: str) -> list[SqlStatement]:
         if isinstance(stmt, pgast.RenameStmt) and stmt.relation is not None and not stmt.subname and stmt.newname:
             tables.append(stmt.newname)  # ALTER TABLE/INDEX a RENAME TO b names both (a column rename has subname)
         if isinstance(stmt, pgast.DropStmt) and stmt.objects:
+            on_table = kind in ("DROP TRIGGER", "DROP RULE", "DROP POLICY")  # (table, name): the table is the one before
             for obj in stmt.objects:
                 names = [getattr(n, "sval", None) for n in (obj if isinstance(obj, tuple) else ())]
-                if names and names[-1]:
-                    tables.append(names[-1])
+                name = names[-2] if on_table and len(names) > 1 else (names[-1] if names and not on_table else None)
+                if name:
+                    tables.append(name)
         start = raw.stmt_location or 0
         length = raw.stmt_len or len(text) - start
         out.append(SqlStatement(text=text[start : start + length].strip(), kind=kind, tables=list(dict.fromkeys(tables)), has_where=has_where, parsed=stmt))

@@ -89,6 +89,14 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
     for rec in cap.upgrade + cap.downgrade:
         if rec.render_error:
             add(f"SQL of {rec.kind} on {rec.table or '?'}", rec.render_error, rec.line)
+    for phase in ("upgrade", "downgrade"):
+        for rec, stmt in cap.statements(phase):  # type: ignore[arg-type]
+            if stmt.parse_error:
+                add(
+                    f"raw SQL in {phase}() at line {rec.line or '?'}: {' '.join(stmt.text.split())[:80]}",
+                    f"the {cap.dialect} parser cannot read it ({stmt.parse_error}), so no rule checked what it does",
+                    rec.line,
+                )
     reads = cap.facts_of("bind-read") + cap.facts_of("orm-session")
     if reads:
         add("what the data migration does with the rows it reads", "rows are only known on a real database; run test_roundtrip", reads[0].line)
@@ -187,6 +195,7 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
         d.update(sql=text[:2000])
     elif isinstance(op, ops.BulkInsertOp):
         d.update(rows=len(op.rows))
+    d["from_sql"] = rec.from_sql or None  # an alembic operation written as raw SQL in op.execute
     d["in_autocommit_block"] = rec.in_autocommit_block or None
     d["batch"] = bool(rec.batch_table) or None
     return {k: v for k, v in d.items() if v is not None}
