@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from db_migrate.rules._helpers import is_new_column, is_new_table
+from pglast.enums import ObjectType
+
+from db_migrate.rules._helpers import is_new_column, is_new_table, pg_node
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -77,6 +79,7 @@ class EnumValueChange(Rule):
                 )
         if cap.dialect != "postgresql":
             return
+        yield from self._recreated(cap)
         for phase in self.phases:
             for rec, stmt in cap.statements(phase):
                 if stmt.kind != "ALTER TYPE":
@@ -90,6 +93,49 @@ class EnumValueChange(Rule):
                         f"cannot use the new value until commit. Put it in op.get_context().autocommit_block().",
                         rec=rec,
                     )
+
+
+    def _recreated(self, cap) -> Iterator[Finding]:
+        """Raw SQL that swaps an enum type for a new one of the same name: values left out are removed."""
+        old_values = {name: values for _, name, values in _enum_recreations(cap, "downgrade")}
+        for rec, name, values in _enum_recreations(cap, "upgrade"):
+            before = old_values.get(name)
+            removed = [v for v in before or () if v not in values]
+            if removed:
+                yield self.finding(
+                    cap,
+                    f"Re-creates enum type {name} without {', '.join(map(repr, removed))} (the downgrade's list has "
+                    f"them): rows holding them make the column conversion fail, and the column is rewritten under "
+                    f"a table lock.",
+                    rec=rec,
+                    severity="error",
+                )
+            elif before is None:
+                yield self.finding(
+                    cap,
+                    f"Re-creates enum type {name} as ({', '.join(map(repr, values))}): any old value not in this "
+                    f"list is removed, and rows holding one make the column conversion fail.",
+                    rec=rec,
+                )
+
+
+def _enum_recreations(cap, phase: str) -> Iterator[tuple[object, str, list[str]]]:
+    """(rec, type, values) for each raw ``CREATE TYPE t AS ENUM`` after a rename or drop of ``t`` in ``phase``."""
+    replaced: set[str] = set()
+    for rec, stmt in cap.statements(phase):
+        node = pg_node(stmt)
+        kind = type(node).__name__
+        if kind == "RenameStmt" and node.renameType == ObjectType.OBJECT_TYPE and node.object:
+            replaced.add(_last_name(node.object))
+        elif kind == "DropStmt" and node.removeType == ObjectType.OBJECT_TYPE:
+            replaced.update(_last_name(getattr(o, "names", o)) for o in node.objects or ())
+        elif kind == "CreateEnumStmt" and _last_name(node.typeName) in replaced:
+            yield rec, _last_name(node.typeName), [v.sval for v in node.vals or ()]
+
+
+def _last_name(names) -> str:
+    names = names if isinstance(names, tuple) else (names,)
+    return getattr(names[-1], "sval", "") if names else ""
 
 
 RULES = (EnumValueChange,)

@@ -16,7 +16,16 @@ from db_migrate.capture.model import SqlStatement
 
 SQLGLOT_DIALECTS = {"mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite", "mssql": "tsql", "oracle": "oracle"}
 
+_STATEMENTS: tuple[type, ...] | None = None
+
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # it warns on every statement it keeps as a command
+
+
+def _statement_classes() -> tuple[type, ...]:
+    from sqlglot import exp
+
+    names = ("Query", "DML", "DDL", "Alter", "Create", "Drop", "Block", "Command", "Set", "Transaction", "Commit", "Rollback", "Pragma", "Use", "Grant", "Analyze", "Copy", "TruncateTable")
+    return tuple(getattr(exp, n) for n in names if hasattr(exp, n))
 
 
 def _pieces(text: str, read: str) -> list[str]:
@@ -24,9 +33,16 @@ def _pieces(text: str, read: str) -> list[str]:
     from sqlglot.dialects.dialect import Dialect
 
     tokens = Dialect.get_or_raise(read).tokenize(text)
-    out, start = [], 0
-    for tok in tokens:
-        if tok.token_type == TokenType.SEMICOLON:
+    out, start, depth = [], 0, 0
+    for i, tok in enumerate(tokens):
+        # a trigger or procedure body (BEGIN ... END) and CASE ... END hold semicolons of their own
+        if tok.token_type == TokenType.CASE or (
+            tok.token_type == TokenType.BEGIN and i + 1 < len(tokens) and tokens[i + 1].token_type != TokenType.SEMICOLON
+        ):
+            depth += 1
+        elif tok.token_type == TokenType.END and depth:
+            depth -= 1
+        elif tok.token_type == TokenType.SEMICOLON and not depth:
             out.append(text[start : tok.start])
             start = tok.end + 1
     out.append(text[start:])
@@ -40,6 +56,9 @@ def parse_other(text: str, dialect: str) -> list[SqlStatement]:
 
     from db_migrate.capture.sql import keyword_statement
 
+    global _STATEMENTS
+    if _STATEMENTS is None:
+        _STATEMENTS = _statement_classes()
     read = SQLGLOT_DIALECTS.get(dialect, dialect)
     try:
         pieces = _pieces(text, read)
@@ -51,6 +70,9 @@ def parse_other(text: str, dialect: str) -> list[SqlStatement]:
             tree = sqlglot.parse_one(piece, read=read)
         except (SqlglotError, ValueError) as e:
             out.append(keyword_statement(piece, parse_error=str(e).splitlines()[0][:300]))
+            continue
+        if not isinstance(tree, _STATEMENTS):  # "SELEC x" reads as an expression, not a statement
+            out.append(keyword_statement(piece, parse_error=f"not a {read} statement"))
             continue
         out.append(_statement(piece, tree))
     return out

@@ -110,9 +110,11 @@ def _modify(table: str, schema: str | None, action: exp.ModifyColumn) -> ops.Mig
     kw: dict[str, Any] = {}
     if col.server_default is not None:
         kw["modify_server_default"] = col.server_default
+    # MODIFY/CHANGE restate NULL/NOT NULL whether or not it changes: the old value is unknown, so
+    # nullability is not claimed as a change (set-not-null would fire on every restated NOT NULL).
     return ops.AlterColumnOp(
         table, old.name if old is not None else cdef.name, schema=schema, modify_type=col.type,
-        modify_nullable=bool(col.nullable), modify_name=cdef.name if old is not None and old.name != cdef.name else None, **kw,
+        modify_name=cdef.name if old is not None and old.name != cdef.name else None, **kw,
     )
 
 

@@ -1,0 +1,280 @@
+"""Raw SQL in op.execute reaches the rules, the reversibility check and the policy as alembic operations.
+
+The point: a team that writes ``op.execute("ALTER TABLE ...")`` instead of ``op.add_column(...)`` gets the
+same verdict.  Each test compares the raw spelling with what the rules say of it, on PostgreSQL (pglast)
+and on MySQL/MariaDB and SQLite (sqlglot); the last tests run the statements on the real servers to check
+that what the translation claims about a column is what the database then holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from db_migrate.review.engine import review_source
+
+
+def body(*upgrade: str, down: str = "pass") -> str:
+    return "def upgrade():\n" + "".join(f"    {line}\n" for line in upgrade) + f"\n\ndef downgrade():\n    {down}\n"
+
+
+def review(src: str, dialect: str = "postgresql"):
+    return review_source(src, dialect=dialect)
+
+
+def rules(outcome) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in outcome.findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+def upgrade_ops(outcome) -> list:
+    return [o for o in outcome.review.operations if o.phase == "upgrade"]
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def test_not_null_column_without_default_in_raw_sql_is_the_same_error_as_add_column() -> None:
+    raw = review(body('op.execute("ALTER TABLE persons ADD COLUMN badge int NOT NULL")'))
+    (op,) = upgrade_ops(raw)
+    assert (op.kind, op.table, op.column) == ("add_column", "persons", "badge")
+    assert op.detail["from_sql"] is True and op.detail["nullable"] is False
+    assert op.sql == ["ALTER TABLE persons ADD COLUMN badge int NOT NULL"]
+    (f,) = rules(raw)["add-column-not-null-no-default"]
+    assert f.severity == "error" and f.line == 15  # the op.execute line (the example header is 13 lines)
+    native = review(body("op.add_column('persons', sa.Column('badge', sa.Integer(), nullable=False))"))
+    assert {f.rule for f in raw.findings} == {f.rule for f in native.findings}
+
+
+def test_a_default_or_a_nullable_column_is_not_flagged() -> None:
+    found = rules(review(body('op.execute("ALTER TABLE persons ADD COLUMN badge int NOT NULL DEFAULT 0")')))
+    assert "add-column-not-null-no-default" not in found
+    assert "add-column-not-null-no-default" not in rules(review(body('op.execute("ALTER TABLE persons ADD COLUMN badge int")')))
+
+
+@pytest.mark.parametrize(
+    ("raw", "native", "rule"),
+    [
+        ("ALTER TABLE persons ALTER COLUMN age TYPE bigint", "op.alter_column('persons', 'age', type_=sa.BigInteger())", "alter-column-type"),
+        ("ALTER TABLE persons RENAME COLUMN nick TO alias", "op.alter_column('persons', 'nick', new_column_name='alias')", "rename-column"),
+        ("ALTER TABLE persons DROP COLUMN nick", "op.drop_column('persons', 'nick')", "drop-column"),
+        ("DROP TABLE audit_log", "op.drop_table('audit_log')", "drop-table"),
+        ("ALTER TABLE persons RENAME TO people", "op.rename_table('persons', 'people')", "rename-table"),
+        ("ALTER TABLE persons ALTER COLUMN age SET NOT NULL", "op.alter_column('persons', 'age', nullable=False)", "set-not-null"),
+        ("CREATE INDEX ix_persons_age ON persons (age)", "op.create_index('ix_persons_age', 'persons', ['age'])", "create-index-non-concurrent"),
+        ("ALTER TABLE persons ADD CONSTRAINT uq_nick UNIQUE (nick)", "op.create_unique_constraint('uq_nick', 'persons', ['nick'])", "add-unique-constraint"),
+        (
+            "ALTER TABLE shifts ADD CONSTRAINT fk_p FOREIGN KEY (person_id) REFERENCES persons (id)",
+            "op.create_foreign_key('fk_p', 'shifts', 'persons', ['person_id'], ['id'])",
+            "add-foreign-key-validating",
+        ),
+    ],
+)
+def test_raw_ddl_gets_the_findings_of_the_alembic_operation(raw: str, native: str, rule: str) -> None:
+    raw_found = rules(review(body(f'op.execute("{raw}")')))
+    native_found = rules(review(body(native)))
+    assert rule in raw_found and rule in native_found
+    assert set(raw_found) == set(native_found), (set(raw_found), set(native_found))
+    assert all(f.line == 15 for f in raw_found[rule])
+
+
+def test_policy_sees_translated_drops_and_primary_key_swap(tmp_path: Path) -> None:
+    from db_migrate.policy import classify_escalation
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+    from projectfactory import make_project
+
+    src = body(
+        'op.execute("DROP TABLE audit_log")',
+        'op.execute("ALTER TABLE orders DROP CONSTRAINT orders_pkey, ADD PRIMARY KEY (id, tenant_id)")',
+        down='op.execute("ALTER TABLE orders DROP CONSTRAINT orders_pkey, ADD PRIMARY KEY (id)")',
+    )
+    make_project(tmp_path, [src])
+    project = load_project(cwd=tmp_path)
+    reviewed = review_migration(project, "head")
+    kinds = [(o.kind, o.detail.get("constraint_type")) for o in reviewed.reviews[0].operations if o.phase == "upgrade"]
+    assert kinds == [("drop_table", None), ("drop_constraint", "primary"), ("create_primary_key", None)]
+    assert "change-primary-key" in {f.rule for f in reviewed.findings}
+    triggers = {t.trigger for t in classify_escalation(project, "head").escalation.triggers}
+    assert {"primary-key-change", "drop-with-data"} <= triggers
+
+
+def test_not_valid_then_validate_is_the_safe_pattern() -> None:
+    added = review(body('op.execute("ALTER TABLE shifts ADD CONSTRAINT fk_p FOREIGN KEY (person_id) REFERENCES persons (id) NOT VALID")',
+                        down="op.drop_constraint('fk_p', 'shifts', type_='foreignkey')"))
+    (op,) = upgrade_ops(added)
+    assert op.kind == "create_foreign_key" and op.detail["from_sql"] is True
+    assert "add-foreign-key-validating" not in rules(added)
+    # VALIDATE scans without blocking writes and has nothing to undo: an empty downgrade is right
+    validated = review(body('op.execute("ALTER TABLE shifts VALIDATE CONSTRAINT fk_p")'))
+    (op,) = upgrade_ops(validated)
+    assert op.kind == "execute" and op.detail["sql_kind"] == "VALIDATE CONSTRAINT"
+    assert not {"missing-downgrade", "missing-lock-timeout", "destructive-sql"} & set(rules(validated))
+
+
+def test_raw_upgrade_and_raw_downgrade_are_checked_for_inverse() -> None:
+    inverse = review(body('op.execute("ALTER TABLE persons ADD COLUMN nick varchar(40)")', down='op.execute("ALTER TABLE persons DROP COLUMN nick")'))
+    assert "downgrade-not-inverse" not in rules(inverse) and "missing-downgrade" not in rules(inverse)
+    index_left = review(body('op.execute("CREATE INDEX CONCURRENTLY ix_a ON persons (a)")', down='op.execute("SELECT 1")'))
+    assert any("index ix_a" in f.message for f in rules(index_left)["downgrade-not-inverse"])
+
+
+def test_one_execute_with_several_statements_keeps_their_order_and_line() -> None:
+    src = body('op.execute("""ALTER TABLE persons ADD COLUMN nick varchar(40);\n    UPDATE persons SET nick = name;\n    ALTER TABLE persons ALTER COLUMN nick SET NOT NULL""")')
+    ops = upgrade_ops(review(src))
+    assert [(o.kind, o.detail.get("from_sql")) for o in ops] == [("add_column", True), ("execute", None), ("alter_column", True)]
+    assert {o.line for o in ops} == {15}
+    assert ops[1].sql == ["UPDATE persons SET nick = name"]
+
+
+def test_untranslatable_subcommands_stay_raw_sql_beside_the_translated_ones() -> None:
+    ops = upgrade_ops(review(body('op.execute("ALTER TABLE persons ADD COLUMN nick text, ALTER COLUMN age SET STATISTICS 100")')))
+    assert [o.kind for o in ops] == ["add_column", "execute"]
+    assert "SET STATISTICS" in ops[1].sql[0] and "ADD COLUMN" not in ops[1].sql[0]
+
+
+def test_bind_execute_of_sa_text_is_translated_too() -> None:
+    src = body("op.get_bind().execute(sa.text('ALTER TABLE persons DROP COLUMN nick'))")
+    (op,) = upgrade_ops(review(src))
+    assert (op.kind, op.column, op.detail["from_sql"]) == ("drop_column", "nick", True)
+
+
+def test_triggers_and_functions_are_not_data_loss() -> None:
+    found = rules(review(body('op.execute("DROP TRIGGER IF EXISTS trg_audit ON persons")', 'op.execute("DROP FUNCTION IF EXISTS audit_fn()")')))
+    assert "destructive-sql" not in found and "drop-table" not in found
+
+
+def test_enum_value_rename_and_removal_in_raw_sql_reach_the_enum_rule() -> None:
+    renamed = rules(review(body("op.execute(\"ALTER TYPE status RENAME VALUE 'old' TO 'new'\")")))
+    assert "enum-value-change" in renamed
+    swap = (
+        "op.execute(\"ALTER TYPE status RENAME TO status_old\")",
+        "op.execute(\"CREATE TYPE status AS ENUM ('new', 'paid')\")",
+        "op.execute('ALTER TABLE orders ALTER COLUMN status TYPE status USING status::text::status')",
+        "op.execute('DROP TYPE status_old')",
+    )
+    (f,) = rules(review(body(*swap)))["enum-value-change"]
+    assert f.severity == "warning" and "status" in f.message  # the old values are not known
+    # the downgrade re-creates the old list: 'shipped' is the value the upgrade removes
+    down = "op.execute(\"DROP TYPE status; CREATE TYPE status AS ENUM ('new', 'paid', 'shipped')\")"
+    (f,) = rules(review(body(*swap, down=down)))["enum-value-change"]
+    assert f.severity == "error" and "'shipped'" in f.message
+    # the raw type conversion itself is an alter_column: the type-change rule sees it
+    assert "alter-column-type" in rules(review(body(*swap)))
+
+
+def test_serial_and_identity_columns_reach_add_serial_column() -> None:
+    assert "add-serial-column" in rules(review(body('op.execute("ALTER TABLE events ADD COLUMN seq bigserial")')))
+    assert "add-column-not-null-no-default" not in rules(review(body('op.execute("ALTER TABLE events ADD COLUMN seq bigserial")')))
+
+
+def test_create_table_in_raw_sql_makes_later_operations_on_it_safe() -> None:
+    src = body(
+        'op.execute("CREATE TABLE badges (id serial PRIMARY KEY, person_id int NOT NULL REFERENCES persons (id), code text)")',
+        'op.execute("CREATE INDEX ix_badges_code ON badges (code)")',
+        'op.execute("ALTER TABLE badges ADD COLUMN level int NOT NULL")',
+        down='op.execute("DROP TABLE badges")',
+    )
+    out = review(src)
+    assert [o.kind for o in upgrade_ops(out)] == ["create_table", "create_index", "add_column"]
+    assert not {"create-index-non-concurrent", "add-column-not-null-no-default", "downgrade-not-inverse", "drop-table"} & set(rules(out))
+
+
+def test_a_statement_that_does_not_parse_is_unchecked_with_its_line() -> None:
+    out = review(body('op.execute("ALTER TABLE persons ADD COLUMN nick text; ALTR TABLE persons DROP x")'))
+    assert [o.kind for o in upgrade_ops(out)] == ["add_column", "execute"]  # the good statement is still translated
+    (u,) = [u for u in out.unchecked if "raw SQL" in u.what]
+    assert u.line == 15 and "ALTR TABLE" in u.what and "postgresql" in u.reason
+
+
+# --------------------------------------------------------------------------- MySQL / MariaDB and SQLite (sqlglot)
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb"])
+def test_mysql_raw_ddl_is_translated(dialect: str) -> None:
+    out = review(body('op.execute("ALTER TABLE persons ADD COLUMN badge INT NOT NULL")'), dialect)
+    (op,) = upgrade_ops(out)
+    assert (op.kind, op.detail["from_sql"], op.detail["nullable"]) == ("add_column", True, False)
+    assert "add-column-not-null-no-default" in rules(out)
+    src = body(
+        'op.execute("ALTER TABLE persons MODIFY COLUMN name VARCHAR(20) NOT NULL, CHANGE COLUMN nick alias VARCHAR(40)")',
+        'op.execute("RENAME TABLE audit TO audit_old")',
+        'op.execute("ALTER TABLE orders DROP PRIMARY KEY, ADD PRIMARY KEY (id, tenant_id)")',
+        "op.execute(\"UPDATE persons SET name = 'a;b' WHERE id = 1\")",
+        'op.execute("DROP TABLE audit_old")',
+    )
+    out = review(src, dialect)
+    kinds = [(o.kind, o.column) for o in upgrade_ops(out)]
+    assert kinds == [
+        ("alter_column", "name"), ("alter_column", "nick"), ("rename_table", None),
+        ("drop_constraint", None), ("create_primary_key", None), ("execute", None), ("drop_table", None),
+    ]
+    assert upgrade_ops(out)[5].sql == ["UPDATE persons SET name = 'a;b' WHERE id = 1"]  # the ; in the literal is not a split
+    found = rules(out)
+    assert {"alter-column-type", "rename-column", "rename-table", "change-primary-key", "drop-table"} <= set(found)
+    assert "set-not-null" not in found  # MODIFY restates NOT NULL; the old value is unknown, so no claim of a change
+
+
+def test_sqlite_raw_ddl_is_translated_and_unparsable_sql_is_unchecked() -> None:
+    out = review(body('op.execute("ALTER TABLE persons DROP COLUMN nick; ALTER TABLE persons RENAME COLUMN a TO b; SELEC 1")'), "sqlite")
+    assert [(o.kind, o.detail.get("from_sql")) for o in upgrade_ops(out)] == [("drop_column", True), ("alter_column", True), ("execute", None)]
+    assert {"drop-column", "rename-column"} <= set(rules(out))
+    assert any("SELEC 1" in u.what for u in out.unchecked)
+
+
+# --------------------------------------------------------------------------- the real servers agree with the translation
+
+
+def _translated_column(sql: str, dialect: str) -> sa.Column:
+    from db_migrate.capture.rawsql import translate
+    from db_migrate.capture.sql import parse_sql
+
+    (stmt,) = parse_sql(sql, dialect)
+    (op,), rest = translate(stmt, dialect)
+    assert rest is None
+    return op.column
+
+
+def _run_and_reflect(server_url: str, name: str, statements: list[str]) -> dict:
+    """Create database ``name``, run ``statements`` in it, reflect table t's columns; drop it again."""
+    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    url = sa.engine.make_url(server_url).set(database=name)
+    with server.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        eng = sa.create_engine(url)
+        with eng.begin() as c:
+            for s in statements:
+                c.execute(sa.text(s))
+        cols = {c["name"]: c for c in sa.inspect(eng).get_columns("t")}
+        eng.dispose()
+        return cols
+    finally:
+        with server.connect() as c:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        server.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_holds_what_the_translation_claims(pg_url: str) -> None:
+    add = "ALTER TABLE t ADD COLUMN badge varchar(12) NOT NULL DEFAULT 'x'"
+    col = _translated_column(add, "postgresql")
+    reflected = _run_and_reflect(pg_url, f"dbm_rawsql_{uuid.uuid4().hex[:12]}", ["CREATE TABLE t (id int)", add])
+    assert reflected["badge"]["nullable"] is col.nullable is False
+    assert reflected["badge"]["type"].length == col.type.length == 12
+    assert "'x'" in reflected["badge"]["default"] and col.server_default.arg.text == "'x'"
+
+
+@pytest.mark.mysql
+def test_mariadb_holds_what_the_translation_claims(mysql_url: str) -> None:
+    add = "ALTER TABLE t ADD COLUMN badge VARCHAR(12) NOT NULL DEFAULT 'x'"
+    col = _translated_column(add, "mariadb")
+    reflected = _run_and_reflect(mysql_url, f"dbm_rawsql_{uuid.uuid4().hex[:12]}", ["CREATE TABLE t (id INT)", add])
+    assert reflected["badge"]["nullable"] is col.nullable is False
+    assert reflected["badge"]["type"].length == col.type.length == 12
+    assert "x" in reflected["badge"]["default"] and col.server_default.arg.text == "'x'"
