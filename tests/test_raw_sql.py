@@ -260,21 +260,40 @@ def _run_and_reflect(server_url: str, name: str, statements: list[str]) -> dict:
         server.dispose()
 
 
-@pytest.mark.postgres
-def test_postgresql_holds_what_the_translation_claims(pg_url: str) -> None:
+@pytest.mark.parametrize(
+    ("server", "dialect", "create"),
+    [
+        pytest.param("pg_url", "postgresql", "CREATE TABLE t (id int)", marks=pytest.mark.postgres),
+        pytest.param("mysql_url", "mariadb", "CREATE TABLE t (id INT)", marks=pytest.mark.mysql),
+    ],
+)
+def test_the_server_holds_what_the_translation_claims(server: str, dialect: str, create: str, request) -> None:
     add = "ALTER TABLE t ADD COLUMN badge varchar(12) NOT NULL DEFAULT 'x'"
-    col = _translated_column(add, "postgresql")
-    reflected = _run_and_reflect(pg_url, f"dbm_rawsql_{uuid.uuid4().hex[:12]}", ["CREATE TABLE t (id int)", add])
-    assert reflected["badge"]["nullable"] is col.nullable is False
-    assert reflected["badge"]["type"].length == col.type.length == 12
-    assert "'x'" in reflected["badge"]["default"] and col.server_default.arg.text == "'x'"
-
-
-@pytest.mark.mysql
-def test_mariadb_holds_what_the_translation_claims(mysql_url: str) -> None:
-    add = "ALTER TABLE t ADD COLUMN badge VARCHAR(12) NOT NULL DEFAULT 'x'"
-    col = _translated_column(add, "mariadb")
-    reflected = _run_and_reflect(mysql_url, f"dbm_rawsql_{uuid.uuid4().hex[:12]}", ["CREATE TABLE t (id INT)", add])
+    col = _translated_column(add, dialect)
+    url = request.getfixturevalue(server)
+    reflected = _run_and_reflect(url, f"dbm_rawsql_{uuid.uuid4().hex[:12]}", [create, add])
     assert reflected["badge"]["nullable"] is col.nullable is False
     assert reflected["badge"]["type"].length == col.type.length == 12
     assert "x" in reflected["badge"]["default"] and col.server_default.arg.text == "'x'"
+
+
+def test_a_temporary_scratch_table_of_a_data_step_is_not_a_schema_change() -> None:
+    """Seen in a public history: one op.execute creates a temp table, indexes it, updates from it, drops it."""
+    src = body(
+        'op.execute("""CREATE TEMPORARY TABLE merge_map AS SELECT id, merged_into_id FROM users WHERE merged_into_id IS NOT NULL;\n'
+        '    CREATE INDEX ix_merge_map ON merge_map (id);\n'
+        '    UPDATE registrations r SET user_id = mm.merged_into_id FROM merge_map mm WHERE r.user_id = mm.id;\n'
+        '    DROP TABLE merge_map""")'
+    )
+    out = review(src)
+    assert [o.kind for o in upgrade_ops(out)] == ["execute"] * 4  # one entry per statement, none an alembic op
+    assert not {"create-index-non-concurrent", "missing-lock-timeout", "destructive-sql", "drop-table", "backfill-in-schema-migration"} & set(rules(out))
+
+
+def test_dropping_the_column_an_expression_index_uses_drops_the_index() -> None:
+    src = body(
+        "op.add_column('affiliations', sa.Column('alt_names', sa.Text(), nullable=True))",
+        'op.execute("CREATE INDEX CONCURRENTLY ix_aff_names ON affiliations USING gin (to_tsvector(\'simple\', alt_names))")',
+        down="op.drop_column('affiliations', 'alt_names')",
+    )
+    assert "downgrade-not-inverse" not in rules(review(src))

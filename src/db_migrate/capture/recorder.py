@@ -44,6 +44,8 @@ class _Recorder:
         self.phase = "upgrade"
         self.autocommit_depth = 0
         self.batch_tables: list[str] = []
+        self.temporary_tables: set[str] = set()
+        """Temporary tables raw SQL created so far in this phase."""
         self.filename = str(cap.path)
 
     def caller_line(self) -> int | None:
@@ -90,7 +92,7 @@ def _install_patches() -> None:
         text = rec.buf.getvalue()[start:]
         entry.sql = [s.strip() for s in text.split(";\n") if s.strip() and s.strip() not in ("BEGIN", "COMMIT")]
         if isinstance(operation, ops.ExecuteSQLOp):
-            _translate(ops_list, entry, rec.cap.dialect)
+            _translate(ops_list, entry, rec.cap.dialect, rec.temporary_tables)
         return result
 
     @contextlib.contextmanager
@@ -129,11 +131,11 @@ def _install_patches() -> None:
     _patched = True
 
 
-def _translate(ops_list: list[RecordedOp], entry: RecordedOp, dialect: str) -> None:
+def _translate(ops_list: list[RecordedOp], entry: RecordedOp, dialect: str, temporary: set[str]) -> None:
     """Put the alembic operations an ``op.execute`` amounts to in its place (see :mod:`db_migrate.capture.rawsql`)."""
     from db_migrate.capture.rawsql import translate_execute
 
-    replacement = translate_execute(entry, dialect)
+    replacement = translate_execute(entry, dialect, temporary)
     if len(replacement) == 1 and replacement[0] is entry:
         return
     pos = next(i for i in range(len(ops_list) - 1, -1, -1) if ops_list[i] is entry)

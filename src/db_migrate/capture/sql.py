@@ -139,6 +139,8 @@ def _parse_pg(text: str) -> list[SqlStatement]:
             def visit_RangeVar(self, ancestors, node):  # noqa: N802 (pglast's visitor naming)
                 tables.append(node.relname)
 
+        if isinstance(stmt, pgast.CreateTableAsStmt) and stmt.into is not None:
+            tables.append(stmt.into.rel.relname)  # the table it creates first, then those its query reads
         _Tables()(stmt)
         has_where = None
         if isinstance(stmt, (pgast.UpdateStmt, pgast.DeleteStmt)):

@@ -45,7 +45,7 @@ def _object(op: Any) -> tuple[str, _Key] | None:
 
 
 def _columns(op: Any) -> list[str]:
-    """Columns an index or constraint is built on (empty when unknown)."""
+    """Columns an index or constraint is built on, or its expressions' SQL (empty when unknown)."""
     cols = getattr(op, "columns", None) or getattr(op, "local_cols", None) or []
     return [str(getattr(c, "name", c)) for c in cols]
 
@@ -229,7 +229,7 @@ class DowngradeNotInverse(Rule):
                 continue  # created, renamed, and the downgrade drops it under its new name
             if verb == "drop" and key[0] != "table" and (
                 rec.table in created_here or rec.table in dropped_tables
-                or any((rec.table, c) in dropped_columns for c in _columns(rec.op))
+                or any(t == rec.table and mentions(c, col) for c in _columns(rec.op) for t, col in dropped_columns)
             ):
                 continue  # dropping the table or column drops what was built on it
             undo = "drop it" if verb == "drop" else "re-create it"

@@ -75,20 +75,49 @@ def execute_text(entry: RecordedOp) -> str | None:
     return None
 
 
-def translate_execute(entry: RecordedOp, dialect: str) -> list[RecordedOp]:
+def temporary_table(stmt: SqlStatement) -> str | None:
+    """The table ``CREATE TEMP TABLE`` (``... AS SELECT``) creates, or None."""
+    node = stmt.parsed
+    kind = type(node).__name__
+    if kind == "CreateStmt" and node.relation is not None and node.relation.relpersistence == "t":
+        return node.relation.relname
+    if kind == "CreateTableAsStmt" and node.into is not None and node.into.rel.relpersistence == "t":
+        return node.into.rel.relname
+    if kind == "Create" and stmt.tables:
+        props = node.args.get("properties")
+        if props is not None and any(type(p).__name__ == "TemporaryProperty" for p in props.expressions):
+            return stmt.tables[0]
+    return None
+
+
+def translate_execute(entry: RecordedOp, dialect: str, temporary: set[str] | None = None) -> list[RecordedOp]:
     """Replace one recorded ``op.execute`` by its statements: alembic operations where they exist.
 
-    Returns ``[entry]`` (with its parsed statements attached) when nothing in it
-    has an alembic equivalent, so the common data step costs one parse.
+    Returns ``[entry]`` (with its parsed statement attached) for one statement with
+    no alembic equivalent, so the common data step costs one parse.  Several
+    statements become one entry each, in order, so that "created earlier in this
+    phase" holds between statements of one ``op.execute`` too.
+    ``temporary``: temporary tables created so far in this phase (updated here).
+    Statements on them stay raw SQL: a session's scratch table for a data step
+    (index it, drop it) is not a change to the schema.
     """
     from db_migrate.capture.sql import parse_sql
 
     text = execute_text(entry)
     if text is None:
         return [entry]
+    temporary = set() if temporary is None else temporary
     statements = parse_sql(text, dialect)
-    translated = [(stmt, *translate(stmt, dialect)) for stmt in statements]
-    if not any(result for _, result, _ in translated):
+    translated = []
+    for stmt in statements:
+        temp = temporary_table(stmt)
+        if temp:
+            temporary.add(temp)
+        if temp or temporary.intersection(stmt.tables):
+            translated.append((stmt, [], stmt))
+        else:
+            translated.append((stmt, *translate(stmt, dialect)))
+    if len(statements) == 1 and not translated[0][1]:
         entry.statements = statements
         return [entry]
     out: list[RecordedOp] = []
