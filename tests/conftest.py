@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,14 @@ FIXTURES = ROOT / "fixtures"
 PG_SERVER_URL = os.environ.get("DB_MIGRATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_SERVER_URL = os.environ.get("DB_MIGRATE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# One cache per test session (templates, and the embedded PostgreSQL server that PostgreSQL projects
+# get by default): never the user's. DB_MIGRATE_TEST_CACHE names a cache to reuse between runs.
+# The directory must be traversable by the embedded server's system user when we are root.
+_SESSION_CACHE = os.environ.get("DB_MIGRATE_TEST_CACHE") or tempfile.mkdtemp(prefix="dbm-test-cache-")
+os.chmod(_SESSION_CACHE, 0o755)
+os.environ["XDG_CACHE_HOME"] = _SESSION_CACHE
+os.environ.setdefault("DB_MIGRATE_PG_IDLE_MINUTES", "5")  # if the session is killed, the server stops itself
 
 
 def _server_available(url: str) -> str | None:
@@ -42,6 +51,25 @@ def _require(url: str, name: str) -> str:
             pytest.fail(msg + " (CI=true: database tests must run)")
         pytest.skip(msg)
     return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache():
+    """Stop this session's embedded PostgreSQL server (if a test started it) and drop its cache."""
+    yield _SESSION_CACHE
+    from db_migrate.scratch import embedded
+
+    embedded.stop()
+    if not os.environ.get("DB_MIGRATE_TEST_CACHE"):
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_pg() -> str:
+    """URL of this session's embedded PostgreSQL server, started once (never skipped: it ships with the package)."""
+    from db_migrate.scratch.embedded import ensure_running
+
+    return ensure_running()
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,14 @@ class Escalation(BaseModel):
     )
 
 
+class EngineInfo(BaseModel):
+    """The database engine a tool ran DDL on (its scratch database)."""
+
+    name: str = Field(description="postgresql, mysql, mariadb or sqlite.")
+    version: str = Field(description="Server version, e.g. '18.6' (SQLite: the library version).")
+    embedded: bool = Field(default=False, description="True for the PostgreSQL server db-migrate runs itself.")
+
+
 class Verdict(BaseModel):
     """Common fields of every tool result."""
 
@@ -81,6 +89,11 @@ class Verdict(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     escalation: Escalation | None = None
     unchecked: list[Unchecked] = Field(default_factory=list, description="What could not be checked, and why.")
+    engine: EngineInfo | None = Field(
+        default=None,
+        description="The engine and server version DDL ran on; None when the tool ran no DDL. When it is not "
+        "the project's dialect, unchecked says so.",
+    )
 
     def counts(self) -> dict[str, int]:
         return count_severities(self.findings)

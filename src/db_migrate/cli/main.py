@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
 
+    p = sub.add_parser("scratch", parents=[common], help="the embedded PostgreSQL scratch server: status, or stop it now")
+    p.add_argument("action", choices=["status", "stop"])
+
     p = sub.add_parser("init", parents=[common], help="register the server in .mcp.json, add the /db-migrate command and config")
     p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
     return parser
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             _prewarm()
         if args.command == "roundtrip" and args.purge_templates:
             return _purge_templates(args, out)
-        handler = {"rules": _rules, "serve": _serve, "init": _init}.get(args.command, _verdict)
+        handler = {"rules": _rules, "serve": _serve, "init": _init, "scratch": _scratch}.get(args.command, _verdict)
         return handler(args, out)
     except DbMigrateError as e:
         return _fail(e, as_json)
@@ -244,6 +247,20 @@ def _purge_templates(args: argparse.Namespace, out: Any) -> int:
         out.write(json.dumps({"removed": removed}) + "\n")
     else:
         out.write(f"removed {len(removed)} template(s)\n" + "".join(f"  {r}\n" for r in removed))
+    return 0
+
+
+def _scratch(args: argparse.Namespace, out: Any) -> int:
+    """``scratch status`` / ``scratch stop``: the embedded PostgreSQL server (see db_migrate.scratch.embedded)."""
+    from db_migrate.scratch import embedded
+
+    report = embedded.stop() if args.action == "stop" else embedded.status()
+    if args.format == "json":
+        out.write(json.dumps(report) + "\n")
+    elif args.action == "stop":
+        out.write(("stopped" if report["stopped"] else "not running") + f": embedded PostgreSQL at {report['data_dir']}\n")
+    else:
+        out.write("".join(f"{k}: {v}\n" for k, v in report.items()))
     return 0
 
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import time
 
-from db_migrate.errors import MigrationCrashed, MigrationLoadError, MigrationTimeout, MultipleHeadsError, Refused, UsageError
+from db_migrate.errors import (
+    MigrationCrashed, MigrationLoadError, MigrationTimeout, MultipleHeadsError, ProjectCodeError, Refused, UsageError,
+)
 from db_migrate.generate.jobs import Outcome
 from db_migrate.generate.model import GenerateResult
 from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
@@ -27,6 +29,7 @@ from db_migrate.heads.graph import analyse
 from db_migrate.readonly import read_only_url
 from db_migrate.project import Project, load_history, redact_url
 from db_migrate.sandbox import progress, run_job
+from db_migrate.scratch.engine import ScratchPlan, engine_only, plan_scratch
 from db_migrate.verdict import decide, sort_findings
 
 
@@ -68,14 +71,17 @@ def generate_migration(
     with revision_lock(project):
         before = revision_files(project)
         try:
-            outcome, scratch_seconds = _run(project, message, database_url, scratch_url, rewrite_renames, timeout)
+            outcome, scratch_seconds, plan = _run(project, message, database_url, scratch_url, rewrite_renames, timeout)
         except (MigrationTimeout, MigrationCrashed):
             remove_new_files(project, before)  # a killed worker may have left a partial file
             raise
+    engine = plan.info() if plan else None
     compared = f"database {redact_url(database_url)} (as is, read only)" if database_url else (
         f"a scratch database on {redact_url(scratch_url)} upgraded to head" if scratch_url
+        else f"a scratch database on the embedded PostgreSQL {engine.version} server upgraded to head" if plan.embedded
         else "a scratch SQLite database upgraded to head"
     )
+    engine_notes = list(plan.unchecked) if plan else []
     timings = {"scratch": round(scratch_seconds + outcome.timings.get("upgrade", 0.0), 4),
                "autogenerate": round(outcome.timings.get("autogenerate", 0.0), 4)}
     down = report.heads[0] if report.heads else None
@@ -87,6 +93,7 @@ def generate_migration(
             summary="No changes: the models match " + ("that database" if database_url else "head") + "; no file was written."
             + (f" {len(outcome.findings)} thing(s) autogenerate cannot see differ, see findings." if outcome.findings else ""),
             findings=sort_findings(outcome.findings), timings=timings, down_revision=down,
+            engine=engine, unchecked=engine_notes,
         )
 
     path = project.relpath(outcome.path)
@@ -106,7 +113,8 @@ def generate_migration(
         revisions=[outcome.revision] if outcome.revision else [],
         findings=findings,
         escalation=review.escalation,
-        unchecked=review.unchecked,
+        unchecked=[*engine_notes, *review.unchecked],
+        engine=engine,
         created=True, path=path, revision=outcome.revision, down_revision=down,
         operations=outcome.operations, upgrade_code=outcome.upgrade_code, downgrade_code=outcome.downgrade_code,
         compared_with=compared, review=review, timings=timings,
@@ -122,8 +130,11 @@ def generate_migration(
     return result
 
 
-def _run(project: Project, message: str, database_url, scratch_url, rewrite_renames, timeout) -> tuple[Outcome, float]:
-    """Run the autogenerate job against the named database or a fresh scratch database; (outcome, scratch seconds)."""
+def _run(project: Project, message: str, database_url, scratch_url, rewrite_renames, timeout) -> tuple[Outcome, float, ScratchPlan | None]:
+    """Run the autogenerate job against the named database or a fresh scratch database.
+
+    Returns (outcome, scratch seconds, the scratch plan or None when the named database was used).
+    """
     from db_migrate.scratch import scratch_database
 
     job = dict(
@@ -134,12 +145,23 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
     if database_url:
         progress("comparing the models with the named database")
         return run_job("db_migrate.generate.jobs:autogenerate_revision", url=read_only_url(database_url),
-                       upgrade_first=False, read_only=True, **job), 0.0
+                       upgrade_first=False, read_only=True, **job), 0.0, None
     progress("building a scratch database at head")
     t = time.perf_counter()
-    with scratch_database(scratch_url, purpose="generate", settings=project.settings) as db:
+    plan = plan_scratch(project, scratch_url)
+    with scratch_database(plan.server_url, purpose="generate", settings=project.settings) as db:
         created = time.perf_counter() - t
-        return run_job("db_migrate.generate.jobs:autogenerate_revision", url=db.url, upgrade_first=True, **job), created
+        try:
+            outcome = run_job("db_migrate.generate.jobs:autogenerate_revision", url=db.url, upgrade_first=True, **job)
+        except ProjectCodeError as e:
+            if engine_only(plan, e.message):
+                raise ProjectCodeError(
+                    f"On {plan.engine}, not the project's {plan.project_dialect or 'unknown'} engine: {e.message}",
+                    hint=f"{plan.engine} lacks what this history uses; pass a {plan.project_dialect or 'matching'} "
+                    "scratch server (scratch_url, CLI --scratch-url).",
+                ) from None
+            raise
+        return outcome, created, plan
 
 
 def _require_writable(project: Project, history, heads: list[str]) -> None:

@@ -1,56 +1,102 @@
 """Model drift: do the models (env.py's ``target_metadata``) match the schema the migrations build?
 
-A scratch database (temporary SQLite, or a throwaway database on
-``scratch_url``'s server) is upgraded to head through the project's env.py and
-compared with the models by alembic autogenerate (``db_migrate.runtime``'s
-``autogenerate_diff`` job).  Every operation autogenerate would emit is drift.
-The same run tells whether alembic's own view of the heads (it imports every
-revision file) agrees with the static one.
+The schema at head comes from a cached template
+(:func:`db_migrate.scratch.templates.ensure_template`, keyed by the content of
+the history, env.py and the config): the first call replays the history once
+to build it, later calls copy it (``CREATE DATABASE ... TEMPLATE`` on
+PostgreSQL, a file copy on SQLite) and run only env.py and autogenerate
+(``db_migrate.heads.jobs:drift_diff``), importing no revision file.  Short
+histories and MySQL (no cheap copy) are replayed on a fresh scratch database.
+Every operation autogenerate would emit is drift.  The same run tells whether
+alembic's own view of the heads agrees with the static one (the heads stamped
+in the template).
+
+The scratch engine is chosen by :func:`db_migrate.scratch.engine.plan_scratch`
+(the embedded PostgreSQL server for a PostgreSQL project).  Whatever goes wrong
+here (project code that cannot run, a failing revision, a timeout, a killed
+worker) lands in ``unchecked``: check_heads' graph result is never lost to it.
 """
 
 from __future__ import annotations
 
-from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout
-from db_migrate.project import Project
-from db_migrate.sandbox import progress, run_job
-from db_migrate.verdict import Finding, Unchecked
+import time
+from dataclasses import dataclass, field
+
+from db_migrate.errors import DbMigrateError, MigrationTimeout
+from db_migrate.project import History, Project
+from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
+from db_migrate.verdict import EngineInfo, Finding, Unchecked
+
+MIN_DIFF_SECONDS = 10.0
+"""The autogenerate step gets at least this long (or the whole budget, if smaller), even when building the template used most of it."""
+
+
+@dataclass
+class DriftOutcome:
+    """What the drift check found (each part may be empty)."""
+
+    operations: list[str] = field(default_factory=list)
+    """The rendered alembic code autogenerate would write (one item), or nothing."""
+    alembic_heads: list[str] | None = None
+    findings: list[Finding] = field(default_factory=list)
+    unchecked: list[Unchecked] = field(default_factory=list)
+    engine: EngineInfo | None = None
+    template: bool = False
+    """True when the schema at head came from a cached template."""
+
+    @property
+    def checked(self) -> bool:
+        return not any(u.what == "model drift" for u in self.unchecked)
 
 
 def model_drift(
-    project: Project, *, scratch_url: str | None = None, timeout: float | None = None
-) -> tuple[list[str], list[str] | None, list[Finding], list[Unchecked]]:
-    """(rendered operations, alembic's heads, findings, unchecked) for the drift at head.
-
-    Project code that cannot run (env.py or the models fail to import, no
-    ``target_metadata``) lands in ``unchecked``: drift is then unknown, not an error.
-    A timeout or a crash is still raised.
-    """
+    project: Project, history: History, head: str | None, *, scratch_url: str | None = None, timeout: float | None = None
+) -> DriftOutcome:
+    """The drift at ``head`` (the history's single head; None for an empty history); see the module docstring."""
     from db_migrate.scratch import scratch_database
+    from db_migrate.scratch.engine import plan_scratch
+    from db_migrate.scratch.templates import ensure_template
 
-    progress("building a scratch database at head for the drift check")
+    out = DriftOutcome()
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    started = time.monotonic()
     try:
-        with scratch_database(scratch_url, purpose="drift", settings=project.settings) as db:
+        plan = plan_scratch(project, scratch_url)
+        out.unchecked.extend(plan.unchecked)
+        progress("preparing the schema at head for the drift check")
+        template = ensure_template(project, history, head, plan.server_url, timeout=budget, quiet=False) if head else None
+        out.template = template is not None
+        left = max(min(budget, MIN_DIFF_SECONDS), budget - (time.monotonic() - started))
+        progress("comparing the models with the schema at head")
+        with scratch_database(plan.server_url, purpose="drift", template=template, settings=project.settings) as db:
+            out.engine = plan.info()
             diff = run_job(
-                "db_migrate.runtime:autogenerate_diff",
-                timeout=timeout, cwd=project.root, what="the drift check (upgrade to head + autogenerate)",
+                "db_migrate.heads.jobs:drift_diff",
+                timeout=left, cwd=project.root, what="the drift check (env.py + autogenerate)",
                 config_file=str(project.config_file), section=project.section, url=db.url,
+                upgrade_first=template is None,
             )
-    except (MigrationTimeout, MigrationCrashed):
-        raise
     except DbMigrateError as e:
-        return [], None, [], [Unchecked(what="model drift", reason=f"{e.message}" + (f" ({e.hint})" if e.hint else ""))]
+        # the graph result stands whatever happens here; a timeout is worth a hint of its own
+        hint = e.hint
+        if isinstance(e, MigrationTimeout):
+            hint = ("The template at head is kept once built, so a later call is fast; or raise the limit "
+                    "(--timeout / DB_MIGRATE_TIMEOUT), or skip drift (--no-drift).")
+        out.unchecked.append(Unchecked(what="model drift", reason=f"{e.message}" + (f" ({hint})" if hint else "")))
+        return out
 
-    unchecked = []
+    out.alembic_heads = diff.heads
     if diff.runner == "built-in":
-        unchecked.append(Unchecked(what="env.py", reason=f"Migrations ran without the project's env.py: {diff.runner_reason}"))
+        out.unchecked.append(Unchecked(what="env.py", reason=f"Migrations ran without the project's env.py: {diff.runner_reason}"))
     if diff.empty:
-        return [], diff.heads, [], unchecked
+        return out
     lines = [o.text for o in diff.ops]
-    finding = Finding(
+    out.operations = [diff.python]
+    out.findings.append(Finding(
         rule="model-drift", severity="error", phase="history",
         message=f"The models differ from the schema at head: autogenerate would emit {len(diff.ops)} operation(s): "
         + "; ".join(lines[:8]) + (" ..." if len(lines) > 8 else "") + ".",
         fix="Generate a revision for the model change (generate_migration / `db-migrate generate -m MESSAGE`), "
         "or revert the model edit. Autogenerate would write:\n" + diff.python,
-    )
-    return [diff.python], diff.heads, [finding], unchecked
+    ))
+    return out

@@ -80,10 +80,12 @@ def check_heads(
 
     operations: list[str] = []
     alembic_heads: list[str] | None = None
+    engine = None
     if drift:
-        operations, alembic_heads, found, skipped = _drift(project, report, scratch_url, timeout)
-        extra.extend(found)
-        unchecked.extend(skipped)
+        outcome = _drift(project, history, report, scratch_url, timeout)
+        operations, alembic_heads, engine = outcome.operations, outcome.alembic_heads, outcome.engine
+        extra.extend(outcome.findings)
+        unchecked.extend(outcome.unchecked)
 
     alembic_agrees = None
     if alembic_heads is not None:
@@ -114,6 +116,7 @@ def check_heads(
         merge_revision=project.relpath(merge_path) if merge_path else None,
         alembic_agrees=alembic_agrees,
         drift_operations=operations,
+        engine=engine,
     )
     result.summary = _summary(result, drift_checked=drift and not any(u.what == "model drift" for u in unchecked))
     return result
@@ -209,16 +212,15 @@ def _oldest_first(history: History, ids: set[str]) -> list[str]:
     return out
 
 
-def _drift(
-    project: Project, report: GraphReport, scratch_url: str | None, timeout: float | None
-) -> tuple[list[str], list[str] | None, list[Finding], list[Unchecked]]:
-    """Model drift at head; returns (rendered operations, alembic's heads, findings, unchecked)."""
+def _drift(project: Project, history: History, report: GraphReport, scratch_url: str | None, timeout: float | None):
+    """Model drift at head (a :class:`~db_migrate.heads.drift.DriftOutcome`)."""
+    from db_migrate.heads.drift import DriftOutcome, model_drift
+
     if not report.walkable or len(report.heads) > 1:
         why = "the history has several heads" if report.walkable else "the history has errors alembic cannot walk"
-        return [], None, [], [Unchecked(what="model drift", reason=f"Not checked: {why}.")]
-    from db_migrate.heads.drift import model_drift
-
-    return model_drift(project, scratch_url=scratch_url, timeout=timeout)
+        return DriftOutcome(unchecked=[Unchecked(what="model drift", reason=f"Not checked: {why}.")])
+    head = report.heads[0] if report.heads else None
+    return model_drift(project, history, head, scratch_url=scratch_url, timeout=timeout)
 
 
 def _summary(r: HeadsResult, *, drift_checked: bool) -> str:

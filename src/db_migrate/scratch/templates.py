@@ -46,11 +46,15 @@ def template_key(project, history, revision: str, dialect: str) -> str:
     return md.hexdigest()[:20]
 
 
-def ensure_template(project, history, revision: str, server_url: str | None, *, timeout: float | None = None) -> str | None:
+def ensure_template(
+    project, history, revision: str, server_url: str | None, *, timeout: float | None = None, quiet: bool = True
+) -> str | None:
     """The template at ``revision`` (a database name or an SQLite path), built if missing.
 
     Returns None where templates do not apply (MySQL, a short history) or the
-    build failed (the caller then replays the history itself, and reports any failure).
+    build failed (the caller then replays the history itself, and reports any
+    failure).  With ``quiet=False`` a failed build raises its error instead
+    (check_heads: a replay that failed or ran out of time is not worth repeating).
     """
     from db_migrate.errors import DbMigrateError
     from db_migrate.sandbox import run_job
@@ -83,6 +87,8 @@ def ensure_template(project, history, revision: str, server_url: str | None, *, 
                 return str(path)
             return name if _pg_rename(server_url, db.name, name) or _pg_exists(server_url, name) else None
     except DbMigrateError:
+        if not quiet:
+            raise
         return None
 
 

@@ -429,6 +429,9 @@ def serve(
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="db-migrate: %(levelname)s %(message)s")
     server = build_server(root, config=config, timeout=timeout)
     from db_migrate.sandbox import prewarm
+    from db_migrate.scratch.embedded import hold_for_session
+
+    hold_for_session()  # an embedded PostgreSQL server started by a call stays up until this session ends
 
     threading.Thread(target=prewarm, daemon=True).start()  # the first tool call finds a warm worker
     if http:

