@@ -12,6 +12,15 @@ For each size, in one run, side by side (best of ``--repeat`` wall times):
 - ``scriptdir``: ``ScriptDirectory.from_config(cfg).get_heads()`` in a fresh interpreter.
 
 Targets: first <= 150 ms and repeat <= 20 ms at 2,000 revisions; cli <= alembic / 2.
+
+With ``--drift`` (the default of ``db-migrate heads``: model drift on), on PostgreSQL-dialect histories,
+so the drift check runs on the embedded PostgreSQL server (started before timing, in a private cache):
+
+- ``first``:   ``db-migrate heads --format json`` as a subprocess, template cache empty (replay + template);
+- ``repeat``:  the same again (best of ``--repeat``): a template copy and an autogenerate;
+- ``alembic``: ``alembic -c alembic.ini heads`` as a subprocess (best of ``--repeat``).
+
+Targets: first within the 60 s timeout at 2,000 revisions; repeat < 0.6 x alembic.
 """
 
 from __future__ import annotations
@@ -78,11 +87,55 @@ def measure(root: Path, repeat: int) -> dict[str, float]:
     return {k: min(v) if v else float("nan") for k, v in rows.items()}
 
 
+def measure_drift(root: Path, repeat: int, env: dict[str, str]) -> dict[str, float]:
+    ini = str(root / "alembic.ini")
+    cmd = [str(BIN / "db-migrate"), "heads", "--config", ini, "--format", "json"]
+
+    def call() -> float:
+        t = time.perf_counter()
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - t
+        verdict = json.loads(done.stdout)
+        assert verdict.get("engine", {}).get("embedded") and not verdict["unchecked"], verdict
+        return seconds
+
+    first = call()
+    repeated = min(call() for _ in range(repeat))
+    alembic = min(_wall([str(BIN / "alembic"), "-c", ini, "heads"], root) for _ in range(repeat))
+    return {"first": first, "repeat": repeated, "alembic": alembic}
+
+
+def main_drift(sizes: list[int], repeat: int) -> int:
+    import os
+
+    cache = tempfile.mkdtemp(prefix="bench_heads_cache_")
+    os.chmod(cache, 0o755)  # the embedded server's system user must reach it when we run as root
+    env = {**os.environ, "XDG_CACHE_HOME": cache}
+    stop = [str(BIN / "db-migrate"), "scratch", "stop"]
+    print(f"{'revisions':>9} {'first s':>8} {'repeat ms':>10} {'alembic ms':>11} {'repeat/alembic':>15}")
+    try:
+        subprocess.run([sys.executable, "-c", "from db_migrate.scratch.embedded import ensure_running; ensure_running()"],
+                       env=env, check=True)
+        with tempfile.TemporaryDirectory(prefix="bench_heads_") as tmp:
+            for n in sizes:
+                root = make_history(Path(tmp) / f"h{n}", n, dialect_url="postgresql+psycopg://app@localhost/app")
+                r = measure_drift(root, repeat, env)
+                print(f"{n:>9} {r['first']:>8.1f} {r['repeat'] * 1e3:>10.0f} {r['alembic'] * 1e3:>11.0f} "
+                      f"{r['repeat'] / r['alembic']:>15.2f}")
+    finally:
+        subprocess.run(stop, env=env, capture_output=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--drift", action="store_true", help="check_heads with drift on (embedded PostgreSQL) vs alembic heads")
     args = ap.parse_args()
+    if args.drift:
+        return main_drift(args.sizes, args.repeat)
     print(f"{'revisions':>9} {'first ms':>9} {'repeat ms':>10} {'cli ms':>8} {'alembic ms':>11} {'scriptdir ms':>13} {'cli/alembic':>12}")
     with tempfile.TemporaryDirectory(prefix="bench_heads_") as tmp:
         for n in args.sizes:

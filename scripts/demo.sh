@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (SQLite), over a copy of fixtures/residency:
+# The main job on the embedded default (PostgreSQL: the fixture is a PostgreSQL project), over a copy of fixtures/residency:
 # heads, review of every revision, classify head, roundtrip head - the verdicts a
 # user would see. Exits 0 whatever the verdicts say (it is a demo); fails only
 # when the set-up or the tool itself breaks (exit code 2).

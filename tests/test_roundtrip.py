@@ -65,7 +65,8 @@ def _leftovers(pg_url: str) -> list[str]:
 
 @pytest.fixture(params=["sqlite", "pg_url", "mysql_url"])
 def server(request: pytest.FixtureRequest) -> str | None:
-    return None if request.param == "sqlite" else request.getfixturevalue(request.param)
+    # "sqlite://" keeps SQLite for these PostgreSQL projects (None would mean the embedded PostgreSQL server)
+    return "sqlite://" if request.param == "sqlite" else request.getfixturevalue(request.param)
 
 
 def test_fixture_head_has_a_downgrade_that_forgets_its_column(residency: Path, server: str | None) -> None:
@@ -148,7 +149,8 @@ def test_sqlite_alter_limit_gets_a_batch_hint(tmp_path: Path) -> None:
         "def upgrade():\n    op.create_unique_constraint('uq_team', 'persons', ['team'])\n"
         "def downgrade():\n    op.drop_constraint('uq_team', 'persons', type_='unique')\n"
     )
-    r = test_roundtrip(_project(tmp_path, body), rows=0)
+    sqlite_project = load_project(make_project(tmp_path / "p", [PERSONS, body], url="sqlite:///app.db"))
+    r = test_roundtrip(sqlite_project, rows=0)
     assert r.failures[0].kind == "upgrade-failed"
     assert "batch_alter_table" in (r.failures[0].hint or "")
 

@@ -60,20 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("heads", parents=[common], help="check the revision graph, model drift and database state")
     p.add_argument("--database-url", metavar="URL", help="database whose current revision to compare (read-only)")
-    p.add_argument("--scratch-url", metavar="URL", help="server for the drift check's scratch database (default: a temporary SQLite file)")
+    p.add_argument("--scratch-url", metavar="URL", help="server for the drift check's scratch database (default: the project's engine: embedded PostgreSQL for PostgreSQL projects, else a temporary SQLite file)")
     p.add_argument("--create-merge", action="store_true", help="write a merge revision when there are several heads")
     p.add_argument("-m", "--message", dest="merge_message", metavar="MSG", help="message of the merge revision")
     p.add_argument("--no-drift", action="store_true", help="skip the model-drift check (no autogenerate)")
 
     p = sub.add_parser("generate", parents=[common], help="autogenerate a revision from the models on a scratch database")
     p.add_argument("-m", "--message", required=True, metavar="MESSAGE", help="revision message")
-    p.add_argument("--scratch-url", metavar="URL", help="server for the scratch database at head (default: a temporary SQLite file)")
+    p.add_argument("--scratch-url", metavar="URL", help="server for the scratch database at head (default: the project's engine: embedded PostgreSQL for PostgreSQL projects, else a temporary SQLite file)")
     p.add_argument("--database-url", metavar="URL", help="compare with this database as it is (read-only) instead of a scratch database")
     p.add_argument("--rewrite-renames", action="store_true", help="turn a drop+add that looks like a rename into alter_column")
 
     p = sub.add_parser("roundtrip", parents=[common], help="upgrade, downgrade, upgrade on a scratch database with seeded rows")
     p.add_argument("revision", nargs="?", default="head", metavar="REV")
-    p.add_argument("--database-url", metavar="URL", help="scratch database server (default: the embedded SQLite)")
+    p.add_argument("--database-url", metavar="URL", help="scratch database server (default: the project's engine: embedded PostgreSQL for PostgreSQL projects, else a temporary SQLite file)")
     p.add_argument("--rows", type=int, default=20, metavar="N", help="rows to seed per table (default: 20)")
     p.add_argument("--from", dest="from_revision", metavar="REV", help="first revision of a range")
     p.add_argument("--to", dest="to_revision", metavar="REV", help="last revision of a range")

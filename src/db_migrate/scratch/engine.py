@@ -66,12 +66,16 @@ class ScratchPlan:
 
 
 def plan_scratch(project: Project, server_url: str | None) -> ScratchPlan:
-    """The scratch engine for ``project`` when the user gave ``server_url`` (or None); see the module docstring."""
-    from db_migrate.scratch import server_dialect_or_sqlite
+    """The scratch engine for ``project`` when the user gave ``server_url`` (or None); see the module docstring.
+
+    Raises Refused for a server the policy calls production (with the project's patterns).
+    """
+    from db_migrate.scratch import refuse_production, server_dialect_or_sqlite
 
     backend = dialect_of(project.url)
     project_dialect = _FAMILY.get(backend or "", backend)
     if server_url:
+        refuse_production(server_url, project.settings)  # before anything connects to it (templates do)
         engine = server_dialect_or_sqlite(server_url)
         plan = ScratchPlan(None if engine == "sqlite" else server_url, engine, False, project_dialect)
     elif project_dialect == "postgresql":

@@ -65,7 +65,7 @@ Revision = Annotated[str, BeforeValidator(_id_text), _REVISION]
 OptionalRevision = Annotated[str | None, BeforeValidator(_id_text)]
 _DB_URL_READ = Field(description="Optional SQLAlchemy URL of a database to read (never written).")
 _DB_URL_SCRATCH = Field(
-    description="Optional SQLAlchemy URL of a server where a throwaway database may be created; default: a temporary SQLite file."
+    description="Optional SQLAlchemy URL of a server where a throwaway database may be created; default: embedded PostgreSQL for a PostgreSQL project, else a temporary SQLite file."
 )
 _DB_URL_COMPARE = Field(
     description="Optional: compare the models with this database as it is (read-only) instead of a scratch database at head. "

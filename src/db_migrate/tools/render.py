@@ -54,6 +54,8 @@ def render(result: Verdict, *, color: bool = False) -> str:
     out: list[str] = []
     decision = result.decision.upper()
     out.append(f"{paint(decision, 'bold', _DECISION_COLOR.get(result.decision, 'bold'))}  {result.summary}")
+    if result.engine is not None:
+        out.append(f"  {paint('engine:', 'dim')} {describe_engine(result.engine)}")
     for name, value in _extras(result):
         if isinstance(value, list):
             out.append(f"  {paint(name + ':', 'dim')}")
@@ -112,9 +114,16 @@ def brief(result: Verdict, *, limit: int = 8) -> str:
     if result.escalation is not None:
         for t in result.escalation.triggers:
             lines.append(f"- needs a human: {t.trigger}: {t.reason}")
+    if result.engine is not None:
+        lines.append(f"- ran on {describe_engine(result.engine)}")
     if result.unchecked:
         lines.append(f"- {len(result.unchecked)} thing(s) not checked: see structuredContent.unchecked")
     return "\n".join(lines)
+
+
+def describe_engine(engine: Any) -> str:
+    """``postgresql 18.6 (embedded)``."""
+    return f"{engine.name} {engine.version}" + (" (embedded)" if engine.embedded else "")
 
 
 def render_error(info: Any, *, color: bool = False) -> str:
