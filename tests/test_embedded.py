@@ -183,3 +183,17 @@ def test_the_watcher_stops_an_idle_server_but_not_a_leased_one(monkeypatch: pyte
     finally:
         embedded.stop()
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def test_an_mcp_session_holds_a_lease_until_it_ends(embedded_pg: str) -> None:
+    code = (
+        "import os\n"
+        "from db_migrate.scratch import embedded\n"
+        "embedded.hold_for_session()\n"  # what `db-migrate serve` does at start
+        "embedded.ensure_running()\n"
+        "print(os.getpid(), embedded.status()['leases'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    pid, leases = done.stdout.split(" ", 1)
+    assert json.loads(leases) == [int(pid)]
+    assert int(pid) not in embedded.status()["leases"]  # released when the process ended

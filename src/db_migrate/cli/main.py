@@ -240,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _purge_templates(args: argparse.Namespace, out: Any) -> int:
     """Drop the roundtrip's template cache (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    from db_migrate.scratch.embedded import running_url
     from db_migrate.scratch.templates import purge_templates
 
-    removed = purge_templates(args.database_url)
+    # without a server named: the SQLite files, and the embedded PostgreSQL server's templates if it runs
+    removed = purge_templates(args.database_url or running_url())
     if args.format == "json":
         out.write(json.dumps({"removed": removed}) + "\n")
     else:

@@ -54,6 +54,7 @@ __all__ = [
     "EmbeddedUnavailable",
     "ensure_running",
     "hold_for_session",
+    "running_url",
     "home",
     "idle_minutes",
     "status",
@@ -167,6 +168,12 @@ def _running(data: Path) -> tuple[int, str] | None:
         pass  # alive, owned by the embedded_postgres user
     socket_dir, port = lines[4].strip(), lines[3].strip()
     return pid, f"postgresql+psycopg://postgres@/postgres?host={socket_dir}&port={port}"
+
+
+def running_url() -> str | None:
+    """The embedded server's URL if it runs now (never starts it), else None."""
+    running = _running(home() / "data")
+    return running[1] if running else None
 
 
 def ensure_running() -> str:
@@ -385,9 +392,14 @@ def status() -> dict[str, Any]:
         import psycopg
 
         out["pid"], out["url"] = running
-        with psycopg.connect(**_connect_kwargs(running[1]), autocommit=True) as c:
-            out["version"] = c.execute("SHOW server_version").fetchone()[0]
-            names = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'dbm\\_%' ORDER BY 1")]
+        try:
+            with psycopg.connect(**_connect_kwargs(running[1]), autocommit=True) as c:
+                out["version"] = c.execute("SHOW server_version").fetchone()[0]
+                names = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'dbm\\_%' ORDER BY 1")]
+        except psycopg.OperationalError as e:
+            # its postmaster.pid still says ready while it shuts down
+            out.update(running=False, error=str(e).strip().splitlines()[0])
+            return out
         out["templates"] = sum(n.startswith("dbm_tpl_") for n in names)
         out["scratch_databases"] = len(names) - out["templates"]
     return out
