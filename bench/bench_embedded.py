@@ -83,7 +83,7 @@ def main() -> int:
         subprocess.run(stop, env=env, capture_output=True)
         shutil.rmtree(cache, ignore_errors=True)
     for name, seconds in rows.items():
-        print(f"{name:<30} {seconds * 1e3:>9.0f} ms")
+        print(f"{name:<30} {seconds * 1e3:>10.1f} ms")
     for step in ("roundtrip", "heads+drift"):
         e, s = rows.get(f"{step} embedded"), rows.get(f"{step} sqlite")
         if e and s:
