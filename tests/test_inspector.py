@@ -38,8 +38,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def inspect(project: Path, *args: str) -> dict[str, Any]:
     """Run ``mcp-inspector --cli db-migrate serve <args>`` in ``project``; its JSON answer."""
     env = dict(os.environ, MCP_CATALOG_PATH=str(project.parent / "catalog"), NO_COLOR="1")
+    # the inspector starts the server with a minimal environment: hand it this session's cache (and so
+    # its embedded PostgreSQL server), not the user's
+    server_env = [f"{k}={os.environ[k]}" for k in ("XDG_CACHE_HOME", "DB_MIGRATE_PG_IDLE_MINUTES") if k in os.environ]
     proc = subprocess.run(
-        [str(INSPECTOR), "--cli", str(SERVER), "serve", *args],
+        [str(INSPECTOR), "--cli", *(a for kv in server_env for a in ("-e", kv)), str(SERVER), "serve", *args],
         cwd=project, env=env, capture_output=True, text=True, timeout=120,
     )
     try:
