@@ -80,7 +80,8 @@ def test_endless_loop_in_upgrade_is_reported_not_waited_out(tmp_path: Path) -> N
     r = review_body(tmp_path, "def upgrade():\n    while True:\n        pass\n\ndef downgrade():\n    pass\n", timeout=4)
     f = [f for f in r.findings if f.rule == "migration-raises"]
     assert f and "did not finish" in f[0].message and f[0].phase == "upgrade"
-    assert r.decision == "revise"
+    # the empty downgrade cannot undo what the upgrade did: the policy's unclear-rollback, as classify says
+    assert r.decision == "escalate" and [t.trigger for t in r.escalation.triggers] == ["unclear-rollback"]
 
 
 def test_sys_exit_in_upgrade_is_a_finding(tmp_path: Path) -> None:

@@ -148,6 +148,8 @@ class RevisionCapture:
     """Modules not installed here that were replaced by stand-ins so recording could go on."""
     stand_in_arguments: list[str] = field(default_factory=list)
     """``upgrade(op, tables, ...)`` signatures: the project's runner passes arguments; all but ``op`` were stand-ins."""
+    target_version: tuple[int, ...] | None = None
+    """The production server's version when the project names one for this dialect (``target_version``)."""
     _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)
 
     def ops(self, phase: Phase) -> list[RecordedOp]:

@@ -146,6 +146,8 @@ def config_template() -> str:
     defaults = Policy()
     for name, field in Policy.model_fields.items():
         value = getattr(defaults, name)
+        if value is None:  # TOML has no null: show the field's example (unset means the default)
+            value = (field.examples or [""])[0]
         lines.append("")
         for chunk in _wrap(field.description or "", 96):
             lines.append(f"# {chunk}")
@@ -160,6 +162,8 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
 from db_migrate.policy.settings import Policy
 from db_migrate.policy.signals import production_signal
-from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, decide
+from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked, decide
 
 #: Review findings that mean the way back is not clear.
 ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse")
@@ -150,34 +150,82 @@ def _matches(name: str, patterns: Iterable[str]) -> str | None:
     return None
 
 
-def classify(
+@dataclass
+class PolicyDecision:
+    """What the policy decided for a review: the one decision every tool reports.
+
+    ``findings`` and ``unchecked`` are the review's plus what the policy adds;
+    ``operations`` are the upgrade operations with their auto class.
+    """
+
+    decision: Decision
+    escalation: Escalation
+    findings: list[Finding]
+    unchecked: list[Unchecked]
+    operations: list[ClassifiedOperation]
+
+    @property
+    def headline(self) -> str:
+        """``escalate: drop-with-data, ... — a human must approve``, ``revise: 2 error(s) remain`` or ``proceed``.
+
+        Every tool starts its summary with this, so a summary never says
+        something other than ``decision`` and ``escalation.required``.
+        """
+        if self.decision == "escalate":
+            ids = ", ".join(t.trigger for t in self.escalation.triggers)
+            return f"escalate: {ids} — a human must approve this revision"
+        if self.decision == "revise":
+            errors = sum(1 for f in self.findings if f.severity == "error")
+            return f"revise: {errors} error(s) to fix"
+        return "proceed"
+
+
+def decide_for(
     review: Any,
     policy: Policy,
     facts: DatabaseFacts | None = None,
-    environment: str | None = None,
     *,
+    environment: str | None = None,
     database_url: str | None = None,
     project_url: str | None = None,
-) -> ClassifyResult:
-    """Apply ``policy`` to ``review`` (a ReviewResult); ``facts`` from the database when one was read.
+    history: Iterable[str] = (),
+) -> PolicyDecision:
+    """The policy applied to ``review`` (a ReviewResult): the decision of every tool that returns one.
 
-    ``database_url`` (when no facts were read) and ``project_url`` (the
-    project's configured ``sqlalchemy.url``) are checked for production
-    signals along with ``environment`` and ``DB_MIGRATE_ENV``.
+    Without ``facts`` this applies every trigger that needs no database:
+    dropped tables and columns are assumed to hold data, primary-key changes,
+    protected and audit tables, unclear rollback, and production signalled by
+    ``environment``, ``DB_MIGRATE_ENV``, ``database_url`` or ``project_url`` (the
+    project's ``sqlalchemy.url``).  ``facts`` (read from the user's database)
+    replace the assumptions with row counts and column contents and add
+    ``large-data-migration``.  review_migration, generate_migration and
+    test_roundtrip call it without facts, classify_escalation with them when a
+    database was named, so review is never less strict than classify without a
+    database.
+
+    ``history`` names revisions at or before the project's ``baseline``: their
+    findings stay, but they fire no trigger and are said to be history.
     """
     dialect = (facts.dialect if facts else None) or getattr(review, "dialect", None) or "postgresql"
-    ops = _operations(review, dialect)
+    old = set(history)
+    ops = [o for o in _operations(review, dialect) if o.revision not in old]
     upgrade = [o for o in ops if o.phase == "upgrade"]
     findings: list[Finding] = list(getattr(review, "findings", None) or [])
+    current = [f for f in findings if f.revision not in old]
     unchecked: list[Unchecked] = list(getattr(review, "unchecked", None) or [])
+    for rev in dict.fromkeys(r.revision for r in getattr(review, "reviews", None) or [] if r.revision in old):
+        unchecked.append(Unchecked(
+            what=f"escalation policy for {rev}", revision=rev,
+            reason=f"{rev} is at or before the baseline revision {policy.baseline!r}: it is history, not a change to approve",
+        ))
     triggers = _Triggers()
 
     _production(triggers, policy, facts, environment, database_url, project_url)
     _tables_by_pattern(triggers, ops, policy)
     _drops(triggers, upgrade, facts)
-    _primary_keys(triggers, upgrade, findings)
+    _primary_keys(triggers, upgrade, current)
     _large(triggers, upgrade, policy, facts, dialect, unchecked)
-    _rollback(triggers, ops, findings)
+    _rollback(triggers, ops, current)
 
     classified = [_auto_class(o, upgrade, policy, facts) for o in upgrade]
     if facts is not None:
@@ -192,22 +240,47 @@ def classify(
         triggers=fired,
         auto_classes=sorted({c.auto_class for c in classified if c.auto_class}),
     )
-    decision = decide(findings, escalation)
-    manual = [c for c in classified if not c.auto_class]
-    all_auto = bool(classified) and not manual and not fired
+    return PolicyDecision(
+        decision=decide(findings, escalation), escalation=escalation, findings=findings, unchecked=unchecked,
+        operations=classified,
+    )
+
+
+def classify(
+    review: Any,
+    policy: Policy,
+    facts: DatabaseFacts | None = None,
+    environment: str | None = None,
+    *,
+    database_url: str | None = None,
+    project_url: str | None = None,
+    history: Iterable[str] = (),
+) -> ClassifyResult:
+    """Apply ``policy`` to ``review`` (a ReviewResult); ``facts`` from the database when one was read.
+
+    :func:`decide_for` decides; this adds the auto classes and the summary.
+    ``database_url`` (when no facts were read) and ``project_url`` (the
+    project's configured ``sqlalchemy.url``) are checked for production
+    signals along with ``environment`` and ``DB_MIGRATE_ENV``.
+    """
+    d = decide_for(
+        review, policy, facts, environment=environment, database_url=database_url, project_url=project_url, history=history,
+    )
+    manual = [c for c in d.operations if not c.auto_class]
+    fired = d.escalation.triggers
     revisions = list(getattr(review, "revisions", None) or [r.revision for r in getattr(review, "reviews", [])])
     return ClassifyResult(
-        decision=decision,
-        summary=_summary(fired, escalation.auto_classes, manual, findings, classified),
+        decision=d.decision,
+        summary=_summary(d, manual),
         revisions=revisions,
-        findings=findings,
-        escalation=escalation,
-        unchecked=unchecked,
+        findings=d.findings,
+        escalation=d.escalation,
+        unchecked=d.unchecked,
         policy=policy,
         database=facts.database if facts else None,
         row_counts=dict(facts.row_counts) if facts else {},
-        operations=classified,
-        all_automatic=all_auto,
+        operations=d.operations,
+        all_automatic=bool(d.operations) and not manual and not fired,
     )
 
 
@@ -291,7 +364,7 @@ def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, un
     for o in upgrade:
         if o.table_created_here:
             continue
-        what = _heavy(o, dialect)
+        what = _heavy(o, dialect, policy)
         if not what:
             continue
         for t in o.tables:
@@ -316,7 +389,7 @@ def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, un
                 )
 
 
-def _heavy(o: _Op, dialect: str) -> str | None:
+def _heavy(o: _Op, dialect: str, policy: Policy) -> str | None:
     """What makes this operation touch every row: a data migration, a rewrite or a backfill."""
     if o.kind == "execute":
         kind = o.sql_kind
@@ -329,10 +402,15 @@ def _heavy(o: _Op, dialect: str) -> str | None:
         return None  # rows listed in the migration itself: their number is visible in review
     if o.kind == "alter_column" and o.get("type") is not None:
         return "table rewrite (column type change)"
-    if o.kind == "add_column" and o.get("server_default") is not None and dialect != "postgresql":
+    if o.kind == "add_column" and o.get("server_default") is not None and (dialect != "postgresql" or _before_pg11(policy)):
         # PostgreSQL 11+ stores a constant default without touching rows; other engines may fill every row
         return "backfill (new column with a default)"
     return None
+
+
+def _before_pg11(policy: Policy) -> bool:
+    target = policy.target
+    return target is not None and target[0] == "postgresql" and target[1] < (11,)
 
 
 def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
@@ -432,17 +510,14 @@ def _fit_foreign_key(o: _Op, upgrade: list[_Op], facts: DatabaseFacts | None) ->
     return "add-foreign-key-empty-column", f"adds a foreign key on empty column(s) {', '.join(cols)}"
 
 
-def _summary(fired: list[Trigger], auto: list[str], manual: list[ClassifiedOperation], findings, classified) -> str:
-    if fired:
-        return f"escalate: {', '.join(t.trigger for t in fired)} — a human must approve this revision."
-    errors = sum(1 for f in findings if f.severity == "error")
-    if errors:
-        return f"revise: no escalation trigger, but {errors} review error(s) remain."
-    if not classified:
+def _summary(d: PolicyDecision, manual: list[ClassifiedOperation]) -> str:
+    if d.decision != "proceed":
+        return f"{d.headline}."
+    auto = d.escalation.auto_classes
+    if not d.operations:
         return "proceed: no escalation trigger; the revision has no upgrade operations."
     if manual:
         kinds = ", ".join(sorted({m.kind for m in manual}))
         return f"proceed: no escalation trigger; {len(manual)} operation(s) ({kinds}) fit no auto class — check them carefully."
     extra = " (verify the rename with test_roundtrip)" if "rename-column" in auto else ""
     return f"proceed: all operations are automatic ({', '.join(auto)}){extra}."
-

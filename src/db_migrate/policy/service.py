@@ -5,7 +5,8 @@ from __future__ import annotations
 from db_migrate.policy.classify import classify, facts_needed
 from db_migrate.policy.model import ClassifyResult
 from db_migrate.policy.settings import Policy, policy_from_settings
-from db_migrate.project import Project
+from db_migrate.errors import ConfigInvalid, DbMigrateError
+from db_migrate.project import History, Project, load_history
 
 
 def load_policy(project: Project) -> Policy:
@@ -14,6 +15,23 @@ def load_policy(project: Project) -> Policy:
     Raises :class:`~db_migrate.errors.ConfigInvalid` for a bad key.
     """
     return policy_from_settings(project.settings, source=f"[tool.db-migrate] of {project.root / 'pyproject.toml'}")
+
+
+def baseline_revisions(history: History, policy: Policy) -> frozenset[str]:
+    """The baseline revision and its ancestors (history: no trigger fires for them); empty without a baseline.
+
+    Raises :class:`~db_migrate.errors.ConfigInvalid` when the baseline is not a revision of the history.
+    """
+    if not policy.baseline:
+        return frozenset()
+    try:
+        base = history.resolve(policy.baseline).revision
+    except DbMigrateError as e:
+        raise ConfigInvalid(
+            f"baseline = {policy.baseline!r} in [tool.db-migrate] names no revision of this history: {e.message}",
+            hint="Set baseline to the id of the last revision that is history (db-migrate heads lists them), or remove it.",
+        ) from None
+    return frozenset(history.ancestors(base, include_self=True)) if base else frozenset()
 
 
 def classify_escalation(
@@ -37,6 +55,7 @@ def classify_escalation(
     from db_migrate.sandbox import progress
 
     policy = load_policy(project)
+    history = baseline_revisions(load_history(project), policy)
     progress("reviewing the revision", 0, 3)
     review = review_migration(project, revision, dialect=dialect_of(database_url), timeout=timeout)
     facts = None
@@ -50,4 +69,4 @@ def classify_escalation(
             database_url, tables=tables, columns=columns, exact_count_below=policy.exact_count_below, timeout=limit
         )
     progress("applying the escalation policy", 2, 3)
-    return classify(review, policy, facts, environment, database_url=database_url, project_url=project.url)
+    return classify(review, policy, facts, environment, database_url=database_url, project_url=project.url, history=history)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from db_migrate.errors import ConfigInvalid
+from db_migrate.verdict import Severity
 
 TriggerId = Literal[
     "drop-with-data",
@@ -104,6 +105,40 @@ class Policy(BaseModel):
         "create-table, add-foreign-key-empty-column, rename-column (with verification). Remove a class to make "
         "such changes need a human too: an operation outside these classes is reported as not automatic.",
     )
+    disable: list[str] = Field(
+        default_factory=list,
+        description="Review rules to turn off for this project: rule ids or glob patterns ('naming-*'); "
+        "`db-migrate rules` lists them. Their findings are not reported and do not decide.",
+        examples=[["missing-lock-timeout"]],
+    )
+    enable: list[str] = Field(
+        default_factory=list,
+        description="Rules to keep on although 'disable' matches them (e.g. disable ['*'] and enable a few).",
+        examples=[["drop-column"]],
+    )
+    severity: dict[str, Severity] = Field(
+        default_factory=dict,
+        description="Override a rule's severity: rule id -> 'error' (blocks: revise), 'warning' or 'info'.",
+        examples=[{"missing-lock-timeout": "info"}],
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of revision files (relative to the project root, e.g. 'migrations/versions/legacy_*.py') "
+        "that `review --all` skips; it says how many it skipped.",
+        examples=[["alembic/versions/legacy_*.py"]],
+    )
+    baseline: str | None = Field(
+        default=None,
+        description="A revision id: it and every revision before it are history. `review --all` skips them, and "
+        "classify_escalation (and the decision of every tool) fires no trigger for them; each says so in 'unchecked'.",
+        examples=["4f2a9c1b7e3d"],
+    )
+    target_version: str | None = Field(
+        default=None,
+        description="The production server's engine and version, e.g. 'postgresql 11' or 'mysql 8.0'. Rules that "
+        "depend on it use it: before PostgreSQL 11 any column default rewrites the table. Default: a current server.",
+        examples=["postgresql 16"],
+    )
     database_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
@@ -111,6 +146,26 @@ class Policy(BaseModel):
         description="Connect and statement timeout for the read-only queries (row counts, column data) that "
         "classify_escalation makes against database_url.",
     )
+
+    @field_validator("target_version")
+    @classmethod
+    def _engine_and_version(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_target_version(value)
+        return value
+
+    def rule_severity(self, rule: str, default: Severity) -> Severity | None:
+        """The severity this project gives ``rule``'s findings, or None when the rule is disabled."""
+        from fnmatch import fnmatchcase
+
+        if any(fnmatchcase(rule, p) for p in self.disable) and not any(fnmatchcase(rule, p) for p in self.enable):
+            return None
+        return self.severity.get(rule, default)
+
+    @property
+    def target(self) -> tuple[str, tuple[int, ...]] | None:
+        """``target_version`` as (dialect, version numbers), e.g. ``("postgresql", (11,))``; None when unset."""
+        return parse_target_version(self.target_version) if self.target_version else None
 
     @field_validator("protected_tables", "audit_tables", "production_url_patterns", "production_environments")
     @classmethod
@@ -121,6 +176,49 @@ class Policy(BaseModel):
 
 
 POLICY_KEYS: frozenset[str] = frozenset(Policy.model_fields)
+#: Engine names target_version accepts, and the dialect each means.
+TARGET_ENGINES = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+
+
+def parse_target_version(value: str) -> tuple[str, tuple[int, ...]]:
+    """``"postgresql 11"`` -> ``("postgresql", (11,))``; ValueError naming the expected form otherwise."""
+    engine, _, version = value.strip().partition(" ")
+    dialect = TARGET_ENGINES.get(engine.lower())
+    numbers = version.strip().split(".")
+    if dialect is None or not all(n.isdigit() for n in numbers):
+        raise ValueError(
+            f"expected '<engine> <version>' with engine one of {', '.join(sorted(TARGET_ENGINES))}, e.g. 'postgresql 11'"
+        )
+    return dialect, tuple(int(n) for n in numbers)
+
+
+def known_rule_ids() -> list[str]:
+    """The ids of the review rules, read from the rule modules' source (importing them would load alembic)."""
+    import re
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "rules"
+    ids: set[str] = set()
+    for path in folder.glob("*.py"):
+        if not path.name.startswith("_") and path.name != "base.py":
+            ids.update(re.findall(r'^    id = "([a-z0-9-]+)"', path.read_text(encoding="utf-8"), re.MULTILINE))
+    return sorted(ids)
+
+
+def _rule_problems(policy: Policy) -> list[str]:
+    """Rule names in disable/enable/severity that match no rule, with the closest id."""
+    if not (policy.disable or policy.enable or policy.severity):
+        return []
+    from fnmatch import fnmatchcase
+
+    ids = known_rule_ids()
+    problems = []
+    for key, names in (("disable", policy.disable), ("enable", policy.enable), ("severity", list(policy.severity))):
+        for name in names:
+            if not any(fnmatchcase(i, name) for i in ids):
+                close = difflib.get_close_matches(name, ids, n=1, cutoff=0.6)
+                problems.append(f"{key}: no rule {name!r}" + (f"; did you mean {close[0]!r}?" if close else " (see `db-migrate rules`)"))
+    return problems
 
 
 def policy_from_settings(settings: dict[str, Any] | None, *, source: str = "[tool.db-migrate]") -> Policy:
@@ -144,12 +242,13 @@ def policy_from_settings(settings: dict[str, Any] | None, *, source: str = "[too
             where = ".".join(str(p) for p in err["loc"]) or "(table)"
             problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
         policy = None
+    if policy is not None:
+        problems += _rule_problems(policy)
     if problems:
         raise ConfigInvalid(
             f"Invalid escalation policy in {source}: " + "; ".join(problems) + ".",
-            hint="Fix these keys; every key is documented in the policy resource / README "
-            "(protected_tables, audit_tables, large_table_rows, exact_count_below, production_url_patterns, "
-            "production_environments, auto_classes, database_timeout_seconds).",
+            hint="Fix these keys; every key is documented in the policy resource / README ("
+            + ", ".join(Policy.model_fields) + ").",
         )
     assert policy is not None
     return policy

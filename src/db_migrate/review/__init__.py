@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from fnmatch import fnmatchcase
+from pathlib import Path
 
-from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadError, MigrationTimeout
+from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadError, MigrationTimeout, UsageError
+from db_migrate.policy.settings import Policy
 from db_migrate.project import Project, load_history
 from db_migrate.project.headers import RevisionHeader
 from db_migrate.review.model import Operation, ReviewResult, RevisionOutcome, RevisionReview
@@ -22,6 +25,8 @@ from db_migrate.verdict import Finding, Unchecked, decide, describe_counts, sort
 
 __all__ = ["Operation", "ReviewResult", "RevisionReview", "review_migration", "review_paths"]
 
+#: Dialects a review can render for (what alembic's offline context supports here).
+_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite", "mssql", "oracle")
 _CACHE_SIZE = 4096
 _cache: OrderedDict[tuple[str, str], RevisionOutcome] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -35,34 +40,84 @@ def review_migration(
     dialect: str | None = None,
     timeout: float | None = None,
 ) -> ReviewResult:
-    """Review one revision (id, unique prefix, ``head`` or file path), or every revision."""
+    """Review one revision (id, unique prefix, ``head`` or file path), or every revision.
+
+    The decision is the project's policy applied without a database
+    (:func:`db_migrate.policy.classify.decide_for`): escalate when a trigger
+    that needs no database fires, revise when an error remains, else proceed.
+    With ``all_revisions``, files matching the policy's ``exclude`` globs and
+    revisions at or before its ``baseline`` are skipped, and ``unchecked`` says so.
+    """
+    from db_migrate.policy.service import baseline_revisions, load_policy
+
+    policy = load_policy(project)
     history = load_history(project)
+    old = baseline_revisions(history, policy)
+    skipped: list[Unchecked] = []
     if all_revisions:
-        headers = sorted(history.headers, key=lambda h: str(h.path))
-        if history.broken:
-            b = history.broken[0]
+        excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
+        before = [h for h in history.headers if h.revision in old and h not in excluded]
+        headers = sorted((h for h in history.headers if h not in excluded and h not in before), key=lambda h: str(h.path))
+        if excluded:
+            skipped.append(Unchecked(what=f"{len(excluded)} revision file(s)", reason="excluded by the policy's 'exclude' patterns"))
+        if before:
+            skipped.append(Unchecked(
+                what=f"{len(before)} revision(s) up to the baseline {policy.baseline}",
+                reason="at or before the policy's 'baseline': history, not reviewed",
+            ))
+        broken = [b for b in history.broken if not _excluded(project, b.path, policy.exclude)]
+        if broken:
+            b = broken[0]
             raise MigrationLoadError(
                 f"{project.relpath(b.path)} is not valid Python: {b.message}", hint="Fix the syntax error and call again.",
                 path=project.relpath(b.path),
             )
     else:
         headers = [history.resolve(revision)]
-    return review_paths(project, headers, dialect=dialect, timeout=timeout)
+    result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old)
+    result.unchecked[:0] = skipped
+    return result
 
 
-def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
+def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
+    rel = project.relpath(path)
+    return any(fnmatchcase(rel, p) or fnmatchcase(path.name, p) for p in patterns)
+
+
+def _key(h: RevisionHeader, dialect: str, target: str | None) -> tuple[str, str]:
     data = h.path.read_bytes()
-    return (hashlib.sha256(data).hexdigest(), dialect)
+    return (hashlib.sha256(data).hexdigest(), f"{dialect} {target or ''}")
 
 
-def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None) -> ReviewResult:
-    """Review the given revision files (in the order given)."""
+def review_paths(
+    project: Project,
+    headers: list[RevisionHeader],
+    *,
+    dialect: str | None = None,
+    timeout: float | None = None,
+    policy: Policy | None = None,
+    history: frozenset[str] = frozenset(),
+) -> ReviewResult:
+    """Review the given revision files (in the order given) and apply ``policy`` (default: the project's).
+
+    ``history``: revisions at or before the baseline (see
+    :func:`db_migrate.policy.service.baseline_revisions`), which fire no trigger.
+    """
+    from db_migrate.policy.service import load_policy
+
+    if dialect is not None and dialect not in _DIALECTS:
+        # a dialect name SQLAlchemy does not know would fail deep inside the capture
+        raise UsageError(
+            f"Unknown dialect {dialect!r}; valid dialects: {', '.join(_DIALECTS)}.",
+            hint="Leave dialect unset to use the one of the project's sqlalchemy.url.",
+        )
+    policy = policy or load_policy(project)
     dialect = dialect or project.dialect
     outcomes: dict[int, RevisionOutcome] = {}
     todo: list[tuple[int, RevisionHeader]] = []
     keys: dict[int, tuple[str, str]] = {}
     for i, h in enumerate(headers):
-        keys[i] = _key(h, dialect)
+        keys[i] = _key(h, dialect, policy.target_version)
         with _cache_lock:
             hit = _cache.get(keys[i])
         if hit is not None:
@@ -71,7 +126,7 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
             todo.append((i, h))
     if todo:
         progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
-        for (i, h), outcome in zip(todo, _run(project, [h for _, h in todo], dialect, timeout)):
+        for (i, h), outcome in zip(todo, _run(project, [h for _, h in todo], dialect, timeout, policy.target_version)):
             outcomes[i] = outcome
             # Revisions importing application code may change meaning when that code changes: don't cache.
             if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):
@@ -86,7 +141,7 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
             hint="Fix the revision so that it imports cleanly, then call again.",
             revision=h.revision, path=project.relpath(h.path),
         )
-    return _assemble(project, [outcomes[i] for i in range(len(headers))], dialect)
+    return _assemble(project, [outcomes[i] for i in range(len(headers))], dialect, policy, history)
 
 
 def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> RevisionOutcome:
@@ -102,11 +157,14 @@ def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> 
     return RevisionOutcome.model_validate(data)
 
 
-def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout: float | None) -> list[RevisionOutcome]:
+def _run(
+    project: Project, headers: list[RevisionHeader], dialect: str, timeout: float | None, target_version: str | None
+) -> list[RevisionOutcome]:
     files = [(str(h.path), project.relpath(h.path)) for h in headers]
     try:
         return run_job(
             "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
+            target_version=target_version,
             # A phase that loops is reported as a finding well before the whole job would time out.
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
             timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
@@ -118,7 +176,7 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
         out = []
         for h in headers:
             try:
-                out.extend(_run(project, [h], dialect, timeout))
+                out.extend(_run(project, [h], dialect, timeout, target_version))
             except (MigrationCrashed, MigrationTimeout) as e1:
                 out.append(_failed_outcome(project, h, e1))
         return out
@@ -133,8 +191,22 @@ def _failed_outcome(project: Project, h: RevisionHeader, e: DbMigrateError) -> R
     )  # _assemble turns the load error into a migration-raises finding
 
 
-def _assemble(project: Project, outcomes: list[RevisionOutcome], dialect: str) -> ReviewResult:
-    findings = sort_findings([f for o in outcomes for f in o.findings])
+def _configured(findings: list[Finding], policy: Policy) -> list[Finding]:
+    """The findings with the project's rule settings applied: disabled rules dropped, severities overridden."""
+    out = []
+    for f in findings:
+        severity = policy.rule_severity(f.rule, f.severity)
+        if severity is not None:
+            out.append(f if severity == f.severity else f.model_copy(update={"severity": severity}))
+    return out
+
+
+def _assemble(
+    project: Project, outcomes: list[RevisionOutcome], dialect: str, policy: Policy, history: frozenset[str]
+) -> ReviewResult:
+    from db_migrate.policy.classify import decide_for
+
+    findings = sort_findings(_configured([f for o in outcomes for f in o.findings], policy))
     for o in outcomes:
         if o.load_error:  # no rule ran on it
             findings.append(Finding(
@@ -142,12 +214,11 @@ def _assemble(project: Project, outcomes: list[RevisionOutcome], dialect: str) -
                 message=f"The revision cannot be analysed: {o.load_error.rstrip('.')}.",
                 fix="Make the file import cleanly: no syntax errors, no exits or exceptions at import time.",
             ))
-    decision = decide(findings)
     n = len(outcomes)
     what = outcomes[0].review.revision or outcomes[0].review.path if n == 1 else f"{n} revisions"
-    return ReviewResult(
-        decision=decision,
-        summary=f"{what}: {decision} ({describe_counts(findings)})",
+    result = ReviewResult(
+        decision=decide(findings),
+        summary="",
         revisions=[o.review.revision for o in outcomes if o.review.revision],
         findings=findings,
         unchecked=[u for o in outcomes for u in o.unchecked],
@@ -155,3 +226,8 @@ def _assemble(project: Project, outcomes: list[RevisionOutcome], dialect: str) -
         reviews=[o.review for o in outcomes],
         suppressed=[f for o in outcomes for f in o.suppressed],
     )
+    # the same policy as classify_escalation, without a database
+    d = decide_for(result, policy, project_url=project.url, history=history)
+    result.decision, result.escalation, result.unchecked = d.decision, d.escalation, d.unchecked
+    result.summary = f"{what}: {d.headline} ({describe_counts(findings)})"
+    return result

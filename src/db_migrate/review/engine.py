@@ -16,7 +16,7 @@ from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
 from db_migrate.capture.model import RecordedOp, RevisionCapture
-from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview
+from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
 
 _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
@@ -26,13 +26,23 @@ _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
 _OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
 
 
-def review_job(files: list[tuple[str, str]], root: str, dialect: str, phase_seconds: float = 10) -> list[RevisionOutcome]:
-    """Capture and review each ``(path, relpath)``; one outcome per file, in order."""
-    from db_migrate.capture.recorder import capture_file
+def review_job(
+    files: list[tuple[str, str]], root: str, dialect: str, phase_seconds: float = 10, target_version: str | None = None
+) -> list[RevisionOutcome]:
+    """Capture and review each ``(path, relpath)``; one outcome per file, in order.
 
+    ``target_version`` is the policy's (``"postgresql 11"``): rules see its
+    numbers when it names the dialect reviewed for.
+    """
+    from db_migrate.capture.recorder import capture_file
+    from db_migrate.policy.settings import parse_target_version
+
+    target = parse_target_version(target_version) if target_version else None
     out = []
     for path, relpath in files:
         cap = capture_file(Path(path), root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds)
+        if target is not None and target[0] == ("mysql" if dialect == "mariadb" else dialect):
+            cap.target_version = target[1]
         out.append(review_capture(cap))
     return out
 
@@ -116,22 +126,29 @@ def is_stand_in_artifact(error: str) -> bool:
 def _apply_suppressions(cap: RevisionCapture, findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
     """Drop findings silenced by ``# db-migrate: ignore[rule-id] reason`` on the line or the line above."""
     lines = cap.source.splitlines()
-    file_ignores: set[str] = set()
-    line_ignores: dict[int, set[str]] = {}
+    # rule id -> the reason written after the comment (the first one that names the rule wins)
+    file_ignores: dict[str, str] = {}
+    line_ignores: dict[int, dict[str, str]] = {}
     for no, text in enumerate(lines, start=1):
         m = _IGNORE.search(text)
         if not m:
             continue
-        ids = {i.strip() for i in m.group(2).split(",") if i.strip()}
+        reason = m.group(3).strip()
+        ids = {i.strip(): reason for i in m.group(2).split(",") if i.strip()}
         if m.group(1):
-            file_ignores |= ids
+            file_ignores = {**ids, **file_ignores}
         else:
-            line_ignores.setdefault(no, set()).update(ids)
-            line_ignores.setdefault(no + 1, set()).update(ids)
+            for at in (no, no + 1):
+                line_ignores[at] = {**ids, **line_ignores.get(at, {})}
     kept, dropped = [], []
     for f in findings:
-        ids = file_ignores | line_ignores.get(f.line or -1, set())
-        (dropped if f.rule in ids or "all" in ids else kept).append(f)
+        ids = {**file_ignores, **line_ignores.get(f.line or -1, {})}
+        for key in (f.rule, "all"):
+            if key in ids:
+                dropped.append(SuppressedFinding(**f.model_dump(), reason=ids[key] or None))
+                break
+        else:
+            kept.append(f)
     return kept, dropped
 
 

@@ -40,12 +40,18 @@ class RevisionReview(BaseModel):
     reads_data: bool = Field(default=False, description="It reads rows (get_bind, sessions): a data migration.")
 
 
+class SuppressedFinding(Finding):
+    """A finding silenced by a ``# db-migrate: ignore[rule-id] reason`` comment, with that reason."""
+
+    reason: str | None = Field(default=None, description="The text after the comment's closing bracket; null when none was given.")
+
+
 class RevisionOutcome(BaseModel):
     """What the worker returns for one revision (internal; merged into ReviewResult)."""
 
     review: RevisionReview
     findings: list[Finding] = Field(default_factory=list)
-    suppressed: list[Finding] = Field(default_factory=list)
+    suppressed: list[SuppressedFinding] = Field(default_factory=list)
     unchecked: list[Unchecked] = Field(default_factory=list)
     load_error: str | None = None
 
@@ -56,7 +62,7 @@ class ReviewResult(Verdict):
     tool: str = "review_migration"
     dialect: str = Field(description="Dialect the revisions were rendered for.")
     reviews: list[RevisionReview] = Field(default_factory=list)
-    suppressed: list[Finding] = Field(
+    suppressed: list[SuppressedFinding] = Field(
         default_factory=list,
-        description="Findings silenced by a `# db-migrate: ignore[rule-id] reason` comment.",
+        description="Findings silenced by a `# db-migrate: ignore[rule-id] reason` comment, each with its reason.",
     )

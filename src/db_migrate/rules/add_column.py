@@ -125,7 +125,8 @@ class AddColumnVolatileDefault(Rule):
         "PostgreSQL 11+ adds a column with a constant or STABLE default (0, 'x', now()) in the catalogue only. "
         "A VOLATILE default (gen_random_uuid(), random(), clock_timestamp(), uuid_generate_v4()) must be "
         "computed per row, so PostgreSQL rewrites the whole table holding an ACCESS EXCLUSIVE lock: no reads, "
-        "no writes until it finishes."
+        "no writes until it finishes. When the project's target_version is below 'postgresql 11', every default "
+        "rewrites the table."
     )
     fix = (
         "op.add_column('users', sa.Column('token', sa.Uuid(), nullable=True))\n"
@@ -144,20 +145,29 @@ class AddColumnVolatileDefault(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec, col in _added_columns(self, cap):
             expr = default_sql(col.server_default, cap.dialect)
-            if is_volatile_sql(expr) and "nextval" not in (expr or "").lower():
-                yield self.finding(
-                    cap,
-                    f"Adds {rec.table}.{col.name} with volatile default {expr}: PostgreSQL computes it for every "
-                    f"existing row, rewriting {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked).",
-                    rec=rec,
-                    fix=_add_nullable_then_fill(
-                        cap, rec,
-                        "# then, once backfilled, new rows get the default:\n" + fx.op_code(ops.AlterColumnOp(
-                            rec.op.table_name, col.name, schema=rec.op.schema, modify_server_default=col.server_default,
-                            existing_type=col.type)),
-                        fill=expr,
-                    ),
-                )
+            if expr is None or "nextval" in expr.lower():
+                continue
+            if is_volatile_sql(expr):
+                why = f"volatile default {expr}: PostgreSQL computes it for every existing row"
+            elif cap.target_version is not None and cap.target_version < (11,):
+                # the project's target_version: before PostgreSQL 11 every default is written into every row
+                version = ".".join(map(str, cap.target_version))
+                why = f"default {expr} on PostgreSQL {version} (target_version): before 11 it is written into every existing row"
+            else:
+                continue
+            yield self.finding(
+                cap,
+                f"Adds {rec.table}.{col.name} with {why}, rewriting {rec.table} under an ACCESS EXCLUSIVE lock "
+                "(reads and writes blocked).",
+                rec=rec,
+                fix=_add_nullable_then_fill(
+                    cap, rec,
+                    "# then, once backfilled, new rows get the default:\n" + fx.op_code(ops.AlterColumnOp(
+                        rec.op.table_name, col.name, schema=rec.op.schema, modify_server_default=col.server_default,
+                        existing_type=col.type)),
+                    fill=expr,
+                ),
+            )
 
 
 class AddSerialColumn(Rule):
