@@ -7,11 +7,60 @@ text is the same JSON.
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
 from db_migrate.verdict import ErrorInfo, ErrorResult
+
+#: Which adapter a caller used: hints name its own way of saying things.
+Interface = Literal["cli", "mcp"]
+
+#: ``{tool:NAME}`` in a hint: the MCP tool, or the CLI command that runs it.
+_COMMANDS = {
+    "review_migration": "db-migrate review", "classify_escalation": "db-migrate classify", "check_heads": "db-migrate heads",
+    "generate_migration": "db-migrate generate", "test_roundtrip": "db-migrate roundtrip",
+}
+#: ``{arg:NAME}`` in a hint: a tool argument (MCP), or the CLI flag for it.
+_FLAGS = {"create_merge": "--create-merge", "all_revisions": "--all", "message": "-m/--message", "revision": "REV"}
+_ARGUMENTS = {"create_merge": "create_merge=true", "all_revisions": "all_revisions=true"}
+_PLACEHOLDER = re.compile(r"\{(tool|arg|config):?(\w*)\}")
+
+
+def render_hint(hint: str | None, interface: Interface | None) -> str | None:
+    """``hint`` with its placeholders said the way ``interface`` says them.
+
+    ``{tool:check_heads}`` -> ``check_heads`` (MCP) or ``db-migrate heads`` (CLI);
+    ``{arg:database_url}`` -> ``the database_url argument`` or ``--database-url``;
+    ``{config}`` -> ``db-migrate serve --project DIR`` or ``--config PATH``.
+    Without an interface both forms are given.
+    """
+    if not hint:
+        return hint
+
+    def say(m: re.Match[str]) -> str:
+        kind, name = m.group(1), m.group(2)
+        if kind == "tool":
+            forms = (f"the {name} tool", _COMMANDS.get(name, name))
+        elif kind == "arg":
+            forms = (_ARGUMENTS.get(name, f"the {name} argument"), _FLAGS.get(name, "--" + name.replace("_", "-")))
+        else:
+            forms = ("`db-migrate serve --project DIR` (or its --config PATH)", "--config PATH")
+        if interface == "mcp":
+            return forms[0]
+        if interface == "cli":
+            return forms[1]
+        return f"{forms[0]} ({forms[1]})"
+
+    return _PLACEHOLDER.sub(say, hint)
 
 
 class DbMigrateError(Exception):
-    """Base class: a failure with a stable code, a clear message and a hint."""
+    """Base class: a failure with a stable code, a clear message and a hint.
+
+    A hint may name tools, arguments and configuration through placeholders
+    (:func:`render_hint`); each adapter renders them for its interface, so an
+    MCP client is told about tool arguments and a shell user about flags.
+    """
 
     code = "error"
 
@@ -21,20 +70,59 @@ class DbMigrateError(Exception):
         self.hint = hint
         self.details = {k: str(v) for k, v in details.items() if v is not None}
 
-    def info(self) -> ErrorInfo:
-        return ErrorInfo(code=self.code, message=self.message, hint=self.hint, details=self.details)
+    def info(self, interface: Interface | None = None) -> ErrorInfo:
+        return ErrorInfo(code=self.code, message=self.message, hint=render_hint(self.hint, interface), details=self.details)
 
-    def result(self) -> ErrorResult:
-        return ErrorResult(error=self.info())
+    def result(self, interface: Interface | None = None) -> ErrorResult:
+        return ErrorResult(error=self.info(interface))
 
-    def to_json(self) -> str:
-        return self.result().model_dump_json(exclude_none=True)
+    def to_json(self, interface: Interface | None = None) -> str:
+        return self.result(interface).model_dump_json(exclude_none=True)
 
 
 def brief(e: BaseException) -> str:
     """The first line of an error (a driver's own message, without SQLAlchemy's background link)."""
     orig = getattr(e, "orig", None) or e
     return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+#: Driver messages that mean the server could not be reached at all (wrong host or port, server down).
+_UNREACHABLE = (
+    "connection refused", "could not translate host name", "name or service not known", "timeout expired",
+    "can't connect", "unknown mysql server host", "no route to host", "network is unreachable", "connection timed out",
+    "is the server running", "temporary failure in name resolution", "nodename nor servname",
+)
+
+
+def database_error(e: BaseException, url: str | None, doing: str, *, hint: str | None = None) -> "DatabaseError":
+    """A :class:`DatabaseError` for a driver exception ``e`` raised while ``doing`` something on ``url``.
+
+    A server that cannot be reached gets its host and port in the message and
+    details and a hint to check them; other failures keep ``hint``.
+    """
+    host = port = None
+    shown = None
+    try:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url) if url else None
+        if u is not None:
+            host = u.host or u.query.get("host") or "localhost (Unix socket)"
+            port = u.port or {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(u.get_backend_name())
+            shown = u.render_as_string(hide_password=True)
+    except Exception:
+        pass
+    text = brief(e)
+    if any(s in text.lower() for s in _UNREACHABLE):
+        return DatabaseError(
+            f"Cannot reach the database server at {host}:{port} while {doing}: {text}",
+            hint=f"Check that a server listens on {host}:{port} and that the URL's host and port are right "
+            "(for a scratch server: a development or CI server where db-migrate may create databases), or omit "
+            "the URL to use a temporary SQLite file where the tool allows it.",
+            host=host, port=port, database=shown,
+        )
+    return DatabaseError(f"{doing[:1].upper()}{doing[1:]} failed on {shown or 'the database'}: {text}", hint=hint,
+                         host=host, port=port, database=shown)
 
 
 class UsageError(DbMigrateError):

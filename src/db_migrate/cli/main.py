@@ -268,9 +268,9 @@ def _scratch(args: argparse.Namespace, out: Any) -> int:
 
 def _fail(err: DbMigrateError, as_json: bool) -> int:
     if as_json:
-        sys.stdout.write(err.to_json() + "\n")
+        sys.stdout.write(err.to_json("cli") + "\n")
     else:
         from db_migrate.tools.render import render_error, use_color
 
-        sys.stderr.write(render_error(err.info(), color=use_color(sys.stderr)) + "\n")
+        sys.stderr.write(render_error(err.info("cli"), color=use_color(sys.stderr)) + "\n")
     return EXIT_USAGE

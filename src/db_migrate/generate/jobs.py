@@ -87,7 +87,7 @@ def autogenerate_revision(
                 raise ProjectCodeError(
                     f"The named database is at {', '.join(at) or 'no revision'}, not at head ({', '.join(heads)}): "
                     "autogenerate would re-create the pending changes.",
-                    hint="Upgrade that database first, or omit database_url to compare against a scratch database at head.",
+                    hint="Upgrade that database first, or omit {arg:database_url} to compare against a scratch database at head.",
                 )
             begin_read_only(rt.connection)
         else:
@@ -107,7 +107,7 @@ def autogenerate_revision(
             if isinstance(e, CommandError) and "not up to date" in str(e):
                 raise ProjectCodeError(
                     "The comparison database is not at head, so autogenerate would re-create pending changes.",
-                    hint="Upgrade that database first, or omit database_url to compare against a scratch database.",
+                    hint="Upgrade that database first, or omit {arg:database_url} to compare against a scratch database.",
                 ) from None
             if isinstance(e, DbMigrateError):  # e.g. Refused by refuse_overwrite
                 raise

@@ -50,19 +50,19 @@ def generate_migration(
     """
     started = time.perf_counter()
     if not message or not message.strip():
-        raise UsageError("A message is required: it names the revision file.", hint='e.g. -m "add nickname to persons"')
+        raise UsageError("A message is required: it names the revision file.", hint='Give {arg:message}, e.g. "add nickname to persons".')
     history = load_history(project)
     report = analyse(history)
     if not report.walkable:
         problems = [f.message for f in report.findings if f.severity == "error"]
         raise MigrationLoadError(
             "The revision history has errors alembic cannot walk: " + " ".join(problems[:5]),
-            hint="Run check_heads (db-migrate heads) and fix those first.",
+            hint="Run {tool:check_heads} and fix those first.",
         )
     if len(report.heads) > 1:
         raise MultipleHeadsError(
             f"The history has {len(report.heads)} heads ({', '.join(report.heads)}); a new revision would not know its parent.",
-            hint="Merge them first: check_heads with create_merge=true (`db-migrate heads --create-merge`) "
+            hint="Merge them first: {tool:check_heads} with {arg:create_merge} "
             "or `alembic merge -m 'merge heads' heads`.",
             heads=", ".join(report.heads),
         )

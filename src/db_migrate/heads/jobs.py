@@ -34,7 +34,7 @@ def read_database_revisions(url: str, version_table: str = "alembic_version", ve
     except Exception as e:
         raise DatabaseError(
             f"Cannot read the version table of {redact_url(url)}: {brief(e)}",
-            hint="Check that database_url is reachable and that its user may read the version table.",
+            hint="Check that {arg:database_url} is reachable and that its user may read the version table.",
         ) from None
 
 

@@ -46,6 +46,8 @@ def check_heads(
     progress("reading revision headers")
     history = load_history(project)
     report = analyse(history)
+    # the headers are read from the top of each file only: a syntax error below them breaks alembic too
+    report.findings.extend(_unparseable_bodies(project, history))
     extra: list[Finding] = []
     unchecked: list[Unchecked] = []
 
@@ -120,6 +122,44 @@ def check_heads(
     )
     result.summary = _summary(result, drift_checked=drift and not any(u.what == "model drift" for u in unchecked))
     return result
+
+
+_parsed: dict[str, tuple[int, int, tuple[str, int | None] | None]] = {}
+
+
+def _unparseable_bodies(project: Project, history: History) -> list[Finding]:
+    """An ``unparseable-revision`` finding for every revision file whose body is not valid Python.
+
+    Cached by path, mtime and size, so a history is parsed once per change.
+    """
+    import ast
+
+    findings = []
+    for h in history.headers:
+        try:
+            st = h.path.stat()
+        except OSError:
+            continue
+        key = str(h.path)
+        cached = _parsed.get(key)
+        if cached is None or cached[:2] != (st.st_mtime_ns, st.st_size):
+            error = None
+            try:
+                ast.parse(h.path.read_bytes(), filename=key)
+            except SyntaxError as e:
+                error = (f"{e.msg} (line {e.lineno})" if e.lineno else e.msg, e.lineno)
+            except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, pathological nesting
+                error = (f"{type(e).__name__}: {e}", None)
+            cached = _parsed[key] = (st.st_mtime_ns, st.st_size, error)
+        if cached[2] is not None:
+            message, line = cached[2]
+            rel = project.relpath(h.path)
+            findings.append(Finding(
+                rule="unparseable-revision", severity="error", phase="history", revision=h.revision, path=rel, line=line,
+                message=f"{rel} is not valid Python ({message}); alembic cannot load the history.",
+                fix="Fix the syntax error, or move the file out of the versions folder if it is not a revision.",
+            ))
+    return findings
 
 
 def _merge(project: Project, report: GraphReport, message: str, timeout: float | None) -> Path | None:

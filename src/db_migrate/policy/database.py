@@ -80,7 +80,7 @@ def read_database_facts(
     except Exception as e:
         raise DatabaseError(
             f"Cannot read the database {shown}: {brief(e)}",
-            hint="Check database_url (it is only read, never written), that the server is reachable, "
+            hint="Check {arg:database_url} (it is only read, never written), that the server is reachable, "
             "and that the user may read the tables' catalog.",
         ) from None
     return facts

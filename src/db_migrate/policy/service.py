@@ -29,7 +29,7 @@ def baseline_revisions(history: History, policy: Policy) -> frozenset[str]:
     except DbMigrateError as e:
         raise ConfigInvalid(
             f"baseline = {policy.baseline!r} in [tool.db-migrate] names no revision of this history: {e.message}",
-            hint="Set baseline to the id of the last revision that is history (db-migrate heads lists them), or remove it.",
+            hint="Set baseline to the id of the last revision that is history ({tool:check_heads} lists them), or remove it.",
         ) from None
     return frozenset(history.ancestors(base, include_self=True)) if base else frozenset()
 

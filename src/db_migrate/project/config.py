@@ -80,6 +80,17 @@ class Project:
         return p.resolve()
 
 
+def normalize_url(url: str | None) -> str | None:
+    """``postgres://`` (Heroku, many PaaS) as SQLAlchemy spells it, ``postgresql://``; anything else unchanged.
+
+    SQLAlchemy dropped the ``postgres`` alias, so such a URL would fail to load a
+    dialect.  Every URL argument passes through here (:func:`db_migrate.tools.call`).
+    """
+    if url and (url.startswith("postgres://") or url.startswith("postgres+")):
+        return "postgresql" + url[len("postgres"):]
+    return url
+
+
 def dialect_of(url: str | None) -> str | None:
     """The backend name of a SQLAlchemy URL, or None when there is no usable URL."""
     if not url or "%(" in url or "${" in url:
@@ -87,7 +98,7 @@ def dialect_of(url: str | None) -> str | None:
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).get_backend_name()
+        return make_url(normalize_url(url)).get_backend_name()
     except Exception:
         return None
 
@@ -118,7 +129,7 @@ def _find_config(start: Path) -> Path:
     raise ConfigNotFound(
         f"No Alembic project found in {start} or its parents (looked for alembic.ini, "
         "or pyproject.toml with [tool.alembic]).",
-        hint="Run from the project directory, or pass --config path/to/alembic.ini.",
+        hint="Run from the project directory, or point {config} at its alembic.ini.",
     )
 
 
@@ -185,7 +196,7 @@ def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | No
     root = path.parent
     kind = "toml" if path.suffix == ".toml" else "ini"
     if kind == "toml" and not _toml_has_alembic(path):
-        raise ConfigNotFound(f"{path} has no [tool.alembic] section.", hint="Point --config at alembic.ini instead.")
+        raise ConfigNotFound(f"{path} has no [tool.alembic] section.", hint="Point {config} at alembic.ini instead.")
 
     settings: dict[str, Any] = {}
     pyproject = root / "pyproject.toml"

@@ -97,7 +97,7 @@ class History:
             if not heads:
                 raise RevisionNotFound(
                     f"The project at {self.project.root} has no revisions yet.",
-                    hint="Create one with generate_migration (db-migrate generate -m MESSAGE).",
+                    hint="Create one with {tool:generate_migration}.",
                 )
             if len(heads) > 1:
                 raise MultipleHeadsError(

@@ -12,7 +12,7 @@ from db_migrate.roundtrip.snapshot import describe_changes
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
 from db_migrate.scratch import refuse_production, scratch_database
 from db_migrate.scratch.engine import engine_only, plan_scratch
-from db_migrate.verdict import Finding, Unchecked, decide
+from db_migrate.verdict import Escalation, Finding, Unchecked, decide
 
 _STEP_KINDS = {"upgrade-failed", "downgrade-failed", "reupgrade-failed"}
 _PHASE_KIND = {"prepare": "upgrade-failed", "upgrade": "upgrade-failed", "downgrade": "downgrade-failed", "reupgrade": "reupgrade-failed"}
@@ -31,6 +31,11 @@ def test_roundtrip(
     timeout: float | None = None,
 ) -> RoundtripResult:
     """Roundtrip ``revision`` (default head) on top of its parent, or every revision of a range.
+
+    The decision: ``revise`` when a step failed (the findings name it);
+    otherwise the project's policy without a database, as review_migration
+    applies it (``escalate`` when a trigger fires), else ``proceed``.  So a
+    passed roundtrip never says proceed where review escalates.
 
     ``database_url`` names a PostgreSQL or MySQL/MariaDB *server* on which a
     scratch database is created and dropped; default: a temporary SQLite file.
@@ -85,6 +90,10 @@ def test_roundtrip(
                 table=f.table, column=f.column, fix=f.hint)
         for f in failures
     ]
+    escalation, policy_unchecked = _policy(project, history, revisions, environment, timeout)
+    unchecked += policy_unchecked
+    # a failed roundtrip is a broken revision: fix the failing step first, then the policy decides
+    decision = "revise" if failures else decide([], escalation)
     status = "failed" if failures else "passed"
     checked = len(out["checked"])
     summary = (
@@ -93,9 +102,15 @@ def test_roundtrip(
         else f"roundtrip failed on {dialect}: {len(failures)} failure(s) in "
         f"{len({f.revision for f in failures})} revision(s) ({', '.join(sorted({f.kind for f in failures}))})"
     )
+    if decision == "escalate":
+        triggers = ", ".join(t.trigger for t in escalation.triggers)  # type: ignore[union-attr]
+        summary = f"escalate: {triggers} — a human must approve this revision; {summary}"
+    else:
+        summary = f"{decision}: {summary}"
     return RoundtripResult(
-        decision=decide(findings),
+        decision=decision,
         summary=summary,
+        escalation=escalation,
         revisions=revisions,
         findings=findings,
         unchecked=unchecked,
@@ -112,6 +127,29 @@ def test_roundtrip(
         seconds=round(time.perf_counter() - t_start, 3),
         engine=plan.info(),
     )
+
+
+def _policy(
+    project: Project, history: History, revisions: list[str], environment: str | None, timeout: float | None
+) -> tuple[Escalation | None, list[Unchecked]]:
+    """The escalation policy without a database over the roundtripped revisions, as review applies it.
+
+    A roundtrip that passed proves the way back, not that the change is one an
+    agent may make alone: the decision is never proceed where review escalates.
+    Review's own lint findings stay review's; only the escalation is taken over.
+    """
+    from db_migrate.policy.classify import decide_for
+    from db_migrate.policy.service import baseline_revisions, load_policy
+    from db_migrate.review import review_paths
+
+    policy = load_policy(project)
+    old = baseline_revisions(history, policy)
+    try:
+        review = review_paths(project, [history.by_id[r] for r in revisions], timeout=timeout, policy=policy, history=old)
+    except DbMigrateError as e:
+        return None, [Unchecked(what="escalation policy", reason=f"the revisions could not be reviewed: {e.message}")]
+    d = decide_for(review, policy, environment=environment, project_url=project.url, history=old)
+    return d.escalation, []
 
 
 def _select(history: History, revision: str, from_rev: str | None, to_rev: str | None, all_revs: bool) -> list[str]:

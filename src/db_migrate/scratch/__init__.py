@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from db_migrate.errors import DatabaseError, Refused, UsageError, brief
+from db_migrate.errors import Refused, UsageError, database_error
 from db_migrate.project import redact_url
 
 __all__ = [
@@ -94,7 +94,7 @@ def server_dialect(server_url: str) -> str:
     if backend not in _SERVER_DIALECTS:
         raise UsageError(
             f"Scratch databases can be created on PostgreSQL or MySQL/MariaDB servers, not {backend!r}.",
-            hint="Omit database_url to use a temporary SQLite file.",
+            hint="Omit {arg:database_url} to use a temporary SQLite file.",
         )
     return _SERVER_DIALECTS[backend]
 
@@ -153,9 +153,9 @@ def create_database(server_url: str, name: str, *, template: str | None = None) 
             if template and "being accessed" in str(e) and time.monotonic() < deadline:
                 time.sleep(0.02)
                 continue
-            raise DatabaseError(
-                f"Cannot create the scratch database {name} on {redact_url(server_url)}: {brief(e)}",
-                hint="The user of database_url needs the right to create databases (CREATEDB).",
+            raise database_error(
+                e, server_url, f"creating the scratch database {name}",
+                hint="The user of {arg:database_url} needs the right to create databases (CREATEDB).",
             ) from None
 
 

@@ -94,9 +94,15 @@ def ensure_template(
 
 def _pg_exists(server_url: str, name: str) -> bool:
     from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
 
-    with admin_engine(server_url).connect() as c:
-        return c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+    from db_migrate.errors import database_error
+
+    try:
+        with admin_engine(server_url).connect() as c:
+            return c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+    except SQLAlchemyError as e:  # the first contact with the scratch server: unreachable is the usual reason
+        raise database_error(e, server_url, "looking for a template database") from None
 
 
 def _pg_rename(server_url: str, old: str, new: str) -> bool:

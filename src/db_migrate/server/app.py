@@ -28,16 +28,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, DeclinedElicitation, Elicit, ElicitationResult, MCPServer, Resolve
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, ValidationError
 
 from db_migrate import __version__
 from db_migrate.policy.model import ApprovalQuestion, ClassifyResult, HumanApproval
 from db_migrate.tools import call, result_model
 from db_migrate.tools.render import brief
 from db_migrate.tools.workflow import review_pending_prompt, workflow_prompt
-from db_migrate.errors import DbMigrateError, InternalError
+from db_migrate.errors import DbMigrateError, InternalError, UsageError
 from db_migrate.project import Project, load_project
 from db_migrate.verdict import Verdict
 
@@ -104,7 +104,8 @@ D_ROUNDTRIP = """\
 Prove a revision reverses: on a throwaway database, upgrade to the revision's parent, seed rows, upgrade,
 downgrade, upgrade again, and compare schemas and data. Catches downgrades that fail, forget a change or lose
 rows. Call after review_migration says proceed. decision: proceed (passed) -> go on to classify_escalation;
-revise (failed) -> fix the step named in the findings and run again. Takes seconds; reports progress."""
+revise (failed) -> fix the step named in the findings and run again; escalate -> the policy needs a human
+(same triggers as review; `status` still says whether the roundtrip passed). Takes seconds; reports progress."""
 
 
 class ProjectRef:
@@ -149,7 +150,58 @@ def error_result(e: BaseException) -> CallToolResult:
         log.error("internal error in a tool", exc_info=e)
         first = (str(e).splitlines() or [""])[0]
         e = InternalError(f"internal error: {type(e).__name__}" + (f": {first}" if first else ""))
-    return CallToolResult(content=[TextContent(type="text", text=e.to_json())], is_error=True)
+    return CallToolResult(content=[TextContent(type="text", text=e.to_json("mcp"))], is_error=True)
+
+
+class DbMigrateServer(MCPServer):
+    """MCPServer whose argument errors come back like every other error: ``{"error": {code, message, hint}}``.
+
+    The SDK ignores arguments a tool does not declare and reports validation
+    errors as plain text; a misspelt ``database_ulr`` must be refused, not
+    silently dropped, and an agent should parse every failure the same way.
+    """
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        known = await self._argument_names(name)
+        if known is not None:
+            unknown = sorted(set(arguments) - known)
+            if unknown:
+                return error_result(UsageError(
+                    f"{name} has no argument {', '.join(repr(u) for u in unknown)}"
+                    + "".join(_did_you_mean(u, known) for u in unknown) + ".",
+                    hint=f"{name} takes: {', '.join(sorted(known))} (see its inputSchema in tools/list).",
+                ))
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as e:
+            if not isinstance(e.__cause__, ValidationError):
+                raise
+            return error_result(UsageError(
+                f"Invalid arguments for {name}: "
+                + "; ".join(_argument_problem(err) for err in e.__cause__.errors()) + ".",
+                hint=f"Fix these arguments of {name} (see its inputSchema in tools/list) and call again.",
+            ))
+
+    async def _argument_names(self, name: str) -> set[str] | None:
+        """The argument names ``name`` declares (None for an unknown tool: the SDK reports that)."""
+        for tool in await self.list_tools():
+            if tool.name == name:
+                return set((tool.input_schema or {}).get("properties") or {})
+        return None
+
+
+def _did_you_mean(name: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _argument_problem(err: Any) -> str:
+    """One pydantic error as ``argument rows: Input should be a valid integer (got str)``; never echoes the value."""
+    where = ".".join(str(p) for p in err.get("loc", ())) or "(arguments)"
+    got = "" if err.get("type") == "missing" else f" (got {type(err.get('input')).__name__})"
+    return f"argument {where}: {err.get('msg')}{got}"
 
 
 def _as_call_result(result: Verdict | CallToolResult) -> CallToolResult:
@@ -164,7 +216,7 @@ def _as_call_result(result: Verdict | CallToolResult) -> CallToolResult:
 def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: str | None = None, timeout: float | None = None) -> MCPServer:
     """The db-migrate MCP server for the project at ``project_dir`` (default: the working directory)."""
     ref = ProjectRef(Path(project_dir or os.getcwd()), config, timeout)
-    server = MCPServer(
+    server = DbMigrateServer(
         "db-migrate",
         title="db-migrate",
         instructions=INSTRUCTIONS,
@@ -334,7 +386,7 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
 
             return load_policy(ref.get()).model_dump_json(indent=1)
         except DbMigrateError as e:
-            raise ResourceError(e.to_json()) from None
+            raise ResourceError(e.to_json("mcp")) from None
 
     @server.resource("db-migrate://history", name="history", title="Revision heads and history", mime_type="application/json",
                      description="The project's revisions (read statically, no code runs): heads, bases, parents, messages, files.")
@@ -342,7 +394,7 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
         try:
             return json.dumps(history_summary(ref.get()), indent=1)
         except DbMigrateError as e:
-            raise ResourceError(e.to_json()) from None
+            raise ResourceError(e.to_json("mcp")) from None
 
     return server
 

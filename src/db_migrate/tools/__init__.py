@@ -32,7 +32,14 @@ _EXIT_BY_DECISION = {"proceed": EXIT_PROCEED, "revise": EXIT_REVISE, "escalate":
 
 
 def call(tool: str, project: Any, **kwargs: Any) -> Verdict:
-    """Run the service function behind ``tool`` (imported on first use)."""
+    """Run the service function behind ``tool`` (imported on first use).
+
+    URL arguments are normalised here, the one door both adapters go through
+    (``postgres://`` is accepted as PostgreSQL).
+    """
+    from db_migrate.project.config import normalize_url
+
+    kwargs = {k: normalize_url(v) if k.endswith("_url") and isinstance(v, str) else v for k, v in kwargs.items()}
     package, func, _ = TOOLS[tool]
     return getattr(importlib.import_module(package), func)(project, **kwargs)
 
