@@ -84,16 +84,23 @@ class ClassifyResult(Verdict):
     def answered(self, approval: HumanApproval) -> "ClassifyResult":
         """This verdict with the human's answer recorded.
 
-        Only an explicit approval lifts ``escalate``, and it re-decides without
-        the escalation, so remaining errors still say ``revise``.  A rejection,
-        a decline, a cancel or no answer keep ``escalate`` (fail closed).
+        Only an explicit approval lifts ``escalate``: the escalation is then no
+        longer required (its triggers stay as the record of what was approved)
+        and the verdict is re-decided without it, so remaining errors still say
+        ``revise``; the summary starts with the new decision.  A rejection, a
+        decline, a cancel or no answer keep ``escalate`` (fail closed).
         """
         update: dict[str, object] = {"human_approval": approval}
         if self.decision == "escalate":
             note = f": {approval.note}" if approval.note else ""
-            if approval.answer == "approved":
-                update["decision"] = decide(self.findings, None)
-                update["summary"] = f"{self.summary} (approved by a human{note})"
+            if approval.answer == "approved" and self.escalation is not None:
+                decision = decide(self.findings, None)
+                approved = ", ".join(t.trigger for t in self.escalation.triggers)
+                errors = sum(1 for f in self.findings if f.severity == "error")
+                rest = f"; {errors} review error(s) remain" if decision == "revise" else ""
+                update["decision"] = decision
+                update["escalation"] = self.escalation.model_copy(update={"required": False})
+                update["summary"] = f"{decision}: {approved} approved by a human{note}{rest}."
             elif approval.asked:
                 update["summary"] = f"{self.summary} (human answer: {approval.answer}{note})"
         return self.model_copy(update=update)
