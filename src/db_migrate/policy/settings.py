@@ -1,4 +1,4 @@
-"""The escalation policy: which changes need a human, which an agent may make alone.
+"""The project's policy: which changes need a human, which rules run and how, what is history.
 
 The defaults encode the skill's seven always-escalate rules and five auto
 classes.  A project tunes them in ``pyproject.toml``::
@@ -8,11 +8,17 @@ classes.  A project tunes them in ``pyproject.toml``::
     audit_tables = ["audit_log", "*_history"]
     large_table_rows = 100000
     production_url_patterns = ["*prod*", "*.rds.amazonaws.com*"]
+    disable = ["missing-lock-timeout"]          # rule ids or globs
+    severity = {set-not-null = "warning"}
+    exclude = ["alembic/versions/legacy_*.py"]  # review --all skips these files
+    baseline = "4f2a9c1b7e3d"                   # it and its ancestors are history
+    target_version = "postgresql 11"
 
 Every key is documented in :class:`Policy`'s field descriptions (the MCP server
-publishes the policy in effect, with its JSON schema, as a resource).  Other
-tools keep their own keys in the same table, so unknown keys are ignored, but
-one that looks like a misspelt policy key is refused.
+publishes the policy in effect, with its JSON schema, as a resource; ``db-migrate
+init`` writes them as comments).  Other tools keep their own keys in the same
+table, so unknown keys are ignored, but one that looks like a misspelt policy
+key is refused, and so is a rule name that matches no rule.
 """
 
 from __future__ import annotations
