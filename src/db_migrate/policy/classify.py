@@ -361,6 +361,7 @@ def _primary_keys(triggers, upgrade: list[_Op], findings: list[Finding]) -> None
 
 
 def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, unchecked: list[Unchecked]) -> None:
+    seen = {(u.what, u.revision, u.line) for u in unchecked}  # a set: a long history has thousands
     for o in upgrade:
         if o.table_created_here:
             continue
@@ -380,7 +381,8 @@ def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, un
                     path=o.path,
                     line=o.line,
                 )
-                if item not in unchecked:
+                if (item.what, item.revision, item.line) not in seen:
+                    seen.add((item.what, item.revision, item.line))
                     unchecked.append(item)
             elif count.rows >= policy.large_table_rows:
                 triggers.fire(
@@ -418,16 +420,19 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
         if f.rule in ROLLBACK_RULES:
             triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
     flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
-    for rev in {o.revision for o in ops} - flagged:
+    by_revision: dict[str | None, list[_Op]] = {}
+    for o in ops:
+        by_revision.setdefault(o.revision, []).append(o)
+    for rev in by_revision.keys() - flagged:
         # the review's own rollback rules may be off or suppressed; an empty downgrade is still unclear
-        mine = [o for o in ops if o.revision == rev and not _nothing_to_undo(o)]
+        mine = [o for o in by_revision[rev] if not _nothing_to_undo(o)]
         if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
             first = next(o for o in mine if o.phase == "upgrade")
             triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
     for o in ops:
         if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o):
             continue
-        if not _inverted(o, ops):
+        if not _inverted(o, by_revision[o.revision]):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
 
 
@@ -439,7 +444,7 @@ def _nothing_to_undo(o: _Op) -> bool:
 
 
 def _inverted(o: _Op, ops: list[_Op]) -> bool:
-    """Whether the downgrade plausibly undoes this upgrade op.execute.
+    """Whether the downgrade plausibly undoes this upgrade op.execute (``ops``: at least its revision's).
 
     It does when the downgrade runs SQL on one of the same tables, drops the
     table, or drops a column this revision added and the SQL names.
