@@ -184,3 +184,20 @@ def test_check_heads_does_not_proceed_when_a_revision_body_does_not_parse(reside
     r = check_heads(load_project(cwd=residency), drift=False)
     bad = [f for f in r.findings if f.rule == "unparseable-revision"]
     assert r.decision == "revise" and bad and bad[0].path.endswith("0bad_notes.py") and bad[0].line
+
+
+def test_generate_carries_the_policy_decision_of_its_review(residency: Path) -> None:
+    from db_migrate.generate import generate_migration
+
+    person = residency / "app" / "models" / "person.py"
+    text = person.read_text()
+    line = "    middle_name: Mapped[str | None] = mapped_column(String(100))\n"
+    assert line in text
+    person.write_text(text.replace(line, ""))  # the model loses a column: autogenerate drops it
+    project = load_project(cwd=residency)
+    g = generate_migration(project, "drop middle name")
+    assert g.created and [o.op for o in g.operations] == ["drop_column"]
+    review = review_migration(project, g.revision)
+    assert review.decision == "escalate" and g.decision == "escalate"
+    assert _triggers(g) == _triggers(review) and "drop-with-data" in _triggers(g)
+    assert_consistent(g)

@@ -29,7 +29,7 @@ _PLACEHOLDER = re.compile(r"\{(tool|arg|config):?(\w*)\}")
 def render_hint(hint: str | None, interface: Interface | None) -> str | None:
     """``hint`` with its placeholders said the way ``interface`` says them.
 
-    ``{tool:check_heads}`` -> ``check_heads`` (MCP) or ``db-migrate heads`` (CLI);
+    ``{tool:check_heads}`` -> ``the check_heads tool`` (MCP) or ``db-migrate heads`` (CLI);
     ``{arg:database_url}`` -> ``the database_url argument`` or ``--database-url``;
     ``{config}`` -> ``db-migrate serve --project DIR`` or ``--config PATH``.
     Without an interface both forms are given.

@@ -124,7 +124,7 @@ def generate_migration(
 
         result.unchecked.append(Unchecked(what="env.py upgrade", reason=f"Head was built without env.py: {outcome.runner_reason}"))
     result.summary = (
-        f"Wrote {path} ({len(outcome.operations)} operation(s)); review: {review.decision}; "
+        f"{result.decision}: wrote {path} ({len(outcome.operations)} operation(s)); review: {review.decision}; "
         f"{result.counts()['error']} error(s), {result.counts()['warning']} warning(s)."
     )
     return result

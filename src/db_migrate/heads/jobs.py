@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db_migrate.errors import DatabaseError, ProjectCodeError, UsageError, brief
-from db_migrate.project import Project, redact_url
+from db_migrate.errors import DatabaseError, ProjectCodeError, UsageError, database_error
+from db_migrate.project import Project
 
 
 def read_database_revisions(url: str, version_table: str = "alembic_version", version_table_schema: str | None = None) -> list[str]:
@@ -32,8 +32,8 @@ def read_database_revisions(url: str, version_table: str = "alembic_version", ve
     except (DatabaseError, UsageError):
         raise
     except Exception as e:
-        raise DatabaseError(
-            f"Cannot read the version table of {redact_url(url)}: {brief(e)}",
+        raise database_error(
+            e, url, "reading the version table",
             hint="Check that {arg:database_url} is reachable and that its user may read the version table.",
         ) from None
 

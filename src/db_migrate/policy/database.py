@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from db_migrate.errors import DatabaseError, DbMigrateError, brief
+from db_migrate.errors import DbMigrateError, brief, database_error
 from db_migrate.policy.model import DatabaseFacts, RowCount
 from db_migrate.project import redact_url
 from db_migrate.readonly import begin_read_only, read_only_connection
@@ -78,8 +78,8 @@ def read_database_facts(
     except DbMigrateError:  # already clear (a bad URL, a missing file, an unreachable server)
         raise
     except Exception as e:
-        raise DatabaseError(
-            f"Cannot read the database {shown}: {brief(e)}",
+        raise database_error(
+            e, database_url, "reading row counts",
             hint="Check {arg:database_url} (it is only read, never written), that the server is reachable, "
             "and that the user may read the tables' catalog.",
         ) from None

@@ -56,8 +56,10 @@ def review_migration(
     skipped: list[Unchecked] = []
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
-        before = [h for h in history.headers if h.revision in old and h not in excluded]
-        headers = sorted((h for h in history.headers if h not in excluded and h not in before), key=lambda h: str(h.path))
+        skip = {h.path for h in excluded}
+        before = [h for h in history.headers if h.revision in old and h.path not in skip]
+        skip |= {h.path for h in before}
+        headers = sorted((h for h in history.headers if h.path not in skip), key=lambda h: str(h.path))
         if excluded:
             skipped.append(Unchecked(what=f"{len(excluded)} revision file(s)", reason="excluded by the policy's 'exclude' patterns"))
         if before:

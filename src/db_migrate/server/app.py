@@ -75,6 +75,7 @@ _DB_URL_COMPARE = Field(
 D_REVIEW = """\
 Lint a migration before anything runs it: locks, table rewrites, data loss, missing or lossy downgrades,
 unsafe raw SQL, application imports. Static and fast (no database); call it after every edit of a revision.
+It applies the same escalation policy as classify_escalation, minus what needs a database.
 decision: proceed -> go on to test_roundtrip; revise -> apply each error finding's `fix` at its file:line
 and call again; escalate -> stop and ask the user. `unchecked` lists what could not be verified."""
 
