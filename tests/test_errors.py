@@ -50,7 +50,7 @@ def test_unreachable_scratch_server_is_a_database_error_with_host_and_port(
 ) -> None:
     port = closed_port()
     url = f"{scheme}://someone:s3cret@127.0.0.1:{port}/postgres"
-    for args in (["roundtrip", "--database-url", url], ["generate", "-m", "x", "--scratch-url", url]):
+    for args in (["roundtrip", "--database-url", url], ["generate", "-m", "x", "--scratch-url", url], ["heads", "--scratch-url", url]):
         code, out = _cli([*args, "--config", str(residency)], capsys)
         err = out["error"]
         assert code == 2 and err["code"] == "database-error", err
