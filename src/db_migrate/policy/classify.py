@@ -166,14 +166,14 @@ class PolicyDecision:
 
     @property
     def headline(self) -> str:
-        """``escalate: drop-with-data, ... — a human must approve``, ``revise: 2 error(s) remain`` or ``proceed``.
+        """``escalate: drop-with-data, ... — a human must approve``, ``revise: 2 error(s) to fix`` or ``proceed``.
 
         Every tool starts its summary with this, so a summary never says
         something other than ``decision`` and ``escalation.required``.
         """
         if self.decision == "escalate":
             ids = ", ".join(t.trigger for t in self.escalation.triggers)
-            return f"escalate: {ids} — a human must approve this revision"
+            return f"escalate: {ids} — a human must approve"
         if self.decision == "revise":
             errors = sum(1 for f in self.findings if f.severity == "error")
             return f"revise: {errors} error(s) to fix"

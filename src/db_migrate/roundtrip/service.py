@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, UsageError
 from db_migrate.project import History, Project, load_history
@@ -12,7 +12,10 @@ from db_migrate.roundtrip.snapshot import describe_changes
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
 from db_migrate.scratch import refuse_production, scratch_database
 from db_migrate.scratch.engine import engine_only, plan_scratch
-from db_migrate.verdict import Escalation, Finding, Unchecked, decide
+from db_migrate.verdict import Finding, Unchecked, decide
+
+if TYPE_CHECKING:
+    from db_migrate.policy.classify import PolicyDecision
 
 _STEP_KINDS = {"upgrade-failed", "downgrade-failed", "reupgrade-failed"}
 _PHASE_KIND = {"prepare": "upgrade-failed", "upgrade": "upgrade-failed", "downgrade": "downgrade-failed", "reupgrade": "reupgrade-failed"}
@@ -90,8 +93,9 @@ def test_roundtrip(
                 table=f.table, column=f.column, fix=f.hint)
         for f in failures
     ]
-    escalation, policy_unchecked = _policy(project, history, revisions, environment, timeout)
+    decided, policy_unchecked = _policy(project, history, revisions, environment, timeout)
     unchecked += policy_unchecked
+    escalation = decided.escalation if decided else None
     # a failed roundtrip is a broken revision: fix the failing step first, then the policy decides
     decision = "revise" if failures else decide([], escalation)
     status = "failed" if failures else "passed"
@@ -102,9 +106,8 @@ def test_roundtrip(
         else f"roundtrip failed on {dialect}: {len(failures)} failure(s) in "
         f"{len({f.revision for f in failures})} revision(s) ({', '.join(sorted({f.kind for f in failures}))})"
     )
-    if decision == "escalate":
-        triggers = ", ".join(t.trigger for t in escalation.triggers)  # type: ignore[union-attr]
-        summary = f"escalate: {triggers} — a human must approve this revision; {summary}"
+    if decision == "escalate" and decided is not None:
+        summary = f"{decided.headline}; {summary}"
     else:
         summary = f"{decision}: {summary}"
     return RoundtripResult(
@@ -131,7 +134,7 @@ def test_roundtrip(
 
 def _policy(
     project: Project, history: History, revisions: list[str], environment: str | None, timeout: float | None
-) -> tuple[Escalation | None, list[Unchecked]]:
+) -> tuple[PolicyDecision | None, list[Unchecked]]:
     """The escalation policy without a database over the roundtripped revisions, as review applies it.
 
     A roundtrip that passed proves the way back, not that the change is one an
@@ -148,8 +151,7 @@ def _policy(
         review = review_paths(project, [history.by_id[r] for r in revisions], timeout=timeout, policy=policy, history=old)
     except DbMigrateError as e:
         return None, [Unchecked(what="escalation policy", reason=f"the revisions could not be reviewed: {e.message}")]
-    d = decide_for(review, policy, environment=environment, project_url=project.url, history=old)
-    return d.escalation, []
+    return decide_for(review, policy, environment=environment, project_url=project.url, history=old), []
 
 
 def _select(history: History, revision: str, from_rev: str | None, to_rev: str | None, all_revs: bool) -> list[str]:
