@@ -37,7 +37,7 @@ def _rules(result) -> set[str]:
 
 
 def test_rule_ids_read_from_source_are_the_catalogue() -> None:
-    assert known_rule_ids() == sorted(r.id for r in all_rules())
+    assert list(known_rule_ids()) == sorted(r.id for r in all_rules())
 
 
 def test_disable_enable_and_severity(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
@@ -74,9 +75,15 @@ class _Op:
         return (kinds[0] if kinds else "").upper()
 
 
-def _operations(review: Any, dialect: str) -> list[_Op]:
+@lru_cache(maxsize=4096)
+def _parsed(text: str, dialect: str) -> tuple[Any, ...]:
+    """The statements of one op.execute text (parsed once: every tool of a session asks again)."""
     from db_migrate.capture.sql import parse_sql
 
+    return tuple(parse_sql(text, dialect))
+
+
+def _operations(review: Any, dialect: str) -> list[_Op]:
     out: list[_Op] = []
     for rev in getattr(review, "reviews", None) or []:
         for op in rev.operations:
@@ -85,7 +92,7 @@ def _operations(review: Any, dialect: str) -> list[_Op]:
             if op.kind == "execute":
                 text = (op.detail or {}).get("sql") or "\n".join(op.sql or [])
                 if isinstance(text, str) and text.strip():
-                    o.statements = parse_sql(text, dialect)
+                    o.statements = list(_parsed(text, dialect))
                     names += [t for s in o.statements for t in s.tables]
                 names += [t for t in (op.detail or {}).get("tables") or [] if isinstance(t, str)]
             for key in ("new_table_name", "referent_table"):

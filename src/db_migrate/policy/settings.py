@@ -24,6 +24,7 @@ key is refused, and so is a rule name that matches no rule.
 from __future__ import annotations
 
 import difflib
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -198,7 +199,8 @@ def parse_target_version(value: str) -> tuple[str, tuple[int, ...]]:
     return dialect, tuple(int(n) for n in numbers)
 
 
-def known_rule_ids() -> list[str]:
+@cache
+def known_rule_ids() -> tuple[str, ...]:
     """The ids of the review rules, read from the rule modules' source (importing them would load alembic)."""
     import re
     from pathlib import Path
@@ -208,7 +210,7 @@ def known_rule_ids() -> list[str]:
     for path in folder.glob("*.py"):
         if not path.name.startswith("_") and path.name != "base.py":
             ids.update(re.findall(r'^    id = "([a-z0-9-]+)"', path.read_text(encoding="utf-8"), re.MULTILINE))
-    return sorted(ids)
+    return tuple(sorted(ids))
 
 
 def _rule_problems(policy: Policy) -> list[str]:

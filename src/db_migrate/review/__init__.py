@@ -82,6 +82,8 @@ def review_migration(
 
 
 def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
+    if not patterns:
+        return False
     rel = project.relpath(path)
     return any(fnmatchcase(rel, p) or fnmatchcase(path.name, p) for p in patterns)
 
