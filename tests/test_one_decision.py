@@ -106,9 +106,14 @@ def test_review_escalates_on_each_trigger_that_needs_no_database(tmp_path: Path,
         "audit-trail": "def upgrade():\n    op.create_index('ix_audit', 'user_audit', ['at'])\n"
         "\ndef downgrade():\n    op.drop_index('ix_audit', 'user_audit')\n",
         "unclear-rollback": "def upgrade():\n    op.execute(\"UPDATE users SET active = true\")\n" + down,
+        # raw SQL reaches the same triggers as the alembic operations it amounts to
+        "drop-with-data (raw SQL)": "def upgrade():\n    op.execute(\"DROP TABLE invoices\")\n" + down,
+        "primary-key-change (raw SQL)": "def upgrade():\n    op.execute(\"ALTER TABLE users DROP CONSTRAINT users_pkey\")\n"
+        "    op.execute(\"ALTER TABLE users ADD PRIMARY KEY (uuid)\")\n" + down,
     }
-    for trigger, body in cases.items():
-        project = load_project(cwd=make_project(tmp_path / trigger, [body]))
+    for case, body in cases.items():
+        trigger = case.split(" ")[0]
+        project = load_project(cwd=make_project(tmp_path / case.replace(" ", "_").strip("()"), [body]))
         review = review_migration(project, "head")
         assert review.decision == "escalate" and trigger in _triggers(review), (trigger, review.summary)
         assert_consistent(review)
