@@ -50,13 +50,17 @@ def test_unreachable_scratch_server_is_a_database_error_with_host_and_port(
 ) -> None:
     port = closed_port()
     url = f"{scheme}://someone:s3cret@127.0.0.1:{port}/postgres"
-    for args in (["roundtrip", "--database-url", url], ["generate", "-m", "x", "--scratch-url", url], ["heads", "--scratch-url", url]):
+    for args in (["roundtrip", "--database-url", url], ["generate", "-m", "x", "--scratch-url", url]):
         code, out = _cli([*args, "--config", str(residency)], capsys)
         err = out["error"]
         assert code == 2 and err["code"] == "database-error", err
         assert err["details"]["host"] == "127.0.0.1" and err["details"]["port"] == str(port)
         assert f"127.0.0.1:{port}" in err["message"] and err["hint"]
         assert "s3cret" not in json.dumps(out)
+    # check_heads keeps its graph verdict; the drift check it could not run names the server, in words
+    code, out = _cli(["heads", "--scratch-url", url, "--config", str(residency)], capsys)
+    (drift,) = [u for u in out["unchecked"] if u["what"] == "model drift"]
+    assert f"127.0.0.1:{port}" in drift["reason"] and "{arg:" not in drift["reason"] and "s3cret" not in json.dumps(out)
 
 
 def test_unreachable_scratch_server_over_mcp_stdio_prints_no_traceback(residency: Path) -> None:

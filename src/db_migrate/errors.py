@@ -67,11 +67,20 @@ class DbMigrateError(Exception):
     def __init__(self, message: str, *, hint: str | None = None, **details: object) -> None:
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint_template = hint
         self.details = {k: str(v) for k, v in details.items() if v is not None}
 
+    @property
+    def hint(self) -> str | None:
+        """The hint for no interface in particular (both forms): what verdicts quoting an error carry."""
+        return render_hint(self.hint_template, None)
+
+    @hint.setter
+    def hint(self, value: str | None) -> None:
+        self.hint_template = value
+
     def info(self, interface: Interface | None = None) -> ErrorInfo:
-        return ErrorInfo(code=self.code, message=self.message, hint=render_hint(self.hint, interface), details=self.details)
+        return ErrorInfo(code=self.code, message=self.message, hint=render_hint(self.hint_template, interface), details=self.details)
 
     def result(self, interface: Interface | None = None) -> ErrorResult:
         return ErrorResult(error=self.info(interface))
