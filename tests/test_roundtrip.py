@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import own_databases  # noqa: E402
 from projectfactory import make_project  # noqa: E402
 
 from db_migrate.errors import Refused  # noqa: E402
@@ -56,11 +56,7 @@ def _kinds(r: RoundtripResult) -> list[str]:
 
 
 def _leftovers(pg_url: str) -> list[str]:
-    eng = create_engine(pg_url)
-    with eng.connect() as c:
-        names = c.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'dbm\\_roundtrip\\_%'")).scalars().all()
-    eng.dispose()
-    return list(names)
+    return own_databases(pg_url, "roundtrip")  # this run's only: others share the server
 
 
 @pytest.fixture(params=["sqlite", "pg_url", "mysql_url"])
