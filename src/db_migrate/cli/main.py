@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
 
-    p = sub.add_parser("init", parents=[common], help="register the server in .mcp.json, add the /db-migrate command and config")
+    p = sub.add_parser("init", parents=[common], help="register the server in .mcp.json, install the skill, the /db-migrate command and config")
     p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
+    p.add_argument("--plugin", metavar="DIR", help="write a Claude Code plugin (server, skill, command) into DIR instead")
     return parser
 
 
@@ -172,9 +173,11 @@ def _serve(args: argparse.Namespace, out: Any) -> int:
 
 
 def _init(args: argparse.Namespace, out: Any) -> int:
-    from db_migrate.cli.init import init_project
+    from db_migrate.cli.init import init_plugin, init_project
 
-    report = init_project(Path(args.project or os.getcwd()))
+    if args.plugin and args.project:
+        raise UsageError("--plugin writes a plugin directory; it cannot be combined with --project.")
+    report = init_plugin(Path(args.plugin)) if args.plugin else init_project(Path(args.project or os.getcwd()))
     if args.format == "json":
         out.write(json.dumps(report.model_dump(mode="json")) + "\n")
     else:
