@@ -81,6 +81,11 @@ class Verdict(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     escalation: Escalation | None = None
     unchecked: list[Unchecked] = Field(default_factory=list, description="What could not be checked, and why.")
+    left_out: list[str] = Field(
+        default_factory=list,
+        description="What this result leaves out to stay small (MCP results keep at most 100 entries per list and "
+        "500 findings, every error kept); empty when complete. Ask for fewer revisions, or use the CLI's --format json.",
+    )
 
     def counts(self) -> dict[str, int]:
         return count_severities(self.findings)

@@ -154,6 +154,9 @@ def error_result(e: BaseException) -> CallToolResult:
 def _as_call_result(result: Verdict | CallToolResult) -> CallToolResult:
     if isinstance(result, CallToolResult):
         return result
+    from db_migrate.tools.limits import bounded
+
+    result = bounded(result)
     return CallToolResult(
         content=[TextContent(type="text", text=brief(result))],
         structured_content=result.model_dump(mode="json"),
