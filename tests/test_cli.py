@@ -183,3 +183,33 @@ def test_a_closed_pipe_is_not_a_traceback(residency: Path) -> None:
     cli = Path(_sys.executable).parent / "db-migrate"
     p = subprocess.run(f"'{cli}' review --all --format json | true", shell=True, cwd=residency, capture_output=True, text=True)
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
+def test_db_migrate_mcp_is_the_same_console_script() -> None:
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("db-migrate")}
+    assert scripts.get("db-migrate-mcp") == scripts.get("db-migrate") == "db_migrate.cli:main"
+
+
+def test_progress_shows_on_a_terminal_only_and_is_cleared() -> None:
+    import io
+
+    from db_migrate.cli.progress import ProgressLine, progress_display
+    from db_migrate.sandbox import progress
+
+    line = ProgressLine(io.StringIO(), quiet_seconds=0)
+    line("reviewing", 3, 12)
+    assert line.stream.getvalue().endswith("[3/12] reviewing")
+    line.clear()
+    assert line.stream.getvalue().endswith("\r\033[K")
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        with progress_display(stream):
+            progress("step", 1, 2)  # within the quiet start: not drawn, and nothing left behind
+    assert pipe.getvalue() == "" and "step" not in tty.getvalue()
