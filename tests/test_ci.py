@@ -178,6 +178,10 @@ def test_changed_since_judges_a_branch_on_its_own_revisions(repo: Path) -> None:
 def test_changed_since_with_nothing_changed_proceeds(repo: Path) -> None:
     p = cli(["review", "--changed-since", "HEAD"], repo)
     assert p.returncode == 0 and "no revision files changed since HEAD" in p.stdout
+    p = cli(["classify", "--changed-since", "HEAD", "--format", "json"], repo)
+    assert p.returncode == 0 and json.loads(p.stdout)["decision"] == "proceed", p.stdout + p.stderr
+    p = cli(["review", "--all", "--changed-since", "HEAD", "--format", "json"], repo)
+    assert p.returncode == 2 and json.loads(p.stdout)["error"]["code"] == "usage"
 
 
 def test_changed_since_an_unknown_ref_is_a_structured_error(repo: Path) -> None:

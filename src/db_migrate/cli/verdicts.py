@@ -51,10 +51,12 @@ def run(args: argparse.Namespace, out: IO[str], call_args: Callable[[argparse.Na
     calls: list[tuple[dict[str, Any], str | None]] = [(kwargs, None)]
     if args.command in MULTI_TARGET:
         refs = list(args.targets or [])
+        from db_migrate.errors import UsageError
+
+        if getattr(args, "all_revisions", False) and (refs or args.changed_since):
+            raise UsageError("--all reviews every revision: name no REV|PATH and no --changed-since with it.")
         if args.changed_since:
             if refs:
-                from db_migrate.errors import UsageError
-
                 raise UsageError("--changed-since picks the revisions itself: name no REV|PATH with it.")
             from db_migrate.project.changes import changed_revisions
 
