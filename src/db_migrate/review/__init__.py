@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadError, MigrationTimeout
 from db_migrate.project import Project, load_history
@@ -32,11 +33,24 @@ def review_migration(
     revision: str | None = "head",
     *,
     all_revisions: bool = False,
+    revisions: Sequence[str] | None = None,
     dialect: str | None = None,
     timeout: float | None = None,
 ) -> ReviewResult:
-    """Review one revision (id, unique prefix, ``head`` or file path), or every revision."""
+    """Review one revision (id, unique prefix, ``head`` or file path), several, or every revision.
+
+    ``revisions`` (ids, prefixes or paths; what pre-commit and ``--changed-since``
+    pass) replaces ``revision`` when given; each is resolved like ``revision``, a
+    revision named twice is reviewed once, and an empty list gives a ``proceed``
+    verdict that says there was nothing to review.
+    """
     history = load_history(project)
+    if revisions is not None and not all_revisions:
+        unique: dict[str, RevisionHeader] = {}
+        for ref in revisions:
+            h = history.resolve(ref)
+            unique.setdefault(str(h.path), h)
+        return review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout)
     if all_revisions:
         headers = sorted(history.headers, key=lambda h: str(h.path))
         if history.broken:
@@ -58,6 +72,8 @@ def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
 def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None) -> ReviewResult:
     """Review the given revision files (in the order given)."""
     dialect = dialect or project.dialect
+    if not headers:
+        return ReviewResult(decision="proceed", summary="no revisions to review: proceed", dialect=dialect)
     outcomes: dict[int, RevisionOutcome] = {}
     todo: list[tuple[int, RevisionHeader]] = []
     keys: dict[int, tuple[str, str]] = {}
