@@ -50,9 +50,17 @@ def review_migration(
     return review_paths(project, headers, dialect=dialect, timeout=timeout)
 
 
-def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
+def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
     data = h.path.read_bytes()
-    return (hashlib.sha256(data).hexdigest(), dialect)
+    return (hashlib.sha256(data).hexdigest(), f"{dialect}:{env}")
+
+
+def _env_fingerprint(project: Project) -> str:
+    """env.py's content (naming convention, lock_timeout: see db_migrate.capture.context) as part of the cache key."""
+    try:
+        return hashlib.sha256((project.script_location / "env.py").read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "-"
 
 
 def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None) -> ReviewResult:
@@ -61,8 +69,9 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
     outcomes: dict[int, RevisionOutcome] = {}
     todo: list[tuple[int, RevisionHeader]] = []
     keys: dict[int, tuple[str, str]] = {}
+    env = _env_fingerprint(project)
     for i, h in enumerate(headers):
-        keys[i] = _key(h, dialect)
+        keys[i] = _key(h, dialect, env)
         with _cache_lock:
             hit = _cache.get(keys[i])
         if hit is not None:
@@ -107,6 +116,7 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
     try:
         return run_job(
             "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
+            config_file=str(project.config_file), section=project.section,
             # A phase that loops is reported as a finding well before the whole job would time out.
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
             timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),

@@ -26,13 +26,24 @@ _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
 _OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
 
 
-def review_job(files: list[tuple[str, str]], root: str, dialect: str, phase_seconds: float = 10) -> list[RevisionOutcome]:
-    """Capture and review each ``(path, relpath)``; one outcome per file, in order."""
+def review_job(
+    files: list[tuple[str, str]], root: str, dialect: str, phase_seconds: float = 10,
+    config_file: str | None = None, section: str | None = None,
+) -> list[RevisionOutcome]:
+    """Capture and review each ``(path, relpath)``; one outcome per file, in order.
+
+    ``config_file``/``section`` name the project's alembic config: its env.py is read once for the
+    facts every revision shares (:mod:`db_migrate.capture.context`).
+    """
+    from db_migrate.capture.context import read_project_context
     from db_migrate.capture.recorder import capture_file
 
+    context = read_project_context(config_file, section)
     out = []
     for path, relpath in files:
-        cap = capture_file(Path(path), root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds)
+        cap = capture_file(
+            Path(path), root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds, context=context
+        )
         out.append(review_capture(cap))
     return out
 
@@ -237,8 +248,13 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
     )
 
 
-def review_source(source: str, *, dialect: str = "postgresql", root: Path | None = None) -> RevisionOutcome:
-    """Review a revision module given as text, in this process. For rule examples and tests only."""
+def review_source(
+    source: str, *, dialect: str = "postgresql", root: Path | None = None, context: Any = None
+) -> RevisionOutcome:
+    """Review a revision module given as text, in this process. For rule examples and tests only.
+
+    ``context``: a :class:`~db_migrate.capture.context.ProjectContext` standing for the project's env.py.
+    """
     from db_migrate.capture.recorder import capture_file
 
     if "revision" not in source.split("def ", 1)[0]:
@@ -246,7 +262,7 @@ def review_source(source: str, *, dialect: str = "postgresql", root: Path | None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "example_revision.py")
         path.write_text(source, encoding="utf-8")
-        cap = capture_file(path, root=root or Path(tmp), dialect=dialect, relpath="example_revision.py")
+        cap = capture_file(path, root=root or Path(tmp), dialect=dialect, relpath="example_revision.py", context=context)
         return review_capture(cap)
 
 
