@@ -111,6 +111,8 @@ class SourceFact:
     ]
     line: int
     detail: str = ""
+    names: tuple[str, ...] = ()
+    """For imports: the names taken from the module (``from app.models import User`` -> ``("User",)``)."""
 
 
 @dataclass

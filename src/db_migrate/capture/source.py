@@ -131,16 +131,17 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if isinstance(node, ast.ImportFrom):
+                imported = tuple(a.name for a in node.names)
                 if node.level:  # relative import inside versions/: application code
-                    facts.append(SourceFact("app-import", node.lineno, "." * node.level + (node.module or "")))
+                    facts.append(SourceFact("app-import", node.lineno, "." * node.level + (node.module or ""), imported))
                     continue
                 names = [node.module or ""]
             else:
-                names = [a.name for a in node.names]
+                names, imported = [a.name for a in node.names], ()
             for name in names:
                 origin = _module_origin(name, root)
                 if origin == "app":
-                    facts.append(SourceFact("app-import", node.lineno, name))
+                    facts.append(SourceFact("app-import", node.lineno, name, imported))
                 elif origin == "missing":
                     facts.append(SourceFact("missing-import", node.lineno, name))
         elif isinstance(node, ast.Call):

@@ -94,11 +94,16 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
     for phase in ("upgrade", "downgrade"):
         o = cap.outcome(phase)  # type: ignore[arg-type]
         if o.error and is_stand_in_artifact(o.error):
-            add(f"{phase}() after line {o.error_line or '?'}", f"it uses a value from a module or argument that is not available here, so recording stopped ({o.error})", o.error_line)
+            add(
+                f"{phase}() after line {o.error_line or '?'}",
+                f"it uses a value from a module or argument that is not available here, so recording stopped and "
+                f"the rollback checks were skipped ({o.error})",
+                o.error_line,
+            )
         elif o.error and is_offline_artifact(o.error):
             add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
     for rec in cap.upgrade + cap.downgrade:
-        if rec.render_error:
+        if rec.render_error and not (isinstance(rec.op, ops.DropConstraintOp) and not rec.op.constraint_name):
             add(f"SQL of {rec.kind} on {rec.table or '?'}", rec.render_error, rec.line)
     for phase in ("upgrade", "downgrade"):
         for rec, stmt in cap.statements(phase):  # type: ignore[arg-type]

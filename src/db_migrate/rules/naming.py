@@ -177,7 +177,7 @@ def _name_to_drop(cap, rec) -> str | None:
 
 class DropConstraintWithoutName(Rule):
     id = "drop-constraint-without-name"
-    title = "drop_constraint(None, ...): a constraint cannot be dropped without its name"
+    title = "Constraint dropped without its name (drop_constraint(None, ...))"
     severity = "error"
     phases = ("upgrade", "downgrade")
     why = (
