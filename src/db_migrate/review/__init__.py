@@ -10,6 +10,7 @@ so an agent calling in a loop pays only for what changed.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 
@@ -55,12 +56,27 @@ def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
     return (hashlib.sha256(data).hexdigest(), f"{dialect}:{env}")
 
 
+_context_files: dict[str, list[str]] = {}  # project root -> files env.py imported (the models), from the worker
+
+
 def _env_fingerprint(project: Project) -> str:
-    """env.py's content (naming convention, lock_timeout: see db_migrate.capture.context) as part of the cache key."""
+    """What the project context depends on, for the cache key: the project, env.py, and the models it imported.
+
+    The naming convention and lock_timeout (db_migrate.capture.context) come from env.py and the models; an
+    edit to either must not serve outcomes computed under the old ones.
+    """
+    h = hashlib.sha256(str(project.root).encode())
     try:
-        return hashlib.sha256((project.script_location / "env.py").read_bytes()).hexdigest()[:16]
+        h.update((project.script_location / "env.py").read_bytes())
     except OSError:
-        return "-"
+        pass
+    for f in _context_files.get(str(project.root), []):
+        try:
+            st = os.stat(f)
+            h.update(f"{f}:{st.st_mtime_ns}:{st.st_size}".encode())
+        except OSError:
+            h.update(f"{f}:gone".encode())
+    return h.hexdigest()[:16]
 
 
 def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None) -> ReviewResult:
@@ -80,7 +96,12 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
             todo.append((i, h))
     if todo:
         progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
-        for (i, h), outcome in zip(todo, _run(project, [h for _, h in todo], dialect, timeout)):
+        results = _run(project, [h for _, h in todo], dialect, timeout)
+        if results and results[0].context_files != _context_files.get(str(project.root)):
+            _context_files[str(project.root)] = results[0].context_files
+            env = _env_fingerprint(project)
+            keys.update({i: _key(h, dialect, env) for i, h in todo})
+        for (i, h), outcome in zip(todo, results):
             outcomes[i] = outcome
             # Revisions importing application code may change meaning when that code changes: don't cache.
             if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):

@@ -44,7 +44,9 @@ def review_job(
         cap = capture_file(
             Path(path), root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds, context=context
         )
-        out.append(review_capture(cap))
+        outcome = review_capture(cap)
+        outcome.context_files = list(context.files)
+        out.append(outcome)
     return out
 
 
