@@ -301,12 +301,17 @@ def capture_file(
         try:
             module = _load_module(path, stand_ins)
             break
-        except ModuleNotFoundError as e:
+        except ImportError as e:
+            # A missing module, or a name from a namespace package with no code here (the application's
+            # source is not on this machine): stand in for it. Other ImportErrors are the revision's own.
             top = (e.name or "").split(".")[0]
-            if not top or top in stand_ins:
+            missing = isinstance(e, ModuleNotFoundError) or "(unknown location)" in str(e)
+            if not top or top in stand_ins or not missing:
                 cap.load_error = f"import failed: {e}"
                 return cap
             stand_ins.add(top)
+            for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+                sys.modules.pop(name, None)  # the empty namespace package would be found again
         except SystemExit as e:
             cap.load_error = f"the module calls sys.exit({e.code!r}) when imported"
             return cap

@@ -24,6 +24,8 @@ _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
 # Errors offline recording causes by itself: op.get_bind() returns a mock connection
 # whose execute() returns None, so row reads fail here but not for real.
 _OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
+# op.create_entity/op.replace_sp...: operations a plugin (alembic_utils...) registers when env.py imports it.
+_PLUGIN_OPERATION = "module 'alembic.op' has no attribute"
 
 
 def review_job(
@@ -102,6 +104,13 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
                 f"the rollback checks were skipped ({o.error})",
                 o.error_line,
             )
+        elif o.error and _PLUGIN_OPERATION in o.error:
+            add(
+                f"{phase}() after line {o.error_line or '?'}",
+                f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
+                f"so recording stopped and the rollback checks were skipped ({o.error})",
+                o.error_line,
+            )
         elif o.error and is_offline_artifact(o.error):
             add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
     for rec in cap.upgrade + cap.downgrade:
@@ -123,7 +132,7 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
 
 def is_offline_artifact(error: str) -> bool:
     """The phase stopped because of offline recording itself (mock connection, stand-ins), not a bug."""
-    return any(s in error for s in _OFFLINE_ARTIFACTS) or is_stand_in_artifact(error)
+    return any(s in error for s in _OFFLINE_ARTIFACTS) or is_stand_in_artifact(error) or _PLUGIN_OPERATION in error
 
 
 def is_stand_in_artifact(error: str) -> bool:

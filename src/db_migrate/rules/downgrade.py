@@ -95,6 +95,23 @@ def _canonical(cap) -> Callable[[_Key], _Key]:
     return canon
 
 
+def _superseded(cap, canon) -> set[int]:
+    """Upgrade operations a later one on the same object undoes: ``drop_index(if_exists=True)`` then
+    ``create_index`` rebuilds the index (a common guard against an INVALID leftover of a concurrent build);
+    the net effect, which the downgrade must undo, is the create alone."""
+    last: dict[_Key, int] = {}
+    out: set[int] = set()
+    for r in cap.upgrade:
+        obj = _object(r.op)
+        if obj is None:
+            continue
+        key = canon(obj[1])
+        if key in last:
+            out.add(last[key])
+        last[key] = r.index
+    return out
+
+
 _USING_INDEX = re.compile(
     r"\bADD\s+CONSTRAINT\s+([\w\"]+)\s+(?:UNIQUE|PRIMARY\s+KEY)\s+USING\s+INDEX\s+([\w\"]+)", re.IGNORECASE
 )
@@ -266,12 +283,15 @@ class DowngradeNotInverse(Rule):
         line = function_line(cap, "downgrade")
         created_here = cap.tables_created("upgrade")
         renamed = {r.op.table_name: r.op.new_table_name for r in cap.upgrade if isinstance(r.op, ops.RenameTableOp)}
+        superseded = _superseded(cap, canon)
         for rec in cap.upgrade:
             exp = _expected(rec.op)
             if exp is None:
                 if isinstance(rec.op, ops.RenameTableOp) and rec.op.table_name not in created_here:
                     yield from self._rename(cap, rec, raw, line)
                 continue
+            if rec.index in superseded:
+                continue  # dropped and re-created (or the reverse) within the upgrade: only the last one counts
             verb, key = exp[0], canon(exp[1])
             table = canon(("table", None, rec.table))[2] if rec.table else None
             if (verb, key) in done or key[1] in dropped_tables or mentions(raw, key[2]) or mentions(raw, exp[1][2]):
