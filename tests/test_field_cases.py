@@ -384,3 +384,52 @@ def test_a_name_from_an_application_namespace_package_is_stood_in(tmp_path, monk
     out = review_source(src, root=tmp_path)
     assert out.load_error is None
     assert [op.kind for op in out.review.operations] == ["add_column", "drop_column"]
+
+
+def test_an_import_inside_upgrade_of_a_missing_module_is_unchecked():
+    out = review(body("from not_installed_plugin_pkg.slack import SlackConfig\nop.execute('UPDATE plugin SET x = 1')"))
+    assert "migration-raises" not in by_rule(out)
+    assert any("not installed here" in u.reason for u in out.unchecked)
+
+
+def test_a_stand_in_rejected_by_sqlalchemy_is_unchecked():
+    out = review(body("op.execute(sa.select(Feedback).where(Feedback.id == 1))", head="from not_installed_fb_pkg.models import Feedback\n\n"))
+    assert "migration-raises" not in by_rule(out)
+
+
+def test_restating_the_same_nullability_in_both_directions_is_not_a_missed_restore():
+    out = review(body(
+        "op.alter_column('entity_type', 'field', nullable=False, new_column_name='jpath')",
+        "op.alter_column('entity_type', 'jpath', nullable=False, new_column_name='field')",
+    ))
+    assert "downgrade-not-inverse" not in by_rule(out)
+    # with the old state given, a downgrade that keeps NOT NULL is caught
+    out = review(body(
+        "op.alter_column('entity_type', 'field', nullable=False, existing_nullable=True)",
+        "op.alter_column('entity_type', 'field', nullable=False, existing_nullable=True)",
+    ))
+    assert "downgrade-not-inverse" in by_rule(out)
+
+
+def test_what_a_partially_recorded_upgrade_did_must_still_be_undone():
+    # the upgrade stops on a row read (offline); the columns it added before that are real
+    out = review(body(
+        "op.add_column('incident', sa.Column('team', sa.String(), nullable=True))\n"
+        "rows = op.get_bind().execute(sa.text('SELECT id FROM incident')).fetchall()\n"
+        "op.drop_column('incident', 'legacy_team')",
+        "op.add_column('incident', sa.Column('legacy_team', sa.String(), nullable=True))",
+    ))
+    messages = [f.message for f in by_rule(out).get("downgrade-not-inverse", [])]
+    assert any("creates column incident.team" in m for m in messages)
+    assert not any("legacy_team" in m for m in messages)  # what came after the stop is not judged
+
+
+def test_a_column_the_unrecorded_rest_of_the_upgrade_renames_is_not_judged():
+    out = review(body(
+        "op.add_column('case', sa.Column('_owner_id', sa.Integer()))\n"
+        "rows = op.get_bind().execute(sa.text('SELECT id FROM case')).fetchall()\n"
+        "op.drop_column('case', 'owner_id')\n"
+        "op.alter_column('case', '_owner_id', new_column_name='owner_id')",
+        "op.execute('SELECT 1')",
+    ))
+    assert "downgrade-not-inverse" not in by_rule(out)

@@ -32,6 +32,7 @@ from db_migrate.capture.context import ProjectContext
 from db_migrate.capture.source import function_body_kind, irreversible_marker, source_facts
 from db_migrate.project.headers import parse_header
 
+NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
 PHASE_SECONDS = 10  # one phase of one revision; a loop longer than this is reported, not waited out
 
 _active: _Recorder | None = None
@@ -210,6 +211,9 @@ class _StandIn(types.ModuleType):
     def __mro_entries__(self, bases: tuple) -> tuple:
         return (object,)
 
+    def __repr__(self) -> str:  # errors that quote a stand-in say what it is (the review reads them as unchecked)
+        return f"<_StandIn {self.__name__}>"
+
 
 class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, names: set[str]) -> None:
@@ -351,6 +355,10 @@ def capture_file(
         except NotImplementedError as e:
             outcome.error = f"{phase}() raises NotImplementedError{': ' + str(e) if str(e) else ''}"
             outcome.error_line = _where(e, str(path))
+        except ModuleNotFoundError as e:
+            # imported inside the function, so no stand-in could be prepared: the environment lacks it
+            outcome.error_line = _where(e, str(path))
+            outcome.error = f"{phase}() imports {e.name}, {NOT_INSTALLED}"
         except BaseException as e:
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"

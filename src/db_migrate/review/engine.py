@@ -137,7 +137,9 @@ def is_offline_artifact(error: str) -> bool:
 
 def is_stand_in_artifact(error: str) -> bool:
     """The phase stopped on a stand-in for a module that is not installed here (or a runner argument)."""
-    return "_StandIn" in error or "<argument " in error
+    from db_migrate.capture.recorder import NOT_INSTALLED
+
+    return "_StandIn" in error or "<argument " in error or NOT_INSTALLED in error
 
 
 def _apply_suppressions(cap: RevisionCapture, findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:

@@ -281,6 +281,11 @@ def _function_spans(source: str) -> dict[str, tuple[int, int]]:
     }
 
 
+def function_span(cap: RevisionCapture, name: str) -> tuple[int, int] | None:
+    """(first, last) line of ``def upgrade``/``def downgrade`` (None when absent)."""
+    return _function_spans(cap.source).get(name)
+
+
 def function_line(cap: RevisionCapture, name: str) -> int | None:
     """Line of ``def upgrade``/``def downgrade`` (None when absent)."""
     span = _function_spans(cap.source).get(name)

@@ -15,6 +15,7 @@ from db_migrate.rules._helpers import (
     classify_type_change,
     execute_text,
     function_line,
+    function_span,
     is_new_column,
     is_new_table,
     mentions,
@@ -93,6 +94,17 @@ def _canonical(cap) -> Callable[[_Key], _Key]:
         return kind, t, name
 
     return canon
+
+
+def _touched_after_stop(cap, name: str | None) -> bool:
+    """The upgrade stopped early (offline) and its unrecorded rest names this object in a string (an operation's
+    argument, not an ORM attribute): it may rename or drop it."""
+    o = cap.upgrade_outcome
+    if cap.captured("upgrade") or not o.error_line or not name:
+        return False
+    end = (function_span(cap, "upgrade") or (0, 0))[1]
+    rest = "\n".join(cap.source.splitlines()[o.error_line:end])
+    return re.search(r"['\"]" + re.escape(str(name)) + r"['\"]", rest) is not None
 
 
 def _superseded(cap, canon) -> set[int]:
@@ -272,8 +284,6 @@ class DowngradeNotInverse(Rule):
     def check(self, cap) -> Iterator[Finding]:
         if cap.downgrade_outcome.body in _NO_DOWNGRADE or not cap.downgrade_outcome.completed:
             return  # missing-downgrade / migration-raises report those
-        if not cap.captured("upgrade"):
-            return  # what the upgrade does after it stopped is unknown: migration-raises / unchecked say so
         canon = _canonical(cap)
         raw = execute_text(cap, "downgrade")
         done = {(verb, canon(key)) for r in cap.downgrade if (obj := _object(r.op)) for verb, key in [obj]}
@@ -290,7 +300,7 @@ class DowngradeNotInverse(Rule):
                 if isinstance(rec.op, ops.RenameTableOp) and rec.op.table_name not in created_here:
                     yield from self._rename(cap, rec, raw, line)
                 continue
-            if rec.index in superseded:
+            if rec.index in superseded or _touched_after_stop(cap, exp[1][2]):
                 continue  # dropped and re-created (or the reverse) within the upgrade: only the last one counts
             verb, key = exp[0], canon(exp[1])
             table = canon(("table", None, rec.table))[2] if rec.table else None
@@ -308,6 +318,10 @@ class DowngradeNotInverse(Rule):
                 phase="downgrade", line=line, table=rec.table, fix=_add_to_downgrade(cap, rec),
             )
         yield from self._alters(cap, line, raw, dropped_tables, dropped_columns)
+        if not cap.captured("upgrade"):
+            # What the upgrade does after it stopped is unknown (migration-raises / unchecked say so): what it
+            # did until then must still be undone, but a downgrade drop may well undo what came after.
+            return
         # The downgrade destroying objects the upgrade never created loses data on rollback.
         upgrade_objects = {(verb, canon(key)) for r in cap.upgrade if (obj := _object(r.op)) for verb, key in [obj]}
         upgrade_raw = execute_text(cap, "upgrade")
@@ -355,7 +369,12 @@ class DowngradeNotInverse(Rule):
             ):
                 back = f" to {spell(expected.modify_type, cap.dialect)}" if expected.modify_type is not None else ""
                 missing.append(f"change its type back{back}")
-            if op.modify_nullable is not None and not any(d.modify_nullable is not None and d.modify_nullable != op.modify_nullable for d in undo):
+            # Restating the same nullability on both sides with the old state unknown (no existing_nullable) is
+            # what hand-edited autogenerate output looks like: the upgrade may not have changed it at all.
+            restated = op.existing_nullable is None and any(d.modify_nullable == op.modify_nullable for d in undo)
+            if op.modify_nullable is not None and not restated and not any(
+                d.modify_nullable is not None and d.modify_nullable != op.modify_nullable for d in undo
+            ):
                 missing.append("restore its nullability")
             if op.modify_server_default is not False and not any(d.modify_server_default is not False for d in undo):
                 missing.append("restore its server default")
@@ -423,8 +442,8 @@ class LossyDowngrade(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        if cap.downgrade_outcome.body in _NO_DOWNGRADE or not (cap.captured("upgrade") and cap.captured("downgrade")):
-            return
+        if cap.downgrade_outcome.body in _NO_DOWNGRADE or not cap.captured("downgrade"):
+            return  # (a partial upgrade is fine: what it destroyed until it stopped is still lost)
         restored = self._restored_tables(cap)
         down_creates = {obj[1] for r in cap.downgrade if (obj := _object(r.op)) and obj[0] == "create"}
         down_alters = _alters(cap.downgrade)
