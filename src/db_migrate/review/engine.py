@@ -100,15 +100,15 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         if o.error and is_stand_in_artifact(o.error):
             add(
                 f"{phase}() after line {o.error_line or '?'}",
-                f"it uses a value from a module or argument that is not available here, so recording stopped and "
-                f"the rollback checks were skipped ({o.error})",
+                f"it uses a value from a module or argument that is not available here, so recording stopped: what "
+                f"it does after that line is not checked ({o.error})",
                 o.error_line,
             )
         elif o.error and _PLUGIN_OPERATION in o.error:
             add(
                 f"{phase}() after line {o.error_line or '?'}",
                 f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
-                f"so recording stopped and the rollback checks were skipped ({o.error})",
+                f"so recording stopped: what it does after that line is not checked ({o.error})",
                 o.error_line,
             )
         elif o.error and is_offline_artifact(o.error):
