@@ -13,12 +13,14 @@ from db_migrate.verdict import Finding
 
 # Module paths that hold models, sessions or the database handle (app.models, app.db, core.database...).
 _ORM_MODULE = re.compile(
-    r"(^|[._])(models?|orm|db|database|sessions?|entities|entity|tables|base|extensions)($|[._])", re.IGNORECASE
+    r"(^|[._])(models?|orm|db|database|sessions?|entities|entity|tables|base|extensions|services?|crud|"
+    r"repository|repositories|dao)($|[._])",
+    re.IGNORECASE,
 )
 # Names that are a session, an engine, the declarative base or the models module, whatever module they come from.
 _ORM_NAMES = {
     "db", "session", "Session", "SessionLocal", "Base", "Model", "metadata", "engine", "get_session", "get_db",
-    "orm", "models", "model",
+    "orm", "models", "model", "service", "services", "crud", "repository",
 }
 # Modules of settings and constants: classes there (Config, Secret) are not models.
 _CONFIG_MODULE = re.compile(r"(^|[._])(config|configs|settings|conf|constants|consts)$", re.IGNORECASE)
