@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import hashlib
 import os
 import signal
 import sys
@@ -62,7 +61,11 @@ class ProjectContext:
     notes: list[str] = field(default_factory=list)
     """Why a fact could not be read (env.py failed before ``configure``...)."""
     files: list[str] = field(default_factory=list, repr=False)
-    """Project files env.py imported (the models): the cache is valid while they are unchanged."""
+    """env.py and the project files it imported (the models): the cache is valid while they are unchanged."""
+    metadata_read: bool = False
+    """env.py has been run for target_metadata (done on demand: see :func:`ensure_metadata`)."""
+    _project: Any = field(default=None, repr=False)
+    _key: tuple[str, str] | None = field(default=None, repr=False)
 
     def names(self, key: str) -> bool:
         """True when the convention names an unnamed constraint of this kind (``fk``, ``uq``, ``ck``, ``ix``).
@@ -102,13 +105,23 @@ class _NoConnection(Exception):
     """Raised when env.py tries to connect while only its metadata is wanted."""
 
 
-_cache: dict[str, tuple[tuple, ProjectContext]] = {}
+_cache: dict[tuple[str, str], tuple[tuple, ProjectContext]] = {}
 
 
 def read_project_context(config_file: str | None, section: str | None = None) -> ProjectContext:
-    """The :class:`ProjectContext` of the project whose alembic config is ``config_file`` (cached)."""
+    """The :class:`ProjectContext` of the project whose alembic config is ``config_file`` (cached).
+
+    Only the static facts are read here (lock_timeout); env.py runs for ``target_metadata`` when a revision
+    needs the naming convention (:func:`ensure_metadata`), so histories that name everything never import the
+    models. A cached context is reused while the config, env.py and the project files env.py imported are
+    unchanged (size and modification time): checking costs a few ``stat`` calls, not a config parse.
+    """
     if not config_file:
         return ProjectContext()
+    key = (str(config_file), section or "alembic")
+    hit = _cache.get(key)
+    if hit is not None and hit[0] == _fingerprint(hit[1], config_file):
+        return hit[1]
     try:
         from db_migrate.project import load_project
 
@@ -117,28 +130,39 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
         return ProjectContext(notes=[f"the alembic config could not be read: {e}"])
     env_path = project.script_location / "env.py"
     if not env_path.is_file():
-        return ProjectContext()
-    source = env_path.read_text(encoding="utf-8", errors="replace")
-    key = str(env_path)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] == _fingerprint(source, hit[1]):
-        return hit[1]
-    relpath = project.relpath(env_path)
-    ctx = ProjectContext(env_py=relpath, lock_timeout=lock_timeout_setting(source, relpath))
-    ctx.files = _read_metadata(ctx, project, env_path, source)
-    _cache[key] = (_fingerprint(source, ctx), ctx)
+        ctx = ProjectContext(metadata_read=True)
+    else:
+        source = env_path.read_text(encoding="utf-8", errors="replace")
+        relpath = project.relpath(env_path)
+        ctx = ProjectContext(env_py=relpath, lock_timeout=lock_timeout_setting(source, relpath), files=[str(env_path)])
+        ctx._project = project
+    ctx._key = key
+    _cache[key] = (_fingerprint(ctx, config_file), ctx)
     return ctx
 
 
-def _fingerprint(source: str, ctx: ProjectContext) -> tuple:
+def ensure_metadata(ctx: ProjectContext) -> ProjectContext:
+    """Run env.py for ``target_metadata`` once (the naming convention); ``ctx`` is updated in place."""
+    if ctx.metadata_read or ctx._project is None:
+        return ctx
+    ctx.metadata_read = True
+    env_path = Path(ctx.files[0])
+    source = env_path.read_text(encoding="utf-8", errors="replace")
+    ctx.files = [str(env_path), *_read_metadata(ctx, ctx._project, env_path, source)]
+    if ctx._key is not None:
+        _cache[ctx._key] = (_fingerprint(ctx, ctx._key[0]), ctx)
+    return ctx
+
+
+def _fingerprint(ctx: ProjectContext, config_file: str) -> tuple:
     stats = []
-    for f in ctx.files:
+    for f in (config_file, *ctx.files):
         try:
             st = os.stat(f)
             stats.append((f, st.st_mtime_ns, st.st_size))
         except OSError:
             stats.append((f, None, None))
-    return (hashlib.sha256(source.encode()).hexdigest(), tuple(stats))
+    return tuple(stats)
 
 
 def _read_metadata(ctx: ProjectContext, project: Any, env_path: Path, source: str) -> list[str]:

@@ -37,15 +37,19 @@ def review_job(
     ``config_file``/``section`` name the project's alembic config: its env.py is read once for the
     facts every revision shares (:mod:`db_migrate.capture.context`).
     """
-    from db_migrate.capture.context import read_project_context
+    from db_migrate.capture.context import ensure_metadata, read_project_context
     from db_migrate.capture.recorder import capture_file
+    from db_migrate.rules.naming import needs_naming_convention
 
     context = read_project_context(config_file, section)
     out = []
     for path, relpath in files:
-        cap = capture_file(
-            Path(path), root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds, context=context
-        )
+        options = dict(root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds)
+        cap = capture_file(Path(path), context=context, **options)
+        if not context.metadata_read and needs_naming_convention(cap):
+            # only now is env.py run for target_metadata; record again so alembic applies its convention
+            if ensure_metadata(context).metadata is not None:
+                cap = capture_file(Path(path), context=context, **options)
         outcome = review_capture(cap)
         outcome.context_files = list(context.files)
         out.append(outcome)

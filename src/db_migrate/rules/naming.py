@@ -61,6 +61,17 @@ def _still_unnamed(cap, rec, items: list[tuple[str, str]]) -> list[str]:
     return [what for what, key in items if not cap.context.names(key)]
 
 
+def needs_naming_convention(cap) -> bool:
+    """The revision creates a constraint or index without a name: what alembic names it depends on the convention."""
+    for rec in cap.upgrade + cap.downgrade:
+        op = rec.op
+        if type(op) in _OP_WHAT and not op.constraint_name or isinstance(op, ops.CreateIndexOp) and not op.index_name:
+            return True
+        if isinstance(op, ops.CreateTableOp) and _unnamed_in_table(op) or isinstance(op, ops.AddColumnOp) and _unnamed_in_column(op.column):
+            return True
+    return False
+
+
 @fx.tailored
 def _named(cap, rec) -> str | None:
     """The same operation with conventional names (``fk_<table>_<column>_<referred table>``...).
