@@ -10,6 +10,7 @@ so an agent calling in a loop pays only for what changed.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -64,9 +65,32 @@ def review_migration(
     return review_paths(project, headers, dialect=dialect, timeout=timeout)
 
 
-def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
+def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
     data = h.path.read_bytes()
-    return (hashlib.sha256(data).hexdigest(), dialect)
+    return (hashlib.sha256(data).hexdigest(), f"{dialect}:{env}")
+
+
+_context_files: dict[str, list[str]] = {}  # project root -> files env.py imported (the models), from the worker
+
+
+def _env_fingerprint(project: Project) -> str:
+    """What the project context depends on, for the cache key: the project, env.py, and the models it imported.
+
+    The naming convention and lock_timeout (db_migrate.capture.context) come from env.py and the models; an
+    edit to either must not serve outcomes computed under the old ones.
+    """
+    h = hashlib.sha256(str(project.root).encode())
+    try:
+        h.update((project.script_location / "env.py").read_bytes())
+    except OSError:
+        pass
+    for f in _context_files.get(str(project.root), []):
+        try:
+            st = os.stat(f)
+            h.update(f"{f}:{st.st_mtime_ns}:{st.st_size}".encode())
+        except OSError:
+            h.update(f"{f}:gone".encode())
+    return h.hexdigest()[:16]
 
 
 def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None) -> ReviewResult:
@@ -77,8 +101,9 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
     outcomes: dict[int, RevisionOutcome] = {}
     todo: list[tuple[int, RevisionHeader]] = []
     keys: dict[int, tuple[str, str]] = {}
+    env = _env_fingerprint(project)
     for i, h in enumerate(headers):
-        keys[i] = _key(h, dialect)
+        keys[i] = _key(h, dialect, env)
         with _cache_lock:
             hit = _cache.get(keys[i])
         if hit is not None:
@@ -87,7 +112,12 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
             todo.append((i, h))
     if todo:
         progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
-        for (i, h), outcome in zip(todo, _run(project, [h for _, h in todo], dialect, timeout)):
+        results = _run(project, [h for _, h in todo], dialect, timeout)
+        if results and results[0].context_files != _context_files.get(str(project.root)):
+            _context_files[str(project.root)] = results[0].context_files
+            env = _env_fingerprint(project)
+            keys.update({i: _key(h, dialect, env) for i, h in todo})
+        for (i, h), outcome in zip(todo, results):
             outcomes[i] = outcome
             # Revisions importing application code may change meaning when that code changes: don't cache.
             if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):
@@ -123,6 +153,7 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
     try:
         return run_job(
             "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
+            config_file=str(project.config_file), section=project.section,
             # A phase that loops is reported as a finding well before the whole job would time out.
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
             timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
