@@ -8,9 +8,10 @@ text is the same JSON.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from db_migrate.verdict import ErrorInfo, ErrorResult
+if TYPE_CHECKING:  # pydantic is imported when an error is reported, not by every `import errors`
+    from db_migrate.verdict import ErrorInfo, ErrorResult
 
 #: Which adapter a caller used: hints name its own way of saying things.
 Interface = Literal["cli", "mcp"]
@@ -80,9 +81,13 @@ class DbMigrateError(Exception):
         self.hint_template = value
 
     def info(self, interface: Interface | None = None) -> ErrorInfo:
+        from db_migrate.verdict import ErrorInfo
+
         return ErrorInfo(code=self.code, message=self.message, hint=render_hint(self.hint_template, interface), details=self.details)
 
     def result(self, interface: Interface | None = None) -> ErrorResult:
+        from db_migrate.verdict import ErrorResult
+
         return ErrorResult(error=self.info(interface))
 
     def to_json(self, interface: Interface | None = None) -> str:

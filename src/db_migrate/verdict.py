@@ -94,6 +94,11 @@ class Verdict(BaseModel):
         description="The engine and server version DDL ran on; None when the tool ran no DDL. When it is not "
         "the project's dialect, unchecked says so.",
     )
+    left_out: list[str] = Field(
+        default_factory=list,
+        description="What this result leaves out to stay small (MCP results keep at most 100 entries per list and "
+        "500 findings, every error kept); empty when complete. Ask for fewer revisions, or use the CLI's --format json.",
+    )
 
     def counts(self) -> dict[str, int]:
         return count_severities(self.findings)

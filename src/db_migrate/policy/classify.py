@@ -23,7 +23,7 @@ from db_migrate.policy.signals import production_signal
 from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked, decide
 
 #: Review findings that mean the way back is not clear.
-ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse")
+ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse", "irreversible-by-design")
 #: Statement kinds of op.execute that change rows.
 DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
 #: Statement kinds of op.execute that only read: nothing to undo.

@@ -9,6 +9,7 @@ or a directory holding either.  Nothing here imports user code.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -95,12 +96,13 @@ def dialect_of(url: str | None) -> str | None:
     """The backend name of a SQLAlchemy URL, or None when there is no usable URL."""
     if not url or "%(" in url or "${" in url:
         return None
-    try:
-        from sqlalchemy.engine import make_url
+    # SQLAlchemy's own URL pattern for the scheme (``backend[+driver]://``), without importing
+    # SQLAlchemy: the dialect is needed by every review, and the parent process should stay light.
+    m = _URL_SCHEME.match(normalize_url(url.strip()) or "")
+    return m.group(1).split("+", 1)[0].lower() if m else None
 
-        return make_url(normalize_url(url)).get_backend_name()
-    except Exception:
-        return None
+
+_URL_SCHEME = re.compile(r"([\w+]+)://")
 
 
 def redact_url(url: str | None) -> str | None:

@@ -10,8 +10,10 @@ so an agent calling in a loop pays only for what changed.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -37,10 +39,16 @@ def review_migration(
     revision: str | None = "head",
     *,
     all_revisions: bool = False,
+    revisions: Sequence[str] | None = None,
     dialect: str | None = None,
     timeout: float | None = None,
 ) -> ReviewResult:
-    """Review one revision (id, unique prefix, ``head`` or file path), or every revision.
+    """Review one revision (id, unique prefix, ``head`` or file path), several, or every revision.
+
+    ``revisions`` (ids, prefixes or paths; what pre-commit and ``--changed-since``
+    pass) replaces ``revision`` when given; each is resolved like ``revision``, a
+    revision named twice is reviewed once, and an empty list gives a ``proceed``
+    verdict that says there was nothing to review.
 
     The decision is the project's policy applied without a database
     (:func:`db_migrate.policy.classify.decide_for`): escalate when a trigger
@@ -54,6 +62,12 @@ def review_migration(
     history = load_history(project)
     old = baseline_revisions(history, policy)
     skipped: list[Unchecked] = []
+    if revisions is not None and not all_revisions:
+        unique: dict[str, RevisionHeader] = {}
+        for ref in revisions:
+            h = history.resolve(ref)
+            unique.setdefault(str(h.path), h)
+        return review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old)
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
         skip = {h.path for h in excluded}
@@ -88,9 +102,32 @@ def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
     return any(fnmatchcase(rel, p) or fnmatchcase(path.name, p) for p in patterns)
 
 
-def _key(h: RevisionHeader, dialect: str, target: str | None) -> tuple[str, str]:
+def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
     data = h.path.read_bytes()
-    return (hashlib.sha256(data).hexdigest(), f"{dialect} {target or ''}")
+    return (hashlib.sha256(data).hexdigest(), f"{dialect}:{env}")
+
+
+_context_files: dict[str, list[str]] = {}  # project root -> files env.py imported (the models), from the worker
+
+
+def _env_fingerprint(project: Project) -> str:
+    """What the project context depends on, for the cache key: the project, env.py, and the models it imported.
+
+    The naming convention and lock_timeout (db_migrate.capture.context) come from env.py and the models; an
+    edit to either must not serve outcomes computed under the old ones.
+    """
+    h = hashlib.sha256(str(project.root).encode())
+    try:
+        h.update((project.script_location / "env.py").read_bytes())
+    except OSError:
+        pass
+    for f in _context_files.get(str(project.root), []):
+        try:
+            st = os.stat(f)
+            h.update(f"{f}:{st.st_mtime_ns}:{st.st_size}".encode())
+        except OSError:
+            h.update(f"{f}:gone".encode())
+    return h.hexdigest()[:16]
 
 
 def review_paths(
@@ -117,11 +154,16 @@ def review_paths(
         )
     policy = policy or load_policy(project)
     dialect = dialect or project.dialect
+    if not headers:
+        return ReviewResult(decision="proceed", summary="no revisions to review: proceed", dialect=dialect)
     outcomes: dict[int, RevisionOutcome] = {}
     todo: list[tuple[int, RevisionHeader]] = []
     keys: dict[int, tuple[str, str]] = {}
+    # the target server changes what some rules say: part of the key, like env.py
+    target = f":{policy.target_version}" if policy.target_version else ""
+    env = _env_fingerprint(project) + target
     for i, h in enumerate(headers):
-        keys[i] = _key(h, dialect, policy.target_version)
+        keys[i] = _key(h, dialect, env)
         with _cache_lock:
             hit = _cache.get(keys[i])
         if hit is not None:
@@ -130,7 +172,12 @@ def review_paths(
             todo.append((i, h))
     if todo:
         progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
-        for (i, h), outcome in zip(todo, _run(project, [h for _, h in todo], dialect, timeout, policy.target_version)):
+        results = _run(project, [h for _, h in todo], dialect, timeout, policy.target_version)
+        if results and results[0].context_files != _context_files.get(str(project.root)):
+            _context_files[str(project.root)] = results[0].context_files
+            env = _env_fingerprint(project) + target
+            keys.update({i: _key(h, dialect, env) for i, h in todo})
+        for (i, h), outcome in zip(todo, results):
             outcomes[i] = outcome
             # Revisions importing application code may change meaning when that code changes: don't cache.
             if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):
@@ -168,7 +215,7 @@ def _run(
     try:
         return run_job(
             "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
-            target_version=target_version,
+            config_file=str(project.config_file), section=project.section, target_version=target_version,
             # A phase that loops is reported as a finding well before the whole job would time out.
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
             timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),

@@ -54,6 +54,8 @@ class RevisionOutcome(BaseModel):
     suppressed: list[SuppressedFinding] = Field(default_factory=list)
     unchecked: list[Unchecked] = Field(default_factory=list)
     load_error: str | None = None
+    context_files: list[str] = Field(default_factory=list)
+    """Project files env.py imported to give its target_metadata (the models): part of the cache key."""
 
 
 class ReviewResult(Verdict):

@@ -13,7 +13,7 @@ through :func:`run_in_scope`, which forwards both to the client and kills the
 call's workers on cancellation.
 """
 
-from db_migrate.sandbox.pool import DEFAULT_TIMEOUT, prewarm, progress, run_in_scope, run_job, shutdown
+from db_migrate.sandbox.pool import DEFAULT_TIMEOUT, prewarm, progress, reporting_to, run_in_scope, run_job, shutdown
 from db_migrate.sandbox.worker import report_progress
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "prewarm",
     "progress",
     "report_progress",
+    "reporting_to",
     "run_in_scope",
     "run_job",
     "shutdown",

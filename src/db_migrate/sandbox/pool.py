@@ -8,6 +8,7 @@ gets a fresh one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from db_migrate.errors import DbMigrateError, InternalError, MigrationCrashed, MigrationTimeout
@@ -262,3 +263,17 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+@contextlib.contextmanager
+def reporting_to(sink: Callable[[str, float | None, float | None], None]) -> Iterator[None]:
+    """Send this thread's progress (:func:`progress`, and jobs' :func:`report_progress`) to ``sink``.
+
+    What the CLI uses for its progress display; the server uses :func:`run_in_scope`.
+    """
+    previous = getattr(_local, "scope", None)
+    _local.scope = CallScope(sink)
+    try:
+        yield
+    finally:
+        _local.scope = previous

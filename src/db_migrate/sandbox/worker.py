@@ -104,7 +104,10 @@ def main(conn) -> None:
         except (EOFError, OSError, KeyboardInterrupt):
             return
         if job is None:
-            return
+            # Asked to stop while idle: nothing is open, so skip interpreter finalisation (half a
+            # second with alembic and SQLAlchemy loaded), which the parent would wait for at exit.
+            sys.stderr.flush()
+            os._exit(0)
         target, kwargs, cwd = job
         _conn = conn
         try:

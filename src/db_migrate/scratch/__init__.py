@@ -127,7 +127,17 @@ def quote(dialect: str, name: str) -> str:
 
 def _new_name(purpose: str) -> str:
     purpose = "".join(ch for ch in purpose.lower() if ch.isalnum() or ch == "_")[:20] or "scratch"
-    return f"{PREFIX}{purpose}_{secrets.token_hex(6)}"
+    return f"{PREFIX}{purpose}_{run_tag()}{secrets.token_hex(6)}"
+
+
+def run_tag() -> str:
+    """``DB_MIGRATE_SCRATCH_TAG`` (letters and digits, at most 12), put into every scratch name.
+
+    Lets a test run (or a CI job sharing a server) find exactly the databases *it*
+    created, while other processes create and drop theirs on the same server.
+    """
+    raw = os.environ.get("DB_MIGRATE_SCRATCH_TAG", "")
+    return "".join(ch for ch in raw.lower() if ch.isascii() and ch.isalnum())[:12]
 
 
 def create_database(server_url: str, name: str, *, template: str | None = None) -> None:

@@ -23,7 +23,6 @@ import logging
 import os
 import sys
 import threading
-from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -208,6 +207,9 @@ def _argument_problem(err: Any) -> str:
 def _as_call_result(result: Verdict | CallToolResult) -> CallToolResult:
     if isinstance(result, CallToolResult):
         return result
+    from db_migrate.tools.limits import bounded
+
+    result = bounded(result)
     return CallToolResult(
         content=[TextContent(type="text", text=brief(result))],
         structured_content=result.model_dump(mode="json"),
@@ -429,14 +431,13 @@ def _approval(verdict: Verdict, answer: Any) -> HumanApproval | None:
 
 
 def skill_text() -> str:
-    """SKILL.md: the packaged copy (a symlink to the repository's top-level file in a checkout)."""
+    """SKILL.md (shared with ``db-migrate init``, which installs it for Claude Code)."""
+    from db_migrate.tools.workflow import skill_text as packaged
+
     try:
-        return importlib_resources.files("db_migrate.server").joinpath("SKILL.md").read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError):
-        top = Path(__file__).resolve().parents[3] / "SKILL.md"
-        if top.is_file():
-            return top.read_text(encoding="utf-8")
-        raise ResourceError("SKILL.md is not installed with this package.") from None
+        return packaged()
+    except FileNotFoundError as e:
+        raise ResourceError(str(e)) from None
 
 
 def history_summary(project: Project) -> dict[str, Any]:
