@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", dest="all_revisions", help="every revision, base to head")
     p.add_argument(
         "--purge-templates", action="store_true",
-        help="remove the cached parent-schema templates (SQLite files, and dbm_tpl_* databases on --database-url) and exit",
+        help="remove this project's cached parent-schema templates (SQLite files, and its dbm_tpl_* databases on --database-url) and exit",
     )
 
     p = sub.add_parser("rules", parents=[common], help="list the review rules")
@@ -251,12 +251,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _purge_templates(args: argparse.Namespace, out: Any) -> int:
-    """Drop the roundtrip's template cache (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    """Drop this project's templates (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    from db_migrate.project import load_project
     from db_migrate.scratch.embedded import running_url
     from db_migrate.scratch.templates import purge_templates
 
     # without a server named: the SQLite files, and the embedded PostgreSQL server's templates if it runs
-    removed = purge_templates(args.database_url or running_url())
+    removed = purge_templates(args.database_url or running_url(), project=load_project(args.config))
     if args.format == "json":
         out.write(json.dumps({"removed": removed}) + "\n")
     else:
