@@ -88,8 +88,8 @@ def test_the_sqlite_cache_is_bounded_least_recently_used_first(tmp_path: Path, m
         parent = h.by_id[h.heads[0]].down_revisions[0]
         return folder / f"{project_tag(p)}_{template_key(p, h, parent, 'sqlite')}.db"
 
-    assert test_roundtrip(projects[0], rows=2).template
-    assert test_roundtrip(projects[1], rows=2).template
+    assert test_roundtrip(projects[0], database_url="sqlite://", rows=2).template
+    assert test_roundtrip(projects[1], database_url="sqlite://", rows=2).template
     os.utime(file_of(projects[0]), (1, 1))  # p0 used longest ago
-    assert test_roundtrip(projects[2], rows=2).template
+    assert test_roundtrip(projects[2], database_url="sqlite://", rows=2).template
     assert sorted(folder.glob("*.db")) == sorted([file_of(projects[1]), file_of(projects[2])])
