@@ -1,0 +1,177 @@
+"""Preflight against real data on PostgreSQL, MariaDB and SQLite: seeded violating rows, exact counts and samples,
+budgets reported as unchecked, sensitive columns never sampled, and the database unchanged afterwards."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from db_migrate.policy import classify_escalation
+from db_migrate.policy.settings import Policy
+from db_migrate.preflight import run_preflight
+from db_migrate.project import load_project
+from db_migrate.review import review_migration
+from databases import throwaway_database
+from projectfactory import make_project
+
+SCHEMA = [
+    "CREATE TABLE teams (id INTEGER PRIMARY KEY, name VARCHAR(50))",
+    "CREATE TABLE persons (id INTEGER PRIMARY KEY, email VARCHAR(255), nick VARCHAR(255), bio VARCHAR(255), "
+    "team_id INTEGER, score NUMERIC(10, 2), age INTEGER, password VARCHAR(100), api_token VARCHAR(100), status VARCHAR(20))",
+    "INSERT INTO teams (id, name) VALUES (1, 'red'), (2, 'blue')",
+]
+
+
+def _person(i: int) -> str:
+    email = "NULL" if i in (3, 7, 11) else f"'p{i}@example.org'"
+    nick = {1: "ann", 2: "ann", 4: "bob", 5: "bob", 6: "bob"}.get(i, f"n{i}")
+    bio = "x" * 40 if i in (16, 17) else "short"
+    team = 99 if i in (12, 13) else 1 + i % 2
+    score = "1.5" if i == 18 else "2"
+    age = {14: -1, 15: -5}.get(i, 30)
+    password = "hunter2" if i in (8, 9) else f"secret-{i}"
+    status = "retired" if i in (19, 20) else "active"
+    return f"({i}, {email}, '{nick}', '{bio}', {team}, {score}, {age}, '{password}', 'tok-{i}', '{status}')"
+
+
+ROWS = ["INSERT INTO persons (id, email, nick, bio, team_id, score, age, password, api_token, status) VALUES "
+        + ", ".join(_person(i) for i in range(1, 21))]
+
+#: One revision, one operation per question (data statements last: what follows a data change is not today's data).
+REVISION = '''
+def upgrade():
+    op.alter_column("persons", "email", existing_type=sa.String(255), nullable=False)
+    op.create_unique_constraint("uq_persons_email", "persons", ["email"])
+    op.create_index("ix_persons_nick", "persons", ["nick"], unique=True)
+    op.create_unique_constraint("uq_persons_password", "persons", ["password"])
+    op.create_foreign_key("fk_persons_team", "persons", "teams", ["team_id"], ["id"])
+    op.create_check_constraint("ck_persons_age", "persons", "age >= 0")
+    op.create_check_constraint("ck_persons_bad", "persons", "age > (SELECT 1)")
+    op.alter_column("persons", "bio", existing_type=sa.String(255), type_=sa.String(10))
+    op.alter_column("persons", "score", existing_type=sa.Numeric(10, 2), type_=sa.Integer())
+    op.alter_column("persons", "status", existing_type=sa.String(20), type_=sa.Enum("active", "away", name="person_status"))
+    op.add_column("teams", sa.Column("code", sa.String(10), nullable=False))
+    op.execute("UPDATE persons SET age = 0 WHERE age < 0")
+    op.execute("DELETE FROM persons WHERE status = 'retired'")
+
+
+def downgrade():
+    pass
+'''
+
+
+def _server_db(server_url: str, setup: list[str]):
+    yield from throwaway_database(server_url, setup, prefix="dbm_preflight")
+
+
+def _sqlite_db(tmp_path: Path, setup: list[str]) -> str:
+    path = tmp_path / "app.db"
+    con = sqlite3.connect(path)
+    for stmt in setup:
+        con.execute(stmt)
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
+def seeded(request, tmp_path):
+    """(engine name, URL) of a database holding the seeded violating rows."""
+    if request.param == "sqlite":
+        yield "sqlite", _sqlite_db(tmp_path, SCHEMA + ROWS)
+        return
+    server = request.getfixturevalue("pg_url" if request.param == "postgresql" else "mysql_url")
+    yield from ((request.param, u) for u in _server_db(server, SCHEMA + ROWS))
+
+
+def _snapshot(url: str) -> dict:
+    """Every table's columns and rows: what 'unchanged' is compared on."""
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            insp = inspect(c)
+            out = {}
+            for t in sorted(insp.get_table_names()):
+                cols = [(col["name"], str(col["type"]), col["nullable"]) for col in insp.get_columns(t)]
+                rows = [tuple(map(str, r)) for r in c.execute(text(f"SELECT * FROM {t} ORDER BY 1"))]
+                out[t] = {"columns": cols, "rows": rows, "indexes": sorted(i["name"] or "" for i in insp.get_indexes(t))}
+            return out
+    finally:
+        eng.dispose()
+
+
+def _project(tmp_path: Path, body: str = REVISION) -> object:
+    return load_project(make_project(tmp_path / "proj", [body]))
+
+
+def _preflight(project, url: str, **policy):
+    from db_migrate.project.config import dialect_of
+
+    review = review_migration(project, "head", dialect=dialect_of(url))
+    return run_preflight(review, url, Policy(**policy))
+
+
+def _by_operation(pf) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for c in pf.checks:
+        out.setdefault(c.operation, []).append(c)
+    return out
+
+
+def test_counts_and_samples_of_seeded_violations(seeded, tmp_path):
+    engine, url = seeded
+    before = _snapshot(url)
+    pf = _preflight(_project(tmp_path), url)
+    checks = _by_operation(pf)
+    ids = lambda c: [s["id"] for s in c.samples]  # noqa: E731
+
+    (email,) = checks["alter_column persons.email"]
+    assert (email.check, email.outcome, email.count, ids(email)) == ("not-null", "will-fail", 3, [3, 7, 11])
+    assert email.queries and "IS NULL" in email.queries[0]
+
+    uq_email, uq_nick, uq_password = (c for c in pf.checks if c.check == "unique")
+    assert (uq_email.outcome, uq_email.count) == ("passes", 0)
+    assert (uq_nick.outcome, uq_nick.count) == ("will-fail", 2)
+    assert uq_nick.samples == [{"nick": "bob", "copies": 3}, {"nick": "ann", "copies": 2}]
+    assert (uq_password.outcome, uq_password.count, uq_password.samples, uq_password.withheld) == (
+        "will-fail", 1, [{"copies": 2}], ["password"])
+
+    (fk,) = checks["create_foreign_key persons"]
+    assert (fk.count, fk.samples) == (2, [{"id": 12, "team_id": 99}, {"id": 13, "team_id": 99}])
+    assert fk.outcome == ("affects" if engine == "sqlite" else "will-fail")
+
+    age, bad = checks["create_check_constraint persons"]
+    assert (age.outcome, age.count, age.samples) == ("will-fail", 2, [{"id": 14, "age": -1}, {"id": 15, "age": -5}])
+    assert bad.outcome == "unchecked" and "subquery" in bad.reason
+
+    (bio,) = checks["alter_column persons.bio"]
+    assert (bio.count, ids(bio)) == (2, [16, 17])
+    assert bio.outcome == ("affects" if engine == "sqlite" else "will-fail")
+    assert bio.samples[0]["bio"] == "x" * 40
+
+    out_of_range, rounded = checks["alter_column persons.score"]
+    assert (out_of_range.outcome, out_of_range.count) == ("passes", 0)
+    assert (rounded.outcome, rounded.count, ids(rounded)) == ("loses-data", 1, [18])
+
+    (status,) = checks["alter_column persons.status"]
+    assert (status.count, ids(status)) == (2, [19, 20])
+    assert status.outcome == ("affects" if engine == "sqlite" else "will-fail")
+
+    (code,) = checks["add_column teams.code"]
+    assert code.count == 2 and code.outcome == ("affects" if engine == "mariadb" else "will-fail")
+
+    update, delete = (c for c in pf.checks if c.check == "data-statement")
+    assert (update.outcome, update.count, ids(update)) == ("affects", 2, [14, 15])
+    assert (delete.outcome, delete.count, ids(delete)) == ("loses-data", 2, [19, 20])
+
+    dumped = json.dumps(pf.model_dump(mode="json"))
+    assert "hunter2" not in dumped and "secret-" not in dumped and "tok-" not in dumped
+    sizes = {t.table: t for t in pf.table_sizes}
+    assert sizes["persons"].rows == 20 and sizes["teams"].rows == 2
+    if engine == "postgresql":
+        assert sizes["persons"].lock == "ACCESS EXCLUSIVE" and sizes["persons"].bytes > 0
+    assert _snapshot(url) == before
