@@ -175,3 +175,88 @@ def test_counts_and_samples_of_seeded_violations(seeded, tmp_path):
     if engine == "postgresql":
         assert sizes["persons"].lock == "ACCESS EXCLUSIVE" and sizes["persons"].bytes > 0
     assert _snapshot(url) == before
+
+
+def test_row_budget_exhausted_is_unchecked_never_clean(seeded, tmp_path):
+    engine, url = seeded
+    pf = _preflight(_project(tmp_path), url, preflight_max_rows=10)
+    on_persons = [c for c in pf.checks if c.table == "persons" and c.count]
+    assert on_persons, "violations inside the first 10 rows are still reported"
+    assert all(c.at_least and c.rows_scanned == 10 for c in on_persons)
+    assert not [c for c in pf.checks if c.table == "persons" and c.outcome == "passes"]
+    uq_email = next(c for c in pf.checks if c.check == "unique" and c.columns == ["email"])
+    assert uq_email.outcome == "unchecked" and "preflight_max_rows" in uq_email.reason
+    assert any(u.what.startswith("preflight unique") and "preflight_max_rows" in u.reason for u in pf.unchecked)
+    (code,) = [c for c in pf.checks if c.operation == "add_column teams.code"]
+    assert (code.count, code.at_least) == (2, False)  # teams is under the budget: exact
+
+
+BIG = ["CREATE TABLE big (id INTEGER PRIMARY KEY, n INTEGER)"]
+BIG_REVISION = 'def upgrade():\n    op.alter_column("big", "n", existing_type=sa.Integer(), nullable=False)\n\n\ndef downgrade():\n    pass\n'
+
+
+def test_time_budget_exhausted_is_unchecked_sqlite(tmp_path):
+    rows = ["WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 20000) INSERT INTO big SELECT i, NULL FROM g"]
+    url = _sqlite_db(tmp_path, BIG + rows)
+    # a budget far below what scanning 20,000 rows takes: the progress handler interrupts the statement
+    pf = _preflight(_project(tmp_path, BIG_REVISION), url, preflight_timeout_seconds=1e-9)
+    (check,) = pf.checks
+    assert check.outcome == "unchecked" and "time budget" in check.reason and check.count is None
+    assert pf.unchecked and "time budget" in pf.unchecked[0].reason
+    generous = _preflight(_project(tmp_path / "again", BIG_REVISION), url)
+    assert (generous.checks[0].outcome, generous.checks[0].count) == ("will-fail", 20000)
+
+
+@pytest.mark.parametrize("server", ["pg_url", "mysql_url"])
+def test_time_budget_exhausted_while_a_lock_is_held(server, request, tmp_path):
+    """Another session holds the table locked: the check waits out its budget and says unchecked."""
+    server_url = request.getfixturevalue(server)
+    for url in _server_db(server_url, BIG + ["INSERT INTO big VALUES (1, NULL), (2, 5)"]):
+        holder = create_engine(url).connect()
+        try:
+            if server == "pg_url":
+                holder.execute(text("BEGIN"))
+                holder.execute(text("LOCK TABLE big IN ACCESS EXCLUSIVE MODE"))
+            else:
+                holder.execute(text("LOCK TABLES big WRITE"))
+            pf = _preflight(_project(tmp_path, BIG_REVISION), url, preflight_timeout_seconds=1)
+        finally:
+            holder.rollback()
+            if server == "mysql_url":
+                holder.execute(text("UNLOCK TABLES"))
+            holder.close()
+        (check,) = pf.checks
+        assert check.outcome == "unchecked" and "time budget" in check.reason
+        pf = _preflight(_project(tmp_path / "free", BIG_REVISION), url, preflight_timeout_seconds=1)
+        assert (pf.checks[0].outcome, pf.checks[0].count, pf.checks[0].samples) == ("will-fail", 1, [{"id": 1}])
+
+
+def test_classify_and_review_carry_the_preflight_and_decide_on_it(seeded, tmp_path):
+    engine, url = seeded
+    project = _project(tmp_path)
+    before = _snapshot(url)
+    classified = classify_escalation(project, "head", database_url=url)
+    assert classified.preflight is not None and classified.preflight.dialect == ("mysql" if engine == "mariadb" else engine)
+    assert classified.decision == "escalate"
+    data_loss = next(t for t in classified.escalation.triggers if t.trigger == "data-loss")
+    assert any("remove 2 rows" in ev for ev in data_loss.evidence)
+    assert any("fractional part" in ev for ev in data_loss.evidence)
+    errors = {f.rule for f in classified.findings if f.severity == "error"}
+    assert {"preflight-not-null", "preflight-unique", "preflight-check-constraint"} <= errors
+
+    reviewed = review_migration(project, "head", database_url=url)
+    assert reviewed.preflight is not None and reviewed.decision == "escalate"
+    assert [c.model_dump() for c in reviewed.preflight.checks] == [c.model_dump() for c in classified.preflight.checks]
+    assert review_migration(project, "head").preflight is None
+    assert _snapshot(url) == before
+
+
+def test_data_that_only_fails_gives_revise_with_the_rows_and_a_fix(tmp_path):
+    url = _sqlite_db(tmp_path, SCHEMA + ROWS)
+    body = ('def upgrade():\n    op.alter_column("persons", "email", existing_type=sa.String(255), nullable=False)\n\n\n'
+            'def downgrade():\n    op.alter_column("persons", "email", existing_type=sa.String(255), nullable=True)\n')
+    result = review_migration(_project(tmp_path, body), "head", database_url=url)
+    assert result.decision == "revise"
+    (f,) = [f for f in result.findings if f.rule == "preflight-not-null"]
+    assert f.severity == "error" and "3 rows" in f.message and "{'id': 3}" in f.message
+    assert "UPDATE persons SET email" in f.fix and f.line

@@ -20,7 +20,7 @@ from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, Databas
 from db_migrate.policy.settings import Policy
 from db_migrate.policy.signals import production_signal
 from db_migrate.preflight.model import Preflight
-from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, decide
+from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, decide, sort_findings
 
 #: Review findings that mean the way back is not clear.
 ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse", "irreversible-by-design")
@@ -227,6 +227,31 @@ def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], pr
     for trigger, evidence in fired:
         triggers.fire(trigger, evidence)
     unchecked.extend(u for u in missed if u not in unchecked)
+
+
+def with_preflight(verdict: Any, preflight: Preflight) -> Any:
+    """``verdict`` (a review) with the preflight's findings, triggers and unchecked items, re-decided.
+
+    The same :func:`_preflight` step classify applies, so both tools read the data the same way.
+    """
+    triggers = _Triggers()
+    findings = list(verdict.findings)
+    unchecked = list(verdict.unchecked)
+    _preflight(triggers, findings, unchecked, preflight)
+    fired = triggers.as_list()
+    if verdict.escalation is not None:
+        fired = [*verdict.escalation.triggers, *fired]
+    escalation = Escalation(required=bool(fired), triggers=fired) if fired else verdict.escalation
+    decision = decide(findings, escalation)
+    found = [f for f in findings if f.rule.startswith("preflight-") and f.severity != "info"]
+    summary = verdict.summary
+    if found or fired:
+        summary += f"; preflight against {preflight.database}: {len(preflight.failing())} check(s) fail, " \
+                   f"{len(preflight.losing())} lose data -> {decision}"
+    return verdict.model_copy(update=dict(
+        findings=sort_findings(findings), unchecked=unchecked, escalation=escalation, decision=decision, summary=summary,
+        preflight=preflight,
+    ))
 
 
 def _production(triggers, policy, facts, environment, database_url, project_url) -> None:

@@ -124,7 +124,11 @@ class Probe:
             return [tuple(r) for r in self.conn.execute(stmt).fetchall()]
         except Exception as e:
             why = brief(e)
-            self.restart()
+            try:
+                self.restart()
+            except Exception as again:  # the connection itself is gone (a client-side read timeout closes it)
+                raise OutOfBudget(f"the query ran out of its time budget ({self.seconds_budget:g} s) and the connection "
+                                  f"was lost: {why} / {brief(again)}") from None
             if any(m in why.lower() for m in _TIMEOUT_MARKERS):
                 raise OutOfBudget(f"the query ran out of its time budget ({self.seconds_budget:g} s): {why}") from None
             raise ProbeFailed(why) from None
