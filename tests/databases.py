@@ -28,3 +28,15 @@ def throwaway_database(server_url: str, setup: list[str], prefix: str = "dbm_tes
         with admin.connect() as c:
             c.execute(text(f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if url.get_backend_name() == "postgresql" else "")))
         admin.dispose()
+
+
+def sqlite_database(path, setup: list[str]) -> str:
+    """Create the SQLite file ``path``, run ``setup`` in it, return its URL."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    for stmt in setup:
+        con.execute(stmt)
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"

@@ -5,13 +5,12 @@ behind when revision 2 fails halfway: no transactional DDL).  Real PostgreSQL, M
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from databases import throwaway_database
+from databases import sqlite_database, throwaway_database
 from db_migrate.heads import check_heads
 from db_migrate.project import load_project
 from projectfactory import make_project
@@ -36,13 +35,7 @@ def engine(request):
 
 def _database(engine: str, request, tmp_path: Path, setup: list[str]):
     if engine == "sqlite":
-        path = tmp_path / "app.db"
-        con = sqlite3.connect(path)
-        for s in setup:
-            con.execute(s)
-        con.commit()
-        con.close()
-        yield f"sqlite:///{path}", None
+        yield sqlite_database(tmp_path / "app.db", setup), None
         return
     server = request.getfixturevalue("pg_url" if engine == "postgresql" else "mysql_url")
     for url in throwaway_database(server, setup, prefix="dbm_partway"):

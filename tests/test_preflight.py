@@ -4,7 +4,6 @@ budgets reported as unchecked, sensitive columns never sampled, and the database
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from db_migrate.policy.settings import Policy
 from db_migrate.preflight import run_preflight
 from db_migrate.project import load_project
 from db_migrate.review import review_migration
-from databases import throwaway_database
+from databases import sqlite_database, throwaway_database
 from projectfactory import make_project
 
 SCHEMA = [
@@ -69,13 +68,7 @@ def _server_db(server_url: str, setup: list[str]):
 
 
 def _sqlite_db(tmp_path: Path, setup: list[str]) -> str:
-    path = tmp_path / "app.db"
-    con = sqlite3.connect(path)
-    for stmt in setup:
-        con.execute(stmt)
-    con.commit()
-    con.close()
-    return f"sqlite:///{path}"
+    return sqlite_database(tmp_path / "app.db", setup)
 
 
 @pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
@@ -260,3 +253,44 @@ def test_data_that_only_fails_gives_revise_with_the_rows_and_a_fix(tmp_path):
     (f,) = [f for f in result.findings if f.rule == "preflight-not-null"]
     assert f.severity == "error" and "3 rows" in f.message and "{'id': 3}" in f.message
     assert "UPDATE persons SET email" in f.fix and f.line
+
+
+PG_ONLY = '''
+def upgrade():
+    op.create_foreign_key("fk_persons_team", "persons", "teams", ["team_id"], ["id"], postgresql_not_valid=True)
+    op.execute("ALTER TABLE persons VALIDATE CONSTRAINT fk_persons_team")
+    op.create_check_constraint("ck_age", "persons", "age >= 0", postgresql_not_valid=True)
+    op.alter_column("persons", "nick", existing_type=sa.String(255), type_=sa.Integer(), postgresql_using="nick::integer")
+    op.alter_column("persons", "email", existing_type=sa.String(255), type_=sa.String(255),
+                    postgresql_using="NULLIF(email, 'p1@example.org')")
+    op.execute("ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'")
+    op.execute("CREATE TYPE mood2 AS ENUM ('happy', 'blue')")
+    op.execute("ALTER TABLE persons ALTER COLUMN mood TYPE mood2 USING mood::text::mood2")
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_postgresql_not_valid_validate_using_casts_and_raw_enums(pg_url, tmp_path):
+    setup = SCHEMA + ROWS + [
+        "CREATE TYPE mood AS ENUM ('happy', 'sad', 'angry')",
+        "ALTER TABLE persons ADD COLUMN mood mood",
+        "UPDATE persons SET mood = CASE WHEN id IN (2, 4) THEN 'sad'::mood WHEN id = 6 THEN 'angry'::mood ELSE 'happy'::mood END",
+    ]
+    for url in _server_db(pg_url, setup):
+        before = _snapshot(url)
+        pf = _preflight(_project(tmp_path, PG_ONLY), url)
+        fk_add, fk_validate = (c for c in pf.checks if c.check == "foreign-key")
+        assert (fk_add.outcome, fk_add.count) == ("will-fail", 2)  # NOT VALID, but validated later in the revision
+        assert (fk_validate.outcome, fk_validate.count, fk_validate.line) == ("will-fail", 2, fk_add.line + 1)
+        (ck,) = [c for c in pf.checks if c.check == "check-constraint"]
+        assert (ck.outcome, ck.count) == ("affects", 2) and "validating it fails" in ck.message
+        nick, email = (c for c in pf.checks if c.check == "type-change")
+        assert nick.outcome == "will-fail" and "invalid input syntax" in nick.message and nick.count is None
+        assert (email.outcome, email.count, email.samples) == ("loses-data", 1, [{"id": 1, "email": "p1@example.org"}])
+        renamed, recreated = (c for c in pf.checks if c.check == "enum-values")
+        assert (renamed.outcome, renamed.count, [s["id"] for s in renamed.samples]) == ("affects", 2, [2, 4])
+        assert (recreated.outcome, recreated.count, recreated.samples) == ("will-fail", 1, [{"id": 6, "mood": "angry"}])
+        assert _snapshot(url) == before

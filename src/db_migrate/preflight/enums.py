@@ -83,25 +83,39 @@ def _raw(step: Step, probe: Probe) -> list[DataCheck]:
                     type_name = cmd.def_.typeName.names[-1].sval
                     labels = _enum_created_before(step, type_name)
                     if labels is not None:
+                        # values the revision renames first arrive under their new name
+                        labels = labels + [old for old, new in _renamed_before(step).items() if new in labels]
                         out.append(_holding(step, probe, st.relation.relname, cmd.name, [], bad="will-fail", what="", allowed=labels))
     return out
 
 
-def _enum_created_before(step: Step, type_name: str) -> list[str] | None:
-    """Labels of ``CREATE TYPE type_name AS ENUM (...)`` run earlier by the revision (or by this same execute)."""
+def _parsed_before(step: Step):
+    """Every PostgreSQL statement the revision runs through op.execute up to and including this operation."""
     import pglast
-    from pglast import ast as pgast
 
     for o in [*step.before, step.op]:
         if o.kind != "execute":
             continue
         try:
-            stmts = [s.stmt for s in pglast.parse_sql(str((o.detail or {}).get("sql") or ""))]
+            yield from (s.stmt for s in pglast.parse_sql(str((o.detail or {}).get("sql") or "")))
         except Exception:
             continue
-        for st in stmts:
-            if isinstance(st, pgast.CreateEnumStmt) and st.typeName[-1].sval == type_name:
-                return [v.sval for v in st.vals or ()]
+
+
+def _renamed_before(step: Step) -> dict[str, str]:
+    """old -> new for each ``ALTER TYPE ... RENAME VALUE`` the revision runs up to this operation."""
+    from pglast import ast as pgast
+
+    return {st.oldVal: st.newVal for st in _parsed_before(step) if isinstance(st, pgast.AlterEnumStmt) and st.oldVal}
+
+
+def _enum_created_before(step: Step, type_name: str) -> list[str] | None:
+    """Labels of ``CREATE TYPE type_name AS ENUM (...)`` run earlier by the revision (or by this same execute)."""
+    from pglast import ast as pgast
+
+    for st in _parsed_before(step):
+        if isinstance(st, pgast.CreateEnumStmt) and st.typeName[-1].sval == type_name:
+            return [v.sval for v in st.vals or ()]
     return None
 
 
