@@ -77,20 +77,24 @@ def run_preflight(review: Any, database_url: str, policy: Any, *, timeout: float
                           sample_limit=policy.preflight_samples, sensitive=list(policy.sensitive_columns))
             pf = Preflight(database=shown, dialect=conn.dialect.name, sample_limit=probe.sample_limit,
                            row_budget=probe.row_budget, seconds_budget=seconds)
-            work: dict[tuple[str | None, str], list[tuple[str, str, str]]] = {}
+            work: dict[tuple[str | None, str], list[tuple[str, str, str, int | None]]] = {}
             for step in _steps(review):
+                answers: list[DataCheck] = []
                 for m in modules:
                     try:
-                        pf.checks.extend(m.run(step, probe))
+                        answers.extend(m.run(step, probe))
                     except Exception as e:  # a check's bug must not hide the other answers
                         probe.restart()
                         pf.unchecked.append(Unchecked(what=f"preflight {m.__name__.rpartition('.')[2]} of {step.describe()}",
                                                       reason=f"the check failed: {type(e).__name__}: {e}", revision=step.revision,
                                                       path=step.path, line=step.op.line))
+                pf.checks.extend(answers)
                 c = size.cost(step, pf.dialect)
                 if c:
+                    # a data statement locks the rows it touches: their count, when preflight knows it
+                    touched = {a.table: a.count for a in answers if a.check == "data-statement" and a.count is not None}
                     for t in size.tables_touched(step):
-                        work.setdefault((step.schema, t), []).append(c)
+                        work.setdefault((step.schema, t), []).append((*c, touched.get(t)))
             for (schema, table), items in work.items():
                 measured = size.measure(probe, table, schema, items)
                 if measured is not None:

@@ -132,13 +132,16 @@ def count_and_sample(probe: Probe, info: TableInfo, where_of, shown_columns: lis
     queries = [probe.sql(q)]
     samples: list[dict[str, Any]] = []
     if n and probe.sample_limit and keep:
-        sq = select(*(src.col(c) for c in keep)).where(cond)
-        if info.primary_key and all(c in keep for c in info.primary_key):
-            sq = sq.order_by(*(src.col(c) for c in info.primary_key))
-        sq = sq.limit(probe.sample_limit)
-        samples = [{c: plain(v) for c, v in zip(keep, row)} for row in probe.run(sq)]
+        # no ORDER BY: on a large table the planner would walk the primary key index over every row;
+        # any few rows will do, sorted here so that the same rows always read the same
+        sq = select(*(src.col(c) for c in keep)).where(cond).limit(probe.sample_limit)
+        samples = [{c: plain(v) for c, v in zip(keep, row)} for row in sorted(probe.run(sq), key=_sort_key)]
         queries.append(probe.sql(sq))
     return Answer(n, samples, hide, queries, src)
+
+
+def _sort_key(row: tuple) -> tuple:
+    return tuple((v is None, str(type(v)), v if isinstance(v, (int, float, str)) else str(v)) for v in row)
 
 
 def answered(step: Step, kind: CheckKind, probe: Probe, info: TableInfo, ask, *, bad: Outcome, describe, fix: str | None, columns: list[str]) -> DataCheck:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from db_migrate.preflight.base import Step, new_check, rows_text, unchecked
+from db_migrate.preflight.base import Step, _sort_key, new_check, rows_text, unchecked
 from db_migrate.preflight.expressions import NotPlain, check_plain
 from db_migrate.preflight.model import DataCheck
 from db_migrate.preflight.probe import Probe, ProbeFailed, plain
@@ -116,8 +116,8 @@ def _count(step: Step, probe: Probe, s: DataStatement) -> DataCheck:
         samples = []
         if n and keep and probe.sample_limit:
             cols = ", ".join(f"{alias}.{prep.quote(c)}" for c in keep)
-            sample_sql = f"SELECT {cols} FROM {relation}{where} ORDER BY {cols} LIMIT {probe.sample_limit}"
-            samples = [{c: plain(v) for c, v in zip(keep, r)} for r in probe.run(text(sample_sql))]
+            sample_sql = f"SELECT {cols} FROM {relation}{where} LIMIT {probe.sample_limit}"
+            samples = [{c: plain(v) for c, v in zip(keep, r)} for r in sorted(probe.run(text(sample_sql)), key=_sort_key)]
             queries.append(sample_sql)
     except ProbeFailed as e:
         return unchecked(step, "data-statement", str(e), table=info.qualified)

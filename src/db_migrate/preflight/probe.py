@@ -166,11 +166,25 @@ class Probe:
         except Exception as e:
             self.restart()
             raise ProbeFailed(f"cannot read the catalog of {name}: {brief(e)}") from None
-        bounded = select(literal(1).label("one")).select_from(sa_table(name, schema=schema)).limit(self.row_budget + 1).subquery("capped")
-        q = select(func.count()).select_from(bounded)
+        t = sa_table(name, schema=schema)
+        if self._estimate(name, schema) < self.row_budget // 2:
+            q = select(func.count()).select_from(t)  # well under the budget: a plain count (PostgreSQL scans it in parallel)
+        else:
+            q = select(func.count()).select_from(select(literal(1).label("one")).select_from(t).limit(self.row_budget + 1).subquery("capped"))
         start = time.perf_counter()
         rows = int(self.scalar(q) or 0)
         return TableInfo(name, schema, columns, pk, rows, time.perf_counter() - start, self.sql(q))
+
+    def _estimate(self, name: str, schema: str | None) -> float:
+        """PostgreSQL's row estimate for the table (infinite where there is none: count within the budget)."""
+        from sqlalchemy import text
+
+        if self.dialect != "postgresql":
+            return float("inf")
+        prep = self.conn.dialect.identifier_preparer
+        quoted = (prep.quote_schema(schema) + "." if schema else "") + prep.quote(name)
+        val = self.scalar(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)").bindparams(t=quoted))
+        return float(val) if val is not None and val >= 0 else float("inf")
 
     def source(self, info: TableInfo, columns: list[str] | None = None) -> Source:
         """The table, or (over the row budget) its first ``row_budget`` rows, with ``columns`` (default: all)."""

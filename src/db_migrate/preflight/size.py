@@ -28,9 +28,9 @@ from db_migrate.preflight.probe import Probe, ProbeFailed, TableInfo
 
 #: Seconds per class, relative to COUNT(*) of the same table (bench/bench_preflight.py --rates, PostgreSQL 15,
 #: 1,000,000 rows of (id bigint pk, n int, s varchar(40), f numeric), 2-core shared machine, 2026-12-01).
-RELATIVE_COST = {"rewrite": 0.0, "scan": 0.0, "index": 0.0, "rows": 0.0, "instant": 0.0}
+RELATIVE_COST = {"rewrite": 45.6, "scan": 2.8, "index": 28.8, "rows": 124.4, "instant": 0.02}
 #: Seconds a COUNT(*) of one million such rows took there.
-COUNT_SECONDS_PER_MILLION = 0.0
+COUNT_SECONDS_PER_MILLION = 0.143
 #: Below this many counted rows, the count is too quick to time: use COUNT_SECONDS_PER_MILLION.
 MIN_TIMED_ROWS = 10_000
 
@@ -93,8 +93,11 @@ def tables_touched(step: Step) -> list[str]:
     return [n for n in dict.fromkeys(names) if not step.created_here(n)]
 
 
-def measure(probe: Probe, table: str, schema: str | None, work: list[tuple[str, str, str]]) -> TableSize | None:
-    """The size of ``table`` and the lock its operations ``work`` ((class, lock, what), ...) hold."""
+def measure(probe: Probe, table: str, schema: str | None, work: list[tuple[str, str, str, int | None]]) -> TableSize | None:
+    """The size of ``table`` and the lock its operations ``work`` hold.
+
+    ``work``: (cost class, lock, what, rows it touches or None for every row), one per operation.
+    """
     try:
         info = probe.table(table, schema)
     except ProbeFailed:
@@ -114,10 +117,9 @@ def measure(probe: Probe, table: str, schema: str | None, work: list[tuple[str, 
     )
 
 
-def _lock_seconds(info: TableInfo, rows: int, work: list[tuple[str, str, str]]) -> tuple[float | None, str]:
-    if not COUNT_SECONDS_PER_MILLION:
-        return None, "no measured rate"
-    factor = sum(RELATIVE_COST.get(w[0], 0.0) for w in work)
+def _lock_seconds(info: TableInfo, rows: int, work: list[tuple[str, str, str, int | None]]) -> tuple[float | None, str]:
+    # row-weighted cost: each operation's class factor times the rows it works on (a DELETE: only its rows)
+    weighted = sum(RELATIVE_COST.get(w[0], 0.0) * (rows if w[3] is None else w[3]) for w in work)
     counted = min(info.rows, 10**12)
     if counted >= MIN_TIMED_ROWS and info.count_seconds > 0:
         per_row = info.count_seconds / counted
@@ -125,8 +127,8 @@ def _lock_seconds(info: TableInfo, rows: int, work: list[tuple[str, str, str]]) 
     else:
         per_row = COUNT_SECONDS_PER_MILLION / 1e6
         how = f"the benchmark's COUNT(*) rate ({COUNT_SECONDS_PER_MILLION:.3f} s per million rows)"
-    classes = " + ".join(f"{w[0]} x{RELATIVE_COST.get(w[0], 0.0):g}" for w in work)
-    return round(per_row * rows * factor, 3), f"{how}; cost relative to COUNT(*): {classes} (bench/bench_preflight.py)"
+    classes = " + ".join(f"{w[0]} x{RELATIVE_COST.get(w[0], 0.0):g}" + ("" if w[3] is None else f" on {w[3]:,} rows") for w in work)
+    return round(per_row * weighted, 3), f"{how}; cost relative to COUNT(*): {classes} (bench/bench_preflight.py --rates)"
 
 
 def _pg_estimate(probe: Probe, info: TableInfo, queries: list[str]) -> int | None:
