@@ -294,3 +294,20 @@ def test_postgresql_not_valid_validate_using_casts_and_raw_enums(pg_url, tmp_pat
         assert (renamed.outcome, renamed.count, [s["id"] for s in renamed.samples]) == ("affects", 2, [2, 4])
         assert (recreated.outcome, recreated.count, recreated.samples) == ("will-fail", 1, [{"id": 6, "mood": "angry"}])
         assert _snapshot(url) == before
+
+
+def test_cli_review_with_database_url_prints_the_preflight(tmp_path, capsys):
+    from db_migrate.cli import main
+
+    url = _sqlite_db(tmp_path, SCHEMA + ROWS)
+    body = ('def upgrade():\n    op.create_index("ix_persons_nick", "persons", ["nick"], unique=True)\n\n\n'
+            'def downgrade():\n    op.drop_index("ix_persons_nick", "persons")\n')
+    root = make_project(tmp_path / "proj", [body])
+    code = main(["review", "--config", str(root), "--database-url", url, "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1 and out["decision"] == "revise"
+    (check,) = out["preflight"]["checks"]
+    assert (check["check"], check["count"], check["samples"][0]) == ("unique", 2, {"nick": "bob", "copies": 3})
+    assert main(["review", "--config", str(root), "--database-url", url]) == 1
+    text_out = capsys.readouterr().out
+    assert "preflight-unique" in text_out and "Tables locked or rewritten" in text_out and "persons: 20 rows" in text_out
