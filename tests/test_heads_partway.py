@@ -61,7 +61,7 @@ def test_failed_partway_names_the_applied_and_the_missing_operations(engine, req
         assert "add_column persons.badge" in partly.message.split("Not applied")[0]
         assert "create_index persons.ix_persons_badge" in partly.message.split("Not applied")[1]
         assert not [f for f in result.findings if f.rule == "database-schema-differs"]
-        assert result.decision == "revise"
+        assert result.decision == "revise" and result.schema_matches_stamp is False
         assert _rows(url) == [("000000000001",)]  # nothing written
 
 
@@ -69,7 +69,8 @@ def test_schema_matching_its_stamp_says_so(engine, request, tmp_path):
     project = load_project(make_project(tmp_path / "proj", [REV1, REV2]))
     for url, server in _database(engine, request, tmp_path, STAMPED_AT_1):
         result = check_heads(project, database_url=url, scratch_url=server, drift=False)
-        assert [f.rule for f in result.findings if f.phase == "database" and f.rule.startswith("database-") and f.severity != "warning"] == ["database-matches-stamp"]
+        assert result.schema_matches_stamp is True and "schema matches its stamped revision" in result.summary
+        assert [f.rule for f in result.findings if f.phase == "database"] == ["database-behind-head"]
 
 
 def test_server_database_without_scratch_url_is_unchecked(pg_url, tmp_path):
@@ -77,3 +78,4 @@ def test_server_database_without_scratch_url_is_unchecked(pg_url, tmp_path):
     for url in throwaway_database(pg_url, STAMPED_AT_1, prefix="dbm_partway"):
         result = check_heads(project, database_url=url, drift=False)
         assert any(u.what.startswith("schema of the database") and "scratch_url" in u.reason for u in result.unchecked)
+        assert result.schema_matches_stamp is None

@@ -79,8 +79,8 @@ def _same_change(diff: OpDescription, op: Any) -> bool:
 
 
 def partway_findings(project, history, current: list[str], pending: list[str], database_url: str,
-                     scratch_url: str | None, timeout: float | None) -> tuple[list, list]:
-    """(findings, unchecked) comparing the database's schema with the schema of its stamped revision(s)."""
+                     scratch_url: str | None, timeout: float | None) -> tuple[list, list, bool | None]:
+    """(findings, unchecked, whether the schema matches its stamp; None when not compared)."""
     from db_migrate.errors import DbMigrateError
     from db_migrate.project import redact_url
     from db_migrate.project.config import dialect_of
@@ -92,7 +92,7 @@ def partway_findings(project, history, current: list[str], pending: list[str], d
     dialect = dialect_of(database_url)
     if dialect != "sqlite" and (not scratch_url or dialect_of(scratch_url) != dialect):
         return [], [Unchecked(what=what, reason=f"needs scratch_url on a {dialect} server to build the stamped schema "
-                              "(the user's database is never written)")]
+                              "(the user's database is never written)")], None
     progress("building the stamped schema on a scratch database to compare with the database")
     try:
         with scratch_database(scratch_url if dialect != "sqlite" else None, purpose="partway", settings=project.settings) as db:
@@ -103,12 +103,11 @@ def partway_findings(project, history, current: list[str], pending: list[str], d
                 version_table=project.settings.get("version_table", "alembic_version"),
             )
     except DbMigrateError as e:
-        return [], [Unchecked(what=what, reason=e.message)]
+        return [], [Unchecked(what=what, reason=e.message)], None
     where = redact_url(database_url)
     stamp = ", ".join(current) or "no revision"
     if not diff.ops:
-        return [Finding(rule="database-matches-stamp", severity="info", phase="database",
-                        message=f"The schema of {where} is exactly the schema of its stamped revision ({stamp}).")], []
+        return [], [], True
     nxt = pending[0] if pending else None
     header = history.by_id.get(nxt) if nxt else None
     applied, missing = [], []
@@ -142,4 +141,4 @@ def partway_findings(project, history, current: list[str], pending: list[str], d
             + "; ".join(other[:10]) + (" ..." if len(other) > 10 else "") + ".",
             fix="Find out who changed the schema by hand; write a revision for it or revert it.",
         ))
-    return findings, []
+    return findings, [], False

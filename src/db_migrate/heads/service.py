@@ -69,6 +69,7 @@ def check_heads(
 
     current: list[str] | None = None
     pending: list[str] = []
+    schema_matches: bool | None = None
     if database_url:
         progress("reading the database's current revision")
         current = run_job(
@@ -83,7 +84,7 @@ def check_heads(
         if not any(f.rule == "database-unknown-revision" for f in found):
             from db_migrate.heads.partway import partway_findings
 
-            found, skipped = partway_findings(project, history, current, pending, database_url, scratch_url, timeout)
+            found, skipped, schema_matches = partway_findings(project, history, current, pending, database_url, scratch_url, timeout)
             extra.extend(found)
             unchecked.extend(skipped)
 
@@ -122,6 +123,7 @@ def check_heads(
         merge_points=report.merge_points,
         current=current,
         pending=pending,
+        schema_matches_stamp=schema_matches,
         merge_revision=project.relpath(merge_path) if merge_path else None,
         alembic_agrees=alembic_agrees,
         drift_operations=operations,
@@ -248,4 +250,6 @@ def _summary(r: HeadsResult, *, drift_checked: bool) -> str:
         parts.append(f"model drift: {len(r.drift_operations)} operation(s)" if r.drift_operations else "models match head")
     if r.current is not None:
         parts.append(f"database behind by {len(r.pending)}" if r.pending else "database at head")
+    if r.schema_matches_stamp is not None:
+        parts.append("its schema matches its stamped revision" if r.schema_matches_stamp else "its schema differs from its stamped revision")
     return "; ".join(parts) + "."
