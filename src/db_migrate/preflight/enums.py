@@ -3,8 +3,9 @@
 - ``alter_column`` from ``sa.Enum(a, b, c)`` to ``sa.Enum(a, b)``: rows holding
   ``c`` make the change fail (PostgreSQL's cast, MariaDB/MySQL strict mode).
 - raw PostgreSQL, the usual "recreate the type" pattern: ``CREATE TYPE e AS
-  ENUM (...)`` then ``ALTER TABLE t ALTER COLUMN c TYPE e USING ...``: rows
-  whose value is not a label of the new type fail.
+  ENUM (...)`` then ``ALTER TABLE t ALTER COLUMN c TYPE e USING ...`` (which
+  the capture turns into an ``alter_column``): rows whose value is not a label
+  of the new type fail.
 - ``ALTER TYPE e RENAME VALUE 'a' TO 'b'``: the rows follow the rename; their
   number says how much data (and code writing 'a') the rename affects.
 """
@@ -24,9 +25,25 @@ def run(step: Step, probe: Probe) -> list[DataCheck]:
         if removed:
             return [_holding(step, probe, op.table, op.column, removed, bad="will-fail", what="removed")]
         return []
+    labels = new_enum_labels(step) if probe.dialect == "postgresql" else None
+    if labels is not None:
+        return [_holding(step, probe, op.table, op.column, [], bad="will-fail", what="", allowed=labels)]
     if op.kind == "execute" and probe.dialect == "postgresql":
         return _raw(step, probe)
     return []
+
+
+def new_enum_labels(step: Step) -> list[str] | None:
+    """The labels a column changes to when ``alter_column`` moves it to an enum type the revision creates in raw SQL.
+
+    Values the revision renames first (``ALTER TYPE ... RENAME VALUE``) count under their new name.
+    """
+    if step.op.kind != "alter_column" or not step.op.column or not isinstance(step.get("type"), str):
+        return None
+    labels = _enum_created_before(step, step.get("type").strip('"'))
+    if labels is None:
+        return None
+    return labels + [old for old, new in _renamed_before(step).items() if new in labels]
 
 
 def _holding(step: Step, probe: Probe, table: str | None, column: str, values: list[str], *, bad, what: str, allowed: list[str] | None = None) -> DataCheck:
@@ -62,10 +79,9 @@ def _holding(step: Step, probe: Probe, table: str | None, column: str, values: l
 
 
 def _raw(step: Step, probe: Probe) -> list[DataCheck]:
-    """PostgreSQL statements of an op.execute: RENAME VALUE, and ALTER COLUMN TYPE to an enum created in the revision."""
+    """PostgreSQL statements of an op.execute: ALTER TYPE ... RENAME VALUE."""
     import pglast
     from pglast import ast as pgast
-    from pglast.enums import AlterTableType
 
     try:
         stmts = [s.stmt for s in pglast.parse_sql(str(step.get("sql") or ""))]
@@ -77,15 +93,6 @@ def _raw(step: Step, probe: Probe) -> list[DataCheck]:
             type_name = st.typeName[-1].sval
             for table, column in _columns_of_type(probe, type_name):
                 out.append(_holding(step, probe, table, column, [st.oldVal], bad="affects", what="renamed"))
-        if isinstance(st, pgast.AlterTableStmt):
-            for cmd in st.cmds or ():
-                if cmd.subtype == AlterTableType.AT_AlterColumnType and cmd.def_ is not None:
-                    type_name = cmd.def_.typeName.names[-1].sval
-                    labels = _enum_created_before(step, type_name)
-                    if labels is not None:
-                        # values the revision renames first arrive under their new name
-                        labels = labels + [old for old, new in _renamed_before(step).items() if new in labels]
-                        out.append(_holding(step, probe, st.relation.relname, cmd.name, [], bad="will-fail", what="", allowed=labels))
     return out
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from db_migrate.preflight.enums import new_enum_labels
 from db_migrate.preflight.base import Answer, Step, answered, count_and_sample, new_check, open_table, rows_text, unchecked
 from db_migrate.preflight.expressions import NotPlain, check_plain
 from db_migrate.preflight.model import DataCheck
@@ -38,8 +39,8 @@ def run(step: Step, probe: Probe) -> list[DataCheck]:
     old = str(step.get("existing_type") or "")
     new = str(new)
     column = op.column
-    if step.get("type_values") and step.get("existing_type_values"):
-        return []  # enum to enum: enums.py counts the rows holding removed values
+    if step.get("type_values") and step.get("existing_type_values") or new_enum_labels(step) is not None:
+        return []  # to an enum whose labels are known: enums.py counts the rows holding other values
     if step.get("using") and probe.dialect == "postgresql":
         return [_using(step, probe, column, step.get("using"))]
     labels = step.get("type_values")
