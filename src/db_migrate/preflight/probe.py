@@ -88,7 +88,7 @@ class Probe:
     seconds_budget: float
     sample_limit: int
     sensitive: list[str] = field(default_factory=list)
-    _tables: dict[tuple[str | None, str], TableInfo | None] = field(default_factory=dict)
+    _tables: dict[tuple[str | None, str], TableInfo | ProbeFailed | None] = field(default_factory=dict)
     _deadline: float = 0.0
 
     def __post_init__(self) -> None:
@@ -150,8 +150,14 @@ class Probe:
         """The table as it is in the database now (None when it does not exist)."""
         key = (schema, name)
         if key not in self._tables:
-            self._tables[key] = self._read_table(name, schema)
-        return self._tables[key]
+            try:
+                self._tables[key] = self._read_table(name, schema)
+            except ProbeFailed as e:  # remembered: the next check on this table should not wait out the budget again
+                self._tables[key] = e
+        found = self._tables[key]
+        if isinstance(found, ProbeFailed):
+            raise found
+        return found
 
     def _read_table(self, name: str, schema: str | None) -> TableInfo | None:
         from sqlalchemy import func, inspect, literal, select
