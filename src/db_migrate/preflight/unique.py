@@ -62,9 +62,10 @@ def run(step: Step, probe: Probe) -> list[DataCheck]:
         )
 
     cols = ", ".join(columns)
+    pk = info.primary_key[0] if len(info.primary_key) == 1 else "<pk>"
     fix = (
         f"Remove or merge the duplicates first (keep one row per key), e.g. on PostgreSQL:\n"
-        f"op.execute(\"DELETE FROM {op.table} a USING {op.table} b WHERE a.<pk> > b.<pk> AND "
+        f"op.execute(\"DELETE FROM {op.table} a USING {op.table} b WHERE a.{pk} > b.{pk} AND "
         + " AND ".join(f"a.{c} = b.{c}" for c in columns)
         + f"\")  # or update them to distinct values\nthen create the unique index on ({cols})."
     )
