@@ -26,11 +26,13 @@ from db_migrate.preflight.base import Step, validations
 from db_migrate.preflight.model import TableSize
 from db_migrate.preflight.probe import Probe, ProbeFailed, TableInfo
 
-#: Seconds per class, relative to COUNT(*) of the same table (bench/bench_preflight.py --rates, PostgreSQL 15,
-#: 1,000,000 rows of (id bigint pk, n int, s varchar(40), f numeric), 2-core shared machine, 2026-12-01).
-RELATIVE_COST = {"rewrite": 45.6, "scan": 2.8, "index": 28.8, "rows": 124.4, "instant": 0.02}
+#: Seconds per class, relative to COUNT(*) of the same table: the median of three runs of
+#: bench/bench_preflight.py --rates (PostgreSQL 15, 1,000,000 rows of (id bigint pk, id2 bigint, n int,
+#: s varchar(40), f numeric, team_id int, status text), a loaded 2-core machine, 2026-12-01). Runs varied by
+#: up to 2x (rewrite 20-46x, index 13-29x, scan 0.7-2.8x, UPDATE of every row 79-124x).
+RELATIVE_COST = {"rewrite": 20.3, "scan": 1.7, "index": 21.8, "rows": 100.0, "instant": 0.02}
 #: Seconds a COUNT(*) of one million such rows took there.
-COUNT_SECONDS_PER_MILLION = 0.143
+COUNT_SECONDS_PER_MILLION = 0.14
 #: Below this many counted rows, the count is too quick to time: use COUNT_SECONDS_PER_MILLION.
 MIN_TIMED_ROWS = 10_000
 
