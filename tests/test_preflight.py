@@ -333,3 +333,23 @@ def test_raw_sql_ddl_is_checked_like_the_alembic_operation(seeded, tmp_path):
         assert got["check-constraint"] == ("will-fail", 2)
     if engine == "postgresql":
         assert got["not-null"] == ("will-fail", 3)
+
+
+def test_project_settings_choose_sensitive_columns_and_sample_size(tmp_path):
+    from db_migrate.errors import ConfigInvalid
+
+    url = _sqlite_db(tmp_path, SCHEMA + ROWS)
+    root = make_project(tmp_path / "proj", [REVISION])
+    (root / "pyproject.toml").write_text('[tool.db-migrate]\nsensitive_columns = ["persons.nick", "bio"]\npreflight_samples = 1\n')
+    result = classify_escalation(load_project(root), "head", database_url=url)
+    pf = result.preflight
+    nick = next(c for c in pf.checks if c.check == "unique" and c.columns == ["nick"])
+    assert (nick.count, nick.samples, nick.withheld) == (2, [{"copies": 3}], ["nick"])
+    bio = next(c for c in pf.checks if c.operation == "alter_column persons.bio")
+    assert bio.samples == [{"id": 16}] and bio.withheld == ["bio"]
+    assert all(len(c.samples) <= 1 for c in pf.checks)
+    email = next(c for c in pf.checks if c.check == "not-null" and c.columns == ["email"])
+    assert (email.count, email.samples) == (3, [{"id": 3}])  # the count is never cut by the sample size
+    (root / "pyproject.toml").write_text('[tool.db-migrate]\nsensitive_colums = ["nick"]\n')
+    with pytest.raises(ConfigInvalid, match="sensitive_columns"):
+        classify_escalation(load_project(root), "head", database_url=url)
