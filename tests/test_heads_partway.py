@@ -73,9 +73,17 @@ def test_schema_matching_its_stamp_says_so(engine, request, tmp_path):
         assert [f.rule for f in result.findings if f.phase == "database"] == ["database-behind-head"]
 
 
-def test_server_database_without_scratch_url_is_unchecked(pg_url, tmp_path):
+def test_mariadb_without_scratch_url_is_unchecked(mysql_url, tmp_path):
     project = load_project(make_project(tmp_path / "proj", [REV1, REV2]))
-    for url in throwaway_database(pg_url, STAMPED_AT_1, prefix="dbm_partway"):
+    for url in throwaway_database(mysql_url, STAMPED_AT_1, prefix="dbm_partway"):
         result = check_heads(project, database_url=url, drift=False)
         assert any(u.what.startswith("schema of the database") and "scratch_url" in u.reason for u in result.unchecked)
         assert result.schema_matches_stamp is None
+
+
+def test_postgresql_without_scratch_url_builds_on_the_embedded_server(pg_url, tmp_path):
+    project = load_project(make_project(tmp_path / "proj", [REV1, REV2]))
+    for url in throwaway_database(pg_url, STAMPED_AT_1 + HALF_OF_2, prefix="dbm_partway"):
+        result = check_heads(project, database_url=url, drift=False)
+        assert result.schema_matches_stamp is False
+        assert [f.rule for f in result.findings if f.rule.startswith("database-partly")] == ["database-partly-migrated"]

@@ -7,8 +7,10 @@ before it.  Given the user's ``database_url``, check_heads
 1. reflects the user's database (read-only, :mod:`db_migrate.readonly`) into a
    ``MetaData``,
 2. builds the schema the stamped revision(s) should have on a scratch database
-   of the same kind (:mod:`db_migrate.scratch`, :class:`db_migrate.runtime.Runtime`
-   with the project's env.py), and
+   of the same kind (``scratch_url``; else a temporary SQLite file for SQLite,
+   the embedded PostgreSQL server for PostgreSQL; MariaDB/MySQL need
+   ``scratch_url``), through :class:`db_migrate.runtime.Runtime` with the
+   project's env.py, and
 3. lets alembic's autogenerate compare the two (``produce_migrations`` with the
    reflected schema as the target): every operation it emits is a difference
    the stamp does not explain.
@@ -78,6 +80,25 @@ def _same_change(diff: OpDescription, op: Any) -> bool:
     return op.kind in kinds and (not names or diff.name in names or op.kind == "create_table")
 
 
+def _scratch_server(dialect: str | None, scratch_url: str | None):
+    """Where to build the stamped schema: a server URL, None (a temporary SQLite file), or False (nowhere fitting).
+
+    The comparison only means something on the database's own engine: ``scratch_url`` when it is one,
+    a temporary file for SQLite, the embedded PostgreSQL server (:mod:`db_migrate.scratch.embedded`) for PostgreSQL.
+    """
+    from db_migrate.project.config import dialect_of
+
+    if scratch_url:
+        return scratch_url if dialect_of(scratch_url) == dialect else False
+    if dialect == "sqlite":
+        return None
+    if dialect == "postgresql":
+        from db_migrate.scratch.embedded import ensure_running
+
+        return ensure_running()
+    return False
+
+
 def partway_findings(project, history, current: list[str], pending: list[str], database_url: str,
                      scratch_url: str | None, timeout: float | None) -> tuple[list, list, bool | None]:
     """(findings, unchecked, whether the schema matches its stamp; None when not compared)."""
@@ -90,12 +111,16 @@ def partway_findings(project, history, current: list[str], pending: list[str], d
 
     what = "schema of the database against its stamped revision"
     dialect = dialect_of(database_url)
-    if dialect != "sqlite" and (not scratch_url or dialect_of(scratch_url) != dialect):
+    try:
+        server = _scratch_server(dialect, scratch_url)
+    except DbMigrateError as e:
+        return [], [Unchecked(what=what, reason=e.message + (f" ({e.hint})" if e.hint else ""))], None
+    if server is False:
         return [], [Unchecked(what=what, reason=f"needs scratch_url on a {dialect} server to build the stamped schema "
                               "(the user's database is never written)")], None
     progress("building the stamped schema on a scratch database to compare with the database")
     try:
-        with scratch_database(scratch_url if dialect != "sqlite" else None, purpose="partway", settings=project.settings) as db:
+        with scratch_database(server, purpose="partway", settings=project.settings) as db:
             diff: SchemaDifference = run_job(
                 "db_migrate.heads.partway:compare_job", timeout=timeout, cwd=project.root,
                 what="comparing the database with its stamped revision", config_file=str(project.config_file),
