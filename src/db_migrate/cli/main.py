@@ -61,11 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--changed-since", metavar="REF", help="only the revision files added or changed since git REF (its merge base with HEAD)")
     targets.set_defaults(revision="head")
 
-    p = sub.add_parser("review", parents=[common, gate, targets], help="lint revisions (or all) without a database")
+    p = sub.add_parser("review", parents=[common, gate, targets],
+                       help="lint revisions (or all); with --database-url also check them against the data (read-only)")
     p.add_argument("--all", action="store_true", dest="all_revisions", help="review every revision")
+    p.add_argument("--database-url", metavar="URL", help="also check each change against this database's data (read-only)")
 
     p = sub.add_parser("classify", parents=[common, gate, targets], help="decide whether revisions need a human (escalation policy)")
-    p.add_argument("--database-url", metavar="URL", help="database to read row counts from (read-only)")
+    p.add_argument("--database-url", metavar="URL", help="database to read row counts from and preflight against (read-only)")
     p.add_argument("--environment", metavar="ENV", help="target environment name, e.g. production")
 
     p = sub.add_parser("heads", parents=[common, gate], help="check the revision graph, model drift and database state")
@@ -115,7 +117,7 @@ def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     t = {"timeout": args.timeout}
     match args.command:
         case "review":
-            return "review_migration", {**t, "revision": args.revision, "all_revisions": args.all_revisions}
+            return "review_migration", {**t, "revision": args.revision, "all_revisions": args.all_revisions, "database_url": args.database_url}
         case "classify":
             return "classify_escalation", {**t, "revision": args.revision, "database_url": args.database_url, "environment": args.environment}
         case "heads":

@@ -37,6 +37,7 @@ def review_migration(
     revisions: Sequence[str] | None = None,
     dialect: str | None = None,
     timeout: float | None = None,
+    database_url: str | None = None,
 ) -> ReviewResult:
     """Review one revision (id, unique prefix, ``head`` or file path), several, or every revision.
 
@@ -44,14 +45,22 @@ def review_migration(
     pass) replaces ``revision`` when given; each is resolved like ``revision``, a
     revision named twice is reviewed once, and an empty list gives a ``proceed``
     verdict that says there was nothing to review.
+
+    With ``database_url`` (the user's database, only read) each change is also
+    checked against the data (:mod:`db_migrate.preflight`) and the verdict
+    carries a ``preflight`` section; the dialect then defaults to the database's.
     """
+    if database_url and not dialect:
+        from db_migrate.project.config import dialect_of
+
+        dialect = dialect_of(database_url)
     history = load_history(project)
     if revisions is not None and not all_revisions:
         unique: dict[str, RevisionHeader] = {}
         for ref in revisions:
             h = history.resolve(ref)
             unique.setdefault(str(h.path), h)
-        return review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout)
+        return _with_data(project, review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout), database_url, timeout)
     if all_revisions:
         headers = sorted(history.headers, key=lambda h: str(h.path))
         if history.broken:
@@ -62,7 +71,19 @@ def review_migration(
             )
     else:
         headers = [history.resolve(revision)]
-    return review_paths(project, headers, dialect=dialect, timeout=timeout)
+    return _with_data(project, review_paths(project, headers, dialect=dialect, timeout=timeout), database_url, timeout)
+
+
+def _with_data(project: Project, result: ReviewResult, database_url: str | None, timeout: float | None) -> ReviewResult:
+    """``result`` with the preflight against ``database_url`` when one was given (read-only)."""
+    if not database_url:
+        return result
+    from db_migrate.policy import load_policy
+    from db_migrate.policy.classify import with_preflight
+    from db_migrate.preflight import run_preflight
+
+    progress("checking the changes against the data (read-only)")
+    return with_preflight(result, run_preflight(result, database_url, load_policy(project), timeout=timeout))
 
 
 def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
