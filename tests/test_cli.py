@@ -154,7 +154,7 @@ def test_roundtrip_templates_can_be_purged(residency: Path, pg_url: str, capsys:
     from sqlalchemy import create_engine, text
 
     from db_migrate.project import load_history, load_project
-    from db_migrate.scratch.templates import TEMPLATE_PREFIX, template_key
+    from db_migrate.scratch.templates import TEMPLATE_PREFIX, project_tag, template_key
 
     # A comment unique to this run makes its template key unique: another run cannot build
     # (or purge) the same template meanwhile, and only this one is looked for afterwards.
@@ -163,11 +163,11 @@ def test_roundtrip_templates_can_be_purged(residency: Path, pg_url: str, capsys:
     project = load_project(cwd=residency)
     history = load_history(project)
     parent = history.by_id[history.heads[0]].down_revisions[0]
-    ours = TEMPLATE_PREFIX + template_key(project, history, parent, "postgresql")
+    ours = f"{TEMPLATE_PREFIX}{project_tag(project)}_{template_key(project, history, parent, 'postgresql')}"
 
     code, out = run_json(["roundtrip", "--config", str(residency), "--database-url", pg_url], capsys)
     assert out["tool"] == "test_roundtrip" and out["template"] is True, out
-    code, out = run_json(["roundtrip", "--purge-templates", "--database-url", pg_url], capsys)
+    code, out = run_json(["roundtrip", "--purge-templates", "--config", str(residency), "--database-url", pg_url], capsys)
     assert code == 0 and ours in out["removed"], out
     eng = create_engine(pg_url)
     with eng.connect() as c:

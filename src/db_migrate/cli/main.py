@@ -61,11 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--changed-since", metavar="REF", help="only the revision files added or changed since git REF (its merge base with HEAD)")
     targets.set_defaults(revision="head")
 
-    p = sub.add_parser("review", parents=[common, gate, targets], help="lint revisions (or all) without a database")
+    p = sub.add_parser("review", parents=[common, gate, targets],
+                       help="lint revisions (or all); with --database-url also check them against the data (read-only)")
     p.add_argument("--all", action="store_true", dest="all_revisions", help="review every revision")
+    p.add_argument("--database-url", metavar="URL", help="also check each change against this database's data (read-only)")
 
     p = sub.add_parser("classify", parents=[common, gate, targets], help="decide whether revisions need a human (escalation policy)")
-    p.add_argument("--database-url", metavar="URL", help="database to read row counts from (read-only)")
+    p.add_argument("--database-url", metavar="URL", help="database to read row counts from and preflight against (read-only)")
     p.add_argument("--environment", metavar="ENV", help="target environment name, e.g. production")
 
     p = sub.add_parser("heads", parents=[common, gate], help="check the revision graph, model drift and database state")
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", dest="all_revisions", help="every revision, base to head")
     p.add_argument(
         "--purge-templates", action="store_true",
-        help="remove the cached parent-schema templates (SQLite files, and dbm_tpl_* databases on --database-url) and exit",
+        help="remove this project's cached parent-schema templates (SQLite files, and its dbm_tpl_* databases on --database-url) and exit",
     )
 
     p = sub.add_parser("rules", parents=[common], help="list the review rules")
@@ -115,7 +117,7 @@ def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     t = {"timeout": args.timeout}
     match args.command:
         case "review":
-            return "review_migration", {**t, "revision": args.revision, "all_revisions": args.all_revisions}
+            return "review_migration", {**t, "revision": args.revision, "all_revisions": args.all_revisions, "database_url": args.database_url}
         case "classify":
             return "classify_escalation", {**t, "revision": args.revision, "database_url": args.database_url, "environment": args.environment}
         case "heads":
@@ -251,12 +253,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _purge_templates(args: argparse.Namespace, out: Any) -> int:
-    """Drop the roundtrip's template cache (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    """Drop this project's templates (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    from db_migrate.project import load_project
     from db_migrate.scratch.embedded import running_url
     from db_migrate.scratch.templates import purge_templates
 
     # without a server named: the SQLite files, and the embedded PostgreSQL server's templates if it runs
-    removed = purge_templates(args.database_url or running_url())
+    removed = purge_templates(args.database_url or running_url(), project=load_project(args.config))
     if args.format == "json":
         out.write(json.dumps({"removed": removed}) + "\n")
     else:

@@ -20,7 +20,8 @@ from typing import Any
 from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
 from db_migrate.policy.settings import Policy
 from db_migrate.policy.signals import production_signal
-from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked, decide
+from db_migrate.preflight.model import Preflight
+from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked, decide, sort_findings
 
 #: Review findings that mean the way back is not clear.
 ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse", "irreversible-by-design")
@@ -40,6 +41,7 @@ REASONS = {
     "protected-table": "The revision touches a protected table (policy 'protected_tables').",
     "audit-trail": "The revision touches an audit-trail table (policy 'audit_tables').",
     "unclear-rollback": "The downgrade does not clearly undo the upgrade.",
+    "data-loss": "The data in the database says the upgrade would destroy values (rows deleted, values rounded or cut).",
 }
 
 
@@ -178,13 +180,18 @@ class PolicyDecision:
         Every tool starts its summary with this, so a summary never says
         something other than ``decision`` and ``escalation.required``.
         """
-        if self.decision == "escalate":
-            ids = ", ".join(t.trigger for t in self.escalation.triggers)
-            return f"escalate: {ids} — a human must approve"
-        if self.decision == "revise":
-            errors = sum(1 for f in self.findings if f.severity == "error")
-            return f"revise: {errors} error(s) to fix"
-        return "proceed"
+        return headline(self.decision, self.escalation, self.findings)
+
+
+def headline(decision: Decision, escalation: Escalation | None, findings: list[Finding]) -> str:
+    """The start of every summary: the decision, with the triggers or the number of errors behind it."""
+    if decision == "escalate" and escalation is not None:
+        ids = ", ".join(t.trigger for t in escalation.triggers)
+        return f"escalate: {ids} — a human must approve"
+    if decision == "revise":
+        errors = sum(1 for f in findings if f.severity == "error")
+        return f"revise: {errors} error(s) to fix"
+    return "proceed"
 
 
 def decide_for(
@@ -196,6 +203,7 @@ def decide_for(
     database_url: str | None = None,
     project_url: str | None = None,
     history: Iterable[str] = (),
+    preflight: Preflight | None = None,
 ) -> PolicyDecision:
     """The policy applied to ``review`` (a ReviewResult): the decision of every tool that returns one.
 
@@ -212,6 +220,8 @@ def decide_for(
 
     ``history`` names revisions at or before the project's ``baseline``: their
     findings stay, but they fire no trigger and are said to be history.
+    ``preflight`` (answers from the data, :mod:`db_migrate.preflight`) adds its
+    findings, its ``data-loss`` triggers and what it could not check.
     """
     dialect = (facts.dialect if facts else None) or getattr(review, "dialect", None) or "postgresql"
     old = set(history)
@@ -233,6 +243,8 @@ def decide_for(
     _primary_keys(triggers, upgrade, current)
     _large(triggers, upgrade, policy, facts, dialect, unchecked)
     _rollback(triggers, ops, current)
+    if preflight is not None:
+        _preflight(triggers, findings, unchecked, preflight)
 
     classified = [_auto_class(o, upgrade, policy, facts) for o in upgrade]
     if facts is not None:
@@ -262,6 +274,7 @@ def classify(
     database_url: str | None = None,
     project_url: str | None = None,
     history: Iterable[str] = (),
+    preflight: Preflight | None = None,
 ) -> ClassifyResult:
     """Apply ``policy`` to ``review`` (a ReviewResult); ``facts`` from the database when one was read.
 
@@ -272,6 +285,7 @@ def classify(
     """
     d = decide_for(
         review, policy, facts, environment=environment, database_url=database_url, project_url=project_url, history=history,
+        preflight=preflight,
     )
     manual = [c for c in d.operations if not c.auto_class]
     fired = d.escalation.triggers
@@ -288,7 +302,48 @@ def classify(
         row_counts=dict(facts.row_counts) if facts else {},
         operations=d.operations,
         all_automatic=bool(d.operations) and not manual and not fired,
+        preflight=preflight,
     )
+
+
+def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], preflight: Preflight) -> None:
+    from db_migrate.preflight import verdict_parts
+
+    found, fired, missed = verdict_parts(preflight)
+    findings.extend(found)
+    for trigger, evidence in fired:
+        triggers.fire(trigger, evidence)
+    unchecked.extend(u for u in missed if u not in unchecked)
+
+
+def with_preflight(verdict: Any, preflight: Preflight) -> Any:
+    """``verdict`` (a review) with the preflight's findings, triggers and unchecked items, re-decided.
+
+    The same :func:`_preflight` step classify applies, so both tools read the data the same way; the
+    summary's headline is restated so that it still says what ``decision`` says.
+    """
+    triggers = _Triggers()
+    findings = list(verdict.findings)
+    unchecked = list(verdict.unchecked)
+    _preflight(triggers, findings, unchecked, preflight)
+    fired = triggers.as_list()
+    if verdict.escalation is not None:
+        fired = [*verdict.escalation.triggers, *fired]
+    escalation = Escalation(
+        required=bool(fired), triggers=fired,
+        auto_classes=verdict.escalation.auto_classes if verdict.escalation is not None else [],
+    )
+    decision = decide(findings, escalation)
+    before = headline(verdict.decision, verdict.escalation, verdict.findings)
+    summary = verdict.summary.replace(before, headline(decision, escalation, findings), 1)
+    found = [f for f in findings if f.rule.startswith("preflight-") and f.severity != "info"]
+    if found or triggers.as_list():
+        summary += f"; preflight against {preflight.database}: {len(preflight.failing())} check(s) fail, " \
+                   f"{len(preflight.losing())} lose data"
+    return verdict.model_copy(update=dict(
+        findings=sort_findings(findings), unchecked=unchecked, escalation=escalation, decision=decision, summary=summary,
+        preflight=preflight,
+    ))
 
 
 def _production(triggers, policy, facts, environment, database_url, project_url) -> None:

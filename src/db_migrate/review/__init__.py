@@ -42,6 +42,7 @@ def review_migration(
     revisions: Sequence[str] | None = None,
     dialect: str | None = None,
     timeout: float | None = None,
+    database_url: str | None = None,
 ) -> ReviewResult:
     """Review one revision (id, unique prefix, ``head`` or file path), several, or every revision.
 
@@ -55,7 +56,15 @@ def review_migration(
     that needs no database fires, revise when an error remains, else proceed.
     With ``all_revisions``, files matching the policy's ``exclude`` globs and
     revisions at or before its ``baseline`` are skipped, and ``unchecked`` says so.
+
+    With ``database_url`` (the user's database, only read) each change is also
+    checked against the data (:mod:`db_migrate.preflight`) and the verdict
+    carries a ``preflight`` section; the dialect then defaults to the database's.
     """
+    if database_url and not dialect:
+        from db_migrate.project.config import dialect_of
+
+        dialect = dialect_of(database_url)
     from db_migrate.policy.service import baseline_revisions, load_policy
 
     policy = load_policy(project)
@@ -67,7 +76,7 @@ def review_migration(
         for ref in revisions:
             h = history.resolve(ref)
             unique.setdefault(str(h.path), h)
-        return review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old)
+        return _with_data(project, review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old), database_url, policy, timeout)
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
         skip = {h.path for h in excluded}
@@ -92,7 +101,7 @@ def review_migration(
         headers = [history.resolve(revision)]
     result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old)
     result.unchecked[:0] = skipped
-    return result
+    return _with_data(project, result, database_url, policy, timeout)
 
 
 def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
@@ -100,6 +109,17 @@ def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
         return False
     rel = project.relpath(path)
     return any(fnmatchcase(rel, p) or fnmatchcase(path.name, p) for p in patterns)
+
+
+def _with_data(project: Project, result: ReviewResult, database_url: str | None, policy: Policy, timeout: float | None) -> ReviewResult:
+    """``result`` with the preflight against ``database_url`` when one was given (read-only)."""
+    if not database_url:
+        return result
+    from db_migrate.policy.classify import with_preflight
+    from db_migrate.preflight import run_preflight
+
+    progress("checking the changes against the data (read-only)")
+    return with_preflight(result, run_preflight(result, database_url, policy, timeout=timeout))
 
 
 def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
 from db_migrate.capture.model import RecordedOp, RevisionCapture
+from db_migrate.preflight.details import data_detail
 from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
 
@@ -241,6 +242,7 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
     elif isinstance(op, ops.BulkInsertOp):
         d.update(rows=len(op.rows))
     d["from_sql"] = rec.from_sql or None  # an alembic operation written as raw SQL in op.execute
+    d.update(data_detail(op))  # what preflight asks the data about (enum labels, USING, NOT VALID, WHERE)
     d["in_autocommit_block"] = rec.in_autocommit_block or None
     d["batch"] = bool(rec.batch_table) or None
     return {k: v for k, v in d.items() if v is not None}

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from db_migrate.preflight.model import Preflight
 from db_migrate.verdict import Finding, Unchecked, Verdict
 
 DetailValue = str | bool | int | float | None | list[str]
@@ -67,4 +68,9 @@ class ReviewResult(Verdict):
     suppressed: list[SuppressedFinding] = Field(
         default_factory=list,
         description="Findings silenced by a `# db-migrate: ignore[rule-id] reason` comment, each with its reason.",
+    )
+    preflight: Preflight | None = Field(
+        default=None,
+        description="With database_url: what the data says about each change (read-only): rows that make the "
+        "upgrade fail or lose data, table sizes and lock times.",
     )

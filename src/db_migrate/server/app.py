@@ -75,13 +75,15 @@ D_REVIEW = """\
 Lint a migration before anything runs it: locks, table rewrites, data loss, missing or lossy downgrades,
 unsafe raw SQL, application imports. Static and fast (no database); call it after every edit of a revision.
 It applies the same escalation policy as classify_escalation, minus what needs a database.
+With database_url (read-only) it also checks each change against the data (NULLs, duplicates, orphans, CHECK
+violations, values a new type cannot hold, rows a DELETE removes, lock time): see `preflight`.
 decision: proceed -> go on to test_roundtrip; revise -> apply each error finding's `fix` at its file:line
 and call again; escalate -> stop and ask the user. `unchecked` lists what could not be verified."""
 
 D_CLASSIFY = """\
 Apply the escalation policy to a revision: drops with data, primary key changes, large data migrations,
 production targets, protected (ACGME) and audit tables, unclear rollback. Pass database_url (read-only) for
-row counts and environment (e.g. 'production') when known. Call it last, before reporting a migration ready.
+row counts and a preflight of each change against the data, and environment (e.g. 'production') when known. Call it last, before reporting a migration ready.
 decision: proceed -> the change is in the agent-safe classes; escalate -> STOP and show the user every
 trigger with its evidence. When the client supports it, the user is asked here and the answer is recorded
 in `human_approval`; only an explicit approval turns escalate into proceed."""
@@ -261,8 +263,11 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
             str | None, Field(description="SQL dialect to check for (postgresql, mysql, sqlite...); default: from the project URL.")
         ] = None,
         all_revisions: Annotated[bool, Field(description="Review every revision of the project (ignores revision).")] = False,
+        database_url: Annotated[str | None, _DB_URL_READ] = None,
     ) -> Annotated[CallToolResult, review_model]:
-        return _as_call_result(await run(ctx, "review_migration", revision=revision, dialect=dialect, all_revisions=all_revisions))
+        return _as_call_result(await run(
+            ctx, "review_migration", revision=revision, dialect=dialect, all_revisions=all_revisions, database_url=database_url
+        ))
 
     @server.tool(
         title="Check heads, drift and database state",

@@ -90,6 +90,15 @@ def render(result: Verdict, *, color: bool = False) -> str:
     if result.escalation is not None and result.escalation.auto_classes:
         out.append(f"{paint('Agent may handle:', 'dim')} {', '.join(result.escalation.auto_classes)}")
 
+    preflight = getattr(result, "preflight", None)
+    if preflight is not None and preflight.table_sizes:
+        out.append("")
+        out.append(paint(f"Tables locked or rewritten ({preflight.database}):", "bold"))
+        for t in preflight.table_sizes:
+            size = f"{t.rows:,}{'+' if t.estimate else ''} rows" + (f", {t.bytes:,} bytes" if t.bytes is not None else "")
+            held = f", about {t.lock_seconds:g} s" if t.lock_seconds is not None else ""
+            out.append(f"  - {t.table}: {size}; {t.lock}{held}: {'; '.join(t.operations)}")
+
     if result.unchecked:
         out.append("")
         out.append(paint("Not checked:", "bold"))
