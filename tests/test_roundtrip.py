@@ -56,11 +56,14 @@ def _kinds(r: RoundtripResult) -> list[str]:
 
 
 def _leftovers(pg_url: str) -> list[str]:
+    """Roundtrip databases this test process created and did not drop (others' runs share the server)."""
+    from db_migrate.scratch import owner_tag
+
     eng = create_engine(pg_url)
     with eng.connect() as c:
         names = c.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'dbm\\_roundtrip\\_%'")).scalars().all()
     eng.dispose()
-    return list(names)
+    return [n for n in names if n.endswith("_" + owner_tag())]
 
 
 @pytest.fixture(params=["sqlite", "pg_url", "mysql_url"])

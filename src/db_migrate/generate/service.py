@@ -28,11 +28,12 @@ from db_migrate.generate.writing import remove_new_files, revision_files, revisi
 from db_migrate.heads.graph import analyse
 from db_migrate.readonly import read_only_url
 from db_migrate.project import Project, load_history, redact_url
-from db_migrate.sandbox import progress, run_job
+from db_migrate.sandbox import progress, reports_isolation, run_job
 from db_migrate.scratch.engine import ScratchPlan, engine_only, plan_scratch
 from db_migrate.verdict import decide, sort_findings
 
 
+@reports_isolation
 def generate_migration(
     project: Project,
     message: str,
@@ -139,6 +140,7 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
 
     job = dict(
         timeout=timeout, cwd=project.root, what="autogenerate (env.py, models and migrations)",
+        writable=project.version_locations,
         config_file=str(project.config_file), section=project.section, message=message.strip(),
         rewrite_renames=rewrite_renames,
     )

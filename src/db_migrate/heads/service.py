@@ -19,12 +19,13 @@ from db_migrate.errors import MigrationCrashed, MigrationTimeout, Refused
 from db_migrate.heads.graph import GraphReport, analyse
 from db_migrate.heads.model import HeadsResult
 from db_migrate.project import History, Project, load_history, redact_url
-from db_migrate.sandbox import progress, run_job
+from db_migrate.sandbox import progress, reports_isolation, run_job
 from db_migrate.verdict import Finding, Unchecked, decide, sort_findings
 
 DEFAULT_MERGE_MESSAGE = "merge heads"
 
 
+@reports_isolation
 def check_heads(
     project: Project,
     *,
@@ -142,7 +143,7 @@ def _merge(project: Project, report: GraphReport, message: str, timeout: float |
             with scratch_database(purpose="merge") as db:
                 path = run_job(
                     "db_migrate.heads.jobs:create_merge",
-                    timeout=timeout, cwd=project.root, what="alembic merge",
+                    timeout=timeout, cwd=project.root, what="alembic merge", writable=project.version_locations,
                     project=project, message=message, scratch_url=db.url,
                 )
         except (MigrationTimeout, MigrationCrashed):

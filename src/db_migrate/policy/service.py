@@ -6,6 +6,7 @@ from db_migrate.policy.classify import classify, facts_needed
 from db_migrate.policy.model import ClassifyResult
 from db_migrate.policy.settings import Policy, policy_from_settings
 from db_migrate.project import Project
+from db_migrate.sandbox import reports_isolation
 
 
 def load_policy(project: Project) -> Policy:
@@ -16,6 +17,7 @@ def load_policy(project: Project) -> Policy:
     return policy_from_settings(project.settings, source=f"[tool.db-migrate] of {project.root / 'pyproject.toml'}")
 
 
+@reports_isolation
 def classify_escalation(
     project: Project,
     revision: str = "head",

@@ -17,16 +17,26 @@ from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadErr
 from db_migrate.project import Project, load_history
 from db_migrate.project.headers import RevisionHeader
 from db_migrate.review.model import Operation, ReviewResult, RevisionOutcome, RevisionReview
-from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
-from db_migrate.verdict import Finding, Unchecked, decide, describe_counts, sort_findings
+from db_migrate.sandbox import (
+    DEFAULT_TIMEOUT,
+    collect_isolation,
+    progress,
+    record_isolation,
+    reports_isolation,
+    run_job,
+    weakest,
+)
+from db_migrate.verdict import Finding, Isolation, Unchecked, decide, describe_counts, sort_findings
 
 __all__ = ["Operation", "ReviewResult", "RevisionReview", "review_migration", "review_paths"]
 
 _CACHE_SIZE = 4096
-_cache: OrderedDict[tuple[str, str], RevisionOutcome] = OrderedDict()
+_cache: OrderedDict[tuple[str, str], tuple[RevisionOutcome, Isolation]] = OrderedDict()
+"""Outcomes by file content and dialect, with the isolation they were computed under."""
 _cache_lock = threading.Lock()
 
 
+@reports_isolation
 def review_migration(
     project: Project,
     revision: str | None = "head",
@@ -66,17 +76,20 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
         with _cache_lock:
             hit = _cache.get(keys[i])
         if hit is not None:
-            outcomes[i] = _relocate(hit, project, h)
+            outcomes[i] = _relocate(hit[0], project, h)
+            record_isolation(hit[1])
         else:
             todo.append((i, h))
     if todo:
         progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
-        for (i, h), outcome in zip(todo, _run(project, [h for _, h in todo], dialect, timeout)):
+        with collect_isolation() as isolations:
+            computed = _run(project, [h for _, h in todo], dialect, timeout)
+        for (i, h), outcome in zip(todo, computed):
             outcomes[i] = outcome
             # Revisions importing application code may change meaning when that code changes: don't cache.
             if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):
                 with _cache_lock:
-                    _cache[keys[i]] = outcome
+                    _cache[keys[i]] = (outcome, weakest(isolations))
                     while len(_cache) > _CACHE_SIZE:
                         _cache.popitem(last=False)
     if len(headers) == 1 and outcomes[0].load_error:
@@ -109,7 +122,7 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
             "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
             # A phase that loops is reported as a finding well before the whole job would time out.
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
-            timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
+            timeout=timeout, cwd=project.root, isolation="static", what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
         )
     except (MigrationCrashed, MigrationTimeout):
         if len(headers) == 1:
