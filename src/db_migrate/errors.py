@@ -111,3 +111,9 @@ class DatabaseMissing(UsageError, DatabaseError):
     """The database named for reading does not exist (never created by reading it)."""
 
     code = "database-not-found"
+
+
+class MemoryLimitExceeded(DbMigrateError):
+    """Project code needed more memory than one job may use (``DB_MIGRATE_MEMORY_LIMIT_MB``)."""
+
+    code = "memory-limit"

@@ -51,7 +51,7 @@ def redact_url(url: str | None) -> str | None:
         return "<unparseable url>"
     query = {k: (MASK if is_secret_key(k) else v) for k, v in u.query.items()}
     try:
-        return u.set(query=query).render_as_string(hide_password=True)
+        return u.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", MASK)
     except Exception:
         return "<unparseable url>"
 

@@ -27,7 +27,8 @@ from db_migrate.generate.model import GenerateResult
 from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
 from db_migrate.heads.graph import analyse
 from db_migrate.readonly import read_only_url
-from db_migrate.project import Project, load_history, redact_url
+from db_migrate.project import Project, load_history
+from db_migrate.urls import redact_url
 from db_migrate.sandbox import progress, reports_isolation, run_job
 from db_migrate.scratch.engine import ScratchPlan, engine_only, plan_scratch
 from db_migrate.verdict import decide, sort_findings

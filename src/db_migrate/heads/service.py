@@ -18,7 +18,8 @@ from pathlib import Path
 from db_migrate.errors import MigrationCrashed, MigrationTimeout, Refused
 from db_migrate.heads.graph import GraphReport, analyse
 from db_migrate.heads.model import HeadsResult
-from db_migrate.project import History, Project, load_history, redact_url
+from db_migrate.project import History, Project, load_history
+from db_migrate.urls import redact_url
 from db_migrate.sandbox import progress, reports_isolation, run_job
 from db_migrate.verdict import Finding, Unchecked, decide, sort_findings
 
@@ -44,6 +45,12 @@ def check_heads(
       (never by default; never over an existing file).
     - ``drift``: compare the models (env.py's ``target_metadata``) with the schema at head.
     """
+    if scratch_url:
+        from db_migrate.scratch import refuse_production
+
+        # Asked to create a database on a production server: refuse the call (exit 2), do not
+        # answer "proceed" with the drift check merely noted as unchecked.
+        refuse_production(scratch_url, project.settings)
     progress("reading revision headers")
     history = load_history(project)
     report = analyse(history)

@@ -47,17 +47,26 @@ def review_migration(
 ) -> ReviewResult:
     """Review one revision (id, unique prefix, ``head`` or file path), or every revision."""
     history = load_history(project)
+    unreadable: list[RevisionOutcome] = []
     if all_revisions:
         headers = sorted(history.headers, key=lambda h: str(h.path))
-        if history.broken:
+        if history.broken and not headers:
             b = history.broken[0]
             raise MigrationLoadError(
                 f"{project.relpath(b.path)} is not valid Python: {b.message}", hint="Fix the syntax error and call again.",
                 path=project.relpath(b.path),
             )
+        # One file Python cannot parse is a finding for that file; every other revision is still reviewed.
+        for b in history.broken:
+            rel = project.relpath(b.path)
+            reason = f"it is not valid Python: {b.message}"
+            unreadable.append(RevisionOutcome(
+                review=RevisionReview(revision=None, path=rel), load_error=reason,
+                unchecked=[Unchecked(what="every operation of the revision", reason=reason, path=rel, line=b.line)],
+            ))
     else:
         headers = [history.resolve(revision)]
-    return review_paths(project, headers, dialect=dialect, timeout=timeout)
+    return review_paths(project, headers, dialect=dialect, timeout=timeout, unreadable=unreadable)
 
 
 def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
@@ -65,8 +74,9 @@ def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
     return (hashlib.sha256(data).hexdigest(), dialect)
 
 
-def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None) -> ReviewResult:
-    """Review the given revision files (in the order given)."""
+def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None,
+                 unreadable: list[RevisionOutcome] | None = None) -> ReviewResult:
+    """Review the given revision files (in the order given); ``unreadable``: outcomes of files that do not parse."""
     dialect = dialect or project.dialect
     outcomes: dict[int, RevisionOutcome] = {}
     todo: list[tuple[int, RevisionHeader]] = []
@@ -99,7 +109,7 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
             hint="Fix the revision so that it imports cleanly, then call again.",
             revision=h.revision, path=project.relpath(h.path),
         )
-    return _assemble(project, [outcomes[i] for i in range(len(headers))], dialect)
+    return _assemble(project, [outcomes[i] for i in range(len(headers))] + list(unreadable or []), dialect)
 
 
 def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> RevisionOutcome:
