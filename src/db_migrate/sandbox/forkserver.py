@@ -125,13 +125,31 @@ def _killpg(pgid: int) -> None:
 
 
 def _shutdown() -> None:
+    """Kill every job group, then every descendant that comes back to us, before leaving.
+
+    A job killed here orphans what it spawned into another session only as it dies; as the
+    subreaper we receive those orphans, so keep killing and reaping until no child is left
+    (bounded: a process in uninterruptible sleep must not keep the server forever).
+    """
+    import time
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for pid in list(_jobs):
         _killpg(pid)
-    for pid in _children():
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        kids = _children()
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            break  # no child left at all
+        time.sleep(0.01)
     os._exit(0)
 
 
@@ -163,7 +181,7 @@ def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
 
         tempfile.tempdir = tmpdir
         iso = isolation.apply(request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
-                              scratch_url=request.get("scratch_url"))
+                              scratch_url=request.get("scratch_url"), memory_mib=request.get("memory_mib"))
         conn.send(("isolation", iso))
         target, kwargs, cwd = conn.recv()  # the job itself comes on its own socket: any size
         worker.serve_one(conn, target, kwargs, cwd)

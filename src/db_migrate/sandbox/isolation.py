@@ -117,9 +117,13 @@ def _socket_dir(url: str | None) -> str | None:
     return dirs[0] if dirs and all(h.startswith("/") or not h for h in hosts) else None
 
 
-def apply(profile: str | None, *, tmpdir: str, writable: list[str], scratch_url: str | None) -> Isolation:
-    """Restrict the current (freshly forked, single-threaded) process; return what holds."""
-    limit = memory_limit_mib()
+def apply(profile: str | None, *, tmpdir: str, writable: list[str], scratch_url: str | None,
+          memory_mib: int | None = None) -> Isolation:
+    """Restrict the current (freshly forked, single-threaded) process; return what holds.
+
+    ``memory_mib``: the address-space limit the caller read from its environment (None: no limit).
+    """
+    limit = memory_mib
     if limit is not None:
         try:
             resource.setrlimit(resource.RLIMIT_AS, (limit * 1024 * 1024, limit * 1024 * 1024))

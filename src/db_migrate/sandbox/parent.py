@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from db_migrate.errors import DbMigrateError, InternalError, MigrationCrashed, MigrationTimeout, UsageError
+from db_migrate.sandbox.isolation import memory_limit_mib
 from db_migrate.urls import scrub, scrub_value, secrets_in
 from db_migrate.verdict import Isolation, Verdict
 
@@ -127,7 +128,7 @@ class Job:
         out_r, out_w = os.pipe()
         try:
             request = {"tmpdir": self.tmpdir, "profile": profile, "writable": [str(p) for p in writable],
-                       "scratch_url": scratch_url}
+                       "scratch_url": scratch_url, "memory_mib": memory_limit_mib()}
             for _attempt in range(2):  # a dead server (killed, crashed) is replaced once
                 try:
                     self.pid = _fork_server().fork(request, [theirs.fileno(), out_w])

@@ -45,11 +45,13 @@ def _run_one(target: str, kwargs: dict[str, Any], cwd: str | None) -> tuple[str,
             "details": {},
         }
     except MemoryError:
-        from db_migrate.sandbox.isolation import memory_limit_mib
+        import resource
 
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        limit = "no limit" if soft == resource.RLIM_INFINITY else f"{soft // (1024 * 1024)} MiB"
         return "error", {
             "code": "memory-limit",
-            "message": f"Project code ran out of memory (the limit of one job is {memory_limit_mib()} MiB).",
+            "message": f"Project code ran out of memory (the limit of one job: {limit}).",
             "hint": "Look for a runaway allocation in the migration or env.py; raise the limit with "
             "DB_MIGRATE_MEMORY_LIMIT_MB (0 = no limit) if it really needs more.",
             "details": {},

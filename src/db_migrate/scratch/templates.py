@@ -71,8 +71,9 @@ def ensure_template(
             return str(path)
     else:
         name = f"{TEMPLATE_PREFIX}{key}"
-        if _pg_exists(server_url, name):
-            return name
+        usable = _pg_usable(server_url, name)
+        if usable is not None:
+            return name if usable else None  # another role's template: a plain build instead
     try:
         with scratch_database(server_url, purpose="tplbuild", settings=project.settings) as db:
             run_job(
@@ -85,18 +86,37 @@ def ensure_template(
                 shutil.copyfile(db.name, tmp)
                 os.replace(tmp, path)  # atomic: readers see a complete file or none
                 return str(path)
-            return name if _pg_rename(server_url, db.name, name) or _pg_exists(server_url, name) else None
+            return name if _pg_rename(server_url, db.name, name) or _pg_usable(server_url, name) else None
     except DbMigrateError:
         if not quiet:
             raise
         return None
 
 
-def _pg_exists(server_url: str, name: str) -> bool:
+def _pg_usable(server_url: str, name: str) -> bool | None:
+    """None when the template does not exist; else whether we may copy it.
+
+    CREATE DATABASE ... TEMPLATE needs the template's owner (or a superuser) unless it is marked
+    a template: one that another role built is there, but not ours to copy.
+    """
     from sqlalchemy import text
 
-    with admin_engine(server_url).connect() as c:
-        return c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+    from db_migrate.errors import DatabaseError, brief
+    from db_migrate.urls import redact_url
+
+    sql = text(
+        "SELECT d.datistemplate OR pg_has_role(current_user, d.datdba, 'MEMBER') "
+        "OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) FROM pg_database d WHERE d.datname = :n"
+    )
+    try:
+        with admin_engine(server_url).connect() as c:
+            row = c.execute(sql, {"n": name}).first()
+    except Exception as e:
+        raise DatabaseError(
+            f"Cannot reach the scratch server {redact_url(server_url)}: {brief(e)}",
+            hint="Check that the server runs and that database_url names it (host, port, user).",
+        ) from None
+    return None if row is None else bool(row[0])
 
 
 def _pg_rename(server_url: str, old: str, new: str) -> bool:
@@ -123,6 +143,7 @@ def purge_templates(server_url: str | None = None) -> list[str]:
             f.unlink(missing_ok=True)
             removed.append(str(f))
     if server_url is not None and server_dialect(server_url) == "postgresql":
+        _pg_usable(server_url, TEMPLATE_PREFIX)  # a structured database-error when the server is unreachable
         with admin_engine(server_url).connect() as c:
             names = c.execute(
                 text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": TEMPLATE_PREFIX.replace("_", r"\_") + "%"}
