@@ -21,6 +21,8 @@ import sqlalchemy  # noqa: E402,F401
 import sqlalchemy.dialects.sqlite  # noqa: E402,F401
 import sqlalchemy.orm  # noqa: E402,F401  (the models of nearly every project)
 import db_migrate.capture.recorder  # noqa: E402,F401
+import db_migrate.capture.sql  # noqa: E402,F401
+import db_migrate.rules  # noqa: E402
 import db_migrate.generate.jobs  # noqa: E402,F401
 import db_migrate.heads.jobs  # noqa: E402,F401
 import db_migrate.review.engine  # noqa: E402,F401
@@ -28,8 +30,10 @@ import db_migrate.roundtrip.job  # noqa: E402,F401
 import db_migrate.runtime  # noqa: E402,F401
 
 # The scratch servers' dialects and drivers, when installed (a job would import them on each connect).
+db_migrate.rules.all_rules()  # imports every rule module (our code, no project's)
+
 for _module in ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "psycopg", "pymysql",
-                "sqlalchemy.ext.asyncio"):
+                "sqlalchemy.ext.asyncio", "pglast"):
     try:
         __import__(_module)
     except ImportError:

@@ -155,7 +155,11 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], scratch_url:
         return Isolation(
             **base, summary=f"a fresh process per job; filesystem and network not restricted (namespaces unavailable: {e.strerror or e})",
         )
-    writable_desc = ["the job's temporary directory", *(p for p in writable if p)]
+    # transient folders by what they are (verdicts stay comparable from call to call), others by path
+    writable_desc = ["the job's temporary directory", *(
+        "the SQLite scratch database's folder" if os.path.basename(p.rstrip("/")).startswith("dbm_") else p
+        for p in writable if p
+    )]
     if profile == "static":
         return Isolation(**base, network="none", filesystem="read-only", writable=writable_desc,
                          summary="a fresh process per job; no network; read-only filesystem except its temporary directory")
