@@ -33,7 +33,7 @@ import db_migrate.runtime  # noqa: E402,F401
 db_migrate.rules.all_rules()  # imports every rule module (our code, no project's)
 
 for _module in ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "psycopg", "pymysql",
-                "sqlalchemy.ext.asyncio", "pglast"):
+                "sqlalchemy.ext.asyncio", "pglast", "sqlglot"):
     try:
         __import__(_module)
     except ImportError:
