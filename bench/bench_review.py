@@ -1,6 +1,6 @@
 """Benchmark review_migration against the pipeline users run today.
 
-    .venv/bin/python bench/bench_review.py [--revisions 500] [--cli-sample 25]
+    .venv/bin/python bench/bench_review.py [--revisions 500] [--cli-sample 25] [--skip-in-process]
 
 Measures, in one run, on a generated history (PostgreSQL dialect) and on the
 fixture project:
@@ -9,9 +9,12 @@ fixture project:
   and the whole history in one call;
 * through the CLI: ``db-migrate review REV --format json`` for a sample of
   revisions (cold start to verdict);
-* the baseline: ``alembic upgrade PARENT:REV --sql | squawk`` for the same sample.
+* the baseline: ``alembic upgrade PARENT:REV --sql | squawk`` for the same sample,
+  each run right after the CLI on the same revision (a shared machine's load
+  shifts; interleaving keeps the two comparable), and the ratio of the medians.
 
-Targets (issue 2): in-process p50 <= 20 ms per revision; CLI cold start <= 1.0 s.
+Targets: in-process p50 <= 20 ms per revision (issue 2); CLI <= 0.8x the
+squawk pipeline on the fixtures and at 300 and 2,000 revisions (issue 11).
 """
 
 from __future__ import annotations
@@ -78,38 +81,51 @@ def sample_pairs(project_dir: Path, k: int) -> list[tuple[str, str]]:
     return [(chain[i - 1], chain[i]) for i in range(1, len(chain), step)][:k]
 
 
-def cli_times(project_dir: Path, pairs: list[tuple[str, str]]) -> list[float]:
-    out = []
-    for _, rev in pairs:
-        t = time.perf_counter()
-        p = subprocess.run([str(BIN / "db-migrate"), "review", rev, "--format", "json"], cwd=project_dir, capture_output=True)
-        out.append(time.perf_counter() - t)
-        if p.returncode not in (0, 1, 3):
-            raise SystemExit(f"db-migrate review failed: {p.stderr.decode()[-500:]}")
-    return out
+def cli_once(project_dir: Path, rev: str) -> float:
+    t = time.perf_counter()
+    p = subprocess.run([str(BIN / "db-migrate"), "review", rev, "--format", "json"], cwd=project_dir, capture_output=True)
+    took = time.perf_counter() - t
+    if p.returncode not in (0, 1, 3):
+        raise SystemExit(f"db-migrate review failed: {p.stderr.decode()[-500:]}")
+    return took
 
 
-def squawk_times(project_dir: Path, pairs: list[tuple[str, str]]) -> tuple[list[float], int]:
+def squawk_once(project_dir: Path, parent: str, rev: str, squawk: str) -> tuple[float, int]:
+    t = time.perf_counter()
+    alembic = subprocess.Popen([str(BIN / "alembic"), "upgrade", f"{parent}:{rev}", "--sql"], cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sq = subprocess.run([squawk, "--reporter", "gcc"], stdin=alembic.stdout, capture_output=True)
+    alembic.wait()
+    return time.perf_counter() - t, sq.stdout.decode().count("\n")
+
+
+def side_by_side(project_dir: Path, pairs: list[tuple[str, str]]) -> tuple[list[float], list[float], int]:
+    """CLI and baseline on each sampled revision, one right after the other."""
     squawk = shutil.which("squawk", path=str(BIN)) or shutil.which("squawk")
     if not squawk:
         raise SystemExit("squawk not found: pip install squawk-cli")
-    out, violations = [], 0
+    cli, base, violations = [], [], 0
     for parent, rev in pairs:
-        t = time.perf_counter()
-        alembic = subprocess.Popen([str(BIN / "alembic"), "upgrade", f"{parent}:{rev}", "--sql"], cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        sq = subprocess.run([squawk, "--reporter", "gcc"], stdin=alembic.stdout, capture_output=True)
-        alembic.wait()
-        out.append(time.perf_counter() - t)
-        violations += sq.stdout.decode().count("\n")
-    return out, violations
+        cli.append(cli_once(project_dir, rev))
+        took, v = squawk_once(project_dir, parent, rev, squawk)
+        base.append(took)
+        violations += v
+    return cli, base, violations
+
+
+def ratio_row(name: str, cli: list[float], base: list[float]) -> str:
+    return f"| {name:<52} | {len(cli):>5} | {pct(cli, 50) / pct(base, 50):>9.2f} | {min(cli) / min(base):>9.2f} (min) | — |"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--revisions", type=int, default=500)
     ap.add_argument("--cli-sample", type=int, default=25)
+    ap.add_argument("--skip-in-process", action="store_true", help="only the CLI against the squawk pipeline")
     args = ap.parse_args()
+    from common import compile_package
     from make_history import make_history
+
+    compile_package()
 
     with tempfile.TemporaryDirectory() as tmp:
         gen = Path(tmp, "gen")
@@ -121,16 +137,21 @@ def main() -> None:
         print("| measurement | n | p50 ms | p95 ms | max ms |")
         print("|---|---:|---:|---:|---:|")
         for name, d in (("generated", gen), ("fixtures", fixture)):
+            if args.skip_in_process:
+                break
             times, whole, findings = in_process(d)
             print(row(f"{name}: in process, one revision per call (cold cache)", times))
             print(f"| {name}: in process, whole history in one call | 1 | {whole * 1000:.1f} total | {whole * 1000 / len(times):.2f} per rev | — |")
         pairs = sample_pairs(gen, args.cli_sample)
-        print(row("generated: CLI `db-migrate review REV` (cold start)", cli_times(gen, pairs)))
-        sq, violations = squawk_times(gen, pairs)
+        cli, sq, violations = side_by_side(gen, pairs)
+        print(row("generated: CLI `db-migrate review REV` (cold start)", cli))
         print(row("generated: baseline `alembic upgrade A:B --sql | squawk`", sq))
+        print(ratio_row("generated: CLI / baseline (p50 ratio)", cli, sq))
         fpairs = sample_pairs(fixture, 15)
-        print(row("fixtures: CLI `db-migrate review REV` (cold start)", cli_times(fixture, fpairs)))
-        print(row("fixtures: baseline `alembic upgrade A:B --sql | squawk`", squawk_times(fixture, fpairs)[0]))
+        fcli, fsq, _ = side_by_side(fixture, fpairs)
+        print(row("fixtures: CLI `db-migrate review REV` (cold start)", fcli))
+        print(row("fixtures: baseline `alembic upgrade A:B --sql | squawk`", fsq))
+        print(ratio_row("fixtures: CLI / baseline (p50 ratio)", fcli, fsq))
         print(f"\nsquawk reported {violations} violation line(s) on the {len(pairs)} sampled generated revisions.")
 
 

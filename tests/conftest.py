@@ -8,11 +8,17 @@ them, because a skipped database test proves nothing.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+
+#: Put into every scratch database name this test run creates (and its workers: they inherit
+#: the environment), so leftover checks count this run's databases only; other engineers'
+#: runs use the same servers at the same time.
+RUN_TAG = os.environ.setdefault("DB_MIGRATE_SCRATCH_TAG", "t" + secrets.token_hex(4))
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -90,3 +96,22 @@ def residency(tmp_path: Path) -> Path:
     dest = tmp_path / "residency"
     shutil.copytree(FIXTURES / "residency", dest, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
     return dest
+
+
+def own_databases(server_url: str, purpose: str) -> list[str]:
+    """Scratch databases ``dbm_<purpose>_...`` that this test run created and that still exist."""
+    from sqlalchemy import create_engine, text
+
+    from db_migrate.scratch import run_tag
+
+    pattern = f"dbm\\_{purpose}\\_{run_tag()}%"
+    eng = create_engine(server_url)
+    try:
+        with eng.connect() as c:
+            if eng.dialect.name == "postgresql":
+                rows = c.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": pattern})
+            else:
+                rows = c.execute(text("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"), {"p": pattern})
+            return sorted(r[0] for r in rows)
+    finally:
+        eng.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -11,6 +10,7 @@ from sqlalchemy.engine import make_url
 from db_migrate.errors import DatabaseError
 from db_migrate.policy import classify_escalation, read_database_facts
 from db_migrate.project import load_project
+from databases import throwaway_database
 
 
 @pytest.fixture(autouse=True)
@@ -20,23 +20,7 @@ def _no_env(monkeypatch):
 
 def _scratch(server_url: str, setup: list[str]):
     """Create a throwaway database on the server, run ``setup`` in it, yield its URL, drop it."""
-    name = f"dbm_policy_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(server_url).set(database=name)
-    eng = create_engine(url)
-    try:
-        with eng.begin() as c:
-            for stmt in setup:
-                c.execute(text(stmt))
-        eng.dispose()
-        yield url.render_as_string(hide_password=False)
-    finally:
-        eng.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if url.get_backend_name() == "postgresql" else "")))
-        admin.dispose()
+    yield from throwaway_database(server_url, setup, prefix="dbm_policy")
 
 
 PERSONS = [

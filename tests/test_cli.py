@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from db_migrate.cli import main
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import own_databases  # noqa: E402
+
+from db_migrate.cli import main  # noqa: E402
 from db_migrate.tools.render import render, use_color
 from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, Verdict
 
@@ -139,28 +143,35 @@ def test_console_script_is_installed(residency: Path) -> None:
 
 
 def test_heads_drift_on_a_scratch_server(residency: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from sqlalchemy import create_engine, text
-
     code, out = run_json(["heads", "--config", str(residency), "--scratch-url", pg_url], capsys)
     assert code == 0 and out["decision"] == "proceed", out
     assert not any(f["rule"] == "model-drift" for f in out["findings"])
-    eng = create_engine(pg_url)
-    with eng.connect() as c:
-        left = c.execute(text("select datname from pg_database where datname like 'dbm_heads%' or datname like 'dbm_drift%'")).all()
-    eng.dispose()
-    assert left == []
+    # this run's scratch databases only: other processes use the same server meanwhile
+    assert own_databases(pg_url, "heads") == [] and own_databases(pg_url, "drift") == []
 
 
 def test_roundtrip_templates_can_be_purged(residency: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     from sqlalchemy import create_engine, text
 
+    from db_migrate.project import load_history, load_project
+    from db_migrate.scratch.templates import TEMPLATE_PREFIX, project_tag, template_key
+
+    # A comment unique to this run makes its template key unique: another run cannot build
+    # (or purge) the same template meanwhile, and only this one is looked for afterwards.
+    ini = residency / "alembic.ini"
+    ini.write_text(ini.read_text() + f"\n# test run {uuid.uuid4().hex}\n")
+    project = load_project(cwd=residency)
+    history = load_history(project)
+    parent = history.by_id[history.heads[0]].down_revisions[0]
+    ours = f"{TEMPLATE_PREFIX}{project_tag(project)}_{template_key(project, history, parent, 'postgresql')}"
+
     code, out = run_json(["roundtrip", "--config", str(residency), "--database-url", pg_url], capsys)
-    assert out["tool"] == "test_roundtrip"
-    code, out = run_json(["roundtrip", "--purge-templates", "--database-url", pg_url], capsys)
-    assert code == 0 and any(name.startswith("dbm_tpl_") for name in out["removed"])
+    assert out["tool"] == "test_roundtrip" and out["template"] is True, out
+    code, out = run_json(["roundtrip", "--purge-templates", "--config", str(residency), "--database-url", pg_url], capsys)
+    assert code == 0 and ours in out["removed"], out
     eng = create_engine(pg_url)
     with eng.connect() as c:
-        left = c.execute(text(r"select datname from pg_database where datname like 'dbm\_tpl\_%'")).all()
+        left = c.execute(text("select datname from pg_database where datname = :n"), {"n": ours}).all()
     eng.dispose()
     assert left == []
 
@@ -172,3 +183,33 @@ def test_a_closed_pipe_is_not_a_traceback(residency: Path) -> None:
     cli = Path(_sys.executable).parent / "db-migrate"
     p = subprocess.run(f"'{cli}' review --all --format json | true", shell=True, cwd=residency, capture_output=True, text=True)
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
+def test_db_migrate_mcp_is_the_same_console_script() -> None:
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("db-migrate")}
+    assert scripts.get("db-migrate-mcp") == scripts.get("db-migrate") == "db_migrate.cli:main"
+
+
+def test_progress_shows_on_a_terminal_only_and_is_cleared() -> None:
+    import io
+
+    from db_migrate.cli.progress import ProgressLine, progress_display
+    from db_migrate.sandbox import progress
+
+    line = ProgressLine(io.StringIO(), quiet_seconds=0)
+    line("reviewing", 3, 12)
+    assert line.stream.getvalue().endswith("[3/12] reviewing")
+    line.clear()
+    assert line.stream.getvalue().endswith("\r\033[K")
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        with progress_display(stream):
+            progress("step", 1, 2)  # within the quiet start: not drawn, and nothing left behind
+    assert pipe.getvalue() == "" and "step" not in tty.getvalue()

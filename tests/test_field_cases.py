@@ -309,3 +309,127 @@ def test_one_notion_of_what_a_downgrade_may_leave_in_place(tmp_path) -> None:
     assert verdicts("CREATE EXTENSION IF NOT EXISTS citext") == (False, False)
     assert verdicts("CREATE EXTENSION citext") == (True, True)
     assert verdicts("COMMIT") == (False, False)
+
+
+# --- patterns from the field test of issue 8 (three public histories) ----------------------------------
+
+
+def test_index_dropped_if_exists_then_rebuilt_is_undone_by_dropping_it():
+    # guard against an INVALID leftover of an interrupted concurrent build, then build it
+    out = review(body(
+        "with op.get_context().autocommit_block():\n"
+        "    op.drop_index('ix_files_path', table_name='files', if_exists=True, postgresql_concurrently=True)\n"
+        "    op.create_index('ix_files_path', 'files', ['path'], postgresql_concurrently=True)",
+        "with op.get_context().autocommit_block():\n"
+        "    op.drop_index('ix_files_path', table_name='files', if_exists=True, postgresql_concurrently=True)",
+    ))
+    assert "downgrade-not-inverse" not in by_rule(out)
+
+
+def test_a_rebuilt_index_the_downgrade_forgets_is_still_reported():
+    out = review(body(
+        "op.drop_index('ix_files_path', table_name='files', if_exists=True)\n"
+        "op.create_index('ix_files_path', 'files', ['path'])",
+        "pass\nop.execute('SELECT 1')",
+    ))
+    [f] = by_rule(out)["downgrade-not-inverse"]
+    assert "creates index ix_files_path" in f.message
+
+
+def test_an_operation_registered_by_a_plugin_is_unchecked_not_a_crash():
+    # alembic_utils' op.create_entity exists only once env.py has imported the plugin
+    out = review(body("op.create_entity(some_view)\nop.add_column('t', sa.Column('c', sa.Integer()))", "op.drop_entity(some_view)"))
+    assert "migration-raises" not in by_rule(out)
+    assert any("plugin" in u.reason for u in out.unchecked)
+
+
+def test_a_project_column_type_is_not_an_orm_import(tmp_path):
+    (tmp_path / "hubapp").mkdir()
+    (tmp_path / "hubapp" / "__init__.py").write_text("")
+    (tmp_path / "hubapp" / "orm.py").write_text("")
+    head = "from hubapp.orm import JSONDict, JSONList\n\nCOLUMNS = [{'name': 'env', 'type': JSONDict()}]\n\n"
+    src = body(
+        "op.add_column('users', sa.Column('state', JSONDict(), nullable=True))\n"
+        "op.alter_column('users', 'cmd', type_=JSONList(), existing_type=sa.Text())\n"
+        "for c in COLUMNS:\n    op.add_column('spawners', sa.Column(c['name'], c['type']))",
+        "op.drop_column('users', 'state')", head=head,
+    )
+    assert "orm-import-in-migration" not in by_rule(review_source(src, root=tmp_path))
+    # the same module used for a model is
+    src = body("op.execute(sa.select(User.id))", head="from hubapp.orm import User\n\n")
+    assert "orm-import-in-migration" in by_rule(review_source(src, root=tmp_path))
+
+
+def test_settings_classes_are_not_models(tmp_path):
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "__init__.py").write_text("")
+    (tmp_path / "svc" / "config.py").write_text("")
+    src = body("op.add_column('t', sa.Column('c', sa.Integer(), nullable=True))", "op.drop_column('t', 'c')",
+               head="from svc.config import Config, Secret, ENCRYPTION_KEY\n\n")
+    assert "orm-import-in-migration" not in by_rule(review_source(src, root=tmp_path))
+
+
+def test_an_empty_first_revision_is_a_base_not_noise():
+    root = body("pass").replace("down_revision = 'f1e1d0000000'", "down_revision = None")
+    assert "empty-migration" not in by_rule(review(root))
+    assert "empty-migration" in by_rule(review(body("pass")))
+
+
+def test_a_name_from_an_application_namespace_package_is_stood_in(tmp_path, monkeypatch):
+    # the application's package directory exists but holds no code here (only its migrations were checked out)
+    (tmp_path / "hubpkg" / "alembic").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = body("op.add_column('t', sa.Column('c', sa.Integer(), nullable=True))", "op.drop_column('t', 'c')",
+               head="from hubpkg import roles\n\n")
+    out = review_source(src, root=tmp_path)
+    assert out.load_error is None
+    assert [op.kind for op in out.review.operations] == ["add_column", "drop_column"]
+
+
+def test_an_import_inside_upgrade_of_a_missing_module_is_unchecked():
+    out = review(body("from not_installed_plugin_pkg.slack import SlackConfig\nop.execute('UPDATE plugin SET x = 1')"))
+    assert "migration-raises" not in by_rule(out)
+    assert any("not installed here" in u.reason for u in out.unchecked)
+
+
+def test_a_stand_in_rejected_by_sqlalchemy_is_unchecked():
+    out = review(body("op.execute(sa.select(Feedback).where(Feedback.id == 1))", head="from not_installed_fb_pkg.models import Feedback\n\n"))
+    assert "migration-raises" not in by_rule(out)
+
+
+def test_restating_the_same_nullability_in_both_directions_is_not_a_missed_restore():
+    out = review(body(
+        "op.alter_column('entity_type', 'field', nullable=False, new_column_name='jpath')",
+        "op.alter_column('entity_type', 'jpath', nullable=False, new_column_name='field')",
+    ))
+    assert "downgrade-not-inverse" not in by_rule(out)
+    # with the old state given, a downgrade that keeps NOT NULL is caught
+    out = review(body(
+        "op.alter_column('entity_type', 'field', nullable=False, existing_nullable=True)",
+        "op.alter_column('entity_type', 'field', nullable=False, existing_nullable=True)",
+    ))
+    assert "downgrade-not-inverse" in by_rule(out)
+
+
+def test_what_a_partially_recorded_upgrade_did_must_still_be_undone():
+    # the upgrade stops on a row read (offline); the columns it added before that are real
+    out = review(body(
+        "op.add_column('incident', sa.Column('team', sa.String(), nullable=True))\n"
+        "rows = op.get_bind().execute(sa.text('SELECT id FROM incident')).fetchall()\n"
+        "op.drop_column('incident', 'legacy_team')",
+        "op.add_column('incident', sa.Column('legacy_team', sa.String(), nullable=True))",
+    ))
+    messages = [f.message for f in by_rule(out).get("downgrade-not-inverse", [])]
+    assert any("creates column incident.team" in m for m in messages)
+    assert not any("legacy_team" in m for m in messages)  # what came after the stop is not judged
+
+
+def test_a_column_the_unrecorded_rest_of_the_upgrade_renames_is_not_judged():
+    out = review(body(
+        "op.add_column('case', sa.Column('_owner_id', sa.Integer()))\n"
+        "rows = op.get_bind().execute(sa.text('SELECT id FROM case')).fetchall()\n"
+        "op.drop_column('case', 'owner_id')\n"
+        "op.alter_column('case', '_owner_id', new_column_name='owner_id')",
+        "op.execute('SELECT 1')",
+    ))
+    assert "downgrade-not-inverse" not in by_rule(out)

@@ -7,7 +7,6 @@ import hashlib
 import re
 import subprocess
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -283,10 +282,9 @@ def test_make_history_shape_and_determinism(tmp_path):
     assert {"create", "add", "index"} <= kinds
 
 
-def test_make_history_is_fast(tmp_path):
-    t0 = time.perf_counter()
+def test_make_history_writes_2000_revisions(tmp_path):
+    # its speed is measured by the bench scripts that use it, not asserted here
     make_history(tmp_path / "big", 2000)
-    assert time.perf_counter() - t0 < 2.0
     assert len(list((tmp_path / "big" / "alembic" / "versions").glob("*.py"))) == 2000
 
 

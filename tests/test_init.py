@@ -68,3 +68,37 @@ def test_config_template_documents_every_policy_key_at_its_default() -> None:
         assert f"# {name} = " in text
     uncommented = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# ") and " = " in line)
     assert Policy.model_validate(tomllib.loads(uncommented)) == Policy()
+
+
+def test_the_skill_goes_where_claude_code_looks_named_like_its_folder(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    skills = list((tmp_path / ".claude" / "skills").iterdir())
+    assert len(skills) == 1
+    text = (skills[0] / "SKILL.md").read_text()
+    front = text.split("---")[1]
+    assert f"name: {skills[0].name}\n" in front and "description:" in front
+    assert "review_migration" in text
+
+
+def test_an_edited_skill_is_kept(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    skill = next((tmp_path / ".claude" / "skills").iterdir()) / "SKILL.md"
+    skill.write_text("---\nname: database-migration\ndescription: ours\n---\nlocal rules\n")
+    report = init_project(tmp_path)
+    change = next(c for c in report.changes if c.path.endswith("SKILL.md"))
+    assert change.action == "kept" and skill.read_text().endswith("local rules\n")
+
+
+def test_plugin_layout_has_server_skill_and_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "plugin"
+    assert main(["init", "--plugin", str(dest)]) == 0
+    assert "claude --plugin-dir" in capsys.readouterr().out
+    manifest = json.loads((dest / ".claude-plugin" / "plugin.json").read_text())
+    assert manifest["name"] == "db-migrate" and manifest["mcpServers"]["db-migrate"]["args"] == ["serve"]
+    (skill,) = (dest / "skills").iterdir()
+    assert f"name: {skill.name}\n" in (skill / "SKILL.md").read_text()
+    assert "$ARGUMENTS" in (dest / "commands" / "db-migrate.md").read_text()
+    snapshot = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    assert main(["init", "--plugin", str(dest)]) == 0
+    assert "Nothing to change" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == snapshot

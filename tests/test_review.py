@@ -77,7 +77,10 @@ def test_endless_loop_at_import_times_out_and_the_next_call_works(tmp_path: Path
 
 
 def test_endless_loop_in_upgrade_is_reported_not_waited_out(tmp_path: Path) -> None:
-    r = review_body(tmp_path, "def upgrade():\n    while True:\n        pass\n\ndef downgrade():\n    pass\n", timeout=4)
+    # A warm worker first: the call's budget (a quarter of it per phase) must not be spent starting
+    # a worker on a loaded machine.
+    review_body(tmp_path / "warm", ADD_NULLABLE)
+    r = review_body(tmp_path, "def upgrade():\n    while True:\n        pass\n\ndef downgrade():\n    pass\n", timeout=12)
     f = [f for f in r.findings if f.rule == "migration-raises"]
     assert f and "did not finish" in f[0].message and f[0].phase == "upgrade"
     assert r.decision == "revise"

@@ -7,7 +7,10 @@ text is the same JSON.
 
 from __future__ import annotations
 
-from db_migrate.verdict import ErrorInfo, ErrorResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic is imported when an error is reported, not by every `import errors`
+    from db_migrate.verdict import ErrorInfo, ErrorResult
 
 
 class DbMigrateError(Exception):
@@ -22,9 +25,13 @@ class DbMigrateError(Exception):
         self.details = {k: str(v) for k, v in details.items() if v is not None}
 
     def info(self) -> ErrorInfo:
+        from db_migrate.verdict import ErrorInfo
+
         return ErrorInfo(code=self.code, message=self.message, hint=self.hint, details=self.details)
 
     def result(self) -> ErrorResult:
+        from db_migrate.verdict import ErrorResult
+
         return ErrorResult(error=self.info())
 
     def to_json(self) -> str:

@@ -116,6 +116,11 @@ class Verdict(BaseModel):
         "the project's dialect, unchecked says so.",
     )
     isolation: Isolation = Field(default_factory=Isolation, description="Which isolation project code ran under for this verdict.")
+    left_out: list[str] = Field(
+        default_factory=list,
+        description="What this result leaves out to stay small (MCP results keep at most 100 entries per list and "
+        "500 findings, every error kept); empty when complete. Ask for fewer revisions, or use the CLI's --format json.",
+    )
 
     def counts(self) -> dict[str, int]:
         return count_severities(self.findings)

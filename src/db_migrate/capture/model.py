@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from alembic.operations import ops
 
+from db_migrate.capture.context import ProjectContext
+
 Phase = Literal["upgrade", "downgrade"]
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
@@ -109,6 +111,8 @@ class SourceFact:
     ]
     line: int
     detail: str = ""
+    names: tuple[str, ...] = ()
+    """For imports: the names taken from the module (``from app.models import User`` -> ``("User",)``)."""
 
 
 @dataclass
@@ -148,7 +152,16 @@ class RevisionCapture:
     """Modules not installed here that were replaced by stand-ins so recording could go on."""
     stand_in_arguments: list[str] = field(default_factory=list)
     """``upgrade(op, tables, ...)`` signatures: the project's runner passes arguments; all but ``op`` were stand-ins."""
+    context: ProjectContext = field(default_factory=lambda: ProjectContext())
+    """What the project's env.py decides for every revision (naming convention, lock_timeout)."""
+    irreversible: str | None = None
+    """The reason given by a ``# db-migrate: irreversible <reason>`` marker on downgrade(), when there is one."""
     _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)
+
+    def captured(self, phase: Phase) -> bool:
+        """The phase ran to its end (or does not exist): everything it does was recorded."""
+        o = self.outcome(phase)
+        return o.completed or not o.ran
 
     def ops(self, phase: Phase) -> list[RecordedOp]:
         return self.upgrade if phase == "upgrade" else self.downgrade

@@ -28,9 +28,11 @@ from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
 
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
-from db_migrate.capture.source import function_body_kind, source_facts
+from db_migrate.capture.context import ProjectContext
+from db_migrate.capture.source import function_body_kind, irreversible_marker, source_facts
 from db_migrate.project.headers import parse_header
 
+NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
 PHASE_SECONDS = 10  # one phase of one revision; a loop longer than this is reported, not waited out
 
 _active: _Recorder | None = None
@@ -144,10 +146,36 @@ def _translate(ops_list: list[RecordedOp], entry: RecordedOp, dialect: str, temp
         r.index = i
 
 
+class _StandInBranch(Exception):
+    """The revision's own code decided something on a stand-in's value (``if skip_something(): return``).
+
+    A stand-in has no real value, so whichever way the branch went would be a guess: recording the
+    phase stops here and the review reports it as unchecked instead of as what the guess recorded.
+    """
+
+
+def _decided_in_revision() -> bool:
+    """The caller two frames up (the code testing a stand-in) is the revision file, while a phase runs.
+
+    Library code (SQLAlchemy building a column from a stand-in type) keeps the old, permissive answers.
+    """
+    rec = _active
+    if rec is None:
+        return False
+    f = sys._getframe(2)
+    return f is not None and f.f_code.co_filename == rec.filename
+
+
 class _StandIn(types.ModuleType):
-    """A module that is not installed here: every attribute is another stand-in."""
+    """A module that is not installed here: every attribute is another stand-in.
+
+    Used as a value it is permissive (calls, attributes, being passed to alembic), but the revision's own
+    code may not branch or loop on it: truth tests, comparisons and iteration there raise
+    :class:`_StandInBranch`, so a revision never records one arbitrary path as if it were the real one.
+    """
 
     __path__: list[str] = []
+    __hash__ = types.ModuleType.__hash__
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -157,11 +185,34 @@ class _StandIn(types.ModuleType):
     def __call__(self, *a: Any, **k: Any) -> Any:
         return _StandIn(f"{self.__name__}()")
 
+    def _branch(self, how: str) -> _StandInBranch:
+        return _StandInBranch(f"the code {how} {self.__name__}, a value from a module or argument not available here")
+
+    def __bool__(self) -> bool:
+        if _decided_in_revision():
+            raise self._branch("branches on")
+        return True
+
     def __iter__(self):
+        if _decided_in_revision():
+            raise self._branch("loops over")
         return iter(())
+
+    def __eq__(self, other: object) -> Any:
+        if _decided_in_revision():
+            raise self._branch("compares")
+        return self is other
+
+    def __ne__(self, other: object) -> Any:
+        if _decided_in_revision():
+            raise self._branch("compares")
+        return self is not other
 
     def __mro_entries__(self, bases: tuple) -> tuple:
         return (object,)
+
+    def __repr__(self) -> str:  # errors that quote a stand-in say what it is (the review reads them as unchecked)
+        return f"<_StandIn {self.__name__}>"
 
 
 class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -216,9 +267,14 @@ def _where(exc: BaseException, filename: str) -> int | None:
 
 
 def capture_file(
-    path: Path, *, root: Path, dialect: str, relpath: str | None = None, phase_seconds: float = PHASE_SECONDS
+    path: Path, *, root: Path, dialect: str, relpath: str | None = None, phase_seconds: float = PHASE_SECONDS,
+    context: ProjectContext | None = None,
 ) -> RevisionCapture:
-    """Record one revision file. Never raises for problems in the file itself."""
+    """Record one revision file. Never raises for problems in the file itself.
+
+    ``context`` (the project's env.py facts) is kept on the capture, and its ``target_metadata`` is handed
+    to alembic as env.py would, so unnamed constraints get the names the project's convention gives them.
+    """
     global _active
     _install_patches()
     source = path.read_text(encoding="utf-8", errors="replace")
@@ -231,6 +287,7 @@ def capture_file(
         message=header.message,
         dialect=dialect,
         source=source,
+        context=context or ProjectContext(),
     )
     try:
         tree = ast.parse(source)
@@ -238,6 +295,7 @@ def capture_file(
         cap.load_error = f"not valid Python: {e.msg} (line {e.lineno})"
         return cap
     cap.facts = source_facts(tree, root)
+    cap.irreversible = irreversible_marker(tree, source)
     cap.upgrade_outcome.body = function_body_kind(tree, "upgrade")  # type: ignore[assignment]
     cap.downgrade_outcome.body = function_body_kind(tree, "downgrade")  # type: ignore[assignment]
 
@@ -247,12 +305,17 @@ def capture_file(
         try:
             module = _load_module(path, stand_ins)
             break
-        except ModuleNotFoundError as e:
+        except ImportError as e:
+            # A missing module, or a name from a namespace package with no code here (the application's
+            # source is not on this machine): stand in for it. Other ImportErrors are the revision's own.
             top = (e.name or "").split(".")[0]
-            if not top or top in stand_ins:
+            missing = isinstance(e, ModuleNotFoundError) or "(unknown location)" in str(e)
+            if not top or top in stand_ins or not missing:
                 cap.load_error = f"import failed: {e}"
                 return cap
             stand_ins.add(top)
+            for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+                sys.modules.pop(name, None)  # the empty namespace package would be found again
         except SystemExit as e:
             cap.load_error = f"the module calls sys.exit({e.code!r}) when imported"
             return cap
@@ -281,7 +344,7 @@ def capture_file(
         old_handler = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, phase_seconds)
         try:
-            with _offline_context(dialect, buf) as ctx, Operations.context(ctx):
+            with _offline_context(dialect, buf, cap.context.metadata) as ctx, Operations.context(ctx):
                 fn(*(_runner_argument(name) for name in args))
             outcome.completed = True
         except _PhaseTimeout:
@@ -292,6 +355,10 @@ def capture_file(
         except NotImplementedError as e:
             outcome.error = f"{phase}() raises NotImplementedError{': ' + str(e) if str(e) else ''}"
             outcome.error_line = _where(e, str(path))
+        except ModuleNotFoundError as e:
+            # imported inside the function, so no stand-in could be prepared: the environment lacks it
+            outcome.error_line = _where(e, str(path))
+            outcome.error = f"{phase}() imports {e.name}, {NOT_INSTALLED}"
         except BaseException as e:
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
@@ -330,8 +397,11 @@ def _runner_argument(name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _offline_context(dialect: str, buf: io.StringIO):
-    """An offline MigrationContext for ``dialect``, and alembic's ``context`` proxy for migrations that use it."""
+def _offline_context(dialect: str, buf: io.StringIO, target_metadata: Any = None):
+    """An offline MigrationContext for ``dialect``, and alembic's ``context`` proxy for migrations that use it.
+
+    ``target_metadata``: the project's, so alembic applies its naming convention as it does for real.
+    """
     from alembic.config import Config
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
@@ -345,6 +415,7 @@ def _offline_context(dialect: str, buf: io.StringIO):
             output_buffer=buf,
             literal_binds=True,
             transaction_per_migration=False,
+            target_metadata=target_metadata,
         )
         ctx = env.get_context()
         _record_bind_execute(ctx)

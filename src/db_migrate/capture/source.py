@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -103,6 +104,26 @@ def function_body_kind(tree: ast.Module, name: str) -> str:
     return "missing"
 
 
+_IRREVERSIBLE = re.compile(r"#\s*db-migrate:\s*irreversible\b[:\s]*(.*)$", re.IGNORECASE)
+
+
+def irreversible_marker(tree: ast.Module, source: str) -> str | None:
+    """The reason of a ``# db-migrate: irreversible <reason>`` comment inside ``downgrade()`` or on the line above it.
+
+    The marker declares a deliberate one-way step; the reason is what a reviewer is shown. None without a marker;
+    ``"no reason given"`` for a bare marker.
+    """
+    lines = source.splitlines()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            for text in lines[max(0, first - 2): node.end_lineno or node.lineno]:
+                m = _IRREVERSIBLE.search(text)
+                if m:
+                    return m.group(1).strip() or "no reason given"
+    return None
+
+
 def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
     """Every :class:`SourceFact` of a parsed revision module."""
     facts: list[SourceFact] = []
@@ -110,16 +131,17 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if isinstance(node, ast.ImportFrom):
+                imported = tuple(a.name for a in node.names)
                 if node.level:  # relative import inside versions/: application code
-                    facts.append(SourceFact("app-import", node.lineno, "." * node.level + (node.module or "")))
+                    facts.append(SourceFact("app-import", node.lineno, "." * node.level + (node.module or ""), imported))
                     continue
                 names = [node.module or ""]
             else:
-                names = [a.name for a in node.names]
+                names, imported = [a.name for a in node.names], ()
             for name in names:
                 origin = _module_origin(name, root)
                 if origin == "app":
-                    facts.append(SourceFact("app-import", node.lineno, name))
+                    facts.append(SourceFact("app-import", node.lineno, name, imported))
                 elif origin == "missing":
                     facts.append(SourceFact("missing-import", node.lineno, name))
         elif isinstance(node, ast.Call):

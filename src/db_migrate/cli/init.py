@@ -1,14 +1,19 @@
 """``db-migrate init``: wire the MCP server into a project for Claude Code.
 
-Three idempotent steps, each reported as created / updated / unchanged / kept:
+Four idempotent steps, each reported as created / updated / unchanged / kept:
 
 - ``.mcp.json``: add ``mcpServers["db-migrate"]``, merging with other servers;
   an existing, different ``db-migrate`` entry is kept and reported, never replaced;
+- ``.claude/skills/<name>/SKILL.md``: the skill, in the folder Claude Code looks in
+  (named as its front matter's ``name``; kept if present with other content);
 - ``.claude/commands/db-migrate.md``: the ``/db-migrate`` slash command (kept if present);
 - ``pyproject.toml``: a ``[tool.db-migrate]`` section with every key commented
   out at its default, appended when the table is absent.
 
-A second run changes nothing and says so.  Files are written through a
+A second run changes nothing and says so.  :func:`init_plugin` (``db-migrate init
+--plugin DIR``) writes the same server, skill and command as a Claude Code plugin
+instead: ``DIR/.claude-plugin/plugin.json`` (with the server), ``DIR/skills/<name>/SKILL.md``
+and ``DIR/commands/db-migrate.md``.  Files are written through a
 temporary file and a rename, so a crash never leaves half a file.
 """
 
@@ -42,6 +47,7 @@ class InitReport(BaseModel):
 
     root: str
     changes: list[InitChange]
+    plugin: bool = Field(default=False, description="True when a plugin directory was written (init --plugin).")
 
     @property
     def changed(self) -> bool:
@@ -50,7 +56,9 @@ class InitReport(BaseModel):
     def text(self) -> str:
         lines = [f"{c.action:9} {c.path}" + (f"  ({c.note})" if c.note else "") for c in self.changes]
         lines.append("" if self.changed else "Nothing to change: already set up.")
-        if self.changed:
+        if self.changed and self.plugin:
+            lines.append(f"Load it with: claude --plugin-dir {self.root}  (or publish it in a plugin marketplace).")
+        elif self.changed:
             lines.append("Restart Claude Code (or run /mcp) to load the db-migrate server; then try /db-migrate.")
         return "\n".join(lines).rstrip()
 
@@ -76,14 +84,53 @@ def init_project(root: Path) -> InitReport:
         raise Refused(f"{root} is not a directory.", hint="Run db-migrate init from the project root, or pass --project DIR.")
     from db_migrate.tools.workflow import claude_command
 
+    skill, name = _skill()
     changes = [
         _mcp_json(root / ".mcp.json"),
+        _write_new(root / ".claude" / "skills" / name / "SKILL.md", skill),
         _write_new(root / ".claude" / "commands" / "db-migrate.md", claude_command()),
         _pyproject(root / "pyproject.toml"),
     ]
     for c in changes:
         c.path = os.path.relpath(c.path, root)
     return InitReport(root=str(root), changes=changes)
+
+
+def init_plugin(dest: Path) -> InitReport:
+    """Write a Claude Code plugin (server, skill and slash command) into ``dest``; never overwrites."""
+    from db_migrate import __version__
+    from db_migrate.tools.workflow import claude_command
+
+    dest = dest.resolve()
+    if dest.exists() and not dest.is_dir():
+        raise Refused(f"{dest} is not a directory.", hint="Name a new or existing directory for the plugin.")
+    skill, name = _skill()
+    manifest = {
+        "name": SERVER_NAME,
+        "version": __version__,
+        "description": "Safe Alembic schema changes: review, roundtrip-test, check heads, generate and classify migrations.",
+        "license": "MIT",
+        "keywords": ["alembic", "migrations", "database", "sqlalchemy"],
+        "mcpServers": {SERVER_NAME: server_entry()},
+    }
+    changes = [
+        _write_new(dest / ".claude-plugin" / "plugin.json", json.dumps(manifest, indent=2) + "\n"),
+        _write_new(dest / "skills" / name / "SKILL.md", skill),
+        _write_new(dest / "commands" / "db-migrate.md", claude_command()),
+    ]
+    for c in changes:
+        c.path = os.path.relpath(c.path, dest)
+    return InitReport(root=str(dest), changes=changes, plugin=True)
+
+
+def _skill() -> tuple[str, str]:
+    from db_migrate.tools.workflow import skill_name, skill_text
+
+    try:
+        text = skill_text()
+    except FileNotFoundError as e:
+        raise ConfigInvalid(f"{e} Reinstall db-migrate.") from None
+    return text, skill_name(text)
 
 
 def _mcp_json(path: Path) -> InitChange:

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
-from db_migrate.tools import EXIT_REVISE, EXIT_USAGE, exit_code
+from db_migrate.tools import EXIT_REVISE, EXIT_USAGE
 from db_migrate.errors import DbMigrateError, InternalError, UsageError
 
 #: Commands that run project code in a sandbox worker: start one early.
@@ -63,7 +63,10 @@ def _interrupt_on_sigterm() -> None:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", "-c", metavar="PATH", help="alembic.ini, pyproject.toml or a directory holding one (default: found from the working directory)")
-    common.add_argument("--format", "-f", choices=("text", "json"), default="text", help="text for people (default) or the tool's JSON result")
+    common.add_argument(
+        "--format", "-f", choices=("text", "json", "sarif"), default="text",
+        help="text for people (default), the tool's JSON result, or SARIF 2.1.0 for code scanning",
+    )
     common.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="limit for running project code (default: DB_MIGRATE_TIMEOUT or 60)")
 
     parser = _Parser(
@@ -77,29 +80,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("review", parents=[common], help="lint a revision (or all) without a database")
-    p.add_argument("revision", nargs="?", default="head", metavar="REV|PATH", help="revision id, unique prefix, 'head' or a file path (default: head)")
-    p.add_argument("--all", action="store_true", dest="all_revisions", help="review every revision")
+    # CI options of the verdict commands (db_migrate.cli.verdicts)
+    gate = argparse.ArgumentParser(add_help=False)
+    gate.add_argument("--fail-on", choices=("error", "warning"), default="error",
+                      help="lowest finding severity that fails the run (exit 1); default: error")
+    targets = argparse.ArgumentParser(add_help=False)
+    targets.add_argument("targets", nargs="*", metavar="REV|PATH", help="revision ids, unique prefixes, 'head' or file paths (default: head)")
+    targets.add_argument("--changed-since", metavar="REF", help="only the revision files added or changed since git REF (its merge base with HEAD)")
+    targets.set_defaults(revision="head")
 
-    p = sub.add_parser("classify", parents=[common], help="decide whether a revision needs a human (escalation policy)")
-    p.add_argument("revision", nargs="?", default="head", metavar="REV|PATH")
-    p.add_argument("--database-url", metavar="URL", help="database to read row counts from (read-only)")
+    p = sub.add_parser("review", parents=[common, gate, targets],
+                       help="lint revisions (or all); with --database-url also check them against the data (read-only)")
+    p.add_argument("--all", action="store_true", dest="all_revisions", help="review every revision")
+    p.add_argument("--database-url", metavar="URL", help="also check each change against this database's data (read-only)")
+
+    p = sub.add_parser("classify", parents=[common, gate, targets], help="decide whether revisions need a human (escalation policy)")
+    p.add_argument("--database-url", metavar="URL", help="database to read row counts from and preflight against (read-only)")
     p.add_argument("--environment", metavar="ENV", help="target environment name, e.g. production")
 
-    p = sub.add_parser("heads", parents=[common], help="check the revision graph, model drift and database state")
+    p = sub.add_parser("heads", parents=[common, gate], help="check the revision graph, model drift and database state")
     p.add_argument("--database-url", metavar="URL", help="database whose current revision to compare (read-only)")
     p.add_argument("--scratch-url", metavar="URL", help="server for the drift check's scratch database (default: the project's engine: embedded PostgreSQL for PostgreSQL projects, else a temporary SQLite file)")
     p.add_argument("--create-merge", action="store_true", help="write a merge revision when there are several heads")
     p.add_argument("-m", "--message", dest="merge_message", metavar="MSG", help="message of the merge revision")
     p.add_argument("--no-drift", action="store_true", help="skip the model-drift check (no autogenerate)")
 
-    p = sub.add_parser("generate", parents=[common], help="autogenerate a revision from the models on a scratch database")
+    p = sub.add_parser("generate", parents=[common, gate], help="autogenerate a revision from the models on a scratch database")
     p.add_argument("-m", "--message", required=True, metavar="MESSAGE", help="revision message")
     p.add_argument("--scratch-url", metavar="URL", help="server for the scratch database at head (default: the project's engine: embedded PostgreSQL for PostgreSQL projects, else a temporary SQLite file)")
     p.add_argument("--database-url", metavar="URL", help="compare with this database as it is (read-only) instead of a scratch database")
     p.add_argument("--rewrite-renames", action="store_true", help="turn a drop+add that looks like a rename into alter_column")
 
-    p = sub.add_parser("roundtrip", parents=[common], help="upgrade, downgrade, upgrade on a scratch database with seeded rows")
+    p = sub.add_parser("roundtrip", parents=[common, gate], help="upgrade, downgrade, upgrade on a scratch database with seeded rows")
     p.add_argument("revision", nargs="?", default="head", metavar="REV")
     p.add_argument("--database-url", metavar="URL", help="scratch database server (default: the project's engine: embedded PostgreSQL for PostgreSQL projects, else a temporary SQLite file)")
     p.add_argument("--rows", type=int, default=20, metavar="N", help="rows to seed per table (default: 20)")
@@ -108,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", dest="all_revisions", help="every revision, base to head")
     p.add_argument(
         "--purge-templates", action="store_true",
-        help="remove the cached parent-schema templates (SQLite files, and dbm_tpl_* databases on --database-url) and exit",
+        help="remove this project's cached parent-schema templates (SQLite files, and its dbm_tpl_* databases on --database-url) and exit",
     )
 
     p = sub.add_parser("rules", parents=[common], help="list the review rules")
@@ -122,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scratch", parents=[common], help="the embedded PostgreSQL scratch server: status, or stop it now")
     p.add_argument("action", choices=["status", "stop"])
 
-    p = sub.add_parser("init", parents=[common], help="register the server in .mcp.json, add the /db-migrate command and config")
+    p = sub.add_parser("init", parents=[common], help="register the server in .mcp.json, install the skill, the /db-migrate command and config")
     p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
+    p.add_argument("--plugin", metavar="DIR", help="write a Claude Code plugin (server, skill, command) into DIR instead")
     return parser
 
 
@@ -132,7 +145,7 @@ def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     t = {"timeout": args.timeout}
     match args.command:
         case "review":
-            return "review_migration", {**t, "revision": args.revision, "all_revisions": args.all_revisions}
+            return "review_migration", {**t, "revision": args.revision, "all_revisions": args.all_revisions, "database_url": args.database_url}
         case "classify":
             return "classify_escalation", {**t, "revision": args.revision, "database_url": args.database_url, "environment": args.environment}
         case "heads":
@@ -153,17 +166,9 @@ def _call_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def _verdict(args: argparse.Namespace, out: Any) -> int:
-    from db_migrate.project import load_project
-    from db_migrate.tools import call
-    from db_migrate.tools.render import render, use_color
+    from db_migrate.cli.verdicts import run
 
-    tool, kwargs = _call_args(args)
-    result = call(tool, load_project(args.config), **kwargs)
-    if args.format == "json":
-        out.write(json.dumps(result.model_dump(mode="json")) + "\n")
-    else:
-        out.write(render(result, color=use_color(out)) + "\n")
-    return exit_code(result)
+    return run(args, out, _call_args)
 
 
 def _rules(args: argparse.Namespace, out: Any) -> int:
@@ -171,7 +176,12 @@ def _rules(args: argparse.Namespace, out: Any) -> int:
     from db_migrate.rules import catalogue
 
     rules = list(catalogue())
-    if args.format == "json":
+    if args.format == "sarif":  # the catalogue alone, e.g. to check what code scanning will show
+        from db_migrate import __version__
+        from db_migrate.tools.sarif import sarif_log
+
+        out.write(json.dumps(sarif_log([], rules, version=__version__), indent=2) + "\n")
+    elif args.format == "json":
         out.write(json.dumps([_jsonable(r) for r in rules]) + "\n")
     else:
         out.write(render_rules(rules, color=use_color(out)) + "\n")
@@ -196,9 +206,11 @@ def _serve(args: argparse.Namespace, out: Any) -> int:
 
 
 def _init(args: argparse.Namespace, out: Any) -> int:
-    from db_migrate.cli.init import init_project
+    from db_migrate.cli.init import init_plugin, init_project
 
-    report = init_project(Path(args.project or os.getcwd()))
+    if args.plugin and args.project:
+        raise UsageError("--plugin writes a plugin directory; it cannot be combined with --project.")
+    report = init_plugin(Path(args.plugin)) if args.plugin else init_project(Path(args.project or os.getcwd()))
     if args.format == "json":
         out.write(json.dumps(report.model_dump(mode="json")) + "\n")
     else:
@@ -238,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         as_json = args.format == "json"
+        if args.format == "sarif" and args.command in ("serve", "init"):
+            raise UsageError(f"--format sarif is for verdict commands and rules, not {args.command}.")
         # `heads --no-drift` is static (no worker unless a database is read): a worker it never
         # uses would cost more at exit than the whole check
         if args.command in _WORKER_COMMANDS:
@@ -269,12 +283,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _purge_templates(args: argparse.Namespace, out: Any) -> int:
-    """Drop the roundtrip's template cache (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    """Drop this project's templates (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    from db_migrate.project import load_project
     from db_migrate.scratch.embedded import running_url
     from db_migrate.scratch.templates import purge_templates
 
     # without a server named: the SQLite files, and the embedded PostgreSQL server's templates if it runs
-    removed = purge_templates(args.database_url or running_url())
+    removed = purge_templates(args.database_url or running_url(), project=load_project(args.config))
     if args.format == "json":
         out.write(json.dumps({"removed": removed}) + "\n")
     else:

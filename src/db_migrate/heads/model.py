@@ -22,6 +22,11 @@ class HeadsResult(Verdict):
     pending: list[str] = Field(
         default_factory=list, description="Revisions between the database's current revision and head, oldest first."
     )
+    schema_matches_stamp: bool | None = Field(
+        default=None,
+        description="With database_url: whether the database's actual schema is the schema its stamped revision builds "
+        "(False: see the database-partly-migrated / database-schema-differs findings); None when not compared.",
+    )
     merge_revision: str | None = Field(default=None, description="Path of the merge revision created by create_merge.")
     alembic_agrees: bool | None = Field(
         default=None,

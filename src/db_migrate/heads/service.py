@@ -6,7 +6,8 @@ Three kinds of database may be involved, and they are kept apart:
   version table (read-only transaction, no env.py, nothing created) to say
   whether it is behind head or on a revision the history does not know.
 * ``scratch_url`` names a **server** on which a throwaway database is created
-  for the drift check (and dropped afterwards).  Without it the drift check
+  for the drift check and for the schema of the database's stamped revision
+  (:mod:`.partway`), and dropped afterwards.  Without it the drift check
   uses a temporary SQLite file.  The user's database is never used for drift.
 * The static part (headers, graph) needs no database and imports no user code.
 """
@@ -39,7 +40,9 @@ def check_heads(
 ) -> HeadsResult:
     """Check the revision graph of ``project``; optionally merge heads, check drift and a database's state.
 
-    - ``database_url``: the user's database, read only (its current revision vs head).
+    - ``database_url``: the user's database, read only (its current revision vs head, and its actual
+      schema vs the schema its stamped revision should have: which operations of a revision that
+      failed partway are already applied; built on ``scratch_url``, or a temp file for SQLite).
     - ``scratch_url``: a PostgreSQL/MySQL server to build the drift scratch database on (default: temp SQLite).
     - ``create_merge``: when there are several heads, write a merge revision with ``alembic merge``
       (never by default; never over an existing file).
@@ -74,6 +77,7 @@ def check_heads(
 
     current: list[str] | None = None
     pending: list[str] = []
+    schema_matches: bool | None = None
     if database_url:
         progress("reading the database's current revision")
         current = run_job(
@@ -85,6 +89,12 @@ def check_heads(
         )
         found, pending = _database_state(history, report, current, database_url)
         extra.extend(found)
+        if not any(f.rule == "database-unknown-revision" for f in found):
+            from db_migrate.heads.partway import partway_findings
+
+            found, skipped, schema_matches = partway_findings(project, history, current, pending, database_url, scratch_url, timeout)
+            extra.extend(found)
+            unchecked.extend(skipped)
 
     operations: list[str] = []
     alembic_heads: list[str] | None = None
@@ -121,6 +131,7 @@ def check_heads(
         merge_points=report.merge_points,
         current=current,
         pending=pending,
+        schema_matches_stamp=schema_matches,
         merge_revision=project.relpath(merge_path) if merge_path else None,
         alembic_agrees=alembic_agrees,
         drift_operations=operations,
@@ -247,4 +258,6 @@ def _summary(r: HeadsResult, *, drift_checked: bool) -> str:
         parts.append(f"model drift: {len(r.drift_operations)} operation(s)" if r.drift_operations else "models match head")
     if r.current is not None:
         parts.append(f"database behind by {len(r.pending)}" if r.pending else "database at head")
+    if r.schema_matches_stamp is not None:
+        parts.append("its schema matches its stamped revision" if r.schema_matches_stamp else "its schema differs from its stamped revision")
     return "; ".join(parts) + "."

@@ -19,10 +19,11 @@ from typing import Any
 from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
 from db_migrate.policy.settings import Policy
 from db_migrate.policy.signals import production_signal
-from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, decide
+from db_migrate.preflight.model import Preflight
+from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, decide, sort_findings
 
 #: Review findings that mean the way back is not clear.
-ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse")
+ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse", "irreversible-by-design")
 #: Statement kinds of op.execute that change rows.
 DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
 #: Statement kinds of op.execute that only read: nothing to undo.
@@ -39,6 +40,7 @@ REASONS = {
     "protected-table": "The revision touches a protected table (policy 'protected_tables').",
     "audit-trail": "The revision touches an audit-trail table (policy 'audit_tables').",
     "unclear-rollback": "The downgrade does not clearly undo the upgrade.",
+    "data-loss": "The data in the database says the upgrade would destroy values (rows deleted, values rounded or cut).",
 }
 
 
@@ -158,12 +160,15 @@ def classify(
     *,
     database_url: str | None = None,
     project_url: str | None = None,
+    preflight: Preflight | None = None,
 ) -> ClassifyResult:
     """Apply ``policy`` to ``review`` (a ReviewResult); ``facts`` from the database when one was read.
 
     ``database_url`` (when no facts were read) and ``project_url`` (the
     project's configured ``sqlalchemy.url``) are checked for production
-    signals along with ``environment`` and ``DB_MIGRATE_ENV``.
+    signals along with ``environment`` and ``DB_MIGRATE_ENV``.  ``preflight``
+    (answers from the data, :mod:`db_migrate.preflight`) adds its findings,
+    its ``data-loss`` triggers and what it could not check.
     """
     dialect = (facts.dialect if facts else None) or getattr(review, "dialect", None) or "postgresql"
     ops = _operations(review, dialect)
@@ -178,6 +183,8 @@ def classify(
     _primary_keys(triggers, upgrade, findings)
     _large(triggers, upgrade, policy, facts, dialect, unchecked)
     _rollback(triggers, ops, findings)
+    if preflight is not None:
+        _preflight(triggers, findings, unchecked, preflight)
 
     classified = [_auto_class(o, upgrade, policy, facts) for o in upgrade]
     if facts is not None:
@@ -208,7 +215,43 @@ def classify(
         row_counts=dict(facts.row_counts) if facts else {},
         operations=classified,
         all_automatic=all_auto,
+        preflight=preflight,
     )
+
+
+def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], preflight: Preflight) -> None:
+    from db_migrate.preflight import verdict_parts
+
+    found, fired, missed = verdict_parts(preflight)
+    findings.extend(found)
+    for trigger, evidence in fired:
+        triggers.fire(trigger, evidence)
+    unchecked.extend(u for u in missed if u not in unchecked)
+
+
+def with_preflight(verdict: Any, preflight: Preflight) -> Any:
+    """``verdict`` (a review) with the preflight's findings, triggers and unchecked items, re-decided.
+
+    The same :func:`_preflight` step classify applies, so both tools read the data the same way.
+    """
+    triggers = _Triggers()
+    findings = list(verdict.findings)
+    unchecked = list(verdict.unchecked)
+    _preflight(triggers, findings, unchecked, preflight)
+    fired = triggers.as_list()
+    if verdict.escalation is not None:
+        fired = [*verdict.escalation.triggers, *fired]
+    escalation = Escalation(required=bool(fired), triggers=fired) if fired else verdict.escalation
+    decision = decide(findings, escalation)
+    found = [f for f in findings if f.rule.startswith("preflight-") and f.severity != "info"]
+    summary = verdict.summary
+    if found or fired:
+        summary += f"; preflight against {preflight.database}: {len(preflight.failing())} check(s) fail, " \
+                   f"{len(preflight.losing())} lose data -> {decision}"
+    return verdict.model_copy(update=dict(
+        findings=sort_findings(findings), unchecked=unchecked, escalation=escalation, decision=decision, summary=summary,
+        preflight=preflight,
+    ))
 
 
 def _production(triggers, policy, facts, environment, database_url, project_url) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from db_migrate.policy.settings import Policy
+from db_migrate.preflight.model import Preflight
 from db_migrate.verdict import Verdict, decide
 
 
@@ -76,6 +77,9 @@ class ClassifyResult(Verdict):
         default=False,
         description="True when every upgrade operation fits an enabled auto class and no trigger fired: "
         "an agent may apply the revision alone (rename-column still needs verification with test_roundtrip).",
+    )
+    preflight: Preflight | None = Field(
+        default=None, description="What the data in database_url says about each change (read-only); null without a database."
     )
     human_approval: HumanApproval | None = Field(
         default=None, description="The human's answer when escalation asked one; null when nobody was asked (always from the CLI)."

@@ -30,7 +30,10 @@ def classify_escalation(
 
     ``database_url`` (optional) names the user's database; it is only read, in
     a read-only transaction, for the row counts of the tables the revision
-    touches and whether dropped columns hold data.  Without it, dropped tables
+    touches and whether dropped columns hold data, and each change is checked
+    against the data (:mod:`db_migrate.preflight`: NULLs, duplicates, orphans,
+    CHECK violations, values a new type cannot hold, rows a data statement
+    touches, table sizes and lock times).  Without it, dropped tables
     and columns are assumed to hold data and table sizes are reported as
     unchecked.
     """
@@ -39,11 +42,11 @@ def classify_escalation(
     from db_migrate.sandbox import progress
 
     policy = load_policy(project)
-    progress("reviewing the revision", 0, 3)
+    progress("reviewing the revision", 0, 4)
     review = review_migration(project, revision, dialect=dialect_of(database_url), timeout=timeout)
-    facts = None
+    facts = preflight = None
     if database_url:
-        progress("reading row counts (read-only)", 1, 3)
+        progress("reading row counts (read-only)", 1, 4)
         tables, columns = facts_needed(review, policy)
         from db_migrate.policy.database import read_database_facts
 
@@ -51,5 +54,9 @@ def classify_escalation(
         facts = read_database_facts(
             database_url, tables=tables, columns=columns, exact_count_below=policy.exact_count_below, timeout=limit
         )
-    progress("applying the escalation policy", 2, 3)
-    return classify(review, policy, facts, environment, database_url=database_url, project_url=project.url)
+        progress("checking the changes against the data (read-only)", 2, 4)
+        from db_migrate.preflight import run_preflight
+
+        preflight = run_preflight(review, database_url, policy, timeout=timeout)
+    progress("applying the escalation policy", 3, 4)
+    return classify(review, policy, facts, environment, database_url=database_url, project_url=project.url, preflight=preflight)

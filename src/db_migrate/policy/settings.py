@@ -32,6 +32,7 @@ TriggerId = Literal[
     "protected-table",
     "audit-trail",
     "unclear-rollback",
+    "data-loss",
 ]
 AutoClass = Literal[
     "add-nullable-column",
@@ -56,6 +57,12 @@ DEFAULT_PRODUCTION_PATTERNS = [
     "prd[-_.]*",
     "*[-_.]prd",
     "*[-_.]prd[-_.]*",
+]
+
+#: Column names whose values are never shown in preflight samples.
+DEFAULT_SENSITIVE_COLUMNS = [
+    "*password*", "*passwd*", "*pwd*", "*token*", "*secret*", "*ssn*", "*social_security*", "*api_key*", "*apikey*",
+    "*private_key*", "*credit_card*", "*card_number*", "*cvv*", "*iban*", "*salt*", "*otp*", "*2fa*", "*mfa*",
 ]
 
 
@@ -112,7 +119,30 @@ class Policy(BaseModel):
         "classify_escalation makes against database_url.",
     )
 
-    @field_validator("protected_tables", "audit_tables", "production_url_patterns", "production_environments")
+    sensitive_columns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SENSITIVE_COLUMNS),
+        description="Glob patterns (case-insensitive) of column names whose values preflight never shows in samples "
+        "(it still counts their rows). Matched against 'column' and 'table.column'. Setting this key replaces the "
+        "defaults (password, token, secret, ssn, api keys, card numbers, ...).",
+    )
+    preflight_samples: int = Field(
+        default=5, ge=0, le=100, description="Preflight: sample rows (primary keys and offending values) kept per check."
+    )
+    preflight_max_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Preflight: rows one query may scan. A larger table is scanned only this far: violations found "
+        "there are reported as 'at least N', and a scan that found none is reported as unchecked.",
+    )
+    preflight_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Preflight: seconds one query may run (statement timeout); a query that runs out is reported "
+        "as unchecked, never as 'no violations'.",
+    )
+
+    @field_validator("protected_tables", "audit_tables", "production_url_patterns", "production_environments", "sensitive_columns")
     @classmethod
     def _non_empty_patterns(cls, value: list[str]) -> list[str]:
         if any(not p.strip() for p in value):
@@ -149,7 +179,8 @@ def policy_from_settings(settings: dict[str, Any] | None, *, source: str = "[too
             f"Invalid escalation policy in {source}: " + "; ".join(problems) + ".",
             hint="Fix these keys; every key is documented in the policy resource / README "
             "(protected_tables, audit_tables, large_table_rows, exact_count_below, production_url_patterns, "
-            "production_environments, auto_classes, database_timeout_seconds).",
+            "production_environments, auto_classes, database_timeout_seconds, sensitive_columns, preflight_samples, "
+            "preflight_max_rows, preflight_timeout_seconds).",
         )
     assert policy is not None
     return policy

@@ -9,6 +9,7 @@ or a directory holding either.  Nothing here imports user code.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -85,12 +86,13 @@ def dialect_of(url: str | None) -> str | None:
     """The backend name of a SQLAlchemy URL, or None when there is no usable URL."""
     if not url or "%(" in url or "${" in url:
         return None
-    try:
-        from sqlalchemy.engine import make_url
+    # SQLAlchemy's own URL pattern for the scheme (``backend[+driver]://``), without importing
+    # SQLAlchemy: the dialect is needed by every review, and the parent process should stay light.
+    m = _URL_SCHEME.match(url.strip())
+    return m.group(1).split("+", 1)[0].lower() if m else None
 
-        return make_url(url).get_backend_name()
-    except Exception:
-        return None
+
+_URL_SCHEME = re.compile(r"([\w+]+)://")
 
 
 def _find_config(start: Path) -> Path:

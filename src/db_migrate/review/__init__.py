@@ -10,8 +10,10 @@ so an agent calling in a loop pays only for what changed.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadError, MigrationTimeout
 from db_migrate.project import Project, load_history
@@ -42,12 +44,34 @@ def review_migration(
     revision: str | None = "head",
     *,
     all_revisions: bool = False,
+    revisions: Sequence[str] | None = None,
     dialect: str | None = None,
     timeout: float | None = None,
+    database_url: str | None = None,
 ) -> ReviewResult:
-    """Review one revision (id, unique prefix, ``head`` or file path), or every revision."""
+    """Review one revision (id, unique prefix, ``head`` or file path), several, or every revision.
+
+    ``revisions`` (ids, prefixes or paths; what pre-commit and ``--changed-since``
+    pass) replaces ``revision`` when given; each is resolved like ``revision``, a
+    revision named twice is reviewed once, and an empty list gives a ``proceed``
+    verdict that says there was nothing to review.
+
+    With ``database_url`` (the user's database, only read) each change is also
+    checked against the data (:mod:`db_migrate.preflight`) and the verdict
+    carries a ``preflight`` section; the dialect then defaults to the database's.
+    """
+    if database_url and not dialect:
+        from db_migrate.project.config import dialect_of
+
+        dialect = dialect_of(database_url)
     history = load_history(project)
     unreadable: list[RevisionOutcome] = []
+    if revisions is not None and not all_revisions:
+        unique: dict[str, RevisionHeader] = {}
+        for ref in revisions:
+            h = history.resolve(ref)
+            unique.setdefault(str(h.path), h)
+        return _with_data(project, review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout), database_url, timeout)
     if all_revisions:
         headers = sorted(history.headers, key=lambda h: str(h.path))
         if history.broken and not headers:
@@ -66,23 +90,61 @@ def review_migration(
             ))
     else:
         headers = [history.resolve(revision)]
-    return review_paths(project, headers, dialect=dialect, timeout=timeout, unreadable=unreadable)
+    return _with_data(project, review_paths(project, headers, dialect=dialect, timeout=timeout, unreadable=unreadable), database_url, timeout)
 
 
-def _key(h: RevisionHeader, dialect: str) -> tuple[str, str]:
+def _with_data(project: Project, result: ReviewResult, database_url: str | None, timeout: float | None) -> ReviewResult:
+    """``result`` with the preflight against ``database_url`` when one was given (read-only)."""
+    if not database_url:
+        return result
+    from db_migrate.policy import load_policy
+    from db_migrate.policy.classify import with_preflight
+    from db_migrate.preflight import run_preflight
+
+    progress("checking the changes against the data (read-only)")
+    return with_preflight(result, run_preflight(result, database_url, load_policy(project), timeout=timeout))
+
+
+def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
     data = h.path.read_bytes()
-    return (hashlib.sha256(data).hexdigest(), dialect)
+    return (hashlib.sha256(data).hexdigest(), f"{dialect}:{env}")
+
+
+_context_files: dict[str, list[str]] = {}  # project root -> files env.py imported (the models), from the worker
+
+
+def _env_fingerprint(project: Project) -> str:
+    """What the project context depends on, for the cache key: the project, env.py, and the models it imported.
+
+    The naming convention and lock_timeout (db_migrate.capture.context) come from env.py and the models; an
+    edit to either must not serve outcomes computed under the old ones.
+    """
+    h = hashlib.sha256(str(project.root).encode())
+    try:
+        h.update((project.script_location / "env.py").read_bytes())
+    except OSError:
+        pass
+    for f in _context_files.get(str(project.root), []):
+        try:
+            st = os.stat(f)
+            h.update(f"{f}:{st.st_mtime_ns}:{st.st_size}".encode())
+        except OSError:
+            h.update(f"{f}:gone".encode())
+    return h.hexdigest()[:16]
 
 
 def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: str | None = None, timeout: float | None = None,
                  unreadable: list[RevisionOutcome] | None = None) -> ReviewResult:
     """Review the given revision files (in the order given); ``unreadable``: outcomes of files that do not parse."""
     dialect = dialect or project.dialect
+    if not headers:
+        return ReviewResult(decision="proceed", summary="no revisions to review: proceed", dialect=dialect)
     outcomes: dict[int, RevisionOutcome] = {}
     todo: list[tuple[int, RevisionHeader]] = []
     keys: dict[int, tuple[str, str]] = {}
+    env = _env_fingerprint(project)
     for i, h in enumerate(headers):
-        keys[i] = _key(h, dialect)
+        keys[i] = _key(h, dialect, env)
         with _cache_lock:
             hit = _cache.get(keys[i])
         if hit is not None:
@@ -93,8 +155,12 @@ def review_paths(project: Project, headers: list[RevisionHeader], *, dialect: st
     if todo:
         progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
         with collect_isolation() as isolations:
-            computed = _run(project, [h for _, h in todo], dialect, timeout)
-        for (i, h), outcome in zip(todo, computed):
+            results = _run(project, [h for _, h in todo], dialect, timeout)
+        if results and results[0].context_files != _context_files.get(str(project.root)):
+            _context_files[str(project.root)] = results[0].context_files
+            env = _env_fingerprint(project)
+            keys.update({i: _key(h, dialect, env) for i, h in todo})
+        for (i, h), outcome in zip(todo, results):
             outcomes[i] = outcome
             # Revisions importing application code may change meaning when that code changes: don't cache.
             if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):
@@ -130,6 +196,7 @@ def _run(project: Project, headers: list[RevisionHeader], dialect: str, timeout:
     try:
         return run_job(
             "db_migrate.review.engine:review_job", files=files, root=str(project.root), dialect=dialect,
+            config_file=str(project.config_file), section=project.section,
             # A phase that loops is reported as a finding well before the whole job would time out.
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
             timeout=timeout, cwd=project.root, isolation="static", what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),

@@ -16,6 +16,7 @@ from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
 from db_migrate.capture.model import RecordedOp, RevisionCapture
+from db_migrate.preflight.details import data_detail
 from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview
 from db_migrate.verdict import Finding, Unchecked, sort_findings
 
@@ -24,16 +25,35 @@ _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
 # Errors offline recording causes by itself: op.get_bind() returns a mock connection
 # whose execute() returns None, so row reads fail here but not for real.
 _OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
+# op.create_entity/op.replace_sp...: operations a plugin (alembic_utils...) registers when env.py imports it.
+_PLUGIN_OPERATION = "module 'alembic.op' has no attribute"
 
 
-def review_job(files: list[tuple[str, str]], root: str, dialect: str, phase_seconds: float = 10) -> list[RevisionOutcome]:
-    """Capture and review each ``(path, relpath)``; one outcome per file, in order."""
+def review_job(
+    files: list[tuple[str, str]], root: str, dialect: str, phase_seconds: float = 10,
+    config_file: str | None = None, section: str | None = None,
+) -> list[RevisionOutcome]:
+    """Capture and review each ``(path, relpath)``; one outcome per file, in order.
+
+    ``config_file``/``section`` name the project's alembic config: its env.py is read once for the
+    facts every revision shares (:mod:`db_migrate.capture.context`).
+    """
+    from db_migrate.capture.context import ensure_metadata, read_project_context
     from db_migrate.capture.recorder import capture_file
+    from db_migrate.rules.naming import needs_naming_convention
 
+    context = read_project_context(config_file, section)
     out = []
     for path, relpath in files:
-        cap = capture_file(Path(path), root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds)
-        out.append(review_capture(cap))
+        options = dict(root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds)
+        cap = capture_file(Path(path), context=context, **options)
+        if not context.metadata_read and needs_naming_convention(cap):
+            # only now is env.py run for target_metadata; record again so alembic applies its convention
+            if ensure_metadata(context).metadata is not None:
+                cap = capture_file(Path(path), context=context, **options)
+        outcome = review_capture(cap)
+        outcome.context_files = list(context.files)
+        out.append(outcome)
     return out
 
 
@@ -83,11 +103,23 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
     for phase in ("upgrade", "downgrade"):
         o = cap.outcome(phase)  # type: ignore[arg-type]
         if o.error and is_stand_in_artifact(o.error):
-            add(f"{phase}() after line {o.error_line or '?'}", f"it uses a value from a module or argument that is not available here, so recording stopped ({o.error})", o.error_line)
+            add(
+                f"{phase}() after line {o.error_line or '?'}",
+                f"it uses a value from a module or argument that is not available here, so recording stopped: what "
+                f"it does after that line is not checked ({o.error})",
+                o.error_line,
+            )
+        elif o.error and _PLUGIN_OPERATION in o.error:
+            add(
+                f"{phase}() after line {o.error_line or '?'}",
+                f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
+                f"so recording stopped: what it does after that line is not checked ({o.error})",
+                o.error_line,
+            )
         elif o.error and is_offline_artifact(o.error):
             add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
     for rec in cap.upgrade + cap.downgrade:
-        if rec.render_error:
+        if rec.render_error and not (isinstance(rec.op, ops.DropConstraintOp) and not rec.op.constraint_name):
             add(f"SQL of {rec.kind} on {rec.table or '?'}", rec.render_error, rec.line)
     for phase in ("upgrade", "downgrade"):
         for rec, stmt in cap.statements(phase):  # type: ignore[arg-type]
@@ -105,12 +137,14 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
 
 def is_offline_artifact(error: str) -> bool:
     """The phase stopped because of offline recording itself (mock connection, stand-ins), not a bug."""
-    return any(s in error for s in _OFFLINE_ARTIFACTS) or is_stand_in_artifact(error)
+    return any(s in error for s in _OFFLINE_ARTIFACTS) or is_stand_in_artifact(error) or _PLUGIN_OPERATION in error
 
 
 def is_stand_in_artifact(error: str) -> bool:
     """The phase stopped on a stand-in for a module that is not installed here (or a runner argument)."""
-    return "_StandIn" in error or "<argument " in error
+    from db_migrate.capture.recorder import NOT_INSTALLED
+
+    return "_StandIn" in error or "<argument " in error or NOT_INSTALLED in error
 
 
 def _apply_suppressions(cap: RevisionCapture, findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
@@ -196,6 +230,7 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
     elif isinstance(op, ops.BulkInsertOp):
         d.update(rows=len(op.rows))
     d["from_sql"] = rec.from_sql or None  # an alembic operation written as raw SQL in op.execute
+    d.update(data_detail(op))  # what preflight asks the data about (enum labels, USING, NOT VALID, WHERE)
     d["in_autocommit_block"] = rec.in_autocommit_block or None
     d["batch"] = bool(rec.batch_table) or None
     return {k: v for k, v in d.items() if v is not None}
@@ -237,8 +272,13 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
     )
 
 
-def review_source(source: str, *, dialect: str = "postgresql", root: Path | None = None) -> RevisionOutcome:
-    """Review a revision module given as text, in this process. For rule examples and tests only."""
+def review_source(
+    source: str, *, dialect: str = "postgresql", root: Path | None = None, context: Any = None
+) -> RevisionOutcome:
+    """Review a revision module given as text, in this process. For rule examples and tests only.
+
+    ``context``: a :class:`~db_migrate.capture.context.ProjectContext` standing for the project's env.py.
+    """
     from db_migrate.capture.recorder import capture_file
 
     if "revision" not in source.split("def ", 1)[0]:
@@ -246,7 +286,7 @@ def review_source(source: str, *, dialect: str = "postgresql", root: Path | None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "example_revision.py")
         path.write_text(source, encoding="utf-8")
-        cap = capture_file(path, root=root or Path(tmp), dialect=dialect, relpath="example_revision.py")
+        cap = capture_file(path, root=root or Path(tmp), dialect=dialect, relpath="example_revision.py", context=context)
         return review_capture(cap)
 
 

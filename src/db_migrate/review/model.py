@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from db_migrate.preflight.model import Preflight
 from db_migrate.verdict import Finding, Unchecked, Verdict
 
 DetailValue = str | bool | int | float | None | list[str]
@@ -48,6 +49,8 @@ class RevisionOutcome(BaseModel):
     suppressed: list[Finding] = Field(default_factory=list)
     unchecked: list[Unchecked] = Field(default_factory=list)
     load_error: str | None = None
+    context_files: list[str] = Field(default_factory=list)
+    """Project files env.py imported to give its target_metadata (the models): part of the cache key."""
 
 
 class ReviewResult(Verdict):
@@ -59,4 +62,9 @@ class ReviewResult(Verdict):
     suppressed: list[Finding] = Field(
         default_factory=list,
         description="Findings silenced by a `# db-migrate: ignore[rule-id] reason` comment.",
+    )
+    preflight: Preflight | None = Field(
+        default=None,
+        description="With database_url: what the data says about each change (read-only): rows that make the "
+        "upgrade fail or lose data, table sizes and lock times.",
     )

@@ -6,9 +6,13 @@ and a downgrade that runs can still leave the schema changed or the data gone.
 
 - :mod:`.service` — :func:`test_roundtrip` (parent side): picks the revisions,
   refuses production URLs, owns the scratch database (created and dropped in a
-  ``finally``), reuses a cached template of the parent schema, retries a failed
-  step on an empty database to tell ``populated_only`` failures apart.
-- :mod:`.job` — the worker side: one env.py run that seeds, steps and snapshots.
+  ``finally``), reuses a cached template of the parent schema, runs more jobs on
+  fresh databases for what a failure left untested, retries a failed step on an
+  empty database to tell ``populated_only`` failures apart.
+- :mod:`.job` — the worker side: few env.py runs that seed, step one revision at a time and
+  snapshot, going on after a failure (what needs a failed upgrade is handed back for a fresh database).
+- :mod:`.locks` — per-statement locks (``pg_locks``) and rewrites (``relfilenode``) measured during
+  each upgrade on PostgreSQL, and the review's lock/rewrite findings confirmed or cleared by them.
 - :mod:`.seed` — type- and constraint-aware seed rows.
 - :mod:`.snapshot` — schema/data snapshots and their differences by name.
 - :mod:`.model` — :class:`RoundtripResult`.

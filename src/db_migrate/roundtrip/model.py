@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from db_migrate.roundtrip.locks import LockCheck, StatementTrace
 from db_migrate.verdict import Verdict
 
 FailureKind = Literal["upgrade-failed", "downgrade-failed", "reupgrade-failed", "schema-mismatch", "data-loss"]
@@ -22,6 +23,7 @@ class RoundtripFailure(BaseModel):
     error: str | None = Field(default=None, description="The database or Python error of a failed step.")
     error_code: str | None = Field(default=None, description="'migration-timeout' or 'migration-crashed' when the worker was stopped.")
     where: str | None = Field(default=None, description="file:line in the revision where the error was raised.")
+    sqlstate: str | None = Field(default=None, description="The database's error code (PostgreSQL SQLSTATE), when it raised.")
     hint: str | None = None
     table: str | None = None
     column: str | None = None
@@ -59,4 +61,15 @@ class RoundtripResult(Verdict):
     rows: int = Field(description="Rows seeded per table.")
     seeded: dict[str, int] = Field(default_factory=dict, description="Rows inserted per table.")
     template: bool = Field(default=False, description="True when the parent schema came from a cached template.")
+    databases: int = Field(default=1, description="Scratch databases used: one more for each failed step whose "
+                           "rollback could not restore the parent's schema (and for each retry on an empty database).")
+    locks: list[StatementTrace] = Field(
+        default_factory=list,
+        description="PostgreSQL: per statement of each revision's upgrade, the locks first held after it (pg_locks of "
+        "the migration's own backend) and the tables it rewrote (relfilenode changed).",
+    )
+    lock_checks: list[LockCheck] = Field(
+        default_factory=list,
+        description="The review's lock and rewrite findings for the tested revisions, confirmed or cleared by `locks`.",
+    )
     seconds: float = 0.0

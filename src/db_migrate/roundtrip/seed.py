@@ -10,15 +10,24 @@ constraints that bind it:
 - nullable columns get some NULLs;
 - ``String(n)`` columns get some values of exactly ``n`` characters (a later
   narrowing meets long values);
-- numbers are positive (most CHECK constraints are ``>= 0`` / ``> 0``).
+- numbers are positive (most CHECK constraints are ``>= 0`` / ``> 0``);
+- CHECK constraints on one column are read: a list of allowed values
+  (``col IN ('a', 'b')``, PostgreSQL's ``= ANY (ARRAY[...])``: a non-native
+  ``sa.Enum``) is used as the column's values, a lower bound
+  (``col > 5``, ``col >= 5``, ``col BETWEEN 5 AND 9``) lifts numbers above it;
+- native enums (PostgreSQL ``ENUM``, MySQL ``ENUM``) take their own labels.
 
-A table whose rows the database refuses (a CHECK we cannot guess, an exotic
-type) is retried with plainer rows, then left empty and reported.
+A batch the database refuses (a CHECK we cannot read, an exotic type) is
+retried with plainer rows, then row by row keeping the rows it accepts; a
+table left empty is reported with the reason.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
+import zlib
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -58,6 +67,15 @@ def seed(conn: Any, rows: int, *, tables: list[str] | None = None, exclude: set[
                 break
             except Exception as e:
                 err = brief(e)
+            if not plain:
+                continue
+            # a rule we could not read refuses some rows, not all: keep the ones it accepts
+            kept = _insert_each(conn, table, batch)
+            if kept:
+                inserted[table.name] = kept
+                seeded[table.name] = len(kept)
+                err = None
+                break
         if err is not None:
             skipped[table.name] = err
     return {"seeded": seeded, "skipped": skipped}
@@ -95,6 +113,54 @@ def _insert(conn: Any, table: Any, batch: list[dict[str, Any]]) -> list[dict[str
     return batch
 
 
+def _insert_each(conn: Any, table: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert row by row, keeping the rows the database accepts.
+
+    (:func:`_insert` wraps each in a savepoint on PostgreSQL; elsewhere a refused
+    statement leaves the transaction usable.)
+    """
+    kept = []
+    for row in batch:
+        try:
+            kept += _insert(conn, table, [row])
+        except Exception:
+            continue
+    return kept
+
+
+_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+_BOUND = re.compile(r"(>=|>)\s*\(?\s*(-?\d+(?:\.\d+)?)")
+_BETWEEN = re.compile(r"BETWEEN\s+\(?\s*(-?\d+(?:\.\d+)?)", re.I)
+
+
+def check_rules(table: Any) -> dict[str, dict[str, Any]]:
+    """What the table's one-column CHECK constraints allow: ``{column: {"values": [...]} | {"min": n, "strict": bool}}``."""
+    from sqlalchemy import CheckConstraint
+
+    out: dict[str, dict[str, Any]] = {}
+    names = [c.name for c in table.columns]
+    for cons in table.constraints:
+        if not isinstance(cons, CheckConstraint):
+            continue
+        sql = str(getattr(cons.sqltext, "text", cons.sqltext))
+        bare = _LITERAL.sub("''", sql)
+        cols = [n for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)|\"{re.escape(n)}\"", bare)]
+        if len(cols) != 1:
+            continue  # a rule over several columns: not guessed (row-by-row insertion keeps what passes)
+        col = cols[0]
+        if re.search(r"\bIN\s*\(|=\s*ANY\s*\(", bare, re.I) and " OR " not in bare.upper():
+            values = [v.replace("''", "'") for v in _LITERAL.findall(sql)]
+            if values:
+                out[col] = {"values": values}
+            continue
+        m = _BETWEEN.search(bare) or _BOUND.search(bare)
+        if m and " OR " not in bare.upper():
+            groups = m.groups()
+            strict = len(groups) == 2 and groups[0] == ">"
+            out[col] = {"min": float(groups[-1]), "strict": strict}
+    return out
+
+
 def _unique_columns(table: Any) -> set[str]:
     out = {c.name for c in table.primary_key.columns}
     from sqlalchemy import UniqueConstraint
@@ -125,6 +191,7 @@ def _alone_unique(table: Any) -> set[str]:
 def _rows(table: Any, n: int, inserted: dict[str, list[dict[str, Any]]], *, plain: bool) -> list[dict[str, Any]]:
     unique = _unique_columns(table)
     alone = _alone_unique(table)
+    checks = check_rules(table)
     auto = table.autoincrement_column
     fk_values: dict[str, list[Any]] = {}
     for fk_cons in table.foreign_key_constraints:
@@ -157,7 +224,18 @@ def _rows(table: Any, n: int, inserted: dict[str, list[dict[str, Any]]], *, plai
             if col.nullable and (plain or (i % 5 == 4 and col.name not in table.primary_key.columns)):
                 row[col.name] = None
                 continue
-            row[col.name] = value_for(col, i, unique=col.name in unique, plain=plain)
+            rule = checks.get(col.name)
+            if rule and "values" in rule:
+                values = rule["values"]
+                if col.name in unique and i >= len(values):
+                    return out  # no more distinct allowed values: fewer rows
+                row[col.name] = values[(i if col.name in unique else i % 3) % len(values)]
+                continue
+            value = value_for(col, i, unique=col.name in unique, plain=plain)
+            if rule and "min" in rule and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+                # values start at 1: shifting by floor(bound) + 1 puts every one above the bound
+                value = value + (math.floor(rule["min"]) + 1 if rule["min"] >= 0 else 0)
+            row[col.name] = value
         out.append(row)
     return out
 
@@ -165,6 +243,7 @@ def _rows(table: Any, n: int, inserted: dict[str, list[dict[str, Any]]], *, plai
 def value_for(col: Any, i: int, *, unique: bool, plain: bool = False) -> Any:
     """A value of ``col``'s type for row ``i``: distinct per row when ``unique``, else repeating."""
     import sqlalchemy as sa
+    from sqlalchemy.sql.sqltypes import _AbstractInterval
 
     t = col.type
     k = i if unique else i % 3
@@ -189,10 +268,13 @@ def value_for(col: Any, i: int, *, unique: bool, plain: bool = False) -> Any:
         return date(2024, 1, 1) + timedelta(days=k)
     if isinstance(t, sa.Time):
         return time(k % 24, (k * 7) % 60)
-    if isinstance(t, sa.Interval):
+    if isinstance(t, (sa.Interval, _AbstractInterval)):  # postgresql.INTERVAL is not an sa.Interval
         return timedelta(hours=k + 1)
     if isinstance(t, sa.Uuid):
-        v = uuid.UUID(int=k + 1)
+        # a table's own range: the same id in two tables is no value real (random) UUIDs hold, and a
+        # migration copying rows from one into the other would fail on it
+        table = getattr(getattr(col, "table", None), "name", "")
+        v = uuid.UUID(int=(zlib.crc32(table.encode()) << 64) + k + 1)
         return v if t.as_uuid else str(v)
     if isinstance(t, sa.JSON):
         return {"seed": k, "tags": ["a", "b"]}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, UsageError
 from db_migrate.project import History, Project, load_history
+from db_migrate.roundtrip.locks import LockCheck, StatementTrace, confirm_findings
 from db_migrate.roundtrip.model import RoundtripFailure, RoundtripResult, RoundtripStep
 from db_migrate.roundtrip.snapshot import describe_changes
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, reports_isolation, run_job
@@ -48,19 +50,19 @@ def test_roundtrip(
     revisions = _select(history, revision, from_revision, to_revision, all_revisions)
     job_timeout = timeout if timeout is not None else DEFAULT_TIMEOUT + 0.5 * len(revisions)
 
-    template = None
+    template, template_why = None, None
     first_parent = history.by_id[revisions[0]].down_revisions
     if len(first_parent) == 1:
-        from db_migrate.scratch.templates import ensure_template
+        from db_migrate.scratch.templates import template_for
 
         progress(f"preparing the schema of {first_parent[0]}", 0, len(revisions))
-        template = ensure_template(project, history, first_parent[0], server, timeout=job_timeout)
+        template, template_why = template_for(project, history, first_parent[0], server, timeout=job_timeout)
 
-    out, database = _run(project, server, revisions, rows, template, job_timeout)
-    pairs = [(RoundtripFailure(**_fields(f)), f.get("partial_schema")) for f in out["failures"]]
+    run = _run_all(project, history, server, revisions, rows, template, job_timeout)
+    pairs = run["pairs"]
     if rows > 0:
-        _retry_on_empty(project, server, pairs, job_timeout)
-    failures = [f for f, _ in pairs]
+        run["databases"] += _retry_on_empty(project, server, pairs, template, job_timeout)
+    failures, artifacts = _split_seed_artifacts([f for f, _ in pairs])
     # a type or SQL form the scratch engine lacks says nothing about the migration on its own engine
     not_ours = [f for f in failures if engine_only(plan, f"{f.message} {f.error or ''}")]
     failures = [f for f in failures if all(f is not g for g in not_ours)]
@@ -70,15 +72,16 @@ def test_roundtrip(
                   reason=f"{f.message}: {f.error} ({plan.engine} lacks this; the project's engine is {plan.project_dialect or 'unknown'})")
         for f in not_ours
     )]
-    unchecked += [Unchecked(what=f"seeding table {t}", reason=why) for t, why in out.get("seed_skipped", {}).items()]
-    if out.get("stopped"):
-        for rev in revisions:
-            if rev not in out["checked"] and not any(f.revision == rev for f in failures):
-                unchecked.append(Unchecked(what="roundtrip", reason=out["stopped"], revision=rev))
-    for rev in revisions:
-        if len(history.by_id[rev].down_revisions) > 1:
-            unchecked.append(Unchecked(what="downgrade of a merge", revision=rev,
-                                       reason="downgraded to its first parent only"))
+    unchecked += [Unchecked(what=f"seeding table {t}", reason=why) for t, why in run["seed_skipped"].items()]
+    if template_why:
+        unchecked.append(Unchecked(what="template of the parent schema", reason=template_why + "; the history was replayed instead"))
+    for rev, why in run["blocked"].items():
+        unchecked.append(Unchecked(what="roundtrip", reason=why, revision=rev))
+    for f in artifacts:
+        unchecked.append(Unchecked(
+            what=f"{f.step} of {f.revision} with rows", revision=f.revision,
+            reason=f"only the seeded values fail it ({f.error}); it passes on an empty database. Seeded text is not "
+            "a value the conversion expects, which real rows may well be: check the conversion against real data."))
     findings = [
         Finding(rule=f.kind, severity="error", phase="downgrade" if f.step == "downgrade" else "upgrade",
                 message=f"{f.revision}: {f.message}" + (f": {f.error}" if f.error else ""),
@@ -87,40 +90,101 @@ def test_roundtrip(
         for f in failures
     ]
     status = "failed" if failures else "passed"
-    checked = len(out["checked"])
+    checked = len(run["checked"])
+    untested = f", {len(run['blocked'])} could not be tested" if run["blocked"] else ""
     summary = (
-        f"roundtrip passed for {checked} revision(s) on {dialect} with {rows} seeded rows per table"
+        f"roundtrip passed for {checked} revision(s) on {dialect} with {rows} seeded rows per table{untested}"
         if status == "passed"
         else f"roundtrip failed on {dialect}: {len(failures)} failure(s) in "
-        f"{len({f.revision for f in failures})} revision(s) ({', '.join(sorted({f.kind for f in failures}))})"
+        f"{len({f.revision for f in failures})} revision(s) ({', '.join(sorted({f.kind for f in failures}))}); "
+        f"{checked} of {len(revisions)} revision(s) roundtripped{untested}"
     )
+    locks = [StatementTrace(**t) for t in run["locks"]]
+    lock_checks, lock_unchecked = _lock_checks(project, history, run["checked"], locks) if locks else ([], [])
     return RoundtripResult(
         decision=decide(findings),
         summary=summary,
         revisions=revisions,
         findings=findings,
-        unchecked=unchecked,
+        unchecked=unchecked + lock_unchecked,
         status=status,
         failures=failures,
-        steps=[RoundtripStep(**s) for s in out["steps"]],
-        runner=out.get("runner"),
-        runner_reason=out.get("runner_reason"),
+        steps=[RoundtripStep(**s) for s in run["steps"]],
+        runner=run["runner"],
+        runner_reason=run["runner_reason"],
         dialect=dialect,
-        database=database,
+        database=run["database"],
         rows=rows,
-        seeded=out.get("seeded", {}),
+        seeded=run["seeded"],
         template=template is not None,
+        databases=run["databases"],
+        locks=locks,
+        lock_checks=lock_checks,
         seconds=round(time.perf_counter() - t_start, 3),
         engine=plan.info(),
     )
+
+
+def _run_all(project: Project, history: History, server: str | None, revisions: list[str], rows: int,
+             template: str | None, timeout: float) -> dict[str, Any]:
+    """Run the roundtrip job until every revision was tested or found untestable.
+
+    A job hands back in ``resume`` what it could not test on its database (the
+    descendants of a failed upgrade; everything after a failed step where the
+    rollback could not restore the parent's schema); each round starts a fresh
+    scratch database from the same template.  Every round tests or blocks at
+    least one revision, so this ends.
+    """
+    acc: dict[str, Any] = {"pairs": [], "steps": [], "checked": [], "seeded": {}, "seed_skipped": {}, "blocked": {},
+                           "locks": [], "runner": None, "runner_reason": None, "database": "", "databases": 0,
+                           "settled": set()}
+    by_rev: dict[str, RoundtripFailure] = {}
+    pending = list(revisions)
+    while pending:
+        known_failed = [r for r, f in by_rev.items() if f.kind == "upgrade-failed"]
+        out, database = _run(project, history, server, pending, rows, template, timeout, known_failed=known_failed)
+        acc["databases"] += 1
+        acc["database"] = acc["database"] or database
+        if acc["runner"] is None or out.get("runner") == "built-in":
+            acc["runner"], acc["runner_reason"] = out.get("runner"), out.get("runner_reason")
+        for raw in out["failures"]:
+            f = RoundtripFailure(**_fields(raw))
+            acc["pairs"].append((f, raw.get("partial_schema")))
+            by_rev.setdefault(f.revision, f)
+        # a known failure's upgrade ran again as a prepare step, on unseeded tables: that settles populated_only
+        for rev in out.get("prepared", []):
+            if rev in by_rev and by_rev[rev].kind == "upgrade-failed" and rows > 0:
+                by_rev[rev].populated_only = True
+                acc["settled"].add(rev)
+        for rev in out.get("fails_empty", []):
+            if rev in by_rev:
+                by_rev[rev].populated_only = False
+                acc["settled"].add(rev)
+        acc["steps"] += out["steps"]
+        acc["checked"] += out["checked"]
+        acc["seeded"].update(out.get("seeded", {}))
+        acc["seed_skipped"].update(out.get("seed_skipped", {}))
+        acc["blocked"].update(out.get("blocked", {}))
+        acc["locks"] += out.get("locks", [])
+        done = set(acc["checked"]) | set(acc["blocked"]) | set(by_rev)
+        nxt = [r for r in out.get("resume", []) if r not in done]
+        if nxt and nxt == pending:  # no progress: never loop (a job that tested nothing and failed nothing)
+            for r in nxt:
+                acc["blocked"][r] = "the roundtrip could not reach it"
+            nxt = []
+        pending = nxt
+    return acc
 
 
 def _select(history: History, revision: str, from_rev: str | None, to_rev: str | None, all_revs: bool) -> list[str]:
     """The revisions to roundtrip, parents before children."""
     if not (all_revs or from_rev or to_rev):
         return [history.resolve(revision).revision]  # type: ignore[list-item]
-    top = history.resolve(to_rev or "head").revision
-    wanted = history.ancestors(top, include_self=True)
+    # every head when no top is named: --all on an unmerged history tests each branch
+    tops = [history.resolve(to_rev).revision] if to_rev else (history.heads if all_revs else [history.resolve("head").revision])
+    wanted: set[str] = set()
+    for top in tops:
+        wanted |= history.ancestors(top, include_self=True)
     if from_rev:
         low = history.resolve(from_rev).revision
         if low not in wanted:
@@ -143,13 +207,19 @@ def _select(history: History, revision: str, from_rev: str | None, to_rev: str |
             stack.append((r, True))
             stack.extend((p, False) for p in reversed(history.by_id[r].down_revisions))
 
-    visit(top)
+    for top in tops:
+        visit(top)
     return order
 
 
-def _run(project: Project, server: str | None, revisions: list[str], rows: int, template: str | None,
-         timeout: float, *, keep_schemas: bool = False) -> tuple[dict[str, Any], str]:
-    """One roundtrip job on a fresh scratch database; a stopped worker becomes a failure, not an exception."""
+def _run(project: Project, history: History | None, server: str | None, revisions: list[str], rows: int,
+         template: str | None, timeout: float, *, keep_schemas: bool = False,
+         known_failed: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """One roundtrip job on a fresh scratch database; a stopped worker becomes a failure, not an exception.
+
+    After a stopped worker, the revisions it had not reached that do not need
+    the stopped one are handed back in ``resume``; those that need it are blocked.
+    """
     last: dict[str, Any] = {"message": f"{revisions[0]}: prepare"}
 
     def on_progress(payload: dict[str, Any]) -> None:
@@ -158,35 +228,52 @@ def _run(project: Project, server: str | None, revisions: list[str], rows: int, 
 
     with scratch_database(server, purpose="roundtrip", template=template, settings=project.settings) as db:
         database = db.redacted
+        t0 = time.perf_counter()
         try:
             out = run_job(
                 "db_migrate.roundtrip.job:run", timeout=timeout, cwd=project.root, on_progress=on_progress,
                 what="the roundtrip", config_file=str(project.config_file), section=project.section,
-                url=db.url, revisions=revisions, rows=rows, keep_schemas=keep_schemas,
+                url=db.url, revisions=revisions, rows=rows, keep_schemas=keep_schemas, known_failed=known_failed or [],
             )
         except (MigrationTimeout, MigrationCrashed) as e:
             rev, _, phase = str(last.get("message", "")).partition(": ")
+            if history is not None and rev not in history.by_id:
+                rev = revisions[0]
             failure = {"kind": _PHASE_KIND.get(phase, "upgrade-failed"), "revision": rev or revisions[0],
                        "step": phase if phase in _PHASE_KIND else "upgrade",
                        "message": f"{phase or 'upgrade'} of {rev} did not complete", "error": e.message,
                        "error_code": e.code, "hint": e.hint}
-            out = {"failures": [failure], "steps": [], "checked": [], "stopped": "the worker was stopped", "seeded": {}}
+            step = {"revision": failure["revision"], "step": failure["step"], "ok": False,
+                    "seconds": round(time.perf_counter() - t0, 4)}
+            out = {"failures": [failure], "steps": [step], "checked": [], "seeded": {}, "blocked": {}, "resume": []}
+            if history is not None:
+                stopped = failure["revision"]
+                rest = revisions[revisions.index(stopped) + 1:] if stopped in revisions else list(revisions)
+                needs = {r for r in rest if stopped in history.ancestors(r)}
+                out["blocked"] = {r: f"its ancestor {stopped} did not complete ({e.code})" for r in needs}
+                out["resume"] = [r for r in rest if r not in needs]
         except DbMigrateError:
             raise
     return out, database
 
 
 def _retry_on_empty(project: Project, server: str | None, pairs: list[tuple[RoundtripFailure, dict | None]],
-                    timeout: float) -> None:
+                    template: str | None, timeout: float) -> int:
     """Re-run each failed step's revision on an empty database: ``populated_only`` when it then passes.
+
+    Returns how many scratch databases that took.
 
     ``pairs``: each failure with the schema left behind by a partly applied step (or None).
     """
+    runs = 0
     for f, partial in pairs:
-        if f.kind not in _STEP_KINDS or f.error_code == "migration-timeout":
+        if f.kind not in _STEP_KINDS or f.error_code == "migration-timeout" or f.step == "prepare":
             continue
+        if f.populated_only is not None and not (f.populated_only and f.kind == "upgrade-failed" and f.applied_partway):
+            continue  # settled already: its upgrade ran again unseeded to reach its descendants
         progress(f"{f.revision}: retrying on an empty database")
-        out, _ = _run(project, server, [f.revision], 0, None, timeout, keep_schemas=True)
+        runs += 1
+        out, _ = _run(project, None, server, [f.revision], 0, template, timeout, keep_schemas=True)
         again = [g for g in out["failures"] if g["kind"] == f.kind]
         f.populated_only = not again
         if f.populated_only and f.kind == "upgrade-failed" and f.applied_partway:
@@ -194,6 +281,51 @@ def _retry_on_empty(project: Project, server: str | None, pairs: list[tuple[Roun
             if full is not None and partial is not None:
                 # alembic's batch temp tables are leftovers of the failure, not part of the revision
                 f.not_applied = [c for c in describe_changes(partial, full) if "_alembic_tmp_" not in c]
+    return runs
+
+
+# SQLSTATEs of a value that does not convert to the new type (invalid text representation, datetime format)
+_CONVERSION_ERRORS = {"22P02", "22007", "22008"}
+# the free-form text the seeder invents (seed._text): 'status-3', 'status-3xxxx', 'user3@example.org'
+_INVENTED = re.compile(r"^(\w{0,12}-\d+x*|user\d+@example\.org)$")
+
+
+def _split_seed_artifacts(failures: list[RoundtripFailure]) -> tuple[list[RoundtripFailure], list[RoundtripFailure]]:
+    """(failures, seed artifacts).
+
+    An upgrade that passes on an empty database and fails only because it
+    cannot convert a value the seeder invented for a free-form column
+    ('status-3' cast to an enum or a number) fails on a value no real row of
+    that column need hold: that is not the revision's fault.  A value taken
+    from the schema (an enum label, a CHECK's list) could be in real rows, so
+    a conversion refusing it stays a failure (a dropped enum value, say).
+    """
+    real, artifacts = [], []
+    for f in failures:
+        value = re.search(r': "([^"]*)"', f.error or "")
+        if (f.kind == "upgrade-failed" and f.populated_only and f.sqlstate in _CONVERSION_ERRORS
+                and value is not None and _INVENTED.match(value.group(1))):
+            artifacts.append(f)
+        else:
+            real.append(f)
+    return real, artifacts
+
+
+def _lock_checks(project: Project, history: History, checked: list[str],
+                 locks: list[StatementTrace]) -> tuple[list[LockCheck], list[Unchecked]]:
+    """The review's lock and rewrite findings of the tested revisions, confirmed or cleared by what was measured."""
+    from db_migrate.review import review_paths
+
+    headers = [history.by_id[r] for r in checked if r in history.by_id]
+    try:
+        review = review_paths(project, headers, dialect="postgresql")
+    except DbMigrateError as e:
+        return [], [Unchecked(what="review findings against the measured locks", reason=e.message)]
+    out: list[LockCheck] = []
+    for rev in checked:
+        traces = [t for t in locks if t.revision == rev]
+        out += confirm_findings([f for f in review.findings if f.revision == rev], traces)
+    return out, []
 
 
 def _fields(raw: dict[str, Any]) -> dict[str, Any]:

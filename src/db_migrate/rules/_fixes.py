@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from alembic.autogenerate import render_python_code
 from alembic.operations import ops
+from sqlalchemy import text as sqltext
 from sqlalchemy import types as sqltypes
 
 from db_migrate.capture.dialects import dialect_for
@@ -64,12 +65,43 @@ def op_code(op: ops.MigrateOperation, *, batch: bool = False) -> str:
     if isinstance(op, ops.RenameTableOp):  # alembic has no renderer for it
         schema = f", schema={op.schema!r}" if op.schema else ""
         return f"op.rename_table({op.table_name!r}, {op.new_table_name!r}{schema})"
+    if isinstance(op, ops.AlterColumnOp):
+        op = _text_defaults(op)
     if batch and isinstance(op, (ops.AlterColumnOp, ops.AddConstraintOp, ops.DropConstraintOp)):
         table = getattr(op, "table_name", None) or op.source_table  # type: ignore[attr-defined]
         op = ops.ModifyTableOps(table, [op], schema=getattr(op, "schema", None))
-    text = render_python_code(ops.UpgradeOps(ops=[op]), render_as_batch=batch)
+    # With a dialect's context alembic renders dialect types fully qualified (JSONB(astext_type=sa.Text()));
+    # without one it writes bare names (Text()) that the revision does not define.
+    text = render_python_code(ops.UpgradeOps(ops=[op]), render_as_batch=batch, migration_context=_render_context())
     body = [line for line in text.splitlines() if not line.strip().startswith("# ###")]
     return textwrap.dedent("\n".join(body)).strip()
+
+
+@functools.lru_cache(maxsize=1)
+def _render_context() -> Any:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(dialect_name="postgresql")
+
+
+def _text_defaults(op: ops.AlterColumnOp) -> ops.AlterColumnOp:
+    """alter_column server defaults wrapped as alembic renders them into Python: ``sa.text('false')``.
+
+    alembic writes a bare ``sa.text(...)`` or an expression such as ``sa.false()`` in alter_column as its SQL
+    (``server_default=false``), a NameError in the pasted snippet; inside a DefaultClause it renders ``sa.text``.
+    """
+    from sqlalchemy.schema import DefaultClause
+    from sqlalchemy.sql.elements import ClauseElement, TextClause
+
+    changes = {}
+    for attr in ("modify_server_default", "existing_server_default"):
+        value = getattr(op, attr)
+        if isinstance(value, TextClause):
+            changes[attr] = DefaultClause(value)
+        elif isinstance(value, ClauseElement):
+            sql = str(value.compile(dialect=dialect_for("postgresql"), compile_kwargs={"literal_binds": True}))
+            changes[attr] = DefaultClause(sqltext(sql))
+    return with_(op, **changes) if changes else op
 
 
 def render(*lines: Any, batch: bool = False) -> str:

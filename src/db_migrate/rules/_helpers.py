@@ -40,6 +40,25 @@ def is_new_table(cap: RevisionCapture, rec: RecordedOp, table: str | None = None
     return table is not None and table in tables_created_before(cap, rec)
 
 
+def tables_dropped_after(cap: RevisionCapture, rec: RecordedOp) -> set[str]:
+    """Tables dropped later in ``rec``'s phase, by ``op.drop_table`` or raw ``DROP TABLE``."""
+    out = {r.op.table_name for r in cap.ops(rec.phase) if isinstance(r.op, ops.DropTableOp) and r.index > rec.index}
+    for srec, stmt in cap.statements(rec.phase):
+        if srec.index > rec.index and stmt.kind == "DROP TABLE":
+            out.update(stmt.tables)
+    return out
+
+
+def is_transient_table(cap: RevisionCapture, rec: RecordedOp, table: str | None = None) -> bool:
+    """The table is created earlier or dropped later in this phase: locking it or rebuilding its parts is moot.
+
+    An index dropped just before its table is dropped, or built right after the table was created, blocks no one
+    beyond what the create/drop itself does (which the rules judge on that operation).
+    """
+    table = table or rec.table
+    return table is not None and (is_new_table(cap, rec, table) or table in tables_dropped_after(cap, rec))
+
+
 def is_new_column(cap: RevisionCapture, rec: RecordedOp, table: str | None = None, column: str | None = None) -> bool:
     """True when the column was added (or its table created) earlier in this phase."""
     table, column = table or rec.table, column or rec.column
@@ -262,6 +281,11 @@ def _function_spans(source: str) -> dict[str, tuple[int, int]]:
     }
 
 
+def function_span(cap: RevisionCapture, name: str) -> tuple[int, int] | None:
+    """(first, last) line of ``def upgrade``/``def downgrade`` (None when absent)."""
+    return _function_spans(cap.source).get(name)
+
+
 def function_line(cap: RevisionCapture, name: str) -> int | None:
     """Line of ``def upgrade``/``def downgrade`` (None when absent)."""
     span = _function_spans(cap.source).get(name)
@@ -299,7 +323,9 @@ def locks_existing_table(cap: RevisionCapture, rec: RecordedOp) -> str | None:
     if isinstance(rec.op, _DDL_OPS):
         if isinstance(rec.op, (ops.CreateIndexOp, ops.DropIndexOp)) and is_concurrent(rec):
             return None
-        return None if is_new_table(cap, rec) else rec.table
+        if isinstance(rec.op, ops.DropTableOp):
+            return None if is_new_table(cap, rec) else rec.table
+        return None if is_transient_table(cap, rec) else rec.table
     if isinstance(rec.op, ops.ExecuteSQLOp):
         created = tables_created_before(cap, rec)
         for srec, stmt in cap.statements(rec.phase):

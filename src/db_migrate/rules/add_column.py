@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -160,6 +161,30 @@ class AddColumnVolatileDefault(Rule):
                 )
 
 
+_SERIAL_TYPE = re.compile(r"^(SMALL|BIG)?SERIAL(\d)?$", re.IGNORECASE)
+
+
+def sequence_filled(col: sa.Column, sql: list[str], dialect: str) -> bool:
+    """The column draws a value from a sequence for every existing row: IDENTITY, a SERIAL type, nextval(...).
+
+    Judged on the column's definition, never its name (``serial_number VARCHAR`` is a plain column). The rendered
+    type is read from the DDL only after the column name, where PostgreSQL writes SERIAL for an autoincrement key.
+    A ``sa.Sequence(...)`` default alone is not: SQLAlchemy calls it in INSERTs, the ADD COLUMN has no DEFAULT,
+    so existing rows get NULL without a rewrite (the DDL would show ``nextval`` otherwise).
+    """
+    if col.identity is not None:
+        return True
+    if "nextval(" in ((default_sql(col.server_default, dialect) or "") + " ".join(sql)).lower():
+        return True
+    if _SERIAL_TYPE.match(type(col.type).__name__) or _SERIAL_TYPE.match(str(getattr(col.type, "__visit_name__", ""))):
+        return True
+    for stmt in sql:
+        m = re.search(r"\bADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(\"[^\"]+\"|\S+)\s+(\S+)", stmt, re.IGNORECASE)
+        if m and _SERIAL_TYPE.match(m.group(2)):
+            return True
+    return False
+
+
 class AddSerialColumn(Rule):
     id = "add-serial-column"
     title = "Identity/serial column added to an existing table (rewrites the table)"
@@ -182,12 +207,17 @@ class AddSerialColumn(Rule):
             good="def upgrade():\n    op.add_column('events', sa.Column('seq', sa.BigInteger(), nullable=True))\n\n"
             "def downgrade():\n    op.drop_column('events', 'seq')\n",
         ),
+        Example(
+            bad="def upgrade():\n    op.add_column('events', sa.Column('seq', sa.BigInteger(), server_default=sa.text(\"nextval('events_seq')\")))\n\n"
+            "def downgrade():\n    op.drop_column('events', 'seq')\n",
+            good="def upgrade():\n    op.add_column('devices', sa.Column('serial_number', sa.String(64), nullable=True))\n\n"
+            "def downgrade():\n    op.drop_column('devices', 'serial_number')\n",
+        ),
     )
 
     def check(self, cap) -> Iterator[Finding]:
         for rec, col in _added_columns(self, cap):
-            sql = " ".join(rec.sql).upper()
-            if col.identity is not None or "SERIAL" in sql or "NEXTVAL(" in sql:
+            if sequence_filled(col, rec.sql, cap.dialect):
                 yield self.finding(
                     cap,
                     f"Adds sequence-filled column {rec.table}.{col.name}: every existing row gets a value, so "

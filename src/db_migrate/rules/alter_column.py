@@ -13,7 +13,7 @@ from db_migrate.rules._helpers import (
     classify_type_change,
     is_known_type,
     is_new_column,
-    is_new_table,
+    is_transient_table,
     reverts_upgrade_alter,
     spell,
     updated_columns,
@@ -25,7 +25,7 @@ from db_migrate.verdict import Finding
 
 def _alters(rule: Rule, cap) -> Iterator:
     for rec in rule.ops(cap):
-        if isinstance(rec.op, ops.AlterColumnOp) and not is_new_table(cap, rec) and not reverts_upgrade_alter(cap, rec):
+        if isinstance(rec.op, ops.AlterColumnOp) and not is_transient_table(cap, rec) and not reverts_upgrade_alter(cap, rec):
             yield rec, rec.op
 
 

@@ -82,7 +82,11 @@ class Rule:
         severity: Severity | None = None,
         fix: str | None = None,
     ) -> Finding:
-        """A finding of this rule, anchored to ``rec`` (an operation) when given."""
+        """A finding of this rule, anchored to ``rec`` (an operation) when given.
+
+        ``fix`` is the snippet for this finding's own tables, columns and names, or None: the catalogue's
+        ``fix`` (written for an example table) is never copied into a finding about another one.
+        """
         return Finding(
             rule=self.id,
             severity=severity or self.severity,
@@ -93,7 +97,7 @@ class Rule:
             line=line if line is not None else (rec.line if rec is not None else None),
             table=table if table is not None else (rec.table if rec is not None else None),
             column=column if column is not None else (rec.column if rec is not None else None),
-            fix=fix if fix is not None else self.fix,
+            fix=fix,
         )
 
     def info(self) -> RuleInfo:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import is_new_table, tables_created_before
+from db_migrate.rules._helpers import is_transient_table, tables_created_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -77,7 +77,7 @@ class AddForeignKeyValidating(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.CreateForeignKeyOp) and not is_new_table(cap, rec) and not _not_valid(rec):
+            if isinstance(rec.op, ops.CreateForeignKeyOp) and not is_transient_table(cap, rec) and not _not_valid(rec):
                 yield self._finding(cap, rec, rec.table, rec.op.referent_table, _not_valid_fix(cap, rec))
         for rec, table, stmt in _raw_adds(self, cap, r"FOREIGN\s+KEY"):
             yield self._finding(cap, rec, table, None, _not_valid_fix(cap, rec, stmt.text, table))
@@ -120,7 +120,7 @@ class AddCheckConstraintValidating(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        found = [(rec, rec.table, None) for rec in self.ops(cap) if isinstance(rec.op, ops.CreateCheckConstraintOp) and not is_new_table(cap, rec) and not _not_valid(rec)]
+        found = [(rec, rec.table, None) for rec in self.ops(cap) if isinstance(rec.op, ops.CreateCheckConstraintOp) and not is_transient_table(cap, rec) and not _not_valid(rec)]
         for rec, table, stmt in found + list(_raw_adds(self, cap, r"\bCHECK\b")):
             yield self.finding(
                 cap,
@@ -160,7 +160,7 @@ class AddUniqueConstraint(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.CreateUniqueConstraintOp) and not is_new_table(cap, rec):
+            if isinstance(rec.op, ops.CreateUniqueConstraintOp) and not is_transient_table(cap, rec):
                 cols = ", ".join(map(str, rec.op.columns))
                 lock = " under an ACCESS EXCLUSIVE lock (reads and writes blocked)" if cap.dialect == "postgresql" else ""
                 yield self.finding(
@@ -223,7 +223,7 @@ class ChangePrimaryKey(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             op = rec.op
-            if is_new_table(cap, rec):
+            if is_transient_table(cap, rec):
                 continue
             if isinstance(op, ops.CreatePrimaryKeyOp):
                 what = f"Sets the primary key of {rec.table} to ({', '.join(map(str, op.columns))})"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from alembic.operations import ops
@@ -14,6 +15,7 @@ from db_migrate.rules._helpers import (
     classify_type_change,
     execute_text,
     function_line,
+    function_span,
     is_new_column,
     is_new_table,
     mentions,
@@ -65,6 +67,77 @@ def _expected(op: Any) -> tuple[str, _Key] | None:
     except Exception:  # DropColumnOp/DropConstraintOp without the original object cannot reverse
         rev = None
     return rev or ("drop" if obj[0] == "create" else "create", obj[1])
+
+
+def _canonical(cap) -> Callable[[_Key], _Key]:
+    """Keys under the names objects had before this revision, so rules follow renames within it.
+
+    The upgrade renames table ``a`` to ``b`` (or column ``x`` to ``y``): an index or key the downgrade re-creates
+    on ``a`` after renaming back is the same object the upgrade dropped on ``b``.
+    """
+    tables: dict[str, str] = {}
+    columns: dict[tuple[str | None, str], str] = {}
+    for r in cap.upgrade:
+        if isinstance(r.op, ops.RenameTableOp):
+            tables[r.op.new_table_name] = tables.get(r.op.table_name, r.op.table_name)
+        elif isinstance(r.op, ops.AlterColumnOp) and r.op.modify_name:
+            t = tables.get(r.op.table_name, r.op.table_name)
+            columns[(t, r.op.modify_name)] = columns.get((t, r.op.column_name), r.op.column_name)
+
+    def canon(key: _Key) -> _Key:
+        kind, table, name = key
+        if kind == "table":
+            return kind, None, tables.get(str(name), name)
+        t = tables.get(table, table) if table else table
+        if kind == "column":
+            name = columns.get((t, str(name)), name)
+        return kind, t, name
+
+    return canon
+
+
+def _touched_after_stop(cap, name: str | None) -> bool:
+    """The upgrade stopped early (offline) and its unrecorded rest names this object in a string (an operation's
+    argument, not an ORM attribute): it may rename or drop it."""
+    o = cap.upgrade_outcome
+    if cap.captured("upgrade") or not o.error_line or not name:
+        return False
+    end = (function_span(cap, "upgrade") or (0, 0))[1]
+    rest = "\n".join(cap.source.splitlines()[o.error_line:end])
+    return re.search(r"['\"]" + re.escape(str(name)) + r"['\"]", rest) is not None
+
+
+def _superseded(cap, canon) -> set[int]:
+    """Upgrade operations a later one on the same object undoes: ``drop_index(if_exists=True)`` then
+    ``create_index`` rebuilds the index (a common guard against an INVALID leftover of a concurrent build);
+    the net effect, which the downgrade must undo, is the create alone."""
+    last: dict[_Key, int] = {}
+    out: set[int] = set()
+    for r in cap.upgrade:
+        obj = _object(r.op)
+        if obj is None:
+            continue
+        key = canon(obj[1])
+        if key in last:
+            out.add(last[key])
+        last[key] = r.index
+    return out
+
+
+_USING_INDEX = re.compile(
+    r"\bADD\s+CONSTRAINT\s+([\w\"]+)\s+(?:UNIQUE|PRIMARY\s+KEY)\s+USING\s+INDEX\s+([\w\"]+)", re.IGNORECASE
+)
+
+
+def _indexes_dropped_with_constraints(cap, done: set, raw_down: str) -> set:
+    """Indexes the downgrade drops implicitly: a constraint created ``USING INDEX`` takes its index with it."""
+    out = set()
+    for _, stmt in cap.statements("upgrade"):
+        for m in _USING_INDEX.finditer(stmt.text):
+            constraint, index = m.group(1).strip('"'), m.group(2).strip('"')
+            if mentions(raw_down, constraint) or any(v == "drop" and k[0] == "constraint" and k[2] == constraint for v, k in done):
+                out.add(("drop", ("index", None, index)))
+    return out
 
 
 def _alters(phase_ops) -> dict[tuple[str, str], list[ops.AlterColumnOp]]:
@@ -147,6 +220,8 @@ class MissingDowngrade(Rule):
         body = cap.downgrade_outcome.body
         if body not in _NO_DOWNGRADE or not (cap.upgrade or cap.upgrade_outcome.body == "code"):
             return
+        if cap.irreversible is not None:
+            return  # declared one-way: irreversible-by-design says so
         if body != "not-implemented" and _only_kept(cap):
             return  # enum values and extensions stay on downgrade: PostgreSQL cannot drop an enum value
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
@@ -209,42 +284,50 @@ class DowngradeNotInverse(Rule):
     def check(self, cap) -> Iterator[Finding]:
         if cap.downgrade_outcome.body in _NO_DOWNGRADE or not cap.downgrade_outcome.completed:
             return  # missing-downgrade / migration-raises report those
-        done = {obj for r in cap.downgrade if (obj := _object(r.op))}
+        canon = _canonical(cap)
+        raw = execute_text(cap, "downgrade")
+        done = {(verb, canon(key)) for r in cap.downgrade if (obj := _object(r.op)) for verb, key in [obj]}
+        done |= _indexes_dropped_with_constraints(cap, done, raw)
         dropped_tables = {key[2] for verb, key in done if verb == "drop" and key[0] == "table"}
         dropped_columns = {(key[1], key[2]) for verb, key in done if verb == "drop" and key[0] == "column"}
-        raw = execute_text(cap, "downgrade")
         line = function_line(cap, "downgrade")
         created_here = cap.tables_created("upgrade")
         renamed = {r.op.table_name: r.op.new_table_name for r in cap.upgrade if isinstance(r.op, ops.RenameTableOp)}
+        superseded = _superseded(cap, canon)
         for rec in cap.upgrade:
             exp = _expected(rec.op)
             if exp is None:
                 if isinstance(rec.op, ops.RenameTableOp) and rec.op.table_name not in created_here:
                     yield from self._rename(cap, rec, raw, line)
                 continue
-            verb, key = exp
-            if exp in done or key[1] in dropped_tables or mentions(raw, key[2]):
+            if rec.index in superseded or _touched_after_stop(cap, exp[1][2]):
+                continue  # dropped and re-created (or the reverse) within the upgrade: only the last one counts
+            verb, key = exp[0], canon(exp[1])
+            table = canon(("table", None, rec.table))[2] if rec.table else None
+            if (verb, key) in done or key[1] in dropped_tables or mentions(raw, key[2]) or mentions(raw, exp[1][2]):
                 continue
-            if key[0] == "table" and verb == "drop" and renamed.get(key[2]) in dropped_tables:
-                continue  # created, renamed, and the downgrade drops it under its new name
             if verb == "drop" and key[0] != "table" and (
-                rec.table in created_here or rec.table in dropped_tables
-                or any(t == rec.table and mentions(c, col) for c in _columns(rec.op) for t, col in dropped_columns)
+                rec.table in created_here or table in dropped_tables
+                or any(t == table and mentions(c, col) for c in _columns(rec.op) for t, col in dropped_columns)
             ):
                 continue  # dropping the table or column drops what was built on it
             undo = "drop it" if verb == "drop" else "re-create it"
             did = "creates" if verb == "drop" else "drops"
             yield self.finding(
-                cap, f"The upgrade {did} {_describe(key)} (line {rec.line}); the downgrade does not {undo}.",
+                cap, f"The upgrade {did} {_describe(exp[1])} (line {rec.line}); the downgrade does not {undo}.",
                 phase="downgrade", line=line, table=rec.table, fix=_add_to_downgrade(cap, rec),
             )
         yield from self._alters(cap, line, raw, dropped_tables, dropped_columns)
+        if not cap.captured("upgrade"):
+            # What the upgrade does after it stopped is unknown (migration-raises / unchecked say so): what it
+            # did until then must still be undone, but a downgrade drop may well undo what came after.
+            return
         # The downgrade destroying objects the upgrade never created loses data on rollback.
-        upgrade_objects = {obj for r in cap.upgrade if (obj := _object(r.op))}
+        upgrade_objects = {(verb, canon(key)) for r in cap.upgrade if (obj := _object(r.op)) for verb, key in [obj]}
         upgrade_raw = execute_text(cap, "upgrade")
         for rec in cap.downgrade:
             obj = _object(rec.op)
-            if not obj or obj[0] != "drop" or obj[1][0] not in ("table", "column") or ("create", obj[1]) in upgrade_objects:
+            if not obj or obj[0] != "drop" or obj[1][0] not in ("table", "column") or ("create", canon(obj[1])) in upgrade_objects:
                 continue
             if is_new_table(cap, rec) or is_new_column(cap, rec) or mentions(upgrade_raw, obj[1][2]) or obj[1][2] in renamed.values():
                 continue
@@ -286,7 +369,12 @@ class DowngradeNotInverse(Rule):
             ):
                 back = f" to {spell(expected.modify_type, cap.dialect)}" if expected.modify_type is not None else ""
                 missing.append(f"change its type back{back}")
-            if op.modify_nullable is not None and not any(d.modify_nullable is not None and d.modify_nullable != op.modify_nullable for d in undo):
+            # Restating the same nullability on both sides with the old state unknown (no existing_nullable) is
+            # what hand-edited autogenerate output looks like: the upgrade may not have changed it at all.
+            restated = op.existing_nullable is None and any(d.modify_nullable == op.modify_nullable for d in undo)
+            if op.modify_nullable is not None and not restated and not any(
+                d.modify_nullable is not None and d.modify_nullable != op.modify_nullable for d in undo
+            ):
                 missing.append("restore its nullability")
             if op.modify_server_default is not False and not any(d.modify_server_default is not False for d in undo):
                 missing.append("restore its server default")
@@ -354,8 +442,8 @@ class LossyDowngrade(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        if cap.downgrade_outcome.body in _NO_DOWNGRADE:
-            return
+        if cap.downgrade_outcome.body in _NO_DOWNGRADE or not cap.captured("downgrade"):
+            return  # (a partial upgrade is fine: what it destroyed until it stopped is still lost)
         restored = self._restored_tables(cap)
         down_creates = {obj[1] for r in cap.downgrade if (obj := _object(r.op)) and obj[0] == "create"}
         down_alters = _alters(cap.downgrade)
@@ -403,4 +491,44 @@ class LossyDowngrade(Rule):
         return out
 
 
-RULES = (MissingDowngrade, DowngradeNotInverse, LossyDowngrade)
+class IrreversibleByDesign(Rule):
+    id = "irreversible-by-design"
+    title = "A deliberate one-way step, declared with # db-migrate: irreversible <reason>"
+    severity = "info"
+    phases = ("downgrade",)
+    why = (
+        "Some steps cannot be undone by a downgrade (a data fix, a backfill from an external source, values merged "
+        "together). Saying so explicitly, with the reason, beats a bare `pass` that looks like a forgotten downgrade: "
+        "the review does not report missing-downgrade, and the escalation policy still asks a human because a "
+        "rollback past this revision needs a restore or a manual step. Put the marker inside downgrade() or on the "
+        "line right above it."
+    )
+    fix = (
+        "def downgrade():\n"
+        "    # db-migrate: irreversible merged duplicate accounts; the originals are in the accounts_merged_backup table\n"
+        "    pass\n"
+        "# or, where the old values can be kept: copy them in upgrade() with op.execute(...) and restore them here"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.execute(\"UPDATE accounts SET plan = 'free' WHERE plan IS NULL\")\n\n"
+            "def downgrade():\n    # db-migrate: irreversible which rows had no plan is not kept\n    pass\n",
+            good="def upgrade():\n    op.execute(\"UPDATE prices SET cents = cents * 100\")\n\n"
+            "def downgrade():\n    op.execute(\"UPDATE prices SET cents = cents / 100\")\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        if cap.irreversible is None or cap.downgrade_outcome.body not in _NO_DOWNGRADE:
+            return
+        yield self.finding(
+            cap,
+            f"Declared irreversible: {cap.irreversible}. The downgrade does nothing on purpose, so rolling back past "
+            f"this revision needs a restore or a manual step.",
+            phase="downgrade",
+            line=function_line(cap, "downgrade"),
+            fix=None,
+        )
+
+
+RULES = (MissingDowngrade, DowngradeNotInverse, LossyDowngrade, IrreversibleByDesign)

@@ -17,7 +17,8 @@ class EmptyMigration(Rule):
     why = (
         "An empty revision is usually `alembic revision --autogenerate` run when the models had not changed, or "
         "a change autogenerate cannot see (enum values, server defaults, renames). It adds a step to every "
-        "deploy, and the change the author meant to make is not in it. Merge revisions are exempt."
+        "deploy, and the change the author meant to make is not in it. Merge revisions and an empty first "
+        "(base) revision are exempt."
     )
     fix = (
         "# delete the file, or write the change autogenerate missed, e.g.\n"
@@ -33,8 +34,8 @@ class EmptyMigration(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        if len(cap.down_revisions) > 1 or cap.upgrade or cap.downgrade:
-            return  # merge revisions are empty on purpose
+        if len(cap.down_revisions) != 1 or cap.upgrade or cap.downgrade:
+            return  # merge revisions, and a first "base" revision, are empty on purpose
         if cap.upgrade_outcome.body in ("missing", "pass") and cap.downgrade_outcome.body in ("missing", "pass"):
             yield self.finding(
                 cap,
@@ -42,6 +43,8 @@ class EmptyMigration(Rule):
                 "change is one it cannot detect. Delete the revision or write the change.",
                 phase="revision",
                 line=function_line(cap, "upgrade"),
+                fix=f"# delete {cap.relpath} (and point its child's down_revision at {cap.down_revisions[0]!r}), "
+                "or write the change it was meant to make",
             )
 
 

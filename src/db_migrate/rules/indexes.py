@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import is_concurrent, is_new_table, raw_index_statements, tables_created_before
+from db_migrate.rules._helpers import is_concurrent, is_transient_table, raw_index_statements, tables_created_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -63,7 +63,7 @@ class CreateIndexNonConcurrent(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.CreateIndexOp) and not is_concurrent(rec) and not is_new_table(cap, rec):
+            if isinstance(rec.op, ops.CreateIndexOp) and not is_concurrent(rec) and not is_transient_table(cap, rec):
                 yield self._finding(cap, rec, rec.op.index_name, rec.table, _fix(rec))
         for phase in self.phases:
             for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
@@ -110,7 +110,7 @@ class DropIndexNonConcurrent(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.DropIndexOp) and not is_concurrent(rec) and not is_new_table(cap, rec):
+            if isinstance(rec.op, ops.DropIndexOp) and not is_concurrent(rec) and not is_transient_table(cap, rec):
                 yield self.finding(
                     cap,
                     f"Drops index {rec.op.index_name} without CONCURRENTLY: the ACCESS EXCLUSIVE lock on "

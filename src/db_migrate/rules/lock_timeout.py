@@ -21,7 +21,7 @@ class MissingLockTimeout(Rule):
         "Even a fast ALTER TABLE needs an ACCESS EXCLUSIVE lock. If a long query or an idle transaction holds the "
         "table, the ALTER waits, and every read and write that arrives after it queues behind the ALTER: the "
         "table is down until the blocker ends. SET LOCAL lock_timeout makes the migration fail fast and retry "
-        "instead. (Reported once per revision; set it in env.py instead and suppress this rule.)"
+        "instead. (Reported once per revision; a lock_timeout set in env.py counts for every revision.)"
     )
     fix = (
         "def upgrade():\n"
@@ -45,8 +45,8 @@ class MissingLockTimeout(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        if _LOCK_TIMEOUT.search(execute_text(cap, "upgrade")):
-            return
+        if cap.context.lock_timeout or _LOCK_TIMEOUT.search(execute_text(cap, "upgrade")):
+            return  # set by env.py for every migration, or by this revision
         for rec in cap.upgrade:
             table = locks_existing_table(cap, rec)
             if table:
@@ -56,6 +56,12 @@ class MissingLockTimeout(Rule):
                     f"this waits and every query after it queues behind it. Add SET LOCAL lock_timeout first.",
                     rec=rec,
                     table=table,
+                    fix=(
+                        f"# first statement of upgrade(), before the {rec.kind} on {table} (line {rec.line}):\n"
+                        "op.execute(\"SET LOCAL lock_timeout = '5s'\")\n"
+                        "# or once for every migration, in env.py's run_migrations_online():\n"
+                        "# connection.execute(sa.text(\"SET lock_timeout = '5s'\"))"
+                    ),
                 )
                 return  # once per revision
 

@@ -18,7 +18,7 @@ class MigrationRaises(Rule):
         "(MySQL, MariaDB) the schema is left half-changed. `sys.exit()` in a migration kills the process "
         "that runs it, with no error to act on."
     )
-    fix = "Raise a clear exception only for a real precondition failure, and never call sys.exit() in a migration."
+    fix = "# raise a clear exception only for a real precondition failure; never call sys.exit() in a migration"
     examples = (
         Example(
             bad="def upgrade():\n    import sys\n    sys.exit(1)\n\ndef downgrade():\n    pass\n",
@@ -34,7 +34,15 @@ class MigrationRaises(Rule):
             o = cap.outcome(phase)
             if not o.error or is_offline_artifact(o.error) or "NotImplementedError" in o.error:
                 continue  # offline artifacts are 'unchecked'; NotImplementedError is missing-downgrade's
-            yield self.finding(cap, f"{o.error}" + (f" (line {o.error_line})" if o.error_line else "") + ".", phase=phase, line=o.error_line)
+            where = f" (line {o.error_line})" if o.error_line else ""
+            yield self.finding(
+                cap,
+                f"{o.error}{where}. Fix this first: what {phase}() does after that point was not recorded, so "
+                f"whether the downgrade undoes the upgrade was not checked.",
+                phase=phase,
+                line=o.error_line,
+                fix=f"# {phase}(){where}: make it run to the end (or raise only on a real precondition failure)",
+            )
 
 
 RULES = (MigrationRaises,)

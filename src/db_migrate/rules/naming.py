@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -12,30 +13,63 @@ from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
 _OP_WHAT = {
-    ops.CreateForeignKeyOp: "foreign key",
-    ops.CreateUniqueConstraintOp: "unique constraint",
-    ops.CreateCheckConstraintOp: "check constraint",
+    ops.CreateForeignKeyOp: ("foreign key", "fk"),
+    ops.CreateUniqueConstraintOp: ("unique constraint", "uq"),
+    ops.CreateCheckConstraintOp: ("check constraint", "ck"),
 }
+_CONSTRAINT_KEY = {sa.UniqueConstraint: "uq", sa.ForeignKeyConstraint: "fk", sa.CheckConstraint: "ck"}
+
+# In rendered DDL: a constraint or index that carries a name (alembic applied the project's naming convention).
+_NAMED_SQL = re.compile(
+    r"\bADD\s+CONSTRAINT\s|\bCREATE\s+(UNIQUE\s+)?INDEX\s+(CONCURRENTLY\s+)?(IF\s+NOT\s+EXISTS\s+)?(?!ON\b)[\w\"`.]+\s+ON\b",
+    re.IGNORECASE,
+)
+# In rendered DDL: a constraint without one (ADD UNIQUE (x), FOREIGN KEY(x) without CONSTRAINT <name> before it).
+_CONSTRAINT_SQL = re.compile(r"\b(UNIQUE|FOREIGN\s+KEY|CHECK)\s*\(", re.IGNORECASE)
+_NAMED_CONSTRAINT_SQL = re.compile(r"\bCONSTRAINT\s+[\w\"`.]+\s+(UNIQUE|FOREIGN\s+KEY|CHECK)\s*\(", re.IGNORECASE)
 
 
-def _unnamed_in_column(col: sa.Column) -> list[str]:
-    """What ``Column(...)`` declares inline without a name (unique=True, ForeignKey(...), CheckConstraint)."""
+def _unnamed_in_column(col: sa.Column) -> list[tuple[str, str]]:
+    """(what, convention key) for what ``Column(...)`` declares inline without a name (unique=True, ForeignKey, CHECK)."""
     out = []
     if col.unique:
-        out.append(f"unique=True on {col.name}")
-    out += [f"ForeignKey({fk.target_fullname!r}) on {col.name}" for fk in col.foreign_keys if not fk.name]
-    out += [f"CHECK on {col.name}" for c in col.constraints if isinstance(c, sa.CheckConstraint) and not c.name]
+        out.append((f"unique=True on {col.name}", "uq"))
+    out += [(f"ForeignKey({fk.target_fullname!r}) on {col.name}", "fk") for fk in col.foreign_keys if not fk.name]
+    out += [(f"CHECK on {col.name}", "ck") for c in col.constraints if isinstance(c, sa.CheckConstraint) and not c.name]
     return out
 
 
-def _unnamed_in_table(op: ops.CreateTableOp) -> list[str]:
-    out: list[str] = []
+def _unnamed_in_table(op: ops.CreateTableOp) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     for item in op.columns:
         if isinstance(item, sa.Column):
             out += _unnamed_in_column(item)
-        elif isinstance(item, (sa.UniqueConstraint, sa.ForeignKeyConstraint, sa.CheckConstraint)) and not item.name:
-            out.append(f"a {type(item).__name__} on {op.table_name}")
+        elif type(item) in _CONSTRAINT_KEY and not item.name:
+            out.append((f"a {type(item).__name__} on {op.table_name}", _CONSTRAINT_KEY[type(item)]))
     return out
+
+
+def _still_unnamed(cap, rec, items: list[tuple[str, str]]) -> list[str]:
+    """The items alembic leaves unnamed: the rendered DDL says so when there is one, else the naming convention.
+
+    alembic names constraints from ``target_metadata``'s naming convention (read from env.py) and indexes from
+    SQLAlchemy's default ``ix_%(column_0_label)s`` one, so an unnamed op in the source is often named in the DDL.
+    """
+    sql = "\n".join(rec.sql)
+    if sql and len(_CONSTRAINT_SQL.findall(sql)) <= len(_NAMED_CONSTRAINT_SQL.findall(sql)):
+        return []  # every constraint in the DDL has a name
+    return [what for what, key in items if not cap.context.names(key)]
+
+
+def needs_naming_convention(cap) -> bool:
+    """The revision creates a constraint or index without a name: what alembic names it depends on the convention."""
+    for rec in cap.upgrade + cap.downgrade:
+        op = rec.op
+        if type(op) in _OP_WHAT and not op.constraint_name or isinstance(op, ops.CreateIndexOp) and not op.index_name:
+            return True
+        if isinstance(op, ops.CreateTableOp) and _unnamed_in_table(op) or isinstance(op, ops.AddColumnOp) and _unnamed_in_column(op.column):
+            return True
+    return False
 
 
 @fx.tailored
@@ -111,13 +145,18 @@ class UnnamedConstraint(Rule):
         for rec in self.ops(cap):
             op = rec.op
             if type(op) in _OP_WHAT and not op.constraint_name:
-                unnamed = [f"{_OP_WHAT[type(op)]} on {rec.table}"]
+                what, key = _OP_WHAT[type(op)]
+                named = _NAMED_SQL.search("\n".join(rec.sql)) if rec.sql else cap.context.names(key)
+                unnamed = [] if named else [f"{what} on {rec.table}"]
             elif isinstance(op, ops.CreateIndexOp) and not op.index_name:
-                unnamed = [f"index on {rec.table}"]
+                named = _NAMED_SQL.search("\n".join(rec.sql)) if rec.sql else cap.context.names("ix")
+                unnamed = [] if named else [f"index on {rec.table}"]
             elif isinstance(op, ops.CreateTableOp):
-                unnamed = _unnamed_in_table(op)
+                unnamed = _still_unnamed(cap, rec, _unnamed_in_table(op))
             elif isinstance(op, ops.AddColumnOp):
-                unnamed = _unnamed_in_column(op.column)
+                unnamed = _still_unnamed(cap, rec, _unnamed_in_column(op.column))
+            elif isinstance(op, ops.DropConstraintOp) and not op.constraint_name:
+                continue  # drop-constraint-without-name: an error, not a naming style
             else:
                 continue
             if unnamed:
@@ -130,4 +169,57 @@ class UnnamedConstraint(Rule):
                 )
 
 
-RULES = (UnnamedConstraint,)
+@fx.tailored
+def _name_to_drop(cap, rec) -> str | None:
+    """The drop with the name the other phase created the constraint under, when it says."""
+    op = rec.op
+    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    for r in other:
+        o = r.op
+        if isinstance(o, ops.AddConstraintOp) and (getattr(o, "table_name", None) or getattr(o, "source_table", None)) == op.table_name:
+            name = _named(cap, r)
+            if o.constraint_name:
+                return fx.op_code(fx.with_(op, constraint_name=o.constraint_name))
+            m = re.search(r"'([^']+)'", name or "")
+            if m:
+                return fx.op_code(fx.with_(op, constraint_name=m.group(1)))
+    return None
+
+
+class DropConstraintWithoutName(Rule):
+    id = "drop-constraint-without-name"
+    title = "Constraint dropped without its name (drop_constraint(None, ...))"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    why = (
+        "DROP CONSTRAINT needs the constraint's name, and SQLAlchemy refuses to emit it for a constraint whose name "
+        "is None (\"Can't emit DROP CONSTRAINT for constraint ... it has no name\"). A naming convention does not "
+        "help: a drop does not know the columns the name is built from. The step fails on every database, so a "
+        "rollback through this downgrade never works."
+    )
+    fix = "op.drop_constraint('fk_orders_user_id_users', 'orders', type_='foreignkey')"
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_foreign_key('fk_orders_user_id_users', 'orders', 'users', ['user_id'], ['id'])\n\n"
+            "def downgrade():\n    op.drop_constraint(None, 'orders', type_='foreignkey')\n",
+            good="def upgrade():\n    op.create_foreign_key('fk_orders_user_id_users', 'orders', 'users', ['user_id'], ['id'])\n\n"
+            "def downgrade():\n    op.drop_constraint('fk_orders_user_id_users', 'orders', type_='foreignkey')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            if isinstance(rec.op, ops.DropConstraintOp) and not rec.op.constraint_name:
+                kind = {"foreignkey": " foreign key", "unique": " unique", "check": " check", "primary": " primary key"}.get(
+                    rec.op.constraint_type or "", "")
+                yield self.finding(
+                    cap,
+                    f"{rec.phase}() drops a{kind} constraint on {rec.table} without naming it (drop_constraint(None, ...)): "
+                    f"this fails on every database. Name the constraint the {'upgrade' if rec.phase == 'downgrade' else 'downgrade'} "
+                    f"creates (as the database named it).",
+                    rec=rec,
+                    fix=_name_to_drop(cap, rec),
+                )
+
+
+RULES = (UnnamedConstraint, DropConstraintWithoutName)

@@ -2,11 +2,74 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 
 from db_migrate.rules._helpers import phase_at
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
+
+
+# Module paths that hold models, sessions or the database handle (app.models, app.db, core.database...).
+_ORM_MODULE = re.compile(
+    r"(^|[._])(models?|orm|db|database|sessions?|entities|entity|tables|base|extensions|services?|crud|"
+    r"repository|repositories|dao)($|[._])",
+    re.IGNORECASE,
+)
+# Names that are a session, an engine, the declarative base or the models module, whatever module they come from.
+_ORM_NAMES = {
+    "db", "session", "Session", "SessionLocal", "Base", "Model", "metadata", "engine", "get_session", "get_db",
+    "orm", "models", "model", "service", "services", "crud", "repository",
+}
+# Modules of settings and constants: classes there (Config, Secret) are not models.
+_CONFIG_MODULE = re.compile(r"(^|[._])(config|configs|settings|conf|constants|consts)$", re.IGNORECASE)
+_TYPE_KEYWORDS = {"type_", "existing_type"}
+
+
+def is_orm_import(module: str, names: tuple[str, ...]) -> bool:
+    """A model, session or database handle is imported; a helper function or constant is not.
+
+    ``from app.models import User``, ``from app import db`` and ``import app.models`` are; ``from
+    app.migrations.utils import skip_if_sqlite`` or ``from app.constants import MAX_LEN`` are not: a frozen
+    migration calling a helper only breaks if the helper changes, which is the project's ordinary code review.
+    A CamelCase name from any module but a settings module is taken as a model class.
+    """
+    if _ORM_MODULE.search(module.lstrip(".")):
+        return True
+    if _CONFIG_MODULE.search(module):
+        return any(n in _ORM_NAMES for n in names)
+    return any(n in _ORM_NAMES or (n[:1].isupper() and not n.isupper()) for n in names)
+
+
+def used_only_as_column_types(source: str, names: tuple[str, ...]) -> bool:
+    """Every use of the imported names is a column type: ``sa.Column('x', JSONDict())``, ``type_=JSONDict``.
+
+    A project's own column type (a TypeDecorator) is what autogenerate itself writes into revisions; it carries
+    no model or session, so importing it is not this rule's concern.
+    """
+    if not names or "*" in names:
+        return False
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    type_nodes: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):  # column specs kept in a list: {'name': 'info', 'type': JSONDict()}
+            candidates = [v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant) and k.value in ("type", "type_")]
+        elif isinstance(node, ast.Call):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            candidates = [kw.value for kw in node.keywords if kw.arg in _TYPE_KEYWORDS]
+            if func == "Column":
+                candidates += node.args[:2]
+        else:
+            continue
+        for c in candidates:
+            target = c.func if isinstance(c, ast.Call) else c
+            type_nodes.add(id(target))
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in names and isinstance(n.ctx, ast.Load)]
+    return bool(uses) and all(id(n) in type_nodes for n in uses)
 
 
 class OrmImportInMigration(Rule):
@@ -38,12 +101,16 @@ class OrmImportInMigration(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for fact in cap.facts_of("app-import"):
+            if not is_orm_import(fact.detail, fact.names) or used_only_as_column_types(cap.source, fact.names):
+                continue
             yield self.finding(
                 cap,
                 f"Imports application module {fact.detail}: when its models change later, this migration runs "
                 f"against the new models and breaks on fresh databases. Use sa.table()/sa.column() instead.",
                 phase=phase_at(cap, fact.line),
                 line=fact.line,
+                fix=f"# line {fact.line}: instead of importing from {fact.detail}, describe the columns this migration uses\n"
+                "# as they are at this revision, e.g. t = sa.table('<table>', sa.column('id', sa.Integer))",
             )
         for fact in cap.facts_of("orm-session"):
             yield self.finding(
@@ -52,6 +119,8 @@ class OrmImportInMigration(Rule):
                 f"this revision, and a session.commit() ends Alembic's transaction early.",
                 phase=phase_at(cap, fact.line),
                 line=fact.line,
+                fix=f"# line {fact.line}: run the statements on alembic's connection instead of a {fact.detail}:\n"
+                "# op.execute(sa.text('...')) or op.get_bind().execute(sa.text('...'))",
             )
 
 

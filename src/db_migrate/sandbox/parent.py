@@ -432,6 +432,20 @@ def progress(message: str, progress: float | None = None, total: float | None = 
         scope.sink(message, progress, total)
 
 
+@contextmanager
+def reporting_to(sink: Callable[[str, float | None, float | None], None]) -> Iterator[None]:
+    """Send this thread's progress (:func:`progress`, and jobs' :func:`report_progress`) to ``sink``.
+
+    What the CLI uses for its progress display; the server uses :func:`run_in_scope`.
+    """
+    previous = getattr(_local, "scope", None)
+    _local.scope = CallScope(sink)
+    try:
+        yield
+    finally:
+        _local.scope = previous
+
+
 async def run_in_scope(fn: Callable[..., Any], *args: Any, on_progress: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
     """Run the synchronous service function ``fn`` in a thread; cancellation kills its jobs.
 

@@ -179,9 +179,9 @@ def owner_is_gone(name: str) -> bool:
 
 
 def _new_name(purpose: str) -> str:
-    purpose = "".join(ch for ch in purpose.lower() if ch.isalnum() or ch == "_")[:16] or "scratch"
-    tag = owner_tag()
-    return f"{PREFIX}{purpose}_{secrets.token_hex(4)}" + (f"_{tag}" if tag else "")
+    purpose = "".join(ch for ch in purpose.lower() if ch.isalnum() or ch == "_")[:12] or "scratch"
+    tag = owner_tag()  # at most 63 characters in all: PostgreSQL's limit for a name
+    return f"{PREFIX}{purpose}_{run_tag()}{secrets.token_hex(4)}" + (f"_{tag}" if tag else "")
 
 
 def list_databases(server_url: str) -> list[str]:
@@ -206,6 +206,16 @@ def drop_stale(server_url: str) -> list[str]:
             except Exception:
                 pass  # another process dropped it first, or it is still busy: the next sweep retries
     return dropped
+
+
+def run_tag() -> str:
+    """``DB_MIGRATE_SCRATCH_TAG`` (letters and digits, at most 12), put into every scratch name.
+
+    Lets a test run (or a CI job sharing a server) find exactly the databases *it*
+    created, while other processes create and drop theirs on the same server.
+    """
+    raw = os.environ.get("DB_MIGRATE_SCRATCH_TAG", "")
+    return "".join(ch for ch in raw.lower() if ch.isascii() and ch.isalnum())[:12]
 
 
 def create_database(server_url: str, name: str, *, template: str | None = None) -> None:

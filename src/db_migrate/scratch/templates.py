@@ -4,15 +4,29 @@ Replaying a 300-revision history for every roundtrip of its newest revision is
 too slow, so the schema at a revision is kept as a template keyed by the
 content of the history up to it (``History.digest(revision)``), the env.py and
 the config file.  Editing any of them changes the key, so a stale template is
-never used (old ones linger until :func:`purge_templates`).
+never used.
 
-- PostgreSQL: a database ``dbm_tpl_<key>`` on the server; scratch databases are
-  created from it with ``CREATE DATABASE ... TEMPLATE`` (retried while another
-  call copies it).  It is built under a scratch name and renamed when complete,
-  so a half-built template is never visible.
-- SQLite: a file ``<cache>/sqlite/<key>.db`` (cache: ``$XDG_CACHE_HOME/db-migrate``
-  or ``~/.cache/db-migrate``), copied for each scratch database.
+Names carry the project: ``<project tag>_<key>``, the tag a hash of the
+project's config file path and section, so ``purge_templates(project=...)``
+(``db-migrate roundtrip --purge-templates``) drops only that project's.
+
+- PostgreSQL: a database ``dbm_tpl_<tag>_<key>`` on the server; scratch
+  databases are created from it with ``CREATE DATABASE ... TEMPLATE``
+  (retried while another call copies it).  It is built under a scratch name
+  and renamed when complete, so a half-built template is never visible.
+  Sessions a project's env.py left open on the build database are ended
+  first (they would block the rename, and the template would silently not
+  be saved); when saving still fails, the reason is returned.  The time of
+  last use is kept in the database's comment.
+- SQLite: a file ``<cache>/sqlite/<tag>_<key>.db`` (cache: ``$XDG_CACHE_HOME/db-migrate``
+  or ``~/.cache/db-migrate``), copied for each scratch database; its mtime is
+  the time of last use.
 - MySQL/MariaDB have no cheap database copy: no templates.
+
+The cache is bounded: at most :data:`MAX_TEMPLATES` templates per server (and
+as many SQLite files), all projects together (``DB_MIGRATE_MAX_TEMPLATES``
+overrides it).  After a new template is saved, the least recently used ones
+beyond the bound are dropped; a template being copied at that moment is kept.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, server_dialect
@@ -27,11 +42,30 @@ from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, se
 TEMPLATE_PREFIX = f"{PREFIX}tpl_"
 MIN_REVISIONS = 8
 """Below this many revisions to replay, building a template costs more than it saves."""
+MAX_TEMPLATES = 12
+"""Templates kept per server (and SQLite files in the cache), least recently used dropped first.
+
+A template of a small history costs a few MB of disk (PostgreSQL's empty
+database is ~7.5 MB); twelve cover the newest revisions of a few projects and
+branches without filling a developer's disk."""
 
 
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "db-migrate"
+
+
+def _limit() -> int:
+    try:
+        return max(1, int(os.environ.get("DB_MIGRATE_MAX_TEMPLATES", MAX_TEMPLATES)))
+    except ValueError:
+        return MAX_TEMPLATES
+
+
+def project_tag(project) -> str:
+    """8 hex digits naming the project (its config file and section) in template names."""
+    ident = f"{Path(project.config_file).resolve()}\0{project.section}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:8]
 
 
 def template_key(project, history, revision: str, dialect: str) -> str:
@@ -49,31 +83,46 @@ def template_key(project, history, revision: str, dialect: str) -> str:
 def ensure_template(
     project, history, revision: str, server_url: str | None, *, timeout: float | None = None, quiet: bool = True
 ) -> str | None:
-    """The template at ``revision`` (a database name or an SQLite path), built if missing.
+    """The template at ``revision`` (a database name or an SQLite path), built if missing; None if none.
 
-    Returns None where templates do not apply (MySQL, a short history) or the
-    build failed (the caller then replays the history itself, and reports any
-    failure).  With ``quiet=False`` a failed build raises its error instead
-    (check_heads: a replay that failed or ran out of time is not worth repeating).
+    With ``quiet=False`` a failed build raises its error instead (check_heads:
+    a replay that failed or ran out of time is not worth repeating).  See
+    :func:`template_for` for the reason when there is none.
+    """
+    return template_for(project, history, revision, server_url, timeout=timeout, quiet=quiet)[0]
+
+
+def template_for(project, history, revision: str, server_url: str | None, *,
+                 timeout: float | None = None, quiet: bool = True) -> tuple[str | None, str | None]:
+    """``(template, why_not)``: the template at ``revision``, built if missing, or None and the reason.
+
+    The reason is None where templates simply do not apply (MySQL, a history
+    shorter than :data:`MIN_REVISIONS`); otherwise it says why building or
+    saving failed (the caller then replays the history itself, and reports
+    any failure of its own).  ``quiet=False``: a failed build raises instead.
     """
     from db_migrate.errors import DbMigrateError
     from db_migrate.sandbox import run_job
 
     if len(history.ancestors(revision, include_self=True)) < MIN_REVISIONS:
-        return None
+        return None, None
     dialect = "sqlite" if server_url is None else server_dialect(server_url)
     if dialect == "mysql":
-        return None
-    key = template_key(project, history, revision, dialect)
+        return None, None
+    name = f"{project_tag(project)}_{template_key(project, history, revision, dialect)}"
     if dialect == "sqlite":
-        path = cache_dir() / "sqlite" / f"{key}.db"
+        path = cache_dir() / "sqlite" / f"{name}.db"
         if path.is_file():
-            return str(path)
+            _touch(path)
+            return str(path), None
     else:
-        name = f"{TEMPLATE_PREFIX}{key}"
+        name = f"{TEMPLATE_PREFIX}{name}"
         usable = _pg_usable(server_url, name)
         if usable is not None:
-            return name if usable else None  # another role's template: a plain build instead
+            if not usable:
+                return None, None  # another role's template, not ours to copy: a plain build instead
+            _pg_mark_used(server_url, name)
+            return name, None
     try:
         with scratch_database(server_url, purpose="tplbuild", settings=project.settings) as db:
             run_job(
@@ -85,12 +134,31 @@ def ensure_template(
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 shutil.copyfile(db.name, tmp)
                 os.replace(tmp, path)  # atomic: readers see a complete file or none
-                return str(path)
-            return name if _pg_rename(server_url, db.name, name) or _pg_usable(server_url, name) else None
-    except DbMigrateError:
+                _evict_sqlite(path.parent, keep=path)
+                return str(path), None
+            why = _pg_save(server_url, db.name, name)
+            if why is None or _pg_usable(server_url, name):
+                _pg_mark_used(server_url, name)
+                _evict_pg(server_url, keep=name)
+                return name, None
+            return None, why
+    except DbMigrateError as e:
         if not quiet:
             raise
-        return None
+        return None, f"building the template at {revision} failed: {e.message}"
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still works, it just forgets the order of use
+
+
+def _evict_sqlite(folder: Path, *, keep: Path) -> None:
+    files = sorted(folder.glob("*.db"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for f in [f for f in files if f != keep][_limit() - 1:]:
+        f.unlink(missing_ok=True)
 
 
 def _pg_usable(server_url: str, name: str) -> bool | None:
@@ -119,36 +187,81 @@ def _pg_usable(server_url: str, name: str) -> bool | None:
     return None if row is None else bool(row[0])
 
 
-def _pg_rename(server_url: str, old: str, new: str) -> bool:
+def _pg_save(server_url: str, built: str, name: str) -> str | None:
+    """Rename the build database ``built`` to the template ``name``; None when done, else why not."""
+    from sqlalchemy import text
+
+    from db_migrate.errors import brief
+
+    try:
+        with admin_engine(server_url).connect() as c:
+            # our own scratch database: a session env.py leaked in the worker would block the rename
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": built})
+            c.execute(text(f"ALTER DATABASE {quote('postgresql', built)} RENAME TO {quote('postgresql', name)}"))
+        return None
+    except Exception as e:
+        return f"the template could not be saved: {brief(e)}"  # or another call saved the same one first
+
+
+def _pg_mark_used(server_url: str, name: str) -> None:
     from sqlalchemy import text
 
     try:
         with admin_engine(server_url).connect() as c:
-            c.execute(text(f"ALTER DATABASE {quote('postgresql', old)} RENAME TO {quote('postgresql', new)}"))
-        return True
+            c.execute(text(f"COMMENT ON DATABASE {quote('postgresql', name)} IS 'db-migrate template, used {time.time():.0f}'"))
     except Exception:
-        return False  # another call finished the same template first
+        pass  # a template someone else just evicted: the copy already failed or succeeded
 
 
-def purge_templates(server_url: str | None = None) -> list[str]:
-    """Remove cached templates: the SQLite files, and the ``dbm_tpl_*`` databases of a PostgreSQL server."""
+def _pg_templates(server_url: str, prefix: str = TEMPLATE_PREFIX) -> list[tuple[str, float]]:
+    """``(name, last use)`` of the templates on the server whose names start with ``prefix``."""
     from sqlalchemy import text
 
+    with admin_engine(server_url).connect() as c:
+        rows = c.execute(
+            text("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE :p"),
+            {"p": prefix.replace("_", r"\_") + "%"},
+        ).all()
+    out = []
+    for name, comment in rows:
+        try:
+            used = float((comment or "").rsplit(" ", 1)[-1])
+        except ValueError:
+            used = 0.0
+        out.append((name, used))
+    return out
+
+
+def _evict_pg(server_url: str, *, keep: str) -> None:
+    from sqlalchemy import text
+
+    others = sorted((t for t in _pg_templates(server_url) if t[0] != keep), key=lambda t: t[1], reverse=True)
+    for name, _ in others[_limit() - 1:]:
+        try:
+            with admin_engine(server_url).connect() as c:
+                c.execute(text(f"DROP DATABASE IF EXISTS {quote('postgresql', name)}"))  # no FORCE: a copy in progress wins
+        except Exception:
+            pass
+
+
+def purge_templates(server_url: str | None = None, project=None) -> list[str]:
+    """Remove cached templates: the SQLite files, and the ``dbm_tpl_*`` databases of a PostgreSQL server.
+
+    With ``project``, only that project's templates (any revision, any key); without, every template.
+    """
     from db_migrate.scratch import drop_database
 
+    tag = f"{project_tag(project)}_" if project is not None else ""
     removed: list[str] = []
     sqlite_dir = cache_dir() / "sqlite"
     if sqlite_dir.is_dir():
-        for f in sqlite_dir.glob("*.db"):
+        for f in sqlite_dir.glob(f"{tag}*.db"):
             f.unlink(missing_ok=True)
             removed.append(str(f))
     if server_url is not None and server_dialect(server_url) == "postgresql":
         _pg_usable(server_url, TEMPLATE_PREFIX)  # a structured database-error when the server is unreachable
-        with admin_engine(server_url).connect() as c:
-            names = c.execute(
-                text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": TEMPLATE_PREFIX.replace("_", r"\_") + "%"}
-            ).scalars().all()
-        for n in names:
+        for n, _ in _pg_templates(server_url, TEMPLATE_PREFIX + tag):
             drop_database(server_url, n)
             removed.append(n)
     return removed

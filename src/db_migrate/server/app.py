@@ -23,7 +23,6 @@ import logging
 import os
 import sys
 import threading
-from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,13 +74,15 @@ _DB_URL_COMPARE = Field(
 D_REVIEW = """\
 Lint a migration before anything runs it: locks, table rewrites, data loss, missing or lossy downgrades,
 unsafe raw SQL, application imports. Static and fast (no database); call it after every edit of a revision.
+With database_url (read-only) it also checks each change against the data (NULLs, duplicates, orphans, CHECK
+violations, values a new type cannot hold, rows a DELETE removes, lock time): see `preflight`.
 decision: proceed -> go on to test_roundtrip; revise -> apply each error finding's `fix` at its file:line
 and call again; escalate -> stop and ask the user. `unchecked` lists what could not be verified."""
 
 D_CLASSIFY = """\
 Apply the escalation policy to a revision: drops with data, primary key changes, large data migrations,
 production targets, protected (ACGME) and audit tables, unclear rollback. Pass database_url (read-only) for
-row counts and environment (e.g. 'production') when known. Call it last, before reporting a migration ready.
+row counts and a preflight of each change against the data, and environment (e.g. 'production') when known. Call it last, before reporting a migration ready.
 decision: proceed -> the change is in the agent-safe classes; escalate -> STOP and show the user every
 trigger with its evidence. When the client supports it, the user is asked here and the answer is recorded
 in `human_approval`; only an explicit approval turns escalate into proceed."""
@@ -155,6 +156,9 @@ def error_result(e: BaseException) -> CallToolResult:
 def _as_call_result(result: Verdict | CallToolResult) -> CallToolResult:
     if isinstance(result, CallToolResult):
         return result
+    from db_migrate.tools.limits import bounded
+
+    result = bounded(result)
     return CallToolResult(
         content=[TextContent(type="text", text=brief(result))],
         structured_content=result.model_dump(mode="json"),
@@ -206,8 +210,11 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
             str | None, Field(description="SQL dialect to check for (postgresql, mysql, sqlite...); default: from the project URL.")
         ] = None,
         all_revisions: Annotated[bool, Field(description="Review every revision of the project (ignores revision).")] = False,
+        database_url: Annotated[str | None, _DB_URL_READ] = None,
     ) -> Annotated[CallToolResult, review_model]:
-        return _as_call_result(await run(ctx, "review_migration", revision=revision, dialect=dialect, all_revisions=all_revisions))
+        return _as_call_result(await run(
+            ctx, "review_migration", revision=revision, dialect=dialect, all_revisions=all_revisions, database_url=database_url
+        ))
 
     @server.tool(
         title="Check heads, drift and database state",
@@ -376,14 +383,13 @@ def _approval(verdict: Verdict, answer: Any) -> HumanApproval | None:
 
 
 def skill_text() -> str:
-    """SKILL.md: the packaged copy (a symlink to the repository's top-level file in a checkout)."""
+    """SKILL.md (shared with ``db-migrate init``, which installs it for Claude Code)."""
+    from db_migrate.tools.workflow import skill_text as packaged
+
     try:
-        return importlib_resources.files("db_migrate.server").joinpath("SKILL.md").read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError):
-        top = Path(__file__).resolve().parents[3] / "SKILL.md"
-        if top.is_file():
-            return top.read_text(encoding="utf-8")
-        raise ResourceError("SKILL.md is not installed with this package.") from None
+        return packaged()
+    except FileNotFoundError as e:
+        raise ResourceError(str(e)) from None
 
 
 def history_summary(project: Project) -> dict[str, Any]:

@@ -11,9 +11,10 @@ a verdict (:mod:`.render`) and the workflow text of the ``/db-migrate`` prompt
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from db_migrate.verdict import Verdict
+if TYPE_CHECKING:  # the CLI imports this package before it needs pydantic
+    from db_migrate.verdict import Verdict
 
 #: tool name -> (package, service function, result model in the package's model.py).
 TOOLS: dict[str, tuple[str, str, str]] = {

@@ -2,8 +2,9 @@
 
 :func:`render` gives the full report (grouped by revision, each finding with
 ``file:line``, message and fix, then escalation triggers and what was not
-checked); :func:`brief` the few lines an MCP tool puts beside its structured
-content.  Colour only when asked (:func:`use_color`: a terminal, no ``NO_COLOR``).
+checked); :func:`brief` the text an MCP tool puts beside its structured
+content (every error with its fix and every trigger with its evidence, for
+clients that show the model only text).  Colour only when asked (:func:`use_color`: a terminal, no ``NO_COLOR``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def render(result: Verdict, *, color: bool = False) -> str:
     for name, value in _extras(result):
         if isinstance(value, list):
             out.append(f"  {paint(name + ':', 'dim')}")
-            out.extend(f"    - {line}" for line in value)
+            out.extend(f"    {line}" for line in value)
         else:
             out.append(f"  {paint(name + ':', 'dim')} {value}")
 
@@ -89,6 +90,15 @@ def render(result: Verdict, *, color: bool = False) -> str:
     if result.escalation is not None and result.escalation.auto_classes:
         out.append(f"{paint('Agent may handle:', 'dim')} {', '.join(result.escalation.auto_classes)}")
 
+    preflight = getattr(result, "preflight", None)
+    if preflight is not None and preflight.table_sizes:
+        out.append("")
+        out.append(paint(f"Tables locked or rewritten ({preflight.database}):", "bold"))
+        for t in preflight.table_sizes:
+            size = f"{t.rows:,}{'+' if t.estimate else ''} rows" + (f", {t.bytes:,} bytes" if t.bytes is not None else "")
+            held = f", about {t.lock_seconds:g} s" if t.lock_seconds is not None else ""
+            out.append(f"  - {t.table}: {size}; {t.lock}{held}: {'; '.join(t.operations)}")
+
     if result.unchecked:
         out.append("")
         out.append(paint("Not checked:", "bold"))
@@ -101,23 +111,50 @@ def render(result: Verdict, *, color: bool = False) -> str:
     return "\n".join(out)
 
 
-def brief(result: Verdict, *, limit: int = 8) -> str:
-    """A few lines for an MCP tool's text content; the structured content has the rest."""
+def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
+    """An MCP tool's text content: everything an agent needs to act when a client shows only text.
+
+    Every error finding with its ``file:line``, message and fix; every escalation
+    trigger with its evidence; what was not checked; then warnings and notes (one
+    line each) while they fit in ``max_chars`` (about 6,000 tokens, well under the
+    size at which Claude Code warns).  What does not fit is counted, never silently dropped.
+    """
     head = result.summary if result.summary.startswith(result.decision) else f"{result.decision}: {result.summary}"
     lines = [head]
-    shown = sorted(result.findings, key=lambda f: SEVERITY_ORDER[f.severity])[:limit]
-    for f in shown:
-        where = location(f)
-        lines.append(f"- {f.severity} [{f.rule}] {where + ' ' if where else ''}{f.message}")
-    if len(result.findings) > limit:
-        lines.append(f"- ... {len(result.findings) - limit} more in structuredContent.findings")
-    if result.escalation is not None:
+    if result.escalation is not None and result.escalation.triggers:
+        lines.append("STOP: a human must decide. Show the user each trigger with its evidence:")
         for t in result.escalation.triggers:
             lines.append(f"- needs a human: {t.trigger}: {t.reason}")
+            lines.extend(f"    {ev}" for ev in t.evidence)
+    errors = [f for f in result.findings if f.severity == "error"]
+    others = sorted((f for f in result.findings if f.severity != "error"), key=lambda f: SEVERITY_ORDER[f.severity])
+    if errors:
+        lines.append(f"Errors to fix ({len(errors)}); apply each fix, then call again:")
+    for f in errors:
+        where = location(f)
+        lines.append(f"- error [{f.rule}] {where + ': ' if where else ''}{f.message}")
+        if f.fix:
+            lines.append("  fix:")
+            lines.extend(_indent(f.fix, 4))
     if result.engine is not None:
         lines.append(f"- ran on {describe_engine(result.engine)}")
-    if result.unchecked:
-        lines.append(f"- {len(result.unchecked)} thing(s) not checked: see structuredContent.unchecked")
+    for u in result.unchecked:
+        where = " ".join(x for x in (u.revision, u.path) if x)
+        lines.append(f"- not checked: {u.what}: {u.reason}" + (f" ({where})" if where else ""))
+    left_out = getattr(result, "left_out", None) or []
+    lines.extend(f"- left out of this result: {x}" for x in left_out)
+    size = sum(len(x) + 1 for x in lines)
+    shown = 0
+    for f in others:
+        where = location(f)
+        line = f"- {f.severity} [{f.rule}] {where + ': ' if where else ''}{f.message}"
+        if size + len(line) > max_chars:
+            break
+        lines.append(line)
+        size += len(line) + 1
+        shown += 1
+    if shown < len(others):
+        lines.append(f"- ... {len(others) - shown} more warning(s)/note(s) in structuredContent.findings")
     return "\n".join(lines)
 
 
@@ -147,52 +184,85 @@ def render_rules(rules: Iterable[Any], *, color: bool = False) -> str:
     return "\n".join(out)
 
 
-def _extras(result: Verdict) -> Iterable[tuple[str, str]]:
-    """The subclass's own fields (heads, path, steps...), compact, for the report header."""
+def _extras(result: Verdict) -> Iterable[tuple[str, str | list[str]]]:
+    """The subclass's own fields (heads, steps, reviews...) as lines for people, for the report header.
+
+    Each known list gets its own sentence-like line per item (:data:`_ITEM_TEXT`);
+    nested models (the policy in effect...) and internal flags belong to the JSON output.
+    """
     for name in type(result).model_fields:
-        if name in _VERDICT_FIELDS or name in _SHOWN_AS_FINDINGS:
+        if name in _VERDICT_FIELDS or name in _SHOWN_ELSEWHERE:
             continue
         value = getattr(result, name)
-        if value is None or value == [] or value == {}:
+        if value is None or value == [] or value == {} or value is False:
             continue
-        if isinstance(value, (str, int, float, bool)):
-            yield name, str(value)
-        elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-            yield name, ", ".join(str(v) for v in value)
-        elif isinstance(value, list):
-            lines = [_item_line(v) for v in value[:_MAX_ITEMS]]
+        label = name.replace("_", " ")
+        if name in _ITEM_TEXT and isinstance(value, list):
+            lines = [_ITEM_TEXT[name](v) for v in value[:_MAX_ITEMS]]
             if len(value) > _MAX_ITEMS:
-                lines.append(f"... {len(value) - _MAX_ITEMS} more (see --format json)")
-            yield name, lines
-        elif isinstance(value, dict):
-            yield name, ", ".join(f"{k}={_scalar(v)}" for k, v in list(value.items())[:_MAX_ITEMS])
-        elif hasattr(value, "model_fields"):
-            continue  # nested models (the policy in effect...) belong to the JSON output
-        else:
-            yield name, str(value)
+                lines.append(f"... and {len(value) - _MAX_ITEMS} more (--format json lists them all)")
+            yield f"{label} ({len(value)})", lines
+        elif name in _MAPPING_TEXT and isinstance(value, dict):
+            yield label, ", ".join(_MAPPING_TEXT[name](k, v) for k, v in list(value.items())[:_MAX_ITEMS]) + (
+                f", ... and {len(value) - _MAX_ITEMS} more" if len(value) > _MAX_ITEMS else "")
+        elif isinstance(value, bool):
+            yield label, "yes"
+        elif isinstance(value, (str, int, float)):
+            yield label, str(value)
+        elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            yield label, ", ".join(str(v) for v in value)
+        # anything else (nested models, lists of models without a sentence) is left to --format json
 
 
 _MAX_ITEMS = 12
-#: Lists whose items every verdict also reports as findings: not repeated in the header.
-_SHOWN_AS_FINDINGS = {"failures"}
+#: Fields every report already shows another way (failures are findings; the review inside a
+#: generate verdict is merged into its findings; code is in the file) or that only a program needs.
+_SHOWN_ELSEWHERE = {"failures", "review", "suppressed", "policy", "upgrade_code", "downgrade_code", "human_approval"}
 
 
-def _scalar(v: Any) -> str:
-    if hasattr(v, "model_dump"):
-        v = v.model_dump(exclude_none=True)
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}={_scalar(x)}" for k, x in v.items() if not isinstance(x, (list, dict))) + "}"
-    return str(v)
+def _review_line(r: Any) -> str:
+    ops = getattr(r, "operations", []) or []
+    upgrade = [o for o in ops if o.phase == "upgrade"]
+    what = ", ".join(_op_text(o.kind, o.table, o.column) for o in upgrade[:4]) + (" ..." if len(upgrade) > 4 else "")
+    text = f"{r.revision or r.path}  {r.message or ''}".rstrip()
+    return f"{text}: {what or 'no upgrade operations'}" + ("; reads data" if r.reads_data else "")
 
 
-def _item_line(item: Any, width: int = 160) -> str:
-    """One list item on one line: its scalar fields as ``key=value`` (nested lists are left to JSON)."""
-    if hasattr(item, "model_dump"):
-        data = item.model_dump(exclude_none=True)
-        text = ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, (list, dict)) and v != "")
-    else:
-        text = _scalar(item)
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _op_text(kind: str, table: str | None, column: str | None) -> str:
+    target = ".".join(x for x in (table, column) if x)
+    return f"{kind} {target}".strip()
+
+
+def _step_line(s: Any) -> str:
+    return f"{s.revision} {s.step}: {'ok' if s.ok else 'FAILED'} ({s.seconds:.2f} s)"
+
+
+def _classified_line(o: Any) -> str:
+    where = f" ({o.path}:{o.line})" if getattr(o, "path", None) and getattr(o, "line", None) else ""
+    verdict = f"agent may apply ({o.auto_class})" if o.auto_class else "needs review"
+    return f"{_op_text(o.kind, o.table, o.column)}: {verdict}" + (f" - {o.note}" if o.note else "") + where
+
+
+def _operation_line(o: Any) -> str:
+    if hasattr(o, "auto_class"):
+        return _classified_line(o)
+    return getattr(o, "text", None) or _op_text(getattr(o, "op", "?"), getattr(o, "table", None), getattr(o, "name", None))
+
+
+_ITEM_TEXT: dict[str, Any] = {"reviews": _review_line, "steps": _step_line, "operations": _operation_line}
+
+
+def _rows_text(table: str, v: Any) -> str:
+    rows = getattr(v, "rows", v)
+    return f"{table}: {'~' if getattr(v, 'estimate', False) else ''}{rows:,} rows"
+
+
+_MAPPING_TEXT: dict[str, Any] = {
+    "row_counts": _rows_text,
+    "seeded": lambda table, n: f"{table}: {n}",
+    "timings": lambda what, sec: f"{what} {sec:.2f} s",
+    "column_has_data": lambda col, has: f"{col}: {'has data' if has else 'empty'}",
+}
 
 
 def _indent(text: str, n: int) -> list[str]:

@@ -61,3 +61,33 @@ def claude_command() -> str:
         "argument-hint: <describe the model change>\n"
         "---\n\n" + workflow_prompt("$ARGUMENTS")
     )
+
+
+def skill_text() -> str:
+    """SKILL.md: the packaged copy (a symlink to the repository's top-level file in a checkout).
+
+    Raises :class:`FileNotFoundError` when the package was installed without it.
+    """
+    from importlib import resources
+    from pathlib import Path
+
+    try:
+        return resources.files("db_migrate.server").joinpath("SKILL.md").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        top = Path(__file__).resolve().parents[3] / "SKILL.md"
+        if top.is_file():
+            return top.read_text(encoding="utf-8")
+        raise FileNotFoundError("SKILL.md is not installed with this package.") from None
+
+
+def skill_name(text: str) -> str:
+    """The ``name`` of a SKILL.md's front matter: Claude Code wants the skill's folder named the same."""
+    lines = text.splitlines()
+    if lines and lines[0].strip() == "---":
+        for line in lines[1:]:
+            if line.strip() == "---":
+                break
+            key, _, value = line.partition(":")
+            if key.strip() == "name" and value.strip():
+                return value.strip()
+    raise ValueError("SKILL.md has no name in its front matter")

@@ -1,0 +1,242 @@
+"""What the project's own alembic environment (env.py) decides for every revision.
+
+Two facts change what a revision's operations mean, and both live in env.py:
+
+- the **naming convention** of ``target_metadata``: alembic names an unnamed
+  ``op.create_foreign_key(None, ...)`` from ``target_metadata.naming_convention``
+  when env.py hands it to ``context.configure``, so such a constraint is named
+  after all and ``unnamed-constraint`` must not fire on it;
+- a **lock_timeout** set for every migration (``SET lock_timeout`` in
+  ``run_migrations_online``, ``connect_args={"options": "-c lock_timeout=5s"}``):
+  ``missing-lock-timeout`` must not fire on every revision.
+
+How each is read, and why:
+
+- ``target_metadata`` can only be known by running env.py: it is usually
+  imported from the application's models, whose MetaData is built at import
+  time.  :func:`read_project_context` runs env.py (inside the sandbox worker,
+  like the revisions) under an offline ``EnvironmentContext`` whose
+  ``configure`` records ``target_metadata`` and then stops env.py, so no
+  migration runs and nothing after ``configure`` executes.  Engines cannot
+  connect meanwhile (an online-only env.py is stopped at ``connect()``; its
+  module-level ``target_metadata`` is still read from the namespace).
+- lock_timeout is read statically from env.py's string literals: the online
+  path that sets it is exactly the one that must not run here (it connects to
+  the user's database), and the setting is always spelt in a literal.
+
+Results are cached per worker process by env.py's content and the files of
+the project modules env.py imported, so an edited model is read again.
+Everything here runs project code: call it only inside a sandbox worker.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_SECONDS = 5.0  # importing the models should be quick; a hanging env.py is reported, not waited out
+
+#: Naming-convention keys alembic/SQLAlchemy use for each kind of constraint.
+CONVENTION_KEYS = {"fk": "foreign key", "uq": "unique constraint", "ck": "check constraint", "ix": "index", "pk": "primary key"}
+
+
+@dataclass
+class ProjectContext:
+    """env.py facts that apply to every revision of a project (worker side; holds the project's MetaData)."""
+
+    env_py: str | None = None
+    """env.py relative to the project root (None when there is none)."""
+    metadata: Any = None
+    """The ``target_metadata`` env.py passes to ``context.configure`` (a MetaData, or the first of a list)."""
+    naming_convention: dict[str, str] = field(default_factory=dict)
+    """String templates by key (``fk``, ``uq``, ``ck``, ``ix``, ``pk``) beyond SQLAlchemy's default ``ix`` one."""
+    lock_timeout: str | None = None
+    """Where env.py sets lock_timeout for every migration (``env.py:42``), or None."""
+    notes: list[str] = field(default_factory=list)
+    """Why a fact could not be read (env.py failed before ``configure``...)."""
+    files: list[str] = field(default_factory=list, repr=False)
+    """env.py and the project files it imported (the models): the cache is valid while they are unchanged."""
+    metadata_read: bool = False
+    """env.py has been run for target_metadata (done on demand: see :func:`ensure_metadata`)."""
+    _project: Any = field(default=None, repr=False)
+    _key: tuple[str, str] | None = field(default=None, repr=False)
+
+    def names(self, key: str) -> bool:
+        """True when the convention names an unnamed constraint of this kind (``fk``, ``uq``, ``ck``, ``ix``).
+
+        A template using ``%(constraint_name)s`` needs an explicit name, so it does not name an unnamed one.
+        """
+        template = self.naming_convention.get(key)
+        return bool(template) and "%(constraint_name)s" not in template
+
+
+# --------------------------------------------------------------------------- lock_timeout, statically
+
+
+def lock_timeout_setting(source: str, relpath: str) -> str | None:
+    """``relpath:line`` of the first string literal in env.py that sets lock_timeout, or None.
+
+    Comments are not literals, so a commented-out ``SET lock_timeout`` does not count.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "lock_timeout" in node.value.lower():
+            return f"{relpath}:{node.lineno}"
+    return None
+
+
+# --------------------------------------------------------------------------- target_metadata, by running env.py
+
+
+class _Configured(BaseException):
+    """Raised from our ``configure``: env.py has handed over target_metadata; nothing after that needs to run."""
+
+
+class _NoConnection(Exception):
+    """Raised when env.py tries to connect while only its metadata is wanted."""
+
+
+_cache: dict[tuple[str, str], tuple[tuple, ProjectContext]] = {}
+
+
+def read_project_context(config_file: str | None, section: str | None = None) -> ProjectContext:
+    """The :class:`ProjectContext` of the project whose alembic config is ``config_file`` (cached).
+
+    Only the static facts are read here (lock_timeout); env.py runs for ``target_metadata`` when a revision
+    needs the naming convention (:func:`ensure_metadata`), so histories that name everything never import the
+    models. A cached context is reused while the config, env.py and the project files env.py imported are
+    unchanged (size and modification time): checking costs a few ``stat`` calls, not a config parse.
+    """
+    if not config_file:
+        return ProjectContext()
+    key = (str(config_file), section or "alembic")
+    hit = _cache.get(key)
+    if hit is not None and hit[0] == _fingerprint(hit[1], config_file):
+        return hit[1]
+    try:
+        from db_migrate.project import load_project
+
+        project = load_project(config_file, section=section or "alembic")
+    except Exception as e:  # the parent loaded the same config; this is defensive
+        return ProjectContext(notes=[f"the alembic config could not be read: {e}"])
+    env_path = project.script_location / "env.py"
+    if not env_path.is_file():
+        ctx = ProjectContext(metadata_read=True)
+    else:
+        source = env_path.read_text(encoding="utf-8", errors="replace")
+        relpath = project.relpath(env_path)
+        ctx = ProjectContext(env_py=relpath, lock_timeout=lock_timeout_setting(source, relpath), files=[str(env_path)])
+        ctx._project = project
+    ctx._key = key
+    _cache[key] = (_fingerprint(ctx, config_file), ctx)
+    return ctx
+
+
+def ensure_metadata(ctx: ProjectContext) -> ProjectContext:
+    """Run env.py for ``target_metadata`` once (the naming convention); ``ctx`` is updated in place."""
+    if ctx.metadata_read or ctx._project is None:
+        return ctx
+    ctx.metadata_read = True
+    env_path = Path(ctx.files[0])
+    source = env_path.read_text(encoding="utf-8", errors="replace")
+    ctx.files = [str(env_path), *_read_metadata(ctx, ctx._project, env_path, source)]
+    if ctx._key is not None:
+        _cache[ctx._key] = (_fingerprint(ctx, ctx._key[0]), ctx)
+    return ctx
+
+
+def _fingerprint(ctx: ProjectContext, config_file: str) -> tuple:
+    stats = []
+    for f in (config_file, *ctx.files):
+        try:
+            st = os.stat(f)
+            stats.append((f, st.st_mtime_ns, st.st_size))
+        except OSError:
+            stats.append((f, None, None))
+    return tuple(stats)
+
+
+def _read_metadata(ctx: ProjectContext, project: Any, env_path: Path, source: str) -> list[str]:
+    """Run env.py up to ``context.configure`` and keep ``target_metadata``; returns the project files it imported."""
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    captured: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__file__": str(env_path), "__name__": "_dbm_env_py"}
+    before = set(sys.modules)
+    try:
+        cfg = project.alembic_config()
+        script = ScriptDirectory.from_config(cfg)  # applies prepend_sys_path, as alembic does
+        with EnvironmentContext(cfg, script, as_sql=True, fn=lambda rev, context: []) as env:
+
+            def configure(*args: Any, **kw: Any) -> None:
+                captured["target_metadata"] = kw.get("target_metadata")
+                raise _Configured()
+
+            env.configure = configure  # type: ignore[method-assign]
+            with _no_connections(), _time_limit(ENV_SECONDS):
+                try:
+                    exec(compile(source, str(env_path), "exec"), namespace)
+                except _Configured:
+                    pass
+    except _NoConnection:
+        ctx.notes.append("env.py connects to a database before configure(); its module-level target_metadata was used")
+    except BaseException as e:  # project code may raise anything (missing package, sys.exit, timeout)
+        ctx.notes.append(f"env.py could not be run to read target_metadata: {type(e).__name__}: {e}")
+    md = captured.get("target_metadata", namespace.get("target_metadata"))
+    if isinstance(md, (list, tuple)):
+        md = next((m for m in md if hasattr(m, "naming_convention")), None)
+    if md is not None and hasattr(md, "naming_convention"):
+        ctx.metadata = md
+        ctx.naming_convention = {
+            str(k): v for k, v in dict(md.naming_convention).items() if isinstance(k, str) and isinstance(v, str)
+        }
+    return sorted(
+        f for name in set(sys.modules) - before
+        if (f := getattr(sys.modules.get(name), "__file__", None)) and project.contains(f)
+    )
+
+
+@contextlib.contextmanager
+def _no_connections():
+    """While env.py runs for its metadata, any engine connect() raises instead of reaching a server."""
+    from sqlalchemy.engine.base import Engine
+
+    def refuse(self: Any, *a: Any, **k: Any) -> Any:
+        raise _NoConnection("db-migrate reads env.py's target_metadata without connecting")
+
+    saved = {name: getattr(Engine, name) for name in ("connect", "begin", "raw_connection")}
+    for name in saved:
+        setattr(Engine, name, refuse)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(Engine, name, fn)
+
+
+class _EnvTimeout(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    def alarm(signum: int, frame: Any) -> None:
+        raise _EnvTimeout(f"env.py did not reach configure() within {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -1,0 +1,142 @@
+"""Preflight: check each change of a revision against the user's data, read-only.
+
+:func:`run_preflight` takes a review (its per-revision ``Operation`` summaries,
+the same ones the escalation policy reads) and the user's ``database_url``,
+and asks the data one question per operation, one module per kind of question:
+
+==========================  ================================================
+module                      question
+==========================  ================================================
+:mod:`.not_null`            NULL rows under SET NOT NULL; rows meeting a new NOT NULL column
+:mod:`.unique`              duplicate groups under a new unique index / constraint
+:mod:`.foreign_key`         orphan child rows under a new foreign key or VALIDATE
+:mod:`.check`               rows violating a new CHECK
+:mod:`.types`               values a narrower / different type cannot hold
+:mod:`.enums`               rows holding an enum value that is removed or renamed
+:mod:`.dml`                 rows an UPDATE / DELETE would touch
+:mod:`.size`                rows, bytes and lock time of every table rewritten or locked
+==========================  ================================================
+
+:func:`verdict_parts` turns the answers into what the policy decides on:
+data that makes the upgrade fail -> an error finding (decision ``revise``,
+with the rows to fix and a fix); data loss -> the ``data-loss`` trigger
+(``escalate``, with the count); no answer -> ``unchecked``.
+
+Nothing is written: the database is opened through :mod:`db_migrate.readonly`,
+and every query runs within the policy's row and time budgets (:mod:`.probe`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db_migrate.preflight.model import DataCheck, Preflight, TableSize
+
+__all__ = ["DataCheck", "Preflight", "TableSize", "run_preflight", "verdict_parts"]
+
+#: A table whose estimated lock time reaches this gets an info finding (all sizes are in the section).
+LOCK_NOTE_SECONDS = 1.0
+#: Check modules, in the order their answers are listed.
+_MODULES = ("not_null", "unique", "foreign_key", "check", "types", "enums", "dml")
+
+
+def _steps(review: Any) -> list[Any]:
+    from db_migrate.preflight.base import Step
+
+    out = []
+    for rev in getattr(review, "reviews", None) or []:
+        ups = [o for o in rev.operations if o.phase == "upgrade"]
+        for i, op in enumerate(ups):
+            out.append(Step(op=op, revision=op.revision or rev.revision, path=rev.path, before=ups[:i], after=ups[i + 1 :]))
+    return out
+
+
+def run_preflight(review: Any, database_url: str, policy: Any, *, timeout: float | None = None) -> Preflight:
+    """Ask the database at ``database_url`` (read-only) about every upgrade operation of ``review``.
+
+    ``policy`` supplies the budgets (``preflight_max_rows``, ``preflight_timeout_seconds``,
+    capped by ``timeout``), the sample size and the sensitive column patterns.
+    Raises :class:`~db_migrate.errors.DatabaseError` only when the database
+    cannot be opened at all; everything else is an answer or an unchecked item.
+    """
+    import importlib
+
+    from db_migrate.errors import DatabaseError, DbMigrateError, brief
+    from db_migrate.preflight import size
+    from db_migrate.preflight.probe import Probe
+    from db_migrate.project import redact_url
+    from db_migrate.readonly import read_only_connection
+    from db_migrate.verdict import Unchecked
+
+    seconds = policy.preflight_timeout_seconds if timeout is None else min(timeout, policy.preflight_timeout_seconds)
+    shown = redact_url(database_url) or ""
+    modules = [importlib.import_module(f"db_migrate.preflight.{m}") for m in _MODULES]
+    try:
+        with read_only_connection(database_url, timeout=seconds) as conn:
+            probe = Probe(conn, row_budget=policy.preflight_max_rows, seconds_budget=seconds,
+                          sample_limit=policy.preflight_samples, sensitive=list(policy.sensitive_columns))
+            pf = Preflight(database=shown, dialect=conn.dialect.name, sample_limit=probe.sample_limit,
+                           row_budget=probe.row_budget, seconds_budget=seconds)
+            work: dict[tuple[str | None, str], list[tuple[str, str, str, int | None]]] = {}
+            for step in _steps(review):
+                answers: list[DataCheck] = []
+                for m in modules:
+                    try:
+                        answers.extend(m.run(step, probe))
+                    except Exception as e:  # a check's bug must not hide the other answers
+                        probe.restart()
+                        pf.unchecked.append(Unchecked(what=f"preflight {m.__name__.rpartition('.')[2]} of {step.describe()}",
+                                                      reason=f"the check failed: {type(e).__name__}: {e}", revision=step.revision,
+                                                      path=step.path, line=step.op.line))
+                pf.checks.extend(answers)
+                c = size.cost(step, pf.dialect)
+                if c:
+                    # a data statement locks the rows it touches: their count, when preflight knows it
+                    touched = {a.table: a.count for a in answers if a.check == "data-statement" and a.count is not None}
+                    for t in size.tables_touched(step):
+                        work.setdefault((step.schema, t), []).append((*c, touched.get(t)))
+            for (schema, table), items in work.items():
+                measured = size.measure(probe, table, schema, items)
+                if measured is not None:
+                    pf.table_sizes.append(measured)
+    except DbMigrateError:
+        raise
+    except Exception as e:
+        raise DatabaseError(f"Cannot read the database {shown}: {brief(e)}",
+                            hint="Check database_url (it is only read, never written) and that the server is reachable.") from None
+    for c in pf.checks:
+        if c.outcome == "unchecked":
+            pf.unchecked.append(Unchecked(what=f"preflight {c.check}: {c.operation}", reason=c.reason or c.message,
+                                          revision=c.revision, path=c.path, line=c.line))
+    return pf
+
+
+def verdict_parts(pf: Preflight) -> tuple[list[Any], list[tuple[str, str]], list[Any]]:
+    """(findings, triggers as (id, evidence), unchecked) that the preflight adds to a verdict.
+
+    will-fail -> error finding (revise); loses-data -> warning finding and the
+    ``data-loss`` trigger (escalate); affects -> info finding; unchecked -> unchecked.
+    """
+    from db_migrate.verdict import Finding
+
+    severity = {"will-fail": "error", "loses-data": "warning", "affects": "info"}
+    findings, triggers = [], []
+    for c in pf.checks:
+        if c.outcome not in severity:
+            continue
+        sample = f" Sample: {c.samples[:3]}." if c.samples else ""
+        findings.append(Finding(
+            rule=f"preflight-{c.check}", severity=severity[c.outcome], phase="database", message=c.message + sample,
+            revision=c.revision, path=c.path, line=c.line, table=c.table, column=", ".join(c.columns) or None, fix=c.fix,
+        ))
+        if c.outcome == "loses-data":
+            where = f"{c.path}:{c.line}" if c.path and c.line else (c.path or c.revision or "?")
+            triggers.append(("data-loss", f"{where}: {c.message}"))
+    for t in pf.table_sizes:
+        if t.lock_seconds is not None and t.lock_seconds >= LOCK_NOTE_SECONDS:
+            findings.append(Finding(
+                rule="preflight-lock-time", severity="info", phase="database", table=t.table,
+                message=f"{t.table} ({t.rows:,}{'+' if t.estimate else ''} rows) is held under {t.lock} for about "
+                f"{t.lock_seconds:g} s by: {'; '.join(t.operations)} ({t.basis}).",
+            ))
+    return findings, triggers, list(pf.unchecked)

@@ -1,0 +1,96 @@
+"""The preflight section of a verdict: what the user's data says about a revision.
+
+A :class:`Preflight` is carried by ``classify_escalation``'s and
+``review_migration``'s verdicts when a ``database_url`` was given.  Each
+:class:`DataCheck` is one question asked of the data (how many rows are NULL
+where the revision sets NOT NULL, how many duplicate groups a new unique index
+would meet, ...) with its evidence: the counts, a few sample rows, and the
+queries that were run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from db_migrate.verdict import Unchecked
+
+CheckKind = Literal[
+    "not-null",
+    "unique",
+    "foreign-key",
+    "check-constraint",
+    "type-change",
+    "enum-values",
+    "data-statement",
+]
+#: will-fail: the upgrade stops on these rows (decision revise); loses-data: it runs but destroys values
+#: (escalate); passes: no row is in the way; affects: rows a data statement touches (information);
+#: unchecked: the question could not be answered within the budget or at all (never read as "passes").
+Outcome = Literal["will-fail", "loses-data", "passes", "affects", "unchecked"]
+
+SampleValue = str | int | float | bool | None
+
+
+class DataCheck(BaseModel):
+    """One question a revision's operation asks of the data, and the answer with its evidence."""
+
+    check: CheckKind
+    outcome: Outcome
+    revision: str | None = None
+    path: str | None = None
+    line: int | None = None
+    operation: str = Field(description="The alembic operation checked, e.g. 'alter_column persons.email nullable=False'.")
+    table: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    count: int | None = Field(
+        default=None,
+        description="Rows (or, for unique, duplicate groups) that fail, lose data or are touched; None when unknown.",
+    )
+    at_least: bool = Field(
+        default=False, description="True when only part of the table was scanned (row budget): 'count' is a lower bound."
+    )
+    rows_scanned: int | None = Field(default=None, description="Rows the check read (capped by the row budget).")
+    samples: list[dict[str, SampleValue]] = Field(
+        default_factory=list, description="A few offending rows: primary key and the values in question (sensitive columns left out)."
+    )
+    withheld: list[str] = Field(default_factory=list, description="Columns left out of the samples because they are sensitive.")
+    queries: list[str] = Field(default_factory=list, description="The read-only queries that were run, as sent.")
+    message: str = Field(description="What the data says, in one or two sentences.")
+    fix: str | None = Field(default=None, description="A backfill or cleanup step to run before this operation.")
+    reason: str | None = Field(default=None, description="For unchecked: why there is no answer.")
+
+
+class TableSize(BaseModel):
+    """Size of a table the revision rewrites or locks, and how long the lock is expected to be held."""
+
+    table: str
+    rows: int | None = Field(default=None, description="Rows (exact unless 'estimate').")
+    estimate: bool = Field(default=False, description="'rows' is a catalog estimate or a lower bound (row budget).")
+    bytes: int | None = Field(default=None, description="Table plus indexes, where the engine reports it (PostgreSQL, MariaDB/MySQL).")
+    operations: list[str] = Field(default_factory=list, description="What the revision does to it that rewrites, scans or locks it.")
+    lock: str = Field(description="The strongest lock those operations take, e.g. ACCESS EXCLUSIVE.")
+    lock_seconds: float | None = Field(default=None, description="Estimated seconds the lock is held.")
+    basis: str = Field(default="", description="How lock_seconds was derived (rate, measurement).")
+    queries: list[str] = Field(default_factory=list)
+
+
+class Preflight(BaseModel):
+    """What the user's database (read-only) says about each change of the revision."""
+
+    database: str = Field(description="The database that was read, password hidden.")
+    dialect: str
+    sample_limit: int = Field(description="Sample rows kept per check (policy 'preflight_samples').")
+    row_budget: int = Field(description="Rows one query may scan (policy 'preflight_max_rows').")
+    seconds_budget: float = Field(description="Seconds one query may run (policy 'preflight_timeout_seconds').")
+    checks: list[DataCheck] = Field(default_factory=list)
+    table_sizes: list[TableSize] = Field(default_factory=list)
+    unchecked: list[Unchecked] = Field(default_factory=list, description="Operations or checks that got no answer, and why.")
+    written: bool = Field(default=False, description="Always false: preflight only reads, in a read-only transaction.")
+
+    def failing(self) -> list[DataCheck]:
+        return [c for c in self.checks if c.outcome == "will-fail"]
+
+    def losing(self) -> list[DataCheck]:
+        return [c for c in self.checks if c.outcome == "loses-data"]

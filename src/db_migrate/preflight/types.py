@@ -1,0 +1,190 @@
+"""Type changes: rows that a narrower or different type cannot hold.
+
+Per change (types as the review rendered them for the database's dialect):
+
+- **shorter string** (``VARCHAR(255)`` -> ``VARCHAR(120)``, ``TEXT`` -> ``VARCHAR(n)``):
+  rows longer than the new length.  PostgreSQL and MariaDB/MySQL (strict mode)
+  refuse them, so the upgrade fails; SQLite keeps them (it enforces no length).
+- **to an integer** from a decimal/float: rows with a fractional part are
+  rounded (data loss); rows out of the integer's range fail.
+- **to a number** from a string: rows that do not read as a number fail.
+- **to an enum** (labels known from ``sa.Enum``): rows holding another value fail.
+- **a USING cast** (PostgreSQL): the cast is evaluated in a read-only SELECT when
+  it is a plain expression; rows it turns into NULL are counted, and a value it
+  cannot cast is reported with the database's own error.
+"""
+
+from __future__ import annotations
+
+import re
+
+from db_migrate.preflight.enums import new_enum_labels
+from db_migrate.preflight.base import Answer, Step, answered, count_and_sample, new_check, open_table, rows_text, unchecked
+from db_migrate.preflight.expressions import NotPlain, check_plain
+from db_migrate.preflight.model import DataCheck
+from db_migrate.preflight.probe import OutOfBudget, Probe, ProbeFailed
+
+_LENGTH = re.compile(r"^\s*(?:N?VARCHAR|CHARACTER VARYING|N?CHAR|CHARACTER|VARBINARY)\s*\(\s*(\d+)\s*\)", re.IGNORECASE)
+_INTEGER = {"SMALLINT": 2**15, "INTEGER": 2**31, "INT": 2**31, "BIGINT": 2**63, "MEDIUMINT": 2**23, "TINYINT": 2**7}
+_FRACTIONAL = re.compile(r"^\s*(NUMERIC|DECIMAL|FLOAT|REAL|DOUBLE|MONEY)", re.IGNORECASE)
+_TEXTUAL = re.compile(r"^\s*(N?VARCHAR|CHARACTER|N?CHAR|TEXT|CLOB|STRING|TINYTEXT|MEDIUMTEXT|LONGTEXT)", re.IGNORECASE)
+_NUMERIC = re.compile(r"^\s*(NUMERIC|DECIMAL|FLOAT|REAL|DOUBLE|SMALLINT|INTEGER|INT|BIGINT|MEDIUMINT|TINYINT)\b", re.IGNORECASE)
+
+
+def run(step: Step, probe: Probe) -> list[DataCheck]:
+    op = step.op
+    new = step.get("type")
+    if op.kind != "alter_column" or not new or not op.column:
+        return []
+    old = str(step.get("existing_type") or "")
+    new = str(new)
+    column = op.column
+    if step.get("type_values") and step.get("existing_type_values") or new_enum_labels(step) is not None:
+        return []  # to an enum whose labels are known: enums.py counts the rows holding other values
+    if step.get("using") and probe.dialect == "postgresql":
+        return [_using(step, probe, column, step.get("using"))]
+    labels = step.get("type_values")
+    if labels:
+        return [_not_labels(step, probe, column, list(labels), new)]
+    m = _LENGTH.match(new)
+    if m and _TEXTUAL.match(old or "TEXT") and not (_LENGTH.match(old) and int(_LENGTH.match(old).group(1)) <= int(m.group(1))):
+        return [_too_long(step, probe, column, int(m.group(1)), new)]
+    base = new.split("(")[0].strip().upper()
+    if base in _INTEGER and _FRACTIONAL.match(old):
+        return _to_integer(step, probe, column, base, new)
+    if _NUMERIC.match(new) and _TEXTUAL.match(old):
+        return [_not_numbers(step, probe, column, new)]
+    return []
+
+
+def _info(step: Step, probe: Probe, column: str):
+    return open_table(step, probe, "type-change", step.op.table, [column])
+
+
+def _too_long(step: Step, probe: Probe, column: str, length: int, new: str) -> DataCheck:
+    from sqlalchemy import func
+
+    info = _info(step, probe, column)
+    if isinstance(info, DataCheck):
+        return info
+    size = func.length if probe.dialect == "sqlite" else func.char_length
+    key = f"{info.qualified}.{column}"
+
+    def describe(n: int, at_least: bool) -> str:
+        if not n:
+            return f"No value of {key} is longer than {length} characters: the change to {new} keeps every value."
+        if probe.dialect == "sqlite":
+            return f"{rows_text(n, at_least)} of {key} are longer than {length} characters; SQLite keeps them, so {new} does not hold."
+        return f"{rows_text(n, at_least)} of {key} are longer than {length} characters: the change to {new} fails on them."
+
+    fix = (
+        f"Shorten or move those values first, or keep the longer type:\n"
+        f"op.execute(\"UPDATE {step.op.table} SET {column} = LEFT({column}, {length}) WHERE CHAR_LENGTH({column}) > {length}\")"
+        "  # only if cutting them is acceptable: ask a human"
+    )
+    return answered(
+        step, "type-change", probe, info,
+        lambda: count_and_sample(probe, info, lambda s: size(s.col(column)) > length, [column], [column]),
+        bad="affects" if probe.dialect == "sqlite" else "will-fail", describe=describe, fix=fix, columns=[column],
+    )
+
+
+def _to_integer(step: Step, probe: Probe, column: str, base: str, new: str) -> list[DataCheck]:
+    from sqlalchemy import func, or_
+
+    info = _info(step, probe, column)
+    if isinstance(info, DataCheck):
+        return [info]
+    key = f"{info.qualified}.{column}"
+    limit = _INTEGER[base]
+    out = []
+    out.append(answered(
+        step, "type-change", probe, info,
+        lambda: count_and_sample(probe, info, lambda s: or_(s.col(column) >= limit, s.col(column) < -limit), [column], [column]),
+        bad="will-fail", columns=[column],
+        describe=lambda n, a: (f"{rows_text(n, a)} of {key} are out of the range of {new}: the change fails on them." if n
+                               else f"Every value of {key} fits {new}."),
+        fix=f"Move the out-of-range values first, or choose BIGINT / keep {step.get('existing_type')}.",
+    ))
+    out.append(answered(
+        step, "type-change", probe, info,
+        lambda: count_and_sample(probe, info, lambda s: s.col(column) != func.floor(s.col(column)), [column], [column]),
+        bad="loses-data", columns=[column],
+        describe=lambda n, a: (f"{rows_text(n, a)} of {key} have a fractional part that {new} rounds away." if n
+                               else f"No value of {key} has a fractional part: {new} keeps every value."),
+        fix="Keep the fractional values (a decimal type), or round them deliberately in a reviewed UPDATE first.",
+    ))
+    return out
+
+
+def _not_numbers(step: Step, probe: Probe, column: str, new: str) -> DataCheck:
+    from sqlalchemy import and_, literal_column
+
+    info = _info(step, probe, column)
+    if isinstance(info, DataCheck):
+        return info
+    if probe.dialect == "sqlite":
+        return unchecked(step, "type-change", "SQLite stores any value in any column; there is no cast to fail", table=info.qualified, columns=[column])
+    pattern = r"^[[:space:]]*[-+]?[0-9]+([.][0-9]*)?[[:space:]]*$"
+    op_ = "!~" if probe.dialect == "postgresql" else "NOT REGEXP"
+    key = f"{info.qualified}.{column}"
+
+    def bad(s):
+        return and_(s.col(column).is_not(None), s.col(column).op(op_)(literal_column(f"'{pattern}'")))
+
+    return answered(
+        step, "type-change", probe, info, lambda: count_and_sample(probe, info, bad, [column], [column]),
+        bad="will-fail", columns=[column],
+        describe=lambda n, a: (f"{rows_text(n, a)} of {key} do not read as a number: the change to {new} fails on them." if n
+                               else f"Every value of {key} reads as a number."),
+        fix=f"Clean those values first (UPDATE {step.op.table} SET {column} = NULL or a number WHERE ...), then change the type.",
+    )
+
+
+def _not_labels(step: Step, probe: Probe, column: str, labels: list[str], new: str) -> DataCheck:
+    from sqlalchemy import and_
+
+    info = _info(step, probe, column)
+    if isinstance(info, DataCheck):
+        return info
+    key = f"{info.qualified}.{column}"
+    return answered(
+        step, "type-change", probe, info,
+        lambda: count_and_sample(probe, info, lambda s: and_(s.col(column).is_not(None), s.col(column).not_in(labels)), [column], [column]),
+        bad="affects" if probe.dialect == "sqlite" else "will-fail", columns=[column],
+        describe=lambda n, a: (f"{rows_text(n, a)} of {key} hold a value that is not one of {', '.join(labels)}: " + (
+            "SQLite keeps them (it does not enforce the enum)." if probe.dialect == "sqlite" else f"the change to {new} fails on them.")
+            if n else f"Every value of {key} is one of {', '.join(labels)}."),
+        fix=f"Map the other values onto the enum's labels first (UPDATE {step.op.table} SET {column} = ... WHERE {column} NOT IN (...)).",
+    )
+
+
+def _using(step: Step, probe: Probe, column: str, using: str) -> DataCheck:
+    from sqlalchemy import and_, text
+
+    try:
+        check_plain(using, table=step.op.table)
+    except NotPlain as e:
+        return unchecked(step, "type-change", f"the USING expression {using!r} is not evaluated: {e}", columns=[column])
+    info = _info(step, probe, column)
+    if isinstance(info, DataCheck):
+        return info
+    key = f"{info.qualified}.{column}"
+    try:
+        a: Answer = count_and_sample(probe, info, lambda s: and_(s.col(column).is_not(None), text(f"({using}) IS NULL")), [column], [column])
+    except OutOfBudget as e:
+        return unchecked(step, "type-change", str(e), table=info.qualified, columns=[column])
+    except ProbeFailed as e:  # the cast itself failed on some row: the upgrade will too
+        return new_check(
+            step, "type-change", "will-fail", f"Casting {key} with USING {using} fails on at least one row: {e}",
+            table=info.qualified, columns=[column], fix="Clean the values the cast cannot read first, or make the USING expression handle them.",
+        )
+    common = dict(table=info.qualified, columns=[column], count=a.count, at_least=a.partial and a.count > 0, rows_scanned=a.source.scanned,
+                  samples=a.samples, withheld=a.withheld, queries=a.queries)
+    if a.count:
+        return new_check(step, "type-change", "loses-data", f"USING {using} turns {rows_text(a.count, a.partial)} of {key} into NULL.",
+                         fix="Make the USING expression keep those values, or clean them in a reviewed step first.", **common)
+    if a.partial:
+        return new_check(step, "type-change", "unchecked", f"Not checked beyond the first {probe.row_budget:,} rows of {info.qualified}.",
+                         reason=f"{info.qualified} has more than {probe.row_budget:,} rows (policy preflight_max_rows)", **common)
+    return new_check(step, "type-change", "passes", f"USING {using} casts every value of {key}.", **common)
