@@ -173,7 +173,7 @@ def test_named_database_is_compared_as_is_and_not_written(residency, tmp_path):
     project = load_project(residency)
     db = tmp_path / "dev.db"
     run_job("db_migrate.runtime:upgrade", cwd=residency, config_file=str(project.config_file),
-            section=project.section, url=f"sqlite:///{db}", revision="heads")
+            section=project.section, url=f"sqlite:///{db}", revision="heads", writable=[tmp_path])
     data = db.read_bytes()
     edit(residency / PERSON, ROLE, "    nickname: Mapped[str | None] = mapped_column(String(40))\n" + ROLE)
     r = generate_migration(project, "add nickname", database_url=f"sqlite:///{db}")

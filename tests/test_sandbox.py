@@ -57,7 +57,7 @@ def test_hang_times_out_and_next_call_works(jobs: str) -> None:
 def test_sys_exit_and_hard_crash_are_structured(jobs: str) -> None:
     with pytest.raises(MigrationCrashed, match=r"sys.exit\(4\)"):
         call(jobs, "exits")
-    with pytest.raises(MigrationCrashed, match="exit code"):
+    with pytest.raises(MigrationCrashed, match="killed its process before answering"):
         call(jobs, "dies")
     with pytest.raises(ProjectCodeError, match="ValueError: boom"):
         call(jobs, "raises")

@@ -93,8 +93,10 @@ def test_no_scratch_database_on_a_production_server(residency: Path) -> None:
     with pytest.raises(Refused) as err:
         generate_migration(project, "nothing", scratch_url=prod)
     assert "s3cret" not in err.value.to_json()
-    heads = check_heads(project, scratch_url=prod)
-    assert [u.what for u in heads.unchecked if "production server" in u.reason] == ["model drift"]
+    # asked to create a database there: the call is refused (exit 2), not a "proceed" with a note
+    with pytest.raises(Refused) as err:
+        check_heads(project, scratch_url=prod)
+    assert "s3cret" not in err.value.to_json()
     # the project's own patterns count too
     (residency / "pyproject.toml").write_text('[tool.db-migrate]\nproduction_url_patterns = ["*ci-main*"]\n')
     with pytest.raises(Refused):

@@ -123,7 +123,9 @@ def database_error(e: BaseException, url: str | None, doing: str, *, hint: str |
         if u is not None:
             host = u.host or u.query.get("host") or "localhost (Unix socket)"
             port = u.port or {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(u.get_backend_name())
-            shown = u.render_as_string(hide_password=True)
+            from db_migrate.urls import redact_url
+
+            shown = redact_url(url)  # every credential-bearing part, query values included
     except Exception:
         pass
     text = brief(e)
@@ -132,7 +134,7 @@ def database_error(e: BaseException, url: str | None, doing: str, *, hint: str |
             f"Cannot reach the database server at {host}:{port} while {doing}: {text}",
             hint=f"Check that a server listens on {host}:{port} and that the URL's host and port are right "
             "(for a scratch server: a development or CI server where db-migrate may create databases), or omit "
-            "the URL to use a temporary SQLite file where the tool allows it.",
+            "the URL to use db-migrate's own scratch engine where the tool allows it.",
             host=host, port=port, database=shown,
         )
     return DatabaseError(f"{doing[:1].upper()}{doing[1:]} failed on {shown or 'the database'}: {text}", hint=hint,
@@ -213,3 +215,9 @@ class DatabaseMissing(UsageError, DatabaseError):
     """The database named for reading does not exist (never created by reading it)."""
 
     code = "database-not-found"
+
+
+class MemoryLimitExceeded(DbMigrateError):
+    """Project code needed more memory than one job may use (``DB_MIGRATE_MEMORY_LIMIT_MB``)."""
+
+    code = "memory-limit"

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from db_migrate.errors import DatabaseError, DatabaseMissing, DbMigrateError, UsageError, brief
-from db_migrate.project import redact_url
+from db_migrate.urls import redact_url
 
 #: Async drivers cannot serve a synchronous engine: read through the sync driver of the same backend.
 _SYNC_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql", "sqlite": "sqlite"}

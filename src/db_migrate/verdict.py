@@ -76,6 +76,27 @@ class EngineInfo(BaseModel):
     embedded: bool = Field(default=False, description="True for the PostgreSQL server db-migrate runs itself.")
 
 
+class Isolation(BaseModel):
+    """Which isolation the project code behind a verdict ran under (the weakest of its jobs).
+
+    The default describes no isolation at all; :func:`db_migrate.sandbox.reports_isolation`
+    fills it in from the jobs a tool call actually ran.
+    """
+
+    process: Literal["none", "fresh-process"] = Field(
+        default="none", description="fresh-process: every job ran in a process forked for it alone, which died after answering."
+    )
+    network: Literal["unrestricted", "scratch-database-only", "none"] = Field(
+        default="unrestricted", description="What project code could reach over the network."
+    )
+    filesystem: Literal["unrestricted", "read-only"] = Field(
+        default="unrestricted", description="read-only: nothing could be written but the paths in writable."
+    )
+    writable: list[str] = Field(default_factory=list, description="What project code could write when the filesystem was read-only.")
+    memory_limit_mib: int | None = Field(default=None, description="Address-space limit of each job, if any.")
+    summary: str = Field(default="no isolation", description="The same in one line.")
+
+
 class Verdict(BaseModel):
     """Common fields of every tool result."""
 
@@ -94,6 +115,7 @@ class Verdict(BaseModel):
         description="The engine and server version DDL ran on; None when the tool ran no DDL. When it is not "
         "the project's dialect, unchecked says so.",
     )
+    isolation: Isolation = Field(default_factory=Isolation, description="Which isolation project code ran under for this verdict.")
     left_out: list[str] = Field(
         default_factory=list,
         description="What this result leaves out to stay small (MCP results keep at most 100 entries per list and "

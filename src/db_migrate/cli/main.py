@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -32,6 +34,32 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, hint=f"Run '{self.prog} --help' for usage.")
 
 
+_MAX_TIMEOUT = 7 * 24 * 3600
+
+
+def _seconds(text: str) -> float:
+    """A --timeout value: a finite number of seconds, more than 0 and at most a week (not nan, inf, 1e308)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0 or value > _MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {_MAX_TIMEOUT} seconds (a week), not {text!r}")
+    return value
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM cleans up like Ctrl-C: the job is killed and the scratch database dropped on the way out."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        pass  # not the main thread (main() called from a test's thread): leave signals alone
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", "-c", metavar="PATH", help="alembic.ini, pyproject.toml or a directory holding one (default: found from the working directory)")
@@ -39,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", "-f", choices=("text", "json", "sarif"), default="text",
         help="text for people (default), the tool's JSON result, or SARIF 2.1.0 for code scanning",
     )
-    common.add_argument("--timeout", type=float, metavar="SECONDS", help="limit for running project code (default: DB_MIGRATE_TIMEOUT or 60)")
+    common.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="limit for running project code (default: DB_MIGRATE_TIMEOUT or 60)")
 
     parser = _Parser(
         prog="db-migrate",
@@ -226,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--format sarif is for verdict commands and rules, not {args.command}.")
         # `heads --no-drift` is static (no worker unless a database is read): a worker it never
         # uses would cost more at exit than the whole check
+        if args.command in _WORKER_COMMANDS:
+            _interrupt_on_sigterm()
         if args.command in _WORKER_COMMANDS and not getattr(args, "no_drift", False):
             _prewarm()
         if args.command == "roundtrip" and args.purge_templates:

@@ -26,13 +26,14 @@ from db_migrate.generate.jobs import Outcome
 from db_migrate.generate.model import GenerateResult
 from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
 from db_migrate.heads.graph import analyse
-from db_migrate.readonly import read_only_url
-from db_migrate.project import Project, load_history, redact_url
-from db_migrate.sandbox import progress, run_job
+from db_migrate.project import Project, load_history
+from db_migrate.urls import redact_url
+from db_migrate.sandbox import progress, reports_isolation, run_job
 from db_migrate.scratch.engine import ScratchPlan, engine_only, plan_scratch
 from db_migrate.verdict import decide, sort_findings
 
 
+@reports_isolation
 def generate_migration(
     project: Project,
     message: str,
@@ -76,7 +77,7 @@ def generate_migration(
             remove_new_files(project, before)  # a killed worker may have left a partial file
             raise
     engine = plan.info() if plan else None
-    compared = f"database {redact_url(database_url)} (as is, read only)" if database_url else (
+    compared = f"a scratch copy of the schema of database {redact_url(database_url)} (read only)" if database_url else (
         f"a scratch database on {redact_url(scratch_url)} upgraded to head" if scratch_url
         else f"a scratch database on the embedded PostgreSQL {engine.version} server upgraded to head" if plan.embedded
         else "a scratch SQLite database upgraded to head"
@@ -139,13 +140,41 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
 
     job = dict(
         timeout=timeout, cwd=project.root, what="autogenerate (env.py, models and migrations)",
+        writable=project.version_locations,
         config_file=str(project.config_file), section=project.section, message=message.strip(),
         rewrite_renames=rewrite_renames,
     )
     if database_url:
-        progress("comparing the models with the named database")
-        return run_job("db_migrate.generate.jobs:autogenerate_revision", url=read_only_url(database_url),
-                       upgrade_first=False, read_only=True, **job), 0.0, None
+        # Project code never gets a connection to the user's database: our own job copies its schema
+        # (read only) to a scratch database, and env.py and the models run against that copy.
+        from db_migrate.project.config import dialect_of
+
+        dialect = dialect_of(database_url)
+        server = None if dialect == "sqlite" else scratch_url
+        if server is None and dialect == "postgresql":
+            from db_migrate.scratch.embedded import EmbeddedUnavailable, ensure_running
+
+            try:
+                server = ensure_running()
+            except EmbeddedUnavailable:
+                server = None
+        if server is None and dialect != "sqlite":
+            raise UsageError(
+                "Comparing with a database server needs a scratch server too: db-migrate copies the schema there, "
+                "so that env.py and the models never connect to the database itself.",
+                hint="Pass scratch_url (--scratch-url), a server of the same kind where db-migrate may create a scratch database.",
+            )
+        progress("copying the schema of the named database to a scratch database")
+        t = time.perf_counter()
+        with scratch_database(server, purpose="generate", settings=project.settings) as db:
+            run_job("db_migrate.generate.copy:copy_schema", timeout=timeout, what="copying the schema of the named database",
+                    source_url=database_url, target_url=db.url, read_timeout=timeout,
+                    version_table=project.settings.get("version_table", "alembic_version"),
+                    version_table_schema=project.settings.get("version_table_schema"))
+            created = time.perf_counter() - t
+            progress("comparing the models with the copy of the named database")
+            return run_job("db_migrate.generate.jobs:autogenerate_revision", url=db.url,
+                           upgrade_first=False, read_only=True, **job), created, None
     progress("building a scratch database at head")
     t = time.perf_counter()
     plan = plan_scratch(project, scratch_url)

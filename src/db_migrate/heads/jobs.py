@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db_migrate.errors import DatabaseError, ProjectCodeError, UsageError, database_error
+from db_migrate.errors import DatabaseError, ProjectCodeError, UsageError, brief, database_error
 from db_migrate.project import Project
+from db_migrate.urls import redact_url
 
 
 def read_database_revisions(url: str, version_table: str = "alembic_version", version_table_schema: str | None = None) -> list[str]:

@@ -19,13 +19,15 @@ from pathlib import Path
 from db_migrate.errors import MigrationCrashed, MigrationTimeout, Refused
 from db_migrate.heads.graph import GraphReport, analyse
 from db_migrate.heads.model import HeadsResult
-from db_migrate.project import History, Project, load_history, redact_url
-from db_migrate.sandbox import progress, run_job
+from db_migrate.project import History, Project, load_history
+from db_migrate.urls import redact_url
+from db_migrate.sandbox import progress, reports_isolation, run_job
 from db_migrate.verdict import Finding, Unchecked, decide, sort_findings
 
 DEFAULT_MERGE_MESSAGE = "merge heads"
 
 
+@reports_isolation
 def check_heads(
     project: Project,
     *,
@@ -46,6 +48,12 @@ def check_heads(
       (never by default; never over an existing file).
     - ``drift``: compare the models (env.py's ``target_metadata``) with the schema at head.
     """
+    if scratch_url:
+        from db_migrate.scratch import refuse_production
+
+        # Asked to create a database on a production server: refuse the call (exit 2), do not
+        # answer "proceed" with the drift check merely noted as unchecked.
+        refuse_production(scratch_url, project.settings)
     progress("reading revision headers")
     history = load_history(project)
     report = analyse(history)
@@ -193,7 +201,7 @@ def _merge(project: Project, report: GraphReport, message: str, timeout: float |
             with scratch_database(purpose="merge") as db:
                 path = run_job(
                     "db_migrate.heads.jobs:create_merge",
-                    timeout=timeout, cwd=project.root, what="alembic merge",
+                    timeout=timeout, cwd=project.root, what="alembic merge", writable=project.version_locations,
                     project=project, message=message, scratch_url=db.url,
                 )
         except (MigrationTimeout, MigrationCrashed):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from db_migrate.errors import DbMigrateError, brief, database_error
 from db_migrate.policy.model import DatabaseFacts, RowCount
-from db_migrate.project import redact_url
+from db_migrate.urls import redact_url
 from db_migrate.readonly import begin_read_only, read_only_connection
 
 

@@ -7,6 +7,7 @@ from db_migrate.policy.model import ClassifyResult
 from db_migrate.policy.settings import Policy, policy_from_settings
 from db_migrate.errors import ConfigInvalid, DbMigrateError
 from db_migrate.project import History, Project, load_history
+from db_migrate.sandbox import reports_isolation
 
 
 def load_policy(project: Project) -> Policy:
@@ -34,6 +35,7 @@ def baseline_revisions(history: History, policy: Policy) -> frozenset[str]:
     return frozenset(history.ancestors(base, include_self=True)) if base else frozenset()
 
 
+@reports_isolation
 def classify_escalation(
     project: Project,
     revision: str = "head",

@@ -38,23 +38,75 @@ def production_signal(url: str | None, settings: dict[str, Any] | None = None, e
     return None
 
 
+def url_hosts(url: str) -> list[tuple[str, str]]:
+    """Every ``(what, value)`` a URL names a server or database by, as libpq would read it.
+
+    The netloc host, every ``?host=`` and ``?hostaddr=`` (each may list several,
+    comma-separated), the ``?service=`` entry of the PostgreSQL service file,
+    and, where the URL names no host, the ``PGHOST``/``PGHOSTADDR``/``PGSERVICE``
+    environment libpq falls back to; then the database name (``?dbname=`` too).
+    """
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    out: list[tuple[str, str]] = []
+
+    def add(what: str, raw: object) -> None:
+        for v in ([raw] if isinstance(raw, str) else list(raw or ())):
+            for part in str(v).split(","):
+                part = part.strip()
+                host = part.rsplit(":", 1)[0] if part.count(":") == 1 else part  # drop a :port
+                if host and (what, host) not in out:
+                    out.append((what, host))
+
+    add("host", u.host or "")
+    q = u.query
+    add("host", q.get("host"))
+    add("hostaddr", q.get("hostaddr"))
+    postgres = u.get_backend_name() == "postgresql"
+    if postgres and not u.host and not q.get("host") and not q.get("hostaddr"):
+        add("host", os.environ.get("PGHOST", ""))
+        add("hostaddr", os.environ.get("PGHOSTADDR", ""))
+    service = q.get("service") or (os.environ.get("PGSERVICE") if postgres else None)
+    if postgres and service:
+        for key, value in _service_entry(str(service if isinstance(service, str) else service[0])).items():
+            if key in ("host", "hostaddr"):
+                add(f"{key} of service {service!r}", value)
+            elif key == "dbname":
+                add("database name", value)
+    if u.database:
+        # SQLite paths: match the file name, not every directory above it
+        add("database name", os.path.basename(u.database) if u.get_backend_name() == "sqlite" else u.database)
+    add("database name", q.get("dbname"))
+    return out
+
+
+def _service_entry(name: str) -> dict[str, str]:
+    """The ``[name]`` section of the PostgreSQL service files libpq reads (user's first, then the system's)."""
+    import configparser
+
+    files = [os.environ.get("PGSERVICEFILE") or os.path.expanduser("~/.pg_service.conf")]
+    sysconf = os.environ.get("PGSYSCONFDIR")
+    files += [os.path.join(sysconf, "pg_service.conf")] if sysconf else ["/etc/postgresql-common/pg_service.conf"]
+    for path in files:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        if parser.has_section(name):
+            return {k.lower(): v for k, v in parser.items(name)}
+    return {}
+
+
 def _url_signal(url: str, patterns: list[str]) -> str | None:
-    from db_migrate.project import redact_url
+    from db_migrate.urls import redact_url
 
     shown = redact_url(url) or ""
-    candidates: list[tuple[str, str]] = []
     try:
-        from sqlalchemy.engine import make_url
-
-        u = make_url(url)
-        if u.host:
-            candidates.append(("host", u.host))
-        if u.database:
-            # SQLite paths: match the file name, not every directory above it
-            db = os.path.basename(u.database) if u.get_backend_name() == "sqlite" else u.database
-            candidates.append(("database name", db))
+        candidates = url_hosts(url)
     except Exception:
-        pass  # an unparseable URL is still matched as text
+        candidates = []  # an unparseable URL is still matched as text
     candidates.append(("URL", shown))
     for pattern in patterns:
         p = pattern.lower()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from db_migrate.errors import ConfigInvalid, ConfigNotFound, PathOutsideProject
+from db_migrate.urls import redact_url  # noqa: F401  (re-exported: older imports of project.redact_url)
 
 DEFAULT_DIALECT = "postgresql"
 
@@ -103,18 +104,6 @@ def dialect_of(url: str | None) -> str | None:
 
 
 _URL_SCHEME = re.compile(r"([\w+]+)://")
-
-
-def redact_url(url: str | None) -> str | None:
-    """The URL with any password replaced by ``***``: safe to print."""
-    if not url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"
 
 
 def _find_config(start: Path) -> Path:
@@ -230,9 +219,19 @@ def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | No
         script = ScriptDirectory.from_config(cfg)
     except CommandError as e:
         raise ConfigInvalid(f"Alembic cannot read the project at {path}: {e}") from None
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, UnicodeDecodeError, OSError) as e:
         # configparser interpolation errors and the like
         raise ConfigInvalid(f"Cannot read {path}: {e}") from None
+    except Exception as e:
+        import configparser
+
+        if not isinstance(e, configparser.Error):
+            raise
+        # not an ini file at all (--config /etc/passwd): say so, in one line
+        raise ConfigInvalid(
+            f"{path} is not an Alembic config file: {str(e).splitlines()[0]}",
+            hint="Pass alembic.ini (with an [alembic] section) or a pyproject.toml with [tool.alembic].",
+        ) from None
 
     locations = script.version_locations or [str(Path(script.dir) / "versions")]
     versions = tuple(Path(root, v).resolve() for v in locations)

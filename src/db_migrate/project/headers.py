@@ -110,7 +110,7 @@ def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
     if m is not None:
         try:
             tree = ast.parse(text[: m.start()])
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             tree = None
     scanned = _scan(tree) if tree is not None else None
     if scanned is None or "revision" not in scanned[0]:
@@ -119,6 +119,12 @@ def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
         except SyntaxError as e:
             where = f" (line {e.lineno})" if e.lineno else ""
             raise HeaderSyntaxError(path, f"{e.msg}{where}", e.lineno) from None
+        except (RecursionError, MemoryError) as e:
+            # a pathological expression (200,000 nested unary minus) exhausts the parser: one bad
+            # file, reported as such, while the rest of the history is still read
+            raise HeaderSyntaxError(path, f"too deeply nested for Python's parser ({type(e).__name__})", None) from None
+        except ValueError as e:  # null bytes in the source
+            raise HeaderSyntaxError(path, str(e), None) from None
         scanned = _scan(tree)
     raw, lines = scanned
     problems: list[str] = []

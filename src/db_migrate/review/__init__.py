@@ -22,18 +22,28 @@ from db_migrate.policy.settings import Policy
 from db_migrate.project import Project, load_history
 from db_migrate.project.headers import RevisionHeader
 from db_migrate.review.model import Operation, ReviewResult, RevisionOutcome, RevisionReview
-from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
-from db_migrate.verdict import Finding, Unchecked, decide, describe_counts, sort_findings
+from db_migrate.sandbox import (
+    DEFAULT_TIMEOUT,
+    collect_isolation,
+    progress,
+    record_isolation,
+    reports_isolation,
+    run_job,
+    weakest,
+)
+from db_migrate.verdict import Finding, Isolation, Unchecked, decide, describe_counts, sort_findings
 
 __all__ = ["Operation", "ReviewResult", "RevisionReview", "review_migration", "review_paths"]
 
 #: Dialects a review can render for (what alembic's offline context supports here).
 _DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite", "mssql", "oracle")
 _CACHE_SIZE = 4096
-_cache: OrderedDict[tuple[str, str], RevisionOutcome] = OrderedDict()
+_cache: OrderedDict[tuple[str, str], tuple[RevisionOutcome, Isolation]] = OrderedDict()
+"""Outcomes by file content and dialect, with the isolation they were computed under."""
 _cache_lock = threading.Lock()
 
 
+@reports_isolation
 def review_migration(
     project: Project,
     revision: str | None = "head",
@@ -71,6 +81,7 @@ def review_migration(
     history = load_history(project)
     old = baseline_revisions(history, policy)
     skipped: list[Unchecked] = []
+    unreadable: list[RevisionOutcome] = []
     if revisions is not None and not all_revisions:
         unique: dict[str, RevisionHeader] = {}
         for ref in revisions:
@@ -91,15 +102,23 @@ def review_migration(
                 reason="at or before the policy's 'baseline': history, not reviewed",
             ))
         broken = [b for b in history.broken if not _excluded(project, b.path, policy.exclude)]
-        if broken:
+        if broken and not headers:
             b = broken[0]
             raise MigrationLoadError(
                 f"{project.relpath(b.path)} is not valid Python: {b.message}", hint="Fix the syntax error and call again.",
                 path=project.relpath(b.path),
             )
+        # One file Python cannot parse is a finding for that file; every other revision is still reviewed.
+        for b in broken:
+            rel = project.relpath(b.path)
+            reason = f"it is not valid Python: {b.message}"
+            unreadable.append(RevisionOutcome(
+                review=RevisionReview(revision=None, path=rel), load_error=reason,
+                unchecked=[Unchecked(what="every operation of the revision", reason=reason, path=rel, line=b.line)],
+            ))
     else:
         headers = [history.resolve(revision)]
-    result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old)
+    result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old, unreadable=unreadable)
     result.unchecked[:0] = skipped
     return _with_data(project, result, database_url, policy, timeout)
 
@@ -158,11 +177,13 @@ def review_paths(
     timeout: float | None = None,
     policy: Policy | None = None,
     history: frozenset[str] = frozenset(),
+    unreadable: list[RevisionOutcome] | None = None,
 ) -> ReviewResult:
     """Review the given revision files (in the order given) and apply ``policy`` (default: the project's).
 
     ``history``: revisions at or before the baseline (see
     :func:`db_migrate.policy.service.baseline_revisions`), which fire no trigger.
+    ``unreadable``: outcomes of files that do not parse, reported beside the others.
     """
     from db_migrate.policy.service import load_policy
 
@@ -187,12 +208,14 @@ def review_paths(
         with _cache_lock:
             hit = _cache.get(keys[i])
         if hit is not None:
-            outcomes[i] = _relocate(hit, project, h)
+            outcomes[i] = _relocate(hit[0], project, h)
+            record_isolation(hit[1])
         else:
             todo.append((i, h))
     if todo:
         progress(f"reviewing {len(todo)} revision(s)", 0, len(todo))
-        results = _run(project, [h for _, h in todo], dialect, timeout, policy.target_version)
+        with collect_isolation() as isolations:
+            results = _run(project, [h for _, h in todo], dialect, timeout, policy.target_version)
         if results and results[0].context_files != _context_files.get(str(project.root)):
             _context_files[str(project.root)] = results[0].context_files
             env = _env_fingerprint(project) + target
@@ -202,7 +225,7 @@ def review_paths(
             # Revisions importing application code may change meaning when that code changes: don't cache.
             if outcome.load_error is None and not any(u.what.startswith("values taken from") for u in outcome.unchecked):
                 with _cache_lock:
-                    _cache[keys[i]] = outcome
+                    _cache[keys[i]] = (outcome, weakest(isolations))
                     while len(_cache) > _CACHE_SIZE:
                         _cache.popitem(last=False)
     if len(headers) == 1 and outcomes[0].load_error:
@@ -212,7 +235,7 @@ def review_paths(
             hint="Fix the revision so that it imports cleanly, then call again.",
             revision=h.revision, path=project.relpath(h.path),
         )
-    return _assemble(project, [outcomes[i] for i in range(len(headers))], dialect, policy, history)
+    return _assemble(project, [outcomes[i] for i in range(len(headers))] + list(unreadable or []), dialect, policy, history)
 
 
 def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> RevisionOutcome:
@@ -238,7 +261,7 @@ def _run(
             config_file=str(project.config_file), section=project.section, target_version=target_version,
             # A phase that loops is reported as a finding well before the whole job would time out.
             phase_seconds=max(0.5, min(10.0, (timeout or DEFAULT_TIMEOUT) / 4)),
-            timeout=timeout, cwd=project.root, what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
+            timeout=timeout, cwd=project.root, isolation="static", what="reviewing " + (files[0][1] if len(files) == 1 else f"{len(files)} revisions"),
         )
     except (MigrationCrashed, MigrationTimeout):
         if len(headers) == 1:

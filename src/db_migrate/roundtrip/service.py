@@ -11,7 +11,7 @@ from db_migrate.project import History, Project, load_history
 from db_migrate.roundtrip.locks import LockCheck, StatementTrace, confirm_findings
 from db_migrate.roundtrip.model import RoundtripFailure, RoundtripResult, RoundtripStep
 from db_migrate.roundtrip.snapshot import describe_changes
-from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
+from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, reports_isolation, run_job
 from db_migrate.scratch import refuse_production, scratch_database
 from db_migrate.scratch.engine import engine_only, plan_scratch
 from db_migrate.verdict import Finding, Unchecked, decide
@@ -23,6 +23,7 @@ _STEP_KINDS = {"upgrade-failed", "downgrade-failed", "reupgrade-failed"}
 _PHASE_KIND = {"prepare": "upgrade-failed", "upgrade": "upgrade-failed", "downgrade": "downgrade-failed", "reupgrade": "reupgrade-failed"}
 
 
+@reports_isolation
 def test_roundtrip(
     project: Project,
     revision: str = "head",

@@ -1,18 +1,45 @@
-"""``python -m db_migrate.sandbox FD``: a worker process serving jobs on socket FD."""
+"""``python -m db_migrate.sandbox FD``: the fork server, serving on the control socket FD."""
 
 import socket
 import sys
-from multiprocessing.connection import Connection
 
-from db_migrate.sandbox import worker
+from db_migrate.sandbox import forkserver
 
-_sock = socket.socket(fileno=int(sys.argv[1]))
-_conn = Connection(_sock.detach())
+_ctl = socket.socket(fileno=int(sys.argv[1]))
 # mako (imported by alembic) loads pygments, when installed, only to colour HTML error pages of
-# templates; a worker never shows one, and pygments is a tenth of its start-up.
+# templates; a job never shows one, and pygments is a tenth of the start-up.
 sys.modules.setdefault("mako.ext.pygmentplugin", None)  # type: ignore[arg-type]
-# Warm up with what every job needs while the parent does its own start-up.
+# What every job needs, imported once here so each forked job starts warm. Nothing here runs project code.
+import alembic.autogenerate  # noqa: E402,F401
+import alembic.command  # noqa: E402,F401
+import alembic.config  # noqa: E402,F401
 import alembic.operations  # noqa: E402,F401
 import alembic.runtime.migration  # noqa: E402,F401
+import logging.config  # noqa: E402,F401
+import multiprocessing.connection  # noqa: E402,F401
+import tempfile  # noqa: E402,F401
+import traceback  # noqa: E402,F401
 
-worker.main(_conn)
+import sqlalchemy  # noqa: E402,F401
+import sqlalchemy.dialects.sqlite  # noqa: E402,F401
+import sqlalchemy.orm  # noqa: E402,F401  (the models of nearly every project)
+import db_migrate.capture.recorder  # noqa: E402,F401
+import db_migrate.capture.sql  # noqa: E402,F401
+import db_migrate.rules  # noqa: E402
+import db_migrate.generate.jobs  # noqa: E402,F401
+import db_migrate.heads.jobs  # noqa: E402,F401
+import db_migrate.review.engine  # noqa: E402,F401
+import db_migrate.roundtrip.job  # noqa: E402,F401
+import db_migrate.runtime  # noqa: E402,F401
+
+# The scratch servers' dialects and drivers, when installed (a job would import them on each connect).
+db_migrate.rules.all_rules()  # imports every rule module (our code, no project's)
+
+for _module in ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "psycopg", "pymysql",
+                "sqlalchemy.ext.asyncio", "pglast", "sqlglot"):
+    try:
+        __import__(_module)
+    except ImportError:
+        pass
+
+forkserver.serve(_ctl)

@@ -10,7 +10,7 @@ Public API::
 - ``server_url=None``: a temporary SQLite file in a private temp directory,
   removed afterwards.  ``template`` may name an SQLite file to start from (copied).
 - a ``postgresql``/``mysql``/``mariadb`` URL names a *server*: a database
-  ``dbm_<purpose>_<random>`` is created there, yielded, and dropped whatever
+  ``dbm_<purpose>_<random>_<owner>`` is created there, yielded, and dropped whatever
   happens (exception, timeout, cancellation: the drop is in a ``finally`` of the
   parent process; workers only ever receive the URL).  On PostgreSQL
   ``template`` names a template database (``CREATE DATABASE ... TEMPLATE``).
@@ -22,13 +22,23 @@ A server URL that the escalation policy says is production
 caller can create a scratch database on a production server; URLs it cannot
 create a scratch database on are refused too.
 
+Owners: the name ends with its owner, ``<boot>p<pid>s<start>`` (a digest of
+this machine's boot id, the creating process's pid and its start time in clock
+ticks).  A ``kill -9`` skips every ``finally``; so the first scratch database a
+process creates on a server also drops the ``dbm_*`` databases whose owner
+tag names this boot of this machine and a process that no longer runs
+(:func:`drop_stale`).  Databases of other machines or earlier boots, and
+templates (no owner), are left alone.
+
 Templates (:mod:`db_migrate.scratch.templates`) cache the schema of a revision
 so a roundtrip of the newest revision of a long history does not replay it all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -40,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from db_migrate.errors import Refused, UsageError, database_error
-from db_migrate.project import redact_url
+from db_migrate.errors import DatabaseError, Refused, UsageError, brief, database_error
+from db_migrate.urls import redact_url
 
 __all__ = [
     "PREFIX",
@@ -57,6 +67,11 @@ PREFIX = "dbm_"
 _SERVER_DIALECTS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 _engines: dict[str, object] = {}
 _engines_lock = threading.Lock()
+_live: set[str] = set()
+"""URLs of the scratch databases this process holds right now (jobs may write there)."""
+_swept: set[str] = set()
+"""Servers whose stale databases this process already dropped."""
+_OWNER_RE = re.compile(r"_(?P<boot>[0-9a-f]{6})p(?P<pid>\d+)s(?P<start>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -125,9 +140,72 @@ def quote(dialect: str, name: str) -> str:
     return f"`{name}`" if dialect == "mysql" else f'"{name}"'
 
 
+def is_scratch_url(url: object) -> bool:
+    """True for the URL of a scratch database this process created and has not dropped yet."""
+    return isinstance(url, str) and url in _live
+
+
+def _boot_tag() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return hashlib.sha256(f.read().strip().encode()).hexdigest()[:6]
+    except OSError:
+        return None  # not Linux: no way to tell a dead owner later, so no tag
+
+
+def _start_ticks(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot), or None when it does not run."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count fields after the last ')'
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owner_tag() -> str:
+    """``<boot>p<pid>s<start>`` for this process ("" where it cannot be told later whether it runs)."""
+    boot, start = _boot_tag(), _start_ticks(os.getpid())
+    return f"{boot}p{os.getpid()}s{start}" if boot and start is not None else ""
+
+
+def owner_is_gone(name: str) -> bool:
+    """True when ``name`` carries an owner tag of this boot whose process no longer runs."""
+    m = _OWNER_RE.search(name)
+    if not m or m.group("boot") != _boot_tag():
+        return False
+    return _start_ticks(int(m.group("pid"))) != int(m.group("start"))
+
+
 def _new_name(purpose: str) -> str:
-    purpose = "".join(ch for ch in purpose.lower() if ch.isalnum() or ch == "_")[:20] or "scratch"
-    return f"{PREFIX}{purpose}_{run_tag()}{secrets.token_hex(6)}"
+    purpose = "".join(ch for ch in purpose.lower() if ch.isalnum() or ch == "_")[:12] or "scratch"
+    tag = owner_tag()  # at most 63 characters in all: PostgreSQL's limit for a name
+    return f"{PREFIX}{purpose}_{run_tag()}{secrets.token_hex(4)}" + (f"_{tag}" if tag else "")
+
+
+def list_databases(server_url: str) -> list[str]:
+    """Names of the ``dbm_*`` databases on a server."""
+    from sqlalchemy import text
+
+    dialect = server_dialect(server_url)
+    sql = ("SELECT datname FROM pg_database WHERE datname LIKE :p" if dialect == "postgresql"
+           else "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p")
+    with admin_engine(server_url).connect() as c:
+        return list(c.execute(text(sql), {"p": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+
+def drop_stale(server_url: str) -> list[str]:
+    """Drop the scratch databases on a server whose owner process died without cleaning up; their names."""
+    dropped = []
+    for name in list_databases(server_url):
+        if owner_is_gone(name):
+            try:
+                drop_database(server_url, name)
+                dropped.append(name)
+            except Exception:
+                pass  # another process dropped it first, or it is still busy: the next sweep retries
+    return dropped
 
 
 def run_tag() -> str:
@@ -215,16 +293,28 @@ def scratch_database(
             path = tmp / "scratch.db"
             if template is not None:
                 shutil.copyfile(template, path)
-            yield ScratchDatabase(url=f"sqlite:///{path}", dialect="sqlite", server_url=None, name=str(path))
+            url = f"sqlite:///{path}"
+            _live.add(url)
+            yield ScratchDatabase(url=url, dialect="sqlite", server_url=None, name=str(path))
         finally:
+            _live.discard(f"sqlite:///{tmp / 'scratch.db'}")
             shutil.rmtree(tmp, ignore_errors=True)
         return
     dialect = server_dialect(server_url)
+    if server_url not in _swept:
+        _swept.add(server_url)
+        try:
+            drop_stale(server_url)
+        except Exception:
+            pass  # a sweep is housekeeping; creating the database below reports a real problem
     name = _new_name(purpose)
     create_database(server_url, name, template=str(template) if template else None)
+    url = database_url(server_url, name)
+    _live.add(url)
     try:
-        yield ScratchDatabase(url=database_url(server_url, name), dialect=dialect, server_url=server_url, name=name)
+        yield ScratchDatabase(url=url, dialect=dialect, server_url=server_url, name=name)
     finally:
+        _live.discard(url)
         drop_database(server_url, name)
 
 

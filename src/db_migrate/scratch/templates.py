@@ -117,7 +117,10 @@ def template_for(project, history, revision: str, server_url: str | None, *,
             return str(path), None
     else:
         name = f"{TEMPLATE_PREFIX}{name}"
-        if _pg_exists(server_url, name):
+        usable = _pg_usable(server_url, name)
+        if usable is not None:
+            if not usable:
+                return None, None  # another role's template, not ours to copy: a plain build instead
             _pg_mark_used(server_url, name)
             return name, None
     try:
@@ -134,7 +137,7 @@ def template_for(project, history, revision: str, server_url: str | None, *,
                 _evict_sqlite(path.parent, keep=path)
                 return str(path), None
             why = _pg_save(server_url, db.name, name)
-            if why is None or _pg_exists(server_url, name):
+            if why is None or _pg_usable(server_url, name):
                 _pg_mark_used(server_url, name)
                 _evict_pg(server_url, keep=name)
                 return name, None
@@ -158,17 +161,27 @@ def _evict_sqlite(folder: Path, *, keep: Path) -> None:
         f.unlink(missing_ok=True)
 
 
-def _pg_exists(server_url: str, name: str) -> bool:
+def _pg_usable(server_url: str, name: str) -> bool | None:
+    """None when the template does not exist; else whether we may copy it.
+
+    CREATE DATABASE ... TEMPLATE needs the template's owner (or a superuser) unless it is marked
+    a template: one that another role built is there, but not ours to copy.
+    """
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
     from db_migrate.errors import database_error
 
+    sql = text(
+        "SELECT d.datistemplate OR pg_has_role(current_user, d.datdba, 'MEMBER') "
+        "OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) FROM pg_database d WHERE d.datname = :n"
+    )
     try:
         with admin_engine(server_url).connect() as c:
-            return c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+            row = c.execute(sql, {"n": name}).first()
     except SQLAlchemyError as e:  # the first contact with the scratch server: unreachable is the usual reason
         raise database_error(e, server_url, "looking for a template database") from None
+    return None if row is None else bool(row[0])
 
 
 def _pg_save(server_url: str, built: str, name: str) -> str | None:
@@ -244,6 +257,7 @@ def purge_templates(server_url: str | None = None, project=None) -> list[str]:
             f.unlink(missing_ok=True)
             removed.append(str(f))
     if server_url is not None and server_dialect(server_url) == "postgresql":
+        _pg_usable(server_url, TEMPLATE_PREFIX)  # a structured database-error when the server is unreachable
         for n, _ in _pg_templates(server_url, TEMPLATE_PREFIX + tag):
             drop_database(server_url, n)
             removed.append(n)

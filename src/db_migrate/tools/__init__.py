@@ -35,14 +35,28 @@ _EXIT_BY_DECISION = {"proceed": EXIT_PROCEED, "revise": EXIT_REVISE, "escalate":
 def call(tool: str, project: Any, **kwargs: Any) -> Verdict:
     """Run the service function behind ``tool`` (imported on first use).
 
-    URL arguments are normalised here, the one door both adapters go through
+    The last line of defence for secrets: the password and secret query values
+    of every URL in the arguments (and of the project's own ``sqlalchemy.url``)
+    are hidden in the verdict and in any error, whatever path they took there.
+
+    URL arguments are normalised here too, the one door both adapters go through
     (``postgres://`` is accepted as PostgreSQL).
     """
+    from db_migrate.errors import DbMigrateError
+    from db_migrate.urls import scrub, scrub_value, secrets_in, url_secrets
+
     from db_migrate.project.config import normalize_url
 
     kwargs = {k: normalize_url(v) if k.endswith("_url") and isinstance(v, str) else v for k, v in kwargs.items()}
     package, func, _ = TOOLS[tool]
-    return getattr(importlib.import_module(package), func)(project, **kwargs)
+    secrets = secrets_in(kwargs) + url_secrets(getattr(project, "url", None))
+    try:
+        return scrub_value(getattr(importlib.import_module(package), func)(project, **kwargs), secrets)
+    except DbMigrateError as e:
+        e.message = scrub(e.message, secrets)
+        e.hint = scrub(e.hint, secrets) if e.hint else e.hint
+        e.details = {k: scrub(v, secrets) for k, v in e.details.items()}
+        raise
 
 
 def result_model(tool: str) -> type[Verdict]:

@@ -1,0 +1,484 @@
+"""The parent side: ask the fork server for a fresh process per job, wait for its answer, clean up.
+
+One fork server per process (started on first use or by :func:`prewarm`).  A
+job is never reused: it answers once and dies; on a timeout, a cancel, a
+Ctrl-C or any other exception here its whole process group is killed at once.
+The job's prints come back through a pipe and are copied to our stderr with
+every known secret hidden; its temporary directory is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import math
+import os
+import pickle
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from db_migrate.errors import DbMigrateError, InternalError, MigrationCrashed, MigrationTimeout, UsageError
+from db_migrate.sandbox.isolation import memory_limit_mib
+from db_migrate.urls import scrub, scrub_value, secrets_in
+from db_migrate.verdict import Isolation, Verdict
+
+DEFAULT_TIMEOUT = float(os.environ.get("DB_MIGRATE_TIMEOUT", "60"))
+
+ProgressFn = Callable[[dict[str, Any]], None]
+_local = threading.local()
+
+
+class ForkServer:
+    """The ``python -m db_migrate.sandbox`` process; see :mod:`db_migrate.sandbox.forkserver`.
+
+    A plain subprocess (not multiprocessing's forkserver) so that callers need no
+    ``if __name__ == "__main__"`` guard and the server never imports the caller's
+    main module.  It leaves when our end of the control socket closes.
+    """
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # never litter the user's versions/ with __pycache__
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "db_migrate.sandbox", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # jobs write to their own pipe; the server itself never prints
+            env=env,
+            start_new_session=True,  # a Ctrl-C to our terminal is ours to handle, not the server's
+        )
+        theirs.close()
+        self.ctl = ours
+        self.lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def fork(self, request: dict[str, Any], fds: list[int]) -> int:
+        """Fork a job (``fds``: its socket and output pipe); return its pid."""
+        with self.lock:
+            socket.send_fds(self.ctl, [pickle.dumps(request)], fds)
+            answer = self.ctl.recv(8)
+        if len(answer) != 8:
+            raise OSError("the fork server is gone")
+        pid = struct.unpack("q", answer)[0]
+        if pid <= 0:
+            raise OSError("the fork server could not fork")
+        return pid
+
+    def stop(self) -> None:
+        try:
+            self.ctl.close()  # the server kills any job left and exits
+            self.proc.wait(2)
+        except Exception:
+            self.proc.kill()
+
+
+_server: ForkServer | None = None
+_server_lock = threading.Lock()
+
+
+def _fork_server() -> ForkServer:
+    global _server
+    with _server_lock:
+        if _server is None or not _server.alive():
+            if _server is not None:
+                _server.stop()
+            _server = ForkServer()
+        return _server
+
+
+def prewarm() -> None:
+    """Start the fork server now (in the background of the caller's own start-up work)."""
+    _fork_server()
+
+
+def shutdown() -> None:
+    global _server
+    with _server_lock:
+        server, _server = _server, None
+    if server is not None:
+        server.stop()
+
+
+atexit.register(shutdown)
+
+
+class Job:
+    """One forked job: its socket, its output pipe, its temporary directory and its process group."""
+
+    def __init__(self, profile: str | None, writable: Iterable[str], scratch_url: str | None, secrets: list[str]) -> None:
+        self.secrets = secrets
+        self.tmpdir = tempfile.mkdtemp(prefix="dbm_job_")
+        self.pid: int | None = None
+        ours, theirs = socket.socketpair()
+        out_r, out_w = os.pipe()
+        try:
+            request = {"tmpdir": self.tmpdir, "profile": profile, "writable": [str(p) for p in writable],
+                       "scratch_url": scratch_url, "memory_mib": memory_limit_mib()}
+            for _attempt in range(2):  # a dead server (killed, crashed) is replaced once
+                try:
+                    self.pid = _fork_server().fork(request, [theirs.fileno(), out_w])
+                    break
+                except OSError:
+                    shutdown()
+            if self.pid is None:
+                raise InternalError("Cannot start a sandbox process: the fork server does not answer.")
+        except BaseException:
+            ours.close()
+            os.close(out_r)
+            raise
+        finally:
+            theirs.close()
+            os.close(out_w)
+        self.conn = Connection(ours.detach())
+        self.out = out_r
+        self._partial = b""
+        self.out_open = True
+        self.killed = False
+
+    def kill(self) -> None:
+        """Kill the job's whole process group (whatever it spawned goes with it)."""
+        if self.pid is not None and not self.killed:
+            self.killed = True
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def forward_output(self) -> None:
+        """Copy what the job printed to our stderr, line by line, secrets hidden."""
+        try:
+            data = os.read(self.out, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            self.out_open = False
+            return
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > 65536:  # no newline for a long time: flush it anyway
+            lines.append(self._partial)
+            self._partial = b""
+        self._emit(lines)
+
+    def drain(self) -> None:
+        """Forward what is already in the pipe, without waiting for writers that may never close it."""
+        os.set_blocking(self.out, False)
+        chunks = [self._partial]
+        while True:
+            try:
+                data = os.read(self.out, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        self._partial = b""
+        self._emit(b"".join(chunks).split(b"\n"))
+
+    def _emit(self, lines: list[bytes]) -> None:
+        text = [scrub(ln.decode("utf-8", "replace"), self.secrets) for ln in lines if ln.strip()]
+        if text:
+            try:
+                sys.stderr.write("\n".join(text) + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+    def close(self) -> None:
+        for closer in (self.drain, self.conn.close, lambda: os.close(self.out)):
+            try:
+                closer()
+            except Exception:
+                pass
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _check_timeout(timeout: float) -> float:
+    if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0 or timeout > 86400 * 7:
+        raise UsageError(f"The timeout must be a number of seconds between 0 and one week, not {timeout!r}.")
+    return float(timeout)
+
+
+def run_job(
+    target: str,
+    *,
+    timeout: float | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    on_progress: ProgressFn | None = None,
+    what: str = "project code",
+    isolation: str | None = "database",
+    writable: Iterable[str | os.PathLike[str]] = (),
+    scratch: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run ``target(**kwargs)`` in a freshly forked job; return its result or raise a DbMigrateError.
+
+    ``isolation``: ``"static"`` (no network, nothing writable but the job's temp
+    dir), ``"database"`` (the default: read-only filesystem but ``writable``;
+    network restricted only when the ``scratch`` database URL is a Unix socket;
+    an SQLite scratch file's folder is writable) or None (a fresh process only).  Secrets of every URL among the arguments are hidden in
+    what comes back (the result, error texts, the job's prints).
+    """
+    timeout = _check_timeout(DEFAULT_TIMEOUT if timeout is None else timeout)
+    scope: CallScope | None = getattr(_local, "scope", None)
+    if scope is not None and scope.cancelled:
+        raise MigrationCrashed("The call was cancelled.")
+    if on_progress is None and scope is not None:
+        on_progress = scope.progress_payload
+    if scratch is None:
+        from db_migrate.scratch import is_scratch_url
+
+        scratch = next((v for v in kwargs.values() if is_scratch_url(v)), None)
+    secrets = secrets_in(kwargs) + secrets_in(scratch)
+    paths = [os.fspath(p) for p in writable]
+    if scratch and scratch.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        paths.append(os.path.dirname(os.path.abspath(make_url(scratch).database or ".")))
+    job = Job(isolation, paths, scratch, secrets)
+    if scope is not None:
+        scope.jobs.add(job)
+    status, payload = "error", None
+    deadline = time.monotonic() + timeout
+    try:
+        job.conn.send((target, kwargs, str(cwd) if cwd else None))
+        while True:
+            left = deadline - time.monotonic()
+            ready = wait([job.conn, *([job.out] if job.out_open else [])], timeout=left) if left > 0 else []
+            if not ready:
+                job.kill()
+                _late_progress(job, on_progress, secrets)
+                raise MigrationTimeout(
+                    f"{what[:1].upper()}{what[1:]} did not finish within {timeout:g} s; its process was stopped.",
+                    hint="Look for an endless loop, a blocking call or a lock wait in the migration or env.py; "
+                    "raise the limit with --timeout or DB_MIGRATE_TIMEOUT if it is just slow.",
+                )
+            if job.out in ready:
+                job.forward_output()
+            if job.conn not in ready:
+                continue
+            try:
+                status, payload = job.conn.recv()
+            except (EOFError, OSError):
+                job.kill()
+                if scope is not None and scope.cancelled:
+                    raise MigrationCrashed("The job was cancelled.") from None
+                raise MigrationCrashed(
+                    f"{what[:1].upper()}{what[1:]} killed its process before answering.",
+                    hint="The migration or env.py crashed the interpreter (os._exit, a signal, a native crash).",
+                ) from None
+            if status == "progress":
+                if on_progress is not None:
+                    on_progress(scrub_value(payload, secrets))
+                continue
+            if status == "isolation":
+                _record(payload)
+                continue
+            break
+    except DbMigrateError:
+        job.kill()
+        raise
+    except BaseException as e:  # Ctrl-C, SIGTERM, a bug here: the job must not outlive the wait
+        job.kill()
+        if isinstance(e, Exception):
+            raise InternalError(f"Sandbox communication failed: {e}") from None
+        raise
+    finally:
+        if scope is not None:
+            scope.jobs.discard(job)
+        job.close()
+    if status == "ok":
+        return scrub_value(payload, secrets)
+    raise error_from_info({k: scrub(v, secrets) if isinstance(v, str) else v for k, v in payload.items()})
+
+
+def _late_progress(job: Job, on_progress: ProgressFn | None, secrets: list[str]) -> None:
+    """Deliver progress the job sent just before it was stopped (it tells where it hung)."""
+    try:
+        while job.conn.poll(0):
+            status, payload = job.conn.recv()
+            if status == "progress" and on_progress is not None:
+                on_progress(scrub_value(payload, secrets))
+    except (EOFError, OSError):
+        pass
+
+
+def error_from_info(info: dict[str, Any]) -> DbMigrateError:
+    """Rebuild the DbMigrateError subclass a job reported."""
+    classes = {c.code: c for c in _subclasses(DbMigrateError)}
+    cls = classes.get(info.get("code", ""), DbMigrateError)
+    err = cls(info.get("message", "unknown error"), hint=info.get("hint"), **(info.get("details") or {}))
+    if cls is DbMigrateError:
+        err.code = info.get("code", "error")
+    return err
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_subclasses(sub))
+    return out
+
+
+# -- which isolation a verdict ran under ---------------------------------------------------------
+
+_NETWORK_ORDER = ["unrestricted", "scratch-database-only", "none"]
+
+
+def _record(iso: Isolation) -> None:
+    log = getattr(_local, "isolations", None)
+    if log is not None:
+        log.append(iso)
+
+
+def weakest(isolations: list[Isolation]) -> Isolation:
+    """The isolation that held for every one of ``isolations`` (the default when none ran)."""
+    if not isolations:
+        return Isolation(summary="no project code ran for this verdict")
+    network = min((i.network for i in isolations), key=_NETWORK_ORDER.index)
+    filesystem = "unrestricted" if any(i.filesystem == "unrestricted" for i in isolations) else "read-only"
+    limits = [i.memory_limit_mib for i in isolations]
+    writable = sorted({w for i in isolations for w in i.writable}) if filesystem == "read-only" else []
+    weakest_one = min(isolations, key=lambda i: (_NETWORK_ORDER.index(i.network), i.filesystem == "read-only"))
+    return Isolation(
+        process="none" if any(i.process == "none" for i in isolations) else "fresh-process",
+        network=network, filesystem=filesystem, writable=writable,
+        memory_limit_mib=None if None in limits else max(limits),  # type: ignore[type-var]
+        summary=weakest_one.summary if len(isolations) == 1 or len({i.summary for i in isolations}) == 1
+        else f"{len(isolations)} jobs; the weakest: {weakest_one.summary}",
+    )
+
+
+@contextmanager
+def collect_isolation() -> Iterator[list[Isolation]]:
+    """Collect the isolation of every job run inside the block (nested blocks also report outwards)."""
+    outer = getattr(_local, "isolations", None)
+    mine: list[Isolation] = []
+    _local.isolations = mine
+    try:
+        yield mine
+    finally:
+        _local.isolations = outer
+        if outer is not None:
+            outer.extend(mine)
+
+
+def record_isolation(iso: Isolation) -> None:
+    """Count ``iso`` for the current verdict, as if a job had just run under it (a cached result's)."""
+    _record(iso)
+
+
+def reports_isolation(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a service function: its Verdict's ``isolation`` says what its jobs ran under."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with collect_isolation() as mine:
+            result = fn(*args, **kwargs)
+        if isinstance(result, Verdict):
+            result.isolation = weakest(mine)
+        return result
+
+    return wrapper
+
+
+# -- calls from the MCP server: progress and cancellation -----------------------------------------
+
+
+class CallScope:
+    """The jobs and progress sink of one tool call running in a thread.
+
+    Service functions stay synchronous and unaware of MCP: they call
+    :func:`progress` and :func:`run_job`; :func:`run_in_scope` forwards
+    progress to the async caller and, on cancellation, kills the call's jobs
+    so its ``finally`` clauses (dropping scratch databases) run at once.
+    """
+
+    def __init__(self, sink: Callable[[str, float | None, float | None], None] | None) -> None:
+        self.sink = sink
+        self.jobs: set[Job] = set()
+        self.cancelled = False
+
+    def progress_payload(self, payload: dict[str, Any]) -> None:
+        if self.sink is not None:
+            self.sink(payload.get("message", ""), payload.get("progress"), payload.get("total"))
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        for job in list(self.jobs):
+            job.kill()
+
+
+def progress(message: str, progress: float | None = None, total: float | None = None) -> None:
+    """Report progress from parent-side service code (no-op outside :func:`run_in_scope`)."""
+    scope: CallScope | None = getattr(_local, "scope", None)
+    if scope is not None and scope.sink is not None:
+        scope.sink(message, progress, total)
+
+
+@contextmanager
+def reporting_to(sink: Callable[[str, float | None, float | None], None]) -> Iterator[None]:
+    """Send this thread's progress (:func:`progress`, and jobs' :func:`report_progress`) to ``sink``.
+
+    What the CLI uses for its progress display; the server uses :func:`run_in_scope`.
+    """
+    previous = getattr(_local, "scope", None)
+    _local.scope = CallScope(sink)
+    try:
+        yield
+    finally:
+        _local.scope = previous
+
+
+async def run_in_scope(fn: Callable[..., Any], *args: Any, on_progress: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    """Run the synchronous service function ``fn`` in a thread; cancellation kills its jobs.
+
+    ``on_progress(message, progress, total)`` may be async; it is called on the event loop.
+    """
+    import inspect
+
+    import anyio
+    import anyio.from_thread
+    import anyio.to_thread
+
+    def sink(message: str, p: float | None, total: float | None) -> None:
+        if on_progress is None:
+            return
+        try:
+            if inspect.iscoroutinefunction(on_progress):
+                anyio.from_thread.run(on_progress, message, p, total)
+            else:
+                anyio.from_thread.run_sync(on_progress, message, p, total)
+        except Exception:
+            pass  # progress is best effort; never fail the call for it
+
+    scope = CallScope(sink)
+
+    def call() -> Any:
+        _local.scope = scope
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _local.scope = None
+
+    try:
+        return await anyio.to_thread.run_sync(functools.partial(call), abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        scope.cancel()
+        raise

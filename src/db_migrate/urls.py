@@ -1,0 +1,135 @@
+"""Database URLs in anything we print: every credential-bearing part hidden.
+
+A SQLAlchemy URL carries secrets in more places than its userinfo password:
+libpq and the drivers read ``?password=``, ``sslpassword=``, a ``passfile=`` or
+an ``sslkey=`` path from the query string too.  Every output, log line and
+error message goes through this module:
+
+- :func:`redact_url` renders a URL with all of them replaced by ``***``;
+- :func:`url_secrets` lists the secret values of a URL, so that free text that
+  project code produced (its prints, its exception messages) can be cleaned
+  with :func:`scrub` before it reaches a verdict or a log;
+- :func:`scrub` also hides anything in text that looks like a URL password or
+  a ``password=...`` pair, even when we never saw the URL it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+#: Query keys whose value is a credential (libpq, psycopg, PyMySQL, mysqlclient, and the generic names).
+SECRET_KEYS = frozenset({
+    "password", "passwd", "pwd", "pass", "passfile", "sslpassword", "sslkey", "ssl_key", "ssl-key",
+    "sslcrl", "secret", "token", "access_token", "auth_token", "api_key", "apikey", "private_key",
+    "client_secret", "aws_secret_access_key", "credentials",
+})
+MIN_SECRET_LENGTH = 4
+"""Shorter secrets are still hidden in URLs we render, but not searched for in free text (too many false hits)."""
+
+_KEY_ALTERNATION = "|".join(sorted(map(re.escape, SECRET_KEYS), key=len, reverse=True))
+_USERINFO_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#]*:)(?P<secret>[^\s@/?#]+)(?P<tail>@)")
+_PAIR_RE = re.compile(rf"(?P<head>(?<![A-Za-z0-9_])(?:{_KEY_ALTERNATION})\s*=\s*)(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;,'\")]+)", re.I)
+
+
+def is_secret_key(key: str) -> bool:
+    return key.lower() in SECRET_KEYS
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with every credential-bearing part replaced by ``***``: safe to print."""
+    if not url:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+    except Exception:
+        return "<unparseable url>"
+    query = {k: (MASK if is_secret_key(k) else v) for k, v in u.query.items()}
+    try:
+        return u.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", MASK)
+    except Exception:
+        return "<unparseable url>"
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The secret values a URL holds (password, secret query values), with their URL-encoded forms."""
+    if not url or "://" not in url:
+        return []
+    try:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+    except Exception:
+        return [m.group("secret") for m in (*_USERINFO_RE.finditer(url), *_PAIR_RE.finditer(url))]
+    found: list[str] = []
+    if u.password:
+        found.append(str(u.password))
+    for k, v in u.query.items():
+        if is_secret_key(k):
+            found.extend([v] if isinstance(v, str) else list(v))
+    out: list[str] = []
+    for s in found:
+        for form in (s, quote(s, safe=""), quote_plus(s)):
+            if len(form) >= MIN_SECRET_LENGTH and form not in out:
+                out.append(form)
+    return out
+
+
+def secrets_in(value: Any, _depth: int = 0) -> list[str]:
+    """Secrets of every URL found in ``value`` (a string, a mapping, a sequence, or an object's ``url``)."""
+    if _depth > 4:
+        return []
+    if isinstance(value, str):
+        return url_secrets(value) if "://" in value else []
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in secrets_in(v, _depth + 1)]
+    if isinstance(value, (list, tuple, set)):
+        return [s for v in value for s in secrets_in(v, _depth + 1)]
+    url = getattr(value, "url", None)
+    return url_secrets(url) if isinstance(url, str) else []
+
+
+def scrub(text: str, secrets: list[str] | tuple[str, ...] = (), *, patterns: bool = True) -> str:
+    """``text`` with the given secrets replaced by ``***``; with ``patterns``, also URL passwords and
+    ``password=...`` pairs (for messages and logs; not for results, whose SQL may name a password column).
+    """
+    if not text:
+        return text
+    for s in sorted(set(secrets), key=len, reverse=True):
+        if len(s) >= MIN_SECRET_LENGTH:
+            text = text.replace(s, MASK)
+    if not patterns:
+        return text
+    text = _USERINFO_RE.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
+    return _PAIR_RE.sub(lambda m: m.group("head") + MASK, text)
+
+
+def scrub_value(value: Any, secrets: list[str] | tuple[str, ...] = (), _depth: int = 0) -> Any:
+    """The known ``secrets`` hidden in every string inside ``value`` (pydantic models are updated in place)."""
+    if _depth > 12 or not secrets:
+        return value
+    if isinstance(value, str):
+        return scrub(value, secrets, patterns=False)
+    if isinstance(value, list):
+        return [scrub_value(v, secrets, _depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(scrub_value(v, secrets, _depth + 1) for v in value)
+    if isinstance(value, dict):
+        return {k: scrub_value(v, secrets, _depth + 1) for k, v in value.items()}
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, dict):
+        for name in fields:
+            try:
+                setattr(value, name, scrub_value(getattr(value, name), secrets, _depth + 1))
+            except Exception:
+                pass  # a frozen model: leave it
+        return value
+    if hasattr(value, "__dataclass_fields__") and not getattr(value, "__dataclass_params__").frozen:
+        for name in value.__dataclass_fields__:
+            setattr(value, name, scrub_value(getattr(value, name), secrets, _depth + 1))
+    return value
