@@ -5,7 +5,7 @@ its first operations applied while the version table still names the revision
 before it.  Given the user's ``database_url``, check_heads
 
 1. reflects the user's database (read-only, :mod:`db_migrate.readonly`) into a
-   ``MetaData``,
+   ``MetaData``, in the parent: project code never gets a connection to it,
 2. builds the schema the stamped revision(s) should have on a scratch database
    of the same kind (``scratch_url``; else a temporary SQLite file for SQLite,
    the embedded PostgreSQL server for PostgreSQL; MariaDB/MySQL need
@@ -39,21 +39,27 @@ class SchemaDifference(BaseModel):
     runner: str = "project-env"
 
 
-def compare_job(config_file: str, section: str, scratch_url: str, database_url: str, stamped: list[str],
-                version_table: str = "alembic_version") -> SchemaDifference:
-    """Job (in a worker): reflect ``database_url`` read-only, build ``stamped`` on ``scratch_url``, diff them."""
-    from alembic.autogenerate import produce_migrations, render_python_code
-    from alembic.runtime.migration import MigrationContext
+def reflect_database(database_url: str, version_table: str = "alembic_version") -> Any:
+    """The user's schema as a ``MetaData`` (read-only, our own code), without alembic's version table."""
     from sqlalchemy import MetaData
 
     from db_migrate.readonly import read_only_connection
-    from db_migrate.runtime import Runtime, describe_ops
 
     actual = MetaData()
     with read_only_connection(database_url) as conn:
         actual.reflect(bind=conn)
     if version_table in actual.tables:
         actual.remove(actual.tables[version_table])
+    return actual
+
+
+def compare_job(config_file: str, section: str, scratch_url: str, actual: Any, stamped: list[str],
+                version_table: str = "alembic_version") -> SchemaDifference:
+    """Job (in a worker): build ``stamped`` on ``scratch_url`` and diff it with ``actual`` (the reflected schema)."""
+    from alembic.autogenerate import produce_migrations, render_python_code
+    from alembic.runtime.migration import MigrationContext
+
+    from db_migrate.runtime import Runtime, describe_ops
 
     def keep(obj, name, type_, reflected, compare_to) -> bool:
         return not (type_ == "table" and name == version_table)
@@ -119,13 +125,14 @@ def partway_findings(project, history, current: list[str], pending: list[str], d
         return [], [Unchecked(what=what, reason=f"needs scratch_url on a {dialect} server to build the stamped schema "
                               "(the user's database is never written)")], None
     progress("building the stamped schema on a scratch database to compare with the database")
+    version_table = project.settings.get("version_table", "alembic_version")
     try:
+        actual = reflect_database(database_url, version_table)
         with scratch_database(server, purpose="partway", settings=project.settings) as db:
             diff: SchemaDifference = run_job(
                 "db_migrate.heads.partway:compare_job", timeout=timeout, cwd=project.root,
                 what="comparing the database with its stamped revision", config_file=str(project.config_file),
-                section=project.section, scratch_url=db.url, database_url=database_url, stamped=current,
-                version_table=project.settings.get("version_table", "alembic_version"),
+                section=project.section, scratch_url=db.url, actual=actual, stamped=current, version_table=version_table,
             )
     except DbMigrateError as e:
         return [], [Unchecked(what=what, reason=e.message)], None
