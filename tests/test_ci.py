@@ -16,8 +16,9 @@ from db_migrate.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 BIN = Path(sys.executable).parent
-NOTES = "alembic/versions/f956808bc5df_add_notes_to_assignments.py"  # missing downgrade: an error
-DROP = "alembic/versions/9692142c98f0_drop_pager_number_from_persons.py"  # warnings only; escalates in classify
+NOTES = "alembic/versions/f956808bc5df_add_notes_to_assignments.py"  # missing downgrade: an error; escalates (unclear rollback)
+DROP = "alembic/versions/9692142c98f0_drop_pager_number_from_persons.py"  # warnings; escalates (drop with data), like classify
+WARN = "alembic/versions/42e8bfea3a1b_email_verified_not_null.py"  # a set-not-null warning only: proceed
 
 NEW_REVISION = '''"""add nickname to persons
 
@@ -71,7 +72,7 @@ def test_sarif_is_valid_and_every_result_names_a_catalogued_rule(residency: Path
     code = main(["review", "--all", "--config", str(residency), "--format", "sarif"])
     log = json.loads(capsys.readouterr().out)
     validate(log)
-    assert code == 1 and len(log["runs"]) == 1
+    assert code == 3 and len(log["runs"]) == 1  # the history has escalations: escalate outranks revise
     run = log["runs"][0]
     rules = run["tool"]["driver"]["rules"]
     from db_migrate.rules import catalogue
@@ -120,8 +121,8 @@ def test_github_annotations_go_to_stderr_beside_the_chosen_format(repo: Path) ->
     for name in ("alembic", "alembic.ini", "app", "pyproject.toml"):
         (repo / name).rename(sub / name)
     p = cli(["review", f"backend/{NOTES}", "--format", "json"], repo, GITHUB_ACTIONS="true")
-    assert p.returncode == 1, p.stderr
-    assert json.loads(p.stdout)["decision"] == "revise"  # stdout is still exactly the JSON
+    assert p.returncode == 3, p.stderr
+    assert json.loads(p.stdout)["decision"] == "escalate"  # stdout is still exactly the JSON
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("::")]
     assert lines[0].startswith(f"::error file=backend/{NOTES},line=")
     assert "title=db-migrate%3A missing-downgrade::" in lines[0] and "%0AFix:%0A" in lines[0]
@@ -131,16 +132,17 @@ def test_github_annotations_go_to_stderr_beside_the_chosen_format(repo: Path) ->
 
 
 def test_fail_on_warning(residency: Path) -> None:
-    assert cli(["review", DROP], residency).returncode == 0  # warnings only: proceed
-    p = cli(["review", DROP, "--fail-on", "warning"], residency)
-    assert p.returncode == 1 and "drop-column" in p.stdout
-    assert cli(["review", DROP, "--fail-on", "error"], residency).returncode == 0
+    assert cli(["review", WARN], residency).returncode == 0  # warnings only: proceed
+    p = cli(["review", WARN, "--fail-on", "warning"], residency)
+    assert p.returncode == 1 and "set-not-null" in p.stdout
+    assert cli(["review", WARN, "--fail-on", "error"], residency).returncode == 0
+    assert cli(["review", DROP, "--fail-on", "error"], residency).returncode == 3  # a threshold never lifts an escalation
 
 
 def test_review_takes_several_paths_as_one_verdict(residency: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["review", NOTES, DROP, NOTES, "--config", str(residency), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
-    assert sorted(out["revisions"]) == ["9692142c98f0", "f956808bc5df"] and code == 1
+    assert sorted(out["revisions"]) == ["9692142c98f0", "f956808bc5df"] and code == 3
     assert {f["rule"] for f in out["findings"]} >= {"missing-downgrade", "drop-column"}
 
 
@@ -150,7 +152,7 @@ def test_the_project_is_found_from_the_files_named(repo: Path) -> None:
     for name in ("alembic", "alembic.ini", "app", "pyproject.toml"):
         (repo / name).rename(sub / name)
     p = cli(["review", f"backend/{NOTES}", "--format", "json"], repo)
-    assert p.returncode == 1 and json.loads(p.stdout)["revisions"] == ["f956808bc5df"], p.stderr
+    assert p.returncode == 3 and json.loads(p.stdout)["revisions"] == ["f956808bc5df"], p.stderr
 
 
 def test_changed_since_judges_a_branch_on_its_own_revisions(repo: Path) -> None:
