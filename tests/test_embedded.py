@@ -85,8 +85,9 @@ def test_a_type_sqlite_lacks_is_unchecked_not_revise(tmp_path: Path) -> None:
 
 
 def test_a_real_failure_on_the_embedded_server_is_still_revise(tmp_path: Path, embedded_pg: str) -> None:
-    forgetful = "def upgrade():\n    op.add_column('persons', sa.Column('nick', sa.Text()))\ndef downgrade():\n    pass\n"
-    r = roundtrip(load_project(make_project(tmp_path, [PERSONS, forgetful])), rows=3)
+    not_null = ("def upgrade():\n    op.add_column('persons', sa.Column('nick', sa.Text(), nullable=False))\n"
+                "def downgrade():\n    op.drop_column('persons', 'nick')\n")
+    r = roundtrip(load_project(make_project(tmp_path, [PERSONS, not_null])), rows=3)
     assert r.decision == "revise" and r.failures and r.engine.embedded
 
 

@@ -168,15 +168,25 @@ def test_a_passed_roundtrip_never_proceeds_where_review_escalates(tmp_path: Path
     assert_consistent(rt)
 
 
-def test_a_failed_roundtrip_is_revise_with_the_failing_step(tmp_path: Path) -> None:
+def test_a_failed_roundtrip_names_the_failing_step_and_agrees_with_review(tmp_path: Path) -> None:
     forgets = "def upgrade():\n    op.add_column('scratchpad', sa.Column('note', sa.Text()))\n\ndef downgrade():\n    pass\n"
     project = load_project(cwd=make_project(tmp_path, [CREATE, forgets], url="sqlite:///app.db"))
     rt = run_roundtrip(project, "head")
-    assert rt.status == "failed" and rt.decision == "revise"
+    assert rt.status == "failed"
     assert rt.findings and all(f.severity == "error" and f.revision for f in rt.findings)
-    assert rt.summary.startswith("revise:")
-    # review escalates (empty downgrade: unclear rollback); the roundtrip's answer is to fix the failure first
-    assert review_migration(project, "head").decision == "escalate"
+    # the empty downgrade is an unclear rollback: every tool escalates, the roundtrip with its failing steps as evidence
+    assert rt.decision == review_migration(project, "head").decision == "escalate"
+    assert rt.summary.startswith("escalate:")
+
+
+def test_a_failed_roundtrip_without_a_trigger_is_revise(tmp_path: Path) -> None:
+    not_null = ("def upgrade():\n    op.add_column('scratchpad', sa.Column('note', sa.Text(), nullable=False))\n\n"
+                "def downgrade():\n    op.drop_column('scratchpad', 'note')\n")
+    project = load_project(cwd=make_project(tmp_path, [CREATE, not_null], url="sqlite:///app.db"))
+    rt = run_roundtrip(project, "head", rows=3)
+    assert rt.status == "failed" and rt.decision == "revise" and rt.summary.startswith("revise:")
+    assert any(f.rule == "upgrade-failed" for f in rt.findings)
+    assert review_migration(project, "head").decision == "revise"
 
 
 def test_check_heads_does_not_proceed_when_a_revision_body_does_not_parse(residency: Path) -> None:

@@ -88,7 +88,8 @@ def test_fixture_narrowing_fails_only_with_long_values(residency: Path, pg_url: 
     assert _kinds(r) == ["upgrade-failed"]
     f = r.failures[0]
     assert f.populated_only is True and "character varying(120)" in f.error
-    assert r.decision == "revise" and r.findings[0].rule == "upgrade-failed"
+    # the failure is a finding; the lossy downgrade (String(255) -> String(120) is not undone) still escalates
+    assert r.decision == "escalate" and r.findings[0].rule == "upgrade-failed"
 
 
 def test_not_null_without_default_fails_on_populated_only(tmp_path: Path, server: str | None) -> None:

@@ -100,8 +100,9 @@ def test_roundtrip(
     decided, policy_unchecked = _policy(project, history, revisions, environment, timeout)
     unchecked += policy_unchecked
     escalation = decided.escalation if decided else None
-    # a failed roundtrip is a broken revision: fix the failing step first, then the policy decides
-    decision = "revise" if failures else decide([], escalation)
+    # a failed step is an error finding (revise); as in every tool, a trigger outranks it, so review,
+    # classify and roundtrip give one decision for the same revision
+    decision = decide(findings, escalation)
     status = "failed" if failures else "passed"
     checked = len(run["checked"])
     untested = f", {len(run['blocked'])} could not be tested" if run["blocked"] else ""

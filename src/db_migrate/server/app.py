@@ -107,7 +107,7 @@ Prove a revision reverses: on a throwaway database, upgrade to the revision's pa
 downgrade, upgrade again, and compare schemas and data. Catches downgrades that fail, forget a change or lose
 rows. Call after review_migration says proceed. decision: proceed (passed) -> go on to classify_escalation;
 revise (failed) -> fix the step named in the findings and run again; escalate -> the policy needs a human
-(same triggers as review; `status` still says whether the roundtrip passed). Takes seconds; reports progress."""
+(same triggers as review, they outrank a failed step; `status` says whether the roundtrip passed). Takes seconds; reports progress."""
 
 
 class ProjectRef:
