@@ -12,9 +12,6 @@ from typing import Any
 from db_migrate.preflight.model import CheckKind, DataCheck, Outcome
 from db_migrate.preflight.probe import OutOfBudget, Probe, ProbeFailed, Source, TableInfo, plain
 
-#: Statement kinds of op.execute that change rows.
-DML = ("UPDATE", "DELETE", "INSERT", "MERGE")
-
 
 @dataclass
 class Step:
@@ -53,11 +50,13 @@ class Step:
 
     def rows_changed_before(self, table: str) -> Any:
         """An earlier operation of the revision that changes rows of ``table`` (its data is not today's then)."""
+        from db_migrate.policy.classify import DML_KINDS  # the policy's list; here, not at import: classify imports preflight
+
         for o in self.before:
             d = o.detail or {}
             if o.kind == "bulk_insert" and o.table == table:
                 return o
-            if o.kind == "execute" and str(d.get("sql_kind") or "").upper() in DML and table in (d.get("tables") or [o.table]):
+            if o.kind == "execute" and str(d.get("sql_kind") or "").upper() in DML_KINDS and table in (d.get("tables") or [o.table]):
                 return o
         return None
 
