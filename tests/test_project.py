@@ -109,3 +109,65 @@ def test_extra_version_locations_are_left_to_alembic(tmp_path: Path) -> None:
     ini.write_text(ini.read_text().replace("[alembic]\n", f"[alembic]\nversion_locations = %(here)s/migrations/versions {extra}\npath_separator = space\n", 1))
     p = load_project(cwd=tmp_path)
     assert extra.resolve() in p.version_locations and len(p.version_locations) == 2
+
+
+def _new_process(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Forget what this process parsed (as a new CLI call would) and count the files parsed again."""
+    from db_migrate.project import history
+
+    monkeypatch.setattr(history, "_cache", {})
+    monkeypatch.setattr(history, "_from_disk", set())
+    parsed: list[str] = []
+    real = history.parse_header
+    monkeypatch.setattr(history, "parse_header", lambda path, text=None, **kw: parsed.append(path.name) or real(path, text, **kw))
+    return parsed
+
+
+def _age(root: Path, seconds: float) -> None:
+    """Date the revision files ``seconds`` back: files written a moment ago are never trusted by mtime."""
+    import time
+
+    for f in (root / "migrations" / "versions").glob("*.py"):
+        os.utime(f, (time.time() - seconds, time.time() - seconds))
+
+
+def test_parsed_headers_are_kept_on_disk_for_the_next_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_project(tmp_path, ["def upgrade():\n    pass\ndef downgrade():\n    pass\n",
+                                   {"id": "b1", "down": "000000000001", "branch_labels": ("side",)},
+                                   "def upgrade(:\n"])  # a body that is not Python, below a readable header
+    _age(root, 60)
+    project = load_project(root)
+    before = load_history(project)
+    parsed = _new_process(monkeypatch)
+    after = load_history(project)
+    assert parsed == []  # nothing parsed again: every header came from the disk cache
+    assert after.headers == before.headers and [h.lines for h in after.headers] == [h.lines for h in before.headers]
+    assert after.body_errors == before.body_errors and len(after.body_errors) == 1
+    (root / "migrations" / "versions" / "b1_rev.py").write_text(
+        (root / "migrations" / "versions" / "b1_rev.py").read_text().replace("('side',)", "('other',)"))
+    edited = root / "migrations" / "versions" / "b1_rev.py"
+    os.utime(edited, (edited.stat().st_mtime - 30, edited.stat().st_mtime - 30))  # not racy, but new
+    parsed = _new_process(monkeypatch)
+    assert load_history(project).by_id["b1"].branch_labels == ("other",) and parsed == ["b1_rev.py"]
+
+
+def test_a_damaged_header_cache_is_parsed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from db_migrate.project import history
+
+    root = make_project(tmp_path, ["def upgrade():\n    pass\ndef downgrade():\n    pass\n"])
+    _age(root, 60)
+    project = load_project(root)
+    load_history(project)
+    history._disk_cache_file(project).write_text('{"format": 1, "files": {"x": [1]}}')
+    parsed = _new_process(monkeypatch)
+    assert list(load_history(project).by_id) == ["000000000001"] and len(parsed) == 1
+
+
+def test_a_file_written_a_moment_ago_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same size and mtime tick can hide a second write: such an entry is not trusted next time
+    root = make_project(tmp_path, ["def upgrade():\n    pass\ndef downgrade():\n    pass\n"])
+    project = load_project(root)
+    load_history(project)
+    parsed = _new_process(monkeypatch)
+    load_history(project)
+    assert parsed == ["000000000001_rev.py"]

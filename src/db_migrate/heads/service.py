@@ -101,9 +101,11 @@ def check_heads(
     operations: list[str] = []
     alembic_heads: list[str] | None = None
     engine = None
+    drift_cached = False
     if drift:
         outcome = _drift(project, history, report, scratch_url, timeout)
         operations, alembic_heads, engine = outcome.operations, outcome.alembic_heads, outcome.engine
+        drift_cached = outcome.cached
         extra.extend(outcome.findings)
         unchecked.extend(outcome.unchecked)
 
@@ -138,46 +140,25 @@ def check_heads(
         alembic_agrees=alembic_agrees,
         drift_operations=operations,
         engine=engine,
+        drift_cached=drift_cached,
     )
     result.summary = _summary(result, drift_checked=drift and not any(u.what == "model drift" for u in unchecked))
     return result
 
 
-_parsed: dict[str, tuple[int, int, tuple[str, int | None] | None]] = {}
-
-
 def _unparseable_bodies(project: Project, history: History) -> list[Finding]:
-    """An ``unparseable-revision`` finding for every revision file whose body is not valid Python.
-
-    Cached by path, mtime and size, so a history is parsed once per change.
-    """
-    import ast
-
+    """An ``unparseable-revision`` finding for every revision file whose body is not valid Python."""
     findings = []
     for h in history.headers:
-        try:
-            st = h.path.stat()
-        except OSError:
+        if (error := history.body_errors.get(h.path)) is None:
             continue
-        key = str(h.path)
-        cached = _parsed.get(key)
-        if cached is None or cached[:2] != (st.st_mtime_ns, st.st_size):
-            error = None
-            try:
-                ast.parse(h.path.read_bytes(), filename=key)
-            except SyntaxError as e:
-                error = (f"{e.msg} (line {e.lineno})" if e.lineno else e.msg, e.lineno)
-            except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, pathological nesting
-                error = (f"{type(e).__name__}: {e}", None)
-            cached = _parsed[key] = (st.st_mtime_ns, st.st_size, error)
-        if cached[2] is not None:
-            message, line = cached[2]
-            rel = project.relpath(h.path)
-            findings.append(Finding(
-                rule="unparseable-revision", severity="error", phase="history", revision=h.revision, path=rel, line=line,
-                message=f"{rel} is not valid Python ({message}); alembic cannot load the history.",
-                fix="Fix the syntax error, or move the file out of the versions folder if it is not a revision.",
-            ))
+        message, line = error
+        rel = project.relpath(h.path)
+        findings.append(Finding(
+            rule="unparseable-revision", severity="error", phase="history", revision=h.revision, path=rel, line=line,
+            message=f"{rel} is not valid Python ({message}); alembic cannot load the history.",
+            fix="Fix the syntax error, or move the file out of the versions folder if it is not a revision.",
+        ))
     return findings
 
 
@@ -295,7 +276,8 @@ def _summary(r: HeadsResult, *, drift_checked: bool) -> str:
     if r.merge_revision:
         parts.append(f"merge written to {r.merge_revision}")
     if drift_checked:
-        parts.append(f"model drift: {len(r.drift_operations)} operation(s)" if r.drift_operations else "models match head")
+        parts.append((f"model drift: {len(r.drift_operations)} operation(s)" if r.drift_operations else "models match head")
+                     + (" (unchanged since the last check)" if r.drift_cached else ""))
     if r.current is not None:
         parts.append(f"database behind by {len(r.pending)}" if r.pending else "database at head")
     if r.schema_matches_stamp is not None:

@@ -31,8 +31,6 @@ class RevisionHeader:
     branch_labels: tuple[str, ...]
     depends_on: tuple[str, ...]
     message: str | None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
-    """The literal values as written (for malformed-header checks); absent keys are not set."""
     problems: tuple[str, ...] = ()
     """What is malformed: a non-literal value, ``branch_labels = "None"``, a missing ``revision``..."""
     lines: dict[str, int] = field(default_factory=dict, compare=False)
@@ -98,22 +96,46 @@ def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
     return raw, lines
 
 
-def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
+def body_error(source: str | bytes, filename: str = "<revision>") -> tuple[str, int | None] | None:
+    """Why the whole file is not valid Python (message, line), or None when it is.
+
+    The header is read from the top of the file only, so a syntax error below it is found here;
+    it breaks alembic too, which imports the whole file.
+    """
+    try:
+        ast.parse(source, filename=filename)
+    except SyntaxError as e:
+        return (f"{e.msg} (line {e.lineno})" if e.lineno else e.msg, e.lineno)
+    except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, pathological nesting
+        return (f"{type(e).__name__}: {e}", None)
+    return None
+
+
+def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None = None) -> RevisionHeader:
     """Parse the header of the revision file at ``path``.
 
+    ``tree``: the whole file, already parsed (then only the statements before the first
+    ``def``/``class`` are read first, as from the text).
     Raises :class:`HeaderSyntaxError` when the file is not valid Python.
     """
-    if text is None:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    m = _FIRST_DEF.search(text)
-    tree = None
-    if m is not None:
-        try:
-            tree = ast.parse(text[: m.start()])
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            tree = None
+    full = tree
+    if full is not None:
+        cut = next((i for i, st in enumerate(full.body)
+                    if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))), len(full.body))
+        tree = ast.Module(body=full.body[:cut], type_ignores=[])
+    else:
+        if text is None:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        m = _FIRST_DEF.search(text)
+        if m is not None:
+            try:
+                tree = ast.parse(text[: m.start()])
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                tree = None
     scanned = _scan(tree) if tree is not None else None
-    if scanned is None or "revision" not in scanned[0]:
+    if full is not None and (scanned is None or "revision" not in scanned[0]):
+        tree, scanned = full, _scan(full)
+    elif scanned is None or "revision" not in scanned[0]:
         try:
             tree = ast.parse(text)
         except SyntaxError as e:
@@ -150,7 +172,6 @@ def parse_header(path: Path, text: str | None = None) -> RevisionHeader:
         branch_labels=labels,
         depends_on=deps,
         message=message,
-        raw=raw,
         problems=tuple(problems),
         lines=lines,
     )

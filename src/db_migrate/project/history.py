@@ -3,7 +3,9 @@
 :func:`load_history` scans the version locations the way alembic does (``*.py``
 files, recursively when configured) and caches each file's header by
 ``(mtime_ns, size)``, so a repeat call on an unchanged tree costs one ``stat``
-per file.  Graph *diagnostics* (cycles, dangling parents...) live in
+per file.  The cache is also kept on disk (``<cache>/parsed/<project tag>.json``),
+so a new process (each CLI call) does not parse 2,000 files again: that
+parse was most of the cost of ``db-migrate heads``.  Graph *diagnostics* (cycles, dangling parents...) live in
 :mod:`db_migrate.heads`; this module only answers "which revisions exist, how
 are they linked, and which one does the user mean".
 """
@@ -13,15 +15,23 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from db_migrate.errors import AmbiguousRevision, MultipleHeadsError, RevisionNotFound
 from db_migrate.project.config import Project
-from db_migrate.project.headers import HeaderSyntaxError, RevisionHeader, parse_header
+from db_migrate.project.headers import HeaderSyntaxError, RevisionHeader, body_error, parse_header
 
-_cache: dict[str, tuple[int, int, RevisionHeader | HeaderSyntaxError]] = {}
+BodyError = tuple[str, "int | None"]
+_Entry = tuple[int, int, "RevisionHeader | HeaderSyntaxError", "BodyError | None"]
+_cache: dict[str, _Entry] = {}
+"""By file: mtime_ns, size, its header (or why it has none), why its whole body is not valid Python (or None)."""
 _cache_lock = threading.Lock()
+RACY_NS = 2_000_000_000
+"""A file modified less than this long ago is parsed again next time, whatever its mtime and size say."""
+_from_disk: set[str] = set()
+"""Project tags whose disk cache this process has read."""
 
 
 @dataclass
@@ -32,6 +42,8 @@ class History:
     headers: list[RevisionHeader]
     broken: list[HeaderSyntaxError] = field(default_factory=list)
     """Files that are not valid Python (their revision id is unknown)."""
+    body_errors: dict[Path, BodyError] = field(default_factory=dict)
+    """Files whose header was read but whose whole body is not valid Python: (message, line)."""
 
     def __post_init__(self) -> None:
         self.by_id: dict[str, RevisionHeader] = {}
@@ -178,27 +190,112 @@ def _list_files(project: Project) -> list[str]:
 
 
 def load_history(project: Project) -> History:
-    """Parse every revision header of ``project`` (cached per file by mtime and size)."""
+    """Parse every revision header of ``project`` (cached per file by mtime and size, in memory and on disk)."""
     headers: list[RevisionHeader] = []
     broken: list[HeaderSyntaxError] = []
-    for name in _list_files(project):
+    body_errors: dict[Path, BodyError] = {}
+    _read_disk_cache(project)
+    names = _list_files(project)
+    parsed = False
+    for name in names:
         st = os.stat(name)
         with _cache_lock:
             hit = _cache.get(name)
         if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
-            item = hit[2]
+            item, body = hit[2], hit[3]
         else:
-            path = Path(name)
-            try:
-                item = parse_header(path)
-            except HeaderSyntaxError as e:
-                item = e
-            except OSError as e:
-                item = HeaderSyntaxError(path, f"cannot read: {e}", None)
+            item, body = _parse(Path(name))
+            parsed = True
+            # a file written this very moment may be written again within the same mtime tick and
+            # size: such an entry is used for this call only (git's "racy" entries, the same way)
+            mtime = st.st_mtime_ns if time.time_ns() - st.st_mtime_ns > RACY_NS else -1
             with _cache_lock:
-                _cache[name] = (st.st_mtime_ns, st.st_size, item)
+                _cache[name] = (mtime, st.st_size, item, body)
         if isinstance(item, HeaderSyntaxError):
             broken.append(item)
         else:
             headers.append(item)
-    return History(project=project, headers=headers, broken=broken)
+            if body is not None:
+                body_errors[item.path] = body
+    if parsed:
+        _write_disk_cache(project, names)
+    return History(project=project, headers=headers, broken=broken, body_errors=body_errors)
+
+
+def _parse(path: Path) -> tuple[RevisionHeader | HeaderSyntaxError, BodyError | None]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return HeaderSyntaxError(path, f"cannot read: {e}", None), None
+    import ast
+
+    try:
+        tree = ast.parse(data, filename=str(path))  # once for the header and the body alike
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = None
+    try:
+        header = parse_header(path, data.decode("utf-8", errors="replace"), tree=tree)
+    except HeaderSyntaxError as e:
+        return e, None
+    return header, None if tree is not None else body_error(data, str(path))
+
+
+# --------------------------------------------------------------------------- the cache on disk
+
+
+def _disk_cache_file(project: Project) -> Path:
+    from db_migrate.cache import cache_dir, project_tag
+
+    return cache_dir() / "parsed" / f"{project_tag(project)}.json"
+
+
+def _read_disk_cache(project: Project) -> None:
+    """Fill the in-memory cache from the project's file, once per process (any damage: parse again)."""
+    import json
+
+    path = _disk_cache_file(project)
+    if path.name in _from_disk:
+        return
+    _from_disk.add(path.name)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != 1:
+            return
+        entries = {name: (e[0], e[1], _decode(name, e[2]), tuple(e[3]) if e[3] else None) for name, e in data["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return
+    with _cache_lock:
+        for name, entry in entries.items():
+            _cache.setdefault(name, entry)
+
+
+def _write_disk_cache(project: Project, names: list[str]) -> None:
+    import json
+
+    path = _disk_cache_file(project)
+    with _cache_lock:
+        files = {n: [e[0], e[1], _encode(e[2]), list(e[3]) if e[3] else None] for n in names if (e := _cache.get(n))}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({"format": 1, "files": files}), encoding="utf-8")
+        os.replace(tmp, path)  # readers see a whole file or the previous one
+    except OSError:
+        pass  # a read-only cache: only this process keeps what it parsed
+
+
+def _encode(item: RevisionHeader | HeaderSyntaxError) -> dict:
+    if isinstance(item, HeaderSyntaxError):
+        return {"error": item.message, "line": item.line}
+    return {"revision": item.revision, "down": list(item.down_revisions), "labels": list(item.branch_labels),
+            "depends": list(item.depends_on), "message": item.message, "problems": list(item.problems), "lines": item.lines}
+
+
+def _decode(name: str, d: dict) -> RevisionHeader | HeaderSyntaxError:
+    if "error" in d:
+        return HeaderSyntaxError(Path(name), d["error"], d["line"])
+    return RevisionHeader(
+        path=Path(name), revision=d["revision"], down_revisions=tuple(d["down"]), branch_labels=tuple(d["labels"]),
+        depends_on=tuple(d["depends"]), message=d["message"], problems=tuple(d["problems"]),
+        lines={str(k): int(v) for k, v in d["lines"].items()},
+    )

@@ -37,6 +37,7 @@ import shutil
 import time
 from pathlib import Path
 
+from db_migrate.cache import cache_dir, project_tag
 from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, server_dialect
 
 TEMPLATE_PREFIX = f"{PREFIX}tpl_"
@@ -50,22 +51,11 @@ database is ~7.5 MB); twelve cover the newest revisions of a few projects and
 branches without filling a developer's disk."""
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "db-migrate"
-
-
 def _limit() -> int:
     try:
         return max(1, int(os.environ.get("DB_MIGRATE_MAX_TEMPLATES", MAX_TEMPLATES)))
     except ValueError:
         return MAX_TEMPLATES
-
-
-def project_tag(project) -> str:
-    """8 hex digits naming the project (its config file and section) in template names."""
-    ident = f"{Path(project.config_file).resolve()}\0{project.section}"
-    return hashlib.sha256(ident.encode()).hexdigest()[:8]
 
 
 def template_key(project, history, revision: str, dialect: str) -> str:

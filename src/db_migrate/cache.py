@@ -1,0 +1,29 @@
+"""The user's cache folder, and the tag that names a project's entries in it.
+
+Everything db-migrate keeps between calls can be rebuilt, and is kept under
+one folder: ``$XDG_CACHE_HOME/db-migrate`` (or ``~/.cache/db-migrate``):
+
+- ``sqlite/``: SQLite templates (:mod:`db_migrate.scratch.templates`);
+- ``drift/``: drift answers (:mod:`db_migrate.heads.drift_cache`);
+- ``parsed/``: revision headers read from the files (:mod:`db_migrate.project.history`).
+
+Each entry's name starts with the project's tag, so one project's entries can
+be dropped without touching another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "db-migrate"
+
+
+def project_tag(project) -> str:
+    """8 hex digits naming the project (its config file and section)."""
+    ident = f"{Path(project.config_file).resolve()}\0{project.section}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:8]
