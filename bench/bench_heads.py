@@ -5,9 +5,9 @@
 For each size, in one run, side by side (best of ``--repeat`` wall times):
 
 - ``first``:   check_heads(drift=False) in a fresh interpreter, timed inside it
-               (imports excluded, header cache empty: what a new CLI/server process pays);
+               (imports excluded, header cache empty in memory and on disk: a project seen for the first time);
 - ``repeat``:  the second call in that same interpreter (unchanged tree, headers cached);
-- ``cli``:     ``db-migrate heads --config ... --format json --no-drift`` as a subprocess;
+- ``cli``:     ``db-migrate heads --config ... --format json --no-drift`` as a subprocess (headers kept on disk);
 - ``alembic``: ``alembic -c alembic.ini heads`` as a subprocess;
 - ``scriptdir``: ``ScriptDirectory.from_config(cfg).get_heads()`` in a fresh interpreter.
 
@@ -19,7 +19,8 @@ With ``--drift`` (the default of ``db-migrate heads``: model drift on), on Postg
 so the drift check runs on the embedded PostgreSQL server (started before timing, in a private cache):
 
 - ``first``:   ``db-migrate heads --format json`` as a subprocess, template cache empty (replay + template);
-- ``repeat``:  the same again (best of ``--repeat``): a template copy and an autogenerate;
+- ``repeat``:  the same again (best of ``--repeat``): the kept drift answer (heads/drift_cache.py);
+- ``edit``:    the same after an edit of models.py (best of ``--repeat``): a template copy and an autogenerate;
 - ``alembic``: ``alembic -c alembic.ini heads`` as a subprocess (best of ``--repeat``).
 
 Targets: first within the 60 s timeout at 2,000 revisions; repeat < 0.6 x alembic.
@@ -70,15 +71,18 @@ def _wall(cmd: list[str], cwd: Path) -> float:
     return time.perf_counter() - t
 
 
-def _json(cmd: list[str], cwd: Path) -> dict:
-    return json.loads(subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout)
+def _json(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict:
+    return json.loads(subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout)
 
 
 def measure(root: Path, repeat: int) -> dict[str, float]:
     ini = str(root / "alembic.ini")
     rows: dict[str, list[float]] = {k: [] for k in ("first", "repeat", "cli", "alembic", "scriptdir")}
     for _ in range(repeat):
-        d = _json([sys.executable, "-c", IN_PROCESS, ini], root)
+        import os
+
+        with tempfile.TemporaryDirectory(prefix="bench_heads_nocache_") as empty:  # no headers kept on disk
+            d = _json([sys.executable, "-c", IN_PROCESS, ini], root, {**os.environ, "XDG_CACHE_HOME": empty})
         rows["first"].append(d["first"])
         rows["repeat"].append(d["repeat"])
         rows["scriptdir"].append(_json([sys.executable, "-c", SCRIPTDIR, ini], root)["scriptdir"])
@@ -104,7 +108,14 @@ def measure_drift(root: Path, repeat: int, env: dict[str, str]) -> dict[str, flo
     first = call()
     repeated = min(call() for _ in range(repeat))
     alembic = min(_wall([str(BIN / "alembic"), "-c", ini, "heads"], root) for _ in range(repeat))
-    return {"first": first, "repeat": repeated, "alembic": alembic}
+
+    def edited() -> float:  # a model edit that changes nothing: the kept answer is void, the template is not
+        with (root / "models.py").open("a") as f:
+            f.write("# edited\n")
+        return call()
+
+    edit = min(edited() for _ in range(repeat))
+    return {"first": first, "repeat": repeated, "alembic": alembic, "edit": edit}
 
 
 def main_drift(sizes: list[int], repeat: int) -> int:
@@ -114,7 +125,7 @@ def main_drift(sizes: list[int], repeat: int) -> int:
     os.chmod(cache, 0o755)  # the embedded server's system user must reach it when we run as root
     env = {**os.environ, "XDG_CACHE_HOME": cache}
     stop = [str(BIN / "db-migrate"), "scratch", "stop"]
-    print(f"{'revisions':>9} {'first s':>8} {'repeat ms':>10} {'alembic ms':>11} {'repeat/alembic':>15}")
+    print(f"{'revisions':>9} {'first s':>8} {'repeat ms':>10} {'edit ms':>8} {'alembic ms':>11} {'repeat/alembic':>15}")
     try:
         subprocess.run([sys.executable, "-c", "from db_migrate.scratch.embedded import ensure_running; ensure_running()"],
                        env=env, check=True)
@@ -122,7 +133,7 @@ def main_drift(sizes: list[int], repeat: int) -> int:
             for n in sizes:
                 root = make_history(Path(tmp) / f"h{n}", n, dialect_url="postgresql+psycopg://app@localhost/app")
                 r = measure_drift(root, repeat, env)
-                print(f"{n:>9} {r['first']:>8.1f} {r['repeat'] * 1e3:>10.0f} {r['alembic'] * 1e3:>11.0f} "
+                print(f"{n:>9} {r['first']:>8.1f} {r['repeat'] * 1e3:>10.0f} {r['edit'] * 1e3:>8.0f} {r['alembic'] * 1e3:>11.0f} "
                       f"{r['repeat'] / r['alembic']:>15.2f}")
     finally:
         subprocess.run(stop, env=env, capture_output=True)

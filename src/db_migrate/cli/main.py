@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", dest="all_revisions", help="every revision, base to head")
     p.add_argument(
         "--purge-templates", action="store_true",
-        help="remove this project's cached parent-schema templates (SQLite files, and its dbm_tpl_* databases on --database-url) and exit",
+        help="remove this project's cached parent-schema templates (SQLite files, and its dbm_tpl_* databases on --database-url) and its kept drift answers, and exit",
     )
 
     p = sub.add_parser("rules", parents=[common], help="list the review rules")
@@ -252,11 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         as_json = args.format == "json"
         if args.format == "sarif" and args.command in ("serve", "init"):
             raise UsageError(f"--format sarif is for verdict commands and rules, not {args.command}.")
-        # `heads --no-drift` is static (no worker unless a database is read): a worker it never
-        # uses would cost more at exit than the whole check
         if args.command in _WORKER_COMMANDS:
             _interrupt_on_sigterm()
-        if args.command in _WORKER_COMMANDS and not getattr(args, "no_drift", False):
+        # `heads` often needs no worker (static with --no-drift, none when its drift answer is kept:
+        # heads/drift_cache.py), and a worker never used costs more at exit than the whole check;
+        # on a miss the drift check takes seconds anyway, so the fork server starts on demand there
+        if args.command in _WORKER_COMMANDS and args.command != "heads":
             _prewarm()
         if args.command == "roundtrip" and args.purge_templates:
             return _purge_templates(args, out)
@@ -284,12 +285,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _purge_templates(args: argparse.Namespace, out: Any) -> int:
     """Drop this project's templates (a speed-up only: the next roundtrip rebuilds what it needs)."""
+    from db_migrate.heads import drift_cache
     from db_migrate.project import load_project
     from db_migrate.scratch.embedded import running_url
     from db_migrate.scratch.templates import purge_templates
 
+    project = load_project(args.config)
     # without a server named: the SQLite files, and the embedded PostgreSQL server's templates if it runs
-    removed = purge_templates(args.database_url or running_url(), project=load_project(args.config))
+    removed = purge_templates(args.database_url or running_url(), project=project) + drift_cache.purge(project)
     if args.format == "json":
         out.write(json.dumps({"removed": removed}) + "\n")
     else:

@@ -9,7 +9,9 @@ PostgreSQL, a file copy on SQLite) and run only env.py and autogenerate
 histories and MySQL (no cheap copy) are replayed on a fresh scratch database.
 Every operation autogenerate would emit is drift.  The same run tells whether
 alembic's own view of the heads agrees with the static one (the heads stamped
-in the template).
+in the template).  A complete answer is kept (:mod:`.drift_cache`) and
+replayed while the history, env.py, the models and the engine are unchanged:
+then no project code runs and no scratch server is needed.
 
 The scratch engine is chosen by :func:`db_migrate.scratch.engine.plan_scratch`
 (the embedded PostgreSQL server for a PostgreSQL project).  Whatever goes wrong
@@ -43,6 +45,8 @@ class DriftOutcome:
     engine: EngineInfo | None = None
     template: bool = False
     """True when the schema at head came from a cached template."""
+    cached: bool = False
+    """True when the whole answer was replayed from :mod:`.drift_cache` (nothing ran)."""
 
     @property
     def checked(self) -> bool:
@@ -53,10 +57,17 @@ def model_drift(
     project: Project, history: History, head: str | None, *, scratch_url: str | None = None, timeout: float | None = None
 ) -> DriftOutcome:
     """The drift at ``head`` (the history's single head; None for an empty history); see the module docstring."""
+    from db_migrate.heads import drift_cache
     from db_migrate.scratch import scratch_database
     from db_migrate.scratch.engine import plan_scratch
     from db_migrate.scratch.templates import ensure_template
 
+    kept = None
+    if drift_cache.enabled():
+        kept = drift_cache.entry_path(project, history, head, drift_cache.engine_identity(project, scratch_url))
+        replay = drift_cache.load(kept)
+        if replay is not None:
+            return DriftOutcome(**{**_outcome_from_json(replay), "cached": True})
     out = DriftOutcome()
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     started = time.monotonic()
@@ -88,8 +99,15 @@ def model_drift(
     out.alembic_heads = diff.heads
     if diff.runner == "built-in":
         out.unchecked.append(Unchecked(what="env.py", reason=f"Migrations ran without the project's env.py: {diff.runner_reason}"))
-    if diff.empty:
-        return out
+    if not diff.empty:
+        _drift_finding(out, diff)
+    if kept is not None and not out.unchecked:
+        drift_cache.save(kept, _outcome_to_json(out), [str(project.config_file), *diff.read_files], diff.listed_folders)
+    return out
+
+
+def _drift_finding(out: DriftOutcome, diff) -> None:
+    """The model-drift finding for a non-empty autogenerate result."""
     lines = [o.text for o in diff.ops]
     out.operations = [diff.python]
     out.findings.append(Finding(
@@ -99,4 +117,19 @@ def model_drift(
         fix="Generate a revision for the model change (generate_migration / `db-migrate generate -m MESSAGE`), "
         "or revert the model edit. Autogenerate would write:\n" + diff.python,
     ))
-    return out
+
+
+def _outcome_to_json(out: DriftOutcome) -> dict:
+    return {
+        "operations": out.operations, "alembic_heads": out.alembic_heads, "template": out.template,
+        "findings": [f.model_dump(mode="json") for f in out.findings],
+        "engine": out.engine.model_dump(mode="json") if out.engine else None,
+    }
+
+
+def _outcome_from_json(data: dict) -> dict:
+    return {
+        "operations": list(data["operations"]), "alembic_heads": data["alembic_heads"], "template": bool(data["template"]),
+        "findings": [Finding.model_validate(f) for f in data["findings"]],
+        "engine": EngineInfo.model_validate(data["engine"]) if data["engine"] else None,
+    }

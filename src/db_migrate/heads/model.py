@@ -37,3 +37,8 @@ class HeadsResult(Verdict):
         default_factory=list,
         description="Rendered alembic operations autogenerate would emit to make head match the models (empty: no drift).",
     )
+    drift_cached: bool = Field(
+        default=False,
+        description="True when the drift answer was reused from an earlier check of the same history, env.py, models "
+        "and engine (nothing ran); DB_MIGRATE_DRIFT_CACHE=0 turns that off.",
+    )

