@@ -171,3 +171,17 @@ def test_a_file_written_a_moment_ago_is_read_again(tmp_path: Path, monkeypatch: 
     parsed = _new_process(monkeypatch)
     load_history(project)
     assert parsed == ["000000000001_rev.py"]
+
+
+@pytest.mark.parametrize(("url", "secrets"), [
+    ("postgresql+psycopg://app@localhost/app", []),          # no password, no query: nothing to parse
+    ("sqlite:///app.db", []),
+    ("postgresql://u:s3cret@h/db", ["s3cret"]),
+    ("postgresql://u:p@ss:w0rd@h/db", ["p@ss:w0rd", "p%40ss%3Aw0rd"]),  # not valid for SQLAlchemy: an unencoded "@"
+    ("postgresql://u@h/db?sslpassword=k3yk3y&application_name=x", ["k3yk3y"]),
+    ("postgresql://h/db?password=hunter22", ["hunter22"]),
+])
+def test_url_secrets_finds_every_secret_and_parses_only_when_one_can_be_there(url: str, secrets: list[str]) -> None:
+    from db_migrate.urls import url_secrets
+
+    assert url_secrets(url) == secrets

@@ -65,13 +65,19 @@ def url_secrets(url: str | None) -> list[str]:
 
         u = make_url(url)
     except Exception:
-        return [m.group("secret") for m in (*_USERINFO_RE.finditer(url), *_PAIR_RE.finditer(url))]
-    found: list[str] = []
-    if u.password:
-        found.append(str(u.password))
-    for k, v in u.query.items():
-        if is_secret_key(k):
-            found.extend([v] if isinstance(v, str) else list(v))
+        # not a URL SQLAlchemy reads (an unencoded '@' in the password, say): everything between the
+        # user's ':' and the last '@' may be the password, besides whatever the patterns find
+        found = [m.group("secret") for m in (*_USERINFO_RE.finditer(url), *_PAIR_RE.finditer(url))]
+        userinfo = url.split("://", 1)[1].rsplit("@", 1)[0] if "@" in url else ""
+        if ":" in userinfo:
+            found.insert(0, userinfo.split(":", 1)[1])
+    else:
+        found = []
+        if u.password:
+            found.append(str(u.password))
+        for k, v in u.query.items():
+            if is_secret_key(k):
+                found.extend([v] if isinstance(v, str) else list(v))
     out: list[str] = []
     for s in found:
         for form in (s, quote(s, safe=""), quote_plus(s)):

@@ -53,6 +53,10 @@ from db_migrate.urls import redact_url
 
 MAX_ENTRIES = 64
 """Entries kept (a few KB each), all projects together."""
+MAX_PATHS = 20_000
+"""An answer that depends on more files and folders than this is not kept (the worker names them)."""
+MAX_HASHED_BYTES = 64 << 20
+"""Bigger files are compared by mtime and size only (hashing them in the caller's process would be slow)."""
 RACY_NS = 2_000_000_000
 """A file modified less than this long before it was recorded is compared by content, not by mtime."""
 VOLATILE_ENV = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"})
@@ -132,6 +136,8 @@ def save(path: Path, outcome: dict[str, Any], files: list[str], folders: list[st
 
     A file the job looked for and did not find is kept as absent: creating it later is a change too.
     """
+    if len(files) + len(folders) > MAX_PATHS:
+        return  # checking them all would cost what the check costs: not worth keeping
     try:
         records = [[name, *_state(name)] for name in sorted(set(files))]
         # a file's folder too: a file created beside one that was read (tested with exists(), which
@@ -169,6 +175,8 @@ def _state(name: str) -> tuple[int | None, int | None, str | None]:
         st = os.stat(name)
         if not os.path.isfile(name):
             return st.st_mtime_ns, None, None
+        if st.st_size > MAX_HASHED_BYTES:
+            return st.st_mtime_ns, st.st_size, ""  # compared by mtime and size only
         # written a moment ago: it may change again within the same mtime tick, so its content is compared
         mtime = st.st_mtime_ns if time.time_ns() - st.st_mtime_ns > RACY_NS else -1
         return mtime, st.st_size, _digest(name)
@@ -192,7 +200,7 @@ def _same_file(name: str, mtime: int | None, size: int | None, digest: str | Non
         return digest is None and mtime == st.st_mtime_ns  # was absent, or is not a regular file
     if st.st_size != size:
         return False
-    return st.st_mtime_ns == mtime or _digest(name) == digest
+    return st.st_mtime_ns == mtime or (digest != "" and _digest(name) == digest)
 
 
 def _digest(name: str) -> str:
