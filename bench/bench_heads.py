@@ -21,6 +21,8 @@ so the drift check runs on the embedded PostgreSQL server (started before timing
 - ``first``:   ``db-migrate heads --format json`` as a subprocess, template cache empty (replay + template);
 - ``repeat``:  the same again (best of ``--repeat``): the kept drift answer (heads/drift_cache.py);
 - ``edit``:    the same after an edit of models.py (best of ``--repeat``): a template copy and an autogenerate;
+- ``new rev``: the same after a new revision on top and its model (best of ``--repeat``): the new head's
+               template built from the old head's (one upgrade), then an autogenerate;
 - ``alembic``: ``alembic -c alembic.ini heads`` as a subprocess (best of ``--repeat``).
 
 Targets: first within the 60 s timeout at 2,000 revisions; repeat < 0.6 x alembic.
@@ -115,7 +117,23 @@ def measure_drift(root: Path, repeat: int, env: dict[str, str]) -> dict[str, flo
         return call()
 
     edit = min(edited() for _ in range(repeat))
-    return {"first": first, "repeat": repeated, "alembic": alembic, "edit": edit}
+
+    def grown(k: int) -> float:  # a new revision on top (and its model): its template extends the old head's
+        head = json.loads(subprocess.run(cmd + ["--no-drift"], cwd=root, env=env, capture_output=True, text=True).stdout)["heads"][0]
+        rev = f"b{k:011d}"
+        (root / "alembic" / "versions" / f"{rev}_bench_added.py").write_text(
+            f"from alembic import op\nimport sqlalchemy as sa\nrevision = '{rev}'\ndown_revision = '{head}'\n"
+            "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
+            f"    op.create_table('bench_added_{k}', sa.Column('id', sa.Integer(), nullable=False),"
+            f" sa.PrimaryKeyConstraint('id', name='pk_bench_added_{k}'))\n\n\n"
+            f"def downgrade():\n    op.drop_table('bench_added_{k}')\n")
+        with (root / "models.py").open("a") as f:
+            f.write(f"sa.Table('bench_added_{k}', target_metadata, sa.Column('id', sa.Integer(), nullable=False),"
+                    f" sa.PrimaryKeyConstraint('id', name='pk_bench_added_{k}'))\n")
+        return call()
+
+    new_revision = min(grown(k) for k in range(repeat))
+    return {"first": first, "repeat": repeated, "alembic": alembic, "edit": edit, "new_revision": new_revision}
 
 
 def main_drift(sizes: list[int], repeat: int) -> int:
@@ -125,7 +143,7 @@ def main_drift(sizes: list[int], repeat: int) -> int:
     os.chmod(cache, 0o755)  # the embedded server's system user must reach it when we run as root
     env = {**os.environ, "XDG_CACHE_HOME": cache}
     stop = [str(BIN / "db-migrate"), "scratch", "stop"]
-    print(f"{'revisions':>9} {'first s':>8} {'repeat ms':>10} {'edit ms':>8} {'alembic ms':>11} {'repeat/alembic':>15}")
+    print(f"{'revisions':>9} {'first s':>8} {'repeat ms':>10} {'edit ms':>8} {'new rev ms':>11} {'alembic ms':>11} {'repeat/alembic':>15}")
     try:
         subprocess.run([sys.executable, "-c", "from db_migrate.scratch.embedded import ensure_running; ensure_running()"],
                        env=env, check=True)
@@ -133,7 +151,7 @@ def main_drift(sizes: list[int], repeat: int) -> int:
             for n in sizes:
                 root = make_history(Path(tmp) / f"h{n}", n, dialect_url="postgresql+psycopg://app@localhost/app")
                 r = measure_drift(root, repeat, env)
-                print(f"{n:>9} {r['first']:>8.1f} {r['repeat'] * 1e3:>10.0f} {r['edit'] * 1e3:>8.0f} {r['alembic'] * 1e3:>11.0f} "
+                print(f"{n:>9} {r['first']:>8.1f} {r['repeat'] * 1e3:>10.0f} {r['edit'] * 1e3:>8.0f} {r['new_revision'] * 1e3:>11.0f} {r['alembic'] * 1e3:>11.0f} "
                       f"{r['repeat'] / r['alembic']:>15.2f}")
     finally:
         subprocess.run(stop, env=env, capture_output=True)

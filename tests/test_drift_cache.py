@@ -17,7 +17,7 @@ import pytest
 from projectfactory import make_project
 
 from db_migrate.heads import check_heads, drift_cache
-from db_migrate.project import load_project
+from db_migrate.project import load_history, load_project
 
 URL = "sqlite:///app.db"
 PERSONS = (
@@ -167,3 +167,31 @@ def test_a_damaged_entry_is_a_miss_not_an_error(tmp_path: Path) -> None:
     entries[0].write_text('{"format": 2, "files": [["x"]]')
     r = _heads(root)
     assert not r.drift_cached and r.decision == "proceed"
+
+
+def test_a_new_revision_on_top_builds_its_template_from_the_old_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from db_migrate.scratch import templates
+
+    columns = [f"c{i}" for i in range(9)]
+    revisions = [PERSONS] + [
+        f"def upgrade():\n    op.add_column('persons', sa.Column('{c}', sa.Integer()))\n"
+        f"def downgrade():\n    op.drop_column('persons', '{c}')\n" for c in columns
+    ]
+    extra = "".join(f", sa.Column('{c}', sa.Integer())" for c in columns)
+    root = make_project(tmp_path, revisions, url=URL, models=MODELS.format(extra=extra))
+    assert _heads(root).findings == []  # builds the template at the head, from an empty database
+    copied_from: list[object] = []
+    real = templates.scratch_database
+    monkeypatch.setattr(templates, "scratch_database", lambda *a, **k: copied_from.append(k.get("template")) or real(*a, **k))
+    (root / "migrations" / "versions" / "000000000011_rev.py").write_text(
+        (root / "migrations" / "versions" / "000000000010_rev.py").read_text()
+        .replace("revision = '000000000010'", "revision = '000000000011'")
+        .replace("down_revision = '000000000009'", "down_revision = '000000000010'")
+        .replace("'c8'", "'email'")
+    )
+    (root / "models.py").write_text(MODELS.format(extra=extra + ", sa.Column('email', sa.Integer())"))
+    r = _heads(root)
+    assert r.heads == ["000000000011"] and r.findings == []  # the new column is there: the revision ran
+    project = load_project(root / "alembic.ini")
+    old_head = templates.template_key(project, load_history(project), "000000000010", "sqlite")
+    assert len(copied_from) == 1 and old_head in str(copied_from[0])

@@ -23,6 +23,12 @@ project's config file path and section, so ``purge_templates(project=...)``
   the time of last use.
 - MySQL/MariaDB have no cheap database copy: no templates.
 
+A missing template starts from the template of a recent ancestor when one
+exists (up to :data:`MAX_EXTEND` single-parent steps back), so the revision an
+agent just generated costs its own upgrade, not a replay of the history:
+check_heads built the template at the old head, and the new head's template
+is that one plus one revision.
+
 The cache is bounded: at most :data:`MAX_TEMPLATES` templates per server (and
 as many SQLite files), all projects together (``DB_MIGRATE_MAX_TEMPLATES``
 overrides it).  After a new template is saved, the least recently used ones
@@ -43,6 +49,8 @@ from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, se
 TEMPLATE_PREFIX = f"{PREFIX}tpl_"
 MIN_REVISIONS = 8
 """Below this many revisions to replay, building a template costs more than it saves."""
+MAX_EXTEND = 5
+"""A missing template is built from an ancestor's up to this many revisions back (not from an empty database)."""
 MAX_TEMPLATES = 12
 """Templates kept per server (and SQLite files in the cache), least recently used dropped first.
 
@@ -99,27 +107,21 @@ def template_for(project, history, revision: str, server_url: str | None, *,
     dialect = "sqlite" if server_url is None else server_dialect(server_url)
     if dialect == "mysql":
         return None, None
-    name = f"{project_tag(project)}_{template_key(project, history, revision, dialect)}"
-    if dialect == "sqlite":
-        path = cache_dir() / "sqlite" / f"{name}.db"
-        if path.is_file():
-            _touch(path)
-            return str(path), None
-    else:
-        name = f"{TEMPLATE_PREFIX}{name}"
-        usable = _pg_usable(server_url, name)
-        if usable is not None:
-            if not usable:
-                return None, None  # another role's template, not ours to copy: a plain build instead
-            _pg_mark_used(server_url, name)
-            return name, None
+    name, found = _existing(project, history, revision, dialect, server_url)
+    if found is False:
+        return None, None  # another role's template, not ours to copy: a plain build instead
+    if found:
+        return found, None
+    base, base_revision = _nearest_ancestor_template(project, history, revision, dialect, server_url)
+    what = "building a template" + (f" from the one at {base_revision}" if base_revision else "")
     try:
-        with scratch_database(server_url, purpose="tplbuild", settings=project.settings) as db:
+        with scratch_database(server_url, purpose="tplbuild", template=base, settings=project.settings) as db:
             run_job(
-                "db_migrate.runtime:upgrade", timeout=timeout, cwd=project.root, what="building a template",
+                "db_migrate.runtime:upgrade", timeout=timeout, cwd=project.root, what=what,
                 config_file=str(project.config_file), section=project.section, url=db.url, revision=revision,
             )
             if dialect == "sqlite":
+                path = Path(name)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 shutil.copyfile(db.name, tmp)
@@ -136,6 +138,47 @@ def template_for(project, history, revision: str, server_url: str | None, *,
         if not quiet:
             raise
         return None, f"building the template at {revision} failed: {e.message}"
+
+
+def _existing(project, history, revision: str, dialect: str, server_url: str | None) -> tuple[str, str | bool | None]:
+    """``(name, found)``: the template's name (an SQLite path, or a database name), and the template
+    itself when it exists and is ours to copy (marked used), False when another role's, else None."""
+    name = f"{project_tag(project)}_{template_key(project, history, revision, dialect)}"
+    if dialect == "sqlite":
+        path = cache_dir() / "sqlite" / f"{name}.db"
+        if not path.is_file():
+            return str(path), None
+        _touch(path)
+        return str(path), str(path)
+    name = f"{TEMPLATE_PREFIX}{name}"
+    usable = _pg_usable(server_url, name)
+    if usable is None:
+        return name, None
+    if not usable:
+        return name, False
+    _pg_mark_used(server_url, name)
+    return name, name
+
+
+def _nearest_ancestor_template(project, history, revision: str, dialect: str, server_url: str | None) -> tuple[str | None, str | None]:
+    """``(template, its revision)`` of the closest ancestor up to :data:`MAX_EXTEND` steps back, or Nones.
+
+    Only through single-parent steps: then the ancestor's schema plus the revisions between is
+    exactly the schema at ``revision`` (a merge needs every parent applied).  The usual case: a new
+    revision on top of a head whose template an earlier call built, so only the new one runs.
+    """
+    current = revision
+    for _ in range(MAX_EXTEND):
+        header = history.by_id.get(current)
+        if header is None or len(header.down_revisions) != 1 or header.depends_on:
+            return None, None
+        current = header.down_revisions[0]
+        if len(history.ancestors(current, include_self=True)) < MIN_REVISIONS:
+            return None, None
+        _, found = _existing(project, history, current, dialect, server_url)
+        if found:
+            return found, current
+    return None, None
 
 
 def _touch(path: Path) -> None:
