@@ -43,6 +43,8 @@ def redact_url(url: str | None) -> str | None:
     """The URL with every credential-bearing part replaced by ``***``: safe to print."""
     if not url:
         return url
+    if "://" in url and not _may_hold_secrets(url):
+        return url  # nothing to hide, and no URL parser to import for it
     try:
         from sqlalchemy.engine import make_url
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from alembic.operations import ops
+if TYPE_CHECKING:  # imported where used: the policy reads these models in the CLI process, which need not load alembic
+    from alembic.operations import ops
 
 from db_migrate.capture.context import ProjectContext
 
@@ -76,6 +77,8 @@ class RecordedOp:
 
     @property
     def column(self) -> str | None:
+        from alembic.operations import ops
+
         op = self.op
         if isinstance(op, ops.AddColumnOp):
             return op.column.name
@@ -173,6 +176,8 @@ class RevisionCapture:
 
     def tables_created(self, phase: Phase, before_index: int | None = None) -> set[str]:
         """Tables this phase creates (before ``before_index`` when given)."""
+        from alembic.operations import ops
+
         return {
             r.op.table_name
             for r in self.ops(phase)
@@ -181,6 +186,8 @@ class RevisionCapture:
 
     def columns_added(self, phase: Phase, before_index: int | None = None) -> set[tuple[str, str]]:
         """(table, column) pairs this phase adds (before ``before_index`` when given)."""
+        from alembic.operations import ops
+
         out: set[tuple[str, str]] = set()
         for r in self.ops(phase):
             if before_index is not None and r.index >= before_index:
@@ -203,6 +210,8 @@ class RevisionCapture:
         """
         cache = self._statements.get(phase)
         if cache is None:
+            from alembic.operations import ops
+
             from db_migrate.capture.sql import parse_sql
 
             cache = []

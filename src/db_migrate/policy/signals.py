@@ -46,9 +46,7 @@ def url_hosts(url: str) -> list[tuple[str, str]]:
     and, where the URL names no host, the ``PGHOST``/``PGHOSTADDR``/``PGSERVICE``
     environment libpq falls back to; then the database name (``?dbname=`` too).
     """
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
+    parts = _url_parts(url)
     out: list[tuple[str, str]] = []
 
     def add(what: str, raw: object) -> None:
@@ -59,12 +57,12 @@ def url_hosts(url: str) -> list[tuple[str, str]]:
                 if host and (what, host) not in out:
                     out.append((what, host))
 
-    add("host", u.host or "")
-    q = u.query
+    q = parts["query"]
+    add("host", parts["host"])
     add("host", q.get("host"))
     add("hostaddr", q.get("hostaddr"))
-    postgres = u.get_backend_name() == "postgresql"
-    if postgres and not u.host and not q.get("host") and not q.get("hostaddr"):
+    postgres = parts["backend"] == "postgresql"
+    if postgres and not parts["host"] and not q.get("host") and not q.get("hostaddr"):
         add("host", os.environ.get("PGHOST", ""))
         add("hostaddr", os.environ.get("PGHOSTADDR", ""))
     service = q.get("service") or (os.environ.get("PGSERVICE") if postgres else None)
@@ -74,11 +72,55 @@ def url_hosts(url: str) -> list[tuple[str, str]]:
                 add(f"{key} of service {service!r}", value)
             elif key == "dbname":
                 add("database name", value)
-    if u.database:
+    if parts["database"]:
         # SQLite paths: match the file name, not every directory above it
-        add("database name", os.path.basename(u.database) if u.get_backend_name() == "sqlite" else u.database)
+        add("database name", os.path.basename(parts["database"]) if parts["backend"] == "sqlite" else parts["database"])
     add("database name", q.get("dbname"))
     return out
+
+
+_NAMING_KEYS = ("host", "hostaddr", "service", "dbname")
+_MAX_KEPT_URLS = 64
+
+
+def _url_parts(url: str) -> dict[str, Any]:
+    """What SQLAlchemy's ``make_url`` reads in ``url`` that names a server or a database.
+
+    Kept on disk (``<cache>/url-parts.json``, by a hash of the URL; host and database names
+    only, never a credential), so a CLI call on the same URL does not import SQLAlchemy for it:
+    that import was a third of a ``db-migrate review`` call.
+    """
+    import hashlib
+    import json
+
+    from db_migrate.cache import cache_dir
+
+    key = hashlib.sha256(url.encode()).hexdigest()[:32]
+    path = cache_dir() / "url-parts.json"
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(kept, dict):
+            kept = {}
+    except (OSError, ValueError):
+        kept = {}
+    hit = kept.get(key)
+    if isinstance(hit, dict) and {"backend", "host", "database", "query"} <= hit.keys():
+        return hit
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    parts = {"backend": u.get_backend_name(), "host": u.host or "", "database": u.database or "",
+             "query": {k: v if isinstance(v, str) else list(v) for k, v in u.query.items() if k in _NAMING_KEYS}}
+    kept.pop(key, None)
+    kept[key] = parts  # newest last; the oldest go first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dict(list(kept.items())[-_MAX_KEPT_URLS:])), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache: parsed again next time
+    return parts
 
 
 def _service_entry(name: str) -> dict[str, str]:
