@@ -61,11 +61,14 @@ def _require(url: str, name: str) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache():
-    """Stop this session's embedded PostgreSQL server (if a test started it) and drop its cache."""
+    """Stop this session's embedded PostgreSQL server and the CLI calls' warm fork server; drop the cache."""
     yield _SESSION_CACHE
+    from db_migrate.sandbox import shared
     from db_migrate.scratch import embedded
 
     embedded.stop()
+    for sock in shared.run_dir().glob("fork-*.sock"):
+        shared.stop(sock)
     if not os.environ.get("DB_MIGRATE_TEST_CACHE"):
         shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 

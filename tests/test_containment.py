@@ -293,18 +293,39 @@ def _alive(pid: int) -> bool:
 LOOP = "def upgrade():\n    while True:\n        pass\ndef downgrade():\n    pass\n"
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("server", ["pg_url", "mysql_url"])
+def _working_in(folder: Path, besides: int) -> set[int]:
+    """Processes whose working folder is ``folder``, ``besides`` excepted.
+
+    A CLI call's fork server (its own, or its session of the shared warm parent, which is
+    not the CLI's descendant) and its jobs all work in the project's folder.
+    """
+    out: set[int] = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != besides:
+            try:
+                if os.readlink(d / "cwd") == str(folder) and _alive(int(d.name)):
+                    out.add(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize(("how", "server", "worker"), [
+    (how, server, "shared") for how in ("SIGKILL", "SIGTERM", "SIGINT") for server in ("pg_url", "mysql_url")
+] + [("SIGKILL", "pg_url", "private")])
 @pytest.mark.timeout(300)
-def test_killing_the_cli_mid_roundtrip_leaves_no_process_and_no_database(tmp_path: Path, how: str, server: str, request) -> None:
+def test_killing_the_cli_mid_roundtrip_leaves_no_process_and_no_database(
+    tmp_path: Path, how: str, server: str, worker: str, request
+) -> None:
     server_url = request.getfixturevalue(server)
-    root = make_project(tmp_path, [PERSONS, LOOP])
+    root = make_project(tmp_path, [PERSONS, LOOP]).resolve()
+    env = {**os.environ, "DB_MIGRATE_SHARED_WORKER": "1" if worker == "shared" else "0"}
     cli = subprocess.Popen([CLI, "roundtrip", "--database-url", server_url, "--timeout", "600"], cwd=root,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     ours = lambda: [n for n in list_databases(server_url) if f"p{cli.pid}s" in n]  # noqa: E731
     try:
-        assert _wait_until(lambda: ours() and len(_descendants(cli.pid)) >= 2, 60), "the roundtrip never started"
-        spawned = _descendants(cli.pid)  # the fork server and the looping job
+        assert _wait_until(lambda: ours() and len(_working_in(root, cli.pid)) >= 2, 60), "the roundtrip never started"
+        spawned = _working_in(root, cli.pid)  # the fork server (or session) and the looping job
         os.kill(cli.pid, getattr(signal, how))
         cli.wait(60)
     finally:

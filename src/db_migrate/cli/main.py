@@ -218,6 +218,13 @@ def _init(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
+def _share_fork_server() -> None:
+    """Jobs fork from the warm parent CLI calls share (sandbox/shared.py): no fork server start-up per call."""
+    from db_migrate.sandbox import share_fork_server
+
+    share_fork_server()
+
+
 def _prewarm() -> None:
     """Start a sandbox worker in the background: it imports alembic while we parse and plan."""
     from db_migrate.sandbox import prewarm
@@ -254,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--format sarif is for verdict commands and rules, not {args.command}.")
         if args.command in _WORKER_COMMANDS:
             _interrupt_on_sigterm()
+            _share_fork_server()
         # `heads` often needs no worker (static with --no-drift, none when its drift answer is kept:
         # heads/drift_cache.py), and a worker never used costs more at exit than the whole check;
         # on a miss the drift check takes seconds anyway, so the fork server starts on demand there

@@ -26,6 +26,7 @@ from db_migrate.sandbox.parent import (
     reports_isolation,
     run_in_scope,
     run_job,
+    share_fork_server,
     shutdown,
     weakest,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "progress",
     "record_isolation",
     "report_progress",
+    "share_fork_server",
     "reporting_to",
     "reports_isolation",
     "run_in_scope",

@@ -1,11 +1,16 @@
-"""``python -m db_migrate.sandbox FD``: the fork server, serving on the control socket FD."""
+"""``python -m db_migrate.sandbox FD``: the fork server, serving on the control socket FD.
+
+``python -m db_migrate.sandbox --listen PATH IDLE``: the warm parent CLI calls share
+(:mod:`db_migrate.sandbox.shared`), listening on the Unix socket PATH.
+"""
 
 import socket
 import sys
 
 from db_migrate.sandbox import forkserver
 
-_ctl = socket.socket(fileno=int(sys.argv[1]))
+_listen = sys.argv[1] == "--listen"
+_ctl = None if _listen else socket.socket(fileno=int(sys.argv[1]))
 # mako (imported by alembic) loads pygments, when installed, only to colour HTML error pages of
 # templates; a job never shows one, and pygments is a tenth of the start-up.
 sys.modules.setdefault("mako.ext.pygmentplugin", None)  # type: ignore[arg-type]
@@ -42,4 +47,9 @@ for _module in ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "
     except ImportError:
         pass
 
-forkserver.serve(_ctl)
+if _ctl is None:
+    from db_migrate.sandbox import shared
+
+    shared.serve_shared(sys.argv[2], float(sys.argv[3]))
+else:
+    forkserver.serve(_ctl)

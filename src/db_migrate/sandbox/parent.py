@@ -51,7 +51,7 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # never litter the user's versions/ with __pycache__
-        self.proc = subprocess.Popen(
+        self.proc: subprocess.Popen | None = subprocess.Popen(
             [sys.executable, "-m", "db_migrate.sandbox", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
@@ -64,8 +64,17 @@ class ForkServer:
         self.ctl = ours
         self.lock = threading.Lock()
 
+    @classmethod
+    def session(cls, ctl: socket.socket) -> ForkServer:
+        """A session of the warm parent CLI calls share (:mod:`.shared`): the same protocol on ``ctl``."""
+        server = cls.__new__(cls)
+        server.proc, server.ctl, server.lock = None, ctl, threading.Lock()
+        return server
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.ctl.fileno() != -1  # a dead session shows on the next fork, which is retried
 
     def fork(self, request: dict[str, Any], fds: list[int]) -> int:
         """Fork a job (``fds``: its socket and output pipe); return its pid."""
@@ -81,14 +90,29 @@ class ForkServer:
 
     def stop(self) -> None:
         try:
-            self.ctl.close()  # the server kills any job left and exits
-            self.proc.wait(2)
+            self.ctl.close()  # the server (or session) kills any job left and exits
+            if self.proc is not None:
+                self.proc.wait(2)
         except Exception:
-            self.proc.kill()
+            if self.proc is not None:
+                self.proc.kill()
 
 
 _server: ForkServer | None = None
 _server_lock = threading.Lock()
+_share = False
+
+
+def share_fork_server(enabled: bool = True) -> None:
+    """Use the warm parent that CLI calls share (:mod:`.shared`) instead of a private fork server.
+
+    For short-lived processes (the CLI): they would otherwise pay the fork server's start-up,
+    most of a call.  ``DB_MIGRATE_SHARED_WORKER=0`` overrides it.
+    """
+    global _share
+    from db_migrate.sandbox import shared
+
+    _share = enabled and shared.enabled()
 
 
 def _fork_server() -> ForkServer:
@@ -97,8 +121,18 @@ def _fork_server() -> ForkServer:
         if _server is None or not _server.alive():
             if _server is not None:
                 _server.stop()
-            _server = ForkServer()
+            _server = _new_server()
         return _server
+
+
+def _new_server() -> ForkServer:
+    if _share:
+        from db_migrate.sandbox import shared
+
+        ctl = shared.connect()
+        if ctl is not None:
+            return ForkServer.session(ctl)
+    return ForkServer()
 
 
 def prewarm() -> None:
