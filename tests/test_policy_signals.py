@@ -130,3 +130,18 @@ def test_load_policy_and_classify_refuse_a_bad_pyproject(residency):
     assert "large_table_rows" in exc.value.message and "pyproject.toml" in exc.value.message
     with pytest.raises(ConfigInvalid):
         classify_escalation(project, "46f760feb10b")
+
+
+def test_the_names_a_url_gives_are_kept_without_its_credentials(monkeypatch) -> None:
+    import sqlalchemy.engine
+
+    from db_migrate.cache import cache_dir
+    from db_migrate.policy.signals import url_hosts
+
+    url = "postgresql://deploy:Pr0dPassw0rd@db-prod-7.internal:5432/orders?sslpassword=K3yPass&host=replica-prod"
+    fresh = url_hosts(url)
+    assert ("host", "db-prod-7.internal") in fresh and ("host", "replica-prod") in fresh and ("database name", "orders") in fresh
+    kept = (cache_dir() / "url-parts.json").read_text()
+    assert "Pr0dPassw0rd" not in kept and "K3yPass" not in kept and "deploy" not in kept
+    monkeypatch.setattr(sqlalchemy.engine, "make_url", lambda *a, **k: (_ for _ in ()).throw(AssertionError("parsed again")))
+    assert url_hosts(url) == fresh  # the next call reads what was kept
