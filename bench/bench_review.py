@@ -8,7 +8,9 @@ fixture project:
 * in process: every revision reviewed alone, cold cache (per-revision p50/p95),
   and the whole history in one call;
 * through the CLI: ``db-migrate review REV --format json`` for a sample of
-  revisions (cold start to verdict);
+  revisions (a new process each, start to verdict; its jobs fork from the warm
+  parent CLI calls share, started by the first call: sandbox/shared.py), and
+  for a few of them with a private fork server per call (``DB_MIGRATE_SHARED_WORKER=0``);
 * the baseline: ``alembic upgrade PARENT:REV --sql | squawk`` for the same sample,
   each run right after the CLI on the same revision (a shared machine's load
   shifts; interleaving keeps the two comparable), and the ratio of the medians.
@@ -81,9 +83,10 @@ def sample_pairs(project_dir: Path, k: int) -> list[tuple[str, str]]:
     return [(chain[i - 1], chain[i]) for i in range(1, len(chain), step)][:k]
 
 
-def cli_once(project_dir: Path, rev: str) -> float:
+def cli_once(project_dir: Path, rev: str, *, shared: bool = True) -> float:
+    env = {**os.environ, "DB_MIGRATE_SHARED_WORKER": "1" if shared else "0"}
     t = time.perf_counter()
-    p = subprocess.run([str(BIN / "db-migrate"), "review", rev, "--format", "json"], cwd=project_dir, capture_output=True)
+    p = subprocess.run([str(BIN / "db-migrate"), "review", rev, "--format", "json"], cwd=project_dir, capture_output=True, env=env)
     took = time.perf_counter() - t
     if p.returncode not in (0, 1, 3):
         raise SystemExit(f"db-migrate review failed: {p.stderr.decode()[-500:]}")
@@ -144,14 +147,17 @@ def main() -> None:
             print(f"| {name}: in process, whole history in one call | 1 | {whole * 1000:.1f} total | {whole * 1000 / len(times):.2f} per rev | — |")
         pairs = sample_pairs(gen, args.cli_sample)
         cli, sq, violations = side_by_side(gen, pairs)
-        print(row("generated: CLI `db-migrate review REV` (cold start)", cli))
+        print(row("generated: CLI `db-migrate review REV` (new process)", cli))
         print(row("generated: baseline `alembic upgrade A:B --sql | squawk`", sq))
         print(ratio_row("generated: CLI / baseline (p50 ratio)", cli, sq))
         fpairs = sample_pairs(fixture, 15)
         fcli, fsq, _ = side_by_side(fixture, fpairs)
-        print(row("fixtures: CLI `db-migrate review REV` (cold start)", fcli))
+        print(row("fixtures: CLI `db-migrate review REV` (new process)", fcli))
         print(row("fixtures: baseline `alembic upgrade A:B --sql | squawk`", fsq))
         print(ratio_row("fixtures: CLI / baseline (p50 ratio)", fcli, fsq))
+        private = [cli_once(fixture, rev, shared=False) for _parent, rev in fpairs[:5]]
+        print(row("fixtures: CLI, private fork server per call", private))
+        print(ratio_row("fixtures: private / baseline (p50 ratio)", private, fsq))
         print(f"\nsquawk reported {violations} violation line(s) on the {len(pairs)} sampled generated revisions.")
 
 
