@@ -339,6 +339,87 @@ def test_killing_the_cli_mid_roundtrip_leaves_no_process_and_no_database(
     assert ours() == []
 
 
+@pytest.mark.timeout(300)
+def test_stopping_the_mcp_server_mid_call_leaves_no_process_and_no_database(tmp_path: Path, pg_url: str) -> None:
+    # an MCP client (Claude Code, the Inspector) ends a server with SIGTERM, often in the middle of a call
+    import socket
+    import threading
+
+    import anyio
+    from mcp import Client
+
+    root = make_project(tmp_path, [PERSONS, LOOP]).resolve()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([CLI, "serve", "--http", "--port", str(port), "--project", str(root), "--timeout", "600"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def call() -> None:
+        async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+            await c.call_tool("test_roundtrip", {"database_url": pg_url})
+
+    def run() -> None:
+        try:
+            anyio.run(call)
+        except BaseException:
+            pass  # the server goes away mid-call: what the client sees is not the point here
+
+    def start() -> None:
+        assert _wait_until(lambda: _port_open(port), 30), "the server never listened"
+        threading.Thread(target=run, daemon=True).start()
+
+    _sigterm_mid_call(server, root, pg_url, start)
+
+
+@pytest.mark.timeout(300)
+def test_stopping_the_stdio_mcp_server_mid_call_leaves_no_process_and_no_database(tmp_path: Path, pg_url: str) -> None:
+    import json
+
+    root = make_project(tmp_path, [PERSONS, LOOP]).resolve()
+    server = subprocess.Popen([CLI, "serve", "--project", str(root), "--timeout", "600"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def send(message: dict) -> None:
+        server.stdin.write((json.dumps({"jsonrpc": "2.0", **message}) + "\n").encode())  # type: ignore[union-attr]
+        server.stdin.flush()  # type: ignore[union-attr]
+
+    def start() -> None:
+        send({"id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}})
+        assert json.loads(server.stdout.readline())["id"] == 1  # type: ignore[union-attr]
+        send({"method": "notifications/initialized"})
+        send({"id": 2, "method": "tools/call", "params": {"name": "test_roundtrip", "arguments": {"database_url": pg_url}}})
+
+    _sigterm_mid_call(server, root, pg_url, start)
+
+
+def _sigterm_mid_call(server: subprocess.Popen, root: Path, pg_url: str, start) -> None:
+    """Once ``start()`` has a roundtrip running in ``server``, SIGTERM it: nothing of the call may be left."""
+    ours = lambda: [n for n in list_databases(pg_url) if f"p{server.pid}s" in n]  # noqa: E731
+    try:
+        start()
+        assert _wait_until(lambda: ours() and len(_working_in(root, server.pid)) >= 2, 60), "the roundtrip never started"
+        spawned = _working_in(root, server.pid)
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert _wait_until(lambda: not any(_alive(p) for p in spawned)), "a worker outlived the server"
+    assert _wait_until(lambda: ours() == [], 30), f"scratch databases left behind: {ours()}"
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def test_processes_a_revision_spawns_die_and_cannot_hold_the_cli_output_open(tmp_path: Path) -> None:
     mark = f"h4spawn{secrets.token_hex(4)}"
     spawner = (

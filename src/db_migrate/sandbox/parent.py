@@ -459,6 +459,24 @@ class CallScope:
             job.kill()
 
 
+_active_scopes: set[CallScope] = set()
+
+
+def cancel_all_calls(wait: float = 0.0) -> bool:
+    """Cancel every call :func:`run_in_scope` is running (their jobs are killed); the server is stopping.
+
+    With ``wait``, give their clean-up (dropping scratch databases) up to that long; progress is no
+    longer reported meanwhile (the event loop may be the one waiting).  True when all have finished.
+    """
+    for scope in list(_active_scopes):
+        scope.sink = None
+        scope.cancel()
+    deadline = time.monotonic() + wait
+    while _active_scopes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _active_scopes
+
+
 def progress(message: str, progress: float | None = None, total: float | None = None) -> None:
     """Report progress from parent-side service code (no-op outside :func:`run_in_scope`)."""
     scope: CallScope | None = getattr(_local, "scope", None)
@@ -506,10 +524,12 @@ async def run_in_scope(fn: Callable[..., Any], *args: Any, on_progress: Callable
 
     def call() -> Any:
         _local.scope = scope
+        _active_scopes.add(scope)
         try:
             return fn(*args, **kwargs)
         finally:
             _local.scope = None
+            _active_scopes.discard(scope)  # only now: its clean-up (dropping scratch databases) is done
 
     try:
         return await anyio.to_thread.run_sync(functools.partial(call), abandon_on_cancel=True)

@@ -494,6 +494,53 @@ def serve(
 
     threading.Thread(target=prewarm, daemon=True).start()  # the first tool call finds a warm worker
     if http:
-        server.run("streamable-http", host=host, port=port)
+        _serve_http(server, host, port)
     else:
+        _stop_on_sigterm()
         server.run("stdio")
+
+
+STOP_SECONDS = 15.0
+"""On SIGTERM, how long the calls in progress get to clean up (their jobs are killed at once)."""
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (how MCP clients end a server) cancels the calls in progress, then exits.
+
+    Python's default would end the process at once: the jobs die with it, but the scratch
+    databases of the calls in progress stay until a later run sweeps them.  Once the calls have
+    cleaned up, the process leaves at once: a normal exit would wait for the thread reading
+    stdin, which the client may keep open.
+    """
+    import signal
+
+    from db_migrate.sandbox import shutdown
+    from db_migrate.sandbox.parent import cancel_all_calls
+
+    def stop(signum: int, frame: Any) -> None:
+        cancel_all_calls(wait=STOP_SECONDS)
+        shutdown()  # the fork server, and any job left
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _serve_http(server: MCPServer, host: str, port: int) -> None:
+    """``MCPServer.run("streamable-http")``, with a uvicorn that cancels the calls in progress on its way out.
+
+    uvicorn's own graceful shutdown waits for every request to answer: a call stuck in a
+    migration's endless loop would keep the server alive until its timeout.
+    """
+    import anyio
+    import uvicorn
+
+    from db_migrate.sandbox.parent import cancel_all_calls
+
+    class Uvicorn(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            cancel_all_calls()  # the calls answer (cancelled) at once; uvicorn then waits for them as usual
+            super().handle_exit(sig, frame)
+
+    app = server.streamable_http_app(host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower())
+    anyio.run(Uvicorn(config).serve)
