@@ -169,29 +169,29 @@ def test_a_damaged_entry_is_a_miss_not_an_error(tmp_path: Path) -> None:
     assert not r.drift_cached and r.decision == "proceed"
 
 
-def test_a_new_revision_on_top_builds_its_template_from_the_old_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("added", [1, 7])
+def test_new_revisions_on_top_build_their_template_from_the_old_heads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, added: int
+) -> None:
     from db_migrate.scratch import templates
 
     columns = [f"c{i}" for i in range(9)]
-    revisions = [PERSONS] + [
-        f"def upgrade():\n    op.add_column('persons', sa.Column('{c}', sa.Integer()))\n"
-        f"def downgrade():\n    op.drop_column('persons', '{c}')\n" for c in columns
-    ]
+
+    def add_column(c: str) -> str:
+        return (f"def upgrade():\n    op.add_column('persons', sa.Column('{c}', sa.Integer()))\n"
+                f"def downgrade():\n    op.drop_column('persons', '{c}')\n")
+
     extra = "".join(f", sa.Column('{c}', sa.Integer())" for c in columns)
-    root = make_project(tmp_path, revisions, url=URL, models=MODELS.format(extra=extra))
+    root = make_project(tmp_path, [PERSONS, *map(add_column, columns)], url=URL, models=MODELS.format(extra=extra))
     assert _heads(root).findings == []  # builds the template at the head, from an empty database
     copied_from: list[object] = []
     real = templates.scratch_database
     monkeypatch.setattr(templates, "scratch_database", lambda *a, **k: copied_from.append(k.get("template")) or real(*a, **k))
-    (root / "migrations" / "versions" / "000000000011_rev.py").write_text(
-        (root / "migrations" / "versions" / "000000000010_rev.py").read_text()
-        .replace("revision = '000000000010'", "revision = '000000000011'")
-        .replace("down_revision = '000000000009'", "down_revision = '000000000010'")
-        .replace("'c8'", "'email'")
-    )
-    (root / "models.py").write_text(MODELS.format(extra=extra + ", sa.Column('email', sa.Integer())"))
+    new = [f"n{i}" for i in range(added)]
+    make_project(tmp_path, [PERSONS, *map(add_column, columns + new)], url=URL,
+                 models=MODELS.format(extra=extra + "".join(f", sa.Column('{c}', sa.Integer())" for c in new)))
     r = _heads(root)
-    assert r.heads == ["000000000011"] and r.findings == []  # the new column is there: the revision ran
+    assert r.heads == [f"{len(columns) + added + 1:012d}"] and r.findings == []  # the new columns are there: they ran
     project = load_project(root / "alembic.ini")
-    old_head = templates.template_key(project, load_history(project), "000000000010", "sqlite")
+    old_head = templates.template_key(project, load_history(project), f"{len(columns) + 1:012d}", "sqlite")
     assert len(copied_from) == 1 and old_head in str(copied_from[0])

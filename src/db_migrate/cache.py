@@ -27,3 +27,28 @@ def project_tag(project) -> str:
     """8 hex digits naming the project (its config file and section)."""
     ident = f"{Path(project.config_file).resolve()}\0{project.section}"
     return hashlib.sha256(ident.encode()).hexdigest()[:8]
+
+
+def read_json(path: Path) -> object | None:
+    """The JSON kept at ``path``, or None when it is missing or damaged (a cache is rebuilt, never trusted blindly)."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: object) -> bool:
+    """Keep ``data`` at ``path`` atomically (readers see the old file or the new one); False when it cannot be written."""
+    import json
+    import threading
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False  # a read-only cache: only this call keeps what it computed

@@ -42,7 +42,6 @@ drops the project's with its templates.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import time
@@ -112,9 +111,11 @@ def entry_path(project, history, head: str | None, engine: str) -> Path:
 
 def load(path: Path) -> dict[str, Any] | None:
     """The kept outcome (a DriftOutcome's fields as JSON) when every file it depends on is unchanged; else None."""
+    from db_migrate.cache import read_json
+
+    entry = read_json(path)
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        if entry.get("format") != 2:
+        if not isinstance(entry, dict) or entry.get("format") != 2:
             return None
         for name, mtime, size, digest in entry["files"]:
             if not _same_file(name, mtime, size, digest):
@@ -123,7 +124,7 @@ def load(path: Path) -> dict[str, Any] | None:
             if _folder_state(name) != mtime:
                 return None
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing, unreadable, or written by another version: just check again
+        return None  # damaged, or written by another version: just check again
     try:
         os.utime(path)  # last use, for the eviction order
     except OSError:
@@ -138,20 +139,18 @@ def save(path: Path, outcome: dict[str, Any], files: list[str], folders: list[st
     """
     if len(files) + len(folders) > MAX_PATHS:
         return  # checking them all would cost what the check costs: not worth keeping
-    try:
-        records = [[name, *_state(name)] for name in sorted(set(files))]
-        # a file's folder too: a file created beside one that was read (tested with exists(), which
-        # no audit event reports) changes its folder's mtime
-        watched = set(folders) | {os.path.dirname(name) for name in files}
-        folder_records = [[name, _folder_state(name)] for name in sorted(watched)]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"format": 2, "files": records, "folders": folder_records, "outcome": outcome}),
-                       encoding="utf-8")
-        os.replace(tmp, path)  # readers see a whole entry or none
-        _evict(path)
-    except OSError:
-        pass  # a read-only cache: the next call checks again
+    from db_migrate.cache import write_json
+
+    records = [[name, *_state(name)] for name in sorted(set(files))]
+    # a file's folder too: a file created beside one that was read (tested with exists(), which
+    # no audit event reports) changes its folder's mtime
+    watched = set(folders) | {os.path.dirname(name) for name in files}
+    folder_records = [[name, _folder_state(name)] for name in sorted(watched)]
+    if write_json(path, {"format": 2, "files": records, "folders": folder_records, "outcome": outcome}):
+        try:
+            _evict(path)
+        except OSError:
+            pass  # another call evicting at the same moment
 
 
 def purge(project=None) -> list[str]:

@@ -91,17 +91,13 @@ def _url_parts(url: str) -> dict[str, Any]:
     that import was a third of a ``db-migrate review`` call.
     """
     import hashlib
-    import json
 
-    from db_migrate.cache import cache_dir
+    from db_migrate.cache import cache_dir, read_json, write_json
 
     key = hashlib.sha256(url.encode()).hexdigest()[:32]
     path = cache_dir() / "url-parts.json"
-    try:
-        kept = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(kept, dict):
-            kept = {}
-    except (OSError, ValueError):
+    kept = read_json(path)
+    if not isinstance(kept, dict):
         kept = {}
     hit = kept.get(key)
     if isinstance(hit, dict) and {"backend", "host", "database", "query"} <= hit.keys():
@@ -113,13 +109,7 @@ def _url_parts(url: str) -> dict[str, Any]:
              "query": {k: v if isinstance(v, str) else list(v) for k, v in u.query.items() if k in _NAMING_KEYS}}
     kept.pop(key, None)
     kept[key] = parts  # newest last; the oldest go first
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(dict(list(kept.items())[-_MAX_KEPT_URLS:])), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache: parsed again next time
+    write_json(path, dict(list(kept.items())[-_MAX_KEPT_URLS:]))
     return parts
 
 

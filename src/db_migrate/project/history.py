@@ -251,18 +251,18 @@ def _disk_cache_file(project: Project) -> Path:
 
 def _read_disk_cache(project: Project) -> None:
     """Fill the in-memory cache from the project's file, once per process (any damage: parse again)."""
-    import json
+    from db_migrate.cache import read_json
 
     path = _disk_cache_file(project)
     if path.name in _from_disk:
         return
     _from_disk.add(path.name)
+    data = read_json(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != 1:
+        if not isinstance(data, dict) or data.get("format") != 1:
             return
         entries = {name: (e[0], e[1], _decode(name, e[2]), tuple(e[3]) if e[3] else None) for name, e in data["files"].items()}
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return
     with _cache_lock:
         for name, entry in entries.items():
@@ -270,18 +270,11 @@ def _read_disk_cache(project: Project) -> None:
 
 
 def _write_disk_cache(project: Project, names: list[str]) -> None:
-    import json
+    from db_migrate.cache import write_json
 
-    path = _disk_cache_file(project)
     with _cache_lock:
         files = {n: [e[0], e[1], _encode(e[2]), list(e[3]) if e[3] else None] for n in names if (e := _cache.get(n))}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"format": 1, "files": files}), encoding="utf-8")
-        os.replace(tmp, path)  # readers see a whole file or the previous one
-    except OSError:
-        pass  # a read-only cache: only this process keeps what it parsed
+    write_json(_disk_cache_file(project), {"format": 1, "files": files})
 
 
 def _encode(item: RevisionHeader | HeaderSyntaxError) -> dict:

@@ -23,11 +23,10 @@ project's config file path and section, so ``purge_templates(project=...)``
   the time of last use.
 - MySQL/MariaDB have no cheap database copy: no templates.
 
-A missing template starts from the template of a recent ancestor when one
-exists (up to :data:`MAX_EXTEND` single-parent steps back), so the revision an
-agent just generated costs its own upgrade, not a replay of the history:
-check_heads built the template at the old head, and the new head's template
-is that one plus one revision.
+A missing template starts from the template of the nearest ancestor (on the
+first-parent line) that has one, so the revision an agent just generated costs
+its own upgrade, not a replay of the history: check_heads built the template
+at the old head, and the new head's template is that one plus one revision.
 
 The cache is bounded: at most :data:`MAX_TEMPLATES` templates per server (and
 as many SQLite files), all projects together (``DB_MIGRATE_MAX_TEMPLATES``
@@ -43,14 +42,14 @@ import shutil
 import time
 from pathlib import Path
 
-from db_migrate.cache import cache_dir, project_tag
+from db_migrate.cache import cache_dir, project_tag, read_json, write_json
 from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, server_dialect
 
 TEMPLATE_PREFIX = f"{PREFIX}tpl_"
 MIN_REVISIONS = 8
 """Below this many revisions to replay, building a template costs more than it saves."""
-MAX_EXTEND = 5
-"""A missing template is built from an ancestor's up to this many revisions back (not from an empty database)."""
+MAX_INDEXED = 256
+"""Saved templates remembered per project, by revision (see :func:`_nearest_ancestor_template`)."""
 MAX_TEMPLATES = 12
 """Templates kept per server (and SQLite files in the cache), least recently used dropped first.
 
@@ -120,24 +119,48 @@ def template_for(project, history, revision: str, server_url: str | None, *,
                 "db_migrate.runtime:upgrade", timeout=timeout, cwd=project.root, what=what,
                 config_file=str(project.config_file), section=project.section, url=db.url, revision=revision,
             )
-            if dialect == "sqlite":
-                path = Path(name)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                shutil.copyfile(db.name, tmp)
-                os.replace(tmp, path)  # atomic: readers see a complete file or none
-                _evict_sqlite(path.parent, keep=path)
-                return str(path), None
-            why = _pg_save(server_url, db.name, name)
-            if why is None or _pg_usable(server_url, name):
-                _pg_mark_used(server_url, name)
-                _evict_pg(server_url, keep=name)
-                return name, None
-            return None, why
+            return _save(project, history, revision, dialect, server_url, db, name)
     except DbMigrateError as e:
         if not quiet:
             raise
         return None, f"building the template at {revision} failed: {e.message}"
+
+
+def _save(project, history, revision: str, dialect: str, server_url: str | None, db, name: str) -> tuple[str | None, str | None]:
+    """Keep the build database ``db`` as the template ``name`` at ``revision``: ``(template, why_not)``."""
+    if dialect == "sqlite":
+        path = Path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(db.name, tmp)
+        os.replace(tmp, path)  # atomic: readers see a complete file or none
+        _evict_sqlite(path.parent, keep=path)
+        _remember(project, revision, name)
+        return str(path), None
+    why = _pg_save(server_url, db.name, name)
+    if why is None or _pg_usable(server_url, name):
+        _pg_mark_used(server_url, name)
+        _evict_pg(server_url, keep=name)
+        _remember(project, revision, name)
+        return name, None
+    return None, why
+
+
+def _index_file(project) -> Path:
+    return cache_dir() / "templates" / f"{project_tag(project)}.json"
+
+
+def _remember(project, revision: str, name: str) -> None:
+    """Note that a template of ``revision`` was saved, so a build of a descendant can start from it."""
+    index = _indexed(project)
+    index.pop(revision, None)
+    index[revision] = name  # newest last; the index is a hint, checked against the key on use
+    write_json(_index_file(project), dict(list(index.items())[-MAX_INDEXED:]))
+
+
+def _indexed(project) -> dict[str, str]:
+    index = read_json(_index_file(project))
+    return index if isinstance(index, dict) else {}
 
 
 def _existing(project, history, revision: str, dialect: str, server_url: str | None) -> tuple[str, str | bool | None]:
@@ -161,23 +184,25 @@ def _existing(project, history, revision: str, dialect: str, server_url: str | N
 
 
 def _nearest_ancestor_template(project, history, revision: str, dialect: str, server_url: str | None) -> tuple[str | None, str | None]:
-    """``(template, its revision)`` of the closest ancestor up to :data:`MAX_EXTEND` steps back, or Nones.
+    """``(template, its revision)`` of the closest ancestor on ``revision``'s first-parent line that has one.
 
-    Only through single-parent steps: then the ancestor's schema plus the revisions between is
-    exactly the schema at ``revision`` (a merge needs every parent applied).  The usual case: a new
-    revision on top of a head whose template an earlier call built, so only the new one runs.
+    Upgrading such a database to ``revision`` applies exactly the revisions the ancestor lacks (the
+    other parents of a merge included), so the result is the schema at ``revision``.  The usual
+    case: a new revision on top of a head whose template an earlier call built.  Candidates come
+    from the index of saved templates (any distance back); each is checked against its key (the
+    history up to it may have changed).
     """
-    current = revision
-    for _ in range(MAX_EXTEND):
-        header = history.by_id.get(current)
-        if header is None or len(header.down_revisions) != 1 or header.depends_on:
-            return None, None
-        current = header.down_revisions[0]
-        if len(history.ancestors(current, include_self=True)) < MIN_REVISIONS:
-            return None, None
-        _, found = _existing(project, history, current, dialect, server_url)
-        if found:
-            return found, current
+    index = _indexed(project)
+    if not index:
+        return None, None
+    current: str | None = revision
+    while current is not None and current in history.by_id:
+        downs = history.by_id[current].down_revisions
+        current = downs[0] if downs else None
+        if current in index:
+            name, found = _existing(project, history, current, dialect, server_url)
+            if found and index[current] in (name, found):
+                return found, current
     return None, None
 
 
@@ -284,6 +309,8 @@ def purge_templates(server_url: str | None = None, project=None) -> list[str]:
 
     tag = f"{project_tag(project)}_" if project is not None else ""
     removed: list[str] = []
+    for index in ([_index_file(project)] if project is not None else (cache_dir() / "templates").glob("*.json")):
+        index.unlink(missing_ok=True)
     sqlite_dir = cache_dir() / "sqlite"
     if sqlite_dir.is_dir():
         for f in sqlite_dir.glob(f"{tag}*.db"):
