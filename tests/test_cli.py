@@ -213,3 +213,34 @@ def test_progress_shows_on_a_terminal_only_and_is_cleared() -> None:
         with progress_display(stream):
             progress("step", 1, 2)  # within the quiet start: not drawn, and nothing left behind
     assert pipe.getvalue() == "" and "step" not in tty.getvalue()
+
+
+def test_a_multi_database_ini_is_used_by_section_as_alembic_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # alembic's multidb layout: no [alembic] section, one section per database (alembic -n core ...)
+    from projectfactory import make_project
+
+    core = make_project(tmp_path / "core", [{"id": "c0re00000001", "down": None}], url="sqlite:///core.db")
+    audit = make_project(tmp_path / "audit", [{"id": "a0d100000001", "down": None}, {"id": "a0d100000002"}],
+                         url="sqlite:///audit.db")
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(f"[core]\nscript_location = {core / 'migrations'}\nsqlalchemy.url = sqlite:///core.db\n\n"
+                   f"[audit]\nscript_location = {audit / 'migrations'}\nsqlalchemy.url = sqlite:///audit.db\n")
+    code, out = run_json(["heads", "--config", str(ini), "--no-drift", "--format", "json"], capsys)
+    assert code == 2 and out["error"]["code"] == "config-invalid"
+    assert "core, audit" in out["error"]["hint"] and "--name core" in out["error"]["hint"]
+    code, out = run_json(["heads", "--config", str(ini), "--name", "audit", "--no-drift", "--format", "json"], capsys)
+    assert code == 0 and out["heads"] == ["a0d100000002"]
+    code, out = run_json(["heads", "-c", str(ini), "-n", "core", "--no-drift", "--format", "json"], capsys)
+    assert code == 0 and out["heads"] == ["c0re00000001"]
+
+    import anyio
+
+    from db_migrate.server import build_server
+
+    async def heads() -> dict:
+        from mcp import Client
+
+        async with Client(build_server(tmp_path, config=str(ini), section="audit")) as c:
+            return (await c.call_tool("check_heads", {})).structured_content
+
+    assert anyio.run(heads)["heads"] == ["a0d100000002"]

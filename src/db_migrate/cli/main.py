@@ -63,6 +63,8 @@ def _interrupt_on_sigterm() -> None:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", "-c", metavar="PATH", help="alembic.ini, pyproject.toml or a directory holding one (default: found from the working directory)")
+    common.add_argument("--name", "-n", metavar="SECTION", default="alembic",
+                        help="section of alembic.ini to use, as alembic's own -n/--name (default: alembic)")
     common.add_argument(
         "--format", "-f", choices=("text", "json", "sarif"), default="text",
         help="text for people (default), the tool's JSON result, or SARIF 2.1.0 for code scanning",
@@ -201,7 +203,8 @@ def _jsonable(obj: Any) -> Any:
 def _serve(args: argparse.Namespace, out: Any) -> int:
     from db_migrate.server import serve
 
-    serve(project_dir=args.project, config=args.config, http=args.http, host=args.host, port=args.port, timeout=args.timeout)
+    serve(project_dir=args.project, config=args.config, section=args.name, http=args.http, host=args.host, port=args.port,
+          timeout=args.timeout)
     return 0
 
 
@@ -298,7 +301,7 @@ def _purge_templates(args: argparse.Namespace, out: Any) -> int:
     from db_migrate.scratch.embedded import running_url
     from db_migrate.scratch.templates import purge_templates
 
-    project = load_project(args.config)
+    project = load_project(args.config, section=args.name)
     # without a server named: the SQLite files, and the embedded PostgreSQL server's templates if it runs
     removed = purge_templates(args.database_url or running_url(), project=project) + drift_cache.purge(project)
     if args.format == "json":

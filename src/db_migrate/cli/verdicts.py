@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, out: IO[str], call_args: Callable[[argparse.Na
     from db_migrate.tools import call
 
     tool, kwargs = call_args(args)
-    project = load_project(args.config, cwd=project_start(args))
+    project = load_project(args.config, cwd=project_start(args), section=args.name)
     calls: list[tuple[dict[str, Any], str | None]] = [(kwargs, None)]
     if args.command in MULTI_TARGET:
         refs = list(args.targets or [])

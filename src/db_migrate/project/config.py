@@ -170,6 +170,24 @@ def _read_plain_ini(path: Path, section: str) -> tuple[Path, str | None] | None:
     return script_dir, url or None
 
 
+def _section_hint(path: Path, kind: str, section: str) -> str:
+    """Name the sections that do set script_location (a multi-database alembic.ini), or say where it goes."""
+    import configparser
+
+    others: list[str] = []
+    if kind == "ini":
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+            others = [name for name in parser.sections() if name != section and parser.has_option(name, "script_location")]
+        except (configparser.Error, UnicodeDecodeError):
+            pass
+    if others:
+        return (f"Its sections {', '.join(others)} set one: name it as alembic's -n does "
+                f"(CLI --name {others[0]}; the MCP server: db-migrate serve --name {others[0]}).")
+    return f"Add script_location to the [{section}] section."
+
+
 def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | None = None, section: str = "alembic") -> Project:
     """Find and read the Alembic project named by ``config`` or found from ``cwd``."""
     cwd = Path(cwd or os.getcwd())
@@ -212,7 +230,7 @@ def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | No
         cfg = proto.alembic_config()
         script_location = cfg.get_alembic_option("script_location")
         if not script_location:
-            raise ConfigInvalid(f"{path} sets no script_location.", hint="Add script_location to the [alembic] section.")
+            raise ConfigInvalid(f"{path} sets no script_location in [{section}].", hint=_section_hint(path, kind, section))
         url = cfg.get_main_option("sqlalchemy.url") if kind == "ini" else None
         from alembic.script import ScriptDirectory
 

@@ -113,9 +113,10 @@ revise (failed) -> fix the step named in the findings and run again; escalate ->
 class ProjectRef:
     """The one project this server serves, re-read when its config files change."""
 
-    def __init__(self, root: Path, config: str | None = None, timeout: float | None = None) -> None:
+    def __init__(self, root: Path, config: str | None = None, timeout: float | None = None, section: str = "alembic") -> None:
         self.root = root.resolve()
         self.config = config
+        self.section = section
         self.timeout = timeout
         self._lock = threading.Lock()
         self._cached: tuple[tuple[Any, ...], Project] | None = None
@@ -136,7 +137,7 @@ class ProjectRef:
         with self._lock:
             if self._cached is not None and self._cached[0] == stamp:
                 return self._cached[1]
-        project = load_project(self.config, cwd=self.root)
+        project = load_project(self.config, cwd=self.root, section=self.section)
         with self._lock:
             self._cached = (stamp, project)
         return project
@@ -218,9 +219,13 @@ def _as_call_result(result: Verdict | CallToolResult) -> CallToolResult:
     )
 
 
-def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: str | None = None, timeout: float | None = None) -> MCPServer:
-    """The db-migrate MCP server for the project at ``project_dir`` (default: the working directory)."""
-    ref = ProjectRef(Path(project_dir or os.getcwd()), config, timeout)
+def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: str | None = None, timeout: float | None = None,
+                 section: str = "alembic") -> MCPServer:
+    """The db-migrate MCP server for the project at ``project_dir`` (default: the working directory).
+
+    ``section``: the alembic.ini section to use (alembic's ``-n/--name``; a multi-database ini has several).
+    """
+    ref = ProjectRef(Path(project_dir or os.getcwd()), config, timeout, section)
     server = DbMigrateServer(
         "db-migrate",
         title="db-migrate",
@@ -472,6 +477,7 @@ def serve(
     project_dir: str | os.PathLike[str] | None = None,
     *,
     config: str | None = None,
+    section: str = "alembic",
     http: bool = False,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -486,7 +492,7 @@ def serve(
     # Relative revision paths mean "inside the project", whatever directory the client started us in.
     os.chdir(root)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="db-migrate: %(levelname)s %(message)s")
-    server = build_server(root, config=config, timeout=timeout)
+    server = build_server(root, config=config, timeout=timeout, section=section)
     from db_migrate.sandbox import prewarm
     from db_migrate.scratch.embedded import hold_for_session
 
