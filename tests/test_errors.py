@@ -132,3 +132,35 @@ def test_hints_speak_the_callers_interface(tmp_path: Path, capsys: pytest.Captur
     assert render_hint(hint, "mcp") == "Merge with the check_heads tool and create_merge=true, or omit the database_url argument."
     assert render_hint(hint, "cli") == "Merge with db-migrate heads and --create-merge, or omit --database-url."
     assert "{" not in ConfigNotFound("x", hint="see {config}").info().hint  # no interface: both forms
+
+
+def test_a_dependency_not_installed_here_is_unchecked_with_what_to_do_not_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # running a revision (roundtrip) needs what it imports; review stands in for it, roundtrip cannot
+    from projectfactory import make_project
+
+    body = ("import dbm_surely_not_installed_pkg\n"
+            "def upgrade():\n    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True))\n"
+            "def downgrade():\n    op.drop_table('t')\n")
+    root = make_project(tmp_path, [body], url="sqlite:///app.db")
+    code = cli_main(["roundtrip", "--config", str(root / "alembic.ini"), "--format", "json"])
+    verdict = json.loads(capsys.readouterr().out)
+    # not the migration's fault: no false revise, and the verdict says what could not be tested and why
+    assert code == 0 and verdict["decision"] == "proceed" and verdict["findings"] == [], verdict
+    assert "1 could not be tested" in verdict["summary"]
+    (note,) = [u for u in verdict["unchecked"] if u["revision"] == "000000000001"]
+    assert "dbm_surely_not_installed_pkg" in note["reason"] and "dependencies" in note["reason"]
+
+
+def test_a_missing_module_of_the_project_itself_stays_the_revisions_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from projectfactory import make_project
+
+    body = ("def upgrade():\n    from appcode.renamed_module import helper\n"
+            "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True))\n"
+            "def downgrade():\n    op.drop_table('t')\n")
+    root = make_project(tmp_path, [body], url="sqlite:///app.db")
+    (root / "appcode").mkdir()
+    (root / "appcode" / "__init__.py").write_text("")
+    code = cli_main(["roundtrip", "--config", str(root / "alembic.ini"), "--format", "json"])
+    verdict = json.loads(capsys.readouterr().out)
+    assert code == 1 and verdict["decision"] == "revise", verdict
+    assert [f["rule"] for f in verdict["findings"]] == ["upgrade-failed"]

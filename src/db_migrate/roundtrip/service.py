@@ -73,13 +73,22 @@ def test_roundtrip(
     failures, artifacts = _split_seed_artifacts([f for f, _ in pairs])
     # a type or SQL form the scratch engine lacks says nothing about the migration on its own engine
     not_ours = [f for f in failures if engine_only(plan, f"{f.message} {f.error or ''}")]
-    failures = [f for f in failures if all(f is not g for g in not_ours)]
+    # nor does a package the project needs that is not installed where db-migrate runs (uvx, another venv)
+    lacking = [(f, name) for f in failures if (name := _not_installed(project, f.error))]
+    failures = [f for f in failures if all(f is not g for g in not_ours) and all(f is not g for g, _ in lacking)]
 
     unchecked = [*plan.unchecked, *(
         Unchecked(what=f"{f.step} on {plan.engine}", revision=f.revision,
                   reason=f"{f.message}: {f.error} ({plan.engine} lacks this; the project's engine is {plan.project_dialect or 'unknown'})")
         for f in not_ours
     )]
+    unchecked += [
+        Unchecked(what=f"{f.step} of {f.revision}", revision=f.revision,
+                  reason=f"{f.message}: {f.error}. {name} is not installed where db-migrate runs, and is not part of "
+                  "the project: install the project's dependencies into db-migrate's environment (or db-migrate "
+                  "into the project's), then test again.")
+        for f, name in lacking
+    ]
     unchecked += [Unchecked(what=f"seeding table {t}", reason=why) for t, why in run["seed_skipped"].items()]
     if template_why:
         unchecked.append(Unchecked(what="template of the parent schema", reason=template_why + "; the history was replayed instead"))
@@ -105,7 +114,8 @@ def test_roundtrip(
     decision = decide(findings, escalation)
     status = "failed" if failures else "passed"
     checked = len(run["checked"])
-    untested = f", {len(run['blocked'])} could not be tested" if run["blocked"] else ""
+    not_tested = len(run["blocked"]) + len({f.revision for f, _ in lacking})
+    untested = f", {not_tested} could not be tested" if not_tested else ""
     summary = (
         f"roundtrip passed for {checked} revision(s) on {dialect} with {rows} seeded rows per table{untested}"
         if status == "passed"
@@ -329,6 +339,31 @@ def _retry_on_empty(project: Project, server: str | None, pairs: list[tuple[Roun
 _CONVERSION_ERRORS = {"22P02", "22007", "22008"}
 # the free-form text the seeder invents (seed._text): 'status-3', 'status-3xxxx', 'user3@example.org'
 _INVENTED = re.compile(r"^(\w{0,12}-\d+x*|user\d+@example\.org)$")
+
+
+_NO_MODULE = re.compile(r"^ModuleNotFoundError: No module named '([\w.]+)'")
+
+
+def _not_installed(project: Project, error: str | None) -> str | None:
+    """The package an error says is missing, when it is neither installed here nor the project's own.
+
+    A missing module *inside* the project's own package (a renamed file) is the revision's bug and
+    stays a failure; a missing third-party package only says where db-migrate was installed.
+    """
+    import importlib.util
+
+    m = _NO_MODULE.match(error or "")
+    if m is None:
+        return None
+    top = m.group(1).split(".")[0]
+    if (project.root / top).is_dir() or (project.root / f"{top}.py").is_file():
+        return None
+    try:
+        if importlib.util.find_spec(top) is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    return top
 
 
 def _split_seed_artifacts(failures: list[RoundtripFailure]) -> tuple[list[RoundtripFailure], list[RoundtripFailure]]:

@@ -62,9 +62,18 @@ def _run_one(target: str, kwargs: dict[str, Any], cwd: str | None) -> tuple[str,
         return "error", {
             "code": "internal-error" if where is None else "project-code-error",
             "message": f"{type(e).__name__}: {e}" + (f" (at {where})" if where else ""),
-            "hint": None,
+            "hint": _missing_module_hint(e) if where is not None else None,
             "details": {},
         }
+
+
+def _missing_module_hint(e: BaseException) -> str | None:
+    """What to do when project code imports a package this environment lacks (running it needs it)."""
+    if not isinstance(e, ModuleNotFoundError) or not e.name:
+        return None
+    return (f"The project's code imports {e.name}, which is not installed where db-migrate runs ({sys.executable}). "
+            "Running migrations needs the project's dependencies: install them into this environment, "
+            "or install db-migrate into the project's own.")
 
 
 def quiet_logging() -> None:
