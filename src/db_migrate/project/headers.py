@@ -96,19 +96,18 @@ def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
     return raw, lines
 
 
-def body_error(source: str | bytes, filename: str = "<revision>") -> tuple[str, int | None] | None:
-    """Why the whole file is not valid Python (message, line), or None when it is.
+def parse_module(source: str | bytes, filename: str = "<revision>") -> tuple[ast.Module | None, tuple[str, int | None] | None]:
+    """The whole file's syntax tree, or None and why it is not valid Python (message, line).
 
     The header is read from the top of the file only, so a syntax error below it is found here;
     it breaks alembic too, which imports the whole file.
     """
     try:
-        ast.parse(source, filename=filename)
+        return ast.parse(source, filename=filename), None
     except SyntaxError as e:
-        return (f"{e.msg} (line {e.lineno})" if e.lineno else e.msg, e.lineno)
+        return None, (f"{e.msg} (line {e.lineno})" if e.lineno else e.msg, e.lineno)
     except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, pathological nesting
-        return (f"{type(e).__name__}: {e}", None)
-    return None
+        return None, (f"{type(e).__name__}: {e}", None)
 
 
 def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None = None) -> RevisionHeader:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from db_migrate.errors import AmbiguousRevision, MultipleHeadsError, RevisionNotFound
 from db_migrate.project.config import Project
-from db_migrate.project.headers import HeaderSyntaxError, RevisionHeader, body_error, parse_header
+from db_migrate.project.headers import HeaderSyntaxError, RevisionHeader, parse_header, parse_module
 
 BodyError = tuple[str, "int | None"]
 _Entry = tuple[int, int, "RevisionHeader | HeaderSyntaxError", "BodyError | None"]
@@ -31,7 +31,7 @@ _cache_lock = threading.Lock()
 RACY_NS = 2_000_000_000
 """A file modified less than this long ago is parsed again next time, whatever its mtime and size say."""
 _from_disk: set[str] = set()
-"""Project tags whose disk cache this process has read."""
+"""Names of the disk cache files (one per project) this process has read."""
 
 
 @dataclass
@@ -46,6 +46,7 @@ class History:
     """Files whose header was read but whose whole body is not valid Python: (message, line)."""
 
     def __post_init__(self) -> None:
+        self._digests: dict[str | None, str] = {}
         self.by_id: dict[str, RevisionHeader] = {}
         self.duplicates: dict[str, list[RevisionHeader]] = {}
         for h in self.headers:
@@ -78,13 +79,20 @@ class History:
         return None
 
     def digest(self, upto: str | None = None) -> str:
-        """A content hash of the history (or of ``upto`` and its ancestors): a cache key."""
+        """A content hash of the history (or of ``upto`` and its ancestors): a cache key.
+
+        Computed once per History (a call's own view of the files): the drift check's and the
+        template's keys both need it, and each reads every revision file.
+        """
+        if upto in self._digests:
+            return self._digests[upto]
         ids = sorted(self.by_id) if upto is None else sorted(self.ancestors(upto, include_self=True))
         md = hashlib.sha256()
         for rid in ids:
             md.update(rid.encode())
             md.update(self.by_id[rid].path.read_bytes())
-        return md.hexdigest()
+        self._digests[upto] = md.hexdigest()
+        return self._digests[upto]
 
     def ancestors(self, rid: str, *, include_self: bool = False) -> set[str]:
         seen: set[str] = set()
@@ -227,17 +235,12 @@ def _parse(path: Path) -> tuple[RevisionHeader | HeaderSyntaxError, BodyError | 
         data = path.read_bytes()
     except OSError as e:
         return HeaderSyntaxError(path, f"cannot read: {e}", None), None
-    import ast
-
-    try:
-        tree = ast.parse(data, filename=str(path))  # once for the header and the body alike
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        tree = None
+    tree, body = parse_module(data, str(path))  # once, for the header and the body alike
     try:
         header = parse_header(path, data.decode("utf-8", errors="replace"), tree=tree)
     except HeaderSyntaxError as e:
         return e, None
-    return header, None if tree is not None else body_error(data, str(path))
+    return header, body
 
 
 # --------------------------------------------------------------------------- the cache on disk
