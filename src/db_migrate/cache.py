@@ -52,3 +52,33 @@ def write_json(path: Path, data: object) -> bool:
         return True
     except OSError:
         return False  # a read-only cache: only this call keeps what it computed
+
+
+def touch(path: Path) -> None:
+    """Mark ``path`` as just used (its mtime orders eviction)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still works, it just forgets the order of use
+
+
+def evict(keep: Path, pattern: str, limit: int) -> None:
+    """Drop the least recently used files matching ``pattern`` beside ``keep`` beyond ``limit`` (``keep`` stays)."""
+    def last_use(f: Path) -> float:
+        try:
+            return f.stat().st_mtime
+        except OSError:
+            return 0.0  # removed meanwhile by another call's eviction
+
+    files = sorted(keep.parent.glob(pattern), key=last_use, reverse=True)
+    for f in [f for f in files if f != keep][limit - 1:]:
+        f.unlink(missing_ok=True)
+
+
+def remove(folder: Path, pattern: str) -> list[str]:
+    """Remove the files matching ``pattern`` in ``folder``; returns their paths."""
+    removed = []
+    for f in folder.glob(pattern) if folder.is_dir() else ():
+        f.unlink(missing_ok=True)
+        removed.append(str(f))
+    return removed

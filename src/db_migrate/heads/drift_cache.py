@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from db_migrate.cache import evict, remove, touch
 from db_migrate.urls import redact_url
 
 MAX_ENTRIES = 64
@@ -125,10 +126,7 @@ def load(path: Path) -> dict[str, Any] | None:
                 return None
     except (OSError, ValueError, KeyError, TypeError):
         return None  # damaged, or written by another version: just check again
-    try:
-        os.utime(path)  # last use, for the eviction order
-    except OSError:
-        pass
+    touch(path)  # last use, for the eviction order
     return entry["outcome"]
 
 
@@ -147,25 +145,14 @@ def save(path: Path, outcome: dict[str, Any], files: list[str], folders: list[st
     watched = set(folders) | {os.path.dirname(name) for name in files}
     folder_records = [[name, _folder_state(name)] for name in sorted(watched)]
     if write_json(path, {"format": 2, "files": records, "folders": folder_records, "outcome": outcome}):
-        try:
-            _evict(path)
-        except OSError:
-            pass  # another call evicting at the same moment
+        evict(path, "*.json", MAX_ENTRIES)
 
 
 def purge(project=None) -> list[str]:
     """Remove the project's entries (every entry without ``project``); returns their paths."""
     from db_migrate.cache import project_tag
 
-    base = folder()
-    if not base.is_dir():
-        return []
-    tag = f"{project_tag(project)}_" if project is not None else ""
-    removed = []
-    for f in base.glob(f"{tag}*.json"):
-        f.unlink(missing_ok=True)
-        removed.append(str(f))
-    return removed
+    return remove(folder(), f"{project_tag(project)}_*.json" if project is not None else "*.json")
 
 
 def _state(name: str) -> tuple[int | None, int | None, str | None]:
@@ -205,9 +192,3 @@ def _same_file(name: str, mtime: int | None, size: int | None, digest: str | Non
 def _digest(name: str) -> str:
     with open(name, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _evict(keep: Path) -> None:
-    entries = sorted(keep.parent.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
-    for f in [f for f in entries if f != keep][MAX_ENTRIES - 1:]:
-        f.unlink(missing_ok=True)

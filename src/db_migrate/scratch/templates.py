@@ -42,7 +42,7 @@ import shutil
 import time
 from pathlib import Path
 
-from db_migrate.cache import cache_dir, project_tag, read_json, write_json
+from db_migrate.cache import cache_dir, evict, project_tag, read_json, remove, touch, write_json
 from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, server_dialect
 
 TEMPLATE_PREFIX = f"{PREFIX}tpl_"
@@ -134,7 +134,7 @@ def _save(project, history, revision: str, dialect: str, server_url: str | None,
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(db.name, tmp)
         os.replace(tmp, path)  # atomic: readers see a complete file or none
-        _evict_sqlite(path.parent, keep=path)
+        evict(path, "*.db", _limit())
         _remember(project, revision, name)
         return str(path), None
     why = _pg_save(server_url, db.name, name)
@@ -171,7 +171,7 @@ def _existing(project, history, revision: str, dialect: str, server_url: str | N
         path = cache_dir() / "sqlite" / f"{name}.db"
         if not path.is_file():
             return str(path), None
-        _touch(path)
+        touch(path)
         return str(path), str(path)
     name = f"{TEMPLATE_PREFIX}{name}"
     usable = _pg_usable(server_url, name)
@@ -204,19 +204,6 @@ def _nearest_ancestor_template(project, history, revision: str, dialect: str, se
             if found and index[current] in (name, found):
                 return found, current
     return None, None
-
-
-def _touch(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:
-        pass  # a read-only cache still works, it just forgets the order of use
-
-
-def _evict_sqlite(folder: Path, *, keep: Path) -> None:
-    files = sorted(folder.glob("*.db"), key=lambda f: f.stat().st_mtime, reverse=True)
-    for f in [f for f in files if f != keep][_limit() - 1:]:
-        f.unlink(missing_ok=True)
 
 
 def _pg_usable(server_url: str, name: str) -> bool | None:
@@ -308,14 +295,8 @@ def purge_templates(server_url: str | None = None, project=None) -> list[str]:
     from db_migrate.scratch import drop_database
 
     tag = f"{project_tag(project)}_" if project is not None else ""
-    removed: list[str] = []
-    for index in ([_index_file(project)] if project is not None else (cache_dir() / "templates").glob("*.json")):
-        index.unlink(missing_ok=True)
-    sqlite_dir = cache_dir() / "sqlite"
-    if sqlite_dir.is_dir():
-        for f in sqlite_dir.glob(f"{tag}*.db"):
-            f.unlink(missing_ok=True)
-            removed.append(str(f))
+    remove(cache_dir() / "templates", f"{project_tag(project)}.json" if project is not None else "*.json")  # the index
+    removed = remove(cache_dir() / "sqlite", f"{tag}*.db")
     if server_url is not None and server_dialect(server_url) == "postgresql":
         _pg_usable(server_url, TEMPLATE_PREFIX)  # a structured database-error when the server is unreachable
         for n, _ in _pg_templates(server_url, TEMPLATE_PREFIX + tag):
