@@ -101,14 +101,41 @@ def test_plain_ini_fast_path_reads_what_alembic_reads(which: str, residency: Pat
     assert (fast.script_location, fast.version_locations, fast.url) == (slow.script_location, slow.version_locations, slow.url)
 
 
-def test_extra_version_locations_are_left_to_alembic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [
+    "version_locations = %(here)s/migrations/versions {extra}\npath_separator = space\n",
+    "version_locations = %(here)s/migrations/versions{os_sep}{extra}\npath_separator = os\n",
+    "version_locations = %(here)s/migrations/versions;{extra}\nversion_path_separator = ;\n",
+    "version_locations = %(here)s/migrations/versions, {extra}\n",  # alembic's legacy split: spaces and commas
+    "version_locations = {extra}\nrecursive_version_locations = true\npath_separator = newline\n",
+])
+def test_version_locations_are_read_as_alembic_reads_them_without_alembic(
+    options: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    import db_migrate.project.config as config
+
     make_project(tmp_path, [{"id": "aa01", "down": None}])
     extra = tmp_path / "more_versions"
     extra.mkdir()
     ini = tmp_path / "alembic.ini"
-    ini.write_text(ini.read_text().replace("[alembic]\n", f"[alembic]\nversion_locations = %(here)s/migrations/versions {extra}\npath_separator = space\n", 1))
-    p = load_project(cwd=tmp_path)
-    assert extra.resolve() in p.version_locations and len(p.version_locations) == 2
+    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\n" + options.format(extra=extra, os_sep=os.pathsep), 1))
+    loaded_before = {m for m in sys.modules if m.split(".")[0] in ("alembic", "sqlalchemy")}
+    fast = load_project(cwd=tmp_path)
+    # the plain reading imported neither alembic nor SQLAlchemy (a static command's start-up cost)
+    assert {m for m in sys.modules if m.split(".")[0] in ("alembic", "sqlalchemy")} == loaded_before
+    monkeypatch.setattr(config, "_read_plain_ini", lambda *a: None)
+    slow = load_project(cwd=tmp_path)
+    assert extra.resolve() in fast.version_locations
+    assert (fast.version_locations, fast.recursive_versions) == (slow.version_locations, slow.recursive_versions)
+
+
+def test_an_unknown_path_separator_is_left_for_alembic_to_refuse(tmp_path: Path) -> None:
+    make_project(tmp_path, [{"id": "aa01", "down": None}])
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\nversion_locations = a b\npath_separator = tab\n", 1))
+    with pytest.raises(Exception, match="tab"):
+        load_project(cwd=tmp_path)
 
 
 def _new_process(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -138,36 +138,68 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigInvalid(f"Cannot read {path}: {e}") from None
 
 
-# Options that change where revision files live; with any of them set, alembic itself reads the config.
-_LOCATION_OPTIONS = ("version_locations", "recursive_version_locations", "sourceless")
+# Options alembic reads where db-migrate's plain reading would not be alembic's: compiled-only revisions.
+_ALEMBIC_ONLY_OPTIONS = ("sourceless",)
+
+# alembic.config.Config._get_file_separator_char: the values ``path_separator`` may take
+_PATH_SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
 
 
-def _read_plain_ini(path: Path, section: str) -> tuple[Path, str | None] | None:
-    """``(script directory, url)`` of a plain alembic.ini, read without importing alembic.
+@dataclass(frozen=True)
+class _PlainIni:
+    """What a plain alembic.ini says about where revisions live, read as alembic reads it."""
 
-    Importing alembic (and SQLAlchemy) is most of a CLI call's start-up, and the
-    common alembic.ini only needs ``script_location`` with ``%(here)s``: read
-    exactly as alembic's Config does (ConfigParser, ``here`` as a default).
-    Anything else (packages as locations, extra version locations, a missing
-    directory) returns None and alembic reads the file.
+    script_dir: Path
+    url: str | None
+    version_locations: tuple[Path, ...]
+    recursive: bool
+
+
+def _split_locations(raw: str, separator: str | None) -> list[str]:
+    """``version_locations`` split as alembic's ``Config.get_version_locations_list`` splits it."""
+    if separator is None:
+        return [x for x in re.split(r", *|(?: +)", raw) if x]  # alembic's legacy split (spaces, commas)
+    return [x.strip() for x in raw.split(separator) if x.strip()]
+
+
+def _read_plain_ini(path: Path, section: str) -> _PlainIni | None:
+    """Where a plain alembic.ini keeps its revisions, read without importing alembic.
+
+    Importing alembic (and SQLAlchemy) is most of a CLI call's start-up, and an
+    alembic.ini only needs ConfigParser with ``here`` as a default, read exactly
+    as alembic's Config does: ``script_location``, ``version_locations`` split on
+    ``path_separator`` (or the deprecated ``version_path_separator``, or alembic's
+    legacy spaces-and-commas split), ``recursive_version_locations``.  Package
+    resource locations (``pkg:folder``), ``sourceless`` and a missing directory
+    return None and alembic reads the file.
     """
     import configparser
 
-    parser = configparser.ConfigParser(defaults={"here": str(path.parent)})
+    parser = configparser.ConfigParser(defaults={"here": path.parent.as_posix()})
     try:
         parser.read(path, encoding="utf-8")
-        if not parser.has_section(section) or any(parser.has_option(section, o) for o in _LOCATION_OPTIONS):
+        if not parser.has_section(section) or any(parser.has_option(section, o) for o in _ALEMBIC_ONLY_OPTIONS):
             return None
         location = parser.get(section, "script_location", fallback=None)
         url = parser.get(section, "sqlalchemy.url", fallback=None)
-    except (configparser.Error, UnicodeDecodeError):
+        raw_locations = parser.get(section, "version_locations", fallback=None)
+        sep_name = next((v for v in (parser.get(section, o, fallback=None) for o in ("path_separator", "version_path_separator"))
+                         if v is not None), None)
+        recursive = parser.getboolean(section, "recursive_version_locations", fallback=False)
+    except (configparser.Error, UnicodeDecodeError, ValueError):
         return None
-    if not location or (":" in location and not Path(location).is_absolute()):
+    if sep_name is not None and sep_name not in _PATH_SEPARATORS:
+        return None  # alembic raises its own error for it: let it say so
+    names = [location or ""]
+    locations = _split_locations(raw_locations, _PATH_SEPARATORS.get(sep_name or "")) if raw_locations else []
+    names += locations
+    if not location or any(":" in n and not Path(n).is_absolute() for n in names):
         return None  # "package:folder" resource locations need alembic
     script_dir = Path(path.parent, location).resolve()
     if not (script_dir / "env.py").is_file() and not (script_dir / "versions").is_dir():
         return None
-    return script_dir, url or None
+    versions = tuple(Path(path.parent, v).resolve() for v in locations) or ((script_dir / "versions").resolve(),)
+    return _PlainIni(script_dir, url or None, versions, recursive)
 
 
 def _section_hint(path: Path, kind: str, section: str) -> str:
@@ -207,17 +239,17 @@ def load_project(config: str | os.PathLike[str] | None = None, *, cwd: Path | No
     if kind == "toml" and not _toml_has_alembic(path):
         raise ConfigNotFound(f"{path} has no [tool.alembic] section.", hint="Point {config} at alembic.ini instead.")
 
-    settings: dict[str, Any] = {}
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        settings = dict(_read_toml(pyproject).get("tool", {}).get("db-migrate", {}))
+    tool = _read_toml(pyproject).get("tool", {}) if pyproject.is_file() else {}
+    settings: dict[str, Any] = dict(tool.get("db-migrate", {}))
 
-    fast = _read_plain_ini(path, section) if kind == "ini" else None
+    # alembic falls back to pyproject's [tool.alembic] for options the ini leaves out: then alembic reads both
+    fast = _read_plain_ini(path, section) if kind == "ini" and "alembic" not in tool else None
     if fast is not None:
-        script_dir, url = fast
         return Project(
-            root=root, config_file=path, kind=kind, section=section, script_location=script_dir,
-            version_locations=((script_dir / "versions").resolve(),), url=url, settings=settings,
+            root=root, config_file=path, kind=kind, section=section, script_location=fast.script_dir,
+            version_locations=fast.version_locations, url=fast.url, settings=settings,
+            recursive_versions=fast.recursive,
         )
 
     from alembic.util.exc import CommandError
