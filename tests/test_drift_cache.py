@@ -130,7 +130,8 @@ def test_a_data_file_read_at_import_and_a_file_looked_for_are_watched(tmp_path: 
 
 
 def test_an_incomplete_answer_is_never_kept(tmp_path: Path) -> None:
-    root = _project(tmp_path, env_py=_env_py("target_metadata = None\n"))
+    failing = "def upgrade():\n    raise RuntimeError('the schema at head cannot be built')\ndef downgrade():\n    pass\n"
+    root = make_project(tmp_path, [failing], url=URL, models=MODELS.format(extra=""))
     for _ in range(2):
         r = _heads(root)
         assert not r.drift_cached and any(u.what == "model drift" for u in r.unchecked)
@@ -195,3 +196,24 @@ def test_new_revisions_on_top_build_their_template_from_the_old_heads(
     project = load_project(root / "alembic.ini")
     old_head = templates.template_key(project, load_history(project), f"{len(columns) + 1:012d}", "sqlite")
     assert len(copied_from) == 1 and old_head in str(copied_from[0])
+
+
+def test_without_target_metadata_nothing_is_built_and_the_answer_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # env.py hands alembic no models: the schema at head is never built (a long history would be replayed for
+    # nothing), and the answer is kept like a drift answer until env.py or what it reads changes
+    from db_migrate.scratch import templates
+
+    built: list[str] = []
+    real = templates.ensure_template
+    monkeypatch.setattr(templates, "ensure_template", lambda *a, **k: built.append("template") or real(*a, **k))
+    root = _project(tmp_path, models="import sqlalchemy as sa\ntarget_metadata = None\n")
+    first, second = _heads(root), _heads(root)
+    assert built == []
+    assert [u.reason for u in first.unchecked if u.what == "model drift"] == [
+        [u.reason for u in second.unchecked if u.what == "model drift"][0]]
+    assert "no target_metadata" in first.unchecked[0].reason
+    assert not first.drift_cached and second.drift_cached
+    assert second.isolation.summary == "no project code ran for this verdict"
+    (root / "models.py").write_text(MODELS.format(extra=""))  # the models arrive: compared at once
+    third = _heads(root)
+    assert not third.drift_cached and built == ["template"] and third.summary.endswith("models match head.")

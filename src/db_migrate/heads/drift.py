@@ -72,6 +72,8 @@ def model_drift(
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     started = time.monotonic()
     try:
+        if _without_metadata(project, out, kept, budget):
+            return out
         plan = plan_scratch(project, scratch_url)
         out.unchecked.extend(plan.unchecked)
         progress("preparing the schema at head for the drift check")
@@ -106,6 +108,29 @@ def model_drift(
     return out
 
 
+NO_METADATA = ("env.py gives alembic no target_metadata, so the models cannot be compared "
+               "(set target_metadata = Base.metadata, your models' MetaData, in env.py)")
+
+
+def _without_metadata(project: Project, out: DriftOutcome, kept, budget: float) -> bool:
+    """True (with the answer in ``out``, kept like a drift answer) when env.py gives no target_metadata.
+
+    Asked before anything is built: without models there is nothing to compare, and a history of
+    thousands of revisions would otherwise be replayed on every call only to find that out.
+    """
+    from db_migrate.heads import drift_cache
+
+    progress("reading env.py's target_metadata")
+    probe = run_job("db_migrate.heads.jobs:target_metadata_probe", isolation="static", timeout=budget, cwd=project.root,
+                    what="env.py (reading target_metadata)", config_file=str(project.config_file), section=project.section)
+    if not probe["none"]:
+        return False
+    out.unchecked.append(Unchecked(what="model drift", reason=NO_METADATA))
+    if kept is not None:  # a complete answer about the project as it is: kept while env.py and what it read are unchanged
+        drift_cache.save(kept, _outcome_to_json(out), [str(project.config_file), *probe["files"]], probe["folders"])
+    return True
+
+
 def _drift_finding(out: DriftOutcome, diff) -> None:
     """The model-drift finding for a non-empty autogenerate result."""
     lines = [o.text for o in diff.ops]
@@ -124,6 +149,7 @@ def _outcome_to_json(out: DriftOutcome) -> dict:
         "operations": out.operations, "alembic_heads": out.alembic_heads, "template": out.template,
         "findings": [f.model_dump(mode="json") for f in out.findings],
         "engine": out.engine.model_dump(mode="json") if out.engine else None,
+        "unchecked": [u.model_dump(mode="json") for u in out.unchecked],
     }
 
 
@@ -132,4 +158,5 @@ def _outcome_from_json(data: dict) -> dict:
         "operations": list(data["operations"]), "alembic_heads": data["alembic_heads"], "template": bool(data["template"]),
         "findings": [Finding.model_validate(f) for f in data["findings"]],
         "engine": EngineInfo.model_validate(data["engine"]) if data["engine"] else None,
+        "unchecked": [Unchecked.model_validate(u) for u in data.get("unchecked", ())],
     }

@@ -119,6 +119,24 @@ def drift_diff(config_file: str, section: str, url: str, *, upgrade_first: bool)
     return diff
 
 
+def target_metadata_probe(config_file: str, section: str) -> dict:
+    """Job (static: no database): does env.py give alembic a ``target_metadata`` at all?
+
+    Runs env.py up to ``context.configure`` as the review does
+    (:func:`db_migrate.capture.context.ensure_metadata`).  ``{"none": True}`` only
+    when env.py reached ``configure`` and neither it nor env.py's module-level
+    ``target_metadata`` holds a MetaData: then there is nothing to compare, and
+    the drift check need not build the schema at head.  Anything less certain
+    (env.py failed or stopped early) is ``none: False``, and the full check runs.
+    The files and folders read are named for :mod:`db_migrate.heads.drift_cache`.
+    """
+    from db_migrate.capture.context import ensure_metadata, read_project_context
+
+    with _reads() as read:
+        ctx = ensure_metadata(read_project_context(config_file, section))
+    return {"none": ctx.metadata is None and not ctx.notes, "files": sorted(read["files"]), "folders": sorted(read["folders"])}
+
+
 @contextlib.contextmanager
 def _reads():
     """Record what the block reads: ``{"files": paths opened or imported, "folders": paths listed}``.
