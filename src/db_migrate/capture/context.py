@@ -141,6 +141,26 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
     return ctx
 
 
+def prepend_sys_path(config_file: str | None, section: str | None = None) -> list[str]:
+    """Put the config's ``prepend_sys_path`` entries first on ``sys.path``, as alembic does; returns them.
+
+    alembic's ``ScriptDirectory.from_config`` does this before env.py or any revision is imported, so a
+    project whose migrations import its own package (``prepend_sys_path = src``) finds it; without it the
+    review would record those revisions on stand-ins.  Relative entries are relative to the working
+    directory, which is the project root in a job, as it is for ``alembic`` run there.
+    """
+    if not config_file:
+        return []
+    try:
+        from db_migrate.project import load_project
+
+        paths = load_project(config_file, section=section or "alembic").alembic_config().get_prepend_sys_paths_list() or []
+    except Exception:  # an unreadable config is reported by the parent, which read it first
+        return []
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+    return paths
+
+
 def ensure_metadata(ctx: ProjectContext) -> ProjectContext:
     """Run env.py for ``target_metadata`` once (the naming convention); ``ctx`` is updated in place."""
     if ctx.metadata_read or ctx._project is None:

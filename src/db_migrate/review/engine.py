@@ -39,21 +39,32 @@ def review_job(
     facts every revision shares (:mod:`db_migrate.capture.context`).  ``target_version`` is the
     policy's (``"postgresql 11"``): rules see its numbers when it names the dialect reviewed for.
     """
-    from db_migrate.capture.context import ensure_metadata, read_project_context
+    import sys
+
+    from db_migrate.capture.context import ensure_metadata, prepend_sys_path, read_project_context
     from db_migrate.capture.recorder import capture_file
     from db_migrate.policy.settings import parse_target_version
     from db_migrate.rules.naming import needs_naming_convention
 
     target = parse_target_version(target_version) if target_version else None
+    prepend_sys_path(config_file, section)
     context = read_project_context(config_file, section)
     out = []
     for path, relpath in files:
+        # each revision is loaded as alembic would load it alone: what another revision imported (a
+        # stand-in for a missing module, a helper module's state) is gone; the models env.py imported stay
+        shared = set(sys.modules)
         options = dict(root=Path(root), dialect=dialect, relpath=relpath, phase_seconds=phase_seconds)
         cap = capture_file(Path(path), context=context, **options)
         if not context.metadata_read and needs_naming_convention(cap):
             # only now is env.py run for target_metadata; record again so alembic applies its convention
-            if ensure_metadata(context).metadata is not None:
+            before_env = set(sys.modules)
+            ensure_metadata(context)
+            shared |= set(sys.modules) - before_env
+            if context.metadata is not None:
                 cap = capture_file(Path(path), context=context, **options)
+        for name in set(sys.modules) - shared:
+            sys.modules.pop(name, None)
         if target is not None and target[0] == ("mysql" if dialect == "mariadb" else dialect):
             cap.target_version = target[1]
         outcome = review_capture(cap)
