@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from db_migrate.errors import DatabaseError
-from db_migrate.policy import classify_escalation, read_database_facts
+from db_migrate.classify import classify_escalation, read_database_facts
 from db_migrate.project import load_project
 from databases import throwaway_database
 

@@ -134,7 +134,7 @@ def test_a_revision_that_patches_the_job_machinery_does_not_reach_the_next_call(
 def test_review_and_classify_cannot_write_to_another_database_or_outside_files(
     tmp_path: Path, victim: str, mysql_url: str, namespaces: bool
 ) -> None:
-    from db_migrate.policy import classify_escalation
+    from db_migrate.classify import classify_escalation
 
     marker = tmp_path / "outside.txt"
     root = make_project(tmp_path / "p", [PERSONS, _reach_out(victim, marker, mysql_url) + NOT_NULL])

@@ -271,7 +271,7 @@ def test_commit_through_op_execute_is_reported_and_not_a_rollback_trigger():
 
 def test_raw_drop_statements_are_named_and_classified(tmp_path) -> None:
     """pglast reports DROP's object type as an enum: it must read 'DROP TABLE', not 'DROP 41'."""
-    from db_migrate.policy import classify_escalation
+    from db_migrate.classify import classify_escalation
     from db_migrate.project import load_project
     from db_migrate.review import review_migration
     from projectfactory import make_project
@@ -294,7 +294,7 @@ def test_raw_drop_statements_are_named_and_classified(tmp_path) -> None:
 def test_one_notion_of_what_a_downgrade_may_leave_in_place(tmp_path) -> None:
     """Review and classify agree: CREATE EXTENSION IF NOT EXISTS may stay; a plain CREATE EXTENSION may not
     (the re-upgrade would fail on the extension the downgrade left)."""
-    from db_migrate.policy import classify_escalation
+    from db_migrate.classify import classify_escalation
     from db_migrate.project import load_project
     from db_migrate.review import review_migration
     from projectfactory import make_project

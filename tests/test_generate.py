@@ -16,7 +16,7 @@ from db_migrate.errors import (
     UsageError,
 )
 from db_migrate.generate import generate_migration
-from db_migrate.generate.writing import revision_lock
+from db_migrate.project.writing import revision_lock
 from db_migrate.project import load_project, load_history
 
 

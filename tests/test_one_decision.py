@@ -17,7 +17,7 @@ import pytest
 from projectfactory import make_project
 
 from db_migrate.heads import check_heads
-from db_migrate.policy import classify_escalation
+from db_migrate.classify import classify_escalation
 from db_migrate.policy.model import ClassifyResult, HumanApproval
 from db_migrate.project import load_history, load_project
 from db_migrate.review import review_migration

@@ -118,7 +118,8 @@ def test_unrelated_keys_of_other_tools_are_ignored():
 
 
 def test_load_policy_and_classify_refuse_a_bad_pyproject(residency):
-    from db_migrate.policy import classify_escalation, load_policy
+    from db_migrate.policy import load_policy
+    from db_migrate.classify import classify_escalation
     from db_migrate.project import load_project
 
     assert load_policy(load_project(residency)).protected_tables == ["acgme*"]

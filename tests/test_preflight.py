@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from db_migrate.policy import classify_escalation
+from db_migrate.classify import classify_escalation
 from db_migrate.policy.settings import Policy
 from db_migrate.preflight import run_preflight
 from db_migrate.project import load_project

@@ -9,7 +9,8 @@ from projectfactory import make_project
 
 from db_migrate.cli.init import config_template
 from db_migrate.errors import ConfigInvalid
-from db_migrate.policy import Policy, classify_escalation, policy_from_settings
+from db_migrate.policy import Policy, policy_from_settings
+from db_migrate.classify import classify_escalation
 from db_migrate.policy.settings import known_rule_ids, parse_target_version
 from db_migrate.project import load_project
 from db_migrate.review import review_migration

@@ -84,7 +84,7 @@ def test_raw_ddl_gets_the_findings_of_the_alembic_operation(raw: str, native: st
 
 
 def test_policy_sees_translated_drops_and_primary_key_swap(tmp_path: Path) -> None:
-    from db_migrate.policy import classify_escalation
+    from db_migrate.classify import classify_escalation
     from db_migrate.project import load_project
     from db_migrate.review import review_migration
     from projectfactory import make_project

@@ -35,6 +35,28 @@ _USERINFO_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#]*:)(?P
 _PAIR_RE = re.compile(rf"(?P<head>(?<![A-Za-z0-9_])(?:{_KEY_ALTERNATION})\s*=\s*)(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;,'\")]+)", re.I)
 
 
+_held_scratch: set[str] = set()
+"""URLs of the scratch databases this process holds right now (jobs may write there)."""
+
+
+def hold_scratch(url: str) -> None:
+    """Mark ``url`` as a scratch database this process created (:mod:`db_migrate.scratch` calls it)."""
+    _held_scratch.add(url)
+
+
+def release_scratch(url: str) -> None:
+    """``url`` is dropped, or about to be: no longer a scratch database of this process."""
+    _held_scratch.discard(url)
+
+
+def is_scratch_url(url: object) -> bool:
+    """True for the URL of a scratch database this process created and has not dropped yet.
+
+    The sandbox reads it to tell which argument of a job is the database the job may reach.
+    """
+    return isinstance(url, str) and url in _held_scratch
+
+
 def is_secret_key(key: str) -> bool:
     return key.lower() in SECRET_KEYS
 

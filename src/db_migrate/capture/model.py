@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # imported where used: the policy reads these models in the C
     from alembic.operations import ops
 
 from db_migrate.capture.context import ProjectContext
+from db_migrate.capture.statement import SqlStatement  # noqa: F401  (where rules and captures have always found it)
 
 Phase = Literal["upgrade", "downgrade"]
 
@@ -84,20 +85,6 @@ class RecordedOp:
             return op.column.name
         v = getattr(op, "column_name", None)
         return v if isinstance(v, str) else None
-
-
-@dataclass
-class SqlStatement:
-    """A statement passed to ``op.execute`` (or rendered), parsed when possible."""
-
-    text: str
-    kind: str
-    """Leading keyword(s): UPDATE, DELETE, INSERT, SELECT, TRUNCATE, DROP TABLE, ALTER TABLE, CREATE INDEX..."""
-    tables: list[str] = field(default_factory=list)
-    has_where: bool | None = None
-    parse_error: str | None = None
-    parsed: Any = None
-    """pglast's statement node (PostgreSQL only), for rules that need the tree."""
 
 
 @dataclass

@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import re
 
-from db_migrate.capture.model import SqlStatement
+from db_migrate.capture.statement import SqlStatement, keyword_statement
 
-_KEYWORDS = re.compile(
-    r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*"
-    r"(WITH|UPDATE|DELETE|INSERT|SELECT|TRUNCATE|DROP\s+\w+|ALTER\s+\w+|CREATE\s+(?:UNIQUE\s+)?\w+|GRANT|REVOKE|SET|COMMENT|LOCK|VACUUM|ANALYZE|REINDEX|COPY|DO|CALL|BEGIN|COMMIT)",
-    re.IGNORECASE | re.DOTALL,
-)
 _PG_KIND = {
     "UpdateStmt": "UPDATE",
     "DeleteStmt": "DELETE",
@@ -60,11 +55,6 @@ def needs_no_inverse(stmt: SqlStatement) -> bool:
     return kind == "ALTER TYPE" and bool(_ADD_VALUE.search(stmt.text))
 
 
-def _keyword_kind(text: str) -> str:
-    m = _KEYWORDS.match(text)
-    return re.sub(r"\s+", " ", m.group(1).upper()) if m else "OTHER"
-
-
 def parse_sql(text: str, dialect: str) -> list[SqlStatement]:
     """Split and classify ``text``; never raises (a statement that does not parse has ``parse_error``)."""
     if dialect == "postgresql":
@@ -94,28 +84,6 @@ def _parse_pg_each(text: str, error: str) -> list[SqlStatement]:
         except Exception as e:
             out.append(keyword_statement(piece.strip(), parse_error=str(e).splitlines()[0] if str(e) else type(e).__name__))
     return out
-
-
-def keyword_statement(text: str, parse_error: str | None = None) -> SqlStatement:
-    """What a keyword scan tells of a statement: its kind, the table, whether it has a WHERE."""
-    kind = _keyword_kind(text)
-    has_where = bool(re.search(r"\bWHERE\b", text, re.IGNORECASE)) if kind in ("UPDATE", "DELETE") else None
-    return SqlStatement(text=text, kind=kind, has_where=has_where, tables=_tables_by_regex(text, kind), parse_error=parse_error)
-
-
-def _tables_by_regex(text: str, kind: str) -> list[str]:
-    pat = {
-        "UPDATE": r"^\s*UPDATE\s+([\w.\"`]+)",
-        "DELETE": r"\bFROM\s+([\w.\"`]+)",
-        "INSERT": r"\bINTO\s+([\w.\"`]+)",
-        "TRUNCATE": r"^\s*TRUNCATE\s+(?:TABLE\s+)?([\w.\"`]+)",
-        "DROP TABLE": r"\bTABLE\s+(?:IF\s+EXISTS\s+)?([\w.\"`]+)",
-        "ALTER TABLE": r"\bTABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([\w.\"`]+)",
-    }.get(kind)
-    if not pat:
-        return []
-    m = re.search(pat, text, re.IGNORECASE)
-    return [m.group(1).strip('"`')] if m else []
 
 
 def _parse_pg(text: str) -> list[SqlStatement]:

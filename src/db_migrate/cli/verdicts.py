@@ -96,7 +96,7 @@ def _nothing_changed(tool: str, project: Any, ref: str | None) -> Any:
 
 
 def _policy(project: Any) -> Any:
-    from db_migrate.policy.service import load_policy
+    from db_migrate.policy.settings import load_policy
 
     return load_policy(project)
 

@@ -58,7 +58,7 @@ def autogenerate_revision(
     from alembic import command
 
     from db_migrate.errors import ConfigInvalid, DbMigrateError, ProjectCodeError, Refused
-    from db_migrate.generate.writing import refuse_overwrite
+    from db_migrate.project.writing import refuse_overwrite
     from db_migrate.readonly import begin_read_only
     from db_migrate.runtime import Runtime
 

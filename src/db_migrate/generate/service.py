@@ -9,7 +9,7 @@ rolled back.
 
 Guards: a message is required; a history with several heads or with errors
 alembic cannot walk is refused (with the merge command); one writer per
-project (:func:`~db_migrate.generate.writing.revision_lock`); alembic chooses
+project (:func:`~db_migrate.project.writing.revision_lock`); alembic chooses
 the file name from the project's ``file_template`` and never overwrites a file;
 a failed or killed write leaves no file behind; nothing changed means no file.
 """
@@ -24,7 +24,7 @@ from db_migrate.errors import (
 )
 from db_migrate.generate.jobs import Outcome
 from db_migrate.generate.model import GenerateResult
-from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
+from db_migrate.project.writing import remove_new_files, revision_files, revision_lock
 from db_migrate.heads.graph import analyse
 from db_migrate.project import Project, load_history
 from db_migrate.urls import redact_url

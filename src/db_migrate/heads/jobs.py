@@ -52,7 +52,7 @@ def create_merge(project: Project, message: str, scratch_url: str) -> str:
     from alembic import command
     from alembic.util import CommandError
 
-    from db_migrate.generate.writing import refuse_overwrite
+    from db_migrate.project.writing import refuse_overwrite
     from db_migrate.runtime import Runtime
 
     written: list[Path] = []

@@ -164,7 +164,7 @@ def _unparseable_bodies(project: Project, history: History) -> list[Finding]:
 
 def _merge(project: Project, report: GraphReport, message: str, timeout: float | None) -> Path | None:
     """Write a merge revision of all heads (None when there is nothing to merge)."""
-    from db_migrate.generate.writing import remove_new_files, revision_files, revision_lock
+    from db_migrate.project.writing import remove_new_files, revision_files, revision_lock
     from db_migrate.scratch import scratch_database
 
     if len(report.heads) < 2:

@@ -20,7 +20,7 @@ from typing import Any
 from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
 from db_migrate.policy.settings import Policy
 from db_migrate.policy.signals import production_signal
-from db_migrate.preflight.model import Preflight
+from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked, decide, sort_findings
 
 #: Review findings that mean the way back is not clear.
@@ -307,7 +307,7 @@ def classify(
 
 
 def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], preflight: Preflight) -> None:
-    from db_migrate.preflight import verdict_parts
+    from db_migrate.policy.preflight import verdict_parts
 
     found, fired, missed = verdict_parts(preflight)
     findings.extend(found)

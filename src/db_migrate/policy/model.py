@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from db_migrate.policy.settings import Policy
-from db_migrate.preflight.model import Preflight
+from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Verdict, decide
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from db_migrate.errors import ConfigInvalid
+from db_migrate.errors import ConfigInvalid, DbMigrateError
 from db_migrate.verdict import Severity
 
 TriggerId = Literal[
@@ -290,3 +290,28 @@ def policy_from_settings(settings: dict[str, Any] | None, *, source: str = "[too
         )
     assert policy is not None
     return policy
+
+
+def load_policy(project) -> Policy:
+    """The policy in effect for ``project``: its ``[tool.db-migrate]`` keys over the defaults.
+
+    Raises :class:`~db_migrate.errors.ConfigInvalid` for a bad key.
+    """
+    return policy_from_settings(project.settings, source=f"[tool.db-migrate] of {project.root / 'pyproject.toml'}")
+
+
+def baseline_revisions(history, policy: Policy) -> frozenset[str]:
+    """The baseline revision and its ancestors (history: no trigger fires for them); empty without a baseline.
+
+    Raises :class:`~db_migrate.errors.ConfigInvalid` when the baseline is not a revision of the history.
+    """
+    if not policy.baseline:
+        return frozenset()
+    try:
+        base = history.resolve(policy.baseline).revision
+    except DbMigrateError as e:
+        raise ConfigInvalid(
+            f"baseline = {policy.baseline!r} in [tool.db-migrate] names no revision of this history: {e.message}",
+            hint="Set baseline to the id of the last revision that is history ({tool:check_heads} lists them), or remove it.",
+        ) from None
+    return frozenset(history.ancestors(base, include_self=True)) if base else frozenset()

@@ -17,10 +17,12 @@ module                      question
 :mod:`.size`                rows, bytes and lock time of every table rewritten or locked
 ==========================  ================================================
 
-:func:`verdict_parts` turns the answers into what the policy decides on:
+The answers are a :class:`~db_migrate.policy.preflight.Preflight`, which the policy reads
+(:func:`db_migrate.policy.preflight.verdict_parts` turns them into what it decides on:
 data that makes the upgrade fail -> an error finding (decision ``revise``,
 with the rows to fix and a fix); data loss -> the ``data-loss`` trigger
-(``escalate``, with the count); no answer -> ``unchecked``.
+(``escalate``, with the count); no answer -> ``unchecked``).  The checks here are a data
+source of the policy: they import it (its list of row-changing kinds), never the other way round.
 
 Nothing is written: the database is opened through :mod:`db_migrate.readonly`,
 and every query runs within the policy's row and time budgets (:mod:`.probe`).
@@ -30,12 +32,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from db_migrate.preflight.model import DataCheck, Preflight, TableSize
+from db_migrate.policy.preflight import DataCheck, Preflight, TableSize
 
-__all__ = ["DataCheck", "Preflight", "TableSize", "run_preflight", "verdict_parts"]
+__all__ = ["DataCheck", "Preflight", "TableSize", "run_preflight"]
 
-#: A table whose estimated lock time reaches this gets an info finding (all sizes are in the section).
-LOCK_NOTE_SECONDS = 1.0
 #: Check modules, in the order their answers are listed.
 _MODULES = ("not_null", "unique", "foreign_key", "check", "types", "enums", "dml")
 
@@ -109,34 +109,3 @@ def run_preflight(review: Any, database_url: str, policy: Any, *, timeout: float
             pf.unchecked.append(Unchecked(what=f"preflight {c.check}: {c.operation}", reason=c.reason or c.message,
                                           revision=c.revision, path=c.path, line=c.line))
     return pf
-
-
-def verdict_parts(pf: Preflight) -> tuple[list[Any], list[tuple[str, str]], list[Any]]:
-    """(findings, triggers as (id, evidence), unchecked) that the preflight adds to a verdict.
-
-    will-fail -> error finding (revise); loses-data -> warning finding and the
-    ``data-loss`` trigger (escalate); affects -> info finding; unchecked -> unchecked.
-    """
-    from db_migrate.verdict import Finding
-
-    severity = {"will-fail": "error", "loses-data": "warning", "affects": "info"}
-    findings, triggers = [], []
-    for c in pf.checks:
-        if c.outcome not in severity:
-            continue
-        sample = f" Sample: {c.samples[:3]}." if c.samples else ""
-        findings.append(Finding(
-            rule=f"preflight-{c.check}", severity=severity[c.outcome], phase="database", message=c.message + sample,
-            revision=c.revision, path=c.path, line=c.line, table=c.table, column=", ".join(c.columns) or None, fix=c.fix,
-        ))
-        if c.outcome == "loses-data":
-            where = f"{c.path}:{c.line}" if c.path and c.line else (c.path or c.revision or "?")
-            triggers.append(("data-loss", f"{where}: {c.message}"))
-    for t in pf.table_sizes:
-        if t.lock_seconds is not None and t.lock_seconds >= LOCK_NOTE_SECONDS:
-            findings.append(Finding(
-                rule="preflight-lock-time", severity="info", phase="database", table=t.table,
-                message=f"{t.table} ({t.rows:,}{'+' if t.estimate else ''} rows) is held under {t.lock} for about "
-                f"{t.lock_seconds:g} s by: {'; '.join(t.operations)} ({t.basis}).",
-            ))
-    return findings, triggers, list(pf.unchecked)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from db_migrate.preflight.model import CheckKind, DataCheck, Outcome
+from db_migrate.policy.preflight import CheckKind, DataCheck, Outcome
 from db_migrate.preflight.probe import OutOfBudget, Probe, ProbeFailed, Source, TableInfo, plain
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from db_migrate.preflight.base import Step, answered, count_and_sample, created_constraint, open_table, rows_text, unchecked, validated_later, validations
 from db_migrate.preflight.expressions import NotPlain, check_plain, columns_of
-from db_migrate.preflight.model import DataCheck
+from db_migrate.policy.preflight import DataCheck
 from db_migrate.preflight.probe import Probe
 
 

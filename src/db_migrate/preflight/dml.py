@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from db_migrate.preflight.base import Step, _sort_key, new_check, rows_text, unchecked
 from db_migrate.preflight.expressions import NotPlain, check_plain
-from db_migrate.preflight.model import DataCheck
+from db_migrate.policy.preflight import DataCheck
 from db_migrate.preflight.probe import Probe, ProbeFailed, plain
 
 _UPDATE = re.compile(r"^\s*UPDATE\s+([\w.`\"]+)(?:\s+(?:AS\s+)?(?!SET\b)(\w+))?\s+SET\s+.*?(?:\s+WHERE\s+(.*))?$", re.IGNORECASE | re.DOTALL)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 
 from db_migrate.preflight.base import Step, answered, count_and_sample, open_table, rows_text
-from db_migrate.preflight.model import DataCheck
+from db_migrate.policy.preflight import DataCheck
 from db_migrate.preflight.probe import Probe, ProbeFailed
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from db_migrate.preflight.base import Step, answered, count_and_sample, created_constraint, open_table, rows_text, unchecked, validated_later, validations
-from db_migrate.preflight.model import DataCheck
+from db_migrate.policy.preflight import DataCheck
 from db_migrate.preflight.probe import Probe, ProbeFailed
 
 

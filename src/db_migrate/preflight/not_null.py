@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import true
 
 from db_migrate.preflight.base import Step, answered, count_and_sample, new_check, open_table, rows_text, unchecked
-from db_migrate.preflight.model import DataCheck
+from db_migrate.policy.preflight import DataCheck
 from db_migrate.preflight.probe import Probe, ProbeFailed
 
 

@@ -23,7 +23,7 @@ estimate of the order of magnitude, stated with its basis, not a promise.
 from __future__ import annotations
 
 from db_migrate.preflight.base import Step, validations
-from db_migrate.preflight.model import TableSize
+from db_migrate.policy.preflight import TableSize
 from db_migrate.preflight.probe import Probe, ProbeFailed, TableInfo
 
 #: Seconds per class, relative to COUNT(*) of the same table: the median of three runs of

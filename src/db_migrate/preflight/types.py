@@ -21,7 +21,7 @@ import re
 from db_migrate.preflight.enums import new_enum_labels
 from db_migrate.preflight.base import Answer, Step, answered, count_and_sample, new_check, open_table, rows_text, unchecked
 from db_migrate.preflight.expressions import NotPlain, check_plain
-from db_migrate.preflight.model import DataCheck
+from db_migrate.policy.preflight import DataCheck
 from db_migrate.preflight.probe import OutOfBudget, Probe, ProbeFailed
 
 _LENGTH = re.compile(r"^\s*(?:N?VARCHAR|CHARACTER VARYING|N?CHAR|CHARACTER|VARBINARY)\s*\(\s*(\d+)\s*\)", re.IGNORECASE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from db_migrate.preflight.base import Answer, Step, answered, open_table, rows_text, unchecked
 from db_migrate.preflight.expressions import NotPlain, check_plain
-from db_migrate.preflight.model import DataCheck
+from db_migrate.policy.preflight import DataCheck
 from db_migrate.preflight.probe import Probe, plain
 
 

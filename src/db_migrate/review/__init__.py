@@ -75,7 +75,7 @@ def review_migration(
         from db_migrate.project.config import dialect_of
 
         dialect = dialect_of(database_url)
-    from db_migrate.policy.service import baseline_revisions, load_policy
+    from db_migrate.policy.settings import baseline_revisions, load_policy
 
     policy = load_policy(project)
     history = load_history(project)
@@ -182,10 +182,10 @@ def review_paths(
     """Review the given revision files (in the order given) and apply ``policy`` (default: the project's).
 
     ``history``: revisions at or before the baseline (see
-    :func:`db_migrate.policy.service.baseline_revisions`), which fire no trigger.
+    :func:`db_migrate.policy.settings.baseline_revisions`), which fire no trigger.
     ``unreadable``: outcomes of files that do not parse, reported beside the others.
     """
-    from db_migrate.policy.service import load_policy
+    from db_migrate.policy.settings import load_policy
 
     if dialect is not None and dialect not in _DIALECTS:
         # a dialect name SQLAlchemy does not know would fail deep inside the capture

@@ -16,17 +16,13 @@ from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
 from db_migrate.capture.model import RecordedOp, RevisionCapture
+from db_migrate.capture.offline import PLUGIN_OPERATION, is_offline_artifact, is_stand_in_artifact
 from db_migrate.preflight.details import data_detail
 from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
 
 _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
 
-# Errors offline recording causes by itself: op.get_bind() returns a mock connection
-# whose execute() returns None, so row reads fail here but not for real.
-_OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
-# op.create_entity/op.replace_sp...: operations a plugin (alembic_utils...) registers when env.py imports it.
-_PLUGIN_OPERATION = "module 'alembic.op' has no attribute"
 
 
 def review_job(
@@ -125,7 +121,7 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
                 f"it does after that line is not checked ({o.error})",
                 o.error_line,
             )
-        elif o.error and _PLUGIN_OPERATION in o.error:
+        elif o.error and PLUGIN_OPERATION in o.error:
             add(
                 f"{phase}() after line {o.error_line or '?'}",
                 f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
@@ -149,18 +145,6 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
     if reads:
         add("what the data migration does with the rows it reads", "rows are only known on a real database; run test_roundtrip", reads[0].line)
     return out
-
-
-def is_offline_artifact(error: str) -> bool:
-    """The phase stopped because of offline recording itself (mock connection, stand-ins), not a bug."""
-    return any(s in error for s in _OFFLINE_ARTIFACTS) or is_stand_in_artifact(error) or _PLUGIN_OPERATION in error
-
-
-def is_stand_in_artifact(error: str) -> bool:
-    """The phase stopped on a stand-in for a module that is not installed here (or a runner argument)."""
-    from db_migrate.capture.recorder import NOT_INSTALLED
-
-    return "_StandIn" in error or "<argument " in error or NOT_INSTALLED in error
 
 
 def _apply_suppressions(cap: RevisionCapture, findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:

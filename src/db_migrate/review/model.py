@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from db_migrate.preflight.model import Preflight
+from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Finding, Unchecked, Verdict
 
 DetailValue = str | bool | int | float | None | list[str]

@@ -164,7 +164,7 @@ def _policy(
     Review's own lint findings stay review's; only the escalation is taken over.
     """
     from db_migrate.policy.classify import decide_for
-    from db_migrate.policy.service import baseline_revisions, load_policy
+    from db_migrate.policy.settings import baseline_revisions, load_policy
     from db_migrate.review import review_paths
 
     policy = load_policy(project)

@@ -28,7 +28,7 @@ class MigrationRaises(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        from db_migrate.review.engine import is_offline_artifact
+        from db_migrate.capture.offline import is_offline_artifact
 
         for phase in self.phases:
             o = cap.outcome(phase)

@@ -25,25 +25,29 @@ import multiprocessing.connection  # noqa: E402,F401
 import tempfile  # noqa: E402,F401
 import traceback  # noqa: E402,F401
 
+import importlib  # noqa: E402
+
 import sqlalchemy  # noqa: E402,F401
 import sqlalchemy.dialects.sqlite  # noqa: E402,F401
 import sqlalchemy.orm  # noqa: E402,F401  (the models of nearly every project)
-import db_migrate.capture.recorder  # noqa: E402,F401
-import db_migrate.capture.sql  # noqa: E402,F401
-import db_migrate.rules  # noqa: E402
-import db_migrate.generate.jobs  # noqa: E402,F401
-import db_migrate.heads.jobs  # noqa: E402,F401
-import db_migrate.review.engine  # noqa: E402,F401
-import db_migrate.roundtrip.job  # noqa: E402,F401
-import db_migrate.runtime  # noqa: E402,F401
 
-# The scratch servers' dialects and drivers, when installed (a job would import them on each connect).
-db_migrate.rules.all_rules()  # imports every rule module (our code, no project's)
+#: The modules jobs run from (``run_job("module:function")`` names them), by name: the sandbox is an
+#: engine the services use, and depends on none of them; importing them here, before any fork, only
+#: makes every job start warm.  The scratch servers' dialects and drivers follow, when installed (a job
+#: would import them on each connect).  Nothing here runs project code.
+WARM_MODULES = (
+    "db_migrate.capture.recorder", "db_migrate.capture.sql", "db_migrate.rules", "db_migrate.generate.jobs",
+    "db_migrate.heads.jobs", "db_migrate.review.engine", "db_migrate.roundtrip.job", "db_migrate.runtime",
+)
+OPTIONAL_MODULES = ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "psycopg", "pymysql",
+                    "sqlalchemy.ext.asyncio", "pglast", "sqlglot")
 
-for _module in ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "psycopg", "pymysql",
-                "sqlalchemy.ext.asyncio", "pglast", "sqlglot"):
+for _module in WARM_MODULES:
+    importlib.import_module(_module)
+importlib.import_module("db_migrate.rules").all_rules()  # imports every rule module (our code, no project's)
+for _module in OPTIONAL_MODULES:
     try:
-        __import__(_module)
+        importlib.import_module(_module)
     except ImportError:
         pass
 

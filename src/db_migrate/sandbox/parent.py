@@ -30,7 +30,7 @@ from typing import Any
 
 from db_migrate.errors import DbMigrateError, InternalError, MigrationCrashed, MigrationTimeout, UsageError
 from db_migrate.sandbox.isolation import memory_limit_mib
-from db_migrate.urls import scrub, scrub_value, secrets_in
+from db_migrate.urls import is_scratch_url, scrub, scrub_value, secrets_in
 from db_migrate.verdict import Isolation, Verdict
 
 DEFAULT_TIMEOUT = float(os.environ.get("DB_MIGRATE_TIMEOUT", "60"))
@@ -275,8 +275,6 @@ def run_job(
     if on_progress is None and scope is not None:
         on_progress = scope.progress_payload
     if scratch is None:
-        from db_migrate.scratch import is_scratch_url
-
         scratch = next((v for v in kwargs.values() if is_scratch_url(v)), None)
     secrets = secrets_in(kwargs) + secrets_in(scratch)
     paths = [os.fspath(p) for p in writable]

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from db_migrate.errors import DatabaseError, Refused, UsageError, brief, database_error
-from db_migrate.urls import redact_url
+from db_migrate.urls import hold_scratch, is_scratch_url, redact_url, release_scratch  # noqa: F401  (is_scratch_url: where callers found it)
 
 __all__ = [
     "PREFIX",
@@ -67,8 +67,6 @@ PREFIX = "dbm_"
 _SERVER_DIALECTS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 _engines: dict[str, object] = {}
 _engines_lock = threading.Lock()
-_live: set[str] = set()
-"""URLs of the scratch databases this process holds right now (jobs may write there)."""
 _swept: set[str] = set()
 """Servers whose stale databases this process already dropped."""
 _OWNER_RE = re.compile(r"_(?P<boot>[0-9a-f]{6})p(?P<pid>\d+)s(?P<start>\d+)$")
@@ -138,11 +136,6 @@ def quote(dialect: str, name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise UsageError(f"Refusing an unexpected database name {name!r}.")
     return f"`{name}`" if dialect == "mysql" else f'"{name}"'
-
-
-def is_scratch_url(url: object) -> bool:
-    """True for the URL of a scratch database this process created and has not dropped yet."""
-    return isinstance(url, str) and url in _live
 
 
 def _boot_tag() -> str | None:
@@ -294,10 +287,10 @@ def scratch_database(
             if template is not None:
                 shutil.copyfile(template, path)
             url = f"sqlite:///{path}"
-            _live.add(url)
+            hold_scratch(url)
             yield ScratchDatabase(url=url, dialect="sqlite", server_url=None, name=str(path))
         finally:
-            _live.discard(f"sqlite:///{tmp / 'scratch.db'}")
+            release_scratch(f"sqlite:///{tmp / 'scratch.db'}")
             shutil.rmtree(tmp, ignore_errors=True)
         return
     dialect = server_dialect(server_url)
@@ -310,11 +303,11 @@ def scratch_database(
     name = _new_name(purpose)
     create_database(server_url, name, template=str(template) if template else None)
     url = database_url(server_url, name)
-    _live.add(url)
+    hold_scratch(url)
     try:
         yield ScratchDatabase(url=url, dialect=dialect, server_url=server_url, name=name)
     finally:
-        _live.discard(url)
+        release_scratch(url)
         drop_database(server_url, name)
 
 

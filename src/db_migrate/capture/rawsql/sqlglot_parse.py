@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from db_migrate.capture.model import SqlStatement
+from db_migrate.capture.statement import SqlStatement, keyword_statement
 
 SQLGLOT_DIALECTS = {"mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite", "mssql": "tsql", "oracle": "oracle"}
 
@@ -54,7 +54,6 @@ def parse_other(text: str, dialect: str) -> list[SqlStatement]:
     import sqlglot
     from sqlglot.errors import SqlglotError
 
-    from db_migrate.capture.sql import keyword_statement
 
     global _STATEMENTS
     if _STATEMENTS is None:
@@ -81,7 +80,6 @@ def parse_other(text: str, dialect: str) -> list[SqlStatement]:
 def _statement(text: str, tree: Any) -> SqlStatement:
     from sqlglot import exp
 
-    from db_migrate.capture.sql import keyword_statement
 
     base = keyword_statement(text)
     kind, tables = base.kind, base.tables

@@ -4,35 +4,9 @@ from __future__ import annotations
 
 from db_migrate.policy.classify import classify, facts_needed
 from db_migrate.policy.model import ClassifyResult
-from db_migrate.policy.settings import Policy, policy_from_settings
-from db_migrate.errors import ConfigInvalid, DbMigrateError
-from db_migrate.project import History, Project, load_history
+from db_migrate.policy.settings import baseline_revisions, load_policy
+from db_migrate.project import Project, load_history
 from db_migrate.sandbox import reports_isolation
-
-
-def load_policy(project: Project) -> Policy:
-    """The policy in effect for ``project``: its ``[tool.db-migrate]`` keys over the defaults.
-
-    Raises :class:`~db_migrate.errors.ConfigInvalid` for a bad key.
-    """
-    return policy_from_settings(project.settings, source=f"[tool.db-migrate] of {project.root / 'pyproject.toml'}")
-
-
-def baseline_revisions(history: History, policy: Policy) -> frozenset[str]:
-    """The baseline revision and its ancestors (history: no trigger fires for them); empty without a baseline.
-
-    Raises :class:`~db_migrate.errors.ConfigInvalid` when the baseline is not a revision of the history.
-    """
-    if not policy.baseline:
-        return frozenset()
-    try:
-        base = history.resolve(policy.baseline).revision
-    except DbMigrateError as e:
-        raise ConfigInvalid(
-            f"baseline = {policy.baseline!r} in [tool.db-migrate] names no revision of this history: {e.message}",
-            hint="Set baseline to the id of the last revision that is history ({tool:check_heads} lists them), or remove it.",
-        ) from None
-    return frozenset(history.ancestors(base, include_self=True)) if base else frozenset()
 
 
 @reports_isolation
@@ -67,7 +41,7 @@ def classify_escalation(
     if database_url:
         progress("reading row counts (read-only)", 1, 4)
         tables, columns = facts_needed(review, policy)
-        from db_migrate.policy.database import read_database_facts
+        from db_migrate.classify.database import read_database_facts
 
         limit = policy.database_timeout_seconds if timeout is None else min(timeout, policy.database_timeout_seconds)
         facts = read_database_facts(

@@ -1,4 +1,8 @@
-"""The preflight section of a verdict: what the user's data says about a revision.
+"""The preflight section of a verdict: what the user's data says about a revision, and what that means.
+
+The answers come from :mod:`db_migrate.preflight` (the checks, a data source that reads the user's
+database); the policy reads them here: :func:`verdict_parts` turns them into findings, triggers and
+unchecked items (:func:`db_migrate.policy.classify.with_preflight`).
 
 A :class:`Preflight` is carried by ``classify_escalation``'s and
 ``review_migration``'s verdicts when a ``database_url`` was given.  Each
@@ -94,3 +98,38 @@ class Preflight(BaseModel):
 
     def losing(self) -> list[DataCheck]:
         return [c for c in self.checks if c.outcome == "loses-data"]
+
+
+#: A table whose estimated lock time reaches this gets an info finding (all sizes are in the section).
+LOCK_NOTE_SECONDS = 1.0
+
+
+def verdict_parts(pf: Preflight) -> tuple[list[Any], list[tuple[str, str]], list[Any]]:
+    """(findings, triggers as (id, evidence), unchecked) that the preflight adds to a verdict.
+
+    will-fail -> error finding (revise); loses-data -> warning finding and the
+    ``data-loss`` trigger (escalate); affects -> info finding; unchecked -> unchecked.
+    """
+    from db_migrate.verdict import Finding
+
+    severity = {"will-fail": "error", "loses-data": "warning", "affects": "info"}
+    findings, triggers = [], []
+    for c in pf.checks:
+        if c.outcome not in severity:
+            continue
+        sample = f" Sample: {c.samples[:3]}." if c.samples else ""
+        findings.append(Finding(
+            rule=f"preflight-{c.check}", severity=severity[c.outcome], phase="database", message=c.message + sample,
+            revision=c.revision, path=c.path, line=c.line, table=c.table, column=", ".join(c.columns) or None, fix=c.fix,
+        ))
+        if c.outcome == "loses-data":
+            where = f"{c.path}:{c.line}" if c.path and c.line else (c.path or c.revision or "?")
+            triggers.append(("data-loss", f"{where}: {c.message}"))
+    for t in pf.table_sizes:
+        if t.lock_seconds is not None and t.lock_seconds >= LOCK_NOTE_SECONDS:
+            findings.append(Finding(
+                rule="preflight-lock-time", severity="info", phase="database", table=t.table,
+                message=f"{t.table} ({t.rows:,}{'+' if t.estimate else ''} rows) is held under {t.lock} for about "
+                f"{t.lock_seconds:g} s by: {'; '.join(t.operations)} ({t.basis}).",
+            ))
+    return findings, triggers, list(pf.unchecked)
