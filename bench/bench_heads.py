@@ -13,7 +13,9 @@ For each size, in one run, side by side (best of ``--repeat`` wall times):
 
 The fixture project is measured too (first row, ``fixtures``).
 Targets: first <= 150 ms and repeat <= 20 ms at 2,000 revisions; cli <= alembic / 2
-on the fixtures and at 300 and 2,000 revisions (issue 11).
+on the fixtures and at 300 and 2,000 revisions (issue 11), in wall time and in CPU time (``cpu``
+columns: user + system of the process, steady on a loaded machine), on an alembic.ini that names its
+versions folder in ``version_locations`` (issue 16; ``--plain-ini`` leaves it out).
 
 With ``--drift`` (the default of ``db-migrate heads``: model drift on), on PostgreSQL-dialect histories,
 so the drift check runs on the embedded PostgreSQL server (started before timing, in a private cache):
@@ -25,7 +27,9 @@ so the drift check runs on the embedded PostgreSQL server (started before timing
                template built from the old head's (one upgrade), then an autogenerate;
 - ``alembic``: ``alembic -c alembic.ini heads`` as a subprocess (best of ``--repeat``).
 
-Targets: first within the 60 s timeout at 2,000 revisions; repeat < 0.6 x alembic.
+Each size runs twice: with models, and with an env.py that gives no ``target_metadata`` (``models``
+column ``none``: answered without building the schema at head, and kept).
+Targets: first within the 60 s timeout at 2,000 revisions; repeat < 0.6 x alembic, both ways (issue 16).
 """
 
 from __future__ import annotations
@@ -73,13 +77,25 @@ def _wall(cmd: list[str], cwd: Path) -> float:
     return time.perf_counter() - t
 
 
+def _cpu(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """CPU seconds (user + system) of ``cmd`` and the children it waited for: steady on a loaded machine."""
+    import os
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _json(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict:
     return json.loads(subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout)
 
 
 def measure(root: Path, repeat: int) -> dict[str, float]:
     ini = str(root / "alembic.ini")
-    rows: dict[str, list[float]] = {k: [] for k in ("first", "repeat", "cli", "alembic", "scriptdir")}
+    rows: dict[str, list[float]] = {k: [] for k in ("first", "repeat", "cli", "alembic", "scriptdir", "cli_cpu", "alembic_cpu")}
     for _ in range(repeat):
         import os
 
@@ -91,11 +107,13 @@ def measure(root: Path, repeat: int) -> dict[str, float]:
         cli = shutil.which("db-migrate", path=str(BIN))
         if cli:
             rows["cli"].append(_wall([cli, "heads", "--config", ini, "--format", "json", "--no-drift"], root))
+            rows["cli_cpu"].append(_cpu([cli, "heads", "--config", ini, "--format", "json", "--no-drift"], root))
         rows["alembic"].append(_wall([str(BIN / "alembic"), "-c", ini, "heads"], root))
+        rows["alembic_cpu"].append(_cpu([str(BIN / "alembic"), "-c", ini, "heads"], root))
     return {k: min(v) if v else float("nan") for k, v in rows.items()}
 
 
-def measure_drift(root: Path, repeat: int, env: dict[str, str]) -> dict[str, float]:
+def measure_drift(root: Path, repeat: int, env: dict[str, str], no_models: bool = False) -> dict[str, float]:
     ini = str(root / "alembic.ini")
     cmd = [str(BIN / "db-migrate"), "heads", "--config", ini, "--format", "json"]
 
@@ -104,12 +122,19 @@ def measure_drift(root: Path, repeat: int, env: dict[str, str]) -> dict[str, flo
         done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - t
         verdict = json.loads(done.stdout)
-        assert verdict.get("engine", {}).get("embedded") and not verdict["unchecked"], verdict
+        if no_models:  # nothing to compare: answered (and kept) without building the schema at head
+            assert [u["what"] for u in verdict["unchecked"]] == ["model drift"], verdict
+        else:
+            assert verdict.get("engine", {}).get("embedded") and not verdict["unchecked"], verdict
         return seconds
 
     first = call()
     repeated = min(call() for _ in range(repeat))
     alembic = min(_wall([str(BIN / "alembic"), "-c", ini, "heads"], root) for _ in range(repeat))
+    repeat_cpu = min(_cpu(cmd, root, env) for _ in range(repeat))  # a kept answer: no job, so all CPU is the CLI's
+    alembic_cpu = min(_cpu([str(BIN / "alembic"), "-c", ini, "heads"], root) for _ in range(repeat))
+    if no_models:
+        return {"first": first, "repeat": repeated, "alembic": alembic, "repeat_cpu": repeat_cpu, "alembic_cpu": alembic_cpu}
 
     def edited() -> float:  # a model edit that changes nothing: the kept answer is void, the template is not
         with (root / "models.py").open("a") as f:
@@ -133,26 +158,31 @@ def measure_drift(root: Path, repeat: int, env: dict[str, str]) -> dict[str, flo
         return call()
 
     new_revision = min(grown(k) for k in range(repeat))
-    return {"first": first, "repeat": repeated, "alembic": alembic, "edit": edit, "new_revision": new_revision}
+    return {"first": first, "repeat": repeated, "alembic": alembic, "edit": edit, "new_revision": new_revision,
+            "repeat_cpu": repeat_cpu, "alembic_cpu": alembic_cpu}
 
 
-def main_drift(sizes: list[int], repeat: int) -> int:
+def main_drift(sizes: list[int], repeat: int, version_locations: bool) -> int:
     import os
 
     cache = tempfile.mkdtemp(prefix="bench_heads_cache_")
     os.chmod(cache, 0o755)  # the embedded server's system user must reach it when we run as root
     env = {**os.environ, "XDG_CACHE_HOME": cache}
     stop = [str(BIN / "db-migrate"), "scratch", "stop"]
-    print(f"{'revisions':>9} {'first s':>8} {'repeat ms':>10} {'edit ms':>8} {'new rev ms':>11} {'alembic ms':>11} {'repeat/alembic':>15}")
+    print(f"{'revisions':>9} {'models':>6} {'first s':>8} {'repeat ms':>10} {'edit ms':>8} {'new rev ms':>11} {'alembic ms':>11} "
+          f"{'repeat/alembic':>15} {'cpu repeat/alembic':>19}")
     try:
         subprocess.run([sys.executable, "-c", "from db_migrate.scratch.embedded import ensure_running; ensure_running()"],
                        env=env, check=True)
         with tempfile.TemporaryDirectory(prefix="bench_heads_") as tmp:
             for n in sizes:
-                root = make_history(Path(tmp) / f"h{n}", n, dialect_url="postgresql+psycopg://app@localhost/app")
-                r = measure_drift(root, repeat, env)
-                print(f"{n:>9} {r['first']:>8.1f} {r['repeat'] * 1e3:>10.0f} {r['edit'] * 1e3:>8.0f} {r['new_revision'] * 1e3:>11.0f} {r['alembic'] * 1e3:>11.0f} "
-                      f"{r['repeat'] / r['alembic']:>15.2f}")
+                for models in (True, False):
+                    root = make_history(Path(tmp) / f"h{n}{'' if models else '_nomodels'}", n, models=models,
+                                        dialect_url="postgresql+psycopg://app@localhost/app", version_locations=version_locations)
+                    r = measure_drift(root, repeat, env, no_models=not models)
+                    edit = f"{r['edit'] * 1e3:>8.0f} {r['new_revision'] * 1e3:>11.0f}" if models else f"{'-':>8} {'-':>11}"
+                    print(f"{n:>9} {'yes' if models else 'none':>6} {r['first']:>8.1f} {r['repeat'] * 1e3:>10.0f} {edit} {r['alembic'] * 1e3:>11.0f} "
+                          f"{r['repeat'] / r['alembic']:>15.2f} {r['repeat_cpu'] / r['alembic_cpu']:>19.2f}")
     finally:
         subprocess.run(stop, env=env, capture_output=True)
         shutil.rmtree(cache, ignore_errors=True)
@@ -164,22 +194,25 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[300, 2000])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--drift", action="store_true", help="check_heads with drift on (embedded PostgreSQL) vs alembic heads")
+    ap.add_argument("--plain-ini", action="store_true", help="alembic.ini without version_locations (it names them by default)")
     args = ap.parse_args()
     from common import compile_package
 
     compile_package()
     if args.drift:
-        return main_drift(args.sizes, args.repeat)
-    print(f"{'revisions':>9} {'first ms':>9} {'repeat ms':>10} {'cli ms':>8} {'alembic ms':>11} {'scriptdir ms':>13} {'cli/alembic':>12}")
+        return main_drift(args.sizes, args.repeat, not args.plain_ini)
+    print(f"{'revisions':>9} {'first ms':>9} {'repeat ms':>10} {'cli ms':>8} {'alembic ms':>11} {'scriptdir ms':>13} {'cli/alembic':>12} "
+          f"{'cli cpu ms':>11} {'alembic cpu ms':>15} {'cpu cli/alembic':>16}")
     with tempfile.TemporaryDirectory(prefix="bench_heads_") as tmp:
         fixture = Path(tmp) / "residency"
         shutil.copytree(HERE.parent / "fixtures" / "residency", fixture)
         for n, root in [("fixtures", fixture)] + [(n, None) for n in args.sizes]:
-            root = root or make_history(Path(tmp) / f"h{n}", n)
+            root = root or make_history(Path(tmp) / f"h{n}", n, version_locations=not args.plain_ini)
             r = measure(root, args.repeat)
             print(
                 f"{n:>9} {r['first'] * 1e3:>9.1f} {r['repeat'] * 1e3:>10.2f} {r['cli'] * 1e3:>8.0f} "
-                f"{r['alembic'] * 1e3:>11.0f} {r['scriptdir'] * 1e3:>13.0f} {r['cli'] / r['alembic']:>12.2f}"
+                f"{r['alembic'] * 1e3:>11.0f} {r['scriptdir'] * 1e3:>13.0f} {r['cli'] / r['alembic']:>12.2f} "
+                f"{r['cli_cpu'] * 1e3:>11.0f} {r['alembic_cpu'] * 1e3:>15.0f} {r['cli_cpu'] / r['alembic_cpu']:>16.2f}"
             )
     return 0
 

@@ -507,13 +507,15 @@ def make_history(
     dialect_url: str = DEFAULT_URL,
     seed: int = 0,
     models: bool = True,
+    version_locations: bool = False,
 ) -> Path:
     """Write an Alembic project with a linear history of ``n`` revisions.
 
     ``dialect_url`` goes to ``sqlalchemy.url`` in alembic.ini (a literal
     ``%`` is escaped; ``%(here)s`` is kept).  With ``models`` (default) a
     ``models.py`` whose ``target_metadata`` matches head is written and
-    env.py uses it.  Returns ``dest``.
+    env.py uses it.  With ``version_locations``, alembic.ini names the versions folder in
+    ``version_locations`` (as alembic's own templates suggest).  Returns ``dest``.
     """
     if n < 0:
         raise ValueError("n must be >= 0")
@@ -521,7 +523,10 @@ def make_history(
     versions = dest / "alembic" / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     url = dialect_url if "%(here)s" in dialect_url else dialect_url.replace("%", "%%")
-    (dest / "alembic.ini").write_text(ALEMBIC_INI.format(url=url))
+    ini = ALEMBIC_INI.format(url=url)
+    if version_locations:
+        ini = ini.replace("prepend_sys_path = .\n", "prepend_sys_path = .\nversion_locations = %(here)s/alembic/versions\n", 1)
+    (dest / "alembic.ini").write_text(ini)
     (dest / "alembic" / "env.py").write_text(ENV_PY)
     (dest / "alembic" / "script.py.mako").write_text(SCRIPT_MAKO)
 
@@ -558,9 +563,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--url", default=DEFAULT_URL, help="sqlalchemy.url for alembic.ini")
     parser.add_argument("--no-models", action="store_true", help="do not write models.py")
+    parser.add_argument("--version-locations", action="store_true", help="name the versions folder in version_locations")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    make_history(args.dest, args.n, dialect_url=args.url, seed=args.seed, models=not args.no_models)
+    make_history(args.dest, args.n, dialect_url=args.url, seed=args.seed, models=not args.no_models,
+                 version_locations=args.version_locations)
     print(
         f"wrote {args.n} revisions to {args.dest} in {time.perf_counter() - t0:.2f}s",
         file=sys.stderr,
