@@ -16,7 +16,8 @@ fixture project:
   shifts; interleaving keeps the two comparable), and the ratio of the medians.
 
 Targets: in-process p50 <= 20 ms per revision (issue 2); CLI <= 0.8x the
-squawk pipeline on the fixtures and at 300 and 2,000 revisions (issue 11).
+squawk pipeline on the fixtures and at 300 and 2,000 revisions (issue 11), on a generated history whose
+alembic.ini names its versions folder in ``version_locations`` (issue 16; ``--plain-ini`` leaves it out).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def main() -> None:
     ap.add_argument("--revisions", type=int, default=500)
     ap.add_argument("--cli-sample", type=int, default=25)
     ap.add_argument("--skip-in-process", action="store_true", help="only the CLI against the squawk pipeline")
+    ap.add_argument("--plain-ini", action="store_true", help="alembic.ini without version_locations (it names them by default)")
     args = ap.parse_args()
     from common import compile_package
     from make_history import make_history
@@ -132,7 +134,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         gen = Path(tmp, "gen")
-        make_history(gen, args.revisions, dialect_url="postgresql://bench@localhost/bench")
+        make_history(gen, args.revisions, dialect_url="postgresql://bench@localhost/bench", version_locations=not args.plain_ini)
         fixture = Path(tmp, "residency")
         shutil.copytree(ROOT / "fixtures" / "residency", fixture)
 
