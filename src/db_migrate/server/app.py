@@ -49,7 +49,8 @@ proceed (go on), revise (fix `findings` - each has file:line and a `fix` - and c
 Workflow for a model change: check_heads -> edit models -> generate_migration -> review_migration (repeat
 until not revise) -> test_roundtrip -> classify_escalation -> proceed, or stop and ask.
 The tools never touch a database except a scratch one they create (or database_url for read-only checks).
-The prompt `db-migrate` walks the workflow; resource db-migrate://skill has the full guide.
+The prompt `db-migrate` walks the workflow; resource db-migrate://skill has the full guide,
+db-migrate://schema documents every field of the results.
 """
 
 # --- descriptions (Claude Code truncates at 2 KB) -------------------------------------------------
