@@ -1,18 +1,22 @@
-"""Compact JSON schemas for the MCP tools' ``outputSchema``.
+"""Compact JSON schemas for the MCP tools' ``outputSchema`` (and titles out of their ``inputSchema``).
 
 An agent pays for ``tools/list`` in its context on every session, and pydantic's
-schema of a verdict is mostly prose: every field's description, title and
-default, and each nested model (Finding, Escalation, Preflight...) in full.
-The prose already lives in the README, the ``db-migrate://skill`` and
-``db-migrate://rules`` resources and the tool descriptions, so the advertised
-schema keeps only structure: property names, types, enums and what is
-required.  Each model is still described once per schema (``$defs``); one used
-in a single place is written inline instead, which is shorter than a reference.
+schema of a verdict is mostly prose and repetition: every field's description,
+title and default, and each nested model (Finding, Escalation, Preflight...) in
+full, in each of the five tools.  The prose lives in the README, the tool
+descriptions and the resources (``db-migrate://schema`` has the documented
+schemas, every model defined once for all tools), so the advertised schema keeps
+structure only: a result's field names, types, enums and what is required; what
+an agent acts on (findings, the escalation and its triggers, what was not
+checked) in full; other nested objects as ``{"type": "object"}``; and a model
+used twice in one result once, in ``$defs``.
 
-The schema is generated in pydantic's *serialization* mode, the shape of
-``model_dump(mode="json")``, which is exactly the structured content a tool
-returns; :func:`compact_schema` never tightens a constraint, so whatever
-pydantic's own schema accepts, the compact one accepts too.
+Each schema stays self-contained: clients (the Python SDK with jsonschema, the
+TypeScript one with Ajv) compile every tool's schema on its own, so a reference
+shared across tools would not resolve.  The schema is generated in pydantic's
+*serialization* mode, the shape of ``model_dump(mode="json")``, which is exactly
+the structured content a tool returns; :func:`compact_schema` never tightens a
+constraint, so whatever pydantic's own schema accepts, the compact one accepts too.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def compact_schema(schema: dict[str, Any], *, depth: int = 2, keep: frozenset[st
     def expanded(name: str, level: int) -> bool:
         return name in keep or level < depth
 
-    # the shallowest level each expanded model is reached at (levels only grow, so a heap finds the minimum first)
+    # the shallowest level each expanded model is reached at: popped in order of level, the first visit is the minimum
     levels: dict[str, int] = {}
     queue: list[tuple[int, int, Any]] = [(0, 0, root)]
     order = 0
@@ -128,10 +132,10 @@ def _refs(node: Any, level: int) -> Iterator[tuple[str, int]]:
                 yield from _refs(v, level)
 
 
-def _strip(node: Any, drop: frozenset[str] = _PROSE) -> Any:
-    """Drop the ``drop`` keywords, fold ``anyOf: [X, null]`` into X allowing null, drop ``type`` beside ``enum``."""
+def _strip(node: Any, drop: frozenset[str] = _PROSE, fold: bool = True) -> Any:
+    """Drop the ``drop`` keywords; with ``fold``, ``anyOf: [X, null]`` becomes X allowing null and an ``enum`` loses its ``type``."""
     if isinstance(node, list):
-        return [_strip(v, drop) for v in node]
+        return [_strip(v, drop, fold) for v in node]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -139,9 +143,11 @@ def _strip(node: Any, drop: frozenset[str] = _PROSE) -> Any:
         if key in drop:
             continue
         if key in _NAMED_SCHEMAS and isinstance(value, dict):
-            out[key] = {name: _strip(s, drop) for name, s in value.items()}
+            out[key] = {name: _strip(s, drop, fold) for name, s in value.items()}
         else:
-            out[key] = _strip(value, drop)
+            out[key] = _strip(value, drop, fold)
+    if not fold:
+        return out
     out = _fold_nullable(out)
     if isinstance(out.get("enum"), list) and "type" in out:
         del out["type"]  # the enum already names every value, null included
@@ -149,8 +155,12 @@ def _strip(node: Any, drop: frozenset[str] = _PROSE) -> Any:
 
 
 def compact_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A tool's ``inputSchema`` without titles (its descriptions and defaults stay: they tell an agent what to pass)."""
-    return _strip(schema, frozenset({"title"}))
+    """A tool's ``inputSchema`` without titles.
+
+    Descriptions and defaults stay (they tell an agent what to pass), and so does
+    pydantic's spelling of optional arguments, which every client's model takes.
+    """
+    return _strip(schema, frozenset({"title"}), fold=False)
 
 
 def _fold_nullable(node: dict[str, Any]) -> dict[str, Any]:
