@@ -292,11 +292,15 @@ def test_escalate_beats_revise_and_triggers_are_merged():
     assert len(triggers(r)["drop-with-data"].evidence) == 2
 
 
-def test_result_serialises_with_policy():
+def test_result_refers_to_the_policy_and_names_only_the_settings_that_decided():
     r = classify(review(op("add_column", "t", "c", nullable=True)), Policy(large_table_rows=5))
     data = r.model_dump(mode="json")
-    assert data["policy"]["large_table_rows"] == 5
+    assert data["policy"] == "db-migrate://policy" and data["policy_settings"] == {}  # nothing read, nothing fired
     assert data["escalation"]["auto_classes"] == ["add-nullable-column"]
+
+    protected = classify(review(op("add_column", "acgme_hours", "c", nullable=True)), Policy(disable=["naming-*"]))
+    assert protected.decision == "escalate"
+    assert protected.policy_settings == {"protected_tables": ["acgme*"], "disable": ["naming-*"]}
 
 
 def test_execute_known_only_by_its_rendered_sql():

@@ -159,7 +159,7 @@ def test_fixture_role_update_is_large_with_low_threshold(residency, pg_db):
     r = classify_escalation(load_project(residency), "aa60e7cdaf87", database_url=pg_db)
     t = {t.trigger: t for t in r.escalation.triggers}
     assert "3,000 rows" in t["large-data-migration"].evidence[0]
-    assert r.policy.large_table_rows == 2000
+    assert r.policy_settings == {"large_table_rows": 2000}  # only what decided, the rest is db-migrate://policy
 
 
 def test_fixture_acgme_table_is_protected(residency):

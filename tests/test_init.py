@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -19,7 +22,7 @@ def test_fresh_project_then_nothing_to_change(tmp_path: Path, capsys: pytest.Cap
     first = capsys.readouterr().out
     assert "created" in first
     server = json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]["db-migrate"]
-    assert server["args"] == ["serve"] and server["command"].endswith("db-migrate")
+    assert server in ({"command": "db-migrate", "args": ["serve"]}, {"command": "uvx", "args": ["db-migrate-mcp", "serve"]})
     command = (tmp_path / ".claude" / "commands" / "db-migrate.md").read_text()
     assert "$ARGUMENTS" in command and "classify_escalation" in command
     assert tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["db-migrate"] == {}
@@ -98,7 +101,7 @@ def test_plugin_layout_has_server_skill_and_command(tmp_path: Path, capsys: pyte
     assert main(["init", "--plugin", str(dest)]) == 0
     assert "claude --plugin-dir" in capsys.readouterr().out
     manifest = json.loads((dest / ".claude-plugin" / "plugin.json").read_text())
-    assert manifest["name"] == "db-migrate" and manifest["mcpServers"]["db-migrate"]["args"] == ["serve"]
+    assert manifest["name"] == "db-migrate" and manifest["mcpServers"]["db-migrate"]["args"][-1] == "serve"
     (skill,) = (dest / "skills").iterdir()
     assert f"name: {skill.name}\n" in (skill / "SKILL.md").read_text()
     assert "$ARGUMENTS" in (dest / "commands" / "db-migrate.md").read_text()
@@ -106,3 +109,42 @@ def test_plugin_layout_has_server_skill_and_command(tmp_path: Path, capsys: pyte
     assert main(["init", "--plugin", str(dest)]) == 0
     assert "Nothing to change" in capsys.readouterr().out
     assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == snapshot
+
+
+def _init_with_path(path_dirs: list[Path], *args: str) -> subprocess.CompletedProcess[str]:
+    """``db-migrate init`` started by absolute path from this venv, with PATH set to ``path_dirs`` only."""
+    script = Path(sys.executable).parent / "db-migrate"
+    env = {k: v for k, v in os.environ.items() if k != "PATH"}
+    env["PATH"] = os.pathsep.join(map(str, path_dirs))
+    return subprocess.run([str(script), "init", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def _absolute_paths_in(folder: Path, machine: list[Path]) -> list[str]:
+    return [f"{p}: {m}" for p in folder.rglob("*") if p.is_file() for m in machine if str(m) in p.read_text()]
+
+
+def test_init_from_a_venv_not_on_path_writes_a_portable_command_and_warns(tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    project, plugin = tmp_path / "app", tmp_path / "plugin"
+    project.mkdir()
+    machine = [Path(sys.executable).parent, Path(sys.prefix), tmp_path, Path.home()]
+    for args, shared in ((["--project", str(project)], project / ".mcp.json"),
+                         (["--plugin", str(plugin)], plugin / ".claude-plugin" / "plugin.json")):
+        p = _init_with_path([empty], *args)
+        assert p.returncode == 0, p.stderr
+        assert "warning" in p.stderr and "not on PATH" in p.stderr and "uvx db-migrate-mcp serve" in p.stderr
+        assert json.loads(shared.read_text())["mcpServers"]["db-migrate"] == {"command": "uvx", "args": ["db-migrate-mcp", "serve"]}
+    assert _absolute_paths_in(project, machine) == [] and _absolute_paths_in(plugin, machine) == []
+    # on PATH later: the uvx entry is recognised as ours, not reported as a foreign one
+    again = _init_with_path([Path(sys.executable).parent], "--project", str(project))
+    assert again.returncode == 0 and "warning" not in again.stderr and "already registered" in again.stdout
+
+
+def test_init_with_the_command_on_path_writes_its_name_and_replaces_an_old_machine_path(tmp_path: Path) -> None:
+    old = {"mcpServers": {"db-migrate": {"command": str(Path(sys.executable).parent / "db-migrate"), "args": ["serve"]}}}
+    (tmp_path / ".mcp.json").write_text(json.dumps(old))
+    p = _init_with_path([Path(sys.executable).parent], "--project", str(tmp_path))
+    assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
+    assert json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]["db-migrate"] == {"command": "db-migrate", "args": ["serve"]}
+    assert "replaced this machine's path" in p.stdout

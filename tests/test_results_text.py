@@ -87,3 +87,19 @@ def result_model_from(data: dict[str, Any]) -> Any:
     from db_migrate.tools import result_model
 
     return result_model("review_migration").model_validate(data)
+
+
+def test_the_text_block_carries_warning_fixes_and_patches_verbatim() -> None:
+    patch = (
+        "--- a/v/w.py\n+++ b/v/w.py\n@@ -1,2 +1,2 @@\n def upgrade():\n-    op.add_column('t', sa.Column('c', sa.Text()))\n"
+        "+    op.add_column('t', sa.Column('c', sa.Text(), nullable=True))\n"
+    )
+    warning = Finding(rule="meh", severity="warning", phase="upgrade", message="a warning", path="v/w.py", line=2,
+                      fix="op.execute(\"ALTER TYPE mood ADD VALUE 'meh'\")")
+    error = Finding(rule="bad", severity="error", phase="upgrade", message="an error", path="v/w.py", line=2, fix="op.fix()")
+    # findings with a patch field (added by the verified-patches work) show it unindented, as git apply takes it
+    for f in (warning, error):
+        object.__setattr__(f, "patch", patch)
+    text = brief(Verdict(tool="generate_migration", decision="revise", summary="s", findings=[error, warning]))
+    assert "ALTER TYPE mood ADD VALUE 'meh'" in text and "op.fix()" in text
+    assert text.count("```diff\n" + patch + "```") == 2

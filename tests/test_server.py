@@ -88,12 +88,59 @@ def test_prompts_and_resources(residency: Path) -> None:
     assert "middle_name" in text
     order = [text.index(t) for t in ("check_heads", "generate_migration", "review_migration", "test_roundtrip", "classify_escalation")]
     assert order == sorted(order)
-    assert out["uris"] == {"db-migrate://skill", "db-migrate://rules", "db-migrate://policy", "db-migrate://history"}
+    assert out["uris"] == {"db-migrate://skill", "db-migrate://rules", "db-migrate://policy", "db-migrate://history", "db-migrate://schema"}
+    schemas = json.loads(out["read"]["db-migrate://schema"])
+    assert set(schemas["tools"]) == TOOLS and "description" in schemas["$defs"]["Finding"]["properties"]["fix"]
     assert out["read"]["db-migrate://skill"].startswith("---\nname:")
     assert isinstance(json.loads(out["read"]["db-migrate://rules"]), list)
     assert json.loads(out["read"]["db-migrate://policy"])["protected_tables"] == ["acgme*"]
     history = json.loads(out["read"]["db-migrate://history"])
     assert history["heads"] == ["f956808bc5df"] and len(history["revisions"]) == 16
+
+
+def test_tools_list_fits_an_agent_context_and_every_result_matches_its_schema(residency: Path) -> None:
+    """tools/list at most 20,000 characters; every tool's structuredContent is valid against what it advertises.
+
+    The compact outputSchemas are hand-shaped (db_migrate.tools.schema), so each tool is called for real
+    over the SDK's client, which validates too, and checked again here with jsonschema.
+    """
+    import jsonschema
+
+    person = residency / "app" / "models" / "person.py"
+    role = "    role: Mapped[str]"
+    assert role in person.read_text()
+    person.write_text(person.read_text().replace(role, "    nickname: Mapped[str | None] = mapped_column(String(40))\n" + role))
+    calls = [
+        ("check_heads", {}),
+        ("generate_migration", {"message": "add nickname"}),
+        ("review_migration", {"all_revisions": True}),
+        ("review_migration", {"revision": ESCALATING_REV}),
+        ("test_roundtrip", {"rows": 3}),
+        ("classify_escalation", {"revision": ESCALATING_REV}),
+        ("classify_escalation", {}),
+    ]
+
+    async def go() -> tuple[Any, list[tuple[str, Any]]]:
+        async with Client(build_server(residency)) as c:
+            listed = await c.list_tools()
+            return listed, [(tool, await c.call_tool(tool, args)) for tool, args in calls]
+
+    listed, results = anyio.run(go)
+    wire = listed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert len(json.dumps(wire)) <= 20_000, len(json.dumps(wire))
+    schemas = {t.name: t.output_schema for t in listed.tools}
+    for t in listed.tools:  # no prose in the schemas: the documented ones are a resource
+        assert "description" not in json.dumps(t.output_schema) and "title" not in json.dumps(t.input_schema)
+    decisions = set()
+    for tool, result in results:
+        data = _structured(result)
+        jsonschema.validate(data, schemas[tool])
+        decisions.add(data["decision"])
+        if tool == "generate_migration":
+            assert data["created"] and "review" not in data  # the review is merged into findings, not repeated
+        if tool == "classify_escalation":
+            assert data["policy"] == "db-migrate://policy" and "protected_tables" not in data["policy_settings"]
+    assert decisions >= {"proceed", "escalate"}
 
 
 # --- tools: same JSON as the CLI, errors as error JSON ---------------------------------------------

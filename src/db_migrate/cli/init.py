@@ -3,7 +3,8 @@
 Four idempotent steps, each reported as created / updated / unchanged / kept:
 
 - ``.mcp.json``: add ``mcpServers["db-migrate"]``, merging with other servers;
-  an existing, different ``db-migrate`` entry is kept and reported, never replaced;
+  an existing, different ``db-migrate`` entry is kept and reported, never replaced
+  (except the machine-specific path an older ``init`` wrote, see :func:`_mcp_json`);
 - ``.claude/skills/<name>/SKILL.md``: the skill, in the folder Claude Code looks in
   (named as its front matter's ``name``; kept if present with other content);
 - ``.claude/commands/db-migrate.md``: the ``/db-migrate`` slash command (kept if present);
@@ -15,6 +16,9 @@ A second run changes nothing and says so.  :func:`init_plugin` (``db-migrate ini
 instead: ``DIR/.claude-plugin/plugin.json`` (with the server), ``DIR/skills/<name>/SKILL.md``
 and ``DIR/commands/db-migrate.md``.  Files are written through a
 temporary file and a rename, so a crash never leaves half a file.
+
+The files are shared (committed, published), so the server command in them is
+portable: never an absolute path of this machine (:func:`server_entry`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class InitReport(BaseModel):
     root: str
     changes: list[InitChange]
     plugin: bool = Field(default=False, description="True when a plugin directory was written (init --plugin).")
+    warnings: list[str] = Field(default_factory=list, description="What the user should know, e.g. that the command is not on PATH.")
 
     @property
     def changed(self) -> bool:
@@ -63,18 +68,35 @@ class InitReport(BaseModel):
         return "\n".join(lines).rstrip()
 
 
-def server_entry() -> dict[str, Any]:
-    """The ``.mcp.json`` entry that starts this installation's server over stdio.
+#: The distribution on PyPI; it installs a command of the same name, so ``uvx db-migrate-mcp serve`` works anywhere uv does.
+PACKAGE = "db-migrate-mcp"
+COMMAND = "db-migrate"
 
-    ``db-migrate`` when it is on PATH (a shared config should not pin a venv),
-    else the absolute path of the console script next to this interpreter.
+
+def server_entry() -> tuple[dict[str, Any], str | None]:
+    """The entry that starts the server over stdio, portable to every machine a shared file reaches.
+
+    ``.mcp.json`` is committed and ``plugin.json`` published, so neither may name
+    this machine's paths: ``db-migrate serve`` when the command is on PATH, else
+    ``uvx db-migrate-mcp serve`` (uv fetches and runs the package).  The second
+    value is the warning to show in that case (None when the command is on PATH):
+    the entry then needs uv, and this installation is not what it starts.
     """
-    if shutil.which("db-migrate"):
-        command = "db-migrate"
-    else:
-        script = Path(sys.executable).parent / ("db-migrate.exe" if os.name == "nt" else "db-migrate")
-        command = str(script) if script.exists() else "db-migrate"
-    return {"command": command, "args": ["serve"]}
+    if shutil.which(COMMAND):
+        return {"command": COMMAND, "args": ["serve"]}, None
+    return {"command": "uvx", "args": [PACKAGE, "serve"]}, (
+        f"`{COMMAND}` is not on PATH (this one runs from {Path(sys.executable).parent}), so the server entry is "
+        f"`uvx {PACKAGE} serve`: it needs uv (https://docs.astral.sh/uv/) wherever the file is used. To start "
+        f"an installed {COMMAND} instead, put it on PATH (e.g. `uv tool install {PACKAGE}` or `pipx install {PACKAGE}`)."
+    )
+
+
+def _is_ours(entry: Any) -> bool:
+    """Whether an existing server entry starts db-migrate's server (by command or through uvx/pipx)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("args", []), list):
+        return False
+    words = [str(entry.get("command", "")), *map(str, entry.get("args", []))]
+    return "serve" in words and any(COMMAND in w for w in words)
 
 
 def init_project(root: Path) -> InitReport:
@@ -85,15 +107,16 @@ def init_project(root: Path) -> InitReport:
     from db_migrate.tools.workflow import claude_command
 
     skill, name = _skill()
+    entry, warning = server_entry()
     changes = [
-        _mcp_json(root / ".mcp.json"),
+        _mcp_json(root / ".mcp.json", entry),
         _write_new(root / ".claude" / "skills" / name / "SKILL.md", skill),
         _write_new(root / ".claude" / "commands" / "db-migrate.md", claude_command()),
         _pyproject(root / "pyproject.toml"),
     ]
     for c in changes:
         c.path = os.path.relpath(c.path, root)
-    return InitReport(root=str(root), changes=changes)
+    return InitReport(root=str(root), changes=changes, warnings=[warning] if warning and changes[0].action != "kept" else [])
 
 
 def init_plugin(dest: Path) -> InitReport:
@@ -105,13 +128,14 @@ def init_plugin(dest: Path) -> InitReport:
     if dest.exists() and not dest.is_dir():
         raise Refused(f"{dest} is not a directory.", hint="Name a new or existing directory for the plugin.")
     skill, name = _skill()
+    entry, warning = server_entry()
     manifest = {
         "name": SERVER_NAME,
         "version": __version__,
         "description": "Safe Alembic schema changes: review, roundtrip-test, check heads, generate and classify migrations.",
         "license": "MIT",
         "keywords": ["alembic", "migrations", "database", "sqlalchemy"],
-        "mcpServers": {SERVER_NAME: server_entry()},
+        "mcpServers": {SERVER_NAME: entry},
     }
     changes = [
         _write_new(dest / ".claude-plugin" / "plugin.json", json.dumps(manifest, indent=2) + "\n"),
@@ -120,7 +144,7 @@ def init_plugin(dest: Path) -> InitReport:
     ]
     for c in changes:
         c.path = os.path.relpath(c.path, dest)
-    return InitReport(root=str(dest), changes=changes, plugin=True)
+    return InitReport(root=str(dest), changes=changes, plugin=True, warnings=[warning] if warning else [])
 
 
 def _skill() -> tuple[str, str]:
@@ -133,8 +157,7 @@ def _skill() -> tuple[str, str]:
     return text, skill_name(text)
 
 
-def _mcp_json(path: Path) -> InitChange:
-    entry = server_entry()
+def _mcp_json(path: Path, entry: dict[str, Any]) -> InitChange:
     if path.exists():
         try:
             data = json.loads(path.read_text(encoding="utf-8") or "{}")
@@ -148,8 +171,14 @@ def _mcp_json(path: Path) -> InitChange:
     existing = servers.get(SERVER_NAME)
     if existing == entry:
         return InitChange(path=str(path), action="unchanged")
+    if _machine_specific(existing):
+        servers[SERVER_NAME] = entry
+        _atomic_write(path, json.dumps(data, indent=2) + "\n")
+        return InitChange(path=str(path), action="updated", note=(
+            f"mcpServers.{SERVER_NAME}: replaced this machine's path {existing['command']} with {' '.join([entry['command'], *entry['args']])}"
+        ))
     if existing is not None:
-        if isinstance(existing, dict) and existing.get("args", [None])[:1] == ["serve"] and "db-migrate" in str(existing.get("command", "")):
+        if _is_ours(existing):
             return InitChange(path=str(path), action="unchanged", note="db-migrate server already registered")
         return InitChange(
             path=str(path), action="kept",
@@ -158,7 +187,15 @@ def _mcp_json(path: Path) -> InitChange:
     servers[SERVER_NAME] = entry
     action = "updated" if path.exists() else "created"
     _atomic_write(path, json.dumps(data, indent=2) + "\n")
-    return InitChange(path=str(path), action=action, note=f"added mcpServers.{SERVER_NAME}: {entry['command']} serve")
+    return InitChange(path=str(path), action=action, note=f"added mcpServers.{SERVER_NAME}: {' '.join([entry['command'], *entry['args']])}")
+
+
+def _machine_specific(entry: Any) -> bool:
+    """The entry earlier versions of ``init`` wrote when db-migrate was not on PATH: ``/abs/venv/bin/db-migrate serve``."""
+    return (
+        isinstance(entry, dict) and set(entry) == {"command", "args"} and entry["args"] == ["serve"]
+        and Path(str(entry["command"])).name in (COMMAND, f"{COMMAND}.exe") and os.path.isabs(str(entry["command"]))
+    )
 
 
 def _write_new(path: Path, text: str) -> InitChange:

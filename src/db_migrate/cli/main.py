@@ -214,6 +214,8 @@ def _init(args: argparse.Namespace, out: Any) -> int:
     if args.plugin and args.project:
         raise UsageError("--plugin writes a plugin directory; it cannot be combined with --project.")
     report = init_plugin(Path(args.plugin)) if args.plugin else init_project(Path(args.project or os.getcwd()))
+    for warning in report.warnings:
+        sys.stderr.write(f"db-migrate: warning: {warning}\n")
     if args.format == "json":
         out.write(json.dumps(report.model_dump(mode="json")) + "\n")
     else:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from db_migrate.review.model import ReviewResult
 from db_migrate.runtime import OpDescription
 from db_migrate.verdict import Verdict
 
 
 class GenerateResult(Verdict):
-    """The revision autogenerate wrote (or why none was written), its blind spots and its review."""
+    """The revision autogenerate wrote (or why none was written), its blind spots and its review.
+
+    The review of the new revision is merged in (its findings, escalation and
+    unchecked items are this verdict's), not repeated as a nested result: each
+    finding appears once.
+    """
 
     tool: str = "generate_migration"
     created: bool = Field(description="False when the models already match head: no file was written.")
@@ -21,7 +25,6 @@ class GenerateResult(Verdict):
     upgrade_code: str = Field(default="", description="The upgrade operations as rendered alembic Python.")
     downgrade_code: str = Field(default="", description="The downgrade operations as rendered alembic Python.")
     compared_with: str = Field(description="What the models were compared with: a scratch database at head, or the named database.")
-    review: ReviewResult | None = Field(default=None, description="review_migration of the new revision; its findings are merged above.")
     timings: dict[str, float] = Field(
         default_factory=dict, description="Seconds spent: scratch (create + upgrade to head), autogenerate, review, total."
     )

@@ -118,7 +118,7 @@ def generate_migration(
         engine=engine,
         created=True, path=path, revision=outcome.revision, down_revision=down,
         operations=outcome.operations, upgrade_code=outcome.upgrade_code, downgrade_code=outcome.downgrade_code,
-        compared_with=compared, review=review, timings=timings,
+        compared_with=compared, timings=timings,
     )
     if outcome.runner == "built-in":
         from db_migrate.verdict import Unchecked

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
-from db_migrate.policy.settings import Policy
+from db_migrate.policy.settings import AUTO_CLASSES, Policy
 from db_migrate.policy.signals import production_signal
 from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked, decide, sort_findings
@@ -297,13 +297,41 @@ def classify(
         findings=d.findings,
         escalation=d.escalation,
         unchecked=d.unchecked,
-        policy=policy,
+        policy_settings=deciding_settings(policy, d, facts),
         database=facts.database if facts else None,
         row_counts=dict(facts.row_counts) if facts else {},
         operations=d.operations,
         all_automatic=bool(d.operations) and not manual and not fired,
         preflight=preflight,
     )
+
+
+#: The policy settings behind each trigger.
+_TRIGGER_SETTINGS: dict[str, tuple[str, ...]] = {
+    "protected-table": ("protected_tables",),
+    "audit-trail": ("audit_tables",),
+    "large-data-migration": ("large_table_rows",),
+    "production-database": ("production_url_patterns", "production_environments"),
+}
+
+
+def deciding_settings(policy: Policy, decision: PolicyDecision, facts: DatabaseFacts | None) -> dict[str, Any]:
+    """The settings of ``policy`` that decided ``decision``, by key: a verdict names these, not the whole policy.
+
+    Those behind each fired trigger; ``large_table_rows`` whenever row counts were
+    read (the threshold then decided, fired or not); ``auto_classes`` when the
+    project narrowed them and an operation was classified; and the keys a project
+    set that shaped the findings (rule switches and severities, ``baseline``,
+    ``target_version``).
+    """
+    keys = [k for t in decision.escalation.triggers for k in _TRIGGER_SETTINGS.get(t.trigger, ())]
+    if facts is not None:
+        keys.append("large_table_rows")
+    if decision.operations and set(policy.auto_classes) != set(AUTO_CLASSES):
+        keys.append("auto_classes")
+    keys.extend(k for k in ("disable", "enable", "severity", "baseline", "target_version") if getattr(policy, k))
+    values = policy.model_dump(mode="json")
+    return {k: values[k] for k in dict.fromkeys(keys)}
 
 
 def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], preflight: Preflight) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from db_migrate.policy.settings import Policy
 from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Verdict, decide
+
+
+#: The MCP resource with the whole policy in effect; a classify verdict refers to it instead of repeating it.
+POLICY_URI = "db-migrate://policy"
 
 
 class RowCount(BaseModel):
@@ -65,7 +68,15 @@ class ClassifyResult(Verdict):
     """classify_escalation's verdict: escalate (a trigger fired), revise (review errors remain) or proceed."""
 
     tool: Literal["classify_escalation"] = "classify_escalation"
-    policy: Policy = Field(description="The escalation policy in effect ([tool.db-migrate] over the defaults).")
+    policy: str = Field(
+        default=POLICY_URI,
+        description="Where the whole policy in effect is: this MCP resource ([tool.db-migrate] of pyproject.toml over the defaults).",
+    )
+    policy_settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Only the policy settings that decided this verdict: those behind its triggers, the row threshold "
+        "when a database was read, and any the project changed that shape findings or auto classes.",
+    )
     database: str | None = Field(default=None, description="The database that was read (password hidden), if any.")
     row_counts: dict[str, RowCount] = Field(
         default_factory=dict, description="Rows of the tables the revision touches, when a database was read."

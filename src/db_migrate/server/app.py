@@ -1,4 +1,4 @@
-"""The MCP server: five tools, two prompts, four resources over one project.
+"""The MCP server: five tools, two prompts, five resources over one project.
 
 A thin adapter.  Each tool validates its typed arguments, runs the service
 function through :func:`db_migrate.sandbox.run_in_scope` (progress is
@@ -28,11 +28,11 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, DeclinedElicitation, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, TextContent, Tool as MCPTool, ToolAnnotations
 from pydantic import BeforeValidator, Field, ValidationError
 
 from db_migrate import __version__
-from db_migrate.policy.model import ApprovalQuestion, ClassifyResult, HumanApproval
+from db_migrate.policy.model import POLICY_URI, ApprovalQuestion, ClassifyResult, HumanApproval
 from db_migrate.tools import call, result_model
 from db_migrate.tools.render import brief
 from db_migrate.tools.workflow import review_pending_prompt, workflow_prompt
@@ -49,7 +49,8 @@ proceed (go on), revise (fix `findings` - each has file:line and a `fix` - and c
 Workflow for a model change: check_heads -> edit models -> generate_migration -> review_migration (repeat
 until not revise) -> test_roundtrip -> classify_escalation -> proceed, or stop and ask.
 The tools never touch a database except a scratch one they create (or database_url for read-only checks).
-The prompt `db-migrate` walks the workflow; resource db-migrate://skill has the full guide.
+The prompt `db-migrate` walks the workflow; resource db-migrate://skill has the full guide,
+db-migrate://schema documents every field of the results.
 """
 
 # --- descriptions (Claude Code truncates at 2 KB) -------------------------------------------------
@@ -184,6 +185,26 @@ class DbMigrateServer(MCPServer):
                 + "; ".join(_argument_problem(err) for err in e.__cause__.errors()) + ".",
                 hint=f"Fix these arguments of {name} (see its inputSchema in tools/list) and call again.",
             ))
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools with compact schemas: ``tools/list`` is read into an agent's context every session.
+
+        The SDK derives each outputSchema from the result model with every description and
+        nested model in full (92,600 characters for five tools); :mod:`db_migrate.tools.schema`
+        keeps the structure an agent acts on, and the resource ``db-migrate://schema`` has the
+        documented schemas.  Results are still validated against the full models (the SDK does
+        that with the pydantic model, not with the advertised schema).
+        """
+        from db_migrate.tools import TOOLS
+        from db_migrate.tools.schema import compact_input_schema, output_schema
+
+        return [
+            t.model_copy(update={
+                "input_schema": compact_input_schema(t.input_schema),
+                **({"output_schema": output_schema(t.name)} if t.name in TOOLS else {}),
+            })
+            for t in await super().list_tools()
+        ]
 
     async def _argument_names(self, name: str) -> set[str] | None:
         """The argument names ``name`` declares (None for an unknown tool: the SDK reports that)."""
@@ -391,7 +412,7 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
 
         return json.dumps([r.model_dump(mode="json") for r in catalogue()], indent=1)
 
-    @server.resource("db-migrate://policy", name="policy", title="Escalation policy in effect", mime_type="application/json",
+    @server.resource(POLICY_URI, name="policy", title="Escalation policy in effect", mime_type="application/json",
                      description="The project's [tool.db-migrate] policy over the defaults.")
     def policy() -> str:
         try:
@@ -400,6 +421,13 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
             return load_policy(ref.get()).model_dump_json(indent=1)
         except DbMigrateError as e:
             raise ResourceError(e.to_json("mcp")) from None
+
+    @server.resource("db-migrate://schema", name="schema", title="Tool result schemas, documented", mime_type="application/json",
+                     description="JSON schema of every tool's structuredContent with each field's description (tools/list has a compact form).")
+    def schema() -> str:
+        from db_migrate.tools.schema import documented_schemas
+
+        return json.dumps(documented_schemas(), indent=1)
 
     @server.resource("db-migrate://history", name="history", title="Revision heads and history", mime_type="application/json",
                      description="The project's revisions (read statically, no code runs): heads, bases, parents, messages, files.")

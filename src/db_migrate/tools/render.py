@@ -114,10 +114,12 @@ def render(result: Verdict, *, color: bool = False) -> str:
 def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     """An MCP tool's text content: everything an agent needs to act when a client shows only text.
 
-    Every error finding with its ``file:line``, message and fix; every escalation
-    trigger with its evidence; what was not checked; then warnings and notes (one
-    line each) while they fit in ``max_chars`` (about 6,000 tokens, well under the
-    size at which Claude Code warns).  What does not fit is counted, never silently dropped.
+    Every error finding with its ``file:line``, message, fix and patch; every
+    escalation trigger with its evidence; what was not checked; then warnings and
+    notes, each with its fix and patch too (a client that shows only text must not
+    lose a warning's remedy), while they fit in ``max_chars`` (about 6,000 tokens,
+    well under the size at which Claude Code warns).  What does not fit is counted,
+    never silently dropped.
     """
     head = result.summary if result.summary.startswith(result.decision) else f"{result.decision}: {result.summary}"
     lines = [head]
@@ -133,9 +135,7 @@ def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     for f in errors:
         where = location(f)
         lines.append(f"- error [{f.rule}] {where + ': ' if where else ''}{f.message}")
-        if f.fix:
-            lines.append("  fix:")
-            lines.extend(_indent(f.fix, 4))
+        lines.extend(_remedy(f))
     if result.engine is not None:
         lines.append(f"- ran on {describe_engine(result.engine)}")
     for u in result.unchecked:
@@ -147,15 +147,29 @@ def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     shown = 0
     for f in others:
         where = location(f)
-        line = f"- {f.severity} [{f.rule}] {where + ': ' if where else ''}{f.message}"
-        if size + len(line) > max_chars:
+        block = [f"- {f.severity} [{f.rule}] {where + ': ' if where else ''}{f.message}", *_remedy(f)]
+        cost = sum(len(x) + 1 for x in block)
+        if size + cost > max_chars:
             break
-        lines.append(line)
-        size += len(line) + 1
+        lines.extend(block)
+        size += cost
         shown += 1
     if shown < len(others):
         lines.append(f"- ... {len(others) - shown} more warning(s)/note(s) in structuredContent.findings")
     return "\n".join(lines)
+
+
+def _remedy(f: Finding) -> list[str]:
+    """A finding's fix (indented under it) and its patch (a unified diff, when the finding carries one)."""
+    lines: list[str] = []
+    if f.fix:
+        lines.append("  fix:")
+        lines.extend(_indent(f.fix, 4))
+    patch = getattr(f, "patch", None)  # verified patches: not every version of Finding has them
+    if patch:
+        # not indented: the fenced diff is what `git apply` takes, copied as it stands
+        lines += ["  patch (`git apply` it in the project root):", "```diff", *str(patch).rstrip("\n").splitlines(), "```"]
+    return lines
 
 
 def describe_engine(engine: Any) -> str:
