@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from db_migrate.approval.model import ApprovalState
+
 Severity = Literal["error", "warning", "info"]
 Decision = Literal["proceed", "revise", "escalate"]
 #: Where a finding was seen: a revision's upgrade or downgrade, the revision as a
@@ -109,6 +111,12 @@ class Verdict(BaseModel):
     revisions: list[str] = Field(default_factory=list, description="Revision ids this verdict covers.")
     findings: list[Finding] = Field(default_factory=list)
     escalation: Escalation | None = None
+    approval: ApprovalState | None = Field(
+        default=None,
+        description="What the approval record (approvals/<revision>.toml beside versions/) says about the escalation: "
+        "the entries that approve this exact content and triggers, and what is pending with what changed; null when "
+        "nothing escalated.",
+    )
     unchecked: list[Unchecked] = Field(default_factory=list, description="What could not be checked, and why.")
     engine: EngineInfo | None = Field(
         default=None,

@@ -1,0 +1,109 @@
+"""Human approvals that travel with the repository: bound to a revision file's content and its triggers.
+
+- :mod:`.model` — :class:`ApprovalEntry` (one ``[[approval]]``), :class:`ApprovalState` (what a verdict says).
+- :mod:`.record` — the TOML file per revision under ``<script_location>/approvals/``: read, append.
+- :mod:`.match` — pure matching of fired triggers against entries: approved, or pending with what changed.
+
+Services read the record through :func:`book_for` and hand the :class:`Book` to
+:func:`db_migrate.policy.classify.decide_for`, the one decision; only
+:func:`record_approval` writes, and only the CLI's ``approve`` command and a
+human's answer through MCP elicitation call it (never a tool argument).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+
+from db_migrate.approval.match import Book, RevisionFile, entry_for, evaluate, file_digest
+from db_migrate.approval.model import ApprovalEntry, ApprovalState, ApprovedTrigger, PendingApproval
+from db_migrate.approval.record import append_entry, read_entries, record_folder, record_path
+
+__all__ = [
+    "ApprovalEntry",
+    "ApprovalState",
+    "ApprovedTrigger",
+    "Book",
+    "PendingApproval",
+    "RevisionFile",
+    "book_for",
+    "evaluate",
+    "read_entries",
+    "record_approval",
+    "record_path",
+]
+
+
+def book_for(project: Any, reviews: Iterable[Any]) -> Book:
+    """The record's entries and each file's digest now, for ``reviews`` (anything with ``revision`` and ``path``).
+
+    ``path`` is project-relative, as in every verdict.  A revision without an id or a file is left out
+    (a file that is not valid Python: it fires no trigger to approve).
+    """
+    files = []
+    seen: set[str] = set()
+    for r in reviews:
+        rev, path = getattr(r, "revision", None), getattr(r, "path", None)
+        if not rev or not path or rev in seen:
+            continue
+        seen.add(rev)
+        try:
+            digest = file_digest((project.root / path).read_bytes())
+        except OSError:
+            continue
+        files.append(RevisionFile(rev, path, digest, tuple(read_entries(record_path(project.script_location, rev)))))
+    return Book(folder=project.relpath(record_folder(project.script_location)), files=tuple(files))
+
+
+def now_utc() -> str:
+    """Now, UTC, to the second: ``2026-12-07T17:40:00Z``."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def record_approval(project: Any, verdict: Any, revision: str, *, by: str, note: str, via: str) -> ApprovalEntry:
+    """Append an entry approving ``revision`` with every trigger ``verdict`` fired for it, for its content now.
+
+    ``verdict`` is a review or classify verdict that covers ``revision`` (its ``reviews``, or the review it
+    was made from, give the file).  Raises :class:`~db_migrate.errors.UsageError` when nothing fired for it
+    (nothing to approve) or the name is empty, and :class:`~db_migrate.errors.ApprovalRecordError` when the
+    record cannot be written.
+    """
+    from db_migrate.errors import UsageError
+
+    if not by.strip():
+        raise UsageError("An approval needs the name of the human who gives it.", hint="Pass --by NAME.")
+    book = book_for(project, _reviews(project, verdict, revision))
+    f = next((f for f in book.files if f.revision == revision), None)
+    triggers: Sequence = verdict.escalation.triggers if verdict.escalation is not None else []
+    entry = entry_for(f, triggers, book, by=by.strip(), note=note, via=via, now=now_utc()) if f else None
+    if entry is None or not entry.triggers:
+        raise UsageError(
+            f"{revision} fires no escalation trigger: there is nothing to approve.",
+            hint="Only an escalation needs a human's approval; {tool:classify_escalation} says which revisions escalate.",
+        )
+    append_entry(record_path(project.script_location, revision), entry)
+    return entry
+
+
+def _reviews(project: Any, verdict: Any, revision: str) -> list[Any]:
+    reviews = list(getattr(verdict, "reviews", None) or [])
+    if not any(getattr(r, "revision", None) == revision for r in reviews):
+        from db_migrate.project import load_history
+
+        h = load_history(project).resolve(revision)
+        reviews.append(SimpleNamespace(revision=h.revision, path=project.relpath(h.path)))
+    return reviews
+
+
+def state_summary(state: ApprovalState | None) -> str:
+    """``approved by Ana on 2026-12-07`` for one approval, else how many revisions are approved and pending."""
+    if state is None or not (state.approved or state.pending):
+        return ""
+    if len(state.approved) == 1 and not state.pending:
+        return state.approved[0].by_on
+    parts = [f"{len(state.approved)} revision(s) approved"] if state.approved else []
+    if state.pending:
+        parts.append(f"{len(state.pending)} pending: " + "; ".join(c for p in state.pending for c in p.changes))
+    return ", ".join(parts)
