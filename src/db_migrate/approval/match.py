@@ -103,7 +103,7 @@ def covers(entry: ApprovalEntry, fired: dict[str, list[str]]) -> bool:
 def _changes(f: RevisionFile, fired: dict[str, list[str]]) -> list[str]:
     """Why no entry of ``f`` covers ``fired``, said against the latest entry."""
     if not f.entries:
-        return [f"{f.revision} was never approved (no entry in the record)"]
+        return ["never approved"]
     same = [e for e in f.entries if e.file_sha256 == f.sha256]
     if not same:
         last = f.entries[-1]
@@ -139,7 +139,9 @@ def evaluate(triggers: Sequence, book: Book) -> ApprovalState:
         if match is not None:
             state.approved.append(match)
         else:
-            state.pending.append(PendingApproval(revision=f.revision, file=f.file, triggers=list(mine), changes=_changes(f, mine)))
+            state.pending.append(PendingApproval(
+                revision=f.revision, file=f.file, triggers=list(mine), changes=_changes(f, mine), never_approved=not f.entries,
+            ))
     return state
 
 

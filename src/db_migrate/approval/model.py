@@ -52,6 +52,7 @@ class PendingApproval(BaseModel):
         default_factory=list,
         description="Why the record does not cover it: never approved, the file changed since, a new or moved trigger.",
     )
+    never_approved: bool = Field(default=False, description="True when the record has no entry for this revision at all.")
 
 
 class ApprovalState(BaseModel):

@@ -197,7 +197,7 @@ def headline(
         pending = approval.pending if approval is not None else []
         ids = ", ".join(dict.fromkeys(t for p in pending for t in p.triggers)) if pending else \
             ", ".join(t.trigger for t in escalation.triggers)
-        changed = [c for p in pending for c in p.changes if "never approved" not in c]
+        changed = [c for p in pending if not p.never_approved for c in p.changes]
         return f"escalate: {ids} — a human must approve" + (f" ({'; '.join(changed)})" if changed else "")
     approved = _approved_by(escalation, approval)
     if decision == "revise":

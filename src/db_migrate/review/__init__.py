@@ -87,13 +87,13 @@ def review_migration(
         for ref in revisions:
             h = history.resolve(ref)
             unique.setdefault(str(h.path), h)
-        return _with_data(project, review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old), database_url, policy, timeout)
+        return _with_data(project, review_paths(project, history.in_order(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old), database_url, policy, timeout)
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
         skip = {h.path for h in excluded}
         before = [h for h in history.headers if h.revision in old and h.path not in skip]
         skip |= {h.path for h in before}
-        headers = sorted((h for h in history.headers if h.path not in skip), key=lambda h: str(h.path))
+        headers = history.in_order(h for h in history.headers if h.path not in skip)
         if excluded:
             skipped.append(Unchecked(what=f"{len(excluded)} revision file(s)", reason="excluded by the policy's 'exclude' patterns"))
         if before:
