@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 from db_migrate.approval.model import ApprovalEntry, ApprovalState, ApprovedTrigger, PendingApproval
 
-_PLACE = re.compile(r"^(?P<path>[^\s:]+\.py)(?::\d+)?(?=[:\s]|$)")
+#: The ``path[:line]`` an evidence line starts with (``alembic/versions/x.py:12 upgrade ...``).
+EVIDENCE_PLACE = re.compile(r"^(?P<path>[^\s:]+\.py)(?::(?P<line>\d+))?(?=[:\s]|$)")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Book:
 
     def revision_of(self, evidence: str) -> str | None:
         """The revision whose file an evidence line starts with; None for evidence that names no file (production)."""
-        m = _PLACE.match(evidence)
+        m = EVIDENCE_PLACE.match(evidence)
         if not m:
             return None
         for f in self.files:

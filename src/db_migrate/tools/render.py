@@ -184,6 +184,26 @@ def _approval_lines(result: Verdict, paint: Any) -> list[str]:
     return out
 
 
+def approvals_apart(results: Iterable[Verdict], *, color: bool = False) -> str:
+    """Every escalating revision of ``results``, approved ones and pending ones apart (``--changed-since``)."""
+    paint = _Paint(color)
+    approved: dict[str, str] = {}
+    pending: dict[str, str] = {}
+    for r in results:
+        if r.approval is not None:
+            for e in r.approval.approved:
+                approved.setdefault(e.revision, f"{e.by_on}" + (f": {e.note}" if e.note else ""))
+            for p in r.approval.pending:
+                pending.setdefault(p.revision, f"{', '.join(p.triggers)}: {'; '.join(p.changes)}")
+    if not (approved or pending):
+        return ""
+    out = [paint(f"Escalations approved ({len(approved)}):", "bold", "green")]
+    out += [f"  - {rev}: {text}" for rev, text in approved.items()] or ["  (none)"]
+    out.append(paint(f"Escalations pending ({len(pending)}):", "bold", "magenta"))
+    out += [f"  - {rev}: {text}" for rev, text in pending.items()] or ["  (none)"]
+    return "\n".join(out)
+
+
 def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     """An MCP tool's text content: everything an agent needs to act when a client shows only text.
 
