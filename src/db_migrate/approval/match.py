@@ -122,6 +122,15 @@ def _changes(f: RevisionFile, fired: dict[str, list[str]]) -> list[str]:
     return out
 
 
+def _uncovered(f: RevisionFile, fired: dict[str, list[str]]) -> list[str]:
+    """The triggers a human must still approve: those the latest entry for this content lacks, else all."""
+    same = [e for e in f.entries if e.file_sha256 == f.sha256]
+    if not same:
+        return list(fired)
+    have = {t.id: t.evidence_sha256 for t in same[-1].triggers}
+    return [tid for tid, ev in fired.items() if have.get(tid) != evidence_digest(map(place, ev))]
+
+
 def evaluate(triggers: Sequence, book: Book) -> ApprovalState:
     """Per revision of ``book`` with fired ``triggers``: the entry covering this content and these triggers, or pending.
 
@@ -141,7 +150,7 @@ def evaluate(triggers: Sequence, book: Book) -> ApprovalState:
             state.approved.append(match)
         else:
             state.pending.append(PendingApproval(
-                revision=f.revision, file=f.file, triggers=list(mine), changes=_changes(f, mine), never_approved=not f.entries,
+                revision=f.revision, file=f.file, triggers=_uncovered(f, mine), changes=_changes(f, mine), never_approved=not f.entries,
             ))
     return state
 
