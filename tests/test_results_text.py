@@ -87,3 +87,24 @@ def result_model_from(data: dict[str, Any]) -> Any:
     from db_migrate.tools import result_model
 
     return result_model("review_migration").model_validate(data)
+
+
+def test_review_all_reads_base_to_head_lists_every_revision_and_says_repeated_advice_once(residency: Path, capsys: Any) -> None:
+    from db_migrate.cli import main
+    from db_migrate.project import load_history, load_project
+
+    main(["review", "--all", "--config", str(residency)])
+    text = capsys.readouterr().out
+    history = load_history(load_project(str(residency)))
+    listed = text[text.index("reviews (16):"):].splitlines()[1:17]
+    order = [line.split()[0] for line in listed]
+    assert sorted(order) == sorted(history.by_id)  # every revision, none cut
+    for rid in order:  # base to head: each after everything it revises
+        assert all(order.index(p) < order.index(rid) for p in history.by_id[rid].down_revisions)
+    # revision groups follow the same order
+    groups = [line.split()[0] for line in text.splitlines() if line[:12] in history.by_id and "alembic/versions/" in line]
+    assert groups == [r for r in order if r in groups]
+    # the lock-timeout advice (nine places) is said once, and every place is still named
+    assert text.count("SET LOCAL lock_timeout = '5s'") == 1
+    assert text.count("[missing-lock-timeout]") == 10 and "Repeated advice #1: [missing-lock-timeout] info, 9 places" in text
+    assert len(text.splitlines()) < 180  # 214 lines before, with 4 revisions cut from the list
