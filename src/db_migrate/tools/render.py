@@ -216,6 +216,7 @@ def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     lines = [head]
     if result.escalation is not None and result.escalation.triggers and not result.escalation.required:
         lines.append("The escalation below was approved by a human (approval record); nothing to ask:")
+        lines.extend(f"- approved: {t.trigger}: " + "; ".join(t.evidence) for t in result.escalation.triggers)
     elif result.escalation is not None and result.escalation.triggers:
         lines.append("STOP: a human must decide. Show the user each trigger with its evidence:")
         for t in result.escalation.triggers:
