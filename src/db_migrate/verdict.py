@@ -11,9 +11,9 @@ revise when any error-severity finding remains, else proceed.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from db_migrate.approval.model import ApprovalState
 
@@ -111,11 +111,12 @@ class Verdict(BaseModel):
     revisions: list[str] = Field(default_factory=list, description="Revision ids this verdict covers.")
     findings: list[Finding] = Field(default_factory=list)
     escalation: Escalation | None = None
-    approval: ApprovalState | None = Field(
+    # a small schema in every tool's output schema (tools/list stays short); the model validates in Python
+    approval: Annotated[ApprovalState | None, WithJsonSchema({"type": ["object", "null"]})] = Field(
         default=None,
-        description="What the approval record (approvals/<revision>.toml beside versions/) says about the escalation: "
-        "the entries that approve this exact content and triggers, and what is pending with what changed; null when "
-        "nothing escalated.",
+        description="The approval record (approvals/<revision>.toml beside versions/) for this escalation: "
+        "'approved' (entries: approved_by, approved_at, note, file_sha256, triggers) and 'pending' (revision, "
+        "triggers, changes: what changed since the last approval); null when nothing escalated.",
     )
     unchecked: list[Unchecked] = Field(default_factory=list, description="What could not be checked, and why.")
     engine: EngineInfo | None = Field(
