@@ -12,12 +12,13 @@ human's answer through MCP elicitation call it (never a tool argument).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
-from db_migrate.approval.match import Book, RevisionFile, entry_for, evaluate, file_digest
+from db_migrate.approval.match import Book, RevisionFile, entry_for, evaluate
 from db_migrate.approval.model import ApprovalEntry, ApprovalState, ApprovedTrigger, PendingApproval
 from db_migrate.approval.record import append_entry, read_entries, record_folder, record_path
 
@@ -37,24 +38,24 @@ __all__ = [
 
 
 def book_for(project: Any, reviews: Iterable[Any]) -> Book:
-    """The record's entries and each file's digest now, for ``reviews`` (anything with ``revision`` and ``path``).
+    """The record's entries and each file's digest, for ``reviews`` (anything with ``revision`` and ``path``).
 
     ``path`` is project-relative, as in every verdict.  A revision without an id or a file is left out
-    (a file that is not valid Python: it fires no trigger to approve).
+    (a file that is not valid Python: it fires no trigger to approve).  The folder is listed once; files
+    and records are read only for revisions whose triggers fire (:class:`RevisionFile`).
     """
-    files = []
-    seen: set[str] = set()
+    folder = record_folder(project.script_location)
+    try:
+        existing = set(os.listdir(folder))
+    except OSError:
+        existing = set()
+    files: dict[str, RevisionFile] = {}
     for r in reviews:
         rev, path = getattr(r, "revision", None), getattr(r, "path", None)
-        if not rev or not path or rev in seen:
-            continue
-        seen.add(rev)
-        try:
-            digest = file_digest((project.root / path).read_bytes())
-        except OSError:
-            continue
-        files.append(RevisionFile(rev, path, digest, tuple(read_entries(record_path(project.script_location, rev)))))
-    return Book(folder=project.relpath(record_folder(project.script_location)), files=tuple(files))
+        if rev and path and rev not in files:
+            record = record_path(project.script_location, rev)
+            files[rev] = RevisionFile(rev, path, project.root / path, record if record.name in existing else None)
+    return Book(folder=project.relpath(folder), files=tuple(files.values()))
 
 
 def now_utc() -> str:

@@ -21,8 +21,11 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 
 from db_migrate.approval.model import ApprovalEntry, ApprovalState, ApprovedTrigger, PendingApproval
+from db_migrate.approval.record import read_entries
 
 #: The ``path[:line]`` an evidence line starts with (``alembic/versions/x.py:12 upgrade ...``).
 EVIDENCE_PLACE = re.compile(r"^(?P<path>[^\s:]+\.py)(?::(?P<line>\d+))?(?=[:\s]|$)")
@@ -30,12 +33,27 @@ EVIDENCE_PLACE = re.compile(r"^(?P<path>[^\s:]+\.py)(?::(?P<line>\d+))?(?=[:\s]|
 
 @dataclass(frozen=True)
 class RevisionFile:
-    """One reviewed revision: its file (project-relative), the sha256 of its bytes now, and its record's entries."""
+    """One reviewed revision: its file (project-relative) and record; the file's digest and the record's
+    entries are read on first use, so only revisions whose triggers fire cost a read."""
 
     revision: str
     file: str
-    sha256: str
-    entries: tuple[ApprovalEntry, ...] = ()
+    path: Path | None = None
+    """The revision file (absolute)."""
+    record: Path | None = None
+    """Its record, when one exists."""
+
+    @cached_property
+    def sha256(self) -> str:
+        """sha256 of the file's bytes now ('' when it cannot be read: then no entry matches)."""
+        try:
+            return file_digest(self.path.read_bytes()) if self.path else ""
+        except OSError:
+            return ""
+
+    @cached_property
+    def entries(self) -> tuple[ApprovalEntry, ...]:
+        return tuple(read_entries(self.record)) if self.record else ()
 
 
 @dataclass(frozen=True)
@@ -46,15 +64,14 @@ class Book:
     """The records' folder, relative to the project root (``alembic/approvals``)."""
     files: tuple[RevisionFile, ...] = field(default_factory=tuple)
 
+    @cached_property
+    def _by_file(self) -> dict[str, str]:
+        return {f.file: f.revision for f in self.files}
+
     def revision_of(self, evidence: str) -> str | None:
         """The revision whose file an evidence line starts with; None for evidence that names no file (production)."""
         m = EVIDENCE_PLACE.match(evidence)
-        if not m:
-            return None
-        for f in self.files:
-            if f.file == m.group("path"):
-                return f.revision
-        return None
+        return self._by_file.get(m.group("path")) if m else None
 
 
 def place(evidence: str) -> str:

@@ -47,8 +47,16 @@ def read_entries(path: Path) -> list[ApprovalEntry]:
     from db_migrate.errors import ConfigInvalid
 
     try:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key in _parsed:
+            return list(_parsed[key])
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return [ApprovalEntry.model_validate(_from_toml(e)) for e in data.get("approval", [])]
+        entries = [ApprovalEntry.model_validate(_from_toml(e)) for e in data.get("approval", [])]
+        if len(_parsed) >= 1024:
+            _parsed.clear()
+        _parsed[key] = tuple(entries)
+        return entries
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as e:
@@ -57,6 +65,10 @@ def read_entries(path: Path) -> list[ApprovalEntry]:
             hint="Restore the file from version control (entries are only ever appended), or remove the broken entry in review.",
             path=str(path),
         ) from None
+
+
+#: Parsed records by (path, size, mtime, inode): a session asks again and again; an append changes the key.
+_parsed: dict[tuple, tuple[ApprovalEntry, ...]] = {}
 
 
 def _from_toml(e: dict) -> dict:
