@@ -74,6 +74,40 @@ def test_the_evidence_digest_covers_places_not_measurements_or_order() -> None:
     assert evidence_digest([place(counted)]) != evidence_digest([place(counted), place(other)])
 
 
+def test_matching_names_what_changed(tmp_path: Path) -> None:
+    from db_migrate.approval import Book, RevisionFile, evaluate
+    from db_migrate.approval.match import approved_triggers, file_digest
+    from db_migrate.verdict import Trigger
+
+    (tmp_path / "r1.py").write_text("content")
+    drop = Trigger(trigger="drop-with-data", reason="r", evidence=["v/r1.py:3 upgrade drop_column t.c: table t has 5 rows"])
+    entry = ApprovalEntry(
+        revision="r1", file="v/r1.py", file_sha256=file_digest(b"content"), approved_by="Ana", approved_at="2026-12-07T10:00:00Z",
+        via="cli", triggers=approved_triggers({"drop-with-data": drop.evidence}),
+    )
+    record = tmp_path / "r1.toml"
+    append_entry(record, entry)
+
+    def state(*triggers: Trigger) -> Any:
+        return evaluate(list(triggers), Book("approvals", (RevisionFile("r1", "v/r1.py", tmp_path / "r1.py", record),)))
+
+    # the same place with another measurement: approved
+    same = drop.model_copy(update={"evidence": ["v/r1.py:3 upgrade drop_column t.c: assumed: no database_url given"]})
+    assert [e.approved_by for e in state(same).approved] == ["Ana"]
+    # the trigger fires at one more place: pending, naming it
+    moved = drop.model_copy(update={"evidence": [*drop.evidence, "v/r1.py:9 upgrade drop_column t.d: table t has 5 rows"]})
+    (pending,) = state(moved).pending
+    assert pending.triggers == ["drop-with-data"] and "now at v/r1.py:9 upgrade drop_column t.d" in pending.changes[0]
+    # a new trigger (a production target: evidence that names no file concerns every revision)
+    prod = Trigger(trigger="production-database", reason="r", evidence=["DB_MIGRATE_ENV=production"])
+    (pending,) = state(drop, prod).pending
+    assert pending.triggers == ["production-database"] and pending.changes[0].startswith("new trigger production-database")
+    # the file changed
+    (tmp_path / "r1.py").write_text("content, edited")
+    (pending,) = state(drop).pending
+    assert pending.changes == ["the revision changed since Ana approved it on 2026-12-07 (file digest differs)"]
+
+
 # --- the CLI -------------------------------------------------------------------------------------------
 
 
