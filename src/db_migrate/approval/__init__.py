@@ -96,15 +96,3 @@ def _reviews(project: Any, verdict: Any, revision: str) -> list[Any]:
         h = load_history(project).resolve(revision)
         reviews.append(SimpleNamespace(revision=h.revision, path=project.relpath(h.path)))
     return reviews
-
-
-def state_summary(state: ApprovalState | None) -> str:
-    """``approved by Ana on 2026-12-07`` for one approval, else how many revisions are approved and pending."""
-    if state is None or not (state.approved or state.pending):
-        return ""
-    if len(state.approved) == 1 and not state.pending:
-        return state.approved[0].by_on
-    parts = [f"{len(state.approved)} revision(s) approved"] if state.approved else []
-    if state.pending:
-        parts.append(f"{len(state.pending)} pending: " + "; ".join(c for p in state.pending for c in p.changes))
-    return ", ".join(parts)
