@@ -105,7 +105,7 @@ def test_matching_names_what_changed(tmp_path: Path) -> None:
     # the file changed
     (tmp_path / "r1.py").write_text("content, edited")
     (pending,) = state(drop).pending
-    assert pending.changes == ["the revision changed since Ana approved it on 2026-12-07 (file digest differs)"]
+    assert pending.changes == ["the revision changed since Ana approved it on 2026-12-07: its file digest differs"]
 
 
 # --- the CLI -------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def _changes(f: RevisionFile, fired: dict[str, list[str]]) -> list[str]:
     same = [e for e in f.entries if e.file_sha256 == f.sha256]
     if not same:
         last = f.entries[-1]
-        return [f"the revision changed since {last.approved_by} approved it on {last.approved_at[:10]} (file digest differs)"]
+        return [f"the revision changed since {last.approved_by} approved it on {last.approved_at[:10]}: its file digest differs"]
     last = same[-1]
     have = {t.id: t for t in last.triggers}
     out = []
