@@ -294,12 +294,15 @@ def test_mcp_only_a_humans_answer_writes_and_every_tool_honours_it_until_the_rev
     asked_again = _human(True, "Bo")
     _ok(_call(residency, "classify_escalation", args, elicitation_callback=asked_again))
     assert not asked_again.asked  # nothing left to ask
+    # and CI does: the recorded answer passes classify and review on the command line
+    assert cli(["classify", DROP_REV], residency).returncode == 0 and cli(["review", DROP], residency).returncode == 0
 
     _edit(residency / DROP)
     out = _ok(_call(residency, "classify_escalation", args))
     assert out["decision"] == "escalate" and "the revision changed since Ana approved it" in out["summary"]
     out = _ok(_call(residency, "review_migration", args))
     assert out["decision"] == "escalate" and out["approval"]["pending"][0]["revision"] == DROP_REV
+    assert cli(["classify", DROP_REV], residency).returncode == 3
 
 
 def test_mcp_a_preflight_that_adds_data_loss_escalates_again(tmp_path: Path, data_loss_db: str) -> None:
