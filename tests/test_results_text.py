@@ -57,6 +57,14 @@ def test_bounded_keeps_every_error_and_says_what_it_left_out() -> None:
     assert bounded(Verdict(tool="t", decision="proceed", summary="s")).left_out == []
 
 
+def test_bounded_caps_the_approval_lists() -> None:
+    from db_migrate.approval import ApprovalState, PendingApproval
+
+    state = ApprovalState(record="a", pending=[PendingApproval(revision=f"r{i}", triggers=["x"]) for i in range(130)])
+    b = bounded(Verdict(tool="review_migration", decision="escalate", summary="s", approval=state))
+    assert len(b.approval.pending) == MAX_ITEMS and b.left_out == [f"approval.pending: 30 of 130 (first {MAX_ITEMS} kept)"]
+
+
 def test_people_read_sentences_not_field_dumps() -> None:
     r = RoundtripResult(
         decision="proceed", summary="roundtrip passed", status="passed", dialect="sqlite", database="sqlite://", rows=5,
