@@ -85,6 +85,10 @@ def test_sarif_is_valid_and_every_result_names_a_catalogued_rule(residency: Path
         loc = res["locations"][0]["physicalLocation"]
         assert loc["artifactLocation"]["uri"].startswith("alembic/versions/") and loc["region"]["startLine"] >= 1
         assert res["level"] in ("error", "warning", "note")
+        # each result belongs to the revision whose file holds it (escalations included)
+        assert res["properties"]["revision"] in loc["artifactLocation"]["uri"], res["ruleId"]
+    escalations = {(r["ruleId"], r["properties"]["revision"]) for r in run["results"] if r["ruleId"].startswith("escalate/")}
+    assert ("escalate/audit-trail", "37001f9082a5") in escalations and ("escalate/protected-table", "b0cfaa3c85b2") in escalations
     fingerprints = [r["partialFingerprints"]["dbMigrateFinding/v1"] for r in run["results"]]
     assert len(set(fingerprints)) == len(fingerprints)
 

@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Bottom to top. A module may import its own layer (without a circle) and the layers below, never above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"db_migrate", "verdict", "errors", "urls", "cache", "project"}),
+    ("foundation", {"db_migrate", "verdict", "errors", "urls", "cache", "project", "approval"}),
     ("decision", {"capture", "rules", "policy"}),
     ("engines", {"sandbox", "scratch", "runtime", "readonly", "preflight"}),
     ("services", {"review", "classify", "heads", "generate", "roundtrip"}),

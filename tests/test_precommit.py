@@ -101,3 +101,17 @@ def test_the_hook_reviews_the_revision_files_a_commit_touches(residency: Path, t
     (residency / "app" / "notes.py").write_text("x = 2\n")
     code, out = commit("notes")
     assert code == 0 and "no files to check" in out.lower(), out
+
+    # an escalating revision is refused until a human approves it; an edit after the approval is refused again
+    drop = residency / "alembic/versions/9692142c98f0_drop_pager_number_from_persons.py"
+    drop.write_text(drop.read_text() + "\n# archived the pager numbers first\n")
+    code, out = commit("drop pager numbers")
+    assert code != 0 and "escalate" in out and "drop-with-data" in out, out
+    approve = subprocess.run([str(BIN / "db-migrate"), "approve", "9692142c98f0", "--by", "Ana", "--yes"], cwd=residency,
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert approve.returncode == 0, approve.stdout + approve.stderr
+    code, out = commit("drop pager numbers, approved")
+    assert code == 0 and "Passed" in out, out
+    drop.write_text(drop.read_text() + "\n# and one more edit\n")
+    code, out = commit("edit after approval")
+    assert code != 0 and "the revision changed since Ana approved it" in out, out

@@ -57,6 +57,14 @@ def test_bounded_keeps_every_error_and_says_what_it_left_out() -> None:
     assert bounded(Verdict(tool="t", decision="proceed", summary="s")).left_out == []
 
 
+def test_bounded_caps_the_approval_lists() -> None:
+    from db_migrate.approval import ApprovalState, PendingApproval
+
+    state = ApprovalState(record="a", pending=[PendingApproval(revision=f"r{i}", triggers=["x"]) for i in range(130)])
+    b = bounded(Verdict(tool="review_migration", decision="escalate", summary="s", approval=state))
+    assert len(b.approval.pending) == MAX_ITEMS and b.left_out == [f"approval.pending: 30 of 130 (first {MAX_ITEMS} kept)"]
+
+
 def test_people_read_sentences_not_field_dumps() -> None:
     r = RoundtripResult(
         decision="proceed", summary="roundtrip passed", status="passed", dialect="sqlite", database="sqlite://", rows=5,
@@ -103,3 +111,24 @@ def test_the_text_block_carries_warning_fixes_and_patches_verbatim() -> None:
     text = brief(Verdict(tool="generate_migration", decision="revise", summary="s", findings=[error, warning]))
     assert "ALTER TYPE mood ADD VALUE 'meh'" in text and "op.fix()" in text
     assert text.count("```diff\n" + patch + "```") == 2
+
+
+def test_review_all_reads_base_to_head_lists_every_revision_and_says_repeated_advice_once(residency: Path, capsys: Any) -> None:
+    from db_migrate.cli import main
+    from db_migrate.project import load_history, load_project
+
+    main(["review", "--all", "--config", str(residency)])
+    text = capsys.readouterr().out
+    history = load_history(load_project(str(residency)))
+    listed = text[text.index("reviews (16):"):].splitlines()[1:17]
+    order = [line.split()[0] for line in listed]
+    assert sorted(order) == sorted(history.by_id)  # every revision, none cut
+    for rid in order:  # base to head: each after everything it revises
+        assert all(order.index(p) < order.index(rid) for p in history.by_id[rid].down_revisions)
+    # revision groups follow the same order
+    groups = [line.split()[0] for line in text.splitlines() if line[:12] in history.by_id and "alembic/versions/" in line]
+    assert groups == [r for r in order if r in groups]
+    # the lock-timeout advice (nine places) is said once, and every place is still named
+    assert text.count("SET LOCAL lock_timeout = '5s'") == 1
+    assert text.count("[missing-lock-timeout]") == 10 and "Repeated advice #1: [missing-lock-timeout] info, 9 places" in text
+    assert len(text.splitlines()) < 180  # 214 lines before, with 4 revisions cut from the list

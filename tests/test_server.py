@@ -270,24 +270,12 @@ def _answer(action: str, approve: bool | None = None, note: str = "") -> Any:
     return callback
 
 
-@pytest.fixture(scope="module")
-def escalating(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The residency fixture at a revision that escalates (drops a column with data)."""
-    import shutil
-
-    from conftest import FIXTURES
-
-    dest = tmp_path_factory.mktemp("esc") / "residency"
-    shutil.copytree(FIXTURES / "residency", dest, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-    return dest
-
-
 ESCALATING_REV = "9692142c98f0"  # drop pager_number from persons
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_classify_asks_and_only_an_explicit_approval_lifts_escalate(escalating: Path, mode: str) -> None:
-    server = build_server(escalating)
+def test_classify_asks_and_only_an_explicit_approval_lifts_escalate(residency: Path, mode: str) -> None:
+    server = build_server(residency)
     args = {"revision": ESCALATING_REV}
 
     plain = _structured(anyio.run(lambda: _call(server, "classify_escalation", args, mode=mode)))
@@ -295,18 +283,20 @@ def test_classify_asks_and_only_an_explicit_approval_lifts_escalate(escalating: 
     # a client without elicitation: fail closed, and say nobody was asked
     assert plain["human_approval"]["asked"] is False and plain["human_approval"]["answer"] == "not-asked"
 
-    approve = _answer("accept", True, "backed up")
-    ok = _structured(anyio.run(lambda: _call(server, "classify_escalation", args, mode=mode, elicitation_callback=approve)))
-    assert approve.asked and plain["escalation"]["triggers"][0]["trigger"] in approve.asked[0]
-    assert ok["human_approval"] == {"asked": True, "answer": "approved", "note": "backed up"}
-    assert ok["decision"] in ("proceed", "revise") and "approved by a human" in ok["summary"]
-    # the evidence stays on record; the approval met the requirement, and the summary says the same as decision
-    assert ok["escalation"]["triggers"] == plain["escalation"]["triggers"] and ok["escalation"]["required"] is False
-    assert ok["summary"].startswith(ok["decision"] + ":") and "escalate" not in ok["summary"]
-
+    # a rejection, a decline or a cancel keep escalate (and write nothing: tests/test_approval.py)
     for cb, expected in ((_answer("accept", False, "no"), "rejected"), (_answer("decline"), "declined"), (_answer("cancel"), "cancelled")):
         res = _structured(anyio.run(lambda: _call(server, "classify_escalation", args, mode=mode, elicitation_callback=cb)))
         assert res["decision"] == "escalate" and res["human_approval"]["answer"] == expected
+
+    approve = _answer("accept", True, "backed up")
+    ok = _structured(anyio.run(lambda: _call(server, "classify_escalation", args, mode=mode, elicitation_callback=approve)))
+    assert approve.asked and plain["escalation"]["triggers"][0]["trigger"] in approve.asked[0]
+    assert ok["human_approval"] == {"asked": True, "answer": "approved", "note": "backed up", "name": ""}
+    assert ok["decision"] in ("proceed", "revise") and "approved by an MCP user (no name given)" in ok["summary"]
+    # the evidence stays on record; the approval met the requirement, and the summary says the same as decision
+    assert ok["escalation"]["triggers"] == plain["escalation"]["triggers"] and ok["escalation"]["required"] is False
+    assert ok["summary"].startswith(ok["decision"] + ":") and "escalate" not in ok["summary"]
+    assert ok["approval"]["written"]["via"] == "mcp-elicitation"  # and the repository's record has it
 
 
 def test_classify_does_not_ask_when_nothing_escalates(residency: Path) -> None:

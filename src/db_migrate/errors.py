@@ -221,3 +221,9 @@ class MemoryLimitExceeded(DbMigrateError):
     """Project code needed more memory than one job may use (``DB_MIGRATE_MEMORY_LIMIT_MB``)."""
 
     code = "memory-limit"
+
+
+class ApprovalRecordError(DbMigrateError):
+    """The approval record (``approvals/<revision>.toml``) cannot be written, or changed while being written."""
+
+    code = "approval-record"

@@ -52,4 +52,9 @@ def classify_escalation(
 
         preflight = run_preflight(review, database_url, policy, timeout=timeout)
     progress("applying the escalation policy", 3, 4)
-    return classify(review, policy, facts, environment, database_url=database_url, project_url=project.url, preflight=preflight, history=history)
+    from db_migrate.approval import book_for
+
+    return classify(
+        review, policy, facts, environment, database_url=database_url, project_url=project.url, preflight=preflight,
+        history=history, approvals=book_for(project, review.reviews),
+    )

@@ -24,7 +24,7 @@ from db_migrate.tools import EXIT_REVISE, EXIT_USAGE
 from db_migrate.errors import DbMigrateError, InternalError, UsageError
 
 #: Commands that run project code in a sandbox worker: start one early.
-_WORKER_COMMANDS = {"review", "classify", "heads", "generate", "roundtrip"}
+_WORKER_COMMANDS = {"review", "classify", "heads", "generate", "roundtrip", "approve"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", parents=[common, gate, targets], help="decide whether revisions need a human (escalation policy)")
     p.add_argument("--database-url", metavar="URL", help="database to read row counts from and preflight against (read-only)")
+    p.add_argument("--environment", metavar="ENV", help="target environment name, e.g. production")
+
+    p = sub.add_parser("approve", parents=[common],
+                       help="record a human's approval of an escalating revision (appended to <script_location>/approvals/REV.toml)")
+    p.add_argument("revision", metavar="REV", help="revision id, unique prefix or 'head'")
+    p.add_argument("--by", required=True, metavar="NAME", help="who approves (recorded)")
+    p.add_argument("--note", default="", metavar="TEXT", help="why, under which conditions (recorded)")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (required without a terminal)")
+    p.add_argument("--database-url", metavar="URL", help="classify with this database's rows and preflight (read-only), as classify does")
     p.add_argument("--environment", metavar="ENV", help="target environment name, e.g. production")
 
     p = sub.add_parser("heads", parents=[common, gate], help="check the revision graph, model drift and database state")
@@ -223,6 +232,12 @@ def _init(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
+def _approve(args: argparse.Namespace, out: Any) -> int:
+    from db_migrate.cli.approve import approve
+
+    return approve(args, out)
+
+
 def _share_fork_server() -> None:
     """Jobs fork from the warm parent CLI calls share (sandbox/shared.py): no fork server start-up per call."""
     from db_migrate.sandbox import share_fork_server
@@ -262,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         as_json = args.format == "json"
-        if args.format == "sarif" and args.command in ("serve", "init"):
+        if args.format == "sarif" and args.command in ("serve", "init", "approve"):
             raise UsageError(f"--format sarif is for verdict commands and rules, not {args.command}.")
         if args.command in _WORKER_COMMANDS:
             _interrupt_on_sigterm()
@@ -274,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             _prewarm()
         if args.command == "roundtrip" and args.purge_templates:
             return _purge_templates(args, out)
-        handler = {"rules": _rules, "serve": _serve, "init": _init, "scratch": _scratch}.get(args.command, _verdict)
+        handler = {"rules": _rules, "serve": _serve, "init": _init, "scratch": _scratch, "approve": _approve}.get(args.command, _verdict)
         return handler(args, out)
     except DbMigrateError as e:
         return _fail(e, as_json)

@@ -91,14 +91,8 @@ def _nothing_changed(tool: str, project: Any, ref: str | None) -> Any:
     from db_migrate.tools import result_model
 
     what = f"no revision files changed since {ref}" if ref else "no revisions named"
-    extra = {"dialect": project.dialect} if tool == "review_migration" else {"policy": _policy(project)}
+    extra = {"dialect": project.dialect} if tool == "review_migration" else {}
     return result_model(tool)(decision="proceed", summary=f"{what}: proceed", **extra)
-
-
-def _policy(project: Any) -> Any:
-    from db_migrate.policy.settings import load_policy
-
-    return load_policy(project)
 
 
 def combined_exit_code(results: list[Any], *, fail_on: str | None = None) -> int:
@@ -121,9 +115,12 @@ def write(results: list[tuple[Any, str | None]], args: argparse.Namespace, proje
     elif args.format == "sarif":
         out.write(json.dumps(sarif(results, project), indent=2) + "\n")
     else:
-        from db_migrate.tools.render import render, use_color
+        from db_migrate.tools.render import approvals_apart, render, use_color
 
         out.write("\n\n".join(render(r, color=use_color(out)) for r in verdicts) + "\n")
+        apart = approvals_apart(verdicts, color=use_color(out)) if getattr(args, "changed_since", None) else ""
+        if apart:  # a branch's escalations at a glance: which a human approved, which wait for one
+            out.write("\n" + apart + "\n")
     if in_github_actions():
         out.flush()
         sys.stderr.write("".join(line + "\n" for line in annotations(located(results, project))))

@@ -114,6 +114,7 @@ def generate_migration(
         revisions=[outcome.revision] if outcome.revision else [],
         findings=findings,
         escalation=review.escalation,
+        approval=review.approval,
         unchecked=[*engine_notes, *review.unchecked],
         engine=engine,
         created=True, path=path, revision=outcome.revision, down_revision=down,

@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
+from db_migrate.approval import ApprovalState, Book, evaluate
 from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, DatabaseFacts
 from db_migrate.policy.settings import AUTO_CLASSES, Policy
 from db_migrate.policy.signals import production_signal
@@ -172,6 +173,7 @@ class PolicyDecision:
     findings: list[Finding]
     unchecked: list[Unchecked]
     operations: list[ClassifiedOperation]
+    approval: ApprovalState | None = None
 
     @property
     def headline(self) -> str:
@@ -180,18 +182,47 @@ class PolicyDecision:
         Every tool starts its summary with this, so a summary never says
         something other than ``decision`` and ``escalation.required``.
         """
-        return headline(self.decision, self.escalation, self.findings)
+        return headline(self.decision, self.escalation, self.findings, self.approval)
 
 
-def headline(decision: Decision, escalation: Escalation | None, findings: list[Finding]) -> str:
-    """The start of every summary: the decision, with the triggers or the number of errors behind it."""
+def headline(
+    decision: Decision, escalation: Escalation | None, findings: list[Finding], approval: ApprovalState | None = None
+) -> str:
+    """The start of every summary: the decision, with the triggers or the number of errors behind it.
+
+    With an approval record: the triggers still pending and what changed since the last approval, or
+    who approved the escalation and when.
+    """
     if decision == "escalate" and escalation is not None:
-        ids = ", ".join(t.trigger for t in escalation.triggers)
-        return f"escalate: {ids} — a human must approve"
+        pending = approval.pending if approval is not None else []
+        ids = ", ".join(dict.fromkeys(t for p in pending for t in p.triggers)) if pending else \
+            ", ".join(t.trigger for t in escalation.triggers)
+        changed = [c for p in pending if not p.never_approved for c in p.changes]
+        return f"escalate: {ids} — a human must approve" + (f" ({'; '.join(changed)})" if changed else "")
+    approved = _approved_by(escalation, approval)
     if decision == "revise":
         errors = sum(1 for f in findings if f.severity == "error")
-        return f"revise: {errors} error(s) to fix"
-    return "proceed"
+        return f"revise: {errors} error(s) to fix" + (f" ({approved})" if approved else "")
+    return f"proceed: {approved}" if approved else "proceed"
+
+
+def _approved_by(escalation: Escalation | None, approval: ApprovalState | None) -> str:
+    """``drop-with-data approved by Ana on 2026-12-07`` when the record approved the whole escalation."""
+    if escalation is None or escalation.required or approval is None or not approval.approved or approval.pending:
+        return ""
+    ids = ", ".join(t.trigger for t in escalation.triggers)
+    who = "; ".join(dict.fromkeys(e.by_on for e in approval.approved))
+    return f"{ids} {who}"
+
+
+def _with_approvals(escalation: Escalation, approvals: Book | None) -> tuple[Escalation, ApprovalState | None]:
+    """``escalation`` with the record applied: no longer required when every revision's triggers were approved."""
+    if approvals is None or not escalation.triggers:
+        return escalation, None
+    state = evaluate(escalation.triggers, approvals)
+    if not state.approved:
+        return escalation, state if state.pending else None
+    return escalation.model_copy(update={"required": bool(state.pending)}), state
 
 
 def decide_for(
@@ -204,6 +235,7 @@ def decide_for(
     project_url: str | None = None,
     history: Iterable[str] = (),
     preflight: Preflight | None = None,
+    approvals: Book | None = None,
 ) -> PolicyDecision:
     """The policy applied to ``review`` (a ReviewResult): the decision of every tool that returns one.
 
@@ -222,6 +254,9 @@ def decide_for(
     findings stay, but they fire no trigger and are said to be history.
     ``preflight`` (answers from the data, :mod:`db_migrate.preflight`) adds its
     findings, its ``data-loss`` triggers and what it could not check.
+    ``approvals`` (the record, :func:`db_migrate.approval.book_for`) lifts the
+    escalation when a human approved this exact content of every escalating
+    revision with these triggers; else ``approval`` says what is pending and why.
     """
     dialect = (facts.dialect if facts else None) or getattr(review, "dialect", None) or "postgresql"
     old = set(history)
@@ -254,14 +289,14 @@ def decide_for(
             unchecked.append(Unchecked(what=f"database contents of {name}", reason=why))
 
     fired = triggers.as_list()
-    escalation = Escalation(
+    escalation, approval = _with_approvals(Escalation(
         required=bool(fired),
         triggers=fired,
         auto_classes=sorted({c.auto_class for c in classified if c.auto_class}),
-    )
+    ), approvals)
     return PolicyDecision(
         decision=decide(findings, escalation), escalation=escalation, findings=findings, unchecked=unchecked,
-        operations=classified,
+        operations=classified, approval=approval,
     )
 
 
@@ -275,6 +310,7 @@ def classify(
     project_url: str | None = None,
     history: Iterable[str] = (),
     preflight: Preflight | None = None,
+    approvals: Book | None = None,
 ) -> ClassifyResult:
     """Apply ``policy`` to ``review`` (a ReviewResult); ``facts`` from the database when one was read.
 
@@ -285,7 +321,7 @@ def classify(
     """
     d = decide_for(
         review, policy, facts, environment=environment, database_url=database_url, project_url=project_url, history=history,
-        preflight=preflight,
+        preflight=preflight, approvals=approvals,
     )
     manual = [c for c in d.operations if not c.auto_class]
     fired = d.escalation.triggers
@@ -303,6 +339,7 @@ def classify(
         operations=d.operations,
         all_automatic=bool(d.operations) and not manual and not fired,
         preflight=preflight,
+        approval=d.approval,
     )
 
 
@@ -344,11 +381,12 @@ def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], pr
     unchecked.extend(u for u in missed if u not in unchecked)
 
 
-def with_preflight(verdict: Any, preflight: Preflight) -> Any:
+def with_preflight(verdict: Any, preflight: Preflight, approvals: Book | None = None) -> Any:
     """``verdict`` (a review) with the preflight's findings, triggers and unchecked items, re-decided.
 
     The same :func:`_preflight` step classify applies, so both tools read the data the same way; the
-    summary's headline is restated so that it still says what ``decision`` says.
+    summary's headline is restated so that it still says what ``decision`` says.  ``approvals`` is
+    applied again to the whole escalation: a ``data-loss`` the approval did not cover makes it pending.
     """
     triggers = _Triggers()
     findings = list(verdict.findings)
@@ -357,20 +395,20 @@ def with_preflight(verdict: Any, preflight: Preflight) -> Any:
     fired = triggers.as_list()
     if verdict.escalation is not None:
         fired = [*verdict.escalation.triggers, *fired]
-    escalation = Escalation(
+    escalation, approval = _with_approvals(Escalation(
         required=bool(fired), triggers=fired,
         auto_classes=verdict.escalation.auto_classes if verdict.escalation is not None else [],
-    )
+    ), approvals)
     decision = decide(findings, escalation)
-    before = headline(verdict.decision, verdict.escalation, verdict.findings)
-    summary = verdict.summary.replace(before, headline(decision, escalation, findings), 1)
+    before = headline(verdict.decision, verdict.escalation, verdict.findings, verdict.approval)
+    summary = verdict.summary.replace(before, headline(decision, escalation, findings, approval), 1)
     found = [f for f in findings if f.rule.startswith("preflight-") and f.severity != "info"]
     if found or triggers.as_list():
         summary += f"; preflight against {preflight.database}: {len(preflight.failing())} check(s) fail, " \
                    f"{len(preflight.losing())} lose data"
     return verdict.model_copy(update=dict(
         findings=sort_findings(findings), unchecked=unchecked, escalation=escalation, decision=decision, summary=summary,
-        preflight=preflight,
+        preflight=preflight, approval=approval,
     ))
 
 
@@ -606,7 +644,7 @@ def _fit_foreign_key(o: _Op, upgrade: list[_Op], facts: DatabaseFacts | None) ->
 
 
 def _summary(d: PolicyDecision, manual: list[ClassifiedOperation]) -> str:
-    if d.decision != "proceed":
+    if d.decision != "proceed" or d.escalation.triggers:
         return f"{d.headline}."
     auto = d.escalation.auto_classes
     if not d.operations:

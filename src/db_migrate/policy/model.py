@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from db_migrate.approval.model import ApprovalEntry, ApprovalState
 from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Verdict, decide
 
@@ -51,6 +52,7 @@ class ApprovalQuestion(BaseModel):
     """What the human is asked when a change needs sign-off (an elicitation form)."""
 
     approve: bool = Field(description="Approve this schema change despite the escalation triggers?")
+    name: str = Field(default="", description="Your name, for the approval record in the repository.")
     note: str = Field(default="", description="Optional: why, or what must change first.")
 
 
@@ -62,6 +64,7 @@ class HumanApproval(BaseModel):
         description="approved turns escalate into the underlying decision; anything else leaves escalate in place."
     )
     note: str = Field(default="", description="The human's note, or why nobody was asked.")
+    name: str = Field(default="", description="The name the human gave, recorded with an approval.")
 
 
 class ClassifyResult(Verdict):
@@ -96,7 +99,7 @@ class ClassifyResult(Verdict):
         default=None, description="The human's answer when escalation asked one; null when nobody was asked (always from the CLI)."
     )
 
-    def answered(self, approval: HumanApproval) -> "ClassifyResult":
+    def answered(self, approval: HumanApproval, entry: ApprovalEntry | None = None, record: str = "") -> "ClassifyResult":
         """This verdict with the human's answer recorded.
 
         Only an explicit approval lifts ``escalate``: the escalation is then no
@@ -104,6 +107,7 @@ class ClassifyResult(Verdict):
         and the verdict is re-decided without it, so remaining errors still say
         ``revise``; the summary starts with the new decision.  A rejection, a
         decline, a cancel or no answer keep ``escalate`` (fail closed).
+        ``entry`` is the approval this answer appended to the record (in ``record``), if it was written.
         """
         update: dict[str, object] = {"human_approval": approval}
         if self.decision == "escalate":
@@ -115,7 +119,10 @@ class ClassifyResult(Verdict):
                 rest = f"; {errors} review error(s) remain" if decision == "revise" else ""
                 update["decision"] = decision
                 update["escalation"] = self.escalation.model_copy(update={"required": False})
-                update["summary"] = f"{decision}: {approved} approved by a human{note}{rest}."
+                who = entry.by_on if entry is not None else "approved by a human"
+                update["summary"] = f"{decision}: {approved} {who}{note}{rest}."
+                if entry is not None:
+                    update["approval"] = ApprovalState(record=record, approved=[entry], written=entry)
             elif approval.asked:
                 update["summary"] = f"{self.summary} (human answer: {approval.answer}{note})"
         return self.model_copy(update=update)

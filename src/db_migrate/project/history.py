@@ -16,6 +16,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,34 @@ class History:
             seen.add(r)
             stack.extend(self._parents(r))
         return seen
+
+    def in_order(self, headers: Iterable[RevisionHeader]) -> list[RevisionHeader]:
+        """``headers`` in history order, base to head: a revision after every revision it revises or depends on.
+
+        Revisions at the same depth (branches) keep a stable order by file path; a cycle or an
+        unknown parent counts as a base (check_heads reports those).
+        """
+        depth: dict[str, int] = {}
+
+        def level(rid: str) -> int:
+            # iterative depth-first walk: a long linear history would exceed Python's recursion limit
+            if rid in depth:
+                return depth[rid]
+            stack, on_path = [(rid, iter(self._parents(rid)))], {rid}
+            while stack:
+                r, parents = stack[-1]
+                for p in parents:
+                    if p in self.by_id and p not in depth and p not in on_path:  # a parent on the path is a cycle
+                        on_path.add(p)
+                        stack.append((p, iter(self._parents(p))))
+                        break
+                else:
+                    depth[r] = 1 + max((depth[p] for p in self._parents(r) if p in depth), default=-1)
+                    on_path.discard(r)
+                    stack.pop()
+            return depth[rid]
+
+        return sorted(headers, key=lambda h: (level(h.revision) if h.revision in self.by_id else 1 << 30, str(h.path)))
 
     def _parents(self, rid: str) -> tuple[str, ...]:
         h = self.by_id.get(rid)

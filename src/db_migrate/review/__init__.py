@@ -87,13 +87,13 @@ def review_migration(
         for ref in revisions:
             h = history.resolve(ref)
             unique.setdefault(str(h.path), h)
-        return _with_data(project, review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old), database_url, policy, timeout)
+        return _with_data(project, review_paths(project, history.in_order(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old), database_url, policy, timeout)
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
         skip = {h.path for h in excluded}
         before = [h for h in history.headers if h.revision in old and h.path not in skip]
         skip |= {h.path for h in before}
-        headers = sorted((h for h in history.headers if h.path not in skip), key=lambda h: str(h.path))
+        headers = history.in_order(h for h in history.headers if h.path not in skip)
         if excluded:
             skipped.append(Unchecked(what=f"{len(excluded)} revision file(s)", reason="excluded by the policy's 'exclude' patterns"))
         if before:
@@ -134,11 +134,12 @@ def _with_data(project: Project, result: ReviewResult, database_url: str | None,
     """``result`` with the preflight against ``database_url`` when one was given (read-only)."""
     if not database_url:
         return result
+    from db_migrate.approval import book_for
     from db_migrate.policy.classify import with_preflight
     from db_migrate.preflight import run_preflight
 
     progress("checking the changes against the data (read-only)")
-    return with_preflight(result, run_preflight(result, database_url, policy, timeout=timeout))
+    return with_preflight(result, run_preflight(result, database_url, policy, timeout=timeout), book_for(project, result.reviews))
 
 
 def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
@@ -298,6 +299,7 @@ def _configured(findings: list[Finding], policy: Policy) -> list[Finding]:
 def _assemble(
     project: Project, outcomes: list[RevisionOutcome], dialect: str, policy: Policy, history: frozenset[str]
 ) -> ReviewResult:
+    from db_migrate.approval import book_for
     from db_migrate.policy.classify import decide_for
 
     findings = sort_findings(_configured([f for o in outcomes for f in o.findings], policy))
@@ -321,7 +323,7 @@ def _assemble(
         suppressed=[f for o in outcomes for f in o.suppressed],
     )
     # the same policy as classify_escalation, without a database
-    d = decide_for(result, policy, project_url=project.url, history=history)
-    result.decision, result.escalation, result.unchecked = d.decision, d.escalation, d.unchecked
+    d = decide_for(result, policy, project_url=project.url, history=history, approvals=book_for(project, result.reviews))
+    result.decision, result.escalation, result.unchecked, result.approval = d.decision, d.escalation, d.unchecked, d.approval
     result.summary = f"{what}: {d.headline} ({describe_counts(findings)})"
     return result

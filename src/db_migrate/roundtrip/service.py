@@ -133,6 +133,7 @@ def test_roundtrip(
         decision=decision,
         summary=summary,
         escalation=escalation,
+        approval=decided.approval if decided else None,
         revisions=revisions,
         findings=findings,
         unchecked=unchecked + lock_unchecked,
@@ -173,7 +174,11 @@ def _policy(
         review = review_paths(project, [history.by_id[r] for r in revisions], timeout=timeout, policy=policy, history=old)
     except DbMigrateError as e:
         return None, [Unchecked(what="escalation policy", reason=f"the revisions could not be reviewed: {e.message}")]
-    return decide_for(review, policy, environment=environment, project_url=project.url, history=old), []
+    from db_migrate.approval import book_for
+
+    return decide_for(
+        review, policy, environment=environment, project_url=project.url, history=old, approvals=book_for(project, review.reviews)
+    ), []
 
 
 def _run_all(project: Project, history: History, server: str | None, revisions: list[str], rows: int,

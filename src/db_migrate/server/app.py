@@ -87,7 +87,8 @@ production targets, protected (ACGME) and audit tables, unclear rollback. Pass d
 row counts and a preflight of each change against the data, and environment (e.g. 'production') when known. Call it last, before reporting a migration ready.
 decision: proceed -> the change is in the agent-safe classes; escalate -> STOP and show the user every
 trigger with its evidence. When the client supports it, the user is asked here and the answer is recorded
-in `human_approval`; only an explicit approval turns escalate into proceed."""
+in `human_approval`; only an explicit approval turns escalate into proceed, and it is appended to the
+repository's approval record (approvals/<revision>.toml), which later calls and CI honour until the file changes."""
 
 D_HEADS = """\
 Check the revision graph (exactly one head, no cycles, dangling or duplicate revisions), model drift
@@ -382,7 +383,11 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
         if isinstance(verdict, CallToolResult):
             return verdict  # the classification failed: its error result
         approval = _approval(verdict, answer)
-        return _as_call_result(verdict.answered(approval) if isinstance(verdict, ClassifyResult) and approval else verdict)
+        if not isinstance(verdict, ClassifyResult) or approval is None:
+            return _as_call_result(verdict)
+        if approval.answer != "approved":
+            return _as_call_result(verdict.answered(approval))
+        return _as_call_result(_recorded(ref.get(), verdict, approval))
 
     # --- prompts ------------------------------------------------------------------------------
 
@@ -464,8 +469,32 @@ def _approval(verdict: Verdict, answer: Any) -> HumanApproval | None:
     if isinstance(answer, AcceptedElicitation):
         if answer.data is None:
             return HumanApproval(asked=False, answer="not-asked", note="The client cannot ask the user (no elicitation): ask them yourself.")
-        return HumanApproval(asked=True, answer="approved" if answer.data.approve else "rejected", note=answer.data.note)
+        return HumanApproval(
+            asked=True, answer="approved" if answer.data.approve else "rejected", note=answer.data.note, name=answer.data.name
+        )
     return HumanApproval(asked=True, answer="declined" if isinstance(answer, DeclinedElicitation) else "cancelled")
+
+
+def _recorded(project: Project, verdict: ClassifyResult, approval: HumanApproval) -> ClassifyResult:
+    """The verdict answered with a human's approval, appended to the record (only an elicitation answer gets here).
+
+    When the record cannot be written the approval still holds for this call, and ``unchecked`` says that
+    CI and later calls will ask again.
+    """
+    from db_migrate.approval import record_approval
+    from db_migrate.approval.record import record_folder
+    from db_migrate.verdict import Unchecked
+
+    name = approval.name.strip() or "an MCP user (no name given)"
+    try:
+        entry = record_approval(
+            project, verdict, verdict.revisions[0], by=name, note=approval.note, via="mcp-elicitation"
+        )
+    except DbMigrateError as e:
+        answered = verdict.answered(approval)
+        answered.unchecked.append(Unchecked(what="approval record", reason=f"{e.message}: CI and later calls will ask again"))
+        return answered
+    return verdict.answered(approval, entry, project.relpath(record_folder(project.script_location)))
 
 
 def skill_text() -> str:

@@ -22,9 +22,13 @@ def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def annotations(found: Sequence[Item]) -> list[str]:
-    """One workflow command per item, errors first, then warnings, then notes."""
+    """One workflow command per item, errors first, then warnings, then notes; an approved escalation is a notice."""
     lines = []
-    for it in sorted(found, key=lambda i: _ORDER.get(i.severity, 1)):
+    for it in sorted(found, key=lambda i: _ORDER.get("info" if i.suppressed else i.severity, 1)):
+        if it.suppressed:
+            lines.append(f"::notice file={_property(it.location.uri)},line={it.location.line},"
+                         f"title={_property(f'db-migrate: {it.title} (approved)')}::{_data(it.suppressed)}")
+            continue
         props = ",".join(f"{k}={_property(v)}" for k, v in (
             ("file", it.location.uri), ("line", str(it.location.line)), ("title", f"db-migrate: {it.title}"),
         ))

@@ -4,7 +4,8 @@ The structured content of a tool result goes into the agent's context whole.
 :func:`bounded` keeps each list of a verdict's own fields (``reviews``,
 ``steps``, ``operations``...) to :data:`MAX_ITEMS` entries and the findings to
 :data:`MAX_FINDINGS` (every error is kept, whatever their number; warnings,
-then notes, fill the rest), and says in ``left_out`` what it dropped.  The
+then notes, fill the rest), and the approval record's ``approved`` and ``pending`` lists to
+:data:`MAX_ITEMS`, and says in ``left_out`` what it dropped.  The
 CLI's ``--format json`` is not capped: a CI job reads everything.
 """
 
@@ -30,6 +31,11 @@ def bounded(result: Verdict, *, max_items: int = MAX_ITEMS, max_findings: int = 
         if isinstance(value, list) and len(value) > max_items:
             update[name] = value[:max_items]
             left_out.append(f"{name}: {len(value) - max_items} of {len(value)} (first {max_items} kept)")
+    approval = result.approval
+    if approval is not None and max(len(approval.approved), len(approval.pending)) > max_items:
+        cut = {k: getattr(approval, k) for k in ("approved", "pending") if len(getattr(approval, k)) > max_items}
+        update["approval"] = approval.model_copy(update={k: v[:max_items] for k, v in cut.items()})
+        left_out += [f"approval.{k}: {len(v) - max_items} of {len(v)} (first {max_items} kept)" for k, v in cut.items()]
     if len(result.findings) > max_findings:
         ranked = sorted(range(len(result.findings)), key=lambda i: (SEVERITY_ORDER[result.findings[i].severity], i))
         keep = {i for i in ranked[:max_findings]} | {i for i, f in enumerate(result.findings) if f.severity == "error"}

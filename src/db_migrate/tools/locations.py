@@ -10,13 +10,14 @@ Escalation triggers carry their location inside the evidence text
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from db_migrate.approval.match import EVIDENCE_PLACE
+
 if TYPE_CHECKING:
-    from db_migrate.verdict import Finding, Trigger, Verdict
+    from db_migrate.verdict import Finding, Verdict
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Item:
     fix: str | None
     identity: str
     """What stays the same while lines move (rule, revision, table, column): the fingerprint's input."""
+    suppressed: str | None = None
+    """Why this is not a problem to act on: the approval (``approved by Ana on 2026-12-07: note``)."""
 
 
 def repository_root(start: Path) -> Path:
@@ -74,36 +77,63 @@ class Locator:
         return Location(self.uri(path), line if path and line and line > 0 else 1)
 
 
-_EVIDENCE_PLACE = re.compile(r"^(?P<path>[^\s:]+\.py)(?::(?P<line>\d+))?(?=[:\s]|$)")
-
-
-def trigger_location(trigger: Trigger, locator: Locator, default: str | None) -> Location:
+def trigger_location(evidence: list[str], locator: Locator, default: str | None) -> Location:
     """The first ``path[:line]`` an evidence line starts with, else ``default`` (the revision's file)."""
-    for ev in trigger.evidence:
-        m = _EVIDENCE_PLACE.match(ev)
+    for ev in evidence:
+        m = EVIDENCE_PLACE.match(ev)
         if m:
             return locator.of(m.group("path"), int(m.group("line") or 0) or None)
     return locator.of(default, None)
 
 
 def items(result: Verdict, locator: Locator, default_path: str | None = None) -> list[Item]:
-    """Every finding of ``result``, then every fired escalation trigger, as :class:`Item`.
+    """Every finding of ``result``, then every fired escalation trigger per revision, as :class:`Item`.
 
-    A trigger whose evidence names no file is shown at ``default_path`` (the revision
-    the verdict is about), else at the first file a finding names.
+    A trigger is reported once per revision whose file holds its evidence, at that evidence and under
+    that revision; evidence that names no file (a production database) belongs to ``default_path``
+    (the revision the verdict is about), else to the first file a finding names.  A revision the
+    approval record approved gives ``suppressed`` items (the justification), shown to code scanning
+    as suppressed results; without an approval record only a required escalation is reported.
     """
     out = [_finding_item(f, locator) for f in result.findings]
-    if result.escalation is not None and result.escalation.required:
-        default = default_path or next((f.path for f in result.findings if f.path), None) or _revision_path(result)
-        for t in result.escalation.triggers:
-            loc = trigger_location(t, locator, default)
+    esc = result.escalation
+    approved = {e.revision: e for e in (result.approval.approved if result.approval is not None else [])}
+    if esc is None or not (esc.required or approved):
+        return out
+    files = _revision_files(result)
+    default = default_path or next((f.path for f in result.findings if f.path), None) or _revision_path(result)
+    default_rev = next((r for r, p in files.items() if p == default), None) or (result.revisions or [None])[0]
+    for t in esc.triggers:
+        per: dict[str | None, list[str]] = {}
+        for ev in t.evidence or [""]:
+            m = EVIDENCE_PLACE.match(ev)
+            rev = next((r for r, p in files.items() if m and p == m.group("path")), None) if m else None
+            per.setdefault(rev or default_rev, []).append(ev)
+        for rev, evidence in per.items():
+            entry = approved.get(rev) if rev else None
             out.append(Item(
                 rule=f"escalate/{t.trigger}", severity="error", title=f"needs a human: {t.trigger}",
-                message=t.reason + ("\n" + "\n".join(f"- {e}" for e in t.evidence) if t.evidence else ""),
-                location=loc, revision=(result.revisions or [None])[0], fix=None,
-                identity="|".join(("escalate", t.trigger, *(result.revisions or []))),
+                message=t.reason + "".join(f"\n- {e}" for e in evidence if e),
+                location=trigger_location(evidence, locator, files.get(rev) if rev else default), revision=rev, fix=None,
+                identity="|".join(("escalate", t.trigger, rev or "")),
+                suppressed=(entry.by_on + (f": {entry.note}" if entry.note else "")) if entry else None,
             ))
     return out
+
+
+def _revision_files(result: Verdict) -> dict[str, str]:
+    """Revision id -> its file (project-relative), from everything the verdict says about both."""
+    files: dict[str, str] = {}
+    sources = [*(getattr(result, "reviews", None) or []), *result.findings, *(getattr(result, "operations", None) or [])]
+    for x in sources:
+        rev, path = getattr(x, "revision", None), getattr(x, "path", None)
+        if rev and path and path.endswith(".py"):
+            files.setdefault(rev, path)
+    if result.approval is not None:
+        for x in [*result.approval.approved, *result.approval.pending]:
+            if x.file:
+                files.setdefault(x.revision, x.file)
+    return files
 
 
 def _finding_item(f: Finding, locator: Locator) -> Item:

@@ -10,6 +10,7 @@ clients that show the model only text).  Colour only when asked (:func:`use_colo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -64,9 +65,9 @@ def render(result: Verdict, *, color: bool = False) -> str:
         else:
             out.append(f"  {paint(name + ':', 'dim')} {value}")
 
-    groups: dict[str, list[Finding]] = {}
-    for f in result.findings:
-        groups.setdefault(f.revision or "(project)", []).append(f)
+    groups = _by_revision(result)
+    repeated = repeated_advice([f for fs in groups.values() for f in fs])
+    said = {id(f): n for n, group in enumerate(repeated, 1) for f in group}
     for rev, findings in groups.items():
         path = next((f.path for f in findings if f.path), None)
         out.append("")
@@ -74,19 +75,34 @@ def render(result: Verdict, *, color: bool = False) -> str:
         for f in sorted(findings, key=lambda f: (f.line or 0, SEVERITY_ORDER[f.severity], f.rule)):
             where = location(f)
             head = f"  {paint(f.severity, _SEVERITY_COLOR[f.severity])} [{f.rule}] ({f.phase})"
+            if id(f) in said:  # the advice is said once, below, with every place it applies to
+                what = ".".join(x for x in (f.table, f.column) if x)
+                out.append(f"{head} {where}" + (f" {what}" if what else "") + f": repeated advice #{said[id(f)]} below")
+                continue
             out.append(f"{head} {where}" if where else head)
             out.extend(_indent(f.message, 6))
             if f.fix:
                 out.append(f"      {paint('fix:', 'green')}")
                 out.extend(_indent(f.fix, 8))
+    for n, group in enumerate(repeated, 1):
+        first = group[0]
+        out.append("")
+        out.append(paint(f"Repeated advice #{n}: [{first.rule}] {first.severity}, {len(group)} places "
+                         f"(said once; shown for {location(first)}, each place names its own table and line)", "bold"))
+        out.extend(_indent(first.message, 6))
+        if first.fix:
+            out.append(f"      {paint('fix:', 'green')}")
+            out.extend(_indent(first.fix, 8))
 
     if result.escalation is not None and result.escalation.triggers:
         out.append("")
-        out.append(paint("Needs a human:", "bold", "magenta"))
+        title = "Needs a human:" if result.escalation.required else "Escalation approved (approval record):"
+        out.append(paint(title, "bold", "magenta"))
         for t in result.escalation.triggers:
             out.append(f"  - {t.trigger}: {t.reason}")
             for ev in t.evidence:
-                out.append(f"      {paint(ev, 'dim')}")
+                out.append(f"      {paint(ev, 'dim')}" + _approved_note(result, ev))
+    out.extend(_approval_lines(result, paint))
     if result.escalation is not None and result.escalation.auto_classes:
         out.append(f"{paint('Agent may handle:', 'dim')} {', '.join(result.escalation.auto_classes)}")
 
@@ -111,6 +127,83 @@ def render(result: Verdict, *, color: bool = False) -> str:
     return "\n".join(out)
 
 
+def repeated_advice(findings: list[Finding]) -> list[list[Finding]]:
+    """Findings that give the same advice in two or more revisions: the same rule, message and fix once the
+    place (its table, column and line numbers) is taken out.  Each group in the order of its first place."""
+    groups: dict[tuple[str, ...], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(_advice(f), []).append(f)
+    return [g for g in groups.values() if len({f.revision for f in g}) > 1]
+
+
+def _advice(f: Finding) -> tuple[str, ...]:
+    """What a finding advises without its place: its table and column, line numbers and snake_case names
+    (the operation, ``add_column`` or ``alter_column``, and the index or constraint named) taken out."""
+    text = f"{f.message}\n{f.fix or ''}"
+    for name in sorted({x for x in (f.table, f.column) if x}, key=len, reverse=True):
+        text = re.sub(rf"\b{re.escape(name)}\b", "<name>", text)
+    text = re.sub(r"\b[a-z]+(?:_[a-z0-9]+)+\b", "<id>", text)
+    return (f.rule, f.severity, f.phase, re.sub(r"\d+", "<n>", text))
+
+
+def _by_revision(result: Verdict) -> dict[str, list[Finding]]:
+    """Findings per revision, in the order of the verdict's reviews (history order, base to head)."""
+    order = [r.revision or r.path for r in getattr(result, "reviews", None) or []]
+    groups: dict[str, list[Finding]] = {k: [] for k in order if k}
+    for f in result.findings:
+        groups.setdefault(f.revision or f.path or "(project)", []).append(f)
+    return {k: v for k, v in groups.items() if v}
+
+
+def _approved_note(result: Verdict, evidence: str) -> str:
+    approval = result.approval
+    if approval is None:
+        return ""
+    for e in approval.approved:
+        if evidence.startswith(e.file):
+            return f"  ({e.by_on})"
+    return ""
+
+
+def _approval_lines(result: Verdict, paint: Any) -> list[str]:
+    """The approval record's answer: who approved each revision, and what is pending with what changed."""
+    a = result.approval
+    if a is None or not (a.approved or a.pending):
+        return []
+    out = ["", paint(f"Approval record ({a.record}/<revision>.toml):", "bold")]
+    for e in a.approved:
+        out.append(f"  - {e.revision}: {e.by_on}" + (f": {e.note}" if e.note else ""))
+    never = [p.revision for p in a.pending if p.never_approved]
+    for p in a.pending:
+        if not p.never_approved:
+            out.append(f"  - {p.revision}: pending ({', '.join(p.triggers)}): {'; '.join(p.changes)}")
+    if never:
+        out.append(f"  - never approved: {', '.join(never)} (a human: db-migrate approve REV --by NAME --note ...)")
+    if a.written is not None:
+        out.append(f"  appended: {a.written.revision} {a.written.by_on}")
+    return out
+
+
+def approvals_apart(results: Iterable[Verdict], *, color: bool = False) -> str:
+    """Every escalating revision of ``results``, approved ones and pending ones apart (``--changed-since``)."""
+    paint = _Paint(color)
+    approved: dict[str, str] = {}
+    pending: dict[str, str] = {}
+    for r in results:
+        if r.approval is not None:
+            for e in r.approval.approved:
+                approved.setdefault(e.revision, f"{e.by_on}" + (f": {e.note}" if e.note else ""))
+            for p in r.approval.pending:
+                pending.setdefault(p.revision, f"{', '.join(p.triggers)}: {'; '.join(p.changes)}")
+    if not (approved or pending):
+        return ""
+    out = [paint(f"Escalations approved ({len(approved)}):", "bold", "green")]
+    out += [f"  - {rev}: {text}" for rev, text in approved.items()] or ["  (none)"]
+    out.append(paint(f"Escalations pending ({len(pending)}):", "bold", "magenta"))
+    out += [f"  - {rev}: {text}" for rev, text in pending.items()] or ["  (none)"]
+    return "\n".join(out)
+
+
 def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     """An MCP tool's text content: everything an agent needs to act when a client shows only text.
 
@@ -123,11 +216,16 @@ def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     """
     head = result.summary if result.summary.startswith(result.decision) else f"{result.decision}: {result.summary}"
     lines = [head]
-    if result.escalation is not None and result.escalation.triggers:
+    if result.escalation is not None and result.escalation.triggers and not result.escalation.required:
+        lines.append("The escalation below was approved by a human (approval record); nothing to ask:")
+        lines.extend(f"- approved: {t.trigger}: " + "; ".join(t.evidence) for t in result.escalation.triggers)
+    elif result.escalation is not None and result.escalation.triggers:
         lines.append("STOP: a human must decide. Show the user each trigger with its evidence:")
         for t in result.escalation.triggers:
             lines.append(f"- needs a human: {t.trigger}: {t.reason}")
             lines.extend(f"    {ev}" for ev in t.evidence)
+    for p in result.approval.pending if result.approval is not None else []:
+        lines.append(f"- approval pending for {p.revision}: {'; '.join(p.changes)}")
     errors = [f for f in result.findings if f.severity == "error"]
     others = sorted((f for f in result.findings if f.severity != "error"), key=lambda f: SEVERITY_ORDER[f.severity])
     if errors:
@@ -212,9 +310,10 @@ def _extras(result: Verdict) -> Iterable[tuple[str, str | list[str]]]:
             continue
         label = name.replace("_", " ")
         if name in _ITEM_TEXT and isinstance(value, list):
-            lines = [_ITEM_TEXT[name](v) for v in value[:_MAX_ITEMS]]
-            if len(value) > _MAX_ITEMS:
-                lines.append(f"... and {len(value) - _MAX_ITEMS} more (--format json lists them all)")
+            cap = len(value) if name in _EVERY_ITEM else _MAX_ITEMS  # a report lists every revision it covers
+            lines = [_ITEM_TEXT[name](v) for v in value[:cap]]
+            if len(value) > cap:
+                lines.append(f"... and {len(value) - cap} more (--format json lists them all)")
             yield f"{label} ({len(value)})", lines
         elif name in _MAPPING_TEXT and isinstance(value, dict):
             yield label, ", ".join(_MAPPING_TEXT[name](k, v) for k, v in list(value.items())[:_MAX_ITEMS]) + (
@@ -229,6 +328,7 @@ def _extras(result: Verdict) -> Iterable[tuple[str, str | list[str]]]:
 
 
 _MAX_ITEMS = 12
+_EVERY_ITEM = {"reviews"}
 #: Fields every report already shows another way (failures are findings; the review inside a
 #: generate verdict is merged into its findings; code is in the file) or that only a program needs.
 _SHOWN_ELSEWHERE = {"failures", "review", "suppressed", "policy", "upgrade_code", "downgrade_code", "human_approval"}

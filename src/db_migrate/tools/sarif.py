@@ -9,6 +9,8 @@ relative to the repository root, and ``partialFingerprints`` computed from
 what does not move when lines do (rule, revision, file, phase, table,
 column, plus an occurrence number for repeats): code scanning keeps an alert
 open across unrelated edits of the file instead of closing and reopening it.
+An escalation a human approved (the approval record) is a result with an
+``external`` suppression whose justification names who approved it and when.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def sarif_log(found: Sequence[Item], rules: Iterable[Any], *, version: str) -> d
         }
         if it.revision:
             result["properties"] = {"revision": it.revision}
+        if it.suppressed:  # an approval in the repository's record: code scanning shows it as dismissed
+            result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": it.suppressed}]
         results.append(result)
 
     return {
