@@ -165,6 +165,12 @@ class DbMigrateServer(MCPServer):
     """
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        from db_migrate.tools.limits import check_arguments
+
+        try:
+            check_arguments(name, arguments)  # before anything reads them: a 1 MB revision is refused at once
+        except DbMigrateError as e:
+            return error_result(e)
         known = await self._argument_names(name)
         if known is not None:
             unknown = sorted(set(arguments) - known)

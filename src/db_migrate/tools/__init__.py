@@ -40,10 +40,14 @@ def call(tool: str, project: Any, **kwargs: Any) -> Verdict:
     are hidden in the verdict and in any error, whatever path they took there.
 
     URL arguments are normalised here too, the one door both adapters go through
-    (``postgres://`` is accepted as PostgreSQL).
+    (``postgres://`` is accepted as PostgreSQL), and string arguments over their
+    limits are refused (:func:`db_migrate.tools.limits.check_arguments`).
     """
     from db_migrate.errors import DbMigrateError
+    from db_migrate.tools.limits import check_arguments
     from db_migrate.urls import scrub, scrub_value, secrets_in, url_secrets
+
+    check_arguments(tool, kwargs)
 
     from db_migrate.project.config import normalize_url
 
