@@ -54,8 +54,12 @@ def call(tool: str, project: Any, **kwargs: Any) -> Verdict:
     kwargs = {k: normalize_url(v) if k.endswith("_url") and isinstance(v, str) else v for k, v in kwargs.items()}
     package, func, _ = TOOLS[tool]
     secrets = secrets_in(kwargs) + url_secrets(getattr(project, "url", None))
+    service = getattr(importlib.import_module(package), func)
+    from db_migrate.sandbox import call_deadline
+
     try:
-        return scrub_value(getattr(importlib.import_module(package), func)(project, **kwargs), secrets)
+        with call_deadline(kwargs.get("timeout")):  # --timeout bounds the whole call, not each job
+            return scrub_value(service(project, **kwargs), secrets)
     except DbMigrateError as e:
         e.message = scrub(e.message, secrets)
         e.hint = scrub(e.hint, secrets) if e.hint else e.hint
