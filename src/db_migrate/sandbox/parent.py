@@ -107,12 +107,17 @@ def share_fork_server(enabled: bool = True) -> None:
     """Use the warm parent that CLI calls share (:mod:`.shared`) instead of a private fork server.
 
     For short-lived processes (the CLI): they would otherwise pay the fork server's start-up,
-    most of a call.  ``DB_MIGRATE_SHARED_WORKER=0`` overrides it.
+    most of a call.  ``DB_MIGRATE_SHARED_WORKER=0`` overrides it.  The warm parent also
+    supervises this process's scratch databases (:func:`db_migrate.scratch.set_supervisor`).
     """
     global _share
     from db_migrate.sandbox import shared
 
     _share = enabled and shared.enabled()
+    if _share:
+        from db_migrate.scratch import set_supervisor
+
+        set_supervisor(shared.supervise, shared.release)  # the warm parent drops our scratch databases if we die
 
 
 def _fork_server() -> ForkServer:
