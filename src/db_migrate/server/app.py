@@ -497,7 +497,8 @@ def serve(
     only the ``Host`` values ``allowed_hosts`` names, besides the address it is bound to.
     """
     root = Path(project_dir or os.getcwd()).resolve()
-    token = http_token(token_file, required=http and not is_loopback(host)) if http else None
+    token = http_token(token_file, required=not is_loopback(host)) if http else None
+    os.environ.pop(TOKEN_ENV, None)  # the fork server copies our environment: project code must not see it
     if not root.is_dir():
         from db_migrate.errors import ConfigNotFound
 
@@ -584,7 +585,6 @@ def http_token(token_file: str | os.PathLike[str] | None, *, required: bool) -> 
                              hint=f"chmod 600 {path}") from None
     elif os.environ.get(TOKEN_ENV, "").strip():
         token = os.environ[TOKEN_ENV].strip()
-    os.environ.pop(TOKEN_ENV, None)  # the fork server copies our environment: project code must not see it
     if token is None:
         if required:
             raise UsageError(
