@@ -58,6 +58,9 @@ def test_limits_accept_what_fits_and_refuse_the_rest_without_echoing_it() -> Non
     assert "the database_url argument" in (info.hint or "")
     with pytest.raises(InvalidArgument, match="NUL"):
         check_arguments("test_roundtrip", {"revision": "abc\0.py"})
+    with pytest.raises(InvalidArgument) as e:
+        check_arguments("review_migration", {"revision" + "n" * MB: "head"})
+    assert len(e.value.info("mcp").model_dump_json()) < 1000  # a huge name is not echoed either
     with pytest.raises(InvalidArgument, match="message"):
         check_arguments("generate_migration", {"message": "m" * (ARGUMENT_LIMITS["message"] + 1)})
 

@@ -252,9 +252,12 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
             if ctx is not None:
                 await ctx.report_progress(progress if progress is not None else steps, total, message)
 
+        def in_thread(**arguments: Any) -> Verdict:
+            return call(tool, ref.get(), **arguments)  # reading the project's config too: never on the event loop
+
         try:
             # paths outside the project are refused where revisions are resolved (History.resolve)
-            return await run_in_scope(call, tool, ref.get(), on_progress=on_progress, timeout=ref.timeout, **kwargs)
+            return await run_in_scope(in_thread, on_progress=on_progress, timeout=ref.timeout, **kwargs)
         except Exception as e:  # CancelledError is a BaseException: it propagates and kills the workers
             return error_result(e)
 

@@ -37,6 +37,8 @@ ARGUMENT_LIMITS: dict[str, int] = {
     "environment": 256, "dialect": 64,
 }
 """Longest value, in characters, of each string argument of the tools."""
+NAME_LIMIT = 64
+"""Longest argument name (every tool's are under 20): a longer one is refused without being echoed."""
 DEFAULT_LIMIT = 4096
 """Longest value of a string argument not named in :data:`ARGUMENT_LIMITS`."""
 _WHAT = {"revision": "a revision id, a unique prefix, 'head' or the path of a revision file",
@@ -49,6 +51,12 @@ def check_arguments(tool: str, arguments: dict[str, Any]) -> None:
     Linear in the arguments' size and never echoes a refused value (it may be a URL with a password).
     """
     for name, value in arguments.items():
+        if len(name) > NAME_LIMIT:
+            raise InvalidArgument(
+                f"{tool}: an argument name is {len(name)} characters long; no argument is named like that.",
+                hint=f"{tool} takes the arguments its inputSchema lists (tools/list).",
+                length=len(name), limit=NAME_LIMIT,
+            )
         if not isinstance(value, str):
             continue
         limit = ARGUMENT_LIMITS.get(name, DEFAULT_LIMIT)
