@@ -155,7 +155,7 @@ def test_sigterm_ends_the_server_whatever_it_is_doing(tmp_path: Path) -> None:
     root = make_project(tmp_path, [LOOP]).resolve()
     server = _Stdio(root, "--timeout", "3600")
     try:
-        server.call(1, "test_roundtrip", {})  # loops until its (hour-long) timeout
+        server.call(1, "test_roundtrip", {"database_url": "sqlite://"})  # loops until its (hour-long) timeout
         server.call(2, "review_migration", {"revision": "y" * (30 * MB)})  # and a huge argument behind it
         assert server.answer()["id"] == 2  # the refusal: the loop holds neither the event loop nor stdin
         server.proc.send_signal(signal.SIGTERM)
