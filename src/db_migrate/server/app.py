@@ -603,7 +603,7 @@ def http_token(token_file: str | os.PathLike[str] | None, *, required: bool) -> 
     return token
 
 
-def transport_security(host: str, port: int, allowed_hosts: list[str]) -> Any:
+def transport_security(host: str, allowed_hosts: list[str]) -> Any:
     """The SDK's DNS-rebinding protection (``Host`` and ``Origin`` checked) for a server bound to ``host``.
 
     Loopback: the loopback names, as the SDK's own default.  Another host: the names the operator
@@ -618,8 +618,8 @@ def transport_security(host: str, port: int, allowed_hosts: list[str]) -> Any:
     hosts: list[str] = []
     for name in [*allowed_hosts, *names]:
         name = name.strip()
-        bare = name.rsplit(":", 1)[0] if name.count(":") == 1 or name.startswith("[") and "]:" in name else name
-        for value in ([name] if bare != name else [name, f"{name}:*"]):
+        with_port = name.count(":") == 1 or (name.startswith("[") and "]:" in name)
+        for value in ([name] if with_port else [name, f"{name}:*"]):  # a bare name: on any port
             if value and value not in hosts:
                 hosts.append(value)
     origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
@@ -669,7 +669,7 @@ def _serve_http(server: MCPServer, host: str, port: int, *, token: str | None = 
             cancel_all_calls()  # the calls answer (cancelled) at once; uvicorn then waits for them as usual
             super().handle_exit(sig, frame)
 
-    app = server.streamable_http_app(host=host, transport_security=transport_security(host, port, allowed_hosts))
+    app = server.streamable_http_app(host=host, transport_security=transport_security(host, allowed_hosts))
     if token is not None:
         app = require_bearer(app, token)
     config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower())
