@@ -178,13 +178,20 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _post(port: int, headers: dict[str, str]) -> int:
+def _post(port: int, headers: dict[str, str], *, announce: int = 0) -> int:
+    """POST an initialize request; with ``announce``, only announce a body of that size (none is sent)."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}})
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request("POST", "/mcp", body=body, headers={
-            "content-type": "application/json", "accept": "application/json, text/event-stream", **headers})
+        all_headers = {"content-type": "application/json", "accept": "application/json, text/event-stream", **headers}
+        if announce:
+            conn.putrequest("POST", "/mcp", skip_host="host" in headers)
+            for k, v in {**all_headers, "content-length": str(announce)}.items():
+                conn.putheader(k, v)
+            conn.endheaders()  # the answer must come before any body: nothing is read for it
+        else:
+            conn.request("POST", "/mcp", body=body, headers=all_headers)
         response = conn.getresponse()
         response.read()
         return response.status
@@ -249,6 +256,9 @@ def test_http_with_a_token_wants_it_on_every_request_and_checks_host_and_origin(
         assert _post(port, {**good, "host": f"mcp.example.test:{port}"}) == 200  # a name the operator allowed
         assert _post(port, {**good, "host": "attacker.example"}) == 421
         assert _post(port, {**good, "origin": "http://attacker.example"}) == 403
+        assert _post(port, {}, announce=30 * MB) == 401  # refused before its body is read
+        assert _post(port, good, announce=30 * MB) == 413  # the SDK's body limit (4 MiB), from the declared size
+        assert _post(port, good) == 200  # and the server goes on answering
     finally:
         _stop(proc)
 
