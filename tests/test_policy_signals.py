@@ -146,3 +146,58 @@ def test_the_names_a_url_gives_are_kept_without_its_credentials(monkeypatch) -> 
     assert "Pr0dPassw0rd" not in kept and "K3yPass" not in kept and "deploy" not in kept
     monkeypatch.setattr(sqlalchemy.engine, "make_url", lambda *a, **k: (_ for _ in ()).throw(AssertionError("parsed again")))
     assert url_hosts(url) == fresh  # the next call reads what was kept
+
+
+# --- libpq's environment: what a URL leaves open ------------------------------------------------------
+
+
+@pytest.fixture
+def _no_libpq_env(monkeypatch, tmp_path):
+    for name in ("PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGSYSCONFDIR", str(tmp_path))  # no system service file of this machine counts
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "none.conf"))
+
+
+@pytest.mark.parametrize(("env", "url"), [
+    ({"PGHOST": "db.prod.internal"}, "postgresql://"),
+    ({"PGHOST": "db.prod.internal"}, "postgresql:///scratch"),
+    ({"PGHOSTADDR": "prod-db"}, "postgresql+psycopg://ci@/"),
+    ({"PGDATABASE": "orders_prod"}, "postgresql://"),
+    ({"PGDATABASE": "production"}, "postgresql://ci@localhost"),
+    ({"PGSERVICE": "main"}, "postgresql://"),
+    ({}, "postgresql://?service=main"),
+])
+def test_libpq_defaults_a_url_leaves_open_are_judged(_no_libpq_env, monkeypatch, tmp_path, env, url):
+    from db_migrate.errors import Refused
+    from db_migrate.scratch import refuse_production
+
+    service_file = tmp_path / "services.conf"
+    service_file.write_text("[main]\nhost=pg-prod-1.example.com\nport=5432\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(service_file))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert production_signal(url, {}, None) is not None
+    with pytest.raises(Refused, match="production"):
+        refuse_production(url, {})  # what every scratch database goes through
+
+
+def test_libpq_defaults_do_not_override_what_the_url_names(_no_libpq_env, monkeypatch):
+    monkeypatch.setenv("PGHOST", "db.prod.internal")
+    monkeypatch.setenv("PGDATABASE", "orders_prod")
+    assert production_signal("postgresql://ci@ci-db:5432/scratch", {}, None) is None  # libpq uses the URL's own
+    assert production_signal("mysql+pymysql://root@127.0.0.1/scratch", {}, None) is None  # not libpq
+    monkeypatch.delenv("PGHOST")
+    monkeypatch.delenv("PGDATABASE")
+    assert production_signal("postgresql://", {}, None) is None
+
+
+def test_a_scratch_tool_refuses_an_empty_postgres_url_aimed_at_production(_no_libpq_env, monkeypatch, residency):
+    from db_migrate.errors import Refused
+    from db_migrate.project import load_project
+    from db_migrate.tools import call
+
+    monkeypatch.setenv("PGHOST", "pg.prod.example.com")
+    with pytest.raises(Refused) as e:
+        call("test_roundtrip", load_project(None, cwd=residency), database_url="postgresql://")
+    assert "pg.prod.example.com" in e.value.message and e.value.code == "refused"

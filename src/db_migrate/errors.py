@@ -145,6 +145,12 @@ class UsageError(DbMigrateError):
     code = "usage"
 
 
+class InvalidArgument(UsageError):
+    """An argument no call could use (too long for any revision, URL or message): refused before any work."""
+
+    code = "invalid-argument"
+
+
 class ConfigNotFound(DbMigrateError):
     code = "config-not-found"
 

@@ -10,11 +10,14 @@ error message goes through this module:
   project code produced (its prints, its exception messages) can be cleaned
   with :func:`scrub` before it reaches a verdict or a log;
 - :func:`scrub` also hides anything in text that looks like a URL password or
-  a ``password=...`` pair, even when we never saw the URL it came from.
+  a ``password=...`` pair, even when we never saw the URL it came from;
+- :func:`url_hosts` lists every name a URL reaches a server or database by,
+  libpq's environment defaults included (what the production check judges).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -31,7 +34,9 @@ MIN_SECRET_LENGTH = 4
 """Shorter secrets are still hidden in URLs we render, but not searched for in free text (too many false hits)."""
 
 _KEY_ALTERNATION = "|".join(sorted(map(re.escape, SECRET_KEYS), key=len, reverse=True))
-_USERINFO_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#]*:)(?P<secret>[^\s@/?#]+)(?P<tail>@)")
+# A scheme starts where a run of scheme characters starts (the lookbehind): tried at every letter of a
+# long run, the pattern scanned the rest of the run each time, and a 100 KB argument took 20 s to scrub.
+_USERINFO_RE = re.compile(r"(?P<head>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#]*:)(?P<secret>[^\s@/?#]+)(?P<tail>@)")
 _PAIR_RE = re.compile(rf"(?P<head>(?<![A-Za-z0-9_])(?:{_KEY_ALTERNATION})\s*=\s*)(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;,'\")]+)", re.I)
 
 
@@ -173,3 +178,102 @@ def scrub_value(value: Any, secrets: list[str] | tuple[str, ...] = (), _depth: i
         for name in value.__dataclass_fields__:
             setattr(value, name, scrub_value(getattr(value, name), secrets, _depth + 1))
     return value
+
+
+def url_hosts(url: str) -> list[tuple[str, str]]:
+    """Every ``(what, value)`` a URL names a server or database by, as libpq would read it.
+
+    The netloc host, every ``?host=`` and ``?hostaddr=`` (each may list several,
+    comma-separated), the ``?service=`` entry of the PostgreSQL service file,
+    and, where the URL names no host, the ``PGHOST``/``PGHOSTADDR``/``PGSERVICE``
+    environment libpq falls back to (the service's entry in ``PGSERVICEFILE``, or
+    the user's and the system's service file); then the database name
+    (``?dbname=`` too, and ``PGDATABASE`` where the URL names none).  So a
+    ``postgresql://`` that leaves everything to the environment is judged by what
+    it will reach.
+    """
+    parts = _url_parts(url)
+    out: list[tuple[str, str]] = []
+
+    def add(what: str, raw: object) -> None:
+        for v in ([raw] if isinstance(raw, str) else list(raw or ())):
+            for part in str(v).split(","):
+                part = part.strip()
+                host = part.rsplit(":", 1)[0] if part.count(":") == 1 else part  # drop a :port
+                if host and (what, host) not in out:
+                    out.append((what, host))
+
+    q = parts["query"]
+    add("host", parts["host"])
+    add("host", q.get("host"))
+    add("hostaddr", q.get("hostaddr"))
+    postgres = parts["backend"] == "postgresql"
+    if postgres and not parts["host"] and not q.get("host") and not q.get("hostaddr"):
+        add("host", os.environ.get("PGHOST", ""))
+        add("hostaddr", os.environ.get("PGHOSTADDR", ""))
+    service = q.get("service") or (os.environ.get("PGSERVICE") if postgres else None)
+    if postgres and service:
+        for key, value in _service_entry(str(service if isinstance(service, str) else service[0])).items():
+            if key in ("host", "hostaddr"):
+                add(f"{key} of service {service!r}", value)
+            elif key == "dbname":
+                add("database name", value)
+    if parts["database"]:
+        # SQLite paths: match the file name, not every directory above it
+        add("database name", os.path.basename(parts["database"]) if parts["backend"] == "sqlite" else parts["database"])
+    add("database name", q.get("dbname"))
+    if postgres and not parts["database"] and not q.get("dbname"):
+        add("database name", os.environ.get("PGDATABASE", ""))
+    return out
+
+
+_NAMING_KEYS = ("host", "hostaddr", "service", "dbname")
+_MAX_KEPT_URLS = 64
+
+
+def _url_parts(url: str) -> dict[str, Any]:
+    """What SQLAlchemy's ``make_url`` reads in ``url`` that names a server or a database.
+
+    Kept on disk (``<cache>/url-parts.json``, by a hash of the URL; host and database names
+    only, never a credential), so a CLI call on the same URL does not import SQLAlchemy for it:
+    that import was a third of a ``db-migrate review`` call.
+    """
+    import hashlib
+
+    from db_migrate.cache import cache_dir, read_json, write_json
+
+    key = hashlib.sha256(url.encode()).hexdigest()[:32]
+    path = cache_dir() / "url-parts.json"
+    kept = read_json(path)
+    if not isinstance(kept, dict):
+        kept = {}
+    hit = kept.get(key)
+    if isinstance(hit, dict) and {"backend", "host", "database", "query"} <= hit.keys():
+        return hit
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    parts = {"backend": u.get_backend_name(), "host": u.host or "", "database": u.database or "",
+             "query": {k: v if isinstance(v, str) else list(v) for k, v in u.query.items() if k in _NAMING_KEYS}}
+    kept.pop(key, None)
+    kept[key] = parts  # newest last; the oldest go first
+    write_json(path, dict(list(kept.items())[-_MAX_KEPT_URLS:]))
+    return parts
+
+
+def _service_entry(name: str) -> dict[str, str]:
+    """The ``[name]`` section of the PostgreSQL service files libpq reads (user's first, then the system's)."""
+    import configparser
+
+    files = [os.environ.get("PGSERVICEFILE") or os.path.expanduser("~/.pg_service.conf")]
+    sysconf = os.environ.get("PGSYSCONFDIR")
+    files += [os.path.join(sysconf, "pg_service.conf")] if sysconf else ["/etc/postgresql-common/pg_service.conf"]
+    for path in files:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        if parser.has_section(name):
+            return {k.lower(): v for k, v in parser.items(name)}
+    return {}

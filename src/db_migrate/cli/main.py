@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    p.add_argument("--token-file", metavar="PATH", help="file (mode 600) holding the bearer token HTTP clients must send "
+                   "(default: $DB_MIGRATE_HTTP_TOKEN); required for a --host other than loopback")
+    p.add_argument("--allowed-host", metavar="HOST[:PORT]", action="append", default=[],
+                   help="a Host header value HTTP clients may use (repeatable; the bound address and loopback are always allowed)")
     p.add_argument("--project", metavar="DIR", help="project root (default: the working directory)")
 
     p = sub.add_parser("scratch", parents=[common], help="the embedded PostgreSQL scratch server: status, or stop it now")
@@ -213,7 +217,7 @@ def _serve(args: argparse.Namespace, out: Any) -> int:
     from db_migrate.server import serve
 
     serve(project_dir=args.project, config=args.config, section=args.name, http=args.http, host=args.host, port=args.port,
-          timeout=args.timeout)
+          timeout=args.timeout, token_file=args.token_file, allowed_hosts=args.allowed_host)
     return 0
 
 
@@ -242,7 +246,11 @@ def _share_fork_server() -> None:
     """Jobs fork from the warm parent CLI calls share (sandbox/shared.py): no fork server start-up per call."""
     from db_migrate.sandbox import share_fork_server
 
-    share_fork_server()
+    if share_fork_server():
+        from db_migrate.sandbox import shared
+        from db_migrate.scratch import set_supervisor
+
+        set_supervisor(shared.supervise, shared.release)  # the warm parent drops our scratch databases if we die
 
 
 def _prewarm() -> None:

@@ -138,6 +138,24 @@ class History:
         h = self.by_id.get(rid)
         return (*h.down_revisions, *h.depends_on) if h else ()
 
+    def _revision_path(self, ref: str) -> Path:
+        """The file a path reference names, inside the project; a path the system cannot look up is a usage error."""
+        try:
+            p = Path(ref)
+            if not p.is_absolute():
+                # relative to the working directory when it exists there, else to the project root
+                p = Path.cwd() / p if (Path.cwd() / p).exists() else self.project.root / p
+            return self.project.require_inside(p)
+        except (OSError, ValueError) as e:  # ENAMETOOLONG ("File name too long"), ELOOP, a NUL byte
+            from db_migrate.errors import InvalidArgument
+
+            why = os.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e)
+            shown = ref if len(ref) <= 120 else f"{ref[:60]}...{ref[-40:]} ({len(ref)} characters)"
+            raise InvalidArgument(
+                f"Cannot look up the revision path {shown!r}: {why}.",
+                hint="Name a revision by its id, a unique prefix, 'head', or the path of a revision file inside the project.",
+            ) from None
+
     def resolve(self, ref: str | None) -> RevisionHeader:
         """The revision named by an id, a unique id prefix, ``head``, or a file path."""
         ref = (ref or "head").strip()
@@ -158,11 +176,7 @@ class History:
         if ref in self.by_id:
             return self.by_id[ref]
         if ref.endswith(".py") or os.sep in ref or "/" in ref:
-            p = Path(ref)
-            if not p.is_absolute():
-                # relative to the working directory when it exists there, else to the project root
-                p = Path.cwd() / p if (Path.cwd() / p).exists() else self.project.root / p
-            path = self.project.require_inside(p)
+            path = self._revision_path(ref)
             h = self.by_path(path)
             if h is None:
                 for b in self.broken:

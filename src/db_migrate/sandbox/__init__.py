@@ -18,6 +18,7 @@ call's jobs on cancellation.  Service functions are decorated with
 
 from db_migrate.sandbox.parent import (
     DEFAULT_TIMEOUT,
+    call_deadline,
     collect_isolation,
     prewarm,
     progress,
@@ -34,6 +35,7 @@ from db_migrate.sandbox.worker import report_progress
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "call_deadline",
     "collect_isolation",
     "prewarm",
     "progress",

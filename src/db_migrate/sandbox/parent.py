@@ -103,16 +103,19 @@ _server_lock = threading.Lock()
 _share = False
 
 
-def share_fork_server(enabled: bool = True) -> None:
+def share_fork_server(enabled: bool = True) -> bool:
     """Use the warm parent that CLI calls share (:mod:`.shared`) instead of a private fork server.
 
     For short-lived processes (the CLI): they would otherwise pay the fork server's start-up,
-    most of a call.  ``DB_MIGRATE_SHARED_WORKER=0`` overrides it.
+    most of a call.  ``DB_MIGRATE_SHARED_WORKER=0`` overrides it.  True when it is used: then the
+    caller also hands the warm parent its scratch databases to supervise
+    (:func:`db_migrate.scratch.set_supervisor` with :func:`.shared.supervise`).
     """
     global _share
     from db_migrate.sandbox import shared
 
     _share = enabled and shared.enabled()
+    return _share
 
 
 def _fork_server() -> ForkServer:
@@ -248,6 +251,43 @@ def _check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
+@contextmanager
+def call_deadline(timeout: float | None) -> Iterator[None]:
+    """Within the block, ``timeout`` seconds bound all jobs together: each gets what is left.
+
+    A call runs several jobs (a template build, the roundtrip, the review the policy needs);
+    each used to get the whole ``--timeout``, so a revision looping at import cost it three
+    times over.  Now the first job that hangs uses up the call's time and the later ones
+    are not started (:class:`~db_migrate.errors.MigrationTimeout` at once).  ``None``: no
+    deadline (each job keeps its own default).  Nested blocks keep the earlier deadline.
+    """
+    if timeout is None:
+        yield
+        return
+    previous = getattr(_local, "deadline", None)
+    mine = (time.monotonic() + _check_timeout(timeout), float(timeout))
+    _local.deadline = mine if previous is None or mine[0] < previous[0] else previous
+    try:
+        yield
+    finally:
+        _local.deadline = previous
+
+
+def _time_left(timeout: float, what: str) -> float:
+    """``timeout``, cut to what is left of the call's deadline; MigrationTimeout when nothing is."""
+    bound = getattr(_local, "deadline", None)
+    if bound is None:
+        return timeout
+    left = bound[0] - time.monotonic()
+    if left <= 0:
+        raise MigrationTimeout(
+            f"The call's time limit of {bound[1]:g} s was used up before {what} could run.",
+            hint="An earlier step of the call used the time (see its own error). Raise the limit with --timeout or "
+            "DB_MIGRATE_TIMEOUT if the project is just slow.",
+        )
+    return min(timeout, left)
+
+
 def run_job(
     target: str,
     *,
@@ -268,7 +308,7 @@ def run_job(
     an SQLite scratch file's folder is writable) or None (a fresh process only).  Secrets of every URL among the arguments are hidden in
     what comes back (the result, error texts, the job's prints).
     """
-    timeout = _check_timeout(DEFAULT_TIMEOUT if timeout is None else timeout)
+    timeout = _time_left(_check_timeout(DEFAULT_TIMEOUT if timeout is None else timeout), what)
     scope: CallScope | None = getattr(_local, "scope", None)
     if scope is not None and scope.cancelled:
         raise MigrationCrashed("The call was cancelled.")
@@ -296,7 +336,7 @@ def run_job(
                 job.kill()
                 _late_progress(job, on_progress, secrets)
                 raise MigrationTimeout(
-                    f"{what[:1].upper()}{what[1:]} did not finish within {timeout:g} s; its process was stopped.",
+                    f"{what[:1].upper()}{what[1:]} did not finish within {timeout:.3g} s; its process was stopped.",
                     hint="Look for an endless loop, a blocking call or a lock wait in the migration or env.py; "
                     "raise the limit with --timeout or DB_MIGRATE_TIMEOUT if it is just slow.",
                 )

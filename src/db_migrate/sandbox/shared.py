@@ -29,8 +29,19 @@ a pre-commit hook, an agent's loop) paid it every time.  So CLI calls share a
   after :data:`IDLE_SECONDS` without a session (``DB_MIGRATE_WORKER_IDLE_MINUTES``),
   or when its socket is removed or replaced.
 
+The warm parent is also the *supervisor* of what a CLI call must undo should
+it die: :func:`supervise` opens a second kind of session, a *guard*, and
+registers clean-ups (``"module:function"`` and its arguments: the scratch
+database a roundtrip created, and its server); :func:`release` withdraws one
+once the call has done it itself.  When the caller's connection closes with
+clean-ups still registered (``kill -9``, a crash), the guard runs them at once
+and exits, so a killed call's scratch database is dropped then, not by the
+next run's sweep.  A registration is one datagram sent before the database is
+created, so the guard has it even when the caller dies the next instant.
+
 ``DB_MIGRATE_SHARED_WORKER=0`` makes the CLI start a private fork server per
-call instead, as the MCP server always does.
+call instead, as the MCP server always does (and no guard: the next run's
+sweep drops what a killed call left).
 """
 
 from __future__ import annotations
@@ -45,8 +56,10 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 IDLE_SECONDS = 600.0
 """How long the warm parent waits for a next CLI call (``DB_MIGRATE_WORKER_IDLE_MINUTES`` overrides)."""
@@ -127,11 +140,12 @@ def _a_caller(sock: socket.socket) -> bool:
 # --------------------------------------------------------------------------- the caller's side
 
 
-def connect() -> socket.socket | None:
+def connect(*, guard: bool = False) -> socket.socket | None:
     """A session of the warm parent for this process (started when none listens), or None.
 
     None means: use a private fork server (no usable folder or socket path, or the warm
     parent would not start); the caller never fails for the sake of a speed-up.
+    ``guard``: a guard session (:func:`supervise`) instead of a fork server.
     """
     path = socket_path()
     if path is None:
@@ -140,7 +154,7 @@ def connect() -> socket.socket | None:
         _private_folder(path.parent)
     except OSError:
         return None
-    sock = _session_at(path)
+    sock = _session_at(path, guard)
     if sock is not None:
         return sock
     import fcntl
@@ -148,13 +162,13 @@ def connect() -> socket.socket | None:
     try:
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one caller starts it; the others wait and connect
-            sock = _session_at(path)
+            sock = _session_at(path, guard)
             if sock is None:
                 proc = _start(path)
                 deadline = time.monotonic() + START_SECONDS
                 while sock is None and proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.01)
-                    sock = _session_at(path)
+                    sock = _session_at(path, guard)
     except OSError:
         return None
     return sock
@@ -170,7 +184,7 @@ def _private_folder(folder: Path) -> None:
             raise PermissionError(f"{folder} is not a private folder of this user")
 
 
-def _session_at(path: Path) -> socket.socket | None:
+def _session_at(path: Path, guard: bool = False) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         sock.settimeout(10)
@@ -179,7 +193,7 @@ def _session_at(path: Path) -> socket.socket | None:
             raise PermissionError("the fork server's socket belongs to another user")
         env = dict(os.environ)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # never litter the user's versions/ with __pycache__
-        sock.send(pickle.dumps({"env": env, "cwd": os.getcwd()}))
+        sock.send(pickle.dumps({"env": env, "cwd": os.getcwd(), "guard": guard}))
         if sock.recv(8) != b"ok":
             raise ConnectionError("the fork server refused the session")
         sock.settimeout(None)
@@ -187,6 +201,75 @@ def _session_at(path: Path) -> socket.socket | None:
     except (OSError, ValueError):
         sock.close()
         return None
+
+
+_guard: socket.socket | None = None
+_guard_lock = threading.Lock()
+
+
+def supervise(target: str, *args: Any) -> bool:
+    """Have the warm parent run ``target(*args)`` should this process end before :func:`release`.
+
+    ``target`` is ``"module:function"``; ``args`` must pickle.  False when no guard can be had
+    (no warm parent; the caller goes on without one: the next run's sweep is the fallback).
+    """
+    global _guard
+    message = pickle.dumps(("add", target, args))
+    with _guard_lock:
+        for _attempt in range(2):  # a guard whose warm parent was replaced is gone: connect again once
+            if _guard is None:
+                _guard = connect(guard=True)
+                if _guard is None:
+                    return False
+            try:
+                _guard.send(message)
+                return True
+            except OSError:
+                _guard.close()
+                _guard = None
+    return False
+
+
+def release(target: str, *args: Any) -> None:
+    """Withdraw a clean-up :func:`supervise` registered: the caller has done it itself."""
+    with _guard_lock:
+        if _guard is not None:
+            with contextlib.suppress(OSError):
+                _guard.send(pickle.dumps(("done", target, args)))
+
+
+def _run_guard(conn: socket.socket) -> None:
+    """A guard session: keep the caller's clean-ups; when its connection closes, run those left.
+
+    Datagrams a caller sent before dying are still read before the end of the connection, so a
+    clean-up registered is never missed.  Each runs once, whatever the others do.
+    """
+    import importlib
+
+    held: list[tuple[str, tuple[Any, ...]]] = []
+    while True:
+        try:
+            msg = conn.recv(1 << 20)
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+        if not msg:
+            break
+        try:
+            op, target, args = pickle.loads(msg)  # our caller, the same user (checked): not untrusted input
+        except Exception:
+            continue
+        if op == "add":
+            held.append((target, tuple(args)))
+        elif (target, tuple(args)) in held:
+            held.remove((target, tuple(args)))
+    for target, args in held:
+        module, _, func = target.partition(":")
+        try:
+            getattr(importlib.import_module(module), func)(*args)
+        except Exception:
+            pass  # gone already, or unreachable now: the next run's sweep is still there
 
 
 def _start(path: Path) -> subprocess.Popen:
@@ -328,6 +411,10 @@ def _session(conn: socket.socket) -> None:
         import tempfile
 
         tempfile.tempdir = None  # from the caller's TMPDIR
+        if hello.get("guard"):
+            conn.send(b"ok")
+            _run_guard(conn)  # stays in "/": it never runs project code
+            return
         spawned_in = sys.path[0] if sys.path else None
         os.chdir(hello["cwd"])
         if spawned_in == "/":  # `python -m` put our start folder first; a private server has its caller's there

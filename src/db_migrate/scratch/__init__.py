@@ -30,6 +30,12 @@ tag names this boot of this machine and a process that no longer runs
 (:func:`drop_stale`).  Databases of other machines or earlier boots, and
 templates (no owner), are left alone.
 
+A process that outlives its caller can do better than that sweep: with a
+supervisor set (:func:`set_supervisor`; the CLI sets the warm parent CLI calls
+share, :func:`db_migrate.sandbox.shared.supervise`), each server database is
+registered with it before it is created and withdrawn once dropped, and the
+supervisor drops it at once if this process dies in between.
+
 Templates (:mod:`db_migrate.scratch.templates`) cache the schema of a revision
 so a roundtrip of the newest revision of a long history does not replay it all.
 """
@@ -44,7 +50,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +75,8 @@ _engines: dict[str, object] = {}
 _engines_lock = threading.Lock()
 _swept: set[str] = set()
 """Servers whose stale databases this process already dropped."""
+_supervisor: tuple[Callable[..., bool], Callable[..., None]] | None = None
+"""``(register, release)``: who drops this process's scratch databases should it die (:func:`set_supervisor`)."""
 _OWNER_RE = re.compile(r"_(?P<boot>[0-9a-f]{6})p(?P<pid>\d+)s(?P<start>\d+)$")
 
 
@@ -301,7 +309,16 @@ def scratch_database(
         except Exception:
             pass  # a sweep is housekeeping; creating the database below reports a real problem
     name = _new_name(purpose)
-    create_database(server_url, name, template=str(template) if template else None)
+    supervisor = _supervisor
+    # registered before it exists, so a kill between the two is covered too; withdrawn only once dropped,
+    # so a drop that fails here is tried again by the supervisor when this process ends
+    registered = supervisor is not None and supervisor[0](_DROP, server_url, name)
+    try:
+        create_database(server_url, name, template=str(template) if template else None)
+    except BaseException:
+        if registered:
+            supervisor[1](_DROP, server_url, name)  # type: ignore[index]
+        raise
     url = database_url(server_url, name)
     hold_scratch(url)
     try:
@@ -309,6 +326,21 @@ def scratch_database(
     finally:
         release_scratch(url)
         drop_database(server_url, name)
+        if registered:
+            supervisor[1](_DROP, server_url, name)  # type: ignore[index]
+
+
+def set_supervisor(register: Callable[..., bool] | None, release: Callable[..., None] | None = None) -> None:
+    """Have ``register(target, *args)`` called before each server database is created, ``release`` once dropped.
+
+    ``target`` is ``"db_migrate.scratch:drop_database"`` and ``args`` the server URL and name: what a
+    supervisor that outlives this process runs should the process die in between.  ``None``: none.
+    """
+    global _supervisor
+    _supervisor = (register, release) if register is not None and release is not None else None
+
+
+_DROP = "db_migrate.scratch:drop_database"
 
 
 def refuse_production(server_url: str | None, settings: Mapping[str, Any] | None = None, environment: str | None = None) -> None:

@@ -167,6 +167,12 @@ class DbMigrateServer(MCPServer):
     """
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        from db_migrate.tools.limits import check_arguments
+
+        try:
+            check_arguments(name, arguments)  # before anything reads them: a 1 MB revision is refused at once
+        except DbMigrateError as e:
+            return error_result(e)
         known = await self._argument_names(name)
         if known is not None:
             unknown = sorted(set(arguments) - known)
@@ -268,9 +274,12 @@ def build_server(project_dir: str | os.PathLike[str] | None = None, *, config: s
             if ctx is not None:
                 await ctx.report_progress(progress if progress is not None else steps, total, message)
 
+        def in_thread(**arguments: Any) -> Verdict:
+            return call(tool, ref.get(), **arguments)  # reading the project's config too: never on the event loop
+
         try:
             # paths outside the project are refused where revisions are resolved (History.resolve)
-            return await run_in_scope(call, tool, ref.get(), on_progress=on_progress, timeout=ref.timeout, **kwargs)
+            return await run_in_scope(in_thread, on_progress=on_progress, timeout=ref.timeout, **kwargs)
         except Exception as e:  # CancelledError is a BaseException: it propagates and kills the workers
             return error_result(e)
 
@@ -539,9 +548,17 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     timeout: float | None = None,
+    token_file: str | os.PathLike[str] | None = None,
+    allowed_hosts: list[str] | tuple[str, ...] = (),
 ) -> None:
-    """Run the server over stdio (default) or streamable HTTP until the client goes away."""
+    """Run the server over stdio (default) or streamable HTTP until the client goes away.
+
+    HTTP on a host other than loopback needs a bearer token (:func:`http_token`) and accepts
+    only the ``Host`` values ``allowed_hosts`` names, besides the address it is bound to.
+    """
     root = Path(project_dir or os.getcwd()).resolve()
+    token = http_token(token_file, required=not is_loopback(host)) if http else None
+    os.environ.pop(TOKEN_ENV, None)  # the fork server copies our environment: project code must not see it
     if not root.is_dir():
         from db_migrate.errors import ConfigNotFound
 
@@ -557,7 +574,7 @@ def serve(
 
     threading.Thread(target=prewarm, daemon=True).start()  # the first tool call finds a warm worker
     if http:
-        _serve_http(server, host, port)
+        _serve_http(server, host, port, token=token, allowed_hosts=list(allowed_hosts))
     else:
         _stop_on_sigterm()
         server.run("stdio")
@@ -588,11 +605,116 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def _serve_http(server: MCPServer, host: str, port: int) -> None:
+TOKEN_ENV = "DB_MIGRATE_HTTP_TOKEN"
+"""The environment variable holding the bearer token of ``serve --http`` (never a command-line value: argv is public)."""
+MIN_TOKEN_LENGTH = 16
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    import ipaddress
+
+    if host in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def http_token(token_file: str | os.PathLike[str] | None, *, required: bool) -> str | None:
+    """The bearer token HTTP requests must carry: ``--token-file``'s content, else ``$DB_MIGRATE_HTTP_TOKEN``.
+
+    ``required`` (a host other than loopback): no token is a usage error, so the server never
+    starts open to the network.  The file must not be readable by other users.
+    """
+    from db_migrate.errors import UsageError
+
+    token = None
+    if token_file is not None:
+        path = Path(token_file)
+        try:
+            mode = path.stat().st_mode
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"Cannot read the token file {path}: {getattr(e, 'strerror', None) or e}.",
+                             hint="Give --token-file a readable file holding the token on one line.") from None
+        if mode & 0o077:
+            raise UsageError(f"The token file {path} is readable by other users (mode {mode & 0o777:o}).",
+                             hint=f"chmod 600 {path}") from None
+    elif os.environ.get(TOKEN_ENV, "").strip():
+        token = os.environ[TOKEN_ENV].strip()
+    if token is None:
+        if required:
+            raise UsageError(
+                "serve --http on a host other than loopback needs a bearer token: without one, anyone who can reach "
+                "the port could run the project's migrations.",
+                hint=f"Set {TOKEN_ENV} (at least {MIN_TOKEN_LENGTH} characters, e.g. `openssl rand -hex 32`) or give "
+                "--token-file PATH (mode 600); clients send `Authorization: Bearer <token>`. Or bind 127.0.0.1.",
+            )
+        return None
+    if len(token) < MIN_TOKEN_LENGTH or any(ch.isspace() for ch in token):
+        raise UsageError(f"The HTTP token must be at least {MIN_TOKEN_LENGTH} characters, without spaces.",
+                         hint="Generate one with `openssl rand -hex 32`.")
+    return token
+
+
+def transport_security(host: str, allowed_hosts: list[str]) -> Any:
+    """The SDK's DNS-rebinding protection (``Host`` and ``Origin`` checked) for a server bound to ``host``.
+
+    Loopback: the loopback names, as the SDK's own default.  Another host: the names the operator
+    allowed (``--allowed-host``, with or without a port) and the bound address itself (for a wildcard
+    bind, the loopback names instead: the machine's own clients), each on any port.
+    """
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    if not is_loopback(host) and host not in ("0.0.0.0", "::", ""):
+        names.append(f"[{host}]" if ":" in host and not host.startswith("[") else host)
+    hosts: list[str] = []
+    for name in [*allowed_hosts, *names]:
+        name = name.strip()
+        with_port = name.count(":") == 1 or (name.startswith("[") and "]:" in name)
+        for value in ([name] if with_port else [name, f"{name}:*"]):  # a bare name: on any port
+            if value and value not in hosts:
+                hosts.append(value)
+    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def require_bearer(app: Any, token: str) -> Any:
+    """``app`` behind a bearer token: an HTTP request without ``Authorization: Bearer <token>`` gets 401.
+
+    A plain ASGI wrapper: the SDK's own auth (``AuthSettings``) is an OAuth resource server that needs
+    an authorization server to issue tokens; one shared secret needs only a constant-time comparison.
+    """
+    import hmac
+
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
+            if not hmac.compare_digest(given, expected):
+                body = b'{"error":"unauthorized","message":"Send Authorization: Bearer <token>."}'
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="db-migrate"'),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def _serve_http(server: MCPServer, host: str, port: int, *, token: str | None = None, allowed_hosts: list[str] = []) -> None:
     """``MCPServer.run("streamable-http")``, with a uvicorn that cancels the calls in progress on its way out.
 
     uvicorn's own graceful shutdown waits for every request to answer: a call stuck in a
-    migration's endless loop would keep the server alive until its timeout.
+    migration's endless loop would keep the server alive until its timeout.  ``Host`` and
+    ``Origin`` are checked in every mode (:func:`transport_security`); with ``token``, every
+    request needs it (:func:`require_bearer`).
     """
     import anyio
     import uvicorn
@@ -604,6 +726,8 @@ def _serve_http(server: MCPServer, host: str, port: int) -> None:
             cancel_all_calls()  # the calls answer (cancelled) at once; uvicorn then waits for them as usual
             super().handle_exit(sig, frame)
 
-    app = server.streamable_http_app(host=host)
+    app = server.streamable_http_app(host=host, transport_security=transport_security(host, allowed_hosts))
+    if token is not None:
+        app = require_bearer(app, token)
     config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower())
     anyio.run(Uvicorn(config).serve)

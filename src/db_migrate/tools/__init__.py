@@ -40,18 +40,26 @@ def call(tool: str, project: Any, **kwargs: Any) -> Verdict:
     are hidden in the verdict and in any error, whatever path they took there.
 
     URL arguments are normalised here too, the one door both adapters go through
-    (``postgres://`` is accepted as PostgreSQL).
+    (``postgres://`` is accepted as PostgreSQL), and string arguments over their
+    limits are refused (:func:`db_migrate.tools.limits.check_arguments`).
     """
     from db_migrate.errors import DbMigrateError
+    from db_migrate.tools.limits import check_arguments
     from db_migrate.urls import scrub, scrub_value, secrets_in, url_secrets
+
+    check_arguments(tool, kwargs)
 
     from db_migrate.project.config import normalize_url
 
     kwargs = {k: normalize_url(v) if k.endswith("_url") and isinstance(v, str) else v for k, v in kwargs.items()}
     package, func, _ = TOOLS[tool]
     secrets = secrets_in(kwargs) + url_secrets(getattr(project, "url", None))
+    service = getattr(importlib.import_module(package), func)
+    from db_migrate.sandbox import call_deadline
+
     try:
-        return scrub_value(getattr(importlib.import_module(package), func)(project, **kwargs), secrets)
+        with call_deadline(kwargs.get("timeout")):  # --timeout bounds the whole call, not each job
+            return scrub_value(service(project, **kwargs), secrets)
     except DbMigrateError as e:
         e.message = scrub(e.message, secrets)
         e.hint = scrub(e.hint, secrets) if e.hint else e.hint
