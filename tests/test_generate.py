@@ -84,10 +84,14 @@ def test_blind_spots_check_constraint_and_server_default(residency):
     edit(residency / PERSON, "is_active: Mapped[bool] = mapped_column(Boolean, default=True)",
          "is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql.true())")
     r = generate_migration(load_project(residency), "blind spots")
-    assert not r.created  # autogenerate sees neither change
-    got = {f.rule: f for f in r.findings}
-    assert "ck_persons_email_len" in got["check-constraint-not-generated"].fix
-    assert got["server-default-not-compared"].column == "is_active"
+    # autogenerate alone sees neither change (compare_server_default is off): our comparators write both
+    assert r.created, r.summary
+    text = (residency / r.path).read_text()
+    assert "op.create_check_constraint(op.f('ck_persons_email_len'), 'persons', 'length(email) > 3')" in text
+    assert "server_default=sa.text('true')" in text and "'is_active'" in r.upgrade_code
+    assert "drop_constraint(op.f('ck_persons_email_len')" in r.downgrade_code
+    assert "server_default=None" in r.downgrade_code
+    assert not [f for f in r.findings if f.rule in ("check-constraint-not-generated", "server-default-not-compared")]
 
 
 def test_several_heads_are_refused_with_the_merge_command(tmp_path):
@@ -162,9 +166,39 @@ def test_enum_values_on_postgres_scratch(tmp_path, pg_url):
     )
     root = make_project(tmp_path, [body], models=models)
     r = generate_migration(load_project(root), "more moods", scratch_url=pg_url)
-    (f,) = [f for f in r.findings if f.rule == "enum-values-changed"]
-    assert "ADD VALUE IF NOT EXISTS 'meh'" in f.fix
-    assert "on postgresql" in r.compared_with
+    assert r.created and "on postgresql" in r.compared_with
+    # the added value goes into the revision, outside the transaction; the downgrade recreates the type without it
+    assert "autocommit_block()" in r.upgrade_code and "ADD VALUE IF NOT EXISTS 'meh' AFTER 'sad'" in r.upgrade_code
+    assert "CREATE TYPE mood AS ENUM ('happy', 'sad')" in r.downgrade_code
+    assert "USING mood::text::mood" in r.downgrade_code and "DATA-DEPENDENT" in r.downgrade_code
+    assert [o.op for o in r.operations] == ["alter_enum"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("values, sql", [
+    (("happy", "glad"), "RENAME VALUE 'sad' TO 'glad'"),
+    (("happy",), "CREATE TYPE mood AS ENUM ('happy')"),
+])
+def test_enum_value_renamed_or_removed_on_postgres(tmp_path, pg_url, values, sql):
+    body = (
+        "def upgrade():\n"
+        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('mood', sa.Enum('happy', 'sad', name='mood'), server_default='happy'))\n"
+        "def downgrade():\n    op.drop_table('t')\n    op.execute('DROP TYPE mood')\n"
+    )
+    models = (
+        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+        "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
+        f" sa.Column('mood', sa.Enum(*{values!r}, name='mood'), server_default='happy'))\n"
+    )
+    root = make_project(tmp_path, [body], models=models)
+    r = generate_migration(load_project(root), "moods", scratch_url=pg_url)
+    assert r.created and sql in r.upgrade_code
+    if len(values) == 1:  # removal: default dropped and restored around the USING cast, and said to depend on data
+        assert "DROP DEFAULT" in r.upgrade_code and "SET DEFAULT 'happy'::mood" in r.upgrade_code
+        assert "DATA-DEPENDENT" in r.upgrade_code and "ADD VALUE IF NOT EXISTS 'sad' AFTER 'happy'" in r.downgrade_code
+    else:
+        assert "RENAME VALUE 'glad' TO 'sad'" in r.downgrade_code
 
 
 def test_named_database_is_compared_as_is_and_not_written(residency, tmp_path):

@@ -11,9 +11,11 @@ all apply.  Our directive hook runs *after* env.py's and
 * pairs a dropped and an added column of the same type on one table (a
   probable rename: autogenerate cannot see renames) and, when asked, rewrites
   the pair as ``alter_column(..., new_column_name=...)``;
-* compares the models with the reflected schema for what autogenerate never
-  compares (CHECK constraints, PostgreSQL enum values, server defaults while
-  ``compare_server_default`` is off, sequences);
+* lets :mod:`db_migrate.generate.comparators` (registered with alembic before
+  the comparison) write what autogenerate never compares (PostgreSQL enum
+  values, server defaults while ``compare_server_default`` is off, named CHECK
+  constraints) as operations, and reports what has no operation (computed
+  expressions, sequences);
 * empties the directives when there is nothing to write (no empty files).
 """
 
@@ -62,6 +64,9 @@ def autogenerate_revision(
     from db_migrate.readonly import begin_read_only
     from db_migrate.runtime import Runtime
 
+    from db_migrate.generate.comparators import install
+
+    install()
     timings: dict[str, float] = {}
     state: dict[str, Any] = {}
     with Runtime(config_file, section, url) as rt:
@@ -264,76 +269,36 @@ def _metadatas(ctx) -> list:
 
 
 def _blind_spots(ctx) -> list[Finding]:
-    """What the models declare that the comparison schema lacks and autogenerate cannot see."""
+    """What the models declare that the comparison lacks and no operation was written for.
+
+    Enum values, server defaults and named CHECK constraints are written as operations by
+    :mod:`db_migrate.generate.comparators`; what remains are its notes (computed expressions: no
+    faithful operation) and sequences the models use but the database lacks.
+    """
     import sqlalchemy as sa
 
-    insp = sa.inspect(ctx.connection)
+    from db_migrate.generate.comparators import notes
+
+    out = [
+        Finding(rule="computed-not-generated", severity="warning", phase="upgrade", table=n["table"], column=n["column"],
+                message=n["message"], fix=n["fix"])
+        for n in notes(ctx)
+    ]
     dialect = ctx.dialect
-    compare_defaults = bool(ctx.opts.get("compare_server_default"))
-    out: list[Finding] = []
-    seq_names: set[str] | None = None
+    if not dialect.supports_sequences:
+        return out
+    insp = sa.inspect(ctx.connection)
+    seq_names: dict[str | None, set[str]] = {}
     for md in _metadatas(ctx):
         for table in md.tables.values():
-            if not insp.has_table(table.name, schema=table.schema):
-                continue  # a new table: create_table carries its checks, defaults and enums
-            where = f"{table.schema + '.' if table.schema else ''}{table.name}"
-            out.extend(_check_constraints(insp, table, where))
-            reflected = {c["name"]: c for c in insp.get_columns(table.name, schema=table.schema)}
             for col in table.columns:
-                info = reflected.get(col.name)
-                if info is None:
-                    continue
-                if dialect.name == "postgresql" and isinstance(col.type, sa.Enum) and getattr(info["type"], "enums", None) is not None:
-                    want, have = list(col.type.enums), list(info["type"].enums)
-                    if want != have:
-                        added = [v for v in want if v not in have]
-                        out.append(Finding(
-                            rule="enum-values-changed", severity="warning", phase="upgrade", table=where, column=col.name,
-                            message=f"The model's enum {col.type.name or col.name} of {where}.{col.name} has values {want}, "
-                            f"the database {have}; autogenerate does not compare enum values.",
-                            fix="\n".join(f"op.execute(\"ALTER TYPE {col.type.name} ADD VALUE IF NOT EXISTS '{v}'\")" for v in added)
-                            or "Removing or renaming enum values needs a new type: create it, ALTER COLUMN ... TYPE ... USING, drop the old.",
-                        ))
-                if not compare_defaults and not col.primary_key:
-                    has_model = col.server_default is not None
-                    has_db = info.get("default") is not None and not str(info.get("default")).startswith("nextval(")
-                    if has_model != has_db:
-                        out.append(Finding(
-                            rule="server-default-not-compared", severity="warning", phase="upgrade", table=where, column=col.name,
-                            message=f"{where}.{col.name} has a server default in the "
-                            f"{'models but not in the database' if has_model else 'database but not in the models'}; "
-                            "compare_server_default is off in env.py, so autogenerate ignores it.",
-                            fix=f'op.alter_column("{table.name}", "{col.name}", server_default='
-                            + ("<the model\'s default, e.g. sa.text(\'...\')>" if has_model else "None") + ")",
-                        ))
-                if isinstance(col.default, sa.Sequence) and dialect.supports_sequences:
-                    if seq_names is None:
-                        seq_names = set(insp.get_sequence_names(schema=col.default.schema))
-                    if col.default.name not in seq_names:
-                        out.append(_sequence_finding(col.default.name, where))
+                if isinstance(col.default, sa.Sequence):
+                    schema = col.default.schema
+                    if schema not in seq_names:
+                        seq_names[schema] = set(insp.get_sequence_names(schema=schema))
+                    if col.default.name not in seq_names[schema]:
+                        out.append(_sequence_finding(col.default.name, f"{table.schema + '.' if table.schema else ''}{table.name}"))
     return out
-
-
-def _check_constraints(insp, table, where: str) -> list[Finding]:
-    import sqlalchemy as sa
-
-    wanted = [c for c in table.constraints if isinstance(c, sa.CheckConstraint) and isinstance(c.name, str)]
-    if not wanted:
-        return []
-    try:
-        have = {c["name"] for c in insp.get_check_constraints(table.name, schema=table.schema)}
-    except NotImplementedError:
-        return []
-    return [
-        Finding(
-            rule="check-constraint-not-generated", severity="warning", phase="upgrade", table=where,
-            message=f"The model declares CHECK constraint {c.name} on {where}, which the database lacks; "
-            "autogenerate does not compare CHECK constraints.",
-            fix=f'op.create_check_constraint("{c.name}", "{table.name}", {str(c.sqltext)!r})',
-        )
-        for c in wanted
-        if c.name not in have
-    ]
 
 
 def _sequence_finding(name: str, where: str) -> Finding:
