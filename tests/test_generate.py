@@ -63,9 +63,48 @@ def test_drop_and_add_of_one_type_is_flagged_as_a_rename(residency):
     edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
     r = generate_migration(load_project(residency), "rename middle name")
     (f,) = [f for f in r.findings if f.rule == "probable-rename"]
-    assert f.severity == "warning" and f.table == "persons" and f.column == "middle_name"
-    assert 'new_column_name="preferred_name"' in f.fix
-    assert f.path == r.path
+    assert f.severity == "error" and f.table == "persons" and f.column == "middle_name"  # as written, data is lost
+    assert 'new_column_name="preferred_name"' in f.fix and "rewrite_renames=true" in f.fix
+    assert f.path == r.path and r.decision != "proceed"
+    # following the fix replaces generate's own unapplied revision instead of answering "No changes"
+    first = r.path
+    again = generate_migration(load_project(residency), "rename middle name", rewrite_renames=True)
+    assert again.created and again.path != first and not (residency / first).exists()
+    assert again.down_revision == r.down_revision
+    (replaced,) = [f for f in again.findings if f.rule == "replaced-revision"]
+    assert first in replaced.message and first in again.summary
+    text = (residency / again.path).read_text()
+    assert "new_column_name='preferred_name'" in text and "drop_column" not in text
+    assert load_history(load_project(residency)).heads == [again.revision]
+
+
+def test_rewrite_renames_never_replaces_an_edited_revision(residency):
+    edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
+    r = generate_migration(load_project(residency), "rename middle name")
+    path = residency / r.path
+    path.write_text(path.read_text().replace("def downgrade()", "# reviewed by hand\ndef downgrade()"))
+    before = versions(residency)
+    edited = path.read_text()
+    again = generate_migration(load_project(residency), "rename middle name", rewrite_renames=True)
+    assert path.read_text() == edited and versions(residency) == before  # nothing else written, nothing removed
+    assert not again.created
+    assert any(f.rule == "replaced-revision" and "edited" in f.message for f in again.findings)
+
+
+def test_dropped_and_created_table_of_one_shape_is_a_table_rename(tmp_path):
+    body = ("def upgrade():\n    op.create_table('clients', sa.Column('id', sa.Integer, primary_key=True),"
+            " sa.Column('name', sa.String(40)))\ndef downgrade():\n    op.drop_table('clients')\n")
+    models = ("import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+              "sa.Table('customers', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
+              " sa.Column('name', sa.String(40)))\n")
+    root = make_project(tmp_path, [body], models=models)
+    r = generate_migration(load_project(root), "rename clients")
+    (f,) = [f for f in r.findings if f.rule == "probable-rename"]
+    assert f.severity == "error" and "rename_table" in f.fix
+    again = generate_migration(load_project(root), "rename clients", rewrite_renames=True)
+    assert [o.op for o in again.operations] == ["rename_table"]
+    assert "rename_table('clients', 'customers')" in again.upgrade_code
+    assert "rename_table('customers', 'clients')" in again.downgrade_code
 
 
 def test_rewrite_renames_writes_alter_column(residency):

@@ -21,6 +21,7 @@ all apply.  Our directive hook runs *after* env.py's and
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,10 @@ def autogenerate_revision(
         timings=timings,
     )
     if scripts:
+        from db_migrate.generate.writing import mark_generated
+
         out.path, out.revision = str(Path(scripts[0].path).resolve()), scripts[0].revision
+        mark_generated(Path(out.path))
     return out
 
 
@@ -187,12 +191,17 @@ def _inspect(ctx, directives, state: dict[str, Any], rewrite_renames: bool) -> N
 # -- renames ------------------------------------------------------------------------------
 
 
-def _rename_op_class():
+@functools.cache
+def _rename_op_classes():
+    """alter_column(new_column_name=...) and rename_table ops whose reverse renames back (alembic's do not).
+
+    Autogenerate never emits rename_table, so alembic has no renderer for it: one is registered here.
+    """
+    from alembic.autogenerate import renderers
     from alembic.operations.ops import AlterColumnOp
+    from alembic.operations.ops import RenameTableOp as AlembicRenameTableOp
 
     class RenameColumnOp(AlterColumnOp):
-        """alter_column(new_column_name=...) whose reverse renames back (AlterColumnOp's does not)."""
-
         def reverse(self):
             return RenameColumnOp(
                 self.table_name, self.modify_name, schema=self.schema, modify_name=self.column_name,
@@ -200,14 +209,33 @@ def _rename_op_class():
                 existing_server_default=self.existing_server_default,
             )
 
-    return RenameColumnOp
+    class RenameTableOp(AlembicRenameTableOp):  # the class name gives the operation kind, rename_table
+        def reverse(self):
+            return RenameTableOp(self.new_table_name, self.table_name, schema=self.schema)
+
+    @renderers.dispatch_for(RenameTableOp)
+    def _render(autogen_context, op):
+        schema = f", schema={op.schema!r}" if op.schema else ""
+        return f"op.rename_table({op.table_name!r}, {op.new_table_name!r}{schema})"
+
+    return RenameColumnOp, RenameTableOp
+
+
+_CALL_AGAIN = ("call generate_migration again with rewrite_renames=true: it writes the rename and replaces this "
+               "revision (generate's own, while unapplied and unedited)")
 
 
 def _renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
-    """Flag (and optionally rewrite) drop+add pairs of one type on one table; True when rewritten."""
+    """Flag (and optionally rewrite) probable renames; True when something was rewritten.
+
+    A column dropped and one of the same type added on one table, or a table dropped and one with
+    the same columns (names and types) created: autogenerate cannot see renames, and as written
+    the pair loses the data.  Not rewritten, that is an error (the revision drops data that a
+    rename keeps); rewritten, an info naming what to undo if a drop + add was meant.
+    """
     from alembic.operations.ops import AddColumnOp, DropColumnOp, ModifyTableOps
 
-    rewritten = False
+    rewritten = _table_renames(ctx, ups, findings, rewrite)
     for container in [ups, *(o for o in ups.ops if isinstance(o, ModifyTableOps))]:
         drops = [o for o in container.ops if isinstance(o, DropColumnOp)]
         adds = [o for o in container.ops if isinstance(o, AddColumnOp)]
@@ -224,7 +252,7 @@ def _renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
             table, new = drop.table_name, add.column.name
             snippet = f'op.alter_column("{table}", "{old.name}", new_column_name="{new}")'
             if rewrite:
-                RenameColumnOp = _rename_op_class()
+                RenameColumnOp, _ = _rename_op_classes()
                 i = container.ops.index(drop)
                 container.ops[i] = RenameColumnOp(
                     table, old.name, schema=drop.schema, modify_name=new,
@@ -233,21 +261,67 @@ def _renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
                 )
                 container.ops.remove(add)
                 rewritten = True
+                if add.column.nullable != old.nullable:
+                    container.ops[i].modify_nullable = add.column.nullable
             findings.append(
                 Finding(
                     rule="probable-rename",
-                    severity="info" if rewrite else "warning",
+                    severity="info" if rewrite else "error",
                     phase="upgrade", table=table, column=old.name,
                     message=(
-                        f"Rewrote the drop of {table}.{old.name} and the add of {table}.{new} (same type "
-                        f"{_type_sql(ctx, old.type)}) as a rename, keeping the data."
+                        f"Wrote the drop of {table}.{old.name} and the add of {table}.{new} (same type "
+                        f"{_type_sql(ctx, old.type)}) as a rename, keeping the data. If a new column was meant, "
+                        "call again with rewrite_renames=false."
                         if rewrite else
                         f"Autogenerate drops {table}.{old.name} and adds {table}.{new} of the same type "
                         f"({_type_sql(ctx, old.type)}): probably a rename, and as written it loses the column's data."
                     ),
-                    fix=None if rewrite else f"{snippet}  (call again with rewrite_renames=true to have it rewritten)",
+                    fix=None if rewrite else f"{snippet}: {_CALL_AGAIN}.",
                 )
             )
+    return rewritten
+
+
+def _table_renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
+    """Pairs of drop_table and create_table with the same columns (names and types): probable table renames."""
+    from alembic.operations.ops import CreateTableOp, DropTableOp
+
+    def signature(table) -> frozenset:
+        return frozenset((c.name, _type_sql(ctx, c.type)) for c in table.columns)
+
+    rewritten = False
+    creates = [o for o in ups.ops if isinstance(o, CreateTableOp)]
+    for drop in [o for o in ups.ops if isinstance(o, DropTableOp)]:
+        try:
+            old = drop.to_table()
+        except Exception:
+            continue
+        if not old.columns:
+            continue  # no reverse information
+        same = [c for c in creates if c.schema == drop.schema and signature(c.to_table()) == signature(old)]
+        if len(same) != 1:
+            continue
+        create = same[0]
+        creates.remove(create)
+        snippet = f'op.rename_table("{drop.table_name}", "{create.table_name}")'
+        if rewrite:
+            _, RenameTableOp = _rename_op_classes()
+            ups.ops[ups.ops.index(create)] = RenameTableOp(drop.table_name, create.table_name, schema=drop.schema)
+            ups.ops.remove(drop)
+            rewritten = True
+        findings.append(Finding(
+            rule="probable-rename", severity="info" if rewrite else "error", phase="upgrade", table=drop.table_name,
+            message=(
+                f"Wrote the drop of table {drop.table_name} and the creation of {create.table_name} (same columns) as "
+                "rename_table, keeping the rows. Constraint and index names derived from the old table name are kept "
+                "(rename them in a later revision if your naming convention matters). If a new table was meant, "
+                "call again with rewrite_renames=false."
+                if rewrite else
+                f"Autogenerate drops table {drop.table_name} and creates {create.table_name} with the same columns: "
+                "probably a rename, and as written it loses every row."
+            ),
+            fix=None if rewrite else f"{snippet}: {_CALL_AGAIN}.",
+        ))
     return rewritten
 
 

@@ -24,7 +24,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from db_migrate.errors import GenerateBusy, Refused
@@ -109,3 +109,57 @@ def refuse_overwrite(written: list[Path]) -> Iterator[None]:
         raise
     finally:
         ScriptDirectory._rev_path = original  # type: ignore[method-assign]
+
+
+MARKER = "# db-migrate generate_migration wrote this file; sha256 of the text above: "
+"""The last line of every revision generate_migration writes: tells its own files, unedited, from anything else."""
+
+
+def mark_generated(path: Path) -> None:
+    """Worker side: append :data:`MARKER` with the hash of the file as written (after alembic's post-write hooks)."""
+    text = path.read_text(encoding="utf-8")
+    missing_newline = not text.endswith("\n")
+    if missing_newline:
+        text += "\n"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(("\n" if missing_newline else "") + MARKER + hashlib.sha256(text.encode()).hexdigest() + "\n")
+
+
+def generated_unedited(path: Path) -> bool:
+    """True when ``path`` was written by generate_migration and not edited since (its marker's hash still matches)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    body, sep, tail = text.rstrip("\n").rpartition("\n" + MARKER)
+    if not sep or "\n" in tail:
+        return False
+    return hashlib.sha256((body + "\n").encode()).hexdigest() == tail.strip()
+
+
+@contextlib.contextmanager
+def set_aside(path: Path) -> Iterator[Callable[[], None]]:
+    """Hide a revision file from alembic for the block (a renamed dotfile beside it, atomic); restore it unless dropped.
+
+    Yields ``drop()``: call it once the replacement is written, to remove the hidden file for good.
+    A failure inside the block restores the file; nothing is ever overwritten (a name already
+    taken refuses before anything moves).
+    """
+    hidden = path.with_name(f".{path.name}.db-migrate-replaced")
+    if hidden.exists():
+        raise Refused(f"{hidden} exists (left by an interrupted call?); db-migrate never overwrites a file.",
+                      hint=f"Rename it back to {path.name} or remove it, then call again.", path=str(hidden))
+    os.rename(path, hidden)
+    state = {"drop": False}
+
+    def drop() -> None:
+        state["drop"] = True
+
+    try:
+        yield drop
+    finally:
+        if state["drop"]:
+            with contextlib.suppress(OSError):
+                hidden.unlink()
+        elif not path.exists():
+            os.rename(hidden, path)
