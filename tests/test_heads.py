@@ -251,3 +251,23 @@ def test_merge_with_revision_environment_never_reaches_the_users_database(tmp_pa
     r = heads_of(root, create_merge=True, merge_message="join")
     assert r.merge_revision and (root / r.merge_revision).is_file()
     assert not user_db.exists(), "env.py's own engine must be redirected to the scratch database"
+
+
+@pytest.mark.postgres
+def test_enum_value_added_to_the_model_is_drift_not_models_match_head(tmp_path, pg_url):
+    body = (
+        "def upgrade():\n"
+        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('mood', sa.Enum('happy', 'sad', name='mood')))\n"
+        "def downgrade():\n    op.drop_table('t')\n    op.execute('DROP TYPE mood')\n"
+    )
+    models = (
+        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+        "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('mood', sa.Enum('happy', 'sad', 'meh', name='mood')))\n"
+    )
+    root = make_project(tmp_path, [body], models=models)
+    r = check_heads(load_project(root), scratch_url=pg_url)
+    (f,) = rules(r)["model-drift"]
+    assert r.decision == "revise" and "models match head" not in r.summary
+    assert "generate_migration" in f.fix and "ADD VALUE IF NOT EXISTS 'meh'" in r.drift_operations[0]

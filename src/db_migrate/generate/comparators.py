@@ -21,8 +21,8 @@ The rendered code is plain alembic (``op.execute``, ``op.alter_column``,
   recreates the type and converts each column with a ``USING`` cast, which
   fails on rows holding a removed value: data-dependent, said in a comment of
   the revision; review and preflight decide.  MySQL ``ENUM``/``SET`` columns
-  are column types: alembic's ``compare_type`` sees them (``alter_column``
-  with the new type) and needs nothing here.
+  are column types: alembic's ``compare_type`` sees ENUM's values
+  (``alter_column`` with the new type), not SET's: those are added here.
 * Server defaults: compared with the dialect's own
   ``impl.compare_server_default`` (what ``compare_server_default=True``
   would do) and written as ``alter_column(server_default=...)``.
@@ -221,6 +221,8 @@ def _compare_table(autogen_context, modify_table_ops, schema, tname, conn_table,
     mc = autogen_context.migration_context
     if not mc.opts.get("compare_server_default", False):
         _compare_server_defaults(autogen_context, modify_table_ops, schema, tname, conn_table, metadata_table)
+    if autogen_context.dialect.name in ("mysql", "mariadb"):
+        _compare_mysql_sets(modify_table_ops, schema, tname, conn_table, metadata_table)
     _compare_checks(autogen_context, modify_table_ops, schema, tname, metadata_table)
     _compare_computed(autogen_context, tname, conn_table, metadata_table)
     return _continue()
@@ -228,7 +230,6 @@ def _compare_table(autogen_context, modify_table_ops, schema, tname, conn_table,
 
 def _compare_server_defaults(autogen_context, modify_table_ops, schema, tname, conn_table, metadata_table) -> None:
     import sqlalchemy as sa
-    from alembic.operations import ops
 
     impl = autogen_context.migration_context.impl
     for mcol in metadata_table.columns:
@@ -250,15 +251,35 @@ def _compare_server_defaults(autogen_context, modify_table_ops, schema, tname, c
             differs = rendered_m != rendered_c
         if not differs:
             continue
-        existing = next((o for o in modify_table_ops.ops if isinstance(o, ops.AlterColumnOp) and o.column_name == mcol.name), None)
-        if existing is None:
-            existing = ops.AlterColumnOp(
-                tname, mcol.name, schema=schema, existing_type=ccol.type, existing_nullable=ccol.nullable,
-                existing_server_default=cdef,
-            )
-            modify_table_ops.ops.append(existing)
+        existing = _column_op(modify_table_ops, schema, tname, ccol)
         existing.modify_server_default = mdef
         existing.existing_server_default = cdef
+
+
+def _column_op(modify_table_ops, schema, tname, ccol):
+    """The AlterColumnOp of ``ccol`` in ``modify_table_ops`` (alembic's own, when it wrote one), else a new one."""
+    from alembic.operations import ops
+
+    for o in modify_table_ops.ops:
+        if isinstance(o, ops.AlterColumnOp) and o.column_name == ccol.name:
+            return o
+    o = ops.AlterColumnOp(tname, ccol.name, schema=schema, existing_type=ccol.type, existing_nullable=ccol.nullable,
+                          existing_server_default=ccol.server_default)
+    modify_table_ops.ops.append(o)
+    return o
+
+
+def _compare_mysql_sets(modify_table_ops, schema, tname, conn_table, metadata_table) -> None:
+    """MySQL SET columns whose values changed (alembic compares ENUM values, not SET's): alter_column with the new type."""
+    from sqlalchemy.dialects.mysql import SET
+
+    for mcol in metadata_table.columns:
+        ccol = conn_table.c.get(mcol.name)
+        if ccol is None or not isinstance(mcol.type, SET) or not isinstance(ccol.type, SET):
+            continue
+        if list(mcol.type.values) != list(ccol.type.values):
+            op = _column_op(modify_table_ops, schema, tname, ccol)
+            op.modify_type, op.existing_type = mcol.type, ccol.type
 
 
 def _default_sql(default, dialect) -> str | None:
