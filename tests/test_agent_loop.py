@@ -190,20 +190,22 @@ CHANGES = [
            "escalate", "a thousand orders hold 'new': the USING cast fails on them; a human chooses where they go"),
     Change("column-rename", "rename addresses.nickname to label",
            [('sa.Column("nickname", sa.String(40), nullable=True)', 'sa.Column("label", sa.String(40), nullable=True)')],
-           "escalate", "a rename keeps the data but breaks every running instance that still uses the old name"),
-    Change("table-rename", "rename the audit_log table to audit_entries",
-           [('"audit_log", target_metadata', '"audit_entries", target_metadata')],
-           "escalate", "a table rename breaks running code that still uses the old name"),
+           "proceed", "rename_column keeps every row (the skill: renaming columns, with verification, is automatic)"),
+    Change("table-rename", "rename the addresses table to customer_addresses",
+           [('"addresses", target_metadata', '"customer_addresses", target_metadata')],
+           "proceed", "rename_table keeps every row; the downgrade renames back (audit_log would escalate: audit trail)"),
     Change("widen", "widen orders.quantity to BIGINT",
            [('sa.Column("quantity", sa.Integer, nullable=False)', 'sa.Column("quantity", sa.BigInteger, nullable=False)')],
-           "proceed", "every value fits; a rewrite of 3,000 rows is short"),
+           "proceed", "every value fits; a rewrite of 3,000 rows is short",
+           missing="alter-column-type weighed by the table's size when database_url is given, or a verified "
+           "expand/contract patch (i18b, points 3 and 4)"),
     Change("narrow", "narrow order_items.qty to SMALLINT",
            [('sa.Column("qty", sa.Integer, nullable=False)', 'sa.Column("qty", sa.SmallInteger, nullable=False)')],
-           "escalate", "two rows hold 40,000, beyond SMALLINT: the upgrade would fail; a human decides their fate",
-           missing="integer narrowing preflighted against the named database (i18b)"),
+           "escalate", "two rows hold 40,000, beyond SMALLINT: the upgrade would fail; a human decides their fate"),
     Change("not-null-no-default", "make customers.name NOT NULL",
            [('sa.Column("name", sa.String(80), nullable=True)', 'sa.Column("name", sa.String(80), nullable=False)')],
-           "escalate", "300 customers have no name and the model gives no value: only a human can choose one"),
+           "escalate", "300 customers have no name and the model gives no value: only a human can choose one",
+           missing="escalate, not revise, when NULL rows need a value only the project can choose (i18b, point 4)"),
     Change("not-null-model-default", "make orders.currency NOT NULL (model default EUR)",
            [('sa.Column("currency", sa.String(3), nullable=True, server_default="EUR")',
              'sa.Column("currency", sa.String(3), nullable=False, server_default="EUR")')],
@@ -212,16 +214,16 @@ CHANGES = [
     Change("index", "index orders.created_at",
            [('sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("now()"))',
              'sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("now()"), index=True)')],
-           "proceed", "CREATE INDEX CONCURRENTLY (outside the transaction) does not block writes",
-           missing=PATCHES),
+           "proceed", "3,000 rows: a plain CREATE INDEX is short (CONCURRENTLY where the table is large)"),
     Change("foreign-key", "link addresses.customer_id to customers",
            [('sa.Column("customer_id", sa.Integer, nullable=False),\n    sa.Column("city"',
              'sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False),\n    sa.Column("city"')],
-           "proceed", "every address points at an existing customer; NOT VALID then VALIDATE avoids the long lock",
-           missing=PATCHES),
+           "proceed", "every address points at an existing customer (the skill: foreign keys are automatic)"),
     Change("unique", "make customers.email unique",
            [('sa.Column("email", sa.String(120), nullable=False)', 'sa.Column("email", sa.String(120), nullable=False, unique=True)')],
-           "proceed", "no duplicate emails exist (preflighted); a unique index on 3,000 rows is short"),
+           "proceed", "no duplicate emails exist (preflighted); a unique index on 3,000 rows is short",
+           missing="test_roundtrip seeding distinct values into a column the revision makes unique "
+           "(it seeds duplicates: UniqueViolation; roundtrip/seed.py)"),
     Change("drop-column", "drop products.legacy_code",
            [('    sa.Column("legacy_code", sa.String(20), nullable=True),\n', '')],
            "escalate", "every product has a legacy code: dropping it loses data for good"),
@@ -285,6 +287,11 @@ def _findings(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in data.get("findings") or [] if f.get("severity") in ("error", "warning")]
 
 
+def _said(data: dict[str, Any]) -> str:
+    """The summary and the findings that stopped the agent (for the failure message)."""
+    return data["summary"] + "".join(f"\n  [{f.get('rule')}] {f.get('message', '')[:300]}" for f in _findings(data))
+
+
 def _wants_rewrite(data: dict[str, Any]) -> bool:
     return any(f.get("rule") == "probable-rename" and "rewrite_renames=true" in (f.get("fix") or "")
                for f in data.get("findings") or [])
@@ -319,21 +326,23 @@ async def run_change(command: list[str], root: Path, db_url: str, change: Change
             review = await agent.call("review_migration", revision="head", database_url=db_url)
             if review["decision"] == "revise":
                 if not agent.apply_patches(_findings(review)):
-                    trace.stuck = "review says revise and no finding carries a patch: " + review["summary"]
+                    trace.stuck = "review says revise and no finding carries a patch: " + _said(review)
                     return trace
                 continue
             rt = await agent.call("test_roundtrip", revision="head")
-            trace.roundtrip = rt.get("status")
-            if rt.get("status") != "passed":
+            trace.roundtrip = rt.get("status") if rt.get("status") == "passed" else f"{rt.get('status')}, {rt['decision']}"
+            # a roundtrip that fails where only a human can decide (data lost on the way back) is the human's
+            # question: classify it; one that fails with something to fix (revise) is fixed first
+            if rt.get("status") != "passed" and rt["decision"] != "escalate":
                 if not agent.apply_patches(_findings(rt)):
-                    trace.stuck = "roundtrip failed and no finding carries a patch: " + rt["summary"]
+                    trace.stuck = "roundtrip failed and no finding carries a patch: " + _said(rt)
                     return trace
                 continue
             cls = await agent.call("classify_escalation", revision="head", database_url=db_url)
             trace.decision = cls["decision"]
             if cls["decision"] == "revise":
                 if not agent.apply_patches(_findings(cls)):
-                    trace.stuck = "classify says revise and no finding carries a patch: " + cls["summary"]
+                    trace.stuck = "classify says revise and no finding carries a patch: " + _said(cls)
                     return trace
                 continue
             after = await agent.call("check_heads")
@@ -433,5 +442,8 @@ def test_change_converges_to_the_right_decision(change: Change, base, tmp_path, 
         admin.dispose()
     TABLE.append(trace)
     assert trace.converged, f"{change.id}: {trace.stuck} (calls: {trace.calls})"
-    assert trace.roundtrip == "passed"
+    if change.decision == "escalate":  # e.g. the data a dropped column held cannot come back: the human's call
+        assert trace.roundtrip in ("passed", "failed, escalate"), trace.roundtrip
+    else:
+        assert trace.roundtrip == "passed", trace.roundtrip
     assert trace.decision == change.decision, f"{change.id}: {trace.decision}, but {change.why}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projectfactory import make_project
+from projectfactory import enum_project, make_project
 
 from db_migrate.errors import (
     GenerateBusy,
@@ -192,18 +192,7 @@ def test_unwritable_target_is_refused_without_debris(residency):
 
 @pytest.mark.postgres
 def test_enum_values_on_postgres_scratch(tmp_path, pg_url):
-    body = (
-        "def upgrade():\n"
-        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True),"
-        " sa.Column('mood', sa.Enum('happy', 'sad', name='mood')))\n"
-        "def downgrade():\n    op.drop_table('t')\n    op.execute('DROP TYPE mood')\n"
-    )
-    models = (
-        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
-        "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
-        " sa.Column('mood', sa.Enum('happy', 'sad', 'meh', name='mood')))\n"
-    )
-    root = make_project(tmp_path, [body], models=models)
+    root = enum_project(tmp_path, ("happy", "sad", "meh"))
     r = generate_migration(load_project(root), "more moods", scratch_url=pg_url)
     assert r.created and "on postgresql" in r.compared_with
     # the added value goes into the revision, outside the transaction; the downgrade recreates the type without it
@@ -219,18 +208,7 @@ def test_enum_values_on_postgres_scratch(tmp_path, pg_url):
     (("happy",), "CREATE TYPE mood AS ENUM ('happy')"),
 ])
 def test_enum_value_renamed_or_removed_on_postgres(tmp_path, pg_url, values, sql):
-    body = (
-        "def upgrade():\n"
-        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True),"
-        " sa.Column('mood', sa.Enum('happy', 'sad', name='mood'), server_default='happy'))\n"
-        "def downgrade():\n    op.drop_table('t')\n    op.execute('DROP TYPE mood')\n"
-    )
-    models = (
-        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
-        "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
-        f" sa.Column('mood', sa.Enum(*{values!r}, name='mood'), server_default='happy'))\n"
-    )
-    root = make_project(tmp_path, [body], models=models)
+    root = enum_project(tmp_path, values, server_default="happy")
     r = generate_migration(load_project(root), "moods", scratch_url=pg_url)
     assert r.created and sql in r.upgrade_code
     if len(values) == 1:  # removal: default dropped and restored around the USING cast, and said to depend on data

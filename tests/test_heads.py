@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from projectfactory import make_project
+from projectfactory import enum_project, make_project
 
 from db_migrate.errors import Refused, UsageError
 from db_migrate.heads import check_heads
@@ -255,18 +255,7 @@ def test_merge_with_revision_environment_never_reaches_the_users_database(tmp_pa
 
 @pytest.mark.postgres
 def test_enum_value_added_to_the_model_is_drift_not_models_match_head(tmp_path, pg_url):
-    body = (
-        "def upgrade():\n"
-        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True),"
-        " sa.Column('mood', sa.Enum('happy', 'sad', name='mood')))\n"
-        "def downgrade():\n    op.drop_table('t')\n    op.execute('DROP TYPE mood')\n"
-    )
-    models = (
-        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
-        "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
-        " sa.Column('mood', sa.Enum('happy', 'sad', 'meh', name='mood')))\n"
-    )
-    root = make_project(tmp_path, [body], models=models)
+    root = enum_project(tmp_path, ("happy", "sad", "meh"))
     r = check_heads(load_project(root), scratch_url=pg_url)
     (f,) = rules(r)["model-drift"]
     assert r.decision == "revise" and "models match head" not in r.summary
