@@ -404,12 +404,12 @@ def _report():
     yield
     if not TABLE:
         return
-    lines = [f"{'change':24} {'calls':>5} {'rounds':>6} {'chars':>8}  decision   roundtrip  result",
+    lines = [f"{'change':24} {'calls':>5} {'rounds':>6} {'chars':>8}  decision   roundtrip         result",
              "-" * 90]
     for t in TABLE:
         result = "converged" if t.converged else f"stuck: {t.stuck or '?'}"
         lines.append(f"{t.change:24} {len(t.calls):5d} {t.rounds:6d} {t.chars:8d}  {t.decision or '-':10} "
-                     f"{t.roundtrip or '-':10} {result[:120]}")
+                     f"{t.roundtrip or '-':17} {result[:120]}")
     print("\n" + "\n".join(lines))
     out = os.environ.get("DB_MIGRATE_AGENT_TABLE")
     if out:
