@@ -243,3 +243,24 @@ def test_named_database_behind_head_is_refused(residency, tmp_path):
         generate_migration(load_project(residency), "x", database_url=f"sqlite:///{db}")
     assert versions(residency) == before
     assert db.stat().st_size == 0  # no version table was created
+
+
+@pytest.mark.postgres
+def test_computed_expression_change_says_what_to_write(tmp_path, pg_url):
+    body = ("def upgrade():\n    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Integer),"
+            " sa.Column('b', sa.Integer, sa.Computed('a * 2')))\ndef downgrade():\n    op.drop_table('t')\n")
+    models = ("import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+              "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Integer),"
+              " sa.Column('b', sa.Integer, sa.Computed('a * 3')))\n")
+    root = make_project(tmp_path, [body], models=models)
+    before = versions_of(root)
+    r = generate_migration(load_project(root), "triple", scratch_url=pg_url)
+    assert not r.created and versions_of(root) == before  # no faithful operation: nothing written ...
+    (f,) = [f for f in r.findings if f.rule == "computed-not-generated"]  # ... but the agent is told what to write
+    assert f.severity == "error" and f.table == "t" and f.column == "b" and r.decision == "revise"
+    assert "no file was written" in r.summary.lower() and "by hand" in r.summary
+    assert "a * 3" in f.message and "op.drop_column" in f.fix and "sa.Computed" in f.fix
+
+
+def versions_of(root: Path) -> set[str]:
+    return {p.name for p in (root / "migrations" / "versions").glob("*.py")}

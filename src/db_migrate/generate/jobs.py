@@ -354,7 +354,8 @@ def _blind_spots(ctx) -> list[Finding]:
     from db_migrate.generate.comparators import notes
 
     out = [
-        Finding(rule="computed-not-generated", severity="warning", phase="upgrade", table=n["table"], column=n["column"],
+        # errors: the models differ from head and no revision says so; the agent must write it (the fix says how)
+        Finding(rule="computed-not-generated", severity="error", phase="upgrade", table=n["table"], column=n["column"],
                 message=n["message"], fix=n["fix"])
         for n in notes(ctx)
     ]
@@ -377,7 +378,7 @@ def _blind_spots(ctx) -> list[Finding]:
 
 def _sequence_finding(name: str, where: str) -> Finding:
     return Finding(
-        rule="sequence-not-generated", severity="warning", phase="upgrade", table=where,
+        rule="sequence-not-generated", severity="error", phase="upgrade", table=where,
         message=f"The models use sequence {name} (on {where}), which the database lacks; autogenerate does not create sequences.",
         fix=f'op.execute(sa.schema.CreateSequence(sa.Sequence("{name}")))',
     )

@@ -116,8 +116,12 @@ def generate_migration(
         timings["total"] = round(time.perf_counter() - started, 4)
         return GenerateResult(
             decision=decide(outcome.findings), created=False, compared_with=compared,
-            summary="No changes: the models match " + ("that database" if database_url else "head") + "; no file was written."
-            + (f" {len(outcome.findings)} thing(s) autogenerate cannot see differ, see findings." if outcome.findings else ""),
+            summary=(
+                f"No file was written, but {len(outcome.findings)} difference(s) between the models and "
+                + ("that database" if database_url else "head") + " need a revision written by hand: see the findings' fixes."
+                if any(f.severity == "error" for f in outcome.findings) else
+                "No changes: the models match " + ("that database" if database_url else "head") + "; no file was written."
+            ),
             findings=sort_findings([*replaced, *outcome.findings]), timings=timings, down_revision=down,
             engine=engine, unchecked=engine_notes,
         )
