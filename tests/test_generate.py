@@ -264,3 +264,13 @@ def test_computed_expression_change_says_what_to_write(tmp_path, pg_url):
 
 def versions_of(root: Path) -> set[str]:
     return {p.name for p in (root / "migrations" / "versions").glob("*.py")}
+
+
+def test_rewrite_renames_never_folds_a_finished_change_into_the_next(residency):
+    edit(residency / PERSON, ROLE, "    nickname: Mapped[str | None] = mapped_column(String(40))\n" + ROLE)
+    first = generate_migration(load_project(residency), "add nickname")
+    edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
+    r = generate_migration(load_project(residency), "rename middle name", rewrite_renames=True)
+    assert (residency / first.path).exists() and r.down_revision == first.revision  # on top, not instead
+    assert not [f for f in r.findings if f.rule == "replaced-revision"]
+    assert [o.op for o in r.operations] == ["rename_column"]

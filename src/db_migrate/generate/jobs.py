@@ -150,7 +150,8 @@ def autogenerate_revision(
         from db_migrate.generate.writing import mark_generated
 
         out.path, out.revision = str(Path(scripts[0].path).resolve()), scripts[0].revision
-        mark_generated(Path(out.path))
+        pending = any(f.rule == "probable-rename" and f.severity == "error" for f in out.findings)
+        mark_generated(Path(out.path), renames_pending=pending)
     return out
 
 

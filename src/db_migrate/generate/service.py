@@ -50,8 +50,9 @@ def generate_migration(
     - ``scratch_url``: a PostgreSQL/MySQL server to create the scratch database on (default: temp SQLite).
     - ``rewrite_renames``: write probable renames (a column dropped and one of the same type added on one
       table; a table dropped and one with the same columns created) as ``alter_column(new_column_name=...)``
-      / ``rename_table``.  It also replaces the head when generate_migration wrote that file, nobody edited it
-      since and (given ``database_url``) that database has not applied it: the new revision is written on
+      / ``rename_table``.  It also replaces the head when generate_migration wrote that file with probable
+      renames as drop + add, nobody edited it since and (given ``database_url``) that database has not
+      applied it (an earlier, finished change is never folded into this one): the new revision is written on
       the head's parent, then the old file is removed, and a ``replaced-revision`` finding names it.  Any
       other head stays, untouched.  Without it, a probable rename is an error (``probable-rename``): the
       revision as written loses data.  Not the default: only the agent knows whether a rename was meant,
@@ -226,7 +227,8 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
 def _replaceable_head(project: Project, history, heads: list[str], database_url: str | None, timeout):
     """(the head revision generate may replace, None) or (None, why not): see :func:`generate_migration`.
 
-    Replaceable: the single head's file was written by generate_migration and not edited since
+    Replaceable: the single head's file was written by generate_migration with probable renames as
+    drop + add (``probable-rename`` errors) and not edited since
     (:func:`~db_migrate.generate.writing.generated_unedited`), and, when ``database_url`` is given,
     that database has not recorded it (read only).  Without ``database_url`` nobody can tell whether a
     developer database ran it; the file being generate's own and unedited is the guard.
@@ -234,9 +236,13 @@ def _replaceable_head(project: Project, history, heads: list[str], database_url:
     if len(heads) != 1:
         return None, None
     head = history.by_id.get(heads[0])
-    if head is None or not generated_unedited(head.path):
+    mark = generated_unedited(head.path) if head is not None else None
+    if mark is None:
         return None, (f"Did not replace the head {heads[0]}: generate_migration did not write it, or it was edited "
                       "since; the new revision (if any) goes on top of it.")
+    if not mark["renames_pending"]:
+        return None, None  # generate's own, but another change: it stays, the new revision goes on top
+
     if database_url:
         applied = run_job("db_migrate.heads.jobs:read_database_revisions", timeout=timeout, what="reading the version table",
                           url=database_url, version_table=project.settings.get("version_table", "alembic_version"),

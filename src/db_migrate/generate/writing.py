@@ -111,30 +111,41 @@ def refuse_overwrite(written: list[Path]) -> Iterator[None]:
         ScriptDirectory._rev_path = original  # type: ignore[method-assign]
 
 
-MARKER = "# db-migrate generate_migration wrote this file; sha256 of the text above: "
-"""The last line of every revision generate_migration writes: tells its own files, unedited, from anything else."""
+MARKER = "# db-migrate generate_migration wrote this file"
+"""Starts the last line of every revision generate_migration writes: tells its own files, unedited, from anything else."""
+
+RENAMES_PENDING = " (probable renames written as drop + add)"
+_HASH = "; sha256 of the text above: "
 
 
-def mark_generated(path: Path) -> None:
-    """Worker side: append :data:`MARKER` with the hash of the file as written (after alembic's post-write hooks)."""
+def mark_generated(path: Path, *, renames_pending: bool = False) -> None:
+    """Worker side: append the marker line with the hash of the file as written (after alembic's post-write hooks).
+
+    ``renames_pending`` records that the file drops and adds what is probably a rename: only such a
+    file may be replaced by a later ``rewrite_renames`` call.
+    """
     text = path.read_text(encoding="utf-8")
     missing_newline = not text.endswith("\n")
     if missing_newline:
         text += "\n"
+    line = MARKER + (RENAMES_PENDING if renames_pending else "") + _HASH + hashlib.sha256(text.encode()).hexdigest()
     with path.open("a", encoding="utf-8") as f:
-        f.write(("\n" if missing_newline else "") + MARKER + hashlib.sha256(text.encode()).hexdigest() + "\n")
+        f.write(("\n" if missing_newline else "") + line + "\n")
 
 
-def generated_unedited(path: Path) -> bool:
-    """True when ``path`` was written by generate_migration and not edited since (its marker's hash still matches)."""
+def generated_unedited(path: Path) -> dict[str, bool] | None:
+    """``{"renames_pending": ...}`` when generate_migration wrote ``path`` and nobody edited it since, else None."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return False
+        return None
     body, sep, tail = text.rstrip("\n").rpartition("\n" + MARKER)
-    if not sep or "\n" in tail:
-        return False
-    return hashlib.sha256((body + "\n").encode()).hexdigest() == tail.strip()
+    if not sep or "\n" in tail or _HASH not in tail:
+        return None
+    flags, _, digest = tail.partition(_HASH)
+    if hashlib.sha256((body + "\n").encode()).hexdigest() != digest.strip():
+        return None
+    return {"renames_pending": flags == RENAMES_PENDING}
 
 
 @contextlib.contextmanager
