@@ -274,3 +274,23 @@ def test_rewrite_renames_never_folds_a_finished_change_into_the_next(residency):
     assert (residency / first.path).exists() and r.down_revision == first.revision  # on top, not instead
     assert not [f for f in r.findings if f.rule == "replaced-revision"]
     assert [o.op for o in r.operations] == ["rename_column"]
+
+
+def test_a_replaced_file_comes_back_when_the_call_fails_and_marks_detect_edits(tmp_path):
+    from db_migrate.generate.writing import generated_unedited, mark_generated, set_aside
+
+    f = tmp_path / "abc_rev.py"
+    f.write_text("x = 1\n")
+    mark_generated(f, renames_pending=True)
+    assert generated_unedited(f) == {"renames_pending": True}
+    with pytest.raises(RuntimeError), set_aside(f):
+        assert not f.exists()
+        raise RuntimeError("the worker failed")
+    assert generated_unedited(f) == {"renames_pending": True}  # back, unchanged
+    with set_aside(f) as drop:
+        drop()
+    assert not f.exists() and not list(tmp_path.iterdir())
+    f.write_text("x = 1\n")
+    mark_generated(f)
+    f.write_text(f.read_text().replace("x = 1", "x = 2"))
+    assert generated_unedited(f) is None
