@@ -249,6 +249,10 @@ def _compare_server_defaults(autogen_context, modify_table_ops, schema, tname, c
             differs = impl.compare_server_default(ccol, mcol, rendered_m, rendered_c)
         except Exception:
             differs = rendered_m != rendered_c
+        if differs and None not in (rendered_m, rendered_c) and autogen_context.dialect.name != "postgresql":
+            # PostgreSQL's impl asks the server; the others compare text (false vs '0', now() vs
+            # current_timestamp()): ask the server too, and write nothing where it cannot tell
+            differs = _values_differ(autogen_context.connection, mdef, rendered_m, str(rendered_c))
         if not differs:
             continue
         existing = _column_op(modify_table_ops, schema, tname, ccol)
@@ -280,6 +284,18 @@ def _compare_mysql_sets(modify_table_ops, schema, tname, conn_table, metadata_ta
         if list(mcol.type.values) != list(ccol.type.values):
             op = _column_op(modify_table_ops, schema, tname, ccol)
             op.modify_type, op.existing_type = mcol.type, ccol.type
+
+
+def _values_differ(connection, mdef, rendered_m: str, rendered_c: str) -> bool:
+    """Whether the server evaluates the two default expressions to different values (False when it cannot tell)."""
+    import sqlalchemy as sa
+
+    model_sql = _literal(rendered_m) if isinstance(mdef.arg, str) else rendered_m
+    try:
+        with connection.begin_nested():
+            return not connection.execute(sa.text(f"SELECT ({model_sql}) = ({rendered_c})")).scalar()
+    except Exception:
+        return False
 
 
 def _default_sql(default, dialect) -> str | None:
