@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projectfactory import enum_project, make_project
+from projectfactory import enum_project, make_project, one_table_project
 
 from db_migrate.errors import (
     GenerateBusy,
@@ -92,12 +92,8 @@ def test_rewrite_renames_never_replaces_an_edited_revision(residency):
 
 
 def test_dropped_and_created_table_of_one_shape_is_a_table_rename(tmp_path):
-    body = ("def upgrade():\n    op.create_table('clients', sa.Column('id', sa.Integer, primary_key=True),"
-            " sa.Column('name', sa.String(40)))\ndef downgrade():\n    op.drop_table('clients')\n")
-    models = ("import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
-              "sa.Table('customers', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
-              " sa.Column('name', sa.String(40)))\n")
-    root = make_project(tmp_path, [body], models=models)
+    name = "sa.Column('name', sa.String(40))"
+    root = one_table_project(tmp_path, name, name, table="clients", model_table="customers")
     r = generate_migration(load_project(root), "rename clients")
     (f,) = [f for f in r.findings if f.rule == "probable-rename"]
     assert f.severity == "error" and "rename_table" in f.fix
@@ -247,12 +243,8 @@ def test_named_database_behind_head_is_refused(residency, tmp_path):
 
 @pytest.mark.postgres
 def test_computed_expression_change_says_what_to_write(tmp_path, pg_url):
-    body = ("def upgrade():\n    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Integer),"
-            " sa.Column('b', sa.Integer, sa.Computed('a * 2')))\ndef downgrade():\n    op.drop_table('t')\n")
-    models = ("import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
-              "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Integer),"
-              " sa.Column('b', sa.Integer, sa.Computed('a * 3')))\n")
-    root = make_project(tmp_path, [body], models=models)
+    columns = "sa.Column('a', sa.Integer), sa.Column('b', sa.Integer, sa.Computed('a * {}'))"
+    root = one_table_project(tmp_path, columns.format(2), columns.format(3))
     before = versions_of(root)
     r = generate_migration(load_project(root), "triple", scratch_url=pg_url)
     assert not r.created and versions_of(root) == before  # no faithful operation: nothing written ...
