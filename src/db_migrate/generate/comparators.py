@@ -161,8 +161,26 @@ def _render_alter_enum(autogen_context, op) -> list[str]:
     return lines
 
 
-def _model_enums(autogen_context) -> dict[tuple[str | None, str], tuple[list[str], list[tuple]]]:
-    """(schema, type name) -> (values, [(schema, table, column)]) for every native named enum the models use."""
+def _columns_of_type(connection, schema: str | None, name: str, default_schema: str | None) -> list[tuple]:
+    """(schema or None, table, column, default SQL or None) of every table column of the enum type, from the catalogue.
+
+    From the database, not the models: a column the models no longer declare still holds the type, and
+    the old type cannot be dropped while any column uses it.
+    """
+    import sqlalchemy as sa
+
+    rows = connection.execute(sa.text(
+        "SELECT n.nspname, c.relname, a.attname, pg_get_expr(d.adbin, d.adrelid) "
+        "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.atttypid = to_regtype(:t) AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY 1, 2, a.attnum"
+    ), {"t": f'"{schema}"."{name}"' if schema else f'"{name}"'}).all()
+    return [(None if s == default_schema else s, table, column, default) for s, table, column, default in rows]
+
+
+def _model_enums(autogen_context) -> dict[tuple[str | None, str], list[str]]:
+    """(schema, type name) -> values, for every native named enum the models use."""
     import sqlalchemy as sa
 
     out: dict = {}
@@ -174,9 +192,7 @@ def _model_enums(autogen_context) -> dict[tuple[str | None, str], tuple[list[str
             for col in table.columns:
                 t = col.type
                 if isinstance(t, sa.Enum) and t.native_enum and t.name:
-                    key = (t.schema or table.schema, t.name)
-                    values, cols = out.setdefault(key, (list(t.enums), []))
-                    cols.append((table.schema, table.name, col.name))
+                    out.setdefault((t.schema or table.schema, t.name), list(t.enums))
     return out
 
 
@@ -195,18 +211,12 @@ def _compare_enums(autogen_context, upgrade_ops, schemas) -> Any:
     except NotImplementedError:
         return _continue()
     AlterEnumOp = _op_class()
-    for (schema, name), (values, cols) in sorted(wanted.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
+    for (schema, name), values in sorted(wanted.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
         key = (None if schema in (None, default_schema) else schema, name)
         old = have.get(key)
         if old is None or old == values:
             continue  # a new type: create_table / add_column create it
-        columns = []
-        for s, table, column in cols:
-            if not insp.has_table(table, schema=s):
-                continue
-            info = next((c for c in insp.get_columns(table, schema=s) if c["name"] == column), None)
-            if info is not None:
-                columns.append((s, table, column, info.get("default")))
+        columns = _columns_of_type(autogen_context.connection, schema, name, default_schema)
         upgrade_ops.ops.append(AlterEnumOp(name, schema, old, values, columns))
     return _continue()
 
