@@ -307,6 +307,12 @@ async def run_change(command: list[str], root: Path, db_url: str, change: Change
                                    env=dict(os.environ), cwd=str(root))
     async with Client(params) as session:
         agent = Agent(session, root, trace)
+        # the steps below are the prompt's: it must say so (it is what a real agent reads)
+        prompt = (await session.get_prompt("db-migrate", {"change": change.what})).messages[0].content.text
+        steps = ["check_heads", "generate_migration", "review_migration", "test_roundtrip", "classify_escalation"]
+        assert [prompt.index(s) for s in steps] == sorted(prompt.index(s) for s in steps), prompt
+        if os.environ.get("DB_MIGRATE_AGENT_COMMAND") is None:  # an older build's prompt may predate it
+            assert "rewrite_renames=true" in prompt
         heads = await agent.call("check_heads")
         assert heads["decision"] == "proceed", heads["summary"]
         models = root / "models.py"
