@@ -19,7 +19,7 @@ def test_enum_change_classification(old, new, want):
     assert enum_change(old, new) == want
 
 
-def _diff_on(server_url: str, ddl: list[str], table_args) -> tuple[str, str]:
+def _diff_on(server_url: str, ddl: list[str], table_args, notes: dict | None = None) -> tuple[str, str]:
     """Create table t with ``ddl`` in a scratch database on ``server_url``; autogenerate against a model of ``table_args``."""
     import sqlalchemy as sa
     from alembic.autogenerate import produce_migrations, render_python_code
@@ -37,7 +37,12 @@ def _diff_on(server_url: str, ddl: list[str], table_args) -> tuple[str, str]:
             md = sa.MetaData()
             sa.Table("t", md, sa.Column("id", sa.Integer, primary_key=True), *table_args())
             with engine.connect() as c:
-                script = produce_migrations(MigrationContext.configure(c, opts={"target_metadata": md}), md)
+                ctx = MigrationContext.configure(c, opts={"target_metadata": md})
+                script = produce_migrations(ctx, md)
+                if notes is not None:
+                    from db_migrate.generate.comparators import notes as notes_of
+
+                    notes["notes"] = notes_of(ctx)
         finally:
             engine.dispose()
     return render_python_code(script.upgrade_ops), render_python_code(script.downgrade_ops)
@@ -68,3 +73,25 @@ def test_mysql_server_defaults_are_compared_by_value_not_text(mysql_url):
     ])
     assert "'flag'" in up and "'name'" in up and "server_default='x'" in up
     assert "'on_'" not in up and "'created'" not in up
+
+
+@pytest.mark.postgres
+def test_a_failing_comparator_is_a_note_and_autogenerate_carries_on(pg_url, monkeypatch):
+    import sqlalchemy as sa
+
+    from db_migrate.generate import comparators
+
+    def broken(*args):
+        raise RuntimeError("no catalogue here")
+
+    monkeypatch.setattr(comparators, "_columns_of_type", broken)
+    seen = {}
+
+    def table_args():
+        return [sa.Column("mood", sa.Enum("happy", "sad", "meh", name="mood")), sa.Column("n", sa.Integer)]
+
+    up, _ = _diff_on(pg_url, ["CREATE TYPE mood AS ENUM ('happy', 'sad')",
+                              "CREATE TABLE t (id int primary key, mood mood)"], table_args, notes=seen)
+    assert "add_column('t', sa.Column('n'" in up  # alembic's own comparison went on
+    (note,) = seen["notes"]
+    assert note["rule"] == "blind-spot-not-compared" and "enum values" in note["message"] and "no catalogue" in note["message"]

@@ -54,19 +54,53 @@ def install() -> None:
     from alembic.autogenerate import comparators, renderers
     from alembic.util import DispatchPriority
 
-    comparators.dispatch_for("schema", qualifier="postgresql")(_compare_enums)
-    comparators.dispatch_for("table", priority=DispatchPriority.LAST)(_compare_table)
+    comparators.dispatch_for("schema", qualifier="postgresql")(_guarded("enum values", _compare_enums))
+    comparators.dispatch_for("table", priority=DispatchPriority.LAST)(
+        _guarded("server defaults, CHECK constraints and computed columns", _compare_table))
     renderers.dispatch_for(_op_class())(_render_alter_enum)
     _installed = True
 
 
 def notes(migration_context) -> list[dict[str, Any]]:
-    """What the comparators found but could not express as an operation: dicts with table, column, message, fix."""
+    """What the comparators found but could not express as an operation: dicts with rule, severity, table, column,
+    message and fix (the keyword arguments of a :class:`~db_migrate.verdict.Finding`)."""
     return list(migration_context.opts.get(NOTES_KEY, ()))
 
 
 def _note(autogen_context, **kw: Any) -> None:
     autogen_context.migration_context.opts.setdefault(NOTES_KEY, []).append(kw)
+
+
+def _savepoint(connection):
+    """A savepoint on PostgreSQL, where a failed statement aborts the transaction; nothing elsewhere
+    (MySQL and SQLite carry on after a failed statement, and pysqlite's savepoints need care)."""
+    import contextlib
+
+    return connection.begin_nested() if connection.dialect.name == "postgresql" else contextlib.nullcontext()
+
+
+def _guarded(what: str, comparator):
+    """Our comparators never break autogenerate: a failure becomes a note (what was not compared, and why).
+
+    On PostgreSQL each call runs in a savepoint, so a failed read does not abort the comparison's transaction.
+    """
+    import functools
+
+    @functools.wraps(comparator)
+    def run(autogen_context, *args):
+        try:
+            with _savepoint(autogen_context.connection):
+                return comparator(autogen_context, *args)
+        except Exception as e:  # a server without a catalogue we read, an odd type: say so, carry on
+            table = args[2] if len(args) > 2 and isinstance(args[2], str) else None
+            _note(autogen_context, rule="blind-spot-not-compared", severity="warning", table=table, column=None,
+                  message=f"db-migrate could not compare {what}" + (f" of {table}" if table else "")
+                  + f" ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                  "autogenerate does not compare them either.",
+                  fix="Compare them by hand, and write what differs into the revision.")
+            return _continue()
+
+    return run
 
 
 def _continue():
@@ -302,9 +336,8 @@ def _values_differ(connection, mdef, rendered_m: str, rendered_c: str) -> bool:
 
     model_sql = _literal(rendered_m) if isinstance(mdef.arg, str) else rendered_m
     try:
-        with connection.begin_nested():
-            return not connection.execute(sa.text(f"SELECT ({model_sql}) = ({rendered_c})")).scalar()
-    except Exception:
+        return not connection.execute(sa.text(f"SELECT ({model_sql}) = ({rendered_c})")).scalar()
+    except Exception:  # not PostgreSQL (see the caller): a failed statement leaves the transaction usable
         return False
 
 
@@ -347,7 +380,7 @@ def _compare_computed(autogen_context, tname, conn_table, metadata_table) -> Non
         have = str(ccomp.sqltext) if ccomp is not None else None
         if have is None or _squash(want) != _squash(have):
             _note(
-                autogen_context, table=tname, column=mcol.name,
+                autogen_context, rule="computed-not-generated", severity="error", table=tname, column=mcol.name,
                 message=f"The computed expression of {tname}.{mcol.name} differs from the database's "
                 f"({have or 'not computed'} there, {want} in the model); alembic cannot alter a computed column.",
                 fix=f'Write it by hand: op.drop_column("{tname}", "{mcol.name}") then op.add_column("{tname}", '

@@ -356,8 +356,7 @@ def _blind_spots(ctx) -> list[Finding]:
 
     out = [
         # errors: the models differ from head and no revision says so; the agent must write it (the fix says how)
-        Finding(rule="computed-not-generated", severity="error", phase="upgrade", table=n["table"], column=n["column"],
-                message=n["message"], fix=n["fix"])
+        Finding(phase="upgrade", **n)
         for n in notes(ctx)
     ]
     dialect = ctx.dialect
