@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["make_project", "DEFAULT_ENV_PY", "NOOP_BODY"]
+__all__ = ["make_project", "enum_project", "one_table_project", "DEFAULT_ENV_PY", "NOOP_BODY"]
 
 NOOP_BODY = "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
 
@@ -189,3 +189,30 @@ def make_project(
         (versions / name).write_text(header + spec.get("body", NOOP_BODY))
         previous = rev
     return root
+
+
+
+def one_table_project(root: Path, created: str, modelled: str, *, table: str = "t", model_table: str | None = None,
+                      downgrade_extra: str = "") -> Path:
+    """A project whose one revision creates ``table`` (an integer ``id`` and the columns ``created``, Python source)
+    and whose models declare ``model_table`` (default: the same) with the columns ``modelled``."""
+    body = (
+        f"def upgrade():\n    op.create_table({table!r}, sa.Column('id', sa.Integer, primary_key=True), {created})\n"
+        f"def downgrade():\n    op.drop_table({table!r})\n{downgrade_extra}"
+    )
+    models = (
+        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+        f"sa.Table({model_table or table!r}, target_metadata, sa.Column('id', sa.Integer, primary_key=True), {modelled})\n"
+    )
+    return make_project(root, [body], models=models)
+
+
+def enum_project(root: Path, values: tuple[str, ...], *, server_default: str | None = None) -> Path:
+    """A PostgreSQL project whose one revision creates table ``t`` with enum ``mood`` ('happy', 'sad'),
+    and whose models give ``mood`` the labels ``values`` (autogenerate does not compare enum labels)."""
+    default = f", server_default={server_default!r}" if server_default else ""
+    return one_table_project(
+        root, f"sa.Column('mood', sa.Enum('happy', 'sad', name='mood'){default})",
+        f"sa.Column('mood', sa.Enum(*{tuple(values)!r}, name='mood'){default})",
+        downgrade_extra="    op.execute('DROP TYPE mood')\n",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projectfactory import make_project
+from projectfactory import enum_project, make_project, one_table_project
 
 from db_migrate.errors import (
     GenerateBusy,
@@ -63,9 +63,44 @@ def test_drop_and_add_of_one_type_is_flagged_as_a_rename(residency):
     edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
     r = generate_migration(load_project(residency), "rename middle name")
     (f,) = [f for f in r.findings if f.rule == "probable-rename"]
-    assert f.severity == "warning" and f.table == "persons" and f.column == "middle_name"
-    assert 'new_column_name="preferred_name"' in f.fix
-    assert f.path == r.path
+    assert f.severity == "error" and f.table == "persons" and f.column == "middle_name"  # as written, data is lost
+    assert 'new_column_name="preferred_name"' in f.fix and "rewrite_renames=true" in f.fix
+    assert f.path == r.path and r.decision != "proceed"
+    # following the fix replaces generate's own unapplied revision instead of answering "No changes"
+    first = r.path
+    again = generate_migration(load_project(residency), "rename middle name", rewrite_renames=True)
+    assert again.created and again.path != first and not (residency / first).exists()
+    assert again.down_revision == r.down_revision
+    (replaced,) = [f for f in again.findings if f.rule == "replaced-revision"]
+    assert first in replaced.message and first in again.summary
+    text = (residency / again.path).read_text()
+    assert "new_column_name='preferred_name'" in text and "drop_column" not in text
+    assert load_history(load_project(residency)).heads == [again.revision]
+
+
+def test_rewrite_renames_never_replaces_an_edited_revision(residency):
+    edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
+    r = generate_migration(load_project(residency), "rename middle name")
+    path = residency / r.path
+    path.write_text(path.read_text().replace("def downgrade()", "# reviewed by hand\ndef downgrade()"))
+    before = versions(residency)
+    edited = path.read_text()
+    again = generate_migration(load_project(residency), "rename middle name", rewrite_renames=True)
+    assert path.read_text() == edited and versions(residency) == before  # nothing else written, nothing removed
+    assert not again.created
+    assert any(f.rule == "replaced-revision" and "edited" in f.message for f in again.findings)
+
+
+def test_dropped_and_created_table_of_one_shape_is_a_table_rename(tmp_path):
+    name = "sa.Column('name', sa.String(40))"
+    root = one_table_project(tmp_path, name, name, table="clients", model_table="customers")
+    r = generate_migration(load_project(root), "rename clients")
+    (f,) = [f for f in r.findings if f.rule == "probable-rename"]
+    assert f.severity == "error" and "rename_table" in f.fix
+    again = generate_migration(load_project(root), "rename clients", rewrite_renames=True)
+    assert [o.op for o in again.operations] == ["rename_table"]
+    assert "rename_table('clients', 'customers')" in again.upgrade_code
+    assert "rename_table('customers', 'clients')" in again.downgrade_code
 
 
 def test_rewrite_renames_writes_alter_column(residency):
@@ -84,10 +119,14 @@ def test_blind_spots_check_constraint_and_server_default(residency):
     edit(residency / PERSON, "is_active: Mapped[bool] = mapped_column(Boolean, default=True)",
          "is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql.true())")
     r = generate_migration(load_project(residency), "blind spots")
-    assert not r.created  # autogenerate sees neither change
-    got = {f.rule: f for f in r.findings}
-    assert "ck_persons_email_len" in got["check-constraint-not-generated"].fix
-    assert got["server-default-not-compared"].column == "is_active"
+    # autogenerate alone sees neither change (compare_server_default is off): our comparators write both
+    assert r.created, r.summary
+    text = (residency / r.path).read_text()
+    assert "op.create_check_constraint(op.f('ck_persons_email_len'), 'persons', 'length(email) > 3')" in text
+    assert "server_default=sa.text('true')" in text and "'is_active'" in r.upgrade_code
+    assert "drop_constraint(op.f('ck_persons_email_len')" in r.downgrade_code
+    assert "server_default=None" in r.downgrade_code
+    assert not [f for f in r.findings if f.rule in ("check-constraint-not-generated", "server-default-not-compared")]
 
 
 def test_several_heads_are_refused_with_the_merge_command(tmp_path):
@@ -149,22 +188,30 @@ def test_unwritable_target_is_refused_without_debris(residency):
 
 @pytest.mark.postgres
 def test_enum_values_on_postgres_scratch(tmp_path, pg_url):
-    body = (
-        "def upgrade():\n"
-        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True),"
-        " sa.Column('mood', sa.Enum('happy', 'sad', name='mood')))\n"
-        "def downgrade():\n    op.drop_table('t')\n    op.execute('DROP TYPE mood')\n"
-    )
-    models = (
-        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
-        "sa.Table('t', target_metadata, sa.Column('id', sa.Integer, primary_key=True),"
-        " sa.Column('mood', sa.Enum('happy', 'sad', 'meh', name='mood')))\n"
-    )
-    root = make_project(tmp_path, [body], models=models)
+    root = enum_project(tmp_path, ("happy", "sad", "meh"))
     r = generate_migration(load_project(root), "more moods", scratch_url=pg_url)
-    (f,) = [f for f in r.findings if f.rule == "enum-values-changed"]
-    assert "ADD VALUE IF NOT EXISTS 'meh'" in f.fix
-    assert "on postgresql" in r.compared_with
+    assert r.created and "on postgresql" in r.compared_with
+    # the added value goes into the revision, outside the transaction; the downgrade recreates the type without it
+    assert "autocommit_block()" in r.upgrade_code and "ADD VALUE IF NOT EXISTS 'meh' AFTER 'sad'" in r.upgrade_code
+    assert "CREATE TYPE mood AS ENUM ('happy', 'sad')" in r.downgrade_code
+    assert "USING mood::text::mood" in r.downgrade_code and "DATA-DEPENDENT" in r.downgrade_code
+    assert [o.op for o in r.operations] == ["alter_enum"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("values, sql", [
+    (("happy", "glad"), "RENAME VALUE 'sad' TO 'glad'"),
+    (("happy",), "CREATE TYPE mood AS ENUM ('happy')"),
+])
+def test_enum_value_renamed_or_removed_on_postgres(tmp_path, pg_url, values, sql):
+    root = enum_project(tmp_path, values, server_default="happy")
+    r = generate_migration(load_project(root), "moods", scratch_url=pg_url)
+    assert r.created and sql in r.upgrade_code
+    if len(values) == 1:  # removal: default dropped and restored around the USING cast, and said to depend on data
+        assert "DROP DEFAULT" in r.upgrade_code and "SET DEFAULT 'happy'::mood" in r.upgrade_code
+        assert "DATA-DEPENDENT" in r.upgrade_code and "ADD VALUE IF NOT EXISTS 'sad' AFTER 'happy'" in r.downgrade_code
+    else:
+        assert "RENAME VALUE 'glad' TO 'sad'" in r.downgrade_code
 
 
 def test_named_database_is_compared_as_is_and_not_written(residency, tmp_path):
@@ -192,3 +239,50 @@ def test_named_database_behind_head_is_refused(residency, tmp_path):
         generate_migration(load_project(residency), "x", database_url=f"sqlite:///{db}")
     assert versions(residency) == before
     assert db.stat().st_size == 0  # no version table was created
+
+
+@pytest.mark.postgres
+def test_computed_expression_change_says_what_to_write(tmp_path, pg_url):
+    columns = "sa.Column('a', sa.Integer), sa.Column('b', sa.Integer, sa.Computed('a * {}'))"
+    root = one_table_project(tmp_path, columns.format(2), columns.format(3))
+    before = versions_of(root)
+    r = generate_migration(load_project(root), "triple", scratch_url=pg_url)
+    assert not r.created and versions_of(root) == before  # no faithful operation: nothing written ...
+    (f,) = [f for f in r.findings if f.rule == "computed-not-generated"]  # ... but the agent is told what to write
+    assert f.severity == "error" and f.table == "t" and f.column == "b" and r.decision == "revise"
+    assert "no file was written" in r.summary.lower() and "by hand" in r.summary
+    assert "a * 3" in f.message and "op.drop_column" in f.fix and "sa.Computed" in f.fix
+
+
+def versions_of(root: Path) -> set[str]:
+    return {p.name for p in (root / "migrations" / "versions").glob("*.py")}
+
+
+def test_rewrite_renames_never_folds_a_finished_change_into_the_next(residency):
+    edit(residency / PERSON, ROLE, "    nickname: Mapped[str | None] = mapped_column(String(40))\n" + ROLE)
+    first = generate_migration(load_project(residency), "add nickname")
+    edit(residency / PERSON, "middle_name: Mapped", "preferred_name: Mapped")
+    r = generate_migration(load_project(residency), "rename middle name", rewrite_renames=True)
+    assert (residency / first.path).exists() and r.down_revision == first.revision  # on top, not instead
+    assert not [f for f in r.findings if f.rule == "replaced-revision"]
+    assert [o.op for o in r.operations] == ["rename_column"]
+
+
+def test_a_replaced_file_comes_back_when_the_call_fails_and_marks_detect_edits(tmp_path):
+    from db_migrate.project.writing import generated_unedited, mark_generated, set_aside
+
+    f = tmp_path / "abc_rev.py"
+    f.write_text("x = 1\n")
+    mark_generated(f, renames_pending=True)
+    assert generated_unedited(f) == {"renames_pending": True}
+    with pytest.raises(RuntimeError), set_aside(f):
+        assert not f.exists()
+        raise RuntimeError("the worker failed")
+    assert generated_unedited(f) == {"renames_pending": True}  # back, unchanged
+    with set_aside(f) as drop:
+        drop()
+    assert not f.exists() and not list(tmp_path.iterdir())
+    f.write_text("x = 1\n")
+    mark_generated(f)
+    f.write_text(f.read_text().replace("x = 1", "x = 2"))
+    assert generated_unedited(f) is None

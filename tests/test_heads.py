@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from projectfactory import make_project
+from projectfactory import enum_project, make_project
 
 from db_migrate.errors import Refused, UsageError
 from db_migrate.heads import check_heads
@@ -251,3 +251,12 @@ def test_merge_with_revision_environment_never_reaches_the_users_database(tmp_pa
     r = heads_of(root, create_merge=True, merge_message="join")
     assert r.merge_revision and (root / r.merge_revision).is_file()
     assert not user_db.exists(), "env.py's own engine must be redirected to the scratch database"
+
+
+@pytest.mark.postgres
+def test_enum_value_added_to_the_model_is_drift_not_models_match_head(tmp_path, pg_url):
+    root = enum_project(tmp_path, ("happy", "sad", "meh"))
+    r = check_heads(load_project(root), scratch_url=pg_url)
+    (f,) = rules(r)["model-drift"]
+    assert r.decision == "revise" and "models match head" not in r.summary
+    assert "generate_migration" in f.fix and "ADD VALUE IF NOT EXISTS 'meh'" in r.drift_operations[0]

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--message", required=True, metavar="MESSAGE", help="revision message")
     p.add_argument("--scratch-url", metavar="URL", help="server for the scratch database at head (default: the project's engine: embedded PostgreSQL for PostgreSQL projects, else a temporary SQLite file)")
     p.add_argument("--database-url", metavar="URL", help="compare with this database as it is (read-only) instead of a scratch database")
-    p.add_argument("--rewrite-renames", action="store_true", help="turn a drop+add that looks like a rename into alter_column")
+    p.add_argument("--rewrite-renames", action="store_true", help="write probable renames (drop+add of a column or table) as renames, replacing generate's own unapplied revision that holds them")
 
     p = sub.add_parser("roundtrip", parents=[common, gate], help="upgrade, downgrade, upgrade on a scratch database with seeded rows")
     p.add_argument("revision", nargs="?", default="head", metavar="REV")

@@ -11,14 +11,17 @@ all apply.  Our directive hook runs *after* env.py's and
 * pairs a dropped and an added column of the same type on one table (a
   probable rename: autogenerate cannot see renames) and, when asked, rewrites
   the pair as ``alter_column(..., new_column_name=...)``;
-* compares the models with the reflected schema for what autogenerate never
-  compares (CHECK constraints, PostgreSQL enum values, server defaults while
-  ``compare_server_default`` is off, sequences);
+* lets :mod:`db_migrate.runtime.comparators` (registered with alembic before
+  the comparison) write what autogenerate never compares (PostgreSQL enum
+  values, server defaults while ``compare_server_default`` is off, named CHECK
+  constraints) as operations, and reports what has no operation (computed
+  expressions, sequences);
 * empties the directives when there is nothing to write (no empty files).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,9 @@ def autogenerate_revision(
     from db_migrate.readonly import begin_read_only
     from db_migrate.runtime import Runtime
 
+    from db_migrate.runtime.comparators import install
+
+    install()
     timings: dict[str, float] = {}
     state: dict[str, Any] = {}
     with Runtime(config_file, section, url) as rt:
@@ -141,7 +147,11 @@ def autogenerate_revision(
         timings=timings,
     )
     if scripts:
+        from db_migrate.project.writing import mark_generated
+
         out.path, out.revision = str(Path(scripts[0].path).resolve()), scripts[0].revision
+        pending = any(f.rule == "probable-rename" and f.severity == "error" for f in out.findings)
+        mark_generated(Path(out.path), renames_pending=pending)
     return out
 
 
@@ -182,12 +192,17 @@ def _inspect(ctx, directives, state: dict[str, Any], rewrite_renames: bool) -> N
 # -- renames ------------------------------------------------------------------------------
 
 
-def _rename_op_class():
+@functools.cache
+def _rename_op_classes():
+    """alter_column(new_column_name=...) and rename_table ops whose reverse renames back (alembic's do not).
+
+    Autogenerate never emits rename_table, so alembic has no renderer for it: one is registered here.
+    """
+    from alembic.autogenerate import renderers
     from alembic.operations.ops import AlterColumnOp
+    from alembic.operations.ops import RenameTableOp as AlembicRenameTableOp
 
     class RenameColumnOp(AlterColumnOp):
-        """alter_column(new_column_name=...) whose reverse renames back (AlterColumnOp's does not)."""
-
         def reverse(self):
             return RenameColumnOp(
                 self.table_name, self.modify_name, schema=self.schema, modify_name=self.column_name,
@@ -195,14 +210,33 @@ def _rename_op_class():
                 existing_server_default=self.existing_server_default,
             )
 
-    return RenameColumnOp
+    class RenameTableOp(AlembicRenameTableOp):  # the class name gives the operation kind, rename_table
+        def reverse(self):
+            return RenameTableOp(self.new_table_name, self.table_name, schema=self.schema)
+
+    @renderers.dispatch_for(RenameTableOp)
+    def _render(autogen_context, op):
+        schema = f", schema={op.schema!r}" if op.schema else ""
+        return f"op.rename_table({op.table_name!r}, {op.new_table_name!r}{schema})"
+
+    return RenameColumnOp, RenameTableOp
+
+
+_CALL_AGAIN = ("call generate_migration again with rewrite_renames=true: it writes the rename and replaces this "
+               "revision (generate's own, while unapplied and unedited)")
 
 
 def _renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
-    """Flag (and optionally rewrite) drop+add pairs of one type on one table; True when rewritten."""
+    """Flag (and optionally rewrite) probable renames; True when something was rewritten.
+
+    A column dropped and one of the same type added on one table, or a table dropped and one with
+    the same columns (names and types) created: autogenerate cannot see renames, and as written
+    the pair loses the data.  Not rewritten, that is an error (the revision drops data that a
+    rename keeps); rewritten, an info naming what to undo if a drop + add was meant.
+    """
     from alembic.operations.ops import AddColumnOp, DropColumnOp, ModifyTableOps
 
-    rewritten = False
+    rewritten = _table_renames(ctx, ups, findings, rewrite)
     for container in [ups, *(o for o in ups.ops if isinstance(o, ModifyTableOps))]:
         drops = [o for o in container.ops if isinstance(o, DropColumnOp)]
         adds = [o for o in container.ops if isinstance(o, AddColumnOp)]
@@ -219,7 +253,7 @@ def _renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
             table, new = drop.table_name, add.column.name
             snippet = f'op.alter_column("{table}", "{old.name}", new_column_name="{new}")'
             if rewrite:
-                RenameColumnOp = _rename_op_class()
+                RenameColumnOp, _ = _rename_op_classes()
                 i = container.ops.index(drop)
                 container.ops[i] = RenameColumnOp(
                     table, old.name, schema=drop.schema, modify_name=new,
@@ -228,21 +262,67 @@ def _renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
                 )
                 container.ops.remove(add)
                 rewritten = True
+                if add.column.nullable != old.nullable:
+                    container.ops[i].modify_nullable = add.column.nullable
             findings.append(
                 Finding(
                     rule="probable-rename",
-                    severity="info" if rewrite else "warning",
+                    severity="info" if rewrite else "error",
                     phase="upgrade", table=table, column=old.name,
                     message=(
-                        f"Rewrote the drop of {table}.{old.name} and the add of {table}.{new} (same type "
-                        f"{_type_sql(ctx, old.type)}) as a rename, keeping the data."
+                        f"Wrote the drop of {table}.{old.name} and the add of {table}.{new} (same type "
+                        f"{_type_sql(ctx, old.type)}) as a rename, keeping the data. If a new column was meant, "
+                        "call again with rewrite_renames=false."
                         if rewrite else
                         f"Autogenerate drops {table}.{old.name} and adds {table}.{new} of the same type "
                         f"({_type_sql(ctx, old.type)}): probably a rename, and as written it loses the column's data."
                     ),
-                    fix=None if rewrite else f"{snippet}  (call again with rewrite_renames=true to have it rewritten)",
+                    fix=None if rewrite else f"{snippet}: {_CALL_AGAIN}.",
                 )
             )
+    return rewritten
+
+
+def _table_renames(ctx, ups, findings: list[Finding], rewrite: bool) -> bool:
+    """Pairs of drop_table and create_table with the same columns (names and types): probable table renames."""
+    from alembic.operations.ops import CreateTableOp, DropTableOp
+
+    def signature(table) -> frozenset:
+        return frozenset((c.name, _type_sql(ctx, c.type)) for c in table.columns)
+
+    rewritten = False
+    creates = [o for o in ups.ops if isinstance(o, CreateTableOp)]
+    for drop in [o for o in ups.ops if isinstance(o, DropTableOp)]:
+        try:
+            old = drop.to_table()
+        except Exception:
+            continue
+        if not old.columns:
+            continue  # no reverse information
+        same = [c for c in creates if c.schema == drop.schema and signature(c.to_table()) == signature(old)]
+        if len(same) != 1:
+            continue
+        create = same[0]
+        creates.remove(create)
+        snippet = f'op.rename_table("{drop.table_name}", "{create.table_name}")'
+        if rewrite:
+            _, RenameTableOp = _rename_op_classes()
+            ups.ops[ups.ops.index(create)] = RenameTableOp(drop.table_name, create.table_name, schema=drop.schema)
+            ups.ops.remove(drop)
+            rewritten = True
+        findings.append(Finding(
+            rule="probable-rename", severity="info" if rewrite else "error", phase="upgrade", table=drop.table_name,
+            message=(
+                f"Wrote the drop of table {drop.table_name} and the creation of {create.table_name} (same columns) as "
+                "rename_table, keeping the rows. Constraint and index names derived from the old table name are kept "
+                "(rename them in a later revision if your naming convention matters). If a new table was meant, "
+                "call again with rewrite_renames=false."
+                if rewrite else
+                f"Autogenerate drops table {drop.table_name} and creates {create.table_name} with the same columns: "
+                "probably a rename, and as written it loses every row."
+            ),
+            fix=None if rewrite else f"{snippet}: {_CALL_AGAIN}.",
+        ))
     return rewritten
 
 
@@ -264,81 +344,41 @@ def _metadatas(ctx) -> list:
 
 
 def _blind_spots(ctx) -> list[Finding]:
-    """What the models declare that the comparison schema lacks and autogenerate cannot see."""
+    """What the models declare that the comparison lacks and no operation was written for.
+
+    Enum values, server defaults and named CHECK constraints are written as operations by
+    :mod:`db_migrate.runtime.comparators`; what remains are its notes (computed expressions: no
+    faithful operation) and sequences the models use but the database lacks.
+    """
     import sqlalchemy as sa
 
-    insp = sa.inspect(ctx.connection)
+    from db_migrate.runtime.comparators import notes
+
+    out = [
+        # errors: the models differ from head and no revision says so; the agent must write it (the fix says how)
+        Finding(phase="upgrade", **n)
+        for n in notes(ctx)
+    ]
     dialect = ctx.dialect
-    compare_defaults = bool(ctx.opts.get("compare_server_default"))
-    out: list[Finding] = []
-    seq_names: set[str] | None = None
+    if not dialect.supports_sequences:
+        return out
+    insp = sa.inspect(ctx.connection)
+    seq_names: dict[str | None, set[str]] = {}
     for md in _metadatas(ctx):
         for table in md.tables.values():
-            if not insp.has_table(table.name, schema=table.schema):
-                continue  # a new table: create_table carries its checks, defaults and enums
-            where = f"{table.schema + '.' if table.schema else ''}{table.name}"
-            out.extend(_check_constraints(insp, table, where))
-            reflected = {c["name"]: c for c in insp.get_columns(table.name, schema=table.schema)}
             for col in table.columns:
-                info = reflected.get(col.name)
-                if info is None:
-                    continue
-                if dialect.name == "postgresql" and isinstance(col.type, sa.Enum) and getattr(info["type"], "enums", None) is not None:
-                    want, have = list(col.type.enums), list(info["type"].enums)
-                    if want != have:
-                        added = [v for v in want if v not in have]
-                        out.append(Finding(
-                            rule="enum-values-changed", severity="warning", phase="upgrade", table=where, column=col.name,
-                            message=f"The model's enum {col.type.name or col.name} of {where}.{col.name} has values {want}, "
-                            f"the database {have}; autogenerate does not compare enum values.",
-                            fix="\n".join(f"op.execute(\"ALTER TYPE {col.type.name} ADD VALUE IF NOT EXISTS '{v}'\")" for v in added)
-                            or "Removing or renaming enum values needs a new type: create it, ALTER COLUMN ... TYPE ... USING, drop the old.",
-                        ))
-                if not compare_defaults and not col.primary_key:
-                    has_model = col.server_default is not None
-                    has_db = info.get("default") is not None and not str(info.get("default")).startswith("nextval(")
-                    if has_model != has_db:
-                        out.append(Finding(
-                            rule="server-default-not-compared", severity="warning", phase="upgrade", table=where, column=col.name,
-                            message=f"{where}.{col.name} has a server default in the "
-                            f"{'models but not in the database' if has_model else 'database but not in the models'}; "
-                            "compare_server_default is off in env.py, so autogenerate ignores it.",
-                            fix=f'op.alter_column("{table.name}", "{col.name}", server_default='
-                            + ("<the model\'s default, e.g. sa.text(\'...\')>" if has_model else "None") + ")",
-                        ))
-                if isinstance(col.default, sa.Sequence) and dialect.supports_sequences:
-                    if seq_names is None:
-                        seq_names = set(insp.get_sequence_names(schema=col.default.schema))
-                    if col.default.name not in seq_names:
-                        out.append(_sequence_finding(col.default.name, where))
+                if isinstance(col.default, sa.Sequence):
+                    schema = col.default.schema
+                    if schema not in seq_names:
+                        seq_names[schema] = set(insp.get_sequence_names(schema=schema))
+                    if col.default.name not in seq_names[schema]:
+                        out.append(_sequence_finding(col.default.name, f"{table.schema + '.' if table.schema else ''}{table.name}"))
     return out
-
-
-def _check_constraints(insp, table, where: str) -> list[Finding]:
-    import sqlalchemy as sa
-
-    wanted = [c for c in table.constraints if isinstance(c, sa.CheckConstraint) and isinstance(c.name, str)]
-    if not wanted:
-        return []
-    try:
-        have = {c["name"] for c in insp.get_check_constraints(table.name, schema=table.schema)}
-    except NotImplementedError:
-        return []
-    return [
-        Finding(
-            rule="check-constraint-not-generated", severity="warning", phase="upgrade", table=where,
-            message=f"The model declares CHECK constraint {c.name} on {where}, which the database lacks; "
-            "autogenerate does not compare CHECK constraints.",
-            fix=f'op.create_check_constraint("{c.name}", "{table.name}", {str(c.sqltext)!r})',
-        )
-        for c in wanted
-        if c.name not in have
-    ]
 
 
 def _sequence_finding(name: str, where: str) -> Finding:
     return Finding(
-        rule="sequence-not-generated", severity="warning", phase="upgrade", table=where,
+        rule="sequence-not-generated", severity="error", phase="upgrade", table=where,
         message=f"The models use sequence {name} (on {where}), which the database lacks; autogenerate does not create sequences.",
         fix=f'op.execute(sa.schema.CreateSequence(sa.Sequence("{name}")))',
     )

@@ -16,6 +16,7 @@ a failed or killed write leaves no file behind; nothing changed means no file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -24,13 +25,13 @@ from db_migrate.errors import (
 )
 from db_migrate.generate.jobs import Outcome
 from db_migrate.generate.model import GenerateResult
-from db_migrate.project.writing import remove_new_files, revision_files, revision_lock
+from db_migrate.project.writing import generated_unedited, remove_new_files, revision_files, revision_lock, set_aside
 from db_migrate.heads.graph import analyse
 from db_migrate.project import Project, load_history
 from db_migrate.urls import redact_url
 from db_migrate.sandbox import progress, reports_isolation, run_job
 from db_migrate.scratch.engine import ScratchPlan, engine_only, plan_scratch
-from db_migrate.verdict import decide, sort_findings
+from db_migrate.verdict import Finding, decide, sort_findings
 
 
 @reports_isolation
@@ -47,7 +48,15 @@ def generate_migration(
 
     - ``database_url``: compare with this database as it is (read only) instead of a scratch database at head.
     - ``scratch_url``: a PostgreSQL/MySQL server to create the scratch database on (default: temp SQLite).
-    - ``rewrite_renames``: write probable renames (drop + add of one type) as ``alter_column(new_column_name=...)``.
+    - ``rewrite_renames``: write probable renames (a column dropped and one of the same type added on one
+      table; a table dropped and one with the same columns created) as ``alter_column(new_column_name=...)``
+      / ``rename_table``.  It also replaces the head when generate_migration wrote that file with probable
+      renames as drop + add, nobody edited it since and (given ``database_url``) that database has not
+      applied it (an earlier, finished change is never folded into this one): the new revision is written on
+      the head's parent, then the old file is removed, and a ``replaced-revision`` finding names it.  Any
+      other head stays, untouched.  Without it, a probable rename is an error (``probable-rename``): the
+      revision as written loses data.  Not the default: only the agent knows whether a rename was meant,
+      and the error's fix is this one call.
     """
     started = time.perf_counter()
     if not message or not message.strip():
@@ -70,12 +79,27 @@ def generate_migration(
     _require_writable(project, history, report.heads)
 
     with revision_lock(project):
+        replace, why_not = _replaceable_head(project, history, report.heads, database_url, timeout) if rewrite_renames else (None, None)
         before = revision_files(project)
-        try:
-            outcome, scratch_seconds, plan = _run(project, message, database_url, scratch_url, rewrite_renames, timeout)
-        except (MigrationTimeout, MigrationCrashed):
-            remove_new_files(project, before)  # a killed worker may have left a partial file
-            raise
+        with set_aside(replace.path) if replace else contextlib.nullcontext(None) as drop:
+            try:
+                outcome, scratch_seconds, plan = _run(project, message, database_url, scratch_url, rewrite_renames, timeout)
+            except (MigrationTimeout, MigrationCrashed):
+                remove_new_files(project, before)  # a killed worker may have left a partial file
+                raise
+            if replace and outcome.created:
+                drop()  # the new file is written: generate's own unapplied revision goes
+    replaced = []
+    if replace and outcome.created:
+        replaced.append(Finding(
+            rule="replaced-revision", severity="info", phase="history", path=project.relpath(replace.path),
+            revision=replace.revision,
+            message=f"Replaced {project.relpath(replace.path)} (revision {replace.revision}): generate_migration wrote it, "
+            "it was not edited since" + (" nor applied to the named database" if database_url else "")
+            + ", and it was the head; the new revision takes its place on the same parent.",
+        ))
+    elif why_not:
+        replaced.append(Finding(rule="replaced-revision", severity="info", phase="history", message=why_not))
     engine = plan.info() if plan else None
     compared = f"a scratch copy of the schema of database {redact_url(database_url)} (read only)" if database_url else (
         f"a scratch database on {redact_url(scratch_url)} upgraded to head" if scratch_url
@@ -86,14 +110,20 @@ def generate_migration(
     timings = {"scratch": round(scratch_seconds + outcome.timings.get("upgrade", 0.0), 4),
                "autogenerate": round(outcome.timings.get("autogenerate", 0.0), 4)}
     down = report.heads[0] if report.heads else None
+    if replace and outcome.created:
+        down = ", ".join(replace.down_revisions) or None
 
     if not outcome.created:
         timings["total"] = round(time.perf_counter() - started, 4)
         return GenerateResult(
             decision=decide(outcome.findings), created=False, compared_with=compared,
-            summary="No changes: the models match " + ("that database" if database_url else "head") + "; no file was written."
-            + (f" {len(outcome.findings)} thing(s) autogenerate cannot see differ, see findings." if outcome.findings else ""),
-            findings=sort_findings(outcome.findings), timings=timings, down_revision=down,
+            summary=(
+                f"No file was written, but {len(outcome.findings)} difference(s) between the models and "
+                + ("that database" if database_url else "head") + " need a revision written by hand: see the findings' fixes."
+                if any(f.severity == "error" for f in outcome.findings) else
+                "No changes: the models match " + ("that database" if database_url else "head") + "; no file was written."
+            ),
+            findings=sort_findings([*replaced, *outcome.findings]), timings=timings, down_revision=down,
             engine=engine, unchecked=engine_notes,
         )
 
@@ -106,7 +136,7 @@ def generate_migration(
     t = time.perf_counter()
     review = review_migration(project, outcome.revision, timeout=timeout)
     timings["review"] = round(time.perf_counter() - t, 4)
-    findings = sort_findings([*outcome.findings, *review.findings])
+    findings = sort_findings([*replaced, *outcome.findings, *review.findings])
     timings["total"] = round(time.perf_counter() - started, 4)
     result = GenerateResult(
         decision=decide(findings, review.escalation),
@@ -126,7 +156,8 @@ def generate_migration(
 
         result.unchecked.append(Unchecked(what="env.py upgrade", reason=f"Head was built without env.py: {outcome.runner_reason}"))
     result.summary = (
-        f"{result.decision}: wrote {path} ({len(outcome.operations)} operation(s)); review: {review.decision}; "
+        f"{result.decision}: wrote {path} ({len(outcome.operations)} operation(s))"
+        + (f", replacing {project.relpath(replace.path)}" if replace else "") + f"; review: {review.decision}; "
         f"{result.counts()['error']} error(s), {result.counts()['warning']} warning(s)."
     )
     return result
@@ -192,6 +223,35 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
                 ) from None
             raise
         return outcome, created, plan
+
+
+def _replaceable_head(project: Project, history, heads: list[str], database_url: str | None, timeout):
+    """(the head revision generate may replace, None) or (None, why not): see :func:`generate_migration`.
+
+    Replaceable: the single head's file was written by generate_migration with probable renames as
+    drop + add (``probable-rename`` errors) and not edited since
+    (:func:`~db_migrate.project.writing.generated_unedited`), and, when ``database_url`` is given,
+    that database has not recorded it (read only).  Without ``database_url`` nobody can tell whether a
+    developer database ran it; the file being generate's own and unedited is the guard.
+    """
+    if len(heads) != 1:
+        return None, None
+    head = history.by_id.get(heads[0])
+    mark = generated_unedited(head.path) if head is not None else None
+    if mark is None:
+        return None, (f"Did not replace the head {heads[0]}: generate_migration did not write it, or it was edited "
+                      "since; the new revision (if any) goes on top of it.")
+    if not mark["renames_pending"]:
+        return None, None  # generate's own, but another change: it stays, the new revision goes on top
+
+    if database_url:
+        applied = run_job("db_migrate.heads.jobs:read_database_revisions", timeout=timeout, what="reading the version table",
+                          url=database_url, version_table=project.settings.get("version_table", "alembic_version"),
+                          version_table_schema=project.settings.get("version_table_schema"))
+        if head.revision in applied:
+            return None, (f"Did not replace the head {head.revision}: the named database has applied it. Downgrade that "
+                          "database first, or keep it and let the new revision go on top.")
+    return head, None
 
 
 def _require_writable(project: Project, history, heads: list[str]) -> None:

@@ -24,7 +24,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from db_migrate.errors import GenerateBusy, Refused
@@ -109,3 +109,68 @@ def refuse_overwrite(written: list[Path]) -> Iterator[None]:
         raise
     finally:
         ScriptDirectory._rev_path = original  # type: ignore[method-assign]
+
+
+MARKER = "# db-migrate generate_migration wrote this file"
+"""Starts the last line of every revision generate_migration writes: tells its own files, unedited, from anything else."""
+
+RENAMES_PENDING = " (probable renames written as drop + add)"
+_HASH = "; sha256 of the text above: "
+
+
+def mark_generated(path: Path, *, renames_pending: bool = False) -> None:
+    """Worker side: append the marker line with the hash of the file as written (after alembic's post-write hooks).
+
+    ``renames_pending`` records that the file drops and adds what is probably a rename: only such a
+    file may be replaced by a later ``rewrite_renames`` call.
+    """
+    text = path.read_text(encoding="utf-8")
+    missing_newline = not text.endswith("\n")
+    if missing_newline:
+        text += "\n"
+    line = MARKER + (RENAMES_PENDING if renames_pending else "") + _HASH + hashlib.sha256(text.encode()).hexdigest()
+    with path.open("a", encoding="utf-8") as f:
+        f.write(("\n" if missing_newline else "") + line + "\n")
+
+
+def generated_unedited(path: Path) -> dict[str, bool] | None:
+    """``{"renames_pending": ...}`` when generate_migration wrote ``path`` and nobody edited it since, else None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    body, sep, tail = text.rstrip("\n").rpartition("\n" + MARKER)
+    if not sep or "\n" in tail or _HASH not in tail:
+        return None
+    flags, _, digest = tail.partition(_HASH)
+    if hashlib.sha256((body + "\n").encode()).hexdigest() != digest.strip():
+        return None
+    return {"renames_pending": flags == RENAMES_PENDING}
+
+
+@contextlib.contextmanager
+def set_aside(path: Path) -> Iterator[Callable[[], None]]:
+    """Hide a revision file from alembic for the block (a renamed dotfile beside it, atomic); restore it unless dropped.
+
+    Yields ``drop()``: call it once the replacement is written, to remove the hidden file for good.
+    A failure inside the block restores the file; nothing is ever overwritten (a name already
+    taken refuses before anything moves).
+    """
+    hidden = path.with_name(f".{path.name}.db-migrate-replaced")
+    if hidden.exists():
+        raise Refused(f"{hidden} exists (left by an interrupted call?); db-migrate never overwrites a file.",
+                      hint=f"Rename it back to {path.name} or remove it, then call again.", path=str(hidden))
+    os.rename(path, hidden)
+    state = {"drop": False}
+
+    def drop() -> None:
+        state["drop"] = True
+
+    try:
+        yield drop
+    finally:
+        if state["drop"]:
+            with contextlib.suppress(OSError):
+                hidden.unlink()
+        elif not path.exists():
+            os.rename(hidden, path)

@@ -99,8 +99,9 @@ heads -> call again with create_merge=true (writes a merge revision) only when t
 D_GENERATE = """\
 Autogenerate a new revision from the models on a scratch database (never the user's), write it to the
 versions directory and review it. Call after editing the models. Read the file and `findings`/`unchecked`:
-autogenerate misses renames (drop+add!), enum values, server defaults and CHECK constraints; with
-rewrite_renames=true a drop+add that looks like a rename becomes alter_column. decision: proceed -> call
+it also writes enum values, server defaults and named CHECK constraints (autogenerate misses them); a
+probable rename written as drop+add is an error: call again with rewrite_renames=true (it replaces its own
+unapplied revision). decision: proceed -> call
 review_migration and test_roundtrip on the new revision; revise -> edit the file as the findings say;
 no changes detected -> check that env.py imports the models."""
 

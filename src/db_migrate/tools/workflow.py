@@ -15,9 +15,9 @@ Follow these steps in order; each tool returns a `decision` (proceed / revise / 
 1. `check_heads` - the revision graph must have exactly one head and no model drift.
    revise: fix what the findings say first (merge heads with create_merge=true only if the user agrees).
 2. Edit the SQLAlchemy models for the change. Keep it to this change.
-3. `generate_migration` with a short message. Read the generated file, its findings and `unchecked`:
-   autogenerate misses renames, enum values, server defaults and CHECK constraints - edit the file by hand
-   for those (never rename via drop+add).
+3. `generate_migration` with a short message. Read the generated file, its findings and `unchecked`.
+   It writes enum values, server defaults and named CHECK constraints too; a probable rename written as
+   drop+add is an error: call it again with rewrite_renames=true (never rename via drop+add).
 4. `review_migration` on the new revision. revise: apply each finding's `fix` (usually an Alembic snippet),
    then call review_migration again until the decision is proceed or escalate.
 5. `test_roundtrip` on the new revision: upgrade, downgrade, upgrade with seeded rows on a scratch database.
