@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 Severity = Literal["error", "warning", "info"]
 Decision = Literal["proceed", "revise", "escalate"]
@@ -22,6 +23,20 @@ Decision = Literal["proceed", "revise", "escalate"]
 FindingPhase = Literal["upgrade", "downgrade", "revision", "history", "database"]
 
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+
+class SourceEdit(BaseModel):
+    """An edit of a revision file that carries out a finding's fix (db_migrate.review.patches applies it).
+
+    ``replace-body``: ``function``'s body becomes ``code``; ``prepend`` / ``append``: ``code`` goes first / last
+    in ``function``'s body (a body that is only ``pass`` is replaced); ``replace-statement``: the statement
+    at ``line`` (the whole of it, however many lines it spans) becomes ``code``.  ``code`` is unindented.
+    """
+
+    mode: Literal["replace-body", "prepend", "append", "replace-statement"]
+    function: Literal["upgrade", "downgrade"] = "downgrade"
+    code: str
+    line: int | None = None
 
 
 class Finding(BaseModel):
@@ -37,6 +52,17 @@ class Finding(BaseModel):
     table: str | None = None
     column: str | None = None
     fix: str | None = Field(default=None, description="The safe alternative, usually an Alembic snippet.")
+    patch: str | None = Field(
+        default=None,
+        description="The fix as a unified diff (paths relative to the project root) that `git apply` accepts; "
+        "db-migrate applied it to a copy of the project and checked the result (patch_checked) before offering it.",
+    )
+    patch_checked: list[str] = Field(
+        default_factory=list, description="What the patched copy passed: git-apply, review, roundtrip."
+    )
+    edit: SkipJsonSchema[SourceEdit | None] = Field(default=None, exclude=True)
+    """The text edit of the revision file behind ``patch`` (internal: never serialised). A rollback finding with
+    one has a downgrade db-migrate can write, so it is something to revise, not to escalate."""
 
 
 class Unchecked(BaseModel):

@@ -25,6 +25,8 @@ from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked
 
 #: Review findings that mean the way back is not clear.
 ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse", "irreversible-by-design")
+#: Rollback findings that are ``revise`` when the rule could write the downgrade (the finding carries its edit).
+WRITABLE_ROLLBACK_RULES = ("missing-downgrade", "downgrade-not-inverse")
 #: Statement kinds of op.execute that change rows.
 DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
 #: Statement kinds of op.execute that only read: nothing to undo.
@@ -477,9 +479,15 @@ def _before_pg11(policy: Policy) -> bool:
     return target is not None and target[0] == "postgresql" and target[1] < (11,)
 
 
+def writable_rollback(f: Finding) -> bool:
+    """A rollback finding whose way back db-migrate can write (the inverse of the upgrade's operations): an error
+    for the agent to fix with its patch (``revise``), not a question for a human."""
+    return f.rule in WRITABLE_ROLLBACK_RULES and f.edit is not None
+
+
 def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
     for f in findings:
-        if f.rule in ROLLBACK_RULES:
+        if f.rule in ROLLBACK_RULES and not writable_rollback(f):
             triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
     flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
     by_revision: dict[str | None, list[_Op]] = {}
@@ -487,11 +495,13 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
         by_revision.setdefault(o.revision, []).append(o)
     for rev in by_revision.keys() - flagged:
         # the review's own rollback rules may be off or suppressed; an empty downgrade is still unclear
-        mine = [o for o in by_revision[rev] if not _nothing_to_undo(o)]
+        mine = [o for o in by_revision[rev] if not _nothing_to_undo(o) and not o.get("implied")]
         if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
             first = next(o for o in mine if o.phase == "upgrade")
             triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
     for o in ops:
+        if o.get("implied"):
+            continue  # run by the operation before it (create_table's CREATE TYPE): not in the file, not evidence
         if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o):
             continue
         if not _inverted(o, by_revision[o.revision]):

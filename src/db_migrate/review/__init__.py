@@ -87,7 +87,8 @@ def review_migration(
         for ref in revisions:
             h = history.resolve(ref)
             unique.setdefault(str(h.path), h)
-        return _with_data(project, review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old), database_url, policy, timeout)
+        result = review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old)
+        return _with_data(project, _with_patches(project, result, timeout), database_url, policy, timeout)
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
         skip = {h.path for h in excluded}
@@ -120,7 +121,15 @@ def review_migration(
         headers = [history.resolve(revision)]
     result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old, unreadable=unreadable)
     result.unchecked[:0] = skipped
-    return _with_data(project, result, database_url, policy, timeout)
+    return _with_data(project, _with_patches(project, result, timeout), database_url, policy, timeout)
+
+
+def _with_patches(project: Project, result: ReviewResult, timeout: float | None) -> ReviewResult:
+    """``result`` with each fix db-migrate can write as a patch it applied and checked on a copy of the project."""
+    from db_migrate.review.patches import offer_patches
+
+    result.findings = offer_patches(project, result.findings, dialect=result.dialect, timeout=timeout)
+    return result
 
 
 def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
@@ -243,12 +252,12 @@ def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> 
     rel = project.relpath(h.path)
     if outcome.review.path == rel:
         return outcome
-    data = outcome.model_dump()
-    data["review"]["path"] = rel
-    for group in ("findings", "suppressed", "unchecked"):
-        for item in data[group]:
-            item["path"] = rel
-    return RevisionOutcome.model_validate(data)
+    # model_copy, not a dump: a finding's edit is never serialised
+    return outcome.model_copy(update={
+        "review": outcome.review.model_copy(update={"path": rel}),
+        **{group: [item.model_copy(update={"path": rel}) for item in getattr(outcome, group)]
+           for group in ("findings", "suppressed", "unchecked")},
+    })
 
 
 def _run(

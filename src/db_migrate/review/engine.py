@@ -244,6 +244,7 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
     d["from_sql"] = rec.from_sql or None  # an alembic operation written as raw SQL in op.execute
     d.update(data_detail(op))  # what preflight asks the data about (enum labels, USING, NOT VALID, WHERE)
     d["in_autocommit_block"] = rec.in_autocommit_block or None
+    d["implied"] = rec.implied or None  # run by the operation before it (create_table's CREATE TYPE), not in the file
     d["batch"] = bool(rec.batch_table) or None
     return {k: v for k, v in d.items() if v is not None}
 
