@@ -42,6 +42,7 @@ def review_job(
     from db_migrate.capture.context import ensure_metadata, read_project_context
     from db_migrate.capture.recorder import capture_file
     from db_migrate.policy.settings import parse_target_version
+    from db_migrate.rules.add_column import needs_model
     from db_migrate.rules.naming import needs_naming_convention
 
     target = parse_target_version(target_version) if target_version else None
@@ -54,6 +55,8 @@ def review_job(
             # only now is env.py run for target_metadata; record again so alembic applies its convention
             if ensure_metadata(context).metadata is not None:
                 cap = capture_file(Path(path), context=context, **options)
+        elif not context.metadata_read and needs_model(cap):
+            ensure_metadata(context)  # the model's default for a new NOT NULL column (what existing rows get)
         if target is not None and target[0] == ("mysql" if dialect == "mariadb" else dialect):
             cap.target_version = target[1]
         outcome = review_capture(cap)

@@ -9,7 +9,8 @@ project root, as ``git diff`` writes them).  Before the diff is offered as ``Fin
 2. reviewed there: the patched revision no longer has that finding and has no error the original did not;
 3. roundtripped there (upgrade, downgrade, upgrade on the scratch engine the project's roundtrip would use),
    with every verified patch of the revision applied together, for at most :data:`MAX_ROUNDTRIPS` revisions
-   per call; further revisions keep the first two checks.
+   per call, and only when no error is left once they are applied (an error no patch fixes fails the
+   roundtrip whatever the patches do); otherwise the first two checks stand alone.
 
 ``Finding.patch_checked`` lists the checks that ran and passed.  A patch that fails one is not offered:
 the finding keeps its ``fix`` text.  Answers are kept per (file content, edit, project), so an agent's
@@ -323,7 +324,9 @@ def _check_file(copy: _Copy, relpath: str, original: str, group: list[Finding], 
         for f in sorted(passed, key=lambda f: (f.edit.mode != "replace-statement", -(f.edit.line or 0))):  # type: ignore[union-attr]
             combined = apply_edit(combined, f.edit) or combined  # type: ignore[arg-type]
         copy.write(relpath, original, text=combined)
-        ok = _roundtrip_passes(copy, revision, relpath, timeout)
+        # An error no patch fixes fails the roundtrip whatever the patches do: it would say nothing about them.
+        ok = None if _errors(_reviewed(copy, revision, relpath, dialect, timeout).findings) else \
+            _roundtrip_passes(copy, revision, relpath, timeout)
         for f in passed:
             patch, checks = out[id(f)]
             out[id(f)] = (None, []) if ok is False else (patch, checks + (["roundtrip"] if ok else []))
