@@ -34,6 +34,7 @@ READ_KINDS = ("SELECT", "SET", "ANALYZE", "VACUUM", "COMMENT", "LOCK", "OTHER")
 #: Statement kinds a downgrade has nothing to undo for, or conventionally leaves in place (other code may
 #: rely on an extension; PostgreSQL cannot remove an enum value): COMMIT/BEGIN, CREATE EXTENSION.
 NO_DATABASE = "assumed: no database_url given"
+_NO_URL = NO_DATABASE.removeprefix("assumed: ")
 
 REASONS = {
     "drop-with-data": "Dropping a table or column that holds data loses it for good; a human must confirm.",
@@ -232,6 +233,8 @@ def decide_for(
     findings: list[Finding] = list(getattr(review, "findings", None) or [])
     current = [f for f in findings if f.revision not in old]
     unchecked: list[Unchecked] = list(getattr(review, "unchecked", None) or [])
+    if facts is not None:  # what a pass without the database could not read, this one reads
+        unchecked = [u for u in unchecked if u.reason != _NO_URL]
     for rev in dict.fromkeys(r.revision for r in getattr(review, "reviews", None) or [] if r.revision in old):
         unchecked.append(Unchecked(
             what=f"escalation policy for {rev}", revision=rev,
@@ -318,28 +321,19 @@ def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], pr
     unchecked.extend(u for u in missed if u not in unchecked)
 
 
-def with_preflight(verdict: Any, preflight: Preflight) -> Any:
-    """``verdict`` (a review) with the preflight's findings, triggers and unchecked items, re-decided.
+def with_data(verdict: Any, policy: Policy, facts: DatabaseFacts, preflight: Preflight, **context: Any) -> Any:
+    """``verdict`` (a review, decided without a database) decided again with what the database said.
 
-    The same :func:`_preflight` step classify applies, so both tools read the data the same way; the
-    summary's headline is restated so that it still says what ``decision`` says.
+    :func:`decide_for` with ``facts`` and ``preflight``, as classify_escalation applies it, so the two
+    tools read the data the same way; ``context`` is decide_for's keywords (database_url, project_url,
+    history).  The summary's headline is restated so that it still says what ``decision`` says.
     """
-    triggers = _Triggers()
-    findings = list(verdict.findings)
-    unchecked = list(verdict.unchecked)
-    _preflight(triggers, findings, unchecked, preflight)
-    fired = triggers.as_list()
-    if verdict.escalation is not None:
-        fired = [*verdict.escalation.triggers, *fired]
-    escalation = Escalation(
-        required=bool(fired), triggers=fired,
-        auto_classes=verdict.escalation.auto_classes if verdict.escalation is not None else [],
-    )
-    decision = decide(findings, escalation)
+    d = decide_for(verdict, policy, facts, preflight=preflight, **context)
+    findings, escalation, decision, unchecked = d.findings, d.escalation, d.decision, d.unchecked
     before = headline(verdict.decision, verdict.escalation, verdict.findings)
     summary = verdict.summary.replace(before, headline(decision, escalation, findings), 1)
     found = [f for f in findings if f.rule.startswith("preflight-") and f.severity != "info"]
-    if found or triggers.as_list():
+    if found or any(t.trigger == "data-loss" for t in escalation.triggers):
         summary += f"; preflight against {preflight.database}: {len(preflight.failing())} check(s) fail, " \
                    f"{len(preflight.losing())} lose data"
     return verdict.model_copy(update=dict(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from db_migrate.policy.classify import classify, facts_needed
-from db_migrate.policy.model import ClassifyResult
+from db_migrate.policy.model import ClassifyResult, DatabaseFacts
+from db_migrate.preflight.model import Preflight
 from db_migrate.policy.settings import Policy, policy_from_settings
 from db_migrate.errors import ConfigInvalid, DbMigrateError
 from db_migrate.project import History, Project, load_history
@@ -36,6 +39,24 @@ def baseline_revisions(history: History, policy: Policy) -> frozenset[str]:
 
 
 @reports_isolation
+def read_data(review: Any, database_url: str, policy: Policy, timeout: float | None) -> tuple[DatabaseFacts, Preflight]:
+    """What the policy reads from the user's database for ``review`` (read-only): row counts and column contents
+    (:func:`db_migrate.policy.database.read_database_facts`), and each change asked of the data (preflight).
+    classify_escalation and review_migration both read it, so both decide from the same facts."""
+    from db_migrate.policy.database import read_database_facts
+    from db_migrate.preflight import run_preflight
+    from db_migrate.sandbox import progress
+
+    progress("reading row counts (read-only)", 1, 4)
+    tables, columns = facts_needed(review, policy)
+    limit = policy.database_timeout_seconds if timeout is None else min(timeout, policy.database_timeout_seconds)
+    facts = read_database_facts(
+        database_url, tables=tables, columns=columns, exact_count_below=policy.exact_count_below, timeout=limit
+    )
+    progress("checking the changes against the data (read-only)", 2, 4)
+    return facts, run_preflight(review, database_url, policy, timeout=timeout)
+
+
 def classify_escalation(
     project: Project,
     revision: str = "head",
@@ -65,17 +86,6 @@ def classify_escalation(
     review = review_migration(project, revision, dialect=dialect_of(database_url), timeout=timeout)
     facts = preflight = None
     if database_url:
-        progress("reading row counts (read-only)", 1, 4)
-        tables, columns = facts_needed(review, policy)
-        from db_migrate.policy.database import read_database_facts
-
-        limit = policy.database_timeout_seconds if timeout is None else min(timeout, policy.database_timeout_seconds)
-        facts = read_database_facts(
-            database_url, tables=tables, columns=columns, exact_count_below=policy.exact_count_below, timeout=limit
-        )
-        progress("checking the changes against the data (read-only)", 2, 4)
-        from db_migrate.preflight import run_preflight
-
-        preflight = run_preflight(review, database_url, policy, timeout=timeout)
+        facts, preflight = read_data(review, database_url, policy, timeout)
     progress("applying the escalation policy", 3, 4)
     return classify(review, policy, facts, environment, database_url=database_url, project_url=project.url, preflight=preflight, history=history)

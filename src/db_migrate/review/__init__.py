@@ -88,7 +88,7 @@ def review_migration(
             h = history.resolve(ref)
             unique.setdefault(str(h.path), h)
         result = review_paths(project, list(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old)
-        return _with_data(project, _with_patches(project, result, timeout), database_url, policy, timeout)
+        return _with_data(project, _with_patches(project, result, timeout), database_url, policy, timeout, old)
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
         skip = {h.path for h in excluded}
@@ -121,7 +121,7 @@ def review_migration(
         headers = [history.resolve(revision)]
     result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old, unreadable=unreadable)
     result.unchecked[:0] = skipped
-    return _with_data(project, _with_patches(project, result, timeout), database_url, policy, timeout)
+    return _with_data(project, _with_patches(project, result, timeout), database_url, policy, timeout, old)
 
 
 def _with_patches(project: Project, result: ReviewResult, timeout: float | None) -> ReviewResult:
@@ -139,15 +139,18 @@ def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
     return any(fnmatchcase(rel, p) or fnmatchcase(path.name, p) for p in patterns)
 
 
-def _with_data(project: Project, result: ReviewResult, database_url: str | None, policy: Policy, timeout: float | None) -> ReviewResult:
-    """``result`` with the preflight against ``database_url`` when one was given (read-only)."""
+def _with_data(
+    project: Project, result: ReviewResult, database_url: str | None, policy: Policy, timeout: float | None, history: frozenset[str]
+) -> ReviewResult:
+    """``result`` decided with what ``database_url`` says (read-only), as classify_escalation decides: row
+    counts, column contents and the preflight of each change."""
     if not database_url:
         return result
-    from db_migrate.policy.classify import with_preflight
-    from db_migrate.preflight import run_preflight
+    from db_migrate.policy.classify import with_data
+    from db_migrate.policy.service import read_data
 
-    progress("checking the changes against the data (read-only)")
-    return with_preflight(result, run_preflight(result, database_url, policy, timeout=timeout))
+    facts, preflight = read_data(result, database_url, policy, timeout)
+    return with_data(result, policy, facts, preflight, database_url=database_url, project_url=project.url, history=history)
 
 
 def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
