@@ -294,3 +294,35 @@ def downgrade():
         assert review.decision in ("revise", "escalate") and not no_database_notes(review)
         classify = classify_escalation(project, "head", database_url=url)
         assert classify.decision == review.decision and not no_database_notes(classify)
+
+
+# ---------------------------------------------------------------------------- the text says what the decision says
+
+
+def test_text_after_approval_does_not_say_stop_and_headers_stand_over_something(tmp_path):
+    from db_migrate.policy.model import HumanApproval
+    from db_migrate.tools.render import brief, render
+
+    drop = '''def upgrade():
+    op.drop_column("orders", "status")
+
+
+def downgrade():
+    op.add_column("orders", sa.Column("status", sa.String(10), nullable=True))
+'''
+    project = load_project(cwd=make_project(tmp_path / "a", [ORDERS_WITH_ENUM, drop], url="postgresql://u@localhost/app"))
+    asked = classify_escalation(project, "head")
+    assert asked.decision == "escalate" and brief(asked).splitlines()[1].startswith("STOP: a human must decide")
+    approved = asked.answered(HumanApproval(asked=True, answer="approved"))
+    text = brief(approved)
+    assert approved.decision != "escalate" and "STOP" not in text and "a human must decide" not in text
+    assert "Approved by a human" in text and "Needs a human" not in render(approved)
+
+    # an error with a patch asks for git apply; nothing asks to "apply each fix" where no fix stands
+    project = load_project(cwd=make_project(tmp_path / "b", [ORDERS_WITH_ENUM, NOTE_WITHOUT_DOWNGRADE], url="sqlite:///app.db"))
+    review = review_migration(project, "head")
+    text = brief(review)
+    assert "apply each patch with `git apply`" in text and "+    op.drop_column('orders', 'note')" in text
+    assert "edit the revision as each fix says" not in text
+    bare = review.model_copy(update={"findings": [f.model_copy(update={"patch": None, "fix": None}) for f in review.findings]})
+    assert "apply each" not in brief(bare) and "edit the revision" not in brief(bare)

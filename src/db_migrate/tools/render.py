@@ -79,10 +79,13 @@ def render(result: Verdict, *, color: bool = False) -> str:
             if f.fix:
                 out.append(f"      {paint('fix:', 'green')}")
                 out.extend(_indent(f.fix, 8))
+            if f.patch:
+                out.append(f"      {paint('patch', 'green')} (git apply; checked: {', '.join(f.patch_checked)}):")
+                out.extend(_indent(f.patch.rstrip(chr(10)), 8))
 
     if result.escalation is not None and result.escalation.triggers:
         out.append("")
-        out.append(paint("Needs a human:", "bold", "magenta"))
+        out.append(paint("Needs a human:" if result.escalation.required else "Approved by a human:", "bold", "magenta"))
         for t in result.escalation.triggers:
             out.append(f"  - {t.trigger}: {t.reason}")
             for ev in t.evidence:
@@ -121,21 +124,24 @@ def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     """
     head = result.summary if result.summary.startswith(result.decision) else f"{result.decision}: {result.summary}"
     lines = [head]
-    if result.escalation is not None and result.escalation.triggers:
-        lines.append("STOP: a human must decide. Show the user each trigger with its evidence:")
-        for t in result.escalation.triggers:
-            lines.append(f"- needs a human: {t.trigger}: {t.reason}")
+    escalation = result.escalation
+    if escalation is not None and escalation.triggers:
+        # the text says what the decision says: a STOP only while a human's answer is still needed
+        if escalation.required:
+            lines.append("STOP: a human must decide. Show the user each trigger with its evidence:")
+        else:
+            lines.append("Approved by a human (the record of what was approved):")
+        for t in escalation.triggers:
+            lines.append(f"- {'needs a human' if escalation.required else 'approved'}: {t.trigger}: {t.reason}")
             lines.extend(f"    {ev}" for ev in t.evidence)
     errors = [f for f in result.findings if f.severity == "error"]
     others = sorted((f for f in result.findings if f.severity != "error"), key=lambda f: SEVERITY_ORDER[f.severity])
     if errors:
-        lines.append(f"Errors to fix ({len(errors)}); apply each fix, then call again:")
+        lines.append(f"Errors to fix ({len(errors)}){_how_to_fix(errors)}, then call again:")
     for f in errors:
         where = location(f)
         lines.append(f"- error [{f.rule}] {where + ': ' if where else ''}{f.message}")
-        if f.fix:
-            lines.append("  fix:")
-            lines.extend(_indent(f.fix, 4))
+        lines.extend(_fix_lines(f, 2))
     if result.engine is not None:
         lines.append(f"- ran on {describe_engine(result.engine)}")
     for u in result.unchecked:
@@ -156,6 +162,33 @@ def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     if shown < len(others):
         lines.append(f"- ... {len(others) - shown} more warning(s)/note(s) in structuredContent.findings")
     return "\n".join(lines)
+
+
+def _how_to_fix(errors: list[Finding]) -> str:
+    """What the header over the errors asks for: only what the errors under it carry."""
+    patches, fixes = sum(1 for f in errors if f.patch), sum(1 for f in errors if f.fix and not f.patch)
+    asks = []
+    if patches:
+        asks.append("apply each patch with `git apply` from the project root (checked: " +
+                    ", ".join(sorted({c for f in errors for c in f.patch_checked})) + ")")
+    if fixes:
+        asks.append("edit the revision as each fix says")
+    if len(asks) < 2 and patches + fixes < len(errors):
+        asks.append("fix the others as their messages say")
+    return "; " + "; ".join(asks) if asks else ""
+
+
+def _fix_lines(f: Finding, indent: int) -> list[str]:
+    """A finding's patch (when it has one) and fix, indented."""
+    pad = " " * indent
+    out = []
+    if f.patch:
+        out.append(f"{pad}patch ({', '.join(f.patch_checked)}):")
+        out.extend(_indent(f.patch.rstrip("\n"), indent + 2))
+    elif f.fix:
+        out.append(f"{pad}fix:")
+        out.extend(_indent(f.fix, indent + 2))
+    return out
 
 
 def describe_engine(engine: Any) -> str:
