@@ -45,6 +45,8 @@ MAX_ROUNDTRIPS = 2
 #: What is never copied with the project: version control, environments, caches.
 _SKIP = (".git", ".hg", ".venv", "venv", "env", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache",
          ".ruff_cache", ".tox", ".nox", "*.pyc", "*.sqlite", "*.db")
+#: Files larger than this are data, not project code: never copied.
+_MAX_FILE = 5 * 1024 * 1024
 _CACHE_SIZE = 512
 _checked: OrderedDict[str, tuple[str | None, list[str]]] = OrderedDict()
 _lock = threading.Lock()
@@ -154,6 +156,19 @@ def verifying() -> bool:
     return _verifying.get()
 
 
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    """What copytree leaves out: :data:`_SKIP` and files over :data:`_MAX_FILE` (data, not code)."""
+    skipped = set(shutil.ignore_patterns(*_SKIP)(folder, names))
+    for name in names:
+        path = Path(folder) / name
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size > _MAX_FILE:
+                skipped.add(name)
+        except OSError:
+            skipped.add(name)
+    return skipped
+
+
 class _Copy:
     """A copy of the project (outside it) that patches are applied to, one revision file at a time."""
 
@@ -161,7 +176,7 @@ class _Copy:
         self.project = project
         self.dir = Path(tempfile.mkdtemp(prefix="dbm-patch-"))
         self.root = self.dir / "project"
-        shutil.copytree(project.root, self.root, ignore=shutil.ignore_patterns(*_SKIP), symlinks=True)
+        shutil.copytree(project.root, self.root, ignore=_ignore, symlinks=True)
         self.copy = load_project(self.root / project.config_file.relative_to(project.root), section=project.section)
         self.git = shutil.which("git")
 
