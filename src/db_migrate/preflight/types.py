@@ -102,18 +102,11 @@ def _range(step: Step, probe: Probe, column: str, low: int, high: int, new: str,
     (SQLite keeps them: it enforces no range)."""
     from sqlalchemy import or_
 
-    info = _info(step, probe, column)
-    if isinstance(info, DataCheck):
-        return info
-    key = f"{info.qualified}.{column}"
     sqlite = probe.dialect == "sqlite"
-    return answered(
-        step, "type-change", probe, info,
-        lambda: count_and_sample(
-            probe, info, lambda s: or_(s.col(column) >= high, s.col(column) <= low if exclusive else s.col(column) < low),
-            [column], [column]),
-        bad="affects" if sqlite else "will-fail", columns=[column],
-        describe=lambda n, a: (f"{rows_text(n, a)} of {key} are out of the range of {new}: " + (
+    return _rows_where(
+        step, probe, column, lambda s: or_(s.col(column) >= high, s.col(column) <= low if exclusive else s.col(column) < low),
+        bad="affects" if sqlite else "will-fail",
+        describe=lambda key, n, a: (f"{rows_text(n, a)} of {key} are out of the range of {new}: " + (
             "SQLite keeps them (it enforces no range)." if sqlite else "the change fails on them.") if n
             else f"Every value of {key} fits {new}."),
         fix=f"Move the out-of-range values first (UPDATE {step.op.table} SET {column} = ... WHERE ...), or keep "
@@ -125,22 +118,31 @@ def _rounded(step: Step, probe: Probe, column: str, scale: int, new: str) -> Dat
     """Rows with more decimal places than ``scale``: the change rounds them."""
     from sqlalchemy import func
 
-    info = _info(step, probe, column)
-    if isinstance(info, DataCheck):
-        return info
-    key = f"{info.qualified}.{column}"
-    return answered(
-        step, "type-change", probe, info,
-        lambda: count_and_sample(probe, info, lambda s: s.col(column) != func.round(s.col(column), scale), [column], [column]),
-        bad="loses-data", columns=[column],
-        describe=lambda n, a: (f"{rows_text(n, a)} of {key} have more than {scale} decimal place(s), which {new} rounds away."
-                               if n else f"No value of {key} has more than {scale} decimal place(s): {new} keeps every value."),
+    return _rows_where(
+        step, probe, column, lambda s: s.col(column) != func.round(s.col(column), scale), bad="loses-data",
+        describe=lambda key, n, a: (f"{rows_text(n, a)} of {key} have more than {scale} decimal place(s), which {new} rounds away."
+                                    if n else f"No value of {key} has more than {scale} decimal place(s): {new} keeps every value."),
         fix=f"Keep {step.get('existing_type')}, or round the values deliberately in a reviewed UPDATE first.",
     )
 
 
 def _info(step: Step, probe: Probe, column: str):
     return open_table(step, probe, "type-change", step.op.table, [column])
+
+
+def _rows_where(step: Step, probe: Probe, column: str, where_of, *, bad, describe, fix: str) -> DataCheck:
+    """The type-change check counting (and sampling) the rows of ``column`` where ``where_of(source)`` holds.
+
+    ``describe(key, n, at_least)`` words the answer; ``key`` is ``table.column`` as the database names it.
+    """
+    info = _info(step, probe, column)
+    if isinstance(info, DataCheck):
+        return info
+    key = f"{info.qualified}.{column}"
+    return answered(
+        step, "type-change", probe, info, lambda: count_and_sample(probe, info, where_of, [column], [column]),
+        bad=bad, columns=[column], describe=lambda n, a: describe(key, n, a), fix=fix,
+    )
 
 
 def _too_long(step: Step, probe: Probe, column: str, length: int, new: str) -> DataCheck:
@@ -226,16 +228,12 @@ def _not_numbers(step: Step, probe: Probe, column: str, new: str) -> DataCheck:
 def _not_labels(step: Step, probe: Probe, column: str, labels: list[str], new: str) -> DataCheck:
     from sqlalchemy import and_
 
-    info = _info(step, probe, column)
-    if isinstance(info, DataCheck):
-        return info
-    key = f"{info.qualified}.{column}"
-    return answered(
-        step, "type-change", probe, info,
-        lambda: count_and_sample(probe, info, lambda s: and_(s.col(column).is_not(None), s.col(column).not_in(labels)), [column], [column]),
-        bad="affects" if probe.dialect == "sqlite" else "will-fail", columns=[column],
-        describe=lambda n, a: (f"{rows_text(n, a)} of {key} hold a value that is not one of {', '.join(labels)}: " + (
-            "SQLite keeps them (it does not enforce the enum)." if probe.dialect == "sqlite" else f"the change to {new} fails on them.")
+    sqlite = probe.dialect == "sqlite"
+    return _rows_where(
+        step, probe, column, lambda s: and_(s.col(column).is_not(None), s.col(column).not_in(labels)),
+        bad="affects" if sqlite else "will-fail",
+        describe=lambda key, n, a: (f"{rows_text(n, a)} of {key} hold a value that is not one of {', '.join(labels)}: " + (
+            "SQLite keeps them (it does not enforce the enum)." if sqlite else f"the change to {new} fails on them.")
             if n else f"Every value of {key} is one of {', '.join(labels)}."),
         fix=f"Map the other values onto the enum's labels first (UPDATE {step.op.table} SET {column} = ... WHERE {column} NOT IN (...)).",
     )
