@@ -326,3 +326,17 @@ def downgrade():
     assert "edit the revision as each fix says" not in text
     bare = review.model_copy(update={"findings": [f.model_copy(update={"patch": None, "fix": None}) for f in review.findings]})
     assert "apply each" not in brief(bare) and "edit the revision" not in brief(bare)
+
+
+@pytest.mark.skipif(GIT is None, reason="git is not installed")
+def test_a_project_in_a_subfolder_of_its_repository_gets_a_patch_git_applies_there(tmp_path):
+    root = make_project(tmp_path / "services" / "billing", [ORDERS, NOTE_WITHOUT_DOWNGRADE], url="sqlite:///app.db")
+    git_repo(tmp_path)
+    project = load_project(cwd=root)
+    patch = only(review_migration(project, "head").findings, "missing-downgrade").patch
+    first = patch.splitlines()[0]
+    assert first == "From the project root: git apply --directory=services/billing"
+    # plain `git apply` here would skip the file and exit 0; the command the patch names applies it
+    done = subprocess.run(["git", "apply", "--directory=services/billing", "-"], cwd=root, input=patch, text=True, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert review_migration(project, "head").decision == "proceed"

@@ -137,13 +137,31 @@ def _parses(text: str) -> bool:
     return True
 
 
-def unified_patch(relpath: str, old: str, new: str) -> str:
-    """A unified diff of ``relpath`` from ``old`` to ``new`` that ``git apply`` accepts (``a/``, ``b/`` prefixes)."""
+def unified_patch(relpath: str, old: str, new: str, *, git_prefix: str = "") -> str:
+    """A unified diff of ``relpath`` from ``old`` to ``new`` that ``git apply`` accepts (``a/``, ``b/`` prefixes).
+
+    ``git_prefix``: the project root's folder inside its git repository (``git rev-parse --show-prefix``).
+    git reads a patch's paths from the repository's top and, run in a subfolder, skips the files (exit 0):
+    the patch then opens with the command that applies it, a preamble git ignores.
+    """
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     out = []
     for line in difflib.unified_diff(a, b, fromfile=f"a/{relpath}", tofile=f"b/{relpath}"):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    return f"diff --git a/{relpath} b/{relpath}\n" + "".join(out)
+    preamble = f"From the project root: git apply --directory={git_prefix.rstrip('/')}\n\n" if git_prefix else ""
+    return f"{preamble}diff --git a/{relpath} b/{relpath}\n" + "".join(out)
+
+
+def git_prefix(root: Path) -> str:
+    """The project root's folder inside its git work tree ('' at the top, or outside git, or without git)."""
+    git = shutil.which("git")
+    if git is None:
+        return ""
+    try:
+        done = subprocess.run([git, "-C", str(root), "rev-parse", "--show-prefix"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 # ---------------------------------------------------------------------------
@@ -258,6 +276,7 @@ def offer_patches(project: Project, findings: list[Finding], *, dialect: str, ti
     for f in todo:
         by_file.setdefault(f.path, []).append(f)  # type: ignore[arg-type]
     answers: dict[int, tuple[str | None, list[str]]] = {}
+    prefix = git_prefix(project.root)
     copy: _Copy | None = None
     roundtrips = 0
     try:
@@ -268,7 +287,7 @@ def offer_patches(project: Project, findings: list[Finding], *, dialect: str, ti
                     original = path.read_text()
                 except OSError:
                     continue
-                keys = {id(f): _cache_key(project, original, f) for f in group}
+                keys = {id(f): _cache_key(project, prefix, original, f) for f in group}
                 with _lock:
                     cached = {id(f): _checked[keys[id(f)]] for f in group if keys[id(f)] in _checked}
                 answers.update(cached)
@@ -278,7 +297,7 @@ def offer_patches(project: Project, findings: list[Finding], *, dialect: str, ti
                     progress("checking the fixes' patches on a copy of the project")
                     copy = _Copy(project)
                 checked = _check_file(copy, relpath, original, [f for f in group if id(f) not in cached], dialect, timeout,
-                                      roundtrip=roundtrips < MAX_ROUNDTRIPS)
+                                      roundtrip=roundtrips < MAX_ROUNDTRIPS, prefix=prefix)
                 roundtrips += any("roundtrip" in c for _, c in checked.values())
                 for f in group:
                     if id(f) in checked:
@@ -299,16 +318,16 @@ def offer_patches(project: Project, findings: list[Finding], *, dialect: str, ti
     return out
 
 
-def _cache_key(project: Project, original: str, f: Finding) -> str:
+def _cache_key(project: Project, prefix: str, original: str, f: Finding) -> str:
     h = hashlib.sha256()
-    for part in (str(project.root), original, f.edit.model_dump_json() if f.edit else "", repr(_key(f))):
+    for part in (str(project.root), prefix, original, f.edit.model_dump_json() if f.edit else "", repr(_key(f))):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
 
 
 def _check_file(copy: _Copy, relpath: str, original: str, group: list[Finding], dialect: str, timeout: float | None,
-                *, roundtrip: bool) -> dict[int, tuple[str | None, list[str]]]:
+                *, roundtrip: bool, prefix: str = "") -> dict[int, tuple[str | None, list[str]]]:
     out: dict[int, tuple[str | None, list[str]]] = {}
     revision = group[0].revision
     before = _errors(group)
@@ -321,7 +340,7 @@ def _check_file(copy: _Copy, relpath: str, original: str, group: list[Finding], 
         if new is None or new == original:
             out[id(f)] = (None, [])
             continue
-        patch = unified_patch(relpath, original, new)
+        patch = unified_patch(relpath, original, new, git_prefix=prefix)
         if not copy.write(relpath, original, patch, new):
             out[id(f)] = (None, [])
             continue

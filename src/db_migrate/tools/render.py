@@ -169,7 +169,7 @@ def _how_to_fix(errors: list[Finding]) -> str:
     patches, fixes = sum(1 for f in errors if f.patch), sum(1 for f in errors if f.fix and not f.patch)
     asks = []
     if patches:
-        asks.append("apply each patch with `git apply` from the project root (checked: " +
+        asks.append("apply each patch with `git apply` from the project root, as its first line says when there is one (checked: " +
                     ", ".join(sorted({c for f in errors for c in f.patch_checked})) + ")")
     if fixes:
         asks.append("edit the revision as each fix says")
