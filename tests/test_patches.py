@@ -340,3 +340,14 @@ def test_a_project_in_a_subfolder_of_its_repository_gets_a_patch_git_applies_the
     done = subprocess.run(["git", "apply", "--directory=services/billing", "-"], cwd=root, input=patch, text=True, capture_output=True)
     assert done.returncode == 0, done.stderr
     assert review_migration(project, "head").decision == "proceed"
+
+
+def test_an_empty_downgrade_of_a_table_with_an_enum_drops_the_type_too(tmp_path):
+    forgot = ORDERS_WITH_ENUM.replace('    op.drop_table("orders")\n', "    pass\n")
+    project = load_project(cwd=make_project(tmp_path, [forgot], url="postgresql://u@localhost/app"))
+    review = review_migration(project, "head")
+    assert review.decision == "revise", review.summary
+    missing = only(review.findings, "missing-downgrade")
+    body = [line[1:].strip() for line in missing.patch.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert body == ["op.drop_table('orders')", 'op.execute("DROP TYPE IF EXISTS order_status")']
+    assert "roundtrip" in missing.patch_checked  # re-upgrading after this downgrade worked on PostgreSQL

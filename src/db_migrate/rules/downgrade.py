@@ -23,6 +23,7 @@ from db_migrate.rules._helpers import (
     spell,
 )
 from db_migrate.rules.base import Example, Rule
+from db_migrate.rules.enums import implied_drop_types
 from db_migrate.verdict import Finding, SourceEdit
 
 _NO_DOWNGRADE = ("missing", "pass", "not-implemented")
@@ -177,6 +178,8 @@ def _undo_lines(cap) -> tuple[list[str], bool]:
             whole = False
         else:
             lines.append(code)
+            if cap.dialect == "postgresql":
+                lines.extend(implied_drop_types(cap, rec))  # drop_table leaves the enum types create_table made
     return lines, whole
 
 

@@ -139,6 +139,21 @@ def _last_name(names) -> str:
     return getattr(names[-1], "sval", "") if names else ""
 
 
+def drop_type(name: str, schema: str | None) -> str:
+    """``op.execute("DROP TYPE IF EXISTS ...")`` for a PostgreSQL enum type."""
+    return f'op.execute("DROP TYPE IF EXISTS {fx.table_sql(name, schema, "postgresql")}")'
+
+
+def implied_drop_types(cap, rec) -> list[str]:
+    """The DROP TYPE statements that undo the enum types ``rec`` (a create_table / add_column) created by itself."""
+    out = []
+    for r, name, schema in _implied_enum_types(cap):
+        owner = next((o for o in reversed(cap.upgrade[: r.index]) if not o.implied), None)
+        if owner is rec:
+            out.append(drop_type(name, schema))
+    return out
+
+
 def _implied_enum_types(cap) -> Iterator[tuple[object, str, str | None]]:
     """(rec, type name, schema) for each enum type an upgrade operation created by itself: the ``CREATE TYPE``
     PostgreSQL needs before ``create_table`` / ``add_column`` with an ``sa.Enum`` column."""
@@ -182,12 +197,12 @@ class EnumTypeLeftBehind(Rule):
         dropped |= {r.op.table_name for r in cap.downgrade if isinstance(r.op, ops.DropColumnOp)}
         down_sql = " ".join(sql for r in cap.downgrade for sql in r.sql).lower()
         for rec, name, schema in _implied_enum_types(cap):
-            owner = cap.upgrade[rec.index - 1] if rec.index else None
+            owner = next((o for o in reversed(cap.upgrade[: rec.index]) if not o.implied), None)
             table = getattr(owner, "table", None)
             if table not in dropped or re.search(r"drop\s+type\b[^;]*\b" + re.escape(name.lower()) + r"\b", down_sql):
                 continue
             qualified = f"{schema}.{name}" if schema else name
-            drop = f'op.execute("DROP TYPE IF EXISTS {fx.ident(name, "postgresql") if not schema else fx.table_sql(name, schema, "postgresql")}")'
+            drop = drop_type(name, schema)
             yield self.finding(
                 cap,
                 f"The upgrade creates enum type {qualified} with {table} (line {rec.line}); the downgrade drops {table} "
