@@ -351,3 +351,32 @@ def test_an_empty_downgrade_of_a_table_with_an_enum_drops_the_type_too(tmp_path)
     body = [line[1:].strip() for line in missing.patch.splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert body == ["op.drop_table('orders')", 'op.execute("DROP TYPE IF EXISTS order_status")']
     assert "roundtrip" in missing.patch_checked  # re-upgrading after this downgrade worked on PostgreSQL
+
+
+@pytest.mark.skipif(GIT is None, reason="git is not installed")
+def test_agent_loop_from_generate_converges_in_one_round_per_change(pg_url, tmp_path):
+    """generate -> the patch, applied with git -> review proceeds -> roundtrip passes -> models match head."""
+    from db_migrate.generate import generate_migration
+    from db_migrate.heads import check_heads
+
+    model = '''import sqlalchemy as sa
+target_metadata = sa.MetaData()
+sa.Table("orders", target_metadata, sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.Enum("new", "paid", name="order_status"), nullable=False){extra})
+'''
+    root = make_project(tmp_path, [], url="postgresql://u@localhost/app", models=model.format(extra=""))
+    git_repo(root)
+    project = load_project(cwd=root)
+    changes = ["", ',\n    sa.Column("currency", sa.String(3), nullable=False, default="EUR")']
+    for i, extra in enumerate(changes):
+        (root / "models.py").write_text(model.format(extra=extra))
+        generated = generate_migration(project, f"change {i}", scratch_url=pg_url)
+        assert generated.decision == "revise" and not generated.escalation.triggers, generated.summary
+        (fix,) = [f for f in generated.findings if f.severity == "error"]
+        assert fix.rule == ("enum-type-left-behind", "add-column-not-null-no-default")[i]
+        assert fix.patch_checked == ["git-apply", "review", "roundtrip"]
+        git_apply(root, fix.patch)
+        assert review_migration(project, "head").decision == "proceed"
+        assert run_roundtrip(project, "head", database_url=pg_url, rows=5).status == "passed"
+        heads = check_heads(project, scratch_url=pg_url)
+        assert heads.decision == "proceed" and "models match head" in heads.summary, heads.summary
