@@ -380,3 +380,18 @@ sa.Table("orders", target_metadata, sa.Column("id", sa.Integer, primary_key=True
         assert run_roundtrip(project, "head", database_url=pg_url, rows=5).status == "passed"
         heads = check_heads(project, scratch_url=pg_url)
         assert heads.decision == "proceed" and "models match head" in heads.summary, heads.summary
+
+
+def test_statements_with_nothing_to_undo_do_not_stop_the_downgrade_being_written(tmp_path):
+    with_setting = '''def upgrade():
+    op.execute("SET LOCAL lock_timeout = '5s'")
+    op.add_column("orders", sa.Column("note", sa.Text(), nullable=True))
+
+
+def downgrade():
+    pass
+'''
+    project = load_project(cwd=make_project(tmp_path, [ORDERS, with_setting], url="sqlite:///app.db"))
+    review = review_migration(project, "head")
+    assert review.decision == "revise" and not review.escalation.triggers, review.summary
+    assert "op.drop_column('orders', 'note')" in only(review.findings, "missing-downgrade").patch

@@ -165,12 +165,22 @@ def _undo(cap, rec) -> str | None:
     return fx.autocommit(code) if rec.in_autocommit_block else code
 
 
+def _leaves_nothing(cap, rec) -> bool:
+    """An op.execute whose statements leave nothing a downgrade must undo: settings, transaction control,
+    statements a downgrade rightly keeps (:func:`needs_no_inverse`)."""
+    if not isinstance(rec.op, ops.ExecuteSQLOp):
+        return False
+    stmts = [s for r, s in cap.statements("upgrade") if r is rec]
+    return bool(stmts) and all(s.kind.upper() in ("SET", "SELECT") or needs_no_inverse(s) for s in stmts)
+
+
 def _undo_lines(cap) -> tuple[list[str], bool]:
     """The undo of each upgrade operation in reverse order, and whether every one could be written."""
     lines, whole = [], True
+    kept = {id(r) for r in cap.upgrade if _leaves_nothing(cap, r)}
     for rec in reversed(cap.upgrade):
-        if rec.implied:
-            continue  # undone with the operation that ran it
+        if rec.implied or id(rec) in kept:
+            continue  # undone with the operation that ran it; or nothing to undo (SET, COMMIT, ADD VALUE...)
         code = _undo(cap, rec)
         if code is None:
             where = f" on {rec.table}" if rec.table else ""
