@@ -391,7 +391,7 @@ def test_statements_with_nothing_to_undo_do_not_stop_the_downgrade_being_written
 def downgrade():
     pass
 '''
-    project = load_project(cwd=make_project(tmp_path, [ORDERS, with_setting], url="sqlite:///app.db"))
+    project = load_project(cwd=make_project(tmp_path, [ORDERS, with_setting], url="postgresql://u@localhost/app"))
     review = review_migration(project, "head")
     assert review.decision == "revise" and not review.escalation.triggers, review.summary
     assert "op.drop_column('orders', 'note')" in only(review.findings, "missing-downgrade").patch
