@@ -12,6 +12,9 @@ project root, as ``git diff`` writes them).  Before the diff is offered as ``Fin
    per call, and only when no error is left once they are applied (an error no patch fixes fails the
    roundtrip whatever the patches do); otherwise the first two checks stand alone.
 
+At most :data:`MAX_FILES` revision files are checked per call (a review of a whole history in CI must stay
+quick); the findings of the others keep their fix text, and a later call on one revision checks it.
+
 ``Finding.patch_checked`` lists the checks that ran and passed.  A patch that fails one is not offered:
 the finding keeps its ``fix`` text.  Answers are kept per (file content, edit, project), so an agent's
 loop pays for a check once.  The decision never depends on a check (policy/classify.py reads the edit),
@@ -42,6 +45,8 @@ __all__ = ["MAX_ROUNDTRIPS", "apply_edit", "offer_patches", "unified_patch"]
 
 #: Revisions whose patches are roundtripped per call (the rest are checked by git apply and review).
 MAX_ROUNDTRIPS = 2
+#: Revision files whose patches are checked per call; the findings of further files keep their fix text.
+MAX_FILES = 10
 #: What is never copied with the project: version control, environments, caches.
 _SKIP = (".git", ".hg", ".venv", "venv", "env", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache",
          ".ruff_cache", ".tox", ".nox", "*.pyc", "*.sqlite", "*.db")
@@ -275,6 +280,7 @@ def offer_patches(project: Project, findings: list[Finding], *, dialect: str, ti
     by_file: dict[str, list[Finding]] = {}
     for f in todo:
         by_file.setdefault(f.path, []).append(f)  # type: ignore[arg-type]
+    checked_files = 0
     answers: dict[int, tuple[str | None, list[str]]] = {}
     prefix = git_prefix(project.root)
     copy: _Copy | None = None
@@ -291,13 +297,15 @@ def offer_patches(project: Project, findings: list[Finding], *, dialect: str, ti
                 with _lock:
                     cached = {id(f): _checked[keys[id(f)]] for f in group if keys[id(f)] in _checked}
                 answers.update(cached)
-                if len(cached) == len(group):
-                    continue
+                if len(cached) == len(group) or checked_files >= MAX_FILES:
+                    continue  # answered before; or this call checked enough files (a whole history in CI)
+                checked_files += 1
                 if copy is None:
                     progress("checking the fixes' patches on a copy of the project")
                     copy = _Copy(project)
                 checked = _check_file(copy, relpath, original, [f for f in group if id(f) not in cached], dialect, timeout,
-                                      roundtrip=roundtrips < MAX_ROUNDTRIPS, prefix=prefix)
+                                      roundtrip=roundtrips < MAX_ROUNDTRIPS, prefix=prefix,
+                                      everything=[f for f in findings if f.path == relpath])
                 roundtrips += any("roundtrip" in c for _, c in checked.values())
                 for f in group:
                     if id(f) in checked:
@@ -327,13 +335,10 @@ def _cache_key(project: Project, prefix: str, original: str, f: Finding) -> str:
 
 
 def _check_file(copy: _Copy, relpath: str, original: str, group: list[Finding], dialect: str, timeout: float | None,
-                *, roundtrip: bool, prefix: str = "") -> dict[int, tuple[str | None, list[str]]]:
+                *, roundtrip: bool, prefix: str = "", everything: list[Finding]) -> dict[int, tuple[str | None, list[str]]]:
     out: dict[int, tuple[str | None, list[str]]] = {}
     revision = group[0].revision
-    before = _errors(group)
-    copy.write(relpath, original)
-    baseline = _reviewed(copy, revision, relpath, dialect, timeout)
-    before |= _errors(baseline.findings)
+    before = _errors(everything)  # the file's errors as the review found them: a patch may add none
     passed: list[Finding] = []
     for f in group:
         new = apply_edit(original, f.edit)  # type: ignore[arg-type]
