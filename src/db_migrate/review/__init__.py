@@ -70,6 +70,9 @@ def review_migration(
     With ``database_url`` (the user's database, only read) each change is also
     checked against the data (:mod:`db_migrate.preflight`) and the verdict
     carries a ``preflight`` section; the dialect then defaults to the database's.
+
+    Findings whose fix db-migrate can write carry a checked ``patch``
+    (:mod:`db_migrate.review.patches`), except with ``all_revisions``.
     """
     if database_url and not dialect:
         from db_migrate.project.config import dialect_of
@@ -121,7 +124,9 @@ def review_migration(
         headers = [history.resolve(revision)]
     result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old, unreadable=unreadable)
     result.unchecked[:0] = skipped
-    return _with_data(project, _with_patches(project, result, timeout), database_url, policy, timeout, old)
+    if not all_revisions:  # a whole history is CI's question; an agent fixing a revision asks for that one
+        result = _with_patches(project, result, timeout)
+    return _with_data(project, result, database_url, policy, timeout, old)
 
 
 def _with_patches(project: Project, result: ReviewResult, timeout: float | None) -> ReviewResult:
