@@ -395,3 +395,11 @@ def downgrade():
     review = review_migration(project, "head")
     assert review.decision == "revise" and not review.escalation.triggers, review.summary
     assert "op.drop_column('orders', 'note')" in only(review.findings, "missing-downgrade").patch
+
+
+def test_an_operation_the_file_does_not_hold_is_neither_evidence_nor_an_operation(tmp_path):
+    fixed = ORDERS_WITH_ENUM + '    op.execute("DROP TYPE IF EXISTS order_status")\n'
+    project = load_project(cwd=make_project(tmp_path, [fixed], url="postgresql://u@localhost/app"))
+    classify = classify_escalation(project, "head")
+    assert classify.decision == "proceed" and classify.all_automatic, classify.summary
+    assert [o.kind for o in classify.operations] == ["create_table"]  # not the CREATE TYPE create_table ran

@@ -92,6 +92,8 @@ def _operations(review: Any, dialect: str) -> list[_Op]:
     out: list[_Op] = []
     for rev in getattr(review, "reviews", None) or []:
         for op in rev.operations:
+            if (op.detail or {}).get("implied"):
+                continue  # run by the operation before it (create_table's CREATE TYPE): not in the file
             o = _Op(op=op, revision=getattr(op, "revision", None) or rev.revision, path=getattr(rev, "path", None))
             names = [op.table] if op.table else []
             if op.kind == "execute":
@@ -489,13 +491,11 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
         by_revision.setdefault(o.revision, []).append(o)
     for rev in by_revision.keys() - flagged:
         # the review's own rollback rules may be off or suppressed; an empty downgrade is still unclear
-        mine = [o for o in by_revision[rev] if not _nothing_to_undo(o) and not o.get("implied")]
+        mine = [o for o in by_revision[rev] if not _nothing_to_undo(o)]
         if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
             first = next(o for o in mine if o.phase == "upgrade")
             triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
     for o in ops:
-        if o.get("implied"):
-            continue  # run by the operation before it (create_table's CREATE TYPE): not in the file, not evidence
         if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o):
             continue
         if not _inverted(o, by_revision[o.revision]):
