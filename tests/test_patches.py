@@ -403,3 +403,12 @@ def test_an_operation_the_file_does_not_hold_is_neither_evidence_nor_an_operatio
     classify = classify_escalation(project, "head")
     assert classify.decision == "proceed" and classify.all_automatic, classify.summary
     assert [o.kind for o in classify.operations] == ["create_table"]  # not the CREATE TYPE create_table ran
+
+
+def test_a_forgotten_drop_table_comes_back_with_its_enum_type(tmp_path):
+    two_tables = ORDERS_WITH_ENUM.replace('    op.drop_table("orders")\n', '    op.drop_table("refunds")\n').replace(
+        "def upgrade():\n", 'def upgrade():\n    op.create_table("refunds", sa.Column("id", sa.Integer(), primary_key=True))\n')
+    project = load_project(cwd=make_project(tmp_path, [two_tables], url="postgresql://u@localhost/app"))
+    inverse = only(review_migration(project, "head").findings, "downgrade-not-inverse")
+    assert "+    op.drop_table('orders')\n+    op.execute(\"DROP TYPE IF EXISTS order_status\")" in inverse.patch
+    assert "roundtrip" in inverse.patch_checked

@@ -162,6 +162,8 @@ def _undo(cap, rec) -> str | None:
     if rev is None:
         return None
     code = fx.op_code(rev, batch=cap.dialect == "sqlite")
+    if cap.dialect == "postgresql":  # drop_table leaves the enum types create_table made
+        code = "\n".join([code, *implied_drop_types(cap, rec)])
     return fx.autocommit(code) if rec.in_autocommit_block else code
 
 
@@ -188,8 +190,6 @@ def _undo_lines(cap) -> tuple[list[str], bool]:
             whole = False
         else:
             lines.append(code)
-            if cap.dialect == "postgresql":
-                lines.extend(implied_drop_types(cap, rec))  # drop_table leaves the enum types create_table made
     return lines, whole
 
 
