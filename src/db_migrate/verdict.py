@@ -58,7 +58,8 @@ class Finding(BaseModel):
         "db-migrate applied it to a copy of the project and checked the result (patch_checked) before offering it.",
     )
     patch_checked: list[str] = Field(
-        default_factory=list, description="What the patched copy passed: git-apply, review, roundtrip."
+        default_factory=list,
+        description="What the patched copy passed: git-apply, review, roundtrip ('roundtrip on sqlite' when not the project's engine).",
     )
     edit: SkipJsonSchema[SourceEdit | None] = Field(default=None, exclude=True)
     """The text edit of the revision file behind ``patch`` (internal: never serialised). A rollback finding with

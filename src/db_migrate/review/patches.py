@@ -245,15 +245,18 @@ def _reviewed(copy: _Copy, revision: str | None, relpath: str, dialect: str, tim
     return review_paths(copy.copy, [copy.header(revision, relpath)], dialect=dialect, timeout=timeout)
 
 
-def _roundtrip_passes(copy: _Copy, revision: str | None, relpath: str, timeout: float | None) -> bool | None:
-    """True/False: the patched revision's roundtrip passed/failed; None: it could not run here."""
+def _roundtrip_passes(copy: _Copy, revision: str | None, relpath: str, timeout: float | None) -> tuple[bool | None, str]:
+    """(passed, the check's name): True/False when the patched revision's roundtrip passed/failed, None when it
+    could not run here; the name says the engine when it is not the project's (``roundtrip on sqlite``)."""
     from db_migrate.roundtrip import test_roundtrip
 
     try:
         result = test_roundtrip(copy.copy, copy.header(revision, relpath).revision or "head", timeout=timeout)
     except DbMigrateError:
-        return None
-    return result.status == "passed"
+        return None, ""
+    engine = result.engine.name if result.engine is not None else result.dialect
+    same = engine == copy.project.dialect or {engine, copy.project.dialect} <= {"mysql", "mariadb"}
+    return result.status == "passed", "roundtrip" if same else f"roundtrip on {engine}"
 
 
 @contextlib.contextmanager
@@ -303,10 +306,10 @@ def offer_patches(project: Project, findings: list[Finding], *, dialect: str, ti
                 if copy is None:
                     progress("checking the fixes' patches on a copy of the project")
                     copy = _Copy(project)
-                checked = _check_file(copy, relpath, original, [f for f in group if id(f) not in cached], dialect, timeout,
+                checked, ran = _check_file(copy, relpath, original, [f for f in group if id(f) not in cached], dialect, timeout,
                                       roundtrip=roundtrips < MAX_ROUNDTRIPS, prefix=prefix,
                                       everything=[f for f in findings if f.path == relpath])
-                roundtrips += any("roundtrip" in c for _, c in checked.values())
+                roundtrips += ran
                 for f in group:
                     if id(f) in checked:
                         answers[id(f)] = checked[id(f)]
@@ -335,11 +338,13 @@ def _cache_key(project: Project, prefix: str, original: str, f: Finding) -> str:
 
 
 def _check_file(copy: _Copy, relpath: str, original: str, group: list[Finding], dialect: str, timeout: float | None,
-                *, roundtrip: bool, prefix: str = "", everything: list[Finding]) -> dict[int, tuple[str | None, list[str]]]:
+                *, roundtrip: bool, prefix: str = "", everything: list[Finding]) -> tuple[dict[int, tuple[str | None, list[str]]], bool]:
+    """Each finding's (patch, checks), or (None, []) when a check failed; and whether a roundtrip ran."""
     out: dict[int, tuple[str | None, list[str]]] = {}
     revision = group[0].revision
     before = _errors(everything)  # the file's errors as the review found them: a patch may add none
     passed: list[Finding] = []
+    ran = False
     for f in group:
         new = apply_edit(original, f.edit)  # type: ignore[arg-type]
         if new is None or new == original:
@@ -364,10 +369,11 @@ def _check_file(copy: _Copy, relpath: str, original: str, group: list[Finding], 
             combined = apply_edit(combined, f.edit) or combined  # type: ignore[arg-type]
         copy.write(relpath, original, text=combined)
         # An error no patch fixes fails the roundtrip whatever the patches do: it would say nothing about them.
-        ok = None if _errors(_reviewed(copy, revision, relpath, dialect, timeout).findings) else \
+        ok, name = (None, "") if _errors(_reviewed(copy, revision, relpath, dialect, timeout).findings) else \
             _roundtrip_passes(copy, revision, relpath, timeout)
+        ran = ok is not None
         for f in passed:
             patch, checks = out[id(f)]
-            out[id(f)] = (None, []) if ok is False else (patch, checks + (["roundtrip"] if ok else []))
+            out[id(f)] = (None, []) if ok is False else (patch, checks + ([name] if ok else []))
     copy.write(relpath, original)
-    return out
+    return out, ran
