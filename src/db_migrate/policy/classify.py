@@ -266,6 +266,8 @@ def decide_for(
         triggers=fired,
         auto_classes=sorted({c.auto_class for c in classified if c.auto_class}),
     )
+    # a review decided here once already (classify, review with a database): say each thing once
+    unchecked = list({(u.what, u.reason, u.revision, u.path, u.line): u for u in unchecked}.values())
     return PolicyDecision(
         decision=decide(findings, escalation), escalation=escalation, findings=findings, unchecked=unchecked,
         operations=classified,
