@@ -138,21 +138,6 @@ def test_postgresql_enum_table_and_empty_downgrade_converge_by_patches(pg_url, t
         assert run_roundtrip(project, "000000000002", database_url=pg_url).status == "passed"
 
 
-def test_a_downgrade_nobody_can_write_still_escalates(tmp_path):
-    one_way = '''def upgrade():
-    op.execute("UPDATE orders SET status = 'paid' WHERE status = 'new'")
-    op.add_column("orders", sa.Column("paid_at", sa.DateTime(), nullable=True))
-
-
-def downgrade():
-    pass
-'''
-    project = load_project(cwd=make_project(tmp_path, [ORDERS_WITH_ENUM, one_way], url="postgresql://u@localhost/app"))
-    review = review_migration(project, "head")
-    assert review.decision == "escalate" and [t.trigger for t in review.escalation.triggers] == ["unclear-rollback"]
-    assert only(review.findings, "missing-downgrade").patch is None  # which rows were 'new' is gone: no patch
-
-
 # ---------------------------------------------------------------------------- NOT NULL on a populated table, SQLite
 
 
@@ -383,19 +368,29 @@ sa.Table("orders", target_metadata, sa.Column("id", sa.Integer, primary_key=True
         assert heads.decision == "proceed" and "models match head" in heads.summary, heads.summary
 
 
-def test_statements_with_nothing_to_undo_do_not_stop_the_downgrade_being_written(tmp_path):
-    with_setting = '''def upgrade():
-    op.execute("SET LOCAL lock_timeout = '5s'")
+@pytest.mark.parametrize(("first", "decision"), [
+    # which rows were 'new' is gone: nobody can write that way back
+    ("op.execute(\"UPDATE orders SET status = 'paid' WHERE status = 'new'\")", "escalate"),
+    # a setting leaves nothing to undo: the downgrade is still one db-migrate can write
+    ("op.execute(\"SET LOCAL lock_timeout = '5s'\")", "revise"),
+])
+def test_only_a_way_back_nobody_can_write_escalates(tmp_path, first, decision):
+    revision = f'''def upgrade():
+    {first}
     op.add_column("orders", sa.Column("note", sa.Text(), nullable=True))
 
 
 def downgrade():
     pass
 '''
-    project = load_project(cwd=make_project(tmp_path, [ORDERS, with_setting], url="postgresql://u@localhost/app"))
+    project = load_project(cwd=make_project(tmp_path, [ORDERS_WITH_ENUM, revision], url="postgresql://u@localhost/app"))
     review = review_migration(project, "head")
-    assert review.decision == "revise" and not review.escalation.triggers, review.summary
-    assert "op.drop_column('orders', 'note')" in only(review.findings, "missing-downgrade").patch
+    missing = only(review.findings, "missing-downgrade")
+    assert review.decision == decision, review.summary
+    if decision == "escalate":
+        assert [t.trigger for t in review.escalation.triggers] == ["unclear-rollback"] and missing.patch is None
+    else:
+        assert not review.escalation.triggers and "op.drop_column('orders', 'note')" in missing.patch
 
 
 def test_an_operation_the_file_does_not_hold_is_neither_evidence_nor_an_operation(tmp_path):
