@@ -125,8 +125,9 @@ def test_github_annotations_go_to_stderr_beside_the_chosen_format(repo: Path) ->
     for name in ("alembic", "alembic.ini", "app", "pyproject.toml"):
         (repo / name).rename(sub / name)
     p = cli(["review", f"backend/{NOTES}", "--format", "json"], repo, GITHUB_ACTIONS="true")
-    assert p.returncode == 3, p.stderr
-    assert json.loads(p.stdout)["decision"] == "escalate"  # stdout is still exactly the JSON
+    # issue 18: an empty downgrade db-migrate can write is revise (exit 1) with its patch, no longer escalate
+    assert p.returncode == 1, p.stderr
+    assert json.loads(p.stdout)["decision"] == "revise"  # stdout is still exactly the JSON
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("::")]
     assert lines[0].startswith(f"::error file=backend/{NOTES},line=")
     assert "title=db-migrate%3A missing-downgrade::" in lines[0] and "%0AFix:%0A" in lines[0]
@@ -156,7 +157,10 @@ def test_the_project_is_found_from_the_files_named(repo: Path) -> None:
     for name in ("alembic", "alembic.ini", "app", "pyproject.toml"):
         (repo / name).rename(sub / name)
     p = cli(["review", f"backend/{NOTES}", "--format", "json"], repo)
-    assert p.returncode == 3 and json.loads(p.stdout)["revisions"] == ["f956808bc5df"], p.stderr
+    assert p.returncode == 1 and json.loads(p.stdout)["revisions"] == ["f956808bc5df"], p.stderr  # revise (issue 18)
+    # the project sits in backend/ of its repository: its patch says how git applies it there
+    (finding,) = [f for f in json.loads(p.stdout)["findings"] if f["rule"] == "missing-downgrade"]
+    assert finding["patch"].startswith("From the project root: git apply --directory=backend\n")
 
 
 def test_changed_since_judges_a_branch_on_its_own_revisions(repo: Path) -> None:

@@ -120,15 +120,24 @@ def test_raw_index_fix_silences_the_rule():
     assert not rules_in(body(*_halves(fix))) & {"create-index-non-concurrent", "concurrent-index-in-transaction"}
 
 
-def test_add_column_fix_either_variant_silences_the_rule():
-    bad = body("op.add_column('shifts', sa.Column('is_active', sa.Boolean(), nullable=False))", "op.drop_column('shifts', 'is_active')")
+def test_add_column_fix_takes_the_value_from_the_project_and_silences_the_rule():
+    # issue 18: the value existing rows get is the project's; the column's default= says it here
+    bad = body("op.add_column('shifts', sa.Column('is_active', sa.Boolean(), nullable=False, default=False))",
+               "op.drop_column('shifts', 'is_active')")
     fix = fix_of("add-column-not-null-no-default", bad)
-    lines = fix.splitlines()
-    with_default = lines[1]
-    assert "server_default=sa.text('false')" in with_default
-    assert "add-column-not-null-no-default" not in rules_in(body(with_default, "op.drop_column('shifts', 'is_active')"))
-    # the other variant, all in one revision: nullable + backfill + NOT NULL
-    rest = "\n".join(line for line in lines[3:] if not line.startswith("#"))
+    code = "\n".join(line for line in fix.splitlines() if not line.startswith("#"))
+    assert "server_default=sa.text('false')" in code and "server_default=None" in code  # filled, then as the model says
+    assert "add-column-not-null-no-default" not in rules_in(body(code, "op.drop_column('shifts', 'is_active')"))
+
+
+def test_add_column_fix_without_a_project_value_invents_none():
+    bad = body("op.add_column('shifts', sa.Column('is_active', sa.Boolean(), nullable=False))", "op.drop_column('shifts', 'is_active')")
+    out = review_source(bad)
+    finding = next(f for f in out.findings if f.rule == "add-column-not-null-no-default")
+    assert finding.edit is None  # nothing db-migrate could patch
+    assert "choose the value" in finding.fix and "false" not in finding.fix and "''" not in finding.fix
+    # the nullable + backfill + NOT NULL variant, once the agent put its value in
+    rest = "\n".join(line for line in finding.fix.splitlines() if not line.startswith("#")).replace("<value existing rows get>", "true")
     found = rules_in(body(rest, "op.drop_column('shifts', 'is_active')"))
     assert not found & {"add-column-not-null-no-default", "set-not-null"}, found
 
@@ -193,5 +202,5 @@ def test_fixture_revision_gets_its_own_names():
     found = review_source(path.read_text(encoding="utf-8"), root=FIXTURE).findings
     fix = next(f.fix for f in found if f.rule == "add-column-not-null-no-default")
     assert "op.add_column('persons', sa.Column('is_active', sa.Boolean(), nullable=True))" in fix
-    assert "UPDATE persons SET is_active = false WHERE is_active IS NULL" in fix
+    assert "UPDATE persons SET is_active = <value existing rows get> WHERE is_active IS NULL" in fix  # nothing invented
     assert "op.alter_column('persons', 'is_active'" in fix and "users" not in fix

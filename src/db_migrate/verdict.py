@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 Severity = Literal["error", "warning", "info"]
 Decision = Literal["proceed", "revise", "escalate"]
@@ -80,6 +81,20 @@ class ApprovalState(BaseModel):
     written: ApprovalEntry | None = Field(default=None, description="The entry this call appended (a human's answer through elicitation).")
 
 
+class SourceEdit(BaseModel):
+    """An edit of a revision file that carries out a finding's fix (db_migrate.fixes.patches applies it).
+
+    ``replace-body``: ``function``'s body becomes ``code``; ``prepend`` / ``append``: ``code`` goes first / last
+    in ``function``'s body (a body that is only ``pass`` is replaced); ``replace-statement``: the statement
+    at ``line`` (the whole of it, however many lines it spans) becomes ``code``.  ``code`` is unindented.
+    """
+
+    mode: Literal["replace-body", "prepend", "append", "replace-statement"]
+    function: Literal["upgrade", "downgrade"] = "downgrade"
+    code: str
+    line: int | None = None
+
+
 class Finding(BaseModel):
     """One problem (or note) found by a rule, anchored to a source line."""
 
@@ -93,6 +108,18 @@ class Finding(BaseModel):
     table: str | None = None
     column: str | None = None
     fix: str | None = Field(default=None, description="The safe alternative, usually an Alembic snippet.")
+    patch: str | None = Field(
+        default=None,
+        description="The fix as a unified diff (paths relative to the project root) that `git apply` accepts; "
+        "db-migrate applied it to a copy of the project and checked the result (patch_checked) before offering it.",
+    )
+    patch_checked: list[str] = Field(
+        default_factory=list,
+        description="What the patched copy passed: git-apply, review, roundtrip ('roundtrip on sqlite' when not the project's engine).",
+    )
+    edit: SkipJsonSchema[SourceEdit | None] = Field(default=None, exclude=True)
+    """The text edit of the revision file behind ``patch`` (internal: never serialised). A rollback finding with
+    one has a downgrade db-migrate can write, so it is something to revise, not to escalate."""
 
 
 class Unchecked(BaseModel):

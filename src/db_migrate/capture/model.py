@@ -47,6 +47,9 @@ class RecordedOp:
     """SQL rendered for the dialect (empty when rendering failed or was deferred by batch mode)."""
     render_error: str | None = None
     in_autocommit_block: bool = False
+    implied: bool = False
+    """Run by another operation, not written in the file: the ``CREATE TYPE`` that ``create_table`` emits for
+    an ``sa.Enum`` column on PostgreSQL. Evidence must not cite it as something the file does."""
     """Ran inside ``with op.get_context().autocommit_block():`` (outside the migration transaction)."""
     batch_table: str | None = None
     """Set when invoked through ``op.batch_alter_table(<table>)``."""

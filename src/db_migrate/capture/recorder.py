@@ -45,6 +45,8 @@ class _Recorder:
         self.buf = buf
         self.phase = "upgrade"
         self.autocommit_depth = 0
+        self.invoke_depth = 0
+        """Operations being invoked: above 0, an operation is run by another one (implied)."""
         self.batch_tables: list[str] = []
         self.temporary_tables: set[str] = set()
         """Temporary tables raw SQL created so far in this phase."""
@@ -79,10 +81,12 @@ def _install_patches() -> None:
             index=len(ops_list),
             line=rec.caller_line(),
             in_autocommit_block=rec.autocommit_depth > 0,
+            implied=rec.invoke_depth > 0,
             batch_table=rec.batch_tables[-1] if isinstance(self, BatchOperations) and rec.batch_tables else None,
         )
         ops_list.append(entry)
         start = rec.buf.tell()
+        rec.invoke_depth += 1
         try:
             result = orig_invoke(self, operation)
         except NotImplementedError as e:
@@ -91,6 +95,8 @@ def _install_patches() -> None:
         except Exception as e:
             entry.render_error = f"{type(e).__name__}: {e}"
             return None
+        finally:
+            rec.invoke_depth -= 1
         text = rec.buf.getvalue()[start:]
         entry.sql = [s.strip() for s in text.split(";\n") if s.strip() and s.strip() not in ("BEGIN", "COMMIT")]
         if isinstance(operation, ops.ExecuteSQLOp):

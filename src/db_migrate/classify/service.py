@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from db_migrate.policy.classify import classify, facts_needed
+from db_migrate.policy.classify import classify
 from db_migrate.policy.model import ClassifyResult
 from db_migrate.policy.settings import baseline_revisions, load_policy
 from db_migrate.project import Project, load_history
@@ -29,31 +29,20 @@ def classify_escalation(
     and columns are assumed to hold data and table sizes are reported as
     unchecked.
     """
+    from db_migrate.approval import book_for
+    from db_migrate.preflight import read_data
     from db_migrate.project.config import dialect_of
-    from db_migrate.review import review_migration
+    from db_migrate.fixes import review_with_patches
     from db_migrate.sandbox import progress
 
     policy = load_policy(project)
     history = baseline_revisions(load_history(project), policy)
     progress("reviewing the revision", 0, 4)
-    review = review_migration(project, revision, dialect=dialect_of(database_url), timeout=timeout)
+    review = review_with_patches(project, revision, dialect=dialect_of(database_url), timeout=timeout)
     facts = preflight = None
     if database_url:
-        progress("reading row counts (read-only)", 1, 4)
-        tables, columns = facts_needed(review, policy)
-        from db_migrate.classify.database import read_database_facts
-
-        limit = policy.database_timeout_seconds if timeout is None else min(timeout, policy.database_timeout_seconds)
-        facts = read_database_facts(
-            database_url, tables=tables, columns=columns, exact_count_below=policy.exact_count_below, timeout=limit
-        )
-        progress("checking the changes against the data (read-only)", 2, 4)
-        from db_migrate.preflight import run_preflight
-
-        preflight = run_preflight(review, database_url, policy, timeout=timeout)
+        facts, preflight = read_data(review, database_url, policy, timeout)
     progress("applying the escalation policy", 3, 4)
-    from db_migrate.approval import book_for
-
     return classify(
         review, policy, facts, environment, database_url=database_url, project_url=project.url, preflight=preflight,
         history=history, approvals=book_for(project, review.reviews),

@@ -130,11 +130,11 @@ def generate_migration(
     path = project.relpath(outcome.path)
     for f in outcome.findings:
         f.path, f.revision = path, outcome.revision
-    from db_migrate.review import review_migration  # lazy: review pulls in the capture machinery
+    from db_migrate.fixes import review_with_patches  # lazy: review pulls in the capture machinery
 
     progress("reviewing the new revision")
     t = time.perf_counter()
-    review = review_migration(project, outcome.revision, timeout=timeout)
+    review = review_with_patches(project, outcome.revision, timeout=timeout)
     timings["review"] = round(time.perf_counter() - t, 4)
     findings = sort_findings([*replaced, *outcome.findings, *review.findings])
     timings["total"] = round(time.perf_counter() - started, 4)

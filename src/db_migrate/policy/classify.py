@@ -26,6 +26,8 @@ from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked
 
 #: Review findings that mean the way back is not clear.
 ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse", "irreversible-by-design")
+#: Rollback findings that are ``revise`` when the rule could write the downgrade (the finding carries its edit).
+WRITABLE_ROLLBACK_RULES = ("missing-downgrade", "downgrade-not-inverse")
 #: Statement kinds of op.execute that change rows.
 DML_KINDS = ("UPDATE", "DELETE", "INSERT", "MERGE")
 #: Statement kinds of op.execute that only read: nothing to undo.
@@ -33,6 +35,7 @@ READ_KINDS = ("SELECT", "SET", "ANALYZE", "VACUUM", "COMMENT", "LOCK", "OTHER")
 #: Statement kinds a downgrade has nothing to undo for, or conventionally leaves in place (other code may
 #: rely on an extension; PostgreSQL cannot remove an enum value): COMMIT/BEGIN, CREATE EXTENSION.
 NO_DATABASE = "assumed: no database_url given"
+_NO_URL = NO_DATABASE.removeprefix("assumed: ")
 
 REASONS = {
     "drop-with-data": "Dropping a table or column that holds data loses it for good; a human must confirm.",
@@ -90,6 +93,8 @@ def _operations(review: Any, dialect: str) -> list[_Op]:
     out: list[_Op] = []
     for rev in getattr(review, "reviews", None) or []:
         for op in rev.operations:
+            if (op.detail or {}).get("implied"):
+                continue  # run by the operation before it (create_table's CREATE TYPE): not in the file
             o = _Op(op=op, revision=getattr(op, "revision", None) or rev.revision, path=getattr(rev, "path", None))
             names = [op.table] if op.table else []
             if op.kind == "execute":
@@ -265,6 +270,8 @@ def decide_for(
     findings: list[Finding] = list(getattr(review, "findings", None) or [])
     current = [f for f in findings if f.revision not in old]
     unchecked: list[Unchecked] = list(getattr(review, "unchecked", None) or [])
+    if facts is not None:  # what a pass without the database could not read, this one reads
+        unchecked = [u for u in unchecked if u.reason != _NO_URL]
     for rev in dict.fromkeys(r.revision for r in getattr(review, "reviews", None) or [] if r.revision in old):
         unchecked.append(Unchecked(
             what=f"escalation policy for {rev}", revision=rev,
@@ -294,6 +301,8 @@ def decide_for(
         triggers=fired,
         auto_classes=sorted({c.auto_class for c in classified if c.auto_class}),
     ), approvals)
+    # a review decided here once already (classify, review with a database): say each thing once
+    unchecked = list({(u.what, u.reason, u.revision, u.path, u.line): u for u in unchecked}.values())
     return PolicyDecision(
         decision=decide(findings, escalation), escalation=escalation, findings=findings, unchecked=unchecked,
         operations=classified, approval=approval,
@@ -381,29 +390,21 @@ def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], pr
     unchecked.extend(u for u in missed if u not in unchecked)
 
 
-def with_preflight(verdict: Any, preflight: Preflight, approvals: Book | None = None) -> Any:
-    """``verdict`` (a review) with the preflight's findings, triggers and unchecked items, re-decided.
+def with_data(verdict: Any, policy: Policy, facts: DatabaseFacts, preflight: Preflight, *, approvals: Book | None = None,
+              **context: Any) -> Any:
+    """``verdict`` (a review, decided without a database) decided again with what the database said.
 
-    The same :func:`_preflight` step classify applies, so both tools read the data the same way; the
-    summary's headline is restated so that it still says what ``decision`` says.  ``approvals`` is
-    applied again to the whole escalation: a ``data-loss`` the approval did not cover makes it pending.
+    :func:`decide_for` with ``facts``, ``preflight`` and ``approvals``, as classify_escalation applies it,
+    so the two tools read the data the same way (a ``data-loss`` the approval did not cover makes it
+    pending); ``context`` is decide_for's keywords (database_url, project_url, history).  The summary's
+    headline is restated so that it still says what ``decision`` says.
     """
-    triggers = _Triggers()
-    findings = list(verdict.findings)
-    unchecked = list(verdict.unchecked)
-    _preflight(triggers, findings, unchecked, preflight)
-    fired = triggers.as_list()
-    if verdict.escalation is not None:
-        fired = [*verdict.escalation.triggers, *fired]
-    escalation, approval = _with_approvals(Escalation(
-        required=bool(fired), triggers=fired,
-        auto_classes=verdict.escalation.auto_classes if verdict.escalation is not None else [],
-    ), approvals)
-    decision = decide(findings, escalation)
+    d = decide_for(verdict, policy, facts, preflight=preflight, approvals=approvals, **context)
+    findings, escalation, decision, unchecked, approval = d.findings, d.escalation, d.decision, d.unchecked, d.approval
     before = headline(verdict.decision, verdict.escalation, verdict.findings, verdict.approval)
     summary = verdict.summary.replace(before, headline(decision, escalation, findings, approval), 1)
     found = [f for f in findings if f.rule.startswith("preflight-") and f.severity != "info"]
-    if found or triggers.as_list():
+    if found or any(t.trigger == "data-loss" for t in escalation.triggers):
         summary += f"; preflight against {preflight.database}: {len(preflight.failing())} check(s) fail, " \
                    f"{len(preflight.losing())} lose data"
     return verdict.model_copy(update=dict(
@@ -543,9 +544,15 @@ def _before_pg11(policy: Policy) -> bool:
     return target is not None and target[0] == "postgresql" and target[1] < (11,)
 
 
+def writable_rollback(f: Finding) -> bool:
+    """A rollback finding whose way back db-migrate can write (the inverse of the upgrade's operations): an error
+    for the agent to fix with its patch (``revise``), not a question for a human."""
+    return f.rule in WRITABLE_ROLLBACK_RULES and f.edit is not None
+
+
 def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
     for f in findings:
-        if f.rule in ROLLBACK_RULES:
+        if f.rule in ROLLBACK_RULES and not writable_rollback(f):
             triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
     flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
     by_revision: dict[str | None, list[_Op]] = {}

@@ -2,7 +2,7 @@
 
 The answers come from :mod:`db_migrate.preflight` (the checks, a data source that reads the user's
 database); the policy reads them here: :func:`verdict_parts` turns them into findings, triggers and
-unchecked items (:func:`db_migrate.policy.classify.with_preflight`).
+unchecked items (:func:`db_migrate.policy.classify.decide_for`, :func:`~db_migrate.policy.classify.with_data`).
 
 A :class:`Preflight` is carried by ``classify_escalation``'s and
 ``review_migration``'s verdicts when a ``database_url`` was given.  Each

@@ -34,7 +34,7 @@ from typing import Any
 
 from db_migrate.policy.preflight import DataCheck, Preflight, TableSize
 
-__all__ = ["DataCheck", "Preflight", "TableSize", "run_preflight"]
+__all__ = ["DataCheck", "Preflight", "TableSize", "read_data", "run_preflight"]
 
 #: Check modules, in the order their answers are listed.
 _MODULES = ("not_null", "unique", "foreign_key", "check", "types", "enums", "dml")
@@ -109,3 +109,21 @@ def run_preflight(review: Any, database_url: str, policy: Any, *, timeout: float
             pf.unchecked.append(Unchecked(what=f"preflight {c.check}: {c.operation}", reason=c.reason or c.message,
                                           revision=c.revision, path=c.path, line=c.line))
     return pf
+
+
+def read_data(review: Any, database_url: str, policy: Any, timeout: float | None) -> tuple[Any, Preflight]:
+    """What the policy reads from the user's database for ``review`` (read-only): row counts and column contents
+    (:func:`db_migrate.preflight.database.read_database_facts`), and each change asked of the data
+    (:func:`run_preflight`). classify_escalation and review_migration both read it, so both decide from the same facts."""
+    from db_migrate.policy.classify import facts_needed
+    from db_migrate.preflight.database import read_database_facts
+    from db_migrate.sandbox import progress
+
+    progress("reading row counts (read-only)", 1, 4)
+    tables, columns = facts_needed(review, policy)
+    limit = policy.database_timeout_seconds if timeout is None else min(timeout, policy.database_timeout_seconds)
+    facts = read_database_facts(
+        database_url, tables=tables, columns=columns, exact_count_below=policy.exact_count_below, timeout=limit
+    )
+    progress("checking the changes against the data (read-only)", 2, 4)
+    return facts, run_preflight(review, database_url, policy, timeout=timeout)

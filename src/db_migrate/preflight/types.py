@@ -28,6 +28,7 @@ _LENGTH = re.compile(r"^\s*(?:N?VARCHAR|CHARACTER VARYING|N?CHAR|CHARACTER|VARBI
 _INTEGER = {"SMALLINT": 2**15, "INTEGER": 2**31, "INT": 2**31, "BIGINT": 2**63, "MEDIUMINT": 2**23, "TINYINT": 2**7}
 _FRACTIONAL = re.compile(r"^\s*(NUMERIC|DECIMAL|FLOAT|REAL|DOUBLE|MONEY)", re.IGNORECASE)
 _TEXTUAL = re.compile(r"^\s*(N?VARCHAR|CHARACTER|N?CHAR|TEXT|CLOB|STRING|TINYTEXT|MEDIUMTEXT|LONGTEXT)", re.IGNORECASE)
+_DECIMAL = re.compile(r"^\s*(NUMERIC|DECIMAL)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+))?\s*\))?", re.IGNORECASE)
 _NUMERIC = re.compile(r"^\s*(NUMERIC|DECIMAL|FLOAT|REAL|DOUBLE|SMALLINT|INTEGER|INT|BIGINT|MEDIUMINT|TINYINT)\b", re.IGNORECASE)
 
 
@@ -54,11 +55,94 @@ def run(step: Step, probe: Probe) -> list[DataCheck]:
         return _to_integer(step, probe, column, base, new)
     if _NUMERIC.match(new) and _TEXTUAL.match(old):
         return [_not_numbers(step, probe, column, new)]
+    narrower = _narrower(old, new)
+    if narrower is not None:
+        return narrower(step, probe, column, new)
     return []
+
+
+def _digits(t: str) -> tuple[int | None, int] | None:
+    """(digits before the point, digits after it) a numeric type holds; None digits: unbounded (NUMERIC)."""
+    base = t.split("(")[0].strip().upper()
+    if base in _INTEGER:
+        return len(str(_INTEGER[base])), 0  # whole digits its largest values have
+    m = _DECIMAL.match(t)
+    if m:
+        if m.group(2) is None:
+            return None, 1000  # NUMERIC without a precision: any value
+        precision, scale = int(m.group(2)), int(m.group(3) or 0)
+        return precision - scale, scale
+    return None
+
+
+def _narrower(old: str, new: str):
+    """The check for a numeric type that holds less than the old one (INTEGER -> SMALLINT, NUMERIC(12,2) ->
+    NUMERIC(8,2), NUMERIC(10,4) -> NUMERIC(10,2)), or None when the new type holds every old value."""
+    base_old, base_new = old.split("(")[0].strip().upper(), new.split("(")[0].strip().upper()
+    if base_old in _INTEGER and base_new in _INTEGER:
+        if _INTEGER[base_new] < _INTEGER[base_old]:
+            return lambda step, probe, column, new: [_range(step, probe, column, -_INTEGER[base_new], _INTEGER[base_new], new)]
+        return None
+    was, now = _digits(old), _digits(new)
+    if was is None or now is None or now[0] is None:
+        return None
+    whole, scale = now
+    checks = []
+    if was[0] is None or whole < was[0]:
+        checks.append(lambda step, probe, column, new: _range(step, probe, column, -(10 ** whole), 10 ** whole, new, exclusive=True))
+    if scale < was[1]:
+        checks.append(lambda step, probe, column, new: _rounded(step, probe, column, scale, new))
+    if not checks:
+        return None
+    return lambda step, probe, column, new: [c(step, probe, column, new) for c in checks]
+
+
+def _range(step: Step, probe: Probe, column: str, low: int, high: int, new: str, *, exclusive: bool = False) -> DataCheck:
+    """Rows whose value falls outside [low, high) (``exclusive``: outside (low, high)): the change fails on them
+    (SQLite keeps them: it enforces no range)."""
+    from sqlalchemy import or_
+
+    sqlite = probe.dialect == "sqlite"
+    return _rows_where(
+        step, probe, column, lambda s: or_(s.col(column) >= high, s.col(column) <= low if exclusive else s.col(column) < low),
+        bad="affects" if sqlite else "will-fail",
+        describe=lambda key, n, a: (f"{rows_text(n, a)} of {key} are out of the range of {new}: " + (
+            "SQLite keeps them (it enforces no range)." if sqlite else "the change fails on them.") if n
+            else f"Every value of {key} fits {new}."),
+        fix=f"Move the out-of-range values first (UPDATE {step.op.table} SET {column} = ... WHERE ...), or keep "
+            f"{step.get('existing_type')}.",
+    )
+
+
+def _rounded(step: Step, probe: Probe, column: str, scale: int, new: str) -> DataCheck:
+    """Rows with more decimal places than ``scale``: the change rounds them."""
+    from sqlalchemy import func
+
+    return _rows_where(
+        step, probe, column, lambda s: s.col(column) != func.round(s.col(column), scale), bad="loses-data",
+        describe=lambda key, n, a: (f"{rows_text(n, a)} of {key} have more than {scale} decimal place(s), which {new} rounds away."
+                                    if n else f"No value of {key} has more than {scale} decimal place(s): {new} keeps every value."),
+        fix=f"Keep {step.get('existing_type')}, or round the values deliberately in a reviewed UPDATE first.",
+    )
 
 
 def _info(step: Step, probe: Probe, column: str):
     return open_table(step, probe, "type-change", step.op.table, [column])
+
+
+def _rows_where(step: Step, probe: Probe, column: str, where_of, *, bad, describe, fix: str) -> DataCheck:
+    """The type-change check counting (and sampling) the rows of ``column`` where ``where_of(source)`` holds.
+
+    ``describe(key, n, at_least)`` words the answer; ``key`` is ``table.column`` as the database names it.
+    """
+    info = _info(step, probe, column)
+    if isinstance(info, DataCheck):
+        return info
+    key = f"{info.qualified}.{column}"
+    return answered(
+        step, "type-change", probe, info, lambda: count_and_sample(probe, info, where_of, [column], [column]),
+        bad=bad, columns=[column], describe=lambda n, a: describe(key, n, a), fix=fix,
+    )
 
 
 def _too_long(step: Step, probe: Probe, column: str, length: int, new: str) -> DataCheck:
@@ -144,16 +228,12 @@ def _not_numbers(step: Step, probe: Probe, column: str, new: str) -> DataCheck:
 def _not_labels(step: Step, probe: Probe, column: str, labels: list[str], new: str) -> DataCheck:
     from sqlalchemy import and_
 
-    info = _info(step, probe, column)
-    if isinstance(info, DataCheck):
-        return info
-    key = f"{info.qualified}.{column}"
-    return answered(
-        step, "type-change", probe, info,
-        lambda: count_and_sample(probe, info, lambda s: and_(s.col(column).is_not(None), s.col(column).not_in(labels)), [column], [column]),
-        bad="affects" if probe.dialect == "sqlite" else "will-fail", columns=[column],
-        describe=lambda n, a: (f"{rows_text(n, a)} of {key} hold a value that is not one of {', '.join(labels)}: " + (
-            "SQLite keeps them (it does not enforce the enum)." if probe.dialect == "sqlite" else f"the change to {new} fails on them.")
+    sqlite = probe.dialect == "sqlite"
+    return _rows_where(
+        step, probe, column, lambda s: and_(s.col(column).is_not(None), s.col(column).not_in(labels)),
+        bad="affects" if sqlite else "will-fail",
+        describe=lambda key, n, a: (f"{rows_text(n, a)} of {key} hold a value that is not one of {', '.join(labels)}: " + (
+            "SQLite keeps them (it does not enforce the enum)." if sqlite else f"the change to {new} fails on them.")
             if n else f"Every value of {key} is one of {', '.join(labels)}."),
         fix=f"Map the other values onto the enum's labels first (UPDATE {step.op.table} SET {column} = ... WHERE {column} NOT IN (...)).",
     )

@@ -10,6 +10,7 @@ parsed (fast), falling back to the whole file.
 from __future__ import annotations
 
 import ast
+import threading
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,19 @@ def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
     return raw, lines
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(source: str | bytes, filename: str = "<unknown>") -> ast.Module:
+    """:func:`ast.parse`, one thread at a time.
+
+    CPython 3.11 keeps the AST converter's recursion depth in interpreter-wide state: two threads parsing
+    at once (the MCP server runs calls in threads) fail with "AST constructor recursion depth mismatch".
+    """
+    with _PARSE_LOCK:
+        return ast.parse(source, filename=filename)
+
+
 def parse_module(source: str | bytes, filename: str = "<revision>") -> tuple[ast.Module | None, tuple[str, int | None] | None]:
     """The whole file's syntax tree, or None and why it is not valid Python (message, line).
 
@@ -103,7 +117,7 @@ def parse_module(source: str | bytes, filename: str = "<revision>") -> tuple[ast
     it breaks alembic too, which imports the whole file.
     """
     try:
-        return ast.parse(source, filename=filename), None
+        return parse_python(source, filename=filename), None
     except SyntaxError as e:
         return None, (f"{e.msg} (line {e.lineno})" if e.lineno else e.msg, e.lineno)
     except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, pathological nesting
@@ -128,7 +142,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         m = _FIRST_DEF.search(text)
         if m is not None:
             try:
-                tree = ast.parse(text[: m.start()])
+                tree = parse_python(text[: m.start()])
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 tree = None
     scanned = _scan(tree) if tree is not None else None
@@ -136,7 +150,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         tree, scanned = full, _scan(full)
     elif scanned is None or "revision" not in scanned[0]:
         try:
-            tree = ast.parse(text)
+            tree = parse_python(text)
         except SyntaxError as e:
             where = f" (line {e.lineno})" if e.lineno else ""
             raise HeaderSyntaxError(path, f"{e.msg}{where}", e.lineno) from None

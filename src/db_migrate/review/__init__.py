@@ -70,6 +70,9 @@ def review_migration(
     With ``database_url`` (the user's database, only read) each change is also
     checked against the data (:mod:`db_migrate.preflight`) and the verdict
     carries a ``preflight`` section; the dialect then defaults to the database's.
+
+    Findings carry the ``edit`` a rule can write; :func:`db_migrate.fixes.review_with_patches` (what the
+    ``review_migration`` tool calls) turns it into a checked ``patch``.
     """
     if database_url and not dialect:
         from db_migrate.project.config import dialect_of
@@ -87,7 +90,8 @@ def review_migration(
         for ref in revisions:
             h = history.resolve(ref)
             unique.setdefault(str(h.path), h)
-        return _with_data(project, review_paths(project, history.in_order(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old), database_url, policy, timeout)
+        result = review_paths(project, history.in_order(unique.values()), dialect=dialect, timeout=timeout, policy=policy, history=old)
+        return _with_data(project, result, database_url, policy, timeout, old)
     if all_revisions:
         excluded = [h for h in history.headers if _excluded(project, h.path, policy.exclude)]
         skip = {h.path for h in excluded}
@@ -120,7 +124,7 @@ def review_migration(
         headers = [history.resolve(revision)]
     result = review_paths(project, headers, dialect=dialect, timeout=timeout, policy=policy, history=old, unreadable=unreadable)
     result.unchecked[:0] = skipped
-    return _with_data(project, result, database_url, policy, timeout)
+    return _with_data(project, result, database_url, policy, timeout, old)
 
 
 def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
@@ -130,16 +134,20 @@ def _excluded(project: Project, path: Path, patterns: list[str]) -> bool:
     return any(fnmatchcase(rel, p) or fnmatchcase(path.name, p) for p in patterns)
 
 
-def _with_data(project: Project, result: ReviewResult, database_url: str | None, policy: Policy, timeout: float | None) -> ReviewResult:
-    """``result`` with the preflight against ``database_url`` when one was given (read-only)."""
+def _with_data(
+    project: Project, result: ReviewResult, database_url: str | None, policy: Policy, timeout: float | None, history: frozenset[str]
+) -> ReviewResult:
+    """``result`` decided with what ``database_url`` says (read-only), as classify_escalation decides: row
+    counts, column contents and the preflight of each change."""
     if not database_url:
         return result
     from db_migrate.approval import book_for
-    from db_migrate.policy.classify import with_preflight
-    from db_migrate.preflight import run_preflight
+    from db_migrate.policy.classify import with_data
+    from db_migrate.preflight import read_data
 
-    progress("checking the changes against the data (read-only)")
-    return with_preflight(result, run_preflight(result, database_url, policy, timeout=timeout), book_for(project, result.reviews))
+    facts, preflight = read_data(result, database_url, policy, timeout)
+    return with_data(result, policy, facts, preflight, approvals=book_for(project, result.reviews),
+                     database_url=database_url, project_url=project.url, history=history)
 
 
 def _key(h: RevisionHeader, dialect: str, env: str) -> tuple[str, str]:
@@ -244,12 +252,12 @@ def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> 
     rel = project.relpath(h.path)
     if outcome.review.path == rel:
         return outcome
-    data = outcome.model_dump()
-    data["review"]["path"] = rel
-    for group in ("findings", "suppressed", "unchecked"):
-        for item in data[group]:
-            item["path"] = rel
-    return RevisionOutcome.model_validate(data)
+    # model_copy, not a dump: a finding's edit is never serialised
+    return outcome.model_copy(update={
+        "review": outcome.review.model_copy(update={"path": rel}),
+        **{group: [item.model_copy(update={"path": rel}) for item in getattr(outcome, group)]
+           for group in ("findings", "suppressed", "unchecked")},
+    })
 
 
 def _run(

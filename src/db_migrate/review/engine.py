@@ -40,6 +40,7 @@ def review_job(
     from db_migrate.capture.context import ensure_metadata, prepend_sys_path, read_project_context
     from db_migrate.capture.recorder import capture_file
     from db_migrate.policy.settings import parse_target_version
+    from db_migrate.rules.add_column import needs_model
     from db_migrate.rules.naming import needs_naming_convention
 
     target = parse_target_version(target_version) if target_version else None
@@ -59,6 +60,10 @@ def review_job(
             shared |= set(sys.modules) - before_env
             if context.metadata is not None:
                 cap = capture_file(Path(path), context=context, **options)
+        elif not context.metadata_read and needs_model(cap):
+            before_env = set(sys.modules)
+            ensure_metadata(context)  # the model's default for a new NOT NULL column (what existing rows get)
+            shared |= set(sys.modules) - before_env
         for name in set(sys.modules) - shared:
             sys.modules.pop(name, None)
         if target is not None and target[0] == ("mysql" if dialect == "mariadb" else dialect):
@@ -239,6 +244,7 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
     d["from_sql"] = rec.from_sql or None  # an alembic operation written as raw SQL in op.execute
     d.update(data_detail(op))  # what preflight asks the data about (enum labels, USING, NOT VALID, WHERE)
     d["in_autocommit_block"] = rec.in_autocommit_block or None
+    d["implied"] = rec.implied or None  # run by the operation before it (create_table's CREATE TYPE), not in the file
     d["batch"] = bool(rec.batch_table) or None
     return {k: v for k, v in d.items() if v is not None}
 

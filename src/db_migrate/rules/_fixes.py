@@ -39,6 +39,15 @@ F = TypeVar("F", bound=Callable[..., "str | None"])
 _MAX_NAME = 63  # PostgreSQL truncates identifiers longer than this (MySQL allows 64)
 
 
+def parses(code: str) -> bool:
+    """``code`` is Python (a snippet that is not would break the file an edit puts it in)."""
+    try:
+        ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return False
+    return True
+
+
 def tailored(build: F) -> F:
     """Decorator: the builder's snippet if it succeeds and parses as Python, else None (catalogue fallback)."""
 

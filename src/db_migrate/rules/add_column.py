@@ -11,7 +11,7 @@ from alembic.operations import ops
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import default_sql, is_new_table, is_volatile_sql
 from db_migrate.rules.base import Example, Rule
-from db_migrate.verdict import Finding
+from db_migrate.verdict import Finding, SourceEdit
 
 _DOWN = "\n\ndef downgrade():\n    op.drop_column('users', 'age')\n"
 
@@ -42,6 +42,56 @@ def _plain_nullable(cap, rec, then: str) -> str:
     op = rec.op
     plain = _column_like(op.column, nullable=True, server_default=None)
     return fx.render(f"# a plain nullable column; {then}", ops.AddColumnOp(op.table_name, plain, schema=op.schema))
+
+
+#: Where a fix needs a value only the project can choose.
+CHOOSE = "<value existing rows get>"
+
+
+def _literal(value: object, dialect: str) -> sa.DefaultClause | None:
+    """A constant Python default as a server default, or None when it is not a plain constant."""
+    if isinstance(value, bool):
+        return sa.DefaultClause(sa.text(("true" if value else "false") if dialect == "postgresql" else str(int(value))))
+    if isinstance(value, (int, float)) or type(value).__name__ == "Decimal":
+        return sa.DefaultClause(sa.text(str(value)))
+    if isinstance(value, str):
+        return sa.DefaultClause(sa.text("'" + value.replace("'", "''") + "'"))
+    return None
+
+
+def needs_model(cap) -> bool:
+    """A NOT NULL column is added without a server default: the model may say what existing rows get."""
+    return any(
+        isinstance(r.op, ops.AddColumnOp) and r.op.column.nullable is False and r.op.column.server_default is None
+        and not is_new_table(cap, r) for r in cap.upgrade
+    )
+
+
+def model_default(cap, rec) -> tuple[str, sa.DefaultClause, bool] | None:
+    """What existing rows get, as the project said it: (where it was said, server default, keep it in the database).
+
+    The column's own ``default=`` in the revision, else the model's ``server_default=`` (kept: the model has it),
+    else the model's ``default=`` (a constant; the server default only fills existing rows and is dropped again).
+    """
+    col = rec.op.column
+    scalar = getattr(col.default, "arg", None) if getattr(col.default, "is_scalar", False) else None
+    if scalar is not None and (clause := _literal(scalar, cap.dialect)) is not None:
+        return f"the column's default= ({scalar!r})", clause, False
+    metadata = getattr(cap.context, "metadata", None)
+    tables = getattr(metadata, "tables", None) or {}
+    key = f"{rec.op.schema}.{rec.op.table_name}" if rec.op.schema else rec.op.table_name
+    model = tables.get(key)
+    mcol = model.c.get(col.name) if model is not None else None
+    if mcol is None:
+        return None
+    server = mcol.server_default
+    if isinstance(server, sa.DefaultClause) and isinstance(server.arg, (str, sa.TextClause)):
+        arg = server.arg if isinstance(server.arg, sa.TextClause) else sa.text("'" + server.arg.replace("'", "''") + "'")
+        return f"the model's server_default ({getattr(arg, 'text', arg)})", sa.DefaultClause(arg), True
+    scalar = getattr(mcol.default, "arg", None) if getattr(mcol.default, "is_scalar", False) else None
+    if scalar is not None and (clause := _literal(scalar, cap.dialect)) is not None:
+        return f"the model's default= ({scalar!r})", clause, False
+    return None
 
 
 def _added_columns(rule: Rule, cap) -> Iterator:
@@ -88,31 +138,46 @@ class AddColumnNotNullNoDefault(Rule):
                 continue  # SERIAL: the sequence fills it (add-serial-column's business)
             hint = " (default= is Python-side only; the database never sees it)" if col.default is not None else ""
             what = "silently fills existing rows with 0/''" if cap.dialect in ("mysql", "mariadb") else "fails on the first existing row"
+            given = model_default(cap, rec)
+            code = self._with_default(cap, rec, given) if given else None
             yield self.finding(
                 cap,
                 f"Adds NOT NULL column {rec.table}.{col.name} without a server_default{hint}: "
                 f"on a non-empty table the ALTER TABLE {what}.",
                 rec=rec,
-                fix=self._fix(cap, rec),
+                fix=self._fix(cap, rec, given, code),
+                edit=SourceEdit(mode="replace-statement", function=rec.phase, line=rec.line, code=code) if code else None,
             )
 
     @staticmethod
     @fx.tailored
-    def _fix(cap, rec) -> str:
+    def _with_default(cap, rec, given: tuple[str, sa.DefaultClause, bool]) -> str:
+        """add_column with the server default the project chose; dropped again right after when the model
+        keeps it Python-side only, so the database ends up as the model says (no drift, nothing invented)."""
         op, col = rec.op, rec.op.column
-        value = fx.value_sql(col.type)
-        set_not_null = ops.AlterColumnOp(op.table_name, col.name, schema=op.schema, modify_nullable=False, existing_type=col.type)
-        rest = _add_nullable_then_fill(
-            cap, rec, "# then (a later revision on a large table):\n" + fx.op_code(set_not_null, batch=cap.dialect == "sqlite")
+        _, clause, keep = given
+        add = ops.AddColumnOp(op.table_name, _column_like(col, server_default=clause), schema=op.schema)
+        drop = None if keep else ops.AlterColumnOp(
+            op.table_name, col.name, schema=op.schema, modify_server_default=None, existing_type=col.type, existing_nullable=False,
         )
-        if value is None:
-            return "# add it nullable, backfill, then set NOT NULL\n" + rest
-        with_default = ops.AddColumnOp(op.table_name, _column_like(col, server_default=sa.DefaultClause(sa.text(value))), schema=op.schema)
-        return fx.render(
-            "# either a constant server default (PostgreSQL 11+: no rewrite; pick the value existing rows should get)",
-            with_default,
-            "# or: add it nullable, backfill, then set NOT NULL",
-            rest,
+        return fx.render(add, fx.op_code(drop, batch=cap.dialect == "sqlite") if drop else None)
+
+    @staticmethod
+    @fx.tailored
+    def _fix(cap, rec, given, code: str | None) -> str:
+        op, col = rec.op, rec.op.column
+        set_not_null = ops.AlterColumnOp(op.table_name, col.name, schema=op.schema, modify_nullable=False, existing_type=col.type)
+        if code:
+            return f"# existing rows get {given[0]}\n{code}"
+        # the value existing rows get is the project's to choose: never a made-up '' or 0
+        rest = _add_nullable_then_fill(
+            cap, rec, "# then (a later revision on a large table):\n" + fx.op_code(set_not_null, batch=cap.dialect == "sqlite"),
+            fill=CHOOSE,
+        )
+        return (
+            f"# choose the value existing rows of {op.table_name} get for {col.name} (the model gives no default= or "
+            f"server_default=): put it in the model as server_default=... and generate again, or\n"
+            "# add it nullable, backfill with that value, then set NOT NULL\n" + rest
         )
 
 

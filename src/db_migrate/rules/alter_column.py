@@ -46,6 +46,11 @@ def _expand_contract(cap, rec) -> str:
         ops.AddColumnOp(op.table_name, sa.Column(new_col, op.modify_type, nullable=True), schema=op.schema),
         fx.execute(f"UPDATE {tsql} SET {new_sql} = {value} WHERE {new_sql} IS NULL AND {old_sql} IS NOT NULL"),
         f"# (in batches on a large table), switch reads to {new_col}, then drop {op.column_name} in a later revision",
+        # the models must say what the database has meanwhile, or check_heads reports drift and generate
+        # writes the same alter_column again
+        f"# meanwhile the model keeps {op.column_name} as it is and gains {new_col} "
+        f"({spell(op.modify_type, cap.dialect)}, nullable); the later revision drops {op.column_name} and renames "
+        f"{new_col} to {op.column_name}, in the model too",
         widen,
     )
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, Field
 
-from db_migrate.verdict import Finding, Severity
+from db_migrate.verdict import Finding, Severity, SourceEdit
 
 if TYPE_CHECKING:
     from db_migrate.capture.model import Phase, RecordedOp, RevisionCapture
@@ -81,11 +81,14 @@ class Rule:
         column: str | None = None,
         severity: Severity | None = None,
         fix: str | None = None,
+        edit: SourceEdit | None = None,
     ) -> Finding:
         """A finding of this rule, anchored to ``rec`` (an operation) when given.
 
         ``fix`` is the snippet for this finding's own tables, columns and names, or None: the catalogue's
         ``fix`` (written for an example table) is never copied into a finding about another one.
+        ``edit`` is the fix as an edit of the revision file, when the rule can write it whole: the review
+        turns it into a verified ``patch`` (:mod:`db_migrate.fixes.patches`).
         """
         return Finding(
             rule=self.id,
@@ -98,6 +101,7 @@ class Rule:
             table=table if table is not None else (rec.table if rec is not None else None),
             column=column if column is not None else (rec.column if rec is not None else None),
             fix=fix,
+            edit=edit,
         )
 
     def info(self) -> RuleInfo:

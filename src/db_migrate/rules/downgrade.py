@@ -23,7 +23,8 @@ from db_migrate.rules._helpers import (
     spell,
 )
 from db_migrate.rules.base import Example, Rule
-from db_migrate.verdict import Finding
+from db_migrate.rules.enums import implied_drop_types
+from db_migrate.verdict import Finding, SourceEdit
 
 _NO_DOWNGRADE = ("missing", "pass", "not-implemented")
 
@@ -161,30 +162,64 @@ def _undo(cap, rec) -> str | None:
     if rev is None:
         return None
     code = fx.op_code(rev, batch=cap.dialect == "sqlite")
+    if cap.dialect == "postgresql":  # drop_table leaves the enum types create_table made
+        code = "\n".join([code, *implied_drop_types(cap, rec)])
     return fx.autocommit(code) if rec.in_autocommit_block else code
+
+
+def _leaves_nothing(cap, rec) -> bool:
+    """An op.execute whose statements leave nothing a downgrade must undo: settings, transaction control,
+    statements a downgrade rightly keeps (:func:`needs_no_inverse`)."""
+    if not isinstance(rec.op, ops.ExecuteSQLOp):
+        return False
+    stmts = [s for r, s in cap.statements("upgrade") if r is rec]
+    return bool(stmts) and all(s.kind.upper() in ("SET", "SELECT") or needs_no_inverse(s) for s in stmts)
+
+
+def _undo_lines(cap) -> tuple[list[str], bool]:
+    """The undo of each upgrade operation in reverse order, and whether every one could be written."""
+    lines, whole = [], True
+    kept = {id(r) for r in cap.upgrade if _leaves_nothing(cap, r)}
+    for rec in reversed(cap.upgrade):
+        if rec.implied or id(rec) in kept:
+            continue  # undone with the operation that ran it; or nothing to undo (SET, COMMIT, ADD VALUE...)
+        code = _undo(cap, rec)
+        if code is None:
+            where = f" on {rec.table}" if rec.table else ""
+            lines.append(f"# {rec.kind}{where} (line {rec.line}): undo by hand, or keep the raise if it cannot be undone")
+            whole = False
+        else:
+            lines.append(code)
+    return lines, whole
 
 
 @fx.tailored
 def _downgrade_body(cap) -> str | None:
     """``def downgrade():`` undoing the upgrade's operations in reverse order; None if none can be undone."""
-    lines, undone = [], 0
-    for rec in reversed(cap.upgrade):
-        code = _undo(cap, rec)
-        if code is None:
-            where = f" on {rec.table}" if rec.table else ""
-            lines.append(f"# {rec.kind}{where} (line {rec.line}): undo by hand, or keep the raise if it cannot be undone")
-        else:
-            lines.append(code)
-            undone += 1
-    if not undone:
+    lines, whole = _undo_lines(cap)
+    if not lines or (not whole and all(line.startswith("# ") for line in lines)):
         return None
     return "def downgrade():\n" + textwrap.indent("\n".join(lines), "    ")
+
+
+def _downgrade_edit(cap) -> SourceEdit | None:
+    """The downgrade's body replaced by the undo of every upgrade operation, when each one can be written."""
+    lines, whole = _undo_lines(cap)
+    if not lines or not whole or not fx.parses("\n".join(lines)):
+        return None
+    return SourceEdit(mode="replace-body", function="downgrade", code="\n".join(lines))
 
 
 @fx.tailored
 def _add_to_downgrade(cap, rec) -> str:
     code = _undo(cap, rec)
     return f"# in downgrade() (undoing line {rec.line}):\n{code}" if code else None
+
+
+def _add_edit(cap, rec) -> SourceEdit | None:
+    """The undo of ``rec`` put first in downgrade() (undoing the latest change first), when it can be written."""
+    code = _undo(cap, rec)
+    return SourceEdit(mode="prepend", function="downgrade", code=code) if code and fx.parses(code) else None
 
 
 class MissingDowngrade(Rule):
@@ -242,6 +277,7 @@ class MissingDowngrade(Rule):
             line=function_line(cap, "downgrade") or function_line(cap, "upgrade"),
             severity="warning" if data_only else None,
             fix=_downgrade_body(cap),
+            edit=None if data_only else _downgrade_edit(cap),
         )
 
 
@@ -315,7 +351,7 @@ class DowngradeNotInverse(Rule):
             did = "creates" if verb == "drop" else "drops"
             yield self.finding(
                 cap, f"The upgrade {did} {_describe(exp[1])} (line {rec.line}); the downgrade does not {undo}.",
-                phase="downgrade", line=line, table=rec.table, fix=_add_to_downgrade(cap, rec),
+                phase="downgrade", line=line, table=rec.table, fix=_add_to_downgrade(cap, rec), edit=_add_edit(cap, rec),
             )
         yield from self._alters(cap, line, raw, dropped_tables, dropped_columns)
         if not cap.captured("upgrade"):
@@ -343,7 +379,7 @@ class DowngradeNotInverse(Rule):
         if not mentions(raw, new):
             yield self.finding(
                 cap, f"The upgrade renames table {old} to {new} (line {rec.line}); the downgrade does not rename it back.",
-                phase="downgrade", line=line, table=old, fix=_add_to_downgrade(cap, rec),
+                phase="downgrade", line=line, table=old, fix=_add_to_downgrade(cap, rec), edit=_add_edit(cap, rec),
             )
 
     def _alters(self, cap, line, raw, dropped_tables, dropped_columns) -> Iterator[Finding]:
@@ -388,6 +424,7 @@ class DowngradeNotInverse(Rule):
                     table=op.table_name,
                     column=op.column_name,
                     fix=_add_to_downgrade(cap, rec),
+                    edit=_add_edit(cap, rec),
                 )
 
 

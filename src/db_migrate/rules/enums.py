@@ -10,9 +10,10 @@ from alembic.operations import ops
 
 from pglast.enums import ObjectType
 
-from db_migrate.rules._helpers import is_new_column, is_new_table, pg_node
+from db_migrate.rules import _fixes as fx
+from db_migrate.rules._helpers import function_line, is_new_column, is_new_table, pg_node
 from db_migrate.rules.base import Example, Rule
-from db_migrate.verdict import Finding
+from db_migrate.verdict import Finding, SourceEdit
 
 _RENAME_VALUE = re.compile(r"\bRENAME\s+VALUE\b", re.IGNORECASE)
 _ADD_VALUE = re.compile(r"\bADD\s+VALUE\b", re.IGNORECASE)
@@ -138,4 +139,78 @@ def _last_name(names) -> str:
     return getattr(names[-1], "sval", "") if names else ""
 
 
-RULES = (EnumValueChange,)
+def drop_type(name: str, schema: str | None) -> str:
+    """``op.execute("DROP TYPE IF EXISTS ...")`` for a PostgreSQL enum type."""
+    return f'op.execute("DROP TYPE IF EXISTS {fx.table_sql(name, schema, "postgresql")}")'
+
+
+def implied_drop_types(cap, rec) -> list[str]:
+    """The DROP TYPE statements that undo the enum types ``rec`` (a create_table / add_column) created by itself."""
+    out = []
+    for r, name, schema in _implied_enum_types(cap):
+        owner = next((o for o in reversed(cap.upgrade[: r.index]) if not o.implied), None)
+        if owner is rec:
+            out.append(drop_type(name, schema))
+    return out
+
+
+def _implied_enum_types(cap) -> Iterator[tuple[object, str, str | None]]:
+    """(rec, type name, schema) for each enum type an upgrade operation created by itself: the ``CREATE TYPE``
+    PostgreSQL needs before ``create_table`` / ``add_column`` with an ``sa.Enum`` column."""
+    for rec in cap.upgrade:
+        element = getattr(getattr(rec.op, "sqltext", None), "element", None)
+        if rec.implied and type(rec.op.sqltext).__name__ == "CreateEnumType" and getattr(element, "name", None):
+            yield rec, str(element.name), getattr(element, "schema", None)
+
+
+class EnumTypeLeftBehind(Rule):
+    id = "enum-type-left-behind"
+    title = "The downgrade drops the table but leaves its enum type behind"
+    severity = "error"
+    phases = ("downgrade",)
+    dialects = ("postgresql",)
+    why = (
+        "On PostgreSQL, create_table with an sa.Enum column also creates the enum type, but op.drop_table does not "
+        "drop it (alembic does not know the dropped table's columns). After a downgrade the type stays, and the next "
+        "upgrade fails with 'type ... already exists'. Autogenerate writes exactly this for every new table with an enum."
+    )
+    fix = (
+        "def downgrade():\n"
+        "    op.drop_table('orders')\n"
+        "    op.execute('DROP TYPE IF EXISTS order_status')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_table('orders', sa.Column('id', sa.Integer(), primary_key=True),\n"
+            "        sa.Column('status', sa.Enum('new', 'paid', name='order_status')))\n\n"
+            "def downgrade():\n    op.drop_table('orders')\n",
+            good="def upgrade():\n    op.create_table('orders', sa.Column('id', sa.Integer(), primary_key=True),\n"
+            "        sa.Column('status', sa.Enum('new', 'paid', name='order_status')))\n\n"
+            "def downgrade():\n    op.drop_table('orders')\n    op.execute('DROP TYPE IF EXISTS order_status')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        if not cap.captured("downgrade") or cap.downgrade_outcome.body in ("missing", "pass", "not-implemented"):
+            return  # missing-downgrade writes the whole downgrade
+        dropped = {r.op.table_name for r in cap.downgrade if isinstance(r.op, ops.DropTableOp)}
+        dropped |= {r.op.table_name for r in cap.downgrade if isinstance(r.op, ops.DropColumnOp)}
+        down_sql = " ".join(sql for r in cap.downgrade for sql in r.sql).lower()
+        for rec, name, schema in _implied_enum_types(cap):
+            owner = next((o for o in reversed(cap.upgrade[: rec.index]) if not o.implied), None)
+            table = getattr(owner, "table", None)
+            if table not in dropped or re.search(r"drop\s+type\b[^;]*\b" + re.escape(name.lower()) + r"\b", down_sql):
+                continue
+            qualified = f"{schema}.{name}" if schema else name
+            drop = drop_type(name, schema)
+            yield self.finding(
+                cap,
+                f"The upgrade creates enum type {qualified} with {table} (line {rec.line}); the downgrade drops {table} "
+                f"but not the type, so upgrading again fails with 'type \"{name}\" already exists'.",
+                phase="downgrade", line=function_line(cap, "downgrade"), table=table,
+                fix=f"# last in downgrade(), after dropping {table}:\n{drop}",
+                edit=SourceEdit(mode="append", function="downgrade", code=drop),
+            )
+
+
+RULES = (EnumValueChange, EnumTypeLeftBehind)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the CLI imports this package before it needs pydantic
 
 #: tool name -> (package, service function, result model in the package's model.py).
 TOOLS: dict[str, tuple[str, str, str]] = {
-    "review_migration": ("db_migrate.review", "review_migration", "ReviewResult"),
+    "review_migration": ("db_migrate.fixes", "review_with_patches", "ReviewResult"),
     "classify_escalation": ("db_migrate.classify", "classify_escalation", "ClassifyResult"),
     "check_heads": ("db_migrate.heads", "check_heads", "HeadsResult"),
     "generate_migration": ("db_migrate.generate", "generate_migration", "GenerateResult"),

@@ -84,6 +84,9 @@ def render(result: Verdict, *, color: bool = False) -> str:
             if f.fix:
                 out.append(f"      {paint('fix:', 'green')}")
                 out.extend(_indent(f.fix, 8))
+            if f.patch:
+                out.append(f"      {paint('patch', 'green')} (git apply; checked: {', '.join(f.patch_checked)}):")
+                out.extend(_indent(f.patch.rstrip(chr(10)), 8))
     for n, group in enumerate(repeated, 1):
         first = group[0]
         out.append("")
@@ -229,7 +232,7 @@ def brief(result: Verdict, *, max_chars: int = 24_000) -> str:
     errors = [f for f in result.findings if f.severity == "error"]
     others = sorted((f for f in result.findings if f.severity != "error"), key=lambda f: SEVERITY_ORDER[f.severity])
     if errors:
-        lines.append(f"Errors to fix ({len(errors)}); apply each fix, then call again:")
+        lines.append(f"Errors to fix ({len(errors)}){_how_to_fix(errors)}, then call again:")
     for f in errors:
         where = location(f)
         lines.append(f"- error [{f.rule}] {where + ': ' if where else ''}{f.message}")
@@ -263,11 +266,25 @@ def _remedy(f: Finding) -> list[str]:
     if f.fix:
         lines.append("  fix:")
         lines.extend(_indent(f.fix, 4))
-    patch = getattr(f, "patch", None)  # verified patches: not every version of Finding has them
-    if patch:
+    if f.patch:
         # not indented: the fenced diff is what `git apply` takes, copied as it stands
-        lines += ["  patch (`git apply` it in the project root):", "```diff", *str(patch).rstrip("\n").splitlines(), "```"]
+        lines += [f"  patch (`git apply` it in the project root; checked: {', '.join(f.patch_checked)}):",
+                  "```diff", *f.patch.rstrip("\n").splitlines(), "```"]
     return lines
+
+
+def _how_to_fix(errors: list[Finding]) -> str:
+    """What the header over the errors asks for: only what the errors under it carry."""
+    patches, fixes = sum(1 for f in errors if f.patch), sum(1 for f in errors if f.fix and not f.patch)
+    asks = []
+    if patches:
+        asks.append("apply each patch with `git apply` from the project root, as its first line says when there is one (checked: " +
+                    ", ".join(sorted({c for f in errors for c in f.patch_checked})) + ")")
+    if fixes:
+        asks.append("edit the revision as each fix says")
+    if len(asks) < 2 and patches + fixes < len(errors):
+        asks.append("fix the others as their messages say")
+    return "; " + "; ".join(asks) if asks else ""
 
 
 def describe_engine(engine: Any) -> str:

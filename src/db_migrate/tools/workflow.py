@@ -18,8 +18,9 @@ Follow these steps in order; each tool returns a `decision` (proceed / revise / 
 3. `generate_migration` with a short message. Read the generated file, its findings and `unchecked`.
    It writes enum values, server defaults and named CHECK constraints too; a probable rename written as
    drop+add is an error: call it again with rewrite_renames=true (never rename via drop+add).
-4. `review_migration` on the new revision. revise: apply each finding's `fix` (usually an Alembic snippet),
-   then call review_migration again until the decision is proceed or escalate.
+4. `review_migration` on the new revision. revise: apply each finding's `patch` with `git apply` from the
+   project root (db-migrate applied and checked it on a copy first); a finding without one: edit the file as
+   its `fix` says. Call review_migration again until the decision is proceed or escalate.
 5. `test_roundtrip` on the new revision: upgrade, downgrade, upgrade with seeded rows on a scratch database.
    failed: fix the downgrade or the data step and run it again.
 6. `classify_escalation` on the new revision (pass database_url/environment when the user named a target).
