@@ -20,7 +20,9 @@ project's config file path and section, so ``purge_templates(project=...)``
   last use is kept in the database's comment.
 - SQLite: a file ``<cache>/sqlite/<tag>_<key>.db`` (cache: ``$XDG_CACHE_HOME/db-migrate``
   or ``~/.cache/db-migrate``), copied for each scratch database; its mtime is
-  the time of last use.
+  the time of last use.  It is used only while it is byte for byte what
+  db-migrate saved (its signature, ``<file>.sig``: :func:`db_migrate.cache.sign_file`);
+  otherwise it is built again.
 - MySQL/MariaDB have no cheap database copy: no templates.
 
 A missing template starts from the template of the nearest ancestor (on the
@@ -42,7 +44,10 @@ import shutil
 import time
 from pathlib import Path
 
-from db_migrate.cache import cache_dir, evict, project_tag, read_json, remove, touch, write_json
+from db_migrate.cache import (
+    cache_dir, evict, keep_signature, private_folder, project_tag, read_json, remove, sign_file, signed_by_us, touch,
+    write_json,
+)
 from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, server_dialect
 
 TEMPLATE_PREFIX = f"{PREFIX}tpl_"
@@ -130,10 +135,12 @@ def _save(project, history, revision: str, dialect: str, server_url: str | None,
     """Keep the build database ``db`` as the template ``name`` at ``revision``: ``(template, why_not)``."""
     if dialect == "sqlite":
         path = Path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(db.name, tmp)
+        signature = sign_file(tmp, name=path.name)
         os.replace(tmp, path)  # atomic: readers see a complete file or none
+        keep_signature(path, signature)
         evict(path, "*.db", _limit())
         _remember(project, revision, name)
         return str(path), None
@@ -169,8 +176,8 @@ def _existing(project, history, revision: str, dialect: str, server_url: str | N
     name = f"{project_tag(project)}_{template_key(project, history, revision, dialect)}"
     if dialect == "sqlite":
         path = cache_dir() / "sqlite" / f"{name}.db"
-        if not path.is_file():
-            return str(path), None
+        if not path.is_file() or not signed_by_us(path):
+            return str(path), None  # missing, or not the file db-migrate kept: built (and replaced) again
         touch(path)
         return str(path), str(path)
     name = f"{TEMPLATE_PREFIX}{name}"
