@@ -65,41 +65,45 @@ def key_file() -> Path:
 
 
 def key() -> bytes | None:
-    """This user's signing key: 32 random bytes in ``<cache>/key``, created on first need.
+    """This user's signing key: :data:`KEY_BYTES` random bytes in ``<cache>/key`` (:func:`secret_file`)."""
+    path = key_file()
+    if path not in _keys:
+        _keys[path] = secret_file(path, KEY_BYTES)
+    return _keys[path]
+
+
+def secret_file(path: Path, size: int) -> bytes | None:
+    """``size`` random bytes kept at ``path``, created on first need; None when there is no usable one.
 
     Created atomically (written under a temporary name, then hard-linked to its name: the link
-    fails if another process created the key first, so a key is never overwritten, and no
-    reader sees a half-written one).  None, and nothing is replayed or kept, when the file is not a
-    regular file of ours readable by nobody else (someone else's file, a symlink, a group- or
-    world-readable file): such a key may be known to someone else.
+    fails if another process created it first, so a secret is never overwritten, and no reader
+    sees a half-written one).  None when the file is not a regular file of ours readable by nobody
+    else (someone else's file, a symlink, a group- or world-readable file): such a secret may be
+    known to someone else.
     """
-    path = key_file()
-    if path in _keys:
-        return _keys[path]
-    value = _read_key(path)
+    value = _read_secret(path, size)
     if value is None and not path.exists() and not path.is_symlink():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".key.{os.getpid()}.{secrets.token_hex(4)}")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
-                os.write(fd, secrets.token_bytes(KEY_BYTES))
+                os.write(fd, secrets.token_bytes(size))
             finally:
                 os.close(fd)
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                pass  # another process was first: use its key
+                pass  # another process was first: use its secret
             finally:
                 tmp.unlink(missing_ok=True)
         except OSError:
-            pass  # a read-only cache: nothing is kept, nothing is replayed
-        value = _read_key(path)
-    _keys[path] = value
+            pass  # a read-only folder: no secret, so nothing that needs one
+        value = _read_secret(path, size)
     return value
 
 
-def _read_key(path: Path) -> bytes | None:
+def _read_secret(path: Path, size: int) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -108,10 +112,10 @@ def _read_key(path: Path) -> bytes | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
             return None
-        data = os.read(fd, KEY_BYTES + 1)
+        data = os.read(fd, size + 1)
     finally:
         os.close(fd)
-    return data if len(data) == KEY_BYTES else None
+    return data if len(data) == size else None
 
 
 def _mac(secret: bytes, path: Path, body: bytes) -> str:

@@ -14,7 +14,9 @@ Public API::
   happens (exception, timeout, cancellation: the drop is in a ``finally`` of the
   parent process; workers only ever receive the URL).  On PostgreSQL
   ``template`` names a template database (``CREATE DATABASE ... TEMPLATE``).
-  No other database of the server is touched.
+  No other database of the server is touched.  On the embedded server the URL
+  connects as a role of the database's name that owns it and nothing else
+  (:func:`db_migrate.scratch.embedded.create_job_role`), dropped with it.
 
 A server URL that the escalation policy says is production
 (:func:`db_migrate.policy.production_signal`, with the project's
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from db_migrate.errors import DatabaseError, Refused, UsageError, brief, database_error
+from db_migrate.scratch import embedded
 from db_migrate.urls import redact_url
 
 __all__ = [
@@ -84,6 +87,8 @@ class ScratchDatabase:
     server_url: str | None
     name: str
     """Database name on the server, or the SQLite file path."""
+    role: str | None = None
+    """The login role the URL connects as when db-migrate created it for this database (the embedded server)."""
 
     @property
     def redacted(self) -> str:
@@ -196,7 +201,12 @@ def list_databases(server_url: str) -> list[str]:
 
 
 def drop_stale(server_url: str) -> list[str]:
-    """Drop the scratch databases on a server whose owner process died without cleaning up; their names."""
+    """Drop the scratch databases on a server whose owner process died without cleaning up; their names.
+
+    On the embedded server, their job roles too (a role is named after its database).
+    """
+    from db_migrate.scratch import embedded
+
     dropped = []
     for name in list_databases(server_url):
         if owner_is_gone(name):
@@ -205,6 +215,8 @@ def drop_stale(server_url: str) -> list[str]:
                 dropped.append(name)
             except Exception:
                 pass  # another process dropped it first, or it is still busy: the next sweep retries
+    if embedded.is_embedded(server_url):
+        embedded.drop_job_roles(server_url, [r for r in embedded.job_roles(server_url) if owner_is_gone(r)])
     return dropped
 
 
@@ -218,16 +230,19 @@ def run_tag() -> str:
     return "".join(ch for ch in raw.lower() if ch.isascii() and ch.isalnum())[:12]
 
 
-def create_database(server_url: str, name: str, *, template: str | None = None) -> None:
-    """CREATE DATABASE ``name`` (from ``template`` on PostgreSQL). Retries while the template is busy."""
+def create_database(server_url: str, name: str, *, template: str | None = None, owner: str | None = None) -> None:
+    """CREATE DATABASE ``name`` (from ``template``, owned by ``owner``, on PostgreSQL). Retries while the template is busy."""
     from sqlalchemy import text
 
     dialect = server_dialect(server_url)
     sql = f"CREATE DATABASE {quote(dialect, name)}"
-    if template:
+    if template or owner:
         if dialect != "postgresql":
-            raise UsageError("Database templates exist only on PostgreSQL.")
+            raise UsageError("Database templates and owners are used only on PostgreSQL.")
+    if template:
         sql += f" TEMPLATE {quote(dialect, template)}"
+    if owner:
+        sql += f" OWNER {quote(dialect, owner)}"
     elif dialect == "mysql":
         sql += " CHARACTER SET utf8mb4"
     deadline = time.monotonic() + 10
@@ -308,6 +323,10 @@ def scratch_database(
         except Exception:
             pass  # a sweep is housekeeping; creating the database below reports a real problem
     name = _new_name(purpose)
+    if dialect == "postgresql" and embedded.is_embedded(server_url):
+        with _job_database(server_url, name, str(template) if template else None) as url:
+            yield ScratchDatabase(url=url, dialect=dialect, server_url=server_url, name=name, role=name)
+        return
     create_database(server_url, name, template=str(template) if template else None)
     url = database_url(server_url, name)
     _live.add(url)
@@ -316,6 +335,31 @@ def scratch_database(
     finally:
         _live.discard(url)
         drop_database(server_url, name)
+
+
+@contextmanager
+def _job_database(server_url: str, name: str, template: str | None) -> Iterator[str]:
+    """On the embedded server: the database ``name`` owned by a role of that name; yields its URL (as that role).
+
+    The role is created first and dropped last, whatever happens (see :mod:`.embedded`).
+    """
+    from sqlalchemy.engine import make_url
+
+    with admin_engine(server_url).connect() as c:
+        password = embedded.create_job_role(c, name)
+    url = None
+    try:
+        create_database(server_url, name, template=template, owner=name)
+        embedded.hand_over(server_url, name, from_template=template is not None)
+        url = make_url(database_url(server_url, name)).set(username=name, password=password).render_as_string(hide_password=False)
+        _live.add(url)
+        yield url
+    finally:
+        _live.discard(url)
+        try:
+            drop_database(server_url, name)
+        finally:
+            embedded.drop_job_roles(server_url, [name])
 
 
 def refuse_production(server_url: str | None, settings: Mapping[str, Any] | None = None, environment: str | None = None) -> None:

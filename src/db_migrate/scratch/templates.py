@@ -144,11 +144,14 @@ def _save(project, history, revision: str, dialect: str, server_url: str | None,
         evict(path, "*.db", _limit())
         _remember(project, revision, name)
         return str(path), None
-    why = _pg_save(server_url, db.name, name)
+    why = _pg_save(server_url, db, name)
     if why is None or _pg_usable(server_url, name):
+        seal = _catalogue_digest(server_url, name) if why is None else None
+        if why is None and seal is None:
+            return None, "the template could not be read back after it was saved"
         _pg_mark_used(server_url, name)
         _evict_pg(server_url, keep=name)
-        _remember(project, revision, name)
+        _remember(project, revision, name, seal=(server_url, seal) if seal else None)
         return name, None
     return None, why
 
@@ -157,17 +160,35 @@ def _index_file(project) -> Path:
     return cache_dir() / "templates" / f"{project_tag(project)}.json"
 
 
-def _remember(project, revision: str, name: str) -> None:
-    """Note that a template of ``revision`` was saved, so a build of a descendant can start from it."""
+def _remember(project, revision: str, name: str, *, seal: tuple[str, str] | None = None) -> None:
+    """Note that a template of ``revision`` was saved, so a build of a descendant can start from it.
+
+    ``seal``: ``(server URL, digest of its catalogue)`` of a server template just built, checked
+    before each later use (:func:`_verified`).
+    """
     index = _indexed(project)
-    index.pop(revision, None)
-    index[revision] = name  # newest last; the index is a hint, checked against the key on use
-    write_json(_index_file(project), dict(list(index.items())[-MAX_INDEXED:]))
+    revisions, seals = index["revisions"], index["seals"]
+    revisions.pop(revision, None)
+    revisions[revision] = name  # newest last; the index is a hint, checked against the key on use
+    if seal is not None:
+        seals.pop(_seal_key(seal[0], name), None)
+        seals[_seal_key(seal[0], name)] = seal[1]
+    write_json(_index_file(project), {"revisions": dict(list(revisions.items())[-MAX_INDEXED:]),
+                                      "seals": dict(list(seals.items())[-MAX_INDEXED:])})
 
 
-def _indexed(project) -> dict[str, str]:
+def _indexed(project) -> dict[str, dict[str, str]]:
+    """The project's index (signed, :func:`db_migrate.cache.read_json`): ``revisions`` and ``seals``."""
     index = read_json(_index_file(project))
-    return index if isinstance(index, dict) else {}
+    if not isinstance(index, dict) or not all(isinstance(index.get(k), dict) for k in ("revisions", "seals")):
+        return {"revisions": {}, "seals": {}}
+    return index
+
+
+def _seal_key(server_url: str, name: str) -> str:
+    from db_migrate.urls import redact_url
+
+    return f"{redact_url(server_url)} {name}"
 
 
 def _existing(project, history, revision: str, dialect: str, server_url: str | None) -> tuple[str, str | bool | None]:
@@ -186,6 +207,8 @@ def _existing(project, history, revision: str, dialect: str, server_url: str | N
         return name, None
     if not usable:
         return name, False
+    if not _verified(project, server_url, name):
+        return name, None if _drop_unverified(server_url, name) else False
     _pg_mark_used(server_url, name)
     return name, name
 
@@ -199,7 +222,7 @@ def _nearest_ancestor_template(project, history, revision: str, dialect: str, se
     from the index of saved templates (any distance back); each is checked against its key (the
     history up to it may have changed).
     """
-    index = _indexed(project)
+    index = _indexed(project)["revisions"]
     if not index:
         return None, None
     current: str | None = revision
@@ -236,13 +259,93 @@ def _pg_usable(server_url: str, name: str) -> bool | None:
     return None if row is None else bool(row[0])
 
 
-def _pg_save(server_url: str, built: str, name: str) -> str | None:
-    """Rename the build database ``built`` to the template ``name``; None when done, else why not."""
+def _verified(project, server_url: str, name: str) -> bool:
+    """True when the template's catalogue is what it was when db-migrate built it (:func:`_catalogue_digest`).
+
+    A template someone changed since (an event trigger, a function or trigger planted in it: a
+    past compromise of the server, or of a job that could reach it) would pass it on to every
+    database copied from it; one we have no record of is not ours to trust either.
+    """
+    seal = _indexed(project)["seals"].get(_seal_key(server_url, name))
+    return seal is not None and _catalogue_digest(server_url, name) == seal
+
+
+def _drop_unverified(server_url: str, name: str) -> bool:
+    """Drop a template that failed :func:`_verified` (it is built again); False when it cannot be dropped."""
+    from db_migrate.scratch import drop_database
+
+    try:
+        drop_database(server_url, name)
+        return True
+    except Exception:
+        return False  # not ours to drop (another role's), or in use: this call builds without it
+
+
+_CATALOGUE = """
+SELECT md5(string_agg(x, E'\n' ORDER BY x)) FROM (
+  SELECT concat_ws(' ', 'namespace', nspname, pg_get_userbyid(nspowner), nspacl) FROM pg_namespace
+  UNION ALL SELECT concat_ws(' ', 'class', c.oid::regclass, relkind, pg_get_userbyid(relowner), relacl, relrowsecurity)
+    FROM pg_class c
+  UNION ALL SELECT concat_ws(' ', 'column', attrelid::regclass, attname, atttypid::regtype, attnotnull, attisdropped)
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relnamespace <> 'pg_catalog'::regnamespace
+  UNION ALL SELECT concat_ws(' ', 'default', adrelid::regclass, adnum, md5(pg_get_expr(adbin, adrelid))) FROM pg_attrdef
+  UNION ALL SELECT concat_ws(' ', 'proc', p.oid::regprocedure, pg_get_userbyid(proowner), prosecdef, proconfig, proacl,
+    md5(concat(prosrc, probin))) FROM pg_proc p
+  UNION ALL SELECT concat_ws(' ', 'trigger', tgrelid::regclass, tgname, tgfoid::regprocedure, tgenabled, tgtype) FROM pg_trigger
+  UNION ALL SELECT concat_ws(' ', 'event trigger', evtname, evtevent, evtfoid::regprocedure, evtenabled, evttags)
+    FROM pg_event_trigger
+  UNION ALL SELECT concat_ws(' ', 'rule', ev_class::regclass, rulename, md5(pg_get_ruledef(r.oid))) FROM pg_rewrite r
+  UNION ALL SELECT concat_ws(' ', 'constraint', conrelid::regclass, contypid::regtype, conname, md5(pg_get_constraintdef(c.oid)))
+    FROM pg_constraint c
+  UNION ALL SELECT concat_ws(' ', 'policy', polrelid::regclass, polname, polcmd, polpermissive, polroles,
+    md5(concat(pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid)))) FROM pg_policy
+  UNION ALL SELECT concat_ws(' ', 'type', t.oid::regtype, pg_get_userbyid(typowner), typacl) FROM pg_type t
+  UNION ALL SELECT concat_ws(' ', 'extension', extname, pg_get_userbyid(extowner), extversion) FROM pg_extension
+  UNION ALL SELECT concat_ws(' ', 'language', lanname, pg_get_userbyid(lanowner), lanpltrusted, lanacl) FROM pg_language
+  UNION ALL SELECT concat_ws(' ', 'default acl', pg_get_userbyid(defaclrole), defaclnamespace, defaclobjtype, defaclacl)
+    FROM pg_default_acl
+  UNION ALL SELECT concat_ws(' ', 'cast', castsource::regtype, casttarget::regtype, castfunc::regprocedure, castcontext)
+    FROM pg_cast
+  UNION ALL SELECT concat_ws(' ', 'operator', o.oid::regoperator, oprcode::regproc) FROM pg_operator o
+) catalogue(x)
+"""
+"""What a template's digest covers: every object's name, owner and privileges, and the text of
+functions, triggers, rules, defaults, constraints and policies (not their storage: relfilenodes)."""
+
+
+def _catalogue_digest(server_url: str, name: str) -> str | None:
+    """A digest of the catalogue of the database ``name`` (:data:`_CATALOGUE`); None when it cannot be read."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from db_migrate.scratch import database_url
+
+    # no pooled connection may stay open on a template: CREATE DATABASE ... TEMPLATE needs it alone
+    eng = create_engine(database_url(server_url, name), poolclass=NullPool)
+    try:
+        with eng.connect() as c:
+            return str(c.execute(text(_CATALOGUE)).scalar())
+    except Exception:
+        return None
+    finally:
+        eng.dispose()
+
+
+def _pg_save(server_url: str, db, name: str) -> str | None:
+    """Rename the build database ``db`` to the template ``name``; None when done, else why not.
+
+    On the embedded server, the build's objects go to the template owner and the database to
+    db-migrate first (:func:`db_migrate.scratch.embedded.take_back`): no job role keeps a hold on it.
+    """
     from sqlalchemy import text
 
     from db_migrate.errors import brief
+    from db_migrate.scratch import embedded
 
+    built = db.name
     try:
+        if db.role is not None:
+            embedded.take_back(server_url, built, db.role)
         with admin_engine(server_url).connect() as c:
             # our own scratch database: a session env.py leaked in the worker would block the rename
             c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
