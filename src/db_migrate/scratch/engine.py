@@ -29,7 +29,7 @@ from db_migrate.project import Project
 from db_migrate.project.config import dialect_of
 from db_migrate.verdict import EngineInfo, Unchecked
 
-__all__ = ["ScratchPlan", "engine_info", "engine_only", "plan_scratch"]
+__all__ = ["ScratchPlan", "engine_info", "engine_only", "plan_scratch", "superuser_only"]
 
 _FAMILY = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
 _versions: dict[str, EngineInfo] = {}
@@ -102,6 +102,25 @@ def _foreign_reason(plan: ScratchPlan) -> str:
             f"locks and transactional behaviour are not checked, and failures only {plan.engine} causes are listed "
             f"here, not as findings. Pass a {plan.project_dialect} scratch server (scratch_url / database_url; "
             f"CLI {flag}) to check them.")
+
+
+#: Failures that say only a superuser may do it: on the embedded server project code is an ordinary role.
+_SUPERUSER_ONLY = re.compile(
+    r"permission denied to create extension|must be superuser|permission denied to create role|"
+    r"permission denied for language|only superusers? (can|may)|Must have CREATEROLE",
+    re.IGNORECASE,
+)
+SUPERUSER_ONLY_REASON = (
+    "On the embedded PostgreSQL server, project code runs as an ordinary role (the owner of its scratch database, "
+    "not a superuser), so what only a superuser may do (an untrusted extension or language, a role) is not checked "
+    "here: {error}. Trusted extensions (citext, hstore, pg_trgm, ...) work. Pass a PostgreSQL scratch server where "
+    "the revision's role may do this (scratch_url / database_url) to check it."
+)
+
+
+def superuser_only(plan: ScratchPlan, error: str | None) -> bool:
+    """True when ``error`` comes from the embedded server's job role not being a superuser, not from the migration."""
+    return bool(plan.embedded and error and _SUPERUSER_ONLY.search(error))
 
 
 def engine_only(plan: ScratchPlan, error: str | None) -> bool:
