@@ -148,6 +148,14 @@ def upgrade():
         except Exception as e:
             tried[label] = "refused"
     import psycopg
+    try:  # the superuser's password, kept beside the server's data
+        with open(SECRET, "rb") as f:
+            stolen = f.read().hex()
+        psycopg.connect(dbname="postgres", user="postgres", password=stolen, host=url.query["host"],
+                        port=url.query.get("port"), connect_timeout=5).close()
+        tried["superuser password"] = "done"
+    except Exception:
+        tried["superuser password"] = "refused"
     others = [r[0] for r in bind.exec_driver_sql(
         "SELECT datname FROM pg_database WHERE datallowconn AND datname <> current_database()")]
     for name in others:
@@ -168,13 +176,15 @@ def test_a_hostile_revision_in_a_roundtrip_is_refused_everything(tmp_path: Path,
     # another project's template on the server, as a target
     other = load_project(make_project(tmp_path / "other", [PERSONS, *_columns(MIN_REVISIONS)]))
     assert roundtrip(other, rows=1).template
-    project = load_project(make_project(tmp_path / "hostile", [PERSONS, HOSTILE]))
+    secret = embedded.home() / "admin-secret"
+    assert secret.is_file()
+    project = load_project(make_project(tmp_path / "hostile", [PERSONS, f"SECRET = {str(secret)!r}\n" + HOSTILE]))
     r = roundtrip(project, rows=1)
     assert r.decision != "proceed" and r.engine.embedded  # escalate: its raw SQL outranks the failure
     (failure,) = r.failures
     tried = json.loads(failure.error.split("TRIED ", 1)[1].splitlines()[0].rstrip(". "))
     assert any(name.startswith(TEMPLATE_PREFIX + project_tag(other)) for name in tried), tried
-    assert set(tried.values()) == {"refused"}, tried
+    assert "superuser password" in tried and set(tried.values()) == {"refused"}, tried
 
 
 UNTRUSTED = (

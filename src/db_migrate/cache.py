@@ -35,6 +35,8 @@ from pathlib import Path
 
 KEY_BYTES = 32
 _keys: dict[Path, bytes | None] = {}
+_secrets: set[str] = set()
+"""Paths of the secret files this process knows of (:func:`secret_paths`)."""
 """The signing key per cache folder, read once per process (None: no usable key there)."""
 
 
@@ -81,6 +83,7 @@ def secret_file(path: Path, size: int) -> bytes | None:
     else (someone else's file, a symlink, a group- or world-readable file): such a secret may be
     known to someone else.
     """
+    _secrets.add(str(path))
     value = _read_secret(path, size)
     if value is None and not path.exists() and not path.is_symlink():
         try:
@@ -101,6 +104,16 @@ def secret_file(path: Path, size: int) -> bytes | None:
             pass  # a read-only folder: no secret, so nothing that needs one
         value = _read_secret(path, size)
     return value
+
+
+def secret_paths() -> list[str]:
+    """The secret files a job must not read (the signing key, the embedded server's password, ...).
+
+    The sandbox hides them in a job's own view of the filesystem, where it can
+    (:func:`db_migrate.sandbox.isolation.apply`); being 0600, they are closed to a job that runs as
+    another user anyway.
+    """
+    return sorted({str(key_file()), *_secrets})
 
 
 def _read_secret(path: Path, size: int) -> bytes | None:
