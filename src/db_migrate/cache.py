@@ -113,6 +113,7 @@ def secret_paths() -> list[str]:
     (:func:`db_migrate.sandbox.isolation.apply`); being 0600, they are closed to a job that runs as
     another user anyway.
     """
+    key()  # made now if missing: a key created while a job runs would be in plain view of that job
     return sorted({str(key_file()), *_secrets})
 
 
