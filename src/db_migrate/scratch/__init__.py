@@ -350,7 +350,8 @@ def _job_database(server_url: str, name: str, template: str | None) -> Iterator[
     url = None
     try:
         create_database(server_url, name, template=template, owner=name)
-        embedded.hand_over(server_url, name, from_template=template is not None)
+        with admin_engine(server_url).connect() as c:
+            embedded.hand_over(c, server_url, name, from_template=template is not None)
         url = make_url(database_url(server_url, name)).set(username=name, password=password).render_as_string(hide_password=False)
         _live.add(url)
         yield url

@@ -369,19 +369,20 @@ def create_job_role(conn, name: str) -> str:
     return password
 
 
-def hand_over(server_url: str, name: str, *, from_template: bool) -> None:
+def hand_over(conn, server_url: str, name: str, *, from_template: bool) -> None:
     """Give the scratch database ``name`` (owned by the role ``name``) to that role, and only to it.
 
-    CONNECT is revoked from PUBLIC; a copy of a template also has the template's objects
-    (owned by :data:`TEMPLATE_OWNER`) reassigned to the role, in that database only (no database
-    is owned by the template owner, so no other database changes).
+    ``conn``: a superuser connection (SQLAlchemy, autocommit).  CONNECT is revoked from PUBLIC; a
+    copy of a template also has the template's objects (owned by :data:`TEMPLATE_OWNER`)
+    reassigned to the role, in that database only (no database is owned by the template owner, so
+    no other database changes).
     """
     import psycopg
+    from sqlalchemy import text
 
     from db_migrate.scratch import database_url
 
-    with psycopg.connect(**_connect_kwargs(server_url), autocommit=True) as c:
-        c.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+    conn.execute(text(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC'))
     if from_template:
         with psycopg.connect(**_connect_kwargs(database_url(server_url, name)), autocommit=True) as c:
             c.execute(f'REASSIGN OWNED BY {TEMPLATE_OWNER} TO "{name}"')

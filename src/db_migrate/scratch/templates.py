@@ -282,35 +282,29 @@ def _drop_unverified(server_url: str, name: str) -> bool:
 
 
 _CATALOGUE = """
-SELECT md5(string_agg(x, E'\n' ORDER BY x)) FROM (
-  SELECT concat_ws(' ', 'namespace', nspname, pg_get_userbyid(nspowner), nspacl) FROM pg_namespace
-  UNION ALL SELECT concat_ws(' ', 'class', c.oid::regclass, relkind, pg_get_userbyid(relowner), relacl, relrowsecurity)
-    FROM pg_class c
-  UNION ALL SELECT concat_ws(' ', 'column', attrelid::regclass, attname, atttypid::regtype, attnotnull, attisdropped)
-    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relnamespace <> 'pg_catalog'::regnamespace
-  UNION ALL SELECT concat_ws(' ', 'default', adrelid::regclass, adnum, md5(pg_get_expr(adbin, adrelid))) FROM pg_attrdef
-  UNION ALL SELECT concat_ws(' ', 'proc', p.oid::regprocedure, pg_get_userbyid(proowner), prosecdef, proconfig, proacl,
-    md5(concat(prosrc, probin))) FROM pg_proc p
-  UNION ALL SELECT concat_ws(' ', 'trigger', tgrelid::regclass, tgname, tgfoid::regprocedure, tgenabled, tgtype) FROM pg_trigger
-  UNION ALL SELECT concat_ws(' ', 'event trigger', evtname, evtevent, evtfoid::regprocedure, evtenabled, evttags)
-    FROM pg_event_trigger
-  UNION ALL SELECT concat_ws(' ', 'rule', ev_class::regclass, rulename, md5(pg_get_ruledef(r.oid))) FROM pg_rewrite r
-  UNION ALL SELECT concat_ws(' ', 'constraint', conrelid::regclass, contypid::regtype, conname, md5(pg_get_constraintdef(c.oid)))
-    FROM pg_constraint c
-  UNION ALL SELECT concat_ws(' ', 'policy', polrelid::regclass, polname, polcmd, polpermissive, polroles,
-    md5(concat(pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid)))) FROM pg_policy
-  UNION ALL SELECT concat_ws(' ', 'type', t.oid::regtype, pg_get_userbyid(typowner), typacl) FROM pg_type t
-  UNION ALL SELECT concat_ws(' ', 'extension', extname, pg_get_userbyid(extowner), extversion) FROM pg_extension
-  UNION ALL SELECT concat_ws(' ', 'language', lanname, pg_get_userbyid(lanowner), lanpltrusted, lanacl) FROM pg_language
-  UNION ALL SELECT concat_ws(' ', 'default acl', pg_get_userbyid(defaclrole), defaclnamespace, defaclobjtype, defaclacl)
-    FROM pg_default_acl
-  UNION ALL SELECT concat_ws(' ', 'cast', castsource::regtype, casttarget::regtype, castfunc::regprocedure, castcontext)
-    FROM pg_cast
-  UNION ALL SELECT concat_ws(' ', 'operator', o.oid::regoperator, oprcode::regproc) FROM pg_operator o
-) catalogue(x)
+SELECT md5(string_agg(x, E'\\n' ORDER BY k, o, n)) FROM (
+  SELECT 0, oid, 0, ROW(oid, nspname, nspowner, nspacl)::text FROM pg_namespace
+  UNION ALL SELECT 1, oid, 0, ROW(oid, relname, relnamespace, relkind, relowner, relacl, relrowsecurity, relforcerowsecurity, reloptions)::text FROM pg_class
+  UNION ALL SELECT 2, attrelid, attnum, ROW(attrelid, attnum, attname, atttypid, attnotnull, attisdropped, attgenerated, attacl)::text FROM pg_attribute WHERE attrelid >= 16384
+  UNION ALL SELECT 3, oid, 0, ROW(oid, adrelid, adnum, md5(adbin::text))::text FROM pg_attrdef
+  UNION ALL SELECT 4, oid, 0, ROW(oid, proname, pronamespace, proowner, prolang, prosecdef, proconfig, proacl, md5(prosrc), probin)::text FROM pg_proc
+  UNION ALL SELECT 5, oid, 0, ROW(oid, tgrelid, tgname, tgfoid, tgenabled, tgtype, md5(coalesce(tgqual::text, '')))::text FROM pg_trigger
+  UNION ALL SELECT 6, oid, 0, ROW(oid, evtname, evtevent, evtowner, evtfoid, evtenabled, evttags)::text FROM pg_event_trigger
+  UNION ALL SELECT 7, oid, 0, ROW(oid, ev_class, rulename, ev_type, ev_enabled, CASE WHEN oid >= 16384 THEN md5(ev_action::text || coalesce(ev_qual::text, '')) END)::text FROM pg_rewrite
+  UNION ALL SELECT 8, oid, 0, ROW(oid, conname, conrelid, contypid, contype, md5(coalesce(conbin::text, '')))::text FROM pg_constraint
+  UNION ALL SELECT 9, oid, 0, ROW(oid, polrelid, polname, polcmd, polpermissive, polroles, md5(coalesce(polqual::text, '') || coalesce(polwithcheck::text, '')))::text FROM pg_policy
+  UNION ALL SELECT 10, oid, 0, ROW(oid, typname, typnamespace, typowner, typacl)::text FROM pg_type
+  UNION ALL SELECT 11, oid, 0, ROW(oid, extname, extowner, extversion)::text FROM pg_extension
+  UNION ALL SELECT 12, oid, 0, ROW(oid, lanname, lanowner, lanpltrusted, lanacl)::text FROM pg_language
+  UNION ALL SELECT 13, oid, 0, ROW(oid, defaclrole, defaclnamespace, defaclobjtype, defaclacl)::text FROM pg_default_acl
+  UNION ALL SELECT 14, oid, 0, ROW(oid, castsource, casttarget, castfunc, castcontext, castmethod)::text FROM pg_cast
+  UNION ALL SELECT 15, oid, 0, ROW(oid, oprname, oprowner, oprcode)::text FROM pg_operator
+) catalogue(k, o, n, x)
 """
-"""What a template's digest covers: every object's name, owner and privileges, and the text of
-functions, triggers, rules, defaults, constraints and policies (not their storage: relfilenodes)."""
+"""What a template's digest covers: every object (by oid: a copy keeps them) with its name, owner and
+privileges, and the definitions of functions, triggers, rules, defaults, constraints and policies, from
+the catalogue's own columns (deparsing them would cost more than the copy); not storage or statistics
+(relfilenode, relpages: a VACUUM changes them)."""
 
 
 def _catalogue_digest(server_url: str, name: str) -> str | None:
