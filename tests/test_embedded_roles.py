@@ -121,6 +121,13 @@ def test_the_role_goes_with_its_database(embedded_pg: str) -> None:
 
 # --------------------------------------------------------------------------- whole loops
 
+def _own_roles(server_url: str) -> list[str]:
+    """Job roles this test run created that still exist."""
+    from db_migrate.scratch import run_tag
+
+    return [r for r in embedded.job_roles(server_url) if f"_{run_tag()}" in r]
+
+
 PERSONS = (
     "def upgrade():\n    op.create_table('persons', sa.Column('id', sa.Integer, primary_key=True))\n"
     "def downgrade():\n    op.drop_table('persons')\n"
@@ -185,6 +192,7 @@ def test_a_hostile_revision_in_a_roundtrip_is_refused_everything(tmp_path: Path,
     tried = json.loads(failure.error.split("TRIED ", 1)[1].splitlines()[0].rstrip(". "))
     assert any(name.startswith(TEMPLATE_PREFIX + project_tag(other)) for name in tried), tried
     assert "superuser password" in tried and set(tried.values()) == {"refused"}, tried
+    assert _own_roles(embedded_pg) == []  # every job role went with its database, the template build's too
 
 
 UNTRUSTED = (
@@ -235,6 +243,12 @@ def test_a_tampered_template_is_detected_and_rebuilt(tmp_path: Path, embedded_pg
     assert again.template == first.template
     with _connect(embedded_pg, dbname=template) as c:  # rebuilt, without what was planted
         assert c.execute("SELECT count(*) FROM pg_event_trigger").fetchone()[0] == 0
+        # db-migrate's own: the database is the superuser's, its objects the template owner's, no CONNECT for PUBLIC
+        assert c.execute("SELECT pg_get_userbyid(datdba), has_database_privilege('public', datname, 'CONNECT') "
+                         "FROM pg_database WHERE datname = current_database()").fetchone() == (embedded.ADMIN, False)
+        assert c.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'persons'").fetchone()[0] \
+            == embedded.TEMPLATE_OWNER
+    assert _own_roles(embedded_pg) == []
 
 
 def test_a_template_without_db_migrates_record_is_not_used(tmp_path: Path, embedded_pg: str) -> None:

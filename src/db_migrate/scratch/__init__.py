@@ -205,8 +205,6 @@ def drop_stale(server_url: str) -> list[str]:
 
     On the embedded server, their job roles too (a role is named after its database).
     """
-    from db_migrate.scratch import embedded
-
     dropped = []
     for name in list_databases(server_url):
         if owner_is_gone(name):
@@ -236,15 +234,14 @@ def create_database(server_url: str, name: str, *, template: str | None = None, 
 
     dialect = server_dialect(server_url)
     sql = f"CREATE DATABASE {quote(dialect, name)}"
-    if template or owner:
-        if dialect != "postgresql":
+    if dialect == "mysql":
+        if template or owner:
             raise UsageError("Database templates and owners are used only on PostgreSQL.")
+        sql += " CHARACTER SET utf8mb4"
     if template:
         sql += f" TEMPLATE {quote(dialect, template)}"
     if owner:
         sql += f" OWNER {quote(dialect, owner)}"
-    elif dialect == "mysql":
-        sql += " CHARACTER SET utf8mb4"
     deadline = time.monotonic() + 10
     while True:
         try:
