@@ -265,3 +265,36 @@ def test_a_template_without_db_migrates_record_is_not_used(tmp_path: Path, embed
         after = admin.execute("SELECT oid FROM pg_database WHERE datname LIKE %s",
                               (f"{TEMPLATE_PREFIX}{project_tag(project)}%",)).fetchone()[0]
     assert after != before  # dropped and built again
+
+
+def test_a_server_of_an_earlier_version_is_converted_and_a_lost_password_starts_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+    import tempfile
+
+    cache = Path(tempfile.mkdtemp(prefix="dbm-harden-"))
+    cache.chmod(0o755)  # the server's system user must reach it (root runs)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv(embedded.IDLE_ENV, "0")
+    try:
+        url = embedded.ensure_running()
+        hba = embedded.home() / "data" / "pg_hba.conf"
+        with _connect(url) as c:  # what initdb and db-migrate before issue 17 left: trust on the socket
+            hba.write_text("local all all trust\n")
+            c.execute("SELECT pg_reload_conf()")
+            c.execute("CREATE DATABASE dbm_tpl_00000000_old")  # and a template of that time
+        url = embedded.ensure_running()
+        assert hba.read_text() == embedded.HBA
+        with pytest.raises(psycopg.OperationalError):
+            _connect(url, password="").close()  # no login without the password any more
+        with _connect(url) as c:
+            assert c.execute("SELECT has_database_privilege('public', 'dbm_tpl_00000000_old', 'CONNECT')").fetchone()[0] is False
+        (embedded.home() / "admin-secret").unlink()  # our password is gone: only templates can be lost
+        url = embedded.ensure_running()
+        with _connect(url) as c:
+            assert c.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'dbm\\_%'").fetchone()[0] == 0
+        assert (embedded.home() / "admin-secret").stat().st_mode & 0o777 == 0o600
+    finally:
+        embedded.stop()
+        shutil.rmtree(cache, ignore_errors=True)

@@ -74,8 +74,10 @@ def key() -> bytes | None:
     return _keys[path]
 
 
-def secret_file(path: Path, size: int) -> bytes | None:
+def secret_file(path: Path, size: int, *, create: bool = True) -> bytes | None:
     """``size`` random bytes kept at ``path``, created on first need; None when there is no usable one.
+
+    ``create=False``: only read it (None when it does not exist).
 
     Created atomically (written under a temporary name, then hard-linked to its name: the link
     fails if another process created it first, so a secret is never overwritten, and no reader
@@ -85,7 +87,7 @@ def secret_file(path: Path, size: int) -> bytes | None:
     """
     _secrets.add(str(path))
     value = _read_secret(path, size)
-    if value is None and not path.exists() and not path.is_symlink():
+    if create and value is None and not path.exists() and not path.is_symlink():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")

@@ -201,11 +201,11 @@ def _running(data: Path) -> tuple[int, str] | None:
     return pid, f"postgresql+psycopg://{login}@/postgres?host={socket_dir}&port={port}"
 
 
-def _admin_secret(where: Path) -> str | None:
-    """The superuser's password (hex), created on first need; None when there is no usable one."""
+def _admin_secret(where: Path, *, create: bool = False) -> str | None:
+    """The superuser's password (hex); None when there is no usable one (``create``: make one if missing)."""
     from db_migrate.cache import secret_file
 
-    raw = secret_file(where / "admin-secret", _SECRET_BYTES)
+    raw = secret_file(where / "admin-secret", _SECRET_BYTES, create=create)
     return raw.hex() if raw else None
 
 
@@ -278,8 +278,9 @@ def _tune(url: str) -> None:
 
 
 def _hardened(data: Path) -> bool:
+    """True when the server has our ``pg_hba.conf`` and we have its superuser's password."""
     try:
-        return (data / "pg_hba.conf").read_text() == HBA
+        return (data / "pg_hba.conf").read_text() == HBA and _admin_secret(data.parent) is not None
     except OSError:
         return False
 
@@ -293,18 +294,20 @@ def _harden(where: Path, data: Path, running: tuple[int, str]) -> tuple[int, str
     """
     import psycopg
 
-    secret = _admin_secret(where)
+    secret = _admin_secret(where, create=True)
     if secret is None:
         raise EmbeddedUnavailable(
             f"Cannot keep the embedded server's password in {where / 'admin-secret'} (not a private file of ours).",
             hint=f"Remove {where / 'admin-secret'} (or the whole {where}) and call again.",
         )
+    running = _running(data) or running  # its URL with the password
     try:
         c = psycopg.connect(**_connect_kwargs(running[1]), autocommit=True)
-    except psycopg.OperationalError:
-        if not (data / "pg_hba.conf").exists():
-            raise
-        _pg_stop(data)  # our password is not the server's: only templates are lost
+    except psycopg.OperationalError as e:
+        if "password authentication failed" not in str(e):
+            raise EmbeddedUnavailable(f"The embedded PostgreSQL server does not answer: {str(e).strip()}",
+                                      hint="`db-migrate scratch stop` and call again, or pass a scratch server URL.") from None
+        _pg_stop(data)  # our password is not the server's (lost): only templates are lost with the data
         import shutil
 
         shutil.rmtree(data, ignore_errors=True)
