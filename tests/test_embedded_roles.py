@@ -199,6 +199,10 @@ UNTRUSTED = (
     "def upgrade():\n    op.execute('CREATE EXTENSION IF NOT EXISTS dblink')\n"
     "def downgrade():\n    op.execute('DROP EXTENSION IF EXISTS dblink')\n"
 )
+CREATES_A_ROLE = (
+    "def upgrade():\n    op.execute('CREATE ROLE app_reader NOLOGIN')\n"
+    "def downgrade():\n    op.execute('DROP ROLE app_reader')\n"
+)
 TRUSTED = (
     "def upgrade():\n    op.execute('CREATE EXTENSION IF NOT EXISTS citext')\n"
     "    op.add_column('persons', sa.Column('email', sa.Text()))\n"
@@ -209,10 +213,11 @@ TRUSTED = (
 def test_a_trusted_extension_works_and_an_untrusted_one_is_unchecked_not_revise(tmp_path: Path, embedded_pg: str) -> None:
     trusted = roundtrip(load_project(make_project(tmp_path / "t", [PERSONS, TRUSTED])), rows=2)
     assert trusted.status == "passed" and trusted.decision == "proceed", trusted.failures
-    r = roundtrip(load_project(make_project(tmp_path / "u", [PERSONS, UNTRUSTED])), rows=2)
-    assert r.failures == [] and r.decision == "proceed"
-    (note,) = [u for u in r.unchecked if u.revision == "000000000002"]
-    assert "ordinary role" in note.reason and "dblink" in note.reason and "scratch server" in note.reason
+    for name, revision, what in (("u", UNTRUSTED, "dblink"), ("r", CREATES_A_ROLE, "create role")):
+        r = roundtrip(load_project(make_project(tmp_path / name, [PERSONS, revision])), rows=2)
+        assert r.failures == [] and r.decision == "proceed", r.failures
+        (note,) = [u for u in r.unchecked if u.revision == "000000000002"]
+        assert "ordinary role" in note.reason and what in note.reason and "scratch server" in note.reason
 
 
 # what a past compromise planted: an event trigger that drops the table a revision creates, just before,
