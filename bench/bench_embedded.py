@@ -7,6 +7,8 @@ In a private cache directory (never the user's), one run, side by side:
 - ``first start``: ``ensure_running()`` in a fresh interpreter with an empty cache (initdb + start);
 - ``restart``:     the same after ``scratch stop`` (data directory kept: start only);
 - ``warm reuse``:  ``ensure_running()`` while the server runs, in a fresh interpreter (best of --repeat);
+- ``scratch db``:  one scratch database on the embedded server, created and dropped (with its job role and,
+                   since issue 17, the role's creation, ``REVOKE`` and drop), best of --repeat;
 - ``roundtrip``:   ``test_roundtrip`` of the residency fixture's head (10 seeded rows) on the embedded
                    server vs on a temporary SQLite file (``database_url="sqlite://"``), best of --repeat,
                    in one interpreter after a warm-up call of each;
@@ -51,7 +53,14 @@ def best(fn):
         t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
     return min(times)
 
-out = {}
+from db_migrate.scratch import scratch_database
+from db_migrate.scratch.embedded import ensure_running
+
+def one_database():
+    with scratch_database(ensure_running(), purpose="bench"):
+        pass
+
+out = {"scratch db (create + drop)": best(one_database)}
 for label, url in (("embedded", None), ("sqlite", "sqlite://")):
     out[f"roundtrip {label}"] = best(lambda: test_roundtrip(project, database_url=url, rows=10))
     out[f"heads+drift {label}"] = best(lambda: check_heads(project, scratch_url=url))

@@ -217,3 +217,95 @@ def test_without_target_metadata_nothing_is_built_and_the_answer_is_kept(tmp_pat
     (root / "models.py").write_text(MODELS.format(extra=""))  # the models arrive: compared at once
     third = _heads(root)
     assert not third.drift_cached and built == ["template"] and third.summary.endswith("models match head.")
+
+
+def _entry(root: Path) -> Path:
+    from db_migrate.cache import project_tag
+
+    (entry,) = drift_cache.folder().glob(f"{project_tag(load_project(root / 'alembic.ini'))}_*.json")
+    return entry
+
+
+def test_a_forged_entry_is_not_replayed(tmp_path: Path) -> None:
+    """A kept drift answer rewritten by someone else (a job that reached the cache, as in issue 17) says revise."""
+    import json
+
+    root = _project(tmp_path, models=MODELS.format(extra=", sa.Column('email', sa.Text())"))
+    drifted = _heads(root)
+    assert drifted.decision == "revise" and not drifted.drift_cached
+    entry = _entry(root)
+    signature, _, body = entry.read_bytes().partition(b"\n")
+    kept = json.loads(body)
+    assert kept["outcome"]["operations"], kept["outcome"]
+    kept["outcome"]["operations"] = []  # "models match head"
+    for forged in (signature + b"\n" + json.dumps(kept).encode(),  # the old signature kept
+                   json.dumps(kept).encode(),  # unsigned, as entries were before
+                   b"0" * 64 + b"\n" + json.dumps(kept).encode()):  # a signature made up
+        entry.write_bytes(forged)
+        r = _heads(root)
+        assert not r.drift_cached and r.decision == "revise" and "email" in r.drift_operations[0]
+
+
+def test_an_entry_signed_with_another_key_is_not_replayed(tmp_path: Path) -> None:
+    from db_migrate import cache
+
+    root = _project(tmp_path)
+    _heads(root)
+    assert _heads(root).drift_cached
+    key = cache.key_file()
+    original = key.read_bytes()
+    assert key.stat().st_mode & 0o777 == 0o600 and len(original) == cache.KEY_BYTES
+    try:
+        key.unlink()
+        cache._keys.clear()
+        assert not _heads(root).drift_cached  # a new key: nothing the old one signed is replayed
+        assert key.read_bytes() != original
+    finally:
+        key.unlink(missing_ok=True)
+        key.write_bytes(original)
+        key.chmod(0o600)
+        cache._keys.clear()
+
+
+def test_a_key_others_may_read_signs_nothing(tmp_path: Path) -> None:
+    from db_migrate import cache
+
+    root = _project(tmp_path)
+    key = cache.key_file()
+    _heads(root)
+    try:
+        key.chmod(0o644)  # readable by others: they could sign entries
+        cache._keys.clear()
+        assert cache.key() is None
+        assert not _heads(root).drift_cached and not _heads(root).drift_cached
+        assert key.stat().st_mode & 0o777 == 0o644  # never overwritten, never repaired behind the user's back
+    finally:
+        key.chmod(0o600)
+        cache._keys.clear()
+
+
+def test_a_models_file_edited_with_its_size_and_mtime_put_back_is_not_replayed(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    models = root / "models.py"
+    an_hour_ago = os.stat(models).st_mtime_ns - 3600 * 10**9  # not a file just written (those were always hashed)
+    os.utime(models, ns=(an_hour_ago, an_hour_ago))
+    assert _heads(root).findings == [] and _heads(root).drift_cached
+    before = os.stat(models)
+    edited = MODELS.format(extra="").replace("'name', sa.String(40)", "'nick', sa.String(40)")
+    assert len(edited) == before.st_size
+    models.write_text(edited)
+    os.utime(models, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(models).st_size == before.st_size and os.stat(models).st_mtime_ns == before.st_mtime_ns
+    r = _heads(root)
+    assert not r.drift_cached and [f.rule for f in r.findings] == ["model-drift"] and "nick" in " ".join(r.drift_operations)
+
+
+def test_a_file_added_beside_the_models_with_the_folders_mtime_put_back_is_seen(tmp_path: Path) -> None:
+    root = _project(tmp_path, env_py=_env_py(DATA_ENV_PY_HEAD))
+    (root / "schema.json").write_text('{"persons": ["name"]}')
+    assert _heads(root).findings == [] and _heads(root).drift_cached
+    before = os.stat(root)  # its mtime is all the earlier version compared
+    (root / "extra_table").write_text("")
+    os.utime(root, ns=(before.st_atime_ns, before.st_mtime_ns))
+    r = _heads(root)
+    assert not r.drift_cached and "extra" in r.drift_operations[0]

@@ -135,7 +135,9 @@ def test_heads_names_the_engine_and_reuses_a_template_at_head(tmp_path: Path, em
 
 def test_heads_drift_time_out_keeps_the_graph_result(tmp_path: Path, embedded_pg: str) -> None:
     slow = "def upgrade():\n    import time\n    time.sleep(60)\ndef downgrade():\n    pass\n"
-    root = make_project(tmp_path, [PERSONS, slow, {"id": "b1", "down": "000000000001"}])
+    # models to compare with, so the drift check builds the schema at head (and meets the slow revision)
+    models = "import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+    root = make_project(tmp_path, [PERSONS, slow, {"id": "b1", "down": "000000000001"}], models=models)
     # two heads: the graph finding must come back, drift is not even attempted
     r = check_heads(load_project(root), timeout=2)
     assert len(r.heads) == 2 and any(f.rule == "multiple-heads" for f in r.findings)

@@ -62,6 +62,13 @@ def is_scratch_url(url: object) -> bool:
     return isinstance(url, str) and url in _held_scratch
 
 
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name`` (password kept)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
 def is_secret_key(key: str) -> bool:
     return key.lower() in SECRET_KEYS
 

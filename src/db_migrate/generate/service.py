@@ -30,7 +30,7 @@ from db_migrate.heads.graph import analyse
 from db_migrate.project import Project, load_history
 from db_migrate.urls import redact_url
 from db_migrate.sandbox import progress, reports_isolation, run_job
-from db_migrate.scratch.engine import ScratchPlan, engine_only, plan_scratch
+from db_migrate.scratch.engine import ScratchPlan, engine_only, plan_scratch, superuser_only
 from db_migrate.verdict import Finding, decide, sort_findings
 
 
@@ -220,6 +220,11 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
                     f"On {plan.engine}, not the project's {plan.project_dialect or 'unknown'} engine: {e.message}",
                     hint=f"{plan.engine} lacks what this history uses; pass a {plan.project_dialect or 'matching'} "
                     "scratch server (scratch_url, CLI --scratch-url).",
+                ) from None
+            if superuser_only(plan, e.message):
+                raise ProjectCodeError(
+                    f"On the embedded PostgreSQL server project code runs as an ordinary role, not a superuser: {e.message}",
+                    hint="Pass a PostgreSQL scratch server where the history's role may do this (scratch_url, CLI --scratch-url).",
                 ) from None
             raise
         return outcome, created, plan

@@ -14,11 +14,12 @@ What the answer depends on, and how each is covered by the key or the entry:
   report them in the worker (:func:`db_migrate.heads.jobs.drift_diff`).  So a
   model loaded by path, a data file read at import time and a new module in a
   package that ``pkgutil.iter_modules`` scans are all seen.  Files are
-  checked by size and mtime, then by content hash when only the mtime moved (a
-  ``git checkout`` that restores the same bytes is still a hit); a file looked
-  for and not found must still be absent; a folder listed, or holding a file
-  that was read, must keep its mtime (a file created beside the models, or a
-  switch file that env.py tests with ``exists()``, is a change);
+  compared by content (a SHA-256 each call; a size that differs is a change
+  without hashing), never by size and mtime alone, which an edit can put back
+  (and a ``git checkout`` that restores the same bytes is still a hit); a file
+  looked for and not found must still be absent; a folder listed, or holding a
+  file that was read, must keep its entry names (a file created beside the
+  models, or a switch file that env.py tests with ``exists()``, is a change);
 - the engine it ran on (the scratch server given, or the embedded server's
   package version, or this process's SQLite library), the versions of
   db-migrate, alembic and SQLAlchemy, and the environment variables the
@@ -33,6 +34,11 @@ is read from, a network call at import time): set
 code itself: an entry is used only for the same env.py and models that
 produced it, which could produce the same answer again anyway.
 
+An entry is replayed only when db-migrate wrote it: entries are signed with
+the user's key (:func:`db_migrate.cache.read_json`), and written here, by the
+calling process, from what the drift job reported; an entry edited or
+planted by anyone else is a miss, and is rebuilt.
+
 Entries live in ``<cache>/drift/<project tag>_<key>.json`` (the template
 cache's folder and project tag); at most :data:`MAX_ENTRIES` are kept, least
 recently used dropped first, and ``db-migrate roundtrip --purge-templates``
@@ -44,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +61,7 @@ MAX_ENTRIES = 64
 MAX_PATHS = 20_000
 """An answer that depends on more files and folders than this is not kept (the worker names them)."""
 MAX_HASHED_BYTES = 64 << 20
-"""Bigger files are compared by mtime and size only (hashing them in the caller's process would be slow)."""
-RACY_NS = 2_000_000_000
-"""A file modified less than this long before it was recorded is compared by content, not by mtime."""
+"""An answer that depends on a bigger file is not kept (hashing it on every call would cost what the check costs)."""
 VOLATILE_ENV = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"})
 """Variables a shell changes between calls that no env.py reads for its schema."""
 
@@ -116,7 +119,7 @@ def load(path: Path) -> dict[str, Any] | None:
 
     entry = read_json(path)
     try:
-        if not isinstance(entry, dict) or entry.get("format") != 2:
+        if not isinstance(entry, dict) or entry.get("format") != 3:
             return None
         for name, mtime, size, digest in entry["files"]:
             if not _same_file(name, mtime, size, digest):
@@ -140,11 +143,13 @@ def save(path: Path, outcome: dict[str, Any], files: list[str], folders: list[st
     from db_migrate.cache import write_json
 
     records = [[name, *_state(name)] for name in sorted(set(files))]
+    if any(r[3] == "" for r in records):
+        return  # a file too big to hash on every call: the answer is not kept
     # a file's folder too: a file created beside one that was read (tested with exists(), which
-    # no audit event reports) changes its folder's mtime
+    # no audit event reports) changes its folder's entries
     watched = set(folders) | {os.path.dirname(name) for name in files}
     folder_records = [[name, _folder_state(name)] for name in sorted(watched)]
-    if write_json(path, {"format": 2, "files": records, "folders": folder_records, "outcome": outcome}):
+    if write_json(path, {"format": 3, "files": records, "folders": folder_records, "outcome": outcome}):
         evict(path, "*.json", MAX_ENTRIES)
 
 
@@ -156,37 +161,41 @@ def purge(project=None) -> list[str]:
 
 
 def _state(name: str) -> tuple[int | None, int | None, str | None]:
-    """``(mtime_ns, size, sha256)`` of a file; all None when there is no such file."""
+    """``(mtime_ns, size, sha256)`` of a file (``sha256`` "" when too big to hash); all None when there is no such file."""
     try:
         st = os.stat(name)
         if not os.path.isfile(name):
             return st.st_mtime_ns, None, None
         if st.st_size > MAX_HASHED_BYTES:
-            return st.st_mtime_ns, st.st_size, ""  # compared by mtime and size only
-        # written a moment ago: it may change again within the same mtime tick, so its content is compared
-        mtime = st.st_mtime_ns if time.time_ns() - st.st_mtime_ns > RACY_NS else -1
-        return mtime, st.st_size, _digest(name)
+            return st.st_mtime_ns, st.st_size, ""  # an answer that depends on it is not kept
+        return st.st_mtime_ns, st.st_size, _digest(name)
     except OSError:
         return None, None, None
 
 
-def _folder_state(name: str) -> int | None:
+def _folder_state(name: str) -> str | None:
+    """A digest of the folder's entry names (its mtime can be put back after a file is added), or None."""
     try:
-        return os.stat(name).st_mtime_ns
+        names = sorted(os.listdir(name))
     except OSError:
         return None
+    return hashlib.sha256("\0".join(names).encode()).hexdigest()[:32]
 
 
 def _same_file(name: str, mtime: int | None, size: int | None, digest: str | None) -> bool:
+    """True when the file is as recorded: its content for a regular file (mtime and size can be put back).
+
+    The size is only a fast way to see a change; equal sizes still compare the content's digest.
+    """
     try:
         st = os.stat(name)
     except OSError:
         return mtime is None  # absent then and now
     if mtime is None or digest is None:
         return digest is None and mtime == st.st_mtime_ns  # was absent, or is not a regular file
-    if st.st_size != size:
+    if st.st_size != size or not digest:
         return False
-    return st.st_mtime_ns == mtime or (digest != "" and _digest(name) == digest)
+    return _digest(name) == digest
 
 
 def _digest(name: str) -> str:

@@ -13,7 +13,7 @@ from db_migrate.roundtrip.model import RoundtripFailure, RoundtripResult, Roundt
 from db_migrate.roundtrip.snapshot import describe_changes
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, reports_isolation, run_job
 from db_migrate.scratch import refuse_production, scratch_database
-from db_migrate.scratch.engine import engine_only, plan_scratch
+from db_migrate.scratch.engine import SUPERUSER_ONLY_REASON, engine_only, plan_scratch, superuser_only
 from db_migrate.verdict import Finding, Unchecked, decide
 
 if TYPE_CHECKING:
@@ -73,11 +73,17 @@ def test_roundtrip(
     failures, artifacts = _split_seed_artifacts([f for f, _ in pairs])
     # a type or SQL form the scratch engine lacks says nothing about the migration on its own engine
     not_ours = [f for f in failures if engine_only(plan, f"{f.message} {f.error or ''}")]
+    # nor does what only a superuser may do, on the embedded server where project code is an ordinary role
+    not_super = [f for f in failures if superuser_only(plan, f.error) and all(f is not g for g in not_ours)]
+    not_ours += not_super
     # nor does a package the project needs that is not installed where db-migrate runs (uvx, another venv)
     lacking = [(f, name) for f in failures if (name := _not_installed(project, f.error))]
     failures = [f for f in failures if all(f is not g for g in not_ours) and all(f is not g for g, _ in lacking)]
 
     unchecked = [*plan.unchecked, *(
+        Unchecked(what=f"{f.step} as an ordinary role", revision=f.revision,
+                  reason=SUPERUSER_ONLY_REASON.format(error=f"{f.message}: {f.error}"))
+        if any(f is g for g in not_super) else
         Unchecked(what=f"{f.step} on {plan.engine}", revision=f.revision,
                   reason=f"{f.message}: {f.error} ({plan.engine} lacks this; the project's engine is {plan.project_dialect or 'unknown'})")
         for f in not_ours

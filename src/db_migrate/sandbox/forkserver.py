@@ -181,7 +181,8 @@ def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
 
         tempfile.tempdir = tmpdir
         iso = isolation.apply(request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
-                              scratch_url=request.get("scratch_url"), memory_mib=request.get("memory_mib"))
+                              scratch_url=request.get("scratch_url"), memory_mib=request.get("memory_mib"),
+                              hidden=request.get("hidden") or [])
         conn.send(("isolation", iso))
         target, kwargs, cwd = conn.recv()  # the job itself comes on its own socket: any size
         worker.serve_one(conn, target, kwargs, cwd)

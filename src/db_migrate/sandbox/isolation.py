@@ -118,10 +118,11 @@ def _socket_dir(url: str | None) -> str | None:
 
 
 def apply(profile: str | None, *, tmpdir: str, writable: list[str], scratch_url: str | None,
-          memory_mib: int | None = None) -> Isolation:
+          memory_mib: int | None = None, hidden: list[str] = ()) -> Isolation:
     """Restrict the current (freshly forked, single-threaded) process; return what holds.
 
     ``memory_mib``: the address-space limit the caller read from its environment (None: no limit).
+    ``hidden``: secret files (:func:`db_migrate.cache.secret_paths`) the job sees as empty.
     """
     limit = memory_mib
     if limit is not None:
@@ -151,6 +152,8 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], scratch_url:
             if socket_dir is not None and os.path.dirname(sock) == socket_dir.rstrip("/"):
                 continue
             libc.mount(b"/dev/null", sock.encode(), None, _MS_BIND, None)  # best effort: it may be gone
+        for secret in hidden:
+            libc.mount(b"/dev/null", secret.encode(), None, _MS_BIND, None)  # best effort: it may not exist yet
     except OSError as e:
         return Isolation(
             **base, summary=f"a fresh process per job; filesystem and network not restricted (namespaces unavailable: {e.strerror or e})",

@@ -164,8 +164,10 @@ class Job:
         ours, theirs = socket.socketpair()
         out_r, out_w = os.pipe()
         try:
+            from db_migrate.cache import secret_paths
+
             request = {"tmpdir": self.tmpdir, "profile": profile, "writable": [str(p) for p in writable],
-                       "scratch_url": scratch_url, "memory_mib": memory_limit_mib()}
+                       "scratch_url": scratch_url, "memory_mib": memory_limit_mib(), "hidden": secret_paths()}
             for _attempt in range(2):  # a dead server (killed, crashed) is replaced once
                 try:
                     self.pid = _fork_server().fork(request, [theirs.fileno(), out_w])

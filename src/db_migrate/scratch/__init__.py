@@ -14,7 +14,9 @@ Public API::
   happens (exception, timeout, cancellation: the drop is in a ``finally`` of the
   parent process; workers only ever receive the URL).  On PostgreSQL
   ``template`` names a template database (``CREATE DATABASE ... TEMPLATE``).
-  No other database of the server is touched.
+  No other database of the server is touched.  On the embedded server the URL
+  connects as a role of the database's name that owns it and nothing else
+  (:func:`db_migrate.scratch.embedded.create_job_role`), dropped with it.
 
 A server URL that the escalation policy says is production
 (:func:`db_migrate.policy.production_signal`, with the project's
@@ -57,7 +59,10 @@ from pathlib import Path
 from typing import Any
 
 from db_migrate.errors import DatabaseError, Refused, UsageError, brief, database_error
+from db_migrate.scratch import embedded
+from db_migrate.scratch.admin import admin_engine
 from db_migrate.urls import hold_scratch, is_scratch_url, redact_url, release_scratch  # noqa: F401  (is_scratch_url: where callers found it)
+from db_migrate.urls import with_database as database_url
 
 __all__ = [
     "PREFIX",
@@ -71,8 +76,6 @@ PREFIX = "dbm_"
 """Every database this package creates on a server starts with this prefix."""
 
 _SERVER_DIALECTS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
-_engines: dict[str, object] = {}
-_engines_lock = threading.Lock()
 _swept: set[str] = set()
 """Servers whose stale databases this process already dropped."""
 _supervisor: tuple[Callable[..., bool], Callable[..., None]] | None = None
@@ -90,6 +93,8 @@ class ScratchDatabase:
     server_url: str | None
     name: str
     """Database name on the server, or the SQLite file path."""
+    role: str | None = None
+    """The login role the URL connects as when db-migrate created it for this database (the embedded server)."""
 
     @property
     def redacted(self) -> str:
@@ -118,25 +123,6 @@ def server_dialect(server_url: str) -> str:
             hint="Omit {arg:database_url} to use a temporary SQLite file.",
         )
     return _SERVER_DIALECTS[backend]
-
-
-def admin_engine(server_url: str):
-    """A cached AUTOCOMMIT engine on the server (for CREATE/DROP DATABASE)."""
-    from sqlalchemy import create_engine
-
-    with _engines_lock:
-        eng = _engines.get(server_url)
-        if eng is None:
-            eng = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=4, pool_pre_ping=True)
-            _engines[server_url] = eng
-        return eng
-
-
-def database_url(server_url: str, name: str) -> str:
-    """``server_url`` with its database replaced by ``name`` (password kept)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def quote(dialect: str, name: str) -> str:
@@ -197,7 +183,10 @@ def list_databases(server_url: str) -> list[str]:
 
 
 def drop_stale(server_url: str) -> list[str]:
-    """Drop the scratch databases on a server whose owner process died without cleaning up; their names."""
+    """Drop the scratch databases on a server whose owner process died without cleaning up; their names.
+
+    On the embedded server, their job roles too (a role is named after its database).
+    """
     dropped = []
     for name in list_databases(server_url):
         if owner_is_gone(name):
@@ -206,6 +195,8 @@ def drop_stale(server_url: str) -> list[str]:
                 dropped.append(name)
             except Exception:
                 pass  # another process dropped it first, or it is still busy: the next sweep retries
+    if embedded.is_embedded(server_url):
+        embedded.drop_job_roles(server_url, [r for r in embedded.job_roles(server_url) if owner_is_gone(r)])
     return dropped
 
 
@@ -219,18 +210,20 @@ def run_tag() -> str:
     return "".join(ch for ch in raw.lower() if ch.isascii() and ch.isalnum())[:12]
 
 
-def create_database(server_url: str, name: str, *, template: str | None = None) -> None:
-    """CREATE DATABASE ``name`` (from ``template`` on PostgreSQL). Retries while the template is busy."""
+def create_database(server_url: str, name: str, *, template: str | None = None, owner: str | None = None) -> None:
+    """CREATE DATABASE ``name`` (from ``template``, owned by ``owner``, on PostgreSQL). Retries while the template is busy."""
     from sqlalchemy import text
 
     dialect = server_dialect(server_url)
     sql = f"CREATE DATABASE {quote(dialect, name)}"
-    if template:
-        if dialect != "postgresql":
-            raise UsageError("Database templates exist only on PostgreSQL.")
-        sql += f" TEMPLATE {quote(dialect, template)}"
-    elif dialect == "mysql":
+    if dialect == "mysql":
+        if template or owner:
+            raise UsageError("Database templates and owners are used only on PostgreSQL.")
         sql += " CHARACTER SET utf8mb4"
+    if template:
+        sql += f" TEMPLATE {quote(dialect, template)}"
+    if owner:
+        sql += f" OWNER {quote(dialect, owner)}"
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -309,25 +302,18 @@ def scratch_database(
         except Exception:
             pass  # a sweep is housekeeping; creating the database below reports a real problem
     name = _new_name(purpose)
+    # on the embedded server, project code connects as a role that owns only this database (.embedded)
+    job_role = dialect == "postgresql" and embedded.is_embedded(server_url)
+    target = _DROP_JOB if job_role else _DROP
     supervisor = _supervisor
     # registered before it exists, so a kill between the two is covered too; withdrawn only once dropped,
-    # so a drop that fails here is tried again by the supervisor when this process ends
-    registered = supervisor is not None and supervisor[0](_DROP, server_url, name)
-    try:
-        create_database(server_url, name, template=str(template) if template else None)
-    except BaseException:
-        if registered:
-            supervisor[1](_DROP, server_url, name)  # type: ignore[index]
-        raise
-    url = database_url(server_url, name)
-    hold_scratch(url)
-    try:
-        yield ScratchDatabase(url=url, dialect=dialect, server_url=server_url, name=name)
-    finally:
-        release_scratch(url)
-        drop_database(server_url, name)
-        if registered:
-            supervisor[1](_DROP, server_url, name)  # type: ignore[index]
+    # so a drop that fails (or a call that fails) is done again, IF EXISTS, by the supervisor when this process ends
+    registered = supervisor is not None and supervisor[0](target, server_url, name)
+    database = _job_database if job_role else _server_database
+    with database(server_url, name, str(template) if template else None) as url:
+        yield ScratchDatabase(url=url, dialect=dialect, server_url=server_url, name=name, role=name if job_role else None)
+    if registered:
+        supervisor[1](target, server_url, name)  # type: ignore[index]
 
 
 def set_supervisor(register: Callable[..., bool] | None, release: Callable[..., None] | None = None) -> None:
@@ -341,6 +327,52 @@ def set_supervisor(register: Callable[..., bool] | None, release: Callable[..., 
 
 
 _DROP = "db_migrate.scratch:drop_database"
+_DROP_JOB = "db_migrate.scratch:drop_job_database"
+
+
+def drop_job_database(server_url: str, name: str) -> None:
+    """Drop an embedded-server scratch database and the role that owned it (what a supervisor runs)."""
+    try:
+        drop_database(server_url, name)
+    finally:
+        embedded.drop_job_roles(server_url, [name])
+
+
+@contextmanager
+def _server_database(server_url: str, name: str, template: str | None) -> Iterator[str]:
+    """A server's database ``name``, created (from ``template``), yielded as its URL, and always dropped."""
+    create_database(server_url, name, template=template)
+    url = database_url(server_url, name)
+    hold_scratch(url)
+    try:
+        yield url
+    finally:
+        release_scratch(url)
+        drop_database(server_url, name)
+
+
+@contextmanager
+def _job_database(server_url: str, name: str, template: str | None) -> Iterator[str]:
+    """On the embedded server: the database ``name`` owned by a role of that name; yields its URL (as that role).
+
+    The role is created first and dropped last, whatever happens (see :mod:`.embedded`).
+    """
+    from sqlalchemy.engine import make_url
+
+    with admin_engine(server_url).connect() as c:
+        password = embedded.create_job_role(c, name)
+    url = None
+    try:
+        create_database(server_url, name, template=template, owner=name)
+        with admin_engine(server_url).connect() as c:
+            embedded.hand_over(c, server_url, name, from_template=template is not None)
+        url = make_url(database_url(server_url, name)).set(username=name, password=password).render_as_string(hide_password=False)
+        hold_scratch(url)
+        yield url
+    finally:
+        if url is not None:
+            release_scratch(url)
+        drop_job_database(server_url, name)
 
 
 def refuse_production(server_url: str | None, settings: Mapping[str, Any] | None = None, environment: str | None = None) -> None:

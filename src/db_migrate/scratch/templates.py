@@ -20,7 +20,9 @@ project's config file path and section, so ``purge_templates(project=...)``
   last use is kept in the database's comment.
 - SQLite: a file ``<cache>/sqlite/<tag>_<key>.db`` (cache: ``$XDG_CACHE_HOME/db-migrate``
   or ``~/.cache/db-migrate``), copied for each scratch database; its mtime is
-  the time of last use.
+  the time of last use.  It is used only while it is byte for byte what
+  db-migrate saved (its signature, ``<file>.sig``: :func:`db_migrate.cache.sign_file`);
+  otherwise it is built again.
 - MySQL/MariaDB have no cheap database copy: no templates.
 
 A missing template starts from the template of the nearest ancestor (on the
@@ -42,7 +44,10 @@ import shutil
 import time
 from pathlib import Path
 
-from db_migrate.cache import cache_dir, evict, project_tag, read_json, remove, touch, write_json
+from db_migrate.cache import (
+    cache_dir, evict, keep_signature, private_folder, project_tag, read_json, remove, sign_file, signed_by_us, touch,
+    write_json,
+)
 from db_migrate.scratch import PREFIX, admin_engine, quote, scratch_database, server_dialect
 
 TEMPLATE_PREFIX = f"{PREFIX}tpl_"
@@ -130,18 +135,23 @@ def _save(project, history, revision: str, dialect: str, server_url: str | None,
     """Keep the build database ``db`` as the template ``name`` at ``revision``: ``(template, why_not)``."""
     if dialect == "sqlite":
         path = Path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(db.name, tmp)
+        signature = sign_file(tmp, name=path.name)
         os.replace(tmp, path)  # atomic: readers see a complete file or none
+        keep_signature(path, signature)
         evict(path, "*.db", _limit())
         _remember(project, revision, name)
         return str(path), None
-    why = _pg_save(server_url, db.name, name)
+    why = _pg_save(server_url, db, name)
     if why is None or _pg_usable(server_url, name):
+        seal = _catalogue_digest(server_url, name) if why is None else None
+        if why is None and seal is None:
+            return None, "the template could not be read back after it was saved"
         _pg_mark_used(server_url, name)
         _evict_pg(server_url, keep=name)
-        _remember(project, revision, name)
+        _remember(project, revision, name, seal=(server_url, seal) if seal else None)
         return name, None
     return None, why
 
@@ -150,17 +160,35 @@ def _index_file(project) -> Path:
     return cache_dir() / "templates" / f"{project_tag(project)}.json"
 
 
-def _remember(project, revision: str, name: str) -> None:
-    """Note that a template of ``revision`` was saved, so a build of a descendant can start from it."""
+def _remember(project, revision: str, name: str, *, seal: tuple[str, str] | None = None) -> None:
+    """Note that a template of ``revision`` was saved, so a build of a descendant can start from it.
+
+    ``seal``: ``(server URL, digest of its catalogue)`` of a server template just built, checked
+    before each later use (:func:`_verified`).
+    """
     index = _indexed(project)
-    index.pop(revision, None)
-    index[revision] = name  # newest last; the index is a hint, checked against the key on use
-    write_json(_index_file(project), dict(list(index.items())[-MAX_INDEXED:]))
+    revisions, seals = index["revisions"], index["seals"]
+    revisions.pop(revision, None)
+    revisions[revision] = name  # newest last; the index is a hint, checked against the key on use
+    if seal is not None:
+        seals.pop(_seal_key(seal[0], name), None)
+        seals[_seal_key(seal[0], name)] = seal[1]
+    write_json(_index_file(project), {"revisions": dict(list(revisions.items())[-MAX_INDEXED:]),
+                                      "seals": dict(list(seals.items())[-MAX_INDEXED:])})
 
 
-def _indexed(project) -> dict[str, str]:
+def _indexed(project) -> dict[str, dict[str, str]]:
+    """The project's index (signed, :func:`db_migrate.cache.read_json`): ``revisions`` and ``seals``."""
     index = read_json(_index_file(project))
-    return index if isinstance(index, dict) else {}
+    if not isinstance(index, dict) or not all(isinstance(index.get(k), dict) for k in ("revisions", "seals")):
+        return {"revisions": {}, "seals": {}}
+    return index
+
+
+def _seal_key(server_url: str, name: str) -> str:
+    from db_migrate.urls import redact_url
+
+    return f"{redact_url(server_url)} {name}"
 
 
 def _existing(project, history, revision: str, dialect: str, server_url: str | None) -> tuple[str, str | bool | None]:
@@ -169,8 +197,8 @@ def _existing(project, history, revision: str, dialect: str, server_url: str | N
     name = f"{project_tag(project)}_{template_key(project, history, revision, dialect)}"
     if dialect == "sqlite":
         path = cache_dir() / "sqlite" / f"{name}.db"
-        if not path.is_file():
-            return str(path), None
+        if not path.is_file() or not signed_by_us(path):
+            return str(path), None  # missing, or not the file db-migrate kept: built (and replaced) again
         touch(path)
         return str(path), str(path)
     name = f"{TEMPLATE_PREFIX}{name}"
@@ -179,6 +207,8 @@ def _existing(project, history, revision: str, dialect: str, server_url: str | N
         return name, None
     if not usable:
         return name, False
+    if not _verified(project, server_url, name):
+        return name, None if _drop_unverified(server_url, name) else False
     _pg_mark_used(server_url, name)
     return name, name
 
@@ -192,7 +222,7 @@ def _nearest_ancestor_template(project, history, revision: str, dialect: str, se
     from the index of saved templates (any distance back); each is checked against its key (the
     history up to it may have changed).
     """
-    index = _indexed(project)
+    index = _indexed(project)["revisions"]
     if not index:
         return None, None
     current: str | None = revision
@@ -229,13 +259,87 @@ def _pg_usable(server_url: str, name: str) -> bool | None:
     return None if row is None else bool(row[0])
 
 
-def _pg_save(server_url: str, built: str, name: str) -> str | None:
-    """Rename the build database ``built`` to the template ``name``; None when done, else why not."""
+def _verified(project, server_url: str, name: str) -> bool:
+    """True when the template's catalogue is what it was when db-migrate built it (:func:`_catalogue_digest`).
+
+    A template someone changed since (an event trigger, a function or trigger planted in it: a
+    past compromise of the server, or of a job that could reach it) would pass it on to every
+    database copied from it; one we have no record of is not ours to trust either.
+    """
+    seal = _indexed(project)["seals"].get(_seal_key(server_url, name))
+    return seal is not None and _catalogue_digest(server_url, name) == seal
+
+
+def _drop_unverified(server_url: str, name: str) -> bool:
+    """Drop a template that failed :func:`_verified` (it is built again); False when it cannot be dropped."""
+    from db_migrate.scratch import drop_database
+
+    try:
+        drop_database(server_url, name)
+        return True
+    except Exception:
+        return False  # not ours to drop (another role's), or in use: this call builds without it
+
+
+_CATALOGUE = """
+SELECT md5(string_agg(x, E'\\n' ORDER BY k, o, n)) FROM (
+  SELECT 0, oid, 0, ROW(oid, nspname, nspowner, nspacl)::text FROM pg_namespace
+  UNION ALL SELECT 1, oid, 0, ROW(oid, relname, relnamespace, relkind, relowner, relacl, relrowsecurity, relforcerowsecurity, reloptions)::text FROM pg_class
+  UNION ALL SELECT 2, attrelid, attnum, ROW(attrelid, attnum, attname, atttypid, attnotnull, attisdropped, attgenerated, attacl)::text FROM pg_attribute WHERE attrelid >= 16384
+  UNION ALL SELECT 3, oid, 0, ROW(oid, adrelid, adnum, md5(adbin::text))::text FROM pg_attrdef
+  UNION ALL SELECT 4, oid, 0, ROW(oid, proname, pronamespace, proowner, prolang, prosecdef, proconfig, proacl, md5(prosrc), probin)::text FROM pg_proc
+  UNION ALL SELECT 5, oid, 0, ROW(oid, tgrelid, tgname, tgfoid, tgenabled, tgtype, md5(coalesce(tgqual::text, '')))::text FROM pg_trigger
+  UNION ALL SELECT 6, oid, 0, ROW(oid, evtname, evtevent, evtowner, evtfoid, evtenabled, evttags)::text FROM pg_event_trigger
+  UNION ALL SELECT 7, oid, 0, ROW(oid, ev_class, rulename, ev_type, ev_enabled, CASE WHEN oid >= 16384 THEN md5(ev_action::text || coalesce(ev_qual::text, '')) END)::text FROM pg_rewrite
+  UNION ALL SELECT 8, oid, 0, ROW(oid, conname, conrelid, contypid, contype, md5(coalesce(conbin::text, '')))::text FROM pg_constraint
+  UNION ALL SELECT 9, oid, 0, ROW(oid, polrelid, polname, polcmd, polpermissive, polroles, md5(coalesce(polqual::text, '') || coalesce(polwithcheck::text, '')))::text FROM pg_policy
+  UNION ALL SELECT 10, oid, 0, ROW(oid, typname, typnamespace, typowner, typacl)::text FROM pg_type
+  UNION ALL SELECT 11, oid, 0, ROW(oid, extname, extowner, extversion)::text FROM pg_extension
+  UNION ALL SELECT 12, oid, 0, ROW(oid, lanname, lanowner, lanpltrusted, lanacl)::text FROM pg_language
+  UNION ALL SELECT 13, oid, 0, ROW(oid, defaclrole, defaclnamespace, defaclobjtype, defaclacl)::text FROM pg_default_acl
+  UNION ALL SELECT 14, oid, 0, ROW(oid, castsource, casttarget, castfunc, castcontext, castmethod)::text FROM pg_cast
+  UNION ALL SELECT 15, oid, 0, ROW(oid, oprname, oprowner, oprcode)::text FROM pg_operator
+) catalogue(k, o, n, x)
+"""
+"""What a template's digest covers: every object (by oid: a copy keeps them) with its name, owner and
+privileges, and the definitions of functions, triggers, rules, defaults, constraints and policies, from
+the catalogue's own columns (deparsing them would cost more than the copy); not storage or statistics
+(relfilenode, relpages: a VACUUM changes them)."""
+
+
+def _catalogue_digest(server_url: str, name: str) -> str | None:
+    """A digest of the catalogue of the database ``name`` (:data:`_CATALOGUE`); None when it cannot be read."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from db_migrate.scratch import database_url
+
+    # no pooled connection may stay open on a template: CREATE DATABASE ... TEMPLATE needs it alone
+    eng = create_engine(database_url(server_url, name), poolclass=NullPool)
+    try:
+        with eng.connect() as c:
+            return str(c.execute(text(_CATALOGUE)).scalar())
+    except Exception:
+        return None
+    finally:
+        eng.dispose()
+
+
+def _pg_save(server_url: str, db, name: str) -> str | None:
+    """Rename the build database ``db`` to the template ``name``; None when done, else why not.
+
+    On the embedded server, the build's objects go to the template owner and the database to
+    db-migrate first (:func:`db_migrate.scratch.embedded.take_back`): no job role keeps a hold on it.
+    """
     from sqlalchemy import text
 
     from db_migrate.errors import brief
+    from db_migrate.scratch import embedded
 
+    built = db.name
     try:
+        if db.role is not None:
+            embedded.take_back(server_url, built, db.role)
         with admin_engine(server_url).connect() as c:
             # our own scratch database: a session env.py leaked in the worker would block the rename
             c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
