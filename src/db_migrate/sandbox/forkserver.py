@@ -43,6 +43,7 @@ def serve(ctl: socket.socket) -> None:
 
     worker.quiet_logging()
     isolation.become_subreaper()
+    isolation.prepare()
     import gc
 
     # Everything imported so far is shared with every job; keep the collector from walking (and so
@@ -153,6 +154,12 @@ def _shutdown() -> None:
     os._exit(0)
 
 
+def _relay_target(relay: dict[str, Any] | None) -> tuple[str, int] | str | None:
+    if not relay:
+        return None
+    return relay["path"] if relay.get("path") else (relay["host"], int(relay["port"]))
+
+
 def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
     """The forked child: isolate, run one job, answer, exit."""
     code = 0
@@ -174,14 +181,27 @@ def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
         os.close(out_fd)
         from multiprocessing.connection import Connection
 
-        conn = Connection(conn_fd)
         tmpdir = request["tmpdir"]
         os.environ["TMPDIR"] = tmpdir
         import tempfile
 
         tempfile.tempdir = tmpdir
-        iso = isolation.apply(request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
-                              scratch_url=request.get("scratch_url"), memory_mib=request.get("memory_mib"))
+        box = dict(profile=request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
+                   relay=request.get("relay"), memory_mib=request.get("memory_mib"))
+        refused, listener = isolation.enter(**box)
+        if refused is None:
+            # Now the job proper: pid 1 of its own PID namespace, in this process group (the group
+            # kill reaches it), killed when this process dies; when it exits, the kernel kills
+            # whatever it left in its namespace. This process stays outside as its relay and reaper.
+            child = os.fork()
+            if child:
+                os.close(conn_fd)
+                isolation.supervise(child, listener, _relay_target(request.get("relay")))  # never returns
+            isolation.die_with_parent(signal.SIGKILL)
+        if listener is not None:
+            listener.close()
+        iso = isolation.apply(**box, cwd=request.get("cwd"), pid_namespace=refused is None, keep_fds=(conn_fd,))
+        conn = Connection(conn_fd)
         conn.send(("isolation", iso))
         target, kwargs, cwd = conn.recv()  # the job itself comes on its own socket: any size
         worker.serve_one(conn, target, kwargs, cwd)
