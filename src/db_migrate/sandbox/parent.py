@@ -291,9 +291,16 @@ def run_job(
     """Run ``target(**kwargs)`` in a freshly forked job; return its result or raise a DbMigrateError.
 
     ``isolation``: ``"static"`` (no network, nothing writable but the job's temp
-    dir), ``"database"`` (the default: read-only filesystem but ``writable``;
-    network restricted only when the ``scratch`` database URL is a Unix socket;
-    an SQLite scratch file's folder is writable) or None (a fresh process only).  Secrets of every URL among the arguments are hidden in
+    dir), ``"database"`` (the default: read-only filesystem but ``writable``; an
+    SQLite scratch file's folder is writable; no network, but the ``scratch``
+    server through the box's relay: the URL handed to the job is rewritten to
+    the relay's Unix socket), ``"ours"`` (db-migrate's own code reading the
+    user's database, in a job only to bound it with the timeout: the network is
+    not restricted, the job keeps root's uid without capabilities, and its box is
+    not counted in the verdict's ``isolation``) or None (a fresh process only).
+    Every profile runs the job in its own PID namespace without capabilities,
+    as uid ``nobody`` when we are root (:mod:`.isolation`).  Secrets of every URL
+    among the arguments, and of the caller's credential variables, are hidden in
     what comes back (the result, error texts, the job's prints).
     """
     timeout = _check_timeout(DEFAULT_TIMEOUT if timeout is None else timeout)
@@ -353,7 +360,8 @@ def run_job(
                     on_progress(scrub_value(payload, secrets))
                 continue
             if status == "isolation":
-                _record(payload)
+                if isolation != "ours":  # our own code's box says nothing about project code's
+                    _record(payload)
                 continue
             break
     except DbMigrateError:
