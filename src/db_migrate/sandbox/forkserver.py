@@ -187,6 +187,7 @@ def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
 
         tempfile.tempdir = tmpdir
         box = dict(profile=request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
+                   own=request.get("own") or [],
                    relay=request.get("relay"), memory_mib=request.get("memory_mib"))
         refused, listener = isolation.enter(**box)
         if refused is None:

@@ -52,6 +52,9 @@ _CLONE_NEWUSER = 0x10000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429  # new-style syscall numbers, the same everywhere
+_OPEN_TREE_CLONE, _AT_EMPTY_PATH, _MOVE_MOUNT_F_EMPTY_PATH = 1, 0x1000, 0x4
+_MOUNT_ATTR_IDMAP = 0x00100000
 NOBODY = 65534
 """The unprivileged uid and gid project code runs as when db-migrate runs as root (``nobody``)."""
 
@@ -181,16 +184,72 @@ def _why_not_nobody(cwd: str | None, writable: list[str]) -> str | None:
     if cwd and not readable_by_nobody(cwd):
         return f"the project folder {cwd} is not readable by an unprivileged user"
     for path in writable:
-        if not _ours(path) and not readable_by_nobody(path, write=True):
-            return f"{path} (where the job writes) is not writable by an unprivileged user"
+        try:
+            if not _ours(path) and not os.stat(path).st_mode & 0o200:
+                return f"{path} (where the job writes) is not writable by its owner"
+        except OSError:
+            pass
     return None
 
 
-def _blocking_ancestor(path: str) -> str | None:
-    """The first folder above ``path`` that :data:`NOBODY` cannot pass through (None: all pass)."""
+def _lend(libc, path: str) -> None:
+    """Let :data:`NOBODY` write the user's folder ``path`` (the versions folder) without changing it on disk.
+
+    An idmapped bind mount (Linux 5.12+, ext4, xfs, btrfs, tmpfs...) of ``path`` onto itself, in
+    the job's mount namespace only: its owner appears as ``nobody`` there, and what the job
+    creates is owned on disk by that owner, as if db-migrate had written it.
+    """
+    st = os.stat(path)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # holds a user namespace mapping the owner to nobody, long enough to open it
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            os.write(ready_w, b"1" if libc.unshare(_CLONE_NEWUSER) == 0 else b"0")
+            os.read(go_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise OSError(0, "no user namespace for the idmapped mount")
+        with open(f"/proc/{child}/uid_map", "w") as f:
+            f.write(f"{st.st_uid} {NOBODY} 1")
+        with open(f"/proc/{child}/gid_map", "w") as f:
+            f.write(f"{st.st_gid} {NOBODY} 1")
+        userns = os.open(f"/proc/{child}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(go_w)
+        os.close(ready_r)
+        os.waitpid(child, 0)
+    tree = -1
+    try:
+        tree = libc.syscall(_SYS_OPEN_TREE, _AT_FDCWD, path.encode(), _OPEN_TREE_CLONE | os.O_CLOEXEC)
+        _check(0 if tree >= 0 else -1, f"open_tree {path}")
+        attr = _MountAttr(_MOUNT_ATTR_IDMAP, _MOUNT_ATTR_RDONLY, 0, userns)
+        rc = libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr))
+        _check(0 if rc == 0 else -1, f"idmap {path}")
+        rc = libc.syscall(_SYS_MOVE_MOUNT, tree, b"", _AT_FDCWD, path.encode(), _MOVE_MOUNT_F_EMPTY_PATH)
+        _check(0 if rc == 0 else -1, f"mount idmapped {path}")
+    finally:
+        os.close(userns)
+        if tree >= 0:
+            os.close(tree)
+
+
+def _blocking_ancestor(path: str, passable: set[str]) -> str | None:
+    """The first folder above ``path`` that :data:`NOBODY` cannot pass through (None: all pass).
+
+    ``passable``: folders it will pass whatever their mode (handed over or lent to it).
+    """
     parts = path.split("/")
     for i in range(2, len(parts)):
         folder = "/".join(parts[:i])
+        if folder in passable:
+            continue
         try:
             if not _allows(os.stat(folder), 1):
                 return folder
@@ -199,20 +258,22 @@ def _blocking_ancestor(path: str) -> str | None:
     return None
 
 
-def _expose(libc, paths: list[str]) -> None:
+def _expose(libc, paths: list[str], passable: list[str]) -> None:
     """Make ``paths`` reachable for :data:`NOBODY` in this mount namespace, and nothing beside them.
 
     A folder on the way that it may not pass (``/root``, 0700, holding the interpreter under
     pyenv; pytest's 0700 temporary folders) is covered with an empty tmpfs (0755) into which
     only the needed entries are bind-mounted back: the job reaches the interpreter and the
     project, but not the rest of root's home (``~/.pgpass``, ``~/.cache``).  Repeated until no
-    folder on the way blocks.
+    folder on the way blocks.  The ``passable`` folders (the job's writable ones: handed over or
+    lent to it) are never covered: what they hold must stay as it is on disk.
     """
     paths = [os.path.realpath(p) for p in paths]
+    through = {os.path.realpath(p) for p in passable}
     for _round in range(32):
         blocked: dict[str, set[str]] = {}
         for path in paths:
-            folder = _blocking_ancestor(path)
+            folder = _blocking_ancestor(path, through)
             if folder is not None:
                 blocked.setdefault(folder, set()).add(folder + "/" + path[len(folder) + 1:].split("/")[0])
         if not blocked:
@@ -235,9 +296,13 @@ def _expose(libc, paths: list[str]) -> None:
     raise OSError(0, "too many folders to pass")
 
 
+_own: set[str] = set()
+"""The folders db-migrate made for the job in this process (its temporary directory, an SQLite scratch folder)."""
+
+
 def _ours(path: str) -> bool:
-    """A transient folder db-migrate made for this job (its temporary directory, an SQLite scratch folder)."""
-    return os.path.basename(path.rstrip("/")).startswith("dbm_")
+    """A transient folder db-migrate made for this job: it may be handed over to the job's identity."""
+    return path.rstrip("/") in _own
 
 
 def _hand_over(paths: list[str]) -> None:
@@ -330,7 +395,7 @@ def supervise(child: int, listener: socket.socket | None, target: tuple[str, int
 # -- the box ---------------------------------------------------------------------------------------
 
 
-def enter(profile: str | None, *, tmpdir: str, writable: list[str], relay: dict[str, Any] | None = None,
+def enter(profile: str | None, *, tmpdir: str, writable: list[str], own: list[str] = (), relay: dict[str, Any] | None = None,  # type: ignore[assignment]
           memory_mib: int | None = None) -> tuple[int | None, socket.socket | None]:
     """First half of the box, in the forked job before anything else: limits, a PID namespace, the relay.
 
@@ -371,7 +436,7 @@ def _enter_user_namespace(libc) -> None:
         f.write(f"0 {gid} 1")
 
 
-def apply(profile: str | None, *, tmpdir: str, writable: list[str], relay: dict[str, Any] | None = None,
+def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[str] = (), relay: dict[str, Any] | None = None,  # type: ignore[assignment]
           memory_mib: int | None = None, cwd: str | None = None, pid_namespace: bool = False,
           keep_fds: tuple[int, ...] = ()) -> Isolation:
     """Restrict the current (freshly forked, single-threaded) process before project code runs; return what holds.
@@ -379,7 +444,11 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], relay: dict[
     ``pid_namespace``: this process is pid 1 of a new PID namespace (:func:`enter` and a fork
     made it so); a fresh ``/proc`` is mounted, showing the job's own processes only.
     ``keep_fds``: the descriptors the job needs (its socket); every other one but 0-2 is closed.
+    ``own``: the ``writable`` folders db-migrate made for this job (an SQLite scratch folder): they
+    are handed over to ``nobody``; the others (the user's versions folder) are lent through an
+    idmapped mount, never changed on disk.
     """
+    _own.update(p.rstrip("/") for p in (tmpdir, *own))
     limit = memory_mib
     if limit is not None and resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY:
         limit = None  # enter() could not set it
@@ -401,7 +470,7 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], relay: dict[
         _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make mounts private")
         if root and why is None:
             try:
-                _expose(libc, [*_interpreter_paths(), *([cwd] if cwd else []), *keep])
+                _expose(libc, [*_interpreter_paths(), *([cwd] if cwd else []), *keep], keep)
             except OSError as e:
                 why = f"its folders cannot be made reachable: {e.strerror or e}"
         for path in keep:
@@ -433,8 +502,11 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], relay: dict[
     if as_nobody:
         try:
             _hand_over(keep)
+            for path in keep:
+                if not _ours(path):
+                    _lend(libc, path)
         except OSError as e:
-            as_nobody, why = False, f"cannot hand its folder over: {e.strerror or e}"
+            as_nobody, why = False, f"cannot hand {path} over: {e.strerror or e}"
     if why and profile != "ours":
         notes.append(f"runs as root without capabilities ({why})")
     _drop_privileges(NOBODY if as_nobody else None)

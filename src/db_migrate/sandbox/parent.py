@@ -155,7 +155,7 @@ class Job:
     """One forked job: its socket, its output pipe, its temporary directory and its process group."""
 
     def __init__(self, profile: str | None, writable: Iterable[str], scratch_url: str | None, secrets: list[str],
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, own: Iterable[str] = ()) -> None:
         self.secrets = secrets
         self.tmpdir = tempfile.mkdtemp(prefix="dbm_job_")
         self.pid: int | None = None
@@ -166,7 +166,7 @@ class Job:
         out_r, out_w = os.pipe()
         try:
             request = {"tmpdir": self.tmpdir, "profile": profile, "writable": [str(p) for p in writable],
-                       "relay": relay, "cwd": cwd, "memory_mib": memory_limit_mib()}
+                       "own": list(own), "relay": relay, "cwd": cwd, "memory_mib": memory_limit_mib()}
             for _attempt in range(2):  # a dead server (killed, crashed) is replaced once
                 try:
                     self.pid = _fork_server().fork(request, [theirs.fileno(), out_w])
@@ -316,12 +316,14 @@ def run_job(
     # the job gets none of the caller's credential variables (job_environment); should one reach its
     # output anyway (read from a file, say), it is hidden like the URLs' secrets
     secrets = secrets_in(kwargs) + secrets_in(scratch) + environment_secrets(os.environ)
-    paths = [os.fspath(p) for p in writable]
+    paths, own = [os.fspath(p) for p in writable], []
     if scratch and scratch.startswith("sqlite"):
         from sqlalchemy.engine import make_url
 
-        paths.append(os.path.dirname(os.path.abspath(make_url(scratch).database or ".")))
-    job = Job(isolation, paths, scratch, secrets, cwd=os.fspath(cwd) if cwd else None)
+        folder = os.path.dirname(os.path.abspath(make_url(scratch).database or "."))
+        # a temporary folder of ours (scratch_database's): handed over to the job; anything else is only lent
+        (own if os.path.basename(folder).startswith("dbm_") else paths).append(folder)
+    job = Job(isolation, [*paths, *own], scratch, secrets, cwd=os.fspath(cwd) if cwd else None, own=own)
     if scratch and job.scratch_url != scratch:  # through the relay
         kwargs = {k: job.scratch_url if v == scratch else v for k, v in kwargs.items()}
     if scope is not None:
