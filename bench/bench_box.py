@@ -13,8 +13,10 @@ round so both see the same machine load.  Each measures, on its own copy of
 - ``job_database``: the same with the PostgreSQL scratch server named as ``scratch``
   (the new box adds the relay's socket, the baseline had no network restriction over TCP);
 - ``review``: ``review_migration`` of head with the review cache cleared (one static job);
-- ``roundtrip_sqlite`` and ``roundtrip_postgresql``: ``test_roundtrip`` of head (several
-  database jobs; over TCP the new box's jobs talk to the server through the relay).
+- ``roundtrip_embedded``: ``test_roundtrip`` of head on the default scratch (the embedded PostgreSQL
+  server, on a Unix socket: the new box binds that socket alone into the job's folder);
+- ``roundtrip_postgresql``: ``test_roundtrip`` of head on the TCP server of tests/conftest.py (the
+  new box's jobs talk to it through the relay; every query crosses one more process).
 
 Prints one JSON object: per measure, the median milliseconds of both and the difference
 (the target of issue 17: at most 30 ms more per job).  No targets are asserted.
@@ -35,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("DB_MIGRATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-MEASURES = ("job_static", "job_database", "review", "roundtrip_sqlite", "roundtrip_postgresql")
+MEASURES = ("job_static", "job_database", "review", "roundtrip_embedded", "roundtrip_postgresql")
 
 
 def child(project: Path, pg: str) -> None:
@@ -70,7 +72,7 @@ def child(project: Path, pg: str) -> None:
         "job_static": lambda: timed(lambda: run_job("os:getpid", isolation="static")),
         "job_database": job_database,
         "review": review,
-        "roundtrip_sqlite": lambda: timed(lambda: test_roundtrip(p, database_url=None)),
+        "roundtrip_embedded": lambda: timed(lambda: test_roundtrip(p, database_url=None)),
         "roundtrip_postgresql": lambda: timed(lambda: test_roundtrip(p, database_url=pg)),
     }
     for name in calls:  # warm-up: the fork server, the templates, the review's imports

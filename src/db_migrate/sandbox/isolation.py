@@ -413,7 +413,7 @@ def enter(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
             pass
     if profile is None or not sys.platform.startswith("linux"):
         return 1, None
-    listener = relay_listener(relay["folder"], relay["name"]) if relay else None
+    listener = relay_listener(relay["folder"], relay["name"]) if relay and not relay.get("path") else None
     libc = _libc()
     try:
         if os.geteuid() != 0:
@@ -478,6 +478,8 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
         _mount_setattr(libc, "/", set_=_MOUNT_ATTR_RDONLY)
         for path in keep:
             _mount_setattr(libc, path, clear=_MOUNT_ATTR_RDONLY)
+        if relay and relay.get("path"):
+            _pass_socket(libc, relay["path"], relay_dir, relay["name"])  # before the masking below hides it
         for sock in sockets:
             if relay_dir is not None and os.path.dirname(sock) == relay_dir:
                 continue
@@ -528,8 +530,22 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
     network = "scratch-database-only" if relay else "none"
     return Isolation(
         **base, network=network, filesystem="read-only", writable=writable_desc, identity=identity, processes=processes,
-        summary=f"{head}; {fs}; " + ("network: only the scratch server, through db-migrate's relay" if relay else "no network") + tail,
+        summary=f"{head}; {fs}; " + (("network: only the scratch server's Unix socket" if relay.get("path") else
+                                 "network: only the scratch server, through db-migrate's relay") if relay else "no network") + tail,
     )
+
+
+def _pass_socket(libc, path: str, folder: str, name: str) -> None:
+    """Bind the scratch server's Unix socket ``path`` to ``folder/name`` in the job's folder.
+
+    No relay hop for a server on a Unix socket (the embedded PostgreSQL server): the job
+    connects to that one socket inode directly, through a path it may reach; the socket's own
+    path, like every listening socket, is masked.
+    """
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    target = os.path.join(folder, name)
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+    _check(libc.mount(path.encode(), target.encode(), None, _MS_BIND, None), f"pass the scratch server's socket {path}")
 
 
 def _in_initial_user_namespace() -> bool:
