@@ -272,3 +272,52 @@ def test_a_spawned_process_dies_with_its_job(tmp_path: Path) -> None:
     while alive() and time.monotonic() < end:
         time.sleep(0.1)
     assert alive() == []
+
+
+def test_embedded_scratch_job_reaches_its_socket_only(tmp_path: Path, holder: int, outside: Path) -> None:
+    """On the embedded server (a Unix socket), the job gets that socket alone: no TCP, no other socket."""
+    from db_migrate.roundtrip import test_roundtrip
+
+    root = _project(tmp_path, hostile(outside, holder))
+    r = test_roundtrip(load_project(root), rows=1)  # no database_url: the embedded PostgreSQL server
+    if not (r.engine and r.engine.embedded):
+        pytest.skip("no embedded PostgreSQL server here")
+    rep = report_of(r)
+    _check_no_escape(rep, outside, r.isolation)
+    assert r.isolation.network == "scratch-database-only" and "Unix socket" in r.isolation.summary
+    assert rep["pg_tcp"].startswith("refused") and rep["mysql_tcp"].startswith("refused")
+
+
+def test_generate_reads_a_named_postgresql_database_in_our_process(tmp_path: Path, pg_url: str) -> None:
+    """generate --database-url postgresql://...@127.0.0.1:5432/x with the embedded scratch server: the
+    copy of the schema is read by our code (no "Network is unreachable"), the job only sees the copy."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from db_migrate.generate import generate_migration
+
+    name = f"box_named_{secrets.token_hex(5)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        eng = create_engine(url, poolclass=NullPool)
+        with eng.begin() as c:
+            c.execute(text("CREATE TABLE t (n int)"))
+            c.execute(text("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)"))
+            c.execute(text("INSERT INTO alembic_version VALUES ('000000000001')"))
+        eng.dispose()
+        models = ("import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+                  "sa.Table('t', target_metadata, sa.Column('n', sa.Integer))\n"
+                  "sa.Table('added', target_metadata, sa.Column('id', sa.Integer, primary_key=True))\n")
+        create_t = "def upgrade():\n    op.create_table('t', sa.Column('n', sa.Integer))\ndef downgrade():\n    op.drop_table('t')\n"
+        root = make_project(tmp_path / "p", [create_t], models=models, url=url)
+        r = generate_migration(load_project(root), "add table", database_url=url)
+        assert r.created and "create_table('added'" in r.upgrade_code, r.summary
+        assert r.isolation.network in ("none", "scratch-database-only")
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
