@@ -62,10 +62,14 @@ def serve(ctl: socket.socket) -> None:
                 break  # the parent is gone: nothing may outlive it
             # No reaping between fork and bookkeeping: a job that ends at once must still be known as one.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            new_pid_ns = False
             try:
                 request = pickle.loads(msg)
+                new_pid_ns = isolation.fork_into_pid_namespace(request)
                 pid = os.fork()
             except Exception:
+                if new_pid_ns:
+                    isolation.leave_pid_namespace()
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 for fd in fds:
                     os.close(fd)
@@ -73,6 +77,8 @@ def serve(ctl: socket.socket) -> None:
                 continue
             if pid == 0:
                 _job(ctl, fds, request)  # never returns
+            if new_pid_ns:
+                isolation.leave_pid_namespace()
             try:
                 os.setpgid(pid, pid)  # also done in the child: whichever runs first wins the race
             except OSError:
@@ -189,19 +195,25 @@ def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
         box = dict(profile=request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
                    own=request.get("own") or [],
                    relay=request.get("relay"), memory_mib=request.get("memory_mib"))
-        refused, listener = isolation.enter(**box)
-        if refused is None:
-            # Now the job proper: pid 1 of its own PID namespace, in this process group (the group
-            # kill reaches it), killed when this process dies; when it exits, the kernel kills
-            # whatever it left in its namespace. This process stays outside as its relay and reaper.
-            child = os.fork()
-            if child:
-                os.close(conn_fd)
-                isolation.supervise(child, listener, _relay_target(request.get("relay")))  # never returns
-            isolation.die_with_parent(signal.SIGKILL)
-        if listener is not None:
-            listener.close()
-        iso = isolation.apply(**box, cwd=request.get("cwd"), pid_namespace=refused is None, keep_fds=(conn_fd,))
+        # pid 1: the fork server forked us into a new PID namespace (when we exit, the kernel kills
+        # whatever we leave in it)
+        in_pid_ns, listener = os.getpid() == 1, None
+        if in_pid_ns:
+            isolation.limit_memory(box["memory_mib"])
+        else:
+            refused, listener = isolation.enter(**box)
+            if refused is None:
+                # The job proper is our child: pid 1 of its own PID namespace, in this process group
+                # (the group kill reaches it), killed when we die. We stay outside as its relay and reaper.
+                child = os.fork()
+                if child:
+                    os.close(conn_fd)
+                    isolation.supervise(child, listener, _relay_target(request.get("relay")))  # never returns
+                isolation.die_with_parent(signal.SIGKILL)
+                in_pid_ns = True
+            if listener is not None:
+                listener.close()
+        iso = isolation.apply(**box, cwd=request.get("cwd"), pid_namespace=in_pid_ns, keep_fds=(conn_fd,))
         conn = Connection(conn_fd)
         conn.send(("isolation", iso))
         target, kwargs, cwd = conn.recv()  # the job itself comes on its own socket: any size

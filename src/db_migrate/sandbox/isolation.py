@@ -166,9 +166,47 @@ def _interpreter_paths() -> list[str]:
     return _runtime_paths
 
 
+_server_pid_ns: int | None = None
+"""The fork server's own PID namespace (a descriptor), to return to after forking a job into a new one."""
+
+
 def prepare() -> None:
-    """Compute, once in the fork server, what every job's identity check reads."""
+    """Once in the fork server: what every job's identity check reads, and its own PID namespace."""
+    global _server_pid_ns
     _interpreter_paths()
+    if sys.platform.startswith("linux") and os.geteuid() == 0 and _in_initial_user_namespace():
+        try:
+            _server_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            _server_pid_ns = None
+
+
+def fork_into_pid_namespace(request: dict[str, Any]) -> bool:
+    """In the fork server, just before forking ``request``'s job: make that child pid 1 of a new PID namespace.
+
+    The cheap way (no second fork of a big interpreter): root's fork server leaves its PID
+    namespace for its *next* child only (``unshare(CLONE_NEWPID)``), and :func:`leave_pid_namespace`
+    returns right after the fork.  Not for a job that needs the TCP relay (the relay runs in an
+    outer process of the box: :func:`enter`), nor without root (a user namespace comes first).
+    """
+    relay = request.get("relay")
+    if _server_pid_ns is None or request.get("profile") is None or (relay and not relay.get("path")):
+        return False
+    return _libc().unshare(_CLONE_NEWPID) == 0
+
+
+def leave_pid_namespace() -> None:
+    """Back to the fork server's own PID namespace for its later children (after :func:`fork_into_pid_namespace`)."""
+    _check(_libc().setns(_server_pid_ns, _CLONE_NEWPID), "setns(CLONE_NEWPID)")
+
+
+def limit_memory(memory_mib: int | None) -> None:
+    """``RLIMIT_AS`` of the job (None: none)."""
+    if memory_mib is not None:
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_mib * 1024 * 1024, memory_mib * 1024 * 1024))
+        except (ValueError, OSError):
+            pass
 
 
 def _why_not_nobody(cwd: str | None, writable: list[str]) -> str | None:
@@ -341,6 +379,7 @@ def _connect(target: tuple[str, int] | str) -> socket.socket:
             raise
     else:
         sock = socket.create_connection(target, timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as libpq and the drivers do: no Nagle stall per query
     sock.settimeout(None)
     return sock
 
@@ -399,6 +438,8 @@ def enter(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
           memory_mib: int | None = None) -> tuple[int | None, socket.socket | None]:
     """First half of the box, in the forked job before anything else: limits, a PID namespace, the relay.
 
+    For a job the fork server could not fork into a new PID namespace itself
+    (:func:`fork_into_pid_namespace`: the TCP relay, no root).
     Sets ``RLIMIT_AS`` (``memory_mib``), and for a profile, leaves the PID namespace (the
     *next* child is pid 1 of a new one) and binds the relay socket when the job needs a
     scratch server.  Returns ``(None, listener)`` when the caller should fork the job
@@ -406,11 +447,7 @@ def enter(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
     in this process then).  The caller forks; the parent side calls :func:`supervise`, the
     child :func:`apply`.
     """
-    if memory_mib is not None:
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_mib * 1024 * 1024, memory_mib * 1024 * 1024))
-        except (ValueError, OSError):
-            pass
+    limit_memory(memory_mib)
     if profile is None or not sys.platform.startswith("linux"):
         return 1, None
     listener = relay_listener(relay["folder"], relay["name"]) if relay and not relay.get("path") else None
