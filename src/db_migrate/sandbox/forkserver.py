@@ -19,7 +19,12 @@ The child (:func:`_job`):
 - drops the control socket (project code cannot ask for more forks), sends
   fds 1 and 2 to the output pipe (never the caller's stdout/stderr: a spawned
   process cannot keep ``$(db-migrate ...)`` waiting), applies
-  :mod:`.isolation`, runs the job and ``_exit``\\ s.
+  :mod:`.isolation`, runs the job and ``_exit``\\ s;
+- is pid 1 of its own PID namespace: root's server forks it there directly
+  (:func:`~.isolation.fork_into_pid_namespace`); otherwise (a TCP relay, no root)
+  the child leaves the namespace itself and forks the job proper, staying
+  outside as its relay and reaper in the same process group.  Either way, when
+  the job exits the kernel kills whatever it left in its namespace.
 
 The server is a child subreaper: descendants orphaned by a finished job come
 back to it and are killed and reaped, so nothing a job started outlives it.

@@ -1,28 +1,43 @@
-"""What a job's process may reach: applied inside the forked job, before any project code runs.
+"""What a job's process may reach and who it is: applied in the forked job before any project code runs.
 
-Two profiles, chosen by the caller of :func:`~db_migrate.sandbox.run_job`:
+Every profile (chosen by the caller of :func:`~db_migrate.sandbox.run_job`):
 
-- ``"static"`` (review, classify: capture offline, no database): no network at
-  all (a fresh network namespace has only a loopback that is down), the whole
-  filesystem read-only except the job's own temporary directory (a private
-  mount namespace, every mount made read-only recursively), and every listening
-  Unix socket (PostgreSQL, MariaDB, ...) masked so a local server cannot be
-  reached through the filesystem either;
-- ``"database"`` (roundtrip, generate, the drift check, templates: they need
-  the scratch database): read-only filesystem except the temporary directory
-  and the paths the caller names (the SQLite scratch file's folder, the
-  versions folder a new revision goes to).  When the scratch database is
-  reached through a Unix socket (``host=/socket/dir``), the network namespace
-  is private too and only that socket stays visible; over TCP the network is
-  NOT restricted (reaching one host:port only would need a network namespace
-  with a forwarder) and :class:`~db_migrate.verdict.Isolation` says so.
+- **its own processes only**: the job is pid 1 of a new PID namespace with a
+  fresh ``/proc`` (no other process's ``environ``, ``cmdline`` or
+  ``/proc/<pid>/root``; whatever it spawns dies with it).  Root's fork server
+  forks it there directly (:func:`fork_into_pid_namespace`); otherwise
+  :func:`enter` leaves the PID namespace in the forked job, which forks once
+  more and stays outside as the relay and reaper (:func:`supervise`);
+- **no privilege**: as root, uid/gid ``nobody`` (:data:`NOBODY`); without root, a
+  user namespace; in both, every capability dropped (bounding set, ambient,
+  effective, permitted) and ``no_new_privs``.  ``nobody`` must read the
+  interpreter and the project: root's private folders on the way (``/root``
+  under pyenv, pytest's 0700 folders) are covered by an empty tmpfs with only
+  the needed entries bound back (:func:`_expose`); folders db-migrate made for
+  the job are handed over (chown), the user's versions folder is lent through
+  an idmapped mount (:func:`_lend`).  Where that cannot be done (a project
+  folder that is itself private, no idmapped mounts), the job keeps uid 0
+  without any capability, and :class:`~db_migrate.verdict.Isolation` says why;
+- **read-only filesystem** except its folders (a private mount namespace, every
+  mount made read-only recursively), every listening Unix socket masked;
+- ``RLIMIT_AS`` (:data:`DEFAULT_MEMORY_MIB`, or ``DB_MIGRATE_MEMORY_LIMIT_MB``).
 
-Both set ``RLIMIT_AS`` (:data:`DEFAULT_MEMORY_MIB`, or ``DB_MIGRATE_MEMORY_LIMIT_MB``).
+Network, by profile:
+
+- ``"static"`` (review, classify): none (a fresh network namespace, loopback down);
+- ``"database"`` (roundtrip, generate, the drift check, templates): none but the
+  scratch server.  A server on a Unix socket (the embedded PostgreSQL) has that
+  one socket bound into the job's folder; a server on TCP is reached through a
+  Unix socket in the job's folder that the box's outer process (our code, in the
+  caller's network namespace) relays to that host:port alone; the job's scratch
+  URL is rewritten accordingly (:mod:`db_migrate.urls`).  SQLite: none;
+- ``"ours"``: db-migrate's own code reading the user's database (heads' version
+  table): the network is open; it keeps uid 0 without capabilities.
 
 Namespaces need Linux and the right to create them (root, or unprivileged user
-namespaces); where :func:`os.unshare`-equivalents fail, the job still runs in a
-fresh process with the memory limit and the verdict's ``isolation`` field says
-that the filesystem and network were not restricted.
+namespaces); where they fail, the job still runs in a fresh process with the
+memory limit and without capabilities, and the verdict's ``isolation`` field says
+what was not restricted.
 """
 
 from __future__ import annotations
