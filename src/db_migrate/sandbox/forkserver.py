@@ -70,7 +70,7 @@ def serve(ctl: socket.socket) -> None:
             new_pid_ns = False
             try:
                 request = pickle.loads(msg)
-                new_pid_ns = isolation.fork_into_pid_namespace(request)
+                new_pid_ns = request["in_new_pid_namespace"] = isolation.fork_into_pid_namespace(request)
                 pid = os.fork()
             except Exception:
                 if new_pid_ns:
@@ -200,9 +200,9 @@ def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
         box = dict(profile=request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
                    own=request.get("own") or [],
                    relay=request.get("relay"), memory_mib=request.get("memory_mib"))
-        # pid 1: the fork server forked us into a new PID namespace (when we exit, the kernel kills
-        # whatever we leave in it)
-        in_pid_ns, listener = os.getpid() == 1, None
+        # the fork server may have forked us into a new PID namespace (we are its pid 1: when we
+        # exit, the kernel kills whatever we leave in it)
+        in_pid_ns, listener = bool(request.get("in_new_pid_namespace")), None
         if in_pid_ns:
             isolation.limit_memory(box["memory_mib"])
         else:
