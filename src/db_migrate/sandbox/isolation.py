@@ -560,7 +560,7 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
                 if not _ours(path):
                     _lend(libc, path)
         except OSError as e:
-            as_nobody, why = False, f"cannot hand {path} over: {e.strerror or e}"
+            as_nobody, why = False, f"its folders cannot be handed over: {e}"
     if why and profile != "ours":
         notes.append(f"runs as root without capabilities ({why})")
     _drop_privileges(NOBODY if as_nobody else None)
@@ -570,7 +570,8 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
     )]
     who = {"unprivileged": "as an unprivileged user", "root-without-capabilities": "as root without capabilities",
            "caller": "with the caller's privileges"}[identity]
-    head = f"a fresh process per job {who}, no capabilities" + (", its own PID namespace" if processes == "own-pid-namespace" else "")
+    head = (f"a fresh process per job {who}" + (", no capabilities" if identity != "caller" else "")
+            + (", its own PID namespace" if processes == "own-pid-namespace" else ""))
     fs = "read-only filesystem except " + ", ".join(writable_desc)
     tail = "".join(f"; {n}" for n in notes)
     if profile == "static":
