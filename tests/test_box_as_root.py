@@ -236,17 +236,33 @@ def test_a_secret_printed_by_a_job_is_masked(tmp_path: Path, monkeypatch: pytest
     assert "seen ***" in err and PG_PASSWORD not in err
 
 
-def test_unreadable_project_falls_back_to_root_without_capabilities_and_says_so(tmp_path: Path, holder: int, outside: Path) -> None:
-    """A project folder an unprivileged user may not read: the job keeps root's uid, never its capabilities."""
+def test_a_private_project_is_lent_read_only_to_nobody(tmp_path: Path, holder: int, outside: Path) -> None:
+    """A project folder only its owner may read (umask 077): lent read-only through an idmapped mount."""
+    if os.geteuid() != 0:
+        pytest.skip("root's identity change")
+    root = _project(tmp_path, hostile(outside, holder))
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+    v = review_migration(load_project(root), "head")
+    _check_no_escape(report_of(v), outside, v.isolation)  # as nobody, which read the 0600 revision
+
+
+def test_a_private_project_written_into_falls_back_to_root_without_capabilities_and_says_so(tmp_path: Path) -> None:
+    """generate writes inside a project folder nobody may not read: the job keeps uid 0, never a capability."""
     if os.geteuid() != 0:
         pytest.skip("the fallback is root's")
-    root = _project(tmp_path, hostile(outside, holder))
+    from db_migrate.generate import generate_migration
+
+    models = ("import sqlalchemy as sa\ntarget_metadata = sa.MetaData()\n"
+              "sa.Table('added', target_metadata, sa.Column('id', sa.Integer, primary_key=True))\n")
+    first = "def upgrade():\n    pass\ndef downgrade():\n    pass\n"
+    root = make_project(tmp_path / "p", [first], models=models, url="sqlite:///app.db")
     os.chmod(root, 0o700)
-    v = review_migration(load_project(root), "head")
-    rep = report_of(v)
-    assert v.isolation.identity == "root-without-capabilities"
-    assert "not readable by an unprivileged user" in v.isolation.summary
-    _check_no_escape(rep, outside, v.isolation, identity="root-without-capabilities")
+    r = generate_migration(load_project(root), "add", scratch_url="sqlite://")
+    assert r.created and (root / r.path).stat().st_uid == 0
+    assert r.isolation.identity == "root-without-capabilities"
+    assert "not readable by an unprivileged user" in r.isolation.summary
+    assert r.isolation.processes == "own-pid-namespace" and r.isolation.network == "none"
 
 
 def test_a_spawned_process_dies_with_its_job(tmp_path: Path) -> None:

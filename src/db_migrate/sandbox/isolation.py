@@ -15,9 +15,10 @@ Every profile (chosen by the caller of :func:`~db_migrate.sandbox.run_job`):
   under pyenv, pytest's 0700 folders) are covered by an empty tmpfs with only
   the needed entries bound back (:func:`_expose`); folders db-migrate made for
   the job are handed over (chown), the user's versions folder is lent through
-  an idmapped mount (:func:`_lend`).  Where that cannot be done (a project
-  folder that is itself private, no idmapped mounts), the job keeps uid 0
-  without any capability, and :class:`~db_migrate.verdict.Isolation` says why;
+  an idmapped mount (:func:`_lend`), and so is, read-only, a project folder that
+  is itself private.  Where that cannot be done (a private project folder the
+  job writes into, a private interpreter, no idmapped mounts), the job keeps uid
+  0 without any capability, and :class:`~db_migrate.verdict.Isolation` says why;
 - **read-only filesystem** except its folders (a private mount namespace, every
   mount made read-only recursively), every listening Unix socket masked;
 - ``RLIMIT_AS`` (:data:`DEFAULT_MEMORY_MIB`, or ``DB_MIGRATE_MEMORY_LIMIT_MB``).
@@ -231,11 +232,12 @@ def _why_not_nobody(cwd: str | None, writable: list[str]) -> str | None:
     ``writable`` paths that are not ours to hand over (the user's versions folder: we never
     change the owner or mode of a project file).
     """
+    lent = _project_to_lend(cwd, writable)
     for path in _interpreter_paths():
-        if not readable_by_nobody(path):
+        if not (lent and _within(path, lent)) and not readable_by_nobody(path):
             return f"the interpreter's {path} is not readable by an unprivileged user"
-    if cwd and not readable_by_nobody(cwd):
-        return f"the project folder {cwd} is not readable by an unprivileged user"
+    if cwd and not lent and not readable_by_nobody(cwd) and not any(_within(cwd, w) for w in writable if not _ours(w)):
+        return f"the project folder {cwd} is not readable by an unprivileged user, and the job writes inside it"
     for path in writable:
         try:
             if not _ours(path) and not os.stat(path).st_mode & 0o200:
@@ -245,8 +247,28 @@ def _why_not_nobody(cwd: str | None, writable: list[str]) -> str | None:
     return None
 
 
-def _lend(libc, path: str) -> None:
+def _within(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _project_to_lend(cwd: str | None, writable: list[str]) -> str | None:
+    """The project folder when :data:`NOBODY` may not read it as it is and it can be lent read-only (:func:`_lend`).
+
+    Not when the job writes inside it (the versions folder: a read-only idmapped mount would
+    hide that folder's own mount) nor when it lies in a folder lent for writing (that covers it).
+    """
+    if not cwd or readable_by_nobody(cwd):
+        return None
+    if any(_within(w, cwd) or (_within(cwd, w) and not _ours(w)) for w in writable):
+        return None
+    return os.path.realpath(cwd)
+
+
+def _lend(libc, path: str, *, write: bool = True) -> None:
     """Let :data:`NOBODY` write the user's folder ``path`` (the versions folder) without changing it on disk.
+
+    ``write=False``: read it only (a project folder that is itself private, 0700 under umask 077).
 
     An idmapped bind mount (Linux 5.12+, ext4, xfs, btrfs, tmpfs...) of ``path`` onto itself, in
     the job's mount namespace only: its owner appears as ``nobody`` there, and what the job
@@ -282,7 +304,7 @@ def _lend(libc, path: str) -> None:
     try:
         tree = libc.syscall(_SYS_OPEN_TREE, _AT_FDCWD, path.encode(), _OPEN_TREE_CLONE | os.O_CLOEXEC)
         _check(0 if tree >= 0 else -1, f"open_tree {path}")
-        attr = _MountAttr(_MOUNT_ATTR_IDMAP, _MOUNT_ATTR_RDONLY, 0, userns)
+        attr = _MountAttr(_MOUNT_ATTR_IDMAP | (0 if write else _MOUNT_ATTR_RDONLY), _MOUNT_ATTR_RDONLY if write else 0, 0, userns)
         rc = libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr))
         _check(0 if rc == 0 else -1, f"idmap {path}")
         rc = libc.syscall(_SYS_MOVE_MOUNT, tree, b"", _AT_FDCWD, path.encode(), _MOVE_MOUNT_F_EMPTY_PATH)
@@ -514,6 +536,7 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
     notes: list[str] = []
     root = os.geteuid() == 0 and _in_initial_user_namespace()
     why = _why_not_nobody(cwd, [p for p in writable if p]) if root and profile != "ours" else None
+    lend_project = _project_to_lend(cwd, [p for p in writable if p]) if root and why is None and profile != "ours" else None
     try:
         if not sys.platform.startswith("linux"):
             raise OSError("namespaces need Linux")
@@ -522,7 +545,7 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
         _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make mounts private")
         if root and why is None:
             try:
-                _expose(libc, [*_interpreter_paths(), *([cwd] if cwd else []), *keep], keep)
+                _expose(libc, [*_interpreter_paths(), *([cwd] if cwd else []), *keep], [*keep, *([lend_project] if lend_project else [])])
             except OSError as e:
                 why = f"its folders cannot be made reachable: {e.strerror or e}"
         for path in keep:
@@ -559,6 +582,8 @@ def apply(profile: str | None, *, tmpdir: str, writable: list[str], own: list[st
             for path in keep:
                 if not _ours(path):
                     _lend(libc, path)
+            if lend_project:
+                _lend(libc, lend_project, write=False)
         except OSError as e:
             as_nobody, why = False, f"its folders cannot be handed over: {e}"
     if why and profile != "ours":
