@@ -164,7 +164,7 @@ def test_roundtrip_jobs_cannot_write_files_and_say_what_the_network_allowed(tmp_
         pytest.skip("namespaces unavailable here: the isolation field says the filesystem was not restricted")
     assert not marker.exists() and r.status == "failed"
     assert r.isolation.filesystem == "read-only"
-    assert r.isolation.network == "unrestricted"  # over TCP: said, not hidden
+    assert r.isolation.network == "scratch-database-only"  # over TCP: through the box's relay, to that server alone
 
 
 # -- 3. the user's database is only read -------------------------------------------------------------

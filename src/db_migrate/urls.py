@@ -284,3 +284,81 @@ def _service_entry(name: str) -> dict[str, str]:
         if parser.has_section(name):
             return {k.lower(): v for k, v in parser.items(name)}
     return {}
+
+
+# -- credentials in the environment ----------------------------------------------------------------
+
+_CREDENTIAL_NAME_RE = re.compile(r"(?:^|_)(?:PASSWORD|PASSWD|PASS|PWD|TOKEN|SECRET|SECRETS|CREDENTIALS?|API_?KEY|PRIVATE_KEY|ACCESS_KEY)(?:_|$)", re.I)
+_CREDENTIAL_NAMES = frozenset({"PGPASSWORD", "PGPASSFILE", "MYSQL_PWD", "PGSSLKEY", "PGSSLPASSWORD"})
+
+
+def is_credential_variable(name: str, value: str) -> bool:
+    """True for an environment variable that holds (or points at) a credential.
+
+    ``PGPASSWORD``, ``PGPASSFILE``, ``MYSQL_PWD``, any ``*_PASSWORD``, ``*_TOKEN``,
+    ``*_SECRET``, ``*_API_KEY``... and any variable whose value is a URL with a
+    password or a secret query value (``DATABASE_URL=postgresql://u:pw@...``).
+    ``PWD`` alone is the working directory, not a password.
+    """
+    if name == "PWD":
+        return False
+    if name.upper() in _CREDENTIAL_NAMES or _CREDENTIAL_NAME_RE.search(name):
+        return True
+    return "://" in value and bool(url_secrets(value))
+
+
+def environment_secrets(environ: Any) -> list[str]:
+    """The secret values of the credential variables in ``environ``, to :func:`scrub` from output.
+
+    A URL-valued variable contributes its password and secret query values (not the whole
+    URL: its host and database name are no secret); any other credential variable its value.
+    """
+    out: list[str] = []
+    for name, value in environ.items():
+        if not value or not is_credential_variable(name, value):
+            continue
+        found = url_secrets(value) if "://" in value else [value]
+        out.extend(s for s in found if s not in out)
+    return out
+
+
+def server_address(url: str) -> tuple[str, int] | str | None:
+    """Where a PostgreSQL or MySQL/MariaDB URL's server listens: ``(host, port)``, a Unix socket path, or None.
+
+    None for SQLite and other dialects (no server to reach).  libpq's ``host=/dir`` (socket
+    ``/dir/.s.PGSQL.<port>``) and a host starting with ``/``, PyMySQL's ``unix_socket=`` are read.
+    """
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    backend = u.get_backend_name()
+    query = {k: (v if isinstance(v, str) else v[0]) for k, v in u.query.items()}
+    if backend == "postgresql":
+        port = int(u.port or str(query.get("port", "5432")).split(",")[0] or 5432)
+        host = (query.get("host") or u.host or "localhost").split(",")[0]
+        return f"{host.rstrip('/')}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+    if backend in ("mysql", "mariadb"):
+        if query.get("unix_socket"):
+            return query["unix_socket"]
+        return (u.host or "localhost", int(u.port or 3306))
+    return None
+
+
+def unix_socket_url(url: str, folder: str) -> tuple[str, str]:
+    """``url`` rewritten to reach its server through a Unix socket in ``folder``, and that socket's file name.
+
+    PostgreSQL (libpq, psycopg): ``host=folder`` and the socket ``.s.PGSQL.<port>``;
+    MySQL/MariaDB (PyMySQL, mysqlclient): ``unix_socket=folder/mysql.sock``.  Credentials,
+    database name and the other query keys are kept.
+    """
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    query = {k: v for k, v in u.query.items() if k not in ("host", "port", "unix_socket", "hostaddr")}
+    if u.get_backend_name() == "postgresql":
+        address = server_address(url)
+        port = int(address.rsplit(".", 1)[1]) if isinstance(address, str) else address[1]  # type: ignore[index]
+        query.update(host=folder, port=str(port))
+        return u.set(host=None, port=None, query=query).render_as_string(hide_password=False), f".s.PGSQL.{port}"
+    query["unix_socket"] = f"{folder}/mysql.sock"
+    return u.set(host="localhost", port=None, query=query).render_as_string(hide_password=False), "mysql.sock"

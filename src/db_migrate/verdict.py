@@ -176,6 +176,16 @@ class Isolation(BaseModel):
         default="unrestricted", description="read-only: nothing could be written but the paths in writable."
     )
     writable: list[str] = Field(default_factory=list, description="What project code could write when the filesystem was read-only.")
+    identity: Literal["caller", "root-without-capabilities", "unprivileged"] = Field(
+        default="caller",
+        description="Who project code ran as: unprivileged (uid nobody, or a user namespace), root without "
+        "capabilities (the project could not be read by an unprivileged user), or the caller (capabilities kept).",
+    )
+    processes: Literal["shared", "own-pid-namespace"] = Field(
+        default="shared",
+        description="own-pid-namespace: project code saw only its own processes (a fresh /proc), not the caller's "
+        "or anyone else's environment and command line.",
+    )
     memory_limit_mib: int | None = Field(default=None, description="Address-space limit of each job, if any.")
     summary: str = Field(default="no isolation", description="The same in one line.")
 

@@ -3,10 +3,11 @@
 ``generate --database-url`` compares the models with a database as it is.
 Project code (env.py, the models) must never get a connection to that
 database: an env.py can undo a read-only session (``SET SESSION
-CHARACTERISTICS AS TRANSACTION READ WRITE``) and write.  So a job that runs no
-project code (:func:`copy_schema`, forked fresh from the fork server) reads the
-schema through :mod:`db_migrate.readonly` and builds it on a scratch database,
-with the version table's rows; autogenerate then runs on that copy.
+CHARACTERISTICS AS TRANSACTION READ WRITE``) and write.  So our own code, in
+db-migrate's process (:func:`copy_schema`: no job, whose box has no network
+but the scratch server), reads the schema through :mod:`db_migrate.readonly`
+and builds it on a scratch database, with the version table's rows;
+autogenerate then runs on that copy.
 
 - SQLite: every ``CREATE`` statement of ``sqlite_master`` is replayed (tables,
   indexes, views, triggers): an exact copy of the schema, no rows.
@@ -26,7 +27,10 @@ from db_migrate.errors import DatabaseError, UsageError, brief
 
 def copy_schema(source_url: str, target_url: str, version_table: str = "alembic_version",
                 version_table_schema: str | None = None, read_timeout: float | None = None) -> dict[str, Any]:
-    """Job: copy the schema (and version rows) of ``source_url`` (read only) to ``target_url``."""
+    """Copy the schema (and version rows) of ``source_url`` (read only) to ``target_url``, in our own process.
+
+    ``read_timeout`` bounds every wait on the source (:mod:`db_migrate.readonly`).
+    """
     from sqlalchemy import MetaData, Table, create_engine, inspect
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool

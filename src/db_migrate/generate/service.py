@@ -198,11 +198,14 @@ def _run(project: Project, message: str, database_url, scratch_url, rewrite_rena
             )
         progress("copying the schema of the named database to a scratch database")
         t = time.perf_counter()
+        from db_migrate.generate.copy import copy_schema
+
         with scratch_database(server, purpose="generate", settings=project.settings) as db:
-            run_job("db_migrate.generate.copy:copy_schema", timeout=timeout, what="copying the schema of the named database",
-                    source_url=database_url, target_url=db.url, read_timeout=timeout,
-                    version_table=project.settings.get("version_table", "alembic_version"),
-                    version_table_schema=project.settings.get("version_table_schema"))
+            # in this process, our code alone: the job's box has no network but the scratch server,
+            # and reading the user's database is not project code's business (read_timeout bounds it)
+            copy_schema(source_url=database_url, target_url=db.url, read_timeout=timeout,
+                        version_table=project.settings.get("version_table", "alembic_version"),
+                        version_table_schema=project.settings.get("version_table_schema"))
             created = time.perf_counter() - t
             progress("comparing the models with the copy of the named database")
             return run_job("db_migrate.generate.jobs:autogenerate_revision", url=db.url,

@@ -84,7 +84,7 @@ def check_heads(
         progress("reading the database's current revision")
         current = run_job(
             "db_migrate.heads.jobs:read_database_revisions",
-            timeout=timeout, what="reading the database's version table",
+            timeout=timeout, what="reading the database's version table", isolation="ours",
             url=database_url,
             version_table=project.settings.get("version_table", "alembic_version"),
             version_table_schema=project.settings.get("version_table_schema"),

@@ -19,7 +19,12 @@ The child (:func:`_job`):
 - drops the control socket (project code cannot ask for more forks), sends
   fds 1 and 2 to the output pipe (never the caller's stdout/stderr: a spawned
   process cannot keep ``$(db-migrate ...)`` waiting), applies
-  :mod:`.isolation`, runs the job and ``_exit``\\ s.
+  :mod:`.isolation`, runs the job and ``_exit``\\ s;
+- is pid 1 of its own PID namespace: root's server forks it there directly
+  (:func:`~.isolation.fork_into_pid_namespace`); otherwise (a TCP relay, no root)
+  the child leaves the namespace itself and forks the job proper, staying
+  outside as its relay and reaper in the same process group.  Either way, when
+  the job exits the kernel kills whatever it left in its namespace.
 
 The server is a child subreaper: descendants orphaned by a finished job come
 back to it and are killed and reaped, so nothing a job started outlives it.
@@ -43,6 +48,7 @@ def serve(ctl: socket.socket) -> None:
 
     worker.quiet_logging()
     isolation.become_subreaper()
+    isolation.prepare()
     import gc
 
     # Everything imported so far is shared with every job; keep the collector from walking (and so
@@ -61,10 +67,14 @@ def serve(ctl: socket.socket) -> None:
                 break  # the parent is gone: nothing may outlive it
             # No reaping between fork and bookkeeping: a job that ends at once must still be known as one.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            new_pid_ns = False
             try:
                 request = pickle.loads(msg)
+                new_pid_ns = request["in_new_pid_namespace"] = isolation.fork_into_pid_namespace(request)
                 pid = os.fork()
             except Exception:
+                if new_pid_ns:
+                    isolation.leave_pid_namespace()
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 for fd in fds:
                     os.close(fd)
@@ -72,6 +82,8 @@ def serve(ctl: socket.socket) -> None:
                 continue
             if pid == 0:
                 _job(ctl, fds, request)  # never returns
+            if new_pid_ns:
+                isolation.leave_pid_namespace()
             try:
                 os.setpgid(pid, pid)  # also done in the child: whichever runs first wins the race
             except OSError:
@@ -153,6 +165,12 @@ def _shutdown() -> None:
     os._exit(0)
 
 
+def _relay_target(relay: dict[str, Any] | None) -> tuple[str, int] | str | None:
+    if not relay:
+        return None
+    return relay["path"] if relay.get("path") else (relay["host"], int(relay["port"]))
+
+
 def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
     """The forked child: isolate, run one job, answer, exit."""
     code = 0
@@ -174,15 +192,34 @@ def _job(ctl: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
         os.close(out_fd)
         from multiprocessing.connection import Connection
 
-        conn = Connection(conn_fd)
         tmpdir = request["tmpdir"]
         os.environ["TMPDIR"] = tmpdir
         import tempfile
 
         tempfile.tempdir = tmpdir
-        iso = isolation.apply(request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
-                              scratch_url=request.get("scratch_url"), memory_mib=request.get("memory_mib"),
-                              hidden=request.get("hidden") or [])
+        box = dict(profile=request.get("profile"), tmpdir=tmpdir, writable=request.get("writable") or [],
+                   own=request.get("own") or [], hidden=request.get("hidden") or [],
+                   relay=request.get("relay"), memory_mib=request.get("memory_mib"))
+        # the fork server may have forked us into a new PID namespace (we are its pid 1: when we
+        # exit, the kernel kills whatever we leave in it)
+        in_pid_ns, listener = bool(request.get("in_new_pid_namespace")), None
+        if in_pid_ns:
+            isolation.limit_memory(box["memory_mib"])
+        else:
+            refused, listener = isolation.enter(**box)
+            if refused is None:
+                # The job proper is our child: pid 1 of its own PID namespace, in this process group
+                # (the group kill reaches it), killed when we die. We stay outside as its relay and reaper.
+                child = os.fork()
+                if child:
+                    os.close(conn_fd)
+                    isolation.supervise(child, listener, _relay_target(request.get("relay")))  # never returns
+                isolation.die_with_parent(signal.SIGKILL)
+                in_pid_ns = True
+            if listener is not None:
+                listener.close()
+        iso = isolation.apply(**box, cwd=request.get("cwd"), pid_namespace=in_pid_ns, keep_fds=(conn_fd,))
+        conn = Connection(conn_fd)
         conn.send(("isolation", iso))
         target, kwargs, cwd = conn.recv()  # the job itself comes on its own socket: any size
         worker.serve_one(conn, target, kwargs, cwd)

@@ -29,8 +29,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from db_migrate.errors import DbMigrateError, InternalError, MigrationCrashed, MigrationTimeout, UsageError
-from db_migrate.sandbox.isolation import memory_limit_mib
-from db_migrate.urls import is_scratch_url, scrub, scrub_value, secrets_in
+from db_migrate.sandbox.isolation import job_environment, memory_limit_mib
+from db_migrate.urls import environment_secrets, is_scratch_url, scrub, scrub_value, secrets_in
 from db_migrate.verdict import Isolation, Verdict
 
 DEFAULT_TIMEOUT = float(os.environ.get("DB_MIGRATE_TIMEOUT", "60"))
@@ -49,7 +49,7 @@ class ForkServer:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ)
+        env = job_environment(os.environ)  # no credential in any job's memory
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # never litter the user's versions/ with __pycache__
         self.proc: subprocess.Popen | None = subprocess.Popen(
             [sys.executable, "-m", "db_migrate.sandbox", str(theirs.fileno())],
@@ -157,17 +157,22 @@ atexit.register(shutdown)
 class Job:
     """One forked job: its socket, its output pipe, its temporary directory and its process group."""
 
-    def __init__(self, profile: str | None, writable: Iterable[str], scratch_url: str | None, secrets: list[str]) -> None:
+    def __init__(self, profile: str | None, writable: Iterable[str], scratch_url: str | None, secrets: list[str],
+                 cwd: str | None = None, own: Iterable[str] = ()) -> None:
         self.secrets = secrets
         self.tmpdir = tempfile.mkdtemp(prefix="dbm_job_")
         self.pid: int | None = None
+        self.scratch_url, relay = scratch_url, None
+        if profile == "database" and scratch_url:
+            self.scratch_url, relay = _relay(scratch_url, os.path.join(self.tmpdir, "s"))
         ours, theirs = socket.socketpair()
         out_r, out_w = os.pipe()
         try:
             from db_migrate.cache import secret_paths
 
             request = {"tmpdir": self.tmpdir, "profile": profile, "writable": [str(p) for p in writable],
-                       "scratch_url": scratch_url, "memory_mib": memory_limit_mib(), "hidden": secret_paths()}
+                       "own": list(own), "relay": relay, "cwd": cwd, "memory_mib": memory_limit_mib(),
+                       "hidden": secret_paths()}
             for _attempt in range(2):  # a dead server (killed, crashed) is replaced once
                 try:
                     self.pid = _fork_server().fork(request, [theirs.fileno(), out_w])
@@ -247,6 +252,30 @@ class Job:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
+def _relay(scratch_url: str, folder: str) -> tuple[str, dict[str, Any] | None]:
+    """The URL a job uses to reach its scratch server through the box's relay, and the relay's plan.
+
+    The job has no network of its own: it connects to a Unix socket in ``folder`` (inside its
+    temporary directory) that the box's outer process, our code, forwards to the scratch server
+    alone (:func:`db_migrate.sandbox.isolation.supervise`).  SQLite needs no relay.
+    """
+    from db_migrate.urls import server_address, unix_socket_url
+
+    try:
+        address = server_address(scratch_url)
+    except Exception:
+        address = None
+    if address is None:
+        return scratch_url, None
+    url, name = unix_socket_url(scratch_url, folder)
+    plan: dict[str, Any] = {"folder": folder, "name": name}
+    if isinstance(address, str):
+        plan["path"] = address
+    else:
+        plan["host"], plan["port"] = address
+    return url, plan
+
+
 def _check_timeout(timeout: float) -> float:
     if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0 or timeout > 86400 * 7:
         raise UsageError(f"The timeout must be a number of seconds between 0 and one week, not {timeout!r}.")
@@ -305,9 +334,16 @@ def run_job(
     """Run ``target(**kwargs)`` in a freshly forked job; return its result or raise a DbMigrateError.
 
     ``isolation``: ``"static"`` (no network, nothing writable but the job's temp
-    dir), ``"database"`` (the default: read-only filesystem but ``writable``;
-    network restricted only when the ``scratch`` database URL is a Unix socket;
-    an SQLite scratch file's folder is writable) or None (a fresh process only).  Secrets of every URL among the arguments are hidden in
+    dir), ``"database"`` (the default: read-only filesystem but ``writable``; an
+    SQLite scratch file's folder is writable; no network, but the ``scratch``
+    server through the box's relay: the URL handed to the job is rewritten to
+    the relay's Unix socket), ``"ours"`` (db-migrate's own code reading the
+    user's database, in a job only to bound it with the timeout: the network is
+    not restricted, the job keeps root's uid without capabilities, and its box is
+    not counted in the verdict's ``isolation``) or None (a fresh process only).
+    Every profile runs the job in its own PID namespace without capabilities,
+    as uid ``nobody`` when we are root (:mod:`.isolation`).  Secrets of every URL
+    among the arguments, and of the caller's credential variables, are hidden in
     what comes back (the result, error texts, the job's prints).
     """
     timeout = _time_left(_check_timeout(DEFAULT_TIMEOUT if timeout is None else timeout), what)
@@ -318,13 +354,19 @@ def run_job(
         on_progress = scope.progress_payload
     if scratch is None:
         scratch = next((v for v in kwargs.values() if is_scratch_url(v)), None)
-    secrets = secrets_in(kwargs) + secrets_in(scratch)
-    paths = [os.fspath(p) for p in writable]
+    # the job gets none of the caller's credential variables (job_environment); should one reach its
+    # output anyway (read from a file, say), it is hidden like the URLs' secrets
+    secrets = secrets_in(kwargs) + secrets_in(scratch) + environment_secrets(os.environ)
+    paths, own = [os.fspath(p) for p in writable], []
     if scratch and scratch.startswith("sqlite"):
         from sqlalchemy.engine import make_url
 
-        paths.append(os.path.dirname(os.path.abspath(make_url(scratch).database or ".")))
-    job = Job(isolation, paths, scratch, secrets)
+        folder = os.path.dirname(os.path.abspath(make_url(scratch).database or "."))
+        # a temporary folder of ours (scratch_database's): handed over to the job; anything else is only lent
+        (own if os.path.basename(folder).startswith("dbm_") else paths).append(folder)
+    job = Job(isolation, [*paths, *own], scratch, secrets, cwd=os.fspath(cwd) if cwd else None, own=own)
+    if scratch and job.scratch_url != scratch:  # through the relay
+        kwargs = {k: job.scratch_url if v == scratch else v for k, v in kwargs.items()}
     if scope is not None:
         scope.jobs.add(job)
     status, payload = "error", None
@@ -361,7 +403,8 @@ def run_job(
                     on_progress(scrub_value(payload, secrets))
                 continue
             if status == "isolation":
-                _record(payload)
+                if isolation != "ours":  # our own code's box says nothing about project code's
+                    _record(payload)
                 continue
             break
     except DbMigrateError:
@@ -413,6 +456,7 @@ def _subclasses(cls: type) -> list[type]:
 # -- which isolation a verdict ran under ---------------------------------------------------------
 
 _NETWORK_ORDER = ["unrestricted", "scratch-database-only", "none"]
+_IDENTITY_ORDER = ["caller", "root-without-capabilities", "unprivileged"]
 
 
 def _record(iso: Isolation) -> None:
@@ -429,10 +473,13 @@ def weakest(isolations: list[Isolation]) -> Isolation:
     filesystem = "unrestricted" if any(i.filesystem == "unrestricted" for i in isolations) else "read-only"
     limits = [i.memory_limit_mib for i in isolations]
     writable = sorted({w for i in isolations for w in i.writable}) if filesystem == "read-only" else []
-    weakest_one = min(isolations, key=lambda i: (_NETWORK_ORDER.index(i.network), i.filesystem == "read-only"))
+    weakest_one = min(isolations, key=lambda i: (_NETWORK_ORDER.index(i.network), i.filesystem == "read-only",
+                                                 _IDENTITY_ORDER.index(i.identity), i.processes == "own-pid-namespace"))
     return Isolation(
         process="none" if any(i.process == "none" for i in isolations) else "fresh-process",
         network=network, filesystem=filesystem, writable=writable,
+        identity=min((i.identity for i in isolations), key=_IDENTITY_ORDER.index),
+        processes="own-pid-namespace" if all(i.processes == "own-pid-namespace" for i in isolations) else "shared",
         memory_limit_mib=None if None in limits else max(limits),  # type: ignore[type-var]
         summary=weakest_one.summary if len(isolations) == 1 or len({i.summary for i in isolations}) == 1
         else f"{len(isolations)} jobs; the weakest: {weakest_one.summary}",

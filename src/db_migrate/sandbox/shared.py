@@ -191,7 +191,9 @@ def _session_at(path: Path, guard: bool = False) -> socket.socket | None:
         sock.connect(os.fspath(path))
         if _peer_uid(sock) != os.getuid():
             raise PermissionError("the fork server's socket belongs to another user")
-        env = dict(os.environ)
+        from db_migrate.sandbox.isolation import job_environment
+
+        env = job_environment(os.environ)  # no credential in any job's memory
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # never litter the user's versions/ with __pycache__
         sock.send(pickle.dumps({"env": env, "cwd": os.getcwd(), "guard": guard}))
         if sock.recv(8) != b"ok":
