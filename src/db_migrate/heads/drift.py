@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from db_migrate.errors import DbMigrateError, MigrationTimeout
 from db_migrate.project import History, Project
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
+from db_migrate.scratch.extensions import engine_limit, stand_in_note, stand_ins_used
 from db_migrate.verdict import EngineInfo, Finding, Unchecked
 
 MIN_DIFF_SECONDS = 10.0
@@ -63,6 +64,7 @@ def model_drift(
     from db_migrate.scratch.templates import ensure_template
 
     kept = None
+    plan = None
     if drift_cache.enabled():
         kept = drift_cache.entry_path(project, history, head, drift_cache.engine_identity(project, scratch_url))
         replay = drift_cache.load(kept)
@@ -93,17 +95,38 @@ def model_drift(
         if isinstance(e, MigrationTimeout):
             hint = ("The template at head is kept once built, so a later call is fast; or raise the limit "
                     "(--timeout / DB_MIGRATE_TIMEOUT), or skip drift (--no-drift).")
+        # an extension the scratch server lacks is its limitation: say how to check it (never a finding)
+        limit = engine_limit(e.message, stand_ins=bool(plan and plan.embedded))
+        hint = limit.replace("this revision", "the history") if limit else hint
         out.unchecked.append(Unchecked(what="model drift", reason=f"{e.message}" + (f" ({hint})" if hint else "")))
+        _note_stand_ins(out, plan, history, head)
         return out
+    _note_stand_ins(out, plan, history, head)
 
     out.alembic_heads = diff.heads
     if diff.runner == "built-in":
         out.unchecked.append(Unchecked(what="env.py", reason=f"Migrations ran without the project's env.py: {diff.runner_reason}"))
     if not diff.empty:
         _drift_finding(out, diff)
-    if kept is not None and not out.unchecked:
+    # the stand-in note is part of the answer for this history and engine: kept and replayed with it
+    if kept is not None and all(u.what.startswith("extensions ") for u in out.unchecked):
         drift_cache.save(kept, _outcome_to_json(out), [str(project.config_file), *diff.read_files], diff.listed_folders)
     return out
+
+
+def _note_stand_ins(out: DriftOutcome, plan, history: History, head: str | None) -> None:
+    """On the embedded server: the pgcrypto / uuid-ossp stand-ins the history at head ran against, in ``unchecked``."""
+    if plan is None or not plan.embedded or head is None:
+        return
+    sources = []
+    for rev in history.ancestors(head, include_self=True):
+        try:
+            sources.append(history.by_id[rev].path.read_text(errors="replace"))
+        except OSError:
+            continue
+    used = stand_ins_used(sources)
+    if used:
+        out.unchecked.append(Unchecked(what="extensions " + ", ".join(used), reason=stand_in_note(used)))
 
 
 def _drift_finding(out: DriftOutcome, diff) -> None:
@@ -124,6 +147,7 @@ def _outcome_to_json(out: DriftOutcome) -> dict:
         "operations": out.operations, "alembic_heads": out.alembic_heads, "template": out.template,
         "findings": [f.model_dump(mode="json") for f in out.findings],
         "engine": out.engine.model_dump(mode="json") if out.engine else None,
+        "unchecked": [u.model_dump(mode="json") for u in out.unchecked],
     }
 
 
@@ -132,4 +156,5 @@ def _outcome_from_json(data: dict) -> dict:
         "operations": list(data["operations"]), "alembic_heads": data["alembic_heads"], "template": bool(data["template"]),
         "findings": [Finding.model_validate(f) for f in data["findings"]],
         "engine": EngineInfo.model_validate(data["engine"]) if data["engine"] else None,
+        "unchecked": [Unchecked.model_validate(u) for u in data.get("unchecked", [])],
     }
