@@ -35,6 +35,7 @@ steps are fed to alembic lazily by :meth:`Runtime.run_plan`).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,28 @@ def _failure(rt: Runtime, st: _State, e: StepFailed, phase: str, rev: str) -> di
         "hint": sqlite_hint(e.message),
     }
     failure.update(_partway(rt, st))
+    if e.sqlstate == "23514" and st.transactional:
+        row = _violating_row(rt, e.message)
+        if row:
+            failure["error"] = f"{e.message} (a seeded row it refuses: {row})"
     return failure
+
+
+_ADD_CHECK = re.compile(r"\[SQL: ALTER TABLE (\S+) ADD CONSTRAINT \S+ CHECK \((.*)\)\s*(?:NOT VALID\s*)?\]", re.I)
+
+
+def _violating_row(rt: Runtime, message: str) -> str | None:
+    """PostgreSQL says only "violated by some row" when a CHECK is added: the row, read back (rolled back already)."""
+    m = _ADD_CHECK.search(message)
+    if m is None:
+        return None
+    try:
+        row = rt.connection.exec_driver_sql(f"SELECT * FROM {m.group(1)} WHERE NOT ({m.group(2)}) LIMIT 1").first()
+        rt.connection.rollback()
+    except Exception:
+        rt.rollback()
+        return None
+    return None if row is None else ", ".join(f"{k}={v!r}" for k, v in row._mapping.items())
 
 
 def _partway(rt: Runtime, st: _State) -> dict[str, Any]:

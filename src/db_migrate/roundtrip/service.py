@@ -6,7 +6,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, UsageError
+from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, ProjectCodeError, UsageError
 from db_migrate.project import History, Project, load_history
 from db_migrate.roundtrip.locks import LockCheck, StatementTrace, confirm_findings
 from db_migrate.roundtrip.model import RoundtripFailure, RoundtripResult, RoundtripStep
@@ -124,7 +124,7 @@ def test_roundtrip(
     not_tested = set(run["blocked"]) | {f.revision for f in set_aside}
     not_tested -= set(run["checked"])
     status = "failed" if failures else ("untested" if not checked else "partial") if not_tested else "passed"
-    if status in ("untested", "partial") and (escalation is None or not escalation.required):
+    if status in ("untested", "partial"):
         # nothing tested is not a pass: a revision that could not run is never proceeded with on its account
         escalation = _untested_escalation(escalation, sorted(not_tested, key=revisions.index), unchecked)
     decision = decide(findings, escalation)
@@ -137,7 +137,7 @@ def test_roundtrip(
         f"{len({f.revision for f in failures})} revision(s) ({', '.join(sorted({f.kind for f in failures}))}); "
         f"{checked} of {len(revisions)} revision(s) roundtripped{untested}"
     )
-    if decision == "escalate" and decided is not None and decided.escalation is escalation:
+    if decision == "escalate" and decided is not None and decided.escalation is not None and decided.escalation.required:
         summary = f"{decided.headline}; {summary}"
     else:
         summary = f"{decision}: {summary}"
@@ -317,8 +317,18 @@ def _run(project: Project, history: History | None, server: str | None, revision
                 needs = {r for r in rest if stopped in history.ancestors(r)}
                 out["blocked"] = {r: f"its ancestor {stopped} did not complete ({e.code})" for r in needs}
                 out["resume"] = [r for r in rest if r not in needs]
-        except DbMigrateError:
-            raise
+        except ProjectCodeError as e:
+            if _not_installed(project, e.message) is None:
+                raise
+            # a revision imports, at load time, a package not installed here: alembic loads every revision
+            # file before running any, so none of this job's revisions can run (each is unchecked, not failed)
+            at = re.search(r"\(at (.+?):\d+\)$", e.message)
+            rev = next((r for r in revisions if history is not None and at is not None
+                        and str(history.by_id[r].path) == at.group(1)), revisions[0])
+            out = {"failures": [{"kind": "upgrade-failed", "revision": rev, "step": "upgrade",
+                                 "message": f"loading {rev} failed", "error": e.message}],
+                   "steps": [], "checked": [], "seeded": {}, "resume": [],
+                   "blocked": {r: f"the history could not be loaded here: {e.message}" for r in revisions if r != rev}}
     return out, database
 
 
