@@ -134,6 +134,29 @@ def replay(ini: str, server_url: str, *, section: str = "alembic", revisions: li
     return out
 
 
+_KIND_STEP = {"upgrade-failed": "upgrade", "downgrade-failed": "downgrade", "reupgrade-failed": "reupgrade"}
+
+
+def compare(verdict: dict[str, Any], oracle: dict[str, Any]) -> dict[str, list]:
+    """A roundtrip verdict (``model_dump(mode="json")``) against :func:`replay`'s answer.
+
+    ``missed``: failures the replay shows that the verdict neither reports
+    nor names in ``unchecked`` (an engine limit, a revision it could not
+    test).  ``false``: step failures the verdict reports that the replay does
+    not show and that do not pass on an empty database (``populated_only``:
+    the seeded rows prove those).  Schema and data comparisons
+    (``schema-mismatch``, ``data-loss``) are not steps; they are not compared.
+    """
+    shown = {(rev, step) for rev, step, _ in oracle["failures"]}
+    reported = {(f["revision"], _KIND_STEP[f["kind"]]) for f in verdict["failures"] if f["kind"] in _KIND_STEP}
+    named = {u.get("revision") for u in verdict["unchecked"] if u.get("revision")}
+    missed = sorted(s for s in shown if s not in reported and s[0] not in named)
+    false = sorted((f["revision"], _KIND_STEP[f["kind"]], f.get("error")) for f in verdict["failures"]
+                   if f["kind"] in _KIND_STEP and (f["revision"], _KIND_STEP[f["kind"]]) not in shown
+                   and not f.get("populated_only"))
+    return {"missed": missed, "false": false}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ini")
