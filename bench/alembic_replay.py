@@ -27,7 +27,8 @@ import json
 import secrets
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import chdir, contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -55,6 +56,12 @@ def _order(script) -> list[str]:
 
 def replay(ini: str, server_url: str, *, section: str = "alembic", revisions: list[str] | None = None) -> dict[str, Any]:
     """The replay of the module docstring; ``revisions`` narrows which ones are stepped (default: all)."""
+    ini = str(Path(ini).resolve())
+    with chdir(Path(ini).resolve().parent):  # as alembic runs from the project folder (prepend_sys_path = .)
+        return _replay(ini, server_url, section, revisions)
+
+
+def _replay(ini: str, server_url: str, section: str, revisions: list[str] | None) -> dict[str, Any]:
     from alembic import command
     from alembic.config import Config
     from alembic.script import ScriptDirectory

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from alembic_replay import compare, replay  # noqa: E402
 from conftest import PG_SERVER_URL  # noqa: E402
 from projectfactory import make_project  # noqa: E402
+from test_roundtrip_histories import add  # noqa: E402
 
 from db_migrate.project import load_project  # noqa: E402
 from db_migrate.roundtrip import RoundtripResult, test_roundtrip  # noqa: E402
@@ -25,10 +26,6 @@ TABLE = (
     "def downgrade():\n    op.drop_table('t')\n"
 )
 
-
-def add(col: str, table: str = "t") -> str:
-    return (f"def upgrade():\n    op.add_column('{table}', sa.Column('{col}', sa.Integer, nullable=True))\n"
-            f"def downgrade():\n    op.drop_column('{table}', '{col}')\n")
 
 
 PGCRYPTO = (  # as real histories do: the extension only for gen_random_uuid()
