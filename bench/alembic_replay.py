@@ -56,9 +56,19 @@ def _order(script) -> list[str]:
 
 def replay(ini: str, server_url: str, *, section: str = "alembic", revisions: list[str] | None = None) -> dict[str, Any]:
     """The replay of the module docstring; ``revisions`` narrows which ones are stepped (default: all)."""
+    import importlib
+
     ini = str(Path(ini).resolve())
-    with chdir(Path(ini).resolve().parent):  # as alembic runs from the project folder (prepend_sys_path = .)
-        return _replay(ini, server_url, section, revisions)
+    folder = str(Path(ini).parent)
+    # as alembic runs from the project folder (prepend_sys_path = . means that folder); the import
+    # system caches its finder for ".", so the folder goes in by its absolute path too
+    sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    try:
+        with chdir(folder):
+            return _replay(ini, server_url, section, revisions)
+    finally:
+        sys.path.remove(folder)
 
 
 def _replay(ini: str, server_url: str, section: str, revisions: list[str] | None) -> dict[str, Any]:

@@ -336,10 +336,11 @@ def _retry_on_empty(project: Project, server: str | None, run: dict[str, Any], t
                     timeout: float) -> None:
     """Re-run each failed step's revision on an empty database: ``populated_only`` when it then passes.
 
-    An upgrade that fails only with the seeded rows is still roundtripped
-    there: its own downgrade and re-upgrade are tested on the empty database,
-    and what fails there is reported like any failure (``run["retested"]``
-    lists those revisions, and they count as checked).  Adds the scratch
+    A step that fails only with the seeded rows does not end the revision's
+    test: the rest of its roundtrip (after a failed upgrade, its own
+    downgrade and re-upgrade) runs on the empty database, and what fails
+    there is reported like any failure (``run["retested"]`` lists those
+    revisions, and they count as checked).  Adds the scratch
     databases it took to ``run["databases"]``.
     """
     run.setdefault("retested", set())
@@ -355,16 +356,18 @@ def _retry_on_empty(project: Project, server: str | None, run: dict[str, Any], t
         out, _ = _run(project, None, server, [f.revision], 0, template, timeout, keep_schemas=True)
         again = [g for g in out["failures"] if g["kind"] == f.kind and g["revision"] == f.revision]
         f.populated_only = not again
-        if not (f.populated_only and f.kind == "upgrade-failed"):
+        if not f.populated_only:
             continue
+        # the rest of its roundtrip, on the empty database: counted and reported like any other
         run["retested"].add(f.revision)
-        run["checked"] += [r for r in out["checked"] if r == f.revision]
-        run["steps"] += [s for s in out["steps"] if s["revision"] == f.revision and s["step"] != "upgrade"]
-        for raw in out["failures"]:  # the downgrade and re-upgrade of the revision itself, on the empty database
-            if raw["revision"] == f.revision and raw["kind"] != "upgrade-failed":
-                raw["message"] = f"{raw['message']} (on an empty database: its upgrade fails only with seeded rows)"
+        run["checked"] += [r for r in out["checked"] if r == f.revision and r not in run["checked"]]
+        later = ("downgrade", "reupgrade") if f.kind == "upgrade-failed" else ("reupgrade",)
+        run["steps"] += [s for s in out["steps"] if s["revision"] == f.revision and s["step"] in later]
+        for raw in out["failures"]:
+            if raw["revision"] == f.revision and raw["kind"] != f.kind:
+                raw["message"] = f"{raw['message']} (on an empty database: the {f.step} fails only with seeded rows)"
                 run["pairs"].append((RoundtripFailure(**_fields(raw)), None))
-        if f.applied_partway:
+        if f.kind == "upgrade-failed" and f.applied_partway:
             full = out.get("schemas", {}).get(f.revision)
             if full is not None and partial is not None:
                 # alembic's batch temp tables are leftovers of the failure, not part of the revision
