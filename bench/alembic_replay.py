@@ -16,7 +16,11 @@ tests and bench compare against: every failure it finds must be reported, and
 every failure reported must be one it shows or one seeded rows prove.
 
 Prints JSON: ``{"tested": [...], "failures": [[rev, step, error], ...],
-"unreached": [...], "seconds": s}``.  Runs project code in this process: use it
+"unreached": [...], "stamp_lost": [[rev, heads], ...], "seconds": s}``:
+``stamp_lost`` lists upgrades after which alembic's version table did not
+name the revision (a revision that commits the connection itself leaves stock
+alembic an inactive transaction, so its stamp is lost); the replay stamps it
+and goes on.  Those are not step failures.  Runs project code in this process: use it
 on histories you would run alembic on anyway.
 """
 
@@ -80,7 +84,7 @@ def _replay(ini: str, server_url: str, section: str, revisions: list[str] | None
     base = Config(ini, ini_section=section)
     script = ScriptDirectory.from_config(base)
     order = revisions or _order(script)
-    out: dict[str, Any] = {"tested": [], "failures": [], "unreached": []}
+    out: dict[str, Any] = {"tested": [], "failures": [], "unreached": [], "stamp_lost": []}
     dead: set[str] = set()  # revisions whose upgrade failed: their descendants cannot be reached
 
     def ancestors(rev: str) -> set[str]:
@@ -100,15 +104,51 @@ def _replay(ini: str, server_url: str, section: str, revisions: list[str] | None
 
     stack = None
     cfg = None
+    applied: set[str] = set()  # what the current database holds
 
-    def fresh(target: str | None):
-        nonlocal stack, cfg
+    def fresh(targets: list[str] | tuple[str, ...]) -> None:
+        """A new database holding ``targets`` and their ancestors, nothing else."""
+        nonlocal stack, cfg, applied
         if stack is not None:
             stack.__exit__(None, None, None)
         stack = _database(server_url)
         cfg = config(stack.__enter__())
-        if target is not None:
+        applied = set()
+        for target in targets:
+            upgrade_to(target)
+            applied |= ancestors(target) | {target}
+
+    def heads() -> set[str]:
+        from sqlalchemy import create_engine
+
+        from alembic.runtime.migration import MigrationContext
+
+        eng = create_engine(cfg.get_section_option(section, "sqlalchemy.url"))
+        try:
+            with eng.connect() as conn:
+                return set(MigrationContext.configure(conn).get_current_heads())
+        finally:
+            eng.dispose()
+
+    def upgrade_to(target: str) -> None:
+        """``alembic upgrade target``, then make sure it is stamped.
+
+        A revision that commits the connection itself (``op.get_bind().commit()``)
+        leaves stock alembic an inactive transaction: its own stamp, and all that
+        later revisions of the same command do, are never committed.  Such a
+        revision (the first above the stamped heads) is stamped here and the
+        upgrade runs again from it, so the replay goes on (``stamp_lost``).
+        """
+        for _ in range(len(order) + 1):
             command.upgrade(cfg, target)
+            now = heads()
+            if target in now:
+                return
+            done = set(now).union(*(ancestors(h) for h in now))
+            above = [r for r in order if r in (ancestors(target) | {target}) - done
+                     and set(script.get_revision(r)._all_down_revisions) <= done]
+            out["stamp_lost"].append([above[0] if above else target, sorted(now)])
+            command.stamp(cfg, above[0] if above else target, purge=True)
 
     def step(rev: str, name: str, fn) -> bool:
         try:
@@ -121,29 +161,31 @@ def _replay(ini: str, server_url: str, section: str, revisions: list[str] | None
             return False
 
     try:
-        first = script.get_revision(order[0]).down_revision if order else None
-        fresh(first if isinstance(first, str) else None)
+        fresh(script.get_revision(order[0])._all_down_revisions if order else ())
         for rev in order:
-            if ancestors(rev) & dead:
+            need = ancestors(rev)
+            if need & dead:
                 out["unreached"].append(rev)
                 continue
-            sc = script.get_revision(rev)
-            parents = sc._all_down_revisions
-            if not step(rev, "upgrade", lambda: command.upgrade(cfg, rev)):
+            parents = script.get_revision(rev)._all_down_revisions
+            if not applied <= need:  # a sibling branch is applied: start again from the revision's ancestors
+                fresh(parents)
+            if not step(rev, "upgrade", lambda: upgrade_to(rev)):
                 dead.add(rev)
-                fresh(None)
+                fresh(())
                 continue
-            down = parents[0] if len(parents) == 1 else ("base" if not parents else None)
-            if down is None:  # a merge: its downgrade would leave several heads; stepped up only
-                out["tested"].append(rev)
-                continue
-            if not step(rev, "downgrade", lambda: command.downgrade(cfg, f"{rev}-1" if down != "base" else "base")):
-                fresh(rev)
-                out["tested"].append(rev)
-                continue
-            if not step(rev, "reupgrade", lambda: command.upgrade(cfg, rev)):
-                fresh(rev)
+            applied = need | {rev}
             out["tested"].append(rev)
+            if len(parents) > 1:  # a merge: its downgrade would leave several heads; stepped up only
+                continue
+            # to the parent by id: only the revision itself is above it here
+            if not step(rev, "downgrade", lambda: command.downgrade(cfg, parents[0] if parents else "base")):
+                fresh([rev])
+                continue
+            applied = set(need)
+            if not step(rev, "reupgrade", lambda: upgrade_to(rev)):
+                fresh([rev])
+            applied = need | {rev}
     finally:
         if stack is not None:
             stack.__exit__(None, None, None)
@@ -160,18 +202,22 @@ def compare(verdict: dict[str, Any], oracle: dict[str, Any]) -> dict[str, list]:
     ``missed``: failures the replay shows that the verdict neither reports
     nor names in ``unchecked`` (an engine limit, a revision it could not
     test).  ``false``: step failures the verdict reports that the replay does
-    not show and that do not pass on an empty database (``populated_only``:
-    the seeded rows prove those).  Schema and data comparisons
+    not show, on a revision it tested, and that do not pass on an empty
+    database (``populated_only``: the seeded rows prove those).
+    ``unverified``: revisions with a reported failure that the replay never
+    reached (below an upgrade that failed there).  Schema and data comparisons
     (``schema-mismatch``, ``data-loss``) are not steps; they are not compared.
     """
     shown = {(rev, step) for rev, step, _ in oracle["failures"]}
+    replayed = set(oracle["tested"]) | {rev for rev, _, _ in oracle["failures"]}
     reported = {(f["revision"], _KIND_STEP[f["kind"]]) for f in verdict["failures"] if f["kind"] in _KIND_STEP}
     named = {u.get("revision") for u in verdict["unchecked"] if u.get("revision")}
     missed = sorted(s for s in shown if s not in reported and s[0] not in named)
     false = sorted((f["revision"], _KIND_STEP[f["kind"]], f.get("error")) for f in verdict["failures"]
                    if f["kind"] in _KIND_STEP and (f["revision"], _KIND_STEP[f["kind"]]) not in shown
-                   and not f.get("populated_only"))
-    return {"missed": missed, "false": false}
+                   and not f.get("populated_only") and f["revision"] in replayed)
+    unverified = sorted({f["revision"] for f in verdict["failures"] if f["revision"] not in replayed})
+    return {"missed": missed, "false": false, "unverified": unverified}
 
 
 def main(argv: list[str] | None = None) -> int:

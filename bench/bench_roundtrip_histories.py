@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             for what in ("missed", "false"):
                 for item in diff[what]:
                     print(f"    {what}: {item}")
+            if diff["unverified"]:
+                print(f"    {len(diff['unverified'])} revision(s) with a reported failure the replay never reached")
+        if oracle.get("stamp_lost"):
+            print(f"    replay: {len(oracle['stamp_lost'])} upgrade(s) lost their own stamp under stock alembic "
+                  f"(a revision committing the connection): {', '.join(r for r, _ in oracle['stamp_lost'][:5])}")
     if args.json:
         args.json.write_text(json.dumps(kept, indent=1, default=str))
     return 0

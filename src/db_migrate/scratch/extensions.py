@@ -51,6 +51,10 @@ CREATE FUNCTION uuid_generate_v3(namespace uuid, name text) RETURNS uuid LANGUAG
 """
 
 _PGCRYPTO_SQL = """
+-- pgcrypto's own gen_random_uuid() (core has one in pg_catalog, which unqualified calls still find first),
+-- so a default naming it by schema (public.gen_random_uuid()) works as with the real extension
+CREATE FUNCTION gen_random_uuid() RETURNS uuid LANGUAGE sql VOLATILE PARALLEL SAFE
+  AS $$ SELECT pg_catalog.gen_random_uuid() $$;
 CREATE FUNCTION gen_random_bytes(integer) RETURNS bytea LANGUAGE sql VOLATILE PARALLEL SAFE
   AS $$ SELECT decode(string_agg(lpad(to_hex(floor(random() * 256)::int), 2, '0'), ''), 'hex')
         FROM generate_series(1, $1) $$;
@@ -73,7 +77,7 @@ CREATE FUNCTION digest(text, text) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL
 STAND_INS: dict[str, dict[str, Any]] = {
     "pgcrypto": {
         "version": "1.3", "sql": _PGCRYPTO_SQL,
-        "provides": "gen_random_uuid() (core), gen_random_bytes(), digest() for md5 and SHA-2",
+        "provides": "gen_random_uuid() (over core's), gen_random_bytes(), digest() for md5 and SHA-2",
         # the real extension's functions the stand-in lacks: a migration calling one is not checked here
         "lacks": {"hmac", "crypt", "gen_salt", "encrypt", "decrypt", "encrypt_iv", "decrypt_iv", "armor", "dearmor",
                   "pgp_sym_encrypt", "pgp_sym_decrypt", "pgp_sym_encrypt_bytea", "pgp_sym_decrypt_bytea",
