@@ -233,3 +233,31 @@ def test_an_untested_revision_is_never_a_pass(tmp_path: Path, server: str) -> No
     root = _history(tmp_path / "lazy", [TABLE, lazy, add("z")])
     r_lazy = test_roundtrip(load_project(root), database_url=_scratch(server, PG_SERVER_URL), all_revisions=True)
     assert r_lazy.status == "partial" and r_lazy.decision == "escalate" and r_lazy.failures == []
+
+
+def test_stand_ins_need_no_superuser(embedded_pg: str) -> None:
+    """A role that only owns its scratch database creates both stand-ins (they are trusted), as jobs will."""
+    import secrets
+
+    import psycopg
+
+    from db_migrate.scratch.embedded import _connect_kwargs
+
+    role, db = f"dbm_t_{secrets.token_hex(3)}", f"dbm_test_ext_{secrets.token_hex(3)}"
+    admin = _connect_kwargs(embedded_pg)
+    with psycopg.connect(**admin, autocommit=True) as c:
+        c.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+        c.execute(f"CREATE DATABASE {db} OWNER {role}")
+    try:
+        with psycopg.connect(**{**admin, "dbname": db, "user": role}, autocommit=True) as c:
+            c.execute('CREATE EXTENSION pgcrypto')
+            c.execute('CREATE EXTENSION "uuid-ossp"')
+            v3, digest, own = c.execute(
+                "SELECT uuid_generate_v3(uuid_ns_dns(), 'www.example.com'), encode(digest('abc', 'sha256'), 'hex'), "
+                "public.gen_random_uuid() IS NOT NULL").fetchone()
+            assert str(v3) == "5df41881-3aed-3515-88a7-2f4a814cf09e"  # RFC 4122's v3 of this name
+            assert digest.startswith("ba7816bf") and own
+    finally:
+        with psycopg.connect(**admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            c.execute(f"DROP ROLE IF EXISTS {role}")

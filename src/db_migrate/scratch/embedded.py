@@ -69,7 +69,7 @@ _TUNING = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off
 
 _hold_lease = False
 _lease_written: Path | None = None
-_stand_ins_done: tuple[Path, int | None] | None = None
+_stand_ins_done: tuple[Path, int] | None = None
 
 
 class EmbeddedUnavailable(DbMigrateError):
@@ -191,7 +191,7 @@ def ensure_running() -> str:
         if running is None:
             running = _start(where, data)
         if _stand_ins_done != (where, running[0]):
-            _stand_ins(where, running[1])
+            _stand_ins(where, running)
         (where / "last-used").touch()
         _ensure_watcher(where)
         _write_lease(where)
@@ -229,16 +229,16 @@ def _start(where: Path, data: Path) -> tuple[int, str]:
     return running
 
 
-def _stand_ins(where: Path, url: str) -> None:
-    """The pgcrypto / uuid-ossp stand-ins (:mod:`.extensions`), once per server start and process."""
+def _stand_ins(where: Path, running: tuple[int, str]) -> None:
+    """The pgcrypto / uuid-ossp stand-ins (:mod:`.extensions`), once per server (pid) and process."""
     global _stand_ins_done
     from db_migrate.scratch.extensions import install_stand_ins
 
     try:
-        install_stand_ins(where, url)
+        install_stand_ins(where, running[1])
     except Exception:
         return  # without them a revision creating pgcrypto is an engine limitation (unchecked), not an error
-    _stand_ins_done = (where, _running(where / "data")[0] if _running(where / "data") else None)
+    _stand_ins_done = (where, running[0])
 
 
 def _tune(url: str) -> None:
