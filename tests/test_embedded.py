@@ -77,7 +77,9 @@ def test_a_type_sqlite_lacks_is_unchecked_not_revise(tmp_path: Path) -> None:
     """The same ARRAY revision forced onto SQLite: an engine-only failure, reported as such."""
     project = load_project(make_project(tmp_path, [ARRAY_TABLE]))
     r = roundtrip(project, database_url="sqlite://", rows=0)
-    assert r.decision == "proceed" and r.failures == [], r.failures
+    # not the migration's fault (no revise), and not tested either (no proceed)
+    assert r.decision == "escalate" and r.status == "untested" and r.failures == [], r.failures
+    assert [t.trigger for t in r.escalation.triggers] == ["untested-revision"]
     assert r.engine is not None and r.engine.name == "sqlite" and not r.engine.embedded
     whats = {u.what: u.reason for u in r.unchecked}
     assert "postgresql" in whats["engine"] and "sqlite" in whats["engine"]
@@ -102,8 +104,9 @@ def test_mysql_project_runs_on_sqlite_and_says_so(tmp_path: Path) -> None:
     assert r.engine is not None and r.engine.name == "sqlite"
     engine_note = next(u for u in r.unchecked if u.what == "engine")
     assert "mysql" in engine_note.reason and "scratch server" in engine_note.reason
-    # MySQL's SET type does not exist on SQLite: unchecked, not a reason to revise the migration
-    assert r.decision == "proceed" and r.failures == []
+    # MySQL's SET type does not exist on SQLite: unchecked, not a reason to revise the migration, but
+    # the revision was not tested: untested, and never proceed on its account
+    assert r.decision == "escalate" and r.status == "untested" and r.failures == []
     assert any(u.revision == "000000000002" and "SET" in u.reason for u in r.unchecked)
 
 

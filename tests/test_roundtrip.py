@@ -83,13 +83,12 @@ def test_fixture_revision_passes(residency: Path, server: str | None) -> None:
     assert r.seeded.get("persons") == 10
 
 
-def test_fixture_narrowing_fails_only_with_long_values(residency: Path, pg_url: str) -> None:
+def test_fixture_narrowing_does_not_fail_on_invented_long_values(residency: Path, pg_url: str) -> None:
+    # seeded text stays short: a narrowing fails on real long values, never on ones db-migrate made up
     r = test_roundtrip(load_project(residency), "ba2e5b21f0bc", database_url=pg_url)
-    assert _kinds(r) == ["upgrade-failed"]
-    f = r.failures[0]
-    assert f.populated_only is True and "character varying(120)" in f.error
-    # the failure is a finding; the lossy downgrade (String(255) -> String(120) is not undone) still escalates
-    assert r.decision == "escalate" and r.findings[0].rule == "upgrade-failed"
+    assert _kinds(r) == [] and r.status == "passed"
+    # the lossy downgrade (String(255) -> String(120) is not undone) still escalates, by the policy
+    assert r.decision == "escalate" and "untested-revision" not in [t.trigger for t in r.escalation.triggers]
 
 
 def test_not_null_without_default_fails_on_populated_only(tmp_path: Path, server: str | None) -> None:
@@ -129,6 +128,7 @@ def test_mysql_reports_what_was_applied_partway(tmp_path: Path, mysql_url: str) 
     body = (
         "def upgrade():\n"
         "    op.add_column('persons', sa.Column('nick', sa.String(30), nullable=True))\n"
+        "    op.execute('INSERT INTO persons (id, name) SELECT id, name FROM persons')\n"
         "    op.create_unique_constraint('uq_persons_team', 'persons', ['team'])\n"
         "def downgrade():\n"
         "    op.drop_constraint('uq_persons_team', 'persons', type_='unique')\n"
@@ -136,7 +136,7 @@ def test_mysql_reports_what_was_applied_partway(tmp_path: Path, mysql_url: str) 
     )
     r = test_roundtrip(_project(tmp_path, body), database_url=mysql_url, rows=6)
     f = r.failures[0]
-    assert f.kind == "upgrade-failed" and f.populated_only is True  # duplicates in persons.team
+    assert f.kind == "upgrade-failed" and f.populated_only is True  # any row at all is copied onto its own id
     assert f.applied_partway == ["added column persons.nick"]
     assert "added unique constraint persons.uq_persons_team" in f.not_applied
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from db_migrate.errors import DbMigrateError, MigrationTimeout
 from db_migrate.project import History, Project
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, run_job
+from db_migrate.scratch.extensions import engine_limit, stand_in_note, stand_ins_used
 from db_migrate.verdict import EngineInfo, Finding, Unchecked
 
 MIN_DIFF_SECONDS = 10.0
@@ -63,6 +64,7 @@ def model_drift(
     from db_migrate.scratch.templates import ensure_template
 
     kept = None
+    plan = None
     if drift_cache.enabled():
         kept = drift_cache.entry_path(project, history, head, drift_cache.engine_identity(project, scratch_url))
         replay = drift_cache.load(kept)
@@ -95,15 +97,21 @@ def model_drift(
         if isinstance(e, MigrationTimeout):
             hint = ("The template at head is kept once built, so a later call is fast; or raise the limit "
                     "(--timeout / DB_MIGRATE_TIMEOUT), or skip drift (--no-drift).")
+        # an extension the scratch server lacks is its limitation: say how to check it (never a finding)
+        limit = engine_limit(e.message, stand_ins=bool(plan and plan.embedded))
+        hint = limit.replace("this revision", "the history") if limit else hint
         out.unchecked.append(Unchecked(what="model drift", reason=f"{e.message}" + (f" ({hint})" if hint else "")))
+        _note_stand_ins(out, plan, history, head)
         return out
+    _note_stand_ins(out, plan, history, head)
 
     out.alembic_heads = diff.heads
     if diff.runner == "built-in":
         out.unchecked.append(Unchecked(what="env.py", reason=f"Migrations ran without the project's env.py: {diff.runner_reason}"))
     if not diff.empty:
         _drift_finding(out, diff)
-    if kept is not None and not out.unchecked:
+    # the stand-in note is part of the answer for this history and engine: kept and replayed with it
+    if kept is not None and all(u.what.startswith("extensions ") for u in out.unchecked):
         drift_cache.save(kept, _outcome_to_json(out), [str(project.config_file), *diff.read_files], diff.listed_folders)
     return out
 
@@ -129,6 +137,21 @@ def _without_metadata(project: Project, out: DriftOutcome, kept, budget: float) 
     if kept is not None:  # a complete answer about the project as it is: kept while env.py and what it read are unchanged
         drift_cache.save(kept, _outcome_to_json(out), [str(project.config_file), *probe["files"]], probe["folders"])
     return True
+
+
+def _note_stand_ins(out: DriftOutcome, plan, history: History, head: str | None) -> None:
+    """On the embedded server: the pgcrypto / uuid-ossp stand-ins the history at head ran against, in ``unchecked``."""
+    if plan is None or not plan.embedded or head is None:
+        return
+    sources = []
+    for rev in history.ancestors(head, include_self=True):
+        try:
+            sources.append(history.by_id[rev].path.read_text(errors="replace"))
+        except OSError:
+            continue
+    used = stand_ins_used(sources)
+    if used:
+        out.unchecked.append(Unchecked(what="extensions " + ", ".join(used), reason=stand_in_note(used)))
 
 
 def _drift_finding(out: DriftOutcome, diff) -> None:

@@ -35,6 +35,7 @@ steps are fed to alembic lazily by :meth:`Runtime.run_plan`).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class _State:
         self.t0 = time.perf_counter()
         self.transactional = False
         self.commits_at_step = 0
+        self.commits_at_revision = 0  # commits seen when the tested revision's own upgrade began
 
 
 def run(config_file: str, section: str, url: str, revisions: list[str], rows: int = 20,
@@ -115,19 +117,27 @@ def _after_failure(rt: Runtime, st: _State, e: StepFailed, remaining: list[str],
     """Record the failed step; return (revisions to go on with here, revisions for a fresh database)."""
     phase, rev = st.phase
     st.steps.append({"revision": rev, "step": phase, "seconds": round(time.perf_counter() - st.t0, 4), "ok": False})
-    committed = tracer is not None and tracer.commits > st.commits_at_step
-    clean = st.transactional and not committed  # the rollback restored the state before the step
+    # A commit since the revision's upgrade began (autocommit_block, an explicit COMMIT) means the rollback
+    # restored neither the parent's state nor the step's start: the database holds part of the revision, and
+    # running anything here again (its upgrade as a prepare step, say) would fail on that leftover, not on
+    # the migration. Everything left goes to a fresh database, rebuilt from the template.
+    since = st.commits_at_step if phase == "prepare" else st.commits_at_revision
+    committed = tracer is not None and tracer.commits > since
+    clean = st.transactional and not committed  # the rollback restored the state before the revision
     if phase == "prepare":
-        # ``rev`` is an ancestor applied on unseeded tables: what descends from it cannot be reached here
+        # ``rev`` is an ancestor brought in to reach a later revision: what descends from it cannot be reached here
         needs = {r for r in remaining if r == rev or rev in _ancestors(rt, r)}
+        # "even on an empty database" only when it was: no row was seeded yet on this fresh database
+        # (templates hold no seeded rows)
+        empty = not st.seeded
         why = (f"its ancestor {rev} fails to upgrade even on an empty database: {e.message}"
-               if rev in st.known_failed or rev in st.revisions else f"its ancestor {rev} fails to upgrade: {e.message}")
+               if empty else f"its ancestor {rev} fails to upgrade here: {e.message}")
         for r in needs:
             if r != rev:
                 st.blocked[r] = why
         if rev not in st.known_failed:
             st.failures.append(_failure(rt, st, e, phase, rev))
-        else:
+        elif empty:
             st.fails_empty.append(rev)  # its earlier failure is not the seeded rows' doing
         rest = [r for r in remaining if r not in needs]
         return (rest, []) if clean else ([], rest)
@@ -147,7 +157,28 @@ def _failure(rt: Runtime, st: _State, e: StepFailed, phase: str, rev: str) -> di
         "hint": sqlite_hint(e.message),
     }
     failure.update(_partway(rt, st))
+    if e.sqlstate == "23514" and st.transactional:
+        row = _violating_row(rt, e.message)
+        if row:
+            failure["error"] = f"{e.message} (a seeded row it refuses: {row})"
     return failure
+
+
+_ADD_CHECK = re.compile(r"\[SQL: ALTER TABLE (\S+) ADD CONSTRAINT \S+ CHECK \((.*)\)\s*(?:NOT VALID\s*)?\]", re.I)
+
+
+def _violating_row(rt: Runtime, message: str) -> str | None:
+    """PostgreSQL says only "violated by some row" when a CHECK is added: the row, read back (rolled back already)."""
+    m = _ADD_CHECK.search(message)
+    if m is None:
+        return None
+    try:
+        row = rt.connection.exec_driver_sql(f"SELECT * FROM {m.group(1)} WHERE NOT ({m.group(2)}) LIMIT 1").first()
+        rt.connection.rollback()
+    except Exception:
+        rt.rollback()
+        return None
+    return None if row is None else ", ".join(f"{k}={v!r}" for k, v in row._mapping.items())
 
 
 def _partway(rt: Runtime, st: _State) -> dict[str, Any]:
@@ -273,6 +304,7 @@ def _plan(rt: Runtime, st: _State, revisions: list[str], ctx: Any, tracer):
             before_data = snap.data(before)
             st.steps.append({"revision": rev, "step": "seed", "seconds": round(time.perf_counter() - t, 4), "ok": True})
         commit_point()
+        st.commits_at_revision = tracer.commits if tracer is not None else 0
         if tracer is not None:
             tracer.start(rev)
         yield from step("upgrade", rev, True, before, fresh=False)

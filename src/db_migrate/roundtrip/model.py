@@ -49,7 +49,9 @@ class RoundtripResult(Verdict):
     """Seeded upgrade → downgrade → upgrade of one revision or a range, on a scratch database."""
 
     tool: str = "test_roundtrip"
-    status: Literal["passed", "failed"]
+    status: Literal["passed", "failed", "partial", "untested"] = Field(
+        description="passed: every revision roundtripped; failed: a step or a comparison failed (findings); partial: "
+        "no failure, but some revisions could not be tested (unchecked says why); untested: none could be.")
     failures: list[RoundtripFailure] = Field(default_factory=list)
     steps: list[RoundtripStep] = Field(default_factory=list, description="Each step with its duration.")
     runner: Literal["project-env", "built-in"] | None = Field(

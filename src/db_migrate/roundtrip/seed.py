@@ -4,13 +4,18 @@ Tables are reflected (``MetaData.reflect``) and filled parents first
 (``MetaData.sorted_tables``).  Values follow each column's type and the
 constraints that bind it:
 
-- primary keys, unique constraints and unique indexes get distinct values;
-  other columns repeat values (a later unique constraint meets duplicates);
+- every row gets its own value in each column (a value real rows need not
+  repeat is never repeated: a later UNIQUE does not fail on ``name-0``
+  twice), booleans and lists of allowed values aside;
 - foreign keys point at rows actually inserted in the parent table (no orphans);
 - nullable columns get some NULLs;
-- ``String(n)`` columns get some values of exactly ``n`` characters (a later
-  narrowing meets long values);
+- values stay short and within ``String(n)`` and ``Numeric(p, s)`` (a later
+  narrowing fails on real long values, not on invented ones);
 - numbers are positive (most CHECK constraints are ``>= 0`` / ``> 0``);
+- range types (``int4range``, ``tstzrange``...) get valid, non-overlapping ranges;
+- a partitioned table (PostgreSQL) gets rows whose partition key routes to an
+  existing partition (a value of a ``LIST`` partition, the lower bound of a
+  ``RANGE`` one); its partitions are filled through it;
 - CHECK constraints on one column are read: a list of allowed values
   (``col IN ('a', 'b')``, PostgreSQL's ``= ANY (ARRAY[...])``: a non-native
   ``sa.Enum``) is used as the column's values, a lower bound
@@ -42,6 +47,10 @@ def seed(conn: Any, rows: int, *, tables: list[str] | None = None, exclude: set[
     from sqlalchemy import MetaData
 
     wanted = set(tables) if tables is not None else None
+    routes, partitions = _partition_routes(conn)
+    if wanted is not None:
+        wanted -= partitions  # filled through their partitioned table
+    exclude = set(exclude) | partitions
     md = MetaData()
     # the wanted tables; reflection follows their foreign keys to the parents they need rows of
     md.reflect(bind=conn, only=lambda name, _md: name not in exclude and (wanted is None or name in wanted))
@@ -56,7 +65,7 @@ def seed(conn: Any, rows: int, *, tables: list[str] | None = None, exclude: set[
             continue
         err = None
         for plain in (False, True):
-            batch = _rows(table, rows, inserted, plain=plain)
+            batch = _rows(table, rows, inserted, plain=plain, routes=routes.get(table.name, {}))
             if not batch:
                 err = "no parent rows to reference"
                 break
@@ -188,10 +197,55 @@ def _alone_unique(table: Any) -> set[str]:
     return out
 
 
-def _rows(table: Any, n: int, inserted: dict[str, list[dict[str, Any]]], *, plain: bool) -> list[dict[str, Any]]:
+_PARTITIONS = (
+    "SELECT p.relname, c.relname, pg_get_expr(c.relpartbound, c.oid), pg_get_partkeydef(p.oid) "
+    "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+    "WHERE p.relkind = 'p' AND p.relnamespace = current_schema()::regnamespace"
+)
+_KEY = re.compile(r'^(LIST|RANGE)\s*\(\s*"?(\w+)"?\s*\)$', re.I)
+
+
+def _partition_routes(conn: Any) -> tuple[dict[str, dict[str, dict[str, Any]]], set[str]]:
+    """PostgreSQL: ``({partitioned table: {key column: {"values": [...]}}}, partition names)``.
+
+    The values route a row to an existing partition: each ``LIST`` partition's
+    values, each ``RANGE`` partition's lower bound (a ``DEFAULT`` partition takes
+    anything: no rule then).  A key over several columns or an expression gets
+    no rule (row-by-row insertion keeps what routes).
+    """
+    if conn.dialect.name != "postgresql":
+        return {}, set()
+    try:
+        with conn.begin_nested():
+            found = conn.exec_driver_sql(_PARTITIONS).all()
+    except Exception:
+        return {}, set()
+    values: dict[str, list[str]] = {}
+    keys: dict[str, str] = {}
+    anything: set[str] = set()
+    for parent, _child, bound, keydef in found:
+        m = _KEY.match(keydef or "")
+        if m is None:
+            anything.add(parent)
+            continue
+        keys[parent] = m.group(2)
+        if bound.strip().upper() == "DEFAULT":
+            anything.add(parent)
+        elif "FROM (" in bound.upper():
+            lower = _LITERAL.findall(bound.split(" TO ")[0]) or re.findall(r"FROM \((-?\d+(?:\.\d+)?)\)", bound)
+            values.setdefault(parent, []).extend(v.replace("''", "'") for v in lower[:1])
+        else:
+            values.setdefault(parent, []).extend(v.replace("''", "'") for v in _LITERAL.findall(bound))
+            values.setdefault(parent, []).extend(re.findall(r"(?<!')\b(-?\d+)\b(?!')", _LITERAL.sub("", bound)))
+    routes = {t: {keys[t]: {"values": v}} for t, v in values.items() if t not in anything and v}
+    return routes, {child for _p, child, _b, _k in found}
+
+
+def _rows(table: Any, n: int, inserted: dict[str, list[dict[str, Any]]], *, plain: bool,
+          routes: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     unique = _unique_columns(table)
     alone = _alone_unique(table)
-    checks = check_rules(table)
+    checks = {**check_rules(table), **(routes or {})}
     auto = table.autoincrement_column
     fk_values: dict[str, list[Any]] = {}
     for fk_cons in table.foreign_key_constraints:
@@ -229,7 +283,7 @@ def _rows(table: Any, n: int, inserted: dict[str, list[dict[str, Any]]], *, plai
                 values = rule["values"]
                 if col.name in unique and i >= len(values):
                     return out  # no more distinct allowed values: fewer rows
-                row[col.name] = values[(i if col.name in unique else i % 3) % len(values)]
+                row[col.name] = _typed(col, values[(i if col.name in unique else i % 3) % len(values)])
                 continue
             value = value_for(col, i, unique=col.name in unique, plain=plain)
             if rule and "min" in rule and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
@@ -246,7 +300,7 @@ def value_for(col: Any, i: int, *, unique: bool, plain: bool = False) -> Any:
     from sqlalchemy.sql.sqltypes import _AbstractInterval
 
     t = col.type
-    k = i if unique else i % 3
+    k = i  # distinct in every column: invented duplicates would break a later UNIQUE that real rows pass
     name = col.name
     if isinstance(t, sa.Enum) and t.enums:
         return t.enums[k % len(t.enums)]
@@ -284,21 +338,55 @@ def value_for(col: Any, i: int, *, unique: bool, plain: bool = False) -> Any:
         item = t.item_type
         return [k + 1] if isinstance(item, sa.Integer) else [f"{name}{k}"]
     if isinstance(t, sa.String):
-        return _text(name, k, getattr(t, "length", None), near_limit=not plain and i % 4 == 1)
+        return _text(name, k, getattr(t, "length", None))
     type_name = type(t).__name__.upper()
+    if type_name.endswith("RANGE") and not type_name.endswith("MULTIRANGE"):
+        return _range(type_name, k)
     if type_name in ("INET", "CIDR"):
         return f"10.0.{k // 250}.{k % 250 + 1}"
-    return _text(name, k, None, near_limit=False)
+    return _text(name, k, None)
 
 
-def _text(name: str, k: int, length: int | None, *, near_limit: bool) -> str:
+def _text(name: str, k: int, length: int | None) -> str:
     if "email" in name:
         s = f"user{k}@example.org"
     else:
         s = f"{name[:12]}-{k}"
-    if length:
-        if len(s) > length:
-            s = str(k)[-length:]
-        if near_limit:
-            s = (s + "x" * length)[:length]
+    if length and len(s) > length:
+        s = str(k)[-length:]
     return s
+
+
+def _range(type_name: str, k: int) -> Any:
+    """A valid range of the type, disjoint from the other rows' (an exclusion constraint on overlap holds)."""
+    from sqlalchemy.dialects.postgresql import Range
+
+    if type_name.startswith(("INT4", "INT8")):
+        return Range(k * 10 + 1, k * 10 + 6)
+    if type_name.startswith("NUM"):
+        return Range(Decimal(k * 10 + 1), Decimal(k * 10 + 6))
+    if type_name.startswith("DATE"):
+        return Range(date(2024, 1, 1) + timedelta(days=k * 10), date(2024, 1, 1) + timedelta(days=k * 10 + 5))
+    tz = timezone.utc if type_name.startswith("TSTZ") else None
+    start = _BASE_DT.replace(tzinfo=tz) + timedelta(hours=k * 10)
+    return Range(start, start + timedelta(hours=5))
+
+
+def _typed(col: Any, text: str) -> Any:
+    """A value read from the schema's SQL (a CHECK list, a partition bound) as the column's Python type."""
+    import sqlalchemy as sa
+
+    t = col.type
+    try:
+        if isinstance(t, sa.Integer):
+            return int(text)
+        if isinstance(t, (sa.Float, sa.Numeric)) and not isinstance(t, sa.Integer):
+            return Decimal(text) if isinstance(t, sa.Numeric) and t.asdecimal else float(text)
+        if isinstance(t, sa.DateTime):
+            v = datetime.fromisoformat(text)
+            return v.replace(tzinfo=v.tzinfo or timezone.utc) if t.timezone else v.replace(tzinfo=None)
+        if isinstance(t, sa.Date):
+            return date.fromisoformat(text[:10])
+    except ValueError:
+        return text
+    return text

@@ -6,7 +6,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, UsageError
+from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationTimeout, ProjectCodeError, UsageError
 from db_migrate.project import History, Project, load_history
 from db_migrate.roundtrip.locks import LockCheck, StatementTrace, confirm_findings
 from db_migrate.roundtrip.model import RoundtripFailure, RoundtripResult, RoundtripStep
@@ -14,7 +14,8 @@ from db_migrate.roundtrip.snapshot import describe_changes
 from db_migrate.sandbox import DEFAULT_TIMEOUT, progress, reports_isolation, run_job
 from db_migrate.scratch import refuse_production, scratch_database
 from db_migrate.scratch.engine import SUPERUSER_ONLY_REASON, engine_only, plan_scratch, superuser_only
-from db_migrate.verdict import Finding, Unchecked, decide
+from db_migrate.scratch.extensions import engine_limit, stand_in_note, stand_ins_used
+from db_migrate.verdict import Escalation, Finding, Trigger, Unchecked, decide
 
 if TYPE_CHECKING:
     from db_migrate.policy.classify import PolicyDecision
@@ -69,16 +70,21 @@ def test_roundtrip(
     run = _run_all(project, history, server, revisions, rows, template, job_timeout)
     pairs = run["pairs"]
     if rows > 0:
-        run["databases"] += _retry_on_empty(project, server, pairs, template, job_timeout)
+        _retry_on_empty(project, server, run, template, job_timeout)
     failures, artifacts = _split_seed_artifacts([f for f, _ in pairs])
     # a type or SQL form the scratch engine lacks says nothing about the migration on its own engine
     not_ours = [f for f in failures if engine_only(plan, f"{f.message} {f.error or ''}")]
+    # nor does an extension the scratch server lacks (pgcrypto beyond its stand-in, PostGIS)
+    limits = [(f, why) for f in failures if all(f is not g for g in not_ours)
+              and (why := engine_limit(f.error, stand_ins=plan.embedded))]
     # nor does what only a superuser may do, on the embedded server where project code is an ordinary role
-    not_super = [f for f in failures if superuser_only(plan, f.error) and all(f is not g for g in not_ours)]
+    not_super = [f for f in failures if superuser_only(plan, f.error) and all(f is not g for g in not_ours)
+                 and all(f is not g for g, _ in limits)]
     not_ours += not_super
     # nor does a package the project needs that is not installed where db-migrate runs (uvx, another venv)
     lacking = [(f, name) for f in failures if (name := _not_installed(project, f.error))]
-    failures = [f for f in failures if all(f is not g for g in not_ours) and all(f is not g for g, _ in lacking)]
+    set_aside = [*not_ours, *(f for f, _ in limits), *(f for f, _ in lacking)]
+    failures = [f for f in failures if all(f is not g for g in set_aside)]
 
     unchecked = [*plan.unchecked, *(
         Unchecked(what=f"{f.step} as an ordinary role", revision=f.revision,
@@ -95,16 +101,20 @@ def test_roundtrip(
                   "into the project's), then test again.")
         for f, name in lacking
     ]
+    unchecked += [Unchecked(what=f"{f.step} of {f.revision} on this scratch server", revision=f.revision,
+                            reason=f"{why} ({f.error})") for f, why in limits]
+    if plan.embedded:
+        used = stand_ins_used(_sources(history, revisions))
+        if used:
+            unchecked.append(Unchecked(what="extensions " + ", ".join(used), reason=stand_in_note(used)))
     unchecked += [Unchecked(what=f"seeding table {t}", reason=why) for t, why in run["seed_skipped"].items()]
     if template_why:
         unchecked.append(Unchecked(what="template of the parent schema", reason=template_why + "; the history was replayed instead"))
     for rev, why in run["blocked"].items():
         unchecked.append(Unchecked(what="roundtrip", reason=why, revision=rev))
     for f in artifacts:
-        unchecked.append(Unchecked(
-            what=f"{f.step} of {f.revision} with rows", revision=f.revision,
-            reason=f"only the seeded values fail it ({f.error}); it passes on an empty database. Seeded text is not "
-            "a value the conversion expects, which real rows may well be: check the conversion against real data."))
+        unchecked.append(Unchecked(what=f"{f.step} of {f.revision} with rows", revision=f.revision,
+                                   reason=_seed_reason(f, f.revision in run["retested"])))
     findings = [
         Finding(rule=f.kind, severity="error", phase="downgrade" if f.step == "downgrade" else "upgrade",
                 message=f"{f.revision}: {f.message}" + (f": {f.error}" if f.error else ""),
@@ -117,19 +127,24 @@ def test_roundtrip(
     escalation = decided.escalation if decided else None
     # a failed step is an error finding (revise); as in every tool, a trigger outranks it, so review,
     # classify and roundtrip give one decision for the same revision
+    checked = len(set(run["checked"]))
+    not_tested = set(run["blocked"]) | {f.revision for f in set_aside}
+    not_tested -= set(run["checked"])
+    status = "failed" if failures else ("untested" if not checked else "partial") if not_tested else "passed"
+    if status in ("untested", "partial"):
+        # nothing tested is not a pass: a revision that could not run is never proceeded with on its account
+        escalation = _untested_escalation(escalation, sorted(not_tested, key=revisions.index), unchecked)
     decision = decide(findings, escalation)
-    status = "failed" if failures else "passed"
-    checked = len(run["checked"])
-    not_tested = len(run["blocked"]) + len({f.revision for f, _ in lacking})
-    untested = f", {not_tested} could not be tested" if not_tested else ""
+    untested = f", {len(not_tested)} could not be tested" if not_tested else ""
     summary = (
-        f"roundtrip passed for {checked} revision(s) on {dialect} with {rows} seeded rows per table{untested}"
-        if status == "passed"
+        f"roundtrip {'passed' if status == 'passed' else 'ran'} for {checked} revision(s) on {dialect} with {rows} "
+        f"seeded rows per table{untested}"
+        if status != "failed"
         else f"roundtrip failed on {dialect}: {len(failures)} failure(s) in "
         f"{len({f.revision for f in failures})} revision(s) ({', '.join(sorted({f.kind for f in failures}))}); "
         f"{checked} of {len(revisions)} revision(s) roundtripped{untested}"
     )
-    if decision == "escalate" and decided is not None:
+    if decision == "escalate" and decided is not None and decided.escalation is not None and decided.escalation.required:
         summary = f"{decided.headline}; {summary}"
     else:
         summary = f"{decision}: {summary}"
@@ -199,7 +214,7 @@ def _run_all(project: Project, history: History, server: str | None, revisions: 
     """
     acc: dict[str, Any] = {"pairs": [], "steps": [], "checked": [], "seeded": {}, "seed_skipped": {}, "blocked": {},
                            "locks": [], "runner": None, "runner_reason": None, "database": "", "databases": 0,
-                           "settled": set()}
+                           "settled": set(), "retested": set()}
     by_rev: dict[str, RoundtripFailure] = {}
     pending = list(revisions)
     while pending:
@@ -314,40 +329,69 @@ def _run(project: Project, history: History | None, server: str | None, revision
                 needs = {r for r in rest if stopped in history.ancestors(r)}
                 out["blocked"] = {r: f"its ancestor {stopped} did not complete ({e.code})" for r in needs}
                 out["resume"] = [r for r in rest if r not in needs]
-        except DbMigrateError:
-            raise
+        except ProjectCodeError as e:
+            if _not_installed(project, e.message) is None:
+                raise
+            # a revision imports, at load time, a package not installed here: alembic loads every revision
+            # file before running any, so none of this job's revisions can run (each is unchecked, not failed)
+            at = re.search(r"\(at (.+?):\d+\)$", e.message)
+            rev = next((r for r in revisions if history is not None and at is not None
+                        and str(history.by_id[r].path) == at.group(1)), revisions[0])
+            out = {"failures": [{"kind": "upgrade-failed", "revision": rev, "step": "upgrade",
+                                 "message": f"loading {rev} failed", "error": e.message}],
+                   "steps": [], "checked": [], "seeded": {}, "resume": [],
+                   "blocked": {r: f"the history could not be loaded here: {e.message}" for r in revisions if r != rev}}
     return out, database
 
 
-def _retry_on_empty(project: Project, server: str | None, pairs: list[tuple[RoundtripFailure, dict | None]],
-                    template: str | None, timeout: float) -> int:
+def _retry_on_empty(project: Project, server: str | None, run: dict[str, Any], template: str | None,
+                    timeout: float) -> None:
     """Re-run each failed step's revision on an empty database: ``populated_only`` when it then passes.
 
-    Returns how many scratch databases that took.
-
-    ``pairs``: each failure with the schema left behind by a partly applied step (or None).
+    A step that fails only with the seeded rows does not end the revision's
+    test: the rest of its roundtrip (after a failed upgrade, its own
+    downgrade and re-upgrade) runs on the empty database, and what fails
+    there is reported like any failure (``run["retested"]`` lists those
+    revisions, and they count as checked).  Adds the scratch
+    databases it took to ``run["databases"]``.
     """
-    runs = 0
-    for f, partial in pairs:
+    run.setdefault("retested", set())
+    for f, partial in list(run["pairs"]):
         if f.kind not in _STEP_KINDS or f.error_code == "migration-timeout" or f.step == "prepare":
             continue
-        if f.populated_only is not None and not (f.populated_only and f.kind == "upgrade-failed" and f.applied_partway):
-            continue  # settled already: its upgrade ran again unseeded to reach its descendants
+        if f.populated_only is False:
+            continue  # settled: its upgrade failed again before any row was seeded
+        if f.populated_only and f.kind != "upgrade-failed":
+            continue
         progress(f"{f.revision}: retrying on an empty database")
-        runs += 1
+        run["databases"] += 1
         out, _ = _run(project, None, server, [f.revision], 0, template, timeout, keep_schemas=True)
-        again = [g for g in out["failures"] if g["kind"] == f.kind]
+        again = [g for g in out["failures"] if g["kind"] == f.kind and g["revision"] == f.revision]
         f.populated_only = not again
-        if f.populated_only and f.kind == "upgrade-failed" and f.applied_partway:
+        if not f.populated_only:
+            continue
+        # the rest of its roundtrip, on the empty database: counted and reported like any other
+        run["retested"].add(f.revision)
+        run["checked"] += [r for r in out["checked"] if r == f.revision and r not in run["checked"]]
+        later = ("downgrade", "reupgrade") if f.kind == "upgrade-failed" else ("reupgrade",)
+        run["steps"] += [s for s in out["steps"] if s["revision"] == f.revision and s["step"] in later]
+        for raw in out["failures"]:
+            if raw["revision"] == f.revision and raw["kind"] != f.kind:
+                raw["message"] = f"{raw['message']} (on an empty database: the {f.step} fails only with seeded rows)"
+                run["pairs"].append((RoundtripFailure(**_fields(raw)), None))
+        if f.kind == "upgrade-failed" and f.applied_partway:
             full = out.get("schemas", {}).get(f.revision)
             if full is not None and partial is not None:
                 # alembic's batch temp tables are leftovers of the failure, not part of the revision
                 f.not_applied = [c for c in describe_changes(partial, full) if "_alembic_tmp_" not in c]
-    return runs
 
 
 # SQLSTATEs of a value that does not convert to the new type (invalid text representation, datetime format)
 _CONVERSION_ERRORS = {"22P02", "22007", "22008"}
+# a constraint or a limit that invented rows break (unique, check, foreign key, exclusion; too long, out of
+# range): real rows may or may not hold such values, so the seeded rows prove nothing
+_VALUE_ERRORS = {"23505", "23514", "23503", "23P01", "22001", "22003"}
+_CONSTRAINT = re.compile(r'constraint "([^"]+)"')
 # the free-form text the seeder invents (seed._text): 'status-3', 'status-3xxxx', 'user3@example.org'
 _INVENTED = re.compile(r"^(\w{0,12}-\d+x*|user\d+@example\.org)$")
 
@@ -386,16 +430,58 @@ def _split_seed_artifacts(failures: list[RoundtripFailure]) -> tuple[list[Roundt
     that column need hold: that is not the revision's fault.  A value taken
     from the schema (an enum label, a CHECK's list) could be in real rows, so
     a conversion refusing it stays a failure (a dropped enum value, say).
+    Likewise a constraint or a limit the revision adds that the invented rows
+    break (a UNIQUE over repeated values, a CHECK, a foreign key to ids that
+    are not there, a narrower column): the rows prove nothing about real data.
+    A NOT NULL without a default stays a failure: any row at all breaks it.
     """
     real, artifacts = [], []
     for f in failures:
         value = re.search(r': "([^"]*)"', f.error or "")
-        if (f.kind == "upgrade-failed" and f.populated_only and f.sqlstate in _CONVERSION_ERRORS
-                and value is not None and _INVENTED.match(value.group(1))):
+        if f.kind == "upgrade-failed" and f.populated_only and (
+                f.sqlstate in _VALUE_ERRORS
+                or (f.sqlstate in _CONVERSION_ERRORS and value is not None and _INVENTED.match(value.group(1)))):
             artifacts.append(f)
         else:
             real.append(f)
     return real, artifacts
+
+
+def _seed_reason(f: RoundtripFailure, retested: bool) -> str:
+    """The ``unchecked`` reason of an upgrade only the invented rows break: the constraint and the value."""
+    m = _CONSTRAINT.search(f.error or "")
+    what = f"constraint {m.group(1)}" if m else "the conversion"
+    tested = (" Its downgrade and re-upgrade were tested on an empty database." if retested else "")
+    return (f"only the seeded values fail it ({f.error}); it passes on an empty database.{tested} The values "
+            f"db-migrate invents are no evidence about real rows: check {what} against real data.")
+
+
+def _untested_escalation(escalation: Escalation | None, revisions: list[str], unchecked: list[Unchecked]) -> Escalation:
+    """The policy's escalation plus the trigger that no revision goes ahead untested."""
+    evidence = [f"{u.revision}: {u.reason}" for u in unchecked if u.revision in revisions][:10]
+    trigger = Trigger(
+        trigger="untested-revision",
+        reason=f"{len(revisions)} revision(s) could not be roundtripped here ({', '.join(revisions[:10])}"
+        f"{' ...' if len(revisions) > 10 else ''}): a human, or a scratch server that can run them, must check them.",
+        evidence=evidence)
+    base = escalation.model_copy(deep=True) if escalation is not None else Escalation(required=True)
+    base.required = True
+    base.triggers.append(trigger)
+    return base
+
+
+def _sources(history: History, revisions: list[str]) -> list[str]:
+    """The source of ``revisions`` and of their ancestors (what ran on the scratch database)."""
+    wanted: set[str] = set()
+    for r in revisions:
+        wanted |= history.ancestors(r, include_self=True)
+    out = []
+    for r in wanted:
+        try:
+            out.append(history.by_id[r].path.read_text(errors="replace"))
+        except OSError:
+            continue
+    return out
 
 
 def _lock_checks(project: Project, history: History, checked: list[str],

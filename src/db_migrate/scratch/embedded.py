@@ -98,6 +98,7 @@ _TUNING = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off
 
 _hold_lease = False
 _lease_written: Path | None = None
+_stand_ins_done: tuple[Path, int] | None = None
 
 
 class EmbeddedUnavailable(DbMigrateError):
@@ -230,6 +231,8 @@ def ensure_running() -> str:
             running = _start(where, data)
         if not _hardened(data):
             running = _harden(where, data, running)
+        if _stand_ins_done != (where, running[0]):
+            _stand_ins(where, running)
         (where / "last-used").touch()
         _ensure_watcher(where)
         _write_lease(where)
@@ -265,6 +268,18 @@ def _start(where: Path, data: Path) -> tuple[int, str]:
     if fresh:
         _tune(running[1])
     return running
+
+
+def _stand_ins(where: Path, running: tuple[int, str]) -> None:
+    """The pgcrypto / uuid-ossp stand-ins (:mod:`.extensions`), once per server (pid) and process."""
+    global _stand_ins_done
+    from db_migrate.scratch.extensions import install_stand_ins
+
+    try:
+        install_stand_ins(where, _connect_kwargs(running[1]))
+    except Exception:
+        return  # without them a revision creating pgcrypto is an engine limitation (unchecked), not an error
+    _stand_ins_done = (where, running[0])
 
 
 def _tune(url: str) -> None:
