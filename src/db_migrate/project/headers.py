@@ -35,6 +35,11 @@ class RevisionHeader:
     """What is malformed: a non-literal value, ``branch_labels = "None"``, a missing ``revision``..."""
     lines: dict[str, int] = field(default_factory=dict, compare=False)
     """1-based line of each header assignment."""
+    downgrade: str = "unknown"
+    """What ``downgrade()`` is, read from the syntax tree: ``missing`` (no function), ``empty`` (only ``pass``,
+    a docstring or ``...``), ``raise`` (its body only raises), ``code``, or ``unknown`` (not read)."""
+    downgrade_reason: str | None = None
+    """The message of a downgrade that only raises (``raise Exception("cannot go back: ...")``)."""
 
     @property
     def is_merge(self) -> bool:
@@ -78,9 +83,10 @@ def _as_ids(value: Any, name: str, problems: list[str]) -> tuple[str, ...]:
     return ()
 
 
-def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
+def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int], dict[str, ast.expr]]:
     raw: dict[str, Any] = {}
     lines: dict[str, int] = {}
+    nodes: dict[str, ast.expr] = {}
     for stmt in tree.body:
         targets: list[ast.expr]
         if isinstance(stmt, ast.Assign):
@@ -93,7 +99,109 @@ def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
             if isinstance(t, ast.Name) and t.id in HEADER_NAMES:
                 raw[t.id] = _literal(value)
                 lines[t.id] = stmt.lineno
-    return raw, lines
+                nodes[t.id] = value
+    return raw, lines, nodes
+
+
+def _module_file(path: Path, dotted: str) -> Path | None:
+    """The file of module ``dotted`` in a folder above ``path`` (how the project's own package is laid out)."""
+    parts = dotted.split(".")
+    for folder in path.resolve().parents:
+        for candidate in (folder.joinpath(*parts).with_suffix(".py"), folder.joinpath(*parts, "__init__.py")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _module_constants(file: Path) -> dict[str, str]:
+    """Module-level ``NAME = "literal"`` assignments of ``file`` (nothing on any error)."""
+    try:
+        return _constants(ast.parse(file.read_text(encoding="utf-8", errors="replace")))
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return {}
+
+
+def _imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted module or ``module:attribute`` for the module's top-level imports."""
+    out: dict[str, str] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            for a in stmt.names:
+                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            for a in stmt.names:
+                # `from pkg import mod` may name a module or an attribute: both are tried
+                out[a.asname or a.name] = f"{stmt.module}:{a.name}"
+    return out
+
+
+def static_labels(node: ast.expr, tree: ast.Module, path: Path) -> tuple[str, ...] | None:
+    """``branch_labels`` built from constants, resolved without running anything, or None if it cannot be.
+
+    ``(cli.EXPAND_BRANCH,)`` with ``from pkg.migration import cli``: the constant is read from
+    ``pkg/migration/cli.py`` found in a folder above the revision (the project's own package); a
+    module-level constant of the revision itself works too.
+    """
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]
+    local = _constants(tree)
+    imports = _imports(tree)
+    out = []
+    for item in items:
+        value = None
+        if isinstance(item, ast.Constant) and isinstance(item.value, str):
+            value = item.value
+        elif isinstance(item, ast.Name):
+            value = local.get(item.id)
+            if value is None and ":" in imports.get(item.id, ""):
+                module, attr = imports[item.id].split(":")
+                file = _module_file(path, module)
+                value = _module_constants(file).get(attr) if file else None
+        elif isinstance(item, ast.Attribute) and isinstance(item.value, ast.Name) and item.value.id in imports:
+            target = imports[item.value.id]
+            module = target.replace(":", ".")
+            file = _module_file(path, module)
+            value = _module_constants(file).get(item.attr) if file else None
+        if value is None:
+            return None
+        out.append(value)
+    return tuple(out)
+
+
+def _constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level ``NAME = "literal"`` assignments of a parsed module."""
+    out = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            out.update({t.id: stmt.value.value for t in stmt.targets if isinstance(t, ast.Name)})
+    return out
+
+
+def _only_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        return body[1:]
+    return body
+
+
+def downgrade_kind(tree: ast.Module | None) -> tuple[str, str | None]:
+    """What the module's ``downgrade()`` is (see :attr:`RevisionHeader.downgrade`) and a raise's message."""
+    if tree is None:
+        return "unknown", None
+    fn = next((st for st in tree.body if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and st.name == "downgrade"), None)
+    if fn is None:
+        return "missing", None
+    body = [st for st in _only_docstring(fn.body) if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))]
+    if all(isinstance(st, ast.Pass) for st in body):
+        return "empty", None
+    if len(body) == 1 and isinstance(body[0], ast.Raise):
+        exc = body[0].exc
+        args = exc.args if isinstance(exc, ast.Call) else []
+        msg = next((a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None)
+        if msg is None and args and isinstance(args[0], ast.JoinedStr):
+            msg = ast.unparse(args[0])
+        name = exc.func if isinstance(exc, ast.Call) else exc
+        kind = name.attr if isinstance(name, ast.Attribute) else getattr(name, "id", "")
+        return "raise", msg or kind or None
+    return "code", None
 
 
 def parse_module(source: str | bytes, filename: str = "<revision>") -> tuple[ast.Module | None, tuple[str, int | None] | None]:
@@ -147,7 +255,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         except ValueError as e:  # null bytes in the source
             raise HeaderSyntaxError(path, str(e), None) from None
         scanned = _scan(tree)
-    raw, lines = scanned
+    raw, lines, nodes = scanned
     problems: list[str] = []
     rev = raw.get("revision")
     if "revision" not in raw:
@@ -159,11 +267,16 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
     down = _as_ids(raw.get("down_revision"), "down_revision", problems) if "down_revision" in raw else ()
     if "down_revision" not in raw and rev is not None:
         problems.append("no module-level `down_revision = ...` assignment")
-    labels = _as_ids(raw.get("branch_labels"), "branch_labels", problems)
+    labels: tuple[str, ...] | None = None
+    if raw.get("branch_labels") is _NOT_LITERAL and tree is not None:
+        labels = static_labels(nodes["branch_labels"], full or tree, path)
+    if labels is None:
+        labels = _as_ids(raw.get("branch_labels"), "branch_labels", problems)
     deps = _as_ids(raw.get("depends_on"), "depends_on", problems)
     # only the first line is kept, so the (costly) indentation cleanup is not needed
     doc = ast.get_docstring(tree, clean=False) if tree is not None else None
     message = doc.strip().splitlines()[0].strip() if doc and doc.strip() else None
+    down_kind, down_reason = downgrade_kind(full)
     return RevisionHeader(
         path=path,
         revision=rev,
@@ -173,4 +286,6 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         message=message,
         problems=tuple(problems),
         lines=lines,
+        downgrade=down_kind,
+        downgrade_reason=down_reason,
     )
