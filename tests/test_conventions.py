@@ -56,3 +56,137 @@ def test_two_heads_on_the_same_labelled_branch_still_need_a_merge(tmp_path):
     r = check_heads(load_project(root), drift=False)
     (f,) = [f for f in r.findings if f.rule == "multiple-heads"]
     assert f.severity == "error" and r.decision == "revise"
+
+
+# ---------------------------------------------------------------- downgrade practice
+
+from db_migrate.classify import classify_escalation  # noqa: E402
+from db_migrate.review import review_migration  # noqa: E402
+
+_ADD = "def upgrade():\n    op.add_column('hosts', sa.Column('c{n}', sa.Integer(), nullable=True))\n\n\n"
+_DROP = "def upgrade():\n    op.drop_column('hosts', 'legacy')\n\n\n"
+
+
+def _history(tmp_path: Path, downgrade: str | None, n: int = 6, last: str | None = None, settings: str = "") -> Path:
+    """``n`` revisions adding a column each, with ``downgrade`` as their downgrade() (None: no function)."""
+    down = "" if downgrade is None else downgrade
+    revs = [{"body": _ADD.format(n=i) + down} for i in range(n)]
+    if last is not None:
+        revs.append({"body": last + down})
+    root = make_project(tmp_path, revs)
+    if settings:
+        (root / "pyproject.toml").write_text(f"[tool.db-migrate]\n{settings}\n")
+    return root
+
+
+def _rules(result) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in result.findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+def test_a_project_that_never_writes_downgrades_gets_one_note_and_no_escalation(tmp_path):
+    r = review_migration(load_project(_history(tmp_path, None)), all_revisions=True)
+    assert r.conventions.downgrades == "never" and "6 of 6" in r.conventions.evidence[0]
+    rules = _rules(r)
+    assert "missing-downgrade" not in rules
+    (note,) = rules["project-conventions"]
+    assert note.severity == "info" and "no downgrades" in note.message
+    assert r.decision == "proceed" and not r.escalation.required
+
+
+def test_without_downgrades_a_revision_that_destroys_data_still_escalates(tmp_path):
+    root = _history(tmp_path, None, last=_DROP)
+    project = load_project(root)
+    r = review_migration(project, all_revisions=True)
+    assert r.decision == "escalate"
+    rollback = next(t for t in r.escalation.triggers if t.trigger == "unclear-rollback")
+    assert len(rollback.evidence) == 1 and "only a restore" in rollback.evidence[0]
+    c = classify_escalation(project, "000000000007")
+    assert c.decision == "escalate" and {t.trigger for t in c.escalation.triggers} >= {"unclear-rollback", "drop-with-data"}
+    assert classify_escalation(project, "000000000003").decision == "proceed"
+
+
+def test_a_project_that_writes_downgrades_still_gets_missing_downgrade(tmp_path):
+    revs = [{"body": _ADD.format(n=i) + f"def downgrade():\n    op.drop_column('hosts', 'c{i}')\n"} for i in range(6)]
+    revs.append({"body": _ADD.format(n=9) + "def downgrade():\n    pass\n"})
+    r = review_migration(load_project(make_project(tmp_path, revs)), all_revisions=True)
+    assert r.conventions.downgrades == "written"
+    (f,) = _rules(r)["missing-downgrade"]
+    assert f.severity == "error" and r.decision == "escalate"
+
+
+def test_the_convention_can_be_set_in_the_policy(tmp_path):
+    # three revisions are too few to call it a habit; the project says so itself
+    r = review_migration(load_project(_history(tmp_path, None, n=3, settings='conventions = {downgrades = "never"}')), all_revisions=True)
+    assert r.conventions.downgrades == "never" and "set in [tool.db-migrate]" in r.conventions.evidence[-1]
+    assert "missing-downgrade" not in _rules(r) and r.decision == "proceed"
+    r = review_migration(load_project(_history(tmp_path / "b", None, n=3)), all_revisions=True)
+    assert r.conventions.downgrades == "written" and "missing-downgrade" in _rules(r)
+
+
+def test_downgrades_that_raise_by_design_are_irreversible_not_failures(tmp_path):
+    raising = "def downgrade():\n    raise Exception('Downgrade not supported: restore from backup')\n"
+    r = review_migration(load_project(_history(tmp_path, raising)), all_revisions=True)
+    assert r.conventions.downgrades == "raise"
+    rules = _rules(r)
+    assert "migration-raises" not in rules and "missing-downgrade" not in rules
+    assert len(rules["irreversible-by-design"]) == 6
+    assert all("restore from backup" in f.message and f.severity == "info" for f in rules["irreversible-by-design"])
+    assert r.decision == "proceed"
+
+
+def test_not_implemented_downgrades_by_convention_are_irreversible_too(tmp_path):
+    r = review_migration(load_project(_history(tmp_path, "def downgrade():\n    raise NotImplementedError('one-way')\n")), all_revisions=True)
+    assert r.conventions.downgrades == "raise"
+    rules = _rules(r)
+    assert "missing-downgrade" not in rules and {f.severity for f in rules["irreversible-by-design"]} == {"info"}
+
+
+def test_one_deliberate_raise_in_a_project_that_writes_downgrades(tmp_path):
+    revs = [{"body": _ADD.format(n=i) + f"def downgrade():\n    op.drop_column('hosts', 'c{i}')\n"} for i in range(6)]
+    revs.append({"body": "def upgrade():\n    op.execute(\"UPDATE hosts SET c1 = 0 WHERE c1 IS NULL\")\n\n\n"
+                 "def downgrade():\n    raise RuntimeError('cannot tell which rows were NULL')\n"})
+    r = review_migration(load_project(make_project(tmp_path, revs)), "000000000007")
+    rules = _rules(r)
+    assert "migration-raises" not in rules
+    (f,) = rules["irreversible-by-design"]
+    assert "cannot tell which rows were NULL" in f.message
+    assert r.decision == "escalate"  # a one-way step in a project that can roll back: a human decides
+
+
+def test_an_upgrade_that_returns_early_on_this_engine_needs_no_downgrade(tmp_path):
+    skip = ("def upgrade():\n    if op.get_context().dialect.name != 'mysql':\n        return\n"
+            "    op.execute('ALTER TABLE hosts ENGINE=InnoDB')\n\n\ndef downgrade():\n    pass\n")
+    r = review_migration(load_project(make_project(tmp_path, [{"body": skip}, {"body": skip}])), "000000000002")
+    assert "missing-downgrade" not in _rules(r) and r.decision == "proceed"
+    # on MySQL the statement runs, and the empty downgrade is reported
+    r = review_migration(load_project(make_project(tmp_path / "m", [{"body": skip}, {"body": skip}], url="mysql://u@h/db")), "000000000002")
+    assert "missing-downgrade" in _rules(r)
+
+
+def test_marker_revisions_are_noted_not_deleted(tmp_path):
+    from db_migrate.review.engine import review_source
+
+    marker = make_project(tmp_path, [{}, {"message": "Queens release marker"}])
+    r = review_migration(load_project(marker), "000000000002")
+    (f,) = _rules(r)["empty-migration"]
+    assert f.severity == "info" and "marker" in f.message and f.fix is None
+    assert "000000000002" in r.conventions.markers
+    noise = "def upgrade():\n    # ### commands auto generated by Alembic - please adjust! ###\n    pass\n\n\ndef downgrade():\n    pass\n"
+    r = review_migration(load_project(make_project(tmp_path / "n", [{}, {"body": noise, "message": "empty message"}])), "000000000002")
+    (f,) = _rules(r)["empty-migration"]
+    assert f.severity == "error" and "Delete" in f.message
+    assert review_source  # the in-process pipeline is the same (used by the rule examples)
+
+
+def test_the_migrations_own_helpers_are_not_orm_imports():
+    from db_migrate.rules.orm_import import is_orm_import
+
+    assert not is_orm_import("neutron.db", ("migration",))
+    assert not is_orm_import("ironic.db.migrations.utils", ("column_exists",))
+    assert not is_orm_import(".", ("helpers",))
+    assert is_orm_import("app.models", ("User",))
+    assert is_orm_import("app.migrations.models", ("head",))
+    assert is_orm_import("app.db", ("session",))

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from db_migrate.capture.model import SourceFact
+from db_migrate.project.headers import body_kind
 
 #: Libraries a migration may legitimately import.
 MIGRATION_LIBRARIES = frozenset(
@@ -85,23 +86,10 @@ def _module_origin(name: str, root: Path) -> str:
 
 
 def function_body_kind(tree: ast.Module, name: str) -> str:
-    """``missing``, ``pass`` (only pass/docstring/...), ``not-implemented`` or ``code``."""
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
-            body = [
-                s for s in node.body
-                if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))  # docstring, ...
-                and not isinstance(s, ast.Pass)
-            ]
-            if not body:
-                return "pass"
-            if len(body) == 1 and isinstance(body[0], ast.Raise):
-                exc = body[0].exc
-                target = exc.func if isinstance(exc, ast.Call) else exc
-                if isinstance(target, ast.Name) and target.id == "NotImplementedError":
-                    return "not-implemented"
-            return "code"
-    return "missing"
+    """``missing``, ``pass`` (only pass/docstring/...), ``not-implemented`` or ``code`` (a lone raise of another
+    exception is code here: it runs and stops; :func:`db_migrate.project.headers.body_kind` tells it apart)."""
+    kind = body_kind(tree, name)[0]
+    return "code" if kind == "raise" else kind
 
 
 _IRREVERSIBLE = re.compile(r"#\s*db-migrate:\s*irreversible\b[:\s]*(.*)$", re.IGNORECASE)
@@ -111,7 +99,8 @@ def irreversible_marker(tree: ast.Module, source: str) -> str | None:
     """The reason of a ``# db-migrate: irreversible <reason>`` comment inside ``downgrade()`` or on the line above it.
 
     The marker declares a deliberate one-way step; the reason is what a reviewer is shown. None without a marker;
-    ``"no reason given"`` for a bare marker.
+    ``"no reason given"`` for a bare marker. A downgrade whose whole body raises an exception (not
+    NotImplementedError) with a message is declared the same way: the message is the reason.
     """
     lines = source.splitlines()
     for node in tree.body:
@@ -121,6 +110,10 @@ def irreversible_marker(tree: ast.Module, source: str) -> str | None:
                 m = _IRREVERSIBLE.search(text)
                 if m:
                     return m.group(1).strip() or "no reason given"
+    kind, message = body_kind(tree, "downgrade")
+    if kind == "raise" and message:
+        # `raise SomeError("downgrade unsupported: ...")` alone is a declaration too: nobody raises by accident
+        return f"the downgrade raises on purpose: {message}"
     return None
 
 

@@ -242,7 +242,7 @@ def decide_for(
     _drops(triggers, upgrade, facts)
     _primary_keys(triggers, upgrade, current)
     _large(triggers, upgrade, policy, facts, dialect, unchecked)
-    _rollback(triggers, ops, current)
+    _rollback(triggers, ops, current, getattr(review, "conventions", None))
     if preflight is not None:
         _preflight(triggers, findings, unchecked, preflight)
 
@@ -505,25 +505,46 @@ def _before_pg11(policy: Policy) -> bool:
     return target is not None and target[0] == "postgresql" and target[1] < (11,)
 
 
-def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
-    for f in findings:
-        if f.rule in ROLLBACK_RULES:
-            triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
-    flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
+def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: Any = None) -> None:
+    # A project that never writes downgrades (or makes them raise by design) rolls back by restoring a backup:
+    # an absent downgrade is its convention, not a question for a human, unless the upgrade destroys data
+    # that only that restore could bring back.
     by_revision: dict[str | None, list[_Op]] = {}
     for o in ops:
         by_revision.setdefault(o.revision, []).append(o)
-    for rev in by_revision.keys() - flagged:
+    relaxed = conventions is not None and conventions.downgrades in ("never", "raise")
+    losing = _losing(ops) if relaxed else {}
+    exempt = {rev for rev, mine in by_revision.items() if relaxed and rev not in losing and not any(o.phase == "downgrade" for o in mine)}
+    for f in findings:
+        if f.rule in ROLLBACK_RULES and not (f.revision in exempt and f.rule in ("missing-downgrade", "irreversible-by-design")):
+            triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
+    flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
+    for rev in by_revision.keys() - flagged - exempt:
         # the review's own rollback rules may be off or suppressed; an empty downgrade is still unclear
         mine = [o for o in by_revision[rev] if not _nothing_to_undo(o)]
         if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
             first = next(o for o in mine if o.phase == "upgrade")
-            triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
+            if rev in losing:
+                triggers.fire("unclear-rollback", f"{losing[rev].where}: the project writes no downgrades and this "
+                              "upgrade destroys data: only a restore brings it back")
+            else:
+                triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
     for o in ops:
-        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o):
+        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o) or o.revision in exempt:
             continue
         if not _inverted(o, by_revision[o.revision]):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
+
+
+def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
+    """Revision -> its first upgrade operation that destroys data (a dropped table or column, rows deleted)."""
+    from db_migrate.policy.conventions import loses_data
+
+    out: dict[str | None, _Op] = {}
+    for o in ops:
+        if o.phase == "upgrade" and loses_data(o.kind, o.sql_kind, bool(o.table_created_here)):
+            out.setdefault(o.revision, o)
+    return out
 
 
 def _nothing_to_undo(o: _Op) -> bool:

@@ -35,9 +35,10 @@ class RevisionHeader:
     """What is malformed: a non-literal value, ``branch_labels = "None"``, a missing ``revision``..."""
     lines: dict[str, int] = field(default_factory=dict, compare=False)
     """1-based line of each header assignment."""
+    upgrade: str = "unknown"
+    """What ``upgrade()`` is, read from the syntax tree (see :func:`body_kind`)."""
     downgrade: str = "unknown"
-    """What ``downgrade()`` is, read from the syntax tree: ``missing`` (no function), ``empty`` (only ``pass``,
-    a docstring or ``...``), ``raise`` (its body only raises), ``code``, or ``unknown`` (not read)."""
+    """What ``downgrade()`` is: ``missing``, ``pass``, ``not-implemented``, ``raise``, ``code`` (:func:`body_kind`)."""
     downgrade_reason: str | None = None
     """The message of a downgrade that only raises (``raise Exception("cannot go back: ...")``)."""
 
@@ -176,31 +177,28 @@ def _constants(tree: ast.Module) -> dict[str, str]:
     return out
 
 
-def _only_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-        return body[1:]
-    return body
+def body_kind(tree: ast.Module | None, name: str) -> tuple[str, str | None]:
+    """What module-level function ``name`` is, and the message of a lone raise.
 
-
-def downgrade_kind(tree: ast.Module | None) -> tuple[str, str | None]:
-    """What the module's ``downgrade()`` is (see :attr:`RevisionHeader.downgrade`) and a raise's message."""
+    ``missing`` (no such function), ``pass`` (only pass, a docstring or ``...``), ``not-implemented`` (it only
+    raises NotImplementedError), ``raise`` (it only raises another exception: a deliberate stop), ``code``;
+    ``unknown`` when there is no tree.
+    """
     if tree is None:
         return "unknown", None
-    fn = next((st for st in tree.body if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and st.name == "downgrade"), None)
+    fn = next((st for st in tree.body if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and st.name == name), None)
     if fn is None:
         return "missing", None
-    body = [st for st in _only_docstring(fn.body) if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))]
-    if all(isinstance(st, ast.Pass) for st in body):
-        return "empty", None
-    if len(body) == 1 and isinstance(body[0], ast.Raise):
+    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) and not isinstance(s, ast.Pass)]
+    if not body:
+        return "pass", None
+    if len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is not None:
         exc = body[0].exc
+        target = exc.func if isinstance(exc, ast.Call) else exc
+        kind = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
         args = exc.args if isinstance(exc, ast.Call) else []
-        msg = next((a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None)
-        if msg is None and args and isinstance(args[0], ast.JoinedStr):
-            msg = ast.unparse(args[0])
-        name = exc.func if isinstance(exc, ast.Call) else exc
-        kind = name.attr if isinstance(name, ast.Attribute) else getattr(name, "id", "")
-        return "raise", msg or kind or None
+        message = next((a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None)
+        return ("not-implemented" if kind == "NotImplementedError" else "raise"), message or kind or None
     return "code", None
 
 
@@ -276,7 +274,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
     # only the first line is kept, so the (costly) indentation cleanup is not needed
     doc = ast.get_docstring(tree, clean=False) if tree is not None else None
     message = doc.strip().splitlines()[0].strip() if doc and doc.strip() else None
-    down_kind, down_reason = downgrade_kind(full)
+    down_kind, down_reason = body_kind(full, "downgrade")
     return RevisionHeader(
         path=path,
         revision=rev,
@@ -286,6 +284,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         message=message,
         problems=tuple(problems),
         lines=lines,
+        upgrade=body_kind(full, "upgrade")[0],
         downgrade=down_kind,
         downgrade_reason=down_reason,
     )

@@ -289,7 +289,7 @@ def _encode(item: RevisionHeader | HeaderSyntaxError) -> dict:
         return {"error": item.message, "line": item.line}
     return {"revision": item.revision, "down": list(item.down_revisions), "labels": list(item.branch_labels),
             "depends": list(item.depends_on), "message": item.message, "problems": list(item.problems), "lines": item.lines,
-            "downgrade": [item.downgrade, item.downgrade_reason]}
+            "bodies": [item.upgrade, item.downgrade, item.downgrade_reason]}
 
 
 def _decode(name: str, d: dict) -> RevisionHeader | HeaderSyntaxError:
@@ -299,5 +299,5 @@ def _decode(name: str, d: dict) -> RevisionHeader | HeaderSyntaxError:
         path=Path(name), revision=d["revision"], down_revisions=tuple(d["down"]), branch_labels=tuple(d["labels"]),
         depends_on=tuple(d["depends"]), message=d["message"], problems=tuple(d["problems"]),
         lines={str(k): int(v) for k, v in d["lines"].items()},
-        downgrade=d["downgrade"][0], downgrade_reason=d["downgrade"][1],
+        upgrade=d["bodies"][0], downgrade=d["bodies"][1], downgrade_reason=d["bodies"][2],
     )

@@ -235,7 +235,24 @@ def review_paths(
             hint="Fix the revision so that it imports cleanly, then call again.",
             revision=h.revision, path=project.relpath(h.path),
         )
-    return _assemble(project, [outcomes[i] for i in range(len(headers))] + list(unreadable or []), dialect, policy, history)
+    return _assemble(
+        project, [outcomes[i] for i in range(len(headers))] + list(unreadable or []), dialect, policy, history,
+        project_conventions(project, dialect, policy),
+    )
+
+
+def project_conventions(project: Project, dialect: str, policy: Policy):
+    """The project's conventions (:mod:`db_migrate.policy.conventions`), read from its whole history."""
+    from db_migrate.policy.conventions import infer
+
+    files = [project.script_location / "env.py", *map(Path, _context_files.get(str(project.root), []))]
+    named = False
+    for f in files:
+        try:
+            named = named or "naming_convention" in f.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+    return infer(load_history(project).headers, dialect=dialect, settings=policy.conventions, naming_convention=named)
 
 
 def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> RevisionOutcome:
@@ -296,11 +313,17 @@ def _configured(findings: list[Finding], policy: Policy) -> list[Finding]:
 
 
 def _assemble(
-    project: Project, outcomes: list[RevisionOutcome], dialect: str, policy: Policy, history: frozenset[str]
+    project: Project, outcomes: list[RevisionOutcome], dialect: str, policy: Policy, history: frozenset[str],
+    conventions=None,
 ) -> ReviewResult:
+    from db_migrate.policy import conventions as conv
     from db_migrate.policy.classify import decide_for
 
-    findings = sort_findings(_configured([f for o in outcomes for f in o.findings], policy))
+    found = [f for o in outcomes for f in o.findings]
+    if conventions is not None:
+        kinds = {h.revision: (h.downgrade, h.downgrade_reason) for h in load_history(project).headers}
+        found = conv.apply(found, conventions, kinds) + conv.notes(conventions, len(outcomes))
+    findings = sort_findings(_configured(found, policy))
     for o in outcomes:
         if o.load_error:  # no rule ran on it
             findings.append(Finding(
@@ -319,6 +342,7 @@ def _assemble(
         dialect=dialect,
         reviews=[o.review for o in outcomes],
         suppressed=[f for o in outcomes for f in o.suppressed],
+        conventions=conventions,
     )
     # the same policy as classify_escalation, without a database
     d = decide_for(result, policy, project_url=project.url, history=history)

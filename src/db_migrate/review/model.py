@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from db_migrate.policy.conventions import Conventions
 from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Finding, Unchecked, Verdict
 
@@ -68,6 +69,11 @@ class ReviewResult(Verdict):
     suppressed: list[SuppressedFinding] = Field(
         default_factory=list,
         description="Findings silenced by a `# db-migrate: ignore[rule-id] reason` comment, each with its reason.",
+    )
+    conventions: Conventions | None = Field(
+        default=None,
+        description="What the verdict assumed about the project's habits (downgrades written or not, naming, "
+        "labelled branches, marker revisions): inferred from its history, or set in [tool.db-migrate] conventions.",
     )
     preflight: Preflight | None = Field(
         default=None,

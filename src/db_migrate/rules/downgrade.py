@@ -187,6 +187,23 @@ def _add_to_downgrade(cap, rec) -> str:
     return f"# in downgrade() (undoing line {rec.line}):\n{code}" if code else None
 
 
+def _skipped_on_this_engine(cap) -> bool:
+    """The upgrade ran to the end, recorded nothing and read no rows, and returns early from a guard
+    (``if op.get_bind().dialect.name != "postgresql": return``): on this engine it does nothing."""
+    import ast
+
+    if cap.upgrade or not cap.upgrade_outcome.completed or cap.facts_of("bind-read") or cap.facts_of("orm-session"):
+        return False
+    try:
+        tree = ast.parse(cap.source)
+    except SyntaxError:
+        return False
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
+    return fn is not None and any(
+        isinstance(st, ast.If) and any(isinstance(x, ast.Return) for x in st.body) for st in fn.body
+    )
+
+
 class MissingDowngrade(Rule):
     id = "missing-downgrade"
     title = "The upgrade changes something and the downgrade does nothing"
@@ -222,6 +239,8 @@ class MissingDowngrade(Rule):
             return
         if cap.irreversible is not None:
             return  # declared one-way: irreversible-by-design says so
+        if _skipped_on_this_engine(cap):
+            return  # the upgrade returned early and did nothing on this engine: nothing to undo
         if body != "not-implemented" and _only_kept(cap):
             return  # enum values and extensions stay on downgrade: PostgreSQL cannot drop an enum value
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
@@ -519,11 +538,11 @@ class IrreversibleByDesign(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        if cap.irreversible is None or cap.downgrade_outcome.body not in _NO_DOWNGRADE:
+        if cap.irreversible is None or (cap.downgrade_outcome.body not in _NO_DOWNGRADE and not cap.downgrade_raises):
             return
         yield self.finding(
             cap,
-            f"Declared irreversible: {cap.irreversible}. The downgrade does nothing on purpose, so rolling back past "
+            f"Declared irreversible: {cap.irreversible}. The downgrade does not undo the upgrade on purpose, so rolling back past "
             f"this revision needs a restore or a manual step.",
             phase="downgrade",
             line=function_line(cap, "downgrade"),

@@ -1,0 +1,165 @@
+"""The project's conventions: what its history shows it does on purpose, stated in every verdict.
+
+A rule written for one team's habits is noise for another's: OpenStack projects write no downgrades at all
+(rollback is a restore), some projects make every downgrade raise by design, expand/contract histories keep
+two labelled heads, and release markers are empty on purpose. :func:`infer` reads these habits from the
+history's statically parsed headers (:class:`db_migrate.project.headers.RevisionHeader`: what ``upgrade()`` and
+``downgrade()`` are, the branch labels) and the dialect; ``[tool.db-migrate] conventions`` overrides any of
+them (:class:`db_migrate.policy.settings.ConventionSettings`). Pure functions over plain data: the review
+service calls :func:`infer`, then :func:`apply` to its findings, and the policy (:mod:`.classify`) reads the
+result from the verdict's ``conventions``.
+
+How downgrade practice is inferred (revisions whose upgrade does something, merges left out):
+
+- ``never``: at least :data:`MIN_REVISIONS` such revisions and at least :data:`SHARE` of them have no
+  downgrade or an empty one;
+- ``raise``: as many have a downgrade that only raises (NotImplementedError or another exception), more of
+  them raising than empty;
+- ``written`` otherwise (and for shorter histories: too few revisions to call it a habit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from db_migrate.verdict import Finding
+
+DowngradePractice = Literal["written", "never", "raise"]
+
+#: Revisions (with an upgrade that does something) a history needs before its habits count as conventions.
+MIN_REVISIONS = 5
+#: The share of those revisions that must follow a downgrade habit.
+SHARE = 0.9
+
+_EMPTY = ("missing", "pass")
+_RAISES = ("not-implemented", "raise")
+
+
+class Conventions(BaseModel):
+    """What the verdict assumed about the project: inferred from its history unless the project said otherwise."""
+
+    downgrades: DowngradePractice = Field(
+        default="written",
+        description="written: revisions carry downgrades and a missing one is a finding; never: the project writes "
+        "none (rollback is a restore), so a missing downgrade is not reported and escalates only where the upgrade "
+        "destroys data; raise: downgrades raise by design (irreversible-by-design, not migration-raises).",
+    )
+    naming: str = Field(
+        default="",
+        description="Whose names unnamed constraints get: the naming_convention of env.py's target_metadata, or "
+        "the database's own default names (PostgreSQL <table>_<column>_fkey, MySQL <table>_ibfk_<n>).",
+    )
+    branch_labels: dict[str, list[str]] = Field(
+        default_factory=dict, description="Labelled branches (expand/contract): label -> the revisions that start it."
+    )
+    markers: list[str] = Field(
+        default_factory=list,
+        description="Revisions empty on purpose (release or branch markers): not reported as empty migrations.",
+    )
+    evidence: list[str] = Field(default_factory=list, description="Why each convention was assumed, or who set it.")
+
+
+def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_convention: bool = False) -> Conventions:
+    """The conventions of a history: ``headers`` are RevisionHeader-like (``revision``, ``upgrade``,
+    ``downgrade``, ``down_revisions``, ``branch_labels``, ``message``), ``settings`` the project's
+    ``ConventionSettings`` (its explicit choices win), ``naming_convention`` whether target_metadata has one."""
+    evidence: list[str] = []
+    doing = [h for h in headers if len(h.down_revisions) <= 1 and h.upgrade in ("code", "raise")]
+    empty = sum(1 for h in doing if h.downgrade in _EMPTY)
+    raising = sum(1 for h in doing if h.downgrade in _RAISES)
+    practice: DowngradePractice = "written"
+    if len(doing) >= MIN_REVISIONS and (empty + raising) >= SHARE * len(doing):
+        practice = "raise" if raising > empty else "never"
+        evidence.append(
+            f"downgrades: {empty + raising} of {len(doing)} revisions that change something have "
+            + ("a downgrade that only raises" if practice == "raise" else "no downgrade or an empty one")
+        )
+    if settings is not None and settings.downgrades is not None:
+        practice = settings.downgrades
+        evidence.append(f"downgrades: {practice!r} set in [tool.db-migrate] conventions")
+    naming = _naming(dialect, naming_convention, settings)
+    labels: dict[str, list[str]] = {}
+    for h in headers:
+        for label in h.branch_labels:
+            labels.setdefault(label, []).append(h.revision)
+    markers = [h.revision for h in headers if _is_marker(h)]
+    if settings is not None and settings.markers:
+        markers = list(dict.fromkeys([*markers, *settings.markers]))
+    return Conventions(downgrades=practice, naming=naming, branch_labels=labels, markers=markers, evidence=evidence)
+
+
+def _naming(dialect: str, naming_convention: bool, settings: Any) -> str:
+    choice = getattr(settings, "naming", None)
+    if choice == "convention" or (choice is None and naming_convention):
+        return "the naming_convention of target_metadata"
+    return f"{dialect}'s default constraint names"
+
+
+def _is_marker(h: Any) -> bool:
+    """An empty revision that is not a merge: a release or branch marker (autogenerate noise is told apart by
+    the review's empty-migration rule, which reads the body)."""
+    return len(h.down_revisions) == 1 and h.upgrade in _EMPTY and h.downgrade in _EMPTY and bool(h.branch_labels or h.message)
+
+
+def follows(conventions: Conventions | None, downgrade_kind: str) -> bool:
+    """A revision whose downgrade is ``downgrade_kind`` does what the project does on purpose (never writes
+    one, or raises by design): its missing downgrade is not a finding."""
+    if conventions is None:
+        return False
+    if conventions.downgrades == "never":
+        return downgrade_kind in _EMPTY or downgrade_kind in _RAISES
+    if conventions.downgrades == "raise":
+        return downgrade_kind in _RAISES or downgrade_kind in _EMPTY
+    return False
+
+
+def apply(findings: Iterable[Finding], conventions: Conventions, downgrade_kinds: dict[str | None, tuple[str, str | None]]) -> list[Finding]:
+    """``findings`` as the project's conventions read them.
+
+    ``downgrade_kinds``: revision -> (what its downgrade() is, the message of a lone raise). Under ``never``
+    a missing downgrade that follows the habit is dropped (the project-level note in :func:`notes` says so
+    once); under ``raise`` it becomes ``irreversible-by-design`` (info) quoting the raise.
+    """
+    out: list[Finding] = []
+    for f in findings:
+        kind, reason = downgrade_kinds.get(f.revision, ("unknown", None))
+        if f.rule in ("missing-downgrade", "migration-raises") and f.phase == "downgrade" and follows(conventions, kind):
+            if f.rule == "migration-raises" and kind not in _RAISES:
+                out.append(f)
+                continue
+            if conventions.downgrades == "raise":
+                out.append(f.model_copy(update=dict(
+                    rule="irreversible-by-design", severity="info", fix=None,
+                    message=f"Irreversible by the project's convention (its downgrades raise by design): "
+                    f"{reason or 'the downgrade raises'}. Rolling back past this revision needs a restore.",
+                )))
+            continue
+        out.append(f)
+    return out
+
+
+def notes(conventions: Conventions, reviewed: int) -> list[Finding]:
+    """The one project-level note a convention deserves (info): said once, not on every revision."""
+    if conventions.downgrades == "never" and reviewed:
+        return [Finding(
+            rule="project-conventions", severity="info", phase="history",
+            message="The project writes no downgrades (" + "; ".join(e for e in conventions.evidence if e.startswith("downgrades")) +
+            "): missing downgrades are not reported, and rollback means restoring a backup. Revisions that destroy "
+            "data still escalate (unclear-rollback).",
+        )]
+    return []
+
+
+#: What destroys data when there is no downgrade to bring it back (operation kinds, statement kinds).
+_LOSING_KINDS = ("drop_table", "drop_column")
+_LOSING_SQL = ("DELETE", "TRUNCATE", "UPDATE", "DROP TABLE", "MERGE")
+
+
+def loses_data(kind: str, sql_kind: str, created_here: bool) -> bool:
+    """An upgrade operation whose effect no restore-free rollback brings back (used by the policy)."""
+    if created_here:
+        return False
+    return kind in _LOSING_KINDS or (kind == "execute" and sql_kind.startswith(_LOSING_SQL))
