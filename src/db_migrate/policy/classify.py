@@ -541,9 +541,13 @@ def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
     from db_migrate.policy.conventions import loses_data
 
     out: dict[str | None, _Op] = {}
+    widened = {(o.revision, o.table) for o in ops if o.phase == "upgrade" and o.kind == "add_column"}
     for o in ops:
-        if o.phase == "upgrade" and loses_data(o.kind, o.sql_kind, bool(o.table_created_here)):
-            out.setdefault(o.revision, o)
+        if o.phase != "upgrade" or not loses_data(o.kind, o.sql_kind, bool(o.table_created_here)):
+            continue
+        if o.sql_kind == "UPDATE" and any((o.revision, t) in widened for t in o.tables):
+            continue  # filling a column this revision adds: a backfill overwrites nothing that existed
+        out.setdefault(o.revision, o)
     return out
 
 
