@@ -190,3 +190,126 @@ def test_the_migrations_own_helpers_are_not_orm_imports():
     assert is_orm_import("app.models", ("User",))
     assert is_orm_import("app.migrations.models", ("head",))
     assert is_orm_import("app.db", ("session",))
+
+
+# ---------------------------------------------------------------- names the database gives
+
+import pytest  # noqa: E402
+from databases import throwaway_database  # noqa: E402
+from sqlalchemy import create_engine, inspect  # noqa: E402
+
+from db_migrate.review.engine import review_source  # noqa: E402
+from db_migrate.rules.naming import database_name  # noqa: E402
+
+_LONG = "customer_subscription_billing_adjustments_history"
+
+
+def _source(up: str, down: str) -> str:
+    return ('"""r"""\nfrom alembic import op\nimport sqlalchemy as sa\n\nrevision = "n1"\ndown_revision = "n0"\n'
+            "branch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade():\n    {up}\n\n\ndef downgrade():\n    {down}\n")
+
+
+def _found(source: str, dialect: str = "postgresql") -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in review_source(source, dialect=dialect).findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+def _pg_setup() -> list[str]:
+    return [
+        "CREATE TABLE users (id integer PRIMARY KEY, email text UNIQUE, age integer CHECK (age > 0))",
+        f"CREATE TABLE {_LONG} (id integer PRIMARY KEY, "
+        "account_reference_identifier_for_the_billing_system integer REFERENCES users (id))",
+    ]
+
+
+@pytest.fixture
+def pg_names(pg_url):
+    gen = throwaway_database(pg_url, _pg_setup())
+    url = next(gen)
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            yield {r[0] for r in c.exec_driver_sql("SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace")}
+    finally:
+        eng.dispose()
+        next(gen, None)
+
+
+def test_postgresql_default_names_are_predicted_exactly(pg_names):
+    predicted = {
+        database_name("postgresql", "pk", "users", ["id"]),
+        database_name("postgresql", "uq", "users", ["email"]),
+        database_name("postgresql", "ck", "users", ["age"]),
+        database_name("postgresql", "pk", _LONG, ["id"]),
+        database_name("postgresql", "fk", _LONG, ["account_reference_identifier_for_the_billing_system"]),
+    }
+    assert predicted == pg_names
+    assert all(len(n.encode()) <= 63 for n in predicted)
+
+
+def test_mariadb_foreign_keys_are_numbered_per_table(mysql_url):
+    gen = throwaway_database(mysql_url, [
+        "CREATE TABLE users (id integer PRIMARY KEY)",
+        "CREATE TABLE events (id integer PRIMARY KEY, source_id integer, target_id integer, code varchar(20) UNIQUE, "
+        "FOREIGN KEY (source_id) REFERENCES users (id), FOREIGN KEY (target_id) REFERENCES users (id))",
+    ])
+    url = next(gen)
+    eng = create_engine(url)
+    try:
+        insp = inspect(eng)
+        fks = {fk["name"] for fk in insp.get_foreign_keys("events")}
+        uqs = {u["name"] for u in insp.get_unique_constraints("events")}
+    finally:
+        eng.dispose()
+        next(gen, None)
+    assert fks == {database_name("mysql", "fk", "events", ["source_id"], ordinal=1), database_name("mysql", "fk", "events", ["target_id"], ordinal=2)}
+    assert uqs == {database_name("mysql", "uq", "events", ["code"])}
+
+
+def test_no_unnamed_warning_where_the_database_names_it_predictably():
+    create = ("op.create_table('user_events', sa.Column('id', sa.Integer(), primary_key=True), "
+              "sa.Column('source_id', sa.Integer(), sa.ForeignKey('users.id')), sa.Column('code', sa.String(9), unique=True))")
+    source = _source(create, "op.drop_table('user_events')")
+    assert "unnamed-constraint" not in _found(source, "postgresql")
+    assert "unnamed-constraint" not in _found(source, "mysql")  # user_events_ibfk_1, code
+    assert "unnamed-constraint" in _found(source, "sqlite")  # SQLite keeps them unnamed: a drop cannot name them
+
+
+def test_a_downgrade_dropping_a_name_the_database_never_gave_is_flagged():
+    source = _source("op.create_foreign_key(None, 'user_events', 'users', ['source_id'], ['id'])",
+                     "op.drop_constraint('fk_user_events_source_id_users', 'user_events', type_='foreignkey')")
+    (f,) = _found(source)["unnamed-constraint"]
+    assert "'user_events_source_id_fkey'" in f.message and "fk_user_events_source_id_users" in f.message
+
+
+def test_drop_constraint_none_is_fixed_with_the_names_the_database_gave():
+    source = _source(
+        "op.create_foreign_key(None, 'user_events', 'users', ['source_id'], ['id'])\n"
+        "    op.create_check_constraint(None, 'user_events', 'amount > 0')\n"
+        "    op.create_unique_constraint(None, 'user_events', ['code'])",
+        "op.drop_constraint(None, 'user_events', type_='unique')\n"
+        "    op.drop_constraint(None, 'user_events', type_='check')\n"
+        "    op.drop_constraint(None, 'user_events', type_='foreignkey')",
+    )
+    fixes = [f.fix for f in _found(source)["drop-constraint-without-name"]]
+    assert "op.drop_constraint('user_events_code_key', 'user_events', type_='unique')" in fixes
+    assert "op.drop_constraint('user_events_source_id_fkey', 'user_events', type_='foreignkey')" in fixes
+    assert len(set(fixes)) == len(fixes)  # never the same name on two lines
+    assert not any(fix and "uq_" in fix and "check" in fix for fix in fixes)  # no unique-style name for a CHECK
+
+
+def test_two_unnamed_foreign_keys_dropped_in_reverse_get_distinct_names():
+    source = _source(
+        "op.create_foreign_key(None, 'edges', 'nodes', ['head_id'], ['id'])\n"
+        "    op.create_foreign_key(None, 'edges', 'nodes', ['tail_id'], ['id'])",
+        "op.drop_constraint(None, 'edges', type_='foreignkey')\n"
+        "    op.drop_constraint(None, 'edges', type_='foreignkey')",
+    )
+    fixes = [f.fix for f in _found(source)["drop-constraint-without-name"]]
+    assert fixes == [
+        "op.drop_constraint('edges_tail_id_fkey', 'edges', type_='foreignkey')",
+        "op.drop_constraint('edges_head_id_fkey', 'edges', type_='foreignkey')",
+    ]
