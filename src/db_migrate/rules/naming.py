@@ -196,10 +196,13 @@ class UnnamedConstraint(Rule):
     severity = "warning"
     phases = ("upgrade", "downgrade")
     why = (
-        "Without a name the database invents one, and each invents differently (PostgreSQL users_email_key, "
-        "MySQL users_ibfk_1, SQLite none at all). A later drop_constraint must name it, so downgrades and "
-        "future migrations fail or differ between dev and production. Autogenerate writes None only when "
-        "target_metadata has no naming_convention."
+        "Without a name the database gives one, and whether that name can be known in advance depends on the "
+        "database: PostgreSQL's is predictable (<table>_<column>_fkey, _key, _check, <table>_pkey: no finding), "
+        "MySQL numbers a table's foreign keys (<table>_ibfk_<n>, predictable only when the table is created in the "
+        "same statement), SQLite keeps them unnamed. Where the name cannot be predicted, a later drop_constraint "
+        "cannot name it, so downgrades and future migrations fail or differ between dev and production; where the "
+        "other phase drops it under a name the database never gives, that drop fails. Autogenerate writes None only "
+        "when target_metadata has no naming_convention."
     )
     fix = (
         "# name it explicitly...\n"
@@ -212,9 +215,10 @@ class UnnamedConstraint(Rule):
     examples = (
         Example(
             bad="def upgrade():\n    op.create_foreign_key(None, 'orders', 'users', ['user_id'], ['id'])\n\n"
-            "def downgrade():\n    op.drop_constraint(None, 'orders', type_='foreignkey')\n",
+            "def downgrade():\n    op.drop_constraint('orders_ibfk_1', 'orders', type_='foreignkey')\n",
             good="def upgrade():\n    op.create_foreign_key('fk_orders_user_id_users', 'orders', 'users', ['user_id'], ['id'])\n\n"
             "def downgrade():\n    op.drop_constraint('fk_orders_user_id_users', 'orders', type_='foreignkey')\n",
+            dialect="mysql",
         ),
         Example(
             bad="def upgrade():\n    op.create_table('accounts', sa.Column('id', sa.Integer(), primary_key=True),\n"
@@ -224,6 +228,13 @@ class UnnamedConstraint(Rule):
             "                    sa.Column('email', sa.String(200)),\n"
             "                    sa.UniqueConstraint('email', name='uq_accounts_email'))\n\n"
             "def downgrade():\n    op.drop_table('accounts')\n",
+            dialect="sqlite",
+        ),
+        Example(
+            bad="def upgrade():\n    op.create_foreign_key(None, 'orders', 'users', ['user_id'], ['id'])\n\n"
+            "def downgrade():\n    op.drop_constraint('fk_orders_user_id_users', 'orders', type_='foreignkey')\n",
+            good="def upgrade():\n    op.create_foreign_key(None, 'orders', 'users', ['user_id'], ['id'])\n\n"
+            "def downgrade():\n    op.drop_constraint('orders_user_id_fkey', 'orders', type_='foreignkey')\n",
         ),
     )
 
