@@ -16,7 +16,13 @@ from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
 from db_migrate.capture.model import RecordedOp, RevisionCapture
-from db_migrate.capture.offline import PLUGIN_OPERATION, is_offline_artifact, is_stand_in_artifact
+from db_migrate.capture.offline import (
+    PLUGIN_OPERATION,
+    is_library_version_artifact,
+    is_offline_artifact,
+    is_stand_in_artifact,
+    library_versions,
+)
 from db_migrate.preflight.details import data_detail
 from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
@@ -126,6 +132,14 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
                 f"{phase}() after line {o.error_line or '?'}",
                 f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
                 f"so recording stopped: what it does after that line is not checked ({o.error})",
+                o.error_line,
+            )
+        elif o.error and is_library_version_artifact(o.error):
+            add(
+                f"{phase}() after line {o.error_line or '?'}",
+                f"it uses an API that {library_versions()} (what db-migrate runs revisions with) no longer has, "
+                f"though the SQLAlchemy/alembic the project pins may: a failure of ours, not the revision's, so what "
+                f"it does after that line is not checked ({o.error})",
                 o.error_line,
             )
         elif o.error and is_offline_artifact(o.error):

@@ -26,6 +26,8 @@ from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
 _NO_DOWNGRADE = ("missing", "pass", "not-implemented")
+#: Statement kinds that drop an object together with its indexes (and constraints, triggers).
+_DROPS_WITH_CHILDREN = ("DROP TABLE", "DROP MATVIEW", "DROP MATERIALIZED VIEW", "DROP VIEW")
 
 # What an operation creates or destroys: (object kind, table, name).
 _Key = tuple[str, str | None, str | None]
@@ -308,6 +310,8 @@ class DowngradeNotInverse(Rule):
         done = {(verb, canon(key)) for r in cap.downgrade if (obj := _object(r.op)) for verb, key in [obj]}
         done |= _indexes_dropped_with_constraints(cap, done, raw)
         dropped_tables = {key[2] for verb, key in done if verb == "drop" and key[0] == "table"}
+        # a table or view dropped in raw SQL takes its indexes, constraints and triggers with it
+        dropped_tables |= {t for _, st in cap.statements("downgrade") if st.kind.upper() in _DROPS_WITH_CHILDREN for t in st.tables}
         dropped_columns = {(key[1], key[2]) for verb, key in done if verb == "drop" and key[0] == "column"}
         line = function_line(cap, "downgrade")
         created_here = cap.tables_created("upgrade")

@@ -1,0 +1,60 @@
+"""What a downgrade must undo, as the database sees it, and failures that are the tool's, not the revision's."""
+
+from __future__ import annotations
+
+import pytest
+
+from db_migrate.review.engine import review_source
+
+
+def _source(up: str, down: str = "pass") -> str:
+    def fn(name: str, body: str) -> str:
+        return f"def {name}():\n" + "".join(f"    {line}\n" for line in body.strip().splitlines()) + "\n\n"
+
+    return ('"""r"""\nfrom alembic import op\nimport sqlalchemy as sa\n\nrevision = "v1"\ndown_revision = "v0"\n'
+            "branch_labels = None\ndepends_on = None\n\n\n" + fn("upgrade", up) + fn("downgrade", down))
+
+
+def _rules(source: str, dialect: str = "postgresql") -> set[str]:
+    return {f.rule for f in review_source(source, dialect=dialect).findings}
+
+
+@pytest.mark.parametrize("statement", [
+    "VACUUM ANALYZE orders", "ANALYZE orders", "REINDEX INDEX ix_orders_total",
+    "SELECT setval('orders_id_seq', (SELECT max(id) FROM orders))", "REFRESH MATERIALIZED VIEW order_totals",
+    "ALTER TABLE orders VALIDATE CONSTRAINT fk_orders_user",
+])
+def test_statements_with_nothing_to_undo_need_no_downgrade(statement):
+    found = _rules(_source(f'op.execute("{statement}")'))
+    assert not found & {"missing-downgrade", "downgrade-not-inverse"}, found
+
+
+def test_something_real_still_needs_its_downgrade():
+    assert "missing-downgrade" in _rules(_source('op.execute("ALTER TABLE orders ADD COLUMN note text")'))
+
+
+def test_indexes_of_a_dropped_materialized_view_go_with_it():
+    up = ('op.execute("CREATE MATERIALIZED VIEW order_totals AS SELECT user_id, sum(total) AS t FROM orders GROUP BY user_id")\n'
+          'op.execute("CREATE UNIQUE INDEX ix_order_totals_user ON order_totals (user_id)")')
+    assert "downgrade-not-inverse" not in _rules(_source(up, 'op.execute("DROP MATERIALIZED VIEW order_totals")'))
+    # dropping something else leaves the index (and the view) behind
+    assert "downgrade-not-inverse" in _rules(_source(up, 'op.execute("DROP MATERIALIZED VIEW other_view")'))
+
+
+def test_raw_sql_index_undone_by_an_alembic_operation():
+    up = 'op.execute("CREATE INDEX ix_orders_note ON orders (note)")'
+    assert "downgrade-not-inverse" not in _rules(_source(up, "op.drop_index('ix_orders_note', table_name='orders')"))
+    assert "downgrade-not-inverse" in _rules(_source(up, "op.drop_index('ix_orders_other', table_name='orders')"))
+
+
+def test_an_api_only_our_sqlalchemy_lacks_is_unchecked_not_the_revisions_error():
+    out = review_source(_source("meta = sa.MetaData(bind=op.get_bind())\nop.add_column('orders', sa.Column('x', sa.Integer()))",
+                                "op.drop_column('orders', 'x')"))
+    assert "migration-raises" not in {f.rule for f in out.findings}
+    (u,) = [u for u in out.unchecked if u.what.startswith("upgrade()")]
+    assert "SQLAlchemy" in u.reason and "bind" in u.reason and "not the revision's" in u.reason
+
+
+def test_a_real_bug_still_raises():
+    out = review_source(_source("raise ValueError('the orders table must be empty first')", "pass"))
+    assert "migration-raises" in {f.rule for f in out.findings}
