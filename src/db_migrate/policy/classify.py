@@ -335,8 +335,9 @@ def deciding_settings(policy: Policy, decision: PolicyDecision, facts: DatabaseF
 
 
 def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], preflight: Preflight) -> None:
-    from db_migrate.policy.preflight import verdict_parts
+    from db_migrate.policy.preflight import relax_small_tables, verdict_parts
 
+    findings[:] = relax_small_tables(findings, preflight)
     found, fired, missed = verdict_parts(preflight)
     findings.extend(found)
     for trigger, evidence in fired:

@@ -116,6 +116,13 @@ class Policy(BaseModel):
         description="A data migration (UPDATE/DELETE/INSERT...SELECT, bulk update), table rewrite (type change) "
         "or backfill on a table with at least this many rows needs a human (trigger 'large-data-migration').",
     )
+    small_table_rows: int = Field(
+        default=1_000,
+        ge=0,
+        description="With database_url: a lock finding (an index built without CONCURRENTLY, a validated foreign key or "
+        "check, SET NOT NULL, a table rewrite...) on a table with fewer rows than this is relaxed to info, saying so: "
+        "the lock lasts milliseconds. GitLab lets tables under 1,000 rows take blocking index operations. 0 turns it off.",
+    )
     exact_count_below: int = Field(
         default=10_000,
         ge=0,

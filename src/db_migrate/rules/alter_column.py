@@ -53,7 +53,7 @@ def _expand_contract(cap, rec) -> str:
 class SetNotNull(Rule):
     id = "set-not-null"
     title = "SET NOT NULL on an existing column"
-    severity = "warning"
+    severity = "error"
     phases = ("upgrade", "downgrade")
     why = (
         "PostgreSQL scans the whole table to check for NULLs while holding an ACCESS EXCLUSIVE lock (reads and "
@@ -110,7 +110,13 @@ class SetNotNull(Rule):
                 "postgresql": f"the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
                 "sqlite": f"SQLite copies {rec.table} to change it",
             }.get(cap.dialect, f"MySQL/MariaDB rebuild {rec.table} to change it")
-            yield self.finding(cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL.", rec=rec, fix=self._fix(cap, rec))
+            # PostgreSQL blocks reads and writes for the scan and a safe form exists (a NOT VALID check, validated):
+            # an error; MySQL/MariaDB rebuild in place with writes going on: the harm is whether rows are NULL
+            yield self.finding(
+                cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL" + ("." if cap.dialect == "postgresql" else
+                f" (whether any is, and how large {rec.table} is, needs the data: give database_url)."),
+                rec=rec, fix=self._fix(cap, rec), severity="error" if cap.dialect == "postgresql" else "warning",
+            )
 
     @staticmethod
     def _backfill(cap, op) -> str:

@@ -52,7 +52,7 @@ def _raw_adds(rule: Rule, cap, pattern: str) -> Iterator:
 class AddForeignKeyValidating(Rule):
     id = "add-foreign-key-validating"
     title = "Foreign key added to an existing table with validation"
-    severity = "warning"
+    severity = "error"
     phases = ("upgrade", "downgrade")
     dialects = ("postgresql",)
     why = (
@@ -97,7 +97,7 @@ class AddForeignKeyValidating(Rule):
 class AddCheckConstraintValidating(Rule):
     id = "add-check-constraint-validating"
     title = "CHECK constraint added to an existing table with validation"
-    severity = "warning"
+    severity = "error"
     phases = ("upgrade", "downgrade")
     dialects = ("postgresql",)
     why = (
@@ -163,12 +163,17 @@ class AddUniqueConstraint(Rule):
             if isinstance(rec.op, ops.CreateUniqueConstraintOp) and not is_transient_table(cap, rec):
                 cols = ", ".join(map(str, rec.op.columns))
                 lock = " under an ACCESS EXCLUSIVE lock (reads and writes blocked)" if cap.dialect == "postgresql" else ""
+                # PostgreSQL: a lock blocking reads and writes for the build, with a safe form (a concurrent
+                # unique index, attached): an error. Elsewhere the build lets writes go on; whether it fails
+                # depends on duplicates only the data can tell.
+                pg = cap.dialect == "postgresql"
                 yield self.finding(
                     cap,
                     f"Adds UNIQUE ({cols}) on {rec.table}: builds a unique index{lock}, and fails if existing rows "
-                    f"hold duplicates.",
+                    + ("hold duplicates." if pg else f"hold duplicates (whether {rec.table} has any needs the data: give database_url)."),
                     rec=rec,
                     fix=self._fix(cap, rec),
+                    severity="error" if pg else "warning",
                 )
 
     @staticmethod

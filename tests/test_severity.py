@@ -1,0 +1,114 @@
+"""One severity principle: errors fail everywhere, lose data, or block a pre-existing table when a safe form
+exists (assumed large without data); warnings name the facts the tool lacks. With data, small tables relax."""
+
+from __future__ import annotations
+
+import pytest
+from databases import throwaway_database
+from projectfactory import make_project
+
+from db_migrate.project import load_project
+from db_migrate.review import review_migration
+from db_migrate.review.engine import review_source
+from db_migrate.rules import SEVERITY_PRINCIPLE, all_rules
+from db_migrate.rules.rewrites import is_online_ddl
+
+
+def _source(up: str, down: str = "pass") -> str:
+    def fn(name: str, body: str) -> str:
+        return f"def {name}():\n" + "".join(f"    {line}\n" for line in body.strip().splitlines()) + "\n\n"
+
+    return ('"""r"""\nfrom alembic import op\nimport sqlalchemy as sa\n\nrevision = "s1"\ndown_revision = "s0"\n'
+            "branch_labels = None\ndepends_on = None\n\n\n" + fn("upgrade", up) + fn("downgrade", down))
+
+
+def _severity(source: str, rule: str, dialect: str = "postgresql") -> str | None:
+    found = [f.severity for f in review_source(source, dialect=dialect).findings if f.rule == rule]
+    return max(found, key=("info", "warning", "error").index) if found else None
+
+
+def test_the_principle_is_written_once_and_published():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = " ".join(line.removeprefix("> ") for line in readme.read_text().splitlines())
+    assert SEVERITY_PRINCIPLE in " ".join(text.split())
+    from db_migrate.tools.render import render_rules
+
+    assert render_rules([], principle=SEVERITY_PRINCIPLE).startswith("Severities")
+    assert all(r.severity in ("error", "warning", "info") for r in all_rules())
+
+
+def test_an_enum_value_used_in_the_transaction_that_adds_it_is_an_error():
+    add = "op.execute(\"ALTER TYPE order_status ADD VALUE 'archived'\")"
+    use = "op.execute(\"UPDATE orders SET status = 'archived' WHERE closed_at < now() - interval '1 year'\")"
+    assert _severity(_source(f"{add}\n{use}"), "enum-value-change") == "error"
+    assert _severity(_source(add), "enum-value-change") == "warning"  # only added: fails before PostgreSQL 12
+    autocommit = f"with op.get_context().autocommit_block():\n    {add}\n{use}"
+    assert _severity(_source(autocommit), "enum-value-change") is None  # committed before it is used
+
+
+@pytest.mark.parametrize(("up", "rule"), [
+    ("op.create_foreign_key('fk_orders_user', 'orders', 'users', ['user_id'], ['id'])", "add-foreign-key-validating"),
+    ("op.create_check_constraint('ck_orders_total', 'orders', 'total >= 0')", "add-check-constraint-validating"),
+    ("op.create_index('ix_orders_user', 'orders', ['user_id'])", "create-index-non-concurrent"),
+    ("op.alter_column('orders', 'note', existing_type=sa.Text(), nullable=False)", "set-not-null"),
+    ("op.create_unique_constraint('uq_orders_code', 'orders', ['code'])", "add-unique-constraint"),
+    ("with op.get_context().autocommit_block():\n    op.execute('VACUUM FULL orders')", "table-rewrite-sql"),
+])
+def test_blocking_a_pre_existing_table_when_a_safe_form_exists_is_an_error(up, rule):
+    assert _severity(_source(up), rule) == "error"
+
+
+def test_the_same_change_on_a_table_created_here_is_not_flagged():
+    create = "op.create_table('orders', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('user_id', sa.Integer()))"
+    assert _severity(_source(f"{create}\nop.create_index('ix_orders_user', 'orders', ['user_id'])", "op.drop_table('orders')"),
+                     "create-index-non-concurrent") is None
+
+
+def test_mysql_rewrites_and_their_online_forms():
+    convert = "op.execute('ALTER TABLE orders CONVERT TO CHARACTER SET utf8mb4')"
+    assert _severity(_source(convert), "table-rewrite-sql", "mysql") == "error"
+    online = "op.execute('ALTER TABLE orders CONVERT TO CHARACTER SET utf8mb4, ALGORITHM=INPLACE, LOCK=NONE')"
+    assert _severity(_source(online), "table-rewrite-sql", "mysql") is None
+    assert is_online_ddl("ALTER TABLE t ADD COLUMN c INT, ALGORITHM=INSTANT") and not is_online_ddl("ALTER TABLE t ADD COLUMN c INT")
+    # a widening type change with an explicit existing type is a copy on MySQL: an error (it blocks writes)
+    widen = "op.alter_column('orders', 'note', existing_type=sa.String(200), type_=sa.Text())"
+    assert _severity(_source(widen, "pass"), "alter-column-type", "mysql") == "error"
+    # MySQL builds a unique index in place: whether it fails depends on duplicates, which the finding names
+    unique = [f for f in review_source(_source("op.create_unique_constraint('uq_orders_code', 'orders', ['code'])"), dialect="mysql").findings
+              if f.rule == "add-unique-constraint"]
+    assert unique[0].severity == "warning" and "database_url" in unique[0].message
+
+
+@pytest.mark.parametrize(("up", "rule", "fact"), [
+    ("op.execute('ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&)')",
+     "exclusion-constraint", "size"),
+    ("op.execute(\"ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')\")",
+     "attach-partition", "DEFAULT partition"),
+])
+def test_harm_that_depends_on_the_data_is_a_warning_naming_the_facts(up, rule, fact):
+    (f,) = [f for f in review_source(_source(up)).findings if f.rule == rule]
+    assert f.severity == "warning" and fact in f.message and "database_url" in f.message
+
+
+def test_with_the_data_a_small_table_relaxes_the_lock_finding_and_says_why(tmp_path, pg_url):
+    gen = throwaway_database(pg_url, [
+        "CREATE TABLE tiny (id integer PRIMARY KEY, code text)",
+        "INSERT INTO tiny SELECT g, 'c' || g FROM generate_series(1, 5) g",
+        "CREATE TABLE big (id integer PRIMARY KEY, code text)",
+        "INSERT INTO big SELECT g, 'c' || g FROM generate_series(1, 1500) g",
+    ])
+    url = next(gen)
+    try:
+        body = ("def upgrade():\n    op.create_index('ix_tiny_code', 'tiny', ['code'])\n    op.create_index('ix_big_code', 'big', ['code'])\n\n\n"
+                "def downgrade():\n    op.drop_index('ix_big_code', table_name='big')\n    op.drop_index('ix_tiny_code', table_name='tiny')\n")
+        project = load_project(make_project(tmp_path, [{"body": body}], url=url))
+        without = review_migration(project, "000000000001")
+        assert {f.table: f.severity for f in without.findings if f.rule == "create-index-non-concurrent"} == {"tiny": "error", "big": "error"}
+        r = review_migration(project, "000000000001", database_url=url)
+        found = {f.table: f for f in r.findings if f.rule == "create-index-non-concurrent"}
+        assert found["big"].severity == "error"
+        assert found["tiny"].severity == "info" and "5 row(s)" in found["tiny"].message and "small_table_rows" in found["tiny"].message
+    finally:
+        next(gen, None)
