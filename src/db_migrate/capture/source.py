@@ -170,3 +170,41 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
             seen.add(key)
             out.append(f)
     return out
+
+
+_STATED_ROWS = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:[,_]\d{3})+|\d+(?:\.\d+)?)\s*(k|m|mm|bn|thousand|million|billion)?\s+(?:rows|records|entries)\b",
+    re.IGNORECASE,
+)
+_SCALE = {"k": 10**3, "thousand": 10**3, "m": 10**6, "mm": 10**6, "million": 10**6, "bn": 10**9, "billion": 10**9}
+
+
+def stated_rows(source: str) -> tuple[int, int, str] | None:
+    """The largest row count the revision's own words state (``~2.4M rows`` in its docstring or a comment):
+    (rows, line, the words), or None. Code and SQL strings are not read: ``LIMIT 1000`` is not a size."""
+    import io
+    import tokenize
+
+    texts: list[tuple[int, str]] = []
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    for node in [tree, *(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
+        doc = ast.get_docstring(node, clean=False)
+        if doc and node.body:
+            texts.append((node.body[0].lineno, doc))
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                texts.append((tok.start[0], tok.string))
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    best: tuple[int, int, str] | None = None
+    for line, text in texts:
+        for m in _STATED_ROWS.finditer(text):
+            number = float(m.group(1).replace(",", "").replace("_", ""))
+            rows = int(number * _SCALE.get((m.group(2) or "").lower(), 1))
+            if best is None or rows > best[0]:
+                best = (rows, line, m.group(0))
+    return best

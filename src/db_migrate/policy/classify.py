@@ -238,10 +238,10 @@ def decide_for(
     triggers = _Triggers()
 
     _production(triggers, policy, facts, environment, database_url, project_url)
-    _tables_by_pattern(triggers, ops, policy)
+    _tables_by_pattern(triggers, ops, policy, getattr(review, "conventions", None))
     _drops(triggers, upgrade, facts)
     _primary_keys(triggers, upgrade, current)
-    _large(triggers, upgrade, policy, facts, dialect, unchecked)
+    _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old))
     _rollback(triggers, ops, current, getattr(review, "conventions", None))
     if preflight is not None:
         _preflight(triggers, findings, unchecked, preflight)
@@ -385,7 +385,7 @@ def _production(triggers, policy, facts, environment, database_url, project_url)
             triggers.fire("production-database", reason if "pattern" not in reason else f"{label}: {reason}")
 
 
-def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy) -> None:
+def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: Any = None) -> None:
     # the downgrade usually mirrors the upgrade: cite it only for tables the upgrade leaves alone
     in_upgrade = {(o.revision, t) for o in ops if o.phase == "upgrade" for t in o.tables}
     for trigger, patterns in (("protected-table", policy.protected_tables), ("audit-trail", policy.audit_tables)):
@@ -396,6 +396,22 @@ def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy) -> None:
                 p = _matches(t, patterns)
                 if p:
                     triggers.fire(trigger, f"{o.where}: table {t} matches {p!r}")
+            for fn, t in _trigger_tables(o, conventions):
+                p = _matches(t, patterns)
+                if p and o.phase == "upgrade":
+                    triggers.fire(trigger, f"{o.where}: replaces function {fn}, which the triggers of table {t} "
+                                  f"execute (matches {p!r})")
+
+
+def _trigger_tables(o: _Op, conventions: Any) -> list[tuple[str, str]]:
+    """(function, table) for each function this op.execute (re)defines that a table's trigger executes."""
+    known = getattr(conventions, "trigger_functions", None)
+    if not known or o.kind != "execute":
+        return []
+    from db_migrate.policy.conventions import functions_defined
+
+    text = " ".join(s.text for s in o.statements) or str(o.get("sql") or "")
+    return [(fn, t) for fn in functions_defined(text) for t in known.get(fn, [])]
 
 
 def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
@@ -451,8 +467,21 @@ def _primary_keys(triggers, upgrade: list[_Op], findings: list[Finding]) -> None
             triggers.fire("primary-key-change", f"{o.where}")
 
 
-def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, unchecked: list[Unchecked]) -> None:
+def _stated(review: Any, old: set[str]) -> dict[str | None, Any]:
+    """Revision -> its review, for revisions whose own words state a row count (docstring, comments)."""
+    return {r.revision: r for r in getattr(review, "reviews", None) or []
+            if getattr(r, "stated_rows", None) is not None and r.revision not in old}
+
+
+def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, unchecked: list[Unchecked],
+           stated: dict[str | None, Any] | None = None) -> None:
+    stated = stated or {}
     seen = {(u.what, u.revision, u.line) for u in unchecked}  # a set: a long history has thousands
+    for rev, r in stated.items():
+        # rows moved through the connection or a session are not recorded offline: the revision's words count
+        if r.reads_data and r.stated_rows >= policy.large_table_rows and not any(o.revision == rev and _heavy(o, dialect, policy) for o in upgrade):
+            triggers.fire("large-data-migration", f"{r.path}: a data migration that says {r.stated_rows_where} "
+                          f"(threshold {policy.large_table_rows:,})")
     for o in upgrade:
         if o.table_created_here:
             continue
@@ -464,7 +493,11 @@ def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, un
                 continue
             key = _qualified(o, t)
             count = _known(facts, key, facts.row_counts if facts else {})
-            if count is None:
+            said = stated.get(o.revision)
+            if count is None and said is not None and said.stated_rows >= policy.large_table_rows:
+                triggers.fire("large-data-migration", f"{o.where}: {what} on {key}; the revision says {said.stated_rows_where} "
+                              f"(threshold {policy.large_table_rows:,})")
+            elif count is None:
                 item = Unchecked(
                     what=f"large-data-migration: rows of {key} ({what})",
                     reason=_unknown(facts, key).removeprefix("assumed: "),

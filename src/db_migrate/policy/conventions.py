@@ -20,6 +20,7 @@ How downgrade practice is inferred (revisions whose upgrade does something, merg
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -59,10 +60,47 @@ class Conventions(BaseModel):
         default_factory=list,
         description="Revisions empty on purpose (release or branch markers): not reported as empty migrations.",
     )
+    trigger_functions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Functions the history's triggers execute, with the tables whose triggers call them: replacing "
+        "one changes what happens on those tables (a protected or audit table's trigger function counts as that table).",
+    )
     evidence: list[str] = Field(default_factory=list, description="Why each convention was assumed, or who set it.")
 
 
-def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_convention: bool = False) -> Conventions:
+_TRIGGER = re.compile(
+    r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\s+[\w\"]+.*?\bON\s+([\w\".]+).*?"
+    r"\bEXECUTE\s+(?:FUNCTION|PROCEDURE)\s+([\w\".]+)\s*\(",
+    re.IGNORECASE | re.DOTALL,
+)
+_FUNCTION = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+([\w\".]+)\s*\(", re.IGNORECASE)
+
+
+def _bare(name: str) -> str:
+    return name.replace('"', "").rpartition(".")[2].lower()
+
+
+def trigger_functions(texts: Iterable[str]) -> dict[str, list[str]]:
+    """Function -> the tables whose triggers execute it, from ``CREATE TRIGGER ... ON t ... EXECUTE FUNCTION f()``
+    anywhere in ``texts`` (the history's revision files)."""
+    out: dict[str, list[str]] = {}
+    for text in texts:
+        if "TRIGGER" not in text.upper():
+            continue
+        for m in _TRIGGER.finditer(text):
+            tables = out.setdefault(_bare(m.group(2)), [])
+            if _bare(m.group(1)) not in tables:
+                tables.append(_bare(m.group(1)))
+    return out
+
+
+def functions_defined(sql: str) -> list[str]:
+    """Functions a statement creates or replaces."""
+    return [_bare(m.group(1)) for m in _FUNCTION.finditer(sql)]
+
+
+def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_convention: bool = False,
+          triggers: dict[str, list[str]] | None = None) -> Conventions:
     """The conventions of a history: ``headers`` are RevisionHeader-like (``revision``, ``upgrade``,
     ``downgrade``, ``down_revisions``, ``branch_labels``, ``message``), ``settings`` the project's
     ``ConventionSettings`` (its explicit choices win), ``naming_convention`` whether target_metadata has one."""
@@ -88,7 +126,8 @@ def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_
     markers = [h.revision for h in headers if _is_marker(h)]
     if settings is not None and settings.markers:
         markers = list(dict.fromkeys([*markers, *settings.markers]))
-    return Conventions(downgrades=practice, naming=naming, branch_labels=labels, markers=markers, evidence=evidence)
+    return Conventions(downgrades=practice, naming=naming, branch_labels=labels, markers=markers, evidence=evidence,
+                       trigger_functions=triggers or {})
 
 
 def _naming(dialect: str, naming_convention: bool, settings: Any) -> str:

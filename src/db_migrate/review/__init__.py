@@ -9,6 +9,7 @@ so an agent calling in a loop pays only for what changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -243,7 +244,7 @@ def review_paths(
 
 def project_conventions(project: Project, dialect: str, policy: Policy):
     """The project's conventions (:mod:`db_migrate.policy.conventions`), read from its whole history."""
-    from db_migrate.policy.conventions import infer
+    from db_migrate.policy.conventions import infer, trigger_functions
 
     files = [project.script_location / "env.py", *map(Path, _context_files.get(str(project.root), []))]
     named = False
@@ -252,7 +253,27 @@ def project_conventions(project: Project, dialect: str, policy: Policy):
             named = named or "naming_convention" in f.read_text(encoding="utf-8", errors="replace")
         except OSError:
             pass
-    return infer(load_history(project).headers, dialect=dialect, settings=policy.conventions, naming_convention=named)
+    headers = load_history(project).headers
+    return infer(headers, dialect=dialect, settings=policy.conventions, naming_convention=named,
+                 triggers=trigger_functions(_texts(h.path for h in headers)))
+
+
+def _texts(paths):
+    """The text of each revision file (cached by modification time and size: a history is read on every call)."""
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        yield _text(str(p), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8192)
+def _text(path: str, mtime: int, size: int) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> RevisionOutcome:

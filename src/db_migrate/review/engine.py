@@ -257,6 +257,13 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _stated(source: str) -> dict:
+    from db_migrate.capture.source import stated_rows
+
+    found = stated_rows(source)
+    return dict(stated_rows=found[0], stated_rows_where=f"line {found[1]}: {found[2]}") if found else {}
+
+
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     operations: list[Operation] = []
     for phase in ("upgrade", "downgrade"):
@@ -290,6 +297,7 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
         down_revisions=list(cap.down_revisions),
         operations=operations,
         reads_data=bool(cap.facts_of("bind-read") or cap.facts_of("orm-session")),
+        **_stated(cap.source),
     )
 
 

@@ -40,6 +40,10 @@ class RevisionReview(BaseModel):
     down_revisions: list[str] = Field(default_factory=list)
     operations: list[Operation] = Field(default_factory=list)
     reads_data: bool = Field(default=False, description="It reads rows (get_bind, sessions): a data migration.")
+    stated_rows: int | None = Field(
+        default=None, description="The largest row count the revision's docstring or comments state ('~2.4M rows')."
+    )
+    stated_rows_where: str | None = Field(default=None, description="Where and how it says so: 'line 3: ~2.4M rows'.")
 
 
 class SuppressedFinding(Finding):
