@@ -206,11 +206,15 @@ class AlterColumnType(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
+        raw_unknown: dict[tuple[int | None, str | None], list] = {}  # one raw ALTER changing several columns: one finding
         for rec, op in _alters(self, cap):
             if op.modify_type is None or is_new_column(cap, rec, column=op.column_name):
                 continue
             change = classify_type_change(op.existing_type, op.modify_type, cap.dialect)
             col, new = f"{rec.table}.{op.column_name}", spell(op.modify_type, cap.dialect)
+            if change == "unknown" and rec.from_sql and (op.existing_type is None or isinstance(op.existing_type, sa.types.NullType)):
+                raw_unknown.setdefault((rec.line, rec.table), []).append((rec, op, new))
+                continue
             if change == "unknown":
                 if cap.dialect == "sqlite" and rec.batch_table:
                     continue  # batch mode reflects the table and copies it anyway: existing_type adds nothing
@@ -236,6 +240,17 @@ class AlterColumnType(Rule):
                 "rewrite": "; no data is lost",
             }[change]
             yield self.finding(cap, f"Changes {col} from {old} to {new}: this {lock}{risk}.", rec=rec, fix=_expand_contract(cap, rec))
+        for (_, table), changes in raw_unknown.items():
+            cols = ", ".join(f"{op.column_name} to {new}" for _, op, new in changes)
+            # raw SQL states only the new type: whether the column already has it (a metadata-only change) is a
+            # fact of the schema at this revision, which the finding names
+            rewrite = {"postgresql": "PostgreSQL rewrites it under an ACCESS EXCLUSIVE lock",
+                       "sqlite": "SQLite copies it"}.get(cap.dialect, "MySQL/MariaDB copy it (ALGORITHM=COPY, writes blocked)")
+            yield self.finding(
+                cap, f"Raw SQL changes {table}: {cols}. Unless each column already has that type, {rewrite}; the old "
+                f"types are not stated, so which applies is not known here.",
+                rec=changes[0][0], severity="warning", fix=None,
+            )
 
 
 RULES = (SetNotNull, AlterColumnType)

@@ -65,6 +65,7 @@ class TableRewriteSql(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
+        converted: dict[int | None, tuple] = {}
         for phase in self.phases:
             for rec, stmt in cap.statements(phase):
                 text = stmt.text
@@ -82,15 +83,18 @@ class TableRewriteSql(Rule):
                     )
                 elif cap.dialect in ("mysql", "mariadb") and _CONVERT.search(text) and not is_online_ddl(text):
                     tables = _existing(cap, rec, stmt)
-                    if not tables:
-                        continue
-                    yield self.finding(
-                        cap, f"CONVERT TO CHARACTER SET copies {tables[0]} (ALGORITHM=COPY): writes are blocked for the "
-                        f"whole copy, and every text column is rewritten. Run it with an online schema change tool, or "
-                        f"add ALGORITHM=INPLACE, LOCK=NONE so the server refuses instead of blocking.",
-                        rec=rec, table=tables[0],
-                        fix=f"op.execute({(text.rstrip().rstrip(';') + ', ALGORITHM=INPLACE, LOCK=NONE')!r})",
-                    )
+                    if tables:
+                        converted.setdefault(rec.line, (rec, text, []))[2].extend(tables)
+        for rec, text, tables in converted.values():
+            # a loop over the tables is one statement in the source: one finding naming them all
+            names = ", ".join(dict.fromkeys(tables))
+            yield self.finding(
+                cap, f"CONVERT TO CHARACTER SET copies {names} (ALGORITHM=COPY): writes to each are blocked for its "
+                f"whole copy, and every text column is rewritten. Run it with an online schema change tool, or add "
+                f"ALGORITHM=INPLACE, LOCK=NONE so the server refuses instead of blocking.",
+                rec=rec, table=tables[0],
+                fix=None if len(set(tables)) > 1 else f"op.execute({(text.rstrip().rstrip(';') + ', ALGORITHM=INPLACE, LOCK=NONE')!r})",
+            )
 
 
 class ExclusionConstraint(Rule):
