@@ -92,6 +92,8 @@ class SetNotNull(Rule):
                 continue
             if cap.dialect == "sqlite" and rec.batch_table:
                 continue  # batch mode copies the table anyway; the copy fails on NULLs, not a lock problem
+            if cap.dialect in ("mysql", "mariadb") and op.modify_type is not None and op.existing_nullable is None:
+                continue  # MySQL's MODIFY restates the whole column: a type change must repeat NOT NULL to keep it
             col = f"{rec.table}.{op.column_name}"
             if is_new_column(cap, rec):
                 # Added in this revision: fine once backfilled (small window, the column is new);
