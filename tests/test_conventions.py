@@ -313,3 +313,12 @@ def test_two_unnamed_foreign_keys_dropped_in_reverse_get_distinct_names():
         "op.drop_constraint('edges_tail_id_fkey', 'edges', type_='foreignkey')",
         "op.drop_constraint('edges_head_id_fkey', 'edges', type_='foreignkey')",
     ]
+
+
+def test_labels_from_a_module_that_is_not_here_still_mark_their_branches(tmp_path):
+    root = _expand_contract(tmp_path)
+    (root / "shop" / "migration" / "cli.py").unlink()  # only the migrations were checked out
+    labels = {h.revision: h.branch_labels for h in load_history(load_project(root)).headers}
+    assert labels["expa00000001"] == ("cli.EXPAND_BRANCH",)
+    r = check_heads(load_project(root), drift=False)
+    assert r.decision == "proceed" and not [f for f in r.findings if f.rule == "malformed-header"]

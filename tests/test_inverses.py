@@ -58,3 +58,36 @@ def test_an_api_only_our_sqlalchemy_lacks_is_unchecked_not_the_revisions_error()
 def test_a_real_bug_still_raises():
     out = review_source(_source("raise ValueError('the orders table must be empty first')", "pass"))
     assert "migration-raises" in {f.rule for f in out.findings}
+
+
+def _found(source: str, dialect: str = "postgresql") -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in review_source(source, dialect=dialect).findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+def test_a_session_over_the_revisions_own_tables_is_not_an_orm_import():
+    own = ("ports = sa.Table('ports', sa.MetaData(), sa.Column('id', sa.String(36)))\n"
+           "session = sa.orm.Session(bind=op.get_bind())\nrows = session.query(ports.c.id).all()")
+    assert "orm-import-in-migration" not in _found(_source(own))
+    assert "orm-import-in-migration" in _found(_source(own + "\nsession.commit()"))  # it ends alembic's transaction
+
+
+def test_an_empty_revision_explained_in_a_comment_is_a_marker():
+    src = _source("# a no-op kept so that databases which ran the old version still resolve it\npass")
+    (f,) = _found(src)["empty-migration"]
+    assert f.severity == "info"
+
+
+def test_a_unique_constraint_after_the_revisions_own_duplicate_check(tmp_path):
+    checked = ("dupes = op.get_bind().execute(sa.text('SELECT code FROM orders GROUP BY code HAVING count(*) > 1'))\n"
+               "op.create_unique_constraint('uq_orders_code', 'orders', ['code'])")
+    (f,) = _found(_source(checked), "mysql")["add-unique-constraint"]
+    assert f.severity == "info" and "checks for duplicates" in f.message
+
+
+def test_mysql_not_null_column_filled_by_a_later_update_is_fine():
+    src = _source("op.add_column('pf', sa.Column('port_start', sa.Integer(), nullable=False))\n"
+                  "op.execute('UPDATE pf SET port_start = port')", "op.drop_column('pf', 'port_start')")
+    assert "add-column-not-null-no-default" not in _found(src, "mysql")

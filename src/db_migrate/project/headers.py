@@ -168,6 +168,15 @@ def static_labels(node: ast.expr, tree: ast.Module, path: Path) -> tuple[str, ..
     return tuple(out)
 
 
+def _named_labels(node: ast.expr) -> tuple[str, ...] | None:
+    """Labels given by names whose module is not here (``(cli.EXPAND_BRANCH,)`` without ``cli.py``): the names
+    themselves stand for them, so the branch still counts as labelled (alembic would import the real values)."""
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]
+    if items and all(isinstance(i, (ast.Name, ast.Attribute)) for i in items):
+        return tuple(ast.unparse(i) for i in items)
+    return None
+
+
 def _constants(tree: ast.Module) -> dict[str, str]:
     """Module-level ``NAME = "literal"`` assignments of a parsed module."""
     out = {}
@@ -267,7 +276,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         problems.append("no module-level `down_revision = ...` assignment")
     labels: tuple[str, ...] | None = None
     if raw.get("branch_labels") is _NOT_LITERAL and tree is not None:
-        labels = static_labels(nodes["branch_labels"], full or tree, path)
+        labels = static_labels(nodes["branch_labels"], full or tree, path) or _named_labels(nodes["branch_labels"])
     if labels is None:
         labels = _as_ids(raw.get("branch_labels"), "branch_labels", problems)
     deps = _as_ids(raw.get("depends_on"), "depends_on", problems)

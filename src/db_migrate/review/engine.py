@@ -106,7 +106,11 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         out.append(Unchecked(what=what, reason=reason, revision=cap.revision, path=cap.relpath, line=line))
 
     if cap.load_error:
-        add("every operation of the revision", cap.load_error)
+        if is_stand_in_artifact(cap.load_error) or is_library_version_artifact(cap.load_error):
+            add("every operation of the revision", f"importing it needs what is not available here (a module not "
+                f"installed, or an API of another SQLAlchemy/alembic version), not a fault of the revision: {cap.load_error}")
+        else:
+            add("every operation of the revision", cap.load_error)
         return out
     if cap.stubbed_modules:
         add(

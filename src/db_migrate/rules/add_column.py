@@ -51,6 +51,14 @@ def _added_columns(rule: Rule, cap) -> Iterator:
             yield rec, rec.op.column
 
 
+def _filled_later(cap, rec, column: str) -> bool:
+    """A data step of the same phase gives the new column its values: an UPDATE of the table, or rows written
+    through the connection or a session (offline recording cannot follow those, so they count)."""
+    if cap.facts_of("bind-read") or cap.facts_of("orm-session"):
+        return True
+    return any(r.index > rec.index and stmt.kind == "UPDATE" and rec.table in stmt.tables for r, stmt in cap.statements(rec.phase))
+
+
 def _implicit_default(col: sa.Column) -> bool:
     """The column's Python-side default is the value MySQL gives existing rows anyway (False/0 for numbers and
     booleans, '' for strings)."""
@@ -101,7 +109,7 @@ class AddColumnNotNullNoDefault(Rule):
             if cap.dialect in ("mysql", "mariadb"):
                 # MySQL fills existing rows with the type's implicit value (0, '', False): nothing fails, and when
                 # that is the value the Python default gives new rows, nothing is wrong either
-                if _implicit_default(col):
+                if _implicit_default(col) or _filled_later(cap, rec, col.name):
                     continue
                 yield self.finding(
                     cap,

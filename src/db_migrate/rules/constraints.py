@@ -132,6 +132,14 @@ class AddCheckConstraintValidating(Rule):
             )
 
 
+_DUPLICATE_CHECK = re.compile(r"having\s*\(\s*sa\.func\.count|HAVING\s+count\s*\(|\bduplicate", re.IGNORECASE)
+
+
+def _checks_duplicates(source: str) -> bool:
+    """The revision looks for duplicate rows itself (a GROUP BY ... HAVING count(*) > 1, a "duplicate" error)."""
+    return _DUPLICATE_CHECK.search(source) is not None
+
+
 class AddUniqueConstraint(Rule):
     id = "add-unique-constraint"
     title = "UNIQUE constraint added to an existing table"
@@ -167,6 +175,13 @@ class AddUniqueConstraint(Rule):
                 # unique index, attached): an error. Elsewhere the build lets writes go on; whether it fails
                 # depends on duplicates only the data can tell.
                 pg = cap.dialect == "postgresql"
+                if _checks_duplicates(cap.source):
+                    yield self.finding(
+                        cap, f"Adds UNIQUE ({cols}) on {rec.table}; the revision checks for duplicates itself"
+                        + (", but the build still blocks reads and writes (ACCESS EXCLUSIVE)." if pg else "."),
+                        rec=rec, fix=self._fix(cap, rec) if pg else None, severity="error" if pg else "info",
+                    )
+                    continue
                 yield self.finding(
                     cap,
                     f"Adds UNIQUE ({cols}) on {rec.table}: builds a unique index{lock}, and fails if existing rows "

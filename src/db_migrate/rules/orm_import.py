@@ -130,7 +130,12 @@ class OrmImportInMigration(Rule):
                 fix=f"# line {fact.line}: instead of importing from {fact.detail}, describe the columns this migration uses\n"
                 "# as they are at this revision, e.g. t = sa.table('<table>', sa.column('id', sa.Integer))",
             )
+        models = any(is_orm_import(f.detail, f.names) and not used_only_as_column_types(cap.source, f.names)
+                     for f in cap.facts_of("app-import"))
+        commits = re.search(r"\.commit\(\s*\)", cap.source) is not None
         for fact in cap.facts_of("orm-session"):
+            if not (models or commits):
+                continue  # a Session over the revision's own sa.Table/sa.table objects: a connection, not today's models
             yield self.finding(
                 cap,
                 f"Creates an ORM {fact.detail} in a migration: ORM queries follow today's models, not the schema at "
