@@ -91,3 +91,18 @@ def test_mysql_not_null_column_filled_by_a_later_update_is_fine():
     src = _source("op.add_column('pf', sa.Column('port_start', sa.Integer(), nullable=False))\n"
                   "op.execute('UPDATE pf SET port_start = port')", "op.drop_column('pf', 'port_start')")
     assert "add-column-not-null-no-default" not in _found(src, "mysql")
+
+
+def test_identifiers_spliced_into_sql_are_not_interpolated_values():
+    prefixed = "schema = 'app.'\nop.execute('ALTER TABLE ' + schema + 'replicas DROP CONSTRAINT replicas_chk')"
+    assert "raw-sql-interpolation" not in _found(_source(prefixed))
+    valued = "plan = 'free'\nop.execute(\"UPDATE users SET plan = '\" + plan + \"'\")"
+    assert "raw-sql-interpolation" in _found(_source(valued))
+
+
+def test_a_drop_through_the_projects_own_helper_counts():
+    up = "op.create_check_constraint('REQUESTS_STATE_CHK', 'requests', \"state in ('Q', 'W')\")"
+    helper = "try_drop_constraint('REQUESTS_STATE_CHK', 'requests')"
+    src = _source(up, helper).replace("def upgrade", "def try_drop_constraint(name, table):\n    pass\n\n\ndef upgrade")
+    assert "downgrade-not-inverse" not in _found(src)
+    assert "downgrade-not-inverse" in _found(_source(up, "op.execute('SELECT 1')"))
