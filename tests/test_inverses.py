@@ -106,3 +106,9 @@ def test_a_drop_through_the_projects_own_helper_counts():
     src = _source(up, helper).replace("def upgrade", "def try_drop_constraint(name, table):\n    pass\n\n\ndef upgrade")
     assert "downgrade-not-inverse" not in _found(src)
     assert "downgrade-not-inverse" in _found(_source(up, "op.execute('SELECT 1')"))
+
+
+def test_an_empty_revision_that_orders_branches_is_a_marker():
+    src = _source("pass").replace('"""r"""\n', "").replace("depends_on = None", "depends_on = 'expand01'")
+    (f,) = _found(src)["empty-migration"]
+    assert f.severity == "info"

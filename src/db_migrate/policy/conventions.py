@@ -140,7 +140,8 @@ def _naming(dialect: str, naming_convention: bool, settings: Any) -> str:
 def _is_marker(h: Any) -> bool:
     """An empty revision that is not a merge: a release or branch marker (autogenerate noise is told apart by
     the review's empty-migration rule, which reads the body)."""
-    return len(h.down_revisions) == 1 and h.upgrade in _EMPTY and h.downgrade in _EMPTY and bool(h.branch_labels or h.message)
+    return len(h.down_revisions) == 1 and h.upgrade in _EMPTY and h.downgrade in _EMPTY and bool(
+        h.branch_labels or h.message or h.depends_on)
 
 
 def follows(conventions: Conventions | None, downgrade_kind: str) -> bool:

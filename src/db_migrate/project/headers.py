@@ -172,8 +172,9 @@ def _named_labels(node: ast.expr) -> tuple[str, ...] | None:
     """Labels given by names whose module is not here (``(cli.EXPAND_BRANCH,)`` without ``cli.py``): the names
     themselves stand for them, so the branch still counts as labelled (alembic would import the real values)."""
     items = node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]
-    if items and all(isinstance(i, (ast.Name, ast.Attribute)) for i in items):
-        return tuple(ast.unparse(i) for i in items)
+    literal = [isinstance(i, ast.Constant) and isinstance(i.value, str) for i in items]
+    if items and all(lit or isinstance(i, (ast.Name, ast.Attribute)) for lit, i in zip(literal, items)):
+        return tuple(i.value if lit else ast.unparse(i) for lit, i in zip(literal, items))
     return None
 
 

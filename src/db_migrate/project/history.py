@@ -246,8 +246,8 @@ def _parse(path: Path) -> tuple[RevisionHeader | HeaderSyntaxError, BodyError | 
 # --------------------------------------------------------------------------- the cache on disk
 
 
-#: The disk cache's layout; entries of another layout are parsed again (2: what downgrade() is).
-_FORMAT = 2
+#: The disk cache's layout; entries of another layout are parsed again (3: bodies, labels from constants).
+_FORMAT = 3
 
 
 def _disk_cache_file(project: Project) -> Path:
