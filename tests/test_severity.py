@@ -129,3 +129,29 @@ def test_mysql_modify_restating_not_null_with_a_type_change_is_not_set_not_null(
     widen = "op.alter_column('sni', 'container_id', type_=sa.String(128), existing_type=sa.String(36), nullable=False)"
     assert _severity(_source(widen), "set-not-null", "mysql") is None
     assert _severity(_source(widen), "set-not-null") == "error"  # PostgreSQL: a real SET NOT NULL
+
+
+def test_more_fractional_seconds_lose_nothing():
+    from sqlalchemy.dialects import mysql
+
+    from db_migrate.rules._helpers import classify_type_change
+
+    assert classify_type_change(sa_datetime(), mysql.DATETIME(fsp=6), "mysql") == "rewrite"  # a copy, nothing lost
+    assert classify_type_change(mysql.DATETIME(fsp=6), sa_datetime(), "mysql") == "narrow"
+
+
+def sa_datetime():
+    import sqlalchemy as sa
+
+    return sa.DateTime()
+
+
+def test_a_loop_over_tables_is_one_finding():
+    loop = ("for table in ('shares', 'snapshots', 'quotas', 'messages'):\n"
+            "    op.alter_column(table, 'created_at', existing_type=sa.DateTime(), type_=sa.dialects.mysql.DATETIME(fsp=6))")
+    back = ("for table in ('shares', 'snapshots', 'quotas', 'messages'):\n"
+            "    op.alter_column(table, 'created_at', existing_type=sa.dialects.mysql.DATETIME(fsp=6), type_=sa.DateTime())")
+    found = [f for f in review_source(_source("import sqlalchemy.dialects.mysql\n" + loop, back), dialect="mysql").findings
+             if f.rule in ("alter-column-type", "lossy-downgrade") and f.phase == "upgrade"]
+    (f,) = found
+    assert f.rule == "alter-column-type" and "4 tables in a loop" in f.message and "no data is lost" in f.message

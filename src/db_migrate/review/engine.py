@@ -89,7 +89,7 @@ def review_capture(cap: RevisionCapture) -> RevisionOutcome:
                 findings.extend(rule.check(cap))
             except Exception as e:  # a rule bug must not hide the others' findings
                 unchecked.append(Unchecked(what=f"rule {rule.id}", reason=f"the rule failed: {type(e).__name__}: {e}", revision=cap.revision, path=cap.relpath))
-    kept, suppressed = _apply_suppressions(cap, findings)
+    kept, suppressed = _apply_suppressions(cap, _merge_loops(findings))
     return RevisionOutcome(
         review=_summarise(cap),
         findings=sort_findings(kept),
@@ -97,6 +97,31 @@ def review_capture(cap: RevisionCapture) -> RevisionOutcome:
         unchecked=unchecked,
         load_error=cap.load_error,
     )
+
+
+#: A rule firing at one line for at least this many tables is a loop over tables: one finding says it.
+_LOOP_TABLES = 3
+
+
+def _merge_loops(findings: list[Finding]) -> list[Finding]:
+    """Findings of one rule at one line for many tables (``for table in TABLES: op.alter_column(table, ...)``)
+    become one finding naming the tables: the source has one statement to fix, not dozens."""
+    groups: dict[tuple, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.rule, f.line, f.phase, f.severity), []).append(f)
+    out: list[Finding] = []
+    for f in findings:
+        group = groups[(f.rule, f.line, f.phase, f.severity)]
+        tables = list(dict.fromkeys(g.table for g in group if g.table))
+        if f.line is None or len(tables) < _LOOP_TABLES:
+            out.append(f)
+        elif f is group[0]:
+            shown = ", ".join(tables[:8]) + (f" and {len(tables) - 8} more" if len(tables) > 8 else "")
+            out.append(f.model_copy(update=dict(
+                message=f"{f.message} The same line does this for {len(tables)} tables in a loop ({shown}), "
+                f"{len(group)} time(s) in all.", column=None,
+            )))
+    return out
 
 
 def _unchecked(cap: RevisionCapture) -> list[Unchecked]:

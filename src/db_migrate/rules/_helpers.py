@@ -156,7 +156,23 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "widen" if sn == so else "rewrite"
     if type(old) is type(new):  # same family, other parameters (timezone, precision...)
         return "rewrite"
+    for family in (sqltypes.DateTime, sqltypes.Time):
+        if isinstance(old, family) and isinstance(new, family):
+            # fractional seconds: DATETIME -> DATETIME(6) keeps every value (MySQL still copies the table)
+            po, pn = _fraction_digits(old), _fraction_digits(new)
+            if pn < po:
+                return "narrow"
+            same_zone = bool(getattr(old, "timezone", False)) == bool(getattr(new, "timezone", False))
+            return "widen" if dialect == "postgresql" and same_zone else "rewrite"
     return "change"
+
+
+def _fraction_digits(t: Any) -> int:
+    """Digits of fractional seconds a DATETIME/TIMESTAMP/TIME keeps (MySQL ``fsp``, PostgreSQL ``precision``)."""
+    value = getattr(t, "fsp", None)
+    if value is None:
+        value = getattr(t, "precision", None)
+    return int(value) if isinstance(value, int) else 0
 
 
 def is_known_type(t: Any) -> bool:
