@@ -155,3 +155,22 @@ def test_a_loop_over_tables_is_one_finding():
              if f.rule in ("alter-column-type", "lossy-downgrade") and f.phase == "upgrade"]
     (f,) = found
     assert f.rule == "alter-column-type" and "4 tables in a loop" in f.message and "no data is lost" in f.message
+
+
+def test_json_documents_survive_a_round_trip_through_jsonb():
+    up = "op.alter_column('queries', 'options', existing_type=sa.Text(), type_=sa.dialects.postgresql.JSONB(), postgresql_using='options::jsonb')"
+    down = "op.alter_column('queries', 'options', existing_type=sa.dialects.postgresql.JSONB(), type_=sa.Text(), postgresql_using='options::text')"
+    found = {f.rule: f for f in review_source(_source("import sqlalchemy.dialects.postgresql\n" + up, down)).findings}
+    assert "lossy-downgrade" not in found
+    assert found["alter-column-type"].severity == "error"  # still a rewrite under ACCESS EXCLUSIVE
+
+
+def test_findings_at_the_downgrades_def_line_are_not_a_loop():
+    ups = "\n".join(f"op.alter_column('t{i}', 'c', existing_type=sa.Integer(), nullable=True)" for i in range(4))
+    found = [f for f in review_source(_source(ups, "op.execute('SELECT 1')")).findings if f.rule == "downgrade-not-inverse"]
+    assert len(found) == 4 and not any("loop" in f.message for f in found)
+
+
+def test_code_that_records_nothing_and_reads_nothing_is_a_warning_without_a_downgrade():
+    src = _source("prune_cache('done')", "pass").replace("def upgrade", "def prune_cache(name):\n    return name\n\n\ndef upgrade")
+    assert _severity(src, "missing-downgrade") == "warning"

@@ -89,7 +89,7 @@ def review_capture(cap: RevisionCapture) -> RevisionOutcome:
                 findings.extend(rule.check(cap))
             except Exception as e:  # a rule bug must not hide the others' findings
                 unchecked.append(Unchecked(what=f"rule {rule.id}", reason=f"the rule failed: {type(e).__name__}: {e}", revision=cap.revision, path=cap.relpath))
-    kept, suppressed = _apply_suppressions(cap, _merge_loops(findings))
+    kept, suppressed = _apply_suppressions(cap, _merge_loops(findings, _def_lines(cap.source)))
     return RevisionOutcome(
         review=_summarise(cap),
         findings=sort_findings(kept),
@@ -103,7 +103,17 @@ def review_capture(cap: RevisionCapture) -> RevisionOutcome:
 _LOOP_TABLES = 3
 
 
-def _merge_loops(findings: list[Finding]) -> list[Finding]:
+def _def_lines(source: str) -> set[int]:
+    """Lines of ``def`` statements: a finding anchored there is about the function, not one statement."""
+    import ast
+
+    try:
+        return {n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    except (SyntaxError, ValueError):
+        return set()
+
+
+def _merge_loops(findings: list[Finding], def_lines: set[int] = frozenset()) -> list[Finding]:
     """Findings of one rule at one line for many tables (``for table in TABLES: op.alter_column(table, ...)``)
     become one finding naming the tables: the source has one statement to fix, not dozens."""
     groups: dict[tuple, list[Finding]] = {}
@@ -113,7 +123,7 @@ def _merge_loops(findings: list[Finding]) -> list[Finding]:
     for f in findings:
         group = groups[(f.rule, f.line, f.phase, f.severity)]
         tables = list(dict.fromkeys(g.table for g in group if g.table))
-        if f.line is None or len(tables) < _LOOP_TABLES:
+        if f.line is None or f.line in def_lines or len(tables) < _LOOP_TABLES:
             out.append(f)
         elif f is group[0]:
             shown = ", ".join(tables[:8]) + (f" and {len(tables) - 8} more" if len(tables) > 8 else "")

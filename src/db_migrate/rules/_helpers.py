@@ -156,6 +156,9 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "widen" if sn == so else "rewrite"
     if type(old) is type(new):  # same family, other parameters (timezone, precision...)
         return "rewrite"
+    if isinstance(new, sqltypes.JSON) and isinstance(old, (sqltypes.JSON, sqltypes.String)):
+        # JSON -> JSONB keeps every document; text -> JSON fails on text that is not JSON, loses nothing else
+        return "rewrite" if isinstance(old, sqltypes.JSON) else "change"
     for family in (sqltypes.DateTime, sqltypes.Time):
         if isinstance(old, family) and isinstance(new, family):
             # fractional seconds: DATETIME -> DATETIME(6) keeps every value (MySQL still copies the table)

@@ -152,6 +152,15 @@ def _helper_drops(cap, name: str) -> bool:
     return re.search(r"\w*drop\w*\s*\(\s*['\"]" + re.escape(name) + r"['\"]", body, re.IGNORECASE) is not None
 
 
+def _json_round_trip(old, new) -> bool:
+    """Text or JSON stored as JSON/JSONB: the documents come back on the way down (only their spacing and key
+    order are normalised, which no reader of JSON relies on)."""
+    import sqlalchemy as sa
+
+    old = sa.types.to_instance(old) if old is not None else None
+    return isinstance(sa.types.to_instance(new), sa.JSON) and isinstance(old, (sa.JSON, sa.String))
+
+
 def _alters(phase_ops) -> dict[tuple[str, str], list[ops.AlterColumnOp]]:
     out: dict[tuple[str, str], list[ops.AlterColumnOp]] = {}
     for r in phase_ops:
@@ -263,6 +272,7 @@ class MissingDowngrade(Rule):
             s.kind in ("UPDATE", "INSERT", "ALTER TYPE", "SET", "SELECT", "TRANSACTION", "COMMIT", "BEGIN")
             for _, s in cap.statements("upgrade")
         ) and bool(cap.upgrade or cap.facts_of("orm-session") or cap.facts_of("bind-read"))
+        unseen = not changes and cap.upgrade_outcome.completed
         if not changes:  # nothing recorded offline: the upgrade works on rows through a connection or session
             changes = "a data migration that offline recording cannot follow" if data_only else "code that could not be recorded"
         yield self.finding(
@@ -271,7 +281,9 @@ class MissingDowngrade(Rule):
             + (" If there is truly nothing to undo, say so in a comment and suppress this." if data_only else ""),
             phase="downgrade",
             line=function_line(cap, "downgrade") or function_line(cap, "upgrade"),
-            severity="warning" if data_only else None,
+            # code that ran to the end without one recordable operation may change nothing in the database at all
+            # (a cache, a queue): what it changes is the fact the tool lacks
+            severity="warning" if data_only or unseen else None,
             fix=_downgrade_body(cap),
         )
 
@@ -495,6 +507,7 @@ class LossyDowngrade(Rule):
                 and op.modify_type is not None
                 and not is_new_column(cap, rec)
                 and classify_type_change(op.existing_type, op.modify_type, cap.dialect) in ("narrow", "change")
+                and not _json_round_trip(op.existing_type, op.modify_type)
                 and (table, op.column_name) in down_alters
             ):
                 msg = (
