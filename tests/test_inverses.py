@@ -112,3 +112,8 @@ def test_an_empty_revision_that_orders_branches_is_a_marker():
     src = _source("pass").replace('"""r"""\n', "").replace("depends_on = None", "depends_on = 'expand01'")
     (f,) = _found(src)["empty-migration"]
     assert f.severity == "info"
+
+
+def test_a_table_name_from_the_revisions_own_list_spliced_across_lines():
+    loop = ("for table in ('volumes', 'snapshots'):\n    op.execute(\n        'ALTER TABLE %s ENGINE=InnoDB'\n        % table\n    )")
+    assert "raw-sql-interpolation" not in _found(_source(loop), "mysql")

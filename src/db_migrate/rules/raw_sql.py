@@ -183,6 +183,9 @@ def _identifiers_only(source: str, line: int) -> bool:
         if getattr(node, "lineno", None) != line or not isinstance(node, (ast.JoinedStr, ast.BinOp, ast.Call)):
             continue
         parts = _interpolated(node)
+        while not parts and isinstance(node, ast.Call) and node.args:  # op.execute(<sql>), sa.text(<sql>)
+            node = node.args[0]
+            parts = _interpolated(node)
         if not parts:
             continue
         names = [ast.get_source_segment(source, p) or "" for p in parts]
