@@ -154,7 +154,7 @@ class RawSqlInterpolation(Rule):
 
 
 # Names that hold identifiers (a schema prefix, a table name from a loop), which no bind parameter can replace.
-_IDENTIFIER_NAME = re.compile(r"schema|prefix|table|tbl|column|col|index|idx|constraint|name|seq", re.IGNORECASE)
+_IDENTIFIER_NAME = re.compile(r"schema|prefix|table|tbl|column|col|index|idx|constraint|name|seq|database", re.IGNORECASE)
 
 
 def _interpolated(node: ast.AST) -> list[ast.AST]:
