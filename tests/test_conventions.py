@@ -105,6 +105,7 @@ def test_without_downgrades_a_revision_that_destroys_data_still_escalates(tmp_pa
     assert len(rollback.evidence) == 1 and "only a restore" in rollback.evidence[0]
     c = classify_escalation(project, "000000000007")
     assert c.decision == "escalate" and {t.trigger for t in c.escalation.triggers} >= {"unclear-rollback", "drop-with-data"}
+    assert c.conventions is not None and c.conventions.downgrades == "never"  # classify states what it assumed
     assert classify_escalation(project, "000000000003").decision == "proceed"
 
 

@@ -303,6 +303,7 @@ def classify(
         operations=d.operations,
         all_automatic=bool(d.operations) and not manual and not fired,
         preflight=preflight,
+        conventions=getattr(review, "conventions", None),
     )
 
 

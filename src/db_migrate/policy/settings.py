@@ -183,9 +183,9 @@ class Policy(BaseModel):
     )
     conventions: ConventionSettings = Field(
         default_factory=ConventionSettings,
-        description="Override what the review infers about the project's habits: {downgrades = 'never'} for a "
-        "project that writes no downgrades, 'raise' when they raise by design, 'written'; naming = 'convention' or "
-        "'database'; markers = [revision ids empty on purpose]. Every verdict states what it assumed in 'conventions'.",
+        description="Override what the review infers about the project's habits: downgrades ('never' for a project "
+        "that writes none, 'raise' when they raise by design, 'written'), naming ('convention' or 'database'), "
+        "markers (revision ids empty on purpose). Every verdict states what it assumed in 'conventions'.",
         examples=[{"downgrades": "never"}],
     )
     database_timeout_seconds: float = Field(
