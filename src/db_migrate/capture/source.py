@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import re
 import sys
@@ -172,6 +173,16 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def parsed(source: str) -> ast.Module | None:
+    """The syntax tree of a revision's source, parsed once for every rule that reads it (None: not Python).
+    Callers only read it."""
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 _STATED_ROWS = re.compile(
     r"(?<![\w.])(\d{1,3}(?:[,_]\d{3})+|\d+(?:\.\d+)?)\s*(k|m|mm|bn|thousand|million|billion)?\s+(?:rows|records|entries)\b",
     re.IGNORECASE,
@@ -186,9 +197,8 @@ def stated_rows(source: str) -> tuple[int, int, str] | None:
     import tokenize
 
     texts: list[tuple[int, str]] = []
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parsed(source)
+    if tree is None:
         return None
     for node in [tree, *(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
         doc = ast.get_docstring(node, clean=False)

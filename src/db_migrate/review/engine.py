@@ -107,10 +107,10 @@ def _def_lines(source: str) -> set[int]:
     """Lines of ``def`` statements: a finding anchored there is about the function, not one statement."""
     import ast
 
-    try:
-        return {n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    except (SyntaxError, ValueError):
-        return set()
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    return {n.lineno for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))} if tree else set()
 
 
 def _merge_loops(findings: list[Finding], def_lines: set[int] = frozenset()) -> list[Finding]:

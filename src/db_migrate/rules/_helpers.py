@@ -289,9 +289,10 @@ def execute_text(cap: RevisionCapture, phase: Phase) -> str:
 
 @lru_cache(maxsize=64)
 def _function_spans(source: str) -> dict[str, tuple[int, int]]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
         return {}
     return {
         n.name: (n.lineno, n.end_lineno or n.lineno)

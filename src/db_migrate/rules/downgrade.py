@@ -213,11 +213,12 @@ def _skipped_on_this_engine(cap) -> bool:
     (``if op.get_bind().dialect.name != "postgresql": return``): on this engine it does nothing."""
     import ast
 
+    from db_migrate.capture.source import parsed
+
     if cap.upgrade or not cap.upgrade_outcome.completed or cap.facts_of("bind-read") or cap.facts_of("orm-session"):
         return False
-    try:
-        tree = ast.parse(cap.source)
-    except SyntaxError:
+    tree = parsed(cap.source)
+    if tree is None:
         return False
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
     return fn is not None and any(

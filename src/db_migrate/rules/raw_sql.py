@@ -175,9 +175,10 @@ def _interpolated(node: ast.AST) -> list[ast.AST]:
 def _identifiers_only(source: str, line: int) -> bool:
     """Every value spliced into the SQL on ``line`` is named like an identifier (``schema``, ``table_prefix``,
     ``table``): the statement is as fixed as its schema, and bind parameters could not replace them."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
         return False
     for node in ast.walk(tree):
         if getattr(node, "lineno", None) != line or not isinstance(node, (ast.JoinedStr, ast.BinOp, ast.Call)):
