@@ -174,3 +174,47 @@ def test_findings_at_the_downgrades_def_line_are_not_a_loop():
 def test_code_that_records_nothing_and_reads_nothing_is_a_warning_without_a_downgrade():
     src = _source("prune_cache('done')", "pass").replace("def upgrade", "def prune_cache(name):\n    return name\n\n\ndef upgrade")
     assert _severity(src, "missing-downgrade") == "warning"
+
+
+_CASCADE_CHILD = ("op.create_table('posts', sa.Column('id', sa.Integer(), primary_key=True),\n"
+                  "                sa.Column('user_id', sa.Integer(), sa.ForeignKey('users.id', ondelete='CASCADE')))")
+_BATCH_PARENT = ("with op.batch_alter_table('users') as b:\n"
+                 "    b.alter_column('name', existing_type=sa.String(20), type_=sa.String(50))")
+
+
+def test_sqlite_batch_on_a_cascade_parent_deletes_the_children():
+    on = _source("op.execute('PRAGMA foreign_keys=ON')\n" + _CASCADE_CHILD + "\n" + _BATCH_PARENT, "op.drop_table('posts')")
+    (f,) = [f for f in review_source(on, dialect="sqlite").findings if f.rule == "sqlite-batch-cascade"]
+    assert f.severity == "error" and "posts" in f.message and f.table == "users"
+    off = _source(_CASCADE_CHILD + "\n" + _BATCH_PARENT, "op.drop_table('posts')")
+    (f,) = [f for f in review_source(off, dialect="sqlite").findings if f.rule == "sqlite-batch-cascade"]
+    assert f.severity == "warning" and "PRAGMA foreign_keys=ON" in f.message  # the fact it lacks, named
+
+
+def test_the_cascade_child_can_come_from_an_earlier_revision_on_real_sqlite(tmp_path):
+    """The history says posts cascade from users; env.py turns foreign keys on: the batch is an error. On a real
+    SQLite file the same batch, run by alembic with foreign keys on, does delete the child rows."""
+    import sqlite3
+
+    env = ("from sqlalchemy import event\nfrom sqlalchemy.engine import Engine\n\n\n"
+           "@event.listens_for(Engine, 'connect')\ndef _foreign_keys(dbapi_connection, record):\n"
+           "    dbapi_connection.execute('PRAGMA foreign_keys=ON')\n\n\n")
+    first = "def upgrade():\n    " + _CASCADE_CHILD.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    op.drop_table('posts')\n"
+    second = "def upgrade():\n    " + _BATCH_PARENT.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    pass\n"
+    db = tmp_path / "app.db"
+    root = make_project(tmp_path, [{"body": first}, {"body": second}], url=f"sqlite:///{db}")
+    env_py = root / "migrations" / "env.py"
+    env_py.write_text(env + env_py.read_text())
+    r = review_migration(load_project(root), "000000000002")
+    (f,) = [f for f in r.findings if f.rule == "sqlite-batch-cascade"]
+    assert f.severity == "error" and "posts" in f.message and r.conventions.cascade_children == {"users": ["posts"]}
+    # what the finding says, measured: SQLite with foreign keys on, the copy-drop-rename batch mode does
+    con = sqlite3.connect(db)
+    con.executescript("PRAGMA foreign_keys=ON; CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(20));"
+                      "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users (id) ON DELETE CASCADE);"
+                      "INSERT INTO users VALUES (1, 'a'); INSERT INTO posts VALUES (1, 1);"
+                      "CREATE TABLE _alembic_tmp_users (id INTEGER PRIMARY KEY, name VARCHAR(50));"
+                      "INSERT INTO _alembic_tmp_users SELECT id, name FROM users; DROP TABLE users;"
+                      "ALTER TABLE _alembic_tmp_users RENAME TO users;")
+    assert con.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+    con.close()

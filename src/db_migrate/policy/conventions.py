@@ -65,6 +65,14 @@ class Conventions(BaseModel):
         description="Functions the history's triggers execute, with the tables whose triggers call them: replacing "
         "one changes what happens on those tables (a protected or audit table's trigger function counts as that table).",
     )
+    cascade_children: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Tables other tables reference with ON DELETE CASCADE (parent -> children), from the history: "
+        "on SQLite, batch mode re-creating a parent with foreign keys on deletes every child row.",
+    )
+    sqlite_foreign_keys: bool = Field(
+        default=False, description="env.py (or the project) turns SQLite's foreign keys on (PRAGMA foreign_keys=ON)."
+    )
     evidence: list[str] = Field(default_factory=list, description="Why each convention was assumed, or who set it.")
 
 
@@ -94,13 +102,107 @@ def trigger_functions(texts: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
+_RAW_CASCADE = re.compile(
+    r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w\".]+)\s*\((.*?)\)\s*(?:;|$)", re.IGNORECASE | re.DOTALL)
+_REFERENCES = re.compile(r"\bREFERENCES\s+([\w\".]+)[^,]*?\bON\s+DELETE\s+CASCADE", re.IGNORECASE | re.DOTALL)
+_FOREIGN_KEYS_ON = re.compile(r"PRAGMA\s+foreign_keys\s*=\s*(ON|1|true)\b", re.IGNORECASE)
+
+
+def foreign_keys_on(text: str) -> bool:
+    """The text turns SQLite's foreign key enforcement on."""
+    return _FOREIGN_KEYS_ON.search(text) is not None
+
+
+def cascade_children(texts: Iterable[str]) -> dict[str, list[str]]:
+    """Parent table -> the tables whose foreign keys to it delete ON CASCADE, read from revision sources
+    without running them: ``sa.ForeignKey('parent.id', ondelete='CASCADE')`` inside a create_table/add_column
+    of the child, ``create_foreign_key(name, child, parent, ..., ondelete='CASCADE')``, and raw ``CREATE TABLE
+    child (... REFERENCES parent ... ON DELETE CASCADE)``."""
+    import ast
+
+    out: dict[str, list[str]] = {}
+
+    def add(parent: str, child: str) -> None:
+        kids = out.setdefault(_bare(parent), [])
+        if _bare(child) not in kids:
+            kids.append(_bare(child))
+
+    for text in texts:
+        if "cascade" not in text.lower():
+            continue
+        for m in _RAW_CASCADE.finditer(text):
+            for r in _REFERENCES.finditer(m.group(2)):
+                add(r.group(1), m.group(1))
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+            strs = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if name == "create_foreign_key" and _cascades(call) and len(strs) >= 3:
+                add(strs[2], strs[1])
+            elif name in ("create_table", "add_column") and strs:
+                for inner in (n for n in ast.walk(call) if isinstance(n, ast.Call) and _cascades(n)):
+                    target = next((a.value for a in inner.args if isinstance(a, ast.Constant) and isinstance(a.value, str) and "." in a.value), None)
+                    if target is None and len(inner.args) > 1 and isinstance(inner.args[1], (ast.List, ast.Tuple)):
+                        target = next((e.value for e in inner.args[1].elts if isinstance(e, ast.Constant) and isinstance(e.value, str)), None)
+                    if target:
+                        add(target.rsplit(".", 1)[0], strs[0])
+    return out
+
+
+def _cascades(call) -> bool:
+    import ast
+
+    return any(k.arg == "ondelete" and isinstance(k.value, ast.Constant) and str(k.value.value).upper() == "CASCADE"
+               for k in call.keywords)
+
+
+#: Batch operations that make alembic re-create the table on SQLite (copy, drop the old, rename the new).
+RECREATE_KINDS = ("alter_column", "drop_column", "create_foreign_key", "create_unique_constraint",
+                  "create_check_constraint", "drop_constraint", "create_primary_key")
+
+
+def batch_cascade_findings(reviews: Iterable[Any], conventions: Conventions, existing: Iterable[Finding]) -> list[Finding]:
+    """SQLite batch operations that re-create a table other tables reference with ON DELETE CASCADE (children
+    known from the history), not already reported by the revision's own rule."""
+    seen = {(f.revision, f.table) for f in existing if f.rule == "sqlite-batch-cascade"}
+    out = []
+    for r in reviews:
+        for op in r.operations:
+            kids = conventions.cascade_children.get(_bare(op.table or ""))
+            if not kids or not (op.detail or {}).get("batch") or op.kind not in RECREATE_KINDS or op.table_created_here:
+                continue
+            if (r.revision, op.table) in seen:
+                continue
+            seen.add((r.revision, op.table))
+            out.append(Finding(
+                rule="sqlite-batch-cascade", severity="error" if conventions.sqlite_foreign_keys else "warning",
+                phase=op.phase, revision=r.revision, path=r.path, line=op.line, table=op.table,
+                message=cascade_message(op.table, kids, conventions.sqlite_foreign_keys),
+            ))
+    return out
+
+
+def cascade_message(table: str, children: list[str], fks_on: bool) -> str:
+    """What re-creating ``table`` in batch mode does to the rows of its ON DELETE CASCADE children."""
+    kids = ", ".join(children)
+    when = ("the project turns foreign keys on (PRAGMA foreign_keys=ON), so" if fks_on else
+            "if the connection has foreign keys on (PRAGMA foreign_keys=ON; not seen in env.py),")
+    return (f"Batch mode re-creates {table} (copy, DROP TABLE, rename): {when} dropping the old {table} deletes every "
+            f"row of {kids} through ON DELETE CASCADE. Turn foreign keys off around the batch "
+            f"(op.execute('PRAGMA foreign_keys=OFF') before, ON after, outside the transaction).")
+
+
 def functions_defined(sql: str) -> list[str]:
     """Functions a statement creates or replaces."""
     return [_bare(m.group(1)) for m in _FUNCTION.finditer(sql)]
 
 
 def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_convention: bool = False,
-          triggers: dict[str, list[str]] | None = None) -> Conventions:
+          triggers: dict[str, list[str]] | None = None, cascades: dict[str, list[str]] | None = None,
+          sqlite_foreign_keys: bool = False) -> Conventions:
     """The conventions of a history: ``headers`` are RevisionHeader-like (``revision``, ``upgrade``,
     ``downgrade``, ``down_revisions``, ``branch_labels``, ``message``), ``settings`` the project's
     ``ConventionSettings`` (its explicit choices win), ``naming_convention`` whether target_metadata has one."""
@@ -127,7 +229,8 @@ def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_
     if settings is not None and settings.markers:
         markers = list(dict.fromkeys([*markers, *settings.markers]))
     return Conventions(downgrades=practice, naming=naming, branch_labels=labels, markers=markers, evidence=evidence,
-                       trigger_functions=triggers or {})
+                       trigger_functions=triggers or {}, cascade_children=cascades or {},
+                       sqlite_foreign_keys=sqlite_foreign_keys)
 
 
 def _naming(dialect: str, naming_convention: bool, settings: Any) -> str:

@@ -246,18 +246,21 @@ def review_paths(
 
 def project_conventions(project: Project, dialect: str, policy: Policy):
     """The project's conventions (:mod:`db_migrate.policy.conventions`), read from its whole history."""
-    from db_migrate.policy.conventions import infer, trigger_functions
+    from db_migrate.policy.conventions import cascade_children, foreign_keys_on, infer, trigger_functions
 
     files = [project.script_location / "env.py", *map(Path, _context_files.get(str(project.root), []))]
-    named = False
+    named = fks = False
     for f in files:
         try:
-            named = named or "naming_convention" in f.read_text(encoding="utf-8", errors="replace")
+            text = f.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            pass
+            continue
+        named, fks = named or "naming_convention" in text, fks or foreign_keys_on(text)
     headers = load_history(project).headers
+    texts = list(_texts(h.path for h in headers))
     return infer(headers, dialect=dialect, settings=policy.conventions, naming_convention=named,
-                 triggers=trigger_functions(_texts(h.path for h in headers)))
+                 triggers=trigger_functions(texts), cascades=cascade_children(texts) if dialect == "sqlite" else {},
+                 sqlite_foreign_keys=fks)
 
 
 def _texts(paths):
@@ -346,6 +349,8 @@ def _assemble(
     if conventions is not None:
         kinds = {h.revision: (h.downgrade, h.downgrade_reason) for h in load_history(project).headers}
         found = conv.apply(found, conventions, kinds) + conv.notes(conventions, len(outcomes))
+        if dialect == "sqlite":
+            found += conv.batch_cascade_findings([o.review for o in outcomes], conventions, found)
     findings = sort_findings(_configured(found, policy))
     from db_migrate.capture.offline import is_offline_artifact
 
