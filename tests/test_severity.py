@@ -218,3 +218,21 @@ def test_the_cascade_child_can_come_from_an_earlier_revision_on_real_sqlite(tmp_
                       "ALTER TABLE _alembic_tmp_users RENAME TO users;")
     assert con.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
     con.close()
+
+
+def test_a_revision_that_turns_foreign_keys_off_around_its_batch_is_guarded():
+    guarded = _source("op.execute('PRAGMA foreign_keys=ON')\n" + _CASCADE_CHILD + "\nop.execute('PRAGMA foreign_keys=OFF')\n"
+                      + _BATCH_PARENT + "\nop.execute('PRAGMA foreign_keys=ON')", "op.drop_table('posts')")
+    assert not [f for f in review_source(guarded, dialect="sqlite").findings if f.rule == "sqlite-batch-cascade"]
+
+
+def test_env_py_turning_foreign_keys_off_guards_every_batch(tmp_path):
+    first = "def upgrade():\n    " + _CASCADE_CHILD.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    op.drop_table('posts')\n"
+    second = "def upgrade():\n    " + _BATCH_PARENT.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    pass\n"
+    root = make_project(tmp_path, [{"body": first}, {"body": second}], url=f"sqlite:///{tmp_path / 'app.db'}")
+    env_py = root / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text() + "\n\ndef _without_foreign_keys(context):\n"
+                      "    context.execute('PRAGMA foreign_keys=OFF')\n")
+    r = review_migration(load_project(root), "000000000002")
+    assert r.conventions.sqlite_foreign_keys_guarded
+    assert not [f for f in r.findings if f.rule == "sqlite-batch-cascade"]

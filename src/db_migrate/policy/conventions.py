@@ -73,6 +73,10 @@ class Conventions(BaseModel):
     sqlite_foreign_keys: bool = Field(
         default=False, description="env.py (or the project) turns SQLite's foreign keys on (PRAGMA foreign_keys=ON)."
     )
+    sqlite_foreign_keys_guarded: bool = Field(
+        default=False, description="env.py turns SQLite's foreign keys off around the migrations: batch mode "
+        "re-creating a table cannot cascade.",
+    )
     evidence: list[str] = Field(default_factory=list, description="Why each convention was assumed, or who set it.")
 
 
@@ -106,6 +110,12 @@ _RAW_CASCADE = re.compile(
     r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w\".]+)\s*\((.*?)\)\s*(?:;|$)", re.IGNORECASE | re.DOTALL)
 _REFERENCES = re.compile(r"\bREFERENCES\s+([\w\".]+)[^,]*?\bON\s+DELETE\s+CASCADE", re.IGNORECASE | re.DOTALL)
 _FOREIGN_KEYS_ON = re.compile(r"PRAGMA\s+foreign_keys\s*=\s*(ON|1|true)\b", re.IGNORECASE)
+_FOREIGN_KEYS_OFF = re.compile(r"PRAGMA\s+foreign_keys\s*=\s*(OFF|0|false)\b", re.IGNORECASE)
+
+
+def foreign_keys_off(text: str) -> bool:
+    """The text turns SQLite's foreign key enforcement off (a revision guarding its batch operations)."""
+    return _FOREIGN_KEYS_OFF.search(text) is not None
 
 
 def foreign_keys_on(text: str) -> bool:
@@ -164,12 +174,19 @@ RECREATE_KINDS = ("alter_column", "drop_column", "create_foreign_key", "create_u
                   "create_check_constraint", "drop_constraint", "create_primary_key")
 
 
-def batch_cascade_findings(reviews: Iterable[Any], conventions: Conventions, existing: Iterable[Finding]) -> list[Finding]:
+def batch_cascade_findings(reviews: Iterable[Any], conventions: Conventions, existing: Iterable[Finding],
+                           guarded: Iterable[str | None] = ()) -> list[Finding]:
     """SQLite batch operations that re-create a table other tables reference with ON DELETE CASCADE (children
-    known from the history), not already reported by the revision's own rule."""
+    known from the history), not already reported by the revision's own rule; ``guarded``: revisions that turn
+    foreign keys off themselves (PRAGMA foreign_keys=OFF around the batch)."""
+    if conventions.sqlite_foreign_keys_guarded:
+        return []
     seen = {(f.revision, f.table) for f in existing if f.rule == "sqlite-batch-cascade"}
+    skip = set(guarded)
     out = []
     for r in reviews:
+        if r.revision in skip:
+            continue
         for op in r.operations:
             kids = conventions.cascade_children.get(_bare(op.table or ""))
             if not kids or not (op.detail or {}).get("batch") or op.kind not in RECREATE_KINDS or op.table_created_here:
@@ -202,7 +219,7 @@ def functions_defined(sql: str) -> list[str]:
 
 def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_convention: bool = False,
           triggers: dict[str, list[str]] | None = None, cascades: dict[str, list[str]] | None = None,
-          sqlite_foreign_keys: bool = False) -> Conventions:
+          sqlite_foreign_keys: bool = False, sqlite_foreign_keys_guarded: bool = False) -> Conventions:
     """The conventions of a history: ``headers`` are RevisionHeader-like (``revision``, ``upgrade``,
     ``downgrade``, ``down_revisions``, ``branch_labels``, ``message``), ``settings`` the project's
     ``ConventionSettings`` (its explicit choices win), ``naming_convention`` whether target_metadata has one."""
@@ -230,7 +247,8 @@ def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_
         markers = list(dict.fromkeys([*markers, *settings.markers]))
     return Conventions(downgrades=practice, naming=naming, branch_labels=labels, markers=markers, evidence=evidence,
                        trigger_functions=triggers or {}, cascade_children=cascades or {},
-                       sqlite_foreign_keys=sqlite_foreign_keys)
+                       sqlite_foreign_keys=sqlite_foreign_keys and not sqlite_foreign_keys_guarded,
+                       sqlite_foreign_keys_guarded=sqlite_foreign_keys_guarded)
 
 
 def _naming(dialect: str, naming_convention: bool, settings: Any) -> str:

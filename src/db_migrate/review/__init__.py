@@ -246,21 +246,22 @@ def review_paths(
 
 def project_conventions(project: Project, dialect: str, policy: Policy):
     """The project's conventions (:mod:`db_migrate.policy.conventions`), read from its whole history."""
-    from db_migrate.policy.conventions import cascade_children, foreign_keys_on, infer, trigger_functions
+    from db_migrate.policy.conventions import cascade_children, foreign_keys_off, foreign_keys_on, infer, trigger_functions
 
     files = [project.script_location / "env.py", *map(Path, _context_files.get(str(project.root), []))]
-    named = fks = False
-    for f in files:
+    named = fks = guarded = False
+    for i, f in enumerate(files):
         try:
             text = f.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
         named, fks = named or "naming_convention" in text, fks or foreign_keys_on(text)
+        guarded = guarded or (i == 0 and foreign_keys_off(text))  # env.py turning them off around the run
     headers = load_history(project).headers
     texts = list(_texts(h.path for h in headers))
     return infer(headers, dialect=dialect, settings=policy.conventions, naming_convention=named,
                  triggers=trigger_functions(texts), cascades=cascade_children(texts) if dialect == "sqlite" else {},
-                 sqlite_foreign_keys=fks)
+                 sqlite_foreign_keys=fks, sqlite_foreign_keys_guarded=guarded)
 
 
 def _texts(paths):
@@ -349,8 +350,13 @@ def _assemble(
     if conventions is not None:
         kinds = {h.revision: (h.downgrade, h.downgrade_reason) for h in load_history(project).headers}
         found = conv.apply(found, conventions, kinds) + conv.notes(conventions, len(outcomes))
-        if dialect == "sqlite":
-            found += conv.batch_cascade_findings([o.review for o in outcomes], conventions, found)
+        if dialect == "sqlite" and conventions.sqlite_foreign_keys_guarded:
+            found = [f for f in found if f.rule != "sqlite-batch-cascade"]  # env.py turns foreign keys off
+        elif dialect == "sqlite":
+            by_rev = {h.revision: h.path for h in load_history(project).headers}
+            guarded = [o.review.revision for o in outcomes if o.review.revision in by_rev
+                       and conv.foreign_keys_off(next(_texts([by_rev[o.review.revision]]), ""))]
+            found += conv.batch_cascade_findings([o.review for o in outcomes], conventions, found, guarded)
     findings = sort_findings(_configured(found, policy))
     from db_migrate.capture.offline import is_offline_artifact
 

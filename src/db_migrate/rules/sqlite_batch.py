@@ -113,11 +113,17 @@ class SqliteBatchCascade(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        from db_migrate.policy.conventions import RECREATE_KINDS, cascade_children, cascade_message, foreign_keys_on
+        from db_migrate.policy.conventions import (
+            RECREATE_KINDS,
+            cascade_children,
+            cascade_message,
+            foreign_keys_off,
+            foreign_keys_on,
+        )
 
         children = cascade_children([cap.source])
-        if not children:
-            return
+        if not children or foreign_keys_off(cap.source):
+            return  # (a revision that turns foreign keys off around its batches guards them)
         fks = foreign_keys_on(cap.source)
         done = set()
         for rec in self.ops(cap):
