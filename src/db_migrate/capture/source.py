@@ -115,7 +115,27 @@ def irreversible_marker(tree: ast.Module, source: str) -> str | None:
     if kind == "raise" and message:
         # `raise SomeError("downgrade unsupported: ...")` alone is a declaration too: nobody raises by accident
         return f"the downgrade raises on purpose: {message}"
+    if kind == "pass":
+        said = _explained(tree, lines)
+        if said:
+            return f"the downgrade says: {said}"
     return None
+
+
+_NOT_AN_EXPLANATION = re.compile(r"auto\s*generated|please adjust|\bTODO\b|\bFIXME\b|\bXXX\b|end Alembic commands", re.IGNORECASE)
+
+
+def _explained(tree: ast.Module, lines: list[str]) -> str | None:
+    """The author's own comment inside an empty downgrade() ("# Purely a data migration. No downgrade
+    necessary."): a considered one-way step, not a forgotten one. Autogenerate's comments and TODOs are not."""
+    fn = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "downgrade"), None)
+    if fn is None:
+        return None
+    words = [ln.strip().lstrip("#").strip() for ln in lines[fn.lineno: fn.end_lineno or fn.lineno] if ln.strip().startswith("#")]
+    text = " ".join(w for w in words if w)
+    if not text or _NOT_AN_EXPLANATION.search(text):
+        return None
+    return text[:200]
 
 
 def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:

@@ -550,7 +550,8 @@ class IrreversibleByDesign(Rule):
         "together). Saying so explicitly, with the reason, beats a bare `pass` that looks like a forgotten downgrade: "
         "the review does not report missing-downgrade, and the escalation policy still asks a human because a "
         "rollback past this revision needs a restore or a manual step. Put the marker inside downgrade() or on the "
-        "line right above it."
+        "line right above it. A downgrade that only raises an exception with a message, or an empty one with the "
+        "author's own comment saying why (not autogenerate's, not a TODO), declares the same."
     )
     fix = (
         "def downgrade():\n"
