@@ -119,12 +119,23 @@ def test_a_project_that_writes_downgrades_still_gets_missing_downgrade(tmp_path)
 
 
 def test_the_convention_can_be_set_in_the_policy(tmp_path):
-    # three revisions are too few to call it a habit; the project says so itself
-    r = review_migration(load_project(_history(tmp_path, None, n=3, settings='conventions = {downgrades = "never"}')), all_revisions=True)
+    # two revisions are too few to call it a habit; the project says so itself
+    r = review_migration(load_project(_history(tmp_path, None, n=2, settings='conventions = {downgrades = "never"}')), all_revisions=True)
     assert r.conventions.downgrades == "never" and "set in [tool.db-migrate]" in r.conventions.evidence[-1]
     assert "missing-downgrade" not in _rules(r) and r.decision == "proceed"
-    r = review_migration(load_project(_history(tmp_path / "b", None, n=3)), all_revisions=True)
+    r = review_migration(load_project(_history(tmp_path / "b", None, n=2)), all_revisions=True)
     assert r.conventions.downgrades == "written" and "missing-downgrade" in _rules(r)
+    # and the project can insist on downgrades where the history would say otherwise
+    r = review_migration(load_project(_history(tmp_path / "c", None, settings='conventions = {downgrades = "written"}')), all_revisions=True)
+    assert r.conventions.downgrades == "written" and "missing-downgrade" in _rules(r)
+
+
+def test_a_short_history_counts_only_when_every_revision_follows_the_habit(tmp_path):
+    assert review_migration(load_project(_history(tmp_path, None, n=3)), all_revisions=True).conventions.downgrades == "never"
+    revs = [{"body": _ADD.format(n=i)} for i in range(3)]
+    revs.append({"body": _ADD.format(n=9) + "def downgrade():\n    op.drop_column('hosts', 'c9')\n"})
+    r = review_migration(load_project(make_project(tmp_path / "m", revs)), all_revisions=True)
+    assert r.conventions.downgrades == "written"  # 3 of 4: mixed, too short to call
 
 
 def test_downgrades_that_raise_by_design_are_irreversible_not_failures(tmp_path):

@@ -12,7 +12,7 @@ result from the verdict's ``conventions``.
 How downgrade practice is inferred (revisions whose upgrade does something, merges left out):
 
 - ``never``: at least :data:`MIN_REVISIONS` such revisions and at least :data:`SHARE` of them have no
-  downgrade or an empty one;
+  downgrade or an empty one (a shorter history: all of at least :data:`MIN_UNANIMOUS`);
 - ``raise``: as many have a downgrade that only raises (NotImplementedError or another exception), more of
   them raising than empty;
 - ``written`` otherwise (and for shorter histories: too few revisions to call it a habit).
@@ -34,6 +34,8 @@ DowngradePractice = Literal["written", "never", "raise"]
 MIN_REVISIONS = 5
 #: The share of those revisions that must follow a downgrade habit.
 SHARE = 0.9
+#: A shorter history counts only when every one of at least this many revisions follows it.
+MIN_UNANIMOUS = 3
 
 _EMPTY = ("missing", "pass")
 _RAISES = ("not-implemented", "raise")
@@ -228,7 +230,9 @@ def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_
     empty = sum(1 for h in doing if h.downgrade in _EMPTY)
     raising = sum(1 for h in doing if h.downgrade in _RAISES)
     practice: DowngradePractice = "written"
-    if len(doing) >= MIN_REVISIONS and (empty + raising) >= SHARE * len(doing):
+    habit = (empty + raising) >= SHARE * len(doing) if len(doing) >= MIN_REVISIONS else (
+        len(doing) >= MIN_UNANIMOUS and empty + raising == len(doing))
+    if habit:
         practice = "raise" if raising > empty else "never"
         evidence.append(
             f"downgrades: {empty + raising} of {len(doing)} revisions that change something have "
