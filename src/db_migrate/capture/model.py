@@ -150,7 +150,10 @@ class RevisionCapture:
     context: ProjectContext = field(default_factory=lambda: ProjectContext())
     """What the project's env.py decides for every revision (naming convention, lock_timeout)."""
     irreversible: str | None = None
-    """The reason given by a ``# db-migrate: irreversible <reason>`` marker on downgrade(), when there is one."""
+    """The reason given by a ``# db-migrate: irreversible <reason>`` marker on downgrade(), when there is one, or
+    the message of a downgrade that only raises (``raise RuntimeError("downgrade not supported")``)."""
+    downgrade_raises: bool = False
+    """downgrade() only raises an exception other than NotImplementedError: a deliberate stop, not a failure."""
     _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)
 
     def captured(self, phase: Phase) -> bool:

@@ -30,6 +30,7 @@ from alembic.runtime.migration import MigrationContext
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
 from db_migrate.capture.context import ProjectContext
 from db_migrate.capture.source import function_body_kind, irreversible_marker, source_facts
+from db_migrate.project.headers import body_kind
 from db_migrate.project.headers import parse_header
 
 NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
@@ -304,6 +305,7 @@ def capture_file(
     cap.irreversible = irreversible_marker(tree, source)
     cap.upgrade_outcome.body = function_body_kind(tree, "upgrade")  # type: ignore[assignment]
     cap.downgrade_outcome.body = function_body_kind(tree, "downgrade")  # type: ignore[assignment]
+    cap.downgrade_raises = body_kind(tree, "downgrade")[0] == "raise"
 
     stand_ins: set[str] = set()
     module = None

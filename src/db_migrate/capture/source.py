@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import re
 import sys
 from pathlib import Path
 
 from db_migrate.capture.model import SourceFact
+from db_migrate.project.headers import body_kind
 
 #: Libraries a migration may legitimately import.
 MIGRATION_LIBRARIES = frozenset(
@@ -85,23 +87,10 @@ def _module_origin(name: str, root: Path) -> str:
 
 
 def function_body_kind(tree: ast.Module, name: str) -> str:
-    """``missing``, ``pass`` (only pass/docstring/...), ``not-implemented`` or ``code``."""
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
-            body = [
-                s for s in node.body
-                if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))  # docstring, ...
-                and not isinstance(s, ast.Pass)
-            ]
-            if not body:
-                return "pass"
-            if len(body) == 1 and isinstance(body[0], ast.Raise):
-                exc = body[0].exc
-                target = exc.func if isinstance(exc, ast.Call) else exc
-                if isinstance(target, ast.Name) and target.id == "NotImplementedError":
-                    return "not-implemented"
-            return "code"
-    return "missing"
+    """``missing``, ``pass`` (only pass/docstring/...), ``not-implemented`` or ``code`` (a lone raise of another
+    exception is code here: it runs and stops; :func:`db_migrate.project.headers.body_kind` tells it apart)."""
+    kind = body_kind(tree, name)[0]
+    return "code" if kind == "raise" else kind
 
 
 _IRREVERSIBLE = re.compile(r"#\s*db-migrate:\s*irreversible\b[:\s]*(.*)$", re.IGNORECASE)
@@ -111,7 +100,8 @@ def irreversible_marker(tree: ast.Module, source: str) -> str | None:
     """The reason of a ``# db-migrate: irreversible <reason>`` comment inside ``downgrade()`` or on the line above it.
 
     The marker declares a deliberate one-way step; the reason is what a reviewer is shown. None without a marker;
-    ``"no reason given"`` for a bare marker.
+    ``"no reason given"`` for a bare marker. A downgrade whose whole body raises an exception (not
+    NotImplementedError) with a message is declared the same way: the message is the reason.
     """
     lines = source.splitlines()
     for node in tree.body:
@@ -121,7 +111,31 @@ def irreversible_marker(tree: ast.Module, source: str) -> str | None:
                 m = _IRREVERSIBLE.search(text)
                 if m:
                     return m.group(1).strip() or "no reason given"
+    kind, message = body_kind(tree, "downgrade")
+    if kind == "raise" and message:
+        # `raise SomeError("downgrade unsupported: ...")` alone is a declaration too: nobody raises by accident
+        return f"the downgrade raises on purpose: {message}"
+    if kind == "pass":
+        said = _explained(tree, lines)
+        if said:
+            return f"the downgrade says: {said}"
     return None
+
+
+_NOT_AN_EXPLANATION = re.compile(r"auto\s*generated|please adjust|\bTODO\b|\bFIXME\b|\bXXX\b|end Alembic commands", re.IGNORECASE)
+
+
+def _explained(tree: ast.Module, lines: list[str]) -> str | None:
+    """The author's own comment inside an empty downgrade() ("# Purely a data migration. No downgrade
+    necessary."): a considered one-way step, not a forgotten one. Autogenerate's comments and TODOs are not."""
+    fn = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "downgrade"), None)
+    if fn is None:
+        return None
+    words = [ln.strip().lstrip("#").strip() for ln in lines[fn.lineno: fn.end_lineno or fn.lineno] if ln.strip().startswith("#")]
+    text = " ".join(w for w in words if w)
+    if not text or _NOT_AN_EXPLANATION.search(text):
+        return None
+    return text[:200]
 
 
 def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
@@ -177,3 +191,50 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
             seen.add(key)
             out.append(f)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def parsed(source: str) -> ast.Module | None:
+    """The syntax tree of a revision's source, parsed once for every rule that reads it (None: not Python).
+    Callers only read it."""
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+_STATED_ROWS = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:[,_]\d{3})+|\d+(?:\.\d+)?)\s*(k|m|mm|bn|thousand|million|billion)?\s+(?:rows|records|entries)\b",
+    re.IGNORECASE,
+)
+_SCALE = {"k": 10**3, "thousand": 10**3, "m": 10**6, "mm": 10**6, "million": 10**6, "bn": 10**9, "billion": 10**9}
+
+
+def stated_rows(source: str) -> tuple[int, int, str] | None:
+    """The largest row count the revision's own words state (``~2.4M rows`` in its docstring or a comment):
+    (rows, line, the words), or None. Code and SQL strings are not read: ``LIMIT 1000`` is not a size."""
+    import io
+    import tokenize
+
+    texts: list[tuple[int, str]] = []
+    tree = parsed(source)
+    if tree is None:
+        return None
+    for node in [tree, *(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
+        doc = ast.get_docstring(node, clean=False)
+        if doc and node.body:
+            texts.append((node.body[0].lineno, doc))
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                texts.append((tok.start[0], tok.string))
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    best: tuple[int, int, str] | None = None
+    for line, text in texts:
+        for m in _STATED_ROWS.finditer(text):
+            number = float(m.group(1).replace(",", "").replace("_", ""))
+            rows = int(number * _SCALE.get((m.group(2) or "").lower(), 1))
+            if best is None or rows > best[0]:
+                best = (rows, line, m.group(0))
+    return best

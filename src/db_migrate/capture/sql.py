@@ -40,15 +40,20 @@ _ADD_VALUE = re.compile(r"\bADD\s+VALUE\b", re.IGNORECASE)
 _IF_NOT_EXISTS = re.compile(r"\bIF\s+NOT\s+EXISTS\b", re.IGNORECASE)
 
 
+#: Statement kinds that change no schema and no row a downgrade could restore: statistics, vacuum, index
+#: rebuilds, materialized view refreshes, sequence positions (``SELECT setval(...)``), reads.
+MAINTENANCE_KINDS = ("VACUUM", "ANALYZE", "REINDEX", "REFRESHMATVIEW", "CLUSTER", "CHECKPOINT", "SELECT", "OPTIMIZE")
+
+
 def needs_no_inverse(stmt: SqlStatement) -> bool:
-    """A statement a downgrade rightly leaves in place.
+    """A statement a downgrade rightly leaves in place (:data:`MAINTENANCE_KINDS` among them).
 
     Transaction control; ``VALIDATE CONSTRAINT`` (it only checks rows); ``CREATE EXTENSION IF NOT EXISTS`` (without it a
     re-upgrade fails on the extension the downgrade left); ``ALTER TYPE ... ADD
     VALUE`` (PostgreSQL cannot drop an enum value).
     """
     kind = stmt.kind.upper()
-    if kind in ("TRANSACTION", "COMMIT", "BEGIN", VALIDATE):
+    if kind in ("TRANSACTION", "COMMIT", "BEGIN", VALIDATE) or kind in MAINTENANCE_KINDS:
         return True
     if kind == "CREATE EXTENSION":
         return bool(_IF_NOT_EXISTS.search(stmt.text))

@@ -240,6 +240,8 @@ def config_template() -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if hasattr(value, "model_dump"):  # a nested settings table (conventions): only what differs from its defaults
+        value = value.model_dump(exclude_defaults=True)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):

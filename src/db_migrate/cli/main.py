@@ -188,7 +188,7 @@ def _verdict(args: argparse.Namespace, out: Any) -> int:
 
 def _rules(args: argparse.Namespace, out: Any) -> int:
     from db_migrate.tools.render import render_rules, use_color
-    from db_migrate.rules import catalogue
+    from db_migrate.rules import SEVERITY_PRINCIPLE, catalogue
 
     rules = list(catalogue())
     if args.format == "sarif":  # the catalogue alone, e.g. to check what code scanning will show
@@ -199,7 +199,7 @@ def _rules(args: argparse.Namespace, out: Any) -> int:
     elif args.format == "json":
         out.write(json.dumps([_jsonable(r) for r in rules]) + "\n")
     else:
-        out.write(render_rules(rules, color=use_color(out)) + "\n")
+        out.write(render_rules(rules, color=use_color(out), principle=SEVERITY_PRINCIPLE) + "\n")
     return 0
 
 

@@ -154,7 +154,19 @@ def _multiple_heads(history: History, heads: list[str]) -> Finding:
     else:
         where = "the heads share no ancestor (independent bases)"
     first = history.by_id[heads[0]]
-    labelled = all(history.by_id[h].branch_labels or _labelled_lineage(history, h) for h in heads)
+    lineages = [_lineage_labels(history, h) for h in heads]
+    labelled = all(lineages)
+    if labelled and branch_points and len(set(lineages)) == len(heads):
+        # expand/contract (or any) branches forked on purpose, each head on its own label: alembic is meant to
+        # be run with `upgrade heads` (or `upgrade expand@head`); nothing to merge
+        return Finding(
+            rule="multiple-heads", severity="info", phase="history",
+            message=f"The history has {len(heads)} heads on labelled branches ("
+            + ", ".join(f"{h}: {'/'.join(sorted(ls))}" for h, ls in zip(heads, lineages))
+            + f") forked at {', '.join(branch_points)}: a deliberate branch layout (expand/contract); "
+            "run `alembic upgrade heads` or a branch label.",
+            revision=heads[0], path=history.project.relpath(first.path),
+        )
     if not branch_points and labelled:
         # deliberate independent branches (alembic "multiple bases" setups): upgrade `heads`, not `head`
         return Finding(
@@ -173,8 +185,10 @@ def _multiple_heads(history: History, heads: list[str]) -> Finding:
     )
 
 
-def _labelled_lineage(history: History, rid: str) -> bool:
-    return any(history.by_id[a].branch_labels for a in history.ancestors(rid) if a in history.by_id)
+def _lineage_labels(history: History, rid: str) -> frozenset[str]:
+    """The branch labels of ``rid`` and its down_revision ancestors: which labelled branch a head is on
+    (``depends_on`` links between branches, as expand/contract histories have, do not make it the other's)."""
+    return frozenset(lb for a in _down_ancestors(history, rid) for lb in history.by_id[a].branch_labels)
 
 
 def _down_ancestors(history: History, rid: str) -> set[str]:

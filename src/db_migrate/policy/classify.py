@@ -280,11 +280,11 @@ def decide_for(
     triggers = _Triggers()
 
     _production(triggers, policy, facts, environment, database_url, project_url)
-    _tables_by_pattern(triggers, ops, policy)
+    _tables_by_pattern(triggers, ops, policy, getattr(review, "conventions", None))
     _drops(triggers, upgrade, facts)
     _primary_keys(triggers, upgrade, current)
-    _large(triggers, upgrade, policy, facts, dialect, unchecked)
-    _rollback(triggers, ops, current)
+    _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old))
+    _rollback(triggers, ops, current, getattr(review, "conventions", None))
     if preflight is not None:
         _preflight(triggers, findings, unchecked, preflight)
 
@@ -349,6 +349,7 @@ def classify(
         all_automatic=bool(d.operations) and not manual and not fired,
         preflight=preflight,
         approval=d.approval,
+        conventions=getattr(review, "conventions", None),
     )
 
 
@@ -381,8 +382,9 @@ def deciding_settings(policy: Policy, decision: PolicyDecision, facts: DatabaseF
 
 
 def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], preflight: Preflight) -> None:
-    from db_migrate.policy.preflight import verdict_parts
+    from db_migrate.policy.preflight import relax_small_tables, verdict_parts
 
+    findings[:] = relax_small_tables(findings, preflight)
     found, fired, missed = verdict_parts(preflight)
     findings.extend(found)
     for trigger, evidence in fired:
@@ -423,7 +425,7 @@ def _production(triggers, policy, facts, environment, database_url, project_url)
             triggers.fire("production-database", reason if "pattern" not in reason else f"{label}: {reason}")
 
 
-def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy) -> None:
+def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: Any = None) -> None:
     # the downgrade usually mirrors the upgrade: cite it only for tables the upgrade leaves alone
     in_upgrade = {(o.revision, t) for o in ops if o.phase == "upgrade" for t in o.tables}
     for trigger, patterns in (("protected-table", policy.protected_tables), ("audit-trail", policy.audit_tables)):
@@ -434,6 +436,22 @@ def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy) -> None:
                 p = _matches(t, patterns)
                 if p:
                     triggers.fire(trigger, f"{o.where}: table {t} matches {p!r}")
+            for fn, t in _trigger_tables(o, conventions):
+                p = _matches(t, patterns)
+                if p and o.phase == "upgrade":
+                    triggers.fire(trigger, f"{o.where}: replaces function {fn}, which the triggers of table {t} "
+                                  f"execute (matches {p!r})")
+
+
+def _trigger_tables(o: _Op, conventions: Any) -> list[tuple[str, str]]:
+    """(function, table) for each function this op.execute (re)defines that a table's trigger executes."""
+    known = getattr(conventions, "trigger_functions", None)
+    if not known or o.kind != "execute":
+        return []
+    from db_migrate.policy.conventions import functions_defined
+
+    text = " ".join(s.text for s in o.statements) or str(o.get("sql") or "")
+    return [(fn, t) for fn in functions_defined(text) for t in known.get(fn, [])]
 
 
 def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
@@ -489,8 +507,21 @@ def _primary_keys(triggers, upgrade: list[_Op], findings: list[Finding]) -> None
             triggers.fire("primary-key-change", f"{o.where}")
 
 
-def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, unchecked: list[Unchecked]) -> None:
+def _stated(review: Any, old: set[str]) -> dict[str | None, Any]:
+    """Revision -> its review, for revisions whose own words state a row count (docstring, comments)."""
+    return {r.revision: r for r in getattr(review, "reviews", None) or []
+            if getattr(r, "stated_rows", None) is not None and r.revision not in old}
+
+
+def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, unchecked: list[Unchecked],
+           stated: dict[str | None, Any] | None = None) -> None:
+    stated = stated or {}
     seen = {(u.what, u.revision, u.line) for u in unchecked}  # a set: a long history has thousands
+    for rev, r in stated.items():
+        # rows moved through the connection or a session are not recorded offline: the revision's words count
+        if r.reads_data and r.stated_rows >= policy.large_table_rows and not any(o.revision == rev and _heavy(o, dialect, policy) for o in upgrade):
+            triggers.fire("large-data-migration", f"{r.path}: a data migration that says {r.stated_rows_where} "
+                          f"(threshold {policy.large_table_rows:,})")
     for o in upgrade:
         if o.table_created_here:
             continue
@@ -502,7 +533,11 @@ def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, un
                 continue
             key = _qualified(o, t)
             count = _known(facts, key, facts.row_counts if facts else {})
-            if count is None:
+            said = stated.get(o.revision)
+            if count is None and said is not None and said.stated_rows >= policy.large_table_rows:
+                triggers.fire("large-data-migration", f"{o.where}: {what} on {key}; the revision says {said.stated_rows_where} "
+                              f"(threshold {policy.large_table_rows:,})")
+            elif count is None:
                 item = Unchecked(
                     what=f"large-data-migration: rows of {key} ({what})",
                     reason=_unknown(facts, key).removeprefix("assumed: "),
@@ -550,25 +585,52 @@ def writable_rollback(f: Finding) -> bool:
     return f.rule in WRITABLE_ROLLBACK_RULES and f.edit is not None
 
 
-def _rollback(triggers, ops: list[_Op], findings: list[Finding]) -> None:
-    for f in findings:
-        if f.rule in ROLLBACK_RULES and not writable_rollback(f):
-            triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
-    flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
+def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: Any = None) -> None:
+    # A project that never writes downgrades (or makes them raise by design) rolls back by restoring a backup:
+    # an absent downgrade is its convention, not a question for a human, unless the upgrade destroys data
+    # that only that restore could bring back.
     by_revision: dict[str | None, list[_Op]] = {}
     for o in ops:
         by_revision.setdefault(o.revision, []).append(o)
-    for rev in by_revision.keys() - flagged:
+    relaxed = conventions is not None and conventions.downgrades in ("never", "raise")
+    losing = _losing(ops) if relaxed else {}
+    exempt = {rev for rev, mine in by_revision.items() if relaxed and rev not in losing and not any(o.phase == "downgrade" for o in mine)}
+    for f in findings:
+        if f.rule not in ROLLBACK_RULES or writable_rollback(f):
+            continue  # not about the way back, or a way back db-migrate writes: revise with its patch
+        if not (f.revision in exempt and f.rule in ("missing-downgrade", "irreversible-by-design")):
+            triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
+    flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}
+    for rev in by_revision.keys() - flagged - exempt:
         # the review's own rollback rules may be off or suppressed; an empty downgrade is still unclear
         mine = [o for o in by_revision[rev] if not _nothing_to_undo(o)]
         if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
             first = next(o for o in mine if o.phase == "upgrade")
-            triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
+            if rev in losing:
+                triggers.fire("unclear-rollback", f"{losing[rev].where}: the project writes no downgrades and this "
+                              "upgrade destroys data: only a restore brings it back")
+            else:
+                triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
     for o in ops:
-        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o):
+        if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o) or o.revision in exempt:
             continue
         if not _inverted(o, by_revision[o.revision]):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
+
+
+def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
+    """Revision -> its first upgrade operation that destroys data (a dropped table or column, rows deleted)."""
+    from db_migrate.policy.conventions import loses_data
+
+    out: dict[str | None, _Op] = {}
+    widened = {(o.revision, o.table) for o in ops if o.phase == "upgrade" and o.kind == "add_column"}
+    for o in ops:
+        if o.phase != "upgrade" or not loses_data(o.kind, o.sql_kind, bool(o.table_created_here)):
+            continue
+        if o.sql_kind == "UPDATE" and any((o.revision, t) in widened for t in o.tables):
+            continue  # filling a column this revision adds: a backfill overwrites nothing that existed
+        out.setdefault(o.revision, o)
+    return out
 
 
 def _nothing_to_undo(o: _Op) -> bool:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from db_migrate.approval.model import ApprovalEntry, ApprovalState
+from db_migrate.policy.conventions import Conventions
 from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Verdict, decide
 
@@ -91,6 +92,12 @@ class ClassifyResult(Verdict):
         default=False,
         description="True when every upgrade operation fits an enabled auto class and no trigger fired: "
         "an agent may apply the revision alone (rename-column still needs verification with test_roundtrip).",
+    )
+    conventions: Conventions | None = Field(
+        default=None,
+        description="What the decision assumed about the project's habits (downgrades written or not, naming, "
+        "labelled branches, markers, trigger functions): the review's, inferred from the history or set in "
+        "[tool.db-migrate] conventions.",
     )
     preflight: Preflight | None = Field(
         default=None, description="What the data in database_url says about each change (read-only); null without a database."

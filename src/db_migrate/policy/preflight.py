@@ -88,6 +88,7 @@ class Preflight(BaseModel):
     sample_limit: int = Field(description="Sample rows kept per check (policy 'preflight_samples').")
     row_budget: int = Field(description="Rows one query may scan (policy 'preflight_max_rows').")
     seconds_budget: float = Field(description="Seconds one query may run (policy 'preflight_timeout_seconds').")
+    small_table_rows: int = Field(default=0, description="Policy 'small_table_rows': lock findings on smaller tables are relaxed.")
     checks: list[DataCheck] = Field(default_factory=list)
     table_sizes: list[TableSize] = Field(default_factory=list)
     unchecked: list[Unchecked] = Field(default_factory=list, description="Operations or checks that got no answer, and why.")
@@ -102,6 +103,31 @@ class Preflight(BaseModel):
 
 #: A table whose estimated lock time reaches this gets an info finding (all sizes are in the section).
 LOCK_NOTE_SECONDS = 1.0
+
+#: Rules whose finding is the lock a change holds on an existing table (the severity principle assumes the
+#: table is large): on a table the preflight measured under ``small_table_rows`` they are relaxed.
+LOCK_RULES = (
+    "create-index-non-concurrent", "drop-index-non-concurrent", "add-foreign-key-validating",
+    "add-check-constraint-validating", "set-not-null", "add-unique-constraint", "table-rewrite-sql",
+    "exclusion-constraint", "missing-lock-timeout",
+)
+
+
+def relax_small_tables(findings: list[Any], pf: Preflight) -> list[Any]:
+    """``findings`` with lock findings on tables the data shows to be small (exact count under the policy's
+    ``small_table_rows``) turned into info, each saying why."""
+    small = {t.table.rpartition(".")[2]: t.rows for t in pf.table_sizes
+             if t.rows is not None and not t.estimate and t.rows < pf.small_table_rows}
+    out = []
+    for f in findings:
+        rows = small.get((f.table or "").rpartition(".")[2]) if f.rule in LOCK_RULES and f.severity != "info" else None
+        if rows is None:
+            out.append(f)
+            continue
+        out.append(f.model_copy(update=dict(severity="info", message=(
+            f"{f.message} Relaxed: {pf.database} says {f.table} has {rows:,} row(s), under small_table_rows = "
+            f"{pf.small_table_rows:,}, so the lock lasts moments."))))
+    return out
 
 
 def verdict_parts(pf: Preflight) -> tuple[list[Any], list[tuple[str, str]], list[Any]]:

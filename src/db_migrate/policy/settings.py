@@ -13,6 +13,7 @@ classes.  A project tunes them in ``pyproject.toml``::
     exclude = ["alembic/versions/legacy_*.py"]  # review --all skips these files
     baseline = "4f2a9c1b7e3d"                   # it and its ancestors are history
     target_version = "postgresql 11"
+    conventions = {downgrades = "never"}        # else inferred from the history
 
 Every key is documented in :class:`Policy`'s field descriptions (the MCP server
 publishes the policy in effect, with its JSON schema, as a resource; ``db-migrate
@@ -74,6 +75,26 @@ DEFAULT_SENSITIVE_COLUMNS = [
 ]
 
 
+class ConventionSettings(BaseModel):
+    """The project's conventions, stated where inferring them from the history would guess wrong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    downgrades: Literal["written", "never", "raise"] | None = Field(
+        default=None,
+        description="written: every revision should carry a working downgrade; never: the project writes none "
+        "(rollback is a restore); raise: downgrades raise by design. Default: inferred from the history.",
+    )
+    naming: Literal["convention", "database"] | None = Field(
+        default=None,
+        description="Whose names unnamed constraints get: 'convention' (target_metadata's naming_convention) or "
+        "'database' (the database's default names). Default: the convention when target_metadata has one.",
+    )
+    markers: list[str] = Field(
+        default_factory=list, description="Revision ids that are empty on purpose (release or branch markers)."
+    )
+
+
 class Policy(BaseModel):
     """The escalation policy in effect (``[tool.db-migrate]`` of pyproject.toml, over the defaults)."""
 
@@ -94,6 +115,13 @@ class Policy(BaseModel):
         ge=1,
         description="A data migration (UPDATE/DELETE/INSERT...SELECT, bulk update), table rewrite (type change) "
         "or backfill on a table with at least this many rows needs a human (trigger 'large-data-migration').",
+    )
+    small_table_rows: int = Field(
+        default=1_000,
+        ge=0,
+        description="With database_url: a lock finding (an index built without CONCURRENTLY, a validated foreign key or "
+        "check, SET NOT NULL, a table rewrite...) on a table with fewer rows than this is relaxed to info, saying so: "
+        "the lock lasts milliseconds. GitLab lets tables under 1,000 rows take blocking index operations. 0 turns it off.",
     )
     exact_count_below: int = Field(
         default=10_000,
@@ -152,6 +180,13 @@ class Policy(BaseModel):
         description="The production server's engine and version, e.g. 'postgresql 11' or 'mysql 8.0'. Rules that "
         "depend on it use it: before PostgreSQL 11 any column default rewrites the table. Default: a current server.",
         examples=["postgresql 16"],
+    )
+    conventions: ConventionSettings = Field(
+        default_factory=ConventionSettings,
+        description="Override what the review infers about the project's habits: downgrades ('never' for a project "
+        "that writes none, 'raise' when they raise by design, 'written'), naming ('convention' or 'database'), "
+        "markers (revision ids empty on purpose). Every verdict states what it assumed in 'conventions'.",
+        examples=[{"downgrades": "never"}],
     )
     database_timeout_seconds: float = Field(
         default=5.0,

@@ -76,7 +76,7 @@ def run_preflight(review: Any, database_url: str, policy: Any, *, timeout: float
             probe = Probe(conn, row_budget=policy.preflight_max_rows, seconds_budget=seconds,
                           sample_limit=policy.preflight_samples, sensitive=list(policy.sensitive_columns))
             pf = Preflight(database=shown, dialect=conn.dialect.name, sample_limit=probe.sample_limit,
-                           row_budget=probe.row_budget, seconds_budget=seconds)
+                           row_budget=probe.row_budget, seconds_budget=seconds, small_table_rows=policy.small_table_rows)
             work: dict[tuple[str | None, str], list[tuple[str, str, str, int | None]]] = {}
             for step in _steps(review):
                 answers: list[DataCheck] = []

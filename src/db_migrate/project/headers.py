@@ -36,6 +36,12 @@ class RevisionHeader:
     """What is malformed: a non-literal value, ``branch_labels = "None"``, a missing ``revision``..."""
     lines: dict[str, int] = field(default_factory=dict, compare=False)
     """1-based line of each header assignment."""
+    upgrade: str = "unknown"
+    """What ``upgrade()`` is, read from the syntax tree (see :func:`body_kind`)."""
+    downgrade: str = "unknown"
+    """What ``downgrade()`` is: ``missing``, ``pass``, ``not-implemented``, ``raise``, ``code`` (:func:`body_kind`)."""
+    downgrade_reason: str | None = None
+    """The message of a downgrade that only raises (``raise Exception("cannot go back: ...")``)."""
 
     @property
     def is_merge(self) -> bool:
@@ -79,9 +85,10 @@ def _as_ids(value: Any, name: str, problems: list[str]) -> tuple[str, ...]:
     return ()
 
 
-def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
+def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int], dict[str, ast.expr]]:
     raw: dict[str, Any] = {}
     lines: dict[str, int] = {}
+    nodes: dict[str, ast.expr] = {}
     for stmt in tree.body:
         targets: list[ast.expr]
         if isinstance(stmt, ast.Assign):
@@ -94,7 +101,116 @@ def _scan(tree: ast.Module) -> tuple[dict[str, Any], dict[str, int]]:
             if isinstance(t, ast.Name) and t.id in HEADER_NAMES:
                 raw[t.id] = _literal(value)
                 lines[t.id] = stmt.lineno
-    return raw, lines
+                nodes[t.id] = value
+    return raw, lines, nodes
+
+
+def _module_file(path: Path, dotted: str) -> Path | None:
+    """The file of module ``dotted`` in a folder above ``path`` (how the project's own package is laid out)."""
+    parts = dotted.split(".")
+    for folder in path.resolve().parents:
+        for candidate in (folder.joinpath(*parts).with_suffix(".py"), folder.joinpath(*parts, "__init__.py")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _module_constants(file: Path) -> dict[str, str]:
+    """Module-level ``NAME = "literal"`` assignments of ``file`` (nothing on any error)."""
+    try:
+        return _constants(ast.parse(file.read_text(encoding="utf-8", errors="replace")))
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return {}
+
+
+def _imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted module or ``module:attribute`` for the module's top-level imports."""
+    out: dict[str, str] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            for a in stmt.names:
+                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            for a in stmt.names:
+                # `from pkg import mod` may name a module or an attribute: both are tried
+                out[a.asname or a.name] = f"{stmt.module}:{a.name}"
+    return out
+
+
+def static_labels(node: ast.expr, tree: ast.Module, path: Path) -> tuple[str, ...] | None:
+    """``branch_labels`` built from constants, resolved without running anything, or None if it cannot be.
+
+    ``(cli.EXPAND_BRANCH,)`` with ``from pkg.migration import cli``: the constant is read from
+    ``pkg/migration/cli.py`` found in a folder above the revision (the project's own package); a
+    module-level constant of the revision itself works too.
+    """
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]
+    local = _constants(tree)
+    imports = _imports(tree)
+    out = []
+    for item in items:
+        value = None
+        if isinstance(item, ast.Constant) and isinstance(item.value, str):
+            value = item.value
+        elif isinstance(item, ast.Name):
+            value = local.get(item.id)
+            if value is None and ":" in imports.get(item.id, ""):
+                module, attr = imports[item.id].split(":")
+                file = _module_file(path, module)
+                value = _module_constants(file).get(attr) if file else None
+        elif isinstance(item, ast.Attribute) and isinstance(item.value, ast.Name) and item.value.id in imports:
+            target = imports[item.value.id]
+            module = target.replace(":", ".")
+            file = _module_file(path, module)
+            value = _module_constants(file).get(item.attr) if file else None
+        if value is None:
+            return None
+        out.append(value)
+    return tuple(out)
+
+
+def _named_labels(node: ast.expr) -> tuple[str, ...] | None:
+    """Labels given by names whose module is not here (``(cli.EXPAND_BRANCH,)`` without ``cli.py``): the names
+    themselves stand for them, so the branch still counts as labelled (alembic would import the real values)."""
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]
+    literal = [isinstance(i, ast.Constant) and isinstance(i.value, str) for i in items]
+    if items and all(lit or isinstance(i, (ast.Name, ast.Attribute)) for lit, i in zip(literal, items)):
+        return tuple(i.value if lit else ast.unparse(i) for lit, i in zip(literal, items))
+    return None
+
+
+def _constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level ``NAME = "literal"`` assignments of a parsed module."""
+    out = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            out.update({t.id: stmt.value.value for t in stmt.targets if isinstance(t, ast.Name)})
+    return out
+
+
+def body_kind(tree: ast.Module | None, name: str) -> tuple[str, str | None]:
+    """What module-level function ``name`` is, and the message of a lone raise.
+
+    ``missing`` (no such function), ``pass`` (only pass, a docstring or ``...``), ``not-implemented`` (it only
+    raises NotImplementedError), ``raise`` (it only raises another exception: a deliberate stop), ``code``;
+    ``unknown`` when there is no tree.
+    """
+    if tree is None:
+        return "unknown", None
+    fn = next((st for st in tree.body if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and st.name == name), None)
+    if fn is None:
+        return "missing", None
+    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) and not isinstance(s, ast.Pass)]
+    if not body:
+        return "pass", None
+    if len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is not None:
+        exc = body[0].exc
+        target = exc.func if isinstance(exc, ast.Call) else exc
+        kind = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        args = exc.args if isinstance(exc, ast.Call) else []
+        message = next((a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None)
+        return ("not-implemented" if kind == "NotImplementedError" else "raise"), message or kind or None
+    return "code", None
 
 
 _PARSE_LOCK = threading.Lock()
@@ -161,7 +277,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         except ValueError as e:  # null bytes in the source
             raise HeaderSyntaxError(path, str(e), None) from None
         scanned = _scan(tree)
-    raw, lines = scanned
+    raw, lines, nodes = scanned
     problems: list[str] = []
     rev = raw.get("revision")
     if "revision" not in raw:
@@ -173,11 +289,16 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
     down = _as_ids(raw.get("down_revision"), "down_revision", problems) if "down_revision" in raw else ()
     if "down_revision" not in raw and rev is not None:
         problems.append("no module-level `down_revision = ...` assignment")
-    labels = _as_ids(raw.get("branch_labels"), "branch_labels", problems)
+    labels: tuple[str, ...] | None = None
+    if raw.get("branch_labels") is _NOT_LITERAL and tree is not None:
+        labels = static_labels(nodes["branch_labels"], full or tree, path) or _named_labels(nodes["branch_labels"])
+    if labels is None:
+        labels = _as_ids(raw.get("branch_labels"), "branch_labels", problems)
     deps = _as_ids(raw.get("depends_on"), "depends_on", problems)
     # only the first line is kept, so the (costly) indentation cleanup is not needed
     doc = ast.get_docstring(tree, clean=False) if tree is not None else None
     message = doc.strip().splitlines()[0].strip() if doc and doc.strip() else None
+    down_kind, down_reason = body_kind(full, "downgrade")
     return RevisionHeader(
         path=path,
         revision=rev,
@@ -187,4 +308,7 @@ def parse_header(path: Path, text: str | None = None, *, tree: ast.Module | None
         message=message,
         problems=tuple(problems),
         lines=lines,
+        upgrade=body_kind(full, "upgrade")[0],
+        downgrade=down_kind,
+        downgrade_reason=down_reason,
     )

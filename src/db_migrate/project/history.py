@@ -289,6 +289,10 @@ def _parse(path: Path) -> tuple[RevisionHeader | HeaderSyntaxError, BodyError | 
 # --------------------------------------------------------------------------- the cache on disk
 
 
+#: The disk cache's layout; entries of another layout are parsed again (3: bodies, labels from constants).
+_FORMAT = 3
+
+
 def _disk_cache_file(project: Project) -> Path:
     from db_migrate.cache import cache_dir, project_tag
 
@@ -305,7 +309,7 @@ def _read_disk_cache(project: Project) -> None:
     _from_disk.add(path.name)
     data = read_json(path)
     try:
-        if not isinstance(data, dict) or data.get("format") != 1:
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return
         entries = {name: (e[0], e[1], _decode(name, e[2]), tuple(e[3]) if e[3] else None) for name, e in data["files"].items()}
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
@@ -320,14 +324,15 @@ def _write_disk_cache(project: Project, names: list[str]) -> None:
 
     with _cache_lock:
         files = {n: [e[0], e[1], _encode(e[2]), list(e[3]) if e[3] else None] for n in names if (e := _cache.get(n))}
-    write_json(_disk_cache_file(project), {"format": 1, "files": files})
+    write_json(_disk_cache_file(project), {"format": _FORMAT, "files": files})
 
 
 def _encode(item: RevisionHeader | HeaderSyntaxError) -> dict:
     if isinstance(item, HeaderSyntaxError):
         return {"error": item.message, "line": item.line}
     return {"revision": item.revision, "down": list(item.down_revisions), "labels": list(item.branch_labels),
-            "depends": list(item.depends_on), "message": item.message, "problems": list(item.problems), "lines": item.lines}
+            "depends": list(item.depends_on), "message": item.message, "problems": list(item.problems), "lines": item.lines,
+            "bodies": [item.upgrade, item.downgrade, item.downgrade_reason]}
 
 
 def _decode(name: str, d: dict) -> RevisionHeader | HeaderSyntaxError:
@@ -337,4 +342,5 @@ def _decode(name: str, d: dict) -> RevisionHeader | HeaderSyntaxError:
         path=Path(name), revision=d["revision"], down_revisions=tuple(d["down"]), branch_labels=tuple(d["labels"]),
         depends_on=tuple(d["depends"]), message=d["message"], problems=tuple(d["problems"]),
         lines={str(k): int(v) for k, v in d["lines"].items()},
+        upgrade=d["bodies"][0], downgrade=d["bodies"][1], downgrade_reason=d["bodies"][2],
     )

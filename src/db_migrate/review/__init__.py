@@ -9,6 +9,7 @@ so an agent calling in a loop pays only for what changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -237,14 +238,57 @@ def review_paths(
                     _cache[keys[i]] = (outcome, weakest(isolations))
                     while len(_cache) > _CACHE_SIZE:
                         _cache.popitem(last=False)
-    if len(headers) == 1 and outcomes[0].load_error:
+    from db_migrate.capture.offline import is_offline_artifact
+
+    if len(headers) == 1 and outcomes[0].load_error and not is_offline_artifact(outcomes[0].load_error):
         h = headers[0]
         raise MigrationLoadError(
             f"Cannot analyse {project.relpath(h.path)}: {outcomes[0].load_error}.",
             hint="Fix the revision so that it imports cleanly, then call again.",
             revision=h.revision, path=project.relpath(h.path),
         )
-    return _assemble(project, [outcomes[i] for i in range(len(headers))] + list(unreadable or []), dialect, policy, history)
+    return _assemble(
+        project, [outcomes[i] for i in range(len(headers))] + list(unreadable or []), dialect, policy, history,
+        project_conventions(project, dialect, policy),
+    )
+
+
+def project_conventions(project: Project, dialect: str, policy: Policy):
+    """The project's conventions (:mod:`db_migrate.policy.conventions`), read from its whole history."""
+    from db_migrate.policy.conventions import cascade_children, foreign_keys_off, foreign_keys_on, infer, trigger_functions
+
+    files = [project.script_location / "env.py", *map(Path, _context_files.get(str(project.root), []))]
+    named = fks = guarded = False
+    for i, f in enumerate(files):
+        try:
+            text = f.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        named, fks = named or "naming_convention" in text, fks or foreign_keys_on(text)
+        guarded = guarded or (i == 0 and foreign_keys_off(text))  # env.py turning them off around the run
+    headers = load_history(project).headers
+    texts = list(_texts(h.path for h in headers))
+    return infer(headers, dialect=dialect, settings=policy.conventions, naming_convention=named,
+                 triggers=trigger_functions(texts), cascades=cascade_children(texts) if dialect == "sqlite" else {},
+                 sqlite_foreign_keys=fks, sqlite_foreign_keys_guarded=guarded)
+
+
+def _texts(paths):
+    """The text of each revision file (cached by modification time and size: a history is read on every call)."""
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        yield _text(str(p), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8192)
+def _text(path: str, mtime: int, size: int) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _relocate(outcome: RevisionOutcome, project: Project, h: RevisionHeader) -> RevisionOutcome:
@@ -305,13 +349,30 @@ def _configured(findings: list[Finding], policy: Policy) -> list[Finding]:
 
 
 def _assemble(
-    project: Project, outcomes: list[RevisionOutcome], dialect: str, policy: Policy, history: frozenset[str]
+    project: Project, outcomes: list[RevisionOutcome], dialect: str, policy: Policy, history: frozenset[str],
+    conventions=None,
 ) -> ReviewResult:
     from db_migrate.approval import book_for
+    from db_migrate.policy import conventions as conv
     from db_migrate.policy.classify import decide_for
 
-    findings = sort_findings(_configured([f for o in outcomes for f in o.findings], policy))
+    found = [f for o in outcomes for f in o.findings]
+    if conventions is not None:
+        kinds = {h.revision: (h.downgrade, h.downgrade_reason) for h in load_history(project).headers}
+        found = conv.apply(found, conventions, kinds) + conv.notes(conventions, len(outcomes))
+        if dialect == "sqlite" and conventions.sqlite_foreign_keys_guarded:
+            found = [f for f in found if f.rule != "sqlite-batch-cascade"]  # env.py turns foreign keys off
+        elif dialect == "sqlite":
+            by_rev = {h.revision: h.path for h in load_history(project).headers}
+            guarded = [o.review.revision for o in outcomes if o.review.revision in by_rev
+                       and conv.foreign_keys_off(next(_texts([by_rev[o.review.revision]]), ""))]
+            found += conv.batch_cascade_findings([o.review for o in outcomes], conventions, found, guarded)
+    findings = sort_findings(_configured(found, policy))
+    from db_migrate.capture.offline import is_offline_artifact
+
     for o in outcomes:
+        if o.load_error and is_offline_artifact(o.load_error):
+            continue  # a stand-in (a module not installed here) or our library version: unchecked says so
         if o.load_error:  # no rule ran on it
             findings.append(Finding(
                 rule="migration-raises", severity="error", phase="revision", revision=o.review.revision, path=o.review.path,
@@ -329,6 +390,7 @@ def _assemble(
         dialect=dialect,
         reviews=[o.review for o in outcomes],
         suppressed=[f for o in outcomes for f in o.suppressed],
+        conventions=conventions,
     )
     # the same policy as classify_escalation, without a database
     d = decide_for(result, policy, project_url=project.url, history=history, approvals=book_for(project, result.reviews))

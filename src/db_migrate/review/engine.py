@@ -16,7 +16,13 @@ from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
 from db_migrate.capture.model import RecordedOp, RevisionCapture
-from db_migrate.capture.offline import PLUGIN_OPERATION, is_offline_artifact, is_stand_in_artifact
+from db_migrate.capture.offline import (
+    PLUGIN_OPERATION,
+    is_library_version_artifact,
+    is_offline_artifact,
+    is_stand_in_artifact,
+    library_versions,
+)
 from db_migrate.preflight.details import data_detail
 from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
@@ -88,7 +94,7 @@ def review_capture(cap: RevisionCapture) -> RevisionOutcome:
                 findings.extend(rule.check(cap))
             except Exception as e:  # a rule bug must not hide the others' findings
                 unchecked.append(Unchecked(what=f"rule {rule.id}", reason=f"the rule failed: {type(e).__name__}: {e}", revision=cap.revision, path=cap.relpath))
-    kept, suppressed = _apply_suppressions(cap, findings)
+    kept, suppressed = _apply_suppressions(cap, _merge_loops(findings, _def_lines(cap.source)))
     return RevisionOutcome(
         review=_summarise(cap),
         findings=sort_findings(kept),
@@ -98,6 +104,41 @@ def review_capture(cap: RevisionCapture) -> RevisionOutcome:
     )
 
 
+#: A rule firing at one line for at least this many tables is a loop over tables: one finding says it.
+_LOOP_TABLES = 3
+
+
+def _def_lines(source: str) -> set[int]:
+    """Lines of ``def`` statements: a finding anchored there is about the function, not one statement."""
+    import ast
+
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    return {n.lineno for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))} if tree else set()
+
+
+def _merge_loops(findings: list[Finding], def_lines: set[int] = frozenset()) -> list[Finding]:
+    """Findings of one rule at one line for many tables (``for table in TABLES: op.alter_column(table, ...)``)
+    become one finding naming the tables: the source has one statement to fix, not dozens."""
+    groups: dict[tuple, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.rule, f.line, f.phase, f.severity), []).append(f)
+    out: list[Finding] = []
+    for f in findings:
+        group = groups[(f.rule, f.line, f.phase, f.severity)]
+        tables = list(dict.fromkeys(g.table for g in group if g.table))
+        if f.line is None or f.line in def_lines or len(tables) < _LOOP_TABLES:
+            out.append(f)
+        elif f is group[0]:
+            shown = ", ".join(tables[:8]) + (f" and {len(tables) - 8} more" if len(tables) > 8 else "")
+            out.append(f.model_copy(update=dict(
+                message=f"{f.message} The same line does this for {len(tables)} tables in a loop ({shown}), "
+                f"{len(group)} time(s) in all.", column=None,
+            )))
+    return out
+
+
 def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
     out: list[Unchecked] = []
 
@@ -105,7 +146,11 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         out.append(Unchecked(what=what, reason=reason, revision=cap.revision, path=cap.relpath, line=line))
 
     if cap.load_error:
-        add("every operation of the revision", cap.load_error)
+        if is_stand_in_artifact(cap.load_error) or is_library_version_artifact(cap.load_error):
+            add("every operation of the revision", f"importing it needs what is not available here (a module not "
+                f"installed, or an API of another SQLAlchemy/alembic version), not a fault of the revision: {cap.load_error}")
+        else:
+            add("every operation of the revision", cap.load_error)
         return out
     if cap.stubbed_modules:
         add(
@@ -131,6 +176,14 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
                 f"{phase}() after line {o.error_line or '?'}",
                 f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
                 f"so recording stopped: what it does after that line is not checked ({o.error})",
+                o.error_line,
+            )
+        elif o.error and is_library_version_artifact(o.error):
+            add(
+                f"{phase}() after line {o.error_line or '?'}",
+                f"it uses an API that {library_versions()} (what db-migrate runs revisions with) no longer has, "
+                f"though the SQLAlchemy/alembic the project pins may: a failure of ours, not the revision's, so what "
+                f"it does after that line is not checked ({o.error})",
                 o.error_line,
             )
         elif o.error and is_offline_artifact(o.error):
@@ -249,6 +302,13 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _stated(source: str) -> dict:
+    from db_migrate.capture.source import stated_rows
+
+    found = stated_rows(source)
+    return dict(stated_rows=found[0], stated_rows_where=f"line {found[1]}: {found[2]}") if found else {}
+
+
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     operations: list[Operation] = []
     for phase in ("upgrade", "downgrade"):
@@ -282,6 +342,7 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
         down_revisions=list(cap.down_revisions),
         operations=operations,
         reads_data=bool(cap.facts_of("bind-read") or cap.facts_of("orm-session")),
+        **_stated(cap.source),
     )
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from db_migrate.policy.conventions import Conventions
 from db_migrate.policy.preflight import Preflight
 from db_migrate.verdict import Finding, Unchecked, Verdict
 
@@ -39,6 +40,10 @@ class RevisionReview(BaseModel):
     down_revisions: list[str] = Field(default_factory=list)
     operations: list[Operation] = Field(default_factory=list)
     reads_data: bool = Field(default=False, description="It reads rows (get_bind, sessions): a data migration.")
+    stated_rows: int | None = Field(
+        default=None, description="The largest row count the revision's docstring or comments state ('~2.4M rows')."
+    )
+    stated_rows_where: str | None = Field(default=None, description="Where and how it says so: 'line 3: ~2.4M rows'.")
 
 
 class SuppressedFinding(Finding):
@@ -68,6 +73,11 @@ class ReviewResult(Verdict):
     suppressed: list[SuppressedFinding] = Field(
         default_factory=list,
         description="Findings silenced by a `# db-migrate: ignore[rule-id] reason` comment, each with its reason.",
+    )
+    conventions: Conventions | None = Field(
+        default=None,
+        description="What the verdict assumed about the project's habits (downgrades written or not, naming, "
+        "labelled branches, marker revisions): inferred from its history, or set in [tool.db-migrate] conventions.",
     )
     preflight: Preflight | None = Field(
         default=None,

@@ -2,7 +2,8 @@
 
 Rules register themselves by being a :class:`~db_migrate.rules.base.Rule`
 subclass listed in their module's ``RULES`` tuple; :func:`all_rules` imports
-every module of the package once, so adding a file adds a rule.
+every module of the package once, so adding a file adds a rule. Every rule rates
+its findings by :data:`SEVERITY_PRINCIPLE`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import importlib
 import pkgutil
 from functools import cache
 
-from db_migrate.rules.base import Example, Rule, RuleInfo
+from db_migrate.rules.base import SEVERITY_PRINCIPLE, Example, Rule, RuleInfo
 
-__all__ = ["Example", "Rule", "RuleInfo", "all_rules", "catalogue", "get_rule"]
+__all__ = ["SEVERITY_PRINCIPLE", "Example", "Rule", "RuleInfo", "all_rules", "catalogue", "get_rule"]
 
 
 @cache

@@ -156,7 +156,26 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "widen" if sn == so else "rewrite"
     if type(old) is type(new):  # same family, other parameters (timezone, precision...)
         return "rewrite"
+    if isinstance(new, sqltypes.JSON) and isinstance(old, (sqltypes.JSON, sqltypes.String)):
+        # JSON -> JSONB keeps every document; text -> JSON fails on text that is not JSON, loses nothing else
+        return "rewrite" if isinstance(old, sqltypes.JSON) else "change"
+    for family in (sqltypes.DateTime, sqltypes.Time):
+        if isinstance(old, family) and isinstance(new, family):
+            # fractional seconds: DATETIME -> DATETIME(6) keeps every value (MySQL still copies the table)
+            po, pn = _fraction_digits(old), _fraction_digits(new)
+            if pn < po:
+                return "narrow"
+            same_zone = bool(getattr(old, "timezone", False)) == bool(getattr(new, "timezone", False))
+            return "widen" if dialect == "postgresql" and same_zone else "rewrite"
     return "change"
+
+
+def _fraction_digits(t: Any) -> int:
+    """Digits of fractional seconds a DATETIME/TIMESTAMP/TIME keeps (MySQL ``fsp``, PostgreSQL ``precision``)."""
+    value = getattr(t, "fsp", None)
+    if value is None:
+        value = getattr(t, "precision", None)
+    return int(value) if isinstance(value, int) else 0
 
 
 def is_known_type(t: Any) -> bool:
@@ -270,9 +289,10 @@ def execute_text(cap: RevisionCapture, phase: Phase) -> str:
 
 @lru_cache(maxsize=64)
 def _function_spans(source: str) -> dict[str, tuple[int, int]]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
         return {}
     return {
         n.name: (n.lineno, n.end_lineno or n.lineno)

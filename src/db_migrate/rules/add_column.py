@@ -101,6 +101,25 @@ def _added_columns(rule: Rule, cap) -> Iterator:
             yield rec, rec.op.column
 
 
+def _filled_later(cap, rec, column: str) -> bool:
+    """A data step of the same phase gives the new column its values: an UPDATE of the table, or rows written
+    through the connection or a session (offline recording cannot follow those, so they count)."""
+    if cap.facts_of("bind-read") or cap.facts_of("orm-session"):
+        return True
+    return any(r.index > rec.index and stmt.kind == "UPDATE" and rec.table in stmt.tables for r, stmt in cap.statements(rec.phase))
+
+
+def _implicit_default(col: sa.Column) -> bool:
+    """The column's Python-side default is the value MySQL gives existing rows anyway (False/0 for numbers and
+    booleans, '' for strings)."""
+    default = getattr(col.default, "arg", None) if col.default is not None and getattr(col.default, "is_scalar", False) else None
+    if default is None:
+        return False
+    if isinstance(col.type, (sa.Boolean, sa.Integer, sa.Numeric)) and not isinstance(default, str):
+        return default == 0
+    return isinstance(col.type, sa.String) and default == ""
+
+
 class AddColumnNotNullNoDefault(Rule):
     id = "add-column-not-null-no-default"
     title = "NOT NULL column added to an existing table without a server default"
@@ -137,16 +156,29 @@ class AddColumnNotNullNoDefault(Rule):
             if col.primary_key and col.autoincrement is not False and isinstance(col.type, sa.Integer):
                 continue  # SERIAL: the sequence fills it (add-serial-column's business)
             hint = " (default= is Python-side only; the database never sees it)" if col.default is not None else ""
-            what = "silently fills existing rows with 0/''" if cap.dialect in ("mysql", "mariadb") else "fails on the first existing row"
             given = model_default(cap, rec)
             code = self._with_default(cap, rec, given) if given else None
+            edit = SourceEdit(mode="replace-statement", function=rec.phase, line=rec.line, code=code) if code else None
+            if cap.dialect in ("mysql", "mariadb"):
+                # MySQL fills existing rows with the type's implicit value (0, '', False): nothing fails, and when
+                # that is the value the Python default gives new rows, nothing is wrong either
+                if _implicit_default(col) or _filled_later(cap, rec, col.name):
+                    continue
+                yield self.finding(
+                    cap,
+                    f"Adds NOT NULL column {rec.table}.{col.name} without a server_default{hint}: MySQL/MariaDB fill "
+                    f"existing rows with the type's implicit value (0 or ''); whether that is right for the rows "
+                    f"{rec.table} already has is not known here.",
+                    rec=rec, severity="warning", fix=self._fix(cap, rec, given, code), edit=edit,
+                )
+                continue
             yield self.finding(
                 cap,
                 f"Adds NOT NULL column {rec.table}.{col.name} without a server_default{hint}: "
-                f"on a non-empty table the ALTER TABLE {what}.",
+                f"on a non-empty table the ALTER TABLE fails on the first existing row.",
                 rec=rec,
                 fix=self._fix(cap, rec, given, code),
-                edit=SourceEdit(mode="replace-statement", function=rec.phase, line=rec.line, code=code) if code else None,
+                edit=edit,
             )
 
     @staticmethod

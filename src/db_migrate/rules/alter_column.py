@@ -58,7 +58,7 @@ def _expand_contract(cap, rec) -> str:
 class SetNotNull(Rule):
     id = "set-not-null"
     title = "SET NOT NULL on an existing column"
-    severity = "warning"
+    severity = "error"
     phases = ("upgrade", "downgrade")
     why = (
         "PostgreSQL scans the whole table to check for NULLs while holding an ACCESS EXCLUSIVE lock (reads and "
@@ -97,6 +97,8 @@ class SetNotNull(Rule):
                 continue
             if cap.dialect == "sqlite" and rec.batch_table:
                 continue  # batch mode copies the table anyway; the copy fails on NULLs, not a lock problem
+            if cap.dialect in ("mysql", "mariadb") and op.modify_type is not None and op.existing_nullable is None:
+                continue  # MySQL's MODIFY restates the whole column: a type change must repeat NOT NULL to keep it
             col = f"{rec.table}.{op.column_name}"
             if is_new_column(cap, rec):
                 # Added in this revision: fine once backfilled (small window, the column is new);
@@ -115,7 +117,13 @@ class SetNotNull(Rule):
                 "postgresql": f"the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
                 "sqlite": f"SQLite copies {rec.table} to change it",
             }.get(cap.dialect, f"MySQL/MariaDB rebuild {rec.table} to change it")
-            yield self.finding(cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL.", rec=rec, fix=self._fix(cap, rec))
+            # PostgreSQL blocks reads and writes for the scan and a safe form exists (a NOT VALID check, validated):
+            # an error; MySQL/MariaDB rebuild in place with writes going on: the harm is whether rows are NULL
+            yield self.finding(
+                cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL" + ("." if cap.dialect == "postgresql" else
+                f" (whether any is, and how large {rec.table} is, needs the data: give database_url)."),
+                rec=rec, fix=self._fix(cap, rec), severity="error" if cap.dialect == "postgresql" else "warning",
+            )
 
     @staticmethod
     def _backfill(cap, op) -> str:
@@ -205,11 +213,15 @@ class AlterColumnType(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
+        raw_unknown: dict[tuple[int | None, str | None], list] = {}  # one raw ALTER changing several columns: one finding
         for rec, op in _alters(self, cap):
             if op.modify_type is None or is_new_column(cap, rec, column=op.column_name):
                 continue
             change = classify_type_change(op.existing_type, op.modify_type, cap.dialect)
             col, new = f"{rec.table}.{op.column_name}", spell(op.modify_type, cap.dialect)
+            if change == "unknown" and rec.from_sql and (op.existing_type is None or isinstance(op.existing_type, sa.types.NullType)):
+                raw_unknown.setdefault((rec.line, rec.table), []).append((rec, op, new))
+                continue
             if change == "unknown":
                 if cap.dialect == "sqlite" and rec.batch_table:
                     continue  # batch mode reflects the table and copies it anyway: existing_type adds nothing
@@ -235,6 +247,17 @@ class AlterColumnType(Rule):
                 "rewrite": "; no data is lost",
             }[change]
             yield self.finding(cap, f"Changes {col} from {old} to {new}: this {lock}{risk}.", rec=rec, fix=_expand_contract(cap, rec))
+        for (_, table), changes in raw_unknown.items():
+            cols = ", ".join(f"{op.column_name} to {new}" for _, op, new in changes)
+            # raw SQL states only the new type: whether the column already has it (a metadata-only change) is a
+            # fact of the schema at this revision, which the finding names
+            rewrite = {"postgresql": "PostgreSQL rewrites it under an ACCESS EXCLUSIVE lock",
+                       "sqlite": "SQLite copies it"}.get(cap.dialect, "MySQL/MariaDB copy it (ALGORITHM=COPY, writes blocked)")
+            yield self.finding(
+                cap, f"Raw SQL changes {table}: {cols}. Unless each column already has that type, {rewrite}; the old "
+                f"types are not stated, so which applies is not known here.",
+                rec=changes[0][0], severity="warning", fix=None,
+            )
 
 
 RULES = (SetNotNull, AlterColumnType)

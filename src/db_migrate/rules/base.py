@@ -7,6 +7,9 @@ pattern is dangerous, the safe alternative as an Alembic snippet, and examples
 review.  The catalogue (``db-migrate rules``, the MCP resource) is generated
 from these classes, so the documentation cannot drift from the code.
 
+Every rule rates its findings by one principle, :data:`SEVERITY_PRINCIPLE` (printed at the top of ``db-migrate
+rules`` and quoted in the README).
+
 Rules run inside the sandbox worker over a
 :class:`~db_migrate.capture.model.RevisionCapture` and yield
 :class:`~db_migrate.verdict.Finding` objects built with :meth:`Rule.finding`.
@@ -24,6 +27,16 @@ from db_migrate.verdict import Finding, Severity, SourceEdit
 
 if TYPE_CHECKING:
     from db_migrate.capture.model import Phase, RecordedOp, RevisionCapture
+
+
+SEVERITY_PRINCIPLE = (
+    "error: the change fails on every server, loses data, or holds a lock that blocks reads or writes on a table "
+    "that existed before the revision for a scan or a rewrite when a safe form exists (without the data, the table "
+    "is assumed large; with database_url, tables under the policy's small_table_rows are relaxed and the finding "
+    "says why). warning: the harm depends on facts the tool lacks (the rows, the table's size, the server), and the "
+    "finding names them. info: worth knowing, nothing to fix."
+)
+"""The one rule for severities, applied by every rule of the catalogue."""
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def _raw_adds(rule: Rule, cap, pattern: str) -> Iterator:
 class AddForeignKeyValidating(Rule):
     id = "add-foreign-key-validating"
     title = "Foreign key added to an existing table with validation"
-    severity = "warning"
+    severity = "error"
     phases = ("upgrade", "downgrade")
     dialects = ("postgresql",)
     why = (
@@ -97,7 +97,7 @@ class AddForeignKeyValidating(Rule):
 class AddCheckConstraintValidating(Rule):
     id = "add-check-constraint-validating"
     title = "CHECK constraint added to an existing table with validation"
-    severity = "warning"
+    severity = "error"
     phases = ("upgrade", "downgrade")
     dialects = ("postgresql",)
     why = (
@@ -132,6 +132,14 @@ class AddCheckConstraintValidating(Rule):
             )
 
 
+_DUPLICATE_CHECK = re.compile(r"having\s*\(\s*sa\.func\.count|HAVING\s+count\s*\(|\bduplicate", re.IGNORECASE)
+
+
+def _checks_duplicates(source: str) -> bool:
+    """The revision looks for duplicate rows itself (a GROUP BY ... HAVING count(*) > 1, a "duplicate" error)."""
+    return _DUPLICATE_CHECK.search(source) is not None
+
+
 class AddUniqueConstraint(Rule):
     id = "add-unique-constraint"
     title = "UNIQUE constraint added to an existing table"
@@ -163,12 +171,24 @@ class AddUniqueConstraint(Rule):
             if isinstance(rec.op, ops.CreateUniqueConstraintOp) and not is_transient_table(cap, rec):
                 cols = ", ".join(map(str, rec.op.columns))
                 lock = " under an ACCESS EXCLUSIVE lock (reads and writes blocked)" if cap.dialect == "postgresql" else ""
+                # PostgreSQL: a lock blocking reads and writes for the build, with a safe form (a concurrent
+                # unique index, attached): an error. Elsewhere the build lets writes go on; whether it fails
+                # depends on duplicates only the data can tell.
+                pg = cap.dialect == "postgresql"
+                if _checks_duplicates(cap.source):
+                    yield self.finding(
+                        cap, f"Adds UNIQUE ({cols}) on {rec.table}; the revision checks for duplicates itself"
+                        + (", but the build still blocks reads and writes (ACCESS EXCLUSIVE)." if pg else "."),
+                        rec=rec, fix=self._fix(cap, rec) if pg else None, severity="error" if pg else "info",
+                    )
+                    continue
                 yield self.finding(
                     cap,
                     f"Adds UNIQUE ({cols}) on {rec.table}: builds a unique index{lock}, and fails if existing rows "
-                    f"hold duplicates.",
+                    + ("hold duplicates." if pg else f"hold duplicates (whether {rec.table} has any needs the data: give database_url)."),
                     rec=rec,
                     fix=self._fix(cap, rec),
+                    severity="error" if pg else "warning",
                 )
 
     @staticmethod

@@ -27,6 +27,8 @@ from db_migrate.rules.enums import implied_drop_types
 from db_migrate.verdict import Finding, SourceEdit
 
 _NO_DOWNGRADE = ("missing", "pass", "not-implemented")
+#: Statement kinds that drop an object together with its indexes (and constraints, triggers).
+_DROPS_WITH_CHILDREN = ("DROP TABLE", "DROP MATVIEW", "DROP MATERIALIZED VIEW", "DROP VIEW")
 
 # What an operation creates or destroys: (object kind, table, name).
 _Key = tuple[str, str | None, str | None]
@@ -141,6 +143,25 @@ def _indexes_dropped_with_constraints(cap, done: set, raw_down: str) -> set:
     return out
 
 
+def _helper_drops(cap, name: str) -> bool:
+    """downgrade() calls a function named like a drop with ``name`` as a string argument: the project's own
+    helper (not recorded when it is a stand-in) drops the object."""
+    span = function_span(cap, "downgrade")
+    if not span or not name:
+        return False
+    body = "\n".join(cap.source.splitlines()[span[0] - 1:span[1]])
+    return re.search(r"\w*drop\w*\s*\(\s*['\"]" + re.escape(name) + r"['\"]", body, re.IGNORECASE) is not None
+
+
+def _json_round_trip(old, new) -> bool:
+    """Text or JSON stored as JSON/JSONB: the documents come back on the way down (only their spacing and key
+    order are normalised, which no reader of JSON relies on)."""
+    import sqlalchemy as sa
+
+    old = sa.types.to_instance(old) if old is not None else None
+    return isinstance(sa.types.to_instance(new), sa.JSON) and isinstance(old, (sa.JSON, sa.String))
+
+
 def _alters(phase_ops) -> dict[tuple[str, str], list[ops.AlterColumnOp]]:
     out: dict[tuple[str, str], list[ops.AlterColumnOp]] = {}
     for r in phase_ops:
@@ -222,6 +243,24 @@ def _add_edit(cap, rec) -> SourceEdit | None:
     return SourceEdit(mode="prepend", function="downgrade", code=code) if code and fx.parses(code) else None
 
 
+def _skipped_on_this_engine(cap) -> bool:
+    """The upgrade ran to the end, recorded nothing and read no rows, and returns early from a guard
+    (``if op.get_bind().dialect.name != "postgresql": return``): on this engine it does nothing."""
+    import ast
+
+    from db_migrate.capture.source import parsed
+
+    if cap.upgrade or not cap.upgrade_outcome.completed or cap.facts_of("bind-read") or cap.facts_of("orm-session"):
+        return False
+    tree = parsed(cap.source)
+    if tree is None:
+        return False
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
+    return fn is not None and any(
+        isinstance(st, ast.If) and any(isinstance(x, ast.Return) for x in st.body) for st in fn.body
+    )
+
+
 class MissingDowngrade(Rule):
     id = "missing-downgrade"
     title = "The upgrade changes something and the downgrade does nothing"
@@ -257,6 +296,8 @@ class MissingDowngrade(Rule):
             return
         if cap.irreversible is not None:
             return  # declared one-way: irreversible-by-design says so
+        if _skipped_on_this_engine(cap):
+            return  # the upgrade returned early and did nothing on this engine: nothing to undo
         if body != "not-implemented" and _only_kept(cap):
             return  # enum values and extensions stay on downgrade: PostgreSQL cannot drop an enum value
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
@@ -267,6 +308,7 @@ class MissingDowngrade(Rule):
             s.kind in ("UPDATE", "INSERT", "ALTER TYPE", "SET", "SELECT", "TRANSACTION", "COMMIT", "BEGIN")
             for _, s in cap.statements("upgrade")
         ) and bool(cap.upgrade or cap.facts_of("orm-session") or cap.facts_of("bind-read"))
+        unseen = not changes and cap.upgrade_outcome.completed
         if not changes:  # nothing recorded offline: the upgrade works on rows through a connection or session
             changes = "a data migration that offline recording cannot follow" if data_only else "code that could not be recorded"
         yield self.finding(
@@ -275,7 +317,9 @@ class MissingDowngrade(Rule):
             + (" If there is truly nothing to undo, say so in a comment and suppress this." if data_only else ""),
             phase="downgrade",
             line=function_line(cap, "downgrade") or function_line(cap, "upgrade"),
-            severity="warning" if data_only else None,
+            # code that ran to the end without one recordable operation may change nothing in the database at all
+            # (a cache, a queue): what it changes is the fact the tool lacks
+            severity="warning" if data_only or unseen else None,
             fix=_downgrade_body(cap),
             edit=None if data_only else _downgrade_edit(cap),
         )
@@ -325,6 +369,8 @@ class DowngradeNotInverse(Rule):
         done = {(verb, canon(key)) for r in cap.downgrade if (obj := _object(r.op)) for verb, key in [obj]}
         done |= _indexes_dropped_with_constraints(cap, done, raw)
         dropped_tables = {key[2] for verb, key in done if verb == "drop" and key[0] == "table"}
+        # a table or view dropped in raw SQL takes its indexes, constraints and triggers with it
+        dropped_tables |= {t for _, st in cap.statements("downgrade") if st.kind.upper() in _DROPS_WITH_CHILDREN for t in st.tables}
         dropped_columns = {(key[1], key[2]) for verb, key in done if verb == "drop" and key[0] == "column"}
         line = function_line(cap, "downgrade")
         created_here = cap.tables_created("upgrade")
@@ -342,6 +388,8 @@ class DowngradeNotInverse(Rule):
             table = canon(("table", None, rec.table))[2] if rec.table else None
             if (verb, key) in done or key[1] in dropped_tables or mentions(raw, key[2]) or mentions(raw, exp[1][2]):
                 continue
+            if verb == "drop" and _helper_drops(cap, str(exp[1][2])):
+                continue  # the project's own helper (try_drop_constraint('X', ...)) drops it
             if verb == "drop" and key[0] != "table" and (
                 rec.table in created_here or table in dropped_tables
                 or any(t == table and mentions(c, col) for c in _columns(rec.op) for t, col in dropped_columns)
@@ -497,6 +545,7 @@ class LossyDowngrade(Rule):
                 and op.modify_type is not None
                 and not is_new_column(cap, rec)
                 and classify_type_change(op.existing_type, op.modify_type, cap.dialect) in ("narrow", "change")
+                and not _json_round_trip(op.existing_type, op.modify_type)
                 and (table, op.column_name) in down_alters
             ):
                 msg = (
@@ -538,7 +587,8 @@ class IrreversibleByDesign(Rule):
         "together). Saying so explicitly, with the reason, beats a bare `pass` that looks like a forgotten downgrade: "
         "the review does not report missing-downgrade, and the escalation policy still asks a human because a "
         "rollback past this revision needs a restore or a manual step. Put the marker inside downgrade() or on the "
-        "line right above it."
+        "line right above it. A downgrade that only raises an exception with a message, or an empty one with the "
+        "author's own comment saying why (not autogenerate's, not a TODO), declares the same."
     )
     fix = (
         "def downgrade():\n"
@@ -556,11 +606,11 @@ class IrreversibleByDesign(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        if cap.irreversible is None or cap.downgrade_outcome.body not in _NO_DOWNGRADE:
+        if cap.irreversible is None or (cap.downgrade_outcome.body not in _NO_DOWNGRADE and not cap.downgrade_raises):
             return
         yield self.finding(
             cap,
-            f"Declared irreversible: {cap.irreversible}. The downgrade does nothing on purpose, so rolling back past "
+            f"Declared irreversible: {cap.irreversible}. The downgrade does not undo the upgrade on purpose, so rolling back past "
             f"this revision needs a restore or a manual step.",
             phase="downgrade",
             line=function_line(cap, "downgrade"),

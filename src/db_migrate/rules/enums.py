@@ -88,6 +88,17 @@ class EnumValueChange(Rule):
                 if _RENAME_VALUE.search(stmt.text):
                     yield self.finding(cap, f"{stmt.text[:120]}: running code that still writes the old value fails once this commits.", rec=rec)
                 elif _ADD_VALUE.search(stmt.text) and not rec.in_autocommit_block:
+                    used = _used_later(cap, phase, stmt)
+                    if used is not None:
+                        # fails on every server: the value is unusable until the transaction commits
+                        yield self.finding(
+                            cap,
+                            f"{stmt.text[:120]} adds a value that line {used} then uses in the same transaction: "
+                            f"PostgreSQL refuses (unsafe use of new value), on every server. Add the value in "
+                            f"op.get_context().autocommit_block() (or a revision of its own) before using it.",
+                            rec=rec, severity="error",
+                        )
+                        continue
                     yield self.finding(
                         cap,
                         f"{stmt.text[:120]} runs inside the migration transaction: PostgreSQL < 12 refuses it, and 12+ "
@@ -118,6 +129,26 @@ class EnumValueChange(Rule):
                     f"list is removed, and rows holding one make the column conversion fail.",
                     rec=rec,
                 )
+
+
+_VALUE = re.compile(r"\bADD\s+VALUE\s+(?:IF\s+NOT\s+EXISTS\s+)?'((?:[^']|'')*)'", re.IGNORECASE)
+
+
+def _used_later(cap, phase: str, added) -> int | None:
+    """The line of a later statement of the same transaction (outside an autocommit block) that uses the
+    value the statement ``added`` adds, or None."""
+    m = _VALUE.search(added.text)
+    if not m:
+        return None
+    literal = "'" + m.group(1) + "'"
+    after = False
+    for rec, stmt in cap.statements(phase):
+        if stmt is added:
+            after = True
+            continue
+        if after and not rec.in_autocommit_block and stmt.kind != "ALTER TYPE" and literal in stmt.text:
+            return rec.line
+    return None
 
 
 def _enum_recreations(cap, phase: str) -> Iterator[tuple[object, str, list[str]]]:

@@ -37,7 +37,7 @@ def _fix(rec, stmt=None) -> str:
 class CreateIndexNonConcurrent(Rule):
     id = "create-index-non-concurrent"
     title = "Index built on an existing table without CONCURRENTLY"
-    severity = "warning"
+    severity = "error"
     phases = ("upgrade", "downgrade")
     dialects = ("postgresql",)
     why = (

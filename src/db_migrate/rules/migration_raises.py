@@ -34,6 +34,8 @@ class MigrationRaises(Rule):
             o = cap.outcome(phase)
             if not o.error or is_offline_artifact(o.error) or "NotImplementedError" in o.error:
                 continue  # offline artifacts are 'unchecked'; NotImplementedError is missing-downgrade's
+            if phase == "downgrade" and cap.downgrade_raises and cap.irreversible:
+                continue  # a downgrade that only raises, with a message, is a declaration: irreversible-by-design
             where = f" (line {o.error_line})" if o.error_line else ""
             yield self.finding(
                 cap,

@@ -27,14 +27,32 @@ _CONFIG_MODULE = re.compile(r"(^|[._])(config|configs|settings|conf|constants|co
 _TYPE_KEYWORDS = {"type_", "existing_type"}
 
 
+# Package parts that hold a project's migrations and their helpers (schema checks, constants, batch helpers).
+_MIGRATION_PARTS = {"migration", "migrations", "alembic", "alembic_migrations", "migrate", "migrate_repo", "versions"}
+
+
+def is_migration_helper(module: str, names: tuple[str, ...]) -> bool:
+    """The migrations' own helper code: ``from neutron.db import migration``, ``from app.migrations.utils import
+    skip_on_sqlite``, ``from . import helpers``; not a models module that happens to live beside them."""
+    parts = [p for p in module.split(".") if p]
+    if names and all(n in _MIGRATION_PARTS for n in names):
+        return True
+    inside = module.startswith(".") or any(p in _MIGRATION_PARTS for p in parts)
+    ormish = bool(parts) and _ORM_MODULE.search(parts[-1]) is not None and parts[-1] not in _MIGRATION_PARTS
+    return inside and not ormish and not any(n in _ORM_NAMES or (n[:1].isupper() and not n.isupper()) for n in names)
+
+
 def is_orm_import(module: str, names: tuple[str, ...]) -> bool:
     """A model, session or database handle is imported; a helper function or constant is not.
 
     ``from app.models import User``, ``from app import db`` and ``import app.models`` are; ``from
     app.migrations.utils import skip_if_sqlite`` or ``from app.constants import MAX_LEN`` are not: a frozen
     migration calling a helper only breaks if the helper changes, which is the project's ordinary code review.
-    A CamelCase name from any module but a settings module is taken as a model class.
+    A CamelCase name from any module but a settings module is taken as a model class. The migrations' own
+    helper modules (:func:`is_migration_helper`) are not application code.
     """
+    if is_migration_helper(module, names):
+        return False
     if _ORM_MODULE.search(module.lstrip(".")):
         return True
     if _CONFIG_MODULE.search(module):
@@ -112,7 +130,12 @@ class OrmImportInMigration(Rule):
                 fix=f"# line {fact.line}: instead of importing from {fact.detail}, describe the columns this migration uses\n"
                 "# as they are at this revision, e.g. t = sa.table('<table>', sa.column('id', sa.Integer))",
             )
+        models = any(is_orm_import(f.detail, f.names) and not used_only_as_column_types(cap.source, f.names)
+                     for f in cap.facts_of("app-import"))
+        commits = re.search(r"\.commit\(\s*\)", cap.source) is not None
         for fact in cap.facts_of("orm-session"):
+            if not (models or commits):
+                continue  # a Session over the revision's own sa.Table/sa.table objects: a connection, not today's models
             yield self.finding(
                 cap,
                 f"Creates an ORM {fact.detail} in a migration: ORM queries follow today's models, not the schema at "

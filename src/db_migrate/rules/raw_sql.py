@@ -131,6 +131,8 @@ class RawSqlInterpolation(Rule):
         # injectable; names from the migration's own constants (a loop over table names) only risk quoting.
         runtime = cap.facts_of("bind-read") or cap.facts_of("orm-session") or _RUNTIME_INPUT.search(cap.source)
         for fact in cap.facts_of("interpolated-sql"):
+            if not runtime and _identifiers_only(cap.source, fact.line):
+                continue  # a schema prefix or a table name of its own: identifiers cannot be bound, and one is not a value
             if runtime:
                 msg = (
                     f"SQL passed to execute() is built with {fact.detail} in a migration that reads values at run "
@@ -149,6 +151,47 @@ class RawSqlInterpolation(Rule):
                 severity=None if runtime else "warning",
                 fix=_bound(cap.source, fact.line),
             )
+
+
+# Names that hold identifiers (a schema prefix, a table name from a loop), which no bind parameter can replace.
+_IDENTIFIER_NAME = re.compile(r"schema|prefix|table|tbl|column|col|index|idx|constraint|name|seq|database", re.IGNORECASE)
+
+
+def _interpolated(node: ast.AST) -> list[ast.AST]:
+    """The expressions spliced into the SQL string ``node`` builds (f-string parts, % operands, + operands)."""
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return [x for side in (node.left, node.right) for x in (_interpolated(side) if isinstance(side, (ast.BinOp, ast.JoinedStr)) else
+                ([] if isinstance(side, ast.Constant) else [side]))]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        right = node.right
+        return list(right.elts) if isinstance(right, ast.Tuple) else [right]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return [*node.args, *(k.value for k in node.keywords)]
+    return []
+
+
+def _identifiers_only(source: str, line: int) -> bool:
+    """Every value spliced into the SQL on ``line`` is named like an identifier (``schema``, ``table_prefix``,
+    ``table``): the statement is as fixed as its schema, and bind parameters could not replace them."""
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
+        return False
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) != line or not isinstance(node, (ast.JoinedStr, ast.BinOp, ast.Call)):
+            continue
+        parts = _interpolated(node)
+        while not parts and isinstance(node, ast.Call) and node.args:  # op.execute(<sql>), sa.text(<sql>)
+            node = node.args[0]
+            parts = _interpolated(node)
+        if not parts:
+            continue
+        names = [ast.get_source_segment(source, p) or "" for p in parts]
+        return all(_IDENTIFIER_NAME.search(n.rpartition(".")[2]) for n in names)
+    return False
 
 
 _VALUE_BEFORE = re.compile(r"(=|<>|!=|<|>|\bIN\s*\(|\bLIKE|,|\()\s*$", re.IGNORECASE)

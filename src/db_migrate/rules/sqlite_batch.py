@@ -75,4 +75,65 @@ def _batch(op) -> str:
     return fx.op_code(op, batch=True)
 
 
-RULES = (SqliteAlterNeedsBatch,)
+class SqliteBatchCascade(Rule):
+    id = "sqlite-batch-cascade"
+    title = "SQLite batch mode re-creates a table other tables reference with ON DELETE CASCADE"
+    severity = "error"
+    phases = ("upgrade", "downgrade")
+    dialects = ("sqlite",)
+    why = (
+        "Batch mode changes a SQLite table by copying it, dropping the original and renaming the copy. With foreign "
+        "keys on, DROP TABLE of a parent deletes every child row referencing it ON DELETE CASCADE (and drops its "
+        "triggers): the migration succeeds and the children are gone. The children are found in this revision and "
+        "in the rest of the history; whether foreign keys are on is read from env.py and the revision (an error "
+        "when they are, a warning naming that fact when not seen)."
+    )
+    fix = (
+        "op.execute('PRAGMA foreign_keys=OFF')  # outside the transaction: in an autocommit_block on a live run\n"
+        "with op.batch_alter_table('users') as batch_op:\n"
+        "    batch_op.alter_column('name', existing_type=sa.String(20), type_=sa.String(50))\n"
+        "op.execute('PRAGMA foreign_keys=ON')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.execute('PRAGMA foreign_keys=ON')\n"
+            "    op.create_table('posts', sa.Column('id', sa.Integer(), primary_key=True),\n"
+            "                    sa.Column('user_id', sa.Integer(), sa.ForeignKey('users.id', ondelete='CASCADE')))\n"
+            "    with op.batch_alter_table('users') as b:\n"
+            "        b.alter_column('name', existing_type=sa.String(20), type_=sa.String(50))\n\n"
+            "def downgrade():\n    op.drop_table('posts')\n",
+            good="def upgrade():\n    op.execute('PRAGMA foreign_keys=ON')\n"
+            "    op.create_table('posts', sa.Column('id', sa.Integer(), primary_key=True),\n"
+            "                    sa.Column('user_id', sa.Integer(), sa.ForeignKey('users.id', ondelete='CASCADE')))\n"
+            "    with op.batch_alter_table('posts') as b:\n"
+            "        b.alter_column('user_id', existing_type=sa.Integer(), nullable=False)\n\n"
+            "def downgrade():\n    op.drop_table('posts')\n",
+            dialect="sqlite",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        from db_migrate.policy.conventions import (
+            RECREATE_KINDS,
+            cascade_children,
+            cascade_message,
+            foreign_keys_off,
+            foreign_keys_on,
+        )
+
+        children = cascade_children([cap.source])
+        if not children or foreign_keys_off(cap.source):
+            return  # (a revision that turns foreign keys off around its batches guards them)
+        fks = foreign_keys_on(cap.source)
+        done = set()
+        for rec in self.ops(cap):
+            kids = children.get(rec.table or "")
+            if not kids or not rec.batch_table or rec.kind not in RECREATE_KINDS or (rec.phase, rec.table) in done:
+                continue
+            if rec.table in cap.tables_created(rec.phase):
+                continue
+            done.add((rec.phase, rec.table))
+            yield self.finding(cap, cascade_message(rec.table, kids, fks), rec=rec, severity=None if fks else "warning")
+
+
+RULES = (SqliteAlterNeedsBatch, SqliteBatchCascade)

@@ -301,10 +301,10 @@ def render_error(info: Any, *, color: bool = False) -> str:
     return text
 
 
-def render_rules(rules: Iterable[Any], *, color: bool = False) -> str:
-    """The rule catalogue as text: id, severity, title, then why and fix indented."""
+def render_rules(rules: Iterable[Any], *, color: bool = False, principle: str | None = None) -> str:
+    """The rule catalogue as text: the severity principle (when given), then per rule id, severity, title, why."""
     paint = _Paint(color)
-    out: list[str] = []
+    out: list[str] = [paint("Severities", "bold"), *_indent(principle, 4), ""] if principle else []
     for r in rules:
         out.append(f"{paint(r.id, 'bold')}  {paint(r.severity, _SEVERITY_COLOR.get(r.severity, 'dim'))}  {r.title}")
         why = getattr(r, "why", None)

@@ -1,0 +1,133 @@
+"""What a downgrade must undo, as the database sees it, and failures that are the tool's, not the revision's."""
+
+from __future__ import annotations
+
+import pytest
+
+from db_migrate.review.engine import review_source
+
+
+def _source(up: str, down: str = "pass") -> str:
+    def fn(name: str, body: str) -> str:
+        return f"def {name}():\n" + "".join(f"    {line}\n" for line in body.strip().splitlines()) + "\n\n"
+
+    return ('"""r"""\nfrom alembic import op\nimport sqlalchemy as sa\n\nrevision = "v1"\ndown_revision = "v0"\n'
+            "branch_labels = None\ndepends_on = None\n\n\n" + fn("upgrade", up) + fn("downgrade", down))
+
+
+def _rules(source: str, dialect: str = "postgresql") -> set[str]:
+    return {f.rule for f in review_source(source, dialect=dialect).findings}
+
+
+@pytest.mark.parametrize("statement", [
+    "VACUUM ANALYZE orders", "ANALYZE orders", "REINDEX INDEX ix_orders_total",
+    "SELECT setval('orders_id_seq', (SELECT max(id) FROM orders))", "REFRESH MATERIALIZED VIEW order_totals",
+    "ALTER TABLE orders VALIDATE CONSTRAINT fk_orders_user",
+])
+def test_statements_with_nothing_to_undo_need_no_downgrade(statement):
+    found = _rules(_source(f'op.execute("{statement}")'))
+    assert not found & {"missing-downgrade", "downgrade-not-inverse"}, found
+
+
+def test_something_real_still_needs_its_downgrade():
+    assert "missing-downgrade" in _rules(_source('op.execute("ALTER TABLE orders ADD COLUMN note text")'))
+
+
+def test_indexes_of_a_dropped_materialized_view_go_with_it():
+    up = ('op.execute("CREATE MATERIALIZED VIEW order_totals AS SELECT user_id, sum(total) AS t FROM orders GROUP BY user_id")\n'
+          'op.execute("CREATE UNIQUE INDEX ix_order_totals_user ON order_totals (user_id)")')
+    assert "downgrade-not-inverse" not in _rules(_source(up, 'op.execute("DROP MATERIALIZED VIEW order_totals")'))
+    # dropping something else leaves the index (and the view) behind
+    assert "downgrade-not-inverse" in _rules(_source(up, 'op.execute("DROP MATERIALIZED VIEW other_view")'))
+
+
+def test_raw_sql_index_undone_by_an_alembic_operation():
+    up = 'op.execute("CREATE INDEX ix_orders_note ON orders (note)")'
+    assert "downgrade-not-inverse" not in _rules(_source(up, "op.drop_index('ix_orders_note', table_name='orders')"))
+    assert "downgrade-not-inverse" in _rules(_source(up, "op.drop_index('ix_orders_other', table_name='orders')"))
+
+
+def test_an_api_only_our_sqlalchemy_lacks_is_unchecked_not_the_revisions_error():
+    out = review_source(_source("meta = sa.MetaData(bind=op.get_bind())\nop.add_column('orders', sa.Column('x', sa.Integer()))",
+                                "op.drop_column('orders', 'x')"))
+    assert "migration-raises" not in {f.rule for f in out.findings}
+    (u,) = [u for u in out.unchecked if u.what.startswith("upgrade()")]
+    assert "SQLAlchemy" in u.reason and "bind" in u.reason and "not the revision's" in u.reason
+
+
+def test_a_real_bug_still_raises():
+    out = review_source(_source("raise ValueError('the orders table must be empty first')", "pass"))
+    assert "migration-raises" in {f.rule for f in out.findings}
+
+
+def _found(source: str, dialect: str = "postgresql") -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in review_source(source, dialect=dialect).findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+def test_a_session_over_the_revisions_own_tables_is_not_an_orm_import():
+    own = ("ports = sa.Table('ports', sa.MetaData(), sa.Column('id', sa.String(36)))\n"
+           "session = sa.orm.Session(bind=op.get_bind())\nrows = session.query(ports.c.id).all()")
+    assert "orm-import-in-migration" not in _found(_source(own))
+    assert "orm-import-in-migration" in _found(_source(own + "\nsession.commit()"))  # it ends alembic's transaction
+
+
+def test_an_empty_revision_explained_in_a_comment_is_a_marker():
+    src = _source("# a no-op kept so that databases which ran the old version still resolve it\npass")
+    (f,) = _found(src)["empty-migration"]
+    assert f.severity == "info"
+
+
+def test_a_unique_constraint_after_the_revisions_own_duplicate_check(tmp_path):
+    checked = ("dupes = op.get_bind().execute(sa.text('SELECT code FROM orders GROUP BY code HAVING count(*) > 1'))\n"
+               "op.create_unique_constraint('uq_orders_code', 'orders', ['code'])")
+    (f,) = _found(_source(checked), "mysql")["add-unique-constraint"]
+    assert f.severity == "info" and "checks for duplicates" in f.message
+
+
+def test_mysql_not_null_column_filled_by_a_later_update_is_fine():
+    src = _source("op.add_column('pf', sa.Column('port_start', sa.Integer(), nullable=False))\n"
+                  "op.execute('UPDATE pf SET port_start = port')", "op.drop_column('pf', 'port_start')")
+    assert "add-column-not-null-no-default" not in _found(src, "mysql")
+
+
+def test_identifiers_spliced_into_sql_are_not_interpolated_values():
+    prefixed = "schema = 'app.'\nop.execute('ALTER TABLE ' + schema + 'replicas DROP CONSTRAINT replicas_chk')"
+    assert "raw-sql-interpolation" not in _found(_source(prefixed))
+    valued = "plan = 'free'\nop.execute(\"UPDATE users SET plan = '\" + plan + \"'\")"
+    assert "raw-sql-interpolation" in _found(_source(valued))
+
+
+def test_a_drop_through_the_projects_own_helper_counts():
+    up = "op.create_check_constraint('REQUESTS_STATE_CHK', 'requests', \"state in ('Q', 'W')\")"
+    helper = "try_drop_constraint('REQUESTS_STATE_CHK', 'requests')"
+    src = _source(up, helper).replace("def upgrade", "def try_drop_constraint(name, table):\n    pass\n\n\ndef upgrade")
+    assert "downgrade-not-inverse" not in _found(src)
+    assert "downgrade-not-inverse" in _found(_source(up, "op.execute('SELECT 1')"))
+
+
+def test_an_empty_revision_that_orders_branches_is_a_marker():
+    src = _source("pass").replace('"""r"""\n', "").replace("depends_on = None", "depends_on = 'expand01'")
+    (f,) = _found(src)["empty-migration"]
+    assert f.severity == "info"
+
+
+def test_a_table_name_from_the_revisions_own_list_spliced_across_lines():
+    loop = ("for table in ('volumes', 'snapshots'):\n    op.execute(\n        'ALTER TABLE %s ENGINE=InnoDB'\n        % table\n    )")
+    assert "raw-sql-interpolation" not in _found(_source(loop), "mysql")
+
+
+def test_an_empty_downgrade_the_author_explained_is_a_declared_one_way_step():
+    explained = _source("op.execute(\"DELETE FROM block_types WHERE name = 'old'\")",
+                        "# Purely a data migration. No downgrade necessary.\npass")
+    found = _found(explained)
+    assert "missing-downgrade" not in found
+    (f,) = found["irreversible-by-design"]
+    assert "No downgrade necessary" in f.message
+    todo = _source("op.execute(\"DELETE FROM block_types WHERE name = 'old'\")", "# TODO: restore the rows\npass")
+    assert "missing-downgrade" in _found(todo)
+    autogen = _source("op.add_column('t', sa.Column('c', sa.Integer()))",
+                      "# ### commands auto generated by Alembic - please adjust! ###\npass\n# ### end Alembic commands ###")
+    assert "missing-downgrade" in _found(autogen)

@@ -1,0 +1,238 @@
+"""One severity principle: errors fail everywhere, lose data, or block a pre-existing table when a safe form
+exists (assumed large without data); warnings name the facts the tool lacks. With data, small tables relax."""
+
+from __future__ import annotations
+
+import pytest
+from databases import throwaway_database
+from projectfactory import make_project
+
+from db_migrate.project import load_project
+from db_migrate.review import review_migration
+from db_migrate.review.engine import review_source
+from db_migrate.rules import SEVERITY_PRINCIPLE, all_rules
+from db_migrate.rules.rewrites import is_online_ddl
+
+
+def _source(up: str, down: str = "pass") -> str:
+    def fn(name: str, body: str) -> str:
+        return f"def {name}():\n" + "".join(f"    {line}\n" for line in body.strip().splitlines()) + "\n\n"
+
+    return ('"""r"""\nfrom alembic import op\nimport sqlalchemy as sa\n\nrevision = "s1"\ndown_revision = "s0"\n'
+            "branch_labels = None\ndepends_on = None\n\n\n" + fn("upgrade", up) + fn("downgrade", down))
+
+
+def _severity(source: str, rule: str, dialect: str = "postgresql") -> str | None:
+    found = [f.severity for f in review_source(source, dialect=dialect).findings if f.rule == rule]
+    return max(found, key=("info", "warning", "error").index) if found else None
+
+
+def test_the_principle_is_written_once_and_published():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = " ".join(line.removeprefix("> ") for line in readme.read_text().splitlines())
+    assert SEVERITY_PRINCIPLE in " ".join(text.split())
+    from db_migrate.tools.render import render_rules
+
+    assert render_rules([], principle=SEVERITY_PRINCIPLE).startswith("Severities")
+    assert all(r.severity in ("error", "warning", "info") for r in all_rules())
+
+
+def test_an_enum_value_used_in_the_transaction_that_adds_it_is_an_error():
+    add = "op.execute(\"ALTER TYPE order_status ADD VALUE 'archived'\")"
+    use = "op.execute(\"UPDATE orders SET status = 'archived' WHERE closed_at < now() - interval '1 year'\")"
+    assert _severity(_source(f"{add}\n{use}"), "enum-value-change") == "error"
+    assert _severity(_source(add), "enum-value-change") == "warning"  # only added: fails before PostgreSQL 12
+    autocommit = f"with op.get_context().autocommit_block():\n    {add}\n{use}"
+    assert _severity(_source(autocommit), "enum-value-change") is None  # committed before it is used
+
+
+@pytest.mark.parametrize(("up", "rule"), [
+    ("op.create_foreign_key('fk_orders_user', 'orders', 'users', ['user_id'], ['id'])", "add-foreign-key-validating"),
+    ("op.create_check_constraint('ck_orders_total', 'orders', 'total >= 0')", "add-check-constraint-validating"),
+    ("op.create_index('ix_orders_user', 'orders', ['user_id'])", "create-index-non-concurrent"),
+    ("op.alter_column('orders', 'note', existing_type=sa.Text(), nullable=False)", "set-not-null"),
+    ("op.create_unique_constraint('uq_orders_code', 'orders', ['code'])", "add-unique-constraint"),
+    ("with op.get_context().autocommit_block():\n    op.execute('VACUUM FULL orders')", "table-rewrite-sql"),
+])
+def test_blocking_a_pre_existing_table_when_a_safe_form_exists_is_an_error(up, rule):
+    assert _severity(_source(up), rule) == "error"
+
+
+def test_the_same_change_on_a_table_created_here_is_not_flagged():
+    create = "op.create_table('orders', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('user_id', sa.Integer()))"
+    assert _severity(_source(f"{create}\nop.create_index('ix_orders_user', 'orders', ['user_id'])", "op.drop_table('orders')"),
+                     "create-index-non-concurrent") is None
+
+
+def test_mysql_rewrites_and_their_online_forms():
+    convert = "op.execute('ALTER TABLE orders CONVERT TO CHARACTER SET utf8mb4')"
+    assert _severity(_source(convert), "table-rewrite-sql", "mysql") == "error"
+    online = "op.execute('ALTER TABLE orders CONVERT TO CHARACTER SET utf8mb4, ALGORITHM=INPLACE, LOCK=NONE')"
+    assert _severity(_source(online), "table-rewrite-sql", "mysql") is None
+    assert is_online_ddl("ALTER TABLE t ADD COLUMN c INT, ALGORITHM=INSTANT") and not is_online_ddl("ALTER TABLE t ADD COLUMN c INT")
+    # a widening type change with an explicit existing type is a copy on MySQL: an error (it blocks writes)
+    widen = "op.alter_column('orders', 'note', existing_type=sa.String(200), type_=sa.Text())"
+    assert _severity(_source(widen, "pass"), "alter-column-type", "mysql") == "error"
+    # MySQL builds a unique index in place: whether it fails depends on duplicates, which the finding names
+    unique = [f for f in review_source(_source("op.create_unique_constraint('uq_orders_code', 'orders', ['code'])"), dialect="mysql").findings
+              if f.rule == "add-unique-constraint"]
+    assert unique[0].severity == "warning" and "database_url" in unique[0].message
+
+
+@pytest.mark.parametrize(("up", "rule", "fact"), [
+    ("op.execute('ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&)')",
+     "exclusion-constraint", "size"),
+    ("op.execute(\"ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')\")",
+     "attach-partition", "DEFAULT partition"),
+])
+def test_harm_that_depends_on_the_data_is_a_warning_naming_the_facts(up, rule, fact):
+    (f,) = [f for f in review_source(_source(up)).findings if f.rule == rule]
+    assert f.severity == "warning" and fact in f.message and "database_url" in f.message
+
+
+def test_with_the_data_a_small_table_relaxes_the_lock_finding_and_says_why(tmp_path, pg_url):
+    gen = throwaway_database(pg_url, [
+        "CREATE TABLE tiny (id integer PRIMARY KEY, code text)",
+        "INSERT INTO tiny SELECT g, 'c' || g FROM generate_series(1, 5) g",
+        "CREATE TABLE big (id integer PRIMARY KEY, code text)",
+        "INSERT INTO big SELECT g, 'c' || g FROM generate_series(1, 1500) g",
+    ])
+    url = next(gen)
+    try:
+        body = ("def upgrade():\n    op.create_index('ix_tiny_code', 'tiny', ['code'])\n    op.create_index('ix_big_code', 'big', ['code'])\n\n\n"
+                "def downgrade():\n    op.drop_index('ix_big_code', table_name='big')\n    op.drop_index('ix_tiny_code', table_name='tiny')\n")
+        project = load_project(make_project(tmp_path, [{"body": body}], url=url))
+        without = review_migration(project, "000000000001")
+        assert {f.table: f.severity for f in without.findings if f.rule == "create-index-non-concurrent"} == {"tiny": "error", "big": "error"}
+        r = review_migration(project, "000000000001", database_url=url)
+        found = {f.table: f for f in r.findings if f.rule == "create-index-non-concurrent"}
+        assert found["big"].severity == "error"
+        assert found["tiny"].severity == "info" and "5 row(s)" in found["tiny"].message and "small_table_rows" in found["tiny"].message
+    finally:
+        next(gen, None)
+
+
+def test_mysql_fills_a_new_not_null_column_with_its_implicit_value():
+    flag = "op.add_column('members', sa.Column('backup', sa.Boolean(), nullable=False, default=False))"
+    assert _severity(_source(flag, "op.drop_column('members', 'backup')"), "add-column-not-null-no-default", "mysql") is None
+    ident = "op.add_column('stats', sa.Column('owner_id', sa.String(36), nullable=False))"
+    (f,) = [f for f in review_source(_source(ident, "op.drop_column('stats', 'owner_id')"), dialect="mysql").findings
+            if f.rule == "add-column-not-null-no-default"]
+    assert f.severity == "warning" and "implicit value" in f.message  # '' may be wrong: the rows decide
+    # PostgreSQL refuses it on the first existing row: an error
+    assert _severity(_source(flag, "op.drop_column('members', 'backup')"), "add-column-not-null-no-default") == "error"
+
+
+def test_mysql_modify_restating_not_null_with_a_type_change_is_not_set_not_null():
+    widen = "op.alter_column('sni', 'container_id', type_=sa.String(128), existing_type=sa.String(36), nullable=False)"
+    assert _severity(_source(widen), "set-not-null", "mysql") is None
+    assert _severity(_source(widen), "set-not-null") == "error"  # PostgreSQL: a real SET NOT NULL
+
+
+def test_more_fractional_seconds_lose_nothing():
+    from sqlalchemy.dialects import mysql
+
+    from db_migrate.rules._helpers import classify_type_change
+
+    assert classify_type_change(sa_datetime(), mysql.DATETIME(fsp=6), "mysql") == "rewrite"  # a copy, nothing lost
+    assert classify_type_change(mysql.DATETIME(fsp=6), sa_datetime(), "mysql") == "narrow"
+
+
+def sa_datetime():
+    import sqlalchemy as sa
+
+    return sa.DateTime()
+
+
+def test_a_loop_over_tables_is_one_finding():
+    loop = ("for table in ('shares', 'snapshots', 'quotas', 'messages'):\n"
+            "    op.alter_column(table, 'created_at', existing_type=sa.DateTime(), type_=sa.dialects.mysql.DATETIME(fsp=6))")
+    back = ("for table in ('shares', 'snapshots', 'quotas', 'messages'):\n"
+            "    op.alter_column(table, 'created_at', existing_type=sa.dialects.mysql.DATETIME(fsp=6), type_=sa.DateTime())")
+    found = [f for f in review_source(_source("import sqlalchemy.dialects.mysql\n" + loop, back), dialect="mysql").findings
+             if f.rule in ("alter-column-type", "lossy-downgrade") and f.phase == "upgrade"]
+    (f,) = found
+    assert f.rule == "alter-column-type" and "4 tables in a loop" in f.message and "no data is lost" in f.message
+
+
+def test_json_documents_survive_a_round_trip_through_jsonb():
+    up = "op.alter_column('queries', 'options', existing_type=sa.Text(), type_=sa.dialects.postgresql.JSONB(), postgresql_using='options::jsonb')"
+    down = "op.alter_column('queries', 'options', existing_type=sa.dialects.postgresql.JSONB(), type_=sa.Text(), postgresql_using='options::text')"
+    found = {f.rule: f for f in review_source(_source("import sqlalchemy.dialects.postgresql\n" + up, down)).findings}
+    assert "lossy-downgrade" not in found
+    assert found["alter-column-type"].severity == "error"  # still a rewrite under ACCESS EXCLUSIVE
+
+
+def test_findings_at_the_downgrades_def_line_are_not_a_loop():
+    ups = "\n".join(f"op.alter_column('t{i}', 'c', existing_type=sa.Integer(), nullable=True)" for i in range(4))
+    found = [f for f in review_source(_source(ups, "op.execute('SELECT 1')")).findings if f.rule == "downgrade-not-inverse"]
+    assert len(found) == 4 and not any("loop" in f.message for f in found)
+
+
+def test_code_that_records_nothing_and_reads_nothing_is_a_warning_without_a_downgrade():
+    src = _source("prune_cache('done')", "pass").replace("def upgrade", "def prune_cache(name):\n    return name\n\n\ndef upgrade")
+    assert _severity(src, "missing-downgrade") == "warning"
+
+
+_CASCADE_CHILD = ("op.create_table('posts', sa.Column('id', sa.Integer(), primary_key=True),\n"
+                  "                sa.Column('user_id', sa.Integer(), sa.ForeignKey('users.id', ondelete='CASCADE')))")
+_BATCH_PARENT = ("with op.batch_alter_table('users') as b:\n"
+                 "    b.alter_column('name', existing_type=sa.String(20), type_=sa.String(50))")
+
+
+def test_sqlite_batch_on_a_cascade_parent_deletes_the_children():
+    on = _source("op.execute('PRAGMA foreign_keys=ON')\n" + _CASCADE_CHILD + "\n" + _BATCH_PARENT, "op.drop_table('posts')")
+    (f,) = [f for f in review_source(on, dialect="sqlite").findings if f.rule == "sqlite-batch-cascade"]
+    assert f.severity == "error" and "posts" in f.message and f.table == "users"
+    off = _source(_CASCADE_CHILD + "\n" + _BATCH_PARENT, "op.drop_table('posts')")
+    (f,) = [f for f in review_source(off, dialect="sqlite").findings if f.rule == "sqlite-batch-cascade"]
+    assert f.severity == "warning" and "PRAGMA foreign_keys=ON" in f.message  # the fact it lacks, named
+
+
+def test_the_cascade_child_can_come_from_an_earlier_revision_on_real_sqlite(tmp_path):
+    """The history says posts cascade from users; env.py turns foreign keys on: the batch is an error. On a real
+    SQLite file the same batch, run by alembic with foreign keys on, does delete the child rows."""
+    import sqlite3
+
+    env = ("from sqlalchemy import event\nfrom sqlalchemy.engine import Engine\n\n\n"
+           "@event.listens_for(Engine, 'connect')\ndef _foreign_keys(dbapi_connection, record):\n"
+           "    dbapi_connection.execute('PRAGMA foreign_keys=ON')\n\n\n")
+    first = "def upgrade():\n    " + _CASCADE_CHILD.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    op.drop_table('posts')\n"
+    second = "def upgrade():\n    " + _BATCH_PARENT.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    pass\n"
+    db = tmp_path / "app.db"
+    root = make_project(tmp_path, [{"body": first}, {"body": second}], url=f"sqlite:///{db}")
+    env_py = root / "migrations" / "env.py"
+    env_py.write_text(env + env_py.read_text())
+    r = review_migration(load_project(root), "000000000002")
+    (f,) = [f for f in r.findings if f.rule == "sqlite-batch-cascade"]
+    assert f.severity == "error" and "posts" in f.message and r.conventions.cascade_children == {"users": ["posts"]}
+    # what the finding says, measured: SQLite with foreign keys on, the copy-drop-rename batch mode does
+    con = sqlite3.connect(db)
+    con.executescript("PRAGMA foreign_keys=ON; CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(20));"
+                      "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users (id) ON DELETE CASCADE);"
+                      "INSERT INTO users VALUES (1, 'a'); INSERT INTO posts VALUES (1, 1);"
+                      "CREATE TABLE _alembic_tmp_users (id INTEGER PRIMARY KEY, name VARCHAR(50));"
+                      "INSERT INTO _alembic_tmp_users SELECT id, name FROM users; DROP TABLE users;"
+                      "ALTER TABLE _alembic_tmp_users RENAME TO users;")
+    assert con.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+    con.close()
+
+
+def test_a_revision_that_turns_foreign_keys_off_around_its_batch_is_guarded():
+    guarded = _source("op.execute('PRAGMA foreign_keys=ON')\n" + _CASCADE_CHILD + "\nop.execute('PRAGMA foreign_keys=OFF')\n"
+                      + _BATCH_PARENT + "\nop.execute('PRAGMA foreign_keys=ON')", "op.drop_table('posts')")
+    assert not [f for f in review_source(guarded, dialect="sqlite").findings if f.rule == "sqlite-batch-cascade"]
+
+
+def test_env_py_turning_foreign_keys_off_guards_every_batch(tmp_path):
+    first = "def upgrade():\n    " + _CASCADE_CHILD.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    op.drop_table('posts')\n"
+    second = "def upgrade():\n    " + _BATCH_PARENT.replace("\n", "\n    ") + "\n\n\ndef downgrade():\n    pass\n"
+    root = make_project(tmp_path, [{"body": first}, {"body": second}], url=f"sqlite:///{tmp_path / 'app.db'}")
+    env_py = root / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text() + "\n\ndef _without_foreign_keys(context):\n"
+                      "    context.execute('PRAGMA foreign_keys=OFF')\n")
+    r = review_migration(load_project(root), "000000000002")
+    assert r.conventions.sqlite_foreign_keys_guarded
+    assert not [f for f in r.findings if f.rule == "sqlite-batch-cascade"]
