@@ -18,7 +18,7 @@ SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json")
 BIN = Path(sys.executable).parent
 NOTES = "alembic/versions/f956808bc5df_add_notes_to_assignments.py"  # missing downgrade: an error; escalates (unclear rollback)
 DROP = "alembic/versions/9692142c98f0_drop_pager_number_from_persons.py"  # warnings; escalates (drop with data), like classify
-WARN = "alembic/versions/42e8bfea3a1b_email_verified_not_null.py"  # a set-not-null warning only: proceed
+WARN = "alembic/versions/7b60978e0237_rename_rotation_type_to_category.py"  # a rename-column warning only: proceed
 
 NEW_REVISION = '''"""add nickname to persons
 
@@ -139,7 +139,7 @@ def test_github_annotations_go_to_stderr_beside_the_chosen_format(repo: Path) ->
 def test_fail_on_warning(residency: Path) -> None:
     assert cli(["review", WARN], residency).returncode == 0  # warnings only: proceed
     p = cli(["review", WARN, "--fail-on", "warning"], residency)
-    assert p.returncode == 1 and "set-not-null" in p.stdout
+    assert p.returncode == 1 and "rename-column" in p.stdout
     assert cli(["review", WARN, "--fail-on", "error"], residency).returncode == 0
     assert cli(["review", DROP, "--fail-on", "error"], residency).returncode == 3  # a threshold never lifts an escalation
 

@@ -408,3 +408,21 @@ def test_a_forgotten_drop_table_comes_back_with_its_enum_type(tmp_path):
     inverse = only(review_migration(project, "head").findings, "downgrade-not-inverse")
     assert "+    op.drop_table('orders')\n+    op.execute(\"DROP TYPE IF EXISTS order_status\")" in inverse.patch
     assert "roundtrip" in inverse.patch_checked
+
+
+def test_the_safe_unique_form_a_patch_writes_is_not_an_unclear_rollback(tmp_path: Path) -> None:
+    # the concurrent unique index attached with raw SQL is undone by the drop_constraint alembic wrote:
+    # following the patch must not end in an escalation (a loop an agent cannot leave)
+    create = ("def upgrade():\n    op.create_table('customers', sa.Column('id', sa.Integer, primary_key=True), "
+              "sa.Column('email', sa.String(50)))\ndef downgrade():\n    op.drop_table('customers')\n")
+    unique = "def upgrade():\n    op.create_unique_constraint('uq_customers_email', 'customers', ['email'])\n" \
+             "def downgrade():\n    op.drop_constraint('uq_customers_email', 'customers', type_='unique')\n"
+    project = load_project(cwd=make_project(tmp_path, [create, unique], url="postgresql://u@localhost/app"))
+    (f,) = [f for f in review_migration(project, "head").findings if f.rule == "add-unique-constraint"]
+    assert f.severity == "error" and f.edit is not None and "USING INDEX uq_customers_email" in f.edit.code
+    from db_migrate.fixes.patches import apply_edit
+
+    path = next((project.root / "migrations" / "versions").glob("000000000002_*.py"))
+    path.write_text(apply_edit(path.read_text(), f.edit))
+    after = review_migration(project, "head")
+    assert after.decision == "proceed", (after.summary, after.escalation)

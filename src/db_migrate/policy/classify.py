@@ -11,6 +11,7 @@ like ``db_migrate.review.model.Operation`` works.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -644,7 +645,8 @@ def _inverted(o: _Op, ops: list[_Op]) -> bool:
     """Whether the downgrade plausibly undoes this upgrade op.execute (``ops``: at least its revision's).
 
     It does when the downgrade runs SQL on one of the same tables, drops the
-    table, or drops a column this revision added and the SQL names.
+    table, or drops a column, constraint or index of the table that the SQL names
+    (``ADD CONSTRAINT c ... USING INDEX c`` undone by ``op.drop_constraint('c', ...)``).
     """
     down = [d for d in ops if d.revision == o.revision and d.phase == "downgrade"]
     tables = set(o.tables)
@@ -655,6 +657,9 @@ def _inverted(o: _Op, ops: list[_Op]) -> bool:
         if d.kind == "drop_table" and d.table in tables:
             return True
         if d.kind == "drop_column" and d.table in tables and d.column and d.column.lower() in sql:
+            return True
+        named = str(d.get("name") or "").lower()
+        if d.kind in ("drop_constraint", "drop_index") and d.table in tables and named and re.search(rf"\b{re.escape(named)}\b", sql):
             return True
     return any(u.table_created_here and u.table in tables for u in ops if u.revision == o.revision and u.phase == "upgrade")
 

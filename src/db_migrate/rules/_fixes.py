@@ -269,17 +269,22 @@ def not_valid_then_validate(add: Any, name: str, table: str, schema: str | None,
 def index_concurrently(op: ops.CreateIndexOp | ops.DropIndexOp, phase: str) -> str:
     """The index operation with CONCURRENTLY inside an autocommit block, and its counterpart for the other phase."""
     other = "downgrade" if phase == "upgrade" else "upgrade"
+    out = concurrent_statement(op)
     if isinstance(op, ops.CreateIndexOp):
-        name = op.index_name or conv_name("ix", op.table_name, *column_names(op.columns))
-        create = with_(op, {"postgresql_concurrently": True}, index_name=name)
-        drop = ops.DropIndexOp(name, table_name=op.table_name, schema=op.schema, postgresql_concurrently=True)
-        first, second = create, drop
-    else:
-        first, second = with_(op, {"postgresql_concurrently": True}), None
-    out = autocommit(first)
-    if second is not None:
-        out += f"\n# {other}():\n" + autocommit(second)
+        drop = ops.DropIndexOp(_index_name(op), table_name=op.table_name, schema=op.schema, postgresql_concurrently=True)
+        out += f"\n# {other}():\n" + autocommit(drop)
     return out
+
+
+def concurrent_statement(op: ops.CreateIndexOp | ops.DropIndexOp) -> str:
+    """The index operation alone, with CONCURRENTLY inside an autocommit block: what replaces it in place."""
+    if isinstance(op, ops.CreateIndexOp):
+        return autocommit(with_(op, {"postgresql_concurrently": True}, index_name=_index_name(op)))
+    return autocommit(with_(op, {"postgresql_concurrently": True}))
+
+
+def _index_name(op: ops.CreateIndexOp) -> str:
+    return op.index_name or conv_name("ix", op.table_name, *column_names(op.columns))
 
 
 _CREATE_INDEX = re.compile(r"\bCREATE\s+(UNIQUE\s+)?INDEX\b(?!\s+CONCURRENTLY)", re.IGNORECASE)

@@ -10,7 +10,7 @@ from alembic.operations import ops
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_transient_table, tables_created_before
 from db_migrate.rules.base import Example, Rule
-from db_migrate.verdict import Finding
+from db_migrate.verdict import Finding, SourceEdit
 
 
 def _not_valid(rec) -> bool:
@@ -189,6 +189,7 @@ class AddUniqueConstraint(Rule):
                     rec=rec,
                     fix=self._fix(cap, rec),
                     severity="error" if pg else "warning",
+                    edit=self._edit(cap, rec) if pg else None,
                 )
 
     @staticmethod
@@ -201,13 +202,27 @@ class AddUniqueConstraint(Rule):
         dupes = f"# first check for duplicates (must return no rows): SELECT {csql}, count(*) FROM {tsql} GROUP BY {csql} HAVING count(*) > 1"
         if d != "postgresql":
             return fx.render(dupes, fx.with_(op, constraint_name=name), batch=d == "sqlite")
+        return fx.render(dupes, "# build the unique index without blocking writes, then attach it as the constraint (brief lock)",
+                         *AddUniqueConstraint._concurrent(op, name, cols, tsql))
+
+    @staticmethod
+    def _concurrent(op, name: str, cols: list[str], tsql: str) -> tuple[str, str]:
+        """PostgreSQL's safe form: a unique index built concurrently, then attached as the constraint."""
         index = ops.CreateIndexOp(name, op.table_name, cols, schema=op.schema, unique=True, postgresql_concurrently=True)
-        return fx.render(
-            dupes,
-            "# build the unique index without blocking writes, then attach it as the constraint (brief lock)",
-            fx.autocommit(index),
-            fx.execute(f"ALTER TABLE {tsql} ADD CONSTRAINT {fx.ident(name, d)} UNIQUE USING INDEX {fx.ident(name, d)}"),
-        )
+        return (fx.autocommit(index),
+                fx.execute(f"ALTER TABLE {tsql} ADD CONSTRAINT {fx.ident(name, 'postgresql')} UNIQUE USING INDEX {fx.ident(name, 'postgresql')}"))
+
+    @staticmethod
+    def _edit(cap, rec) -> SourceEdit | None:
+        """The statement replaced in place by the safe form (the duplicates check is the preflight's)."""
+        op = rec.op
+        cols = fx.column_names(op.columns)
+        try:
+            name = str(op.constraint_name or fx.conv_name("uq", op.table_name, *cols))
+            code = fx.render(*AddUniqueConstraint._concurrent(op, name, cols, fx.table_sql(op.table_name, op.schema, cap.dialect)))
+        except Exception:  # a name or column alembic cannot render: the fix text still explains
+            return None
+        return SourceEdit(mode="replace-statement", function=rec.phase, line=rec.line, code=code) if rec.line and fx.parses(code) else None
 
 
 class ChangePrimaryKey(Rule):

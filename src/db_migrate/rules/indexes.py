@@ -9,7 +9,7 @@ from alembic.operations import ops
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_concurrent, is_transient_table, raw_index_statements, tables_created_before
 from db_migrate.rules.base import Example, Rule
-from db_migrate.verdict import Finding
+from db_migrate.verdict import Finding, SourceEdit
 
 _CONCURRENT_FIX = (
     "with op.get_context().autocommit_block():\n"
@@ -64,14 +64,17 @@ class CreateIndexNonConcurrent(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.CreateIndexOp) and not is_concurrent(rec) and not is_transient_table(cap, rec):
-                yield self._finding(cap, rec, rec.op.index_name, rec.table, _fix(rec))
+                # the build itself, in place, made concurrent: a patch (checked before it is offered)
+                edit = SourceEdit(mode="replace-statement", function=rec.phase, line=rec.line,
+                                  code=fx.concurrent_statement(rec.op)) if rec.line else None
+                yield self._finding(cap, rec, rec.op.index_name, rec.table, _fix(rec), edit)
         for phase in self.phases:
             for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
                 table = next(iter(stmt.tables), None)
                 if verb == "create" and not concurrently and table not in tables_created_before(cap, rec):
                     yield self._finding(cap, rec, None, table, _fix(rec, stmt))
 
-    def _finding(self, cap, rec, name, table, fix) -> Finding:
+    def _finding(self, cap, rec, name, table, fix, edit: SourceEdit | None = None) -> Finding:
         return self.finding(
             cap,
             f"Builds {'index ' + name if name else 'an index'} on {table} without CONCURRENTLY: inserts, updates "
@@ -79,6 +82,7 @@ class CreateIndexNonConcurrent(Rule):
             rec=rec,
             table=table,
             fix=fix,
+            edit=edit,
         )
 
 
