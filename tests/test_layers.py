@@ -137,3 +137,12 @@ def test_the_checker_sees_a_circle_and_an_upward_import() -> None:
     graph = _imports()
     assert "db_migrate.sandbox.shared" in graph["db_migrate.sandbox.parent"]  # a lazy import is seen
     assert "db_migrate.review" in graph["db_migrate.fixes"]  # a service above reads one below
+
+
+def test_one_module_parses_urls() -> None:
+    # urls.py owns URLs (parse, build, redact, hosts, dialect, the read-only form): nothing else calls SQLAlchemy's parser
+    parsers = sorted(
+        str(path.relative_to(SRC)) for path in (SRC / "db_migrate").rglob("*.py")
+        if path.name != "urls.py" and ("make_url" in path.read_text(encoding="utf-8") or "engine.url import" in path.read_text(encoding="utf-8"))
+    )
+    assert parsers == []

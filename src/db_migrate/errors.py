@@ -117,14 +117,10 @@ def database_error(e: BaseException, url: str | None, doing: str, *, hint: str |
     host = port = None
     shown = None
     try:
-        from sqlalchemy.engine import make_url
+        from db_migrate.urls import redact_url, server_of
 
-        u = make_url(url) if url else None
-        if u is not None:
-            host = u.host or u.query.get("host") or "localhost (Unix socket)"
-            port = u.port or {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(u.get_backend_name())
-            from db_migrate.urls import redact_url
-
+        if url:
+            host, port = server_of(url)
             shown = redact_url(url)  # every credential-bearing part, query values included
     except Exception:
         pass

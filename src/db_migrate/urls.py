@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -62,11 +63,141 @@ def is_scratch_url(url: object) -> bool:
     return isinstance(url, str) and url in _held_scratch
 
 
-def with_database(url: str, name: str) -> str:
-    """``url`` with its database replaced by ``name`` (password kept)."""
+def normalize_url(url: str | None) -> str | None:
+    """``postgres://`` (Heroku, many PaaS) as SQLAlchemy spells it, ``postgresql://``; anything else unchanged.
+
+    SQLAlchemy dropped the ``postgres`` alias, so such a URL would fail to load a
+    dialect.  Every URL argument passes through here (:func:`db_migrate.tools.call`).
+    """
+    if url and (url.startswith("postgres://") or url.startswith("postgres+")):
+        return "postgresql" + url[len("postgres"):]
+    return url
+
+
+def dialect_of(url: str | None) -> str | None:
+    """The backend name of a SQLAlchemy URL, or None when there is no usable URL."""
+    if not url or "%(" in url or "${" in url:
+        return None
+    # SQLAlchemy's own URL pattern for the scheme (``backend[+driver]://``), without importing
+    # SQLAlchemy: the dialect is needed by every review, and the parent process should stay light.
+    m = _URL_SCHEME.match(normalize_url(url.strip()) or "")
+    return m.group(1).split("+", 1)[0].lower() if m else None
+
+
+_URL_SCHEME = re.compile(r"([\w+]+)://")
+
+
+# -- parsing and building (SQLAlchemy's URL object; imported only when a URL is parsed) -----------------
+
+
+def parse_url(url: str):
+    """``url`` as SQLAlchemy's :class:`~sqlalchemy.engine.URL` (raises for what is not a URL)."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
+    return make_url(url)
+
+
+def backend_of(url: str) -> str:
+    """The dialect a URL names: ``postgresql``, ``mysql``, ``mariadb``, ``sqlite``..."""
+    return parse_url(url).get_backend_name()
+
+
+def server_of(url: str) -> tuple[str, int | None]:
+    """``(host, port)`` a server URL reaches, as an error message names them (the socket when there is no host)."""
+    u = parse_url(url)
+    host = u.host or u.query.get("host") or "localhost (Unix socket)"
+    port = u.port or {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(u.get_backend_name())
+    return str(host), port
+
+
+def with_login(url: str, username: str, password: str) -> str:
+    """``url`` logging in as ``username`` with ``password`` (rendered with the password: pass it, never print it)."""
+    return parse_url(url).set(username=username, password=password).render_as_string(hide_password=False)
+
+
+def sqlite_path(url: str) -> str:
+    """The database file an SQLite URL names (``.`` for an in-memory one)."""
+    return parse_url(url).database or "."
+
+
+def async_form(url: str):
+    """``url`` with the async driver of its backend (same database), for an async env.py."""
+    u = parse_url(url)
+    backend = u.get_backend_name()
+    driver = {"sqlite": "aiosqlite", "postgresql": "psycopg", "mysql": "aiomysql", "mariadb": "aiomysql"}.get(backend)
+    return u.set(drivername=f"{backend}+{driver}") if driver else u
+
+
+def libpq_arguments(url: str, default_user: str) -> dict:
+    """psycopg's connection arguments for a PostgreSQL URL on a Unix socket (``?host=/dir&port=N``)."""
+    u = parse_url(url)
+    return {"dbname": u.database or "postgres", "user": u.username or default_user, "password": u.password,
+            "host": u.query["host"], "port": u.query.get("port", "5432"), "connect_timeout": 5}
+
+
+def socket_of(url: str) -> tuple[str, str] | None:
+    """``(socket folder, port)`` of a PostgreSQL URL on a Unix socket, or None when it cannot be read."""
+    try:
+        q = parse_url(url).query
+    except Exception:
+        return None
+    return str(q.get("host")), str(q.get("port", "5432"))
+
+
+# -- the read-only form of the user's database URL (db_migrate.readonly opens it) ----------------------
+
+#: Async drivers cannot serve a synchronous engine: read through the sync driver of the same backend.
+_SYNC_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql", "sqlite": "sqlite"}
+_ASYNC_DRIVERS = {"asyncpg", "aiosqlite", "aiomysql", "asyncmy", "psycopg_async"}
+
+
+class NotAUrl(ValueError):
+    """What :func:`read_only_url` was given is not a SQLAlchemy URL."""
+
+
+class NoSqliteFile(ValueError):
+    """An SQLite URL names no existing file (opening it read-only would create nothing to read)."""
+
+
+def read_only_url(url: str, *, timeout: float | None = None) -> str:
+    """``url`` made read-only (and, with ``timeout``, with connect and statement time limits).
+
+    Raises :class:`NotAUrl` or :class:`NoSqliteFile`; :func:`db_migrate.readonly.read_only_url` says
+    so as the caller's error.
+    """
+    try:
+        u = parse_url(url)
+    except Exception:
+        raise NotAUrl(redact_url(url)) from None
+    backend, driver = u.get_backend_name(), u.get_driver_name()
+    if driver in _ASYNC_DRIVERS and backend in _SYNC_DRIVERS:
+        u = u.set(drivername=_SYNC_DRIVERS[backend])
+    query = dict(u.query)
+    secs = str(max(1, int(timeout + 0.999))) if timeout else None
+    if backend == "sqlite":
+        db = u.database or ""
+        if db.startswith("file:"):
+            return u.render_as_string(hide_password=False)
+        if db in ("", ":memory:") or not Path(db).is_file():
+            raise NoSqliteFile(db or ":memory:")
+        u = u.set(database=f"file:{Path(db).resolve()}?mode=ro")
+        query["uri"] = "true"
+    elif backend == "postgresql":
+        options = ["-c default_transaction_read_only=on"]
+        if timeout:
+            ms = int(timeout * 1000)
+            options += [f"-c statement_timeout={ms}", f"-c lock_timeout={ms}"]
+            query["connect_timeout"] = secs
+        query["options"] = " ".join(filter(None, [str(query.get("options") or ""), *options]))
+        query.setdefault("application_name", "db-migrate (read-only)")
+    elif backend in ("mysql", "mariadb") and secs:
+        query.update(connect_timeout=secs, read_timeout=secs, write_timeout=secs)
+    return u.set(query=query).render_as_string(hide_password=False)
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name`` (password kept)."""
+    return parse_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def is_secret_key(key: str) -> bool:

@@ -32,14 +32,13 @@ def copy_schema(source_url: str, target_url: str, version_table: str = "alembic_
     ``read_timeout`` bounds every wait on the source (:mod:`db_migrate.readonly`).
     """
     from sqlalchemy import MetaData, Table, create_engine, inspect
-    from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
     from db_migrate.readonly import read_only_connection
-    from db_migrate.urls import redact_url
+    from db_migrate.urls import backend_of, redact_url
 
-    source_dialect = make_url(source_url).get_backend_name()
-    target_dialect = make_url(target_url).get_backend_name()
+    source_dialect = backend_of(source_url)
+    target_dialect = backend_of(target_url)
     if {source_dialect, target_dialect} - {"mysql", "mariadb"} and source_dialect != target_dialect:
         raise UsageError(
             f"The database is {source_dialect} but the scratch server is {target_dialect}: a copy of the schema "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from db_migrate.errors import ConfigInvalid, ConfigNotFound, PathOutsideProject
-from db_migrate.urls import redact_url  # noqa: F401  (re-exported: older imports of project.redact_url)
+from db_migrate.urls import dialect_of, normalize_url, redact_url  # noqa: F401  (re-exported: where callers found them)
 
 DEFAULT_DIALECT = "postgresql"
 
@@ -82,28 +82,6 @@ class Project:
         return p.resolve()
 
 
-def normalize_url(url: str | None) -> str | None:
-    """``postgres://`` (Heroku, many PaaS) as SQLAlchemy spells it, ``postgresql://``; anything else unchanged.
-
-    SQLAlchemy dropped the ``postgres`` alias, so such a URL would fail to load a
-    dialect.  Every URL argument passes through here (:func:`db_migrate.tools.call`).
-    """
-    if url and (url.startswith("postgres://") or url.startswith("postgres+")):
-        return "postgresql" + url[len("postgres"):]
-    return url
-
-
-def dialect_of(url: str | None) -> str | None:
-    """The backend name of a SQLAlchemy URL, or None when there is no usable URL."""
-    if not url or "%(" in url or "${" in url:
-        return None
-    # SQLAlchemy's own URL pattern for the scheme (``backend[+driver]://``), without importing
-    # SQLAlchemy: the dialect is needed by every review, and the parent process should stay light.
-    m = _URL_SCHEME.match(normalize_url(url.strip()) or "")
-    return m.group(1).split("+", 1)[0].lower() if m else None
-
-
-_URL_SCHEME = re.compile(r"([\w+]+)://")
 
 
 def _find_config(start: Path) -> Path:

@@ -111,12 +111,9 @@ class _EnvUnusable(Exception):
 
 def _async_url(url):
     """The scratch URL with an async driver (same database)."""
-    from sqlalchemy.engine import make_url
+    from db_migrate.urls import async_form
 
-    u = make_url(url)
-    backend = u.get_backend_name()
-    driver = {"sqlite": "aiosqlite", "postgresql": "psycopg", "mysql": "aiomysql", "mariadb": "aiomysql"}.get(backend)
-    return u.set(drivername=f"{backend}+{driver}") if driver else u
+    return async_form(url)
 
 
 @contextmanager
@@ -198,15 +195,15 @@ class Runtime:
         from alembic.script import ScriptDirectory
         from sqlalchemy import pool
         from sqlalchemy.engine import create
-        from sqlalchemy.engine import make_url
 
         from db_migrate.project import load_project
+        from db_migrate.urls import parse_url
 
         try:
             project = load_project(self.config_file, section=self.section)
             self.version_dirs = [str(p) for p in project.version_locations]
             self.engine = create.create_engine(self.url, poolclass=pool.NullPool)
-            self._url = make_url(self.url)
+            self._url = parse_url(self.url)
             self.connection = self._stack.enter_context(self.engine.connect())
             self.config = project.alembic_config(connection=self.connection)
             self.config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))

@@ -359,9 +359,9 @@ def run_job(
     secrets = secrets_in(kwargs) + secrets_in(scratch) + environment_secrets(os.environ)
     paths, own = [os.fspath(p) for p in writable], []
     if scratch and scratch.startswith("sqlite"):
-        from sqlalchemy.engine import make_url
+        from db_migrate.urls import sqlite_path
 
-        folder = os.path.dirname(os.path.abspath(make_url(scratch).database or "."))
+        folder = os.path.dirname(os.path.abspath(sqlite_path(scratch)))
         # a temporary folder of ours (scratch_database's): handed over to the job; anything else is only lent
         (own if os.path.basename(folder).startswith("dbm_") else paths).append(folder)
     job = Job(isolation, [*paths, *own], scratch, secrets, cwd=os.fspath(cwd) if cwd else None, own=own)

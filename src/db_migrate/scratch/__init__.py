@@ -108,10 +108,10 @@ class ScratchDatabase:
 
 def server_dialect(server_url: str) -> str:
     """``postgresql`` or ``mysql`` for a server URL; raise UsageError for anything else."""
-    from sqlalchemy.engine import make_url
+    from db_migrate.urls import backend_of
 
     try:
-        backend = make_url(server_url).get_backend_name()
+        backend = backend_of(server_url)
     except Exception:
         raise UsageError(
             f"Cannot parse the database URL {redact_url(server_url)}.",
@@ -357,7 +357,7 @@ def _job_database(server_url: str, name: str, template: str | None) -> Iterator[
 
     The role is created first and dropped last, whatever happens (see :mod:`.embedded`).
     """
-    from sqlalchemy.engine import make_url
+    from db_migrate.urls import with_login
 
     with admin_engine(server_url).connect() as c:
         password = embedded.create_job_role(c, name)
@@ -366,7 +366,7 @@ def _job_database(server_url: str, name: str, template: str | None) -> Iterator[
         create_database(server_url, name, template=template, owner=name)
         with admin_engine(server_url).connect() as c:
             embedded.hand_over(c, server_url, name, from_template=template is not None)
-        url = make_url(database_url(server_url, name)).set(username=name, password=password).render_as_string(hide_password=False)
+        url = with_login(database_url(server_url, name), name, password)
         hold_scratch(url)
         yield url
     finally:

@@ -341,11 +341,10 @@ def _harden(where: Path, data: Path, running: tuple[int, str]) -> tuple[int, str
 
 
 def _connect_kwargs(url: str) -> dict[str, Any]:
-    from sqlalchemy.engine import make_url
+    """psycopg's arguments for a URL of this server (our superuser when it names nobody)."""
+    from db_migrate.urls import libpq_arguments
 
-    u = make_url(url)
-    return {"dbname": u.database or "postgres", "user": u.username or ADMIN, "password": u.password,
-            "host": u.query["host"], "port": u.query.get("port", "5432"), "connect_timeout": 5}
+    return libpq_arguments(url, ADMIN)
 
 
 # --------------------------------------------------------------------------- job roles
@@ -359,13 +358,9 @@ def is_embedded(server_url: str | None) -> bool:
 
 
 def _socket_of(url: str) -> tuple[str, str] | None:
-    from sqlalchemy.engine import make_url
+    from db_migrate.urls import socket_of
 
-    try:
-        q = make_url(url).query
-    except Exception:
-        return None
-    return str(q.get("host")), str(q.get("port", "5432"))
+    return socket_of(url)
 
 
 def create_job_role(conn, name: str) -> str:
