@@ -146,3 +146,25 @@ def test_one_module_parses_urls() -> None:
         if path.name != "urls.py" and ("make_url" in path.read_text(encoding="utf-8") or "engine.url import" in path.read_text(encoding="utf-8"))
     )
     assert parsers == []
+
+
+def test_a_static_heads_imports_neither_alembic_sqlalchemy_nor_the_job_machinery(tmp_path: Path) -> None:
+    # what `db-migrate heads --no-drift` costs is mostly imports: it needs none of these (issue 16)
+    import json
+    import subprocess
+    import sys
+
+    from projectfactory import make_project
+
+    root = make_project(tmp_path, [{"id": "aa01", "down": None}, {"id": "bb02", "down": "aa01"}])
+    ini = root / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\nversion_locations = %(here)s/migrations/versions\n", 1))
+    code = ("import json, sys\nfrom db_migrate.cli import main\ncode = main(['heads', '--no-drift', '--format', 'json'])\n"
+            "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    verdict = json.loads(done.stdout)
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert loaded["code"] == 0 and verdict["heads"] == ["bb02"]
+    heavy = [m for m in loaded["modules"] if m.split(".")[0] in ("alembic", "sqlalchemy")
+             or m in ("db_migrate.sandbox.parent", "db_migrate.sandbox.shared", "db_migrate.sandbox.forkserver")]
+    assert heavy == []

@@ -242,6 +242,11 @@ def _approve(args: argparse.Namespace, out: Any) -> int:
     return approve(args, out)
 
 
+def _static(args: argparse.Namespace) -> bool:
+    """``heads --no-drift`` without a database or a merge to write: the revision graph read from the files only."""
+    return args.command == "heads" and args.no_drift and not args.database_url and not args.create_merge
+
+
 def _share_fork_server() -> None:
     """Jobs fork from the warm parent CLI calls share (sandbox/shared.py): no fork server start-up per call."""
     from db_migrate.sandbox import share_fork_server
@@ -289,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--format sarif is for verdict commands and rules, not {args.command}.")
         if args.command in _WORKER_COMMANDS:
             _interrupt_on_sigterm()
-            _share_fork_server()
+            if not _static(args):  # a static check runs no project code: no fork server, not even its module
+                _share_fork_server()
         # `heads` often needs no worker (static with --no-drift, none when its drift answer is kept:
         # heads/drift_cache.py), and a worker never used costs more at exit than the whole check;
         # on a miss the drift check takes seconds anyway, so the fork server starts on demand there

@@ -21,7 +21,7 @@ from db_migrate.heads.graph import GraphReport, analyse
 from db_migrate.heads.model import HeadsResult
 from db_migrate.project import History, Project, load_history
 from db_migrate.urls import redact_url
-from db_migrate.sandbox import progress, reports_isolation, run_job
+from db_migrate.sandbox.report import progress, reports_isolation  # the light half: a static check runs no job
 from db_migrate.verdict import Finding, Unchecked, decide, sort_findings
 
 DEFAULT_MERGE_MESSAGE = "merge heads"
@@ -82,6 +82,8 @@ def check_heads(
     schema_matches: bool | None = None
     if database_url:
         progress("reading the database's current revision")
+        from db_migrate.sandbox import run_job
+
         current = run_job(
             "db_migrate.heads.jobs:read_database_revisions",
             timeout=timeout, what="reading the database's version table", isolation="ours",
@@ -176,6 +178,8 @@ def _merge(project: Project, report: GraphReport, message: str, timeout: float |
             hint="Fix the unparseable, duplicate, dangling or cyclic revisions first.",
         )
     progress("creating the merge revision")
+    from db_migrate.sandbox import run_job
+
     with revision_lock(project):
         before = revision_files(project)
         try:

@@ -16,22 +16,26 @@ call's jobs on cancellation.  Service functions are decorated with
 :func:`reports_isolation` so their verdict says what their jobs ran under.
 """
 
-from db_migrate.sandbox.parent import (
-    DEFAULT_TIMEOUT,
-    call_deadline,
-    collect_isolation,
-    prewarm,
-    progress,
-    record_isolation,
-    reporting_to,
-    reports_isolation,
-    run_in_scope,
-    run_job,
-    share_fork_server,
-    shutdown,
-    weakest,
-)
-from db_migrate.sandbox.worker import report_progress
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): a static command imports the light report module only, never the job machinery.
+_FROM = {
+    **dict.fromkeys(("DEFAULT_TIMEOUT", "prewarm", "reporting_to", "run_in_scope", "run_job", "share_fork_server",
+                     "shutdown"), "db_migrate.sandbox.parent"),
+    **dict.fromkeys(("call_deadline", "collect_isolation", "progress", "record_isolation", "reports_isolation", "weakest"),
+                    "db_migrate.sandbox.report"),
+    "report_progress": "db_migrate.sandbox.worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM:
+        raise AttributeError(f"module 'db_migrate.sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_FROM[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_TIMEOUT",
