@@ -217,20 +217,25 @@ def _branch_points(history: History, heads: list[str]) -> list[str]:
 
 
 def _cycles(history: History) -> list[list[str]]:
-    """Cycles among down_revision/depends_on links (Tarjan's SCC, iterative), each as a path."""
+    """Cycles among down_revision/depends_on links, each as a path."""
     graph = {rid: [p for p in (*h.down_revisions, *h.depends_on) if p in history.by_id] for rid, h in history.by_id.items()}
+    return [_cycle_path(graph, set(comp)) for comp in strongly_connected(graph)]
+
+
+def strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The circles of a directed graph: its strongly connected components of two or more nodes, or one node
+    that links to itself (Tarjan's algorithm, iterative: a history of thousands of revisions is deep).
+    ``graph`` maps each node to the nodes it links to; a node named only as a target has no links."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
     stack: list[str] = []
     out: list[list[str]] = []
-    counter = 0
-    for root in sorted(graph):
+    for root in sorted(set(graph) | {w for ws in graph.values() for w in ws}):
         if root in index:
             continue
-        work = [(root, iter(graph[root]))]
-        index[root] = low[root] = counter
-        counter += 1
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
         stack.append(root)
         on_stack.add(root)
         while work:
@@ -238,11 +243,10 @@ def _cycles(history: History) -> list[list[str]]:
             nxt = next(it, None)
             if nxt is not None:
                 if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
+                    index[nxt] = low[nxt] = len(index)
                     stack.append(nxt)
                     on_stack.add(nxt)
-                    work.append((nxt, iter(graph[nxt])))
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
                 elif nxt in on_stack:
                     low[node] = min(low[node], index[nxt])
                 continue
@@ -258,8 +262,8 @@ def _cycles(history: History) -> list[list[str]]:
                     comp.append(w)
                     if w == node:
                         break
-                if len(comp) > 1 or node in graph[node]:
-                    out.append(_cycle_path(graph, set(comp)))
+                if len(comp) > 1 or node in graph.get(node, ()):
+                    out.append(sorted(comp))
     return out
 
 
