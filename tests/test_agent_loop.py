@@ -176,7 +176,7 @@ class Change:
     """Set when the change cannot converge yet: what is missing (the test is xfail, strict)."""
 
 
-PATCHES = "verified patches on fixes (issue 18 point 3, branch i18b)"
+PATCHES = "the NOT NULL patch (the model's server_default, then SET NOT NULL) converging on PostgreSQL with rows (issue 18 point 3)"
 
 CHANGES = [
     Change("enum-add", "add the order status 'refunded'",
@@ -197,15 +197,16 @@ CHANGES = [
     Change("widen", "widen orders.quantity to BIGINT",
            [('sa.Column("quantity", sa.Integer, nullable=False)', 'sa.Column("quantity", sa.BigInteger, nullable=False)')],
            "proceed", "every value fits; a rewrite of 3,000 rows is short",
-           missing="alter-column-type weighed by the table's size when database_url is given, or a verified "
-           "expand/contract patch (i18b, points 3 and 4)"),
+           missing="an expand/contract patch for alter-column-type that covers the models too, or the table's "
+           "size weighed when database_url is given (issue 18 points 3, 4)"),
     Change("narrow", "narrow order_items.qty to SMALLINT",
            [('sa.Column("qty", sa.Integer, nullable=False)', 'sa.Column("qty", sa.SmallInteger, nullable=False)')],
            "escalate", "two rows hold 40,000, beyond SMALLINT: the upgrade would fail; a human decides their fate"),
     Change("not-null-no-default", "make customers.name NOT NULL",
            [('sa.Column("name", sa.String(80), nullable=True)', 'sa.Column("name", sa.String(80), nullable=False)')],
            "escalate", "300 customers have no name and the model gives no value: only a human can choose one",
-           missing="escalate, not revise, when NULL rows need a value only the project can choose (i18b, point 4)"),
+           missing="escalate, not revise, when the preflight finds NULL rows that need a value only the project "
+           "can choose (issue 18 point 4)"),
     Change("not-null-model-default", "make orders.currency NOT NULL (model default EUR)",
            [('sa.Column("currency", sa.String(3), nullable=True, server_default="EUR")',
              'sa.Column("currency", sa.String(3), nullable=False, server_default="EUR")')],
