@@ -12,7 +12,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from projectfactory import make_project
+from polling import wait_until
 
 from db_migrate.errors import DatabaseError, MemoryLimitExceeded, Refused
 from db_migrate.project import load_project
@@ -35,14 +35,6 @@ PERSONS = ("def upgrade():\n    op.create_table('persons', sa.Column('id', sa.In
            "def downgrade():\n    op.drop_table('persons')\n")
 
 
-def _wait_until(cond, seconds: float = 20.0) -> bool:
-    """Poll ``cond`` (no timing is asserted: the limit only keeps a broken run from hanging)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 @pytest.fixture(scope="module")
@@ -326,21 +318,21 @@ def test_killing_the_cli_mid_roundtrip_leaves_no_process_and_no_database(
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     ours = lambda: [n for n in list_databases(server_url) if f"p{cli.pid}s" in n]  # noqa: E731
     try:
-        assert _wait_until(lambda: ours() and len(_working_in(root, cli.pid)) >= 2, 300), "the roundtrip never started"
+        assert wait_until(lambda: ours() and len(_working_in(root, cli.pid)) >= 2, 300), "the roundtrip never started"
         spawned = _working_in(root, cli.pid)  # the fork server (or session) and the looping job
         os.kill(cli.pid, getattr(signal, how))
         cli.wait(300)
     finally:
         if cli.poll() is None:
             cli.kill()
-    assert _wait_until(lambda: not any(_alive(p) for p in spawned), 300), "a worker outlived the CLI"
+    assert wait_until(lambda: not any(_alive(p) for p in spawned), 300), "a worker outlived the CLI"
     if how == "SIGKILL" and worker == "private":
         # kill -9 skips every finally, and without the warm parent no supervisor outlives the CLI:
         # the database stays until the next run on that server sweeps it
         next_run = "import sys\nfrom db_migrate.scratch import scratch_database\nwith scratch_database(sys.argv[1]):\n    pass\n"
         subprocess.run([sys.executable, "-c", next_run, server_url], check=True, timeout=300)  # anyone's next run here
     # with the warm parent, its guard session drops it as soon as the CLI's connection closes: no next run
-    assert _wait_until(lambda: ours() == [], 120), f"scratch databases left behind: {ours()}"
+    assert wait_until(lambda: ours() == [], 120), f"scratch databases left behind: {ours()}"
 
 
 def test_a_drop_that_failed_is_done_by_the_supervisor_once_the_cli_is_gone(tmp_path: Path, pg_url: str) -> None:
@@ -368,7 +360,7 @@ def test_a_drop_that_failed_is_done_by_the_supervisor_once_the_cli_is_gone(tmp_p
     name = p.stdout.strip()
     assert name.startswith("dbm_retried_")
     # our drop failed; the guard drops it once the process has gone
-    assert _wait_until(lambda: name not in list_databases(pg_url), 120), f"{name} was left behind"
+    assert wait_until(lambda: name not in list_databases(pg_url), 120), f"{name} was left behind"
 
 
 @pytest.mark.timeout(300)
@@ -398,7 +390,7 @@ def test_stopping_the_mcp_server_mid_call_leaves_no_process_and_no_database(tmp_
             pass  # the server goes away mid-call: what the client sees is not the point here
 
     def start() -> None:
-        assert _wait_until(lambda: _port_open(port), 30), "the server never listened"
+        assert wait_until(lambda: _port_open(port), 30), "the server never listened"
         threading.Thread(target=run, daemon=True).start()
 
     _sigterm_mid_call(server, root, pg_url, start)
@@ -431,15 +423,15 @@ def _sigterm_mid_call(server: subprocess.Popen, root: Path, pg_url: str, start) 
     ours = lambda: [n for n in list_databases(pg_url) if f"p{server.pid}s" in n]  # noqa: E731
     try:
         start()
-        assert _wait_until(lambda: ours() and len(_working_in(root, server.pid)) >= 2, 60), "the roundtrip never started"
+        assert wait_until(lambda: ours() and len(_working_in(root, server.pid)) >= 2, 60), "the roundtrip never started"
         spawned = _working_in(root, server.pid)
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     finally:
         if server.poll() is None:
             server.kill()
-    assert _wait_until(lambda: not any(_alive(p) for p in spawned)), "a worker outlived the server"
-    assert _wait_until(lambda: ours() == [], 30), f"scratch databases left behind: {ours()}"
+    assert wait_until(lambda: not any(_alive(p) for p in spawned), 20), "a worker outlived the server"
+    assert wait_until(lambda: ours() == [], 30), f"scratch databases left behind: {ours()}"
 
 
 def _port_open(port: int) -> bool:
@@ -474,7 +466,7 @@ def test_processes_a_revision_spawns_die_and_cannot_hold_the_cli_output_open(tmp
                 pass
         return found
 
-    assert _wait_until(lambda: not left()), f"spawned processes survived: {left()}"
+    assert wait_until(lambda: not left(), 20), f"spawned processes survived: {left()}"
 
 
 # -- 7. limits -------------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
+from polling import wait_until
 
 from db_migrate.errors import InvalidArgument, UsageError
 from db_migrate.server import build_server
@@ -34,14 +34,6 @@ def _error(result: Any) -> dict[str, Any]:
     return json.loads(result.content[0].text)["error"]
 
 
-def _wait_until(cond: Any, seconds: float) -> bool:
-    """Poll ``cond``; the limit only keeps a broken run from hanging."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return bool(cond())
 
 
 # --- the limits themselves --------------------------------------------------------------------------
@@ -159,7 +151,7 @@ def test_sigterm_ends_the_server_whatever_it_is_doing(tmp_path: Path) -> None:
         server.call(2, "review_migration", {"revision": "y" * (30 * MB)})  # and a huge argument behind it
         assert server.answer()["id"] == 2  # the refusal: the loop holds neither the event loop nor stdin
         server.proc.send_signal(signal.SIGTERM)
-        assert _wait_until(lambda: server.proc.poll() is not None, 120), "SIGTERM did not end the server"
+        assert wait_until(lambda: server.proc.poll() is not None, 120), "SIGTERM did not end the server"
     finally:
         server.close()
 
@@ -210,7 +202,7 @@ def _serving(args: list[str], env: dict[str, str]) -> subprocess.Popen:
         except OSError:
             return proc.poll() is not None
 
-    assert _wait_until(listening, 60) and proc.poll() is None, proc.stderr.read().decode() if proc.poll() is not None else "never listened"  # type: ignore[union-attr]
+    assert wait_until(listening, 60) and proc.poll() is None, proc.stderr.read().decode() if proc.poll() is not None else "never listened"  # type: ignore[union-attr]
     return proc
 
 

@@ -13,10 +13,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 from projectfactory import make_project
 
 from db_migrate.sandbox import shared
@@ -90,17 +90,13 @@ def test_a_killed_warm_parent_is_replaced_and_can_be_turned_off(tmp_path: Path, 
     _review(root, cache)
     (pid,) = _warm_parents(cache)
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 60  # bounds a hang only
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)  # reaped by init once dead; the socket file stays behind, stale
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60)  # reaped by init once dead; the socket file stays behind, stale
     verdict, _ = _review(root, cache)
     assert "seen=None" in _seen(verdict)
     assert len(_warm_parents(cache)) == 1 and _warm_parents(cache) != [pid]
     for sock in (cache / "db-migrate" / "run").glob("fork-*.sock"):
         shared.stop(sock)
-    deadline = time.monotonic() + 120  # bounds a hang only: the stopped parent leaves when it handles SIGTERM
-    while _warm_parents(cache) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not _warm_parents(cache), 120)  # the stopped parent leaves when it handles SIGTERM
     verdict, _ = _review(root, cache, DB_MIGRATE_SHARED_WORKER="0")
     assert "seen=None" in _seen(verdict) and _warm_parents(cache) == []
 
@@ -114,13 +110,11 @@ SPAWNS = _revision(
 def test_what_a_job_spawns_dies_with_the_call(tmp_path: Path, cache: Path) -> None:
     root = make_project(tmp_path / "p", [SPAWNS], url="sqlite:///app.db")
     _review(root, cache)
-    deadline = time.monotonic() + 60  # bounds a hang only
-    while time.monotonic() < deadline:
-        alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).find("dbm-shared-orphan") >= 0]
-        if not alive:
-            break
-        time.sleep(0.1)
-    assert alive == []
+    def alive() -> list[Path]:
+        return [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).find("dbm-shared-orphan") >= 0]
+
+    wait_until(lambda: not alive(), 60)
+    assert alive() == []
     assert len(_warm_parents(cache)) == 1  # while the warm parent itself stays for the next call
 
 
@@ -157,9 +151,7 @@ def test_the_warm_parent_leaves_when_idle(cache: Path, monkeypatch: pytest.Monke
     assert session is not None
     (pid,) = _warm_parents(cache)
     session.close()
-    deadline = time.monotonic() + 120
-    while _warm_parents(cache) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: not _warm_parents(cache), 120)
     assert not Path(f"/proc/{pid}").exists() or b"db_migrate.sandbox" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert _warm_parents(cache) == [] and list((cache / "db-migrate" / "run").glob("fork-*.sock")) == []
 
