@@ -247,14 +247,15 @@ def review_paths(
             hint="Fix the revision so that it imports cleanly, then call again.",
             revision=h.revision, path=project.relpath(h.path),
         )
+    whole = load_history(project).headers  # read once: the conventions and their application both need it
     return _assemble(
         project, [outcomes[i] for i in range(len(headers))] + list(unreadable or []), dialect, policy, history,
-        project_conventions(project, dialect, policy),
+        project_conventions(project, dialect, policy, whole), whole,
     )
 
 
-def project_conventions(project: Project, dialect: str, policy: Policy):
-    """The project's conventions (:mod:`db_migrate.policy.conventions`), read from its whole history."""
+def project_conventions(project: Project, dialect: str, policy: Policy, headers: list[RevisionHeader]):
+    """The project's conventions (:mod:`db_migrate.policy.conventions`), read from its whole history (``headers``)."""
     from db_migrate.policy.conventions import cascade_children, foreign_keys_off, foreign_keys_on, infer, trigger_functions
 
     files = [project.script_location / "env.py", *map(Path, _context_files.get(str(project.root), []))]
@@ -266,7 +267,6 @@ def project_conventions(project: Project, dialect: str, policy: Policy):
             continue
         named, fks = named or "naming_convention" in text, fks or foreign_keys_on(text)
         guarded = guarded or (i == 0 and foreign_keys_off(text))  # env.py turning them off around the run
-    headers = load_history(project).headers
     texts = list(_texts(h.path for h in headers))
     return infer(headers, dialect=dialect, settings=policy.conventions, naming_convention=named,
                  triggers=trigger_functions(texts), cascades=cascade_children(texts) if dialect == "sqlite" else {},
@@ -350,7 +350,7 @@ def _configured(findings: list[Finding], policy: Policy) -> list[Finding]:
 
 def _assemble(
     project: Project, outcomes: list[RevisionOutcome], dialect: str, policy: Policy, history: frozenset[str],
-    conventions=None,
+    conventions=None, whole: list[RevisionHeader] = (),
 ) -> ReviewResult:
     from db_migrate.approval import book_for
     from db_migrate.policy import conventions as conv
@@ -358,12 +358,12 @@ def _assemble(
 
     found = [f for o in outcomes for f in o.findings]
     if conventions is not None:
-        kinds = {h.revision: (h.downgrade, h.downgrade_reason) for h in load_history(project).headers}
+        kinds = {h.revision: (h.downgrade, h.downgrade_reason) for h in whole}
         found = conv.apply(found, conventions, kinds) + conv.notes(conventions, len(outcomes))
         if dialect == "sqlite" and conventions.sqlite_foreign_keys_guarded:
             found = [f for f in found if f.rule != "sqlite-batch-cascade"]  # env.py turns foreign keys off
         elif dialect == "sqlite":
-            by_rev = {h.revision: h.path for h in load_history(project).headers}
+            by_rev = {h.revision: h.path for h in whole}
             guarded = [o.review.revision for o in outcomes if o.review.revision in by_rev
                        and conv.foreign_keys_off(next(_texts([by_rev[o.review.revision]]), ""))]
             found += conv.batch_cascade_findings([o.review for o in outcomes], conventions, found, guarded)
