@@ -27,7 +27,8 @@ def read_only_url(url: str, *, timeout: float | None = None) -> str:
     try:
         return urls.read_only_url(url, timeout=timeout)
     except urls.NotAUrl as e:
-        raise UsageError(f"database_url is not a SQLAlchemy URL: {e}") from None
+        raise UsageError(f"database_url is not a SQLAlchemy URL: {e}",
+                         hint="Give a SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/app or sqlite:///app.db.") from None
     except urls.NoSqliteFile as e:
         raise DatabaseMissing(
             f"The SQLite database {e} does not exist; there is nothing to read.",
