@@ -244,15 +244,27 @@ def test_classify_and_review_carry_the_preflight_and_decide_on_it(seeded, tmp_pa
     assert _snapshot(url) == before
 
 
-def test_data_that_only_fails_gives_revise_with_the_rows_and_a_fix(tmp_path):
+def test_null_rows_that_need_a_value_nobody_stated_go_to_a_human_with_the_rows(tmp_path):
     url = _sqlite_db(tmp_path, SCHEMA + ROWS)
     body = ('def upgrade():\n    op.alter_column("persons", "email", existing_type=sa.String(255), nullable=False)\n\n\n'
             'def downgrade():\n    op.alter_column("persons", "email", existing_type=sa.String(255), nullable=True)\n')
     result = review_migration(_project(tmp_path, body), "head", database_url=url)
-    assert result.decision == "revise"
+    assert result.decision == "escalate"  # which email those persons get is not the agent's to invent
+    assert [t.trigger for t in result.escalation.triggers] == ["value-needed"]
     (f,) = [f for f in result.findings if f.rule == "preflight-not-null"]
     assert f.severity == "error" and "3 rows" in f.message and "{'id': 3}" in f.message
-    assert "UPDATE persons SET email" in f.fix and f.line
+    assert "UPDATE persons SET email = <the chosen value>" in f.fix and f.line
+
+
+def test_null_rows_with_a_stated_default_are_filled_with_it_revise(tmp_path):
+    url = _sqlite_db(tmp_path, SCHEMA + ROWS)
+    body = ('def upgrade():\n    op.alter_column("persons", "email", existing_type=sa.String(255), nullable=False, '
+            'existing_server_default="nobody@example.org")\n\n\n'
+            'def downgrade():\n    op.alter_column("persons", "email", existing_type=sa.String(255), nullable=True)\n')
+    result = review_migration(_project(tmp_path, body), "head", database_url=url)
+    assert result.decision == "revise" and not result.escalation.triggers
+    (f,) = [f for f in result.findings if f.rule == "preflight-not-null"]
+    assert "nobody@example.org" in f.fix
 
 
 PG_ONLY = '''

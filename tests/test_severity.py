@@ -97,7 +97,7 @@ def test_with_the_data_a_small_table_relaxes_the_lock_finding_and_says_why(tmp_p
         "CREATE TABLE tiny (id integer PRIMARY KEY, code text)",
         "INSERT INTO tiny SELECT g, 'c' || g FROM generate_series(1, 5) g",
         "CREATE TABLE big (id integer PRIMARY KEY, code text)",
-        "INSERT INTO big SELECT g, 'c' || g FROM generate_series(1, 1500) g",
+        "INSERT INTO big SELECT g, 'c' || g FROM generate_series(1, 15000) g",
     ])
     url = next(gen)
     try:
@@ -236,3 +236,23 @@ def test_env_py_turning_foreign_keys_off_guards_every_batch(tmp_path):
     r = review_migration(load_project(root), "000000000002")
     assert r.conventions.sqlite_foreign_keys_guarded
     assert not [f for f in r.findings if f.rule == "sqlite-batch-cascade"]
+
+
+def test_a_type_change_on_a_small_table_is_relaxed_only_where_the_values_fit(tmp_path, pg_url):
+    gen = throwaway_database(pg_url, [
+        "CREATE TABLE counts (id integer PRIMARY KEY, n integer, m integer)",
+        "INSERT INTO counts SELECT g, g, CASE WHEN g = 7 THEN 40000 ELSE g END FROM generate_series(1, 50) g",
+    ])
+    url = next(gen)
+    try:
+        body = ("def upgrade():\n    op.alter_column('counts', 'n', existing_type=sa.Integer(), type_=sa.BigInteger())\n"
+                "    op.alter_column('counts', 'm', existing_type=sa.Integer(), type_=sa.SmallInteger())\n\n\n"
+                "def downgrade():\n    op.alter_column('counts', 'm', existing_type=sa.SmallInteger(), type_=sa.Integer())\n"
+                "    op.alter_column('counts', 'n', existing_type=sa.BigInteger(), type_=sa.Integer())\n")
+        project = load_project(make_project(tmp_path, [{"body": body}], url=url))
+        r = review_migration(project, "000000000001", database_url=url)
+        found = {f.column: f for f in r.findings if f.rule == "alter-column-type" and f.phase == "upgrade"}
+        assert found["n"].severity == "info" and "small_table_rows" in found["n"].message  # a rewrite of 50 rows
+        assert found["m"].severity == "error"  # 40,000 does not fit a SMALLINT: the size settles no value
+    finally:
+        next(gen, None)

@@ -93,6 +93,10 @@ class SourceEdit(BaseModel):
     function: Literal["upgrade", "downgrade"] = "downgrade"
     code: str
     line: int | None = None
+    settles: list[str] = Field(
+        default_factory=list,
+        description="Rules of the data's findings this edit also settles (a backfill settles 'preflight-not-null').",
+    )
 
 
 class Finding(BaseModel):

@@ -60,6 +60,27 @@ def needs_no_inverse(stmt: SqlStatement) -> bool:
     return kind == "ALTER TYPE" and bool(_ADD_VALUE.search(stmt.text))
 
 
+_FILL_NULLS = re.compile(
+    r"^\s*UPDATE\s+([\w\"`.]+)\s+SET\s+([\w\"`]+)\s*=\s*(.+?)\s+WHERE\s+([\w\"`.]+)\s+IS\s+NULL\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def filled_nulls(stmt: SqlStatement) -> tuple[str, str, str] | None:
+    """(table, column, value) of ``UPDATE t SET c = <value> WHERE c IS NULL``: a backfill that gives the rows
+    without a value one, and touches no value that existed. None for any other statement."""
+    if stmt.kind.upper() != "UPDATE":
+        return None
+    m = _FILL_NULLS.match(stmt.text)
+    if not m:
+        return None
+    column = m.group(2).strip('"`')
+    if m.group(4).strip('"`').rpartition(".")[2].strip('"`') != column:
+        return None
+    table = m.group(1).rpartition(".")[2].strip('"`')
+    return table, column, m.group(3).strip()
+
+
 def parse_sql(text: str, dialect: str) -> list[SqlStatement]:
     """Split and classify ``text``; never raises (a statement that does not parse has ``parse_error``)."""
     if dialect == "postgresql":

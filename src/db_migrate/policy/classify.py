@@ -47,6 +47,8 @@ REASONS = {
     "audit-trail": "The revision touches an audit-trail table (policy 'audit_tables').",
     "unclear-rollback": "The downgrade does not clearly undo the upgrade.",
     "data-loss": "The data in the database says the upgrade would destroy values (rows deleted, values rounded or cut).",
+    "value-needed": "Rows in the database need a value (or a deletion) that neither the models nor the revision give: "
+    "only the project can choose it, and an invented one would be written into every such row.",
 }
 
 
@@ -387,10 +389,26 @@ def _preflight(triggers, findings: list[Finding], unchecked: list[Unchecked], pr
 
     findings[:] = relax_small_tables(findings, preflight)
     found, fired, missed = verdict_parts(preflight)
-    findings.extend(found)
+    findings.extend(_settled_by_edits(found, findings))
     for trigger, evidence in fired:
         triggers.fire(trigger, evidence)
     unchecked.extend(u for u in missed if u not in unchecked)
+
+
+def _settled_by_edits(found: list[Finding], findings: list[Finding]) -> list[Finding]:
+    """The data's findings, each carrying the edit of a rule's finding on the same line that settles it (a SET NOT
+    NULL rewritten to fill the NULL rows with the column's default first), when that finding no longer asks for
+    it (relaxed to info on a small table): one patch per problem, on the finding the agent acts on."""
+    out = []
+    for f in found:
+        at = next((i for i, r in enumerate(findings) if r.edit is not None and f.rule in r.edit.settles and r.path == f.path
+                   and r.line == f.line and r.severity == "info"), None) if f.severity in ("error", "warning") else None
+        if at is None:
+            out.append(f)
+            continue
+        out.append(f.model_copy(update={"edit": findings[at].edit}))
+        findings[at] = findings[at].model_copy(update={"edit": None})  # the patch is offered once, where it is acted on
+    return out
 
 
 def with_data(verdict: Any, policy: Policy, facts: DatabaseFacts, preflight: Preflight, *, approvals: Book | None = None,
@@ -615,6 +633,8 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     for o in ops:
         if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o) or o.revision in exempt:
             continue
+        if _fills_before_not_null(o, by_revision[o.revision]):
+            continue
         if not _inverted(o, by_revision[o.revision]):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
 
@@ -639,6 +659,21 @@ def _nothing_to_undo(o: _Op) -> bool:
     from db_migrate.capture.sql import needs_no_inverse
 
     return o.kind == "execute" and bool(o.statements) and all(needs_no_inverse(s) for s in o.statements)
+
+
+def _fills_before_not_null(o: _Op, ops: list[_Op]) -> bool:
+    """Every statement of ``o`` gives NULL rows of a column a value, and the upgrade then sets that column NOT NULL:
+    the backfill NOT NULL needs. The downgrade makes the column nullable again; the filled rows keep the value the
+    revision chose for "no value", which overwrote nothing."""
+    from db_migrate.capture.sql import filled_nulls
+
+    fills = [filled_nulls(s) for s in o.statements]
+    if not fills or None in fills:
+        return False
+    at = next((i for i, u in enumerate(ops) if u is o), len(ops))
+    later = ops[at + 1:]
+    return all(any(u.phase == "upgrade" and u.kind == "alter_column" and u.get("nullable") is False
+                   and u.table == table and u.column == column for u in later) for table, column, _ in fills)
 
 
 def _inverted(o: _Op, ops: list[_Op]) -> bool:

@@ -64,6 +64,11 @@ class DataCheck(BaseModel):
     message: str = Field(description="What the data says, in one or two sentences.")
     fix: str | None = Field(default=None, description="A backfill or cleanup step to run before this operation.")
     reason: str | None = Field(default=None, description="For unchecked: why there is no answer.")
+    needs_choice: bool = Field(
+        default=False,
+        description="will-fail, and what the rows need is a value (or a deletion) only the project can choose: "
+        "neither the models nor the revision give it (trigger 'value-needed').",
+    )
 
 
 class TableSize(BaseModel):
@@ -113,14 +118,26 @@ LOCK_RULES = (
 )
 
 
+#: Rules whose finding is a lock *and* a risk to the values (a type change: the rewrite, and values the new type
+#: cannot hold): relaxed on a small table only where the preflight found nothing in the way of the values.
+LOCK_AND_DATA_RULES = ("alter-column-type",)
+
+
 def relax_small_tables(findings: list[Any], pf: Preflight) -> list[Any]:
     """``findings`` with lock findings on tables the data shows to be small (exact count under the policy's
-    ``small_table_rows``) turned into info, each saying why."""
+    ``small_table_rows``) turned into info, each saying why.
+
+    A type change is relaxed only when no check of that column's values failed, lost data or went unanswered:
+    the size settles the lock, never whether the values fit."""
     small = {t.table.rpartition(".")[2]: t.rows for t in pf.table_sizes
              if t.rows is not None and not t.estimate and t.rows < pf.small_table_rows}
+    doubtful = {(c.table.rpartition(".")[2], col) for c in pf.checks if c.table and c.outcome != "passes" and c.outcome != "affects"
+                for col in c.columns}
     out = []
     for f in findings:
-        rows = small.get((f.table or "").rpartition(".")[2]) if f.rule in LOCK_RULES and f.severity != "info" else None
+        table = (f.table or "").rpartition(".")[2]
+        relaxable = f.rule in LOCK_RULES or (f.rule in LOCK_AND_DATA_RULES and (table, f.column) not in doubtful)
+        rows = small.get(table) if relaxable and f.severity != "info" else None
         if rows is None:
             out.append(f)
             continue
@@ -148,9 +165,11 @@ def verdict_parts(pf: Preflight) -> tuple[list[Any], list[tuple[str, str]], list
             rule=f"preflight-{c.check}", severity=severity[c.outcome], phase="database", message=c.message + sample,
             revision=c.revision, path=c.path, line=c.line, table=c.table, column=", ".join(c.columns) or None, fix=c.fix,
         ))
+        where = f"{c.path}:{c.line}" if c.path and c.line else (c.path or c.revision or "?")
         if c.outcome == "loses-data":
-            where = f"{c.path}:{c.line}" if c.path and c.line else (c.path or c.revision or "?")
             triggers.append(("data-loss", f"{where}: {c.message}"))
+        elif c.outcome == "will-fail" and c.needs_choice:
+            triggers.append(("value-needed", f"{where}: {c.message}"))
     for t in pf.table_sizes:
         if t.lock_seconds is not None and t.lock_seconds >= LOCK_NOTE_SECONDS:
             findings.append(Finding(

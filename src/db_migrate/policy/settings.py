@@ -42,6 +42,7 @@ TriggerId = Literal[
     "audit-trail",
     "unclear-rollback",
     "data-loss",
+    "value-needed",
 ]
 AutoClass = Literal[
     "add-nullable-column",
@@ -117,11 +118,13 @@ class Policy(BaseModel):
         "or backfill on a table with at least this many rows needs a human (trigger 'large-data-migration').",
     )
     small_table_rows: int = Field(
-        default=1_000,
+        default=10_000,
         ge=0,
         description="With database_url: a lock finding (an index built without CONCURRENTLY, a validated foreign key or "
-        "check, SET NOT NULL, a table rewrite...) on a table with fewer rows than this is relaxed to info, saying so: "
-        "the lock lasts milliseconds. GitLab lets tables under 1,000 rows take blocking index operations. 0 turns it off.",
+        "check, SET NOT NULL, a table rewrite such as INTEGER -> BIGINT...) on a table with fewer rows than this is "
+        "relaxed to info, saying so: the lock lasts moments (rewriting 10,000 rows and their index took 24 ms on a "
+        "loaded 2-core machine; bench/bench_small_tables.py). A type change's data risk is not relaxed: the "
+        "preflight's check of the values decides it. 0 turns it off.",
     )
     exact_count_below: int = Field(
         default=10_000,

@@ -27,25 +27,57 @@ def run(step: Step, probe: Probe) -> list[DataCheck]:
 
 
 def _set_not_null(step: Step, probe: Probe, table: str, column: str) -> DataCheck:
+    filled = _filled_before(step, table, column)
+    if filled is not None:
+        return new_check(step, "not-null", "passes", f"The UPDATE at line {filled} gives every row of {table} whose {column} "
+                         "is NULL a value before SET NOT NULL: it will pass.", columns=[column])
     info = open_table(step, probe, "not-null", table, [column])
     if isinstance(info, DataCheck):
         return info
+    value = step.get("server_default") or step.get("existing_server_default")
 
     def describe(n: int, at_least: bool) -> str:
         if not n:
             return f"No row of {info.qualified} has {column} NULL: SET NOT NULL will pass."
-        return f"{rows_text(n, at_least)} of {info.qualified} have {column} NULL: SET NOT NULL will fail on them."
+        said = f"{rows_text(n, at_least)} of {info.qualified} have {column} NULL: SET NOT NULL will fail on them."
+        if value:
+            return f"{said} The column's server default ({value}) is the value the revision gives for none: fill them with it first."
+        return (f"{said} Neither the revision nor the column's default says which value they should get (or whether they "
+                "should be deleted): that is the project's choice.")
 
-    fix = (
-        f"Backfill before setting NOT NULL, in this revision or one before it:\n"
-        f"op.execute(\"UPDATE {table} SET {column} = <value> WHERE {column} IS NULL\")  # or delete those rows\n"
-        f"op.alter_column({table!r}, {column!r}, nullable=False)"
-    )
-    return answered(
+    if value:
+        fix = (f"Fill them with the column's server default before SET NOT NULL (set-not-null's patch does):\n"
+               f"op.execute(\"UPDATE {table} SET {column} = {value} WHERE {column} IS NULL\")")
+    else:
+        fix = ("A human chooses the value these rows get, or deletes them; then, in this revision or one before it:\n"
+               f"op.execute(\"UPDATE {table} SET {column} = <the chosen value> WHERE {column} IS NULL\")")
+    check = answered(
         step, "not-null", probe, info,
         lambda: count_and_sample(probe, info, lambda s: s.col(column).is_(None), [], [column]),
         bad="will-fail", describe=describe, fix=fix, columns=[column],
     )
+    return check.model_copy(update={"needs_choice": True}) if check.outcome == "will-fail" and not value else check
+
+
+def _filled_before(step: Step, table: str, column: str) -> int | None:
+    """The line of an earlier UPDATE of the revision that fills ``column``'s NULL rows, when it is the only change
+    of ``table``'s rows before this step (another change makes today's rows not the ones SET NOT NULL meets)."""
+    from db_migrate.capture.sql import filled_nulls, parse_sql
+    from db_migrate.policy.classify import DML_KINDS
+
+    line = None
+    for o in step.before:
+        d = o.detail or {}
+        if o.kind == "bulk_insert" and o.table == table:
+            return None
+        if o.kind != "execute" or str(d.get("sql_kind") or "").upper() not in DML_KINDS or table not in (d.get("tables") or [o.table]):
+            continue
+        fills = [filled_nulls(s) for s in parse_sql(str(d.get("sql") or ""), "postgresql")]
+        if not fills or any(f is None or f[0] != table for f in fills):
+            return None
+        if any(f[1] == column for f in fills):
+            line = o.line
+    return line
 
 
 def _add_not_null(step: Step, probe: Probe, table: str, column: str) -> DataCheck:

@@ -268,6 +268,7 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
             existing_type=type_sql(op.existing_type, dialect),
             server_default=_default_str(op.modify_server_default) if op.modify_server_default is not False else None,
             server_default_changed=op.modify_server_default is not False,
+            existing_server_default=_default_str(op.existing_server_default),
             new_column_name=op.modify_name,
         )
     elif isinstance(op, ops.CreateTableOp):

@@ -392,6 +392,12 @@ _CONVERSION_ERRORS = {"22P02", "22007", "22008"}
 # range): real rows may or may not hold such values, so the seeded rows prove nothing
 _VALUE_ERRORS = {"23505", "23514", "23503", "23P01", "22001", "22003"}
 _CONSTRAINT = re.compile(r'constraint "([^"]+)"')
+# NULL rows under SET NOT NULL of an existing nullable column (PostgreSQL 23502 from ALTER ... SET NOT NULL; MySQL
+# 22004 "Invalid use of NULL value", MariaDB 01000 "Data truncated" from MODIFY ... NOT NULL): the seeder put NULLs
+# where the column allowed them
+_SET_NOT_NULL = re.compile(r"\bALTER\s+COLUMN\s+\S+\s+SET\s+NOT\s+NULL\b|\bMODIFY\s+(?:COLUMN\s+)?\S+\s[^\]]*\bNOT\s+NULL\b",
+                           re.IGNORECASE)
+_NULL_REFUSED = {"23502", "22004", "01000"}
 # the free-form text the seeder invents (seed._text): 'status-3', 'status-3xxxx', 'user3@example.org'
 _INVENTED = re.compile(r"^(\w{0,12}-\d+x*|user\d+@example\.org)$")
 
@@ -433,13 +439,16 @@ def _split_seed_artifacts(failures: list[RoundtripFailure]) -> tuple[list[Roundt
     Likewise a constraint or a limit the revision adds that the invented rows
     break (a UNIQUE over repeated values, a CHECK, a foreign key to ids that
     are not there, a narrower column): the rows prove nothing about real data.
-    A NOT NULL without a default stays a failure: any row at all breaks it.
+    So does SET NOT NULL on a column that allowed NULLs, where the seeder put some: whether real rows are NULL
+    there is the data's question (review and classify with database_url ask it).  A new NOT NULL column without
+    a default stays a failure: any row at all breaks it.
     """
     real, artifacts = [], []
     for f in failures:
         value = re.search(r': "([^"]*)"', f.error or "")
         if f.kind == "upgrade-failed" and f.populated_only and (
                 f.sqlstate in _VALUE_ERRORS
+                or (f.sqlstate in _NULL_REFUSED and _SET_NOT_NULL.search(f.error or ""))
                 or (f.sqlstate in _CONVERSION_ERRORS and value is not None and _INVENTED.match(value.group(1)))):
             artifacts.append(f)
         else:

@@ -197,6 +197,17 @@ def value_sql(t: Any) -> str | None:
     return None
 
 
+def default_sql(default: Any) -> str | None:
+    """The SQL of a server default as a revision states it (``sa.text("'EUR'")``, ``'EUR'``), or None (none given)."""
+    if default is None or default is False:
+        return None
+    arg = getattr(default, "arg", default)
+    if isinstance(arg, str):
+        return "'" + arg.replace("'", "''") + "'"
+    text = getattr(arg, "text", None)
+    return str(text) if text else None
+
+
 def known(t: Any) -> Any:
     """``t`` when it can be rendered, else None."""
     return t if t is not None and is_known_type(t) and not isinstance(sqltypes.to_instance(t), sqltypes.NullType) else None

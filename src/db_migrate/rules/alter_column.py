@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import sqlalchemy as sa
 from alembic.operations import ops
 
+from sqlalchemy.sql.elements import conv
+
 from db_migrate.capture.dialects import type_sql
+from db_migrate.capture.sql import VALIDATE
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
     classify_type_change,
@@ -20,7 +24,9 @@ from db_migrate.rules._helpers import (
 )
 from db_migrate.rules._fixes import known
 from db_migrate.rules.base import Example, Rule
-from db_migrate.verdict import Finding
+from db_migrate.verdict import Finding, SourceEdit
+
+_VALIDATED = re.compile(r"\bVALIDATE\s+CONSTRAINT\s+([\w\"]+)", re.IGNORECASE)
 
 
 def _alters(rule: Rule, cap) -> Iterator:
@@ -66,12 +72,15 @@ class SetNotNull(Rule):
         "PostgreSQL 12+ skips the scan when a validated CHECK (col IS NOT NULL) constraint exists."
     )
     fix = (
-        "# revision 1: add the check without scanning (brief lock)\n"
+        "# fill the NULL rows with the column's stated default (never an invented value), add the check without\n"
+        "# scanning (brief lock), then, committed apart from the ADD, validate it (SHARE UPDATE EXCLUSIVE: reads and\n"
+        "# writes go on) and set NOT NULL (PostgreSQL 12+ uses the valid check: no scan)\n"
+        "op.execute(\"UPDATE users SET email = '<the default>' WHERE email IS NULL\")\n"
         "op.create_check_constraint('ck_users_email_nn', 'users', 'email IS NOT NULL', postgresql_not_valid=True)\n"
-        "# revision 2: validate (SHARE UPDATE EXCLUSIVE: reads and writes go on), then set NOT NULL (no scan)\n"
-        "op.execute('ALTER TABLE users VALIDATE CONSTRAINT ck_users_email_nn')\n"
-        "op.alter_column('users', 'email', nullable=False)\n"
-        "op.drop_constraint('ck_users_email_nn', 'users')"
+        "with op.get_context().autocommit_block():\n"
+        "    op.execute('ALTER TABLE users VALIDATE CONSTRAINT ck_users_email_nn')\n"
+        "    op.alter_column('users', 'email', nullable=False)\n"
+        "    op.drop_constraint('ck_users_email_nn', 'users', type_='check')"
     )
     examples = (
         Example(
@@ -88,6 +97,18 @@ class SetNotNull(Rule):
             "    op.execute(\"UPDATE users SET tier = 'free'\")\n"
             "    op.alter_column('users', 'tier', existing_type=sa.String(10), nullable=False)\n\n"
             "def downgrade():\n    op.drop_column('users', 'tier')\n",
+        ),
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'tier', existing_type=sa.String(10), nullable=False,\n"
+            "                    existing_server_default='free')\n\n"
+            "def downgrade():\n    op.alter_column('users', 'tier', existing_type=sa.String(10), nullable=True)\n",
+            good="def upgrade():\n    op.execute(\"UPDATE users SET tier = 'free' WHERE tier IS NULL\")\n"
+            "    op.create_check_constraint('ck_users_tier_nn', 'users', 'tier IS NOT NULL', postgresql_not_valid=True)\n"
+            "    with op.get_context().autocommit_block():\n"
+            "        op.execute('ALTER TABLE users VALIDATE CONSTRAINT ck_users_tier_nn')\n"
+            "        op.alter_column('users', 'tier', existing_type=sa.String(10), nullable=False)\n"
+            "        op.drop_constraint('ck_users_tier_nn', 'users', type_='check')\n\n"
+            "def downgrade():\n    op.alter_column('users', 'tier', existing_type=sa.String(10), nullable=True)\n",
         ),
     )
 
@@ -113,16 +134,21 @@ class SetNotNull(Rule):
                         fix=self._fix_new(cap, rec),
                     )
                 continue
+            if cap.dialect == "postgresql" and self._proven_not_null(cap, rec):
+                continue  # a validated CHECK (col IS NOT NULL), validated outside the ADD's transaction: no scan
             how = {
                 "postgresql": f"the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
                 "sqlite": f"SQLite copies {rec.table} to change it",
             }.get(cap.dialect, f"MySQL/MariaDB rebuild {rec.table} to change it")
             # PostgreSQL blocks reads and writes for the scan and a safe form exists (a NOT VALID check, validated):
             # an error; MySQL/MariaDB rebuild in place with writes going on: the harm is whether rows are NULL
+            value = fx.default_sql(op.modify_server_default) or fx.default_sql(op.existing_server_default)
+            filled = f" Rows that are NULL get the column's server default {value} first." if value and cap.dialect == "postgresql" else ""
             yield self.finding(
-                cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL" + ("." if cap.dialect == "postgresql" else
+                cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL" + (f".{filled}" if cap.dialect == "postgresql" else
                 f" (whether any is, and how large {rec.table} is, needs the data: give database_url)."),
-                rec=rec, fix=self._fix(cap, rec), severity="error" if cap.dialect == "postgresql" else "warning",
+                rec=rec, fix=self._fix(cap, rec, value), severity="error" if cap.dialect == "postgresql" else "warning",
+                edit=self._edit(cap, rec, value),
             )
 
     @staticmethod
@@ -142,22 +168,69 @@ class SetNotNull(Rule):
 
     @classmethod
     @fx.tailored
-    def _fix(cls, cap, rec) -> str:
+    def _fix(cls, cap, rec, value: str | None = None) -> str:
         op = rec.op
         if cap.dialect != "postgresql":
             return fx.render("# backfill the NULLs first (in batches on a large table), then", cls._backfill(cap, op), op, batch=cap.dialect == "sqlite")
+        return cls._in_place(cap, rec, value)
+
+    @staticmethod
+    def _only_nullable(op) -> bool:
+        return (op.modify_type is None and op.modify_server_default is False and op.modify_name is None
+                and op.modify_comment is False)
+
+    @classmethod
+    def _in_place(cls, cap, rec, value: str | None) -> str:
+        """The statement's replacement: the NULL rows filled with the column's server default (only a value the
+        revision states: never an invented one), a NOT VALID check, and, committed apart from the ADD so that
+        its scan blocks no writes, VALIDATE, SET NOT NULL (PostgreSQL 12+: no scan) and the check dropped."""
+        op = rec.op
         name = fx.conv_name("ck", op.table_name, op.column_name, "not_null")
         check = ops.CreateCheckConstraintOp(
-            name, op.table_name, f"{fx.ident(op.column_name, cap.dialect)} IS NOT NULL", schema=op.schema, postgresql_not_valid=True
+            conv(name), op.table_name, f"{fx.ident(op.column_name, cap.dialect)} IS NOT NULL", schema=op.schema,
+            postgresql_not_valid=True,
         )
+        fill = (fx.backfill(op.table_name, op.schema, op.column_name, op.existing_type, cap.dialect, value=value)
+                + "  # the column's server default; in batches on a large table") if value else \
+            "# rows that are NULL need a value the project chooses (UPDATE ... WHERE ... IS NULL), or VALIDATE fails"
         return fx.render(
-            "# revision 1: backfill NULLs, add the check without scanning (brief lock)",
-            cls._backfill(cap, op),
-            fx.not_valid_then_validate(check, name, op.table_name, op.schema, cap.dialect),
-            "# then set NOT NULL (PostgreSQL 12+ uses the valid check: no scan) and drop the check",
-            op,
-            ops.DropConstraintOp(name, op.table_name, type_="check", schema=op.schema),
+            fill,
+            check,
+            "# VALIDATE outside the ADD's transaction: it scans under SHARE UPDATE EXCLUSIVE (writes go on)",
+            fx.autocommit(
+                fx.execute(f"ALTER TABLE {fx.table_sql(op.table_name, op.schema, cap.dialect)} VALIDATE CONSTRAINT {fx.ident(name, cap.dialect)}"),
+                op,
+                ops.DropConstraintOp(conv(name), op.table_name, type_="check", schema=op.schema),
+            ),
         )
+
+    @classmethod
+    def _edit(cls, cap, rec, value: str | None) -> SourceEdit | None:
+        """The in-place replacement as an edit of the file (PostgreSQL, an alter_column that only sets NOT NULL)."""
+        if cap.dialect != "postgresql" or rec.from_sql or rec.batch_table or rec.in_autocommit_block or not cls._only_nullable(rec.op):
+            return None
+        code = fx.tailored(cls._in_place)(cap, rec, value)
+        if code is None:
+            return None
+        return SourceEdit(mode="replace-statement", function=rec.phase, line=rec.line, code=code,
+                          settles=["preflight-not-null"] if value else [])
+
+    @staticmethod
+    def _proven_not_null(cap, rec) -> bool:
+        """An earlier CHECK (col IS NOT NULL) on the table, validated in an autocommit block: SET NOT NULL skips its scan."""
+        op = rec.op
+        names = set()
+        for r in cap.ops(rec.phase)[: rec.index]:
+            if isinstance(r.op, ops.CreateCheckConstraintOp) and r.op.table_name == op.table_name and r.op.constraint_name:
+                cond = re.sub(r"[\s\"()]+", " ", str(r.op.condition)).strip().lower()
+                if cond == f"{op.column_name.lower()} is not null":
+                    names.add(str(r.op.constraint_name).lower())
+        for r, stmt in cap.statements(rec.phase):
+            if r.index < rec.index and r.in_autocommit_block and stmt.kind.upper() == VALIDATE:
+                m = _VALIDATED.search(stmt.text)
+                if m and m.group(1).strip('"').lower() in names:
+                    return True
+        return False
 
     @staticmethod
     def _backfilled(cap, rec, column: str) -> bool:

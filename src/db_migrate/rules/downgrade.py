@@ -113,8 +113,9 @@ def _touched_after_stop(cap, name: str | None) -> bool:
 def _superseded(cap, canon) -> set[int]:
     """Upgrade operations a later one on the same object undoes: ``drop_index(if_exists=True)`` then
     ``create_index`` rebuilds the index (a common guard against an INVALID leftover of a concurrent build);
-    the net effect, which the downgrade must undo, is the create alone."""
-    last: dict[_Key, int] = {}
+    the net effect, which the downgrade must undo, is the create alone.  An object created and dropped within
+    the upgrade (a CHECK that lets SET NOT NULL skip its scan) leaves nothing to undo: both are superseded."""
+    last: dict[_Key, tuple[int, str]] = {}
     out: set[int] = set()
     for r in cap.upgrade:
         obj = _object(r.op)
@@ -122,8 +123,12 @@ def _superseded(cap, canon) -> set[int]:
             continue
         key = canon(obj[1])
         if key in last:
-            out.add(last[key])
-        last[key] = r.index
+            out.add(last[key][0])
+            if last[key][1] == "create" and obj[0] == "drop":
+                out.add(r.index)
+                del last[key]
+                continue
+        last[key] = (r.index, obj[0])
     return out
 
 
