@@ -176,8 +176,6 @@ class Change:
     """Set when the change cannot converge yet: what is missing (the test is xfail, strict)."""
 
 
-PATCHES = "the NOT NULL patch (the model's server_default, then SET NOT NULL) converging on PostgreSQL with rows (issue 18 point 3)"
-
 CHANGES = [
     Change("enum-add", "add the order status 'refunded'",
            [('"shipped", "cancelled", name="order_status"', '"shipped", "cancelled", "refunded", name="order_status"')],
@@ -196,22 +194,17 @@ CHANGES = [
            "proceed", "rename_table keeps every row; the downgrade renames back (audit_log would escalate: audit trail)"),
     Change("widen", "widen orders.quantity to BIGINT",
            [('sa.Column("quantity", sa.Integer, nullable=False)', 'sa.Column("quantity", sa.BigInteger, nullable=False)')],
-           "proceed", "every value fits; a rewrite of 3,000 rows is short",
-           missing="an expand/contract patch for alter-column-type that covers the models too, or the table's "
-           "size weighed when database_url is given (issue 18 points 3, 4)"),
+           "proceed", "every value fits (nothing to check); a rewrite of 3,000 rows is short (policy small_table_rows)"),
     Change("narrow", "narrow order_items.qty to SMALLINT",
            [('sa.Column("qty", sa.Integer, nullable=False)', 'sa.Column("qty", sa.SmallInteger, nullable=False)')],
            "escalate", "two rows hold 40,000, beyond SMALLINT: the upgrade would fail; a human decides their fate"),
     Change("not-null-no-default", "make customers.name NOT NULL",
            [('sa.Column("name", sa.String(80), nullable=True)', 'sa.Column("name", sa.String(80), nullable=False)')],
-           "escalate", "300 customers have no name and the model gives no value: only a human can choose one",
-           missing="escalate, not revise, when the preflight finds NULL rows that need a value only the project "
-           "can choose (issue 18 point 4)"),
+           "escalate", "300 customers have no name and the model gives no value: only a human can choose one"),
     Change("not-null-model-default", "make orders.currency NOT NULL (model default EUR)",
            [('sa.Column("currency", sa.String(3), nullable=True, server_default="EUR")',
              'sa.Column("currency", sa.String(3), nullable=False, server_default="EUR")')],
-           "proceed", "the model names the value (EUR): backfill the NULL rows with it, then SET NOT NULL",
-           missing=PATCHES),
+           "proceed", "the model names the value (EUR): backfill the NULL rows with it, then SET NOT NULL"),
     Change("index", "index orders.created_at",
            [('sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("now()"))',
              'sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("now()"), index=True)')],
