@@ -81,6 +81,29 @@ def reverts_upgrade_alter(cap: RevisionCapture, rec: RecordedOp) -> bool:
     )
 
 
+def type_before(cap: RevisionCapture, rec: RecordedOp) -> Any:
+    """The type an upgrade's altered column had before, or None: ``existing_type=``, else the type the downgrade
+    puts back.
+
+    Raw MySQL ``MODIFY``/``CHANGE`` (and ``alter_column`` without ``existing_type=``) state only the new type;
+    the downgrade that restores the column (``CHANGE total amount INT``) states the old one.
+    """
+    op = rec.op
+    if not isinstance(op, ops.AlterColumnOp):
+        return None
+    if op.existing_type is not None and not isinstance(_instance(op.existing_type), sqltypes.NullType):
+        return op.existing_type
+    if rec.phase != "upgrade":
+        return None
+    now = op.modify_name or op.column_name
+    restores = [
+        d.op.modify_type for d in cap.downgrade
+        if isinstance(d.op, ops.AlterColumnOp) and d.op.table_name == op.table_name and d.op.modify_type is not None
+        and d.op.column_name == now and (d.op.modify_name or d.op.column_name) == op.column_name
+    ]
+    return restores[-1] if restores else None  # the downgrade's last word on the column is its type before
+
+
 def is_concurrent(rec: RecordedOp) -> bool:
     return bool(getattr(rec.op, "kw", {}).get("postgresql_concurrently"))
 

@@ -1,0 +1,121 @@
+"""What a rule says of a statement, held against what the real server does with it.
+
+Each test pairs the review's verdict on a migration with the statement run on the real MariaDB or PostgreSQL
+(a database of its own, dropped at the end): a rename that MariaDB does in place must not be an error, a type
+change it can only do by copying the table must be; a conversion PostgreSQL does without losing a value must not
+be called lossy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from db_migrate.review.engine import review_source
+
+
+def up(*lines: str, down: str = "pass") -> str:
+    return "def upgrade():\n" + "".join(f"    {line}\n" for line in lines) + "\n\ndef downgrade():\n" + "".join(
+        f"    {line}\n" for line in down.splitlines()
+    )
+
+
+def found(src: str, dialect: str) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in review_source(src, dialect=dialect).findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+@contextmanager
+def own_database(server_url: str) -> Iterator[sa.Engine]:
+    """A database of this test's own on the server (unique name), dropped afterwards."""
+    name = f"dbm_rules_{uuid.uuid4().hex[:12]}"
+    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    eng = sa.create_engine(sa.engine.make_url(server_url).set(database=name), isolation_level="AUTOCOMMIT")
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with server.connect() as c:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        server.dispose()
+
+
+def refused(eng: sa.Engine, sql: str) -> str | None:
+    """The server's error for ``sql``, or None when it ran."""
+    try:
+        with eng.connect() as c:
+            c.execute(sa.text(sql))
+    except sa.exc.DBAPIError as e:
+        return str(e.orig)
+    return None
+
+
+# --------------------------------------------------------------------------- MySQL/MariaDB CHANGE COLUMN
+
+RENAME_ONLY = up(
+    "op.execute('ALTER TABLE invoices CHANGE COLUMN amount_cents total_cents INT NOT NULL')",
+    down="op.execute('ALTER TABLE invoices CHANGE COLUMN total_cents amount_cents INT NOT NULL')",
+)
+RENAME_AND_RETYPE = up(
+    "op.execute('ALTER TABLE invoices CHANGE COLUMN amount_cents total_cents BIGINT NOT NULL')",
+    down="op.execute('ALTER TABLE invoices CHANGE COLUMN total_cents amount_cents INT NOT NULL')",
+)
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb"])
+def test_a_change_that_renames_and_retypes_is_an_error_naming_the_copy(dialect: str) -> None:
+    (f,) = found(RENAME_AND_RETYPE, dialect)["alter-column-type"]
+    assert f.severity == "error" and f.table == "invoices"
+    assert "ALGORITHM=COPY" in f.message and "renamed to total_cents" in f.message
+    assert "INTEGER to BIGINT" in f.message
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb"])
+def test_a_change_that_only_renames_has_no_type_finding(dialect: str) -> None:
+    rules = found(RENAME_ONLY, dialect)
+    assert "alter-column-type" not in rules
+    assert "rename-column" in rules  # the running code still reads the old name: that finding stays
+
+
+def test_alembic_rename_with_a_new_type_is_the_same_error() -> None:
+    src = up(
+        "op.alter_column('invoices', 'amount_cents', new_column_name='total_cents', existing_type=sa.Integer(), "
+        "type_=sa.BigInteger(), existing_nullable=False)",
+        down="op.alter_column('invoices', 'total_cents', new_column_name='amount_cents', existing_type=sa.BigInteger(), "
+        "type_=sa.Integer(), existing_nullable=False)",
+    )
+    (f,) = found(src, "mysql")["alter-column-type"]
+    assert f.severity == "error" and "ALGORITHM=COPY" in f.message and "renamed to total_cents" in f.message
+    rename_only = src.replace(", type_=sa.BigInteger()", "").replace(", type_=sa.Integer()", "")
+    assert "alter-column-type" not in found(rename_only, "mysql")
+
+
+def test_without_the_old_type_the_change_is_a_warning_naming_what_decides() -> None:
+    (f,) = found(up("op.execute('ALTER TABLE invoices CHANGE amount_cents total_cents BIGINT NOT NULL')"), "mariadb")["alter-column-type"]
+    assert f.severity == "warning"
+    assert "amount_cents to total_cents BIGINT" in f.message and "renames and restates the type is instant" in f.message
+
+
+@pytest.mark.mysql
+def test_mariadb_renames_in_place_and_copies_for_a_new_type(mysql_url: str) -> None:
+    with own_database(mysql_url) as eng:
+        with eng.connect() as c:
+            c.execute(sa.text("CREATE TABLE invoices (id INT PRIMARY KEY, amount_cents INT NOT NULL)"))
+            c.execute(sa.text("INSERT INTO invoices VALUES (1, 250), (2, 990)"))
+        # the rename that restates the type: in place, without copying (what the rule stays quiet on)
+        assert refused(eng, "ALTER TABLE invoices CHANGE COLUMN amount_cents total_cents INT NOT NULL, ALGORITHM=INSTANT") is None
+        # rename and retype in one CHANGE: no in-place algorithm, no LOCK=NONE; only a copy
+        for online in ("ALGORITHM=INSTANT", "ALGORITHM=INPLACE", "LOCK=NONE"):
+            why = refused(eng, f"ALTER TABLE invoices CHANGE COLUMN total_cents amount_cents BIGINT NOT NULL, {online}")
+            assert why is not None and "not supported" in why, online
+        assert refused(eng, "ALTER TABLE invoices CHANGE COLUMN total_cents amount_cents BIGINT NOT NULL, ALGORITHM=COPY") is None
+        with eng.connect() as c:
+            assert c.execute(sa.text("SELECT SUM(amount_cents) FROM invoices")).scalar() == 1240
