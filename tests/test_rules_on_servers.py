@@ -119,3 +119,73 @@ def test_mariadb_renames_in_place_and_copies_for_a_new_type(mysql_url: str) -> N
         assert refused(eng, "ALTER TABLE invoices CHANGE COLUMN total_cents amount_cents BIGINT NOT NULL, ALGORITHM=COPY") is None
         with eng.connect() as c:
             assert c.execute(sa.text("SELECT SUM(amount_cents) FROM invoices")).scalar() == 1240
+
+
+# --------------------------------------------------------------------------- a primary key re-created on its own columns
+
+
+def keyed(upgrade_cols: str, downgrade_cols: str = "['id']", batch: bool = False) -> str:
+    if batch:
+        return up(
+            "with op.batch_alter_table('shipments') as b:",
+            "    b.drop_constraint('shipments_pkey', type_='primary')",
+            f"    b.create_primary_key('pk_shipments', {upgrade_cols})",
+            down="with op.batch_alter_table('shipments') as b:\n"
+            "    b.drop_constraint('pk_shipments', type_='primary')\n"
+            f"    b.create_primary_key('shipments_pkey', {downgrade_cols})",
+        )
+    return up(
+        "op.drop_constraint('shipments_pkey', 'shipments', type_='primary')",
+        f"op.create_primary_key('pk_shipments', 'shipments', {upgrade_cols})",
+        down="op.drop_constraint('pk_shipments', 'shipments', type_='primary')\n"
+        f"op.create_primary_key('shipments_pkey', 'shipments', {downgrade_cols})",
+    )
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["ops", "batch"])
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_a_key_re_created_on_the_same_columns_is_not_a_key_change(dialect: str, batch: bool) -> None:
+    rules = found(keyed("['id']", batch=batch), dialect)
+    assert "change-primary-key" not in rules
+    if dialect == "postgresql":  # the index is still built again under ACCESS EXCLUSIVE: said once per phase, with the rename
+        (f, _) = rules["create-index-non-concurrent"]
+        assert f.phase == "upgrade" and "same columns (id)" in f.message and "ACCESS EXCLUSIVE" in f.message
+        assert "RENAME CONSTRAINT shipments_pkey TO pk_shipments" in f.fix
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["ops", "batch"])
+def test_a_key_whose_columns_change_still_is(batch: bool) -> None:
+    rules = found(keyed("['id', 'carrier_id']", batch=batch), "postgresql")
+    assert {f.phase for f in rules["change-primary-key"]} == {"upgrade", "downgrade"}
+    assert "create-index-non-concurrent" not in rules
+
+
+def test_without_the_old_key_a_re_created_key_counts_as_changed() -> None:
+    src = up("op.drop_constraint('shipments_pkey', 'shipments', type_='primary')",
+             "op.create_primary_key('pk_shipments', 'shipments', ['id'])")
+    assert len(found(src, "postgresql")["change-primary-key"]) == 2
+
+
+@pytest.mark.postgres
+def test_postgresql_rebuilds_a_re_created_key_and_renames_one_in_place(pg_url: str) -> None:
+    def index_file(c, name: str) -> int:
+        return c.execute(sa.text("SELECT relfilenode FROM pg_class WHERE relname = :n"), {"n": name}).scalar()
+
+    with own_database(pg_url) as eng, eng.connect() as c:
+        c.execute(sa.text("CREATE TABLE shipments (id int CONSTRAINT shipments_pkey PRIMARY KEY, carrier_id int)"))
+        c.execute(sa.text("INSERT INTO shipments SELECT g, g % 5 FROM generate_series(1, 500) g"))
+        before = index_file(c, "shipments_pkey")
+        with eng.execution_options(isolation_level="READ COMMITTED").begin() as t:  # one transaction, as alembic's
+            t.execute(sa.text("ALTER TABLE shipments DROP CONSTRAINT shipments_pkey"))
+            t.execute(sa.text("ALTER TABLE shipments ADD CONSTRAINT pk_shipments PRIMARY KEY (id)"))
+            held = set(t.execute(sa.text(
+                "SELECT mode FROM pg_locks WHERE locktype = 'relation' AND relation = 'shipments'::regclass "
+                "AND pid = pg_backend_pid()")).scalars())
+        assert "AccessExclusiveLock" in held
+        rebuilt = index_file(c, "pk_shipments")
+        assert rebuilt != before  # a new index, built from the table's rows
+        c.execute(sa.text("ALTER TABLE shipments RENAME CONSTRAINT pk_shipments TO shipments_pkey"))
+        assert index_file(c, "shipments_pkey") == rebuilt  # the rename keeps the index: catalogue only
+        c.execute(sa.text("CREATE TABLE parcels (id int PRIMARY KEY, shipment_id int REFERENCES shipments (id))"))
+        with pytest.raises(sa.exc.DBAPIError, match="depend"):
+            c.execute(sa.text("ALTER TABLE shipments DROP CONSTRAINT shipments_pkey"))

@@ -104,6 +104,21 @@ def type_before(cap: RevisionCapture, rec: RecordedOp) -> Any:
     return restores[-1] if restores else None  # the downgrade's last word on the column is its type before
 
 
+def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, RecordedOp]:
+    """Tables whose primary key ``phase`` drops and creates again on the columns it had: table -> the create.
+
+    The key's columns before are those the other phase creates it with (the downgrade that puts the upgrade's key
+    back states the old one); unknown there, the key counts as changed.
+    """
+    def keys(ps: Phase) -> dict[str, tuple[RecordedOp, tuple]]:
+        return {r.table: (r, tuple(map(str, r.op.columns))) for r in cap.ops(ps)
+                if isinstance(r.op, ops.CreatePrimaryKeyOp) and r.table}
+
+    other = keys("downgrade" if phase == "upgrade" else "upgrade")
+    dropped = {r.table for r in cap.ops(phase) if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_type == "primary"}
+    return {t: rec for t, (rec, cols) in keys(phase).items() if t in dropped and t in other and other[t][1] == cols}
+
+
 def is_concurrent(rec: RecordedOp) -> bool:
     return bool(getattr(rec.op, "kw", {}).get("postgresql_concurrently"))
 
