@@ -14,8 +14,10 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from db_migrate.review.engine import review_source
+from db_migrate.rules._helpers import classify_type_change
 
 
 def up(*lines: str, down: str = "pass") -> str:
@@ -189,3 +191,66 @@ def test_postgresql_rebuilds_a_re_created_key_and_renames_one_in_place(pg_url: s
         c.execute(sa.text("CREATE TABLE parcels (id int PRIMARY KEY, shipment_id int REFERENCES shipments (id))"))
         with pytest.raises(sa.exc.DBAPIError, match="depend"):
             c.execute(sa.text("ALTER TABLE shipments DROP CONSTRAINT shipments_pkey"))
+
+
+# --------------------------------------------------------------------------- JSON, JSONB and text on PostgreSQL
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (sa.JSON(), postgresql.JSONB(), "rewrite"),  # every document kept
+        (postgresql.JSONB(), sa.JSON(), "rewrite"),
+        (sa.Text(), postgresql.JSONB(), "change"),  # fails on text that is not JSON; loses nothing
+        (sa.String(500), sa.JSON(), "change"),
+        (postgresql.JSONB(), sa.Text(), "rewrite"),  # every document has a text form
+        (sa.JSON(), sa.String(), "rewrite"),
+        (postgresql.JSONB(), sa.String(40), "narrow"),  # a long document does not fit
+    ],
+)
+def test_json_type_changes_are_classed_by_what_happens_to_the_values(old, new, expected) -> None:
+    assert classify_type_change(old, new, "postgresql") == expected
+
+
+def _json_change(old: str, new: str) -> str:
+    return up(
+        f"op.alter_column('events', 'payload', existing_type={old}, type_={new}, postgresql_using='payload::jsonb')",
+        down=f"op.alter_column('events', 'payload', existing_type={new}, type_={old})",
+    ).replace("def upgrade", "from sqlalchemy.dialects import postgresql\n\n\ndef upgrade", 1)
+
+
+def test_json_to_jsonb_is_a_rewrite_that_loses_no_document() -> None:
+    rules = found(_json_change("sa.JSON()", "postgresql.JSONB()"), "postgresql")
+    (f,) = rules["alter-column-type"]
+    assert f.severity == "error" and "ACCESS EXCLUSIVE" in f.message  # the lock stays an error (unless the table is small)
+    assert "no document is lost" in f.message and "fails" not in f.message
+    assert "lossy-downgrade" not in rules
+
+
+def test_text_to_jsonb_fails_on_text_that_is_not_json_and_is_not_called_lossy() -> None:
+    rules = found(_json_change("sa.Text()", "postgresql.JSONB()"), "postgresql")
+    (f,) = rules["alter-column-type"]
+    assert f.severity == "error" and "not valid JSON" in f.message and "truncat" not in f.message
+    assert "lossy-downgrade" not in rules
+    back = up("op.alter_column('events', 'payload', existing_type=postgresql.JSONB(), type_=sa.Text())",
+              down="op.alter_column('events', 'payload', existing_type=sa.Text(), type_=postgresql.JSONB(), "
+              "postgresql_using='payload::jsonb')").replace("def upgrade", "from sqlalchemy.dialects import postgresql\n\n\ndef upgrade", 1)
+    rules = found(back, "postgresql")
+    assert "no data is lost" in rules["alter-column-type"][0].message and "lossy-downgrade" not in rules
+
+
+@pytest.mark.postgres
+def test_postgresql_keeps_every_document_from_json_to_jsonb_and_refuses_text_that_is_not_json(pg_url: str) -> None:
+    with own_database(pg_url) as eng, eng.connect() as c:
+        c.execute(sa.text("CREATE TABLE events (id int PRIMARY KEY, payload json, note text)"))
+        c.execute(sa.text("""INSERT INTO events VALUES (1, '{"b": 1,  "a": [1, 2], "a": 3}', '{"k": 1}'), (2, '[1, 2.50]', 'not json')"""))
+        table_file = "SELECT relfilenode FROM pg_class WHERE relname = 'events'"
+        before = c.execute(sa.text(table_file)).scalar()
+        c.execute(sa.text("ALTER TABLE events ALTER COLUMN payload TYPE jsonb USING payload::jsonb"))
+        assert c.execute(sa.text(table_file)).scalar() != before  # rewritten
+        docs = c.execute(sa.text("SELECT payload::text FROM events ORDER BY id")).scalars().all()
+        assert docs == ['{"a": 3, "b": 1}', "[1, 2.50]"]  # normalised: spacing, key order, the last duplicate key
+        with pytest.raises(sa.exc.DBAPIError, match="invalid input syntax for type json"):
+            c.execute(sa.text("ALTER TABLE events ALTER COLUMN note TYPE jsonb USING note::jsonb"))
+        assert c.execute(sa.text("SELECT note FROM events ORDER BY id")).scalars().all() == ['{"k": 1}', "not json"]  # nothing lost
+        c.execute(sa.text("ALTER TABLE events ALTER COLUMN payload TYPE text"))  # every document has a text form
+        assert c.execute(sa.text("SELECT payload FROM events ORDER BY id")).scalars().all() == docs

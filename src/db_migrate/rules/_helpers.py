@@ -197,6 +197,9 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
     if isinstance(new, sqltypes.JSON) and isinstance(old, (sqltypes.JSON, sqltypes.String)):
         # JSON -> JSONB keeps every document; text -> JSON fails on text that is not JSON, loses nothing else
         return "rewrite" if isinstance(old, sqltypes.JSON) else "change"
+    if isinstance(old, sqltypes.JSON) and isinstance(new, sqltypes.String):
+        # every document has a text form; a bounded or blank-padded column may not hold it
+        return "rewrite" if _string_length(new) is None and not _is_char(new) else "narrow"
     for family in (sqltypes.DateTime, sqltypes.Time):
         if isinstance(old, family) and isinstance(new, family):
             # fractional seconds: DATETIME -> DATETIME(6) keeps every value (MySQL still copies the table)
@@ -206,6 +209,25 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
             same_zone = bool(getattr(old, "timezone", False)) == bool(getattr(new, "timezone", False))
             return "widen" if dialect == "postgresql" and same_zone else "rewrite"
     return "change"
+
+
+_RISK = {
+    "narrow": " and fails on (or truncates) values that do not fit",
+    "change": " and fails on values the cast cannot convert",
+    "rewrite": "; no data is lost",
+}
+
+
+def type_change_risk(old: Any, new: Any, change: TypeChange) -> str:
+    """What a ``narrow``/``change``/``rewrite`` type change does to the values, as a finding says it."""
+    old, new = _instance(old), _instance(new)
+    if isinstance(new, sqltypes.JSON) and change == "change":
+        # not a loss: the ALTER stops at the first such value and rolls back whole; a value that casts keeps its content
+        return " and fails on any value that is not valid JSON (the ALTER then rolls back whole)"
+    if isinstance(new, sqltypes.JSON) and isinstance(old, sqltypes.JSON) and change == "rewrite":
+        return ("; no document is lost (JSONB drops insignificant whitespace, orders keys and keeps the last of "
+                "duplicate keys)") if type_sql(new, "postgresql") == "JSONB" else "; no data is lost"
+    return _RISK[change]
 
 
 def _fraction_digits(t: Any) -> int:

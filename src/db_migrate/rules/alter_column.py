@@ -17,6 +17,7 @@ from db_migrate.rules._helpers import (
     reverts_upgrade_alter,
     spell,
     type_before,
+    type_change_risk,
     updated_columns,
 )
 from db_migrate.rules._fixes import known
@@ -254,11 +255,7 @@ class AlterColumnType(Rule):
                 "sqlite": "needs batch mode, which copies the table",
             }.get(cap.dialect, f"copies {rec.table} (ALGORITHM=COPY; writes blocked for the duration: INSTANT, INPLACE "
                                f"and LOCK=NONE are refused for a type change)")
-            risk = {
-                "narrow": " and fails on (or truncates) values that do not fit",
-                "change": " and fails on values the cast cannot convert",
-                "rewrite": "; no data is lost",
-            }[change]
+            risk = type_change_risk(before, op.modify_type, change)
             yield self.finding(cap, f"Changes {col} from {old} to {new}: this {lock}{risk}.", rec=rec, fix=_expand_contract(cap, rec))
         for (_, table), changes in raw_unknown.items():
             cols = ", ".join(f"{op.column_name} to {op.modify_name + ' ' if op.modify_name else ''}{new}" for _, op, new in changes)
