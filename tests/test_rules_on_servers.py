@@ -254,3 +254,84 @@ def test_postgresql_keeps_every_document_from_json_to_jsonb_and_refuses_text_tha
         assert c.execute(sa.text("SELECT note FROM events ORDER BY id")).scalars().all() == ['{"k": 1}', "not json"]  # nothing lost
         c.execute(sa.text("ALTER TABLE events ALTER COLUMN payload TYPE text"))  # every document has a text form
         assert c.execute(sa.text("SELECT payload FROM events ORDER BY id")).scalars().all() == docs
+
+
+# --------------------------------------------------------------------------- a table copied by hand, one column left out
+
+_RESTORE = (
+    "op.execute('CREATE TABLE _members_old (id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL, nickname VARCHAR(50))')\n"
+    "op.execute('INSERT INTO _members_old (id, email, nickname) SELECT id, email, nickname FROM members')\n"
+    "op.execute('DROP TABLE members')\n"
+    "op.execute('ALTER TABLE _members_old RENAME TO members')"
+)
+
+
+def recreation(copy: str) -> list[str]:
+    """The hand-written re-creation of members (SQLite's way to change a table), copying with ``copy``."""
+    return [
+        "CREATE TABLE _members_new (id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL, nickname VARCHAR(80))",
+        copy,
+        "DROP TABLE members",
+        "ALTER TABLE _members_new RENAME TO members",
+    ]
+
+
+def as_revision(statements: list[str], down: str = _RESTORE) -> str:
+    return up(*(f"op.execute({s!r})" for s in statements), down=down)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "mysql"])
+def test_a_column_the_copy_leaves_out_is_data_loss_naming_it(dialect: str) -> None:
+    statements = recreation("INSERT INTO _members_new (id, email) SELECT id, email FROM members")
+    (f,) = found(as_revision(statements), dialect)["table-copy-leaves-column"]
+    assert f.severity == "error" and f.phase == "upgrade" and f.table == "members" and f.column == "nickname"
+    assert "nickname" in f.message and "data loss" in f.message
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        "INSERT INTO _members_new (id, email, nickname) SELECT id, email, nickname FROM members",
+        "INSERT INTO _members_new SELECT * FROM members",
+        "INSERT INTO _members_new (id, email, nickname) SELECT id, lower(email), COALESCE(nickname, '') FROM members",
+    ],
+    ids=["named", "star", "expressions"],
+)
+def test_a_copy_that_reads_every_column_is_quiet(copy: str) -> None:
+    assert "table-copy-leaves-column" not in found(as_revision(recreation(copy)), "sqlite")
+
+
+def test_without_the_old_columns_nothing_is_said() -> None:
+    statements = recreation("INSERT INTO _members_new (id, email) SELECT id, email FROM members")
+    assert "table-copy-leaves-column" not in found(as_revision(statements, down="pass"), "sqlite")
+
+
+def test_a_copy_into_a_table_that_stays_beside_the_old_one_is_not_a_re_creation() -> None:
+    src = up("op.execute('CREATE TABLE member_emails (id INTEGER PRIMARY KEY, email VARCHAR(200))')",
+             "op.execute('INSERT INTO member_emails (id, email) SELECT id, email FROM members')",
+             down="op.execute('DROP TABLE member_emails')\n" + _RESTORE)
+    assert "table-copy-leaves-column" not in found(src, "sqlite")
+
+
+def test_the_old_table_made_earlier_in_the_same_phase_gives_its_columns() -> None:
+    src = up("op.create_table('members', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('email', sa.String(200)), "
+             "sa.Column('nickname', sa.String(50)))",
+             *(f"op.execute({s!r})" for s in recreation("INSERT INTO _members_new (id, email) SELECT id, email FROM members")),
+             down="op.drop_table('members')")
+    (f,) = found(src, "sqlite")["table-copy-leaves-column"]
+    assert f.column == "nickname"
+
+
+def test_sqlite_loses_the_column_the_copy_leaves_out(tmp_path) -> None:
+    eng = sa.create_engine(f"sqlite:///{tmp_path / 'members.db'}")
+    statements = recreation("INSERT INTO _members_new (id, email) SELECT id, email FROM members")
+    try:
+        with eng.begin() as c:
+            c.execute(sa.text("CREATE TABLE members (id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL, nickname VARCHAR(50))"))
+            c.execute(sa.text("INSERT INTO members VALUES (1, 'a@example.org', 'ann'), (2, 'b@example.org', 'bo')"))
+            for s in statements:
+                c.execute(sa.text(s))
+            rows = c.execute(sa.text("SELECT id, email, nickname FROM members ORDER BY id")).all()
+    finally:
+        eng.dispose()
+    assert [tuple(r) for r in rows] == [(1, "a@example.org", None), (2, "b@example.org", None)]  # every nickname gone
