@@ -81,6 +81,44 @@ def reverts_upgrade_alter(cap: RevisionCapture, rec: RecordedOp) -> bool:
     )
 
 
+def type_before(cap: RevisionCapture, rec: RecordedOp) -> Any:
+    """The type an upgrade's altered column had before, or None: ``existing_type=``, else the type the downgrade
+    puts back.
+
+    Raw MySQL ``MODIFY``/``CHANGE`` (and ``alter_column`` without ``existing_type=``) state only the new type;
+    the downgrade that restores the column (``CHANGE total amount INT``) states the old one.
+    """
+    op = rec.op
+    if not isinstance(op, ops.AlterColumnOp):
+        return None
+    if op.existing_type is not None and not isinstance(_instance(op.existing_type), sqltypes.NullType):
+        return op.existing_type
+    if rec.phase != "upgrade":
+        return None
+    now = op.modify_name or op.column_name
+    restores = [
+        d.op.modify_type for d in cap.downgrade
+        if isinstance(d.op, ops.AlterColumnOp) and d.op.table_name == op.table_name and d.op.modify_type is not None
+        and d.op.column_name == now and (d.op.modify_name or d.op.column_name) == op.column_name
+    ]
+    return restores[-1] if restores else None  # the downgrade's last word on the column is its type before
+
+
+def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, RecordedOp]:
+    """Tables whose primary key ``phase`` drops and creates again on the columns it had: table -> the create.
+
+    The key's columns before are those the other phase creates it with (the downgrade that puts the upgrade's key
+    back states the old one); unknown there, the key counts as changed.
+    """
+    def keys(ps: Phase) -> dict[str, tuple[RecordedOp, tuple]]:
+        return {r.table: (r, tuple(map(str, r.op.columns))) for r in cap.ops(ps)
+                if isinstance(r.op, ops.CreatePrimaryKeyOp) and r.table}
+
+    other = keys("downgrade" if phase == "upgrade" else "upgrade")
+    dropped = {r.table for r in cap.ops(phase) if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_type == "primary"}
+    return {t: rec for t, (rec, cols) in keys(phase).items() if t in dropped and t in other and other[t][1] == cols}
+
+
 def is_concurrent(rec: RecordedOp) -> bool:
     return bool(getattr(rec.op, "kw", {}).get("postgresql_concurrently"))
 
@@ -159,6 +197,9 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
     if isinstance(new, sqltypes.JSON) and isinstance(old, (sqltypes.JSON, sqltypes.String)):
         # JSON -> JSONB keeps every document; text -> JSON fails on text that is not JSON, loses nothing else
         return "rewrite" if isinstance(old, sqltypes.JSON) else "change"
+    if isinstance(old, sqltypes.JSON) and isinstance(new, sqltypes.String):
+        # every document has a text form; a bounded or blank-padded column may not hold it
+        return "rewrite" if _string_length(new) is None and not _is_char(new) else "narrow"
     for family in (sqltypes.DateTime, sqltypes.Time):
         if isinstance(old, family) and isinstance(new, family):
             # fractional seconds: DATETIME -> DATETIME(6) keeps every value (MySQL still copies the table)
@@ -168,6 +209,25 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
             same_zone = bool(getattr(old, "timezone", False)) == bool(getattr(new, "timezone", False))
             return "widen" if dialect == "postgresql" and same_zone else "rewrite"
     return "change"
+
+
+_RISK = {
+    "narrow": " and fails on (or truncates) values that do not fit",
+    "change": " and fails on values the cast cannot convert",
+    "rewrite": "; no data is lost",
+}
+
+
+def type_change_risk(old: Any, new: Any, change: TypeChange) -> str:
+    """What a ``narrow``/``change``/``rewrite`` type change does to the values, as a finding says it."""
+    old, new = _instance(old), _instance(new)
+    if isinstance(new, sqltypes.JSON) and change == "change":
+        # not a loss: the ALTER stops at the first such value and rolls back whole; a value that casts keeps its content
+        return " and fails on any value that is not valid JSON (the ALTER then rolls back whole)"
+    if isinstance(new, sqltypes.JSON) and isinstance(old, sqltypes.JSON) and change == "rewrite":
+        return ("; no document is lost (JSONB drops insignificant whitespace, orders keys and keeps the last of "
+                "duplicate keys)") if type_sql(new, "postgresql") == "JSONB" else "; no data is lost"
+    return _RISK[change]
 
 
 def _fraction_digits(t: Any) -> int:

@@ -20,6 +20,8 @@ from db_migrate.rules._helpers import (
     is_transient_table,
     reverts_upgrade_alter,
     spell,
+    type_before,
+    type_change_risk,
     updated_columns,
 )
 from db_migrate.rules._fixes import known
@@ -280,8 +282,16 @@ class AlterColumnType(Rule):
             "def downgrade():\n    op.alter_column('users', 'bio', existing_type=sa.Text(), type_=sa.String(200))\n",
         ),
         Example(
+            # neither existing_type= nor a downgrade restoring the column says what bio was
             bad="def upgrade():\n    op.alter_column('users', 'bio', type_=sa.Text())\n\n"
-            "def downgrade():\n    op.alter_column('users', 'bio', type_=sa.String(200))\n",
+            "def downgrade():\n    pass\n",
+        ),
+        Example(  # one CHANGE that renames and retypes copies the table; the rename alone is instant
+            bad="def upgrade():\n    op.execute('ALTER TABLE orders CHANGE amount total BIGINT NOT NULL')\n\n"
+            "def downgrade():\n    op.execute('ALTER TABLE orders CHANGE total amount INT NOT NULL')\n",
+            good="def upgrade():\n    op.execute('ALTER TABLE orders CHANGE amount total INT NOT NULL')\n\n"
+            "def downgrade():\n    op.execute('ALTER TABLE orders CHANGE total amount INT NOT NULL')\n",
+            dialect="mysql",
         ),
     )
 
@@ -290,9 +300,10 @@ class AlterColumnType(Rule):
         for rec, op in _alters(self, cap):
             if op.modify_type is None or is_new_column(cap, rec, column=op.column_name):
                 continue
-            change = classify_type_change(op.existing_type, op.modify_type, cap.dialect)
+            before = type_before(cap, rec)  # existing_type=, or what the downgrade restores
+            change = classify_type_change(before, op.modify_type, cap.dialect)
             col, new = f"{rec.table}.{op.column_name}", spell(op.modify_type, cap.dialect)
-            if change == "unknown" and rec.from_sql and (op.existing_type is None or isinstance(op.existing_type, sa.types.NullType)):
+            if change == "unknown" and rec.from_sql and before is None:
                 raw_unknown.setdefault((rec.line, rec.table), []).append((rec, op, new))
                 continue
             if change == "unknown":
@@ -309,26 +320,27 @@ class AlterColumnType(Rule):
                 continue
             if change in ("same", "widen", "enum") or (change == "rewrite" and cap.dialect == "sqlite"):
                 continue
-            old = spell(op.existing_type, cap.dialect)
+            old = spell(before, cap.dialect)
+            if op.modify_name and cap.dialect in ("mysql", "mariadb"):  # one CHANGE: the rename alone is instant
+                col = f"{col} (renamed to {op.modify_name} in the same CHANGE)"
             lock = {
                 "postgresql": f"rewrites {rec.table} and its indexes under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
                 "sqlite": "needs batch mode, which copies the table",
-            }.get(cap.dialect, f"copies {rec.table} (ALGORITHM=COPY; writes blocked for the duration)")
-            risk = {
-                "narrow": " and fails on (or truncates) values that do not fit",
-                "change": " and fails on values the cast cannot convert",
-                "rewrite": "; no data is lost",
-            }[change]
+            }.get(cap.dialect, f"copies {rec.table} (ALGORITHM=COPY; writes blocked for the duration: INSTANT, INPLACE "
+                               f"and LOCK=NONE are refused for a type change)")
+            risk = type_change_risk(before, op.modify_type, change)
             yield self.finding(cap, f"Changes {col} from {old} to {new}: this {lock}{risk}.", rec=rec, fix=_expand_contract(cap, rec))
         for (_, table), changes in raw_unknown.items():
-            cols = ", ".join(f"{op.column_name} to {new}" for _, op, new in changes)
+            cols = ", ".join(f"{op.column_name} to {op.modify_name + ' ' if op.modify_name else ''}{new}" for _, op, new in changes)
             # raw SQL states only the new type: whether the column already has it (a metadata-only change) is a
             # fact of the schema at this revision, which the finding names
             rewrite = {"postgresql": "PostgreSQL rewrites it under an ACCESS EXCLUSIVE lock",
                        "sqlite": "SQLite copies it"}.get(cap.dialect, "MySQL/MariaDB copy it (ALGORITHM=COPY, writes blocked)")
             yield self.finding(
                 cap, f"Raw SQL changes {table}: {cols}. Unless each column already has that type, {rewrite}; the old "
-                f"types are not stated, so which applies is not known here.",
+                f"types are not stated, so which applies is not known here"
+                + (" (a CHANGE that renames and restates the type is instant)." if any(op.modify_name for _, op, _ in changes)
+                   and cap.dialect in ("mysql", "mariadb") else "."),
                 rec=changes[0][0], severity="warning", fix=None,
             )
 

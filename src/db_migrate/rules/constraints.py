@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import is_transient_table, tables_created_before
+from db_migrate.rules._helpers import is_transient_table, recreated_primary_keys, tables_created_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding, SourceEdit
 
@@ -253,13 +253,28 @@ class ChangePrimaryKey(Rule):
             "    op.create_primary_key('orders_pkey', 'orders', ['id'])\n\n"
             "def downgrade():\n    op.drop_table('orders')\n",
         ),
+        Example(  # good: the key re-created on the columns the downgrade restores it with changes no key
+            bad="def upgrade():\n    with op.batch_alter_table('orders') as b:\n"
+            "        b.drop_constraint('orders_pkey', type_='primary')\n"
+            "        b.create_primary_key('pk_orders', ['id', 'tenant_id'])\n\n"
+            "def downgrade():\n    with op.batch_alter_table('orders') as b:\n"
+            "        b.drop_constraint('pk_orders', type_='primary')\n"
+            "        b.create_primary_key('orders_pkey', ['id'])\n",
+            good="def upgrade():\n    with op.batch_alter_table('orders') as b:\n"
+            "        b.drop_constraint('orders_pkey', type_='primary')\n"
+            "        b.create_primary_key('pk_orders', ['id'])\n\n"
+            "def downgrade():\n    with op.batch_alter_table('orders') as b:\n"
+            "        b.drop_constraint('pk_orders', type_='primary')\n"
+            "        b.create_primary_key('orders_pkey', ['id'])\n",
+        ),
     )
 
     def check(self, cap) -> Iterator[Finding]:
+        same = {phase: recreated_primary_keys(cap, phase) for phase in self.phases}
         for rec in self.ops(cap):
             op = rec.op
-            if is_transient_table(cap, rec):
-                continue
+            if is_transient_table(cap, rec) or rec.table in same[rec.phase]:
+                continue  # (a key re-created on its own columns changes no key: its index build is create-index's)
             if isinstance(op, ops.CreatePrimaryKeyOp):
                 what = f"Sets the primary key of {rec.table} to ({', '.join(map(str, op.columns))})"
             elif isinstance(op, ops.DropConstraintOp) and op.constraint_type == "primary":

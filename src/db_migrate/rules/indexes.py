@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import is_concurrent, is_transient_table, raw_index_statements, tables_created_before
+from db_migrate.rules._helpers import (
+    is_concurrent,
+    is_transient_table,
+    raw_index_statements,
+    recreated_primary_keys,
+    tables_created_before,
+)
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding, SourceEdit
 
@@ -43,7 +49,8 @@ class CreateIndexNonConcurrent(Rule):
     why = (
         "CREATE INDEX holds a SHARE lock on the table for the whole build: every INSERT, UPDATE and DELETE waits "
         "(minutes on a large table). CREATE INDEX CONCURRENTLY lets writes go on; it cannot run inside a "
-        "transaction, so in Alembic it goes in an autocommit_block()."
+        "transaction, so in Alembic it goes in an autocommit_block(). A primary key dropped and created again on "
+        "the same columns (to rename it) builds its index again under ACCESS EXCLUSIVE; RENAME CONSTRAINT does not."
     )
     fix = _CONCURRENT_FIX
     examples = (
@@ -59,6 +66,14 @@ class CreateIndexNonConcurrent(Rule):
             "    op.create_index('ix_users_email', 'users', ['email'])\n\n"
             "def downgrade():\n    op.drop_table('users')\n",
         ),
+        Example(  # a primary key re-created on its own columns to rename it: the key's index is built again
+            bad="def upgrade():\n    op.drop_constraint('users_pkey', 'users', type_='primary')\n"
+            "    op.create_primary_key('pk_users', 'users', ['id'])\n\n"
+            "def downgrade():\n    op.drop_constraint('pk_users', 'users', type_='primary')\n"
+            "    op.create_primary_key('users_pkey', 'users', ['id'])\n",
+            good="def upgrade():\n    op.execute('ALTER TABLE users RENAME CONSTRAINT users_pkey TO pk_users')\n\n"
+            "def downgrade():\n    op.execute('ALTER TABLE users RENAME CONSTRAINT pk_users TO users_pkey')\n",
+        ),
     )
 
     def check(self, cap) -> Iterator[Finding]:
@@ -73,6 +88,29 @@ class CreateIndexNonConcurrent(Rule):
                 table = next(iter(stmt.tables), None)
                 if verb == "create" and not concurrently and table not in tables_created_before(cap, rec):
                     yield self._finding(cap, rec, None, table, _fix(rec, stmt))
+            for table, rec in recreated_primary_keys(cap, phase).items():
+                if not is_transient_table(cap, rec):
+                    yield self._same_key(cap, rec)
+
+    def _same_key(self, cap, rec) -> Finding:
+        """A primary key dropped and created again on its own columns: no key changes, its index is built again."""
+        op, table = rec.op, rec.table
+        old = next((r.op.constraint_name for r in cap.ops(rec.phase) if isinstance(r.op, ops.DropConstraintOp)
+                    and r.op.constraint_type == "primary" and r.table == table), None)
+        rename = old and op.constraint_name and old != op.constraint_name
+        fix = fx.render(
+            f"# only the name changes: a catalogue change, no index build, and foreign keys to the key keep working",
+            fx.execute(f"ALTER TABLE {fx.table_sql(table, op.schema, cap.dialect)} RENAME CONSTRAINT "
+                       f"{fx.ident(old, cap.dialect)} TO {fx.ident(op.constraint_name, cap.dialect)}"),
+        ) if rename else None
+        return self.finding(
+            cap,
+            f"Drops and re-creates the primary key of {table} on the same columns ({', '.join(map(str, op.columns))}): "
+            f"no key changes, but PostgreSQL builds its unique index again under an ACCESS EXCLUSIVE lock (reads and "
+            f"writes on {table} wait for the build), and the drop fails while foreign keys reference the key."
+            + (f" To rename it, RENAME CONSTRAINT {old} TO {op.constraint_name} does it in the catalogue." if rename else ""),
+            rec=rec, table=table, fix=fix,
+        )
 
     def _finding(self, cap, rec, name, table, fix, edit: SourceEdit | None = None) -> Finding:
         return self.finding(
