@@ -13,9 +13,9 @@ agent stuck: that change does not converge.
 
 The app (six tables, a PostgreSQL enum, a naming convention) has rows in a
 real PostgreSQL database at 127.0.0.1:5432 that the test creates from a
-template and drops: 3,000 customers and orders, 6,000 order items (not the
-issue's 200,000: the point is that rows exist, not their count, and the
-machine is shared).  Each change starts from the same base project and a
+template and drops: 3,000 customers and orders, 6,000 order items (the
+issue's 200,000 with ``DB_MIGRATE_AGENT_ROWS=200000``: the suite checks that
+rows exist, the machine is shared).  Each change starts from the same base project and a
 fresh copy of that database, so the changes are independent.
 
 Each change states the decision a database engineer would take.  A change
@@ -48,7 +48,10 @@ from projectfactory import make_project
 pytestmark = pytest.mark.postgres
 
 ROUNDS = 3
-CUSTOMERS, ORDERS, ITEMS = 3_000, 3_000, 6_000
+#: DB_MIGRATE_AGENT_ROWS=200000 runs the issue's scale (about 2 minutes more); the suite uses 3,000
+CUSTOMERS = ORDERS = int(os.environ.get("DB_MIGRATE_AGENT_ROWS") or 3_000)
+ITEMS = 2 * ORDERS
+LARGE = ORDERS >= 100_000  # the policy's large_table_rows: a rewrite of orders is then a human's to plan
 
 MODELS = '''\
 import sqlalchemy as sa
@@ -194,7 +197,9 @@ CHANGES = [
            "proceed", "rename_table keeps every row; the downgrade renames back (audit_log would escalate: audit trail)"),
     Change("widen", "widen orders.quantity to BIGINT",
            [('sa.Column("quantity", sa.Integer, nullable=False)', 'sa.Column("quantity", sa.BigInteger, nullable=False)')],
-           "proceed", "every value fits (nothing to check); a rewrite of 3,000 rows is short (policy small_table_rows)"),
+           "escalate" if LARGE else "proceed",
+           "every value fits (nothing to check); rewriting 3,000 rows is short (policy small_table_rows), rewriting "
+           "200,000 is a large-data-migration (the skill's rule 3)"),
     Change("narrow", "narrow order_items.qty to SMALLINT",
            [('sa.Column("qty", sa.Integer, nullable=False)', 'sa.Column("qty", sa.SmallInteger, nullable=False)')],
            "escalate", "two rows hold 40,000, beyond SMALLINT: the upgrade would fail; a human decides their fate"),

@@ -188,3 +188,27 @@ def test_an_unparseable_url_is_a_usage_error_said_once():
     with pytest.raises(UsageError) as err:
         read_database_facts("notaurl", tables=["persons"])
     assert err.value.message.count("not a SQLAlchemy URL") == 1 and "Cannot read the database" not in err.value.message
+
+
+def test_a_data_statement_is_weighed_by_the_rows_it_matches_not_the_table(tmp_path, pg_url):
+    from projectfactory import make_project
+
+    gen = throwaway_database(pg_url, [
+        "CREATE TABLE invoices (id integer PRIMARY KEY, state varchar(10))",
+        "INSERT INTO invoices SELECT g, CASE WHEN g <= 40 THEN 'old' ELSE 'paid' END FROM generate_series(1, 3000) g",
+    ])
+    url = next(gen)
+    try:
+        def large(where: str) -> list[str]:
+            body = (f"def upgrade():\n    op.execute(\"UPDATE invoices SET state = 'closed' WHERE {where}\")\n\n\n"
+                    f"def downgrade():\n    op.execute(\"UPDATE invoices SET state = 'old' WHERE state = 'closed'\")\n")
+            root = make_project(tmp_path / where.replace(" ", "_").replace("'", ""), [{"body": body}], url=url)
+            (root / "pyproject.toml").write_text("[tool.db-migrate]\nlarge_table_rows = 1000\n")
+            r = classify_escalation(load_project(root), "000000000001", database_url=url)
+            return [e for t in r.escalation.triggers if t.trigger == "large-data-migration" for e in t.evidence]
+
+        assert large("state = 'old'") == []  # 40 rows of a 3,000-row table: a small data step
+        (evidence,) = large("state = 'paid'")
+        assert "touching 2,960 rows of invoices" in evidence
+    finally:
+        next(gen, None)

@@ -286,7 +286,7 @@ def decide_for(
     _tables_by_pattern(triggers, ops, policy, getattr(review, "conventions", None))
     _drops(triggers, upgrade, facts)
     _primary_keys(triggers, upgrade, current)
-    _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old))
+    _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old), _touched(preflight))
     _rollback(triggers, ops, current, getattr(review, "conventions", None))
     if preflight is not None:
         _preflight(triggers, findings, unchecked, preflight)
@@ -532,9 +532,30 @@ def _stated(review: Any, old: set[str]) -> dict[str | None, Any]:
             if getattr(r, "stated_rows", None) is not None and r.revision not in old}
 
 
+def _touched(preflight: Preflight | None) -> dict[tuple[str | None, str], tuple[int, set[int | None]]]:
+    """(path, table) -> (rows the revision's data statements there touch, as the preflight counted them exactly;
+    the lines of those statements)."""
+    out: dict[tuple[str | None, str], tuple[int, set[int | None]]] = {}
+    for c in preflight.checks if preflight is not None else []:
+        if c.check == "data-statement" and c.outcome == "affects" and c.count is not None and not c.at_least and c.table:
+            key = (c.path, c.table.rpartition(".")[2])
+            rows, lines = out.get(key, (0, set()))
+            out[key] = (rows + c.count, lines | {c.line})
+    return out
+
+
 def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, unchecked: list[Unchecked],
-           stated: dict[str | None, Any] | None = None) -> None:
+           stated: dict[str | None, Any] | None = None,
+           touched: dict[tuple[str | None, str], tuple[int, set[int | None]]] | None = None) -> None:
     stated = stated or {}
+    # a revision's data statements with a WHERE move the rows they match, not the table: where the preflight
+    # counted every one of them on a table, their sum is what is weighed
+    counted: dict[tuple[str | None, str], int] = {}
+    for key, (rows, lines) in (touched or {}).items():
+        mine = [o for o in upgrade if o.kind == "execute" and o.path == key[0] and key[1] in o.tables and _heavy(o, dialect, policy)]
+        if mine and all(o.line in lines and len(o.tables) == 1 for o in mine):
+            counted[key] = rows
+    fired: set[tuple[str | None, str]] = set()
     seen = {(u.what, u.revision, u.line) for u in unchecked}  # a set: a long history has thousands
     for rev, r in stated.items():
         # rows moved through the connection or a session are not recorded offline: the revision's words count
@@ -546,6 +567,13 @@ def _large(triggers, upgrade: list[_Op], policy: Policy, facts, dialect: str, un
             continue
         what = _heavy(o, dialect, policy)
         if not what:
+            continue
+        key = (o.path, o.tables[0]) if o.kind == "execute" and o.tables else None
+        if key in counted:
+            if counted[key] >= policy.large_table_rows and key not in fired:
+                fired.add(key)
+                triggers.fire("large-data-migration", f"{o.where}: {what} touching {counted[key]:,} rows of {key[1]} "
+                              f"(threshold {policy.large_table_rows:,})")
             continue
         for t in o.tables:
             if t == o.get("new_table_name") or t == o.get("referent_table"):
