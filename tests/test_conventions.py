@@ -205,6 +205,36 @@ def test_the_migrations_own_helpers_are_not_orm_imports():
     assert is_orm_import("app.db", ("session",))
 
 
+def _importing(tmp_path: Path, line: str, settings: str = "") -> Path:
+    """A project whose package ``shop`` has a migrations helper and a toolbox, and one revision importing ``line``."""
+    body = f"{line}\n\n\ndef upgrade():\n    op.add_column('hosts', sa.Column('c', sa.Integer(), nullable=True))\n\n\n" \
+           "def downgrade():\n    op.drop_column('hosts', 'c')\n"
+    root = make_project(tmp_path, [{"body": body}])
+    (root / "shop" / "migrations").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "migrations" / "__init__.py").write_text("")
+    (root / "shop" / "migrations" / "utils.py").write_text("def skip_on_sqlite():\n    return False\n")
+    (root / "shop" / "dbtools.py").write_text("class BatchCopier:\n    pass\n")
+    if settings:
+        (root / "pyproject.toml").write_text(f"[tool.db-migrate]\n{settings}\n")
+    return root
+
+
+def test_the_helper_modules_the_revisions_import_are_stated(tmp_path):
+    r = review_migration(load_project(_importing(tmp_path, "from shop.migrations.utils import skip_on_sqlite")), all_revisions=True)
+    assert r.conventions.helper_modules == ["shop.migrations.utils"]
+    assert any(e.startswith("helper modules:") for e in r.conventions.evidence)
+    assert "orm-import-in-migration" not in _rules(r)
+
+
+def test_a_project_can_name_its_helper_modules(tmp_path):
+    line = "from shop.dbtools import BatchCopier"  # a CamelCase name from an ordinary module reads as a model
+    assert "orm-import-in-migration" in _rules(review_migration(load_project(_importing(tmp_path / "a", line)), all_revisions=True))
+    r = review_migration(load_project(_importing(tmp_path / "b", line, 'conventions = {helper_modules = ["shop.dbtools"]}')),
+                         all_revisions=True)
+    assert "orm-import-in-migration" not in _rules(r) and r.conventions.helper_modules == ["shop.dbtools"]
+
+
 # ---------------------------------------------------------------- names the database gives
 
 import pytest  # noqa: E402

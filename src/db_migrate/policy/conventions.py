@@ -79,6 +79,11 @@ class Conventions(BaseModel):
         default=False, description="env.py turns SQLite's foreign keys off around the migrations: batch mode "
         "re-creating a table cannot cascade.",
     )
+    helper_modules: list[str] = Field(
+        default_factory=list,
+        description="The migrations' own helper modules (imported by revisions, or named in [tool.db-migrate] "
+        "conventions): their imports are not application code (no orm-import-in-migration).",
+    )
     evidence: list[str] = Field(default_factory=list, description="Why each convention was assumed, or who set it.")
 
 
@@ -221,7 +226,8 @@ def functions_defined(sql: str) -> list[str]:
 
 def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_convention: bool = False,
           triggers: dict[str, list[str]] | None = None, cascades: dict[str, list[str]] | None = None,
-          sqlite_foreign_keys: bool = False, sqlite_foreign_keys_guarded: bool = False) -> Conventions:
+          sqlite_foreign_keys: bool = False, sqlite_foreign_keys_guarded: bool = False,
+          helper_modules: Sequence[str] = ()) -> Conventions:
     """The conventions of a history: ``headers`` are RevisionHeader-like (``revision``, ``upgrade``,
     ``downgrade``, ``down_revisions``, ``branch_labels``, ``message``), ``settings`` the project's
     ``ConventionSettings`` (its explicit choices win), ``naming_convention`` whether target_metadata has one."""
@@ -249,7 +255,15 @@ def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_
     markers = [h.revision for h in headers if _is_marker(h)]
     if settings is not None and settings.markers:
         markers = list(dict.fromkeys([*markers, *settings.markers]))
+    helpers = list(helper_modules)
+    if helpers:
+        evidence.append(f"helper modules: imported by the revisions from the migrations' own package ({', '.join(helpers)})")
+    declared = list(getattr(settings, "helper_modules", None) or [])
+    if declared:
+        evidence.append(f"helper modules: {', '.join(declared)} set in [tool.db-migrate] conventions")
+    helpers = list(dict.fromkeys([*helpers, *declared]))
     return Conventions(downgrades=practice, naming=naming, branch_labels=labels, markers=markers, evidence=evidence,
+                       helper_modules=helpers,
                        trigger_functions=triggers or {}, cascade_children=cascades or {},
                        sqlite_foreign_keys=sqlite_foreign_keys and not sqlite_foreign_keys_guarded,
                        sqlite_foreign_keys_guarded=sqlite_foreign_keys_guarded)
@@ -290,6 +304,8 @@ def apply(findings: Iterable[Finding], conventions: Conventions, downgrade_kinds
     """
     out: list[Finding] = []
     for f in findings:
+        if f.rule == "orm-import-in-migration" and _declared_helper(f, conventions):
+            continue  # the project says this module is its migrations' helper code, not application models
         kind, reason = downgrade_kinds.get(f.revision, ("unknown", None))
         if f.rule in ("missing-downgrade", "migration-raises") and f.phase == "downgrade" and follows(conventions, kind):
             if f.rule == "migration-raises" and kind not in _RAISES:
@@ -304,6 +320,14 @@ def apply(findings: Iterable[Finding], conventions: Conventions, downgrade_kinds
             continue
         out.append(f)
     return out
+
+
+_IMPORTED = re.compile(r"^Imports application module ([\w.]+)")
+
+
+def _declared_helper(f: Finding, conventions: Conventions) -> bool:
+    m = _IMPORTED.match(f.message)
+    return m is not None and any(m.group(1) == h or m.group(1).startswith(h + ".") for h in conventions.helper_modules)
 
 
 def notes(conventions: Conventions, reviewed: int) -> list[Finding]:

@@ -94,6 +94,11 @@ class ConventionSettings(BaseModel):
     markers: list[str] = Field(
         default_factory=list, description="Revision ids that are empty on purpose (release or branch markers)."
     )
+    helper_modules: list[str] = Field(
+        default_factory=list,
+        description="Modules (and their submodules) that hold the migrations' own helper code, imported by "
+        "revisions: not application models, whatever their names (no orm-import-in-migration).",
+    )
 
 
 class Policy(BaseModel):

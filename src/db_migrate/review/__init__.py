@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -270,7 +271,31 @@ def project_conventions(project: Project, dialect: str, policy: Policy, headers:
     texts = list(_texts(h.path for h in headers))
     return infer(headers, dialect=dialect, settings=policy.conventions, naming_convention=named,
                  triggers=trigger_functions(texts), cascades=cascade_children(texts) if dialect == "sqlite" else {},
-                 sqlite_foreign_keys=fks, sqlite_foreign_keys_guarded=guarded)
+                 sqlite_foreign_keys=fks, sqlite_foreign_keys_guarded=guarded, helper_modules=_helper_modules(project, texts))
+
+
+# an import that may be of the migrations' own helpers: relative, or through a migrations package (a cheap
+# filter before parsing: most revisions import only alembic and sqlalchemy)
+_HELPER_IMPORT = re.compile(r"^\s*(?:from\s+(?:\.|[\w.]*(?:migrat|alembic_|versions))|import\s+[\w.]*migrat)", re.MULTILINE)
+
+
+def _helper_modules(project: Project, texts: Sequence[str]) -> list[str]:
+    """The project's modules the revisions import as the migrations' own helpers (not application models)."""
+    from db_migrate.capture.source import source_facts
+    from db_migrate.project.headers import parse_python
+    from db_migrate.rules.orm_import import is_migration_helper
+
+    found: set[str] = set()
+    for text in texts:
+        if not _HELPER_IMPORT.search(text):
+            continue
+        try:
+            tree = parse_python(text)
+        except (SyntaxError, ValueError):
+            continue
+        found |= {f.detail for f in source_facts(tree, project.root)
+                  if f.kind == "app-import" and is_migration_helper(f.detail, tuple(f.names or ()))}
+    return sorted(found)
 
 
 def _texts(paths):
