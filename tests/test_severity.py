@@ -75,6 +75,12 @@ def test_mysql_rewrites_and_their_online_forms():
     # a widening type change with an explicit existing type is a copy on MySQL: an error (it blocks writes)
     widen = "op.alter_column('orders', 'note', existing_type=sa.String(200), type_=sa.Text())"
     assert _severity(_source(widen, "pass"), "alter-column-type", "mysql") == "error"
+    # a VARCHAR widened in place while its length prefix keeps its size (utf8mb4: up to 63 characters), else copied
+    in_place = "op.alter_column('orders', 'code', existing_type=sa.String(40), type_=sa.String(63))"
+    assert _severity(_source(in_place, "pass"), "alter-column-type", "mariadb") is None
+    crossing = "op.alter_column('orders', 'code', existing_type=sa.String(60), type_=sa.String(64))"
+    assert _severity(_source(crossing, "pass"), "alter-column-type", "mariadb") == "error"
+    assert _severity(_source(crossing, "pass"), "alter-column-type") is None  # PostgreSQL: catalogue only
     # MySQL builds a unique index in place: whether it fails depends on duplicates, which the finding names
     unique = [f for f in review_source(_source("op.create_unique_constraint('uq_orders_code', 'orders', ['code'])"), dialect="mysql").findings
               if f.rule == "add-unique-constraint"]
