@@ -50,9 +50,12 @@ def needs_no_inverse(stmt: SqlStatement) -> bool:
 
     Transaction control; ``VALIDATE CONSTRAINT`` (it only checks rows); ``CREATE EXTENSION IF NOT EXISTS`` (without it a
     re-upgrade fails on the extension the downgrade left); ``ALTER TYPE ... ADD
-    VALUE`` (PostgreSQL cannot drop an enum value).
+    VALUE`` (PostgreSQL cannot drop an enum value); an UPDATE that only gives NULLs a value (:func:`filled_nulls`:
+    it overwrites nothing, and the downgrade could not tell the filled rows apart).
     """
     kind = stmt.kind.upper()
+    if filled_nulls(stmt) is not None:
+        return True
     if kind in ("TRANSACTION", "COMMIT", "BEGIN", VALIDATE) or kind in MAINTENANCE_KINDS:
         return True
     if kind == "CREATE EXTENSION":

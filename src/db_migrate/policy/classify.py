@@ -661,8 +661,6 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     for o in ops:
         if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o) or o.revision in exempt:
             continue
-        if _fills_before_not_null(o, by_revision[o.revision]):
-            continue
         if not _inverted(o, by_revision[o.revision]):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
 
@@ -676,8 +674,8 @@ def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
     for o in ops:
         if o.phase != "upgrade" or not loses_data(o.kind, o.sql_kind, bool(o.table_created_here)):
             continue
-        if o.sql_kind == "UPDATE" and any((o.revision, t) in widened for t in o.tables):
-            continue  # filling a column this revision adds: a backfill overwrites nothing that existed
+        if o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _only_fills_nulls(o)):
+            continue  # filling a column this revision adds, or only NULLs: a backfill overwrites nothing that existed
         out.setdefault(o.revision, o)
     return out
 
@@ -689,19 +687,13 @@ def _nothing_to_undo(o: _Op) -> bool:
     return o.kind == "execute" and bool(o.statements) and all(needs_no_inverse(s) for s in o.statements)
 
 
-def _fills_before_not_null(o: _Op, ops: list[_Op]) -> bool:
-    """Every statement of ``o`` gives NULL rows of a column a value, and the upgrade then sets that column NOT NULL:
-    the backfill NOT NULL needs. The downgrade makes the column nullable again; the filled rows keep the value the
-    revision chose for "no value", which overwrote nothing."""
+def _only_fills_nulls(o: _Op) -> bool:
+    """Every statement of ``o`` gives rows without a value one (``UPDATE t SET c = v WHERE c IS NULL``): it overwrites
+    nothing, so it destroys nothing and needs no inverse (a backfill before SET NOT NULL, a default for old rows).
+    The downgrade cannot tell the filled rows apart, and has no value to restore to them."""
     from db_migrate.capture.sql import filled_nulls
 
-    fills = [filled_nulls(s) for s in o.statements]
-    if not fills or None in fills:
-        return False
-    at = next((i for i, u in enumerate(ops) if u is o), len(ops))
-    later = ops[at + 1:]
-    return all(any(u.phase == "upgrade" and u.kind == "alter_column" and u.get("nullable") is False
-                   and u.table == table and u.column == column for u in later) for table, column, _ in fills)
+    return o.kind == "execute" and bool(o.statements) and all(filled_nulls(s) is not None for s in o.statements)
 
 
 def _inverted(o: _Op, ops: list[_Op]) -> bool:

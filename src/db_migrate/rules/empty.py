@@ -44,12 +44,14 @@ def _has_label(source: str) -> bool:
 class EmptyMigration(Rule):
     id = "empty-migration"
     title = "Upgrade and downgrade both do nothing"
-    severity = "error"
+    severity = "warning"
     phases = ("upgrade", "downgrade")
     why = (
         "An empty revision is usually `alembic revision --autogenerate` run when the models had not changed, or "
         "a change autogenerate cannot see (enum values, server defaults, renames). It adds a step to every "
-        "deploy, and the change the author meant to make is not in it. Merge revisions and an empty first "
+        "deploy, and the change the author meant to make may not be in it. It fails nothing and loses nothing, "
+        "so by the severity principle it is a warning: whether a change was meant is what the tool cannot know. "
+        "Merge revisions and an empty first "
         "(base) revision are exempt; an empty revision with a message of its own and no autogenerate comment is "
         "taken as a marker (a release or branch point) and only noted (info)."
     )
@@ -81,7 +83,8 @@ class EmptyMigration(Rule):
             yield self.finding(
                 cap,
                 "Neither upgrade() nor downgrade() does anything: autogenerate found no changes, or the intended "
-                "change is one it cannot detect. Delete the revision or write the change.",
+                "change is one it cannot detect. If the revision is new, delete it or write the change; one already "
+                "deployed stays (deleting it breaks databases that recorded it).",
                 phase="revision",
                 line=function_line(cap, "upgrade"),
                 fix=f"# delete {cap.relpath} (and point its child's down_revision at {cap.down_revisions[0]!r}), "

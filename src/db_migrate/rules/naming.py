@@ -264,8 +264,11 @@ class UnnamedConstraint(Rule):
             unknown = [w for w, _, _ in items if not given[w]]
             if not (wrong or unknown):
                 continue
-            parts = [f"{'; '.join(unknown)}: the database picks a name that depends on the table's other constraints "
-                     f"({cap.dialect}), so dropping it later cannot name it reliably"] if unknown else []
+            how = ("SQLite keeps it unnamed, so a later drop_constraint cannot name it (batch mode must re-create the "
+                   "table without it)") if cap.dialect == "sqlite" else (
+                   f"the database picks a name that depends on the table's other constraints ({cap.dialect}), so "
+                   "dropping it later cannot name it reliably")
+            parts = [f"{'; '.join(unknown)}: {how}"] if unknown else []
             parts += [f"{w}: {cap.dialect} names it {given[w]!r}, but the {'downgrade' if rec.phase == 'upgrade' else 'upgrade'} "
                       f"drops {', '.join(sorted(repr(d) for d in dropped))}, which will fail" for w in wrong]
             yield self.finding(
