@@ -361,6 +361,24 @@ def test_a_project_column_type_is_not_an_orm_import(tmp_path):
     assert "orm-import-in-migration" in by_rule(review_source(src, root=tmp_path))
 
 
+def test_a_module_of_column_types_used_through_its_name_is_not_an_orm_import(tmp_path):
+    (tmp_path / "nfvo" / "db").mkdir(parents=True)
+    for f in ("nfvo/__init__.py", "nfvo/db/__init__.py"):
+        (tmp_path / f).write_text("")
+    (tmp_path / "nfvo" / "db" / "types.py").write_text("import sqlalchemy as sa\nUuid = sa.String\nJson = sa.Text\n")
+    head = "from nfvo.db import types\n\n"
+    src = body("op.add_column('vnfs', sa.Column('uid', types.Uuid(36), nullable=True))\n"
+               "op.alter_column('vnfs', 'meta', type_=types.Json(), existing_type=sa.Text())",
+               "op.drop_column('vnfs', 'uid')", head=head)
+    found = by_rule(review_source(src, root=tmp_path))
+    assert "orm-import-in-migration" not in found, found.get("orm-import-in-migration")
+    # a session over reflected tables next to it is alembic's connection, not today's models
+    session = "op.add_column('vnfs', sa.Column('uid', types.Uuid(36), nullable=True))\n" \
+              "meta = sa.MetaData()\nvnfs = sa.Table('vnfs', meta, autoload_with=op.get_bind())\n" \
+              "s = sa.orm.Session(bind=op.get_bind())\nrows = s.execute(sa.select(vnfs.c.id)).all()"
+    assert "orm-import-in-migration" not in by_rule(review_source(body(session, "pass", head=head), root=tmp_path))
+
+
 def test_settings_classes_are_not_models(tmp_path):
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "__init__.py").write_text("")

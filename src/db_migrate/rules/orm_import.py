@@ -85,6 +85,8 @@ def used_only_as_column_types(source: str, names: tuple[str, ...]) -> bool:
             continue
         for c in candidates:
             target = c.func if isinstance(c, ast.Call) else c
+            while isinstance(target, ast.Attribute):  # types.Uuid(): the module of column types is what is imported
+                target = target.value
             type_nodes.add(id(target))
     uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in names and isinstance(n.ctx, ast.Load)]
     return bool(uses) and all(id(n) in type_nodes for n in uses)
