@@ -376,3 +376,12 @@ def test_labels_from_a_module_that_is_not_here_still_mark_their_branches(tmp_pat
     assert labels["expa00000001"] == ("cli.EXPAND_BRANCH",)
     r = check_heads(load_project(root), drift=False)
     assert r.decision == "proceed" and not [f for f in r.findings if f.rule == "malformed-header"]
+
+
+def test_a_fix_names_an_unnamed_constraint_as_the_database_will():
+    up = "op.create_foreign_key(None, 'pending_certs', 'dns_providers', ['dns_provider_id'], ['id'])"
+    down = "op.drop_constraint('pending_certs_dns_provider_id_fkey', 'pending_certs', type_='foreignkey')"
+    (f,) = _found(_source(up, down))["add-foreign-key-validating"]
+    # the NOT VALID form keeps the name PostgreSQL gives, which the downgrade drops: both fixes agree
+    assert "'pending_certs_dns_provider_id_fkey'" in f.fix and "VALIDATE CONSTRAINT pending_certs_dns_provider_id_fkey" in f.fix
+    assert "fk_pending_certs" not in f.fix

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
+from db_migrate.rules.naming import created_name
 from db_migrate.rules._helpers import is_transient_table, recreated_primary_keys, tables_created_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding, SourceEdit
@@ -30,8 +31,10 @@ def _not_valid_fix(cap, rec, stmt_text: str | None = None, table: str | None = N
     table = rec.table
     name = op.constraint_name
     if not name:
+        # the name it would have got: the convention's or the database's, so the downgrade's drop still finds it
         if isinstance(op, ops.CreateForeignKeyOp):
-            name = fx.conv_name("fk", table, *op.local_cols, op.referent_table)
+            name = created_name(cap, "fk", table, list(op.local_cols), op.referent_table) or \
+                fx.conv_name("fk", table, *op.local_cols, op.referent_table)
         else:
             name = fx.conv_name("ck", table, "check")
     add = fx.with_(op, {"postgresql_not_valid": True}, constraint_name=name)

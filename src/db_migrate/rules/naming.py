@@ -77,6 +77,14 @@ def database_name(dialect: str, key: str, table: str, columns: list[str], ordina
     return None
 
 
+def created_name(cap, key: str, table: str, columns: list[str], referent: str | None = None) -> str | None:
+    """The name a constraint created without one ends up with in this project: the naming_convention's (when it
+    names this kind), else the database's own (:func:`database_name`); None when neither can be told."""
+    if cap.context.names(key):
+        return _convention_name(cap.context.naming_convention[key], table, columns, referent)
+    return database_name(cap.dialect, key, table, columns)
+
+
 def _constraint_columns(item) -> list[str]:
     cols = getattr(item, "column_keys", None) or [getattr(c, "name", c) for c in getattr(item, "_pending_colargs", [])]
     return [str(c) for c in cols]
