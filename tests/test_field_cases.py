@@ -452,3 +452,15 @@ def test_a_column_the_unrecorded_rest_of_the_upgrade_renames_is_not_judged():
         "op.execute('SELECT 1')",
     ))
     assert "downgrade-not-inverse" not in by_rule(out)
+
+
+def test_sql_spliced_from_the_codes_own_names_and_constants_is_not_an_injection_path():
+    reads = "conn = op.get_bind()\nrows = conn.execute(sa.text('SELECT id FROM recipes')).fetchall()\n"
+    table_name = reads + "conn.execute(sa.text(f'UPDATE {Recipe.__tablename__} SET slug = :s WHERE id = :i').bindparams(s='x', i=1))"
+    assert "raw-sql-interpolation" not in by_rule(review(body(table_name)))  # an identifier from the code, values bound
+    constant = "op.execute(\"UPDATE jobs SET started_at = '%s' WHERE started_at IS NULL\" % datetime.min)"
+    [f] = by_rule(review(body(constant, head="import datetime\n\n")))["raw-sql-interpolation"]
+    assert f.severity == "info"  # nothing read at run time reaches it
+    value = reads + "for (rid,) in rows:\n    conn.execute(sa.text(f'DELETE FROM tags WHERE recipe_id = {rid}'))"
+    [f] = by_rule(review(body(value)))["raw-sql-interpolation"]
+    assert f.severity == "error"

@@ -131,8 +131,19 @@ class RawSqlInterpolation(Rule):
         # injectable; names from the migration's own constants (a loop over table names) only risk quoting.
         runtime = cap.facts_of("bind-read") or cap.facts_of("orm-session") or _RUNTIME_INPUT.search(cap.source)
         for fact in cap.facts_of("interpolated-sql"):
-            if not runtime and _identifiers_only(cap.source, fact.line):
+            parts = _spliced(cap.source, fact.line)
+            # a bare name may hold a value read at run time (a table name from a query); an attribute of the code's
+            # own objects (Model.__tablename__, schema.PREFIX) does not
+            fixed = [p for p in parts if _is_constant(p) or (_is_identifier(cap.source, p) and (not runtime or isinstance(p, ast.Attribute)))]
+            if parts and len(fixed) == len(parts) and all(_is_identifier(cap.source, p) for p in parts):
                 continue  # a schema prefix or a table name of its own: identifiers cannot be bound, and one is not a value
+            if parts and len(fixed) == len(parts):
+                yield self.finding(
+                    cap, f"SQL passed to execute() is built with {fact.detail} from constants only: nothing read at run "
+                    "time reaches it, so it is as fixed as a literal; a literal or bindparams() reads better.",
+                    phase=phase_at(cap, fact.line), line=fact.line, severity="info", fix=_bound(cap.source, fact.line),
+                )
+                continue
             if runtime:
                 msg = (
                     f"SQL passed to execute() is built with {fact.detail} in a migration that reads values at run "
@@ -172,14 +183,13 @@ def _interpolated(node: ast.AST) -> list[ast.AST]:
     return []
 
 
-def _identifiers_only(source: str, line: int) -> bool:
-    """Every value spliced into the SQL on ``line`` is named like an identifier (``schema``, ``table_prefix``,
-    ``table``): the statement is as fixed as its schema, and bind parameters could not replace them."""
+def _spliced(source: str, line: int) -> list[ast.AST]:
+    """The expressions spliced into the SQL string built on ``line`` (empty when it cannot be told)."""
     from db_migrate.capture.source import parsed
 
     tree = parsed(source)
     if tree is None:
-        return False
+        return []
     for node in ast.walk(tree):
         if getattr(node, "lineno", None) != line or not isinstance(node, (ast.JoinedStr, ast.BinOp, ast.Call)):
             continue
@@ -187,11 +197,31 @@ def _identifiers_only(source: str, line: int) -> bool:
         while not parts and isinstance(node, ast.Call) and node.args:  # op.execute(<sql>), sa.text(<sql>)
             node = node.args[0]
             parts = _interpolated(node)
-        if not parts:
-            continue
-        names = [ast.get_source_segment(source, p) or "" for p in parts]
-        return all(_IDENTIFIER_NAME.search(n.rpartition(".")[2]) for n in names)
+        if parts:
+            return parts
+    return []
+
+
+def _is_identifier(source: str, part: ast.AST) -> bool:
+    """Named like an identifier (``schema``, ``table_prefix``, ``Model.__tablename__``): bind parameters could not
+    replace it, and it is not a value."""
+    name = ast.get_source_segment(source, part) or ""
+    return bool(_IDENTIFIER_NAME.search(name.rpartition(".")[2]))
+
+
+def _is_constant(part: ast.AST) -> bool:
+    """A value fixed in the code: a literal, an UPPER_CASE constant, or a library's constant (``datetime.min``)."""
+    if isinstance(part, ast.Constant):
+        return True
+    if isinstance(part, ast.Name):
+        return part.id.isupper()
+    if isinstance(part, ast.Attribute):
+        return part.attr.isupper() or (isinstance(part.value, ast.Name) and part.value.id in _CONSTANT_MODULES)
     return False
+
+
+#: Modules whose attributes are constants of the language or library (datetime.min, uuid.NAMESPACE_DNS).
+_CONSTANT_MODULES = {"datetime", "date", "uuid", "math", "decimal", "sys"}
 
 
 _VALUE_BEFORE = re.compile(r"(=|<>|!=|<|>|\bIN\s*\(|\bLIKE|,|\()\s*$", re.IGNORECASE)
