@@ -385,3 +385,12 @@ def test_a_fix_names_an_unnamed_constraint_as_the_database_will():
     # the NOT VALID form keeps the name PostgreSQL gives, which the downgrade drops: both fixes agree
     assert "'pending_certs_dns_provider_id_fkey'" in f.fix and "VALIDATE CONSTRAINT pending_certs_dns_provider_id_fkey" in f.fix
     assert "fk_pending_certs" not in f.fix
+
+
+def test_a_batch_fix_of_an_unnamed_drop_carries_the_name_it_means():
+    up = ("with op.batch_alter_table('lists') as b:\n"
+          "        b.create_foreign_key('fk_lists_user_id_users', 'users', ['user_id'], ['id'])")  # _source indents line 1
+    down = "op.drop_constraint(None, 'lists', type_='foreignkey')"
+    found = _found(_source(up, down), "sqlite")
+    (batch,) = found["sqlite-alter-needs-batch"]
+    assert "drop_constraint('fk_lists_user_id_users'" in batch.fix and "drop_constraint(None" not in batch.fix

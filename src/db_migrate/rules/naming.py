@@ -316,7 +316,13 @@ def _created_unnamed(cap, phase_ops) -> list[tuple[str, str, str, list[str], str
 
 @fx.tailored
 def _name_to_drop(cap, rec) -> str | None:
-    """The drop with the name the constraint really has: the name the other phase gave it, else the one the
+    """The drop with the name the constraint really has (:func:`drop_name`)."""
+    name = drop_name(cap, rec)
+    return fx.op_code(fx.with_(rec.op, constraint_name=name)) if name else None
+
+
+def drop_name(cap, rec) -> str | None:
+    """The name a ``drop_constraint(None, ...)`` means: the name the other phase gave it, else the one the
     project's naming convention gives, else the one the database gives (PostgreSQL ``<table>_<column>_fkey``).
 
     Drops of the same kind on the same table are matched to the creations in reverse order (a downgrade undoes
@@ -335,8 +341,7 @@ def _name_to_drop(cap, rec) -> str | None:
     for _, table, key, cols, referent in reversed(candidates):
         template = cap.context.naming_convention.get(key) if cap.context.names(key) else None
         names.append(_convention_name(template, table, cols, referent) if template else database_name(cap.dialect, key, table, cols))
-    name = names[place] if place < len(names) else None
-    return fx.op_code(fx.with_(op, constraint_name=name)) if name else None
+    return names[place] if place < len(names) else None
 
 
 class DropConstraintWithoutName(Rule):

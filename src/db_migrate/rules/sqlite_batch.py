@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
+from db_migrate.rules.naming import drop_name
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -66,13 +67,18 @@ class SqliteAlterNeedsBatch(Rule):
                 f"{what} outside batch mode: SQLite cannot ALTER columns or constraints, so this fails when it runs. "
                 f"Use op.batch_alter_table({rec.table!r}).",
                 rec=rec,
-                fix=_batch(rec.op),
+                fix=_batch(cap, rec),
             )
 
 
 @fx.tailored
-def _batch(op) -> str:
-    """The same operation as alembic renders it in batch mode."""
+def _batch(cap, rec) -> str:
+    """The same operation as alembic renders it in batch mode; a drop without a name gets the name it means
+    (drop-constraint-without-name's), so the two fixes of one line make one that works."""
+    op = rec.op
+    if isinstance(op, ops.DropConstraintOp) and not op.constraint_name:
+        name = drop_name(cap, rec)
+        op = fx.with_(op, constraint_name=name) if name else op
     return fx.op_code(op, batch=True)
 
 
