@@ -104,6 +104,32 @@ def test_policy_sees_translated_drops_and_primary_key_swap(tmp_path: Path) -> No
     assert {"primary-key-change", "drop-with-data"} <= triggers
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_table_re_created_by_hand_is_replaced_not_dropped(tmp_path: Path, dialect: str) -> None:
+    from db_migrate.classify import classify_escalation
+    from db_migrate.project import load_project
+    from projectfactory import make_project
+
+    def recreate(tmp: str, to: str) -> str:
+        return (f'op.execute("CREATE TABLE {tmp} (id INTEGER PRIMARY KEY, body TEXT, tag VARCHAR(20))")\n'
+                f'    op.execute("INSERT INTO {tmp} (id, body, tag) SELECT id, body, tag FROM {to}")\n'
+                f'    op.execute("DROP TABLE {to}")\n    op.execute("ALTER TABLE {tmp} RENAME TO {to}")')
+
+    base = ("def upgrade():\n    op.create_table('notes', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('body', sa.Text()), "
+            "sa.Column('tag', sa.String(20)))\n\n\ndef downgrade():\n    op.drop_table('notes')\n")
+    copy = f"def upgrade():\n    {recreate('notes_new', 'notes')}\n\n\ndef downgrade():\n    {recreate('notes_old', 'notes')}\n"
+    url = "sqlite:///app.db" if dialect == "sqlite" else "postgresql://u@localhost/app"
+    project = load_project(make_project(tmp_path, [{"body": base}, {"body": copy}], url=url))
+    r = classify_escalation(project, "000000000002")
+    assert "drop-with-data" not in {t.trigger for t in r.escalation.triggers}, r.escalation  # its rows went into the copy
+    assert "drop-table" not in {f.rule for f in r.findings}
+    # a table dropped after a copy that is NOT renamed to its name is dropped for good
+    plain = copy.replace('op.execute("ALTER TABLE notes_new RENAME TO notes")', "pass")
+    (tmp_path / "b").mkdir()
+    project = load_project(make_project(tmp_path / "b", [{"body": base}, {"body": plain}], url=url))
+    assert "drop-with-data" in {t.trigger for t in classify_escalation(project, "000000000002").escalation.triggers}
+
+
 def test_not_valid_then_validate_is_the_safe_pattern() -> None:
     added = review(body('op.execute("ALTER TABLE shifts ADD CONSTRAINT fk_p FOREIGN KEY (person_id) REFERENCES persons (id) NOT VALID")',
                         down="op.drop_constraint('fk_p', 'shifts', type_='foreignkey')"))

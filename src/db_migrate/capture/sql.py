@@ -84,6 +84,24 @@ def filled_nulls(stmt: SqlStatement) -> tuple[str, str, str] | None:
     return table, column, m.group(3).strip()
 
 
+def replaced_tables(steps: list[tuple[str, str | None, str | None, list[str]]]) -> set[str]:
+    """Tables a phase re-creates by hand rather than drops: their rows copied into a new table (``INSERT INTO new
+    ... SELECT ... FROM old``), the old one dropped, the new one renamed to the old name (what batch mode does).
+
+    ``steps``: the phase's operations in order as (kind, table, new table name, tables an INSERT names), kind
+    ``insert``, ``drop_table`` or ``rename_table``.  Whether every column was copied is table-copy-leaves-column's
+    question; the table itself keeps its rows.
+    """
+    out = set()
+    for i, (kind, new, old, _) in enumerate(steps):
+        if kind != "rename_table" or not new or not old:
+            continue
+        copied = [j for j, (k, _, _, names) in enumerate(steps[:i]) if k == "insert" and {new, old} <= set(names)]
+        if copied and any(k == "drop_table" and t == old for k, t, _, _ in steps[copied[0] + 1:i]):
+            out.add(old)
+    return out
+
+
 def parse_sql(text: str, dialect: str) -> list[SqlStatement]:
     """Split and classify ``text``; never raises (a statement that does not parse has ``parse_error``)."""
     if dialect == "postgresql":

@@ -473,7 +473,26 @@ def _trigger_tables(o: _Op, conventions: Any) -> list[tuple[str, str]]:
     return [(fn, t) for fn in functions_defined(text) for t in known.get(fn, [])]
 
 
+def _replaced(upgrade: list[_Op]) -> set[tuple[str | None, str]]:
+    """(revision, table) of each table an upgrade re-creates by hand: copied, dropped, the copy renamed to it."""
+    from db_migrate.capture.sql import replaced_tables
+
+    out: set[tuple[str | None, str]] = set()
+    for rev in {o.revision for o in upgrade}:
+        steps = []
+        for o in (u for u in upgrade if u.revision == rev):
+            if o.kind == "rename_table":
+                steps.append(("rename_table", o.table, o.get("new_table_name"), []))
+            elif o.kind == "drop_table" or (o.kind == "execute" and o.sql_kind.startswith("DROP TABLE")):
+                steps += [("drop_table", t, None, []) for t in ([o.table] if o.kind == "drop_table" else o.tables)]
+            elif o.kind == "execute" and o.sql_kind == "INSERT":
+                steps.append(("insert", None, None, list(o.tables)))
+        out |= {(rev, t) for t in replaced_tables(steps)}
+    return out
+
+
 def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
+    replaced = _replaced(upgrade)
     for o in upgrade:
         if o.table_created_here:
             continue
@@ -488,6 +507,8 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
         if o.kind == "execute" and o.sql_kind.startswith(("DROP TABLE", "TRUNCATE")):
             dropped += o.tables
         for t in dropped:
+            if (o.revision, t) in replaced:
+                continue  # re-created by hand: its rows went into the copy that takes its name
             key = _qualified(o, t)
             count = _known(facts, key, facts.row_counts if facts else {})
             if count is None:

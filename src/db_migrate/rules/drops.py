@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.capture.sql import replaced_tables
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_new_column, is_new_table, is_transient_table
 from db_migrate.rules.base import Example, Rule
@@ -87,8 +88,9 @@ class DropTable(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
+        replaced = {phase: _replaced(cap, phase) for phase in self.phases}
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.DropTableOp) and not is_new_table(cap, rec):
+            if isinstance(rec.op, ops.DropTableOp) and not is_new_table(cap, rec) and rec.table not in replaced[rec.phase]:
                 yield self.finding(
                     cap,
                     f"Drops table {rec.table}: all its rows are deleted for good, and code or foreign keys still "
@@ -109,4 +111,19 @@ class DropTable(Rule):
         )
 
 
+def _replaced(cap, phase: str) -> set[str]:
+    """Tables ``phase`` re-creates by hand (copied into a new table, dropped, the copy renamed to the old name)."""
+    steps: list[tuple[str, str | None, str | None, list[str]]] = []
+    inserts = {rec.index: stmt for rec, stmt in cap.statements(phase) if stmt.kind == "INSERT"}
+    for rec in cap.ops(phase):
+        if isinstance(rec.op, ops.RenameTableOp):
+            steps.append(("rename_table", rec.op.table_name, rec.op.new_table_name, []))
+        elif isinstance(rec.op, ops.DropTableOp):
+            steps.append(("drop_table", rec.op.table_name, None, []))
+        elif rec.index in inserts:
+            steps.append(("insert", None, None, list(inserts[rec.index].tables)))
+    return replaced_tables(steps)
+
+
 RULES = (DropColumn, DropTable)
+
