@@ -134,10 +134,30 @@ def _install_patches() -> None:
         finally:
             rec.batch_tables.pop()
 
+    _index_columns_may_repeat()
     AbstractOperations.invoke = invoke  # type: ignore[method-assign]
     MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
     Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
     _patched = True
+
+
+def _index_columns_may_repeat() -> None:
+    """Let ``op.create_index('ix', 't', ['c', 'c'])`` build its index: PostgreSQL accepts a column twice.
+
+    alembic builds the index on a placeholder table with one column per name it is given, and SQLAlchemy refuses a
+    second column of the same name; the name given again now means the column already there, so the index keeps
+    both entries (``ON t (c, c)``) and the rules read it like any other, instead of failing on our placeholder.
+    """
+    from alembic.util import sqla_compat
+
+    original = sqla_compat._textual_index_column
+
+    def index_column(table: Any, text_: Any) -> Any:
+        if isinstance(text_, str) and text_ in table.c:
+            return table.c[text_]
+        return original(table, text_)
+
+    sqla_compat._textual_index_column = index_column
 
 
 def _translate(ops_list: list[RecordedOp], entry: RecordedOp, dialect: str, temporary: set[str]) -> None:
