@@ -119,6 +119,9 @@ class PhaseOutcome:
     error: str | None = None
     """Why it stopped early, with the line when known."""
     error_line: int | None = None
+    stop_line: int | None = None
+    """The line of the function's own statement that was running when it stopped (``error_line`` may be in a helper
+    it called): what comes after it in the function was not recorded."""
     body: Literal["missing", "pass", "not-implemented", "code"] = "code"
     """What the function's source is: absent, only ``pass``/docstring, raising NotImplementedError, or real code."""
 

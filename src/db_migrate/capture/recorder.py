@@ -27,8 +27,9 @@ from alembic.operations import BatchOperations, Operations, ops
 from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
 
+from db_migrate.capture.offline import stand_in_url
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
-from db_migrate.capture.context import ProjectContext
+from db_migrate.capture.context import ProjectContext, no_connections
 from db_migrate.capture.source import function_body_kind, irreversible_marker, source_facts
 from db_migrate.project.headers import body_kind
 from db_migrate.project.headers import parse_header
@@ -293,6 +294,19 @@ def _where(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+def _line_in(exc: BaseException, fn: Any) -> int | None:
+    """The line of ``fn``'s own statement that was running when ``exc`` stopped it (a helper it called may be
+    where the error is: that line is ``error_line``)."""
+    code = getattr(fn, "__code__", None)
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def capture_file(
     path: Path, *, root: Path, dialect: str, relpath: str | None = None, phase_seconds: float = PHASE_SECONDS,
     context: ProjectContext | None = None,
@@ -372,24 +386,29 @@ def capture_file(
         old_handler = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, phase_seconds)
         try:
-            with _offline_context(dialect, buf, cap.context.metadata) as ctx, Operations.context(ctx):
+            with _offline_context(dialect, buf, cap.context) as ctx, Operations.context(ctx), no_connections():
                 fn(*(_runner_argument(name) for name in args))
             outcome.completed = True
-        except _PhaseTimeout:
+        except _PhaseTimeout as e:
             outcome.error = f"{phase}() did not finish within {phase_seconds:g} s (endless loop?)"
+            outcome.stop_line = _line_in(e, fn)
         except SystemExit as e:
             outcome.error = f"{phase}() calls sys.exit({e.code!r})"
             outcome.error_line = _where(e, str(path))
+            outcome.stop_line = _line_in(e, fn)
         except NotImplementedError as e:
             outcome.error = f"{phase}() raises NotImplementedError{': ' + str(e) if str(e) else ''}"
             outcome.error_line = _where(e, str(path))
+            outcome.stop_line = _line_in(e, fn)
         except ModuleNotFoundError as e:
             # imported inside the function, so no stand-in could be prepared: the environment lacks it
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() imports {e.name}, {NOT_INSTALLED}"
+            outcome.stop_line = _line_in(e, fn)
         except BaseException as e:
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
+            outcome.stop_line = _line_in(e, fn)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
@@ -425,25 +444,34 @@ def _runner_argument(name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _offline_context(dialect: str, buf: io.StringIO, target_metadata: Any = None):
+def _offline_context(dialect: str, buf: io.StringIO, project: ProjectContext | None = None):
     """An offline MigrationContext for ``dialect``, and alembic's ``context`` proxy for migrations that use it.
 
-    ``target_metadata``: the project's, so alembic applies its naming convention as it does for real.
+    ``project``: its ``target_metadata``, so alembic applies its naming convention as it does for real, and its
+    config's main section (database URLs replaced by stand-ins), so a revision reading ``context.config`` or
+    ``op.get_context().config`` finds the options the project gives it rather than failing on our bare config.
     """
     from alembic.config import Config
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
-    cfg = Config()
+    project = project or ProjectContext()
+    bare = Config()
+    bare.set_main_option("script_location", str(Path(__file__).parent))
+    script = ScriptDirectory.from_config(bare)
+    cfg = Config(ini_section=project.ini_section)
     cfg.set_main_option("script_location", str(Path(__file__).parent))
-    script = ScriptDirectory.from_config(cfg)
+    # env.py often sets sqlalchemy.url itself (from the environment): a revision reading it finds one either way
+    options = {"sqlalchemy.url": stand_in_url(f"{dialect}://"), **project.ini_options}
+    for name, value in options.items():
+        cfg.set_main_option(name, value.replace("%", "%%"))  # already interpolated: keep it as it reads
     with EnvironmentContext(cfg, script, as_sql=True) as env:
         env.configure(
             dialect_name=dialect,
             output_buffer=buf,
             literal_binds=True,
             transaction_per_migration=False,
-            target_metadata=target_metadata,
+            target_metadata=project.metadata,
         )
         ctx = env.get_context()
         _record_bind_execute(ctx)
