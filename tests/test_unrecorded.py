@@ -148,3 +148,76 @@ def test_review_records_a_revision_reading_its_config_and_prints_no_password(tmp
     ops = [o for r in result.reviews for o in r.operations]
     assert [o.sql for o in ops if o.phase == "upgrade"] == [["ALTER TABLE acme.notes ADD COLUMN pinned BOOLEAN"]]
     assert "hunter2" not in result.model_dump_json() and "db.internal" not in result.model_dump_json()
+
+
+# --- a phase whose recording stopped is not a phase that does nothing --------------------------------------
+
+
+def test_an_operation_alembic_does_not_define_is_recorded_and_the_phase_goes_on():
+    src = body(
+        "op.add_column('badges', sa.Column('issuer', sa.String(80), nullable=True))\n"
+        "op.reconcile_enum('public', 'badge_kind', ['gold'], ['gold', 'silver'])",
+        "op.reconcile_enum('public', 'badge_kind', ['gold', 'silver'], ['gold'])\n"
+        "op.drop_column('badges', 'issuer')",
+    )
+    out = review_source(src)
+    kinds = [(o.phase, o.kind, o.line) for o in out.review.operations]
+    assert kinds == [
+        ("upgrade", "add_column", line_of(src, "'issuer', sa.String")),
+        ("upgrade", "unknown_operation", line_of(src, "['gold'], ['gold', 'silver']")),
+        ("downgrade", "unknown_operation", line_of(src, "['gold', 'silver'], ['gold']")),
+        ("downgrade", "drop_column", line_of(src, "drop_column('badges'")),
+    ]
+    assert out.review.stopped == []
+    said = [u for u in out.unchecked if u.what.startswith("op.reconcile_enum")]
+    assert [u.line for u in said] == [kinds[1][2], kinds[2][2]] and "not checked" in said[0].reason
+    assert {"migration-raises", "missing-downgrade", "downgrade-not-inverse"}.isdisjoint(rules(out))
+    assert not evidence(decided(out), "unclear-rollback")
+
+
+def test_an_unknown_operation_outside_a_phase_is_still_an_attribute_error():
+    from alembic import op
+
+    with pytest.raises(AttributeError):
+        op.reconcile_enum  # noqa: B018  (nothing is being recorded: alembic's own answer)
+
+
+_DOWNGRADE_READS_FIRST = body(
+    "op.add_column('badges', sa.Column('issuer', sa.String(80), nullable=True))",
+    "rows = op.get_bind().execute(sa.text('SELECT id FROM badges WHERE issuer IS NOT NULL')).fetchall()\n"
+    "op.drop_column('badges', 'issuer')",
+)
+
+
+def test_a_downgrade_stopped_by_a_data_read_is_not_said_to_do_nothing():
+    out = review_source(_DOWNGRADE_READS_FIRST)
+    stop = line_of(_DOWNGRADE_READS_FIRST, "SELECT id FROM badges")
+    assert [(s.phase, s.line) for s in out.review.stopped] == [("downgrade", stop)]
+    result = decided(out)
+    assert not any("performs no operation" in e for e in evidence(result, "unclear-rollback")), result.escalation
+    said = [u for u in result.unchecked if u.what.startswith("whether downgrade()")]
+    assert said and said[0].line == stop and "not the same as doing nothing" in said[0].reason
+
+
+def test_a_downgrade_that_completes_empty_is_still_said_to_do_nothing():
+    """The policy's own check (the review's rollback rules may be switched off): a phase that ran to its end and
+    recorded nothing does nothing."""
+    src = body(
+        "op.add_column('badges', sa.Column('issuer', sa.String(80), nullable=True))",
+        "if False:\n    op.drop_column('badges', 'issuer')",
+    )
+    out = review_source(src)
+    assert out.review.stopped == []
+    out = out.model_copy(update={"findings": [f for f in out.findings if f.rule != "downgrade-not-inverse"]})
+    assert any("performs no operation" in e for e in evidence(decided(out), "unclear-rollback"))
+
+
+def test_sql_without_an_inverse_is_unchecked_when_the_downgrade_stopped_before_its_end():
+    src = body(
+        "op.execute(\"UPDATE badges SET issuer = 'unknown' WHERE issuer IS NULL\")",
+        "rows = op.get_bind().execute(sa.text('SELECT badge_id FROM badge_history')).fetchall()\n"
+        "op.execute(\"UPDATE badges SET issuer = NULL WHERE issuer = 'unknown'\")",
+    )
+    result = decided(review_source(src))
+    assert not any("has no inverse" in e for e in evidence(result, "unclear-rollback")), result.escalation
+    assert any(u.what.startswith("an inverse in downgrade()") for u in result.unchecked)

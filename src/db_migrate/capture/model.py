@@ -21,6 +21,9 @@ from db_migrate.capture.statement import SqlStatement  # noqa: F401  (where rule
 
 Phase = Literal["upgrade", "downgrade"]
 
+UNKNOWN_OPERATION = "unknown_operation"
+"""The kind of ``op.<name>(...)`` where alembic defines no ``<name>`` (a plugin's operation): recorder.UnknownOperation."""
+
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 

@@ -8,6 +8,8 @@ that stops on one of those is "not checked", never the revision's fault.  The re
 
 from __future__ import annotations
 
+NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
+
 NO_CONNECTION = "offline recording connects to no database"
 """The message of the error a revision's own engine gets when it connects while recorded (see :func:`no_connections`)."""
 
@@ -99,6 +101,4 @@ def is_offline_artifact(error: str) -> bool:
 
 def is_stand_in_artifact(error: str) -> bool:
     """The phase stopped on a stand-in for a module that is not installed here (or a runner argument)."""
-    from db_migrate.capture.recorder import NOT_INSTALLED
-
     return "_StandIn" in error or "<argument " in error or NOT_INSTALLED in error

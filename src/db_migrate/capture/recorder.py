@@ -27,14 +27,13 @@ from alembic.operations import BatchOperations, Operations, ops
 from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
 
-from db_migrate.capture.offline import stand_in_url
+from db_migrate.capture.offline import NOT_INSTALLED, stand_in_url
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
 from db_migrate.capture.context import ProjectContext, no_connections
 from db_migrate.capture.source import function_body_kind, irreversible_marker, source_facts
 from db_migrate.project.headers import body_kind
 from db_migrate.project.headers import parse_header
 
-NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
 PHASE_SECONDS = 10  # one phase of one revision; a loop longer than this is reported, not waited out
 
 _active: _Recorder | None = None
@@ -136,10 +135,48 @@ def _install_patches() -> None:
             rec.batch_tables.pop()
 
     _index_columns_may_repeat()
+    _record_unknown_operations()
     AbstractOperations.invoke = invoke  # type: ignore[method-assign]
     MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
     Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
     _patched = True
+
+
+class UnknownOperation(ops.MigrateOperation):
+    """``op.<name>(...)`` where alembic defines no ``<name>``: an operation a plugin adds to ``op`` when the project's
+    env.py imports it (``op.sync_enum_values``, ``op.create_entity``), or a mistake.  It is recorded where it ran,
+    with its arguments, and not rendered: what it does is unknown, not nothing."""
+
+    def __init__(self, name: str, args: tuple, kw: dict) -> None:
+        self.name = name
+        self.args = args
+        self.kw = kw
+
+    def reverse(self) -> ops.MigrateOperation:
+        raise NotImplementedError(f"op.{self.name} is not an alembic operation")
+
+
+def _record_unknown_operations() -> None:
+    """While a phase is recorded, ``op.<unknown name>`` is an :class:`UnknownOperation` to call, not an AttributeError
+    that stops the phase: the rest of the phase is still recorded (the review says the operation is unchecked)."""
+    import alembic.op as op_module
+
+    def __getattr__(name: str) -> Any:
+        rec = _active
+        if rec is None or name.startswith("_"):
+            raise AttributeError(f"module 'alembic.op' has no attribute {name!r}")
+
+        def call(*args: Any, **kw: Any) -> Any:
+            ops_list = rec.cap.ops(rec.phase)  # type: ignore[arg-type]
+            ops_list.append(RecordedOp(
+                op=UnknownOperation(name, args, kw), phase=rec.phase, index=len(ops_list),  # type: ignore[arg-type]
+                line=rec.caller_line(), in_autocommit_block=rec.autocommit_depth > 0,
+            ))
+            return _StandIn(f"<result of op.{name}()>")  # a value nobody knows: branching on it stops the phase
+
+        return call
+
+    op_module.__getattr__ = __getattr__  # type: ignore[attr-defined]  (PEP 562: asked only for missing names)
 
 
 def _index_columns_may_repeat() -> None:

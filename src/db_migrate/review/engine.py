@@ -15,7 +15,7 @@ from typing import Any
 from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
-from db_migrate.capture.model import RecordedOp, RevisionCapture
+from db_migrate.capture.model import UNKNOWN_OPERATION, RecordedOp, RevisionCapture
 from db_migrate.capture.offline import (
     PLUGIN_OPERATION,
     is_library_version_artifact,
@@ -24,7 +24,7 @@ from db_migrate.capture.offline import (
     library_versions,
 )
 from db_migrate.preflight.details import data_detail
-from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, SuppressedFinding
+from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, StoppedPhase, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
 
 _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
@@ -189,6 +189,15 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         elif o.error and is_offline_artifact(o.error):
             add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
     for rec in cap.upgrade + cap.downgrade:
+        if rec.kind == UNKNOWN_OPERATION:
+            add(
+                f"op.{rec.op.name} in {rec.phase}() at line {rec.line or '?'}",
+                "alembic defines no such operation: a plugin the project's env.py imports adds it to op (or it is a "
+                "mistake). It was recorded where it runs and the rest of the phase was recorded, but what it does is "
+                "not checked",
+                rec.line,
+            )
+            continue
         if rec.render_error and not (isinstance(rec.op, ops.DropConstraintOp) and not rec.op.constraint_name):
             add(f"SQL of {rec.kind} on {rec.table or '?'}", rec.render_error, rec.line)
     for phase in ("upgrade", "downgrade"):
@@ -295,6 +304,8 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
         d.update(sql=text[:2000])
     elif isinstance(op, ops.BulkInsertOp):
         d.update(rows=len(op.rows))
+    elif rec.kind == UNKNOWN_OPERATION:
+        d.update(operation=f"op.{op.name}")
     d["from_sql"] = rec.from_sql or None  # an alembic operation written as raw SQL in op.execute
     d.update(data_detail(op))  # what preflight asks the data about (enum labels, USING, NOT VALID, WHERE)
     d["in_autocommit_block"] = rec.in_autocommit_block or None
@@ -343,6 +354,10 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
         down_revisions=list(cap.down_revisions),
         operations=operations,
         reads_data=bool(cap.facts_of("bind-read") or cap.facts_of("orm-session")),
+        stopped=[
+            StoppedPhase(phase=phase, line=o.stop_line or o.error_line, reason=o.error or "it stopped early")  # type: ignore[arg-type]
+            for phase in ("upgrade", "downgrade") if not cap.captured(phase) and (o := cap.outcome(phase))  # type: ignore[arg-type]
+        ],
         **_stated(cap.source),
     )
 
