@@ -185,7 +185,7 @@ def test_an_unknown_operation_outside_a_phase_is_still_an_attribute_error():
 _DOWNGRADE_READS_FIRST = body(
     "op.add_column('badges', sa.Column('issuer', sa.String(80), nullable=True))",
     "rows = op.get_bind().execute(sa.text('SELECT id FROM badges WHERE issuer IS NOT NULL')).fetchall()\n"
-    "op.drop_column('badges', 'issuer')",
+    "op.execute('ALTER TABLE badges DROP COLUMN issuer')",
 )
 
 
@@ -221,3 +221,61 @@ def test_sql_without_an_inverse_is_unchecked_when_the_downgrade_stopped_before_i
     result = decided(review_source(src))
     assert not any("has no inverse" in e for e in evidence(result, "unclear-rollback")), result.escalation
     assert any(u.what.startswith("an inverse in downgrade()") for u in result.unchecked)
+
+
+# --- drops after the point where recording stopped ----------------------------------------------------------
+
+_READS_THEN_DROPS = body(
+    "op.add_column('orders', sa.Column('total_cents', sa.BigInteger(), nullable=True))\n"
+    "rows = op.get_bind().execute(sa.text('SELECT id, total FROM orders')).fetchall()\n"
+    "for row in rows:\n"
+    "    op.execute(sa.text('UPDATE orders SET total_cents = :c WHERE id = :i').bindparams(c=int(row.total * 100), i=row.id))\n"
+    "op.drop_column('orders', 'total')\n"
+    "with op.batch_alter_table('invoices') as batch:\n"
+    "    batch.drop_column('legacy_total')\n"
+    "op.drop_table('order_totals_backup')",
+    "op.add_column('orders', sa.Column('total', sa.Numeric(), nullable=True))\n"
+    "op.drop_column('orders', 'total_cents')",
+)
+
+
+def test_drops_after_a_data_read_escalate_as_recorded_drops_would():
+    src = _READS_THEN_DROPS
+    out = review_source(src)
+    stop = line_of(src, "SELECT id, total FROM orders")
+    assert [(s.phase, s.line) for s in out.review.stopped] == [("upgrade", stop)]
+    result = decided(out)
+    assert result.decision == "escalate"
+    said = evidence(result, "drop-with-data")
+    expected = [
+        (line_of(src, "drop_column('orders', 'total')"), "orders.total"),
+        (line_of(src, "drop_column('legacy_total')"), "invoices.legacy_total"),
+        (line_of(src, "drop_table('order_totals_backup')"), "order_totals_backup"),
+    ]
+    assert len(said) == len(expected)
+    for (line, what), text in zip(expected, said):
+        assert what in text and f"line {line}, after recording stopped at line {stop}" in text, text
+
+
+def test_without_the_source_scan_the_same_revision_would_only_revise():
+    """The drops are evidence only because they were read from the source: the recorded operations stop at the read."""
+    out = review_source(_READS_THEN_DROPS)
+    recorded = [o for o in out.review.operations if not o.detail.get("unrecorded_after_line")]
+    assert not [o for o in recorded if o.phase == "upgrade" and o.kind.startswith("drop")]
+    alone = out.model_copy(update={"review": out.review.model_copy(update={"operations": recorded})})
+    assert not evidence(decided(alone), "drop-with-data")
+
+
+def test_names_built_at_run_time_are_not_guessed_and_tables_made_here_hold_nothing():
+    src = body(
+        "op.create_table('order_totals_tmp', sa.Column('id', sa.Integer, primary_key=True))\n"
+        "rows = op.get_bind().execute(sa.text('SELECT id FROM orders')).fetchall()\n"
+        "for name in ('a', 'b'):\n"
+        "    op.drop_column('orders', f'legacy_{name}')\n"
+        "op.drop_table('order_totals_tmp')",
+        "pass",
+    )
+    out = review_source(src)
+    late = [(o.kind, o.table, o.table_created_here) for o in out.review.operations if o.detail.get("unrecorded_after_line")]
+    assert late == [("drop_table", "order_totals_tmp", True)]
+    assert not evidence(decided(out), "drop-with-data")

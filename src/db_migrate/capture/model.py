@@ -112,6 +112,21 @@ class SourceFact:
 
 
 @dataclass
+class UnrecordedDrop:
+    """``op.drop_table('t')`` / ``op.drop_column('t', 'c')`` (or a batch's ``drop_column('c')``) read from the source
+    after the line where recording of its phase stopped: it was never recorded, yet it drops what it names."""
+
+    phase: Phase
+    kind: Literal["drop_table", "drop_column"]
+    table: str
+    column: str | None
+    line: int
+    after_line: int
+    """The line where recording of the phase stopped."""
+    schema: str | None = None
+
+
+@dataclass
 class PhaseOutcome:
     """How running one phase went."""
 
@@ -160,6 +175,8 @@ class RevisionCapture:
     the message of a downgrade that only raises (``raise RuntimeError("downgrade not supported")``)."""
     downgrade_raises: bool = False
     """downgrade() only raises an exception other than NotImplementedError: a deliberate stop, not a failure."""
+    unrecorded_drops: list[UnrecordedDrop] = field(default_factory=list)
+    """Drops with literal names the source holds after a phase's recording stopped (:func:`capture.source.drops_after`)."""
     _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)
 
     def captured(self, phase: Phase) -> bool:

@@ -30,7 +30,7 @@ from alembic.runtime.migration import MigrationContext
 from db_migrate.capture.offline import NOT_INSTALLED, stand_in_url
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
 from db_migrate.capture.context import ProjectContext, no_connections
-from db_migrate.capture.source import function_body_kind, irreversible_marker, source_facts
+from db_migrate.capture.source import drops_after, function_body_kind, irreversible_marker, source_facts
 from db_migrate.project.headers import body_kind
 from db_migrate.project.headers import parse_header
 
@@ -450,6 +450,11 @@ def capture_file(
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
             _active = None
+        if not outcome.completed and outcome.stop_line:
+            recorded = {(r.kind, r.table, r.column) for r in cap.ops(phase)}  # type: ignore[arg-type]
+            cap.unrecorded_drops += [
+                d for d in drops_after(tree, phase, outcome.stop_line) if (d.kind, d.table, d.column) not in recorded
+            ]
     return cap
 
 

@@ -72,7 +72,9 @@ class _Op:
     def where(self) -> str:
         loc = f"{self.path}:{self.line}" if self.path and self.line else (self.path or self.revision or "?")
         what = ".".join(x for x in (self.table, self.column) if x)
-        return f"{loc} {self.phase} {self.kind}" + (f" {what}" if what else "")
+        stop = self.get("unrecorded_after_line")  # read from the source: recording of the phase stopped before it
+        return f"{loc} {self.phase} {self.kind}" + (f" {what}" if what else "") + (
+            f" (line {self.line}, after recording stopped at line {stop})" if stop else "")
 
     @property
     def sql_kind(self) -> str:

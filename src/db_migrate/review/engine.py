@@ -347,6 +347,15 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
             )
             if isinstance(rec.op, ops.CreateTableOp):
                 created.add(rec.op.table_name)
+        for d in (d for d in cap.unrecorded_drops if d.phase == phase):
+            # never recorded (the phase stopped at d.after_line), read from the source: it drops what it names
+            detail: dict[str, Any] = {"unrecorded_after_line": d.after_line}
+            if d.schema:
+                detail["schema"] = d.schema
+            operations.append(Operation(
+                revision=cap.revision, phase=phase, kind=d.kind, table=d.table, column=d.column,  # type: ignore[arg-type]
+                line=d.line, detail=detail, table_created_here=d.table in created,
+            ))
     return RevisionReview(
         revision=cap.revision,
         path=cap.relpath,
