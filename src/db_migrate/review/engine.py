@@ -164,30 +164,26 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         )
     for phase in ("upgrade", "downgrade"):
         o = cap.outcome(phase)  # type: ignore[arg-type]
-        if o.error and is_stand_in_artifact(o.error):
-            add(
-                f"{phase}() after line {o.error_line or '?'}",
-                f"it uses a value from a module or argument that is not available here, so recording stopped: what "
-                f"it does after that line is not checked ({o.error})",
-                o.error_line,
-            )
-        elif o.error and PLUGIN_OPERATION in o.error:
-            add(
-                f"{phase}() after line {o.error_line or '?'}",
-                f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
-                f"so recording stopped: what it does after that line is not checked ({o.error})",
-                o.error_line,
-            )
-        elif o.error and is_library_version_artifact(o.error):
-            add(
-                f"{phase}() after line {o.error_line or '?'}",
-                f"it uses an API that {library_versions()} (what db-migrate runs revisions with) no longer has, "
-                f"though the SQLAlchemy/alembic the project pins may: a failure of ours, not the revision's, so what "
-                f"it does after that line is not checked ({o.error})",
-                o.error_line,
-            )
-        elif o.error and is_offline_artifact(o.error):
-            add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
+        if not o.error:
+            continue
+        if is_stand_in_artifact(o.error):
+            why = ("it uses a value from a module or argument that is not available here, so recording stopped: what "
+                   "it does after that line is not checked")
+        elif PLUGIN_OPERATION in o.error:
+            why = ("it calls an operation a plugin registers (imported by the project's env.py, not available here), "
+                   "so recording stopped: what it does after that line is not checked")
+        elif is_library_version_artifact(o.error):
+            why = (f"it uses an API that {library_versions()} (what db-migrate runs revisions with) no longer has, "
+                   "though the SQLAlchemy/alembic the project pins may: a failure of ours, not the revision's, so what "
+                   "it does after that line is not checked")
+        elif is_offline_artifact(o.error):
+            why = "it reads data through the connection, which offline analysis cannot do"
+        else:
+            continue  # the revision's own error: migration-raises says so
+        # the phase's own statement that was running; the error itself may be in a helper it called
+        at = o.stop_line or o.error_line
+        inner = f"; at line {o.error_line}, in what that line calls" if o.error_line and o.error_line != at else ""
+        add(f"{phase}() after line {at or '?'}", f"{why} ({o.error}{inner})", at)
     for rec in cap.upgrade + cap.downgrade:
         if rec.kind == UNKNOWN_OPERATION:
             add(
