@@ -280,3 +280,38 @@ def test_names_built_at_run_time_are_not_guessed_and_tables_made_here_hold_nothi
     late = [(o.kind, o.table, o.table_created_here) for o in out.review.operations if o.detail.get("unrecorded_after_line")]
     assert late == [("drop_table", "order_totals_tmp", True)]
     assert not evidence(decided(out), "drop-with-data")
+
+
+# --- a package folder whose code is not here -----------------------------------------------------------------
+
+
+def test_a_name_missing_from_a_package_folder_without_its_code_is_ours(tmp_path, monkeypatch):
+    """The application's folder is there without its modules (a checkout of the migrations only): a helper taken
+    from it is missing here, not in the project, so the stop is unchecked and not migration-raises."""
+    (tmp_path / "shopapp" / "db" / "helpers").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = body(
+        "with helpers.foreign_keys_dropped('orders_customer_fk'):\n"
+        "    op.alter_column('orders', 'customer_id', existing_type=sa.Integer(), type_=sa.BigInteger())",
+        "pass",
+        head="from shopapp.db import helpers\n\n",
+    )
+    out = review_source(src, root=tmp_path)
+    assert "migration-raises" not in rules(out), [f.message for f in out.findings]
+    stopped = [u for u in out.unchecked if u.what.startswith("upgrade() after line")]
+    assert stopped and "shopapp.db.helpers.foreign_keys_dropped" in stopped[0].reason
+
+
+def test_a_name_missing_from_the_projects_own_module_is_still_the_revisions_error(tmp_path, monkeypatch):
+    (tmp_path / "tillapp" / "db").mkdir(parents=True)
+    (tmp_path / "tillapp" / "__init__.py").write_text("")
+    (tmp_path / "tillapp" / "db" / "__init__.py").write_text("")
+    (tmp_path / "tillapp" / "db" / "helpers.py").write_text("def something_else():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = body(
+        "with helpers.foreign_keys_dropped('orders_customer_fk'):\n"
+        "    op.alter_column('orders', 'customer_id', existing_type=sa.Integer(), type_=sa.BigInteger())",
+        "pass",
+        head="from tillapp.db import helpers\n\n",
+    )
+    assert "migration-raises" in rules(review_source(src, root=tmp_path))

@@ -331,6 +331,12 @@ def _where(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+def _empty_namespace(obj: Any) -> bool:
+    """A namespace package (a folder with no ``__init__.py``) none of whose names were found here."""
+    return isinstance(obj, types.ModuleType) and getattr(obj, "__file__", None) is None and hasattr(obj, "__path__") \
+        and not isinstance(obj, _StandIn)
+
+
 def _line_in(exc: BaseException, fn: Any) -> int | None:
     """The line of ``fn``'s own statement that was running when ``exc`` stopped it (a helper it called may be
     where the error is: that line is ``error_line``)."""
@@ -442,6 +448,15 @@ def capture_file(
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() imports {e.name}, {NOT_INSTALLED}"
             outcome.stop_line = _line_in(e, fn)
+        except AttributeError as e:
+            outcome.error_line = _where(e, str(path))
+            outcome.stop_line = _line_in(e, fn)
+            if _empty_namespace(getattr(e, "obj", None)):
+                # ``from app.db import migration`` found a folder without its code (the application's source is not
+                # here): a name from it is missing here, not in the project
+                outcome.error = f"{phase}() uses {e.obj.__name__}.{e.name}, from {NOT_INSTALLED} (a package folder without its code)"
+            else:
+                outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
         except BaseException as e:
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
