@@ -339,9 +339,12 @@ def test_a_rebuilt_index_the_downgrade_forgets_is_still_reported():
 
 def test_an_operation_registered_by_a_plugin_is_unchecked_not_a_crash():
     # alembic_utils' op.create_entity exists only once env.py has imported the plugin
-    out = review(body("op.create_entity(some_view)\nop.add_column('t', sa.Column('c', sa.Integer()))", "op.drop_entity(some_view)"))
+    out = review(body("op.create_entity(some_view)\nop.add_column('t', sa.Column('c', sa.Integer()))", "op.drop_entity(some_view)",
+                      head="some_view = object()  # the project's view definition\n\n"))
     assert "migration-raises" not in by_rule(out)
     assert any("plugin" in u.reason for u in out.unchecked)
+    # recorded where it runs, and what follows it is recorded too
+    assert [o.kind for o in out.review.operations if o.phase == "upgrade"] == ["unknown_operation", "add_column"]
 
 
 def test_a_project_column_type_is_not_an_orm_import(tmp_path):

@@ -64,6 +64,12 @@ class ProjectContext:
     """env.py and the project files it imported (the models): the cache is valid while they are unchanged."""
     metadata_read: bool = False
     """env.py has been run for target_metadata (done on demand: see :func:`ensure_metadata`)."""
+    ini_section: str = "alembic"
+    """The config's main section (alembic's ``config_ini_section``): what ``-n``/``--name`` chose."""
+    ini_options: dict[str, str] = field(default_factory=dict)
+    """The main section's options as alembic reads them (interpolated), every database URL among them replaced
+    by a stand-in naming no server (:func:`db_migrate.capture.offline.stand_in_url`): what a revision reading
+    ``context.config`` / ``op.get_context().config`` finds while it is recorded."""
     _project: Any = field(default=None, repr=False)
     _key: tuple[str, str] | None = field(default=None, repr=False)
 
@@ -136,9 +142,36 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
         relpath = project.relpath(env_path)
         ctx = ProjectContext(env_py=relpath, lock_timeout=lock_timeout_setting(source, relpath), files=[str(env_path)])
         ctx._project = project
+    ctx.ini_section, ctx.ini_options = project.section, ini_options(project)
     ctx._key = key
     _cache[key] = (_fingerprint(ctx, config_file), ctx)
     return ctx
+
+
+def ini_options(project: Any) -> dict[str, str]:
+    """The main section of ``project``'s alembic config, as a revision reading it would see it while recorded.
+
+    Every value that is a database URL (``sqlalchemy.url`` and any other) becomes a stand-in of the same
+    driver naming no server: the real one may carry a password, and recording connects to no database.
+    """
+    from db_migrate.capture.offline import is_database_url, stand_in_url
+    from db_migrate.urls import redact_url
+
+    try:
+        cfg = project.alembic_config()
+        section = cfg.get_section(cfg.config_ini_section) or {}
+    except Exception:  # an unreadable config is reported by the parent, which read it first
+        return {}
+    out = {}
+    for name, value in section.items():
+        if name == "here":
+            continue  # alembic sets it itself
+        if name == "sqlalchemy.url" or is_database_url(value):
+            value = stand_in_url(value)
+        elif "://" in value:
+            value = redact_url(value) or ""  # another address: its credentials stay out of what the revision sees
+        out[name] = value
+    return out
 
 
 def prepend_sys_path(config_file: str | None, section: str | None = None) -> list[str]:
@@ -226,13 +259,22 @@ def _read_metadata(ctx: ProjectContext, project: Any, env_path: Path, source: st
     )
 
 
+def no_connections():
+    """While a revision is recorded, an engine it builds itself (``engine_from_config(config.get_section(...))``)
+    cannot connect: recording reaches no database, and the error says so (an offline artefact, not a bug)."""
+    from db_migrate.capture.offline import NO_CONNECTION
+
+    return _no_connections(NO_CONNECTION)
+
+
 @contextlib.contextmanager
-def _no_connections():
-    """While env.py runs for its metadata, any engine connect() raises instead of reaching a server."""
+def _no_connections(why: str = "db-migrate reads env.py's target_metadata without connecting"):
+    """While env.py runs for its metadata (or a revision is recorded), any engine connect() raises ``why``
+    instead of reaching a server."""
     from sqlalchemy.engine.base import Engine
 
     def refuse(self: Any, *a: Any, **k: Any) -> Any:
-        raise _NoConnection("db-migrate reads env.py's target_metadata without connecting")
+        raise _NoConnection(why)
 
     saved = {name: getattr(Engine, name) for name in ("connect", "begin", "raw_connection")}
     for name in saved:

@@ -21,6 +21,9 @@ from db_migrate.capture.statement import SqlStatement  # noqa: F401  (where rule
 
 Phase = Literal["upgrade", "downgrade"]
 
+UNKNOWN_OPERATION = "unknown_operation"
+"""The kind of ``op.<name>(...)`` where alembic defines no ``<name>`` (a plugin's operation): recorder.UnknownOperation."""
+
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -109,6 +112,21 @@ class SourceFact:
 
 
 @dataclass
+class UnrecordedDrop:
+    """``op.drop_table('t')`` / ``op.drop_column('t', 'c')`` (or a batch's ``drop_column('c')``) read from the source
+    after the line where recording of its phase stopped: it was never recorded, yet it drops what it names."""
+
+    phase: Phase
+    kind: Literal["drop_table", "drop_column"]
+    table: str
+    column: str | None
+    line: int
+    after_line: int
+    """The line where recording of the phase stopped."""
+    schema: str | None = None
+
+
+@dataclass
 class PhaseOutcome:
     """How running one phase went."""
 
@@ -119,6 +137,9 @@ class PhaseOutcome:
     error: str | None = None
     """Why it stopped early, with the line when known."""
     error_line: int | None = None
+    stop_line: int | None = None
+    """The line of the function's own statement that was running when it stopped (``error_line`` may be in a helper
+    it called): what comes after it in the function was not recorded."""
     body: Literal["missing", "pass", "not-implemented", "code"] = "code"
     """What the function's source is: absent, only ``pass``/docstring, raising NotImplementedError, or real code."""
 
@@ -154,6 +175,8 @@ class RevisionCapture:
     the message of a downgrade that only raises (``raise RuntimeError("downgrade not supported")``)."""
     downgrade_raises: bool = False
     """downgrade() only raises an exception other than NotImplementedError: a deliberate stop, not a failure."""
+    unrecorded_drops: list[UnrecordedDrop] = field(default_factory=list)
+    """Drops with literal names the source holds after a phase's recording stopped (:func:`capture.source.drops_after`)."""
     _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)
 
     def captured(self, phase: Phase) -> bool:

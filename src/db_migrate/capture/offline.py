@@ -8,8 +8,53 @@ that stops on one of those is "not checked", never the revision's fault.  The re
 
 from __future__ import annotations
 
-# row reads through the mock connection fail here but not for real
-_OFFLINE_ARTIFACTS = ("'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable")
+NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
+
+NO_CONNECTION = "offline recording connects to no database"
+"""The message of the error a revision's own engine gets when it connects while recorded (see :func:`no_connections`)."""
+
+STAND_IN_HOST = "offline.db-migrate.invalid"
+"""The host of the stand-in URLs a recorded revision reads from its config (``.invalid`` never resolves)."""
+
+# row reads through the mock connection fail here but not for real; so does the revision's own engine
+_OFFLINE_ARTIFACTS = (
+    "'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable", NO_CONNECTION, STAND_IN_HOST,
+)
+
+
+def is_database_url(value: object) -> bool:
+    """``postgresql+psycopg://...``, ``sqlite:///app.db``: a value SQLAlchemy would connect with (not a web address)."""
+    import re
+
+    m = re.match(r"^([A-Za-z][\w]*)(\+[\w]+)?://", value.strip()) if isinstance(value, str) else None
+    return m is not None and m.group(1).lower() not in _NOT_DATABASES
+
+
+_NOT_DATABASES = ("http", "https", "ftp", "ftps", "file", "s3", "gs", "ws", "wss", "ssh", "git")
+
+
+def stand_in_url(url: str | None) -> str:
+    """A URL of the same driver as ``url`` that names no server, user or password: what a revision reading the
+    project's ``sqlalchemy.url`` gets while it is recorded (its engine may be built; connecting fails, as offline
+    recording connects to nothing)."""
+    import re
+
+    m = re.match(r"^\s*([A-Za-z][\w]*(?:\+[\w]+)?)://", url or "")
+    driver = m.group(1) if m else "postgresql"
+    if driver.split("+")[0] == "sqlite":
+        return f"{driver}://"  # in memory: never the project's file
+    if driver in ("postgresql", "postgres") and not _importable("psycopg2") and _importable("psycopg"):
+        driver = "postgresql+psycopg"  # the engine is built with a driver installed here, and then cannot connect
+    return f"{driver}://{STAND_IN_HOST}/offline"
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 PLUGIN_OPERATION = "module 'alembic.op' has no attribute"
 """op.create_entity/op.replace_sp...: operations a plugin (alembic_utils...) registers when env.py imports it."""
@@ -56,6 +101,4 @@ def is_offline_artifact(error: str) -> bool:
 
 def is_stand_in_artifact(error: str) -> bool:
     """The phase stopped on a stand-in for a module that is not installed here (or a runner argument)."""
-    from db_migrate.capture.recorder import NOT_INSTALLED
-
     return "_StandIn" in error or "<argument " in error or NOT_INSTALLED in error

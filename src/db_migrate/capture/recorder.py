@@ -27,13 +27,13 @@ from alembic.operations import BatchOperations, Operations, ops
 from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
 
+from db_migrate.capture.offline import NOT_INSTALLED, stand_in_url
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
-from db_migrate.capture.context import ProjectContext
-from db_migrate.capture.source import function_body_kind, irreversible_marker, source_facts
+from db_migrate.capture.context import ProjectContext, no_connections
+from db_migrate.capture.source import drops_after, function_body_kind, irreversible_marker, source_facts
 from db_migrate.project.headers import body_kind
 from db_migrate.project.headers import parse_header
 
-NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
 PHASE_SECONDS = 10  # one phase of one revision; a loop longer than this is reported, not waited out
 
 _active: _Recorder | None = None
@@ -134,10 +134,68 @@ def _install_patches() -> None:
         finally:
             rec.batch_tables.pop()
 
+    _index_columns_may_repeat()
+    _record_unknown_operations()
     AbstractOperations.invoke = invoke  # type: ignore[method-assign]
     MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
     Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
     _patched = True
+
+
+class UnknownOperation(ops.MigrateOperation):
+    """``op.<name>(...)`` where alembic defines no ``<name>``: an operation a plugin adds to ``op`` when the project's
+    env.py imports it (``op.sync_enum_values``, ``op.create_entity``), or a mistake.  It is recorded where it ran,
+    with its arguments, and not rendered: what it does is unknown, not nothing."""
+
+    def __init__(self, name: str, args: tuple, kw: dict) -> None:
+        self.name = name
+        self.args = args
+        self.kw = kw
+
+    def reverse(self) -> ops.MigrateOperation:
+        raise NotImplementedError(f"op.{self.name} is not an alembic operation")
+
+
+def _record_unknown_operations() -> None:
+    """While a phase is recorded, ``op.<unknown name>`` is an :class:`UnknownOperation` to call, not an AttributeError
+    that stops the phase: the rest of the phase is still recorded (the review says the operation is unchecked)."""
+    import alembic.op as op_module
+
+    def __getattr__(name: str) -> Any:
+        rec = _active
+        if rec is None or name.startswith("_"):
+            raise AttributeError(f"module 'alembic.op' has no attribute {name!r}")
+
+        def call(*args: Any, **kw: Any) -> Any:
+            ops_list = rec.cap.ops(rec.phase)  # type: ignore[arg-type]
+            ops_list.append(RecordedOp(
+                op=UnknownOperation(name, args, kw), phase=rec.phase, index=len(ops_list),  # type: ignore[arg-type]
+                line=rec.caller_line(), in_autocommit_block=rec.autocommit_depth > 0,
+            ))
+            return _StandIn(f"<result of op.{name}()>")  # a value nobody knows: branching on it stops the phase
+
+        return call
+
+    op_module.__getattr__ = __getattr__  # type: ignore[attr-defined]  (PEP 562: asked only for missing names)
+
+
+def _index_columns_may_repeat() -> None:
+    """Let ``op.create_index('ix', 't', ['c', 'c'])`` build its index: PostgreSQL accepts a column twice.
+
+    alembic builds the index on a placeholder table with one column per name it is given, and SQLAlchemy refuses a
+    second column of the same name; the name given again now means the column already there, so the index keeps
+    both entries (``ON t (c, c)``) and the rules read it like any other, instead of failing on our placeholder.
+    """
+    from alembic.util import sqla_compat
+
+    original = sqla_compat._textual_index_column
+
+    def index_column(table: Any, text_: Any) -> Any:
+        if isinstance(text_, str) and text_ in table.c:
+            return table.c[text_]
+        return original(table, text_)
+
+    sqla_compat._textual_index_column = index_column
 
 
 def _translate(ops_list: list[RecordedOp], entry: RecordedOp, dialect: str, temporary: set[str]) -> None:
@@ -273,6 +331,25 @@ def _where(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+def _empty_namespace(obj: Any) -> bool:
+    """A namespace package (a folder with no ``__init__.py``) none of whose names were found here."""
+    return isinstance(obj, types.ModuleType) and getattr(obj, "__file__", None) is None and hasattr(obj, "__path__") \
+        and not isinstance(obj, _StandIn)
+
+
+def _line_in(exc: BaseException, fn: Any) -> int | None:
+    """The line of ``fn``'s own statement that was running when ``exc`` stopped it (a helper it called may be
+    where the error is: that line is ``error_line``)."""
+    code = getattr(fn, "__code__", None)
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def capture_file(
     path: Path, *, root: Path, dialect: str, relpath: str | None = None, phase_seconds: float = PHASE_SECONDS,
     context: ProjectContext | None = None,
@@ -352,28 +429,47 @@ def capture_file(
         old_handler = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, phase_seconds)
         try:
-            with _offline_context(dialect, buf, cap.context.metadata) as ctx, Operations.context(ctx):
+            with _offline_context(dialect, buf, cap.context) as ctx, Operations.context(ctx), no_connections():
                 fn(*(_runner_argument(name) for name in args))
             outcome.completed = True
-        except _PhaseTimeout:
+        except _PhaseTimeout as e:
             outcome.error = f"{phase}() did not finish within {phase_seconds:g} s (endless loop?)"
+            outcome.stop_line = _line_in(e, fn)
         except SystemExit as e:
             outcome.error = f"{phase}() calls sys.exit({e.code!r})"
             outcome.error_line = _where(e, str(path))
+            outcome.stop_line = _line_in(e, fn)
         except NotImplementedError as e:
             outcome.error = f"{phase}() raises NotImplementedError{': ' + str(e) if str(e) else ''}"
             outcome.error_line = _where(e, str(path))
+            outcome.stop_line = _line_in(e, fn)
         except ModuleNotFoundError as e:
             # imported inside the function, so no stand-in could be prepared: the environment lacks it
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() imports {e.name}, {NOT_INSTALLED}"
+            outcome.stop_line = _line_in(e, fn)
+        except AttributeError as e:
+            outcome.error_line = _where(e, str(path))
+            outcome.stop_line = _line_in(e, fn)
+            if _empty_namespace(getattr(e, "obj", None)):
+                # ``from app.db import migration`` found a folder without its code (the application's source is not
+                # here): a name from it is missing here, not in the project
+                outcome.error = f"{phase}() uses {e.obj.__name__}.{e.name}, from {NOT_INSTALLED} (a package folder without its code)"
+            else:
+                outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
         except BaseException as e:
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
+            outcome.stop_line = _line_in(e, fn)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
             _active = None
+        if not outcome.completed and outcome.stop_line:
+            recorded = {(r.kind, r.table, r.column) for r in cap.ops(phase)}  # type: ignore[arg-type]
+            cap.unrecorded_drops += [
+                d for d in drops_after(tree, phase, outcome.stop_line) if (d.kind, d.table, d.column) not in recorded
+            ]
     return cap
 
 
@@ -405,25 +501,34 @@ def _runner_argument(name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _offline_context(dialect: str, buf: io.StringIO, target_metadata: Any = None):
+def _offline_context(dialect: str, buf: io.StringIO, project: ProjectContext | None = None):
     """An offline MigrationContext for ``dialect``, and alembic's ``context`` proxy for migrations that use it.
 
-    ``target_metadata``: the project's, so alembic applies its naming convention as it does for real.
+    ``project``: its ``target_metadata``, so alembic applies its naming convention as it does for real, and its
+    config's main section (database URLs replaced by stand-ins), so a revision reading ``context.config`` or
+    ``op.get_context().config`` finds the options the project gives it rather than failing on our bare config.
     """
     from alembic.config import Config
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
-    cfg = Config()
+    project = project or ProjectContext()
+    bare = Config()
+    bare.set_main_option("script_location", str(Path(__file__).parent))
+    script = ScriptDirectory.from_config(bare)
+    cfg = Config(ini_section=project.ini_section)
     cfg.set_main_option("script_location", str(Path(__file__).parent))
-    script = ScriptDirectory.from_config(cfg)
+    # env.py often sets sqlalchemy.url itself (from the environment): a revision reading it finds one either way
+    options = {"sqlalchemy.url": stand_in_url(f"{dialect}://"), **project.ini_options}
+    for name, value in options.items():
+        cfg.set_main_option(name, value.replace("%", "%%"))  # already interpolated: keep it as it reads
     with EnvironmentContext(cfg, script, as_sql=True) as env:
         env.configure(
             dialect_name=dialect,
             output_buffer=buf,
             literal_binds=True,
             transaction_per_migration=False,
-            target_metadata=target_metadata,
+            target_metadata=project.metadata,
         )
         ctx = env.get_context()
         _record_bind_execute(ctx)

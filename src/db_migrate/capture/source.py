@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from db_migrate.capture.model import SourceFact
+from db_migrate.capture.model import SourceFact, UnrecordedDrop
 from db_migrate.project.headers import body_kind
 
 #: Libraries a migration may legitimately import.
@@ -238,3 +238,57 @@ def stated_rows(source: str) -> tuple[int, int, str] | None:
             if best is None or rows > best[0]:
                 best = (rows, line, m.group(0))
     return best
+
+
+def _literal(node: ast.AST | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _argument(call: ast.Call, position: int, name: str) -> ast.AST | None:
+    if len(call.args) > position:
+        return call.args[position]
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _batch_tables(fn: ast.AST, op_names: set[str]) -> dict[str, str]:
+    """``with op.batch_alter_table('t') as b``: the name bound (``b``) -> its literal table name."""
+    out: dict[str, str] = {}
+    for node in ast.walk(fn):
+        if not isinstance(node, (ast.With, ast.AsyncWith)):
+            continue
+        for item in node.items:
+            call = item.context_expr
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "batch_alter_table"
+                    and isinstance(call.func.value, ast.Name) and call.func.value.id in op_names
+                    and isinstance(item.optional_vars, ast.Name) and (t := _literal(_argument(call, 0, "table_name")))):
+                out[item.optional_vars.id] = t
+    return out
+
+
+def drops_after(tree: ast.Module, phase: str, line: int) -> list[UnrecordedDrop]:
+    """The drops with literal names ``phase``'s function holds after ``line``, where its recording stopped.
+
+    ``op.drop_table('t')``, ``op.drop_column('t', 'c')`` and ``batch_op.drop_column('c')`` inside ``with
+    op.batch_alter_table('t') as batch_op``: what would run once the phase got past ``line`` (a data read offline
+    recording cannot do, say).  Names built at run time are not guessed.
+    """
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    if fn is None:
+        return []
+    op_names = {"op", "operations"}
+    batches = _batch_tables(fn, op_names)
+    out: list[UnrecordedDrop] = []
+    for node in ast.walk(fn):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.lineno > line):
+            continue
+        owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
+        kind, schema = node.func.attr, _literal(next((k.value for k in node.keywords if k.arg == "schema"), None))
+        if owner in op_names and kind == "drop_table" and (table := _literal(_argument(node, 0, "table_name"))):
+            out.append(UnrecordedDrop(phase, "drop_table", table, None, node.lineno, line, schema))  # type: ignore[arg-type]
+        elif owner in op_names and kind == "drop_column":
+            table, column = _literal(_argument(node, 0, "table_name")), _literal(_argument(node, 1, "column_name"))
+            if table and column:
+                out.append(UnrecordedDrop(phase, "drop_column", table, column, node.lineno, line, schema))  # type: ignore[arg-type]
+        elif owner in batches and kind == "drop_column" and (column := _literal(_argument(node, 0, "column_name"))):
+            out.append(UnrecordedDrop(phase, "drop_column", batches[owner], column, node.lineno, line, schema))  # type: ignore[arg-type]
+    return sorted(out, key=lambda d: d.line)

@@ -72,7 +72,9 @@ class _Op:
     def where(self) -> str:
         loc = f"{self.path}:{self.line}" if self.path and self.line else (self.path or self.revision or "?")
         what = ".".join(x for x in (self.table, self.column) if x)
-        return f"{loc} {self.phase} {self.kind}" + (f" {what}" if what else "")
+        stop = self.get("unrecorded_after_line")  # read from the source: recording of the phase stopped before it
+        return f"{loc} {self.phase} {self.kind}" + (f" {what}" if what else "") + (
+            f" (line {self.line}, after recording stopped at line {stop})" if stop else "")
 
     @property
     def sql_kind(self) -> str:
@@ -287,7 +289,7 @@ def decide_for(
     _drops(triggers, upgrade, facts)
     _primary_keys(triggers, upgrade, current)
     _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old), _touched(preflight))
-    _rollback(triggers, ops, current, getattr(review, "conventions", None))
+    _rollback(triggers, ops, current, getattr(review, "conventions", None), _stopped(review, old), unchecked)
     if preflight is not None:
         _preflight(triggers, findings, unchecked, preflight)
 
@@ -653,10 +655,32 @@ def writable_rollback(f: Finding) -> bool:
     return f.rule in WRITABLE_ROLLBACK_RULES and f.edit is not None
 
 
-def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: Any = None) -> None:
+def _stopped(review: Any, old: set[str]) -> dict[tuple[str | None, str], Any]:
+    """(revision, phase) -> where and why recording of that phase stopped early (``RevisionReview.stopped``)."""
+    return {
+        (r.revision, s.phase): (r, s)
+        for r in getattr(review, "reviews", None) or [] if r.revision not in old
+        for s in getattr(r, "stopped", None) or []
+    }
+
+
+def _unrecorded(unchecked: list[Unchecked], stopped: tuple[Any, Any], what: str) -> None:
+    """Say that ``what`` was not checked because recording of the phase stopped: never that the phase does nothing."""
+    rev, s = stopped
+    unchecked.append(Unchecked(
+        what=what, revision=rev.revision, path=rev.path, line=s.line,
+        reason=f"recording of {s.phase}() stopped at line {s.line or '?'} ({s.reason}): what it does after that line "
+        "was not recorded, which is not the same as doing nothing",
+    ))
+
+
+def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: Any = None,
+              stopped: dict[tuple[str | None, str], Any] | None = None, unchecked: list[Unchecked] | None = None) -> None:
     # A project that never writes downgrades (or makes them raise by design) rolls back by restoring a backup:
     # an absent downgrade is its convention, not a question for a human, unless the upgrade destroys data
     # that only that restore could bring back.
+    stopped = stopped or {}
+    unchecked = unchecked if unchecked is not None else []
     by_revision: dict[str | None, list[_Op]] = {}
     for o in ops:
         by_revision.setdefault(o.revision, []).append(o)
@@ -674,7 +698,9 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
         mine = [o for o in by_revision[rev] if not _nothing_to_undo(o)]
         if any(o.phase == "upgrade" for o in mine) and not any(o.phase == "downgrade" for o in mine):
             first = next(o for o in mine if o.phase == "upgrade")
-            if rev in losing:
+            if (rev, "downgrade") in stopped:
+                _unrecorded(unchecked, stopped[(rev, "downgrade")], f"whether downgrade() of {rev} undoes its upgrade")
+            elif rev in losing:
                 triggers.fire("unclear-rollback", f"{losing[rev].where}: the project writes no downgrades and this "
                               "upgrade destroys data: only a restore brings it back")
             else:
@@ -682,7 +708,9 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     for o in ops:
         if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o) or o.revision in exempt:
             continue
-        if not _inverted(o, by_revision[o.revision]):
+        if not _inverted(o, by_revision[o.revision]) and (o.revision, "downgrade") in stopped:
+            _unrecorded(unchecked, stopped[(o.revision, "downgrade")], f"an inverse in downgrade() of {o.where}")
+        elif not _inverted(o, by_revision[o.revision]):
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
 
 

@@ -161,16 +161,17 @@ _context_files: dict[str, list[str]] = {}  # project root -> files env.py import
 
 
 def _env_fingerprint(project: Project) -> str:
-    """What the project context depends on, for the cache key: the project, env.py, and the models it imported.
+    """What the project context depends on, for the cache key: the project, its config, env.py, and the models it imported.
 
     The naming convention and lock_timeout (db_migrate.capture.context) come from env.py and the models; an
     edit to either must not serve outcomes computed under the old ones.
     """
     h = hashlib.sha256(str(project.root).encode())
-    try:
-        h.update((project.script_location / "env.py").read_bytes())
-    except OSError:
-        pass
+    for f in (project.script_location / "env.py", project.config_file):  # the config: what revisions read of it
+        try:
+            h.update(f.read_bytes())
+        except OSError:
+            pass
     for f in _context_files.get(str(project.root), []):
         try:
             st = os.stat(f)

@@ -15,7 +15,7 @@ from typing import Any
 from alembic.operations import ops
 
 from db_migrate.capture.dialects import type_sql
-from db_migrate.capture.model import RecordedOp, RevisionCapture
+from db_migrate.capture.model import UNKNOWN_OPERATION, RecordedOp, RevisionCapture
 from db_migrate.capture.offline import (
     PLUGIN_OPERATION,
     is_library_version_artifact,
@@ -24,7 +24,7 @@ from db_migrate.capture.offline import (
     library_versions,
 )
 from db_migrate.preflight.details import data_detail
-from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, SuppressedFinding
+from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, StoppedPhase, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
 
 _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
@@ -164,31 +164,36 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         )
     for phase in ("upgrade", "downgrade"):
         o = cap.outcome(phase)  # type: ignore[arg-type]
-        if o.error and is_stand_in_artifact(o.error):
-            add(
-                f"{phase}() after line {o.error_line or '?'}",
-                f"it uses a value from a module or argument that is not available here, so recording stopped: what "
-                f"it does after that line is not checked ({o.error})",
-                o.error_line,
-            )
-        elif o.error and PLUGIN_OPERATION in o.error:
-            add(
-                f"{phase}() after line {o.error_line or '?'}",
-                f"it calls an operation a plugin registers (imported by the project's env.py, not available here), "
-                f"so recording stopped: what it does after that line is not checked ({o.error})",
-                o.error_line,
-            )
-        elif o.error and is_library_version_artifact(o.error):
-            add(
-                f"{phase}() after line {o.error_line or '?'}",
-                f"it uses an API that {library_versions()} (what db-migrate runs revisions with) no longer has, "
-                f"though the SQLAlchemy/alembic the project pins may: a failure of ours, not the revision's, so what "
-                f"it does after that line is not checked ({o.error})",
-                o.error_line,
-            )
-        elif o.error and is_offline_artifact(o.error):
-            add(f"{phase}() after line {o.error_line or '?'}", f"it reads data through the connection, which offline analysis cannot do ({o.error})", o.error_line)
+        if not o.error:
+            continue
+        if is_stand_in_artifact(o.error):
+            why = ("it uses a value from a module or argument that is not available here, so recording stopped: what "
+                   "it does after that line is not checked")
+        elif PLUGIN_OPERATION in o.error:
+            why = ("it calls an operation a plugin registers (imported by the project's env.py, not available here), "
+                   "so recording stopped: what it does after that line is not checked")
+        elif is_library_version_artifact(o.error):
+            why = (f"it uses an API that {library_versions()} (what db-migrate runs revisions with) no longer has, "
+                   "though the SQLAlchemy/alembic the project pins may: a failure of ours, not the revision's, so what "
+                   "it does after that line is not checked")
+        elif is_offline_artifact(o.error):
+            why = "it reads data through the connection, which offline analysis cannot do"
+        else:
+            continue  # the revision's own error: migration-raises says so
+        # the phase's own statement that was running; the error itself may be in a helper it called
+        at = o.stop_line or o.error_line
+        inner = f"; at line {o.error_line}, in what that line calls" if o.error_line and o.error_line != at else ""
+        add(f"{phase}() after line {at or '?'}", f"{why} ({o.error}{inner})", at)
     for rec in cap.upgrade + cap.downgrade:
+        if rec.kind == UNKNOWN_OPERATION:
+            add(
+                f"op.{rec.op.name} in {rec.phase}() at line {rec.line or '?'}",
+                "alembic defines no such operation: a plugin the project's env.py imports adds it to op (or it is a "
+                "mistake). It was recorded where it runs and the rest of the phase was recorded, but what it does is "
+                "not checked",
+                rec.line,
+            )
+            continue
         if rec.render_error and not (isinstance(rec.op, ops.DropConstraintOp) and not rec.op.constraint_name):
             add(f"SQL of {rec.kind} on {rec.table or '?'}", rec.render_error, rec.line)
     for phase in ("upgrade", "downgrade"):
@@ -295,6 +300,8 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
         d.update(sql=text[:2000])
     elif isinstance(op, ops.BulkInsertOp):
         d.update(rows=len(op.rows))
+    elif rec.kind == UNKNOWN_OPERATION:
+        d.update(operation=f"op.{op.name}")
     d["from_sql"] = rec.from_sql or None  # an alembic operation written as raw SQL in op.execute
     d.update(data_detail(op))  # what preflight asks the data about (enum labels, USING, NOT VALID, WHERE)
     d["in_autocommit_block"] = rec.in_autocommit_block or None
@@ -336,6 +343,15 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
             )
             if isinstance(rec.op, ops.CreateTableOp):
                 created.add(rec.op.table_name)
+        for d in (d for d in cap.unrecorded_drops if d.phase == phase):
+            # never recorded (the phase stopped at d.after_line), read from the source: it drops what it names
+            detail: dict[str, Any] = {"unrecorded_after_line": d.after_line}
+            if d.schema:
+                detail["schema"] = d.schema
+            operations.append(Operation(
+                revision=cap.revision, phase=phase, kind=d.kind, table=d.table, column=d.column,  # type: ignore[arg-type]
+                line=d.line, detail=detail, table_created_here=d.table in created,
+            ))
     return RevisionReview(
         revision=cap.revision,
         path=cap.relpath,
@@ -343,6 +359,10 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
         down_revisions=list(cap.down_revisions),
         operations=operations,
         reads_data=bool(cap.facts_of("bind-read") or cap.facts_of("orm-session")),
+        stopped=[
+            StoppedPhase(phase=phase, line=o.stop_line or o.error_line, reason=o.error or "it stopped early")  # type: ignore[arg-type]
+            for phase in ("upgrade", "downgrade") if not cap.captured(phase) and (o := cap.outcome(phase))  # type: ignore[arg-type]
+        ],
         **_stated(cap.source),
     )
 

@@ -31,6 +31,14 @@ class Operation(BaseModel):
     table_created_here: bool = Field(default=False, description="The table was created earlier in the same phase.")
 
 
+class StoppedPhase(BaseModel):
+    """A phase whose recording stopped before its end: what it does after ``line`` was not recorded."""
+
+    phase: Literal["upgrade", "downgrade"]
+    line: int | None = Field(default=None, description="The phase's own statement that was running when it stopped.")
+    reason: str = Field(description="Why it stopped (an offline limit, a module not installed here, or an error).")
+
+
 class RevisionReview(BaseModel):
     """What one revision does."""
 
@@ -44,6 +52,11 @@ class RevisionReview(BaseModel):
         default=None, description="The largest row count the revision's docstring or comments state ('~2.4M rows')."
     )
     stated_rows_where: str | None = Field(default=None, description="Where and how it says so: 'line 3: ~2.4M rows'.")
+    stopped: list[StoppedPhase] = Field(
+        default_factory=list,
+        description="Phases whose recording stopped early: their operations are those before the stop, not all "
+        "they do (what was not recorded is not absent).",
+    )
 
 
 class SuppressedFinding(Finding):

@@ -103,10 +103,11 @@ def _touched_after_stop(cap, name: str | None) -> bool:
     """The upgrade stopped early (offline) and its unrecorded rest names this object in a string (an operation's
     argument, not an ORM attribute): it may rename or drop it."""
     o = cap.upgrade_outcome
-    if cap.captured("upgrade") or not o.error_line or not name:
+    at = o.stop_line or o.error_line  # upgrade()'s own statement that was running (the error may be in a helper)
+    if cap.captured("upgrade") or not at or not name:
         return False
     end = (function_span(cap, "upgrade") or (0, 0))[1]
-    rest = "\n".join(cap.source.splitlines()[o.error_line:end])
+    rest = "\n".join(cap.source.splitlines()[at:end])
     return re.search(r"['\"]" + re.escape(str(name)) + r"['\"]", rest) is not None
 
 

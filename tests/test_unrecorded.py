@@ -1,0 +1,317 @@
+"""What offline recording could not see is not absent, and failures of the recording are not the project's.
+
+Each test is a small revision written for this suite after a pattern seen when field-testing public histories:
+an operation a plugin adds to ``op``, a read of the project's own alembic.ini options, a data read that stops
+recording before later DDL, an index naming a column twice.  Reviews run in-process (``review_source``); the
+policy runs on that review (pure).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from db_migrate.policy import Policy, classify
+from db_migrate.review.engine import review_source
+from db_migrate.review.model import ReviewResult
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    monkeypatch.delenv("DB_MIGRATE_ENV", raising=False)
+
+
+_HEADER = "from alembic import op\nimport sqlalchemy as sa\n\nrevision = 'c0ffee000002'\ndown_revision = 'c0ffee000001'\n\n"
+
+
+def body(up: str, down: str = "pass", head: str = "") -> str:
+    def fn(name: str, text: str) -> str:
+        return f"def {name}():\n" + "".join(f"    {line}\n" for line in text.strip("\n").splitlines()) + "\n\n"
+
+    return _HEADER + head + fn("upgrade", up) + fn("downgrade", down)
+
+
+def line_of(source: str, text: str) -> int:
+    return next(i for i, line in enumerate(source.splitlines(), start=1) if text in line)
+
+
+def rules(outcome) -> set[str]:
+    return {f.rule for f in outcome.findings}
+
+
+def decided(outcome, dialect: str = "postgresql"):
+    result = ReviewResult(
+        decision="proceed", summary="", revisions=[outcome.review.revision or "r"], findings=outcome.findings,
+        unchecked=outcome.unchecked, dialect=dialect, reviews=[outcome.review],
+    )
+    return classify(result, Policy())
+
+
+def evidence(result, trigger: str) -> list[str]:
+    return [e for t in result.escalation.triggers if t.trigger == trigger for e in t.evidence]
+
+
+# --- an index that names a column twice ------------------------------------------------------------------
+
+
+def test_index_naming_a_column_twice_is_recorded_and_judged():
+    src = body(
+        "op.create_index('ix_visits_day_twice', 'visits', ['day', 'day'])",
+        "op.drop_index('ix_visits_day_twice', table_name='visits')",
+    )
+    out = review_source(src)
+    assert not [u for u in out.unchecked if "Duplicate" in u.reason], out.unchecked
+    create = next(o for o in out.review.operations if o.kind == "create_index")
+    assert create.sql == ["CREATE INDEX ix_visits_day_twice ON visits (day, day)"]
+    found = [f for f in out.findings if f.rule == "create-index-non-concurrent"]
+    assert found and found[0].line == line_of(src, "ix_visits_day_twice', 'visits'")
+
+
+# --- the project's own alembic.ini options, read by a revision --------------------------------------------
+
+_READS_OPTION = '''from alembic import context
+
+def upgrade():
+    schema = context.config.get_main_option("tenant_schema")
+    op.add_column("notes", sa.Column("pinned", sa.Boolean(), nullable=True), schema=schema)
+
+def downgrade():
+    config = op.get_context().config
+    op.drop_column("notes", "pinned", schema=config.get_section(config.config_ini_section)["tenant_schema"])
+'''
+
+_PROBES_DATABASE = '''from sqlalchemy import engine_from_config
+
+def _already_there(table):
+    config = op.get_context().config
+    engine = engine_from_config(config.get_section(config.config_ini_section), prefix="sqlalchemy.")
+    return sa.inspect(engine).has_table(table)
+
+def upgrade():
+    if _already_there("ledgers"):
+        return
+    op.create_table("ledgers", sa.Column("id", sa.Integer, primary_key=True))
+
+def downgrade():
+    op.drop_table("ledgers")
+'''
+
+
+def test_a_revision_reads_the_options_of_the_projects_config_section():
+    from db_migrate.capture.context import ProjectContext
+
+    context = ProjectContext(ini_section="tenants", ini_options={"tenant_schema": "acme"})
+    out = review_source(_HEADER + _READS_OPTION, context=context)
+    assert "migration-raises" not in rules(out)
+    sql = {o.phase: o.sql for o in out.review.operations}
+    assert sql["upgrade"] == ["ALTER TABLE acme.notes ADD COLUMN pinned BOOLEAN"]
+    assert sql["downgrade"] == ["ALTER TABLE acme.notes DROP COLUMN pinned"]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_an_engine_the_revision_builds_from_its_config_connects_to_nothing_and_that_is_ours(dialect):
+    """Without the project's section the revision failed with KeyError 'url', reported as its own error; with it,
+    its engine may be built but cannot connect: what depends on the database is unchecked, not a bug."""
+    src = _HEADER + _PROBES_DATABASE
+    out = review_source(src, dialect=dialect)
+    assert "migration-raises" not in rules(out), [f.message for f in out.findings]
+    stopped = [u for u in out.unchecked if u.what.startswith("upgrade() after line")]
+    assert stopped and "connects to no database" in stopped[0].reason, out.unchecked
+    assert stopped[0].line == line_of(src, "if _already_there(")  # upgrade()'s own line; the helper's is in the reason
+    assert f"at line {line_of(src, 'sa.inspect(engine)')}, in what that line calls" in stopped[0].reason
+
+
+def test_the_mirrored_section_holds_no_real_database_url(tmp_path):
+    from db_migrate.capture.context import ini_options
+    from db_migrate.project import load_project
+    from projectfactory import make_project
+
+    make_project(tmp_path, [], url="postgresql://owner:hunter2-secret@db.internal:5432/app")
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(ini.read_text() + "tenant_schema = acme\nreplica.url = mysql+pymysql://ro:s3cret-too@replica/app\n")
+    options = ini_options(load_project(cwd=tmp_path))
+    assert options["tenant_schema"] == "acme"
+    assert options["script_location"] == str(tmp_path / "migrations")
+    assert options["sqlalchemy.url"].startswith("postgresql") and "db.internal" not in options["sqlalchemy.url"]
+    assert options["replica.url"].startswith("mysql+pymysql://") and "replica/" not in options["replica.url"]
+    assert "secret" not in repr(options) and "s3cret" not in repr(options)
+
+
+def test_review_records_a_revision_reading_its_config_and_prints_no_password(tmp_path):
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+    from projectfactory import make_project
+
+    make_project(tmp_path, [_READS_OPTION], url="postgresql://owner:hunter2-secret@db.internal:5432/app")
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(ini.read_text() + "tenant_schema = acme\n")
+    result = review_migration(load_project(cwd=tmp_path), "head")
+    assert "migration-raises" not in {f.rule for f in result.findings}, result.findings
+    ops = [o for r in result.reviews for o in r.operations]
+    assert [o.sql for o in ops if o.phase == "upgrade"] == [["ALTER TABLE acme.notes ADD COLUMN pinned BOOLEAN"]]
+    assert "hunter2" not in result.model_dump_json() and "db.internal" not in result.model_dump_json()
+
+
+# --- a phase whose recording stopped is not a phase that does nothing --------------------------------------
+
+
+def test_an_operation_alembic_does_not_define_is_recorded_and_the_phase_goes_on():
+    src = body(
+        "op.add_column('badges', sa.Column('issuer', sa.String(80), nullable=True))\n"
+        "op.reconcile_enum('public', 'badge_kind', ['gold'], ['gold', 'silver'])",
+        "op.reconcile_enum('public', 'badge_kind', ['gold', 'silver'], ['gold'])\n"
+        "op.drop_column('badges', 'issuer')",
+    )
+    out = review_source(src)
+    kinds = [(o.phase, o.kind, o.line) for o in out.review.operations]
+    assert kinds == [
+        ("upgrade", "add_column", line_of(src, "'issuer', sa.String")),
+        ("upgrade", "unknown_operation", line_of(src, "['gold'], ['gold', 'silver']")),
+        ("downgrade", "unknown_operation", line_of(src, "['gold', 'silver'], ['gold']")),
+        ("downgrade", "drop_column", line_of(src, "drop_column('badges'")),
+    ]
+    assert out.review.stopped == []
+    said = [u for u in out.unchecked if u.what.startswith("op.reconcile_enum")]
+    assert [u.line for u in said] == [kinds[1][2], kinds[2][2]] and "not checked" in said[0].reason
+    assert {"migration-raises", "missing-downgrade", "downgrade-not-inverse"}.isdisjoint(rules(out))
+    assert not evidence(decided(out), "unclear-rollback")
+
+
+def test_an_unknown_operation_outside_a_phase_is_still_an_attribute_error():
+    from alembic import op
+
+    with pytest.raises(AttributeError):
+        op.reconcile_enum  # noqa: B018  (nothing is being recorded: alembic's own answer)
+
+
+_DOWNGRADE_READS_FIRST = body(
+    "op.add_column('badges', sa.Column('issuer', sa.String(80), nullable=True))",
+    "rows = op.get_bind().execute(sa.text('SELECT id FROM badges WHERE issuer IS NOT NULL')).fetchall()\n"
+    "op.execute('ALTER TABLE badges DROP COLUMN issuer')",
+)
+
+
+def test_a_downgrade_stopped_by_a_data_read_is_not_said_to_do_nothing():
+    out = review_source(_DOWNGRADE_READS_FIRST)
+    stop = line_of(_DOWNGRADE_READS_FIRST, "SELECT id FROM badges")
+    assert [(s.phase, s.line) for s in out.review.stopped] == [("downgrade", stop)]
+    result = decided(out)
+    assert not any("performs no operation" in e for e in evidence(result, "unclear-rollback")), result.escalation
+    said = [u for u in result.unchecked if u.what.startswith("whether downgrade()")]
+    assert said and said[0].line == stop and "not the same as doing nothing" in said[0].reason
+
+
+def test_a_downgrade_that_completes_empty_is_still_said_to_do_nothing():
+    """The policy's own check (the review's rollback rules may be switched off): a phase that ran to its end and
+    recorded nothing does nothing."""
+    src = body(
+        "op.add_column('badges', sa.Column('issuer', sa.String(80), nullable=True))",
+        "if False:\n    op.drop_column('badges', 'issuer')",
+    )
+    out = review_source(src)
+    assert out.review.stopped == []
+    out = out.model_copy(update={"findings": [f for f in out.findings if f.rule != "downgrade-not-inverse"]})
+    assert any("performs no operation" in e for e in evidence(decided(out), "unclear-rollback"))
+
+
+def test_sql_without_an_inverse_is_unchecked_when_the_downgrade_stopped_before_its_end():
+    src = body(
+        "op.execute(\"UPDATE badges SET issuer = 'unknown' WHERE issuer IS NULL\")",
+        "rows = op.get_bind().execute(sa.text('SELECT badge_id FROM badge_history')).fetchall()\n"
+        "op.execute(\"UPDATE badges SET issuer = NULL WHERE issuer = 'unknown'\")",
+    )
+    result = decided(review_source(src))
+    assert not any("has no inverse" in e for e in evidence(result, "unclear-rollback")), result.escalation
+    assert any(u.what.startswith("an inverse in downgrade()") for u in result.unchecked)
+
+
+# --- drops after the point where recording stopped ----------------------------------------------------------
+
+_READS_THEN_DROPS = body(
+    "op.add_column('orders', sa.Column('total_cents', sa.BigInteger(), nullable=True))\n"
+    "rows = op.get_bind().execute(sa.text('SELECT id, total FROM orders')).fetchall()\n"
+    "for row in rows:\n"
+    "    op.execute(sa.text('UPDATE orders SET total_cents = :c WHERE id = :i').bindparams(c=int(row.total * 100), i=row.id))\n"
+    "op.drop_column('orders', 'total')\n"
+    "with op.batch_alter_table('invoices') as batch:\n"
+    "    batch.drop_column('legacy_total')\n"
+    "op.drop_table('order_totals_backup')",
+    "op.add_column('orders', sa.Column('total', sa.Numeric(), nullable=True))\n"
+    "op.drop_column('orders', 'total_cents')",
+)
+
+
+def test_drops_after_a_data_read_escalate_as_recorded_drops_would():
+    src = _READS_THEN_DROPS
+    out = review_source(src)
+    stop = line_of(src, "SELECT id, total FROM orders")
+    assert [(s.phase, s.line) for s in out.review.stopped] == [("upgrade", stop)]
+    result = decided(out)
+    assert result.decision == "escalate"
+    said = evidence(result, "drop-with-data")
+    expected = [
+        (line_of(src, "drop_column('orders', 'total')"), "orders.total"),
+        (line_of(src, "drop_column('legacy_total')"), "invoices.legacy_total"),
+        (line_of(src, "drop_table('order_totals_backup')"), "order_totals_backup"),
+    ]
+    assert len(said) == len(expected)
+    for (line, what), text in zip(expected, said):
+        assert what in text and f"line {line}, after recording stopped at line {stop}" in text, text
+
+
+def test_without_the_source_scan_the_same_revision_would_only_revise():
+    """The drops are evidence only because they were read from the source: the recorded operations stop at the read."""
+    out = review_source(_READS_THEN_DROPS)
+    recorded = [o for o in out.review.operations if not o.detail.get("unrecorded_after_line")]
+    assert not [o for o in recorded if o.phase == "upgrade" and o.kind.startswith("drop")]
+    alone = out.model_copy(update={"review": out.review.model_copy(update={"operations": recorded})})
+    assert not evidence(decided(alone), "drop-with-data")
+
+
+def test_names_built_at_run_time_are_not_guessed_and_tables_made_here_hold_nothing():
+    src = body(
+        "op.create_table('order_totals_tmp', sa.Column('id', sa.Integer, primary_key=True))\n"
+        "rows = op.get_bind().execute(sa.text('SELECT id FROM orders')).fetchall()\n"
+        "for name in ('a', 'b'):\n"
+        "    op.drop_column('orders', f'legacy_{name}')\n"
+        "op.drop_table('order_totals_tmp')",
+        "pass",
+    )
+    out = review_source(src)
+    late = [(o.kind, o.table, o.table_created_here) for o in out.review.operations if o.detail.get("unrecorded_after_line")]
+    assert late == [("drop_table", "order_totals_tmp", True)]
+    assert not evidence(decided(out), "drop-with-data")
+
+
+# --- a package folder whose code is not here -----------------------------------------------------------------
+
+
+def test_a_name_missing_from_a_package_folder_without_its_code_is_ours(tmp_path, monkeypatch):
+    """The application's folder is there without its modules (a checkout of the migrations only): a helper taken
+    from it is missing here, not in the project, so the stop is unchecked and not migration-raises."""
+    (tmp_path / "shopapp" / "db" / "helpers").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = body(
+        "with helpers.foreign_keys_dropped('orders_customer_fk'):\n"
+        "    op.alter_column('orders', 'customer_id', existing_type=sa.Integer(), type_=sa.BigInteger())",
+        "pass",
+        head="from shopapp.db import helpers\n\n",
+    )
+    out = review_source(src, root=tmp_path)
+    assert "migration-raises" not in rules(out), [f.message for f in out.findings]
+    stopped = [u for u in out.unchecked if u.what.startswith("upgrade() after line")]
+    assert stopped and "shopapp.db.helpers.foreign_keys_dropped" in stopped[0].reason
+
+
+def test_a_name_missing_from_the_projects_own_module_is_still_the_revisions_error(tmp_path, monkeypatch):
+    (tmp_path / "tillapp" / "db").mkdir(parents=True)
+    (tmp_path / "tillapp" / "__init__.py").write_text("")
+    (tmp_path / "tillapp" / "db" / "__init__.py").write_text("")
+    (tmp_path / "tillapp" / "db" / "helpers.py").write_text("def something_else():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = body(
+        "with helpers.foreign_keys_dropped('orders_customer_fk'):\n"
+        "    op.alter_column('orders', 'customer_id', existing_type=sa.Integer(), type_=sa.BigInteger())",
+        "pass",
+        head="from tillapp.db import helpers\n\n",
+    )
+    assert "migration-raises" in rules(review_source(src, root=tmp_path))
