@@ -257,7 +257,7 @@ def test_unclear_rollback_from_review_findings(rule):
 
 
 def test_unclear_rollback_for_execute_without_inverse():
-    up = op("execute", sql="UPDATE persons SET email_verified=false WHERE email_verified IS NULL", sql_kind="UPDATE")
+    up = op("execute", sql="UPDATE persons SET email_verified=false WHERE email LIKE '%@old.example'", sql_kind="UPDATE")
     r = classify(review(up, downgrade=False), Policy())
     evidence = " ".join(triggers(r)["unclear-rollback"].evidence)
     assert "no inverse" in evidence and "performs no operation" in evidence

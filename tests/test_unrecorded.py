@@ -215,9 +215,9 @@ def test_a_downgrade_that_completes_empty_is_still_said_to_do_nothing():
 
 def test_sql_without_an_inverse_is_unchecked_when_the_downgrade_stopped_before_its_end():
     src = body(
-        "op.execute(\"UPDATE badges SET issuer = 'unknown' WHERE issuer IS NULL\")",
+        "op.execute(\"UPDATE badges SET issuer = 'unknown' WHERE issuer = ''\")",
         "rows = op.get_bind().execute(sa.text('SELECT badge_id FROM badge_history')).fetchall()\n"
-        "op.execute(\"UPDATE badges SET issuer = NULL WHERE issuer = 'unknown'\")",
+        "op.execute(\"UPDATE badges SET issuer = '' WHERE issuer = 'unknown'\")",
     )
     result = decided(review_source(src))
     assert not any("has no inverse" in e for e in evidence(result, "unclear-rollback")), result.escalation
