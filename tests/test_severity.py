@@ -262,3 +262,21 @@ def test_a_type_change_on_a_small_table_is_relaxed_only_where_the_values_fit(tmp
         assert found["m"].severity == "error"  # 40,000 does not fit a SMALLINT: the size settles no value
     finally:
         next(gen, None)
+
+
+def test_the_small_table_relaxation_holds_on_mariadb(tmp_path, mysql_url):
+    # (SQLite has no lock findings to relax: batch mode's copy is the documented way there)
+    gen = throwaway_database(mysql_url, ["CREATE TABLE counts (id integer PRIMARY KEY, n integer)",
+                                         "INSERT INTO counts (id, n) VALUES (1, 1), (2, 2), (3, 3)"])
+    url = next(gen)
+    try:
+        body = ("def upgrade():\n    op.alter_column('counts', 'n', existing_type=sa.Integer(), type_=sa.BigInteger())\n\n\n"
+                "def downgrade():\n    op.alter_column('counts', 'n', existing_type=sa.BigInteger(), type_=sa.Integer())\n")
+        project = load_project(make_project(tmp_path, [{"body": body}], url=url))
+        (without,) = [f for f in review_migration(project, "000000000001").findings if f.rule == "alter-column-type" and f.phase == "upgrade"]
+        assert without.severity == "error"  # MariaDB copies the table to change the type
+        (found,) = [f for f in review_migration(project, "000000000001", database_url=url).findings
+                    if f.rule == "alter-column-type" and f.phase == "upgrade"]
+        assert found.severity == "info" and "3 row(s)" in found.message and "small_table_rows" in found.message
+    finally:
+        next(gen, None)
