@@ -275,7 +275,7 @@ def test_drop_constraint_without_a_name_is_an_error_with_the_name_to_use():
 
 # --- a deliberate one-way step ----------------------------------------------------------------------------
 
-BACKFILL = "op.execute(\"UPDATE accounts SET region = 'eu' WHERE region IS NULL\")"
+BACKFILL = "op.execute(\"UPDATE accounts SET region = 'eu' WHERE region = 'europe'\")"
 
 
 @pytest.mark.parametrize("down", [
