@@ -329,3 +329,28 @@ def test_unknown_sizes_are_listed_once():
     r = classify(review(*ups, op("execute", phase="downgrade", sql="UPDATE persons SET role = NULL")), Policy())
     assert [u.what for u in r.unchecked] == ["large-data-migration: rows of persons (data migration (UPDATE))"]
     assert r.unchecked[0].reason == "no database_url given"
+
+
+def test_creating_a_history_table_is_not_touching_an_audit_trail():
+    made = review(op("create_table", "query_history"), op("create_index", "query_history", created=True),
+                  op("drop_table", "query_history", phase="downgrade"))
+    assert "audit-trail" not in triggers(classify(made, Policy()))
+    altered = review(op("add_column", "query_history", "note", nullable=True))
+    assert "audit-trail" in triggers(classify(altered, Policy()))  # an existing one is still a human's
+
+
+def test_a_primary_key_rebuilt_on_its_own_columns_is_not_a_key_change():
+    rebuilt = review(
+        op("drop_constraint", "orders", constraint_type="primary", name="orders_pkey"),
+        op("create_primary_key", "orders", name="pk_orders", columns=["id"]),
+        op("drop_constraint", "orders", phase="downgrade", constraint_type="primary", name="pk_orders"),
+        op("create_primary_key", "orders", phase="downgrade", name="orders_pkey", columns=["id"]),
+    )
+    assert "primary-key-change" not in triggers(classify(rebuilt, Policy()))
+    widened = review(
+        op("drop_constraint", "orders", constraint_type="primary", name="orders_pkey"),
+        op("create_primary_key", "orders", name="pk_orders", columns=["id", "tenant_id"]),
+        op("drop_constraint", "orders", phase="downgrade", constraint_type="primary", name="pk_orders"),
+        op("create_primary_key", "orders", phase="downgrade", name="orders_pkey", columns=["id"]),
+    )
+    assert "primary-key-change" in triggers(classify(widened, Policy()))

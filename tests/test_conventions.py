@@ -116,8 +116,14 @@ def test_filling_only_nulls_destroys_nothing_with_or_without_downgrades(tmp_path
     written = review_migration(load_project(_history(tmp_path / "written", "def downgrade():\n    pass\n", n=0, last=fill)),
                                "000000000001")
     assert "unclear-rollback" not in {t.trigger for t in written.escalation.triggers}
-    overwrite = "def upgrade():\n    op.execute(\"UPDATE hosts SET c0 = 0 WHERE c0 < 0\")\n\n\n"
+    # a data fix of selected rows is how such projects work; overwriting every row is data only a restore brings back
+    fix = "def upgrade():\n    op.execute(\"UPDATE hosts SET c0 = 0 WHERE c0 < 0\")\n\n\n"
+    assert review_migration(load_project(_history(tmp_path / "fix", None, last=fix)), "000000000007").decision == "proceed"
+    overwrite = "def upgrade():\n    op.execute(\"UPDATE hosts SET c0 = 0\")\n\n\n"
     assert review_migration(load_project(_history(tmp_path / "over", None, last=overwrite)), "000000000007").decision == "escalate"
+    # a marker (no operation recorded) in such a project needs no downgrade either
+    marker = "def upgrade():\n    pass\n\n\n"
+    assert review_migration(load_project(_history(tmp_path / "mark", None, last=marker)), "000000000007").decision == "proceed"
 
 
 def test_a_project_that_writes_downgrades_still_gets_missing_downgrade(tmp_path):

@@ -323,3 +323,19 @@ def test_dropping_the_column_an_expression_index_uses_drops_the_index() -> None:
         down="op.drop_column('affiliations', 'alt_names')",
     )
     assert "downgrade-not-inverse" not in rules(review(src))
+
+
+def test_a_table_moved_aside_and_rebuilt_under_its_name_is_replaced(tmp_path: Path) -> None:
+    from db_migrate.classify import classify_escalation
+    from db_migrate.project import load_project
+    from projectfactory import make_project
+
+    base = ("def upgrade():\n    op.create_table('user', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('email', sa.String(256)))\n\n\n"
+            "def downgrade():\n    op.drop_table('user')\n")
+    rebuild = ("def upgrade():\n    op.rename_table('user', 'user_old')\n"
+               "    op.create_table('user', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('email', sa.String(320)))\n"
+               "    op.execute('INSERT INTO user (id, email) SELECT id, email FROM user_old')\n    op.drop_table('user_old')\n\n\n"
+               "def downgrade():\n    pass\n")
+    project = load_project(make_project(tmp_path, [{"body": base}, {"body": rebuild}], url="sqlite:///app.db"))
+    r = classify_escalation(project, "000000000002")
+    assert "drop-with-data" not in {t.trigger for t in r.escalation.triggers}, r.escalation

@@ -123,8 +123,9 @@ def test_set_not_null_after_add_and_backfill():
 
 
 def test_destructive_sql_severity():
-    assert rules_of(up("op.execute('DELETE FROM t')"))["destructive-sql"][0].severity == "error"
-    assert rules_of(up("op.execute('TRUNCATE t')"))["destructive-sql"][0].severity == "error"
+    # emptying a table is a warning like dropping it (whether its rows matter is the data's); the policy escalates
+    assert rules_of(up("op.execute('DELETE FROM t')"))["destructive-sql"][0].severity == "warning"
+    assert rules_of(up("op.execute('TRUNCATE t')"))["destructive-sql"][0].severity == "warning"
     assert rules_of(up("op.execute('DELETE FROM t WHERE id = 1')"))["destructive-sql"][0].severity == "warning"
     # a raw DROP TABLE is a drop_table operation (drop-table's finding); a schema has no alembic operation
     dropped = rules_of(up("op.execute('DROP TABLE t')"))
@@ -133,7 +134,7 @@ def test_destructive_sql_severity():
     assert "destructive-sql" not in rules_of(up("op.execute('UPDATE t SET a = 1 WHERE id = 2')"))
     assert "destructive-sql" in rules_of(up("op.execute('UPDATE t SET a = 1')"))
     # same on MySQL, where sqlglot parses the SQL
-    assert rules_of(up("op.execute('DELETE FROM t')"), "mysql")["destructive-sql"][0].severity == "error"
+    assert rules_of(up("op.execute('DELETE FROM t')"), "mysql")["destructive-sql"][0].severity == "warning"
 
 
 def test_downgrade_not_inverse_names_what_is_left_behind():
@@ -199,3 +200,12 @@ def test_findings_of_a_clean_migration():
         down="op.drop_column('users', 'nick')",
     )
     assert rules_of(body) == {}
+
+
+def test_a_table_moved_aside_to_be_rebuilt_under_its_name_is_not_a_rename():
+    rebuild = ("op.rename_table('user', 'user_old')\n"
+               "    op.create_table('user', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('email', sa.String(256)))\n"
+               "    op.execute('INSERT INTO user (id, email) SELECT id, email FROM user_old')\n"
+               "    op.drop_table('user_old')")
+    assert "rename-table" not in rules_of(up(rebuild), "sqlite")
+    assert "rename-table" in rules_of(up("op.rename_table('user', 'account')"), "sqlite")

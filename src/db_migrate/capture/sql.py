@@ -93,12 +93,17 @@ def replaced_tables(steps: list[tuple[str, str | None, str | None, list[str]]]) 
     question; the table itself keeps its rows.
     """
     out = set()
-    for i, (kind, new, old, _) in enumerate(steps):
-        if kind != "rename_table" or not new or not old:
+    for i, (kind, src, dst, _) in enumerate(steps):
+        if kind != "rename_table" or not src or not dst:
             continue
-        copied = [j for j, (k, _, _, names) in enumerate(steps[:i]) if k == "insert" and {new, old} <= set(names)]
-        if copied and any(k == "drop_table" and t == old for k, t, _, _ in steps[copied[0] + 1:i]):
-            out.add(old)
+        # copy the old table into a new one, drop the old, rename the copy (src) to the old name (dst)
+        copied = [j for j, (k, _, _, names) in enumerate(steps[:i]) if k == "insert" and {src, dst} <= set(names)]
+        if copied and any(k == "drop_table" and t == dst for k, t, _, _ in steps[copied[0] + 1:i]):
+            out.add(dst)
+        # or move the old table aside (src renamed to dst), copy it into a new table of its name, drop the moved one
+        copied = [j for j, (k, _, _, names) in enumerate(steps) if j > i and k == "insert" and {src, dst} <= set(names)]
+        if copied and any(k == "drop_table" and t == dst for k, t, _, _ in steps[copied[0] + 1:]):
+            out.add(dst)
     return out
 
 

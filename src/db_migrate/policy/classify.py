@@ -287,7 +287,7 @@ def decide_for(
     _production(triggers, policy, facts, environment, database_url, project_url)
     _tables_by_pattern(triggers, ops, policy, getattr(review, "conventions", None))
     _drops(triggers, upgrade, facts)
-    _primary_keys(triggers, upgrade, current)
+    _primary_keys(triggers, upgrade, current, ops)
     _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old), _touched(preflight))
     _rollback(triggers, ops, current, getattr(review, "conventions", None), _stopped(review, old), unchecked)
     if preflight is not None:
@@ -449,10 +449,14 @@ def _production(triggers, policy, facts, environment, database_url, project_url)
 def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: Any = None) -> None:
     # the downgrade usually mirrors the upgrade: cite it only for tables the upgrade leaves alone
     in_upgrade = {(o.revision, t) for o in ops if o.phase == "upgrade" for t in o.tables}
+    # a table the revision creates holds no audit trail yet: building one is not touching one
+    created = {(o.revision, o.table) for o in ops if o.phase == "upgrade" and o.kind == "create_table"}
     for trigger, patterns in (("protected-table", policy.protected_tables), ("audit-trail", policy.audit_tables)):
         for o in ops:
             for t in o.tables:
                 if o.phase == "downgrade" and (o.revision, t) in in_upgrade:
+                    continue
+                if trigger == "audit-trail" and (o.revision, t) in created:
                     continue
                 p = _matches(t, patterns)
                 if p:
@@ -538,15 +542,27 @@ def _rows(count) -> str:
     return f"{'~' if count.estimate else ''}{count.rows:,} rows" + (" (catalog estimate)" if count.estimate else "")
 
 
-def _primary_keys(triggers, upgrade: list[_Op], findings: list[Finding]) -> None:
+def _primary_keys(triggers, upgrade: list[_Op], findings: list[Finding], ops: list[_Op] | None = None) -> None:
     for f in findings:
         if f.rule == "change-primary-key":
             triggers.fire("primary-key-change", f"{f.path or f.revision}:{f.line}: {f.message}")
+    same = _same_keys(ops or upgrade)
     for o in upgrade:
-        if o.table_created_here:
+        if o.table_created_here or (o.revision, o.table) in same:
             continue
         if o.kind == "create_primary_key" or (o.kind == "drop_constraint" and str(o.get("constraint_type") or "").startswith("primary")):
             triggers.fire("primary-key-change", f"{o.where}")
+
+
+def _same_keys(ops: list[_Op]) -> set[tuple[str | None, str | None]]:
+    """(revision, table) whose upgrade drops the primary key and creates it again on the columns the downgrade
+    restores it with: the key is renamed or rebuilt, not changed (rules' change-primary-key says the same)."""
+    def created(phase: str) -> dict[tuple[str | None, str | None], tuple]:
+        return {(o.revision, o.table): tuple(o.get("columns") or ()) for o in ops
+                if o.phase == phase and o.kind == "create_primary_key" and o.get("columns")}
+
+    up, down = created("upgrade"), created("downgrade")
+    return {k for k, cols in up.items() if down.get(k) == cols}
 
 
 def _stated(review: Any, old: set[str]) -> dict[str | None, Any]:
@@ -686,7 +702,10 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
         by_revision.setdefault(o.revision, []).append(o)
     relaxed = conventions is not None and conventions.downgrades in ("never", "raise")
     losing = _losing(ops) if relaxed else {}
-    exempt = {rev for rev, mine in by_revision.items() if relaxed and rev not in losing and not any(o.phase == "downgrade" for o in mine)}
+    # every revision reviewed counts, those that recorded no operation too (a marker, an upgrade that stopped)
+    reviewed = set(by_revision) | {f.revision for f in findings}
+    exempt = {rev for rev in reviewed if relaxed and rev not in losing
+              and not any(o.phase == "downgrade" for o in by_revision.get(rev, []))}
     for f in findings:
         if f.rule not in ROLLBACK_RULES or writable_rollback(f):
             continue  # not about the way back, or a way back db-migrate writes: revise with its patch
@@ -725,6 +744,8 @@ def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
             continue
         if o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _only_fills_nulls(o)):
             continue  # filling a column this revision adds, or only NULLs: a backfill overwrites nothing that existed
+        if o.sql_kind == "UPDATE" and all(s.has_where is not False for s in o.statements):
+            continue  # a data fix of the rows it selects, as such projects make them; a blanket overwrite still counts
         out.setdefault(o.revision, o)
     return out
 

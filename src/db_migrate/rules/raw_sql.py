@@ -59,13 +59,15 @@ class DestructiveSql(Rule):
             where, table = ", ".join(tables), tables[0]
             kind = stmt.kind
             keep = functools.partial(fx.keep_and_restore_rows, cap, rec, stmt, table)
+            # emptying a table loses what its rows hold, like dropping it: whether that is data someone needs is the
+            # fact the tool lacks (a warning, as drop-table), and a human decides it (the policy escalates)
             if kind == "DELETE":
                 if stmt.has_where is False:
-                    yield self.finding(cap, f"DELETE without WHERE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=table, severity="error", fix=keep())
+                    yield self.finding(cap, f"DELETE without WHERE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=table, fix=keep())
                 else:
                     yield self.finding(cap, f"DELETE from {where}: the deleted rows cannot be restored by a downgrade.", rec=rec, table=table, fix=keep())
             elif kind == "TRUNCATE":
-                yield self.finding(cap, f"TRUNCATE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=table, severity="error", fix=keep())
+                yield self.finding(cap, f"TRUNCATE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=table, fix=keep())
             elif kind == "UPDATE" and overwrites_rows(cap, rec, stmt) and not _updated_back(cap, stmt):
                 cols = ", ".join(sorted(updated_columns(stmt) or [])) or "columns"
                 yield self.finding(
@@ -78,7 +80,10 @@ class DestructiveSql(Rule):
                 )
             elif kind in _DATA_DROPS:
                 fix = _deprecate(table) if kind == "DROP TABLE" else None
-                yield self.finding(cap, f"{kind} {where} in raw SQL: the data is deleted for good, and the drop is hidden in a string.", rec=rec, table=table, fix=fix)
+                lost = "its position is lost, and a column default using it fails" if kind == "DROP SEQUENCE" else \
+                    "the data is deleted for good"
+                hidden = ", and the drop is hidden in a string" if isinstance(getattr(rec.op, "sqltext", None), str) else ""
+                yield self.finding(cap, f"{kind} {where} in raw SQL: {lost}{hidden}.", rec=rec, table=table, fix=fix)
 
 
 @fx.tailored
