@@ -467,3 +467,14 @@ def test_sql_spliced_from_the_codes_own_names_and_constants_is_not_an_injection_
     value = reads + "for (rid,) in rows:\n    conn.execute(sa.text(f'DELETE FROM tags WHERE recipe_id = {rid}'))"
     [f] = by_rule(review(body(value)))["raw-sql-interpolation"]
     assert f.severity == "error"
+
+
+def test_an_aliased_module_of_column_types_is_not_an_orm_import(tmp_path):
+    (tmp_path / "wf" / "db").mkdir(parents=True)
+    for f in ("wf/__init__.py", "wf/db/__init__.py"):
+        (tmp_path / f).write_text("")
+    (tmp_path / "wf" / "db" / "types.py").write_text("import sqlalchemy as sa\nJsonLongDict = sa.Text\n")
+    src = body("op.add_column('executions', sa.Column('params', st.JsonLongDict(), nullable=True))\n"
+               "s = sa.orm.Session(bind=op.get_bind())",
+               "op.drop_column('executions', 'params')", head="from wf.db import types as st\n\n")
+    assert "orm-import-in-migration" not in by_rule(review_source(src, root=tmp_path))

@@ -276,13 +276,30 @@ def test_drop_constraint_without_a_name_is_an_error_with_the_name_to_use():
 # --- a deliberate one-way step ----------------------------------------------------------------------------
 
 BACKFILL = "op.execute(\"UPDATE accounts SET region = 'eu' WHERE region = 'europe'\")"
+OVERWRITE = "op.execute(\"UPDATE accounts SET region = 'eu'\")"  # every row's old value gone
+
+
+def _decided(out):
+    result = ReviewResult(
+        decision="proceed", summary="", revisions=[out.review.revision or "r"], findings=out.findings,
+        unchecked=out.unchecked, dialect="postgresql", reviews=[out.review],
+    )
+    return classify(result, Policy())
+
+
+def test_a_declared_one_way_data_fix_of_selected_rows_is_noted_not_escalated():
+    out = review_source(revision(BACKFILL, '"""No downgrade: europe and eu were the same region."""\nraise NotImplementedError'))
+    [f] = rules(out)["irreversible-by-design"]
+    assert f.severity == "info" and "europe and eu were the same region" in f.message
+    assert "unclear-rollback" not in {t.trigger for t in _decided(out).escalation.triggers}
 
 
 @pytest.mark.parametrize("down", [
     "# db-migrate: irreversible rows that had no region are not remembered\npass",
 ])
 def test_irreversible_marker_is_a_declared_one_way_step_that_still_escalates(down):
-    out = review_source(revision(BACKFILL, down))
+    # declared, but it overwrites every row: the data only a restore brings back is a human's call
+    out = review_source(revision(OVERWRITE, down))
     found = rules(out)
     assert "missing-downgrade" not in found
     [f] = found["irreversible-by-design"]

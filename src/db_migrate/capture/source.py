@@ -115,7 +115,7 @@ def irreversible_marker(tree: ast.Module, source: str) -> str | None:
     if kind == "raise" and message:
         # `raise SomeError("downgrade unsupported: ...")` alone is a declaration too: nobody raises by accident
         return f"the downgrade raises on purpose: {message}"
-    if kind == "pass":
+    if kind in ("pass", "not-implemented"):
         said = _explained(tree, lines)
         if said:
             return f"the downgrade says: {said}"
@@ -126,13 +126,15 @@ _NOT_AN_EXPLANATION = re.compile(r"auto\s*generated|please adjust|\bTODO\b|\bFIX
 
 
 def _explained(tree: ast.Module, lines: list[str]) -> str | None:
-    """The author's own comment inside an empty downgrade() ("# Purely a data migration. No downgrade
-    necessary."): a considered one-way step, not a forgotten one. Autogenerate's comments and TODOs are not."""
+    """The author's own comment or docstring in an empty downgrade() or one that only raises NotImplementedError
+    ("# Purely a data migration. No downgrade necessary."): a considered one-way step, not a forgotten one.
+    Autogenerate's comments and TODOs are not."""
     fn = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "downgrade"), None)
     if fn is None:
         return None
     words = [ln.strip().lstrip("#").strip() for ln in lines[fn.lineno: fn.end_lineno or fn.lineno] if ln.strip().startswith("#")]
-    text = " ".join(w for w in words if w)
+    doc = ast.get_docstring(fn)  # """No-op: there was only one scheme before.""" says the same as a comment
+    text = " ".join(w for w in [*words, *(doc.split() if doc else [])] if w)
     if not text or _NOT_AN_EXPLANATION.search(text):
         return None
     return text[:200]

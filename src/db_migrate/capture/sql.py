@@ -37,6 +37,8 @@ VALIDATE = "VALIDATE CONSTRAINT"
 """Kind of ``ALTER TABLE t VALIDATE CONSTRAINT c``: checks existing rows against a NOT VALID constraint."""
 
 _ADD_VALUE = re.compile(r"\bADD\s+VALUE\b", re.IGNORECASE)
+# SQLite's settings of the connection or the file (secure_delete, auto_vacuum, foreign_keys): no schema, no rows
+_PRAGMA = re.compile(r"^\s*PRAGMA\b", re.IGNORECASE)
 _IF_NOT_EXISTS = re.compile(r"\bIF\s+NOT\s+EXISTS\b", re.IGNORECASE)
 
 
@@ -50,11 +52,11 @@ def needs_no_inverse(stmt: SqlStatement) -> bool:
 
     Transaction control; ``VALIDATE CONSTRAINT`` (it only checks rows); ``CREATE EXTENSION IF NOT EXISTS`` (without it a
     re-upgrade fails on the extension the downgrade left); ``ALTER TYPE ... ADD
-    VALUE`` (PostgreSQL cannot drop an enum value); an UPDATE that only gives NULLs a value (:func:`filled_nulls`:
+    VALUE`` (PostgreSQL cannot drop an enum value); a SQLite ``PRAGMA``; an UPDATE that only gives NULLs a value (:func:`filled_nulls`:
     it overwrites nothing, and the downgrade could not tell the filled rows apart).
     """
     kind = stmt.kind.upper()
-    if filled_nulls(stmt) is not None:
+    if filled_nulls(stmt) is not None or _PRAGMA.match(stmt.text):
         return True
     if kind in ("TRANSACTION", "COMMIT", "BEGIN", VALIDATE) or kind in MAINTENANCE_KINDS:
         return True

@@ -701,7 +701,8 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     for o in ops:
         by_revision.setdefault(o.revision, []).append(o)
     relaxed = conventions is not None and conventions.downgrades in ("never", "raise")
-    losing = _losing(ops) if relaxed else {}
+    destroying = _losing(ops)
+    losing = destroying if relaxed else {}
     # every revision reviewed counts, those that recorded no operation too (a marker, an upgrade that stopped)
     reviewed = set(by_revision) | {f.revision for f in findings}
     exempt = {rev for rev in reviewed if relaxed and rev not in losing
@@ -709,6 +710,8 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     for f in findings:
         if f.rule not in ROLLBACK_RULES or writable_rollback(f):
             continue  # not about the way back, or a way back db-migrate writes: revise with its patch
+        if f.rule == "irreversible-by-design" and f.revision not in destroying:
+            continue  # a one-way step its author declared, that destroys nothing: the way back is clear (a restore)
         if not (f.revision in exempt and f.rule in ("missing-downgrade", "irreversible-by-design")):
             triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
     flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}

@@ -88,7 +88,10 @@ def used_only_as_column_types(source: str, names: tuple[str, ...]) -> bool:
             while isinstance(target, ast.Attribute):  # types.Uuid(): the module of column types is what is imported
                 target = target.value
             type_nodes.add(id(target))
-    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in names and isinstance(n.ctx, ast.Load)]
+    # the names as the module binds them: `from app.db import types as st` is used as st.Uuid()
+    bound = set(names) | {a.asname for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                          for a in node.names if a.asname and a.name.rpartition(".")[2] in names}
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in bound and isinstance(n.ctx, ast.Load)]
     return bool(uses) and all(id(n) in type_nodes for n in uses)
 
 
@@ -138,10 +141,12 @@ class OrmImportInMigration(Rule):
         for fact in cap.facts_of("orm-session"):
             if not (models or commits):
                 continue  # a Session over the revision's own sa.Table/sa.table objects: a connection, not today's models
+            harm = ("ORM queries follow today's models, not the schema at this revision" if models else
+                    "its commit() ends Alembic's transaction early on SQLAlchemy 1.x (2.x joins it as a savepoint: "
+                    "which one the project pins decides)")
             yield self.finding(
                 cap,
-                f"Creates an ORM {fact.detail} in a migration: ORM queries follow today's models, not the schema at "
-                f"this revision, and a session.commit() ends Alembic's transaction early.",
+                f"Creates an ORM {fact.detail} in a migration: {harm}.",
                 phase=phase_at(cap, fact.line),
                 line=fact.line,
                 fix=f"# line {fact.line}: run the statements on alembic's connection instead of a {fact.detail}:\n"
