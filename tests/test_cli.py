@@ -46,6 +46,21 @@ def test_classify_escalates_with_exit_3_and_the_tool_shape(residency: Path, caps
     assert out["escalation"]["triggers"]
 
 
+def test_classify_of_several_revisions_reports_one_that_cannot_load_beside_the_others(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from projectfactory import make_project
+
+    good = "def upgrade():\n    op.add_column('t', sa.Column('c', sa.Integer(), nullable=True))\n\n\ndef downgrade():\n    op.drop_column('t', 'c')\n"
+    broken = "LIMIT = undefined_setting_of_the_app * 2\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    root = make_project(tmp_path, [{"body": good}, {"body": broken}, {"body": good.replace("'c'", "'d'")}])
+    code, out = run_json(["classify", "000000000001", "000000000002", "000000000003", "--config", str(root)], capsys)
+    decided = [r for r in out if "decision" in r]
+    errors = [r["error"] for r in out if "error" in r]
+    assert [r["revisions"] for r in decided] == [["000000000001"], ["000000000003"]]
+    assert len(errors) == 1 and errors[0]["code"] and "000000000002" in json.dumps(errors[0])
+    assert code == 2  # no escalation among the others: the error is what the exit code says
+
+
 def test_heads_json(residency: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(residency / "alembic")  # found from a subdirectory
     code, out = run_json(["heads", "--no-drift"], capsys)

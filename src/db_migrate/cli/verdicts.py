@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from db_migrate.tools import EXIT_ESCALATE, EXIT_PROCEED, EXIT_REVISE, exit_code
+from db_migrate.tools import EXIT_ESCALATE, EXIT_PROCEED, EXIT_REVISE, EXIT_USAGE, exit_code
 
 #: Commands whose positional arguments are revisions that may be files.
 MULTI_TARGET = {"review", "classify"}
@@ -63,12 +63,25 @@ def run(args: argparse.Namespace, out: IO[str], call_args: Callable[[argparse.Na
             refs = [str(p) for p in changed_revisions(load_history(project), args.changed_since)]
         if refs or args.changed_since:
             calls = _calls_for(args, project, kwargs, refs)
+    from db_migrate.errors import DbMigrateError
+
+    results: list[tuple[Any, str | None]] = []
+    failed: list[DbMigrateError] = []
     with progress_display(sys.stderr):
-        results = [(call(tool, project, **kw), default_path) for kw, default_path in calls]
+        for kw, default_path in calls:
+            try:
+                results.append((call(tool, project, **kw), default_path))
+            except DbMigrateError as e:
+                if len(calls) == 1:
+                    raise
+                failed.append(e)  # one revision that cannot be analysed does not hide the others' verdicts
+    if failed and not results:
+        raise failed[0]
     if args.command in MULTI_TARGET and not results:
         results = [(_nothing_changed(tool, project, args.changed_since), None)]
-    write(results, args, project, out)
-    return combined_exit_code([r for r, _ in results], fail_on=args.fail_on)
+    write(results, args, project, out, failed)
+    code = combined_exit_code([r for r, _ in results], fail_on=args.fail_on)
+    return code if code == EXIT_ESCALATE or not failed else EXIT_USAGE
 
 
 def _calls_for(args: argparse.Namespace, project: Any, kwargs: dict[str, Any], refs: list[str]) -> list[tuple[dict[str, Any], str | None]]:
@@ -104,13 +117,16 @@ def combined_exit_code(results: list[Any], *, fail_on: str | None = None) -> int
     return code
 
 
-def write(results: list[tuple[Any, str | None]], args: argparse.Namespace, project: Any, out: IO[str]) -> None:
-    """Print ``results`` in the chosen format; annotations on stderr inside GitHub Actions."""
+def write(results: list[tuple[Any, str | None]], args: argparse.Namespace, project: Any, out: IO[str],
+          failed: list[Any] | None = None) -> None:
+    """Print ``results`` in the chosen format (and ``failed``, the targets that ended in an error: in the JSON list
+    as ``{"error": ...}`` objects, otherwise on stderr); annotations on stderr inside GitHub Actions."""
     from db_migrate.tools.annotations import annotations, in_github_actions
 
     verdicts = [r for r, _ in results]
+    failed = failed or []
     if args.format == "json":
-        data = [r.model_dump(mode="json") for r in verdicts]
+        data = [r.model_dump(mode="json") for r in verdicts] + [json.loads(e.to_json("cli")) for e in failed]
         out.write(json.dumps(data[0] if len(data) == 1 else data) + "\n")
     elif args.format == "sarif":
         out.write(json.dumps(sarif(results, project), indent=2) + "\n")
@@ -121,6 +137,10 @@ def write(results: list[tuple[Any, str | None]], args: argparse.Namespace, proje
         apart = approvals_apart(verdicts, color=use_color(out)) if getattr(args, "changed_since", None) else ""
         if apart:  # a branch's escalations at a glance: which a human approved, which wait for one
             out.write("\n" + apart + "\n")
+    if failed and args.format != "json":
+        from db_migrate.tools.render import render_error, use_color
+
+        sys.stderr.write("".join(render_error(e.info("cli"), color=use_color(sys.stderr)) + "\n" for e in failed))
     if in_github_actions():
         out.flush()
         sys.stderr.write("".join(line + "\n" for line in annotations(located(results, project))))
