@@ -331,14 +331,6 @@ def test_unknown_sizes_are_listed_once():
     assert r.unchecked[0].reason == "no database_url given"
 
 
-def test_creating_a_history_table_is_not_touching_an_audit_trail():
-    made = review(op("create_table", "query_history"), op("create_index", "query_history", created=True),
-                  op("drop_table", "query_history", phase="downgrade"))
-    assert "audit-trail" not in triggers(classify(made, Policy()))
-    altered = review(op("add_column", "query_history", "note", nullable=True))
-    assert "audit-trail" in triggers(classify(altered, Policy()))  # an existing one is still a human's
-
-
 def test_a_primary_key_rebuilt_on_its_own_columns_is_not_a_key_change():
     rebuilt = review(
         op("drop_constraint", "orders", constraint_type="primary", name="orders_pkey"),

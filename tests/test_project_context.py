@@ -294,6 +294,11 @@ def test_a_declared_one_way_data_fix_of_selected_rows_is_noted_not_escalated():
     assert "unclear-rollback" not in {t.trigger for t in _decided(out).escalation.triggers}
 
 
+def test_alembics_template_docstring_explains_nothing():
+    out = review_source(revision(BACKFILL, '"""Downgrade schema."""\npass'))
+    assert "irreversible-by-design" not in rules(out) and "missing-downgrade" in rules(out)
+
+
 @pytest.mark.parametrize("down", [
     "# db-migrate: irreversible rows that had no region are not remembered\npass",
 ])

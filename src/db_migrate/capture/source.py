@@ -122,7 +122,8 @@ def irreversible_marker(tree: ast.Module, source: str) -> str | None:
     return None
 
 
-_NOT_AN_EXPLANATION = re.compile(r"auto\s*generated|please adjust|\bTODO\b|\bFIXME\b|\bXXX\b|end Alembic commands", re.IGNORECASE)
+_NOT_AN_EXPLANATION = re.compile(r"auto\s*generated|please adjust|\bTODO\b|\bFIXME\b|\bXXX\b|end Alembic commands|"
+                                 r"^(up|down)grade schema\.?$", re.IGNORECASE)  # alembic's template docstring
 
 
 def _explained(tree: ast.Module, lines: list[str]) -> str | None:

@@ -449,14 +449,10 @@ def _production(triggers, policy, facts, environment, database_url, project_url)
 def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: Any = None) -> None:
     # the downgrade usually mirrors the upgrade: cite it only for tables the upgrade leaves alone
     in_upgrade = {(o.revision, t) for o in ops if o.phase == "upgrade" for t in o.tables}
-    # a table the revision creates holds no audit trail yet: building one is not touching one
-    created = {(o.revision, o.table) for o in ops if o.phase == "upgrade" and o.kind == "create_table"}
     for trigger, patterns in (("protected-table", policy.protected_tables), ("audit-trail", policy.audit_tables)):
         for o in ops:
             for t in o.tables:
                 if o.phase == "downgrade" and (o.revision, t) in in_upgrade:
-                    continue
-                if trigger == "audit-trail" and (o.revision, t) in created:
                     continue
                 p = _matches(t, patterns)
                 if p:
