@@ -315,3 +315,26 @@ def test_a_name_missing_from_the_projects_own_module_is_still_the_revisions_erro
         head="from tillapp.db import helpers\n\n",
     )
     assert "migration-raises" in rules(review_source(src, root=tmp_path))
+
+
+def test_a_table_rebuilt_by_hand_past_a_data_read_is_neither_renamed_nor_lost():
+    # SQLite's re-creation written out: move the table aside, read its rows (recording stops there), create it
+    # again under its name, copy the rows back, drop the moved one
+    src = body(
+        "conn = op.get_bind()\n"
+        "op.rename_table('notes', 'notes_tmp')\n"
+        "op.add_column('notes_tmp', sa.Column('uuid', sa.String(36)))\n"
+        "for row in conn.execute(sa.text('SELECT id FROM notes_tmp')).fetchall():\n"
+        "    conn.execute(sa.text('UPDATE notes_tmp SET uuid = :u WHERE id = :i'), {'u': str(row.id), 'i': row.id})\n"
+        "op.create_table('notes', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('uuid', sa.String(36), nullable=False))\n"
+        "conn.execute(sa.text('''\n    INSERT INTO notes\n    SELECT id, uuid FROM notes_tmp\n'''))\n"
+        "op.drop_table('notes_tmp')",
+        "with op.batch_alter_table('notes') as b:\n    b.drop_column('uuid')",
+    )
+    out = review_source(src, dialect="sqlite")
+    found = {f.rule for f in out.findings if f.severity != "info"}
+    assert not found & {"rename-table", "downgrade-not-inverse", "drop-table"}, found
+    assert "drop-with-data" not in {t.trigger for t in decided(out, "sqlite").escalation.triggers}
+    # the same without the copy back loses the moved table's rows: that drop is still seen after the stop
+    lost = review_source(src.replace("INSERT INTO notes", "WITH kept AS (SELECT 1)"), dialect="sqlite")
+    assert "drop-with-data" in {t.trigger for t in decided(lost, "sqlite").escalation.triggers}

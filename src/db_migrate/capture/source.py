@@ -268,6 +268,23 @@ def _batch_tables(fn: ast.AST, op_names: set[str]) -> dict[str, str]:
     return out
 
 
+_COPY = re.compile(r"\bINSERT\s+INTO\s+[\w\"`.]+.*?\bSELECT\b.*?\bFROM\s+[\"`]?(\w+)", re.IGNORECASE | re.DOTALL)
+
+
+def copied_from(fn: ast.AST, line: int) -> set[str]:
+    """Tables whose rows a SQL string after ``line`` copies into another (``INSERT INTO new SELECT ... FROM old``)."""
+    texts = [n.value for n in ast.walk(fn) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+             and getattr(n, "lineno", 0) > line]
+    return {m.group(1) for t in texts for m in _COPY.finditer(t)}
+
+
+def created_after(tree: ast.Module, phase: str, line: int) -> set[str]:
+    """Tables ``phase``'s function creates with a literal ``op.create_table('t', ...)`` after ``line``."""
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    return {t for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "create_table" and n.lineno > line and (t := _literal(_argument(n, 0, "table_name")))} if fn else set()
+
+
 def drops_after(tree: ast.Module, phase: str, line: int) -> list[UnrecordedDrop]:
     """The drops with literal names ``phase``'s function holds after ``line``, where its recording stopped.
 
@@ -280,6 +297,7 @@ def drops_after(tree: ast.Module, phase: str, line: int) -> list[UnrecordedDrop]
         return []
     op_names = {"op", "operations"}
     batches = _batch_tables(fn, op_names)
+    copied = copied_from(fn, line)
     out: list[UnrecordedDrop] = []
     for node in ast.walk(fn):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.lineno > line):
@@ -287,6 +305,8 @@ def drops_after(tree: ast.Module, phase: str, line: int) -> list[UnrecordedDrop]
         owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
         kind, schema = node.func.attr, _literal(next((k.value for k in node.keywords if k.arg == "schema"), None))
         if owner in op_names and kind == "drop_table" and (table := _literal(_argument(node, 0, "table_name"))):
+            if table in copied:
+                continue  # its rows were copied out first (INSERT INTO ... SELECT ... FROM it): a rebuild, not a loss
             out.append(UnrecordedDrop(phase, "drop_table", table, None, node.lineno, line, schema))  # type: ignore[arg-type]
         elif owner in op_names and kind == "drop_column":
             table, column = _literal(_argument(node, 0, "table_name")), _literal(_argument(node, 1, "column_name"))

@@ -424,3 +424,17 @@ def locks_existing_table(cap: RevisionCapture, rec: RecordedOp) -> str | None:
                 if table:
                     return table
     return None
+
+
+def name_taken_again(cap, rec) -> bool:
+    """A table of the old name exists again by the end of the phase (created, or a copy renamed to it): the table
+    was moved aside to be rebuilt (SQLite's re-creation by hand), and the running application's name still works."""
+    if any(r.index > rec.index and (
+            (isinstance(r.op, ops.CreateTableOp) and r.op.table_name == rec.table)
+            or (isinstance(r.op, ops.RenameTableOp) and r.op.new_table_name == rec.table)) for r in cap.ops(rec.phase)):
+        return True
+    # the phase may have stopped recording (a data read) before its create_table: the source still says it
+    from db_migrate.capture.source import created_after, parsed
+
+    tree = parsed(cap.source)
+    return tree is not None and rec.line is not None and rec.table in created_after(tree, rec.phase, rec.line)

@@ -19,6 +19,7 @@ from db_migrate.rules._helpers import (
     is_new_column,
     is_new_table,
     mentions,
+    name_taken_again,
     overwrites_rows,
     spell,
 )
@@ -430,6 +431,8 @@ class DowngradeNotInverse(Rule):
         old, new = rec.op.table_name, rec.op.new_table_name
         if any(isinstance(r.op, ops.RenameTableOp) and r.op.table_name == new and r.op.new_table_name == old for r in cap.downgrade):
             return
+        if name_taken_again(cap, rec):
+            return  # moved aside to rebuild the table under its name: the name is back by the end of the upgrade
         if not mentions(raw, new):
             yield self.finding(
                 cap, f"The upgrade renames table {old} to {new} (line {rec.line}); the downgrade does not rename it back.",

@@ -9,7 +9,7 @@ from alembic.operations import ops
 import sqlalchemy as sa
 
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import is_new_column, is_new_table
+from db_migrate.rules._helpers import is_new_column, is_new_table, name_taken_again
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -98,7 +98,7 @@ class RenameTable(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.RenameTableOp) and not is_new_table(cap, rec) and not _name_taken_again(cap, rec):
+            if isinstance(rec.op, ops.RenameTableOp) and not is_new_table(cap, rec) and not name_taken_again(cap, rec):
                 yield self.finding(
                     cap,
                     f"Renames table {rec.table} to {rec.op.new_table_name}: the running application still queries "
@@ -119,14 +119,6 @@ class RenameTable(Rule):
             f"# later revision, once no code uses {op.table_name}:",
             fx.execute(f"DROP VIEW {view}"),
         )
-
-
-def _name_taken_again(cap, rec) -> bool:
-    """A table of the old name exists again by the end of the phase (created, or a copy renamed to it): the table
-    was moved aside to be rebuilt (SQLite's re-creation by hand), and the running application's name still works."""
-    return any(r.index > rec.index and (
-        (isinstance(r.op, ops.CreateTableOp) and r.op.table_name == rec.table)
-        or (isinstance(r.op, ops.RenameTableOp) and r.op.new_table_name == rec.table)) for r in cap.ops(rec.phase))
 
 
 RULES = (RenameColumn, RenameTable)
