@@ -238,12 +238,12 @@ def test_protected_table_any_operation_including_rename():
 
 
 def test_audit_trail_defaults_and_config():
-    r = classify(review(op("add_column", "audit_log", "ip", nullable=True)), Policy())
+    r = classify(review(op("drop_column", "audit_log", "ip")), Policy())
     assert "audit-trail" in triggers(r)
     r = classify(review(op("drop_column", "persons_history", "x")), Policy())
     assert "audit-trail" in triggers(r)
     # configured patterns replace the defaults
-    r = classify(review(op("add_column", "persons_history", "x", nullable=True)), Policy(audit_tables=["audit_log"]))
+    r = classify(review(op("drop_column", "persons_history", "x")), Policy(audit_tables=["audit_log"]))
     assert "audit-trail" not in triggers(r)
     # data changes on an audit table through raw SQL count too
     r = classify(review(op("execute", sql="DELETE FROM audit_log WHERE id < 10"), op("execute", phase="downgrade", sql="SELECT 1")), Policy())
@@ -346,3 +346,15 @@ def test_a_primary_key_rebuilt_on_its_own_columns_is_not_a_key_change():
         op("create_primary_key", "orders", phase="downgrade", name="orders_pkey", columns=["id"]),
     )
     assert "primary-key-change" in triggers(classify(widened, Policy()))
+
+
+def test_audit_trail_is_about_the_recorded_rows_not_every_schema_change():
+    kept = [op("create_index", "order_history", columns=["at"]), op("add_column", "order_history", "note", nullable=True),
+            op("alter_column", "order_history", "actor", nullable=True), op("drop_index", "order_history")]
+    for o in kept:
+        assert "audit-trail" not in triggers(classify(review(o), Policy())), o.kind
+    touched = [op("drop_column", "order_history", "actor"), op("alter_column", "order_history", "actor", type="VARCHAR(20)"),
+               op("execute", "order_history", sql="DELETE FROM order_history WHERE at < now()", sql_kind="DELETE"),
+               op("create_table", "order_history"), op("rename_table", "order_history", new_table_name="order_log")]
+    for o in touched:
+        assert "audit-trail" in triggers(classify(review(o), Policy())), o.kind

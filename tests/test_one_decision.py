@@ -103,8 +103,8 @@ def test_review_escalates_on_each_trigger_that_needs_no_database(tmp_path: Path,
         "    op.create_primary_key('users_pkey', 'users', ['uuid'])\n" + down,
         "protected-table": "def upgrade():\n    op.add_column('acgme_hours', sa.Column('note', sa.Text()))\n"
         "\ndef downgrade():\n    op.drop_column('acgme_hours', 'note')\n",
-        "audit-trail": "def upgrade():\n    op.create_index('ix_audit', 'user_audit', ['at'])\n"
-        "\ndef downgrade():\n    op.drop_index('ix_audit', 'user_audit')\n",
+        "audit-trail": "def upgrade():\n    op.alter_column('user_audit', 'actor', existing_type=sa.String(80), new_column_name='actor_id')\n"
+        "\ndef downgrade():\n    op.alter_column('user_audit', 'actor_id', existing_type=sa.String(80), new_column_name='actor')\n",
         "unclear-rollback": "def upgrade():\n    op.execute(\"UPDATE users SET active = true\")\n" + down,
         # raw SQL reaches the same triggers as the alembic operations it amounts to
         "drop-with-data (raw SQL)": "def upgrade():\n    op.execute(\"DROP TABLE invoices\")\n" + down,

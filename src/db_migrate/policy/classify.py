@@ -454,6 +454,8 @@ def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: An
             for t in o.tables:
                 if o.phase == "downgrade" and (o.revision, t) in in_upgrade:
                     continue
+                if trigger == "audit-trail" and not _touches_records(o):
+                    continue  # an index, a nullable column, NULL allowed: the recorded history stays as it was
                 p = _matches(t, patterns)
                 if p:
                     triggers.fire(trigger, f"{o.where}: table {t} matches {p!r}")
@@ -462,6 +464,24 @@ def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: An
                 if p and o.phase == "upgrade":
                     triggers.fire(trigger, f"{o.where}: replaces function {fn}, which the triggers of table {t} "
                                   f"execute (matches {p!r})")
+
+
+#: Operations on an audit-trail table that leave every recorded row as it was and its meaning intact.
+_RECORDS_KEPT = ("create_index", "drop_index", "create_foreign_key", "create_unique_constraint", "create_check_constraint")
+
+
+def _touches_records(o: _Op) -> bool:
+    """Whether ``o`` can change, remove or reinterpret an audit table's recorded rows, or creates a new trail: data
+    statements, drops, renames, type changes, a new table.  Adding a nullable column, allowing NULL, or an
+    index changes no record."""
+    if o.kind in _RECORDS_KEPT:
+        return False
+    if o.kind == "add_column":
+        return o.get("nullable") is False and o.get("server_default") is None
+    if o.kind == "alter_column":
+        changes = {k for k in ("type", "server_default", "new_column_name") if o.get(k) is not None}
+        return bool(changes) or o.get("nullable") is False
+    return True
 
 
 def _trigger_tables(o: _Op, conventions: Any) -> list[tuple[str, str]]:

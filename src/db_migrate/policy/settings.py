@@ -113,8 +113,10 @@ class Policy(BaseModel):
     )
     audit_tables: list[str] = Field(
         default_factory=lambda: ["*audit*", "*_history"],
-        description="Glob patterns (case-insensitive) of audit-trail tables; any operation touching one "
-        "needs a human (trigger 'audit-trail').",
+        description="Glob patterns (case-insensitive) of audit-trail tables; an operation that can change, remove "
+        "or reinterpret their recorded rows (data statements, drops, renames, type or default changes, NOT NULL, a "
+        "new audit table, replacing a trigger function they run) needs a human (trigger 'audit-trail'); an index or a "
+        "nullable column added, or NULL allowed, changes no record.",
     )
     large_table_rows: int = Field(
         default=100_000,
