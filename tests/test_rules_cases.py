@@ -209,3 +209,14 @@ def test_a_table_moved_aside_to_be_rebuilt_under_its_name_is_not_a_rename():
                "    op.drop_table('user_old')")
     assert "rename-table" not in rules_of(up(rebuild), "sqlite")
     assert "rename-table" in rules_of(up("op.rename_table('user', 'account')"), "sqlite")
+
+
+def test_a_table_emptied_earlier_in_the_revision_has_no_rows_to_fail_or_scan():
+    emptied = rules_of(up("op.execute('DELETE FROM runs')",
+                          "op.add_column('runs', sa.Column('kind', sa.String(10), nullable=False))",
+                          "op.create_foreign_key('fk_runs_pkg', 'runs', 'packages', ['pkg_id'], ['id'])"))
+    assert not {"add-column-not-null-no-default", "add-foreign-key-validating"} & set(emptied)
+    assert "destructive-sql" in emptied  # emptying it is the finding
+    kept = rules_of(up("op.execute('DELETE FROM runs WHERE id < 10')",
+                       "op.add_column('runs', sa.Column('kind', sa.String(10), nullable=False))"))
+    assert "add-column-not-null-no-default" in kept

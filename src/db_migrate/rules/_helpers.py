@@ -56,7 +56,15 @@ def is_transient_table(cap: RevisionCapture, rec: RecordedOp, table: str | None 
     beyond what the create/drop itself does (which the rules judge on that operation).
     """
     table = table or rec.table
-    return table is not None and (is_new_table(cap, rec, table) or table in tables_dropped_after(cap, rec))
+    return table is not None and (is_new_table(cap, rec, table) or table in tables_dropped_after(cap, rec)
+                                  or table in tables_emptied_before(cap, rec))
+
+
+def tables_emptied_before(cap: RevisionCapture, rec: RecordedOp) -> set[str]:
+    """Tables an earlier statement of ``rec``'s phase empties (DELETE without WHERE, TRUNCATE): no row is left for
+    a NOT NULL, a constraint or a scan to meet (emptying them is destructive-sql's finding)."""
+    return {t for srec, stmt in cap.statements(rec.phase) if srec.index < rec.index
+            and (stmt.kind == "TRUNCATE" or (stmt.kind == "DELETE" and stmt.has_where is False)) for t in stmt.tables}
 
 
 def is_new_column(cap: RevisionCapture, rec: RecordedOp, table: str | None = None, column: str | None = None) -> bool:

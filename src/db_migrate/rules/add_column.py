@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import default_sql, is_new_table, is_volatile_sql
+from db_migrate.rules._helpers import default_sql, is_new_table, is_volatile_sql, tables_emptied_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding, SourceEdit
 
@@ -97,7 +97,7 @@ def model_default(cap, rec) -> tuple[str, sa.DefaultClause, bool] | None:
 def _added_columns(rule: Rule, cap) -> Iterator:
     """(rec, column) for every add_column on a table that already existed."""
     for rec in rule.ops(cap):
-        if isinstance(rec.op, ops.AddColumnOp) and not is_new_table(cap, rec):
+        if isinstance(rec.op, ops.AddColumnOp) and not is_new_table(cap, rec) and rec.table not in tables_emptied_before(cap, rec):
             yield rec, rec.op.column
 
 
