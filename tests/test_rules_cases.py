@@ -220,3 +220,27 @@ def test_a_table_emptied_earlier_in_the_revision_has_no_rows_to_fail_or_scan():
     kept = rules_of(up("op.execute('DELETE FROM runs WHERE id < 10')",
                        "op.add_column('runs', sa.Column('kind', sa.String(10), nullable=False))"))
     assert "add-column-not-null-no-default" in kept
+
+
+def test_a_column_moved_aside_and_added_back_under_its_name_is_not_a_rename():
+    swap = up("op.alter_column('metric', 'unit', new_column_name='tmp_unit', existing_type=sa.String(31))",
+              "op.add_column('metric', sa.Column('unit', sa.String(255), nullable=True))",
+              "op.execute('UPDATE metric SET unit = tmp_unit')",
+              "op.drop_column('metric', 'tmp_unit')")
+    assert "rename-column" not in rules_of(swap)
+    assert "rename-column" in rules_of(up("op.alter_column('metric', 'unit', new_column_name='units', existing_type=sa.String(31))"))
+
+
+def test_a_column_whose_values_were_copied_into_another_is_not_lost_when_dropped(tmp_path):
+    from db_migrate.classify import classify_escalation
+    from db_migrate.project import load_project
+    from projectfactory import make_project
+
+    folded = ("op.add_column('resource', sa.Column('creator', sa.String(255), nullable=True))",
+              "op.execute(\"UPDATE resource SET creator = created_by_user || ':' || created_by_project\")",
+              "op.drop_column('resource', 'created_by_user')", "op.drop_column('resource', 'created_by_project')")
+    assert "drop-column" not in rules_of(up(*folded))
+    project = load_project(make_project(tmp_path, [{"body": up(*folded)}]))
+    assert "drop-with-data" not in {t.trigger for t in classify_escalation(project, "000000000001").escalation.triggers}
+    # a column dropped without its values going anywhere still is
+    assert "drop-column" in rules_of(up("op.execute('UPDATE resource SET creator = NULL')", "op.drop_column('resource', 'created_by_user')"))

@@ -86,6 +86,24 @@ def filled_nulls(stmt: SqlStatement) -> tuple[str, str, str] | None:
     return table, column, m.group(3).strip()
 
 
+_SET_CLAUSE = re.compile(r"^\s*UPDATE\s+[\w\"`.]+\s+SET\s+(.*?)(?:\bWHERE\b|\bFROM\b|$)", re.IGNORECASE | re.DOTALL)
+
+
+def copies_column(stmt: SqlStatement, table: str, column: str) -> bool:
+    """``stmt`` is an UPDATE of ``table`` that writes ``column``'s values into another column (``SET unit = tmp_unit``,
+    ``SET creator = created_by_user_id || ':' || created_by_project_id``): the values live on there."""
+    if stmt.kind.upper() != "UPDATE" or table not in stmt.tables:
+        return False
+    m = _SET_CLAUSE.match(stmt.text)
+    if not m:
+        return False
+    word = re.compile(rf"(?<![\w.]){re.escape(column)}(?!\w)|\.{re.escape(column)}(?!\w)", re.IGNORECASE)
+    for target, value in re.findall(r"([\w\"`]+)\s*=\s*(.+?)(?=,\s*[\w\"`]+\s*=|$)", m.group(1), re.DOTALL):
+        if target.strip('"`').lower() != column.lower() and word.search(value):
+            return True
+    return False
+
+
 def replaced_tables(steps: list[tuple[str, str | None, str | None, list[str]]]) -> set[str]:
     """Tables a phase re-creates by hand rather than drops: their rows copied into a new table (``INSERT INTO new
     ... SELECT ... FROM old``), the old one dropped, the new one renamed to the old name (what batch mode does).

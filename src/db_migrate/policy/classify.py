@@ -518,7 +518,9 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
     for o in upgrade:
         if o.table_created_here:
             continue
-        if o.kind == "drop_column" and o.table and o.column:
+        if o.kind == "drop_column" and o.table and o.column and _carried(o, upgrade):
+            pass  # its values were written into another column first (a type change by copy, two folded into one)
+        elif o.kind == "drop_column" and o.table and o.column:
             key = f"{_qualified(o, o.table)}.{o.column}"
             has = _known(facts, key, facts.column_has_data if facts else {})
             if has is None:
@@ -537,6 +539,15 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
                 triggers.fire("drop-with-data", f"{o.where}: {_assumed(facts, key)}")
             elif count.rows > 0:
                 triggers.fire("drop-with-data", f"{o.where}: table {key} has {_rows(count)}")
+
+
+def _carried(o: _Op, upgrade: list[_Op]) -> bool:
+    """An UPDATE of the same revision before ``o`` (a drop_column) wrote the column's values into another column."""
+    from db_migrate.capture.sql import copies_column
+
+    at = next((i for i, u in enumerate(upgrade) if u is o), 0)
+    return any(u.revision == o.revision and u.kind == "execute" and any(copies_column(s, o.table, o.column) for s in u.statements)
+               for u in upgrade[:at])
 
 
 def _known(facts: DatabaseFacts | None, key: str, table: dict) -> Any:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
-from db_migrate.capture.sql import replaced_tables
+from db_migrate.capture.sql import copies_column, replaced_tables
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import is_new_column, is_new_table, is_transient_table
 from db_migrate.rules.base import Example, Rule
@@ -39,7 +39,8 @@ class DropColumn(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.DropColumnOp) and not is_new_column(cap, rec) and not is_transient_table(cap, rec):
+            if isinstance(rec.op, ops.DropColumnOp) and not is_new_column(cap, rec) and not is_transient_table(cap, rec) \
+                    and not _carried(cap, rec):
                 yield self.finding(
                     cap,
                     f"Drops column {rec.table}.{rec.column}: its data is deleted for good, and code still using it "
@@ -109,6 +110,11 @@ class DropTable(Rule):
             old,
             f"# and drop {op.table_name}_deprecated in a later revision once nothing uses it",
         )
+
+
+def _carried(cap, rec) -> bool:
+    """An earlier UPDATE of the phase wrote the dropped column's values into another column of its table."""
+    return any(r.index < rec.index and copies_column(stmt, rec.table, rec.op.column_name) for r, stmt in cap.statements(rec.phase))
 
 
 def _replaced(cap, phase: str) -> set[str]:

@@ -40,7 +40,8 @@ class RenameColumn(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, ops.AlterColumnOp) and rec.op.modify_name and not is_new_column(cap, rec):
+            if isinstance(rec.op, ops.AlterColumnOp) and rec.op.modify_name and not is_new_column(cap, rec) \
+                    and not _column_back(cap, rec):
                 yield self.finding(
                     cap,
                     f"Renames {rec.table}.{rec.op.column_name} to {rec.op.modify_name}: the running application "
@@ -119,6 +120,13 @@ class RenameTable(Rule):
             f"# later revision, once no code uses {op.table_name}:",
             fx.execute(f"DROP VIEW {view}"),
         )
+
+
+def _column_back(cap, rec) -> bool:
+    """A column of the old name is added again later in the phase (the old one moved aside to change its type and
+    copied into the new one): the name the application queries never goes away."""
+    return any(r.index > rec.index and isinstance(r.op, ops.AddColumnOp) and r.op.table_name == rec.table
+               and r.op.column.name == rec.op.column_name for r in cap.ops(rec.phase))
 
 
 RULES = (RenameColumn, RenameTable)
