@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 from projectfactory import make_project
 
 from db_migrate.generate import generate_migration
@@ -170,22 +171,28 @@ def test_the_watcher_stops_an_idle_server_but_not_a_leased_one(monkeypatch: pyte
     cache = Path(tempfile.mkdtemp(prefix="dbm-idle-"))
     cache.chmod(0o755)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    monkeypatch.setenv(embedded.IDLE_ENV, str(2 / 60))  # two seconds
-    lease = embedded.home() / "leases" / str(os.getpid())
+    idle = 1.0
+    monkeypatch.setenv(embedded.IDLE_ENV, str(idle / 60))
+    where = embedded.home()
+    lease = where / "leases" / str(os.getpid())
     lease.parent.mkdir(parents=True)
     lease.touch()  # as an MCP server session would hold it
     try:
         embedded.ensure_running()
         watcher = embedded.status()["watcher_pid"]
         assert watcher is not None
-        time.sleep(4)  # the idle limit has passed twice over: only the lease keeps it running
-        assert embedded.status()["running"] is True
+        # once the idle limit has passed, a lease that is no pid's, twice: the watcher removes it as it weighs
+        # the leases, and a watcher that stopped the server has left; the second one gone shows that it looked
+        # at an idle server with our lease on it, and went on watching
+        assert wait_until(lambda: time.time() - (where / "last-used").stat().st_mtime > idle, 60)
+        marker = where / "leases" / "not-a-pid"
+        for _ in range(2):  # (no status() meanwhile: its connection would count as a client, keeping it up)
+            marker.touch()
+            assert wait_until(lambda: not marker.exists() or not (where / "data" / "postmaster.pid").exists(), 60)
+        assert embedded.status()["running"] is True  # only the lease keeps it running
         lease.unlink()
-        for _ in range(120):  # the watcher stops it within a few polls; give a loaded machine a minute
-            if not embedded.status()["running"]:
-                break
-            time.sleep(0.5)
-        assert embedded.status()["running"] is False
+        # the watcher stops it within a few polls; give a loaded machine a minute
+        assert wait_until(lambda: not embedded.status()["running"], 60)
     finally:
         embedded.stop()
         shutil.rmtree(cache, ignore_errors=True)

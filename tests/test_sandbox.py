@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from polling import wait_until
 
 from db_migrate.errors import MigrationCrashed, MigrationTimeout, ProjectCodeError
 from db_migrate.sandbox import progress, run_in_scope, run_job
@@ -62,6 +63,31 @@ def test_sys_exit_and_hard_crash_are_structured(jobs: str) -> None:
     with pytest.raises(ProjectCodeError, match="ValueError: boom"):
         call(jobs, "raises")
     assert call(jobs, "double", x=3) == 6
+
+
+def test_a_call_cancelled_while_its_job_is_forked_stops_that_job(jobs: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM that lands while a job is being forked (its fork server still starting, on a busy machine) must
+    stop that job too: otherwise it runs on for its whole timeout and the server waits for it to stop."""
+    from db_migrate.sandbox import parent
+
+    fork, forked = parent.ForkServer.fork, []
+
+    def cancelled_meanwhile(self, request, fds):
+        forked.append(fork(self, request, fds))
+        parent._local.scope.cancel()  # what the server's SIGTERM handler does, before the job is the call's
+        return forked[-1]
+
+    monkeypatch.setattr(parent.ForkServer, "fork", cancelled_meanwhile)
+    with parent.reporting_to(lambda *a: None), pytest.raises(MigrationCrashed, match="cancelled"):
+        call(jobs, "hang", timeout=20)  # unfixed: a MigrationTimeout after 20 s
+    assert forked and wait_until(lambda: not _running(forked[0]), 30), "the cancelled call's job still runs"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_user_prints_never_reach_stdout(jobs: str, capfd: pytest.CaptureFixture[str]) -> None:

@@ -214,6 +214,13 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _serve(args: argparse.Namespace, out: Any) -> int:
+    if not args.http:
+        # the fork server imports alembic and SQLAlchemy while we import the MCP SDK: the client's first
+        # tool call no longer waits for both, one after the other (no token reaches it: job_environment)
+        root = Path(args.project or os.getcwd()).resolve()
+        if root.is_dir():
+            os.chdir(root)  # where serve() runs from, and so the fork server
+            _prewarm()
     from db_migrate.server import serve
 
     serve(project_dir=args.project, config=args.config, section=args.name, http=args.http, host=args.host, port=args.port,

@@ -6,7 +6,6 @@ import ast
 import re
 from collections.abc import Iterator
 
-from db_migrate.rules._helpers import phase_at
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -123,6 +122,10 @@ class OrmImportInMigration(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
+        # here, not at the top: review's conventions import is_migration_helper in the calling process, and
+        # _helpers imports alembic and sqlalchemy (a third of a static CLI call's start-up)
+        from db_migrate.rules._helpers import phase_at
+
         for fact in cap.facts_of("app-import"):
             if not is_orm_import(fact.detail, fact.names) or used_only_as_column_types(cap.source, fact.names):
                 continue

@@ -344,6 +344,8 @@ def run_job(
     status, payload = "error", None
     deadline = time.monotonic() + timeout
     try:
+        if scope is not None and scope.cancelled:  # while the job was being forked (its fork server starting, say)
+            raise MigrationCrashed("The call was cancelled.")
         job.conn.send((target, kwargs, str(cwd) if cwd else None))
         while True:
             left = deadline - time.monotonic()

@@ -33,7 +33,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 
 from db_migrate import __version__
 from db_migrate.policy.model import POLICY_URI, ApprovalQuestion, ClassifyResult, HumanApproval
-from db_migrate.tools import call, result_model
+from db_migrate.tools import TOOLS, call, result_model
 from db_migrate.tools.render import brief
 from db_migrate.tools.workflow import review_pending_prompt, workflow_prompt
 from db_migrate.errors import DbMigrateError, InternalError, UsageError
@@ -568,17 +568,38 @@ def serve(
     os.chdir(root)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="db-migrate: %(levelname)s %(message)s")
     server = build_server(root, config=config, timeout=timeout, section=section)
-    from db_migrate.sandbox import prewarm
     from db_migrate.scratch.embedded import hold_for_session
 
     hold_for_session()  # an embedded PostgreSQL server started by a call stays up until this session ends
 
-    threading.Thread(target=prewarm, daemon=True).start()  # the first tool call finds a warm worker
+    threading.Thread(target=_warm, daemon=True, name="db-migrate-warm").start()  # the first tool call finds it warm
     if http:
         _serve_http(server, host, port, token=token, allowed_hosts=list(allowed_hosts))
     else:
         _stop_on_sigterm()
         server.run("stdio")
+
+
+#: What the first tool call of a session would import in this process (the services, SQLAlchemy and the
+#: scratch servers' drivers: a third of a cold check_heads), imported while the client does its handshake.
+WARM_MODULES = ("sqlalchemy", "sqlalchemy.dialects.postgresql", "psycopg", *(package for package, _, _ in TOOLS.values()))
+
+
+def _warm() -> None:
+    """Start the fork server, then import :data:`WARM_MODULES` (best effort: the call imports what is missing)."""
+    import importlib
+
+    from db_migrate.sandbox import prewarm
+
+    try:
+        prewarm()
+        for module in WARM_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass  # a driver not installed: the call says so, if it needs it
+    except Exception:
+        log.debug("warming up failed", exc_info=True)
 
 
 STOP_SECONDS = 15.0
