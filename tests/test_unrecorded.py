@@ -338,3 +338,12 @@ def test_a_table_rebuilt_by_hand_past_a_data_read_is_neither_renamed_nor_lost():
     # the same without the copy back loses the moved table's rows: that drop is still seen after the stop
     lost = review_source(src.replace("INSERT INTO notes", "WITH kept AS (SELECT 1)"), dialect="sqlite")
     assert "drop-with-data" in {t.trigger for t in decided(lost, "sqlite").escalation.triggers}
+
+
+def test_a_column_made_by_an_uninstalled_module_does_not_fail_the_review():
+    src = body("op.create_table('usersetting', sa.Column('id', sa.Integer(), primary_key=True), models.id_column(), "
+               "sa.Column('node', sa.String(255)))",
+               "op.drop_table('usersetting')", head="from appnobodyhashere import models\n\n")
+    out = review_source(src, dialect="mysql")
+    (made,) = [o for o in out.review.operations if o.kind == "create_table"]
+    assert all(isinstance(c, str) for c in made.detail["columns"]) and "node" in made.detail["columns"]

@@ -307,7 +307,19 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
     d["in_autocommit_block"] = rec.in_autocommit_block or None
     d["implied"] = rec.implied or None  # run by the operation before it (create_table's CREATE TYPE), not in the file
     d["batch"] = bool(rec.batch_table) or None
-    return {k: v for k, v in d.items() if v is not None}
+    return {k: _plain(v) for k, v in d.items() if v is not None}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as the plain data an Operation's detail holds: a stand-in for a module that is not installed
+    (a column named by the application's own code) becomes its text instead of failing the whole review."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
 
 
 def _stated(source: str) -> dict:
