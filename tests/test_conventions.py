@@ -405,3 +405,9 @@ def test_a_batch_fix_of_an_unnamed_drop_carries_the_name_it_means():
     found = _found(_source(up, down), "sqlite")
     (batch,) = found["sqlite-alter-needs-batch"]
     assert "drop_constraint('fk_lists_user_id_users'" in batch.fix and "drop_constraint(None" not in batch.fix
+
+
+def test_an_untyped_unnamed_drop_is_fixed_with_the_type_mysql_needs():
+    up = "op.create_unique_constraint('uq_tok_serial', 'token', ['serial'])"
+    (f,) = _found(_source(up, "op.drop_constraint(None, 'token')"), "mysql")["drop-constraint-without-name"]
+    assert f.fix == "op.drop_constraint('uq_tok_serial', 'token', type_='unique')"  # no generic DROP CONSTRAINT on MySQL

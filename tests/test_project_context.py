@@ -339,3 +339,12 @@ def test_when_upgrade_raises_the_downgrade_is_not_judged_against_a_partial_upgra
     assert "downgrade-not-inverse" not in found and "lossy-downgrade" not in found
     [f] = found["migration-raises"]
     assert "Fix this first" in f.message and f.line is not None
+
+
+def test_a_declared_one_way_delete_escalates_once_on_the_declaration():
+    out = review_source(revision("op.execute(\"DELETE FROM challenge WHERE expiration < now()\")",
+                                 '"""Challenges are ephemeral: nothing to restore."""\npass'))
+    assert "irreversible-by-design" in rules(out)
+    (rollback,) = [t for t in _decided(out).escalation.triggers if t.trigger == "unclear-rollback"]
+    # rows deleted are a human's call even when declared; the evidence is the declaration, said once
+    assert len(rollback.evidence) == 1 and "ephemeral" in rollback.evidence[0]

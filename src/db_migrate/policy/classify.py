@@ -754,9 +754,12 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
                               "upgrade destroys data: only a restore brings it back")
             else:
                 triggers.fire("unclear-rollback", f"{first.path or rev}: downgrade() performs no operation")
+    declared = {f.revision for f in findings if f.rule == "irreversible-by-design"}
     for o in ops:
         if o.phase != "upgrade" or o.kind != "execute" or o.sql_kind in READ_KINDS or _nothing_to_undo(o) or o.revision in exempt:
             continue
+        if o.revision in declared:
+            continue  # its author declared the step one-way: irreversible-by-design says so (and escalates what destroys)
         if not _inverted(o, by_revision[o.revision]) and (o.revision, "downgrade") in stopped:
             _unrecorded(unchecked, stopped[(o.revision, "downgrade")], f"an inverse in downgrade() of {o.where}")
         elif not _inverted(o, by_revision[o.revision]):

@@ -318,7 +318,20 @@ def _created_unnamed(cap, phase_ops) -> list[tuple[str, str, str, list[str], str
 def _name_to_drop(cap, rec) -> str | None:
     """The drop with the name the constraint really has (:func:`drop_name`)."""
     name = drop_name(cap, rec)
-    return fx.op_code(fx.with_(rec.op, constraint_name=name)) if name else None
+    if not name:
+        return None
+    kind = rec.op.constraint_type or _drop_kind(cap, rec)  # MySQL has no generic DROP CONSTRAINT: type_ is needed
+    return fx.op_code(fx.with_(rec.op, constraint_name=name, constraint_type=kind))
+
+
+def _drop_kind(cap, rec) -> str | None:
+    """The type_ of the constraint an untyped ``drop_constraint(None, ...)`` means: the kind of the one it matches."""
+    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    kinds = {c[0] for c in _created_unnamed(cap, other) if c[1] == rec.op.table_name}
+    kinds |= {_DROP_TYPE.get(_OP_WHAT.get(type(r.op), ("", ""))[1]) for r in other if isinstance(r.op, ops.AddConstraintOp)
+              and (getattr(r.op, "table_name", None) or getattr(r.op, "source_table", None)) == rec.op.table_name}
+    kinds.discard(None)
+    return next(iter(kinds)) if len(kinds) == 1 else None
 
 
 def drop_name(cap, rec) -> str | None:
