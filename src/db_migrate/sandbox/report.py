@@ -22,6 +22,12 @@ from db_migrate.verdict import Isolation, Verdict
 _local = threading.local()
 
 
+def call_cancelled() -> bool:
+    """The call this thread runs for (:func:`~db_migrate.sandbox.parent.run_in_scope`) was cancelled: start nothing new."""
+    scope = getattr(_local, "scope", None)
+    return scope is not None and bool(getattr(scope, "cancelled", False))
+
+
 def _check_timeout(timeout: float) -> float:
     if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0 or timeout > 86400 * 7:
         raise UsageError(f"The timeout must be a number of seconds between 0 and one week, not {timeout!r}.")

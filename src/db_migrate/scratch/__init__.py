@@ -301,6 +301,12 @@ def scratch_database(
             drop_stale(server_url)
         except Exception:
             pass  # a sweep is housekeeping; creating the database below reports a real problem
+    from db_migrate.sandbox.report import call_cancelled
+
+    if call_cancelled():  # an abandoned thread of a cancelled call creates no database it would only drop again
+        from db_migrate.errors import MigrationCrashed
+
+        raise MigrationCrashed("The call was cancelled.")
     name = _new_name(purpose)
     # on the embedded server, project code connects as a role that owns only this database (.embedded)
     job_role = dialect == "postgresql" and embedded.is_embedded(server_url)
