@@ -478,3 +478,16 @@ def test_an_aliased_module_of_column_types_is_not_an_orm_import(tmp_path):
                "s = sa.orm.Session(bind=op.get_bind())",
                "op.drop_column('executions', 'params')", head="from wf.db import types as st\n\n")
     assert "orm-import-in-migration" not in by_rule(review_source(src, root=tmp_path))
+
+
+def test_one_session_over_the_models_is_one_finding_and_a_bare_one_none(tmp_path):
+    (tmp_path / "tracker").mkdir()
+    (tmp_path / "tracker" / "__init__.py").write_text("")
+    (tmp_path / "tracker" / "models.py").write_text("class Issue:\n    status = None\n")
+    session = ("Session = orm.scoped_session(orm.sessionmaker())\nsession = Session(bind=op.get_bind())\n"
+               "for issue in session.query(Issue).all():\n    issue.status = 'Open'\nsession.commit()")
+    found = by_rule(review_source(body(session, head="from sqlalchemy import orm\nfrom tracker.models import Issue\n\n"),
+                                  root=tmp_path))["orm-import-in-migration"]
+    assert len([f for f in found if "Creates an ORM" in f.message]) == 1
+    bare = session.replace("session.query(Issue)", "session.execute(sa.text('SELECT id FROM issues'))")
+    assert "orm-import-in-migration" not in by_rule(review_source(body(bare, head="from sqlalchemy import orm\n\n"), root=tmp_path))

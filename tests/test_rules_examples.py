@@ -14,8 +14,8 @@ CASES = [
 ]
 
 
-def _findings(source: str, dialect: str):
-    out = review_source(source, dialect=dialect)
+def _findings(source: str, dialect: str, files=()):
+    out = review_source(source, dialect=dialect, files=files)
     assert out.load_error is None, out.load_error
     broken = [u for u in out.unchecked if u.what.startswith("rule ")]
     assert not broken, broken  # a rule that crashes hides its findings
@@ -24,7 +24,7 @@ def _findings(source: str, dialect: str):
 
 @pytest.mark.parametrize(("rule", "i", "example"), CASES)
 def test_bad_example_fires(rule, i, example):
-    found = [f for f in _findings(example.bad, example.dialect) if f.rule == rule.id]
+    found = [f for f in _findings(example.bad, example.dialect, example.files) if f.rule == rule.id]
     assert found, f"{rule.id} example {i} (bad) did not fire"
     for f in found:
         assert f.message and f.line, f  # anchored and explained
@@ -33,5 +33,5 @@ def test_bad_example_fires(rule, i, example):
 
 @pytest.mark.parametrize(("rule", "i", "example"), [c for c in CASES if c.values[2].good])
 def test_good_example_is_clean(rule, i, example):
-    found = [f for f in _findings(example.good, example.dialect) if f.rule == rule.id]
+    found = [f for f in _findings(example.good, example.dialect, example.files) if f.rule == rule.id]
     assert not found, [f.message for f in found]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -380,17 +381,23 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
 
 
 def review_source(
-    source: str, *, dialect: str = "postgresql", root: Path | None = None, context: Any = None
+    source: str, *, dialect: str = "postgresql", root: Path | None = None, context: Any = None,
+    files: Sequence[tuple[str, str]] = (),
 ) -> RevisionOutcome:
     """Review a revision module given as text, in this process. For rule examples and tests only.
 
     ``context``: a :class:`~db_migrate.capture.context.ProjectContext` standing for the project's env.py.
+    ``files``: (relative path, text) of project files beside it (without ``root``), e.g. an application module.
     """
     from db_migrate.capture.recorder import capture_file
 
     if "revision" not in source.split("def ", 1)[0]:
         source = _EXAMPLE_HEADER + source
     with tempfile.TemporaryDirectory() as tmp:
+        for rel, text in files:
+            target = Path(tmp, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
         path = Path(tmp, "example_revision.py")
         path.write_text(source, encoding="utf-8")
         cap = capture_file(path, root=root or Path(tmp), dialect=dialect, relpath="example_revision.py", context=context)

@@ -48,6 +48,9 @@ class Example:
     good: str | None = None
     """The safe version, which the rule must not flag."""
     dialect: str = "postgresql"
+    files: tuple[tuple[str, str], ...] = ()
+    """Project files beside the revision, as (path relative to the project root, text): the application module an
+    example imports."""
 
 
 class RuleInfo(BaseModel):
