@@ -154,6 +154,18 @@ script_location = %(here)s/migrations
 sqlalchemy.url = {url}
 """
 
+#: models.py text of a target_metadata with the usual naming convention (needs ``import sqlalchemy as sa`` above it)
+CONVENTION_METADATA = '''\
+target_metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+'''
+
+
 def make_project(
     root: Path,
     revisions: list[str | dict],

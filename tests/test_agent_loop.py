@@ -43,7 +43,7 @@ from typing import Any
 
 import anyio
 import pytest
-from projectfactory import make_project
+from projectfactory import CONVENTION_METADATA, make_project
 
 pytestmark = pytest.mark.postgres
 
@@ -57,14 +57,7 @@ MODELS = '''\
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-target_metadata = sa.MetaData(naming_convention={
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
-
+''' + CONVENTION_METADATA + '''
 order_status = sa.Enum("new", "paid", "shipped", "cancelled", name="order_status")
 
 customers = sa.Table(

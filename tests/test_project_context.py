@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 import sqlalchemy as sa
-from projectfactory import DEFAULT_ENV_PY, make_project
+from projectfactory import CONVENTION_METADATA, DEFAULT_ENV_PY, make_project
 
 from db_migrate.capture.context import ProjectContext, lock_timeout_setting
 from db_migrate.policy import Policy, classify
@@ -42,15 +42,7 @@ def review_project(root, revisions, **kw):
     return review_migration(load_project(cwd=root), "head")
 
 
-CONVENTION_MODELS = """import sqlalchemy as sa
-target_metadata = sa.MetaData(naming_convention={
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
-"""
+CONVENTION_MODELS = "import sqlalchemy as sa\n" + CONVENTION_METADATA
 
 UNNAMED = revision(
     "op.create_foreign_key(None, 'orders', 'users', ['user_id'], ['id'], postgresql_not_valid=True)\n"
