@@ -775,7 +775,7 @@ def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
     for o in ops:
         if o.phase != "upgrade" or not loses_data(o.kind, o.sql_kind, bool(o.table_created_here)):
             continue
-        if o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _only_fills_nulls(o)):
+        if o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _nothing_to_undo(o)):
             continue  # filling a column this revision adds, or only NULLs: a backfill overwrites nothing that existed
         if o.sql_kind == "UPDATE" and all(s.has_where is not False for s in o.statements):
             continue  # a data fix of the rows it selects, as such projects make them; a blanket overwrite still counts
@@ -788,15 +788,6 @@ def _nothing_to_undo(o: _Op) -> bool:
     from db_migrate.capture.sql import needs_no_inverse
 
     return o.kind == "execute" and bool(o.statements) and all(needs_no_inverse(s) for s in o.statements)
-
-
-def _only_fills_nulls(o: _Op) -> bool:
-    """Every statement of ``o`` gives rows without a value one (``UPDATE t SET c = v WHERE c IS NULL``): it overwrites
-    nothing, so it destroys nothing and needs no inverse (a backfill before SET NOT NULL, a default for old rows).
-    The downgrade cannot tell the filled rows apart, and has no value to restore to them."""
-    from db_migrate.capture.sql import filled_nulls
-
-    return o.kind == "execute" and bool(o.statements) and all(filled_nulls(s) is not None for s in o.statements)
 
 
 def _inverted(o: _Op, ops: list[_Op]) -> bool:

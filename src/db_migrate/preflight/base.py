@@ -50,15 +50,19 @@ class Step:
 
     def rows_changed_before(self, table: str) -> Any:
         """An earlier operation of the revision that changes rows of ``table`` (its data is not today's then)."""
+        return next(iter(self.row_changes_before(table)), None)
+
+    def row_changes_before(self, table: str) -> list[Any]:
+        """Every earlier operation of the revision that changes rows of ``table``, in order."""
         from db_migrate.policy.classify import DML_KINDS  # the policy's list; here, not at import: classify imports preflight
 
+        out = []
         for o in self.before:
             d = o.detail or {}
-            if o.kind == "bulk_insert" and o.table == table:
-                return o
-            if o.kind == "execute" and str(d.get("sql_kind") or "").upper() in DML_KINDS and table in (d.get("tables") or [o.table]):
-                return o
-        return None
+            if (o.kind == "bulk_insert" and o.table == table) or (
+                    o.kind == "execute" and str(d.get("sql_kind") or "").upper() in DML_KINDS and table in (d.get("tables") or [o.table])):
+                out.append(o)
+        return out
 
 
 def new_check(step: Step, kind: CheckKind, outcome: Outcome, message: str, **kw: Any) -> DataCheck:

@@ -27,7 +27,7 @@ def run(step: Step, probe: Probe) -> list[DataCheck]:
 
 
 def _set_not_null(step: Step, probe: Probe, table: str, column: str) -> DataCheck:
-    filled = _filled_before(step, table, column)
+    filled = _filled_before(step, table, column, probe.dialect)
     if filled is not None:
         return new_check(step, "not-null", "passes", f"The UPDATE at line {filled} gives every row of {table} whose {column} "
                          "is NULL a value before SET NOT NULL: it will pass.", columns=[column])
@@ -59,20 +59,14 @@ def _set_not_null(step: Step, probe: Probe, table: str, column: str) -> DataChec
     return check.model_copy(update={"needs_choice": True}) if check.outcome == "will-fail" and not value else check
 
 
-def _filled_before(step: Step, table: str, column: str) -> int | None:
-    """The line of an earlier UPDATE of the revision that fills ``column``'s NULL rows, when it is the only change
-    of ``table``'s rows before this step (another change makes today's rows not the ones SET NOT NULL meets)."""
+def _filled_before(step: Step, table: str, column: str, dialect: str) -> int | None:
+    """The line of an earlier UPDATE of the revision that fills ``column``'s NULL rows, when such fills are the only
+    changes of ``table``'s rows before this step (another change makes today's rows not the ones SET NOT NULL meets)."""
     from db_migrate.capture.sql import filled_nulls, parse_sql
-    from db_migrate.policy.classify import DML_KINDS
 
     line = None
-    for o in step.before:
-        d = o.detail or {}
-        if o.kind == "bulk_insert" and o.table == table:
-            return None
-        if o.kind != "execute" or str(d.get("sql_kind") or "").upper() not in DML_KINDS or table not in (d.get("tables") or [o.table]):
-            continue
-        fills = [filled_nulls(s) for s in parse_sql(str(d.get("sql") or ""), "postgresql")]
+    for o in step.row_changes_before(table):
+        fills = [filled_nulls(s) for s in parse_sql(str((o.detail or {}).get("sql") or ""), dialect)] if o.kind == "execute" else []
         if not fills or any(f is None or f[0] != table for f in fills):
             return None
         if any(f[1] == column for f in fills):
