@@ -282,21 +282,23 @@ _HELPER_IMPORT = re.compile(r"^\s*(?:from\s+(?:\.|[\w.]*(?:migrat|alembic_|versi
 
 def _helper_modules(project: Project, texts: Sequence[str]) -> list[str]:
     """The project's modules the revisions import as the migrations' own helpers (not application models)."""
+    root = str(project.root)
+    return sorted({m for text in texts if _HELPER_IMPORT.search(text) for m in _helper_imports(text, root)})
+
+
+@functools.lru_cache(maxsize=4096)
+def _helper_imports(text: str, root: str) -> tuple[str, ...]:
+    """One revision's imports of helper modules (kept: every review of the project reads the whole history again)."""
     from db_migrate.capture.source import source_facts
     from db_migrate.project.headers import parse_python
     from db_migrate.rules.orm_import import is_migration_helper
 
-    found: set[str] = set()
-    for text in texts:
-        if not _HELPER_IMPORT.search(text):
-            continue
-        try:
-            tree = parse_python(text)
-        except (SyntaxError, ValueError):
-            continue
-        found |= {f.detail for f in source_facts(tree, project.root)
-                  if f.kind == "app-import" and is_migration_helper(f.detail, tuple(f.names or ()))}
-    return sorted(found)
+    try:
+        tree = parse_python(text)
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple(f.detail for f in source_facts(tree, Path(root))
+                 if f.kind == "app-import" and is_migration_helper(f.detail, tuple(f.names or ())))
 
 
 def _texts(paths):
