@@ -500,9 +500,9 @@ def _replaced(upgrade: list[_Op]) -> set[tuple[str | None, str]]:
     from db_migrate.capture.sql import replaced_tables
 
     out: set[tuple[str | None, str]] = set()
-    for rev in {o.revision for o in upgrade}:
+    for rev, mine in _by_revision(upgrade).items():
         steps = []
-        for o in (u for u in upgrade if u.revision == rev):
+        for o in mine:
             if o.kind == "rename_table":
                 steps.append(("rename_table", o.table, o.get("new_table_name"), []))
             elif o.kind == "drop_table" or (o.kind == "execute" and o.sql_kind.startswith("DROP TABLE")):
@@ -513,14 +513,21 @@ def _replaced(upgrade: list[_Op]) -> set[tuple[str | None, str]]:
     return out
 
 
+def _by_revision(ops: list[_Op]) -> dict[str | None, list[_Op]]:
+    """``ops`` grouped by revision, each group in order."""
+    out: dict[str | None, list[_Op]] = {}
+    for o in ops:
+        out.setdefault(o.revision, []).append(o)
+    return out
+
+
 def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
-    replaced = _replaced(upgrade)
+    replaced, carried = _replaced(upgrade), _carried(upgrade)
     for o in upgrade:
         if o.table_created_here:
             continue
-        if o.kind == "drop_column" and o.table and o.column and _carried(o, upgrade):
-            pass  # its values were written into another column first (a type change by copy, two folded into one)
-        elif o.kind == "drop_column" and o.table and o.column:
+        # a column whose values were written into another first (a type change by copy, two folded into one) is kept
+        if o.kind == "drop_column" and o.table and o.column and id(o) not in carried:
             key = f"{_qualified(o, o.table)}.{o.column}"
             has = _known(facts, key, facts.column_has_data if facts else {})
             if has is None:
@@ -541,13 +548,19 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
                 triggers.fire("drop-with-data", f"{o.where}: table {key} has {_rows(count)}")
 
 
-def _carried(o: _Op, upgrade: list[_Op]) -> bool:
-    """An UPDATE of the same revision before ``o`` (a drop_column) wrote the column's values into another column."""
+def _carried(upgrade: list[_Op]) -> set[int]:
+    """ids of the drop_column operations whose column an earlier UPDATE of their revision wrote into another column."""
     from db_migrate.capture.sql import copies_column
 
-    at = next((i for i, u in enumerate(upgrade) if u is o), 0)
-    return any(u.revision == o.revision and u.kind == "execute" and any(copies_column(s, o.table, o.column) for s in u.statements)
-               for u in upgrade[:at])
+    out: set[int] = set()
+    for mine in _by_revision(upgrade).values():
+        updates: list[Any] = []
+        for o in mine:
+            if o.kind == "execute":
+                updates += [s for s in o.statements if s.kind.upper() == "UPDATE"]
+            elif o.kind == "drop_column" and o.table and o.column and any(copies_column(s, o.table, o.column) for s in updates):
+                out.add(id(o))
+    return out
 
 
 def _known(facts: DatabaseFacts | None, key: str, table: dict) -> Any:
@@ -724,9 +737,7 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     # that only that restore could bring back.
     stopped = stopped or {}
     unchecked = unchecked if unchecked is not None else []
-    by_revision: dict[str | None, list[_Op]] = {}
-    for o in ops:
-        by_revision.setdefault(o.revision, []).append(o)
+    by_revision = _by_revision(ops)
     relaxed = conventions is not None and conventions.downgrades in ("never", "raise")
     destroying = _losing(ops)
     losing = destroying if relaxed else {}
