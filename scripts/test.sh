@@ -15,7 +15,9 @@ fi
 export MCP_CATALOG_PATH="${MCP_CATALOG_PATH:-$(mktemp -d)}"
 
 set +e
-.venv/bin/python -m pytest "$@"
+# two workers (pytest-xdist): most tests wait on subprocesses and database servers, so two halve the run
+# even on two loaded cores; `-n 0` (or DB_MIGRATE_TEST_WORKERS=0) runs in one process
+.venv/bin/python -m pytest -n "${DB_MIGRATE_TEST_WORKERS:-2}" "$@"
 code=$?
 set -e
 if [ "$code" = 5 ]; then

@@ -19,6 +19,10 @@ import pytest
 #: the environment), so leftover checks count this run's databases only; other engineers'
 #: runs use the same servers at the same time.
 RUN_TAG = os.environ.setdefault("DB_MIGRATE_SCRATCH_TAG", "t" + secrets.token_hex(4))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist's workers inherit the run's tag: each adds its own number (gw1 -> w1), so one worker's
+    # leftover check never counts what the other is creating at that moment
+    RUN_TAG = os.environ["DB_MIGRATE_SCRATCH_TAG"] = (RUN_TAG[:9] + "w" + os.environ["PYTEST_XDIST_WORKER"].lstrip("gw"))[:12]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
