@@ -491,3 +491,40 @@ def test_one_session_over_the_models_is_one_finding_and_a_bare_one_none(tmp_path
     assert len([f for f in found if "Creates an ORM" in f.message]) == 1
     bare = session.replace("session.query(Issue)", "session.execute(sa.text('SELECT id FROM issues'))")
     assert "orm-import-in-migration" not in by_rule(review_source(body(bare, head="from sqlalchemy import orm\n\n"), root=tmp_path))
+
+
+def test_orm_errors_on_rows_offline_recording_lacks_are_unchecked_not_the_revisions():
+    """A session over the application's models fails offline (no rows; the models are stand-ins): ours, not theirs."""
+    up = ("session = orm.Session(bind=op.get_bind())\nitem = Item(name='x')\nsession.add(item)\nsession.delete(item)\n"
+          "session.flush()\nop.drop_column('items', 'legacy')")
+    out = review(body(up, head="from sqlalchemy import orm\nfrom not_installed_shop_pkg.models import Item\n\n"))
+    assert "migration-raises" not in by_rule(out)
+    assert any("rows offline recording does not have" in u.reason for u in out.unchecked)
+
+
+def test_an_orm_error_without_any_data_read_stays_the_revisions():
+    """Without a session or a read, an SQLAlchemy error is the revision's own mistake."""
+    out = review(body("sa.orm.relationship('Nothing')()\nop.drop_column('items', 'legacy')", head="import sqlalchemy.orm\n\n"))
+    assert "migration-raises" in by_rule(out)
+
+
+def test_an_upgrade_that_starts_by_refusing_is_a_declaration_not_a_bug():
+    out = review(body("raise RuntimeError('upgrade to release 4.0 with the 4.x tools first')\nop.drop_table('legacy')"))
+    raises = by_rule(out)["migration-raises"]
+    assert [f.severity for f in raises] == ["info"] and "release 4.0" in raises[0].message
+    assert classified(out).decision == "proceed"
+
+
+def test_an_upgrade_that_raises_part_way_is_still_an_error():
+    out = review(body("op.add_column('t', sa.Column('c', sa.Integer()))\nraise RuntimeError('oops')"))
+    assert [f.severity for f in by_rule(out)["migration-raises"]] == ["error"]
+
+
+def test_a_backfill_that_only_writes_where_the_column_is_null_needs_no_inverse():
+    """Joined to another table and narrowed further, it still changes no value that existed."""
+    fill = ("op.execute('UPDATE orders SET region = customers.region FROM customers "
+            "WHERE customers.id = orders.customer_id AND orders.region IS NULL')")
+    out = review(body(fill))
+    assert "unclear-rollback" not in [t.trigger for t in classified(out).escalation.triggers]
+    other = fill.replace("AND orders.region IS NULL", "AND customers.region IS NULL")
+    assert "unclear-rollback" in [t.trigger for t in classified(review(body(other))).escalation.triggers]

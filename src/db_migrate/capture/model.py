@@ -175,6 +175,8 @@ class RevisionCapture:
     the message of a downgrade that only raises (``raise RuntimeError("downgrade not supported")``)."""
     downgrade_raises: bool = False
     """downgrade() only raises an exception other than NotImplementedError: a deliberate stop, not a failure."""
+    upgrade_refusal: str | None = None
+    """The message of an upgrade() that starts with an unconditional raise: the project's declared refusal."""
     unrecorded_drops: list[UnrecordedDrop] = field(default_factory=list)
     """Drops with literal names the source holds after a phase's recording stopped (:func:`capture.source.drops_after`)."""
     _statements: dict[str, list[tuple[RecordedOp, SqlStatement]]] = field(default_factory=dict, repr=False)

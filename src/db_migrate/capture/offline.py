@@ -16,9 +16,14 @@ NO_CONNECTION = "offline recording connects to no database"
 STAND_IN_HOST = "offline.db-migrate.invalid"
 """The host of the stand-in URLs a recorded revision reads from its config (``.invalid`` never resolves)."""
 
+NO_ROWS = "in SQLAlchemy, on rows offline recording does not have"
+"""Appended to a phase error that SQLAlchemy raised while the revision read data (an ORM session's query, a
+connection's rows): offline there are no rows, so the error says nothing about the revision."""
+
 # row reads through the mock connection fail here but not for real; so does the revision's own engine
 _OFFLINE_ARTIFACTS = (
     "'NoneType' object", "MockConnection", "mock", "get_bind", "is not subscriptable", NO_CONNECTION, STAND_IN_HOST,
+    NO_ROWS,
 )
 
 

@@ -27,10 +27,10 @@ from alembic.operations import BatchOperations, Operations, ops
 from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
 
-from db_migrate.capture.offline import NOT_INSTALLED, stand_in_url
+from db_migrate.capture.offline import NO_ROWS, NOT_INSTALLED, stand_in_url
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
 from db_migrate.capture.context import ProjectContext, no_connections
-from db_migrate.capture.source import drops_after, function_body_kind, irreversible_marker, source_facts
+from db_migrate.capture.source import drops_after, function_body_kind, irreversible_marker, refusal, source_facts
 from db_migrate.project.headers import body_kind
 from db_migrate.project.headers import parse_header
 
@@ -321,6 +321,21 @@ def _load_module(path: Path, stand_ins: set[str]) -> types.ModuleType:
     return module
 
 
+def _raised_reading_rows(exc: BaseException, cap: RevisionCapture) -> bool:
+    """SQLAlchemy's ORM raised it, in a revision that reads rows through a session or its connection.
+
+    Offline, a query returns nothing real (objects "deleted", no row found, a mock result), so the ORM fails
+    where the project's own run would not: recording stopped, and the review says so as unchecked.
+    """
+    if not any(f.kind in ("orm-session", "bind-read") for f in cap.facts):
+        return False
+    tb, innermost = exc.__traceback__, None
+    while tb is not None:
+        innermost = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return type(exc).__module__.startswith("sqlalchemy.orm") or (innermost or "").startswith("sqlalchemy.orm")
+
+
 def _where(exc: BaseException, filename: str) -> int | None:
     tb = exc.__traceback__
     line = None
@@ -383,6 +398,7 @@ def capture_file(
     cap.upgrade_outcome.body = function_body_kind(tree, "upgrade")  # type: ignore[assignment]
     cap.downgrade_outcome.body = function_body_kind(tree, "downgrade")  # type: ignore[assignment]
     cap.downgrade_raises = body_kind(tree, "downgrade")[0] == "raise"
+    cap.upgrade_refusal = refusal(tree, "upgrade")
 
     stand_ins: set[str] = set()
     module = None
@@ -460,12 +476,14 @@ def capture_file(
         except BaseException as e:
             outcome.error_line = _where(e, str(path))
             outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
+            if _raised_reading_rows(e, cap):
+                outcome.error += f" ({NO_ROWS})"
             outcome.stop_line = _line_in(e, fn)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
             _active = None
-        if not outcome.completed and outcome.stop_line:
+        if not outcome.completed and outcome.stop_line and not (phase == "upgrade" and cap.upgrade_refusal):
             recorded = {(r.kind, r.table, r.column) for r in cap.ops(phase)}  # type: ignore[arg-type]
             cap.unrecorded_drops += [
                 d for d in drops_after(tree, phase, outcome.stop_line) if (d.kind, d.table, d.column) not in recorded

@@ -93,6 +93,24 @@ def function_body_kind(tree: ast.Module, name: str) -> str:
     return "code" if kind == "raise" else kind
 
 
+def refusal(tree: ast.Module, name: str) -> str | None:
+    """The message when function ``name`` starts with an unconditional ``raise SomeError("...")``.
+
+    Nothing after such a raise ever runs, and nobody writes one first by accident: the project declares that
+    this step refuses to run (a history cut off below a release, an upgrade that must go through another
+    tool). NotImplementedError is a placeholder, not a refusal.
+    """
+    fn = next((st for st in tree.body if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and st.name == name), None)
+    body = [s for s in (fn.body if fn else []) if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    first = body[0] if body else None
+    if not isinstance(first, ast.Raise) or not isinstance(first.exc, ast.Call):
+        return None
+    target = first.exc.func
+    kind = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+    words = " ".join(a.value for a in first.exc.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
+    return words.strip() or None if kind != "NotImplementedError" else None
+
+
 _IRREVERSIBLE = re.compile(r"#\s*db-migrate:\s*irreversible\b[:\s]*(.*)$", re.IGNORECASE)
 
 

@@ -53,10 +53,10 @@ def needs_no_inverse(stmt: SqlStatement) -> bool:
     Transaction control; ``VALIDATE CONSTRAINT`` (it only checks rows); ``CREATE EXTENSION IF NOT EXISTS`` (without it a
     re-upgrade fails on the extension the downgrade left); ``ALTER TYPE ... ADD
     VALUE`` (PostgreSQL cannot drop an enum value); a SQLite ``PRAGMA``; an UPDATE that only gives NULLs a value (:func:`filled_nulls`:
-    it overwrites nothing, and the downgrade could not tell the filled rows apart).
+    it overwrites nothing, and the downgrade could not tell the filled rows apart; :func:`overwrites_only_nulls`).
     """
     kind = stmt.kind.upper()
-    if filled_nulls(stmt) is not None or _PRAGMA.match(stmt.text):
+    if filled_nulls(stmt) is not None or _PRAGMA.match(stmt.text) or overwrites_only_nulls(stmt):
         return True
     if kind in ("TRANSACTION", "COMMIT", "BEGIN", VALIDATE) or kind in MAINTENANCE_KINDS:
         return True
@@ -69,6 +69,32 @@ _FILL_NULLS = re.compile(
     r"^\s*UPDATE\s+([\w\"`.]+)\s+SET\s+([\w\"`]+)\s*=\s*(.+?)\s+WHERE\s+([\w\"`.]+)\s+IS\s+NULL\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
+
+
+def overwrites_only_nulls(stmt: SqlStatement) -> bool:
+    """An UPDATE whose WHERE requires every column it sets to be NULL (``SET region = c.region FROM customers c
+    WHERE orders.customer_id = c.id AND orders.region IS NULL``): it gives rows a value they lacked and changes no
+    value that existed. Unlike :func:`filled_nulls` it need not fill every NULL row."""
+    if stmt.kind.upper() != "UPDATE":
+        return False
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(stmt.text)
+    except Exception:  # sqlglot raises its own ParseError and, on odd input, others: then it is not known
+        return False
+    where = tree.args.get("where") if isinstance(tree, exp.Update) else None
+    if where is None or not isinstance(tree.this, exp.Table):
+        return False
+    own = {tree.this.name.lower(), (tree.this.alias or tree.this.name).lower(), ""}
+    sets = [e.this for e in tree.expressions if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)]
+    if not sets or len(sets) != len(tree.expressions):
+        return False
+    terms = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    null = {t.this.name.lower() for t in terms if isinstance(t, exp.Is) and isinstance(t.expression, exp.Null)
+            and isinstance(t.this, exp.Column) and t.this.table.lower() in own}
+    return all(c.name.lower() in null for c in sets)
 
 
 def filled_nulls(stmt: SqlStatement) -> tuple[str, str, str] | None:

@@ -303,8 +303,8 @@ class MissingDowngrade(Rule):
             return
         if cap.irreversible is not None:
             return  # declared one-way: irreversible-by-design says so
-        if _skipped_on_this_engine(cap):
-            return  # the upgrade returned early and did nothing on this engine: nothing to undo
+        if _skipped_on_this_engine(cap) or cap.upgrade_refusal:
+            return  # the upgrade returned early (or refuses to run) and did nothing here: nothing to undo
         if body != "not-implemented" and _only_kept(cap):
             return  # enum values and extensions stay on downgrade: PostgreSQL cannot drop an enum value
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]

@@ -36,6 +36,10 @@ class MigrationRaises(Rule):
                 continue  # offline artifacts are 'unchecked'; NotImplementedError is missing-downgrade's
             if phase == "downgrade" and cap.downgrade_raises and cap.irreversible:
                 continue  # a downgrade that only raises, with a message, is a declaration: irreversible-by-design
+            if phase == "upgrade" and cap.upgrade_refusal:
+                yield self.finding(cap, f"upgrade() refuses to run, by design: \"{cap.upgrade_refusal}\"; nothing after "
+                                   "that raise runs", phase=phase, line=o.error_line, severity="info")
+                continue
             where = f" (line {o.error_line})" if o.error_line else ""
             yield self.finding(
                 cap,
