@@ -528,3 +528,12 @@ def test_a_backfill_that_only_writes_where_the_column_is_null_needs_no_inverse()
     assert "unclear-rollback" not in [t.trigger for t in classified(out).escalation.triggers]
     other = fill.replace("AND orders.region IS NULL", "AND customers.region IS NULL")
     assert "unclear-rollback" in [t.trigger for t in classified(review(body(other))).escalation.triggers]
+
+
+def test_deleted_rows_are_one_finding_and_still_need_a_human():
+    """No downgrade can bring deleted rows back: destructive-sql says so (with its backup fix), not missing-downgrade too."""
+    out = review(body("op.execute(\"DELETE FROM sessions WHERE created_at < now() - interval '30 days'\")"))
+    assert set(by_rule(out)) == {"destructive-sql"}
+    assert classified(out).decision == "escalate"
+    both = review(body("op.execute('DELETE FROM sessions WHERE expired')\nop.add_column('users', sa.Column('c', sa.Integer()))"))
+    assert "missing-downgrade" in by_rule(both)

@@ -250,6 +250,17 @@ def _add_edit(cap, rec) -> SourceEdit | None:
     return SourceEdit(mode="prepend", function="downgrade", code=code) if code and fx.parses(code) else None
 
 
+def _only_deletes(cap) -> bool:
+    """The upgrade's statements only delete rows (DELETE, TRUNCATE) or need no inverse: no downgrade body can bring
+    the rows back, so asking for one says nothing destructive-sql's finding (and its backup fix) does not."""
+    from db_migrate.capture.sql import needs_no_inverse
+
+    statements = cap.statements("upgrade")
+    return bool(statements) and cap.upgrade_outcome.completed and all(isinstance(r.op, ops.ExecuteSQLOp) for r in cap.upgrade) \
+        and any(s.kind in ("DELETE", "TRUNCATE") for _, s in statements) \
+        and all(s.kind in ("DELETE", "TRUNCATE") or needs_no_inverse(s) for _, s in statements)
+
+
 def _skipped_on_this_engine(cap) -> bool:
     """The upgrade ran to the end, recorded nothing and read no rows, and returns early from a guard
     (``if op.get_bind().dialect.name != "postgresql": return``): on this engine it does nothing."""
@@ -307,6 +318,8 @@ class MissingDowngrade(Rule):
             return  # the upgrade returned early (or refuses to run) and did nothing here: nothing to undo
         if body != "not-implemented" and _only_kept(cap):
             return  # enum values and extensions stay on downgrade: PostgreSQL cannot drop an enum value
+        if _only_deletes(cap):
+            return  # rows deleted: destructive-sql reports them, with the backup that makes them restorable
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
         changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in cap.upgrade})[:4])
         # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE, rows written through a session) often
