@@ -175,6 +175,9 @@ class RevisionCapture:
     the message of a downgrade that only raises (``raise RuntimeError("downgrade not supported")``)."""
     downgrade_raises: bool = False
     """downgrade() only raises an exception other than NotImplementedError: a deliberate stop, not a failure."""
+    assumed_branches: list[tuple[str, int, str]] = field(default_factory=list)
+    """(phase, line, what was assumed) where the revision branched on a value that is not here: recording took the
+    way that goes on (the review lists them as unchecked)."""
     upgrade_refusal: str | None = None
     """The message of an upgrade() that starts with an unconditional raise: the project's declared refusal."""
     unrecorded_drops: list[UnrecordedDrop] = field(default_factory=list)

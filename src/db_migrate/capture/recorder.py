@@ -52,6 +52,8 @@ class _Recorder:
         self.temporary_tables: set[str] = set()
         """Temporary tables raw SQL created so far in this phase."""
         self.filename = str(cap.path)
+        self.answers: dict[int, bool] = {}
+        """The answer a stand-in tested on each line of the revision gives (see :func:`_answer`)."""
 
     def caller_line(self) -> int | None:
         f = sys._getframe(2)
@@ -214,29 +216,39 @@ def _translate(ops_list: list[RecordedOp], entry: RecordedOp, dialect: str, temp
 class _StandInBranch(Exception):
     """The revision's own code decided something on a stand-in's value (``if skip_something(): return``).
 
-    A stand-in has no real value, so whichever way the branch went would be a guess: recording the
-    phase stops here and the review reports it as unchecked instead of as what the guess recorded.
+    A stand-in has no real value: recording stops here, and :func:`capture_file` records the phase again once
+    with each answer for this line, keeping the path that goes on to the migration's operations (said in
+    ``assumed_branches``).
     """
 
+    def __init__(self, how: str, name: str, line: int) -> None:
+        super().__init__(f"the code {how} {name}, a value from a module or argument not available here")
+        self.how, self.name, self.line = how, name, line
 
-def _decided_in_revision() -> bool:
-    """The caller two frames up (the code testing a stand-in) is the revision file, while a phase runs.
 
-    Library code (SQLAlchemy building a column from a stand-in type) keeps the old, permissive answers.
-    """
+_MAX_BRANCHES = 6
+"""Lines whose stand-in test gets an answer, per phase: two more recordings each."""
+
+
+def _answer(how: str, name: str) -> bool | None:
+    """What the revision's own code (two frames up) gets when it tests a stand-in: the answer chosen for that line,
+    or None when the test is library code (SQLAlchemy building a column from a stand-in type keeps the permissive
+    answers). Raises :class:`_StandInBranch` for a line of the revision that has no answer yet."""
     rec = _active
-    if rec is None:
-        return False
     f = sys._getframe(2)
-    return f is not None and f.f_code.co_filename == rec.filename
+    if rec is None or f is None or f.f_code.co_filename != rec.filename:
+        return None
+    if f.f_lineno in rec.answers:
+        return rec.answers[f.f_lineno]
+    raise _StandInBranch(how, name, f.f_lineno)
 
 
 class _StandIn(types.ModuleType):
     """A module that is not installed here: every attribute is another stand-in.
 
-    Used as a value it is permissive (calls, attributes, being passed to alembic), but the revision's own
-    code may not branch or loop on it: truth tests, comparisons and iteration there raise
-    :class:`_StandInBranch`, so a revision never records one arbitrary path as if it were the real one.
+    Used as a value it is permissive (calls, attributes, being passed to alembic). When the revision's own code
+    branches on it (a truth test, a comparison, a loop), the answer is chosen per line by :func:`capture_file`,
+    which records both ways and keeps the one that goes on to the migration's operations.
     """
 
     __path__: list[str] = []
@@ -250,28 +262,22 @@ class _StandIn(types.ModuleType):
     def __call__(self, *a: Any, **k: Any) -> Any:
         return _StandIn(f"{self.__name__}()")
 
-    def _branch(self, how: str) -> _StandInBranch:
-        return _StandInBranch(f"the code {how} {self.__name__}, a value from a module or argument not available here")
-
     def __bool__(self) -> bool:
-        if _decided_in_revision():
-            raise self._branch("branches on")
-        return True
+        answer = _answer("branches on", self.__name__)
+        return True if answer is None else answer
 
     def __iter__(self):
-        if _decided_in_revision():
-            raise self._branch("loops over")
+        if _answer("loops over", self.__name__) is not None:
+            pass  # a loop over unknown items: none is recorded (the answer only says the line was reached)
         return iter(())
 
     def __eq__(self, other: object) -> Any:
-        if _decided_in_revision():
-            raise self._branch("compares")
-        return self is other
+        answer = _answer("compares", self.__name__)
+        return self is other if answer is None else answer
 
     def __ne__(self, other: object) -> Any:
-        if _decided_in_revision():
-            raise self._branch("compares")
-        return self is not other
+        answer = _answer("compares", self.__name__)
+        return self is not other if answer is None else answer
 
     def __mro_entries__(self, bases: tuple) -> tuple:
         return (object,)
@@ -374,7 +380,6 @@ def capture_file(
     ``context`` (the project's env.py facts) is kept on the capture, and its ``target_metadata`` is handed
     to alembic as env.py would, so unnamed constraints get the names the project's convention gives them.
     """
-    global _active
     _install_patches()
     source = path.read_text(encoding="utf-8", errors="replace")
     header = parse_header(path, source)
@@ -429,66 +434,113 @@ def capture_file(
         cap.load_error = "import failed: too many missing modules"
         return cap
 
-    buf = io.StringIO()
     for phase in ("upgrade", "downgrade"):
-        outcome: PhaseOutcome = cap.outcome(phase)  # type: ignore[arg-type]
         fn = getattr(module, phase, None)
         if not callable(fn):
             continue
-        outcome.ran = True
         args = _runner_arguments(fn)
         if args:
             cap.stand_in_arguments = sorted({f"{phase}({', '.join(args)})"} | set(cap.stand_in_arguments))
-        rec = _Recorder(cap, buf)
-        rec.phase = phase
-        _active = rec
-        old_handler = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, phase_seconds)
-        try:
-            with _offline_context(dialect, buf, cap.context) as ctx, Operations.context(ctx), no_connections():
-                fn(*(_runner_argument(name) for name in args))
-            outcome.completed = True
-        except _PhaseTimeout as e:
-            outcome.error = f"{phase}() did not finish within {phase_seconds:g} s (endless loop?)"
-            outcome.stop_line = _line_in(e, fn)
-        except SystemExit as e:
-            outcome.error = f"{phase}() calls sys.exit({e.code!r})"
-            outcome.error_line = _where(e, str(path))
-            outcome.stop_line = _line_in(e, fn)
-        except NotImplementedError as e:
-            outcome.error = f"{phase}() raises NotImplementedError{': ' + str(e) if str(e) else ''}"
-            outcome.error_line = _where(e, str(path))
-            outcome.stop_line = _line_in(e, fn)
-        except ModuleNotFoundError as e:
-            # imported inside the function, so no stand-in could be prepared: the environment lacks it
-            outcome.error_line = _where(e, str(path))
-            outcome.error = f"{phase}() imports {e.name}, {NOT_INSTALLED}"
-            outcome.stop_line = _line_in(e, fn)
-        except AttributeError as e:
-            outcome.error_line = _where(e, str(path))
-            outcome.stop_line = _line_in(e, fn)
-            if _empty_namespace(getattr(e, "obj", None)):
-                # ``from app.db import migration`` found a folder without its code (the application's source is not
-                # here): a name from it is missing here, not in the project
-                outcome.error = f"{phase}() uses {e.obj.__name__}.{e.name}, from {NOT_INSTALLED} (a package folder without its code)"
-            else:
-                outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
-        except BaseException as e:
-            outcome.error_line = _where(e, str(path))
-            outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
-            if _raised_reading_rows(e, cap):
-                outcome.error += f" ({NO_ROWS})"
-            outcome.stop_line = _line_in(e, fn)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old_handler)
-            _active = None
+        _record_phase_choosing_branches(cap, phase, fn, args, phase_seconds)
+        outcome = cap.outcome(phase)  # type: ignore[arg-type]
         if not outcome.completed and outcome.stop_line and not (phase == "upgrade" and cap.upgrade_refusal):
             recorded = {(r.kind, r.table, r.column) for r in cap.ops(phase)}  # type: ignore[arg-type]
             cap.unrecorded_drops += [
                 d for d in drops_after(tree, phase, outcome.stop_line) if (d.kind, d.table, d.column) not in recorded
             ]
     return cap
+
+
+def _record_phase_choosing_branches(cap: RevisionCapture, phase: str, fn: Any, args: list[str], seconds: float) -> None:
+    """Record ``phase``; where the revision branches on a stand-in, record it once with each answer for that line
+    and keep the recording that went further (more operations, then finished), one line after another.
+
+    A guard such as ``if not settings.database_url: return`` or ``if skip_on(dialect()): return`` tests a value
+    that is not here: the path that goes on is the one that changes the database, which is what a review is for.
+    Each answer taken is said in ``cap.assumed_branches``; a loop over a stand-in records no pass of its body.
+    """
+    answers: dict[int, bool] = {}
+    best = _record_phase(cap, phase, fn, args, seconds, answers)
+    while isinstance(best[2], _StandInBranch) and len(answers) < _MAX_BRANCHES and best[2].line not in answers:
+        branch = best[2]
+        tries = [(a, _record_phase(cap, phase, fn, args, seconds, {**answers, branch.line: a})) for a in (False, True)]
+        answer, best = max(tries, key=lambda t: (len(t[1][0]), t[1][1].completed, not t[0]))
+        answers[branch.line] = answer
+        other = len(next(t for t in tries if t[0] != answer)[1][0])
+        if branch.how == "loops over":
+            said = (f"it loops over {branch.name}, a value not available here: its items are unknown, so no pass of "
+                    "the loop's body was recorded")
+        else:
+            said = (f"it {branch.how.replace('branches on', 'tests')} {branch.name}, a value not available here: the "
+                    f"way that goes on was recorded ({len(best[0])} operation(s)), not the other ({other})")
+        cap.assumed_branches.append((phase, branch.line, said))
+    ops_list, outcome, _ = best
+    cap.ops(phase)[:] = ops_list  # type: ignore[arg-type]
+    setattr(cap, f"{phase}_outcome", outcome)
+    cap._statements.pop(phase, None)
+
+
+def _record_phase(cap: RevisionCapture, phase: str, fn: Any, args: list[str], seconds: float,
+                  answers: dict[int, bool]) -> tuple[list[RecordedOp], PhaseOutcome, BaseException | None]:
+    """One recording of ``phase`` with the given stand-in answers: its operations, its outcome, what stopped it."""
+    global _active
+    path = str(cap.path)
+    cap.ops(phase).clear()  # type: ignore[arg-type]
+    cap._statements.pop(phase, None)
+    outcome = PhaseOutcome(ran=True, body=cap.outcome(phase).body)  # type: ignore[arg-type]
+    stopped: BaseException | None = None
+    rec = _Recorder(cap, io.StringIO())
+    rec.phase = phase
+    rec.answers = answers
+    _active = rec
+    old_handler = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        with _offline_context(cap.dialect, rec.buf, cap.context) as ctx, Operations.context(ctx), no_connections():
+            fn(*(_runner_argument(name) for name in args))
+        outcome.completed = True
+    except _PhaseTimeout as e:
+        stopped = e
+        outcome.error = f"{phase}() did not finish within {seconds:g} s (endless loop?)"
+        outcome.stop_line = _line_in(e, fn)
+    except SystemExit as e:
+        stopped = e
+        outcome.error = f"{phase}() calls sys.exit({e.code!r})"
+        outcome.error_line = _where(e, path)
+        outcome.stop_line = _line_in(e, fn)
+    except NotImplementedError as e:
+        stopped = e
+        outcome.error = f"{phase}() raises NotImplementedError{': ' + str(e) if str(e) else ''}"
+        outcome.error_line = _where(e, path)
+        outcome.stop_line = _line_in(e, fn)
+    except ModuleNotFoundError as e:
+        stopped = e
+        # imported inside the function, so no stand-in could be prepared: the environment lacks it
+        outcome.error_line = _where(e, path)
+        outcome.error = f"{phase}() imports {e.name}, {NOT_INSTALLED}"
+        outcome.stop_line = _line_in(e, fn)
+    except AttributeError as e:
+        stopped = e
+        outcome.error_line = _where(e, path)
+        outcome.stop_line = _line_in(e, fn)
+        if _empty_namespace(getattr(e, "obj", None)):
+            # ``from app.db import migration`` found a folder without its code (the application's source is not
+            # here): a name from it is missing here, not in the project
+            outcome.error = f"{phase}() uses {e.obj.__name__}.{e.name}, from {NOT_INSTALLED} (a package folder without its code)"
+        else:
+            outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
+    except BaseException as e:
+        stopped = e
+        outcome.error_line = _where(e, path)
+        outcome.error = f"{phase}() stopped with {type(e).__name__}: {e}"
+        if _raised_reading_rows(e, cap):
+            outcome.error += f" ({NO_ROWS})"
+        outcome.stop_line = _line_in(e, fn)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        _active = None
+    return list(cap.ops(phase)), outcome, stopped  # type: ignore[arg-type]
 
 
 def _runner_arguments(fn: Any) -> list[str]:

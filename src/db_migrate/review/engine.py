@@ -158,6 +158,8 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
             "values taken from " + ", ".join(cap.stubbed_modules),
             "not installed here; stand-ins were used, so types and values from these modules are unknown",
         )
+    for phase, line, sentence in cap.assumed_branches:
+        add(f"{phase}() at line {line}, the way not taken", sentence, line)
     if cap.stand_in_arguments:
         add(
             "values of the arguments of " + ", ".join(cap.stand_in_arguments),
