@@ -446,7 +446,7 @@ def test_what_a_partially_recorded_upgrade_did_must_still_be_undone():
     assert not any("legacy_team" in m for m in messages)  # what came after the stop is not judged
 
 
-def test_a_column_the_unrecorded_rest_of_the_upgrade_renames_is_not_judged():
+def test_a_rename_after_a_read_is_recorded_and_its_undo_renames_it_back():
     out = review(body(
         "op.add_column('case', sa.Column('_owner_id', sa.Integer()))\n"
         "rows = op.get_bind().execute(sa.text('SELECT id FROM case')).fetchall()\n"
@@ -454,7 +454,8 @@ def test_a_column_the_unrecorded_rest_of_the_upgrade_renames_is_not_judged():
         "op.alter_column('case', '_owner_id', new_column_name='owner_id')",
         "op.execute('SELECT 1')",
     ))
-    assert "downgrade-not-inverse" not in by_rule(out)
+    (f,) = by_rule(out)["downgrade-not-inverse"]
+    assert "op.alter_column('case', 'owner_id'," in f.fix and "new_column_name='_owner_id'" in f.fix
 
 
 def test_sql_spliced_from_the_codes_own_names_and_constants_is_not_an_injection_path():
@@ -537,3 +538,36 @@ def test_deleted_rows_are_one_finding_and_still_need_a_human():
     assert classified(out).decision == "escalate"
     both = review(body("op.execute('DELETE FROM sessions WHERE expired')\nop.add_column('users', sa.Column('c', sa.Integer()))"))
     assert "missing-downgrade" in by_rule(both)
+
+
+def test_inspecting_the_database_offline_takes_the_way_that_changes_it():
+    """``sa.inspect(bind)`` has nothing to reflect offline: a stand-in inspector, and its guards go on to the change."""
+    up = ("insp = sa.inspect(op.get_bind())\nif not insp.has_table('audit'):\n"
+          "    op.create_table('audit', sa.Column('id', sa.Integer, primary_key=True))\n"
+          "if 'owner' not in [c['name'] for c in insp.get_columns('jobs')]:\n"
+          "    op.add_column('jobs', sa.Column('owner', sa.String(80), nullable=False))")
+    out = review(body(up, "op.drop_column('jobs', 'owner')\nop.drop_table('audit')"))
+    assert [o.kind for o in out.review.operations if o.phase == "upgrade"] == ["create_table", "add_column"]
+    assert "add-column-not-null-no-default" in by_rule(out) and "migration-raises" not in by_rule(out)
+    assert sum("the way not taken" in u.what for u in out.unchecked) == 2
+
+
+def test_a_value_added_between_commits_sent_through_the_connection_is_committed_at_once():
+    up = ("conn = op.get_bind()\nconn.commit()\nop.execute(\"ALTER TYPE status ADD VALUE 'archived'\")\nconn.commit()\n"
+          "op.execute(\"UPDATE jobs SET status = 'archived' WHERE finished\")")
+    found = by_rule(review(body(up)))
+    assert "enum-value-change" not in found and "commit-in-migration" in found
+    inside = up.replace("\nconn.commit()\nop.execute(\"UPDATE", "\nop.execute(\"UPDATE")
+    assert [f.severity for f in by_rule(review(body(inside)))["enum-value-change"]] == ["error"]
+
+
+def test_what_follows_a_read_offline_recording_cannot_do_is_still_recorded():
+    """A read stops recording; the column added after it does not depend on the rows, so it is still judged."""
+    up = ("rows = op.get_bind().execute(sa.text('SELECT id FROM jobs')).fetchall()\n"
+          "op.add_column('jobs', sa.Column('owner', sa.String(80), nullable=False))")
+    out = review(body(up, "op.drop_column('jobs', 'owner')"))
+    assert "add-column-not-null-no-default" in by_rule(out) and "migration-raises" not in by_rule(out)
+    assert classified(out).decision == "revise"
+    assert any("went on" in u.reason and "what depends on the values" in u.reason for u in out.unchecked)
+    own = review(body("raise_it = {}['missing']\nop.add_column('jobs', sa.Column('owner', sa.String(80), nullable=False))"))
+    assert "add-column-not-null-no-default" not in by_rule(own) and "migration-raises" in by_rule(own)

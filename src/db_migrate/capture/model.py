@@ -178,6 +178,8 @@ class RevisionCapture:
     assumed_branches: list[tuple[str, int, str]] = field(default_factory=list)
     """(phase, line, what was assumed) where the revision branched on a value that is not here: recording took the
     way that goes on (the review lists them as unchecked)."""
+    went_on: list[tuple[str, int]] = field(default_factory=list)
+    """(phase, line) where recording stopped offline and went on past the statements that failed there."""
     upgrade_refusal: str | None = None
     """The message of an upgrade() that starts with an unconditional raise: the project's declared refusal."""
     unrecorded_drops: list[UnrecordedDrop] = field(default_factory=list)

@@ -27,7 +27,7 @@ from alembic.operations import BatchOperations, Operations, ops
 from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
 
-from db_migrate.capture.offline import NO_ROWS, NOT_INSTALLED, stand_in_url
+from db_migrate.capture.offline import NO_ROWS, NOT_INSTALLED, is_offline_artifact, stand_in_url
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
 from db_migrate.capture.context import ProjectContext, no_connections
 from db_migrate.capture.source import drops_after, function_body_kind, irreversible_marker, refusal, source_facts
@@ -138,6 +138,7 @@ def _install_patches() -> None:
 
     _index_columns_may_repeat()
     _record_unknown_operations()
+    _inspect_offline_as_stand_in()
     AbstractOperations.invoke = invoke  # type: ignore[method-assign]
     MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
     Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
@@ -179,6 +180,26 @@ def _record_unknown_operations() -> None:
         return call
 
     op_module.__getattr__ = __getattr__  # type: ignore[attr-defined]  (PEP 562: asked only for missing names)
+
+
+def _inspect_offline_as_stand_in() -> None:
+    """``sa.inspect(op.get_bind())`` while a phase is recorded: a stand-in inspector, not NoInspectionAvailable.
+
+    Offline there is no database to reflect; what the revision asks it (``has_table``, ``get_columns``) is a
+    value that is not here, so its branches on the answers are taken as for any stand-in (the way that goes on).
+    """
+    import sqlalchemy
+    from sqlalchemy import inspection
+    from sqlalchemy.engine.mock import MockConnection
+
+    original = inspection.inspect
+
+    def inspect(subject: Any, raiseerr: bool = True) -> Any:
+        if _active is not None and isinstance(subject, MockConnection):
+            return _StandIn("the database's inspector")
+        return original(subject, raiseerr)
+
+    inspection.inspect = sqlalchemy.inspect = inspect  # type: ignore[assignment]
 
 
 def _index_columns_may_repeat() -> None:
@@ -474,10 +495,54 @@ def _record_phase_choosing_branches(cap: RevisionCapture, phase: str, fn: Any, a
             said = (f"it {branch.how.replace('branches on', 'tests')} {branch.name}, a value not available here: the "
                     f"way that goes on was recorded ({len(best[0])} operation(s)), not the other ({other})")
         cap.assumed_branches.append((phase, branch.line, said))
-    ops_list, outcome, _ = best
+    ops_list, outcome, stopped = best
+    if stopped is not None and outcome.stop_line and is_offline_artifact(outcome.error or ""):
+        went_on = _past_the_stop(cap, phase, fn, outcome.stop_line)
+        if went_on is not None:
+            more, _, _ = _record_phase(cap, phase, went_on, args, seconds, answers)
+            if len(more) > len(ops_list):
+                ops_list = more
+                cap.went_on.append((phase, outcome.stop_line))
     cap.ops(phase)[:] = ops_list  # type: ignore[arg-type]
     setattr(cap, f"{phase}_outcome", outcome)
     cap._statements.pop(phase, None)
+
+
+def _past_the_stop(cap: RevisionCapture, phase: str, fn: Any, stop_line: int) -> Any | None:
+    """``phase``'s function again, each top-level statement from the one that stopped on: ``try: <it> except
+    Exception: pass`` (stand-in branches still reach :func:`capture_file`).
+
+    Offline, a read of rows (or a value not here) stops the phase, but what comes after it often does not depend
+    on it: ``rows = conn.execute(...).fetchall()`` then ``op.add_column(...)``. Skipping what fails records the
+    operations the revision runs anyway; what depends on the rows stays unknown (the review says so).
+    """
+    try:
+        tree = ast.parse(cap.source)
+    except SyntaxError:
+        return None
+    fdef = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    if fdef is None or fdef.decorator_list or getattr(fn, "__code__", None) is None:
+        return None
+    at = next((i for i, st in enumerate(fdef.body) if st.lineno <= stop_line <= (st.end_lineno or st.lineno)), None)
+    if at is None:
+        return None
+
+    def skipped(st: ast.stmt) -> ast.stmt:
+        handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name="_dbm_error", body=[ast.Expr(ast.Call(
+            ast.Name("__dbm_went_on__", ast.Load()), [ast.Name("_dbm_error", ast.Load())], []))])
+        return ast.copy_location(ast.Try(body=[st], handlers=[handler], orelse=[], finalbody=[]), st)
+
+    fdef.body = fdef.body[:at] + [skipped(st) for st in fdef.body[at:]]
+    code = compile(ast.fix_missing_locations(ast.Module(body=[fdef], type_ignores=[])), str(cap.path), "exec")
+    fn.__globals__["__dbm_went_on__"] = _went_on
+    namespace: dict[str, Any] = {}
+    exec(code, fn.__globals__, namespace)  # the revision's own function, recompiled: its globals, its file's lines
+    return namespace.get(phase)
+
+
+def _went_on(error: Exception) -> None:
+    if isinstance(error, _StandInBranch):
+        raise error  # answered per line like any other branch
 
 
 def _record_phase(cap: RevisionCapture, phase: str, fn: Any, args: list[str], seconds: float,
@@ -626,3 +691,9 @@ def _record_bind_execute(ctx: MigrationContext) -> None:
         return Operations(ctx).invoke(ops.ExecuteSQLOp(construct))
 
     conn._execute_impl = execute
+
+    def commit() -> None:  # ``op.get_bind().commit()`` ends the migration's transaction: recorded as the COMMIT it sends
+        Operations(ctx).invoke(ops.ExecuteSQLOp("COMMIT"))
+
+    if not hasattr(conn, "commit"):
+        conn.commit = commit

@@ -186,6 +186,10 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         # the phase's own statement that was running; the error itself may be in a helper it called
         at = o.stop_line or o.error_line
         inner = f"; at line {o.error_line}, in what that line calls" if o.error_line and o.error_line != at else ""
+        if (phase, o.stop_line) in cap.went_on:
+            why = why.split(", so recording stopped")[0] + (
+                ": recording skipped each statement that failed offline and went on, so the operations after it were "
+                "recorded, but what depends on the values it could not have is not checked")
         add(f"{phase}() after line {at or '?'}", f"{why} ({o.error}{inner})", at)
     for rec in cap.upgrade + cap.downgrade:
         if rec.kind == UNKNOWN_OPERATION:

@@ -332,6 +332,9 @@ def inverse(op: ops.MigrateOperation) -> ops.MigrateOperation | None:
         rev = op.reverse()
     except Exception:  # drop_column/drop_constraint/execute: the original is not known
         return None
+    if isinstance(op, ops.AlterColumnOp) and op.modify_name:
+        # alembic's reverse() keeps the new name as a modify_name onto itself: the undo renames it back
+        rev.column_name, rev.modify_name = op.modify_name, op.column_name
     if isinstance(rev, (ops.DropConstraintOp, ops.DropIndexOp)) and not (getattr(rev, "constraint_name", None) or getattr(rev, "index_name", None)):
         return None  # unnamed: a drop cannot name it (unnamed-constraint says so)
     return rev

@@ -99,6 +99,8 @@ class EnumValueChange(Rule):
                             rec=rec, severity="error",
                         )
                         continue
+                    if _committed_next(cap, phase, stmt) and (cap.target_version or (12,)) >= (12,):
+                        continue  # committed right away, on a server that allows ADD VALUE in a transaction block
                     yield self.finding(
                         cap,
                         f"{stmt.text[:120]} runs inside the migration transaction: PostgreSQL < 12 refuses it, and 12+ "
@@ -146,9 +148,27 @@ def _used_later(cap, phase: str, added) -> int | None:
         if stmt is added:
             after = True
             continue
+        if after and _ends_transaction(stmt):
+            return None  # committed first: from here on the value may be used
         if after and not rec.in_autocommit_block and stmt.kind != "ALTER TYPE" and literal in stmt.text:
             return rec.line
     return None
+
+
+def _ends_transaction(stmt) -> bool:
+    return stmt.kind in ("COMMIT", "TRANSACTION") and stmt.text.strip().rstrip(";").upper() in ("COMMIT", "END", "COMMIT WORK")
+
+
+def _committed_next(cap, phase: str, added) -> bool:
+    """The next statement after ``added`` (other ADD VALUEs aside) is a COMMIT sent through the connection: the value
+    is committed at once (commit-in-migration reports the COMMIT itself)."""
+    after = False
+    for _, stmt in cap.statements(phase):
+        if stmt is added:
+            after = True
+        elif after and not (stmt.kind == "ALTER TYPE" and _ADD_VALUE.search(stmt.text)):
+            return _ends_transaction(stmt)
+    return False
 
 
 def _enum_recreations(cap, phase: str) -> Iterator[tuple[object, str, list[str]]]:
