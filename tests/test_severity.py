@@ -280,3 +280,32 @@ def test_the_small_table_relaxation_holds_on_mariadb(tmp_path, mysql_url):
         assert found.severity == "info" and "3 row(s)" in found.message and "small_table_rows" in found.message
     finally:
         next(gen, None)
+
+
+def _messages(source: str, rule: str, dialect: str = "postgresql") -> list[tuple[str, str]]:
+    return [(f.severity, f.message) for f in review_source(source, dialect=dialect).findings if f.rule == rule]
+
+
+def test_a_foreign_key_redefined_under_its_own_name_meets_no_orphan_and_a_downgrade_validates_in_place():
+    """Dropping and re-adding a key of the same name (a new ON DELETE rule) scans, but every row satisfied the old one;
+    a downgrade has no later revision to VALIDATE in, so its fix validates in an autocommit block."""
+    swap = ("op.drop_constraint('fk_steps_job_id', 'steps', type_='foreignkey')\n"
+            "op.create_foreign_key('fk_steps_job_id', 'steps', 'jobs', ['job_id'], ['id']{})")
+    src = _source(swap.format(", ondelete='CASCADE'"), swap.format(""))
+    found = review_source(src).findings
+    up = [f for f in found if f.rule == "add-foreign-key-validating" and f.phase == "upgrade"]
+    down = [f for f in found if f.rule == "add-foreign-key-validating" and f.phase == "downgrade"]
+    assert [f.severity for f in up] == ["error"] and "orphan" not in up[0].message
+    assert [f.severity for f in down] == ["warning"] and "later revision" not in down[0].fix
+    assert "autocommit_block" in down[0].fix and "VALIDATE CONSTRAINT fk_steps_job_id" in down[0].fix
+    plain = _messages(_source("op.create_foreign_key('fk_steps_job_id', 'steps', 'jobs', ['job_id'], ['id'])"), "add-foreign-key-validating")
+    assert plain[0][0] == "error" and "orphan" in plain[0][1]
+
+
+def test_a_foreign_key_on_mysql_copies_the_table_unless_checks_are_off():
+    add = "op.create_foreign_key('fk_steps_job_id', 'steps', 'jobs', ['job_id'], ['id'])"
+    assert _severity(_source(add), "add-foreign-key-validating", "mysql") == "warning"
+    off = f"op.execute('SET foreign_key_checks = 0')\n{add}\nop.execute('SET foreign_key_checks = 1')"
+    assert _severity(_source(off), "add-foreign-key-validating", "mysql") is None
+    new = f"op.create_table('jobs2', sa.Column('id', sa.Integer, primary_key=True))\n{add.replace('steps', 'jobs2')}"
+    assert _severity(_source(new), "add-foreign-key-validating", "mysql") is None

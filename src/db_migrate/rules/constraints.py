@@ -38,7 +38,8 @@ def _not_valid_fix(cap, rec, stmt_text: str | None = None, table: str | None = N
         else:
             name = fx.conv_name("ck", table, "check")
     add = fx.with_(op, {"postgresql_not_valid": True}, constraint_name=name)
-    return fx.not_valid_then_validate(add, name, table, getattr(op, "schema", None), cap.dialect)
+    schema = getattr(op, "schema", None) or getattr(op, "kw", {}).get("source_schema")  # a foreign key keeps it in kw
+    return fx.not_valid_then_validate(add, name, table, schema, cap.dialect)
 
 
 def _raw_adds(rule: Rule, cap, pattern: str) -> Iterator:
@@ -57,12 +58,13 @@ class AddForeignKeyValidating(Rule):
     title = "Foreign key added to an existing table with validation"
     severity = "error"
     phases = ("upgrade", "downgrade")
-    dialects = ("postgresql",)
+    dialects = ("postgresql", "mysql", "mariadb")
     why = (
         "ADD FOREIGN KEY checks every existing row while holding SHARE ROW EXCLUSIVE locks on both tables: "
         "inserts, updates and deletes on the table and on the referenced table wait for the whole scan, and "
         "the migration fails on one orphan row. NOT VALID adds it instantly (new rows are checked); "
-        "VALIDATE CONSTRAINT later scans without blocking writes."
+        "VALIDATE CONSTRAINT later scans without blocking writes. On MySQL/MariaDB, with foreign_key_checks on, "
+        "adding one copies the table (ALGORITHM=COPY), blocking writes to it for the whole copy."
     )
     fix = (
         "op.create_foreign_key('fk_orders_user_id', 'orders', 'users', ['user_id'], ['id'], postgresql_not_valid=True)\n"
@@ -76,25 +78,102 @@ class AddForeignKeyValidating(Rule):
             good="def upgrade():\n    op.create_foreign_key('fk_orders_user_id', 'orders', 'users', ['user_id'], ['id'], postgresql_not_valid=True)\n\n"
             "def downgrade():\n    op.drop_constraint('fk_orders_user_id', 'orders', type_='foreignkey')\n",
         ),
+        Example(
+            bad="def upgrade():\n    op.create_foreign_key('fk_orders_user_id', 'orders', 'users', ['user_id'], ['id'])\n\n"
+            "def downgrade():\n    op.drop_constraint('fk_orders_user_id', 'orders', type_='foreignkey')\n",
+            good="def upgrade():\n    op.execute('SET foreign_key_checks = 0')\n"
+            "    op.create_foreign_key('fk_orders_user_id', 'orders', 'users', ['user_id'], ['id'])\n"
+            "    op.execute('SET foreign_key_checks = 1')\n\n"
+            "def downgrade():\n    op.drop_constraint('fk_orders_user_id', 'orders', type_='foreignkey')\n",
+            dialect="mysql",
+        ),
     )
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.CreateForeignKeyOp) and not is_transient_table(cap, rec) and not _not_valid(rec):
-                yield self._finding(cap, rec, rec.table, rec.op.referent_table, _not_valid_fix(cap, rec))
-        for rec, table, stmt in _raw_adds(self, cap, r"FOREIGN\s+KEY"):
-            yield self._finding(cap, rec, table, None, _not_valid_fix(cap, rec, stmt.text, table))
+                if cap.dialect in ("mysql", "mariadb"):
+                    if not _checks_off_before(cap, rec):
+                        yield self._copied(cap, rec)
+                elif cap.dialect == "postgresql":
+                    yield self._finding(cap, rec, rec.table, rec.op.referent_table, _not_valid_fix(cap, rec))
+        if cap.dialect == "postgresql":
+            for rec, table, stmt in _raw_adds(self, cap, r"FOREIGN\s+KEY"):
+                yield self._finding(cap, rec, table, None, _not_valid_fix(cap, rec, stmt.text, table))
 
     def _finding(self, cap, rec, table, referent, fix) -> Finding:
         both = f"{table} and {referent}" if referent else f"{table} and the referenced table"
+        # the rows satisfied the key it replaces (same name, dropped just before), or the columns are new (all NULL)
+        kept = _replaces_same_name(cap, rec) or _all_new_columns(cap, rec)
+        risk = "" if kept else ", and one orphan row fails the migration"
+        if rec.phase == "downgrade":
+            # no later revision follows a downgrade; when it runs, the table's size decides whether the scan matters
+            return self.finding(
+                cap, f"The downgrade adds a validated foreign key on {table}: every row is checked while writes to {both} "
+                f"wait{risk}. On a large table add it NOT VALID and VALIDATE it in an autocommit block (no later "
+                f"revision follows a downgrade).", rec=rec, table=table, fix=_validated_in_phase(cap, rec), severity="warning",
+            )
         return self.finding(
             cap,
-            f"Adds a validated foreign key on {table}: every row is checked while writes to {both} wait, and one "
-            f"orphan row fails the migration. Add it NOT VALID, then VALIDATE CONSTRAINT in a later revision.",
+            f"Adds a validated foreign key on {table}: every row is checked while writes to {both} wait{risk}. "
+            f"Add it NOT VALID, then VALIDATE CONSTRAINT in a later revision.",
             rec=rec,
             table=table,
             fix=fix,
         )
+
+    def _copied(self, cap, rec) -> Finding:
+        # InnoDB adds a foreign key in place only with foreign_key_checks off (existing rows then go unchecked);
+        # otherwise it copies the table. How long that blocks writes depends on the table's size: a warning.
+        return self.finding(
+            cap, f"Adds a foreign key on {rec.table} with foreign_key_checks on: MySQL/MariaDB copy the table "
+            f"(ALGORITHM=COPY) and block writes to it for the whole copy. On a large table use an online schema "
+            f"change tool, or SET foreign_key_checks = 0 first (in place, but existing rows go unchecked).",
+            rec=rec, table=rec.table, severity="warning",
+        )
+
+
+def _checks_off_before(cap, rec) -> bool:
+    """The phase turned foreign_key_checks off before ``rec`` (and not on again): InnoDB adds the key in place."""
+    off = False
+    for r, stmt in cap.statements(rec.phase):
+        if r.index >= rec.index:
+            break
+        m = re.search(r"\bforeign_key_checks\s*=\s*(\w+)", stmt.text, re.IGNORECASE)
+        if m:
+            off = m.group(1).lower() in ("0", "off", "false")
+    return off
+
+
+def _replaces_same_name(cap, rec) -> bool:
+    """A foreign key of the same name was dropped from the same table earlier in the phase: a redefinition (a new ON
+    DELETE rule, say), whose columns every row already satisfied."""
+    name = rec.op.constraint_name
+    return bool(name) and any(
+        isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_name == name and r.table == rec.table
+        for r in cap.ops(rec.phase) if r.index < rec.index
+    )
+
+
+def _all_new_columns(cap, rec) -> bool:
+    """Every column of the key was added earlier in the phase: all NULL, so no row can be an orphan."""
+    from db_migrate.rules._helpers import is_new_column
+
+    cols = [c for c in rec.op.local_cols or [] if isinstance(c, str)]
+    return bool(cols) and all(is_new_column(cap, rec, rec.table, c) for c in cols)
+
+
+@fx.tailored
+def _validated_in_phase(cap, rec) -> str:
+    """NOT VALID, then VALIDATE in an autocommit block of the same phase (a downgrade has no next revision)."""
+    op = rec.op
+    name = op.constraint_name or created_name(cap, "fk", rec.table, list(op.local_cols), op.referent_table) or \
+        fx.conv_name("fk", rec.table, *op.local_cols, op.referent_table)
+    table = fx.table_sql(rec.table, op.kw.get("source_schema"), cap.dialect)
+    return fx.render(
+        fx.with_(op, {"postgresql_not_valid": True}, constraint_name=name),
+        fx.autocommit(fx.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {fx.ident(name, cap.dialect)}")),
+    )
 
 
 class AddCheckConstraintValidating(Rule):
