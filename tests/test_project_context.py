@@ -196,6 +196,23 @@ def test_a_guard_on_a_stand_in_before_a_dangerous_step_is_not_a_proceed():
     assert "add-column-not-null-no-default" in rules(out)
 
 
+def test_a_guard_takes_the_value_the_rest_of_the_history_gives_it(tmp_path):
+    """Most revisions go on only where ``settings.on_server`` is set; one made for the other kind of database skips
+    there, so on this project it does nothing (recording both ways would have kept its table creations)."""
+    head = "from not_installed_conf_pkg import settings\n\n"
+    usual = [revision(f"if not settings.on_server:\n    return\nop.add_column('jobs', sa.Column('c{i}', sa.Integer()))",
+                      f"if not settings.on_server:\n    return\nop.drop_column('jobs', 'c{i}')", head=head) for i in range(3)]
+    other = revision("if settings.on_server:\n    return\nop.create_table('jobs_local', sa.Column('id', sa.Integer, primary_key=True))",
+                     "if settings.on_server:\n    return\nraise NotImplementedError('no way back on files')", head=head)
+    out = review_project(tmp_path, [*usual, other])
+    assert [o.kind for r in out.reviews for o in r.operations] == []
+    assert not [f for f in out.findings if f.severity != "info"]
+    said = [u.reason for u in out.unchecked if "the way not taken" in u.what]
+    assert len(said) == 2 and all("taken as true" in r for r in said)
+    alone = review_source(other)  # without the history: the way that goes on
+    assert [o.kind for o in alone.review.operations] == ["create_table"]
+
+
 def test_library_code_may_still_use_a_stand_in_value():
     # a type from a missing package passed to alembic: SQLAlchemy's own checks on it keep working
     out = review_source(revision(

@@ -54,6 +54,8 @@ class _Recorder:
         self.filename = str(cap.path)
         self.answers: dict[int, bool] = {}
         """The answer a stand-in tested on each line of the revision gives (see :func:`_answer`)."""
+        self.guards: _Guards = _Guards()
+        """Lines of the revision's guards whose expression the history's guards agree on (``ProjectContext.guards``)."""
 
     def caller_line(self) -> int | None:
         f = sys._getframe(2)
@@ -247,6 +249,15 @@ class _StandInBranch(Exception):
         self.how, self.name, self.line = how, name, line
 
 
+class _Guards(dict):
+    """{line of a guard's test: the value the project's history gives its expression}, and the lines a recording
+    answered from it (said in ``assumed_branches``)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.used: set[int] = set()
+
+
 _MAX_BRANCHES = 6
 """Lines whose stand-in test gets an answer, per phase: two more recordings each."""
 
@@ -261,6 +272,9 @@ def _answer(how: str, name: str) -> bool | None:
         return None
     if f.f_lineno in rec.answers:
         return rec.answers[f.f_lineno]
+    if f.f_lineno in rec.guards:
+        rec.guards.used.add(f.f_lineno)
+        return rec.guards[f.f_lineno]
     raise _StandInBranch(how, name, f.f_lineno)
 
 
@@ -481,10 +495,11 @@ def _record_phase_choosing_branches(cap: RevisionCapture, phase: str, fn: Any, a
     Each answer taken is said in ``cap.assumed_branches``; a loop over a stand-in records no pass of its body.
     """
     answers: dict[int, bool] = {}
-    best = _record_phase(cap, phase, fn, args, seconds, answers)
+    guards = _guard_lines(cap)
+    best = _record_phase(cap, phase, fn, args, seconds, answers, guards)
     while isinstance(best[2], _StandInBranch) and len(answers) < _MAX_BRANCHES and best[2].line not in answers:
         branch = best[2]
-        tries = [(a, _record_phase(cap, phase, fn, args, seconds, {**answers, branch.line: a})) for a in (False, True)]
+        tries = [(a, _record_phase(cap, phase, fn, args, seconds, {**answers, branch.line: a}, guards)) for a in (False, True)]
         answer, best = max(tries, key=lambda t: (len(t[1][0]), t[1][1].completed, not t[0]))
         answers[branch.line] = answer
         other = len(next(t for t in tries if t[0] != answer)[1][0])
@@ -495,11 +510,15 @@ def _record_phase_choosing_branches(cap: RevisionCapture, phase: str, fn: Any, a
             said = (f"it {branch.how.replace('branches on', 'tests')} {branch.name}, a value not available here: the "
                     f"way that goes on was recorded ({len(best[0])} operation(s)), not the other ({other})")
         cap.assumed_branches.append((phase, branch.line, said))
+    for line in sorted(guards.used):
+        cap.assumed_branches.append((phase, line, "it tests a value not available here that most of the project's "
+                                     f"revisions guard on: taken as {str(guards[line]).lower()}, as they need it to be "
+                                     "to go on"))
     ops_list, outcome, stopped = best
     if stopped is not None and outcome.stop_line and is_offline_artifact(outcome.error or ""):
         went_on = _past_the_stop(cap, phase, fn, outcome.stop_line)
         if went_on is not None:
-            more, _, _ = _record_phase(cap, phase, went_on, args, seconds, answers)
+            more, _, _ = _record_phase(cap, phase, went_on, args, seconds, answers, guards)
             if len(more) > len(ops_list):
                 ops_list = more
                 cap.went_on.append((phase, outcome.stop_line))
@@ -545,8 +564,20 @@ def _went_on(error: Exception) -> None:
         raise error  # answered per line like any other branch
 
 
+def _guard_lines(cap: RevisionCapture) -> _Guards:
+    """{line of a guard's test: value} for this revision's guards whose expression the project's history agrees on."""
+    from db_migrate.capture.source import guard_tests, parsed
+
+    known = cap.context.guards
+    tree = parsed(cap.source) if known else None
+    return _Guards({} if tree is None else {
+        test.lineno: known[text] for _, test, _ in guard_tests(tree) if (text := ast.unparse(test)) in known
+    })
+
+
 def _record_phase(cap: RevisionCapture, phase: str, fn: Any, args: list[str], seconds: float,
-                  answers: dict[int, bool]) -> tuple[list[RecordedOp], PhaseOutcome, BaseException | None]:
+                  answers: dict[int, bool], guards: _Guards | None = None,
+                  ) -> tuple[list[RecordedOp], PhaseOutcome, BaseException | None]:
     """One recording of ``phase`` with the given stand-in answers: its operations, its outcome, what stopped it."""
     global _active
     path = str(cap.path)
@@ -557,6 +588,7 @@ def _record_phase(cap: RevisionCapture, phase: str, fn: Any, args: list[str], se
     rec = _Recorder(cap, io.StringIO())
     rec.phase = phase
     rec.answers = answers
+    rec.guards = guards if guards is not None else _Guards()
     _active = rec
     old_handler = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
