@@ -571,3 +571,18 @@ def test_what_follows_a_read_offline_recording_cannot_do_is_still_recorded():
     assert any("went on" in u.reason and "what depends on the values" in u.reason for u in out.unchecked)
     own = review(body("raise_it = {}['missing']\nop.add_column('jobs', sa.Column('owner', sa.String(80), nullable=False))"))
     assert "add-column-not-null-no-default" not in by_rule(own) and "migration-raises" in by_rule(own)
+
+
+def test_a_drop_of_a_constraint_created_by_name_is_not_paired_with_an_unnamed_one():
+    """Autogenerate's key swap: the named key's drop belongs to it; the unnamed one's is drop(None), its own error."""
+    up = ("op.drop_constraint('steps_job_id_fkey', 'steps', type_='foreignkey')\n"
+          "op.drop_constraint('fk_steps_run', 'steps', type_='foreignkey')\n"
+          "op.create_foreign_key('fk_steps_run', 'steps', 'runs', ['run_id'], ['id'], ondelete='CASCADE')\n"
+          "op.create_foreign_key(None, 'steps', 'jobs', ['job_id'], ['id'], ondelete='CASCADE')")
+    down = ("op.drop_constraint(None, 'steps', type_='foreignkey')\n"
+            "op.drop_constraint('fk_steps_run', 'steps', type_='foreignkey')\n"
+            "op.create_foreign_key('fk_steps_run', 'steps', 'runs', ['run_id'], ['id'])\n"
+            "op.create_foreign_key('steps_job_id_fkey', 'steps', 'jobs', ['job_id'], ['id'])")
+    found = by_rule(review(body(up, down)))
+    assert "unnamed-constraint" not in found and "drop-constraint-without-name" in found
+    assert not any("orphan" in f.message for f in found["add-foreign-key-validating"])

@@ -104,7 +104,7 @@ class AddForeignKeyValidating(Rule):
     def _finding(self, cap, rec, table, referent, fix) -> Finding:
         both = f"{table} and {referent}" if referent else f"{table} and the referenced table"
         # the rows satisfied the key it replaces (same name, dropped just before), or the columns are new (all NULL)
-        kept = _replaces_same_name(cap, rec) or _all_new_columns(cap, rec)
+        kept = _rows_satisfied_it(cap, rec) or _all_new_columns(cap, rec)
         risk = "" if kept else ", and one orphan row fails the migration"
         if rec.phase == "downgrade":
             # no later revision follows a downgrade; when it runs, the table's size decides whether the scan matters
@@ -145,13 +145,21 @@ def _checks_off_before(cap, rec) -> bool:
     return off
 
 
-def _replaces_same_name(cap, rec) -> bool:
-    """A foreign key of the same name was dropped from the same table earlier in the phase: a redefinition (a new ON
-    DELETE rule, say), whose columns every row already satisfied."""
-    name = rec.op.constraint_name
-    return bool(name) and any(
-        isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_name == name and r.table == rec.table
-        for r in cap.ops(rec.phase) if r.index < rec.index
+def _rows_satisfied_it(cap, rec) -> bool:
+    """Every row already satisfied this key: one of the same name (given, or the database's for an unnamed one) was
+    dropped from the table just before, in this phase (a new ON DELETE rule, say); or, in a downgrade, the upgrade
+    created a key over the same columns and table, which every row written since satisfies."""
+    if not isinstance(rec.op, ops.CreateForeignKeyOp):
+        return False
+    op = rec.op
+    name = op.constraint_name or created_name(cap, "fk", rec.table, list(op.local_cols), op.referent_table)
+    if name and any(isinstance(r.op, ops.DropConstraintOp) and str(r.op.constraint_name) == str(name) and r.table == rec.table
+                    for r in cap.ops(rec.phase) if r.index < rec.index):
+        return True
+    same = (rec.table, tuple(op.local_cols), op.referent_table)
+    return rec.phase == "downgrade" and any(
+        isinstance(u.op, ops.CreateForeignKeyOp) and (u.table, tuple(u.op.local_cols), u.op.referent_table) == same
+        for u in cap.upgrade
     )
 
 

@@ -134,11 +134,15 @@ def _given_names(cap, rec, items: list[_Item]) -> dict[str, str | None]:
 
 
 def _dropped_names(cap, rec) -> dict[str, str | None]:
-    """Constraint names the revision's other phase drops on the same table, with their ``type_``."""
+    """Constraint names the revision's other phase drops on the same table, with their ``type_``: those of constraints
+    this phase creates under that very name are theirs, not candidates for an unnamed one."""
     other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    named_here = {str(r.op.constraint_name) for r in cap.ops(rec.phase)
+                  if not isinstance(r.op, ops.DropConstraintOp) and getattr(r.op, "constraint_name", None)}
     return {
         str(r.op.constraint_name): r.op.constraint_type for r in other
         if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_name and r.op.table_name == rec.table
+        and str(r.op.constraint_name) not in named_here
     }
 
 
