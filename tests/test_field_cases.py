@@ -586,3 +586,17 @@ def test_a_drop_of_a_constraint_created_by_name_is_not_paired_with_an_unnamed_on
     found = by_rule(review(body(up, down)))
     assert "unnamed-constraint" not in found and "drop-constraint-without-name" in found
     assert not any("orphan" in f.message for f in found["add-foreign-key-validating"])
+
+
+def test_sql_spliced_from_locals_holding_literals_and_enum_values_is_as_fixed_as_a_literal():
+    """Constant folding: a local assigned once from a literal (upgrade and downgrade each have their own), an enum
+    member's value, a join over an UPPER_CASE list."""
+    head = "from not_installed_tools_pkg import ToolKind\n\nCORE = ('send', 'recall')\n\n"
+    up = ("kind = 'external'\ncore = ToolKind.CORE.value\n"
+          "op.execute(f\"UPDATE tools SET kind = '{kind}' WHERE tags LIKE '%ext%'\")\n"
+          'op.execute(f"""UPDATE tools SET kind = \'{core}\' WHERE name IN ({",".join(f"\'{n}\'" for n in CORE)})""")')
+    down = "kind = 'custom'\nop.execute(f\"UPDATE tools SET kind = '{kind}' WHERE tags LIKE '%ext%'\")"
+    found = by_rule(review(body(up, down, head=head)))
+    assert [f.severity for f in found["raw-sql-interpolation"]] == ["info"] * 3
+    changed = up.replace("kind = 'external'\n", "kind = 'external'\nkind = kind.upper()\n")
+    assert "warning" in [f.severity for f in by_rule(review(body(changed, down, head=head)))["raw-sql-interpolation"]]

@@ -139,7 +139,8 @@ class RawSqlInterpolation(Rule):
             parts = _spliced(cap.source, fact.line)
             # a bare name may hold a value read at run time (a table name from a query); an attribute of the code's
             # own objects (Model.__tablename__, schema.PREFIX) does not
-            fixed = [p for p in parts if _is_constant(p) or (_is_identifier(cap.source, p) and (not runtime or isinstance(p, ast.Attribute)))]
+            literals = _fixed_names(cap.source)
+            fixed = [p for p in parts if _is_constant(p, literals) or (_is_identifier(cap.source, p) and (not runtime or isinstance(p, ast.Attribute)))]
             if parts and len(fixed) == len(parts) and all(_is_identifier(cap.source, p) for p in parts):
                 continue  # a schema prefix or a table name of its own: identifiers cannot be bound, and one is not a value
             if parts and len(fixed) == len(parts):
@@ -214,15 +215,58 @@ def _is_identifier(source: str, part: ast.AST) -> bool:
     return bool(_IDENTIFIER_NAME.search(name.rpartition(".")[2]))
 
 
-def _is_constant(part: ast.AST) -> bool:
-    """A value fixed in the code: a literal, an UPPER_CASE constant, or a library's constant (``datetime.min``)."""
+def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
+    """A value fixed in the code: a literal, an UPPER_CASE constant, a library's constant (``datetime.min``), an enum
+    member's value (``Kind.CORE.value``), a name of ``names`` (assigned once, from such a value), or an expression of
+    those only (``",".join(f"'{n}'" for n in BASE_TOOLS)``)."""
     if isinstance(part, ast.Constant):
         return True
     if isinstance(part, ast.Name):
-        return part.id.isupper()
+        return part.id.isupper() or part.id in names
     if isinstance(part, ast.Attribute):
-        return part.attr.isupper() or (isinstance(part.value, ast.Name) and part.value.id in _CONSTANT_MODULES)
+        return part.attr.isupper() or (isinstance(part.value, ast.Name) and part.value.id in _CONSTANT_MODULES) or (
+            part.attr in ("value", "name") and _is_constant(part.value, names))
+    if isinstance(part, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_constant(e, names) for e in part.elts)
+    if isinstance(part, ast.JoinedStr):
+        return all(_is_constant(v.value, names) for v in part.values if isinstance(v, ast.FormattedValue))
+    if isinstance(part, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
+        bound = names | {n.id for g in part.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+        return all(_is_constant(g.iter, names) and not g.ifs for g in part.generators) and _is_constant(part.elt, frozenset(bound))
+    if isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute) and isinstance(part.func.value, ast.Constant):
+        return not part.keywords and all(_is_constant(a, names) for a in part.args)  # "sep".join(...), "x{}".format(...)
     return False
+
+
+def _fixed_names(source: str) -> frozenset[str]:
+    """Names the revision assigns exactly once, from a value :func:`_is_constant` calls fixed (a local holding a
+    literal, ``value = "external"``): spliced into SQL, they are as fixed as the literal."""
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
+        return frozenset()
+    # per scope (the module, each function): upgrade() and downgrade() may each hold their own ``value = "..."``
+    counts: dict[tuple[int, str], int] = {}
+    values: dict[tuple[int, str], ast.AST] = {}
+    scopes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]
+    for scope in scopes:
+        body = scope.body if scope is not tree else [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        for node in (n for st in body for n in ast.walk(st)):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)) else []
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        key = (id(scope), n.id)
+                        counts[key] = counts.get(key, 0) + 1
+                        if isinstance(node, ast.Assign) and t is n:
+                            values[key] = node.value
+    known: frozenset[str] = frozenset()
+    for _ in range(3):  # a name from a name: a few rounds settle it
+        ok = {key: counts[key] == 1 and key in values and _is_constant(values[key], known) for key in counts}
+        known = frozenset(name for (_, name) in ok if all(v for (sc, n), v in ok.items() if n == name))
+    return known
 
 
 #: Modules whose attributes are constants of the language or library (datetime.min, uuid.NAMESPACE_DNS).
