@@ -600,3 +600,13 @@ def test_sql_spliced_from_locals_holding_literals_and_enum_values_is_as_fixed_as
     assert [f.severity for f in found["raw-sql-interpolation"]] == ["info"] * 3
     changed = up.replace("kind = 'external'\n", "kind = 'external'\nkind = kind.upper()\n")
     assert "warning" in [f.severity for f in by_rule(review(body(changed, down, head=head)))["raw-sql-interpolation"]]
+
+
+def test_drops_in_a_branch_for_another_engine_are_not_evidence_once_recording_went_on():
+    """The read stops recording; what follows is recorded by going on, so the SQLite branch's drop is not taken."""
+    up = ("is_sqlite = op.get_bind().dialect.name == 'sqlite'\n"
+          "rows = op.get_bind().execute(sa.text('SELECT id FROM passages')).fetchall()\n"
+          "if is_sqlite:\n    op.drop_table('passages')\nelse:\n    op.rename_table('passages', 'archived_passages')")
+    out = review(body(up, "op.rename_table('archived_passages', 'passages')"))
+    assert [o.kind for o in out.review.operations if o.phase == "upgrade" and o.kind != "execute"] == ["rename_table"]
+    assert "drop-with-data" not in [t.trigger for t in classified(out).escalation.triggers]

@@ -481,7 +481,8 @@ def capture_file(
         if not outcome.completed and outcome.stop_line and not (phase == "upgrade" and cap.upgrade_refusal):
             recorded = {(r.kind, r.table, r.column) for r in cap.ops(phase)}  # type: ignore[arg-type]
             cap.unrecorded_drops += [
-                d for d in drops_after(tree, phase, outcome.stop_line) if (d.kind, d.table, d.column) not in recorded
+                d for d in drops_after(tree, phase, outcome.stop_line, within_statement=(phase, outcome.stop_line) in cap.went_on)
+                if (d.kind, d.table, d.column) not in recorded
             ]
     return cap
 

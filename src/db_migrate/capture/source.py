@@ -340,22 +340,28 @@ def created_after(tree: ast.Module, phase: str, line: int) -> set[str]:
             and n.func.attr == "create_table" and n.lineno > line and (t := _literal(_argument(n, 0, "table_name")))} if fn else set()
 
 
-def drops_after(tree: ast.Module, phase: str, line: int) -> list[UnrecordedDrop]:
+def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bool = False) -> list[UnrecordedDrop]:
     """The drops with literal names ``phase``'s function holds after ``line``, where its recording stopped.
 
     ``op.drop_table('t')``, ``op.drop_column('t', 'c')`` and ``batch_op.drop_column('c')`` inside ``with
     op.batch_alter_table('t') as batch_op``: what would run once the phase got past ``line`` (a data read offline
-    recording cannot do, say).  Names built at run time are not guessed.
+    recording cannot do, say).  Names built at run time are not guessed. ``within_statement``: only those inside
+    the function's top-level statement that holds ``line`` (recording went on past it: what follows was recorded).
     """
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
     if fn is None:
         return []
+    end = None
+    if within_statement:
+        end = next((st.end_lineno for st in fn.body if st.lineno <= line <= (st.end_lineno or st.lineno)), line)
     op_names = {"op", "operations"}
     batches = _batch_tables(fn, op_names)
     copied = copied_from(fn, line)
     out: list[UnrecordedDrop] = []
     for node in ast.walk(fn):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.lineno > line):
+            continue
+        if end is not None and node.lineno > end:
             continue
         owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
         kind, schema = node.func.attr, _literal(next((k.value for k in node.keywords if k.arg == "schema"), None))
