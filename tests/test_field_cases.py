@@ -610,3 +610,16 @@ def test_drops_in_a_branch_for_another_engine_are_not_evidence_once_recording_we
     out = review(body(up, "op.rename_table('archived_passages', 'passages')"))
     assert [o.kind for o in out.review.operations if o.phase == "upgrade" and o.kind != "execute"] == ["rename_table"]
     assert "drop-with-data" not in [t.trigger for t in classified(out).escalation.triggers]
+
+
+def test_a_loop_over_what_the_database_holds_is_never_summed_up_as_no_operations():
+    """Offline the inspector has no foreign keys to give: the loop's body is unknown, not absent."""
+    up = ("from sqlalchemy.engine import reflection\ninspector = reflection.Inspector.from_engine(op.get_bind())\n"
+          "for fk in inspector.get_foreign_keys('alarm_history'):\n"
+          "    op.drop_constraint(fk['name'], 'alarm_history', type_='foreignkey')")
+    down = up.replace("op.drop_constraint(fk['name'], 'alarm_history', type_='foreignkey')",
+                      "op.create_foreign_key(fk['name'], 'alarm_history', 'alarm', ['alarm_id'], ['id'])")
+    result = classified(review(body(up, down)))
+    assert "migration-raises" not in [f.rule for f in result.findings]
+    assert result.decision == "proceed" and "could not be recorded" in result.summary
+    assert "no upgrade operations" not in result.summary

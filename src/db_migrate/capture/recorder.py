@@ -194,14 +194,23 @@ def _inspect_offline_as_stand_in() -> None:
     from sqlalchemy import inspection
     from sqlalchemy.engine.mock import MockConnection
 
+    from sqlalchemy.engine.reflection import Inspector
+
     original = inspection.inspect
+    from_engine = Inspector.from_engine
 
     def inspect(subject: Any, raiseerr: bool = True) -> Any:
         if _active is not None and isinstance(subject, MockConnection):
             return _StandIn("the database's inspector")
         return original(subject, raiseerr)
 
+    def inspector_from(bind: Any) -> Any:  # the older spelling: Inspector.from_engine(op.get_bind())
+        if _active is not None and isinstance(bind, MockConnection):
+            return _StandIn("the database's inspector")
+        return from_engine(bind)
+
     inspection.inspect = sqlalchemy.inspect = inspect  # type: ignore[assignment]
+    Inspector.from_engine = staticmethod(inspector_from)  # type: ignore[method-assign,assignment]
 
 
 def _index_columns_may_repeat() -> None:

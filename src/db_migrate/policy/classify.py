@@ -342,7 +342,7 @@ def classify(
     revisions = list(getattr(review, "revisions", None) or [r.revision for r in getattr(review, "reviews", [])])
     return ClassifyResult(
         decision=d.decision,
-        summary=_summary(d, manual),
+        summary=_summary(d, manual, _partly_recorded(review)),
         revisions=revisions,
         findings=d.findings,
         escalation=d.escalation,
@@ -877,10 +877,20 @@ def _fit_foreign_key(o: _Op, upgrade: list[_Op], facts: DatabaseFacts | None) ->
     return "add-foreign-key-empty-column", f"adds a foreign key on empty column(s) {', '.join(cols)}"
 
 
-def _summary(d: PolicyDecision, manual: list[ClassifiedOperation]) -> str:
+def _partly_recorded(review: Any) -> bool:
+    """Some of an upgrade was not recorded offline: it stopped, or looped over values that are not here."""
+    return any(s.phase == "upgrade" for r in getattr(review, "reviews", None) or [] for s in getattr(r, "stopped", None) or []) \
+        or any(u.what.startswith("upgrade()") and "loops over" in u.reason for u in getattr(review, "unchecked", None) or [])
+
+
+def _summary(d: PolicyDecision, manual: list[ClassifiedOperation], partly: bool = False) -> str:
     if d.decision != "proceed" or d.escalation.triggers:
         return f"{d.headline}."
     auto = d.escalation.auto_classes
+    if partly:
+        # never "no operations" for what could not be seen: the human or the roundtrip has to look
+        return ("proceed: no escalation trigger among the operations recorded; part of the upgrade could not be recorded "
+                "offline (see unchecked): run test_roundtrip to see it run.")
     if not d.operations:
         return "proceed: no escalation trigger; the revision has no upgrade operations."
     if manual:
