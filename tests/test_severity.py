@@ -309,3 +309,13 @@ def test_a_foreign_key_on_mysql_copies_the_table_unless_checks_are_off():
     assert _severity(_source(off), "add-foreign-key-validating", "mysql") is None
     new = f"op.create_table('jobs2', sa.Column('id', sa.Integer, primary_key=True))\n{add.replace('steps', 'jobs2')}"
     assert _severity(_source(new), "add-foreign-key-validating", "mysql") is None
+
+
+def test_a_unique_over_columns_just_added_empty_cannot_meet_a_duplicate():
+    add = "op.add_column('users', sa.Column('handle', sa.String(40), nullable=True))\n"
+    uq = "op.create_unique_constraint('uq_users_handle', 'users', ['handle'])"
+    assert _severity(_source(add + uq), "add-unique-constraint", "mysql") is None
+    (pg,) = _messages(_source(add + uq), "add-unique-constraint")
+    assert pg[0] == "error" and "only NULLs" in pg[1]  # the lock of the build is still PostgreSQL's error
+    filled = add + "op.execute(\"UPDATE users SET handle = lower(name)\")\n" + uq
+    assert _severity(_source(filled), "add-unique-constraint", "mysql") == "warning"

@@ -145,6 +145,20 @@ def _checks_off_before(cap, rec) -> bool:
     return off
 
 
+def _only_nulls_yet(cap, rec, cols: list[str]) -> bool:
+    """Each column was added earlier in the phase, nullable and without a server default, and nothing wrote to the
+    table since: every row holds NULL there, and NULLs are never duplicates of each other."""
+    added = {r.op.column.name: r for r in cap.ops(rec.phase)
+             if isinstance(r.op, ops.AddColumnOp) and r.index < rec.index and r.op.table_name == rec.table}
+    if not cols or any(c not in added or added[c].op.column.nullable is False or added[c].op.column.server_default is not None
+                       for c in cols):
+        return False
+    first = min(added[c].index for c in cols)
+    return not any(r.index > first and rec.table in stmt.tables and stmt.kind in ("UPDATE", "INSERT", "MERGE")
+                   for r, stmt in cap.statements(rec.phase) if r.index < rec.index) and not any(
+        isinstance(r.op, ops.BulkInsertOp) and first < r.index < rec.index for r in cap.ops(rec.phase))
+
+
 def _rows_satisfied_it(cap, rec) -> bool:
     """Every row already satisfied this key: one of the same name (given, or the database's for an unnamed one) was
     dropped from the table just before, in this phase (a new ON DELETE rule, say); or, in a downgrade, the upgrade
@@ -265,6 +279,14 @@ class AddUniqueConstraint(Rule):
                 # unique index, attached): an error. Elsewhere the build lets writes go on; whether it fails
                 # depends on duplicates only the data can tell.
                 pg = cap.dialect == "postgresql"
+                if _only_nulls_yet(cap, rec, fx.column_names(rec.op.columns)):
+                    if pg:  # no duplicate can fail it; the build still holds the lock for its scan
+                        yield self.finding(
+                            cap, f"Adds UNIQUE ({cols}) on {rec.table}: the columns were just added and hold only NULLs, "
+                            "so no duplicate can fail it, but the index build blocks reads and writes (ACCESS EXCLUSIVE).",
+                            rec=rec, fix=self._fix(cap, rec), severity="error", edit=self._edit(cap, rec),
+                        )
+                    continue
                 if _checks_duplicates(cap.source):
                     yield self.finding(
                         cap, f"Adds UNIQUE ({cols}) on {rec.table}; the revision checks for duplicates itself"
