@@ -623,3 +623,14 @@ def test_a_loop_over_what_the_database_holds_is_never_summed_up_as_no_operations
     assert "migration-raises" not in [f.rule for f in result.findings]
     assert result.decision == "proceed" and "could not be recorded" in result.summary
     assert "no upgrade operations" not in result.summary
+
+
+def test_a_table_dropped_after_the_revision_checks_it_is_empty_loses_nothing():
+    up = ("n = op.get_bind().execute(sa.text('SELECT COUNT(*) FROM legacy_tokens')).scalar()\n"
+          "if n > 0:\n    raise RuntimeError('legacy_tokens still holds rows: migrate them first')\n"
+          "op.drop_table('legacy_tokens')")
+    out = review(body(up, "op.create_table('legacy_tokens', sa.Column('id', sa.Integer, primary_key=True))"))
+    assert [f.severity for f in by_rule(out)["drop-table"]] == ["info"]
+    assert "drop-with-data" not in [t.trigger for t in classified(out).escalation.triggers]
+    unguarded = up.replace("if n > 0:", "if n == 0:")
+    assert "drop-with-data" in [t.trigger for t in classified(review(body(unguarded))).escalation.triggers]

@@ -215,7 +215,45 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
     return out
 
 
-@functools.lru_cache(maxsize=64)
+_COUNT_FROM = re.compile(r"\bcount\s*\(\s*(?:\*|1|[\w.\"`]+)\s*\)\s+from\s+[\"`]?(\w+)", re.IGNORECASE)
+
+
+def emptiness_checked(tree: ast.Module, phase: str) -> dict[str, int]:
+    """{table: line} for each table whose row count ``phase`` reads and then stops on when it is not zero
+    (``n = conn.execute(text("SELECT COUNT(*) FROM t")).scalar()`` then ``if n > 0: raise/return``): what the
+    function does after that line meets the table empty (or does not run)."""
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    counted: dict[str, str] = {}  # variable -> table
+    out: dict[str, int] = {}
+    for st in fn.body if fn else []:
+        if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+            m = _COUNT_FROM.search(ast.unparse(st.value))
+            if m:
+                counted[st.targets[0].id] = m.group(1)
+        if not (isinstance(st, ast.If) and st.body and isinstance(st.body[-1], (ast.Return, ast.Raise))):
+            continue
+        table = _nonzero_count(st.test, counted)
+        if table:
+            out.setdefault(table, st.lineno)
+    return out
+
+
+def _nonzero_count(test: ast.expr, counted: dict[str, str]) -> str | None:
+    """The table whose row count ``test`` is true for when it is not zero (``n``, ``n > 0``, ``n != 0``, ``n >= 1``)."""
+    def table_of(e: ast.expr) -> str | None:
+        if isinstance(e, ast.Name):
+            return counted.get(e.id)
+        m = _COUNT_FROM.search(ast.unparse(e))
+        return m.group(1) if m else None
+
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant):
+        op, bound = test.ops[0], test.comparators[0].value
+        if (isinstance(op, (ast.Gt, ast.NotEq)) and bound == 0) or (isinstance(op, ast.GtE) and bound == 1):
+            return table_of(test.left)
+        return None
+    return table_of(test) if isinstance(test, (ast.Name, ast.Call, ast.Attribute)) else None
+
+
 def guard_tests(tree: ast.Module) -> Iterator[tuple[ast.If, ast.expr, bool]]:
     """(if, tested expression, the value it must have to go on) for each ``if X: return`` / ``if not X: return`` at
     the top of ``upgrade()`` or ``downgrade()``: a guard that skips the phase on some environments."""
@@ -252,6 +290,7 @@ def guard_values(sources: Iterable[str]) -> dict[str, bool]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def parsed(source: str) -> ast.Module | None:
     """The syntax tree of a revision's source, parsed once for every rule that reads it (None: not Python).
     Callers only read it."""

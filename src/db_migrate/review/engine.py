@@ -337,8 +337,12 @@ def _stated(source: str) -> dict:
 
 
 def _summarise(cap: RevisionCapture) -> RevisionReview:
+    from db_migrate.capture.source import emptiness_checked, parsed
+
     operations: list[Operation] = []
+    tree = parsed(cap.source)
     for phase in ("upgrade", "downgrade"):
+        checked = emptiness_checked(tree, phase) if tree is not None else {}
         stmts: dict[int, list] = {}
         for rec, stmt in cap.statements(phase):  # type: ignore[arg-type]
             stmts.setdefault(rec.index, []).append(stmt)
@@ -354,6 +358,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                 if any(s.has_where is False for s in parsed):
                     detail["has_where"] = False
                 table = table or (tables[0] if tables else None)
+            if table in checked and rec.line and rec.line > checked[table] and "drop" in rec.kind:
+                detail["checked_empty_at_line"] = checked[table]  # the revision stops first when it has rows
             operations.append(
                 Operation(
                     revision=cap.revision, phase=phase, kind=rec.kind, table=table, column=rec.column,  # type: ignore[arg-type]
@@ -365,6 +371,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
         for d in (d for d in cap.unrecorded_drops if d.phase == phase):
             # never recorded (the phase stopped at d.after_line), read from the source: it drops what it names
             detail: dict[str, Any] = {"unrecorded_after_line": d.after_line}
+            if d.table in checked and d.line > checked[d.table]:
+                detail["checked_empty_at_line"] = checked[d.table]
             if d.schema:
                 detail["schema"] = d.schema
             operations.append(Operation(

@@ -64,6 +64,15 @@ class DropColumn(Rule):
         )
 
 
+def _checked_empty(cap, rec) -> int | None:
+    """The line of the guard that stops ``rec``'s phase before it when ``rec``'s table has rows."""
+    from db_migrate.capture.source import emptiness_checked, parsed
+
+    tree = parsed(cap.source)
+    line = emptiness_checked(tree, rec.phase).get(rec.table) if tree is not None else None
+    return line if line and rec.line and rec.line > line else None
+
+
 class DropTable(Rule):
     id = "drop-table"
     title = "Table dropped"
@@ -92,6 +101,11 @@ class DropTable(Rule):
         replaced = {phase: _replaced(cap, phase) for phase in self.phases}
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.DropTableOp) and not is_new_table(cap, rec) and rec.table not in replaced[rec.phase]:
+                guard = _checked_empty(cap, rec)
+                if guard:
+                    yield self.finding(cap, f"Drops table {rec.table} after line {guard} stops the revision when it has "
+                                       "rows: it only ever drops an empty table.", rec=rec, severity="info")
+                    continue
                 yield self.finding(
                     cap,
                     f"Drops table {rec.table}: all its rows are deleted for good, and code or foreign keys still "
