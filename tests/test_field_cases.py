@@ -634,3 +634,13 @@ def test_a_table_dropped_after_the_revision_checks_it_is_empty_loses_nothing():
     assert "drop-with-data" not in [t.trigger for t in classified(out).escalation.triggers]
     unguarded = up.replace("if n > 0:", "if n == 0:")
     assert "drop-with-data" in [t.trigger for t in classified(review(body(unguarded))).escalation.triggers]
+
+
+def test_commits_sent_through_the_connection_are_transaction_control_with_nothing_to_undo():
+    up = ("connection = op.get_bind()\nconnection.execute(sa.text('COMMIT'))\n"
+          "op.execute(\"ALTER TYPE provider ADD VALUE IF NOT EXISTS 'pinecone'\")\nconnection.execute(sa.text('COMMIT'))\n"
+          "op.add_column('sources', sa.Column('provider', sa.Text(), nullable=True))")
+    out = review(body(up, "op.drop_column('sources', 'provider')"))
+    (f,) = by_rule(out)["commit-in-migration"]
+    assert "and on line(s)" in f.message
+    assert "unclear-rollback" not in [t.trigger for t in classified(out).escalation.triggers]

@@ -104,6 +104,8 @@ def _install_patches() -> None:
             rec.invoke_depth -= 1
         text = rec.buf.getvalue()[start:]
         entry.sql = [s.strip() for s in text.split(";\n") if s.strip() and s.strip() not in ("BEGIN", "COMMIT")]
+        if not entry.sql and isinstance(operation, ops.ExecuteSQLOp) and text.strip().rstrip(";").strip().upper() in ("BEGIN", "COMMIT"):
+            entry.sql = [text.strip().rstrip(";").strip()]  # the revision's own COMMIT (conn.execute(text("COMMIT")))
         if isinstance(operation, ops.ExecuteSQLOp):
             _translate(ops_list, entry, rec.cap.dialect, rec.temporary_tables)
         return result

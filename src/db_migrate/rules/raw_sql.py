@@ -394,16 +394,20 @@ class CommitInMigration(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for phase in self.phases:
-            for rec, stmt in cap.statements(phase):
-                m = _TRANSACTION_CONTROL.match(stmt.text)
-                if m and not rec.in_autocommit_block:
-                    yield self.finding(
-                        cap,
-                        f"op.execute('{m.group(1).upper()}') ends or starts a transaction behind Alembic's back: a "
-                        f"failure after it leaves the schema half-changed with the old version recorded. Use "
-                        f"op.get_context().autocommit_block() for statements that cannot run in a transaction.",
-                        rec=rec,
-                    )
+            found = [(rec, m) for rec, stmt in cap.statements(phase)
+                     if (m := _TRANSACTION_CONTROL.match(stmt.text)) and not rec.in_autocommit_block]
+            if not found:
+                continue
+            # one finding per phase: the hand-made transaction boundaries are one way of working, not several faults
+            rec, m = found[0]
+            more = f" (and on line(s) {', '.join(str(r.line) for r, _ in found[1:])})" if len(found) > 1 else ""
+            yield self.finding(
+                cap,
+                f"op.execute('{m.group(1).upper()}'){more} ends or starts a transaction behind Alembic's back: a "
+                f"failure after it leaves the schema half-changed with the old version recorded. Use "
+                f"op.get_context().autocommit_block() for statements that cannot run in a transaction.",
+                rec=rec,
+            )
 
 
 RULES = (DestructiveSql, RawSqlInterpolation, BackfillInSchemaMigration, CommitInMigration)
