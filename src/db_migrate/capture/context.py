@@ -155,7 +155,7 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
 
 def _history_guards(project: Any) -> tuple[dict[str, bool], list[str]]:
     """The guard values of the project's revisions (read as text, never run) and the folders they are in."""
-    from db_migrate.capture.source import guard_values
+    from db_migrate.capture.guards import guard_values
 
     folders = [p for p in (project.version_locations or (project.script_location / "versions",)) if p.is_dir()]
     files = [f for d in folders for f in (d.rglob("*.py") if project.recursive_versions else d.glob("*.py"))]

@@ -578,7 +578,8 @@ def _went_on(error: Exception) -> None:
 
 def _guard_lines(cap: RevisionCapture) -> _Guards:
     """{line of a guard's test: value} for this revision's guards whose expression the project's history agrees on."""
-    from db_migrate.capture.source import guard_tests, parsed
+    from db_migrate.capture.guards import guard_tests
+    from db_migrate.capture.source import parsed
 
     known = cap.context.guards
     tree = parsed(cap.source) if known else None

@@ -17,7 +17,6 @@ import functools
 import importlib.util
 import re
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from db_migrate.capture.model import SourceFact, UnrecordedDrop
@@ -252,42 +251,6 @@ def _nonzero_count(test: ast.expr, counted: dict[str, str]) -> str | None:
             return table_of(test.left)
         return None
     return table_of(test) if isinstance(test, (ast.Name, ast.Call, ast.Attribute)) else None
-
-
-def guard_tests(tree: ast.Module) -> Iterator[tuple[ast.If, ast.expr, bool]]:
-    """(if, tested expression, the value it must have to go on) for each ``if X: return`` / ``if not X: return`` at
-    the top of ``upgrade()`` or ``downgrade()``: a guard that skips the phase on some environments."""
-    for fn in tree.body:
-        if not (isinstance(fn, ast.FunctionDef) and fn.name in ("upgrade", "downgrade")):
-            continue
-        for st in fn.body:
-            if not (isinstance(st, ast.If) and not st.orelse and isinstance(st.body[-1], ast.Return)):
-                continue
-            test, negated = st.test, False
-            if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-                test, negated = test.operand, True
-            if isinstance(test, (ast.Name, ast.Attribute, ast.Call)):
-                yield st, test, negated
-
-
-def guard_values(sources: Iterable[str]) -> dict[str, bool]:
-    """What each guard expression of a history is in the environment the history runs in, by majority.
-
-    ``if not settings.pg_uri: return`` in 105 revisions and ``if settings.pg_uri: return`` in one: the project runs
-    where ``settings.pg_uri`` is set, so the one revision that skips then does nothing there. Only an expression
-    guarded at least three times, two thirds of them the same way, gets a value.
-    """
-    votes: dict[str, list[bool]] = {}
-    for source in sources:
-        tree = parsed(source)
-        for _, test, go_on in guard_tests(tree) if tree is not None else ():
-            votes.setdefault(ast.unparse(test), []).append(go_on)
-    out = {}
-    for text, values in votes.items():
-        yes = sum(values)
-        if len(values) >= 3 and max(yes, len(values) - yes) * 3 >= len(values) * 2:
-            out[text] = yes * 2 > len(values)
-    return out
 
 
 @functools.lru_cache(maxsize=64)
