@@ -644,3 +644,23 @@ def test_commits_sent_through_the_connection_are_transaction_control_with_nothin
     (f,) = by_rule(out)["commit-in-migration"]
     assert "and on line(s)" in f.message
     assert "unclear-rollback" not in [t.trigger for t in classified(out).escalation.triggers]
+
+
+def test_a_choice_between_fixed_texts_is_fixed_and_a_loop_variable_is_not():
+    reads = "rows = op.get_bind().execute(sa.text('SELECT id FROM spans')).fetchall()\n"
+    up = (reads + "if len(rows) > 1000:\n    mode = 'CONCURRENTLY '\nelse:\n    mode = ''\n"
+          "op.execute(f\"CREATE INDEX {mode}ix_spans_kind ON spans (kind)\")\n"
+          "op.execute(f\"DROP INDEX {'CONCURRENTLY ' if len(rows) > 1000 else ''}ix_spans_old\")")
+    severities = [f.severity for f in by_rule(review(body(up)))["raw-sql-interpolation"]]
+    assert severities == ["info", "info"]
+    looped = reads + "for row in rows:\n    op.execute(f\"UPDATE spans SET kind = '{row.kind}' WHERE id = {row.id}\")"
+    assert [f.severity for f in by_rule(review(body(looped)))["raw-sql-interpolation"]] == ["error"]
+
+
+def test_a_backfill_that_could_not_be_recorded_is_unknown_not_absent():
+    up = ("op.add_column('builders', sa.Column('project_id', sa.Integer(), nullable=True))\n"
+          "op.execute(helpers.backfill_statement('builders', 'project_id'))\n"
+          "op.alter_column('builders', 'project_id', existing_type=sa.Integer(), nullable=False)")
+    out = review(body(up, "op.drop_column('builders', 'project_id')", head="from not_installed_bb_pkg import helpers\n\n"))
+    (f,) = by_rule(out)["set-not-null"]
+    assert f.severity == "warning" and "could not be recorded" in f.message

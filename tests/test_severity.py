@@ -319,3 +319,12 @@ def test_a_unique_over_columns_just_added_empty_cannot_meet_a_duplicate():
     assert pg[0] == "error" and "only NULLs" in pg[1]  # the lock of the build is still PostgreSQL's error
     filled = add + "op.execute(\"UPDATE users SET handle = lower(name)\")\n" + uq
     assert _severity(_source(filled), "add-unique-constraint", "mysql") == "warning"
+
+
+def test_dropping_an_index_of_a_table_the_transaction_already_holds_exclusively_adds_no_wait():
+    two = ("op.drop_index('ix_notes_a', table_name='notes')\nop.drop_index('ix_notes_b', table_name='notes')")
+    found = [f for f in review_source(_source(two)).findings if f.rule == "drop-index-non-concurrent"]
+    assert [f.line for f in found] == [found[0].line] and len(found) == 1  # the first one takes the lock
+    apart = ("op.drop_index('ix_notes_a', table_name='notes')\nop.execute('COMMIT')\n"
+             "op.drop_index('ix_notes_b', table_name='notes')")
+    assert len([f for f in review_source(_source(apart)).findings if f.rule == "drop-index-non-concurrent"]) == 2

@@ -434,6 +434,33 @@ def locks_existing_table(cap: RevisionCapture, rec: RecordedOp) -> str | None:
     return None
 
 
+#: Alembic operations that take ACCESS EXCLUSIVE on their table in PostgreSQL (ALTER TABLE's lock; DROP INDEX's).
+_ACCESS_EXCLUSIVE = (ops.AddColumnOp, ops.DropColumnOp, ops.AlterColumnOp, ops.DropConstraintOp, ops.DropIndexOp,
+                     ops.CreateUniqueConstraintOp, ops.CreateCheckConstraintOp, ops.CreatePrimaryKeyOp, ops.RenameTableOp)
+
+
+def locked_earlier(cap: RevisionCapture, rec: RecordedOp, table: str) -> int | None:
+    """The line of an earlier statement of ``rec``'s transaction that already holds ACCESS EXCLUSIVE on ``table``
+    (locks are held until the transaction ends): an instant statement on it after that blocks nobody new."""
+    if rec.in_autocommit_block:
+        return None
+    held = None
+    for r in cap.ops(rec.phase)[: rec.index]:
+        if r.in_autocommit_block:
+            held = None  # alembic commits before the block: the lock went with that transaction
+            continue
+        kinds = [s.kind for q, s in cap.statements(rec.phase) if q is r]
+        if "TRANSACTION" in kinds or "COMMIT" in kinds:
+            held = None  # a COMMIT sent by hand let it go too
+        elif isinstance(r.op, _ACCESS_EXCLUSIVE) and not (isinstance(r.op, ops.DropIndexOp) and is_concurrent(r)) \
+                and r.table == table:
+            held = held or r.line
+        elif isinstance(r.op, ops.ExecuteSQLOp) and locks_existing_table(cap, r) == table and \
+                any(k in ("ALTER TABLE", "DROP INDEX", "LOCK") for k in kinds):
+            held = held or r.line
+    return held
+
+
 def name_taken_again(cap, rec) -> bool:
     """A table of the old name exists again by the end of the phase (created, or a copy renamed to it): the table
     was moved aside to be rebuilt (SQLite's re-creation by hand), and the running application's name still works."""

@@ -127,6 +127,16 @@ class SetNotNull(Rule):
                 # Added in this revision: fine once backfilled (small window, the column is new);
                 # without values every existing row is NULL and the ALTER fails.
                 if not self._backfilled(cap, rec, op.column_name):
+                    unknown = next((line for phase, line in cap.went_on if phase == rec.phase and rec.line and line < rec.line), None) or \
+                        next((r.line for r, stmt in cap.statements(rec.phase) if r.index < rec.index and stmt.parse_error
+                              and (not stmt.tables or rec.table in stmt.tables)), None)
+                    if unknown:  # what failed offline there may be the UPDATE that fills it: unknown, not absent
+                        yield self.finding(
+                            cap, f"Sets {col} NOT NULL right after adding it without a server default; line {unknown}, "
+                            "which could not be recorded or read offline, may fill it. If it does not, every existing row is NULL "
+                            "there and this fails on a non-empty table.", rec=rec, severity="warning", fix=self._fix_new(cap, rec),
+                        )
+                        continue
                     yield self.finding(
                         cap,
                         f"Sets {col} NOT NULL right after adding it without a server default or an UPDATE: every "

@@ -20,7 +20,6 @@ from db_migrate.rules._helpers import (
     is_new_table,
     mentions,
     name_taken_again,
-    overwrites_rows,
     spell,
 )
 from db_migrate.rules.base import Example, Rule
@@ -578,16 +577,8 @@ class LossyDowngrade(Rule):
             else:
                 continue
             yield self.finding(cap, msg, rec=rec, fix=_keep_and_restore(cap, rec))
-        for rec, stmt in cap.statements("upgrade"):
-            table = next(iter(stmt.tables), None)
-            if table and table not in restored and not is_new_table(cap, rec, table) and overwrites_rows(cap, rec, stmt):
-                yield self.finding(
-                    cap,
-                    f"The upgrade's {stmt.kind} on {table} destroys rows or values; the downgrade does not restore them.",
-                    rec=rec,
-                    table=table,
-                    fix=fx.keep_and_restore_rows(cap, rec, stmt, table),
-                )
+        # rows deleted or overwritten by raw SQL are destructive-sql's finding (with the same backup fix): one fact,
+        # one finding
 
     @staticmethod
     def _restored_tables(cap) -> set[str]:

@@ -10,6 +10,7 @@ from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
     is_concurrent,
     is_transient_table,
+    locked_earlier,
     raw_index_statements,
     recreated_primary_keys,
     tables_created_before,
@@ -153,6 +154,8 @@ class DropIndexNonConcurrent(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.DropIndexOp) and not is_concurrent(rec) and not is_transient_table(cap, rec):
+                if rec.table and locked_earlier(cap, rec, rec.table):
+                    continue  # the transaction already holds ACCESS EXCLUSIVE on the table: dropping it adds no wait
                 yield self.finding(
                     cap,
                     f"Drops index {rec.op.index_name} without CONCURRENTLY: the ACCESS EXCLUSIVE lock on "

@@ -228,6 +228,8 @@ def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
             part.attr in ("value", "name") and _is_constant(part.value, names))
     if isinstance(part, (ast.Tuple, ast.List, ast.Set)):
         return all(_is_constant(e, names) for e in part.elts)
+    if isinstance(part, ast.IfExp):  # 'CONCURRENTLY ' if concurrently else '': one of two fixed texts
+        return _is_constant(part.body, names) and _is_constant(part.orelse, names)
     if isinstance(part, ast.JoinedStr):
         return all(_is_constant(v.value, names) for v in part.values if isinstance(v, ast.FormattedValue))
     if isinstance(part, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
@@ -239,16 +241,17 @@ def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
 
 
 def _fixed_names(source: str) -> frozenset[str]:
-    """Names the revision assigns exactly once, from a value :func:`_is_constant` calls fixed (a local holding a
-    literal, ``value = "external"``): spliced into SQL, they are as fixed as the literal."""
+    """Names the revision assigns only plainly (``name = value``) and only from values :func:`_is_constant` calls
+    fixed (a local holding a literal, ``value = "external"``, or one of two on two branches): spliced into SQL, they
+    are as fixed as the literal."""
     from db_migrate.capture.source import parsed
 
     tree = parsed(source)
     if tree is None:
         return frozenset()
-    # per scope (the module, each function): upgrade() and downgrade() may each hold their own ``value = "..."``
-    counts: dict[tuple[int, str], int] = {}
-    values: dict[tuple[int, str], ast.AST] = {}
+    # per scope (the module, each function): upgrade() and downgrade() may each hold their own ``value = "..."``;
+    # a name assigned on two branches (``kind = 'a'`` / ``kind = 'b'``) is fixed when every value it gets is
+    values: dict[tuple[int, str], list[ast.AST | None]] = {}
     scopes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]
     for scope in scopes:
         body = scope.body if scope is not tree else [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -258,13 +261,12 @@ def _fixed_names(source: str) -> frozenset[str]:
             for t in targets:
                 for n in ast.walk(t):
                     if isinstance(n, ast.Name):
-                        key = (id(scope), n.id)
-                        counts[key] = counts.get(key, 0) + 1
-                        if isinstance(node, ast.Assign) and t is n:
-                            values[key] = node.value
+                        # a plain ``name = value`` keeps its value; any other binding makes it unknown (None)
+                        plain = isinstance(node, ast.Assign) and t is n
+                        values.setdefault((id(scope), n.id), []).append(node.value if plain else None)
     known: frozenset[str] = frozenset()
     for _ in range(3):  # a name from a name: a few rounds settle it
-        ok = {key: counts[key] == 1 and key in values and _is_constant(values[key], known) for key in counts}
+        ok = {key: all(v is not None and _is_constant(v, known) for v in vs) for key, vs in values.items()}
         known = frozenset(name for (_, name) in ok if all(v for (sc, n), v in ok.items() if n == name))
     return known
 
