@@ -328,3 +328,21 @@ def test_dropping_an_index_of_a_table_the_transaction_already_holds_exclusively_
     apart = ("op.drop_index('ix_notes_a', table_name='notes')\nop.execute('COMMIT')\n"
              "op.drop_index('ix_notes_b', table_name='notes')")
     assert len([f for f in review_source(_source(apart)).findings if f.rule == "drop-index-non-concurrent"]) == 2
+
+
+def test_a_check_every_row_already_meets_cannot_fail():
+    """Widened, re-created as it was, or right after an UPDATE that wrote only values it allows: no row fails it."""
+    widen = ("op.drop_constraint('ck_notes_kind', 'notes', type_='check')\n"
+             "op.create_check_constraint('ck_notes_kind', 'notes', \"kind IN ('LLM', 'CODE', 'HUMAN')\")")
+    narrow = widen.replace("'LLM', 'CODE', 'HUMAN'", "'LLM', 'HUMAN'")
+    found = _messages(_source(widen, narrow), "add-check-constraint-validating")
+    up = next(m for m in found if "widens" in m[1])
+    assert up[0] == "warning" and "no row fails it" in up[1]  # the drop already holds the table's lock
+    down = [m for m in found if "widens" not in m[1]]
+    assert down and "one violating row fails" in down[0][1]  # narrowing back can fail
+    backfill = ("op.execute(\"UPDATE users SET auth = CASE WHEN password IS NULL THEN 'OAUTH2' ELSE 'LOCAL' END\")\n"
+                "op.create_check_constraint('ck_users_auth', 'users', \"auth IN ('LOCAL', 'OAUTH2')\")")
+    ((severity, message),) = _messages(_source(backfill), "add-check-constraint-validating")
+    assert "set auth of every row to a value it allows" in message and severity == "error"  # the scan's lock stays
+    other = backfill.replace("ELSE 'LOCAL'", "ELSE 'LDAP'")
+    assert "one violating row fails" in _messages(_source(other), "add-check-constraint-validating")[0][1]

@@ -9,7 +9,7 @@ from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules.naming import created_name
-from db_migrate.rules._helpers import is_transient_table, recreated_primary_keys, tables_created_before
+from db_migrate.rules._helpers import is_transient_table, locked_earlier, recreated_primary_keys, tables_created_before
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding, SourceEdit
 
@@ -226,14 +226,97 @@ class AddCheckConstraintValidating(Rule):
     def check(self, cap) -> Iterator[Finding]:
         found = [(rec, rec.table, None) for rec in self.ops(cap) if isinstance(rec.op, ops.CreateCheckConstraintOp) and not is_transient_table(cap, rec) and not _not_valid(rec)]
         for rec, table, stmt in found + list(_raw_adds(self, cap, r"\bCHECK\b")):
+            fix = _not_valid_fix(cap, rec, stmt.text if stmt else None, table)
+            why = _rows_meet_check(cap, rec) if stmt is None else None
+            if why:
+                held = locked_earlier(cap, rec, table)
+                # no row can fail it; the scan only lengthens a lock the transaction may already hold
+                yield self.finding(
+                    cap, f"Adds a validated CHECK constraint on {table}: {why}, so no row fails it, but the whole table "
+                    f"is scanned under an ACCESS EXCLUSIVE lock" + (f" (held since line {held})." if held else " (reads and writes blocked)."),
+                    rec=rec, table=table, fix=fix, severity="warning" if held else None,
+                )
+                continue
             yield self.finding(
                 cap,
                 f"Adds a validated CHECK constraint on {table}: the whole table is scanned under an ACCESS EXCLUSIVE "
                 f"lock (reads and writes blocked) and one violating row fails the migration.",
                 rec=rec,
                 table=table,
-                fix=_not_valid_fix(cap, rec, stmt.text if stmt else None, table),
+                fix=fix,
             )
+
+
+def _check_sql(op) -> str | None:
+    """The condition of a create_check_constraint as SQL text."""
+    cond = op.condition
+    if isinstance(cond, str):
+        return cond
+    try:
+        from sqlalchemy.dialects import postgresql
+
+        return str(cond.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    except Exception:  # a construct that does not compile alone: unknown
+        return None
+
+
+def _allowed(condition: str | None) -> tuple[str, set] | None:
+    """(column, values) of ``col IN ('a', 'b')`` (sqlglot), else None."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(condition or "", read="postgres")
+    except Exception:  # not a condition sqlglot reads: unknown
+        return None
+    if isinstance(tree, exp.Paren):
+        tree = tree.this
+    if not (isinstance(tree, exp.In) and isinstance(tree.this, exp.Column)) or not tree.expressions:
+        return None
+    if not all(isinstance(e, exp.Literal) for e in tree.expressions):
+        return None
+    return tree.this.name.lower(), {e.this for e in tree.expressions}
+
+
+def _rows_meet_check(cap, rec) -> str | None:
+    """Why every row already meets the CHECK ``rec`` adds, or None: the other phase re-creates a constraint of that
+    name (the state before) that allowed no more than this one; or an UPDATE of the whole table just before set the
+    column only to values it allows (a literal, a CASE of literals)."""
+    import sqlglot
+    from sqlglot import exp
+
+    op = rec.op
+    new = _check_sql(op)
+    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    before = next((r.op for r in other if isinstance(r.op, ops.CreateCheckConstraintOp)
+                   and r.op.constraint_name == op.constraint_name and r.table == rec.table), None)
+    if before is not None and new is not None:
+        old = _check_sql(before)
+        if old is not None and " ".join(old.split()) == " ".join(new.split()):
+            return f"it re-creates {op.constraint_name} as it was"
+        was, now = _allowed(old), _allowed(new)
+        if was and now and was[0] == now[0] and was[1] <= now[1]:
+            return f"it widens {op.constraint_name}, which every row met"
+    allowed = _allowed(new)
+    if not allowed:
+        return None
+    column, values = allowed
+    for r, stmt in cap.statements(rec.phase):
+        if r.index >= rec.index or stmt.kind != "UPDATE" or stmt.has_where is not False or rec.table not in stmt.tables:
+            continue
+        try:
+            tree = sqlglot.parse_one(stmt.text, read="postgres")
+        except Exception:  # unreadable: proves nothing
+            continue
+        for eq in tree.expressions if isinstance(tree, exp.Update) else []:
+            if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column) and eq.this.name.lower() == column:
+                value = eq.expression
+                results = [value] if isinstance(value, exp.Literal) else \
+                    [i.args.get("true") for i in value.args.get("ifs", [])] + ([value.args["default"]] if value.args.get("default") else []) \
+                    if isinstance(value, exp.Case) else []
+                if results and all(isinstance(x, exp.Literal) and x.this in values for x in results):
+                    return f"line {r.line} set {column} of every row to a value it allows"
+    return None
 
 
 _DUPLICATE_CHECK = re.compile(r"having\s*\(\s*sa\.func\.count|HAVING\s+count\s*\(|\bduplicate", re.IGNORECASE)
