@@ -178,11 +178,14 @@ def _rows_satisfied_it(cap, rec) -> bool:
 
 
 def _all_new_columns(cap, rec) -> bool:
-    """Every column of the key was added earlier in the phase: all NULL, so no row can be an orphan."""
+    """A column of the key was added earlier in the phase, so it is NULL in every row; under MATCH SIMPLE (the
+    default) a row with a NULL in its key is not checked, so no row can be an orphan."""
     from db_migrate.rules._helpers import is_new_column
 
     cols = [c for c in rec.op.local_cols or [] if isinstance(c, str)]
-    return bool(cols) and all(is_new_column(cap, rec, rec.table, c) for c in cols)
+    simple = str(rec.op.kw.get("match") or "SIMPLE").upper() != "FULL"
+    new = [c for c in cols if is_new_column(cap, rec, rec.table, c)]
+    return bool(cols) and (len(new) == len(cols) or (simple and bool(new)))
 
 
 @fx.tailored
