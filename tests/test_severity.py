@@ -346,3 +346,12 @@ def test_a_check_every_row_already_meets_cannot_fail():
     assert "set auth of every row to a value it allows" in message and severity == "error"  # the scan's lock stays
     other = backfill.replace("ELSE 'LOCAL'", "ELSE 'LDAP'")
     assert "one violating row fails" in _messages(_source(other), "add-check-constraint-validating")[0][1]
+
+
+def test_concurrently_chosen_by_a_deployment_setting_is_the_deployments_fact():
+    up = ("concurrently = os.environ.get('APP_MIGRATE_CONCURRENTLY', '') == 'true'\n"
+          "op.create_index('ix_spans_session', 'spans', ['session_id'], postgresql_concurrently=concurrently)")
+    src = _source(up).replace("import sqlalchemy as sa\n", "import sqlalchemy as sa\nimport os\n", 1)
+    ((severity, message),) = _messages(src, "create-index-non-concurrent")
+    assert severity == "warning" and "chosen at run time (concurrently)" in message
+    assert _severity(_source("op.create_index('ix_spans_session', 'spans', ['session_id'])"), "create-index-non-concurrent") == "error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 from alembic.operations import ops
@@ -83,6 +84,15 @@ class CreateIndexNonConcurrent(Rule):
                 # the build itself, in place, made concurrent: a patch (checked before it is offered)
                 edit = SourceEdit(mode="replace-statement", function=rec.phase, line=rec.line,
                                   code=fx.concurrent_statement(rec.op)) if rec.line else None
+                switch = concurrency_chosen_at_run_time(cap, rec)
+                if switch:
+                    yield self.finding(
+                        cap, f"Builds index {rec.op.index_name} on {rec.table} with CONCURRENTLY chosen at run time "
+                        f"({switch}): where it is off, inserts, updates and deletes on {rec.table} wait for the whole "
+                        "build (SHARE lock). Whether it is on where this runs is the deployment's fact.",
+                        rec=rec, table=rec.table, severity="warning",
+                    )
+                    continue
                 yield self._finding(cap, rec, rec.op.index_name, rec.table, _fix(rec), edit)
         for phase in self.phases:
             for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
@@ -125,6 +135,20 @@ class CreateIndexNonConcurrent(Rule):
         )
 
 
+def concurrency_chosen_at_run_time(cap, rec) -> str | None:
+    """``postgresql_concurrently=<expression>`` on the statement's line: the revision decides at run time (an opt-in
+    setting), so recording saw one of two ways. The expression's source, or None for a literal or none given."""
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(cap.source) if rec.line else None
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Call) and node.lineno <= rec.line <= (node.end_lineno or node.lineno):
+            for kw in node.keywords:
+                if kw.arg == "postgresql_concurrently" and not isinstance(kw.value, ast.Constant):
+                    return ast.get_source_segment(cap.source, kw.value)
+    return None
+
+
 class DropIndexNonConcurrent(Rule):
     id = "drop-index-non-concurrent"
     title = "Index dropped without CONCURRENTLY"
@@ -154,8 +178,8 @@ class DropIndexNonConcurrent(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.DropIndexOp) and not is_concurrent(rec) and not is_transient_table(cap, rec):
-                if rec.table and locked_earlier(cap, rec, rec.table):
-                    continue  # the transaction already holds ACCESS EXCLUSIVE on the table: dropping it adds no wait
+                if (rec.table and locked_earlier(cap, rec, rec.table)) or concurrency_chosen_at_run_time(cap, rec):
+                    continue  # the transaction already holds ACCESS EXCLUSIVE on the table; or the deployment chooses
                 yield self.finding(
                     cap,
                     f"Drops index {rec.op.index_name} without CONCURRENTLY: the ACCESS EXCLUSIVE lock on "
