@@ -7,6 +7,7 @@ them, because a skipped database test proves nothing.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -35,6 +36,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The directory must be traversable by the embedded server's system user when we are root.
 _SESSION_CACHE = os.environ.get("DB_MIGRATE_TEST_CACHE") or tempfile.mkdtemp(prefix="dbm-test-cache-")
 os.chmod(_SESSION_CACHE, 0o755)
+if not os.environ.get("DB_MIGRATE_TEST_CACHE"):
+    # pytest-xdist's controller imports this too and runs no test (nor the fixture that removes it): at exit
+    atexit.register(shutil.rmtree, _SESSION_CACHE, True)
 os.environ["XDG_CACHE_HOME"] = _SESSION_CACHE
 os.environ.setdefault("DB_MIGRATE_PG_IDLE_MINUTES", "5")  # if the session is killed, the server stops itself
 
