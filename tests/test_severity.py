@@ -355,3 +355,10 @@ def test_concurrently_chosen_by_a_deployment_setting_is_the_deployments_fact():
     ((severity, message),) = _messages(src, "create-index-non-concurrent")
     assert severity == "warning" and "chosen at run time (concurrently)" in message
     assert _severity(_source("op.create_index('ix_spans_session', 'spans', ['session_id'])"), "create-index-non-concurrent") == "error"
+
+
+def test_set_not_null_after_deleting_the_null_rows_cannot_fail_but_still_scans():
+    up = ("op.execute('DELETE FROM tokens WHERE user_id IS NULL OR refresh_id IS NULL')\n"
+          "op.alter_column('tokens', 'refresh_id', existing_type=sa.Integer(), nullable=False)")
+    ((severity, message),) = _messages(_source(up), "set-not-null")
+    assert severity == "error" and "deleted the rows where it is NULL" in message and "fails if any row" not in message

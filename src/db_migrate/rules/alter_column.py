@@ -156,8 +156,11 @@ class SetNotNull(Rule):
             # an error; MySQL/MariaDB rebuild in place with writes going on: the harm is whether rows are NULL
             value = fx.default_sql(op.modify_server_default) or fx.default_sql(op.existing_server_default)
             filled = f" Rows that are NULL get the column's server default {value} first." if value and cap.dialect == "postgresql" else ""
+            deleted = _nulls_deleted_before(cap, rec, op.column_name)
+            if deleted:  # no NULL row is left to fail it; the scan (and its lock) is what remains
+                how, filled = f"line {deleted} deleted the rows where it is NULL, but {how}", ""
             yield self.finding(
-                cap, f"Sets {col} NOT NULL: {how}, and it fails if any row is NULL" + (f".{filled}" if cap.dialect == "postgresql" else
+                cap, f"Sets {col} NOT NULL: {how}" + ("" if deleted else ", and it fails if any row is NULL") + (f".{filled}" if cap.dialect == "postgresql" else
                 f" (whether any is, and how large {rec.table} is, needs the data: give database_url)."),
                 rec=rec, fix=self._fix(cap, rec, value), severity="error" if cap.dialect == "postgresql" else "warning",
                 edit=self._edit(cap, rec, value),
@@ -259,6 +262,27 @@ class SetNotNull(Rule):
                 if cols is None or column in cols:
                     return True
         return False
+
+
+def _nulls_deleted_before(cap, rec, column: str) -> int | None:
+    """The line of an earlier DELETE of ``rec``'s table whose WHERE removes every row where ``column`` is NULL
+    (``WHERE col IS NULL``, or such a test among OR-ed conditions)."""
+    import sqlglot
+    from sqlglot import exp
+
+    for r, stmt in cap.statements(rec.phase):
+        if r.index >= rec.index or stmt.kind != "DELETE" or rec.table not in stmt.tables:
+            continue
+        try:
+            where = sqlglot.parse_one(stmt.text).args.get("where")
+        except Exception:  # unreadable: proves nothing
+            continue
+        cond = where.this if where is not None else None
+        terms = cond.flatten() if isinstance(cond, exp.Or) else [cond] if cond is not None else []
+        if any(isinstance(t, exp.Is) and isinstance(t.this, exp.Column) and t.this.name == column
+               and isinstance(t.expression, exp.Null) for t in terms):
+            return r.line
+    return None
 
 
 class AlterColumnType(Rule):
