@@ -222,3 +222,19 @@ def test_cancellation_drops_the_scratch_database(tmp_path: Path, pg_url: str) ->
 
     assert cancel_all_calls(wait=300)
     assert _leftovers(pg_url) == []
+
+
+def test_a_column_a_foreign_key_uses_is_dropped_only_after_its_key_on_mariadb(tmp_path: Path, mysql_url: str) -> None:
+    """What the review says (drop-column-in-foreign-key) is what the server does: the downgrade fails until the fix
+    drops the key first."""
+    from db_migrate.rules.drops import DropColumnInForeignKey
+
+    teams = ("def upgrade():\n    op.create_table('teams', sa.Column('id', sa.Integer, primary_key=True))\n"
+             "def downgrade():\n    op.drop_table('teams')\n")
+    example = DropColumnInForeignKey.examples[0]
+    bad = example.bad.replace("'orders'", "'persons'").replace("users.id", "teams.id")
+    good = example.good.replace("'orders'", "'persons'").replace("users.id", "teams.id")
+    failed = test_roundtrip(load_project(make_project(tmp_path / "bad", [PERSONS, teams, bad])), database_url=mysql_url, rows=3)
+    assert failed.status == "failed" and any("1553" in (f.error or "") or "foreign key" in (f.error or "") for f in failed.failures)
+    fixed = test_roundtrip(load_project(make_project(tmp_path / "good", [PERSONS, teams, good])), database_url=mysql_url, rows=3)
+    assert fixed.status == "passed", fixed.failures

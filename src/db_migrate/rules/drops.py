@@ -145,5 +145,63 @@ def _replaced(cap, phase: str) -> set[str]:
     return replaced_tables(steps)
 
 
-RULES = (DropColumn, DropTable)
+class DropColumnInForeignKey(Rule):
+    id = "drop-column-in-foreign-key"
+    title = "Column dropped while a foreign key still uses it (MySQL/MariaDB)"
+    severity = "error"
+    dialects = ("mysql", "mariadb")
+    phases = ("upgrade", "downgrade")
+    why = (
+        "MySQL and MariaDB refuse to drop a column that a foreign key still uses (MySQL 'Cannot drop column needed in a "
+        "foreign key constraint', MariaDB error 1553), where PostgreSQL drops the constraint with it: a downgrade "
+        "written on PostgreSQL fails there, on every server."
+    )
+    fix = (
+        "op.drop_constraint('fk_orders_user_id', 'orders', type_='foreignkey')\n"
+        "op.drop_column('orders', 'user_id')"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.add_column('orders', sa.Column('user_id', sa.Integer(), sa.ForeignKey('users.id', "
+            "name='fk_orders_user_id'), nullable=True))\n\ndef downgrade():\n    op.drop_column('orders', 'user_id')\n",
+            good="def upgrade():\n    op.add_column('orders', sa.Column('user_id', sa.Integer(), sa.ForeignKey('users.id', "
+            "name='fk_orders_user_id'), nullable=True))\n\ndef downgrade():\n"
+            "    op.drop_constraint('fk_orders_user_id', 'orders', type_='foreignkey')\n    op.drop_column('orders', 'user_id')\n",
+            dialect="mysql",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        keys = _revision_foreign_keys(cap)
+        for rec in self.ops(cap):
+            if not isinstance(rec.op, ops.DropColumnOp) or (rec.table, rec.op.column_name) not in keys:
+                continue
+            name = keys[(rec.table, rec.op.column_name)]
+            dropped = any(isinstance(r.op, (ops.DropConstraintOp, ops.DropTableOp)) and r.table == rec.table
+                          and (not isinstance(r.op, ops.DropConstraintOp) or r.op.constraint_name in (name, None))
+                          for r in cap.ops(rec.phase) if r.index < rec.index)
+            if dropped or is_new_table(cap, rec):
+                continue
+            drop = fx.render(ops.DropConstraintOp(name, rec.table, type_="foreignkey"), rec.op) if name else None
+            yield self.finding(
+                cap, f"Drops {rec.table}.{rec.op.column_name}, which foreign key {name or '(unnamed)'} still uses: MySQL and "
+                "MariaDB refuse (the constraint must be dropped first).", rec=rec, fix=drop,
+            )
+
+
+def _revision_foreign_keys(cap) -> dict[tuple[str, str], str | None]:
+    """(table, column) -> constraint name of each single-column foreign key this revision creates (create_foreign_key,
+    or a column added with an inline ForeignKey), in either phase."""
+    out: dict[tuple[str, str], str | None] = {}
+    for r in cap.upgrade + cap.downgrade:
+        op = r.op
+        if isinstance(op, ops.CreateForeignKeyOp) and len(op.local_cols) == 1:
+            out[(r.table, str(op.local_cols[0]))] = op.constraint_name
+        elif isinstance(op, ops.AddColumnOp):
+            for fk in op.column.foreign_keys:
+                out[(op.table_name, op.column.name)] = fk.name or (fk.constraint.name if fk.constraint is not None else None)
+    return out
+
+
+RULES = (DropColumn, DropTable, DropColumnInForeignKey)
 
