@@ -664,3 +664,12 @@ def test_a_backfill_that_could_not_be_recorded_is_unknown_not_absent():
     out = review(body(up, "op.drop_column('builders', 'project_id')", head="from not_installed_bb_pkg import helpers\n\n"))
     (f,) = by_rule(out)["set-not-null"]
     assert f.severity == "warning" and "could not be recorded" in f.message
+
+
+def test_the_undo_of_a_column_with_a_foreign_key_drops_the_key_first_on_mysql():
+    up = ("op.add_column('builders', sa.Column('project_id', sa.Integer, sa.ForeignKey('projects.id', "
+          "name='builders_project_id'), nullable=True))")
+    (f,) = by_rule(review(body(up), "mysql"))["missing-downgrade"]
+    assert f.fix.index("drop_constraint('builders_project_id'") < f.fix.index("drop_column('builders', 'project_id')")
+    (pg,) = by_rule(review(body(up)))["missing-downgrade"]
+    assert "drop_constraint" not in pg.fix  # PostgreSQL drops the key with its column

@@ -189,6 +189,13 @@ def _undo(cap, rec) -> str | None:
     if rev is None:
         return None
     code = fx.op_code(rev, batch=cap.dialect == "sqlite")
+    if cap.dialect in ("mysql", "mariadb") and isinstance(rec.op, ops.AddColumnOp):
+        # MySQL/MariaDB refuse to drop a column a foreign key uses (drop-column-in-foreign-key): the key goes first
+        keys = [fk.name or (fk.constraint.name if fk.constraint is not None else None) for fk in rec.op.column.foreign_keys]
+        if any(k is None for k in keys):
+            return None  # an unnamed key cannot be dropped by name here
+        code = "\n".join([*(fx.op_code(ops.DropConstraintOp(k, rec.op.table_name, type_="foreignkey", schema=rec.op.schema))
+                             for k in keys), code])
     if cap.dialect == "postgresql":  # drop_table leaves the enum types create_table made
         code = "\n".join([code, *implied_drop_types(cap, rec)])
     return fx.autocommit(code) if rec.in_autocommit_block else code
