@@ -362,3 +362,12 @@ def test_set_not_null_after_deleting_the_null_rows_cannot_fail_but_still_scans()
           "op.alter_column('tokens', 'refresh_id', existing_type=sa.Integer(), nullable=False)")
     ((severity, message),) = _messages(_source(up), "set-not-null")
     assert severity == "error" and "deleted the rows where it is NULL" in message and "fails if any row" not in message
+
+
+def test_a_foreign_key_over_a_column_just_added_is_a_warning_as_classify_calls_it_automatic():
+    """review and classify agree: classify's auto class add-foreign-key-empty-column is not a review error."""
+    src = _source("op.add_column('sketch', sa.Column('group_id', sa.Integer(), nullable=True))\n"
+                  "op.create_foreign_key('fk_sketch_group', 'sketch', 'group', ['group_id'], ['id'])",
+                  "op.drop_constraint('fk_sketch_group', 'sketch', type_='foreignkey')\nop.drop_column('sketch', 'group_id')")
+    ((severity, message),) = _messages(src, "add-foreign-key-validating")
+    assert severity == "warning" and "writes to group wait" in message

@@ -106,6 +106,15 @@ class AddForeignKeyValidating(Rule):
         # the rows satisfied the key it replaces (same name, dropped just before), or the columns are new (all NULL)
         kept = _rows_satisfied_it(cap, rec) or _all_new_columns(cap, rec)
         risk = "" if kept else ", and one orphan row fails the migration"
+        held = locked_earlier(cap, rec, table) if rec.phase == "upgrade" and _all_new_columns(cap, rec) else None
+        if held and referent:
+            # the table is already locked (its new column), and no row can fail: what is left is the referenced
+            # table's writes waiting for one scan, whose length is the table's size, a fact the tool lacks
+            return self.finding(
+                cap, f"Adds a foreign key on {table} over a column added in this revision (NULL in every row), so no row "
+                f"fails it, and {table} is locked since line {held}; writes to {referent} wait for the scan of {table}.",
+                rec=rec, table=table, fix=fix, severity="warning",
+            )
         if rec.phase == "downgrade":
             # no later revision follows a downgrade; when it runs, the table's size decides whether the scan matters
             return self.finding(
