@@ -238,3 +238,14 @@ def test_a_column_a_foreign_key_uses_is_dropped_only_after_its_key_on_mariadb(tm
     assert failed.status == "failed" and any("1553" in (f.error or "") or "foreign key" in (f.error or "") for f in failed.failures)
     fixed = test_roundtrip(load_project(make_project(tmp_path / "good", [PERSONS, teams, good])), database_url=mysql_url, rows=3)
     assert fixed.status == "passed", fixed.failures
+
+
+def test_a_parent_dropped_before_its_child_fails_the_downgrade_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """drop-table-still-referenced says what PostgreSQL does: its bad example's downgrade fails, the good one runs."""
+    from db_migrate.rules.drops import DropTableStillReferenced
+
+    example = DropTableStillReferenced.examples[0]
+    failed = test_roundtrip(load_project(make_project(tmp_path / "bad", [PERSONS, example.bad])), database_url=pg_url, rows=3)
+    assert failed.status == "failed" and any("depend" in (f.error or "") for f in failed.failures), failed.failures
+    fixed = test_roundtrip(load_project(make_project(tmp_path / "good", [PERSONS, example.good])), database_url=pg_url, rows=3)
+    assert fixed.status == "passed", fixed.failures

@@ -189,6 +189,69 @@ class DropColumnInForeignKey(Rule):
             )
 
 
+class DropTableStillReferenced(Rule):
+    id = "drop-table-still-referenced"
+    title = "Table dropped while another table's foreign key still references it"
+    severity = "error"
+    dialects = ("postgresql", "mysql", "mariadb")
+    phases = ("upgrade", "downgrade")
+    why = (
+        "PostgreSQL refuses to drop a table another table's foreign key references ('other objects depend on it') "
+        "unless CASCADE drops the key too, and MySQL/MariaDB refuse as well: a downgrade that drops the tables its "
+        "upgrade created in creation order, parents first, fails on every server. Drop the referencing table first."
+    )
+    fix = "op.drop_table('order_items')  # references orders\nop.drop_table('orders')"
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_table('orders', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "    op.create_table('order_items', sa.Column('id', sa.Integer(), primary_key=True),\n"
+            "                    sa.Column('order_id', sa.Integer(), sa.ForeignKey('orders.id')))\n\n"
+            "def downgrade():\n    op.drop_table('orders')\n    op.drop_table('order_items')\n",
+            good="def upgrade():\n    op.create_table('orders', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "    op.create_table('order_items', sa.Column('id', sa.Integer(), primary_key=True),\n"
+            "                    sa.Column('order_id', sa.Integer(), sa.ForeignKey('orders.id')))\n\n"
+            "def downgrade():\n    op.drop_table('order_items')\n    op.drop_table('orders')\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        refs = _references(cap)  # child -> {(parent, key name)}
+        for rec in self.ops(cap):
+            if not isinstance(rec.op, ops.DropTableOp):
+                continue
+            before = cap.ops(rec.phase)[: rec.index]
+            gone = {r.table for r in before if isinstance(r.op, ops.DropTableOp)}
+            keys_dropped = {r.op.constraint_name for r in before if isinstance(r.op, ops.DropConstraintOp)}
+            children = sorted(child for child, parents in refs.items() if child != rec.table and child not in gone
+                              and any(p == rec.table and (k is None or k not in keys_dropped) for p, k in parents))
+            if children and not (getattr(rec.op, "table_kw", None) or {}).get("postgresql_cascade"):
+                yield self.finding(
+                    cap, f"Drops table {rec.table} while {', '.join(children)} still reference(s) it by foreign key: the "
+                    f"drop fails on every server. Drop {', '.join(children)} first.", rec=rec, table=rec.table,
+                    fix=fx.render(*(ops.DropTableOp(c) for c in children), rec.op),
+                )
+
+
+def _references(cap) -> dict[str, set[tuple[str, str | None]]]:
+    """child table -> {(parent table, key name)} for the foreign keys the revision's upgrade creates (with a table, or
+    alone): the tables its downgrade finds in place."""
+    out: dict[str, set[tuple[str, str | None]]] = {}
+    for r in cap.upgrade:
+        op = r.op
+        if isinstance(op, ops.CreateTableOp):
+            import sqlalchemy as sa
+
+            for c in op.columns:
+                if isinstance(c, sa.Column):
+                    for fk in c.foreign_keys:
+                        out.setdefault(op.table_name, set()).add((fk.target_fullname.rsplit(".", 1)[0].rpartition(".")[2], fk.name))
+                elif isinstance(c, sa.ForeignKeyConstraint) and c.elements:
+                    out.setdefault(op.table_name, set()).add((c.elements[0].target_fullname.rsplit(".", 1)[0].rpartition(".")[2], c.name))
+        elif isinstance(op, ops.CreateForeignKeyOp):
+            out.setdefault(r.table, set()).add((op.referent_table, op.constraint_name))
+    return out
+
+
 def _revision_foreign_keys(cap) -> dict[tuple[str, str], str | None]:
     """(table, column) -> constraint name of each single-column foreign key this revision creates (create_foreign_key,
     or a column added with an inline ForeignKey), in either phase."""
@@ -203,5 +266,5 @@ def _revision_foreign_keys(cap) -> dict[tuple[str, str], str | None]:
     return out
 
 
-RULES = (DropColumn, DropTable, DropColumnInForeignKey)
+RULES = (DropColumn, DropTable, DropColumnInForeignKey, DropTableStillReferenced)
 
