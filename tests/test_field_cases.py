@@ -673,3 +673,13 @@ def test_the_undo_of_a_column_with_a_foreign_key_drops_the_key_first_on_mysql():
     assert f.fix.index("drop_constraint('builders_project_id'") < f.fix.index("drop_column('builders', 'project_id')")
     (pg,) = by_rule(review(body(up)))["missing-downgrade"]
     assert "drop_constraint" not in pg.fix  # PostgreSQL drops the key with its column
+
+
+def test_a_batch_failing_on_its_unnamed_drops_is_their_finding_not_a_second_one():
+    down = ("with op.batch_alter_table('searches') as batch_op:\n"
+            "    batch_op.drop_constraint(None, type_='foreignkey')\n    batch_op.drop_column('facet_id')")
+    up = ("with op.batch_alter_table('searches') as batch_op:\n"
+          "    batch_op.add_column(sa.Column('facet_id', sa.Integer(), nullable=True))\n"
+          "    batch_op.create_foreign_key(None, 'facet', ['facet_id'], ['id'])")
+    found = by_rule(review(body(up, down)))
+    assert "drop-constraint-without-name" in found and "migration-raises" not in found
