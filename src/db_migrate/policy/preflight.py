@@ -114,7 +114,7 @@ LOCK_NOTE_SECONDS = 1.0
 LOCK_RULES = (
     "create-index-non-concurrent", "drop-index-non-concurrent", "add-foreign-key-validating",
     "add-check-constraint-validating", "set-not-null", "add-unique-constraint", "table-rewrite-sql",
-    "exclusion-constraint", "missing-lock-timeout",
+    "exclusion-constraint", "missing-lock-timeout", "backfill-in-schema-migration",
 )
 
 

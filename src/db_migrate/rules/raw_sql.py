@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import overwrites_rows, phase_at, tables_created_before, updated_columns
+from db_migrate.rules._helpers import locked_earlier, overwrites_rows, phase_at, tables_created_before, updated_columns
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -349,6 +349,17 @@ class BackfillInSchemaMigration(Rule):
                 continue  # a few literal rows (reference data) are not a backfill
             table = next((t for t in stmt.tables if t not in tables_created_before(cap, rec)), None)
             if table:
+                held = locked_earlier(cap, rec, table) if stmt.has_where is False else None
+                if held:
+                    # every row rewritten while reads and writes on the table wait: how long is its size, the fact
+                    # the tool lacks without database_url (a small table measured by the preflight relaxes it)
+                    yield self.finding(
+                        cap, f"{stmt.kind} of every row of {table} runs while this transaction holds ACCESS EXCLUSIVE on "
+                        f"it (since line {held}): reads and writes on {table} wait until every row is written. Backfill "
+                        "in its own transaction, in batches.", rec=rec, table=table, fix=_own_transaction(stmt.text),
+                        severity="warning",
+                    )
+                    return
                 yield self.finding(
                     cap,
                     f"{stmt.kind} on {table} runs in the same transaction as this revision's schema changes: on a "
