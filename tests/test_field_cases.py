@@ -683,3 +683,13 @@ def test_a_batch_failing_on_its_unnamed_drops_is_their_finding_not_a_second_one(
           "    batch_op.create_foreign_key(None, 'facet', ['facet_id'], ['id'])")
     found = by_rule(review(body(up, down)))
     assert "drop-constraint-without-name" in found and "migration-raises" not in found
+
+
+def test_a_drop_inside_a_later_statement_that_needed_the_rows_is_still_evidence():
+    """The read fails, and so does the ``if`` that uses what it read: the drop inside it is read from the source."""
+    up = ("names = [r[0] for r in op.get_bind().execute(sa.text('SELECT name FROM legacy_tables'))]\n"
+          "op.add_column('jobs', sa.Column('owner', sa.String(80), nullable=True))\n"
+          "if 'legacy_jobs' in names:\n    op.drop_table('legacy_jobs')")
+    out = review(body(up, "op.drop_column('jobs', 'owner')"))
+    assert [o.kind for o in out.review.operations if o.phase == "upgrade" and o.kind != "execute"][:1] == ["add_column"]
+    assert "drop-with-data" in [t.trigger for t in classified(out).escalation.triggers]

@@ -180,6 +180,8 @@ class RevisionCapture:
     way that goes on (the review lists them as unchecked)."""
     went_on: list[tuple[str, int]] = field(default_factory=list)
     """(phase, line) where recording stopped offline and went on past the statements that failed there."""
+    skipped_statements: list[tuple[str, int]] = field(default_factory=list)
+    """(phase, line) of each top-level statement after such a stop that failed too and was skipped."""
     upgrade_refusal: str | None = None
     """The message of an upgrade() that starts with an unconditional raise: the project's declared refusal."""
     unrecorded_drops: list[UnrecordedDrop] = field(default_factory=list)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -491,10 +492,17 @@ def capture_file(
         outcome = cap.outcome(phase)  # type: ignore[arg-type]
         if not outcome.completed and outcome.stop_line and not (phase == "upgrade" and cap.upgrade_refusal):
             recorded = {(r.kind, r.table, r.column) for r in cap.ops(phase)}  # type: ignore[arg-type]
-            cap.unrecorded_drops += [
-                d for d in drops_after(tree, phase, outcome.stop_line, within_statement=(phase, outcome.stop_line) in cap.went_on)
-                if (d.kind, d.table, d.column) not in recorded
-            ]
+            if (phase, outcome.stop_line) in cap.went_on:
+                # what follows was recorded, except the statements that failed too: their drops are read from the source
+                lines = [outcome.stop_line, *(line for p, line in cap.skipped_statements if p == phase)]
+                found = [d for line in lines for d in drops_after(tree, phase, line, within_statement=True)]
+            else:
+                found = drops_after(tree, phase, outcome.stop_line)
+            seen: set[tuple] = set()
+            for d in found:
+                if (d.kind, d.table, d.column) not in recorded and (d.kind, d.table, d.column, d.line) not in seen:
+                    seen.add((d.kind, d.table, d.column, d.line))
+                    cap.unrecorded_drops.append(d)
     return cap
 
 
@@ -528,18 +536,20 @@ def _record_phase_choosing_branches(cap: RevisionCapture, phase: str, fn: Any, a
                                      "to go on"))
     ops_list, outcome, stopped = best
     if stopped is not None and outcome.stop_line and is_offline_artifact(outcome.error or ""):
-        went_on = _past_the_stop(cap, phase, fn, outcome.stop_line)
+        skipped: list[int] = []
+        went_on = _past_the_stop(cap, phase, fn, outcome.stop_line, skipped)
         if went_on is not None:
             more, _, _ = _record_phase(cap, phase, went_on, args, seconds, answers, guards)
             if len(more) > len(ops_list):
                 ops_list = more
                 cap.went_on.append((phase, outcome.stop_line))
+                cap.skipped_statements += [(phase, line) for line in sorted(set(skipped))]
     cap.ops(phase)[:] = ops_list  # type: ignore[arg-type]
     setattr(cap, f"{phase}_outcome", outcome)
     cap._statements.pop(phase, None)
 
 
-def _past_the_stop(cap: RevisionCapture, phase: str, fn: Any, stop_line: int) -> Any | None:
+def _past_the_stop(cap: RevisionCapture, phase: str, fn: Any, stop_line: int, skipped: list[int]) -> Any | None:
     """``phase``'s function again, each top-level statement from the one that stopped on: ``try: <it> except
     Exception: pass`` (stand-in branches still reach :func:`capture_file`).
 
@@ -558,22 +568,24 @@ def _past_the_stop(cap: RevisionCapture, phase: str, fn: Any, stop_line: int) ->
     if at is None:
         return None
 
-    def skipped(st: ast.stmt) -> ast.stmt:
+    def wrapped(st: ast.stmt) -> ast.stmt:
         handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name="_dbm_error", body=[ast.Expr(ast.Call(
-            ast.Name("__dbm_went_on__", ast.Load()), [ast.Name("_dbm_error", ast.Load())], []))])
+            ast.Name("__dbm_went_on__", ast.Load()), [ast.Name("_dbm_error", ast.Load()), ast.Constant(st.lineno)], []))])
         return ast.copy_location(ast.Try(body=[st], handlers=[handler], orelse=[], finalbody=[]), st)
 
-    fdef.body = fdef.body[:at] + [skipped(st) for st in fdef.body[at:]]
+    fdef.body = fdef.body[:at] + [wrapped(st) for st in fdef.body[at:]]
     code = compile(ast.fix_missing_locations(ast.Module(body=[fdef], type_ignores=[])), str(cap.path), "exec")
-    fn.__globals__["__dbm_went_on__"] = _went_on
+    fn.__globals__["__dbm_went_on__"] = functools.partial(_went_on, skipped)
     namespace: dict[str, Any] = {}
     exec(code, fn.__globals__, namespace)  # the revision's own function, recompiled: its globals, its file's lines
     return namespace.get(phase)
 
 
-def _went_on(error: Exception) -> None:
+def _went_on(skipped: list[int], error: Exception, line: int) -> None:
+    """A top-level statement from the stop on failed: note its line and go on (stand-in branches are answered)."""
     if isinstance(error, _StandInBranch):
         raise error  # answered per line like any other branch
+    skipped.append(line)
 
 
 def _guard_lines(cap: RevisionCapture) -> _Guards:
