@@ -213,6 +213,19 @@ def test_a_guard_takes_the_value_the_rest_of_the_history_gives_it(tmp_path):
     assert [o.kind for o in alone.review.operations] == ["create_table"]
 
 
+def test_a_nullability_restated_along_the_chain_is_not_a_scan(tmp_path):
+    """The column has been NOT NULL since the base created it: restating it in a type change checks nothing. A column
+    created nullable still gets the finding."""
+    base = revision("op.create_table('mailbox', sa.Column('id', sa.Integer, primary_key=True),\n"
+                    "                sa.Column('email', sa.String(80), nullable=False), sa.Column('note', sa.String(80)))",
+                    "op.drop_table('mailbox')")
+    widen = revision("op.alter_column('mailbox', 'email', existing_type=sa.String(80), type_=sa.String(255), nullable=False)\n"
+                     "op.alter_column('mailbox', 'note', existing_type=sa.String(80), nullable=False)",
+                     "op.alter_column('mailbox', 'note', existing_type=sa.String(80), nullable=True)")
+    out = review_project(tmp_path, [base, widen])
+    assert [(f.column, f.rule) for f in out.findings if f.rule == "set-not-null"] == [("note", "set-not-null")]
+
+
 def test_library_code_may_still_use_a_stand_in_value():
     # a type from a missing package passed to alembic: SQLAlchemy's own checks on it keep working
     out = review_source(revision(

@@ -70,6 +70,8 @@ class ProjectContext:
     """The main section's options as alembic reads them (interpolated), every database URL among them replaced
     by a stand-in naming no server (:func:`db_migrate.capture.offline.stand_in_url`): what a revision reading
     ``context.config`` / ``op.get_context().config`` finds while it is recorded."""
+    not_null_before: dict[str, frozenset] = field(default_factory=dict)
+    """{revision: (table, column) pairs its ancestors left NOT NULL} (:func:`db_migrate.capture.chain.not_null_before`)."""
     guards: dict[str, bool] = field(default_factory=dict)
     """What each guard expression of the history (``if not settings.pg_uri: return``) is where the project runs,
     by majority of its revisions (:func:`db_migrate.capture.source.guard_values`): a stand-in tested there answers it."""
@@ -146,21 +148,23 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
         ctx = ProjectContext(env_py=relpath, lock_timeout=lock_timeout_setting(source, relpath), files=[str(env_path)])
         ctx._project = project
     ctx.ini_section, ctx.ini_options = project.section, ini_options(project)
-    ctx.guards, folders = _history_guards(project)
+    ctx.guards, ctx.not_null_before, folders = _history_facts(project)
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key
     _cache[key] = (_fingerprint(ctx, config_file), ctx)
     return ctx
 
 
-def _history_guards(project: Any) -> tuple[dict[str, bool], list[str]]:
-    """The guard values of the project's revisions (read as text, never run) and the folders they are in."""
+def _history_facts(project: Any) -> tuple[dict[str, bool], dict[str, frozenset], list[str]]:
+    """What the project's revisions say together (read as text, never run): the guard values, the columns NOT NULL
+    before each revision, and the folders they are in."""
+    from db_migrate.capture.chain import not_null_before
     from db_migrate.capture.guards import guard_values
 
     folders = [p for p in (project.version_locations or (project.script_location / "versions",)) if p.is_dir()]
     files = [f for d in folders for f in (d.rglob("*.py") if project.recursive_versions else d.glob("*.py"))]
-    sources = (f.read_text(encoding="utf-8", errors="replace") for f in files)
-    return guard_values(s for s in sources if "return" in s), [str(d) for d in folders]
+    sources = [(f, f.read_text(encoding="utf-8", errors="replace")) for f in files]
+    return guard_values(s for _, s in sources if "return" in s), not_null_before(sources), [str(d) for d in folders]
 
 
 def ini_options(project: Any) -> dict[str, str]:

@@ -148,6 +148,8 @@ class SetNotNull(Rule):
                 continue
             if cap.dialect == "postgresql" and self._proven_not_null(cap, rec):
                 continue  # a validated CHECK (col IS NOT NULL), validated outside the ADD's transaction: no scan
+            if rec.phase == "upgrade" and (rec.table, op.column_name) in cap.context.not_null_before.get(cap.revision or "", ()):
+                continue  # NOT NULL since an earlier revision made it so: restated, the server checks nothing
             how = {
                 "postgresql": f"the check scans all of {rec.table} under an ACCESS EXCLUSIVE lock (reads and writes blocked)",
                 "sqlite": f"SQLite copies {rec.table} to change it",

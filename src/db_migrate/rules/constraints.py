@@ -115,6 +115,15 @@ class AddForeignKeyValidating(Rule):
                 f"fails it, and {table} is locked since line {held}; writes to {referent} wait for the scan of {table}.",
                 rec=rec, table=table, fix=fix, severity="warning",
             )
+        both_held = _both_locked(cap, rec, table, referent) if rec.phase == "upgrade" else None
+        if both_held:
+            # a key dropped earlier in this transaction left both tables under ACCESS EXCLUSIVE: the scan blocks no one
+            # new, it lengthens that hold, by the table's size (the fact the tool lacks)
+            return self.finding(
+                cap, f"Adds a validated foreign key on {table}: {both} are locked since line {both_held} (the key dropped "
+                f"there), so the scan that checks every row lengthens that hold{risk}.",
+                rec=rec, table=table, fix=fix, severity="warning",
+            )
         if rec.phase == "downgrade":
             # no later revision follows a downgrade; when it runs, the table's size decides whether the scan matters
             return self.finding(
@@ -168,6 +177,15 @@ def _only_nulls_yet(cap, rec, cols: list[str]) -> bool:
         isinstance(r.op, ops.BulkInsertOp) and first < r.index < rec.index for r in cap.ops(rec.phase))
 
 
+def _both_locked(cap, rec, table: str, referent: str | None) -> int | None:
+    """The line of the key of the same name dropped earlier in the transaction (locking its table and the table it
+    references), when ``table`` is still held from then: the re-created key's tables are already locked."""
+    name = rec.op.constraint_name if isinstance(rec.op, ops.CreateForeignKeyOp) else None
+    drop = next((r for r in cap.ops(rec.phase) if r.index < rec.index and isinstance(r.op, ops.DropConstraintOp)
+                 and name and str(r.op.constraint_name) == str(name) and r.table == table), None)
+    return drop.line if drop is not None and referent and locked_earlier(cap, rec, table) else None
+
+
 def _rows_satisfied_it(cap, rec) -> bool:
     """Every row already satisfied this key: one of the same name (given, or the database's for an unnamed one) was
     dropped from the table just before, in this phase (a new ON DELETE rule, say); or, in a downgrade, the upgrade
@@ -176,9 +194,15 @@ def _rows_satisfied_it(cap, rec) -> bool:
         return False
     op = rec.op
     name = op.constraint_name or created_name(cap, "fk", rec.table, list(op.local_cols), op.referent_table)
-    if name and any(isinstance(r.op, ops.DropConstraintOp) and str(r.op.constraint_name) == str(name) and r.table == rec.table
-                    for r in cap.ops(rec.phase) if r.index < rec.index):
-        return True
+    drop = next((r for r in cap.ops(rec.phase) if r.index < rec.index and isinstance(r.op, ops.DropConstraintOp)
+                 and name and str(r.op.constraint_name) == str(name) and r.table == rec.table), None)
+    if drop is not None:
+        # only if nothing between may have rewritten the keys (a statement, or code recording could not follow)
+        written = any(drop.index < r.index < rec.index and stmt.kind in ("UPDATE", "INSERT", "DELETE", "MERGE")
+                      for r, stmt in cap.statements(rec.phase))
+        unknown = any(p == rec.phase and drop.line and rec.line and drop.line < line < rec.line
+                      for p, line in [*cap.went_on, *cap.skipped_statements])
+        return not (written or unknown)
     same = (rec.table, tuple(op.local_cols), op.referent_table)
     return rec.phase == "downgrade" and any(
         isinstance(u.op, ops.CreateForeignKeyOp) and (u.table, tuple(u.op.local_cols), u.op.referent_table) == same

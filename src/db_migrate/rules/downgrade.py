@@ -256,6 +256,16 @@ def _add_edit(cap, rec) -> SourceEdit | None:
     return SourceEdit(mode="prepend", function="downgrade", code=code) if code and fx.parses(code) else None
 
 
+def _net_changes(cap) -> list:
+    """The upgrade's operations less each constraint dropped and created again under its name on the same table
+    (dropped to rewrite the keys, say): the schema ends as it began there, so there is nothing of it to undo."""
+    recreated = {(r.table, str(r.op.constraint_name)) for r in cap.upgrade
+                 if isinstance(r.op, ops.AddConstraintOp) and r.op.constraint_name} & {
+        (r.table, str(r.op.constraint_name)) for r in cap.upgrade if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_name}
+    return [r for r in cap.upgrade if not (isinstance(r.op, (ops.AddConstraintOp, ops.DropConstraintOp))
+                                            and (r.table, str(r.op.constraint_name)) in recreated)]
+
+
 def _only_deletes(cap) -> bool:
     """The upgrade's statements only delete rows (DELETE, TRUNCATE) or need no inverse: no downgrade body can bring
     the rows back, so asking for one says nothing destructive-sql's finding (and its backup fix) does not."""
@@ -327,10 +337,11 @@ class MissingDowngrade(Rule):
         if _only_deletes(cap):
             return  # rows deleted: destructive-sql reports them, with the backup that makes them restorable
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
-        changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in cap.upgrade})[:4])
+        net = _net_changes(cap)
+        changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in net})[:4])
         # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE, rows written through a session) often
         # have nothing to undo in the schema: still worth saying, but not a blocker.
-        data_only = all(isinstance(r.op, (ops.ExecuteSQLOp, ops.BulkInsertOp)) for r in cap.upgrade) and all(
+        data_only = all(isinstance(r.op, (ops.ExecuteSQLOp, ops.BulkInsertOp)) for r in net) and all(
             s.kind in ("UPDATE", "INSERT", "ALTER TYPE", "SET", "SELECT", "TRANSACTION", "COMMIT", "BEGIN")
             for _, s in cap.statements("upgrade")
         ) and bool(cap.upgrade or cap.facts_of("orm-session") or cap.facts_of("bind-read"))
