@@ -381,4 +381,43 @@ class AlterColumnType(Rule):
             )
 
 
-RULES = (SetNotNull, AlterColumnType)
+
+_MEANT = {"type": "type_", "default": "server_default", "name": "new_column_name", "null": "nullable", "new_name": "new_column_name"}
+_DIALECTS = ("postgresql_", "mysql_", "mariadb_", "sqlite_", "mssql_", "oracle_")
+
+
+class AlterColumnDoesNothing(Rule):
+    id = "alter-column-does-nothing"
+    title = "An alter_column with no change alembic knows (a misspelt argument)"
+    severity = "error"
+    why = (
+        "alter_column takes unknown keyword arguments silently (they are kept for dialects): `type=` instead of "
+        "`type_=`, `default=` instead of `server_default=`. With no change it knows, alembic emits no SQL, so the "
+        "revision runs, changes nothing, and the schema drifts from the model on every server."
+    )
+    fix = "op.alter_column('token', 'ip', existing_type=sa.String(255), type_=sa.String(4096))"
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.alter_column('token', 'ip', existing_type=sa.String(255), type=sa.String(4096))\n\n"
+            "def downgrade():\n    pass\n",
+            good="def upgrade():\n    op.alter_column('users', 'bio', existing_type=sa.String(200), nullable=True)\n\n"
+            "def downgrade():\n    op.alter_column('users', 'bio', existing_type=sa.String(200), nullable=False)\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            op = rec.op
+            if not isinstance(op, ops.AlterColumnOp) or op.modify_type is not None or op.modify_nullable is not None \
+                    or op.modify_server_default is not False or op.modify_name or op.modify_comment is not False:
+                continue
+            stray = [k for k in op.kw if not k.startswith(_DIALECTS)]
+            if not stray:
+                continue
+            said = ", ".join(f"{k}= (meant {_MEANT[k]}=?)" if k in _MEANT else f"{k}=" for k in stray)
+            yield self.finding(
+                cap, f"alter_column on {rec.table}.{op.column_name} changes nothing alembic knows: {said} is not one of "
+                "its arguments, so no SQL is emitted and the column stays as it is.", rec=rec,
+            )
+
+RULES = (SetNotNull, AlterColumnType, AlterColumnDoesNothing)

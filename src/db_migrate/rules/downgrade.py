@@ -263,7 +263,14 @@ def _net_changes(cap) -> list:
                  if isinstance(r.op, ops.AddConstraintOp) and r.op.constraint_name} & {
         (r.table, str(r.op.constraint_name)) for r in cap.upgrade if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_name}
     return [r for r in cap.upgrade if not (isinstance(r.op, (ops.AddConstraintOp, ops.DropConstraintOp))
-                                            and (r.table, str(r.op.constraint_name)) in recreated)]
+                                            and (r.table, str(r.op.constraint_name)) in recreated) and not _changes_nothing(r)]
+
+
+def _changes_nothing(rec) -> bool:
+    """An alter_column with no change alembic knows (alter-column-does-nothing): it emits no SQL."""
+    op = rec.op
+    return isinstance(op, ops.AlterColumnOp) and op.modify_type is None and op.modify_nullable is None and \
+        op.modify_server_default is False and not op.modify_name and op.modify_comment is False
 
 
 def _only_deletes(cap) -> bool:
