@@ -64,8 +64,9 @@ CASES = [
      "postgresql", ["op.drop_column('shifts', 'notes')", "shifts_notes_backup"]),
     ("drop-table", "op.drop_table('shifts')", "op.create_table('shifts', sa.Column('id', sa.Integer(), primary_key=True))",
      "postgresql", ["shifts_deprecated"]),
-    ("lossy-downgrade", "op.drop_column('shifts', 'notes')", "op.add_column('shifts', sa.Column('notes', sa.Text(), nullable=True))",
-     "postgresql", ["SELECT id, notes FROM shifts", "UPDATE shifts SET notes = b.notes"]),
+    ("lossy-downgrade", "op.alter_column('shifts', 'hours', existing_type=sa.Numeric(6, 2), type_=sa.Integer())",
+     "op.alter_column('shifts', 'hours', existing_type=sa.Integer(), type_=sa.Numeric(6, 2))",
+     "postgresql", ["SELECT id, hours FROM shifts", "UPDATE shifts SET hours = b.hours"]),
     ("missing-downgrade", "op.add_column('shifts', sa.Column('notes', sa.Text(), nullable=True))\n"
      "op.create_index('ix_shifts_notes', 'shifts', ['notes'])", "pass", "postgresql",
      ["def downgrade():", "op.drop_index('ix_shifts_notes', table_name='shifts')", "op.drop_column('shifts', 'notes')"]),
