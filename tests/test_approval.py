@@ -134,7 +134,7 @@ def test_cli_approve_then_ci_passes_and_an_edit_escalates_again_naming_the_chang
     assert p.returncode == 0 and RECORD in p.stdout, p.stderr
     (entry,) = read_entries(repo / RECORD)
     assert (entry.approved_by, entry.via, entry.note) == ("Ana", "cli", "pager numbers archived")
-    assert {t.id for t in entry.triggers} == {"drop-with-data", "unclear-rollback"}
+    assert {t.id for t in entry.triggers} == {"drop-with-data"}  # re-added empty by the downgrade: the same fact
 
     # CI passes: classify and review exit 0 and say who approved; the escalation stays on record
     p = cli(["classify", DROP_REV, "--format", "json"], repo)
