@@ -411,3 +411,12 @@ def test_an_untyped_unnamed_drop_is_fixed_with_the_type_mysql_needs():
     up = "op.create_unique_constraint('uq_tok_serial', 'token', ['serial'])"
     (f,) = _found(_source(up, "op.drop_constraint(None, 'token')"), "mysql")["drop-constraint-without-name"]
     assert f.fix == "op.drop_constraint('uq_tok_serial', 'token', type_='unique')"  # no generic DROP CONSTRAINT on MySQL
+
+
+def test_a_history_that_wrote_a_downgrade_only_at_first_does_not_write_downgrades(tmp_path):
+    """Two thirds without one, the newest among them: the first revision's downgrade was not the practice."""
+    revs = [{"body": _ADD.format(n=0) + "def downgrade():\n    op.drop_column('hosts', 'c0')\n"}]
+    revs += [{"body": _ADD.format(n=i)} for i in range(1, 4)]
+    r = review_migration(load_project(make_project(tmp_path / "m", revs)), all_revisions=True)
+    assert r.conventions.downgrades == "never"
+    assert "missing-downgrade" not in {f.rule for f in r.findings}

@@ -226,6 +226,21 @@ def test_a_nullability_restated_along_the_chain_is_not_a_scan(tmp_path):
     assert [(f.column, f.rule) for f in out.findings if f.rule == "set-not-null"] == [("note", "set-not-null")]
 
 
+def test_an_unused_import_the_projects_template_puts_in_every_revision_is_its_convention(tmp_path):
+    head = "import shopapp.models  # noqa\n\n"
+    quiet = revision("op.add_column('orders', sa.Column('note', sa.Text(), nullable=True))", "op.drop_column('orders', 'note')", head=head)
+    loud = revision("op.execute(shopapp.models.Order.update().values(note='x'))", head=head)
+    make_project(tmp_path, [quiet, loud])
+    (tmp_path / "shopapp").mkdir()
+    (tmp_path / "shopapp" / "__init__.py").write_text("")
+    (tmp_path / "shopapp" / "models.py").write_text("import sqlalchemy as sa\nOrder = sa.table('orders', sa.column('note'))\n")
+    mako = tmp_path / "migrations" / "script.py.mako"
+    mako.write_text("from alembic import op\nimport sqlalchemy as sa\nimport shopapp.models  # noqa\n" + mako.read_text())
+    out = review_migration(load_project(cwd=tmp_path), all_revisions=True)
+    found = [(f.revision, f.rule) for f in out.findings if f.rule == "orm-import-in-migration"]
+    assert found == [("000000000002", "orm-import-in-migration")]  # only the revision that uses the models
+
+
 def test_library_code_may_still_use_a_stand_in_value():
     # a type from a missing package passed to alembic: SQLAlchemy's own checks on it keep working
     out = review_source(revision(

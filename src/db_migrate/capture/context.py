@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ class ProjectContext:
     """The main section's options as alembic reads them (interpolated), every database URL among them replaced
     by a stand-in naming no server (:func:`db_migrate.capture.offline.stand_in_url`): what a revision reading
     ``context.config`` / ``op.get_context().config`` finds while it is recorded."""
+    template_imports: frozenset[str] = frozenset()
+    """Modules the project's ``script.py.mako`` imports into every new revision (its convention, not a revision's
+    choice): ``import mindsdb.interfaces.storage.db  # noqa``."""
     not_null_before: dict[str, frozenset] = field(default_factory=dict)
     """{revision: (table, column) pairs its ancestors left NOT NULL} (:func:`db_migrate.capture.chain.not_null_before`)."""
     guards: dict[str, bool] = field(default_factory=dict)
@@ -149,10 +153,23 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
         ctx._project = project
     ctx.ini_section, ctx.ini_options = project.section, ini_options(project)
     ctx.guards, ctx.not_null_before, folders = _history_facts(project)
+    ctx.template_imports = template_imports(project.script_location / "script.py.mako")
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key
     _cache[key] = (_fingerprint(ctx, config_file), ctx)
     return ctx
+
+
+_IMPORT_LINE = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", re.MULTILINE)
+
+
+def template_imports(path: Path) -> frozenset[str]:
+    """The modules ``script.py.mako`` imports (its import lines, read as text: the template is Mako, not Python)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    return frozenset(m.group(1) or m.group(2) for m in _IMPORT_LINE.finditer(text)) - {"alembic", "sqlalchemy"}
 
 
 def _history_facts(project: Any) -> tuple[dict[str, bool], dict[str, frozenset], list[str]]:

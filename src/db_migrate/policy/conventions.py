@@ -31,9 +31,10 @@ from db_migrate.verdict import Finding
 DowngradePractice = Literal["written", "never", "raise"]
 
 #: Revisions (with an upgrade that does something) a history needs before its habits count as conventions.
-MIN_REVISIONS = 5
-#: The share of those revisions that must follow a downgrade habit.
-SHARE = 0.9
+MIN_REVISIONS = 3
+#: The share of those revisions that must follow a downgrade habit: two thirds (a history that wrote a downgrade
+#: for its first revision and none since does not write downgrades).
+SHARE = 2 / 3
 #: A shorter history counts only when every one of at least this many revisions follows it.
 MIN_UNANIMOUS = 3
 
@@ -236,8 +237,13 @@ def infer(headers: Sequence[Any], *, dialect: str, settings: Any = None, naming_
     empty = sum(1 for h in doing if h.downgrade in _EMPTY)
     raising = sum(1 for h in doing if h.downgrade in _RAISES)
     practice: DowngradePractice = "written"
-    habit = (empty + raising) >= SHARE * len(doing) if len(doing) >= MIN_REVISIONS else (
-        len(doing) >= MIN_UNANIMOUS and empty + raising == len(doing))
+    # the newest revisions (no revision builds on them) show the practice now: a history that started writing
+    # downgrades is not one that never does, however many older revisions lack them
+    referenced = {p for h in headers for p in h.down_revisions}
+    newest = [h for h in doing if h.revision not in referenced]
+    current = all(h.downgrade in _EMPTY or h.downgrade in _RAISES for h in newest)
+    habit = current and ((empty + raising) >= SHARE * len(doing) if len(doing) >= MIN_REVISIONS else (
+        len(doing) >= MIN_UNANIMOUS and empty + raising == len(doing)))
     if habit:
         practice = "raise" if raising > empty else "never"
         evidence.append(

@@ -94,6 +94,22 @@ def used_only_as_column_types(source: str, names: tuple[str, ...]) -> bool:
     return bool(uses) and all(id(n) in type_nodes for n in uses)
 
 
+def _used(source: str, line: int) -> bool:
+    """Whether a name the import on ``line`` binds is used anywhere else in the revision."""
+    import ast
+
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
+        return True
+    node = next((n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and n.lineno == line), None)
+    if node is None:
+        return True
+    bound = {(a.asname or a.name).split(".")[0] for a in node.names}
+    return any(isinstance(n, ast.Name) and n.id in bound for n in ast.walk(tree))
+
+
 class OrmImportInMigration(Rule):
     id = "orm-import-in-migration"
     title = "Application models or an ORM session used in a migration"
@@ -130,6 +146,8 @@ class OrmImportInMigration(Rule):
         for fact in cap.facts_of("app-import"):
             if not is_orm_import(fact.detail, fact.names) or used_only_as_column_types(cap.source, fact.names):
                 continue
+            if fact.detail in cap.context.template_imports and not _used(cap.source, fact.line):
+                continue  # the project's script.py.mako puts it in every revision, and this one never uses it
             yield self.finding(
                 cap,
                 f"Imports application module {fact.detail}: when its models change later, this migration runs "
