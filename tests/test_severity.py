@@ -382,3 +382,16 @@ def test_a_backfill_of_every_row_under_the_tables_exclusive_lock_is_a_warning():
     assert _severity(_source(add + "op.execute('UPDATE spans SET cost = 0 WHERE cost IS NULL AND id < 1000')"),
                      "backfill-in-schema-migration") == "info"
     assert _severity(_source(add + "op.execute('UPDATE traces SET cost = 0')"), "backfill-in-schema-migration") == "info"
+
+
+def test_a_unique_widened_to_more_columns_cannot_meet_a_duplicate():
+    up = ("op.drop_constraint('uq_rules_name', 'rules', type_='unique')\n"
+          "op.create_unique_constraint('uq_rules_name_tenant', 'rules', ['name', 'tenant'])")
+    down = ("op.drop_constraint('uq_rules_name_tenant', 'rules', type_='unique')\n"
+            "op.create_unique_constraint('uq_rules_name', 'rules', ['name'])")
+    mysql = [f for f in review_source(_source(up, down), dialect="mysql").findings if f.rule == "add-unique-constraint"]
+    assert [f.phase for f in mysql] == ["downgrade"]  # only narrowing back can meet a duplicate
+    found = [(f.phase, f.severity, f.message) for f in review_source(_source(up, down)).findings if f.rule == "add-unique-constraint"]
+    up_found = [f for f in found if f[0] == "upgrade"]
+    assert up_found and up_found[0][1] == "warning" and "already met" in up_found[0][2]
+    assert any(f[0] == "downgrade" and "already met" not in f[2] for f in found)  # narrowing back can meet duplicates

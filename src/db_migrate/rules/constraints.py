@@ -163,6 +163,22 @@ def _checks_off_before(cap, rec) -> bool:
     return off
 
 
+def _unique_already_held(cap, rec) -> str | None:
+    """A UNIQUE constraint dropped from the table earlier in the phase held over a subset of these columns (its
+    columns read from the other phase, which re-creates it): rows unique on fewer columns are unique on more."""
+    cols = set(fx.column_names(rec.op.columns))
+    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    for r in cap.ops(rec.phase)[: rec.index]:
+        if isinstance(r.op, ops.DropConstraintOp) and r.table == rec.table and r.op.constraint_type in ("unique", None) \
+                and r.op.constraint_name:
+            old = next((o.op for o in other if isinstance(o.op, ops.CreateUniqueConstraintOp)
+                        and str(o.op.constraint_name) == str(r.op.constraint_name)), None)
+            was = set(fx.column_names(old.columns)) if old is not None else None
+            if was and was <= cols:
+                return f"UNIQUE ({', '.join(sorted(was))}), dropped on line {r.line}"
+    return None
+
+
 def _only_nulls_yet(cap, rec, cols: list[str]) -> bool:
     """Each column was added earlier in the phase, nullable and without a server default, and nothing wrote to the
     table since: every row holds NULL there, and NULLs are never duplicates of each other."""
@@ -398,6 +414,18 @@ class AddUniqueConstraint(Rule):
                 # unique index, attached): an error. Elsewhere the build lets writes go on; whether it fails
                 # depends on duplicates only the data can tell.
                 pg = cap.dialect == "postgresql"
+                narrower = _unique_already_held(cap, rec)
+                if narrower:
+                    held = locked_earlier(cap, rec, rec.table) if pg else None
+                    if pg:  # no duplicate can fail it; on PostgreSQL the build still scans (a lock already held, or not)
+                        yield self.finding(
+                            cap, f"Adds UNIQUE ({cols}) on {rec.table}: every row already met {narrower}, so no duplicate "
+                            "can fail it, but the index build scans the table under ACCESS EXCLUSIVE"
+                            + (f" (held since line {held})." if held else " (reads and writes blocked)."),
+                            rec=rec, fix=self._fix(cap, rec), severity="warning" if held else "error",
+                            edit=None if held else self._edit(cap, rec),
+                        )
+                    continue
                 if _only_nulls_yet(cap, rec, fx.column_names(rec.op.columns)):
                     if pg:  # no duplicate can fail it; the build still holds the lock for its scan
                         yield self.finding(
