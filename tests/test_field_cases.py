@@ -706,3 +706,14 @@ def test_keys_dropped_to_rewrite_values_and_created_again_are_no_schema_change_a
     (fk,) = found["add-foreign-key-validating"]
     assert fk.severity == "warning" and "locked since line" in fk.message and "orphan" in fk.message
     assert [f.severity for f in found["missing-downgrade"]] == ["warning"]
+
+
+def test_a_data_migration_that_reads_then_writes_in_a_loop_is_not_only_its_read():
+    """Recording stops at the read; the loop that renames rows is unseen: with an empty downgrade it is a data
+    migration a rollback cannot undo, not a revision that 'only reads'."""
+    up = ("rows = op.get_bind().execute(sa.text(\"SELECT name FROM project WHERE name LIKE '%.%'\")).fetchall()\n"
+          "for row in rows:\n    op.execute(sa.text('UPDATE project SET name = :n WHERE name = :o').bindparams(n=row[0].replace('.', '_'), o=row[0]))")
+    out = review(body(up))
+    (f,) = by_rule(out)["missing-downgrade"]
+    assert "data migration that offline recording cannot follow" in f.message
+    assert classified(out).decision == "escalate"

@@ -177,7 +177,10 @@ def _alters(phase_ops) -> dict[tuple[str, str], list[ops.AlterColumnOp]]:
 
 
 def _only_kept(cap) -> bool:
-    """The upgrade only runs statements a downgrade leaves in place (enum values, extensions, COMMIT)."""
+    """The upgrade only runs statements a downgrade leaves in place (enum values, extensions, COMMIT), and that is
+    all it does: a phase whose recording stopped (a read of rows, then writes in a loop) did more than its reads."""
+    if not cap.upgrade_outcome.completed:
+        return False
     return bool(cap.upgrade) and all(isinstance(r.op, ops.ExecuteSQLOp) for r in cap.upgrade) and all(
         needs_no_inverse(stmt) for _, stmt in cap.statements("upgrade")
     )
@@ -344,7 +347,9 @@ class MissingDowngrade(Rule):
         if _only_deletes(cap):
             return  # rows deleted: destructive-sql reports them, with the backup that makes them restorable
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
-        net = _net_changes(cap)
+        # reads (the SELECT that stopped recording) change nothing: what follows them is the data migration
+        net = [r for r in _net_changes(cap) if not (isinstance(r.op, ops.ExecuteSQLOp) and all(
+            s.kind == "SELECT" for q, s in cap.statements("upgrade") if q is r) and any(q is r for q, _ in cap.statements("upgrade")))]
         changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in net})[:4])
         # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE, rows written through a session) often
         # have nothing to undo in the schema: still worth saying, but not a blocker.
