@@ -249,3 +249,16 @@ def test_a_parent_dropped_before_its_child_fails_the_downgrade_on_postgresql(tmp
     assert failed.status == "failed" and any("depend" in (f.error or "") for f in failed.failures), failed.failures
     fixed = test_roundtrip(load_project(make_project(tmp_path / "good", [PERSONS, example.good])), database_url=pg_url, rows=3)
     assert fixed.status == "passed", fixed.failures
+
+
+def test_a_type_change_postgresql_cannot_cast_fails_and_its_fix_runs(tmp_path: Path, pg_url: str) -> None:
+    """alter-column-type-needs-using says what PostgreSQL does: the downgrade back to INTEGER fails without USING."""
+    from db_migrate.rules.alter_column import AlterColumnTypeNeedsUsing
+
+    users = ("def upgrade():\n    op.create_table('users', sa.Column('id', sa.Integer, primary_key=True), sa.Column('age', sa.Integer))\n"
+             "def downgrade():\n    op.drop_table('users')\n")
+    example = AlterColumnTypeNeedsUsing.examples[0]
+    failed = test_roundtrip(load_project(make_project(tmp_path / "bad", [users, example.bad])), database_url=pg_url, rows=3)
+    assert failed.status == "failed" and any("cast" in (f.error or "") for f in failed.failures), failed.failures
+    fixed = test_roundtrip(load_project(make_project(tmp_path / "good", [users, example.good])), database_url=pg_url, rows=3)
+    assert fixed.status == "passed", fixed.failures

@@ -259,6 +259,17 @@ def _add_edit(cap, rec) -> SourceEdit | None:
     return SourceEdit(mode="prepend", function="downgrade", code=code) if code and fx.parses(code) else None
 
 
+def _text_holds_it(old, new) -> bool:
+    """A number, date, UUID or boolean turned into text long enough for it: every value keeps its exact text form."""
+    import sqlalchemy as sa
+
+    old, new = (t() if isinstance(t, type) else t for t in (old, new))
+    if not isinstance(new, sa.String) or isinstance(new, sa.Enum) or isinstance(old, sa.String):
+        return False
+    return isinstance(old, (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Uuid)) and (
+        new.length is None or new.length >= 40)
+
+
 def _net_changes(cap) -> list:
     """The upgrade's operations less each constraint dropped and created again under its name on the same table
     (dropped to rewrite the keys, say): the schema ends as it began there, so there is nothing of it to undo."""
@@ -593,6 +604,7 @@ class LossyDowngrade(Rule):
                 and not is_new_column(cap, rec)
                 and classify_type_change(op.existing_type, op.modify_type, cap.dialect) in ("narrow", "change")
                 and not _json_round_trip(op.existing_type, op.modify_type)
+                and not _text_holds_it(op.existing_type, op.modify_type)
                 and (table, op.column_name) in down_alters
             ):
                 msg = (
