@@ -395,3 +395,12 @@ def test_a_unique_widened_to_more_columns_cannot_meet_a_duplicate():
     up_found = [f for f in found if f[0] == "upgrade"]
     assert up_found and up_found[0][1] == "warning" and "already met" in up_found[0][2]
     assert any(f[0] == "downgrade" and "already met" not in f[2] for f in found)  # narrowing back can meet duplicates
+
+
+def test_a_key_replacing_the_databases_own_name_for_it_meets_no_orphan():
+    """autogenerate's ON DELETE change under a convention: the old key had PostgreSQL's name, the new one the
+    convention's; both hold the same columns, so every row already meets it, and the drop holds both tables."""
+    up = ("op.drop_constraint('posts_topic_id_fkey', 'posts', type_='foreignkey')\n"
+          "op.create_foreign_key('fk_posts_topic_id_topics', 'posts', 'topics', ['topic_id'], ['id'], ondelete='CASCADE')")
+    ((severity, message),) = [m for m in _messages(_source(up), "add-foreign-key-validating")]
+    assert severity == "warning" and "orphan" not in message and "locked since line" in message

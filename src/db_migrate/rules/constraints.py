@@ -193,25 +193,38 @@ def _only_nulls_yet(cap, rec, cols: list[str]) -> bool:
         isinstance(r.op, ops.BulkInsertOp) and first < r.index < rec.index for r in cap.ops(rec.phase))
 
 
+def _replaced_key(cap, rec):
+    """The drop, earlier in the phase, of the foreign key this one replaces on the same columns: dropped under this
+    key's name, under the name the database or the convention gave such a key (PostgreSQL ``<table>_<col>_fkey``), or
+    under a name the other phase re-creates over the same columns and table (autogenerate's ON DELETE change)."""
+    if not isinstance(rec.op, ops.CreateForeignKeyOp):
+        return None
+    op = rec.op
+    cols = [str(c) for c in op.local_cols]
+    names = {str(n) for n in (op.constraint_name, created_name(cap, "fk", rec.table, cols, op.referent_table),
+                              f"{rec.table}_{'_'.join(cols)}_fkey") if n}
+    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    same = {str(o.op.constraint_name) for o in other if isinstance(o.op, ops.CreateForeignKeyOp) and o.op.constraint_name
+            and o.table == rec.table and [str(c) for c in o.op.local_cols] == cols and o.op.referent_table == op.referent_table}
+    return next((r for r in cap.ops(rec.phase) if r.index < rec.index and isinstance(r.op, ops.DropConstraintOp)
+                 and r.table == rec.table and str(r.op.constraint_name) in names | same), None)
+
+
 def _both_locked(cap, rec, table: str, referent: str | None) -> int | None:
-    """The line of the key of the same name dropped earlier in the transaction (locking its table and the table it
+    """The line of the key this one replaces, dropped earlier in the transaction (locking its table and the table it
     references), when ``table`` is still held from then: the re-created key's tables are already locked."""
-    name = rec.op.constraint_name if isinstance(rec.op, ops.CreateForeignKeyOp) else None
-    drop = next((r for r in cap.ops(rec.phase) if r.index < rec.index and isinstance(r.op, ops.DropConstraintOp)
-                 and name and str(r.op.constraint_name) == str(name) and r.table == table), None)
+    drop = _replaced_key(cap, rec)
     return drop.line if drop is not None and referent and locked_earlier(cap, rec, table) else None
 
 
 def _rows_satisfied_it(cap, rec) -> bool:
-    """Every row already satisfied this key: one of the same name (given, or the database's for an unnamed one) was
-    dropped from the table just before, in this phase (a new ON DELETE rule, say); or, in a downgrade, the upgrade
-    created a key over the same columns and table, which every row written since satisfies."""
+    """Every row already satisfied this key: the key it replaces on the same columns was dropped just before, in this
+    phase (a new ON DELETE rule, say), and nothing between rewrote the rows; or, in a downgrade, the upgrade created a
+    key over the same columns and table, which every row written since satisfies."""
     if not isinstance(rec.op, ops.CreateForeignKeyOp):
         return False
     op = rec.op
-    name = op.constraint_name or created_name(cap, "fk", rec.table, list(op.local_cols), op.referent_table)
-    drop = next((r for r in cap.ops(rec.phase) if r.index < rec.index and isinstance(r.op, ops.DropConstraintOp)
-                 and name and str(r.op.constraint_name) == str(name) and r.table == rec.table), None)
+    drop = _replaced_key(cap, rec)
     if drop is not None:
         # only if nothing between may have rewritten the keys (a statement, or code recording could not follow)
         written = any(drop.index < r.index < rec.index and stmt.kind in ("UPDATE", "INSERT", "DELETE", "MERGE")
