@@ -21,16 +21,16 @@ _DROP_NOT_NULL = re.compile(r"ALTER\s+TABLE\s+[\"`]?(\w+)[\"`]?.*?ALTER\s+(?:COL
                             re.IGNORECASE | re.DOTALL)
 
 
-def not_null_before(sources: Iterable[tuple[Path, str]]) -> dict[str, frozenset[Column]]:
-    """{revision: the (table, column) pairs NOT NULL in every parent's state} for a history's files."""
+def not_null_before(sources: Iterable[tuple[Path, str, ast.Module]]) -> dict[str, frozenset[Column]]:
+    """{revision: the (table, column) pairs NOT NULL in every parent's state} for a history's files (path, text and
+    syntax tree of each)."""
     from db_migrate.project.headers import parse_header
 
     effects: dict[str, tuple[tuple[str, ...], list]] = {}
-    for path, text in sources:
+    for path, text, tree in sources:
         try:
-            tree = ast.parse(text)
             header = parse_header(path, text, tree=tree)
-        except Exception:  # not Python, or no header: it changes nothing known
+        except Exception:  # no readable header: it changes nothing known
             continue
         if header.revision:
             effects[header.revision] = (header.down_revisions, _steps(tree))

@@ -78,7 +78,7 @@ class ProjectContext:
     """{revision: (table, column) pairs its ancestors left NOT NULL} (:func:`db_migrate.capture.chain.not_null_before`)."""
     guards: dict[str, bool] = field(default_factory=dict)
     """What each guard expression of the history (``if not settings.pg_uri: return``) is where the project runs,
-    by majority of its revisions (:func:`db_migrate.capture.source.guard_values`): a stand-in tested there answers it."""
+    by majority of its revisions (:func:`db_migrate.capture.guards.guard_values`): a stand-in tested there answers it."""
     _project: Any = field(default=None, repr=False)
     _key: tuple[str, str] | None = field(default=None, repr=False)
 
@@ -180,8 +180,14 @@ def _history_facts(project: Any) -> tuple[dict[str, bool], dict[str, frozenset],
 
     folders = [p for p in (project.version_locations or (project.script_location / "versions",)) if p.is_dir()]
     files = [f for d in folders for f in (d.rglob("*.py") if project.recursive_versions else d.glob("*.py"))]
-    sources = [(f, f.read_text(encoding="utf-8", errors="replace")) for f in files]
-    return guard_values(s for _, s in sources if "return" in s), not_null_before(sources), [str(d) for d in folders]
+    parsed = []  # each file parsed once, for both readers
+    for f in files:
+        text = f.read_text(encoding="utf-8", errors="replace")
+        try:
+            parsed.append((f, text, ast.parse(text)))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # not Python: it tells nothing (the review reports it)
+    return guard_values(tree for _, _, tree in parsed), not_null_before(parsed), [str(d) for d in folders]
 
 
 def ini_options(project: Any) -> dict[str, str]:

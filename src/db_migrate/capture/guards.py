@@ -28,7 +28,7 @@ def guard_tests(tree: ast.Module) -> Iterator[tuple[ast.If, ast.expr, bool]]:
                 yield st, test, negated
 
 
-def guard_values(sources: Iterable[str]) -> dict[str, bool]:
+def guard_values(trees: Iterable[ast.Module]) -> dict[str, bool]:
     """What each guard expression of a history is in the environment the history runs in, by majority.
 
     ``if not settings.pg_uri: return`` in 105 revisions and ``if settings.pg_uri: return`` in one: the project runs
@@ -36,11 +36,7 @@ def guard_values(sources: Iterable[str]) -> dict[str, bool]:
     guarded at least three times, two thirds of them the same way, gets a value.
     """
     votes: dict[str, list[bool]] = {}
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
+    for tree in trees:
         for _, test, go_on in guard_tests(tree):
             votes.setdefault(ast.unparse(test), []).append(go_on)
     out = {}

@@ -249,5 +249,10 @@ class RevisionCapture:
             self._statements[phase] = cache
         return cache
 
+    def statements_of(self, rec: RecordedOp) -> list[SqlStatement]:
+        """The parsed statements of one ``op.execute`` of this revision (none for any other operation)."""
+        self.statements(rec.phase)
+        return list(rec.statements or [])
+
     def facts_of(self, kind: str) -> list[SourceFact]:
         return [f for f in self.facts if f.kind == kind]

@@ -105,8 +105,9 @@ def _install_patches() -> None:
             rec.invoke_depth -= 1
         text = rec.buf.getvalue()[start:]
         entry.sql = [s.strip() for s in text.split(";\n") if s.strip() and s.strip() not in ("BEGIN", "COMMIT")]
-        if not entry.sql and isinstance(operation, ops.ExecuteSQLOp) and text.strip().rstrip(";").strip().upper() in ("BEGIN", "COMMIT"):
-            entry.sql = [text.strip().rstrip(";").strip()]  # the revision's own COMMIT (conn.execute(text("COMMIT")))
+        alone = text.strip().rstrip(";").strip()
+        if not entry.sql and isinstance(operation, ops.ExecuteSQLOp) and alone.upper() in ("BEGIN", "COMMIT"):
+            entry.sql = [alone]  # the revision's own COMMIT (conn.execute(text("COMMIT"))), not alembic's
         if isinstance(operation, ops.ExecuteSQLOp):
             _translate(ops_list, entry, rec.cap.dialect, rec.temporary_tables)
         return result
@@ -196,21 +197,19 @@ def _inspect_offline_as_stand_in() -> None:
     import sqlalchemy
     from sqlalchemy import inspection
     from sqlalchemy.engine.mock import MockConnection
-
     from sqlalchemy.engine.reflection import Inspector
 
     original = inspection.inspect
     from_engine = Inspector.from_engine
 
+    def offline(subject: Any) -> bool:
+        return _active is not None and isinstance(subject, MockConnection)
+
     def inspect(subject: Any, raiseerr: bool = True) -> Any:
-        if _active is not None and isinstance(subject, MockConnection):
-            return _StandIn("the database's inspector")
-        return original(subject, raiseerr)
+        return _StandIn("the database's inspector") if offline(subject) else original(subject, raiseerr)
 
     def inspector_from(bind: Any) -> Any:  # the older spelling: Inspector.from_engine(op.get_bind())
-        if _active is not None and isinstance(bind, MockConnection):
-            return _StandIn("the database's inspector")
-        return from_engine(bind)
+        return _StandIn("the database's inspector") if offline(bind) else from_engine(bind)
 
     inspection.inspect = sqlalchemy.inspect = inspect  # type: ignore[assignment]
     Inspector.from_engine = staticmethod(inspector_from)  # type: ignore[method-assign,assignment]
@@ -314,8 +313,7 @@ class _StandIn(types.ModuleType):
         return True if answer is None else answer
 
     def __iter__(self):
-        if _answer("loops over", self.__name__) is not None:
-            pass  # a loop over unknown items: none is recorded (the answer only says the line was reached)
+        _answer("loops over", self.__name__)  # said once per line; whatever the answer, the items are unknown
         return iter(())
 
     def __eq__(self, other: object) -> Any:

@@ -11,6 +11,7 @@ only names the kind of a statement that does not parse.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from db_migrate.capture.statement import SqlStatement, keyword_statement
 
@@ -71,19 +72,26 @@ _FILL_NULLS = re.compile(
 )
 
 
+def sqlglot_tree(text: str, read: str | None = None) -> Any:
+    """sqlglot's tree of one statement or expression, or None where sqlglot cannot read it (the caller then knows
+    nothing, and concludes nothing)."""
+    import sqlglot
+
+    try:
+        return sqlglot.parse_one(text, read=read)
+    except Exception:  # sqlglot raises its own ParseError and, on odd input, others
+        return None
+
+
 def overwrites_only_nulls(stmt: SqlStatement) -> bool:
     """An UPDATE whose WHERE requires every column it sets to be NULL (``SET region = c.region FROM customers c
     WHERE orders.customer_id = c.id AND orders.region IS NULL``): it gives rows a value they lacked and changes no
     value that existed. Unlike :func:`filled_nulls` it need not fill every NULL row."""
     if stmt.kind.upper() != "UPDATE":
         return False
-    import sqlglot
     from sqlglot import exp
 
-    try:
-        tree = sqlglot.parse_one(stmt.text)
-    except Exception:  # sqlglot raises its own ParseError and, on odd input, others: then it is not known
-        return False
+    tree = sqlglot_tree(stmt.text)
     where = tree.args.get("where") if isinstance(tree, exp.Update) else None
     if where is None or not isinstance(tree.this, exp.Table):
         return False

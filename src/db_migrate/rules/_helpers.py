@@ -424,14 +424,23 @@ def locks_existing_table(cap: RevisionCapture, rec: RecordedOp) -> str | None:
         return None if is_transient_table(cap, rec) else rec.table
     if isinstance(rec.op, ops.ExecuteSQLOp):
         created = tables_created_before(cap, rec)
-        for srec, stmt in cap.statements(rec.phase):
-            if srec is not rec:
-                continue
+        for stmt in cap.statements_of(rec):
             if stmt.kind in _RAW_DDL or (stmt.kind in ("CREATE INDEX", "DROP INDEX") and not _CONCURRENTLY.search(stmt.text)):
                 table = next((t for t in stmt.tables if t not in created), None)
                 if table:
                     return table
     return None
+
+
+def alters_nothing(op: Any) -> bool:
+    """An alter_column with no change alembic knows (a misspelt ``type=``): it emits no SQL."""
+    return isinstance(op, ops.AlterColumnOp) and op.modify_type is None and op.modify_nullable is None and \
+        op.modify_server_default is False and not op.modify_name and op.modify_comment is False
+
+
+def foreign_key_name(fk: Any) -> str | None:
+    """The name of a ``sa.ForeignKey`` (given on it, or on the constraint it builds), None when unnamed."""
+    return fk.name or (fk.constraint.name if fk.constraint is not None else None)
 
 
 #: Alembic operations that take ACCESS EXCLUSIVE on their table in PostgreSQL (ALTER TABLE's lock; DROP INDEX's).
@@ -449,7 +458,7 @@ def locked_earlier(cap: RevisionCapture, rec: RecordedOp, table: str) -> int | N
         if r.in_autocommit_block:
             held = None  # alembic commits before the block: the lock went with that transaction
             continue
-        kinds = [s.kind for q, s in cap.statements(rec.phase) if q is r]
+        kinds = [s.kind for s in cap.statements_of(r)]
         if "TRANSACTION" in kinds or "COMMIT" in kinds:
             held = None  # a COMMIT sent by hand let it go too
         elif isinstance(r.op, _ACCESS_EXCLUSIVE) and not (isinstance(r.op, ops.DropIndexOp) and is_concurrent(r)) \

@@ -14,6 +14,7 @@ from db_migrate.capture.dialects import type_sql
 from db_migrate.capture.sql import VALIDATE
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
+    alters_nothing,
     classify_type_change,
     is_known_type,
     is_new_column,
@@ -269,16 +270,15 @@ class SetNotNull(Rule):
 def _nulls_deleted_before(cap, rec, column: str) -> int | None:
     """The line of an earlier DELETE of ``rec``'s table whose WHERE removes every row where ``column`` is NULL
     (``WHERE col IS NULL``, or such a test among OR-ed conditions)."""
-    import sqlglot
     from sqlglot import exp
+
+    from db_migrate.capture.sql import sqlglot_tree
 
     for r, stmt in cap.statements(rec.phase):
         if r.index >= rec.index or stmt.kind != "DELETE" or rec.table not in stmt.tables:
             continue
-        try:
-            where = sqlglot.parse_one(stmt.text).args.get("where")
-        except Exception:  # unreadable: proves nothing
-            continue
+        tree = sqlglot_tree(stmt.text)  # unreadable (None): proves nothing
+        where = tree.args.get("where") if tree is not None else None
         cond = where.this if where is not None else None
         terms = cond.flatten() if isinstance(cond, exp.Or) else [cond] if cond is not None else []
         if any(isinstance(t, exp.Is) and isinstance(t.this, exp.Column) and t.this.name == column
@@ -408,8 +408,7 @@ class AlterColumnDoesNothing(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             op = rec.op
-            if not isinstance(op, ops.AlterColumnOp) or op.modify_type is not None or op.modify_nullable is not None \
-                    or op.modify_server_default is not False or op.modify_name or op.modify_comment is not False:
+            if not alters_nothing(op):
                 continue
             stray = [k for k in op.kw if not k.startswith(_DIALECTS)]
             if not stray:
@@ -473,11 +472,10 @@ def _with_using(op, using: str) -> str:
 
 def _no_assignment_cast(old, new) -> bool:
     """PostgreSQL has no assignment cast from ``old`` to ``new`` (checked on PostgreSQL 15 for each family)."""
-    old, new = (t() if isinstance(t, type) else t for t in (old, new))
+    old, new = sa.types.to_instance(old), sa.types.to_instance(new)
     text = isinstance(old, sa.String) and not isinstance(old, sa.Enum)
-    target = isinstance(new, (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval, sa.Uuid,
-                              sa.JSON, sa.Enum)) and not isinstance(new, sa.String) or isinstance(new, sa.Enum)
-    if text and target:
+    if text and isinstance(new, (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval,
+                                 sa.Uuid, sa.JSON, sa.Enum)):
         return True
     return (isinstance(old, sa.Integer) and isinstance(new, sa.Boolean)) or (isinstance(old, sa.Boolean) and isinstance(new, sa.Integer))
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from alembic.operations import ops
 
+from db_migrate.capture.sql import sqlglot_tree
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules.naming import created_name
-from db_migrate.rules._helpers import is_transient_table, locked_earlier, recreated_primary_keys, tables_created_before
+from db_migrate.rules._helpers import (
+    is_new_column,
+    is_transient_table,
+    locked_earlier,
+    recreated_primary_keys,
+    tables_created_before,
+)
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding, SourceEdit
 
@@ -104,9 +112,10 @@ class AddForeignKeyValidating(Rule):
     def _finding(self, cap, rec, table, referent, fix) -> Finding:
         both = f"{table} and {referent}" if referent else f"{table} and the referenced table"
         # the rows satisfied the key it replaces (same name, dropped just before), or the columns are new (all NULL)
-        kept = _rows_satisfied_it(cap, rec) or _all_new_columns(cap, rec)
+        new_columns = _all_new_columns(cap, rec)
+        kept = new_columns or _rows_satisfied_it(cap, rec)
         risk = "" if kept else ", and one orphan row fails the migration"
-        held = locked_earlier(cap, rec, table) if rec.phase == "upgrade" and _all_new_columns(cap, rec) else None
+        held = locked_earlier(cap, rec, table) if rec.phase == "upgrade" and new_columns else None
         if held and referent:
             # the table is already locked (its new column), and no row can fail: what is left is the referenced
             # table's writes waiting for one scan, whose length is the table's size, a fact the tool lacks
@@ -167,16 +176,22 @@ def _unique_already_held(cap, rec) -> str | None:
     """A UNIQUE constraint dropped from the table earlier in the phase held over a subset of these columns (its
     columns read from the other phase, which re-creates it): rows unique on fewer columns are unique on more."""
     cols = set(fx.column_names(rec.op.columns))
-    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
     for r in cap.ops(rec.phase)[: rec.index]:
         if isinstance(r.op, ops.DropConstraintOp) and r.table == rec.table and r.op.constraint_type in ("unique", None) \
                 and r.op.constraint_name:
-            old = next((o.op for o in other if isinstance(o.op, ops.CreateUniqueConstraintOp)
-                        and str(o.op.constraint_name) == str(r.op.constraint_name)), None)
+            old = _as_before(cap, rec, ops.CreateUniqueConstraintOp, r.op.constraint_name)
             was = set(fx.column_names(old.columns)) if old is not None else None
             if was and was <= cols:
                 return f"UNIQUE ({', '.join(sorted(was))}), dropped on line {r.line}"
     return None
+
+
+def _as_before(cap, rec, kind: type, name: Any) -> Any:
+    """The constraint of ``kind`` named ``name`` on ``rec``'s table that the other phase creates: what it was before
+    ``rec``'s phase (the downgrade restores what the upgrade replaced), or None."""
+    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    return next((o.op for o in other if isinstance(o.op, kind) and name and str(o.op.constraint_name) == str(name)
+                 and o.table == rec.table), None)
 
 
 def _only_nulls_yet(cap, rec, cols: list[str]) -> bool:
@@ -242,8 +257,6 @@ def _rows_satisfied_it(cap, rec) -> bool:
 def _all_new_columns(cap, rec) -> bool:
     """A column of the key was added earlier in the phase, so it is NULL in every row; under MATCH SIMPLE (the
     default) a row with a NULL in its key is not checked, so no row can be an orphan."""
-    from db_migrate.rules._helpers import is_new_column
-
     cols = [c for c in rec.op.local_cols or [] if isinstance(c, str)]
     simple = str(rec.op.kw.get("match") or "SIMPLE").upper() != "FULL"
     new = [c for c in cols if is_new_column(cap, rec, rec.table, c)]
@@ -327,13 +340,9 @@ def _check_sql(op) -> str | None:
 
 def _allowed(condition: str | None) -> tuple[str, set] | None:
     """(column, values) of ``col IN ('a', 'b')`` (sqlglot), else None."""
-    import sqlglot
     from sqlglot import exp
 
-    try:
-        tree = sqlglot.parse_one(condition or "", read="postgres")
-    except Exception:  # not a condition sqlglot reads: unknown
-        return None
+    tree = sqlglot_tree(condition or "", read="postgres")
     if isinstance(tree, exp.Paren):
         tree = tree.this
     if not (isinstance(tree, exp.In) and isinstance(tree.this, exp.Column)) or not tree.expressions:
@@ -347,14 +356,11 @@ def _rows_meet_check(cap, rec) -> str | None:
     """Why every row already meets the CHECK ``rec`` adds, or None: the other phase re-creates a constraint of that
     name (the state before) that allowed no more than this one; or an UPDATE of the whole table just before set the
     column only to values it allows (a literal, a CASE of literals)."""
-    import sqlglot
     from sqlglot import exp
 
     op = rec.op
     new = _check_sql(op)
-    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
-    before = next((r.op for r in other if isinstance(r.op, ops.CreateCheckConstraintOp)
-                   and r.op.constraint_name == op.constraint_name and r.table == rec.table), None)
+    before = _as_before(cap, rec, ops.CreateCheckConstraintOp, op.constraint_name)
     if before is not None and new is not None:
         old = _check_sql(before)
         if old is not None and " ".join(old.split()) == " ".join(new.split()):
@@ -369,10 +375,7 @@ def _rows_meet_check(cap, rec) -> str | None:
     for r, stmt in cap.statements(rec.phase):
         if r.index >= rec.index or stmt.kind != "UPDATE" or stmt.has_where is not False or rec.table not in stmt.tables:
             continue
-        try:
-            tree = sqlglot.parse_one(stmt.text, read="postgres")
-        except Exception:  # unreadable: proves nothing
-            continue
+        tree = sqlglot_tree(stmt.text, read="postgres")  # unreadable (None): proves nothing
         for eq in tree.expressions if isinstance(tree, exp.Update) else []:
             if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column) and eq.this.name.lower() == column:
                 value = eq.expression

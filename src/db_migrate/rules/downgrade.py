@@ -12,8 +12,10 @@ from alembic.operations import ops
 from db_migrate.capture.sql import needs_no_inverse
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
+    alters_nothing,
     classify_type_change,
     execute_text,
+    foreign_key_name,
     function_line,
     function_span,
     is_new_column,
@@ -194,7 +196,7 @@ def _undo(cap, rec) -> str | None:
     code = fx.op_code(rev, batch=cap.dialect == "sqlite")
     if cap.dialect in ("mysql", "mariadb") and isinstance(rec.op, ops.AddColumnOp):
         # MySQL/MariaDB refuse to drop a column a foreign key uses (drop-column-in-foreign-key): the key goes first
-        keys = [fk.name or (fk.constraint.name if fk.constraint is not None else None) for fk in rec.op.column.foreign_keys]
+        keys = [foreign_key_name(fk) for fk in rec.op.column.foreign_keys]
         if any(k is None for k in keys):
             return None  # an unnamed key cannot be dropped by name here
         code = "\n".join([*(fx.op_code(ops.DropConstraintOp(k, rec.op.table_name, type_="foreignkey", schema=rec.op.schema))
@@ -209,7 +211,7 @@ def _leaves_nothing(cap, rec) -> bool:
     statements a downgrade rightly keeps (:func:`needs_no_inverse`)."""
     if not isinstance(rec.op, ops.ExecuteSQLOp):
         return False
-    stmts = [s for r, s in cap.statements("upgrade") if r is rec]
+    stmts = cap.statements_of(rec)
     return bool(stmts) and all(s.kind.upper() in ("SET", "SELECT") or needs_no_inverse(s) for s in stmts)
 
 
@@ -263,7 +265,7 @@ def _text_holds_it(old, new) -> bool:
     """A number, date, UUID or boolean turned into text long enough for it: every value keeps its exact text form."""
     import sqlalchemy as sa
 
-    old, new = (t() if isinstance(t, type) else t for t in (old, new))
+    old, new = sa.types.to_instance(old), sa.types.to_instance(new)
     if not isinstance(new, sa.String) or isinstance(new, sa.Enum) or isinstance(old, sa.String):
         return False
     return isinstance(old, (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Uuid)) and (
@@ -277,14 +279,7 @@ def _net_changes(cap) -> list:
                  if isinstance(r.op, ops.AddConstraintOp) and r.op.constraint_name} & {
         (r.table, str(r.op.constraint_name)) for r in cap.upgrade if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_name}
     return [r for r in cap.upgrade if not (isinstance(r.op, (ops.AddConstraintOp, ops.DropConstraintOp))
-                                            and (r.table, str(r.op.constraint_name)) in recreated) and not _changes_nothing(r)]
-
-
-def _changes_nothing(rec) -> bool:
-    """An alter_column with no change alembic knows (alter-column-does-nothing): it emits no SQL."""
-    op = rec.op
-    return isinstance(op, ops.AlterColumnOp) and op.modify_type is None and op.modify_nullable is None and \
-        op.modify_server_default is False and not op.modify_name and op.modify_comment is False
+                                            and (r.table, str(r.op.constraint_name)) in recreated) and not alters_nothing(r.op)]
 
 
 def _only_deletes(cap) -> bool:
@@ -359,8 +354,8 @@ class MissingDowngrade(Rule):
             return  # rows deleted: destructive-sql reports them, with the backup that makes them restorable
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
         # reads (the SELECT that stopped recording) change nothing: what follows them is the data migration
-        net = [r for r in _net_changes(cap) if not (isinstance(r.op, ops.ExecuteSQLOp) and all(
-            s.kind == "SELECT" for q, s in cap.statements("upgrade") if q is r) and any(q is r for q, _ in cap.statements("upgrade")))]
+        net = [r for r in _net_changes(cap) if not (
+            (kinds := [s.kind for s in cap.statements_of(r)]) and all(k == "SELECT" for k in kinds))]
         changes = ", ".join(sorted({f"{r.kind} on {r.table}" if r.table else r.kind for r in net})[:4])
         # Data-only upgrades (UPDATE/INSERT, ALTER TYPE ... ADD VALUE, rows written through a session) often
         # have nothing to undo in the schema: still worth saying, but not a blocker.

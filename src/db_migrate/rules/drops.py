@@ -8,7 +8,7 @@ from alembic.operations import ops
 
 from db_migrate.capture.sql import copies_column, replaced_tables
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import is_new_column, is_new_table, is_transient_table
+from db_migrate.rules._helpers import foreign_key_name, is_new_column, is_new_table, is_transient_table
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -244,7 +244,7 @@ def _references(cap) -> dict[str, set[tuple[str, str | None]]]:
             for c in op.columns:
                 if isinstance(c, sa.Column):
                     for fk in c.foreign_keys:
-                        out.setdefault(op.table_name, set()).add((fk.target_fullname.rsplit(".", 1)[0].rpartition(".")[2], fk.name))
+                        out.setdefault(op.table_name, set()).add((fk.target_fullname.rsplit(".", 1)[0].rpartition(".")[2], foreign_key_name(fk)))
                 elif isinstance(c, sa.ForeignKeyConstraint) and c.elements:
                     out.setdefault(op.table_name, set()).add((c.elements[0].target_fullname.rsplit(".", 1)[0].rpartition(".")[2], c.name))
         elif isinstance(op, ops.CreateForeignKeyOp):
@@ -262,7 +262,7 @@ def _revision_foreign_keys(cap) -> dict[tuple[str, str], str | None]:
             out[(r.table, str(op.local_cols[0]))] = op.constraint_name
         elif isinstance(op, ops.AddColumnOp):
             for fk in op.column.foreign_keys:
-                out[(op.table_name, op.column.name)] = fk.name or (fk.constraint.name if fk.constraint is not None else None)
+                out[(op.table_name, op.column.name)] = foreign_key_name(fk)
     return out
 
 
