@@ -210,3 +210,26 @@ def test_an_mcp_session_holds_a_lease_until_it_ends(embedded_pg: str) -> None:
     pid, leases = done.stdout.split(" ", 1)
     assert json.loads(leases) == [int(pid)]
     assert int(pid) not in embedded.status()["leases"]  # released when the process ended
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_binaries_in_a_folder_only_root_enters_are_run_from_a_copy_the_server_user_reaches(tmp_path, monkeypatch):
+    """A virtualenv inside ``mktemp -d`` (mode 0700): the folder keeps its permissions, the server runs a copy."""
+    closed = tmp_path / "closed"
+    (closed / "pginstall" / "bin").mkdir(parents=True)
+    (closed / "pginstall" / "bin" / "postgres").write_text("#!/bin/sh\n")
+    (closed / "pginstall" / "lib").mkdir()
+    closed.chmod(0o700)
+    cache = Path(tempfile.mkdtemp(prefix="dbm-open-cache-"))  # pytest's own tmp_path is 0700 when root
+    try:
+        cache.chmod(0o755)
+        open_home = cache / "embedded-pg"
+        open_home.mkdir()
+        monkeypatch.setattr(embedded, "home", lambda: open_home)
+        got = embedded._reachable_binaries(closed / "pginstall" / "bin")
+        assert got.parent.parent == open_home and (got / "postgres").is_file() and (got.parent / "lib").is_dir()
+        assert not embedded._closed_parents(got)
+        assert closed.stat().st_mode & 0o777 == 0o700  # nothing loosened
+        assert embedded._reachable_binaries(closed / "pginstall" / "bin") == got  # made once
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)

