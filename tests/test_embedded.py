@@ -216,9 +216,11 @@ def test_an_mcp_session_holds_a_lease_until_it_ends(embedded_pg: str) -> None:
 def test_binaries_in_a_folder_only_root_enters_are_run_from_a_copy_the_server_user_reaches(tmp_path, monkeypatch):
     """A virtualenv inside ``mktemp -d`` (mode 0700): the folder keeps its permissions, the server runs a copy."""
     closed = tmp_path / "closed"
-    (closed / "pginstall" / "bin").mkdir(parents=True)
-    (closed / "pginstall" / "bin" / "postgres").write_text("#!/bin/sh\n")
-    (closed / "pginstall" / "lib").mkdir()
+    (closed / "pkg" / "pginstall" / "bin").mkdir(parents=True)
+    (closed / "pkg" / "pginstall" / "bin" / "postgres").write_text("#!/bin/sh\n")
+    (closed / "pkg" / "pginstall" / "lib").mkdir()
+    (closed / "pkg.libs").mkdir()
+    (closed / "pkg.libs" / "libpq-x.so").write_text("")
     closed.chmod(0o700)
     cache = Path(tempfile.mkdtemp(prefix="dbm-open-cache-"))  # pytest's own tmp_path is 0700 when root
     try:
@@ -226,10 +228,12 @@ def test_binaries_in_a_folder_only_root_enters_are_run_from_a_copy_the_server_us
         open_home = cache / "embedded-pg"
         open_home.mkdir()
         monkeypatch.setattr(embedded, "home", lambda: open_home)
-        got = embedded._reachable_binaries(closed / "pginstall" / "bin")
-        assert got.parent.parent == open_home and (got / "postgres").is_file() and (got.parent / "lib").is_dir()
+        got = embedded._reachable_binaries(closed / "pkg" / "pginstall" / "bin")
+        assert open_home in got.parents and (got / "postgres").is_file() and (got.parent / "lib").is_dir()
+        # the wheel's layout: the binaries' RPATH $ORIGIN/../../../pkg.libs finds the bundled libraries
+        assert (got / ".." / ".." / ".." / "pkg.libs" / "libpq-x.so").resolve().is_file()
         assert not embedded._closed_parents(got)
         assert closed.stat().st_mode & 0o777 == 0o700  # nothing loosened
-        assert embedded._reachable_binaries(closed / "pginstall" / "bin") == got  # made once
+        assert embedded._reachable_binaries(closed / "pkg" / "pginstall" / "bin") == got  # made once
     finally:
         shutil.rmtree(cache, ignore_errors=True)

