@@ -137,3 +137,19 @@ def test_project_logging_config_does_not_flood_stderr(jobs: str, tmp_path, capfd
     assert call(jobs, "configures_logging", ini=str(ini)) == "ok"
     _, err = capfd.readouterr()
     assert "Running upgrade" not in err
+
+
+def test_a_private_folder_on_the_way_to_the_interpreter_is_covered_not_a_reason_to_stay_root(tmp_path):
+    """``python -m pytest`` in a checkout made by ``mktemp -d`` (0700) puts that checkout on sys.path, and the
+    virtualenv lies inside it: the job's mount namespace covers the folder (only the virtualenv bound back), so it
+    does not keep the job from running as nobody. A folder that holds nothing the job needs is still a reason."""
+    from db_migrate.sandbox.isolation import _covered
+
+    checkout = tmp_path / "checkout"
+    (checkout / ".venv" / "lib").mkdir(parents=True)
+    checkout.chmod(0o700)
+    paths = [str(checkout), str(checkout / ".venv" / "lib")]
+    assert _covered(str(checkout), paths)
+    assert not _covered(str(checkout), [str(checkout)])  # nothing below it: not covered
+    checkout.chmod(0o711)  # passable but not listable: no tmpfs goes there
+    assert not _covered(str(checkout), paths)

@@ -233,8 +233,9 @@ def _why_not_nobody(cwd: str | None, writable: list[str]) -> str | None:
     change the owner or mode of a project file).
     """
     lent = _project_to_lend(cwd, writable)
-    for path in _interpreter_paths():
-        if not (lent and _within(path, lent)) and not readable_by_nobody(path):
+    paths = _interpreter_paths()
+    for path in paths:
+        if not (lent and _within(path, lent)) and not readable_by_nobody(path) and not _covered(path, paths):
             return f"the interpreter's {path} is not readable by an unprivileged user"
     if cwd and not lent and not readable_by_nobody(cwd) and not any(_within(cwd, w) for w in writable if not _ours(w)):
         return f"the project folder {cwd} is not readable by an unprivileged user, and the job writes inside it"
@@ -245,6 +246,19 @@ def _why_not_nobody(cwd: str | None, writable: list[str]) -> str | None:
         except OSError:
             pass
     return None
+
+
+def _covered(path: str, paths: list[str]) -> bool:
+    """``path`` (a folder the interpreter imports from, such as the checkout ``python -m`` put on sys.path) blocks the
+    way to another of ``paths``: :func:`_expose` covers it with a tmpfs holding only what the job needs, which the
+    job can read (a checkout made by ``mktemp -d``, mode 0700, holding the virtualenv)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and not _allows(st, 1) and any(p != path and _within(p, path) for p in paths)
 
 
 def _within(path: str, folder: str) -> bool:
