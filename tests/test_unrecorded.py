@@ -288,9 +288,10 @@ def test_names_built_at_run_time_are_not_guessed_and_tables_made_here_hold_nothi
 # --- a package folder whose code is not here -----------------------------------------------------------------
 
 
-def test_a_name_missing_from_a_package_folder_without_its_code_is_ours(tmp_path, monkeypatch):
+def test_a_name_missing_from_a_package_folder_without_its_code_is_a_stand_in(tmp_path, monkeypatch):
     """The application's folder is there without its modules (a checkout of the migrations only): a helper taken
-    from it is missing here, not in the project, so the stop is unchecked and not migration-raises."""
+    from it is missing here, not in the project, so it is a stand-in (as for a module not installed) and the
+    operations inside its ``with`` block are recorded and judged."""
     (tmp_path / "shopapp" / "db" / "helpers").mkdir(parents=True)
     monkeypatch.syspath_prepend(str(tmp_path))
     src = body(
@@ -301,8 +302,29 @@ def test_a_name_missing_from_a_package_folder_without_its_code_is_ours(tmp_path,
     )
     out = review_source(src, root=tmp_path)
     assert "migration-raises" not in rules(out), [f.message for f in out.findings]
-    stopped = [u for u in out.unchecked if u.what.startswith("upgrade() after line")]
-    assert stopped and "shopapp.db.helpers.foreign_keys_dropped" in stopped[0].reason
+    assert not [u for u in out.unchecked if u.what.startswith("upgrade() after line")]
+    assert "alter-column-type" in rules(out)  # integer -> bigint: recorded inside the helper's block
+    assert any(u.what == "values taken from shopapp" for u in out.unchecked)
+
+
+def test_a_type_from_an_application_package_without_its_code_is_judged_not_a_stop(tmp_path, monkeypatch):
+    """``import forumapp`` finds only the migrations' folder; ``forumapp.utils.database.UTCDateTime(...)`` used as
+    a column's new type is a stand-in: every changed column is judged (one stop hid them all, and the revision
+    proceeded as if it changed nothing)."""
+    (tmp_path / "forumapp" / "migrations").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = body(
+        "for col in ('created', 'edited'):\n"
+        "    op.alter_column('posts', col, existing_type=sa.DateTime(),\n"
+        "                    type_=forumapp.utils.database.UTCDateTime(timezone=True))",
+        "pass",
+        head="import forumapp\n\n",
+    )
+    out = review_source(src, root=tmp_path)
+    assert not [u for u in out.unchecked if u.what.startswith("upgrade() after line")]
+    changed = [f for f in out.findings if f.rule == "alter-column-type"]
+    assert {f.column for f in changed} == {"created", "edited"} and all(f.severity == "warning" for f in changed)
+    assert "UTCDateTime" in changed[0].message and "not installed here" in changed[0].message
 
 
 def test_a_name_missing_from_the_projects_own_module_is_still_the_revisions_error(tmp_path, monkeypatch):

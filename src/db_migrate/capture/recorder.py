@@ -324,6 +324,12 @@ class _StandIn(types.ModuleType):
         answer = _answer("compares", self.__name__)
         return self is not other if answer is None else answer
 
+    def __enter__(self) -> Any:  # ``with helpers.constraints_dropped(...):`` records its body; what it does itself is unknown
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
     def __mro_entries__(self, bases: tuple) -> tuple:
         return (object,)
 
@@ -403,6 +409,19 @@ def _empty_namespace(obj: Any) -> bool:
         and not isinstance(obj, _StandIn)
 
 
+def _stand_in_for_missing_names(module: types.ModuleType) -> set[str]:
+    """``import app`` where ``app`` is a folder without its code (the application's source is not here, only its
+    migrations): a name used from it later (``app.utils.database.UTCDateTime``) is a stand-in, as it would be had
+    the import failed. Without this the phase stops at the first such name and what follows goes unrecorded.
+    Returns the names of the packages given stand-ins."""
+    given: set[str] = set()
+    for value in list(vars(module).values()):
+        if _empty_namespace(value) and "__getattr__" not in vars(value):
+            value.__getattr__ = lambda attr, _ns=value.__name__: _StandIn(f"{_ns}.{attr}")  # PEP 562
+            given.add(value.__name__.split(".")[0])
+    return given
+
+
 def _line_in(exc: BaseException, fn: Any) -> int | None:
     """The line of ``fn``'s own statement that was running when ``exc`` stopped it (a helper it called may be
     where the error is: that line is ``error_line``)."""
@@ -474,6 +493,8 @@ def capture_file(
             line = _where(e, str(path))
             cap.load_error = f"importing it raised {type(e).__name__}: {e}" + (f" (line {line})" if line else "")
             return cap
+    if module is not None:
+        stand_ins |= _stand_in_for_missing_names(module)
     cap.stubbed_modules = sorted(stand_ins)
     if module is None:
         cap.load_error = "import failed: too many missing modules"
