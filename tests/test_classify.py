@@ -203,6 +203,30 @@ def test_type_change_on_large_table_is_a_rewrite():
     assert "table rewrite" in triggers(r)["large-data-migration"].evidence[0]
 
 
+@pytest.mark.parametrize(("dialect", "old", "new", "rewrites"), [
+    ("postgresql", "sa.String(50)", "sa.String(100)", False),  # the catalogue only
+    ("postgresql", "sa.String(50)", "sa.Text()", False),
+    ("mysql", "sa.String(20)", "sa.String(60)", False),  # the length prefix keeps its size: in place
+    ("mysql", "sa.String(50)", "sa.String(100)", True),  # crosses 255 bytes: the table is copied
+    ("postgresql", "sa.Integer()", "sa.BigInteger()", True),
+])
+def test_only_a_type_change_that_rewrites_is_a_large_data_migration(dialect, old, new, rewrites):
+    """classify asks the same question of the type change as the review's alter-column-type: a widening the
+    database makes in its catalogue touches no row, so a big table is no reason to escalate."""
+    from db_migrate.review.engine import review_source
+
+    src = ("from alembic import op\nimport sqlalchemy as sa\nrevision = 'b1'\ndown_revision = 'a1'\n\n"
+           f"def upgrade():\n    op.alter_column('persons', 'email', existing_type={old}, type_={new})\n\n"
+           f"def downgrade():\n    op.alter_column('persons', 'email', existing_type={new}, type_={old})\n")
+    out = review_source(src, dialect=dialect)
+    rev = ReviewResult(decision="proceed", summary="", revisions=["b1"], findings=out.findings, unchecked=out.unchecked,
+                       dialect=dialect, reviews=[out.review])
+    upgrade_only = rev.model_copy(update={"reviews": [out.review.model_copy(update={
+        "operations": [o for o in out.review.operations if o.phase == "upgrade"]})]})
+    r = classify(upgrade_only, Policy(), facts(rows={"persons": 5_000_000}))
+    assert ("large-data-migration" in triggers(r)) is rewrites
+
+
 def test_insert_select_is_a_data_migration_but_insert_values_is_not():
     down = op("execute", phase="downgrade", sql="DELETE FROM archive WHERE true")
     big = facts(rows={"archive": 500_000, "persons": 500_000})

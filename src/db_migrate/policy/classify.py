@@ -692,8 +692,8 @@ def _heavy(o: _Op, dialect: str, policy: Policy) -> str | None:
         return None
     if o.kind == "bulk_insert":
         return None  # rows listed in the migration itself: their number is visible in review
-    if o.kind == "alter_column" and o.get("type") is not None:
-        return "table rewrite (column type change)"
+    if o.kind == "alter_column" and o.get("type") is not None and o.get("type_change") not in ("same", "widen"):
+        return "table rewrite (column type change)"  # a widening (varchar(50) -> (100)) changes only the catalogue
     if o.kind == "add_column" and o.get("server_default") is not None and (dialect != "postgresql" or _before_pg11(policy)):
         # PostgreSQL 11+ stores a constant default without touching rows; other engines may fill every row
         return "backfill (new column with a default)"

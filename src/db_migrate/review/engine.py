@@ -25,6 +25,7 @@ from db_migrate.capture.offline import (
     library_versions,
 )
 from db_migrate.preflight.details import data_detail
+from db_migrate.rules._helpers import classify_type_change
 from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, StoppedPhase, SuppressedFinding
 from db_migrate.verdict import Finding, Unchecked, sort_findings
 
@@ -282,6 +283,8 @@ def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
             server_default_changed=op.modify_server_default is not False,
             existing_server_default=_default_str(op.existing_server_default),
             new_column_name=op.modify_name,
+            # how the database takes the type change (widen: catalogue only), so classify agrees with the review
+            type_change=classify_type_change(op.existing_type, op.modify_type, dialect) if op.modify_type is not None else None,
         )
     elif isinstance(op, ops.CreateTableOp):
         d.update(columns=[c.name for c in op.columns if hasattr(c, "name") and hasattr(c, "type")])
