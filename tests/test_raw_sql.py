@@ -39,6 +39,39 @@ def upgrade_ops(outcome) -> list:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
+def test_sa_ddl_run_through_the_connection_is_read_like_op_execute() -> None:
+    """``conn.execute(sa.DDL('ALTER TABLE "%(table)s" ...', context=...))`` over a module-level list of columns:
+    each statement, with its context filled in, is the alter_column it amounts to; the downgrade's statements say
+    the old types, so the rewrite is known (a dozen tables rewritten in one transaction had proceeded)."""
+    src = (
+        "cols = [('orders', 'placed_at'), ('invoices', 'issued_at')]\n\n"
+        "def upgrade():\n    for table, column in cols:\n        op.get_bind().execute(sa.DDL(\n"
+        "            'ALTER TABLE \"%(table)s\" ALTER COLUMN \"%(column)s\" TYPE TIMESTAMP WITH TIME ZONE',\n"
+        "            context={'table': table, 'column': column}))\n\n"
+        "def downgrade():\n    for table, column in reversed(cols):\n        op.get_bind().execute(sa.DDL(\n"
+        "            'ALTER TABLE \"%(table)s\" ALTER COLUMN \"%(column)s\" TYPE TIMESTAMP WITHOUT TIME ZONE',\n"
+        "            context={'table': table, 'column': column}))\n"
+    )
+    out = review(src)
+    assert [(o.kind, o.table, o.column) for o in upgrade_ops(out)] == [
+        ("alter_column", "orders", "placed_at"), ("alter_column", "invoices", "issued_at")]
+    found = rules(out)["alter-column-type"]
+    assert found[0].severity == "error" and "TIMESTAMP WITHOUT TIME ZONE to TIMESTAMP WITH TIME ZONE" in found[0].message
+    assert "missing-downgrade" not in rules(out) and "downgrade-not-inverse" not in rules(out)
+
+
+@pytest.mark.parametrize(("using", "rewrites"), [
+    ("placed_at AT TIME ZONE 'UTC'", True),  # every value computed anew
+    ("placed_at::timestamptz", False),  # a cast of the column: whether it rewrites depends on the old type
+    ("placed_at", False),
+])
+def test_raw_type_change_with_a_using_that_computes_values_is_a_known_rewrite(using, rewrites) -> None:
+    src = body(f"op.execute(\"ALTER TABLE orders ALTER COLUMN placed_at TYPE timestamptz USING {using}\")")
+    found = rules(review(src))["alter-column-type"]
+    assert found[0].severity == ("error" if rewrites else "warning"), found[0].message
+    assert ("whatever the old type" in found[0].message) is rewrites
+
+
 def test_not_null_column_without_default_in_raw_sql_is_the_same_error_as_add_column() -> None:
     raw = review(body('op.execute("ALTER TABLE persons ADD COLUMN badge int NOT NULL")'))
     (op,) = upgrade_ops(raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import ops
@@ -339,6 +340,13 @@ class AlterColumnType(Rule):
             before = type_before(cap, rec)  # existing_type=, or what the downgrade restores
             change = classify_type_change(before, op.modify_type, cap.dialect)
             col, new = f"{rec.table}.{op.column_name}", spell(op.modify_type, cap.dialect)
+            if change == "unknown" and rec.from_sql and before is None and _using_computes(op):
+                # USING that computes a new value (``col AT TIME ZONE 'UTC'``) rewrites every row whatever the old type
+                yield self.finding(
+                    cap, f"Changes {col} to {new} USING {op.kw['postgresql_using']}: a value computed anew for every "
+                    f"row, so PostgreSQL rewrites {rec.table} and its indexes under an ACCESS EXCLUSIVE lock (reads "
+                    "and writes blocked) whatever the old type.", rec=rec, fix=_expand_contract(cap, rec))
+                continue
             if change == "unknown" and rec.from_sql and before is None:
                 raw_unknown.setdefault((rec.line, rec.table), []).append((rec, op, new))
                 continue
@@ -380,6 +388,17 @@ class AlterColumnType(Rule):
                 rec=changes[0][0], severity="warning", fix=None,
             )
 
+
+
+def _using_computes(op: Any) -> bool:
+    """A ``USING`` that is more than the column itself or a cast of it: PostgreSQL skips the rewrite only when
+    USING leaves the contents as they are and the old type is binary coercible to the new one."""
+    using = op.kw.get("postgresql_using")
+    if not using:
+        return False
+    col = re.escape(op.column_name.lower())
+    text = " ".join(str(using).replace('"', "").lower().split())
+    return not re.fullmatch(rf"\(?{col}\)?(::.+)?|cast\({col} as .+\)", text)
 
 
 _MEANT = {"type": "type_", "default": "server_default", "name": "new_column_name", "null": "nullable", "new_name": "new_column_name"}

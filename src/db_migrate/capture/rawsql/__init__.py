@@ -70,8 +70,9 @@ def execute_text(entry: RecordedOp) -> str | None:
     sqltext = entry.op.sqltext  # type: ignore[attr-defined]
     if isinstance(sqltext, str):
         return sqltext
-    if type(sqltext).__name__ == "TextClause" and entry.sql:
-        return ";\n".join(entry.sql)  # rendered with literal binds: bind parameters become values
+    if type(sqltext).__name__ in ("TextClause", "DDL") and entry.sql:
+        # rendered with literal binds: bind parameters become values; sa.DDL's %(name)s become its context's values
+        return ";\n".join(entry.sql)
     return None
 
 
