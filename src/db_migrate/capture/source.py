@@ -342,6 +342,31 @@ def created_after(tree: ast.Module, phase: str, line: int) -> set[str]:
             and n.func.attr == "create_table" and n.lineno > line and (t := _literal(_argument(n, 0, "table_name")))} if fn else set()
 
 
+def fills_column(tree: ast.Module, phase: str, after: int, before: int, table: str, column: str) -> int | None:
+    """The line of a write of ``table.column`` that ``phase``'s function holds between ``after`` and ``before``
+    (``t.update().values(column=...)``, ``update(t).values({'column': ...})``, ``UPDATE t SET column = ...``), or
+    None: the fill the code shows where recording could not follow it (a loop over rows read offline)."""
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    if fn is None:
+        return None
+    set_sql = re.compile(rf"\bUPDATE\s+[\w\"`.]*?\b{re.escape(table)}\b[\"`]?\s.*?\bSET\b.*?[\s,\"`]{re.escape(column)}[\"`]?\s*=",
+                         re.IGNORECASE | re.DOTALL)
+    for st in fn.body:
+        if not (after <= st.lineno < before):
+            continue
+        names = {n.id for n in ast.walk(st) if isinstance(n, ast.Name)} | {
+            n.attr for n in ast.walk(st) if isinstance(n, ast.Attribute)} | {
+            n.value for n in ast.walk(st) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        for node in ast.walk(st):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values" \
+                    and table in names and (any(k.arg == column for k in node.keywords) or any(
+                        isinstance(a, ast.Dict) and any(_literal(k) == column for k in a.keys) for a in node.args)):
+                return node.lineno
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and set_sql.search(node.value):
+                return node.lineno
+    return None
+
+
 def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bool = False) -> list[UnrecordedDrop]:
     """The drops with literal names ``phase``'s function holds after ``line``, where its recording stopped.
 

@@ -12,6 +12,7 @@ from alembic.operations import ops
 from sqlalchemy.sql.elements import conv
 
 from db_migrate.capture.dialects import type_sql
+from db_migrate.capture.source import fills_column, parsed
 from db_migrate.capture.sql import VALIDATE
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
@@ -132,6 +133,9 @@ class SetNotNull(Rule):
                     unknown = next((line for phase, line in cap.went_on if phase == rec.phase and rec.line and line < rec.line), None) or \
                         next((r.line for r, stmt in cap.statements(rec.phase) if r.index < rec.index and stmt.parse_error
                               and (not stmt.tables or rec.table in stmt.tables)), None)
+                    tree = parsed(cap.source)
+                    if unknown and tree is not None and fills_column(tree, rec.phase, unknown, rec.line, rec.table, op.column_name):
+                        continue  # the code fills it where recording could not follow (rows read offline): the review's unchecked
                     if unknown:  # what failed offline there may be the UPDATE that fills it: unknown, not absent
                         yield self.finding(
                             cap, f"Sets {col} NOT NULL right after adding it without a server default; line {unknown}, "
