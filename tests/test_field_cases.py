@@ -717,3 +717,32 @@ def test_a_data_migration_that_reads_then_writes_in_a_loop_is_not_only_its_read(
     (f,) = by_rule(out)["missing-downgrade"]
     assert "data migration that offline recording cannot follow" in f.message
     assert classified(out).decision == "escalate"
+
+
+# --- a key to a table this transaction created ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", ["upgrade", "downgrade"])
+def test_a_key_over_a_new_column_to_a_table_created_in_this_transaction_blocks_no_one(phase):
+    """No other session sees the new table before the commit, and the new column is NULL in every row: no row fails
+    the key and no writer waits; the scan of the (already locked) table is said as a note, in either phase."""
+    steps = (
+        "op.create_table('teams', sa.Column('id', sa.Integer, primary_key=True))\n"
+        "op.add_column('projects', sa.Column('team_id', sa.Integer, nullable=True))\n"
+        "op.create_foreign_key('projects_team_id_fkey', 'projects', 'teams', ['team_id'], ['id'])"
+    )
+    undo = "op.drop_constraint('projects_team_id_fkey', 'projects', type_='foreignkey')\n" \
+           "op.drop_column('projects', 'team_id')\nop.drop_table('teams')"
+    src = body(steps, undo) if phase == "upgrade" else body(undo, steps)
+    [f] = by_rule(review(src))["add-foreign-key-validating"]
+    assert f.severity == "info" and "created in this transaction" in f.message, f.message
+
+
+def test_a_key_over_a_new_column_to_an_existing_table_still_names_its_writers_waiting():
+    src = body(
+        "op.add_column('projects', sa.Column('team_id', sa.Integer, nullable=True))\n"
+        "op.create_foreign_key('projects_team_id_fkey', 'projects', 'teams', ['team_id'], ['id'])",
+        "op.drop_constraint('projects_team_id_fkey', 'projects', type_='foreignkey')\nop.drop_column('projects', 'team_id')",
+    )
+    [f] = by_rule(review(src))["add-foreign-key-validating"]
+    assert f.severity == "warning" and "writes to teams wait" in f.message

@@ -14,6 +14,7 @@ from db_migrate.rules.naming import created_name
 from db_migrate.rules._helpers import (
     is_new_column,
     is_transient_table,
+    is_new_table,
     locked_earlier,
     recreated_primary_keys,
     tables_created_before,
@@ -115,6 +116,16 @@ class AddForeignKeyValidating(Rule):
         new_columns = _all_new_columns(cap, rec)
         kept = new_columns or _rows_satisfied_it(cap, rec)
         risk = "" if kept else ", and one orphan row fails the migration"
+        if new_columns and referent and is_new_table(cap, rec, referent):
+            # no row can fail, and no other session sees the referenced table before this transaction commits: only
+            # the scan of the table is left, which blocks no one new once the table is locked (its new column)
+            since = locked_earlier(cap, rec, table)
+            return self.finding(
+                cap, f"Adds a foreign key on {table} over a column added in this {_phase_word(rec)} (NULL in every row) "
+                f"to {referent}, created in this transaction: no row fails it and no other session writes {referent} "
+                f"yet; the check scans {table}" + (f", locked since line {since}." if since else "."),
+                rec=rec, table=table, fix=None, severity="info",
+            )
         held = locked_earlier(cap, rec, table) if rec.phase == "upgrade" and new_columns else None
         if held and referent:
             # the table is already locked (its new column), and no row can fail: what is left is the referenced
@@ -252,6 +263,10 @@ def _rows_satisfied_it(cap, rec) -> bool:
         isinstance(u.op, ops.CreateForeignKeyOp) and (u.table, tuple(u.op.local_cols), u.op.referent_table) == same
         for u in cap.upgrade
     )
+
+
+def _phase_word(rec) -> str:
+    return "revision" if rec.phase == "upgrade" else "downgrade"
 
 
 def _all_new_columns(cap, rec) -> bool:
