@@ -395,14 +395,22 @@ class AlterColumnType(Rule):
 
 
 def _using_computes(op: Any) -> bool:
-    """A ``USING`` that is more than the column itself or a cast of it: PostgreSQL skips the rewrite only when
-    USING leaves the contents as they are and the old type is binary coercible to the new one."""
+    """A ``USING`` that is more than the column itself or casts of it: PostgreSQL skips the rewrite only when USING
+    leaves the contents as they are and the old type is binary coercible to the new one."""
     using = op.kw.get("postgresql_using")
     if not using:
         return False
-    col = re.escape(op.column_name.lower())
-    text = " ".join(str(using).replace('"', "").lower().split())
-    return not re.fullmatch(rf"\(?{col}\)?(::.+)?|cast\({col} as .+\)", text)
+    try:
+        import pglast
+
+        node = pglast.parse_sql(f"SELECT {using}")[0].stmt.targetList[0].val
+    except Exception:
+        return False  # not read: not claimed
+    while isinstance(node, pglast.ast.TypeCast):
+        node = node.arg
+    if isinstance(node, pglast.ast.ColumnRef):
+        return node.fields[-1].sval != op.column_name
+    return True
 
 
 _MEANT = {"type": "type_", "default": "server_default", "name": "new_column_name", "null": "nullable", "new_name": "new_column_name"}
