@@ -746,3 +746,17 @@ def test_a_key_over_a_new_column_to_an_existing_table_still_names_its_writers_wa
     )
     [f] = by_rule(review(src))["add-foreign-key-validating"]
     assert f.severity == "warning" and "writes to teams wait" in f.message
+
+
+def test_a_primary_key_dropped_and_set_again_on_other_columns_is_one_finding():
+    src = body(
+        "op.drop_constraint('rsvp_pkey', 'rsvp', type_='primary')\n"
+        "op.drop_column('rsvp', 'old_user_id')\n"
+        "op.create_primary_key('rsvp_pkey', 'rsvp', ['project_id', 'user_id'])",
+        "op.drop_constraint('rsvp_pkey', 'rsvp', type_='primary')\n"
+        "op.add_column('rsvp', sa.Column('old_user_id', sa.Integer(), nullable=True))\n"
+        "op.create_primary_key('rsvp_pkey', 'rsvp', ['project_id', 'old_user_id'])",
+    )
+    found = by_rule(review(src))["change-primary-key"]
+    assert [(f.phase, f.severity) for f in found] == [("upgrade", "error"), ("downgrade", "error")]
+    assert "Replaces primary key rsvp_pkey of rsvp" in found[0].message and "(project_id, user_id)" in found[0].message

@@ -561,13 +561,21 @@ class ChangePrimaryKey(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         same = {phase: recreated_primary_keys(cap, phase) for phase in self.phases}
+        drops = [r for r in self.ops(cap) if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_type == "primary"]
+        creates = [r for r in self.ops(cap) if isinstance(r.op, ops.CreatePrimaryKeyOp)]
         for rec in self.ops(cap):
             op = rec.op
             if is_transient_table(cap, rec) or rec.table in same[rec.phase]:
                 continue  # (a key re-created on its own columns changes no key: its index build is create-index's)
             if isinstance(op, ops.CreatePrimaryKeyOp):
-                what = f"Sets the primary key of {rec.table} to ({', '.join(map(str, op.columns))})"
+                dropped = next((d for d in reversed(drops) if d.phase == rec.phase and d.table == rec.table
+                                and d.index < rec.index), None)
+                what = (f"Replaces primary key {dropped.op.constraint_name} of {rec.table} (dropped on line {dropped.line}) "
+                        f"with ({', '.join(map(str, op.columns))})") if dropped else \
+                    f"Sets the primary key of {rec.table} to ({', '.join(map(str, op.columns))})"
             elif isinstance(op, ops.DropConstraintOp) and op.constraint_type == "primary":
+                if any(c.phase == rec.phase and c.table == rec.table and c.index > rec.index for c in creates):
+                    continue  # one change of key: said once, where the new key is set
                 what = f"Drops primary key {op.constraint_name} of {rec.table}"
             else:
                 continue
