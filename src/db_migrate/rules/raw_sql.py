@@ -235,6 +235,12 @@ def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
     if isinstance(part, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
         bound = names | {n.id for g in part.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
         return all(_is_constant(g.iter, names) and not g.ifs for g in part.generators) and _is_constant(part.elt, frozenset(bound))
+    if isinstance(part, ast.Call) and isinstance(part.func, ast.Name) and part.func.id in _ORDERING:
+        return not part.keywords and all(_is_constant(a, names) for a in part.args)  # reversed(RENAMES)
+    if isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute) and part.func.attr in ("items", "keys", "values"):
+        return not part.args and _is_constant(part.func.value, names)  # RENAMES.items()
+    if isinstance(part, ast.Dict):
+        return all(k is not None and _is_constant(k, names) for k in part.keys) and all(_is_constant(v, names) for v in part.values)
     if isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute) and isinstance(part.func.value, ast.Constant):
         return not part.keywords and all(_is_constant(a, names) for a in part.args)  # "sep".join(...), "x{}".format(...)
     return False
@@ -261,15 +267,20 @@ def _fixed_names(source: str) -> frozenset[str]:
             for t in targets:
                 for n in ast.walk(t):
                     if isinstance(n, ast.Name):
-                        # a plain ``name = value`` keeps its value; any other binding makes it unknown (None)
+                        # a plain ``name = value`` keeps its value, a loop's name an item of what it loops over
+                        # (fixed when that is: ``for old, new in RENAMES``); any other binding makes it unknown (None)
                         plain = isinstance(node, ast.Assign) and t is n
-                        values.setdefault((id(scope), n.id), []).append(node.value if plain else None)
+                        bound = node.value if plain else node.iter if isinstance(node, ast.For) else None
+                        values.setdefault((id(scope), n.id), []).append(bound)
     known: frozenset[str] = frozenset()
     for _ in range(3):  # a name from a name: a few rounds settle it
         ok = {key: all(v is not None and _is_constant(v, known) for v in vs) for key, vs in values.items()}
         known = frozenset(name for (_, name) in ok if all(v for (sc, n), v in ok.items() if n == name))
     return known
 
+
+#: Builtins that order or pair fixed items and keep them fixed.
+_ORDERING = {"reversed", "sorted", "list", "tuple", "enumerate", "zip"}
 
 #: Modules whose attributes are constants of the language or library (datetime.min, uuid.NAMESPACE_DNS).
 _CONSTANT_MODULES = {"datetime", "date", "uuid", "math", "decimal", "sys"}
