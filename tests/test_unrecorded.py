@@ -406,3 +406,25 @@ def test_set_not_null_after_a_loop_that_writes_another_column_still_warns():
     out = review_source(body(_FILL_IN_A_LOOP.format(write=write)))
     [f] = [f for f in out.findings if f.rule == "set-not-null"]
     assert f.severity == "warning" and "may fill it" in f.message
+
+
+# --- Flask-Migrate's multi-database template ---------------------------------------------------------------
+
+
+def test_each_databases_functions_of_a_multi_database_revision_are_recorded():
+    """``upgrade(engine_name='')`` dispatches to ``upgrade_<engine>()`` by name; offline no env.py names the engines,
+    so every one of them is the phase (only ``upgrade_()`` ran before, and a revision that created tables on the
+    second database was 'no upgrade operations')."""
+    src = (
+        _HEADER
+        + "def upgrade(engine_name=''):\n    globals()['upgrade_%s' % engine_name]()\n\n\n"
+        + "def downgrade(engine_name=''):\n    globals()['downgrade_%s' % engine_name]()\n\n\n"
+        + "def upgrade_():\n    pass\n\n\ndef downgrade_():\n    pass\n\n\n"
+        + "def upgrade_geo():\n    op.drop_column('places', 'legacy_code')\n\n\n"
+        + "def downgrade_geo():\n    op.add_column('places', sa.Column('legacy_code', sa.String(8), nullable=True))\n"
+    )
+    out = review_source(src)
+    assert [(o.phase, o.kind) for o in out.review.operations] == [("upgrade", "drop_column"), ("downgrade", "add_column")]
+    assert "drop-column" in rules(out)
+    said = [u for u in out.unchecked if "one database at a time" in u.what]
+    assert len(said) == 2 and "upgrade_, upgrade_geo" in said[0].reason

@@ -178,6 +178,9 @@ class RevisionCapture:
     assumed_branches: list[tuple[str, int, str]] = field(default_factory=list)
     """(phase, line, what was assumed) where the revision branched on a value that is not here: recording took the
     way that goes on (the review lists them as unchecked)."""
+    engine_functions: list[tuple[str, int, list[str]]] = field(default_factory=list)
+    """(phase, line of the phase's function, its ``<phase>_<engine>`` functions): a multi-database revision whose
+    functions for each database were recorded in turn as one phase."""
     went_on: list[tuple[str, int]] = field(default_factory=list)
     """(phase, line) where recording stopped offline and went on past the statements that failed there."""
     skipped_statements: list[tuple[str, int]] = field(default_factory=list)

@@ -504,6 +504,7 @@ def capture_file(
         fn = getattr(module, phase, None)
         if not callable(fn):
             continue
+        fn = _each_engine(cap, module, phase, fn)
         args = _runner_arguments(fn)
         if args:
             cap.stand_in_arguments = sorted({f"{phase}({', '.join(args)})"} | set(cap.stand_in_arguments))
@@ -682,6 +683,32 @@ def _record_phase(cap: RevisionCapture, phase: str, fn: Any, args: list[str], se
         signal.signal(signal.SIGALRM, old_handler)
         _active = None
     return list(cap.ops(phase)), outcome, stopped  # type: ignore[arg-type]
+
+
+def _each_engine(cap: RevisionCapture, module: types.ModuleType, phase: str, fn: Any) -> Any:
+    """Flask-Migrate's multi-database template: ``upgrade(engine_name='')`` calls ``upgrade_<engine>()`` by name, and
+    its env.py runs the revision once per database. Offline no env.py names the engines, so the phase is every
+    ``upgrade_<engine>`` of the file in turn (else only ``upgrade_()`` ran, and the others' operations went unseen)."""
+    import inspect
+
+    try:
+        if "engine_name" not in inspect.signature(fn).parameters:
+            return fn
+    except (TypeError, ValueError):
+        return fn
+    path = str(cap.path)
+    engines = sorted((f for name, f in vars(module).items() if name.startswith(f"{phase}_") and callable(f)
+                      and getattr(getattr(f, "__code__", None), "co_filename", None) == path),
+                     key=lambda f: f.__code__.co_firstlineno)
+    if not engines:
+        return fn
+    cap.engine_functions.append((phase, fn.__code__.co_firstlineno, [f.__name__ for f in engines]))
+
+    def every_engine() -> None:
+        for f in engines:
+            f()
+
+    return every_engine
 
 
 def _runner_arguments(fn: Any) -> list[str]:

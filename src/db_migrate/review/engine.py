@@ -161,6 +161,10 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         )
     for phase, line, sentence in cap.assumed_branches:
         add(f"{phase}() at line {line}, the way not taken", sentence, line)
+    for phase, line, functions in cap.engine_functions:
+        add(f"{phase}() at line {line}, one database at a time", f"{phase}(engine_name) runs {phase}_<engine>() for the "
+            f"database env.py names: {', '.join(functions)} were recorded in turn as if on one database, so what one "
+            "does to another's tables is not told apart", line)
     if cap.stand_in_arguments:
         add(
             "values of the arguments of " + ", ".join(cap.stand_in_arguments),
