@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from projectfactory import make_project
 
-from db_migrate.capture.source import stated_rows
+from db_migrate.capture.source import stated_one_way, stated_rows
 from db_migrate.classify import classify_escalation
 from db_migrate.project import load_project
 from db_migrate.review import review_migration
@@ -50,3 +50,19 @@ def test_replacing_an_audit_tables_trigger_function_touches_the_audit_trail(tmp_
     (t,) = [t for t in r.escalation.triggers if t.trigger == "audit-trail"]
     assert "log_change" in t.evidence[0] and "change_audit" in t.evidence[0]
     assert r.decision == "escalate"
+
+
+_RENAME_HANDLES = ("def upgrade():\n    # names with dashes become underscores; {words}\n"
+                   "    op.execute(\"UPDATE accounts SET handle = replace(handle, '-', '_') WHERE handle LIKE '%-%'\")\n\n\n"
+                   "def downgrade():\n    op.execute(\"UPDATE accounts SET handle = replace(handle, '_', '-') WHERE handle LIKE '%\\\\_%'\")\n")
+
+
+def test_a_revision_that_says_it_cannot_be_undone_escalates_though_its_downgrade_runs(tmp_path):
+    """The downgrade applies another function to the rows (names that always had underscores get dashes): only the
+    author's own words tell that it is no way back, and they are read."""
+    said = load_project(make_project(tmp_path, [{"body": _RENAME_HANDLES.format(words="sadly this is not reversible")}]))
+    (t,) = [t for t in classify_escalation(said, "000000000001").escalation.triggers if t.trigger == "unclear-rollback"]
+    assert "not reversible" in t.evidence[0] and "accounts" in t.evidence[0]
+    plain = load_project(make_project(tmp_path / "p", [{"body": _RENAME_HANDLES.format(words="see the ticket")}]))
+    assert "unclear-rollback" not in {t.trigger for t in classify_escalation(plain, "000000000001").escalation.triggers}
+    assert stated_one_way("def upgrade():\n    op.execute('-- not reversible')\n") is None  # SQL text is not words

@@ -270,16 +270,16 @@ _STATED_ROWS = re.compile(
 _SCALE = {"k": 10**3, "thousand": 10**3, "m": 10**6, "mm": 10**6, "million": 10**6, "bn": 10**9, "billion": 10**9}
 
 
-def stated_rows(source: str) -> tuple[int, int, str] | None:
-    """The largest row count the revision's own words state (``~2.4M rows`` in its docstring or a comment):
-    (rows, line, the words), or None. Code and SQL strings are not read: ``LIMIT 1000`` is not a size."""
+def _words(source: str) -> list[tuple[int, str]]:
+    """(line, text) of the revision's own words: docstrings of the module and its functions, and comments. Code and
+    SQL strings are not words."""
     import io
     import tokenize
 
     texts: list[tuple[int, str]] = []
     tree = parsed(source)
     if tree is None:
-        return None
+        return texts
     for node in [tree, *(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
         doc = ast.get_docstring(node, clean=False)
         if doc and node.body:
@@ -290,6 +290,32 @@ def stated_rows(source: str) -> tuple[int, int, str] | None:
                 texts.append((tok.start[0], tok.string))
     except (tokenize.TokenError, SyntaxError):
         pass
+    return texts
+
+
+_ONE_WAY = re.compile(
+    r"\b(?:not|never|cannot|can ?not|can't|isn't|is not|no way to)\s+(?:be\s+)?(?:reversible|reversed|undone|rolled back)\b"
+    r"|\birreversible\b|\bone[- ]way\b", re.IGNORECASE)
+
+
+def stated_one_way(source: str) -> tuple[int, str] | None:
+    """Where the revision's own words say it cannot be undone ("Unfortunately this process is not reversible"):
+    (line, the sentence), or None. A downgrade that runs is then no proof of a way back."""
+    for line, text in _words(source):
+        if "db-migrate:" in text:
+            continue  # the marker is read by irreversible_marker, with its own meaning
+        m = _ONE_WAY.search(text)
+        if m:
+            start = max(text.rfind(".", 0, m.start()), text.rfind("\n", 0, m.start())) + 1
+            end = text.find(".", m.end())
+            return line, " ".join(text[start: end + 1 if end >= 0 else len(text)].lstrip("#").split())[:200]
+    return None
+
+
+def stated_rows(source: str) -> tuple[int, int, str] | None:
+    """The largest row count the revision's own words state (``~2.4M rows`` in its docstring or a comment):
+    (rows, line, the words), or None. Code and SQL strings are not read: ``LIMIT 1000`` is not a size."""
+    texts = _words(source)
     best: tuple[int, int, str] | None = None
     for line, text in texts:
         for m in _STATED_ROWS.finditer(text):

@@ -290,6 +290,7 @@ def decide_for(
     _primary_keys(triggers, upgrade, current, ops)
     _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old), _touched(preflight))
     _rollback(triggers, ops, current, getattr(review, "conventions", None), _stopped(review, old), unchecked)
+    _said_one_way(triggers, review, old, ops)
     if preflight is not None:
         _preflight(triggers, findings, unchecked, preflight)
 
@@ -777,17 +778,33 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
             triggers.fire("unclear-rollback", f"{o.where}: op.execute ({o.sql_kind or 'SQL'}) has no inverse in downgrade()")
 
 
-def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
-    """Revision -> its first upgrade operation that destroys data (a dropped table or column, rows deleted)."""
+def _said_one_way(triggers, review: Any, old: set[str], ops: list[_Op]) -> None:
+    """The revision's own words say it cannot be undone, and its upgrade changes data: a downgrade that runs is no
+    way back (it may apply another function to the rows), so a human decides."""
+    changing: dict[str | None, _Op] = {}
+    for o in _changing(ops):
+        changing.setdefault(o.revision, o)
+    for r in getattr(review, "reviews", None) or []:
+        said = getattr(r, "stated_one_way", None)
+        if said and r.revision not in old and r.revision in changing:
+            triggers.fire("unclear-rollback", f"{r.path}: the revision says it cannot be undone ({said}), and "
+                          f"{changing[r.revision].where} changes data")
+
+
+def _changing(ops: list[_Op]) -> list[_Op]:
+    """Upgrade operations that change or remove data that existed (a dropped table or column, rows deleted or
+    overwritten); filling a column this revision adds, or only NULLs, overwrites nothing that existed."""
     from db_migrate.policy.conventions import loses_data
 
-    out: dict[str | None, _Op] = {}
     widened = {(o.revision, o.table) for o in ops if o.phase == "upgrade" and o.kind == "add_column"}
-    for o in ops:
-        if o.phase != "upgrade" or not loses_data(o.kind, o.sql_kind, bool(o.table_created_here)):
-            continue
-        if o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _nothing_to_undo(o)):
-            continue  # filling a column this revision adds, or only NULLs: a backfill overwrites nothing that existed
+    return [o for o in ops if o.phase == "upgrade" and loses_data(o.kind, o.sql_kind, bool(o.table_created_here))
+            and not (o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _nothing_to_undo(o)))]
+
+
+def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
+    """Revision -> its first upgrade operation that destroys data (a dropped table or column, rows deleted)."""
+    out: dict[str | None, _Op] = {}
+    for o in _changing(ops):
         if o.sql_kind == "UPDATE" and all(s.has_where is not False for s in o.statements):
             continue  # a data fix of the rows it selects, as such projects make them; a blanket overwrite still counts
         out.setdefault(o.revision, o)

@@ -337,10 +337,11 @@ def _plain(value: Any) -> Any:
 
 
 def _stated(source: str) -> dict:
-    from db_migrate.capture.source import stated_rows
+    from db_migrate.capture.source import stated_one_way, stated_rows
 
-    found = stated_rows(source)
-    return dict(stated_rows=found[0], stated_rows_where=f"line {found[1]}: {found[2]}") if found else {}
+    found, one_way = stated_rows(source), stated_one_way(source)
+    return {**(dict(stated_rows=found[0], stated_rows_where=f"line {found[1]}: {found[2]}") if found else {}),
+            **(dict(stated_one_way=f"line {one_way[0]}: {one_way[1]}") if one_way else {})}
 
 
 def _summarise(cap: RevisionCapture) -> RevisionReview:

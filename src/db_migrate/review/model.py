@@ -52,6 +52,10 @@ class RevisionReview(BaseModel):
         default=None, description="The largest row count the revision's docstring or comments state ('~2.4M rows')."
     )
     stated_rows_where: str | None = Field(default=None, description="Where and how it says so: 'line 3: ~2.4M rows'.")
+    stated_one_way: str | None = Field(
+        default=None, description="Where its docstring or comments say it cannot be undone: 'line 40: Unfortunately "
+        "this process is not reversible.'",
+    )
     stopped: list[StoppedPhase] = Field(
         default_factory=list,
         description="Phases whose recording stopped early: their operations are those before the stop, not all "
