@@ -773,3 +773,23 @@ def test_a_primary_key_dropped_and_set_again_on_other_columns_is_one_finding():
     found = by_rule(review(src))["change-primary-key"]
     assert [(f.phase, f.severity) for f in found] == [("upgrade", "error"), ("downgrade", "error")]
     assert "Replaces primary key rsvp_pkey of rsvp" in found[0].message and "(project_id, user_id)" in found[0].message
+
+
+@pytest.mark.parametrize(("down", "escalates"), [
+    ("op.execute('UPDATE consent_history SET notice_name = NULL')", True),  # another statement on the table: no way back
+    ("op.execute('DELETE FROM consent_current')", True),
+    ("op.execute('INSERT INTO consent_history SELECT * FROM consent_history_removed')", False),  # put back from a copy
+])
+def test_rows_deleted_come_back_only_if_the_downgrade_puts_them_back(down, escalates):
+    up = ("op.execute('CREATE TABLE consent_history_removed AS SELECT * FROM consent_history WHERE notice_id IS NULL')\n"
+          "op.execute('DELETE FROM consent_history WHERE notice_id IS NULL')")
+    result = classified(review(body(up, down)))
+    assert ("unclear-rollback" in [t.trigger for t in result.escalation.triggers]) is escalates
+
+
+def test_deleting_every_row_is_the_tables_data_gone_and_a_where_is_not():
+    everything = classified(review(body("op.execute('DELETE FROM privacy_experience')", "pass")))
+    assert any("privacy_experience" in e for t in everything.escalation.triggers if t.trigger == "drop-with-data"
+               for e in t.evidence)
+    some = classified(review(body("op.execute(\"DELETE FROM privacy_experience WHERE region = 'xx'\")", "pass")))
+    assert "drop-with-data" not in [t.trigger for t in some.escalation.triggers]

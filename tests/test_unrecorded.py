@@ -428,3 +428,27 @@ def test_each_databases_functions_of_a_multi_database_revision_are_recorded():
     assert "drop-column" in rules(out)
     said = [u for u in out.unchecked if "one database at a time" in u.what]
     assert len(said) == 2 and "upgrade_, upgrade_geo" in said[0].reason
+
+
+# --- rows deleted where recording could not follow -----------------------------------------------------------
+
+_CLEARS_AFTER_A_READ = (
+    "CLEAR_CONFIGS = 'DELETE FROM experience_config;'\n\n\n"
+    "def clear(bind):\n    log.info('delete from the old experiences first')\n"
+    "    bind.execute(sa.text('DELETE FROM experience'))\n    bind.execute(sa.text(CLEAR_CONFIGS))\n\n\n"
+    "def migrate(bind):\n    rows = bind.execute(sa.text('SELECT id FROM experience')).fetchall()\n"
+    "    backup(rows)\n    clear(bind)\n\n\n"
+)
+
+
+def test_rows_a_helper_deletes_after_a_read_are_read_from_the_source_and_escalate():
+    """The upgrade's one statement calls a helper that reads rows (recording stops there), then one that clears two
+    tables: the literal DELETEs (one in a module constant) are what the upgrade does, so they are judged."""
+    src = body("migrate(op.get_bind())", "pass", head="import logging\nlog = logging.getLogger(__name__)\n\n"
+               + _CLEARS_AFTER_A_READ)
+    out = review_source(src)
+    deletes = [o for o in out.review.operations if o.kind == "execute" and o.detail.get("unrecorded_after_line")]
+    assert sorted(o.table for o in deletes) == ["experience", "experience_config"]  # not the log line's "the"
+    result = decided(out)
+    assert {"drop-with-data", "unclear-rollback"} <= {t.trigger for t in result.escalation.triggers}
+    assert any("experience_config" in e for e in evidence(result, "drop-with-data"))

@@ -113,17 +113,20 @@ class SourceFact:
 
 @dataclass
 class UnrecordedDrop:
-    """``op.drop_table('t')`` / ``op.drop_column('t', 'c')`` (or a batch's ``drop_column('c')``) read from the source
-    after the line where recording of its phase stopped: it was never recorded, yet it drops what it names."""
+    """``op.drop_table('t')`` / ``op.drop_column('t', 'c')`` (or a batch's ``drop_column('c')``), or literal SQL that
+    deletes rows, read from the source after the line where recording of its phase stopped: it was never recorded,
+    yet it drops what it names."""
 
     phase: Phase
-    kind: Literal["drop_table", "drop_column"]
+    kind: Literal["drop_table", "drop_column", "execute"]
     table: str
     column: str | None
     line: int
     after_line: int
     """The line where recording of the phase stopped."""
     schema: str | None = None
+    sql: str | None = None
+    """For ``execute``: the literal statement that deletes rows of ``table`` (``DELETE FROM t ...``, ``TRUNCATE t``)."""
 
 
 @dataclass

@@ -518,12 +518,24 @@ def capture_file(
                 found = [d for line in lines for d in drops_after(tree, phase, line, within_statement=True)]
             else:
                 found = drops_after(tree, phase, outcome.stop_line)
+            said = {" ".join(t.split()).lower() for r in cap.ops(phase) for t in r.sql}  # type: ignore[arg-type]
+            found = [d for d in found if d.kind != "execute" or _deletes_rows(d, cap.dialect, said)]
             seen: set[tuple] = set()
             for d in found:
-                if (d.kind, d.table, d.column) not in recorded and (d.kind, d.table, d.column, d.line) not in seen:
+                if (d.kind == "execute" or (d.kind, d.table, d.column) not in recorded) and (d.kind, d.table, d.column, d.line) not in seen:
                     seen.add((d.kind, d.table, d.column, d.line))
                     cap.unrecorded_drops.append(d)
     return cap
+
+
+def _deletes_rows(d: Any, dialect: str, recorded_sql: set[str]) -> bool:
+    """The literal statement read from the source parses as a DELETE or TRUNCATE (not a log line that says "delete
+    from"), and the phase did not record it."""
+    from db_migrate.capture.sql import parse_sql
+
+    stmts = parse_sql(d.sql or "", dialect)
+    return len(stmts) == 1 and not stmts[0].parse_error and stmts[0].kind.upper() in ("DELETE", "TRUNCATE") \
+        and " ".join((d.sql or "").split()).lower() not in recorded_sql
 
 
 def _record_phase_choosing_branches(cap: RevisionCapture, phase: str, fn: Any, args: list[str], seconds: float) -> None:

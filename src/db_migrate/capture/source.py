@@ -398,8 +398,10 @@ def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bo
 
     ``op.drop_table('t')``, ``op.drop_column('t', 'c')`` and ``batch_op.drop_column('c')`` inside ``with
     op.batch_alter_table('t') as batch_op``: what would run once the phase got past ``line`` (a data read offline
-    recording cannot do, say).  Names built at run time are not guessed. ``within_statement``: only those inside
-    the function's top-level statement that holds ``line`` (recording went on past it: what follows was recorded).
+    recording cannot do, say).  Literal SQL that deletes rows (``DELETE FROM t``, ``TRUNCATE t``; in a string or a
+    module-level constant) counts too, and so do the module's own functions those lines call (a helper that
+    clears a table). Names built at run time are not guessed. ``within_statement``: only those inside the
+    function's top-level statement that holds ``line`` (recording went on past it: what follows was recorded).
     """
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
     if fn is None:
@@ -407,14 +409,18 @@ def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bo
     end = None
     if within_statement:
         end = next((st.end_lineno for st in fn.body if st.lineno <= line <= (st.end_lineno or st.lineno)), line)
+    after = [n for n in ast.walk(fn) if getattr(n, "lineno", 0) >= line and (end is None or n.lineno <= end)]
+    nodes = [n for n in after if n.lineno > line] + _called_helpers(tree, after)
     op_names = {"op", "operations"}
     batches = _batch_tables(fn, op_names)
     copied = copied_from(fn, line)
     out: list[UnrecordedDrop] = []
-    for node in ast.walk(fn):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.lineno > line):
-            continue
-        if end is not None and node.lineno > end:
+    for node in nodes:
+        if isinstance(node, (ast.Constant, ast.Name)) and (sql := _sql_text(tree, node)):
+            for m in _DELETES_ROWS.finditer(sql):
+                out.append(UnrecordedDrop(phase, "execute", m.group(2).replace('"', ""), None, node.lineno, line,  # type: ignore[arg-type]
+                                          sql=" ".join(m.group(0).split())))
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
         kind, schema = node.func.attr, _literal(next((k.value for k in node.keywords if k.arg == "schema"), None))
@@ -429,3 +435,35 @@ def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bo
         elif owner in batches and kind == "drop_column" and (column := _literal(_argument(node, 0, "column_name"))):
             out.append(UnrecordedDrop(phase, "drop_column", batches[owner], column, node.lineno, line, schema))  # type: ignore[arg-type]
     return sorted(out, key=lambda d: d.line)
+
+
+#: A statement that deletes rows of a table, up to its end (a WHERE is kept: the policy weighs it).
+_DELETES_ROWS = re.compile(r"\b(DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+(?:ONLY\s+)?([\w\".]+)[^;]*", re.IGNORECASE)
+
+
+def _sql_text(tree: ast.Module, node: ast.AST) -> str | None:
+    """The SQL a string literal holds, or a name bound at module level to one (``text(DELETE_QUERY)``)."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+        for st in tree.body:
+            if isinstance(st, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in st.targets):
+                return _literal(st.value)
+    return None
+
+
+def _called_helpers(tree: ast.Module, nodes: list[ast.AST]) -> list[ast.AST]:
+    """Every node of the module's own functions that ``nodes`` call by name, and of those they call in turn."""
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    todo = [n.func.id for n in nodes if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    seen: set[str] = {"upgrade", "downgrade"}
+    out: list[ast.AST] = []
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
+            continue
+        seen.add(name)
+        body = [n for st in defs[name].body for n in ast.walk(st)]
+        out += body
+        todo += [n.func.id for n in body if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    return out

@@ -538,6 +538,9 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
         dropped = [o.table] if o.kind == "drop_table" and o.table and not o.get("checked_empty_at_line") else []
         if o.kind == "execute" and o.sql_kind.startswith(("DROP TABLE", "TRUNCATE")):
             dropped += o.tables
+        elif o.kind == "execute" and o.sql_kind == "DELETE":
+            # every row deleted is the table's data gone, as a TRUNCATE would
+            dropped += [t for st in o.statements if st.kind.upper() == "DELETE" and st.has_where is False for t in st.tables[:1]]
         for t in dropped:
             if (o.revision, t) in replaced:
                 continue  # re-created by hand: its rows went into the copy that takes its name
@@ -827,6 +830,15 @@ def _inverted(o: _Op, ops: list[_Op]) -> bool:
     """
     down = [d for d in ops if d.revision == o.revision and d.phase == "downgrade"]
     tables = set(o.tables)
+    created = any(u.table_created_here and u.table in tables for u in ops if u.revision == o.revision and u.phase == "upgrade")
+    if o.sql_kind in ("DELETE", "TRUNCATE"):
+        # deleted rows come back only by being put back: an INSERT (from a copy the upgrade kept) or bulk_insert into
+        # that table; setting columns to NULL or deleting elsewhere is no way back
+        targets = {t for st in o.statements if st.kind.upper() in ("DELETE", "TRUNCATE") for t in st.tables[:1]} or tables
+        return created or any(
+            (d.kind == "bulk_insert" and d.table in targets)
+            or (d.kind == "execute" and any(st.kind.upper() == "INSERT" and set(st.tables[:1]) & targets for st in d.statements))
+            for d in down)
     sql = " ".join(s.text for s in o.statements).lower()
     for d in down:
         if d.kind == "execute" and (tables & set(d.tables) or not tables):
@@ -838,7 +850,7 @@ def _inverted(o: _Op, ops: list[_Op]) -> bool:
         named = str(d.get("name") or "").lower()
         if d.kind in ("drop_constraint", "drop_index") and d.table in tables and named and re.search(rf"\b{re.escape(named)}\b", sql):
             return True
-    return any(u.table_created_here and u.table in tables for u in ops if u.revision == o.revision and u.phase == "upgrade")
+    return created
 
 
 def _auto_class(o: _Op, upgrade: list[_Op], policy: Policy, facts: DatabaseFacts | None) -> ClassifiedOperation:

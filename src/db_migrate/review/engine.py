@@ -383,6 +383,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                 detail["checked_empty_at_line"] = checked[d.table]
             if d.schema:
                 detail["schema"] = d.schema
+            if d.sql:
+                detail["sql"] = d.sql
             operations.append(Operation(
                 revision=cap.revision, phase=phase, kind=d.kind, table=d.table, column=d.column,  # type: ignore[arg-type]
                 line=d.line, detail=detail, table_created_here=d.table in created,
