@@ -226,6 +226,24 @@ def test_a_nullability_restated_along_the_chain_is_not_a_scan(tmp_path):
     assert [(f.column, f.rule) for f in out.findings if f.rule == "set-not-null"] == [("note", "set-not-null")]
 
 
+def test_the_type_a_column_had_is_read_from_the_history_when_the_revision_does_not_state_it(tmp_path):
+    """``type_=`` without ``existing_type=`` (and no downgrade to say it): the revisions before it created the column,
+    renamed it and changed its type, so what it was is known. Widening within MySQL's length prefix is in place and
+    restating the same type in a rename changes nothing; a narrowing is still one."""
+    base = revision("op.create_table('instances', sa.Column('id', sa.Integer, primary_key=True),\n"
+                    "                sa.Column('ip', sa.String(15)), sa.Column('job', sa.String(length=100)),\n"
+                    "                sa.Column('label', sa.String(80)))", "op.drop_table('instances')")
+    renamed = revision("op.alter_column('instances', 'label', new_column_name='title', existing_type=sa.String(80))\n"
+                       "op.alter_column('instances', 'title', type_=sa.String(120))")
+    later = revision("op.alter_column('instances', 'ip', type_=sa.String(45))\n"
+                     "op.alter_column('instances', 'job', new_column_name='engine_job', type_=sa.String(100))\n"
+                     "op.alter_column('instances', 'title', type_=sa.String(60))")
+    out = review_project(tmp_path, [base, renamed, later], url="mysql+pymysql://u@localhost/app")
+    changes = {(f.revision, f.column): f for f in out.findings if f.rule == "alter-column-type"}
+    assert set(changes) == {("000000000003", "title")}, [f.message for f in changes.values()]
+    assert "from VARCHAR(120) to VARCHAR(60)" in changes[("000000000003", "title")].message
+
+
 def test_an_unused_import_the_projects_template_puts_in_every_revision_is_its_convention(tmp_path):
     head = "import shopapp.models  # noqa\n\n"
     quiet = revision("op.add_column('orders', sa.Column('note', sa.Text(), nullable=True))", "op.drop_column('orders', 'note')", head=head)

@@ -21,9 +21,19 @@ _DROP_NOT_NULL = re.compile(r"ALTER\s+TABLE\s+[\"`]?(\w+)[\"`]?.*?ALTER\s+(?:COL
                             re.IGNORECASE | re.DOTALL)
 
 
+State = dict[Column, tuple[bool, str | None]]
+"""(table, column) -> (NOT NULL, the source of its type: ``sa.String(15)``, or None when not read)."""
+
+
 def not_null_before(sources: Iterable[tuple[Path, str, ast.Module]]) -> dict[str, frozenset[Column]]:
     """{revision: the (table, column) pairs NOT NULL in every parent's state} for a history's files (path, text and
     syntax tree of each)."""
+    return column_history(sources)[0]
+
+
+def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> tuple[dict[str, frozenset[Column]], dict[str, dict[Column, str]]]:
+    """For each revision: the columns NOT NULL before it, and the type (its source text) that each column its
+    upgrade alters had before it, as its ancestors left them (a column must have the same in every parent)."""
     from db_migrate.project.headers import parse_header
 
     effects: dict[str, tuple[tuple[str, ...], list]] = {}
@@ -34,45 +44,66 @@ def not_null_before(sources: Iterable[tuple[Path, str, ast.Module]]) -> dict[str
             continue
         if header.revision:
             effects[header.revision] = (header.down_revisions, _steps(tree))
-    after: dict[str, frozenset[Column]] = {}
+    after: dict[str, State] = {}
 
-    def state_after(rev: str, depth: int = 0) -> frozenset[Column]:
+    def state_after(rev: str, depth: int = 0) -> State:
         if rev in after or rev not in effects or depth > 5000:
-            return after.get(rev, frozenset())
+            return after.get(rev, {})
         parents, steps = effects[rev]
-        before = _meet([state_after(p, depth + 1) for p in parents if p in effects]) if parents else frozenset()
+        before = _meet([state_after(p, depth + 1) for p in parents if p in effects]) if parents else {}
         after[rev] = _apply(before, steps)
         return after[rev]
 
-    out = {}
-    for rev, (parents, _) in effects.items():
+    not_null: dict[str, frozenset[Column]] = {}
+    types: dict[str, dict[Column, str]] = {}
+    for rev, (parents, steps) in effects.items():
         known = [p for p in parents if p in effects]
-        out[rev] = _meet([state_after(p) for p in known]) if known else frozenset()
+        before = _meet([state_after(p) for p in known]) if known else {}
+        not_null[rev] = frozenset(c for c, (nn, _) in before.items() if nn)
+        altered = {(t, c) for kind, t, c, _ in steps if kind == "type"}
+        types[rev] = {c: before[c][1] for c in altered if c in before and before[c][1]}  # type: ignore[misc]
+    return not_null, types
+
+
+def _meet(states: list[State]) -> State:
+    """What every parent agrees on (a merge revision): a column NOT NULL only if it is in all, its type if the same."""
+    if not states:
+        return {}
+    first, *rest = states
+    out: State = {}
+    for col, (nn, typ) in first.items():
+        others = [s[col] for s in rest if col in s]
+        if len(others) != len(rest):
+            continue
+        out[col] = (nn and all(o[0] for o in others), typ if all(o[1] == typ for o in others) else None)
     return out
 
 
-def _meet(states: list[frozenset[Column]]) -> frozenset[Column]:
-    return frozenset.intersection(*states) if states else frozenset()
-
-
-def _apply(state: frozenset[Column], steps: list) -> frozenset[Column]:
-    cols = set(state)
+def _apply(state: State, steps: list) -> State:
+    cols = dict(state)
     for kind, table, column, value in steps:
-        if kind == "set":
-            (cols.add if value else cols.discard)((table, column))
+        if kind == "column":  # created or added: (NOT NULL, type)
+            cols[(table, column)] = value
+        elif kind == "set":
+            nn, typ = cols.get((table, column), (False, None))
+            cols[(table, column)] = (bool(value), typ)
+        elif kind == "type":
+            nn, _ = cols.get((table, column), (False, None))
+            cols[(table, column)] = (nn, value)
+        elif kind == "drop-column":
+            cols.pop((table, column), None)
         elif kind == "rename-column":
             if (table, column) in cols:
-                cols.discard((table, column))
-                cols.add((table, value))
+                cols[(table, value)] = cols.pop((table, column))
         elif kind == "drop-table":
-            cols = {c for c in cols if c[0] != table}
+            cols = {c: v for c, v in cols.items() if c[0] != table}
         elif kind == "rename-table":
-            cols = {(value if t == table else t, c) for t, c in cols}
-    return frozenset(cols)
+            cols = {((value if t == table else t), c): v for (t, c), v in cols.items()}
+    return cols
 
 
 def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
-    """What ``upgrade()`` does to column nullability, in source order: (kind, table, column, value)."""
+    """What ``upgrade()`` does to columns' nullability and types, in source order: (kind, table, column, value)."""
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
     if fn is None:
         return []
@@ -106,22 +137,54 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
             for col in args[1:]:
                 name = _column_name(col)
                 if name:
-                    out.append(("set", table, name, _not_null(col)))
+                    out.append(("column", table, name, (_not_null(col), _type_source(col))))
         elif kind == "add_column" and len(args) > 1 and _column_name(args[1]):
-            out.append(("set", table, _column_name(args[1]), _not_null(args[1])))
+            out.append(("column", table, _column_name(args[1]), (_not_null(args[1]), _type_source(args[1]))))
         elif kind == "alter_column" and len(args) > 1 and (column := _literal(args[1])):
             kw = {k.arg: k.value for k in call.keywords}
             if "nullable" in kw and isinstance(kw["nullable"], ast.Constant):
                 out.append(("set", table, column, kw["nullable"].value is False))
+            if "type_" in kw:
+                out.append(("type", table, column, ast.unparse(kw["type_"])))
             if "new_column_name" in kw and (new := _literal(kw["new_column_name"])):
                 out.append(("rename-column", table, column, new))
         elif kind == "drop_column" and len(args) > 1 and (column := _literal(args[1])):
-            out.append(("set", table, column, False))
+            out.append(("drop-column", table, column, None))
         elif kind == "drop_table":
             out.append(("drop-table", table, None, None))
         elif kind == "rename_table" and len(args) > 1 and (new := _literal(args[1])):
             out.append(("rename-table", table, None, new))
     return out
+
+
+def _type_source(column: ast.Call) -> str | None:
+    """The source of ``sa.Column('name', <type>, ...)``'s type (its second argument or ``type_=``)."""
+    node = column.args[1] if len(column.args) > 1 else next((k.value for k in column.keywords if k.arg == "type_"), None)
+    return ast.unparse(node) if isinstance(node, (ast.Call, ast.Attribute, ast.Name)) else None
+
+
+def type_from_source(text: str) -> object | None:
+    """The SQLAlchemy type a type's source names (``sa.String(length=15)``, ``mysql.VARCHAR(45)``, ``sa.Text``), built
+    from SQLAlchemy's own classes with literal arguments only (nothing of the project runs), or None."""
+    import sqlalchemy.types as sqltypes
+    from sqlalchemy.dialects import mysql, postgresql
+
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    call = node if isinstance(node, ast.Call) else None
+    target = call.func if call else node
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+    cls = next((getattr(m, name) for m in (sqltypes, mysql, postgresql) if name and hasattr(m, name)), None)
+    if not (isinstance(cls, type) and issubclass(cls, sqltypes.TypeEngine)):
+        return None
+    try:
+        args = [ast.literal_eval(a) for a in call.args] if call else []
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg} if call else {}
+        return cls(*args, **kwargs)
+    except Exception:  # an argument that is not a literal, or one the class does not take
+        return None
 
 
 def _name(call: ast.Call) -> str:

@@ -75,7 +75,10 @@ class ProjectContext:
     """Modules the project's ``script.py.mako`` imports into every new revision (its convention, not a revision's
     choice): ``import mindsdb.interfaces.storage.db  # noqa``."""
     not_null_before: dict[str, frozenset] = field(default_factory=dict)
-    """{revision: (table, column) pairs its ancestors left NOT NULL} (:func:`db_migrate.capture.chain.not_null_before`)."""
+    """{revision: (table, column) pairs its ancestors left NOT NULL} (:func:`db_migrate.capture.chain.column_history`)."""
+    types_before: dict[str, dict] = field(default_factory=dict)
+    """{revision: {(table, column): the source of the type its ancestors left it} for the columns its upgrade
+    alters (:func:`db_migrate.capture.chain.column_history`)."""
     guards: dict[str, bool] = field(default_factory=dict)
     """What each guard expression of the history (``if not settings.pg_uri: return``) is where the project runs,
     by majority of its revisions (:func:`db_migrate.capture.guards.guard_values`): a stand-in tested there answers it."""
@@ -152,7 +155,7 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
         ctx = ProjectContext(env_py=relpath, lock_timeout=lock_timeout_setting(source, relpath), files=[str(env_path)])
         ctx._project = project
     ctx.ini_section, ctx.ini_options = project.section, ini_options(project)
-    ctx.guards, ctx.not_null_before, folders = _history_facts(project)
+    ctx.guards, (ctx.not_null_before, ctx.types_before), folders = _history_facts(project)
     ctx.template_imports = template_imports(project.script_location / "script.py.mako")
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key
@@ -172,10 +175,10 @@ def template_imports(path: Path) -> frozenset[str]:
     return frozenset(m.group(1) or m.group(2) for m in _IMPORT_LINE.finditer(text)) - {"alembic", "sqlalchemy"}
 
 
-def _history_facts(project: Any) -> tuple[dict[str, bool], dict[str, frozenset], list[str]]:
+def _history_facts(project: Any) -> tuple[dict[str, bool], tuple[dict[str, frozenset], dict[str, dict]], list[str]]:
     """What the project's revisions say together (read as text, never run): the guard values, the columns NOT NULL
-    before each revision, and the folders they are in."""
-    from db_migrate.capture.chain import not_null_before
+    before each revision and the types of those it alters, and the folders they are in."""
+    from db_migrate.capture.chain import column_history
     from db_migrate.capture.guards import guard_values
 
     folders = [p for p in (project.version_locations or (project.script_location / "versions",)) if p.is_dir()]
@@ -187,7 +190,7 @@ def _history_facts(project: Any) -> tuple[dict[str, bool], dict[str, frozenset],
             parsed.append((f, text, ast.parse(text)))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # not Python: it tells nothing (the review reports it)
-    return guard_values(tree for _, _, tree in parsed), not_null_before(parsed), [str(d) for d in folders]
+    return guard_values(tree for _, _, tree in parsed), column_history(parsed), [str(d) for d in folders]
 
 
 def ini_options(project: Any) -> dict[str, str]:

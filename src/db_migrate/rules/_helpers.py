@@ -91,7 +91,7 @@ def reverts_upgrade_alter(cap: RevisionCapture, rec: RecordedOp) -> bool:
 
 def type_before(cap: RevisionCapture, rec: RecordedOp) -> Any:
     """The type an upgrade's altered column had before, or None: ``existing_type=``, else the type the downgrade
-    puts back.
+    puts back, else the type the history's earlier revisions gave it.
 
     Raw MySQL ``MODIFY``/``CHANGE`` (and ``alter_column`` without ``existing_type=``) state only the new type;
     the downgrade that restores the column (``CHANGE total amount INT``) states the old one.
@@ -109,7 +109,15 @@ def type_before(cap: RevisionCapture, rec: RecordedOp) -> Any:
         if isinstance(d.op, ops.AlterColumnOp) and d.op.table_name == op.table_name and d.op.modify_type is not None
         and d.op.column_name == now and (d.op.modify_name or d.op.column_name) == op.column_name
     ]
-    return restores[-1] if restores else None  # the downgrade's last word on the column is its type before
+    if restores:
+        return restores[-1]  # the downgrade's last word on the column is its type before
+    # else what the revisions before it made the column (read from their source: create_table, add_column, type_=)
+    said = cap.context.types_before.get(cap.revision or "", {}).get((op.table_name, op.column_name))
+    if said:
+        from db_migrate.capture.chain import type_from_source
+
+        return type_from_source(said)
+    return None
 
 
 def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, RecordedOp]:

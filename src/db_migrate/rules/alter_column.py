@@ -357,13 +357,14 @@ class AlterColumnType(Rule):
             if change == "unknown":
                 if cap.dialect == "sqlite" and rec.batch_table:
                     continue  # batch mode reflects the table and copies it anyway: existing_type adds nothing
-                if op.existing_type is None or isinstance(op.existing_type, sa.types.NullType):
+                foreign = next((t for t in (op.modify_type, before) if t is not None and not is_known_type(t)), None)
+                if foreign is None:
                     why = "without existing_type=: whether this rewrites the table or loses data cannot be told. " \
                           "Give existing_type= (also needed by some dialects to render the ALTER)."
                 else:
-                    foreign = next(t for t in (op.modify_type, op.existing_type) if not is_known_type(t))
-                    why = f"from {spell(op.existing_type, cap.dialect)}: {type_sql(foreign, cap.dialect)} comes from a " \
-                          "module not installed here, so whether this rewrites the table or loses data cannot be told offline."
+                    was = f"from {spell(before, cap.dialect)}" if before is not None else "(the type before not stated)"
+                    why = f"{was}: {type_sql(foreign, cap.dialect)} comes from a module not installed here, so whether " \
+                          "this rewrites the table or loses data cannot be told offline."
                 yield self.finding(cap, f"Changes {col} to {new} {why}", rec=rec, severity="warning", fix=_expand_contract(cap, rec))
                 continue
             if change in ("same", "widen", "enum") or (change == "rewrite" and cap.dialect == "sqlite"):
