@@ -96,6 +96,23 @@ def test_a_project_that_never_writes_downgrades_gets_one_note_and_no_escalation(
     assert r.decision == "proceed" and not r.escalation.required
 
 
+_BASE = ("def upgrade():\n    op.create_table('hosts', sa.Column('id', sa.Integer, primary_key=True))\n\n\n"
+         "def downgrade():\n    pass\n")
+
+
+def test_an_empty_downgrade_of_a_base_the_history_builds_on_is_a_note(tmp_path):
+    """Rolling back past the first revision is dropping the database: a note, not a revise or an escalation. The same
+    base alone (a new project's first revision, about to be the history) still gets the downgrade written."""
+    down = "def downgrade():\n    op.drop_column('hosts', 'c{n}')\n"
+    revs = [{"body": _BASE}] + [{"body": _ADD.format(n=i) + down.format(n=i)} for i in range(3)]
+    r = review_migration(load_project(make_project(tmp_path, revs)), all_revisions=True)
+    (f,) = _rules(r)["missing-downgrade"]
+    assert f.severity == "info" and f.revision == "000000000001" and "dropping the database" in f.message
+    assert r.decision == "proceed" and not r.escalation.required
+    alone = review_migration(load_project(make_project(tmp_path / "new", [{"body": _BASE}])), "head")
+    assert alone.decision == "revise" and _rules(alone)["missing-downgrade"][0].edit.code == "op.drop_table('hosts')"
+
+
 def test_without_downgrades_a_revision_that_destroys_data_still_escalates(tmp_path):
     root = _history(tmp_path, None, last=_DROP)
     project = load_project(root)

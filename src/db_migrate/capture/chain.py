@@ -31,9 +31,10 @@ def not_null_before(sources: Iterable[tuple[Path, str, ast.Module]]) -> dict[str
     return column_history(sources)[0]
 
 
-def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> tuple[dict[str, frozenset[Column]], dict[str, dict[Column, str]]]:
+def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> tuple[dict[str, frozenset[Column]], dict[str, dict[Column, str]], frozenset[str]]:
     """For each revision: the columns NOT NULL before it, and the type (its source text) that each column its
-    upgrade alters had before it, as its ancestors left them (a column must have the same in every parent)."""
+    upgrade alters had before it, as its ancestors left them (a column must have the same in every parent); and
+    the revisions that others are built on (a parent of some revision)."""
     from db_migrate.project.headers import parse_header
 
     effects: dict[str, tuple[tuple[str, ...], list]] = {}
@@ -62,7 +63,7 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> tuple[dic
         not_null[rev] = frozenset(c for c, (nn, _) in before.items() if nn)
         altered = {(t, c) for kind, t, c, _ in steps if kind == "type"}
         types[rev] = {c: before[c][1] for c in altered if c in before and before[c][1]}  # type: ignore[misc]
-    return not_null, types
+    return not_null, types, frozenset(p for parents, _ in effects.values() for p in parents)
 
 
 def _meet(states: list[State]) -> State:

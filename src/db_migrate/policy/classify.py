@@ -754,6 +754,8 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
             continue  # not about the way back, or a way back db-migrate writes: revise with its patch
         if f.rule == "irreversible-by-design" and f.revision not in destroying:
             continue  # a one-way step its author declared, that destroys nothing: the way back is clear (a restore)
+        if f.rule == "missing-downgrade" and f.severity == "info":
+            continue  # the base revision: rolling back past it is dropping the database
         if not (f.revision in exempt and f.rule in ("missing-downgrade", "irreversible-by-design")):
             triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
     flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}

@@ -366,6 +366,14 @@ class MissingDowngrade(Rule):
         unseen = not changes and cap.upgrade_outcome.completed
         if not changes:  # nothing recorded offline: the upgrade works on rows through a connection or session
             changes = "a data migration that offline recording cannot follow" if data_only else "code that could not be recorded"
+        if not cap.down_revisions and not data_only and cap.revision in cap.context.built_on:
+            # a base the history builds on made the schema from nothing: rolling back past it is dropping the database
+            yield self.finding(
+                cap, f"The base revision {what}; later revisions build on it, and rolling back past it means dropping the database, which its "
+                f"downgrade would do table by table.", phase="downgrade",
+                line=function_line(cap, "downgrade") or function_line(cap, "upgrade"), severity="info", fix=_downgrade_body(cap),
+            )
+            return
         yield self.finding(
             cap,
             f"The revision {what}, but its upgrade runs {changes}: a rollback cannot undo it."
