@@ -373,3 +373,42 @@ def test_a_table_moved_aside_and_rebuilt_under_its_name_is_replaced(tmp_path: Pa
     project = load_project(make_project(tmp_path, [{"body": base}, {"body": rebuild}], url="sqlite:///app.db"))
     r = classify_escalation(project, "000000000002")
     assert "drop-with-data" not in {t.trigger for t in r.escalation.triggers}, r.escalation
+
+
+_CTE_DELETE = ("WITH old_connections AS (SELECT id FROM connection WHERE kind = 'legacy') "
+               "DELETE FROM dataset WHERE connection_id IN (SELECT id FROM old_connections)")
+
+
+def test_a_delete_through_a_cte_names_only_its_target_and_keeps_exactly_its_rows() -> None:
+    """The CTE's name is not a table and the CTE's WHERE is not the DELETE's: the finding names the table rows leave,
+    and the backup in its fix selects the rows the DELETE removes (checked on the server below)."""
+    (f,) = rules(review(body(f'op.execute("{_CTE_DELETE}")')))["destructive-sql"]
+    assert f.message.startswith("DELETE from dataset:")
+    assert "AS WITH old_connections AS (SELECT id FROM connection WHERE kind = 'legacy') SELECT * FROM dataset WHERE " \
+           "connection_id IN (SELECT id FROM old_connections)" in f.fix
+
+
+@pytest.mark.postgres
+def test_the_backup_of_a_delete_through_a_cte_runs_and_holds_the_deleted_rows(pg_url: str) -> None:
+    import re as _re
+
+    (f,) = rules(review(body(f'op.execute("{_CTE_DELETE}")')))["destructive-sql"]
+    keep = _re.search(r'op\.execute\("(CREATE TABLE .*?)"\)', f.fix).group(1)
+    name = f"dbm_rawsql_{uuid.uuid4().hex[:12]}"
+    server = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        eng = sa.create_engine(sa.engine.make_url(pg_url).set(database=name))
+        with eng.begin() as c:
+            c.execute(sa.text("CREATE TABLE connection (id int, kind text); CREATE TABLE dataset (id int, connection_id int)"))
+            c.execute(sa.text("INSERT INTO connection VALUES (1, 'legacy'), (2, 'new'); INSERT INTO dataset VALUES (10, 1), (20, 2)"))
+            c.execute(sa.text(keep))
+            c.execute(sa.text(_CTE_DELETE))
+            assert c.execute(sa.text("SELECT id FROM dataset_backup")).scalars().all() == [10]
+            assert c.execute(sa.text("SELECT id FROM dataset")).scalars().all() == [20]
+        eng.dispose()
+    finally:
+        with server.connect() as c:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        server.dispose()

@@ -208,14 +208,19 @@ def _parse_pg(text: str) -> list[SqlStatement]:
         elif isinstance(stmt, pgast.AlterTableStmt) and stmt.cmds and all(c.subtype == AlterTableType.AT_ValidateConstraint for c in stmt.cmds):
             kind = VALIDATE  # takes SHARE UPDATE EXCLUSIVE (reads and writes go on) and has nothing to undo
         tables: list[str] = []
+        ctes: set[str] = set()
 
         class _Tables(Visitor):
             def visit_RangeVar(self, ancestors, node):  # noqa: N802 (pglast's visitor naming)
-                tables.append(node.relname)
+                tables.append(node.relname if not node.schemaname else f"{node.schemaname}.{node.relname}")
+
+            def visit_CommonTableExpr(self, ancestors, node):  # noqa: N802
+                ctes.add(node.ctename)  # WITH x AS (...): a name the statement gives its own query, not a table
 
         if isinstance(stmt, pgast.CreateTableAsStmt) and stmt.into is not None:
             tables.append(stmt.into.rel.relname)  # the table it creates first, then those its query reads
         _Tables()(stmt)
+        tables = [t.rpartition(".")[2] for t in tables if t not in ctes]
         has_where = None
         if isinstance(stmt, (pgast.UpdateStmt, pgast.DeleteStmt)):
             has_where = stmt.whereClause is not None

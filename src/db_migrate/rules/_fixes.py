@@ -225,11 +225,13 @@ def backfill(table: str, schema: str | None, column: str, t: Any, dialect: str, 
     return line if value else line + "  # the value existing rows should get; in batches on a large table"
 
 
-def backup(table: str, schema: str | None, dialect: str, columns: list[str] | None = None, where: str | None = None) -> tuple[str, str, str]:
+def backup(table: str, schema: str | None, dialect: str, columns: list[str] | None = None, where: str | None = None,
+           with_: str | None = None) -> tuple[str, str, str]:
     """(backup table name, upgrade line that copies rows, downgrade line that puts them back).
 
     ``columns``: copy only these (plus ``id``, assumed to be the key) and restore them with an UPDATE;
-    otherwise copy whole rows and restore them with an INSERT.
+    otherwise copy whole rows and restore them with an INSERT. ``with_``: the statement's own ``WITH ...`` its
+    WHERE refers to.
     """
     name = conv_name(table, *(columns or []), "backup")
     src, dst = table_sql(table, schema, dialect), table_sql(name, schema, dialect)
@@ -244,20 +246,40 @@ def backup(table: str, schema: str | None, dialect: str, columns: list[str] | No
             sets = ", ".join(f"{c} = b.{c}" for c in cols)
             down = f"UPDATE {src} SET {sets} FROM {dst} b WHERE b.id = {src}.id"
     else:
-        up = f"CREATE TABLE {dst} AS SELECT * FROM {src}" + (f" WHERE {where}" if where else "")
+        up = f"CREATE TABLE {dst} AS {with_ + ' ' if with_ else ''}SELECT * FROM {src}" + (f" WHERE {where}" if where else "")
         down = f"INSERT INTO {src} SELECT * FROM {dst}"
     return name, execute(up), execute(down)
 
 
-_WHERE = re.compile(r"\bWHERE\b(.*)$", re.IGNORECASE | re.DOTALL)
+def _delete_parts(stmt: Any, dialect: str) -> tuple[str | None, str | None]:
+    """(its WHERE condition, its WITH clause) of a DELETE, read from sqlglot's tree (a CTE's own WHERE is not the
+    DELETE's), or (None, None)."""
+    from sqlglot import exp
+
+    from db_migrate.capture.rawsql.sqlglot_parse import SQLGLOT_DIALECTS
+    from db_migrate.capture.sql import sqlglot_tree
+
+    node = getattr(stmt.parsed, "stmt", stmt.parsed)
+    if dialect == "postgresql" and type(node).__name__ == "DeleteStmt":  # pglast: the author's own spelling (now())
+        from pglast.stream import RawStream
+
+        with_ = node.withClause
+        return (RawStream()(node.whereClause) if node.whereClause is not None else None,
+                f"WITH {'RECURSIVE ' if with_.recursive else ''}{RawStream()(with_)}" if with_ is not None else None)
+    read = SQLGLOT_DIALECTS.get(dialect, dialect)
+    tree = sqlglot_tree(stmt.text.strip().rstrip(";"), read)
+    if not isinstance(tree, exp.Delete):
+        return None, None
+    where, with_ = tree.args.get("where"), tree.args.get("with_", tree.args.get("with"))
+    return (where.this.sql(read) if where is not None else None), (with_.sql(read) if with_ is not None else None)
 
 
 @tailored
 def keep_and_restore_rows(cap: Any, rec: Any, stmt: Any, table: str) -> str:
     """Copy what a raw DELETE/TRUNCATE/UPDATE destroys before it runs; put it back in the downgrade."""
-    where = _WHERE.search(stmt.text) if stmt.kind == "DELETE" else None
+    where, with_ = _delete_parts(stmt, cap.dialect) if stmt.kind == "DELETE" else (None, None)
     columns = sorted(updated_columns(stmt) or []) if stmt.kind == "UPDATE" else None
-    name, keep, restore = backup(table, None, cap.dialect, columns or None, where.group(1).strip().rstrip(";") if where else None)
+    name, keep, restore = backup(table, None, cap.dialect, columns or None, where, with_)
     return render(
         f"# upgrade(), line {rec.line}: keep a copy first",
         keep,

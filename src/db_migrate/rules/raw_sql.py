@@ -56,8 +56,9 @@ class DestructiveSql(Rule):
             tables = [t for t in stmt.tables if t not in created]
             if not tables:
                 continue
-            where, table = ", ".join(tables), tables[0]
             kind = stmt.kind
+            # a DELETE or UPDATE changes its target only; the other tables it names are read (USING, subqueries)
+            where, table = (tables[0] if kind in ("DELETE", "UPDATE") else ", ".join(tables)), tables[0]
             keep = functools.partial(fx.keep_and_restore_rows, cap, rec, stmt, table)
             # emptying a table loses what its rows hold, like dropping it: whether that is data someone needs is the
             # fact the tool lacks (a warning, as drop-table), and a human decides it (the policy escalates)
