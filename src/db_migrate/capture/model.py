@@ -181,6 +181,9 @@ class RevisionCapture:
     assumed_branches: list[tuple[str, int, str]] = field(default_factory=list)
     """(phase, line, what was assumed) where the revision branched on a value that is not here: recording took the
     way that goes on (the review lists them as unchecked)."""
+    lent_names: list[str] = field(default_factory=list)
+    """Names the revision imports from SQLAlchemy/alembic that the installed versions lack (``sqlalchemy.engine.
+    LegacyCursorResult``): stand-ins while it was recorded."""
     engine_functions: list[tuple[str, int, list[str]]] = field(default_factory=list)
     """(phase, line of the phase's function, its ``<phase>_<engine>`` functions): a multi-database revision whose
     functions for each database were recorded in turn as one phase."""

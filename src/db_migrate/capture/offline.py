@@ -8,6 +8,8 @@ that stops on one of those is "not checked", never the revision's fault.  The re
 
 from __future__ import annotations
 
+import re
+
 NOT_INSTALLED = "a module that is not installed here"  # the phase error of an import inside upgrade()/downgrade()
 
 NO_CONNECTION = "offline recording connects to no database"
@@ -82,9 +84,15 @@ _LIBRARY_VERSION_ERRORS = (
 )
 
 
+#: ``from sqlalchemy.engine import LegacyCursorResult``: a name the installed SQLAlchemy/alembic does not have, which
+#: the version the project pins does (a module of theirs that moved: ``No module named 'sqlalchemy.ext.x'``).
+_LIBRARY_NAME_MISSING = re.compile(r"cannot import name '\w+' from '(?:sqlalchemy|alembic)[\w.]*'|"
+                                   r"No module named '(?:sqlalchemy|alembic)\.[\w.]+'")
+
+
 def is_library_version_artifact(error: str) -> bool:
-    """The phase stopped on an API the installed SQLAlchemy/alembic no longer has (a 1.x-only call)."""
-    return any(s in error for s in _LIBRARY_VERSION_ERRORS)
+    """The phase stopped on an API the installed SQLAlchemy/alembic no longer has (a 1.x-only call or name)."""
+    return any(s in error for s in _LIBRARY_VERSION_ERRORS) or bool(_LIBRARY_NAME_MISSING.search(error))
 
 
 def library_versions() -> str:

@@ -18,6 +18,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import io
+import re
 import signal
 import sys
 import types
@@ -409,6 +410,22 @@ def _empty_namespace(obj: Any) -> bool:
         and not isinstance(obj, _StandIn)
 
 
+_MISSING_NAME = re.compile(r"cannot import name '(\w+)' from '((?:sqlalchemy|alembic)[\w.]*)'")
+
+
+def _lend_missing_library_name(error: ImportError, lent: list[tuple[types.ModuleType, str]]) -> bool:
+    """``from sqlalchemy.engine import LegacyCursorResult``: a name the SQLAlchemy/alembic the project pins has and
+    the installed one does not. Lend the module a stand-in of that name while the revision loads (a failure of
+    ours, not the revision's); True when lent."""
+    m = _MISSING_NAME.search(str(error))
+    owner = sys.modules.get(m.group(2)) if m else None
+    if owner is None or hasattr(owner, m.group(1)) or len(lent) >= 10:
+        return False
+    setattr(owner, m.group(1), _StandIn(f"{m.group(2)}.{m.group(1)}"))
+    lent.append((owner, m.group(1)))
+    return True
+
+
 def _stand_in_for_missing_names(module: types.ModuleType) -> set[str]:
     """``import app`` where ``app`` is a folder without its code (the application's source is not here, only its
     migrations): a name used from it later (``app.utils.database.UTCDateTime``) is a stand-in, as it would be had
@@ -470,12 +487,15 @@ def capture_file(
     cap.upgrade_refusal = refusal(tree, "upgrade")
 
     stand_ins: set[str] = set()
+    lent: list[tuple[types.ModuleType, str]] = []  # names lent to SQLAlchemy/alembic modules while the file loads
     module = None
     for _ in range(5):  # each round replaces one more missing top-level module
         try:
             module = _load_module(path, stand_ins)
             break
         except ImportError as e:
+            if _lend_missing_library_name(e, lent):
+                continue
             # A missing module, or a name from a namespace package with no code here (the application's
             # source is not on this machine): stand in for it. Other ImportErrors are the revision's own.
             top = (e.name or "").split(".")[0]
@@ -493,6 +513,9 @@ def capture_file(
             line = _where(e, str(path))
             cap.load_error = f"importing it raised {type(e).__name__}: {e}" + (f" (line {line})" if line else "")
             return cap
+    for owner, name in lent:
+        delattr(owner, name)  # the revision's globals keep the stand-in; the library is as it was for the next file
+    cap.lent_names = [f"{owner.__name__}.{name}" for owner, name in lent]
     if module is not None:
         stand_ins |= _stand_in_for_missing_names(module)
     cap.stubbed_modules = sorted(stand_ins)

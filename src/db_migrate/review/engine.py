@@ -161,6 +161,9 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
         )
     for phase, line, sentence in cap.assumed_branches:
         add(f"{phase}() at line {line}, the way not taken", sentence, line)
+    if cap.lent_names:
+        add(f"values of {', '.join(cap.lent_names)}", f"{library_versions()} (what db-migrate runs revisions with) "
+            "lack these names, which the version the project pins has: stand-ins were used", None)
     for phase, line, functions in cap.engine_functions:
         add(f"{phase}() at line {line}, one database at a time", f"{phase}(engine_name) runs {phase}_<engine>() for the "
             f"database env.py names: {', '.join(functions)} were recorded in turn as if on one database, so what one "
