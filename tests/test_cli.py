@@ -61,6 +61,22 @@ def test_classify_of_several_revisions_reports_one_that_cannot_load_beside_the_o
     assert code == 2  # no escalation among the others: the error is what the exit code says
 
 
+def test_classify_of_several_revisions_says_what_each_alone_says(residency: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One review job serves all the revisions named (CI's ``classify A B C``); each verdict is the one that revision
+    gets when classified alone."""
+    revs = ["c8335fa6c848", "37001f9082a5", "9692142c98f0", "b0cfaa3c85b2"]
+    code, together = run_json(["classify", *revs, "--config", str(residency)], capsys)
+    alone = [run_json(["classify", r, "--config", str(residency)], capsys)[1] for r in revs]
+    assert [r["revisions"] for r in together] == [[r] for r in revs]
+    # (conventions.naming may say more together: a convention read on demand for one is known for all; isolation
+    # counts the jobs run, and in one process the alone calls reuse the reviews cached by the first)
+    for each in (*together, *alone):
+        each.pop("conventions", None)
+        each.pop("isolation", None)
+    assert together == alone
+    assert code == 3
+
+
 def test_heads_json(residency: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(residency / "alembic")  # found from a subdirectory
     code, out = run_json(["heads", "--no-drift"], capsys)

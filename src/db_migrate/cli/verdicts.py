@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from db_migrate.tools import EXIT_ESCALATE, EXIT_PROCEED, EXIT_REVISE, EXIT_USAGE, exit_code
+from db_migrate.tools import EACH_AT_ONCE, EXIT_ESCALATE, EXIT_PROCEED, EXIT_REVISE, EXIT_USAGE, exit_code
 
 #: Commands whose positional arguments are revisions that may be files.
 MULTI_TARGET = {"review", "classify"}
@@ -67,6 +67,15 @@ def run(args: argparse.Namespace, out: IO[str], call_args: Callable[[argparse.Na
 
     results: list[tuple[Any, str | None]] = []
     failed: list[DbMigrateError] = []
+    if len(calls) > 1 and tool in EACH_AT_ONCE:
+        from db_migrate.tools import call_each
+
+        base = {k: v for k, v in calls[0][0].items() if k != "revision"}
+        with progress_display(sys.stderr):
+            verdicts = call_each(tool, project, [kw["revision"] for kw, _ in calls], **base)
+        results = [(v, path) for v, (_, path) in zip(verdicts, calls) if not isinstance(v, DbMigrateError)]
+        failed = [v for v in verdicts if isinstance(v, DbMigrateError)]
+        calls = []
     with progress_display(sys.stderr):
         for kw, default_path in calls:
             try:

@@ -43,28 +43,59 @@ def call(tool: str, project: Any, **kwargs: Any) -> Verdict:
     (``postgres://`` is accepted as PostgreSQL), and string arguments over their
     limits are refused (:func:`db_migrate.tools.limits.check_arguments`).
     """
-    from db_migrate.errors import DbMigrateError
     from db_migrate.tools.limits import check_arguments
-    from db_migrate.urls import scrub, scrub_value, secrets_in, url_secrets
 
     check_arguments(tool, kwargs)
+    package, func, _ = TOOLS[tool]
+    return _guarded(getattr(importlib.import_module(package), func), project, kwargs)
 
+
+#: Services that answer a tool for several revisions from one job, as the CLI asks them (``classify A B C``).
+EACH_AT_ONCE: dict[str, tuple[str, str]] = {"classify_escalation": ("db_migrate.classify.service", "classify_each")}
+
+
+def call_each(tool: str, project: Any, revisions: list[str], **kwargs: Any) -> list[Any]:
+    """:func:`call` of ``tool`` for each revision, in order (a verdict, or the error that revision raised); one job
+    for all where the tool has such a service."""
+    from db_migrate.errors import DbMigrateError
+    from db_migrate.tools.limits import check_arguments
+
+    if tool not in EACH_AT_ONCE:
+        out: list[Any] = []
+        for r in revisions:
+            try:
+                out.append(call(tool, project, revision=r, **kwargs))
+            except DbMigrateError as e:
+                out.append(e)
+        return out
+    for r in revisions:
+        check_arguments(tool, {**kwargs, "revision": r})
+    module, func = EACH_AT_ONCE[tool]
+    return _guarded(getattr(importlib.import_module(module), func), project, {**kwargs, "revisions": revisions})
+
+
+def _guarded(service: Any, project: Any, kwargs: dict[str, Any]) -> Any:
+    """``service(project, **kwargs)`` with URL arguments normalised, the whole call under ``--timeout``, and every
+    secret of those URLs (and of the project's own) hidden in what it returns or raises."""
+    from db_migrate.errors import DbMigrateError
     from db_migrate.project.config import normalize_url
+    from db_migrate.sandbox import call_deadline
+    from db_migrate.urls import scrub, scrub_value, secrets_in, url_secrets
 
     kwargs = {k: normalize_url(v) if k.endswith("_url") and isinstance(v, str) else v for k, v in kwargs.items()}
-    package, func, _ = TOOLS[tool]
     secrets = secrets_in(kwargs) + url_secrets(getattr(project, "url", None))
-    service = getattr(importlib.import_module(package), func)
-    from db_migrate.sandbox import call_deadline
-
-    try:
-        with call_deadline(kwargs.get("timeout")):  # --timeout bounds the whole call, not each job
-            return scrub_value(service(project, **kwargs), secrets)
-    except DbMigrateError as e:
+    def hidden(e: DbMigrateError) -> DbMigrateError:
         e.message = scrub(e.message, secrets)
         e.hint = scrub(e.hint, secrets) if e.hint else e.hint
         e.details = {k: scrub(v, secrets) for k, v in e.details.items()}
-        raise
+        return e
+
+    try:
+        with call_deadline(kwargs.get("timeout")):  # --timeout bounds the whole call, not each job
+            out = scrub_value(service(project, **kwargs), secrets)
+    except DbMigrateError as e:
+        raise hidden(e)
+    return [hidden(v) if isinstance(v, DbMigrateError) else v for v in out] if isinstance(out, list) else out
 
 
 def result_model(tool: str) -> type[Verdict]:
