@@ -37,7 +37,8 @@ def _json(p: subprocess.CompletedProcess[str]) -> Any:
 
 
 def _one_way(path: Path) -> None:
-    """NOTES' upgrade also deletes every assignment: a way back nobody can write (unclear-rollback)."""
+    """NOTES' upgrade also deletes every assignment: its data gone (drop-with-data) and a way back nobody can write
+    (unclear-rollback)."""
     add = 'op.add_column("assignments", sa.Column("notes", sa.Text(), nullable=True))'
     path.write_text(path.read_text().replace(add, add + '\n    op.execute("DELETE FROM assignments")'))
 
@@ -189,7 +190,7 @@ def test_changed_since_lists_approved_and_pending_apart_and_the_action_follows(r
     assert p.returncode == 3
     apart = p.stdout[p.stdout.index("Escalations approved"):]
     assert f"Escalations approved (1):\n  - {DROP_REV}: approved by Ana" in apart
-    assert f"Escalations pending (1):\n  - {NOTES_REV}: unclear-rollback: never approved" in apart
+    assert f"Escalations pending (1):\n  - {NOTES_REV}: drop-with-data, unclear-rollback: never approved" in apart
 
     def action(revisions: str) -> tuple[dict[str, str], dict[str, Any]]:
         outputs = tmp_path / "github_output"
