@@ -793,3 +793,18 @@ def test_deleting_every_row_is_the_tables_data_gone_and_a_where_is_not():
                for e in t.evidence)
     some = classified(review(body("op.execute(\"DELETE FROM privacy_experience WHERE region = 'xx'\")", "pass")))
     assert "drop-with-data" not in [t.trigger for t in some.escalation.triggers]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_a_unique_key_with_one_column_just_added_meets_no_duplicate(dialect):
+    """The new column is NULL in every row and a key holding a NULL is never a duplicate: one such column is enough.
+    On PostgreSQL the build's lock is still the finding; elsewhere nothing is left to say."""
+    src = body("op.add_column('served_notice', sa.Column('feature', sa.Integer(), nullable=True))\n"
+               "op.create_unique_constraint('uq_served_device_feature', 'served_notice', ['device_id', 'feature'])",
+               "op.drop_constraint('uq_served_device_feature', 'served_notice', type_='unique')\n"
+               "op.drop_column('served_notice', 'feature')")
+    found = by_rule(review(src, dialect)).get("add-unique-constraint", [])
+    if dialect == "postgresql":
+        assert len(found) == 1 and "no duplicate can fail it" in found[0].message and "ACCESS EXCLUSIVE" in found[0].message
+    else:
+        assert found == []

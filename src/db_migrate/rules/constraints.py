@@ -206,14 +206,17 @@ def _as_before(cap, rec, kind: type, name: Any) -> Any:
 
 
 def _only_nulls_yet(cap, rec, cols: list[str]) -> bool:
-    """Each column was added earlier in the phase, nullable and without a server default, and nothing wrote to the
-    table since: every row holds NULL there, and NULLs are never duplicates of each other."""
+    """A column of the key was added earlier in the phase, nullable and without a server default, and nothing wrote
+    to the table since: every row holds NULL there, and a key with a NULL is never a duplicate (unless the index
+    says NULLS NOT DISTINCT), so one such column is enough."""
+    if rec.op.kw.get("postgresql_nulls_not_distinct"):
+        return False
     added = {r.op.column.name: r for r in cap.ops(rec.phase)
              if isinstance(r.op, ops.AddColumnOp) and r.index < rec.index and r.op.table_name == rec.table}
-    if not cols or any(c not in added or added[c].op.column.nullable is False or added[c].op.column.server_default is not None
-                       for c in cols):
+    new = [c for c in cols if c in added and added[c].op.column.nullable is not False and added[c].op.column.server_default is None]
+    if not new:
         return False
-    first = min(added[c].index for c in cols)
+    first = min(added[c].index for c in new)
     return not any(r.index > first and rec.table in stmt.tables and stmt.kind in ("UPDATE", "INSERT", "MERGE")
                    for r, stmt in cap.statements(rec.phase) if r.index < rec.index) and not any(
         isinstance(r.op, ops.BulkInsertOp) and first < r.index < rec.index for r in cap.ops(rec.phase))
@@ -460,8 +463,8 @@ class AddUniqueConstraint(Rule):
                 if _only_nulls_yet(cap, rec, fx.column_names(rec.op.columns)):
                     if pg:  # no duplicate can fail it; the build still holds the lock for its scan
                         yield self.finding(
-                            cap, f"Adds UNIQUE ({cols}) on {rec.table}: the columns were just added and hold only NULLs, "
-                            "so no duplicate can fail it, but the index build blocks reads and writes (ACCESS EXCLUSIVE).",
+                            cap, f"Adds UNIQUE ({cols}) on {rec.table}: a column of it was just added and holds only "
+                            "NULLs, so no duplicate can fail it, but the index build blocks reads and writes (ACCESS EXCLUSIVE).",
                             rec=rec, fix=self._fix(cap, rec), severity="error", edit=self._edit(cap, rec),
                         )
                     continue
