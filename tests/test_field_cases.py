@@ -808,3 +808,14 @@ def test_a_unique_key_with_one_column_just_added_meets_no_duplicate(dialect):
         assert len(found) == 1 and "no duplicate can fail it" in found[0].message and "ACCESS EXCLUSIVE" in found[0].message
     else:
         assert found == []
+
+
+def test_an_index_dropped_right_before_its_column_waits_for_nothing_the_drop_does_not():
+    """DROP COLUMN takes ACCESS EXCLUSIVE on the table in the same transaction anyway: dropping the index
+    CONCURRENTLY first would gain nothing. Two index drops alone still get the finding."""
+    src = body("op.drop_index('ix_rules_legacy_key', table_name='rules')\nop.drop_column('rules', 'legacy_key')",
+               "op.add_column('rules', sa.Column('legacy_key', sa.String(40), nullable=True))\n"
+               "op.create_index('ix_rules_legacy_key', 'rules', ['legacy_key'])")
+    assert "drop-index-non-concurrent" not in by_rule(review(src))
+    two = body("op.drop_index('ix_rules_a', table_name='rules')\nop.drop_index('ix_rules_b', table_name='rules')")
+    assert len(by_rule(review(two))["drop-index-non-concurrent"]) == 1  # the second is under the first's lock

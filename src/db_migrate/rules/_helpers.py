@@ -463,19 +463,38 @@ def locked_earlier(cap: RevisionCapture, rec: RecordedOp, table: str) -> int | N
         return None
     held = None
     for r in cap.ops(rec.phase)[: rec.index]:
-        if r.in_autocommit_block:
-            held = None  # alembic commits before the block: the lock went with that transaction
-            continue
-        kinds = [s.kind for s in cap.statements_of(r)]
-        if "TRANSACTION" in kinds or "COMMIT" in kinds:
-            held = None  # a COMMIT sent by hand let it go too
-        elif isinstance(r.op, _ACCESS_EXCLUSIVE) and not (isinstance(r.op, ops.DropIndexOp) and is_concurrent(r)) \
-                and r.table == table:
-            held = held or r.line
-        elif isinstance(r.op, ops.ExecuteSQLOp) and locks_existing_table(cap, r) == table and \
-                any(k in ("ALTER TABLE", "DROP INDEX", "LOCK") for k in kinds):
+        if _ends_transaction(cap, r):
+            held = None  # alembic commits before an autocommit block, and a COMMIT sent by hand: the lock went
+        elif _takes_access_exclusive(cap, r, table):
             held = held or r.line
     return held
+
+
+def locked_later(cap: RevisionCapture, rec: RecordedOp, table: str) -> int | None:
+    """The line of a later statement of ``rec``'s transaction that takes ACCESS EXCLUSIVE on ``table`` (a drop or
+    alter of a column): the transaction waits for that lock anyway, so an instant statement before it that takes
+    the same lock adds no wait of its own."""
+    if rec.in_autocommit_block:
+        return None
+    for r in cap.ops(rec.phase)[rec.index + 1:]:
+        if _ends_transaction(cap, r):
+            return None
+        another_index = isinstance(r.op, ops.DropIndexOp) or any(s.kind == "DROP INDEX" for s in cap.statements_of(r))
+        if _takes_access_exclusive(cap, r, table) and not another_index:  # (two index drops still wait, each)
+            return r.line
+    return None
+
+
+def _ends_transaction(cap: RevisionCapture, r: RecordedOp) -> bool:
+    kinds = [s.kind for s in cap.statements_of(r)]
+    return r.in_autocommit_block or "TRANSACTION" in kinds or "COMMIT" in kinds
+
+
+def _takes_access_exclusive(cap: RevisionCapture, r: RecordedOp, table: str) -> bool:
+    if isinstance(r.op, _ACCESS_EXCLUSIVE) and not (isinstance(r.op, ops.DropIndexOp) and is_concurrent(r)):
+        return r.table == table
+    return isinstance(r.op, ops.ExecuteSQLOp) and locks_existing_table(cap, r) == table and \
+        any(s.kind in ("ALTER TABLE", "DROP INDEX", "LOCK") for s in cap.statements_of(r))
 
 
 def name_taken_again(cap, rec) -> bool:

@@ -12,6 +12,7 @@ from db_migrate.rules._helpers import (
     is_concurrent,
     is_transient_table,
     locked_earlier,
+    locked_later,
     raw_index_statements,
     recreated_primary_keys,
     tables_created_before,
@@ -178,8 +179,9 @@ class DropIndexNonConcurrent(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.DropIndexOp) and not is_concurrent(rec) and not is_transient_table(cap, rec):
-                if (rec.table and locked_earlier(cap, rec, rec.table)) or concurrency_chosen_at_run_time(cap, rec):
-                    continue  # the transaction already holds ACCESS EXCLUSIVE on the table; or the deployment chooses
+                if (rec.table and (locked_earlier(cap, rec, rec.table) or locked_later(cap, rec, rec.table))) \
+                        or concurrency_chosen_at_run_time(cap, rec):
+                    continue  # the transaction holds (or will take) ACCESS EXCLUSIVE on the table; or the deployment chooses
                 yield self.finding(
                     cap,
                     f"Drops index {rec.op.index_name} without CONCURRENTLY: the ACCESS EXCLUSIVE lock on "
