@@ -32,7 +32,8 @@ def up(*lines: str, down: str = "pass") -> str:
         (sa.Numeric(10, 2), sa.Numeric(12, 1), "postgresql", "narrow"),
         (sa.Integer(), sa.BigInteger(), "postgresql", "rewrite"),
         (sa.BigInteger(), sa.Integer(), "postgresql", "narrow"),
-        (sa.Integer(), sa.String(20), "postgresql", "change"),
+        (sa.Integer(), sa.String(20), "postgresql", "rewrite"),  # every integer has a text form that fits
+        (sa.Integer(), sa.String(5), "postgresql", "narrow"),  # -2147483648 does not
         (sa.CHAR(10), sa.String(10), "postgresql", "change"),
         (None, sa.Text(), "postgresql", "unknown"),
         (sa.String(20), sa.VARCHAR(20), "postgresql", "same"),

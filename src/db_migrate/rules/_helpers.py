@@ -218,6 +218,11 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "widen" if sn == so else "rewrite"
     if type(old) is type(new):  # same family, other parameters (timezone, precision...)
         return "rewrite"
+    if isinstance(old, (sqltypes.Integer, sqltypes.Numeric)) and isinstance(new, sqltypes.String) and not _is_char(new):
+        # every number has a text form; a bounded column must hold its longest (sign and point included)
+        width = _text_width(old)
+        ln = _string_length(new)
+        return "rewrite" if ln is None or (width is not None and ln >= width) else "narrow"
     if isinstance(new, sqltypes.JSON) and isinstance(old, (sqltypes.JSON, sqltypes.String)):
         # JSON -> JSONB keeps every document; text -> JSON fails on text that is not JSON, loses nothing else
         return "rewrite" if isinstance(old, sqltypes.JSON) else "change"
@@ -240,6 +245,16 @@ _RISK = {
     "change": " and fails on values the cast cannot convert",
     "rewrite": "; no data is lost",
 }
+
+
+def _text_width(t: Any) -> int | None:
+    """Characters the longest value of a number type takes as text, or None when unbounded (NUMERIC, floats)."""
+    if isinstance(t, sqltypes.Integer):
+        return {1: 6, 2: 11, 3: 20}.get(_int_rank(t), 20)  # smallint, integer, bigint with their signs
+    precision = getattr(t, "precision", None)
+    if isinstance(t, sqltypes.Float) or not isinstance(precision, int):
+        return None
+    return precision + 2
 
 
 def type_change_risk(old: Any, new: Any, change: TypeChange) -> str:
