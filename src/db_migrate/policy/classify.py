@@ -39,7 +39,7 @@ NO_DATABASE = "assumed: no database_url given"
 _NO_URL = NO_DATABASE.removeprefix("assumed: ")
 
 REASONS = {
-    "drop-with-data": "Dropping a table or column that holds data loses it for good; a human must confirm.",
+    "drop-with-data": "Dropping a table or column that holds data, or deleting every row of a table, loses it for good; a human must confirm.",
     "primary-key-change": "Changing a primary key rewrites identity and every reference to it.",
     "large-data-migration": "Rewriting or updating a large table locks it and takes long; plan it with a human.",
     "production-database": "This targets a production database.",
