@@ -819,3 +819,10 @@ def test_an_index_dropped_right_before_its_column_waits_for_nothing_the_drop_doe
     assert "drop-index-non-concurrent" not in by_rule(review(src))
     two = body("op.drop_index('ix_rules_a', table_name='rules')\nop.drop_index('ix_rules_b', table_name='rules')")
     assert len(by_rule(review(two))["drop-index-non-concurrent"]) == 1  # the second is under the first's lock
+
+
+def test_dropping_the_key_column_offers_no_copy_keyed_by_it():
+    """The copy a drop-column fix offers is keyed by id: for the id column itself it would select id twice, which
+    MySQL refuses; the fix keeps the deploy order only."""
+    (f,) = by_rule(review(body("op.drop_column('worker_dependency', 'id')"), "mysql"))["drop-column"]
+    assert "SELECT id, id" not in f.fix and "CREATE TABLE" not in f.fix and "op.drop_column('worker_dependency', 'id')" in f.fix

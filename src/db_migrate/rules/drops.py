@@ -53,12 +53,13 @@ class DropColumn(Rule):
     @fx.tailored
     def _fix(cap, rec) -> str:
         op = rec.op
-        _, keep, _ = fx.backup(op.table_name, op.schema, cap.dialect, [op.column_name])
+        # a copy is keyed by id: of the key itself there is nothing to key a copy by (SELECT id, id is refused)
+        copy = () if op.column_name == "id" else (
+            "# 2. optionally keep a copy (id: the table's key):", fx.backup(op.table_name, op.schema, cap.dialect, [op.column_name])[1])
         return fx.render(
             f"# 1. deploy code that no longer reads or writes {op.table_name}.{op.column_name} (remove it from the model)",
-            "# 2. optionally keep a copy (id: the table's key):",
-            keep,
-            "# 3. then, in its own revision:",
+            *copy,
+            f"# {3 if copy else 2}. then, in its own revision:",
             op,
             batch=cap.dialect == "sqlite" and bool(rec.batch_table),
         )
