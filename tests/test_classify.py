@@ -261,6 +261,23 @@ def test_protected_table_any_operation_including_rename():
     assert "protected-table" in triggers(r)
 
 
+@pytest.mark.parametrize(("sql", "changes_records"), [
+    ("INSERT INTO templates_history (id, version) VALUES (1, 1)", False),  # a record appended
+    ("INSERT INTO templates_history SELECT * FROM templates ON CONFLICT DO NOTHING", False),
+    ("INSERT INTO templates_history SELECT * FROM t ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body", True),
+    ("UPDATE broadcast SET content = h.content FROM templates_history h WHERE broadcast.tid = h.id", False),  # read
+    ("CREATE VIEW all_templates AS SELECT * FROM templates UNION ALL SELECT * FROM templates_history", False),
+    ("ALTER TABLE templates_history VALIDATE CONSTRAINT ck_templates_history_kind", False),
+    ("UPDATE templates_history SET postage = 'second' WHERE postage IS NULL", True),
+    ("DELETE FROM templates_history WHERE id = 5", True),
+])
+def test_only_statements_that_change_an_audit_tables_recorded_rows_are_audit_trail(sql, changes_records):
+    """Appending, reading or validating leaves every recorded row as it was; updating, deleting or altering it does."""
+    down = op("execute", phase="downgrade", sql="SELECT 1")
+    r = classify(review(op("execute", sql=sql), down), Policy())
+    assert ("audit-trail" in triggers(r)) is changes_records
+
+
 def test_audit_trail_defaults_and_config():
     r = classify(review(op("drop_column", "audit_log", "ip")), Policy())
     assert "audit-trail" in triggers(r)

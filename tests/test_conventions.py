@@ -113,6 +113,20 @@ def test_an_empty_downgrade_of_a_base_the_history_builds_on_is_a_note(tmp_path):
     assert alone.decision == "revise" and _rules(alone)["missing-downgrade"][0].edit.code == "op.drop_table('hosts')"
 
 
+def test_a_downgrade_dropping_a_table_no_revision_creates_is_a_note(tmp_path):
+    """The project creates some tables outside its migrations (metadata.create_all) and its downgrades drop them: a
+    note that the rollback destroys them, not an error telling it to remove the drop. A table an earlier revision
+    created is still the error: this revision's rollback would destroy what it did not make."""
+    base = "def upgrade():\n    op.create_table('hosts', sa.Column('id', sa.Integer, primary_key=True))\n\n\n" \
+           "def downgrade():\n    op.drop_table('hosts')\n"
+    workers = "def upgrade():\n    pass  # worker tables are created by the application\n\n\n" \
+              "def downgrade():\n    op.drop_table('worker')\n    op.drop_table('hosts')\n"
+    r = review_migration(load_project(make_project(tmp_path, [{"body": base}, {"body": workers}])), "head")
+    found = {f.table: f for f in _rules(r)["downgrade-not-inverse"]}
+    assert found["worker"].severity == "info" and "no revision of the history creates" in found["worker"].message
+    assert found["hosts"].severity == "error"
+
+
 def test_without_downgrades_a_revision_that_destroys_data_still_escalates(tmp_path):
     root = _history(tmp_path, None, last=_DROP)
     project = load_project(root)

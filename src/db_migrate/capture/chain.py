@@ -14,6 +14,7 @@ import ast
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 Column = tuple[str, str]
 
@@ -31,20 +32,41 @@ def not_null_before(sources: Iterable[tuple[Path, str, ast.Module]]) -> dict[str
     return column_history(sources)[0]
 
 
-def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> tuple[dict[str, frozenset[Column]], dict[str, dict[Column, str]], frozenset[str]]:
+class History(NamedTuple):
+    """What the history's upgrades say together, read statically (:func:`column_history`)."""
+
+    not_null_before: dict[str, frozenset[Column]]
+    """{revision: the (table, column) pairs NOT NULL in every parent's state}."""
+    types_before: dict[str, dict[Column, str]]
+    """{revision: {(table, column): the source of the type its ancestors left it}} for the columns it alters."""
+    built_on: frozenset[str]
+    """Revisions some other revision names as its parent."""
+    tables_created: frozenset[str]
+    """Tables some upgrade creates (``op.create_table``, a literal ``CREATE TABLE``, a rename to the name)."""
+
+
+_CREATE_TABLE = re.compile(r"\bCREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`]?(?:\w+[\"`]?\.[\"`]?)?(\w+)",
+                           re.IGNORECASE)
+
+
+def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
     """For each revision: the columns NOT NULL before it, and the type (its source text) that each column its
-    upgrade alters had before it, as its ancestors left them (a column must have the same in every parent); and
-    the revisions that others are built on (a parent of some revision)."""
+    upgrade alters had before it, as its ancestors left them (a column must have the same in every parent); the
+    revisions that others are built on; and the tables the history's upgrades create."""
     from db_migrate.project.headers import parse_header
 
     effects: dict[str, tuple[tuple[str, ...], list]] = {}
+    created: set[str] = set()
     for path, text, tree in sources:
+        created.update(m.group(1) for m in _CREATE_TABLE.finditer(text))
         try:
             header = parse_header(path, text, tree=tree)
         except Exception:  # no readable header: it changes nothing known
             continue
         if header.revision:
             effects[header.revision] = (header.down_revisions, _steps(tree))
+            created.update(t for kind, t, _, _ in effects[header.revision][1] if kind == "create-table")
+            created.update(str(new) for kind, _, _, new in effects[header.revision][1] if kind == "rename-table")
     after: dict[str, State] = {}
 
     def state_after(rev: str, depth: int = 0) -> State:
@@ -63,7 +85,7 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> tuple[dic
         not_null[rev] = frozenset(c for c, (nn, _) in before.items() if nn)
         altered = {(t, c) for kind, t, c, _ in steps if kind == "type"}
         types[rev] = {c: before[c][1] for c in altered if c in before and before[c][1]}  # type: ignore[misc]
-    return not_null, types, frozenset(p for parents, _ in effects.values() for p in parents)
+    return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created))
 
 
 def _meet(states: list[State]) -> State:
@@ -135,6 +157,7 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
         if not table:
             continue
         if kind == "create_table":
+            out.append(("create-table", table, None, None))
             for col in args[1:]:
                 name = _column_name(col)
                 if name:

@@ -81,6 +81,8 @@ class ProjectContext:
     alters (:func:`db_migrate.capture.chain.column_history`)."""
     built_on: frozenset[str] = frozenset()
     """Revisions that other revisions of the history name as their parent."""
+    tables_created: frozenset[str] | None = None
+    """Tables some upgrade of the history creates; None when the history was not read."""
     guards: dict[str, bool] = field(default_factory=dict)
     """What each guard expression of the history (``if not settings.pg_uri: return``) is where the project runs,
     by majority of its revisions (:func:`db_migrate.capture.guards.guard_values`): a stand-in tested there answers it."""
@@ -157,7 +159,8 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
         ctx = ProjectContext(env_py=relpath, lock_timeout=lock_timeout_setting(source, relpath), files=[str(env_path)])
         ctx._project = project
     ctx.ini_section, ctx.ini_options = project.section, ini_options(project)
-    ctx.guards, (ctx.not_null_before, ctx.types_before, ctx.built_on), folders = _history_facts(project)
+    ctx.guards, history, folders = _history_facts(project)
+    ctx.not_null_before, ctx.types_before, ctx.built_on, ctx.tables_created = history
     ctx.template_imports = template_imports(project.script_location / "script.py.mako")
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key
@@ -177,7 +180,7 @@ def template_imports(path: Path) -> frozenset[str]:
     return frozenset(m.group(1) or m.group(2) for m in _IMPORT_LINE.finditer(text)) - {"alembic", "sqlalchemy"}
 
 
-def _history_facts(project: Any) -> tuple[dict[str, bool], tuple[dict[str, frozenset], dict[str, dict], frozenset[str]], list[str]]:
+def _history_facts(project: Any) -> tuple[dict[str, bool], Any, list[str]]:
     """What the project's revisions say together (read as text, never run): the guard values, the columns NOT NULL
     before each revision and the types of those it alters, and the folders they are in."""
     from db_migrate.capture.chain import column_history

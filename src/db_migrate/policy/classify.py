@@ -455,7 +455,7 @@ def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: An
             for t in o.tables:
                 if o.phase == "downgrade" and (o.revision, t) in in_upgrade:
                     continue
-                if trigger == "audit-trail" and not _touches_records(o):
+                if trigger == "audit-trail" and not _touches_records(o, t):
                     continue  # an index, a nullable column, NULL allowed: the recorded history stays as it was
                 p = _matches(t, patterns)
                 if p:
@@ -468,15 +468,26 @@ def _tables_by_pattern(triggers, ops: list[_Op], policy: Policy, conventions: An
 
 
 #: Operations on an audit-trail table that leave every recorded row as it was and its meaning intact.
-_RECORDS_KEPT = ("create_index", "drop_index", "create_foreign_key", "create_unique_constraint", "create_check_constraint")
+_RECORDS_KEPT = ("create_index", "drop_index", "create_foreign_key", "create_unique_constraint", "create_check_constraint",
+                 "drop_constraint")
+_UPSERT = re.compile(r"\bON\s+(?:CONFLICT\b.*\bDO\s+UPDATE|DUPLICATE\s+KEY\s+UPDATE)\b", re.IGNORECASE | re.DOTALL)
 
 
-def _touches_records(o: _Op) -> bool:
-    """Whether ``o`` can change, remove or reinterpret an audit table's recorded rows, or creates a new trail: data
-    statements, drops, renames, type changes, a new table.  Adding a nullable column, allowing NULL, or an
-    index changes no record."""
+def _touches_records(o: _Op, table: str) -> bool:
+    """Whether ``o`` can change, remove or reinterpret the recorded rows of audit table ``table``, or creates a new
+    trail: statements that update, delete or alter it, drops, renames, type changes, a new table.  Adding a nullable
+    column, allowing NULL, an index or a constraint, appending rows (a plain INSERT), reading it (a view over it)
+    or validating changes no record."""
     if o.kind in _RECORDS_KEPT:
         return False
+    if o.kind == "execute" and o.statements:
+        def changes(s: Any) -> bool:
+            kind = s.kind.upper()
+            if kind in ("UPDATE", "DELETE", "MERGE") or (kind == "INSERT" and _UPSERT.search(s.text)):
+                return s.tables[:1] == [table]  # its target; the other tables it names are read
+            return kind.startswith(("TRUNCATE", "DROP", "ALTER")) and table in s.tables
+
+        return any(changes(s) for s in o.statements)
     if o.kind == "add_column":
         return o.get("nullable") is False and o.get("server_default") is None
     if o.kind == "alter_column":
@@ -754,8 +765,8 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
             continue  # not about the way back, or a way back db-migrate writes: revise with its patch
         if f.rule == "irreversible-by-design" and f.revision not in destroying:
             continue  # a one-way step its author declared, that destroys nothing: the way back is clear (a restore)
-        if f.rule == "missing-downgrade" and f.severity == "info":
-            continue  # the base revision: rolling back past it is dropping the database
+        if f.severity == "info" and f.rule != "irreversible-by-design":
+            continue  # a note on the way back (the base revision's, a table made outside the migrations): no question
         if not (f.revision in exempt and f.rule in ("missing-downgrade", "irreversible-by-design")):
             triggers.fire("unclear-rollback", f"{f.path or f.revision}:{f.line}: {f.rule}: {f.message}")
     flagged = {f.revision for f in findings if f.rule in ROLLBACK_RULES}

@@ -478,6 +478,16 @@ class DowngradeNotInverse(Rule):
                 continue
             if is_new_table(cap, rec) or is_new_column(cap, rec) or mentions(upgrade_raw, obj[1][2]) or obj[1][2] in renamed.values():
                 continue
+            made = cap.context.tables_created
+            if obj[1][0] == "table" and made is not None and obj[1][2] not in made:
+                # no revision creates it: the project makes it outside its migrations (metadata.create_all at
+                # start-up), and its downgrades drop it on purpose; the rows it holds are what a rollback costs
+                yield self.finding(
+                    cap, f"The downgrade drops {_describe(obj[1])}, which no revision of the history creates (the "
+                    "project makes it outside its migrations): a rollback destroys it with its rows.",
+                    rec=rec, severity="info",
+                )
+                continue
             yield self.finding(
                 cap, f"The downgrade drops {_describe(obj[1])}, which this upgrade does not create: a rollback would destroy it.",
                 rec=rec, fix=f"# remove this {rec.kind} from downgrade() (line {rec.line}): the upgrade does not create {_describe(obj[1])}",
