@@ -412,3 +412,20 @@ def test_the_backup_of_a_delete_through_a_cte_runs_and_holds_the_deleted_rows(pg
         with server.connect() as c:
             c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         server.dispose()
+
+
+def test_an_enum_swapped_under_its_own_name_is_a_rewrite_of_every_column_moved_to_it() -> None:
+    """Rename the type away, create one under the name, cast the column over: the names match, but every row is cast
+    to a new type under ACCESS EXCLUSIVE (the usual way to edit an enum's labels before ADD VALUE existed)."""
+    src = body(
+        "op.execute('ALTER TYPE notify_status RENAME TO tmp_notify_status')",
+        "op.execute(\"CREATE TYPE notify_status AS ENUM ('sent', 'failed', 'pending')\")",
+        "op.execute('ALTER TABLE notifications ALTER COLUMN status TYPE notify_status USING status::text::notify_status')",
+        "op.execute('DROP TYPE tmp_notify_status')",
+        down="op.execute('ALTER TABLE notifications ALTER COLUMN status TYPE notify_status USING status::text::notify_status')",
+    )
+    (f,) = rules(review(src))["alter-column-type"]
+    assert f.severity == "error" and "renamed away" in f.message and "rewrites notifications" in f.message
+    plain = body("op.execute('ALTER TABLE notifications ALTER COLUMN status TYPE notify_status USING status::text::notify_status')",
+                 down="op.execute('ALTER TABLE notifications ALTER COLUMN status TYPE notify_status USING status::text::notify_status')")
+    assert "renamed away" not in " ".join(f.message for f in rules(review(plain)).get("alter-column-type", []))

@@ -367,9 +367,15 @@ class AlterColumnType(Rule):
                           "this rewrites the table or loses data cannot be told offline."
                 yield self.finding(cap, f"Changes {col} to {new} {why}", rec=rec, severity="warning", fix=_expand_contract(cap, rec))
                 continue
+            swapped = cap.dialect == "postgresql" and _swapped_enum(cap, rec)
+            if swapped or (cap.dialect == "postgresql" and change == "enum"
+                           and type_sql(before, cap.dialect) != type_sql(op.modify_type, cap.dialect)):
+                change = "rewrite"  # another enum type (or one re-created under the name): every row is cast, a rewrite
             if change in ("same", "widen", "enum") or (change == "rewrite" and cap.dialect == "sqlite"):
                 continue
             old = spell(before, cap.dialect)
+            if swapped:
+                old, new = f"the old {new} (renamed away)", f"the {new} this revision creates"
             if op.modify_name and cap.dialect in ("mysql", "mariadb"):  # one CHANGE: the rename alone is instant
                 col = f"{col} (renamed to {op.modify_name} in the same CHANGE)"
             lock = {
@@ -393,6 +399,18 @@ class AlterColumnType(Rule):
                 rec=changes[0][0], severity="warning", fix=None,
             )
 
+
+
+def _swapped_enum(cap, rec) -> bool:
+    """The phase renamed or dropped the column's enum type and created one under its name before this change (the
+    swap that edits an enum's labels on PostgreSQL): the column moves to a new type, whatever the names say."""
+    name = type_sql(rec.op.modify_type, cap.dialect) if rec.op.modify_type is not None else None
+    if not name or not re.fullmatch(r"[\w.\"]+", name):
+        return False
+    name = name.replace('"', "").rpartition(".")[2]
+    before = [s for r, s in cap.statements(rec.phase) if r.index < rec.index]
+    return any(s.kind.upper().startswith(("CREATE TYPE", "CREATEENUM")) and name in s.text for s in before) and \
+        any(s.kind.upper().startswith(("ALTER TYPE", "RENAME", "DROP TYPE")) and name in s.text for s in before)
 
 
 def _using_computes(op: Any) -> bool:
