@@ -452,3 +452,17 @@ def test_rows_a_helper_deletes_after_a_read_are_read_from_the_source_and_escalat
     result = decided(out)
     assert {"drop-with-data", "unclear-rollback"} <= {t.trigger for t in result.escalation.triggers}
     assert any("experience_config" in e for e in evidence(result, "drop-with-data"))
+
+
+def test_an_item_of_a_value_not_here_is_a_stand_in_and_sql_built_from_it_still_parses():
+    """``current_app.config['SENDER']`` at import time and spliced into SQL: the revision loads (it was 'no upgrade
+    operations' though it inserts rows), and the statement is read for its kind and table."""
+    head = "from flask import current_app\n\nSENDER = current_app.config['NOTIFY_SENDER']\n\n"
+    src = body(f"op.execute(f\"INSERT INTO sms_senders (id, sender) VALUES (1, '{{SENDER}}')\")",
+               "op.execute(f\"DELETE FROM sms_senders WHERE sender = '{SENDER}'\")", head=head)
+    out = review_source(src)
+    assert out.load_error is None
+    assert [(o.kind, o.detail.get("sql_kind"), o.table or (o.detail.get("tables") or [None])[0])
+            for o in out.review.operations if o.phase == "upgrade"] == [("execute", "INSERT", "sms_senders")]
+    assert not [u for u in out.unchecked if "parser cannot read" in u.reason]
+    assert "unclear-rollback" not in [t.trigger for t in decided(out).escalation.triggers]
