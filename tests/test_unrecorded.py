@@ -466,3 +466,10 @@ def test_an_item_of_a_value_not_here_is_a_stand_in_and_sql_built_from_it_still_p
             for o in out.review.operations if o.phase == "upgrade"] == [("execute", "INSERT", "sms_senders")]
     assert not [u for u in out.unchecked if "parser cannot read" in u.reason]
     assert "unclear-rollback" not in [t.trigger for t in decided(out).escalation.triggers]
+
+
+def test_a_revision_that_cannot_be_loaded_here_is_never_said_to_have_no_operations():
+    out = review_source(body("op.drop_table('legacy')", head="import app_models_pkg_missing\n\nX = 1 / app_models_pkg_missing.ZERO\n\n"))
+    assert out.load_error
+    summary = decided(out).summary
+    assert "no upgrade operations" not in summary and "could not be recorded" in summary

@@ -126,6 +126,10 @@ class Finding(BaseModel):
     one has a downgrade db-migrate can write, so it is something to revise, not to escalate."""
 
 
+#: ``Unchecked.what`` of a revision that could not be loaded or recorded at all: nothing of it was checked.
+WHOLE_REVISION = "every operation of the revision"
+
+
 class Unchecked(BaseModel):
     """Something the tool could not check, and why: never silently skipped."""
 

@@ -23,7 +23,7 @@ from db_migrate.policy.model import ClassifiedOperation, ClassifyResult, Databas
 from db_migrate.policy.settings import AUTO_CLASSES, Policy
 from db_migrate.policy.signals import production_signal
 from db_migrate.policy.preflight import Preflight
-from db_migrate.verdict import Decision, Escalation, Finding, Trigger, Unchecked, decide, sort_findings
+from db_migrate.verdict import WHOLE_REVISION, Decision, Escalation, Finding, Trigger, Unchecked, decide, sort_findings
 
 #: Review findings that mean the way back is not clear.
 ROLLBACK_RULES = ("missing-downgrade", "lossy-downgrade", "downgrade-not-inverse", "irreversible-by-design")
@@ -920,9 +920,12 @@ def _fit_foreign_key(o: _Op, upgrade: list[_Op], facts: DatabaseFacts | None) ->
 
 
 def _partly_recorded(review: Any) -> bool:
-    """Some of an upgrade was not recorded offline: it stopped, or looped over values that are not here."""
+    """Some of an upgrade was not recorded offline: it stopped, looped over values that are not here, or the
+    revision could not be loaded at all."""
+    unchecked = getattr(review, "unchecked", None) or []
     return any(s.phase == "upgrade" for r in getattr(review, "reviews", None) or [] for s in getattr(r, "stopped", None) or []) \
-        or any(u.what.startswith("upgrade()") and "loops over" in u.reason for u in getattr(review, "unchecked", None) or [])
+        or any(u.what.startswith("upgrade()") and "loops over" in u.reason for u in unchecked) \
+        or any(u.what == WHOLE_REVISION for u in unchecked)
 
 
 def _summary(d: PolicyDecision, manual: list[ClassifiedOperation], partly: bool = False) -> str:

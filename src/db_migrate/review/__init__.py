@@ -33,7 +33,7 @@ from db_migrate.sandbox import (
     run_job,
     weakest,
 )
-from db_migrate.verdict import Finding, Isolation, Unchecked, decide, describe_counts, sort_findings
+from db_migrate.verdict import WHOLE_REVISION, Finding, Isolation, Unchecked, decide, describe_counts, sort_findings
 
 __all__ = ["Operation", "ReviewResult", "RevisionReview", "review_migration", "review_paths"]
 
@@ -120,7 +120,7 @@ def review_migration(
             reason = f"it is not valid Python: {b.message}"
             unreadable.append(RevisionOutcome(
                 review=RevisionReview(revision=None, path=rel), load_error=reason,
-                unchecked=[Unchecked(what="every operation of the revision", reason=reason, path=rel, line=b.line)],
+                unchecked=[Unchecked(what=WHOLE_REVISION, reason=reason, path=rel, line=b.line)],
             ))
     else:
         headers = [history.resolve(revision)]
@@ -362,7 +362,7 @@ def _failed_outcome(project: Project, h: RevisionHeader, e: DbMigrateError) -> R
     return RevisionOutcome(
         review=RevisionReview(revision=h.revision, path=rel, message=h.message, down_revisions=list(h.down_revisions)),
         load_error=e.message,
-        unchecked=[Unchecked(what="every operation of the revision", reason=e.message, revision=h.revision, path=rel)],
+        unchecked=[Unchecked(what=WHOLE_REVISION, reason=e.message, revision=h.revision, path=rel)],
     )  # _assemble turns the load error into a migration-raises finding
 
 

@@ -27,7 +27,7 @@ from db_migrate.capture.offline import (
 from db_migrate.preflight.details import data_detail
 from db_migrate.rules._helpers import classify_type_change
 from db_migrate.review.model import Operation, RevisionOutcome, RevisionReview, StoppedPhase, SuppressedFinding
-from db_migrate.verdict import Finding, Unchecked, sort_findings
+from db_migrate.verdict import WHOLE_REVISION, Finding, Unchecked, sort_findings
 
 _IGNORE = re.compile(r"#\s*db-migrate:\s*ignore(-file)?\[([\w\-,\s]+)\]\s*(.*)")
 
@@ -149,10 +149,10 @@ def _unchecked(cap: RevisionCapture) -> list[Unchecked]:
 
     if cap.load_error:
         if is_stand_in_artifact(cap.load_error) or is_library_version_artifact(cap.load_error):
-            add("every operation of the revision", f"importing it needs what is not available here (a module not "
+            add(WHOLE_REVISION, f"importing it needs what is not available here (a module not "
                 f"installed, or an API of another SQLAlchemy/alembic version), not a fault of the revision: {cap.load_error}")
         else:
-            add("every operation of the revision", cap.load_error)
+            add(WHOLE_REVISION, cap.load_error)
         return out
     if cap.stubbed_modules:
         add(
