@@ -826,3 +826,19 @@ def test_dropping_the_key_column_offers_no_copy_keyed_by_it():
     MySQL refuses; the fix keeps the deploy order only."""
     (f,) = by_rule(review(body("op.drop_column('worker_dependency', 'id')"), "mysql"))["drop-column"]
     assert "SELECT id, id" not in f.fix and "CREATE TABLE" not in f.fix and "op.drop_column('worker_dependency', 'id')" in f.fix
+
+
+def test_values_that_cannot_carry_a_quote_are_as_fixed_as_literals():
+    up = ("op.execute(f\"INSERT INTO rates (id, rate) VALUES ('{uuid.uuid4()}', 0.0227)\")\n"
+          "op.execute(\"INSERT INTO rates (id, rate) VALUES ('{}', {})\".format(str(uuid.uuid4()), int(20)))")
+    found = by_rule(review(body(up, head="import uuid\n\n")))["raw-sql-interpolation"]
+    assert [f.severity for f in found] == ["info", "info"]
+
+
+def test_a_delete_the_downgrade_inserts_back_is_a_note():
+    up = "op.execute(\"DELETE FROM permission_types WHERE name = 'choose_postage'\")"
+    down = "op.execute(\"INSERT INTO permission_types VALUES ('choose_postage')\")"
+    (f,) = by_rule(review(body(up, down)))["destructive-sql"]
+    assert f.severity == "info" and "inserts rows into permission_types again" in f.message
+    (g,) = by_rule(review(body(up, "pass")))["destructive-sql"]
+    assert g.severity == "warning"

@@ -62,6 +62,11 @@ class DestructiveSql(Rule):
             keep = functools.partial(fx.keep_and_restore_rows, cap, rec, stmt, table)
             # emptying a table loses what its rows hold, like dropping it: whether that is data someone needs is the
             # fact the tool lacks (a warning, as drop-table), and a human decides it (the policy escalates)
+            put_back = _inserted_back(cap, table) if kind == "DELETE" else None
+            if put_back:
+                yield self.finding(cap, f"DELETE from {where}; the downgrade inserts rows into {table} again (line {put_back}): "
+                                   "check they are the ones deleted.", rec=rec, table=table, severity="info")
+                continue
             if kind == "DELETE":
                 if stmt.has_where is False:
                     yield self.finding(cap, f"DELETE without WHERE empties {where}: every row is gone and no downgrade brings it back.", rec=rec, table=table, fix=keep())
@@ -93,6 +98,11 @@ def _deprecate(table: str) -> str:
         f"# keep {table} under another name for a release, drop it later once nothing uses it",
         ops.RenameTableOp(table, f"{table}_deprecated"),
     )
+
+
+def _inserted_back(cap, table: str) -> int | None:
+    """The line of a downgrade INSERT into ``table`` (the rows a DELETE removed, put back: the policy's inverse)."""
+    return next((r.line for r, d in cap.statements("downgrade") if d.kind == "INSERT" and d.tables[:1] == [table]), None)
 
 
 def _updated_back(cap, stmt) -> bool:
@@ -236,6 +246,11 @@ def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
     if isinstance(part, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
         bound = names | {n.id for g in part.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
         return all(_is_constant(g.iter, names) and not g.ifs for g in part.generators) and _is_constant(part.elt, frozenset(bound))
+    if isinstance(part, ast.Call) and _call_name(part) in _NO_QUOTE_CALLS:
+        return True  # uuid4(), int(...), now(): a value that cannot carry a quote, whatever it is
+    if isinstance(part, ast.Call) and isinstance(part.func, ast.Name) and part.func.id == "str" and len(part.args) == 1 \
+            and isinstance(part.args[0], ast.Call) and _call_name(part.args[0]) in _NO_QUOTE_CALLS:
+        return True  # str(uuid.uuid4())
     if isinstance(part, ast.Call) and isinstance(part.func, ast.Name) and part.func.id in _ORDERING:
         return not part.keywords and all(_is_constant(a, names) for a in part.args)  # reversed(RENAMES)
     if isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute) and part.func.attr in ("items", "keys", "values"):
@@ -278,6 +293,15 @@ def _fixed_names(source: str) -> frozenset[str]:
         ok = {key: all(v is not None and _is_constant(v, known) for v in vs) for key, vs in values.items()}
         known = frozenset(name for (_, name) in ok if all(v for (sc, n), v in ok.items() if n == name))
     return known
+
+
+#: Calls whose value has no quote in it, whatever it is (a UUID, a number, a timestamp).
+_NO_QUOTE_CALLS = {"uuid4", "uuid1", "int", "float", "now", "utcnow", "today"}
+
+
+def _call_name(call: ast.Call) -> str | None:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
 
 
 #: Builtins that order or pair fixed items and keep them fixed.
