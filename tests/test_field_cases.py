@@ -842,3 +842,12 @@ def test_a_delete_the_downgrade_inserts_back_is_a_note():
     assert f.severity == "info" and "inserts rows into permission_types again" in f.message
     (g,) = by_rule(review(body(up, "pass")))["destructive-sql"]
     assert g.severity == "warning"
+
+
+def test_set_not_null_after_every_row_got_a_value_is_only_the_scan():
+    up = "op.execute(\"UPDATE services SET postage = 'second'\")\nop.alter_column('services', 'postage', nullable=False)"
+    (f,) = by_rule(review(body(up)))["set-not-null"]
+    assert "line" in f.message and "gave every row a value" in f.message and "fails if any row is NULL" not in f.message
+    some = up.replace("'second'\"", "'second' WHERE id < 10\"")
+    (g,) = by_rule(review(body(some)))["set-not-null"]
+    assert "fails if any row is NULL" in g.message

@@ -165,8 +165,11 @@ class SetNotNull(Rule):
             value = fx.default_sql(op.modify_server_default) or fx.default_sql(op.existing_server_default)
             filled = f" Rows that are NULL get the column's server default {value} first." if value and cap.dialect == "postgresql" else ""
             deleted = _nulls_deleted_before(cap, rec, op.column_name)
+            set_everywhere = None if deleted else _set_in_every_row(cap, rec, op.column_name)
             if deleted:  # no NULL row is left to fail it; the scan (and its lock) is what remains
                 how, filled = f"line {deleted} deleted the rows where it is NULL, but {how}", ""
+            elif set_everywhere:
+                how, filled, deleted = f"line {set_everywhere} gave every row a value, but {how}", "", set_everywhere
             yield self.finding(
                 cap, f"Sets {col} NOT NULL: {how}" + ("" if deleted else ", and it fails if any row is NULL") + (f".{filled}" if cap.dialect == "postgresql" else
                 f" (whether any is, and how large {rec.table} is, needs the data: give database_url)."),
@@ -270,6 +273,30 @@ class SetNotNull(Rule):
                 if cols is None or column in cols:
                     return True
         return False
+
+
+def _set_in_every_row(cap, rec, column: str) -> int | None:
+    """The line of an earlier UPDATE of ``rec``'s table that sets ``column`` to a literal that is not NULL in every
+    row (no WHERE) or in every row where it is NULL (``WHERE col IS NULL``): no NULL is left for the check to meet."""
+    from sqlglot import exp
+
+    from db_migrate.capture.sql import sqlglot_tree
+
+    for r, stmt in cap.statements(rec.phase):
+        if r.index >= rec.index or stmt.kind != "UPDATE" or stmt.tables[:1] != [rec.table]:
+            continue
+        tree = sqlglot_tree(stmt.text)
+        if not isinstance(tree, exp.Update):
+            continue
+        sets = [e for e in tree.args.get("expressions") or [] if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)
+                and e.this.name == column and isinstance(e.expression, (exp.Literal, exp.Boolean))]
+        where = tree.args.get("where")
+        cond = where.this if where is not None else None
+        only_nulls = isinstance(cond, exp.Is) and isinstance(cond.this, exp.Column) and cond.this.name == column \
+            and isinstance(cond.expression, exp.Null)
+        if sets and (cond is None or only_nulls):
+            return r.line
+    return None
 
 
 def _nulls_deleted_before(cap, rec, column: str) -> int | None:
