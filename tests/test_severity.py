@@ -374,11 +374,12 @@ def test_a_foreign_key_over_a_column_just_added_is_a_warning_as_classify_calls_i
     assert severity == "warning" and "writes to group wait" in message
 
 
-def test_a_backfill_of_every_row_under_the_tables_exclusive_lock_is_a_warning():
+def test_a_backfill_of_every_row_under_the_tables_exclusive_lock_is_an_error_on_postgresql():
     """The column add holds ACCESS EXCLUSIVE until commit: an UPDATE of every row keeps reads and writes waiting for
-    the whole table; a backfill limited by WHERE, or on another table, stays a note."""
+    the whole table, and a safe form exists (its own transaction, in batches): an error by the severity principle.
+    A backfill limited by WHERE, or on another table, stays a note."""
     add = "op.add_column('spans', sa.Column('cost', sa.Integer(), nullable=True))\n"
-    assert _severity(_source(add + "op.execute('UPDATE spans SET cost = 0')"), "backfill-in-schema-migration") == "warning"
+    assert _severity(_source(add + "op.execute('UPDATE spans SET cost = 0')"), "backfill-in-schema-migration") == "error"
     assert _severity(_source(add + "op.execute('UPDATE spans SET cost = 0 WHERE cost IS NULL AND id < 1000')"),
                      "backfill-in-schema-migration") == "info"
     assert _severity(_source(add + "op.execute('UPDATE traces SET cost = 0')"), "backfill-in-schema-migration") == "info"

@@ -387,13 +387,15 @@ class BackfillInSchemaMigration(Rule):
             if table:
                 held = locked_earlier(cap, rec, table) if stmt.has_where is False else None
                 if held:
-                    # every row rewritten while reads and writes on the table wait: how long is its size, the fact
-                    # the tool lacks without database_url (a small table measured by the preflight relaxes it)
+                    # every row rewritten while reads and writes on the table wait, and a safe form exists (its own
+                    # transaction, in batches): on PostgreSQL an error by the severity principle (without data the
+                    # table is assumed large; a small table measured by the preflight relaxes it). MySQL's DDL
+                    # commits on its own, so no lock is held there: the harm is the size, a warning
                     yield self.finding(
                         cap, f"{stmt.kind} of every row of {table} runs while this transaction holds ACCESS EXCLUSIVE on "
                         f"it (since line {held}): reads and writes on {table} wait until every row is written. Backfill "
                         "in its own transaction, in batches.", rec=rec, table=table, fix=_own_transaction(stmt.text),
-                        severity="warning",
+                        severity="error" if cap.dialect == "postgresql" else "warning",
                     )
                     return
                 yield self.finding(
