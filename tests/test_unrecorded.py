@@ -473,3 +473,13 @@ def test_a_revision_that_cannot_be_loaded_here_is_never_said_to_have_no_operatio
     assert out.load_error
     summary = decided(out).summary
     assert "no upgrade operations" not in summary and "could not be recorded" in summary
+
+
+def test_the_table_of_a_model_that_is_not_here_is_a_stand_in():
+    """``op.bulk_insert(LetterRate.__table__, rows)`` with the application's model not installed: the rows are still
+    recorded as inserted, not a migration-raises error about ``__table__``."""
+    src = body("op.bulk_insert(LetterRate.__table__, [{'id': 1, 'rate': 0.3}])", "op.execute('DELETE FROM letter_rates WHERE id = 1')",
+               head="from app_pkg_not_installed.models import LetterRate\n\n")
+    out = review_source(src)
+    assert "migration-raises" not in rules(out), [f.message for f in out.findings]
+    assert not [u for u in out.unchecked if u.what.startswith("upgrade() after line")]

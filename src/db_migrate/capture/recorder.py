@@ -290,6 +290,11 @@ def _answer(how: str, name: str) -> bool | None:
     raise _StandInBranch(how, name, f.f_lineno)
 
 
+#: What a revision reads of an application's declarative model (``LetterRate.__table__``): the model is not here,
+#: so these are stand-ins like any other attribute of it.
+_MODEL_ATTRIBUTES = frozenset({"__table__", "__tablename__", "__mapper__", "__table_args__"})
+
+
 class _StandIn(types.ModuleType):
     """A module that is not installed here: every attribute is another stand-in.
 
@@ -302,8 +307,8 @@ class _StandIn(types.ModuleType):
     __hash__ = types.ModuleType.__hash__
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
+        if name.startswith("__") and name not in _MODEL_ATTRIBUTES:
+            raise AttributeError(name)  # Python's own protocol (copy, pickle, the import system probe these)
         return _StandIn(f"{self.__name__}.{name}")
 
     def __call__(self, *a: Any, **k: Any) -> Any:
