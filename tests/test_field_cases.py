@@ -851,3 +851,12 @@ def test_set_not_null_after_every_row_got_a_value_is_only_the_scan():
     some = up.replace("'second'\"", "'second' WHERE id < 10\"")
     (g,) = by_rule(review(body(some)))["set-not-null"]
     assert "fails if any row is NULL" in g.message
+
+
+def test_a_concurrent_index_after_the_revisions_own_commit_runs_outside_the_transaction():
+    """``op.execute('COMMIT')`` ends the migration's transaction (commit-in-migration says so): the CONCURRENTLY after
+    it is not refused; without that COMMIT it is."""
+    idx = "op.execute('CREATE INDEX CONCURRENTLY ix_notifications_job ON notifications (job_id)')"
+    assert "concurrent-index-in-transaction" not in by_rule(review(body("op.execute('COMMIT')\n" + idx)))
+    assert "concurrent-index-in-transaction" in by_rule(review(body(idx)))
+    assert "concurrent-index-in-transaction" in by_rule(review(body("op.execute('COMMIT')\nop.execute('BEGIN')\n" + idx)))

@@ -500,6 +500,20 @@ def locked_later(cap: RevisionCapture, rec: RecordedOp, table: str) -> int | Non
     return None
 
 
+def after_commit(cap: RevisionCapture, rec: RecordedOp) -> int | None:
+    """The line of a COMMIT the revision sends itself before ``rec`` in its phase (``op.execute("COMMIT")``), with no
+    BEGIN since: what follows runs outside the migration's transaction (commit-in-migration reports the boundary)."""
+    line = None
+    for r in cap.ops(rec.phase)[: rec.index]:
+        kinds = [s.kind.upper() for s in cap.statements_of(r)]
+        texts = " ".join(s.text.upper() for s in cap.statements_of(r))
+        if "COMMIT" in kinds or ("TRANSACTION" in kinds and ("COMMIT" in texts or texts.strip().startswith("END"))):
+            line = r.line
+        elif "TRANSACTION" in kinds and ("BEGIN" in texts or "START" in texts):
+            line = None
+    return line
+
+
 def _ends_transaction(cap: RevisionCapture, r: RecordedOp) -> bool:
     kinds = [s.kind for s in cap.statements_of(r)]
     return r.in_autocommit_block or "TRANSACTION" in kinds or "COMMIT" in kinds

@@ -9,6 +9,7 @@ from alembic.operations import ops
 
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
+    after_commit,
     is_concurrent,
     is_transient_table,
     locked_earlier,
@@ -231,7 +232,8 @@ class ConcurrentIndexInTransaction(Rule):
 
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
-            if isinstance(rec.op, (ops.CreateIndexOp, ops.DropIndexOp)) and is_concurrent(rec) and not rec.in_autocommit_block:
+            if isinstance(rec.op, (ops.CreateIndexOp, ops.DropIndexOp)) and is_concurrent(rec) and not rec.in_autocommit_block \
+                    and not after_commit(cap, rec):
                 verb = "CREATE" if isinstance(rec.op, ops.CreateIndexOp) else "DROP"
                 yield self.finding(
                     cap,
@@ -242,7 +244,7 @@ class ConcurrentIndexInTransaction(Rule):
                 )
         for phase in self.phases:
             for rec, stmt, verb, concurrently in raw_index_statements(cap, phase):
-                if concurrently and not rec.in_autocommit_block:
+                if concurrently and not rec.in_autocommit_block and not after_commit(cap, rec):
                     yield self.finding(
                         cap,
                         f"{verb.upper()} INDEX CONCURRENTLY in op.execute runs inside the migration transaction: "
