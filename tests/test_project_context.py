@@ -244,6 +244,23 @@ def test_the_type_a_column_had_is_read_from_the_history_when_the_revision_does_n
     assert "from VARCHAR(120) to VARCHAR(60)" in changes[("000000000003", "title")].message
 
 
+@pytest.mark.parametrize(("said", "url", "found"), [
+    ("", "mysql+pymysql://u@localhost/app", True),
+    (", existing_autoincrement=True", "mysql+pymysql://u@localhost/app", False),
+    ("", "postgresql://u@localhost/app", False),  # ALTER COLUMN TYPE keeps the sequence default
+])
+def test_restating_a_key_the_history_made_auto_increment_must_say_so_on_mysql(tmp_path, said, url, found):
+    """The base created the table with one integer key (AUTO_INCREMENT on MySQL); a later MODIFY of it without
+    existing_autoincrement=True drops AUTO_INCREMENT, and inserts without an id fail afterwards."""
+    base = revision("op.create_table('bundle', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('uuid', sa.String(63)))",
+                    "op.drop_table('bundle')")
+    widen = revision(f"op.alter_column('bundle', 'id', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False{said})",
+                     f"op.alter_column('bundle', 'id', existing_type=sa.BigInteger(), type_=sa.Integer(), existing_nullable=False{said})")
+    out = review_project(tmp_path, [base, widen], url=url)
+    rules = [(f.phase, f.rule) for f in out.findings if f.rule == "modify-drops-auto-increment"]
+    assert rules == ([("upgrade", "modify-drops-auto-increment"), ("downgrade", "modify-drops-auto-increment")] if found else [])
+
+
 def test_an_unused_import_the_projects_template_puts_in_every_revision_is_its_convention(tmp_path):
     head = "import shopapp.models  # noqa\n\n"
     quiet = revision("op.add_column('orders', sa.Column('note', sa.Text(), nullable=True))", "op.drop_column('orders', 'note')", head=head)

@@ -336,3 +336,26 @@ def test_sqlite_loses_the_column_the_copy_leaves_out(tmp_path) -> None:
     finally:
         eng.dispose()
     assert [tuple(r) for r in rows] == [(1, "a@example.org", None), (2, "b@example.org", None)]  # every nickname gone
+
+
+# --------------------------------------------------------------------------- MySQL/MariaDB MODIFY and AUTO_INCREMENT
+
+
+@pytest.mark.mysql
+def test_the_modify_alembic_renders_without_existing_autoincrement_breaks_inserts_on_mariadb(mysql_url: str) -> None:
+    """What the rule claims, on the server: the MODIFY alembic renders for the bad example leaves AUTO_INCREMENT out
+    and the next INSERT without an id fails; the fixed call's MODIFY keeps it."""
+    from db_migrate.rules import get_rule
+
+    (example,) = get_rule("modify-drops-auto-increment").examples
+
+    def modify(src: str) -> str:
+        ops = review_source(src, dialect="mysql").review.operations
+        return next(s for o in ops if o.kind == "alter_column" and o.phase == "upgrade" for s in o.sql)
+
+    for src, breaks in ((example.bad, True), (example.good, False)):
+        with own_database(mysql_url) as eng:
+            assert refused(eng, "CREATE TABLE bundle (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, u VARCHAR(5))") is None
+            assert refused(eng, modify(src)) is None
+            error = refused(eng, "INSERT INTO bundle (u) VALUES ('a')")
+            assert (error is not None and "default" in error) is breaks, error

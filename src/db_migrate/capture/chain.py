@@ -22,8 +22,8 @@ _DROP_NOT_NULL = re.compile(r"ALTER\s+TABLE\s+[\"`]?(\w+)[\"`]?.*?ALTER\s+(?:COL
                             re.IGNORECASE | re.DOTALL)
 
 
-State = dict[Column, tuple[bool, str | None]]
-"""(table, column) -> (NOT NULL, the source of its type: ``sa.String(15)``, or None when not read)."""
+State = dict[Column, tuple[bool, str | None, bool]]
+"""(table, column) -> (NOT NULL, the source of its type: ``sa.String(15)`` or None when not read, auto-increment)."""
 
 
 def not_null_before(sources: Iterable[tuple[Path, str, ast.Module]]) -> dict[str, frozenset[Column]]:
@@ -43,6 +43,8 @@ class History(NamedTuple):
     """Revisions some other revision names as its parent."""
     tables_created: frozenset[str]
     """Tables some upgrade creates (``op.create_table``, a literal ``CREATE TABLE``, a rename to the name)."""
+    auto_increment_before: dict[str, frozenset[Column]]
+    """{revision: the columns it alters that its ancestors left auto-increment (a table's one integer key)}."""
 
 
 _CREATE_TABLE = re.compile(r"\bCREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`]?(?:\w+[\"`]?\.[\"`]?)?(\w+)",
@@ -79,13 +81,15 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
 
     not_null: dict[str, frozenset[Column]] = {}
     types: dict[str, dict[Column, str]] = {}
+    auto: dict[str, frozenset[Column]] = {}
     for rev, (parents, steps) in effects.items():
         known = [p for p in parents if p in effects]
         before = _meet([state_after(p) for p in known]) if known else {}
-        not_null[rev] = frozenset(c for c, (nn, _) in before.items() if nn)
-        altered = {(t, c) for kind, t, c, _ in steps if kind == "type"}
+        not_null[rev] = frozenset(c for c, (nn, _, _) in before.items() if nn)
+        altered = {(t, c) for kind, t, c, _ in steps if kind in ("type", "set", "rename-column")}
         types[rev] = {c: before[c][1] for c in altered if c in before and before[c][1]}  # type: ignore[misc]
-    return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created))
+        auto[rev] = frozenset(c for c in altered if c in before and before[c][2])  # type: ignore[misc]
+    return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created), auto)
 
 
 def _meet(states: list[State]) -> State:
@@ -94,25 +98,26 @@ def _meet(states: list[State]) -> State:
         return {}
     first, *rest = states
     out: State = {}
-    for col, (nn, typ) in first.items():
+    for col, (nn, typ, auto) in first.items():
         others = [s[col] for s in rest if col in s]
         if len(others) != len(rest):
             continue
-        out[col] = (nn and all(o[0] for o in others), typ if all(o[1] == typ for o in others) else None)
+        out[col] = (nn and all(o[0] for o in others), typ if all(o[1] == typ for o in others) else None,
+                    auto and all(o[2] for o in others))
     return out
 
 
 def _apply(state: State, steps: list) -> State:
     cols = dict(state)
     for kind, table, column, value in steps:
-        if kind == "column":  # created or added: (NOT NULL, type)
+        if kind == "column":  # created or added: (NOT NULL, type, auto-increment)
             cols[(table, column)] = value
         elif kind == "set":
-            nn, typ = cols.get((table, column), (False, None))
-            cols[(table, column)] = (bool(value), typ)
+            nn, typ, auto = cols.get((table, column), (False, None, False))
+            cols[(table, column)] = (bool(value), typ, auto)
         elif kind == "type":
-            nn, _ = cols.get((table, column), (False, None))
-            cols[(table, column)] = (nn, value)
+            nn, _, auto = cols.get((table, column), (False, None, False))
+            cols[(table, column)] = (nn, value, auto)
         elif kind == "drop-column":
             cols.pop((table, column), None)
         elif kind == "rename-column":
@@ -158,12 +163,15 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
             continue
         if kind == "create_table":
             out.append(("create-table", table, None, None))
+            keys = [c for c in args[1:] if _column_name(c) and _is_key(c)]
             for col in args[1:]:
                 name = _column_name(col)
                 if name:
-                    out.append(("column", table, name, (_not_null(col), _type_source(col))))
+                    auto = _auto_increment(col, alone=len(keys) == 1)
+                    out.append(("column", table, name, (_not_null(col), _type_source(col), auto)))
         elif kind == "add_column" and len(args) > 1 and _column_name(args[1]):
-            out.append(("column", table, _column_name(args[1]), (_not_null(args[1]), _type_source(args[1]))))
+            col = args[1]
+            out.append(("column", table, _column_name(col), (_not_null(col), _type_source(col), _auto_increment(col, alone=False))))
         elif kind == "alter_column" and len(args) > 1 and (column := _literal(args[1])):
             kw = {k.arg: k.value for k in call.keywords}
             if "nullable" in kw and isinstance(kw["nullable"], ast.Constant):
@@ -222,6 +230,23 @@ def _literal(node: ast.AST | None) -> str | None:
 def _column_name(node: ast.AST) -> str | None:
     """The literal name of ``sa.Column('name', ...)``."""
     return _literal(node.args[0]) if isinstance(node, ast.Call) and _name(node) == "Column" and node.args else None
+
+
+def _is_key(column: ast.Call) -> bool:
+    primary = {k.arg: k.value for k in column.keywords}.get("primary_key")
+    return isinstance(primary, ast.Constant) and primary.value is True
+
+
+_INTEGER = re.compile(r"(?:^|\.)(?:Integer|BigInteger|SmallInteger|INTEGER|BIGINT|SMALLINT|INT|MEDIUMINT|TINYINT)\b")
+
+
+def _auto_increment(column: ast.Call, *, alone: bool) -> bool:
+    """The column counts itself: ``autoincrement=True``, or a table's one integer primary key (SQLAlchemy's default,
+    which MySQL renders AUTO_INCREMENT) unless ``autoincrement=False``."""
+    said = {k.arg: k.value for k in column.keywords}.get("autoincrement")
+    if isinstance(said, ast.Constant) and isinstance(said.value, bool):
+        return said.value
+    return alone and _is_key(column) and bool(_INTEGER.search(_type_source(column) or ""))
 
 
 def _not_null(column: ast.Call) -> bool:

@@ -81,6 +81,8 @@ class ProjectContext:
     alters (:func:`db_migrate.capture.chain.column_history`)."""
     built_on: frozenset[str] = frozenset()
     """Revisions that other revisions of the history name as their parent."""
+    auto_increment_before: dict[str, frozenset] = field(default_factory=dict)
+    """{revision: the columns it alters that its ancestors left auto-increment}."""
     tables_created: frozenset[str] | None = None
     """Tables some upgrade of the history creates; None when the history was not read."""
     guards: dict[str, bool] = field(default_factory=dict)
@@ -160,7 +162,8 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
         ctx._project = project
     ctx.ini_section, ctx.ini_options = project.section, ini_options(project)
     ctx.guards, history, folders = _history_facts(project)
-    ctx.not_null_before, ctx.types_before, ctx.built_on, ctx.tables_created = history
+    ctx.not_null_before, ctx.types_before, ctx.built_on = history.not_null_before, history.types_before, history.built_on
+    ctx.tables_created, ctx.auto_increment_before = history.tables_created, history.auto_increment_before
     ctx.template_imports = template_imports(project.script_location / "script.py.mako")
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key

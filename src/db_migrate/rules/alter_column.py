@@ -459,6 +459,54 @@ def _using_computes(op: Any) -> bool:
     return True
 
 
+class ModifyDropsAutoIncrement(Rule):
+    id = "modify-drops-auto-increment"
+    title = "A MySQL/MariaDB MODIFY or CHANGE that leaves AUTO_INCREMENT out (MySQL/MariaDB)"
+    severity = "error"
+    dialects = ("mysql", "mariadb")
+    phases = ("upgrade", "downgrade")
+    why = (
+        "MySQL's MODIFY/CHANGE restates the whole column. alter_column renders AUTO_INCREMENT only when told the column "
+        "has it (existing_autoincrement=True), so changing the type, nullability or name of a table's counting key "
+        "silently drops AUTO_INCREMENT: the migration succeeds, and every INSERT without an id fails afterwards, on "
+        "every server."
+    )
+    fix = "op.alter_column('bundle', 'id', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False,\n" \
+          "                existing_autoincrement=True)"
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_table('bundle', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "    op.alter_column('bundle', 'id', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False)\n\n"
+            "def downgrade():\n    op.drop_table('bundle')\n",
+            good="def upgrade():\n    op.create_table('bundle', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "    op.alter_column('bundle', 'id', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False,\n"
+            "                    existing_autoincrement=True)\n\ndef downgrade():\n    op.drop_table('bundle')\n",
+            dialect="mysql",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        counted = set(cap.context.auto_increment_before.get(cap.revision or "", ()))
+        for rec in self.ops(cap):
+            op = rec.op
+            if isinstance(op, ops.CreateTableOp):
+                keys = [c for c in op.columns if isinstance(c, sa.Column) and c.primary_key]
+                counted |= {(op.table_name, c.name) for c in keys if c.autoincrement is True or (
+                    len(keys) == 1 and c.autoincrement == "auto" and isinstance(c.type, sa.Integer))}
+                continue
+            if not isinstance(op, ops.AlterColumnOp) or (op.table_name, op.column_name) not in counted:
+                continue
+            said = op.kw.get("autoincrement", op.kw.get("existing_autoincrement"))
+            sql = " ".join(rec.sql).upper()
+            if said is False or "AUTO_INCREMENT" in sql or not any(w in sql for w in (" MODIFY ", " CHANGE ")):
+                continue
+            yield self.finding(
+                cap, f"Restates {rec.table}.{op.column_name}, the table's AUTO_INCREMENT key, without "
+                "existing_autoincrement=True: the MODIFY leaves AUTO_INCREMENT out, and inserts without an id fail "
+                "afterwards.", rec=rec, fix=fx.render(fx.with_(op, {"existing_autoincrement": True})),
+            )
+
+
 _MEANT = {"type": "type_", "default": "server_default", "name": "new_column_name", "null": "nullable", "new_name": "new_column_name"}
 _DIALECTS = ("postgresql_", "mysql_", "mariadb_", "sqlite_", "mssql_", "oracle_")
 
@@ -556,4 +604,4 @@ def _no_assignment_cast(old, new) -> bool:
         return True
     return (isinstance(old, sa.Integer) and isinstance(new, sa.Boolean)) or (isinstance(old, sa.Boolean) and isinstance(new, sa.Integer))
 
-RULES = (SetNotNull, AlterColumnType, AlterColumnDoesNothing, AlterColumnTypeNeedsUsing)
+RULES = (SetNotNull, AlterColumnType, AlterColumnDoesNothing, AlterColumnTypeNeedsUsing, ModifyDropsAutoIncrement)
