@@ -860,3 +860,13 @@ def test_a_concurrent_index_after_the_revisions_own_commit_runs_outside_the_tran
     assert "concurrent-index-in-transaction" not in by_rule(review(body("op.execute('COMMIT')\n" + idx)))
     assert "concurrent-index-in-transaction" in by_rule(review(body(idx)))
     assert "concurrent-index-in-transaction" in by_rule(review(body("op.execute('COMMIT')\nop.execute('BEGIN')\n" + idx)))
+
+
+def test_a_downgrade_narrowing_a_type_the_upgrade_widened_warns_and_the_reverse_does_not():
+    widened = body("op.alter_column('partners', 'name', existing_type=sa.String(250), type_=sa.String())",
+                   "op.alter_column('partners', 'name', existing_type=sa.String(), type_=sa.String(250))")
+    (f,) = by_rule(review(widened))["downgrade-tightens-column"]
+    assert f.severity == "warning" and f.phase == "downgrade" and "VARCHAR(250)" in f.message
+    narrowed = body("op.alter_column('partners', 'name', existing_type=sa.String(), type_=sa.String(250))",
+                    "op.alter_column('partners', 'name', existing_type=sa.String(250), type_=sa.String())")
+    assert "downgrade-tightens-column" not in by_rule(review(narrowed))

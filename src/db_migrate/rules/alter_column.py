@@ -459,6 +459,50 @@ def _using_computes(op: Any) -> bool:
     return True
 
 
+class DowngradeTightensColumn(Rule):
+    id = "downgrade-tightens-column"
+    title = "A downgrade that restores NOT NULL or a narrower type over rows written since the upgrade"
+    severity = "warning"
+    phases = ("downgrade",)
+    why = (
+        "The upgrade relaxed a column (allowed NULL, widened or changed its type); the downgrade puts the old rule back. "
+        "Rows written while the upgrade was live may break it (a NULL, a longer text, a value the old type cannot "
+        "hold): then the rollback fails exactly when it is needed, or, on MySQL without strict mode, cuts the values. "
+        "Whether any such row exists is the data's fact, which the tool lacks."
+    )
+    fix = (
+        "# before restoring the old rule in downgrade(), make the rows fit it, or stop with a clear message:\n"
+        "op.execute(\"UPDATE users SET nickname = '' WHERE nickname IS NULL\")  # the value the old rule implied\n"
+        "op.alter_column('users', 'nickname', existing_type=sa.String(40), nullable=False)"
+    )
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.alter_column('users', 'nickname', existing_type=sa.String(40), nullable=True)\n\n"
+            "def downgrade():\n    op.alter_column('users', 'nickname', existing_type=sa.String(40), nullable=False)\n",
+            good="def upgrade():\n    op.alter_column('users', 'nickname', existing_type=sa.String(40), nullable=True)\n\n"
+            "def downgrade():\n    op.execute(\"UPDATE users SET nickname = '' WHERE nickname IS NULL\")\n"
+            "    op.alter_column('users', 'nickname', existing_type=sa.String(40), nullable=False)\n",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        for rec in self.ops(cap):
+            op = rec.op
+            if not isinstance(op, ops.AlterColumnOp) or is_transient_table(cap, rec) or not reverts_upgrade_alter(cap, rec):
+                continue
+            col = f"{rec.table}.{op.column_name}"
+            if op.modify_nullable is False and not _set_in_every_row(cap, rec, op.column_name) \
+                    and not _nulls_deleted_before(cap, rec, op.column_name):
+                yield self.finding(cap, f"The downgrade sets {col} NOT NULL again: a NULL written since the upgrade allowed "
+                                   "it makes the rollback fail.", rec=rec)
+            change = classify_type_change(type_before(cap, rec) or op.existing_type, op.modify_type, cap.dialect) \
+                if op.modify_type is not None else "same"
+            if change in ("narrow", "change"):
+                yield self.finding(
+                    cap, f"The downgrade changes {col} back to {spell(op.modify_type, cap.dialect)}: a value written since the "
+                    "upgrade that it cannot hold makes the rollback fail (MySQL without strict mode cuts it instead).", rec=rec)
+
+
 class ModifyDropsAutoIncrement(Rule):
     id = "modify-drops-auto-increment"
     title = "A MySQL/MariaDB MODIFY or CHANGE that leaves AUTO_INCREMENT out (MySQL/MariaDB)"
@@ -604,4 +648,5 @@ def _no_assignment_cast(old, new) -> bool:
         return True
     return (isinstance(old, sa.Integer) and isinstance(new, sa.Boolean)) or (isinstance(old, sa.Boolean) and isinstance(new, sa.Integer))
 
-RULES = (SetNotNull, AlterColumnType, AlterColumnDoesNothing, AlterColumnTypeNeedsUsing, ModifyDropsAutoIncrement)
+RULES = (SetNotNull, AlterColumnType, AlterColumnDoesNothing, AlterColumnTypeNeedsUsing, DowngradeTightensColumn,
+         ModifyDropsAutoIncrement)
