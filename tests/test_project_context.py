@@ -261,6 +261,19 @@ def test_restating_a_key_the_history_made_auto_increment_must_say_so_on_mysql(tm
     assert rules == ([("upgrade", "modify-drops-auto-increment"), ("downgrade", "modify-drops-auto-increment")] if found else [])
 
 
+def test_an_index_dropped_without_its_definition_is_re_created_as_the_history_wrote_it(tmp_path):
+    """A raw ``DROP INDEX`` (or ``op.drop_index``) does not say what the index was: the downgrade the fix writes takes
+    it from the revision that created it (``op.create_index(op.f(...), ...)``), never a placeholder table."""
+    base = revision("op.create_table('jobs', sa.Column('id', sa.Integer, primary_key=True), sa.Column('service_id', sa.Integer))\n"
+                    "op.create_index(op.f('ix_jobs_service_id'), 'jobs', ['service_id'], unique=False)",
+                    "op.drop_index(op.f('ix_jobs_service_id'), table_name='jobs')\nop.drop_table('jobs')")
+    drop = revision("op.execute('DROP INDEX IF EXISTS ix_jobs_service_id')\nop.execute('DROP INDEX ix_jobs_unknown')")
+    out = review_project(tmp_path, [base, drop])
+    (f,) = [f for f in out.findings if f.rule == "missing-downgrade"]
+    assert "op.create_index('ix_jobs_service_id', 'jobs', ['service_id'], unique=False)" in f.fix
+    assert "no_table" not in f.fix and "undo by hand" in f.fix  # the index no revision defines
+
+
 def test_an_unused_import_the_projects_template_puts_in_every_revision_is_its_convention(tmp_path):
     head = "import shopapp.models  # noqa\n\n"
     quiet = revision("op.add_column('orders', sa.Column('note', sa.Text(), nullable=True))", "op.drop_column('orders', 'note')", head=head)

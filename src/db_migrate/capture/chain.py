@@ -45,6 +45,8 @@ class History(NamedTuple):
     """Tables some upgrade creates (``op.create_table``, a literal ``CREATE TABLE``, a rename to the name)."""
     auto_increment_before: dict[str, frozenset[Column]]
     """{revision: the columns it alters that its ancestors left auto-increment (a table's one integer key)}."""
+    indexes: dict[str, tuple[str, tuple[str, ...], bool]]
+    """{index name: (table, columns, unique)} of every literal ``op.create_index`` in the history."""
 
 
 _CREATE_TABLE = re.compile(r"\bCREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`]?(?:\w+[\"`]?\.[\"`]?)?(\w+)",
@@ -59,7 +61,9 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
 
     effects: dict[str, tuple[tuple[str, ...], list]] = {}
     created: set[str] = set()
+    indexes: dict[str, tuple[str, tuple[str, ...], bool]] = {}
     for path, text, tree in sources:
+        indexes.update(_indexes(tree))
         created.update(m.group(1) for m in _CREATE_TABLE.finditer(text))
         try:
             header = parse_header(path, text, tree=tree)
@@ -89,7 +93,8 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
         altered = {(t, c) for kind, t, c, _ in steps if kind in ("type", "set", "rename-column")}
         types[rev] = {c: before[c][1] for c in altered if c in before and before[c][1]}  # type: ignore[misc]
         auto[rev] = frozenset(c for c in altered if c in before and before[c][2])  # type: ignore[misc]
-    return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created), auto)
+    return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created), auto,
+                   indexes)
 
 
 def _meet(states: list[State]) -> State:
@@ -230,6 +235,25 @@ def _literal(node: ast.AST | None) -> str | None:
 def _column_name(node: ast.AST) -> str | None:
     """The literal name of ``sa.Column('name', ...)``."""
     return _literal(node.args[0]) if isinstance(node, ast.Call) and _name(node) == "Column" and node.args else None
+
+
+def _indexes(tree: ast.Module) -> dict[str, tuple[str, tuple[str, ...], bool]]:
+    """The indexes a file's upgrade creates with literal names and columns: ``op.create_index('ix', 't', ['a'])``."""
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
+    out: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+    for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)) if fn else ():
+        if _name(call) != "create_index" or len(call.args) < 3:
+            continue
+        first = call.args[0]
+        if isinstance(first, ast.Call) and _name(first) == "f" and first.args:  # op.f("ix_..."): the name as written
+            first = first.args[0]
+        name, table, cols = _literal(first), _literal(call.args[1]), call.args[2]
+        columns = [_literal(c) for c in cols.elts] if isinstance(cols, (ast.List, ast.Tuple)) else []
+        unique = next((k.value.value for k in call.keywords if k.arg == "unique" and isinstance(k.value, ast.Constant)), False)
+        plain = all(k.arg in ("unique", "postgresql_concurrently", "if_not_exists") for k in call.keywords)  # no WHERE, USING
+        if name and table and columns and all(columns) and plain:
+            out[name] = (table, tuple(columns), bool(unique))  # type: ignore[arg-type]
+    return out
 
 
 def _is_key(column: ast.Call) -> bool:

@@ -343,6 +343,8 @@ def inverse(op: ops.MigrateOperation) -> ops.MigrateOperation | None:
         return ops.RenameTableOp(op.new_table_name, op.table_name, schema=op.schema)
     if isinstance(op, ops.DropTableOp) and op._reverse is None:  # would re-create the table without columns
         return None
+    if isinstance(op, ops.DropIndexOp) and op._reverse is None:
+        return None  # its definition is not here (raw DROP INDEX): reverse() would invent 'no_table' and column 'x'
     if isinstance(op, ops.AlterColumnOp):
         if op.modify_type is not None and known(op.existing_type) is None:
             return None  # the old type is unknown: reverse() would "restore" nothing

@@ -190,7 +190,7 @@ def _only_kept(cap) -> bool:
 
 def _undo(cap, rec) -> str | None:
     """Python that undoes one upgrade operation (None when alembic cannot tell what would)."""
-    rev = fx.inverse(rec.op)
+    rev = fx.inverse(rec.op) or _created_before(cap, rec)
     if rev is None:
         return None
     code = fx.op_code(rev, batch=cap.dialect == "sqlite")
@@ -204,6 +204,17 @@ def _undo(cap, rec) -> str | None:
     if cap.dialect == "postgresql":  # drop_table leaves the enum types create_table made
         code = "\n".join([code, *implied_drop_types(cap, rec)])
     return fx.autocommit(code) if rec.in_autocommit_block else code
+
+
+def _created_before(cap, rec) -> ops.MigrateOperation | None:
+    """A dropped index as the revision that created it wrote it (``op.create_index`` with literal arguments in the
+    history): what re-creates it, where the drop alone does not say (a raw ``DROP INDEX``, ``op.drop_index``)."""
+    op = rec.op
+    known = cap.context.indexes.get(op.index_name) if isinstance(op, ops.DropIndexOp) and op.index_name else None
+    if known is None or (op.table_name and op.table_name != known[0]):
+        return None
+    table, columns, unique = known
+    return ops.CreateIndexOp(op.index_name, table, list(columns), unique=unique, schema=op.schema)
 
 
 def _leaves_nothing(cap, rec) -> bool:
