@@ -870,3 +870,15 @@ def test_a_downgrade_narrowing_a_type_the_upgrade_widened_warns_and_the_reverse_
     narrowed = body("op.alter_column('partners', 'name', existing_type=sa.String(), type_=sa.String(250))",
                     "op.alter_column('partners', 'name', existing_type=sa.String(250), type_=sa.String())")
     assert "downgrade-tightens-column" not in by_rule(review(narrowed))
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "postgresql"])
+def test_a_column_added_as_the_primary_key_changes_the_key(dialect):
+    """``ALTER TABLE t ADD id INT PRIMARY KEY AUTO_INCREMENT`` (or add_column with primary_key=True) gives an existing
+    table a key: a primary-key change like create_primary_key, said by review and escalated by the policy."""
+    raw = "op.execute('ALTER TABLE worker_dependency ADD id INT PRIMARY KEY AUTO_INCREMENT FIRST')" if dialect == "mysql" \
+        else "op.add_column('worker_dependency', sa.Column('id', sa.Integer(), primary_key=True))"
+    out = review(body(raw, "op.drop_column('worker_dependency', 'id')"), dialect)
+    (f,) = by_rule(out)["change-primary-key"]
+    assert "as the table's primary key" in f.message
+    assert "primary-key-change" in [t.trigger for t in classified(out, dialect).escalation.triggers]

@@ -605,7 +605,8 @@ def _primary_keys(triggers, upgrade: list[_Op], findings: list[Finding], ops: li
     for o in upgrade:
         if o.table_created_here or (o.revision, o.table) in same:
             continue
-        if o.kind == "create_primary_key" or (o.kind == "drop_constraint" and str(o.get("constraint_type") or "").startswith("primary")):
+        if o.kind == "create_primary_key" or (o.kind == "drop_constraint" and str(o.get("constraint_type") or "").startswith("primary")) \
+                or (o.kind == "add_column" and o.get("primary_key")):
             triggers.fire("primary-key-change", f"{o.where}")
 
 

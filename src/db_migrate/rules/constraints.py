@@ -580,6 +580,9 @@ class ChangePrimaryKey(Rule):
                 if any(c.phase == rec.phase and c.table == rec.table and c.index > rec.index for c in creates):
                     continue  # one change of key: said once, where the new key is set
                 what = f"Drops primary key {op.constraint_name} of {rec.table}"
+            elif isinstance(op, ops.AddColumnOp) and op.column.primary_key:
+                # ADD COLUMN id ... PRIMARY KEY: the table gets a key it did not have (or the ALTER fails on the one it has)
+                what = f"Adds {rec.table}.{op.column.name} as the table's primary key"
             else:
                 continue
             yield self.finding(
