@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from db_migrate.capture.syntax import call_name, literal, phase_function
+
 Column = tuple[str, str]
 
 _DROP_NOT_NULL = re.compile(r"ALTER\s+TABLE\s+[\"`]?(\w+)[\"`]?.*?ALTER\s+(?:COLUMN\s+)?[\"`]?(\w+)[\"`]?\s+DROP\s+NOT\s+NULL",
@@ -137,7 +139,7 @@ def _apply(state: State, steps: list) -> State:
 
 def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
     """What ``upgrade()`` does to columns' nullability and types, in source order: (kind, table, column, value)."""
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
+    fn = phase_function(tree, "upgrade")
     if fn is None:
         return []
     batches: dict[str, str] = {}  # ``with op.batch_alter_table('t') as b`` -> {"b": "t"}
@@ -145,8 +147,8 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
         if isinstance(node, ast.With):
             for item in node.items:
                 call = item.context_expr
-                if isinstance(call, ast.Call) and _name(call) == "batch_alter_table" and isinstance(item.optional_vars, ast.Name):
-                    table = _literal(call.args[0]) if call.args else None
+                if isinstance(call, ast.Call) and call_name(call) == "batch_alter_table" and isinstance(item.optional_vars, ast.Name):
+                    table = literal(call.args[0]) if call.args else None
                     if table:
                         batches[item.optional_vars.id] = table
     out: list[tuple[str, str, str | None, object]] = []
@@ -159,9 +161,9 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
             args = [ast.Constant(batches[owner]), *args]
         elif owner not in ("op", "operations"):
             continue
-        table = _literal(args[0]) if args else None
+        table = literal(args[0]) if args else None
         if kind == "execute" and args:
-            for m in _DROP_NOT_NULL.finditer(_literal(args[-1]) or ""):
+            for m in _DROP_NOT_NULL.finditer(literal(args[-1]) or ""):
                 out.append(("set", m.group(1), m.group(2), False))
             continue
         if not table:
@@ -177,19 +179,19 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
         elif kind == "add_column" and len(args) > 1 and _column_name(args[1]):
             col = args[1]
             out.append(("column", table, _column_name(col), (_not_null(col), _type_source(col), _auto_increment(col, alone=False))))
-        elif kind == "alter_column" and len(args) > 1 and (column := _literal(args[1])):
+        elif kind == "alter_column" and len(args) > 1 and (column := literal(args[1])):
             kw = {k.arg: k.value for k in call.keywords}
             if "nullable" in kw and isinstance(kw["nullable"], ast.Constant):
                 out.append(("set", table, column, kw["nullable"].value is False))
             if "type_" in kw:
                 out.append(("type", table, column, ast.unparse(kw["type_"])))
-            if "new_column_name" in kw and (new := _literal(kw["new_column_name"])):
+            if "new_column_name" in kw and (new := literal(kw["new_column_name"])):
                 out.append(("rename-column", table, column, new))
-        elif kind == "drop_column" and len(args) > 1 and (column := _literal(args[1])):
+        elif kind == "drop_column" and len(args) > 1 and (column := literal(args[1])):
             out.append(("drop-column", table, column, None))
         elif kind == "drop_table":
             out.append(("drop-table", table, None, None))
-        elif kind == "rename_table" and len(args) > 1 and (new := _literal(args[1])):
+        elif kind == "rename_table" and len(args) > 1 and (new := literal(args[1])):
             out.append(("rename-table", table, None, new))
     return out
 
@@ -224,31 +226,23 @@ def type_from_source(text: str) -> object | None:
         return None
 
 
-def _name(call: ast.Call) -> str:
-    return call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-
-
-def _literal(node: ast.AST | None) -> str | None:
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
-
-
 def _column_name(node: ast.AST) -> str | None:
     """The literal name of ``sa.Column('name', ...)``."""
-    return _literal(node.args[0]) if isinstance(node, ast.Call) and _name(node) == "Column" and node.args else None
+    return literal(node.args[0]) if isinstance(node, ast.Call) and call_name(node) == "Column" and node.args else None
 
 
 def _indexes(tree: ast.Module) -> dict[str, tuple[str, tuple[str, ...], bool]]:
     """The indexes a file's upgrade creates with literal names and columns: ``op.create_index('ix', 't', ['a'])``."""
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
+    fn = phase_function(tree, "upgrade")
     out: dict[str, tuple[str, tuple[str, ...], bool]] = {}
     for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)) if fn else ():
-        if _name(call) != "create_index" or len(call.args) < 3:
+        if call_name(call) != "create_index" or len(call.args) < 3:
             continue
         first = call.args[0]
-        if isinstance(first, ast.Call) and _name(first) == "f" and first.args:  # op.f("ix_..."): the name as written
+        if isinstance(first, ast.Call) and call_name(first) == "f" and first.args:  # op.f("ix_..."): the name as written
             first = first.args[0]
-        name, table, cols = _literal(first), _literal(call.args[1]), call.args[2]
-        columns = [_literal(c) for c in cols.elts] if isinstance(cols, (ast.List, ast.Tuple)) else []
+        name, table, cols = literal(first), literal(call.args[1]), call.args[2]
+        columns = [literal(c) for c in cols.elts] if isinstance(cols, (ast.List, ast.Tuple)) else []
         unique = next((k.value.value for k in call.keywords if k.arg == "unique" and isinstance(k.value, ast.Constant)), False)
         plain = all(k.arg in ("unique", "postgresql_concurrently", "if_not_exists") for k in call.keywords)  # no WHERE, USING
         if name and table and columns and all(columns) and plain:

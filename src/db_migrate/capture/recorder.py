@@ -33,6 +33,7 @@ from db_migrate.capture.offline import NO_ROWS, NOT_INSTALLED, is_offline_artifa
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
 from db_migrate.capture.context import ProjectContext, no_connections
 from db_migrate.capture.source import drops_after, function_body_kind, irreversible_marker, refusal, source_facts
+from db_migrate.capture.syntax import phase_function
 from db_migrate.project.headers import body_kind
 from db_migrate.project.headers import parse_header
 
@@ -629,7 +630,7 @@ def _past_the_stop(cap: RevisionCapture, phase: str, fn: Any, stop_line: int, sk
         tree = ast.parse(cap.source)
     except SyntaxError:
         return None
-    fdef = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    fdef = phase_function(tree, phase)
     if fdef is None or fdef.decorator_list or getattr(fn, "__code__", None) is None:
         return None
     at = next((i for i, st in enumerate(fdef.body) if st.lineno <= stop_line <= (st.end_lineno or st.lineno)), None)

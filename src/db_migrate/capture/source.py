@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from db_migrate.capture.syntax import call_name, literal, phase_function
 from db_migrate.capture.model import SourceFact, UnrecordedDrop
 from db_migrate.project.headers import body_kind
 
@@ -34,16 +35,6 @@ _SQL_SINKS = {"execute", "text"}  # op.execute(...), sa.text(...), conn.execute(
 _READ_METHODS = {"fetchall", "fetchone", "fetchmany", "scalar", "scalars", "scalar_one", "first", "one", "all", "mappings"}
 
 
-def _call_name(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Call):
-        f = node.func
-        if isinstance(f, ast.Attribute):
-            return f.attr
-        if isinstance(f, ast.Name):
-            return f.id
-    return None
-
-
 def _interpolation(node: ast.AST) -> str | None:
     """How ``node`` builds a string by interpolation, or None."""
     if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.FormattedValue) for v in node.values):
@@ -55,7 +46,7 @@ def _interpolation(node: ast.AST) -> str | None:
             return "string concatenation (+)"
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
         return ".format()"
-    if isinstance(node, ast.Call) and _call_name(node) == "text" and node.args:
+    if isinstance(node, ast.Call) and call_name(node) == "text" and node.args:
         return _interpolation(node.args[0])
     return None
 
@@ -180,9 +171,9 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
                 elif origin == "missing":
                     facts.append(SourceFact("missing-import", node.lineno, name))
         elif isinstance(node, ast.Call):
-            name = _call_name(node)
+            name = call_name(node)
             if name in _SQL_SINKS and node.args:
-                if name == "execute" and _call_name(node.args[0]) == "text":
+                if name == "execute" and call_name(node.args[0]) == "text":
                     continue  # execute(sa.text(f"...")): reported once, at the text() call
                 how = _interpolation(node.args[0])
                 if how:
@@ -193,15 +184,15 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
                 facts.append(SourceFact("sys-exit", node.lineno, f"{node.func.value.id}.{name}"))  # type: ignore[attr-defined]
             elif name in _READ_METHODS:
                 facts.append(SourceFact("bind-read", node.lineno, name))
-        elif isinstance(node, ast.Assign) and _call_name(node.value) == "get_bind":
+        elif isinstance(node, ast.Assign) and call_name(node.value) == "get_bind":
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     bind_names.add(t.id)
-        elif isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and _call_name(node.iter) == "execute":
+        elif isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and call_name(node.iter) == "execute":
             facts.append(SourceFact("bind-read", node.lineno, "iterates over query results"))
     # session.query(...) is a read too
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _call_name(node) == "query":
+        if isinstance(node, ast.Call) and call_name(node) == "query":
             facts.append(SourceFact("bind-read", node.lineno, "query"))
     # De-duplicate while keeping order.
     seen: set[tuple[str, int, str]] = set()
@@ -221,7 +212,7 @@ def emptiness_checked(tree: ast.Module, phase: str) -> dict[str, int]:
     """{table: line} for each table whose row count ``phase`` reads and then stops on when it is not zero
     (``n = conn.execute(text("SELECT COUNT(*) FROM t")).scalar()`` then ``if n > 0: raise/return``): what the
     function does after that line meets the table empty (or does not run)."""
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    fn = phase_function(tree, phase)
     counted: dict[str, str] = {}  # variable -> table
     out: dict[str, int] = {}
     for st in fn.body if fn else []:
@@ -326,10 +317,6 @@ def stated_rows(source: str) -> tuple[int, int, str] | None:
     return best
 
 
-def _literal(node: ast.AST | None) -> str | None:
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
-
-
 def _argument(call: ast.Call, position: int, name: str) -> ast.AST | None:
     if len(call.args) > position:
         return call.args[position]
@@ -346,7 +333,7 @@ def _batch_tables(fn: ast.AST, op_names: set[str]) -> dict[str, str]:
             call = item.context_expr
             if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "batch_alter_table"
                     and isinstance(call.func.value, ast.Name) and call.func.value.id in op_names
-                    and isinstance(item.optional_vars, ast.Name) and (t := _literal(_argument(call, 0, "table_name")))):
+                    and isinstance(item.optional_vars, ast.Name) and (t := literal(_argument(call, 0, "table_name")))):
                 out[item.optional_vars.id] = t
     return out
 
@@ -363,16 +350,16 @@ def copied_from(fn: ast.AST, line: int) -> set[str]:
 
 def created_after(tree: ast.Module, phase: str, line: int) -> set[str]:
     """Tables ``phase``'s function creates with a literal ``op.create_table('t', ...)`` after ``line``."""
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    fn = phase_function(tree, phase)
     return {t for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-            and n.func.attr == "create_table" and n.lineno > line and (t := _literal(_argument(n, 0, "table_name")))} if fn else set()
+            and n.func.attr == "create_table" and n.lineno > line and (t := literal(_argument(n, 0, "table_name")))} if fn else set()
 
 
 def fills_column(tree: ast.Module, phase: str, after: int, before: int, table: str, column: str) -> int | None:
     """The line of a write of ``table.column`` that ``phase``'s function holds between ``after`` and ``before``
     (``t.update().values(column=...)``, ``update(t).values({'column': ...})``, ``UPDATE t SET column = ...``), or
     None: the fill the code shows where recording could not follow it (a loop over rows read offline)."""
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    fn = phase_function(tree, phase)
     if fn is None:
         return None
     set_sql = re.compile(rf"\bUPDATE\s+[\w\"`.]*?\b{re.escape(table)}\b[\"`]?\s.*?\bSET\b.*?[\s,\"`]{re.escape(column)}[\"`]?\s*=",
@@ -386,7 +373,7 @@ def fills_column(tree: ast.Module, phase: str, after: int, before: int, table: s
         for node in ast.walk(st):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values" \
                     and table in names and (any(k.arg == column for k in node.keywords) or any(
-                        isinstance(a, ast.Dict) and any(_literal(k) == column for k in a.keys) for a in node.args)):
+                        isinstance(a, ast.Dict) and any(literal(k) == column for k in a.keys) for a in node.args)):
                 return node.lineno
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and set_sql.search(node.value):
                 return node.lineno
@@ -403,7 +390,7 @@ def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bo
     clears a table). Names built at run time are not guessed. ``within_statement``: only those inside the
     function's top-level statement that holds ``line`` (recording went on past it: what follows was recorded).
     """
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == phase), None)
+    fn = phase_function(tree, phase)
     if fn is None:
         return []
     end = None
@@ -423,16 +410,16 @@ def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bo
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
-        kind, schema = node.func.attr, _literal(next((k.value for k in node.keywords if k.arg == "schema"), None))
-        if owner in op_names and kind == "drop_table" and (table := _literal(_argument(node, 0, "table_name"))):
+        kind, schema = node.func.attr, literal(next((k.value for k in node.keywords if k.arg == "schema"), None))
+        if owner in op_names and kind == "drop_table" and (table := literal(_argument(node, 0, "table_name"))):
             if table in copied:
                 continue  # its rows were copied out first (INSERT INTO ... SELECT ... FROM it): a rebuild, not a loss
             out.append(UnrecordedDrop(phase, "drop_table", table, None, node.lineno, line, schema))  # type: ignore[arg-type]
         elif owner in op_names and kind == "drop_column":
-            table, column = _literal(_argument(node, 0, "table_name")), _literal(_argument(node, 1, "column_name"))
+            table, column = literal(_argument(node, 0, "table_name")), literal(_argument(node, 1, "column_name"))
             if table and column:
                 out.append(UnrecordedDrop(phase, "drop_column", table, column, node.lineno, line, schema))  # type: ignore[arg-type]
-        elif owner in batches and kind == "drop_column" and (column := _literal(_argument(node, 0, "column_name"))):
+        elif owner in batches and kind == "drop_column" and (column := literal(_argument(node, 0, "column_name"))):
             out.append(UnrecordedDrop(phase, "drop_column", batches[owner], column, node.lineno, line, schema))  # type: ignore[arg-type]
     return sorted(out, key=lambda d: d.line)
 
@@ -448,7 +435,7 @@ def _sql_text(tree: ast.Module, node: ast.AST) -> str | None:
     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
         for st in tree.body:
             if isinstance(st, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in st.targets):
-                return _literal(st.value)
+                return literal(st.value)
     return None
 
 

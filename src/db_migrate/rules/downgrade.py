@@ -310,13 +310,14 @@ def _skipped_on_this_engine(cap) -> bool:
     import ast
 
     from db_migrate.capture.source import parsed
+    from db_migrate.capture.syntax import phase_function
 
     if cap.upgrade or not cap.upgrade_outcome.completed or cap.facts_of("bind-read") or cap.facts_of("orm-session"):
         return False
     tree = parsed(cap.source)
     if tree is None:
         return False
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
+    fn = phase_function(tree, "upgrade")
     return fn is not None and any(
         isinstance(st, ast.If) and any(isinstance(x, ast.Return) for x in st.body) for st in fn.body
     )

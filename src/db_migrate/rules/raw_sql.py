@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.capture.syntax import call_name
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import locked_earlier, overwrites_rows, phase_at, tables_created_before, updated_columns
 from db_migrate.rules.base import Example, Rule
@@ -246,10 +247,10 @@ def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
     if isinstance(part, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
         bound = names | {n.id for g in part.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
         return all(_is_constant(g.iter, names) and not g.ifs for g in part.generators) and _is_constant(part.elt, frozenset(bound))
-    if isinstance(part, ast.Call) and _call_name(part) in _NO_QUOTE_CALLS:
+    if isinstance(part, ast.Call) and call_name(part) in _NO_QUOTE_CALLS:
         return True  # uuid4(), int(...), now(): a value that cannot carry a quote, whatever it is
     if isinstance(part, ast.Call) and isinstance(part.func, ast.Name) and part.func.id == "str" and len(part.args) == 1 \
-            and isinstance(part.args[0], ast.Call) and _call_name(part.args[0]) in _NO_QUOTE_CALLS:
+            and isinstance(part.args[0], ast.Call) and call_name(part.args[0]) in _NO_QUOTE_CALLS:
         return True  # str(uuid.uuid4())
     if isinstance(part, ast.Call) and isinstance(part.func, ast.Name) and part.func.id in _ORDERING:
         return not part.keywords and all(_is_constant(a, names) for a in part.args)  # reversed(RENAMES)
@@ -297,11 +298,6 @@ def _fixed_names(source: str) -> frozenset[str]:
 
 #: Calls whose value has no quote in it, whatever it is (a UUID, a number, a timestamp).
 _NO_QUOTE_CALLS = {"uuid4", "uuid1", "int", "float", "now", "utcnow", "today"}
-
-
-def _call_name(call: ast.Call) -> str | None:
-    f = call.func
-    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
 
 
 #: Builtins that order or pair fixed items and keep them fixed.
