@@ -164,14 +164,11 @@ class SetNotNull(Rule):
             # an error; MySQL/MariaDB rebuild in place with writes going on: the harm is whether rows are NULL
             value = fx.default_sql(op.modify_server_default) or fx.default_sql(op.existing_server_default)
             filled = f" Rows that are NULL get the column's server default {value} first." if value and cap.dialect == "postgresql" else ""
-            deleted = _nulls_deleted_before(cap, rec, op.column_name)
-            set_everywhere = None if deleted else _set_in_every_row(cap, rec, op.column_name)
-            if deleted:  # no NULL row is left to fail it; the scan (and its lock) is what remains
-                how, filled = f"line {deleted} deleted the rows where it is NULL, but {how}", ""
-            elif set_everywhere:
-                how, filled, deleted = f"line {set_everywhere} gave every row a value, but {how}", "", set_everywhere
+            gone = _no_null_left(cap, rec, op.column_name)
+            if gone:  # no NULL row is left to fail it; the scan (and its lock) is what remains
+                how, filled = f"line {gone[0]} {gone[1]}, but {how}", ""
             yield self.finding(
-                cap, f"Sets {col} NOT NULL: {how}" + ("" if deleted else ", and it fails if any row is NULL") + (f".{filled}" if cap.dialect == "postgresql" else
+                cap, f"Sets {col} NOT NULL: {how}" + ("" if gone else ", and it fails if any row is NULL") + (f".{filled}" if cap.dialect == "postgresql" else
                 f" (whether any is, and how large {rec.table} is, needs the data: give database_url)."),
                 rec=rec, fix=self._fix(cap, rec, value), severity="error" if cap.dialect == "postgresql" else "warning",
                 edit=self._edit(cap, rec, value),
@@ -275,48 +272,35 @@ class SetNotNull(Rule):
         return False
 
 
-def _set_in_every_row(cap, rec, column: str) -> int | None:
-    """The line of an earlier UPDATE of ``rec``'s table that sets ``column`` to a literal that is not NULL in every
-    row (no WHERE) or in every row where it is NULL (``WHERE col IS NULL``): no NULL is left for the check to meet."""
+def _no_null_left(cap, rec, column: str) -> tuple[int, str] | None:
+    """(line, what it did) of an earlier statement of ``rec``'s phase after which ``column`` holds no NULL: a DELETE
+    of ``rec``'s table whose WHERE removes every row where it is NULL (``WHERE col IS NULL``, or such a test among
+    OR-ed conditions), or an UPDATE that sets it to a literal in every row (no WHERE) or in every NULL row."""
     from sqlglot import exp
 
     from db_migrate.capture.sql import sqlglot_tree
 
+    def is_null(t: Any) -> bool:
+        return isinstance(t, exp.Is) and isinstance(t.this, exp.Column) and t.this.name == column and isinstance(t.expression, exp.Null)
+
+    filled = None
     for r, stmt in cap.statements(rec.phase):
-        if r.index >= rec.index or stmt.kind != "UPDATE" or stmt.tables[:1] != [rec.table]:
+        if r.index >= rec.index or stmt.kind not in ("DELETE", "UPDATE"):
             continue
-        tree = sqlglot_tree(stmt.text)
-        if not isinstance(tree, exp.Update):
-            continue
-        sets = [e for e in tree.args.get("expressions") or [] if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)
-                and e.this.name == column and isinstance(e.expression, (exp.Literal, exp.Boolean))]
-        where = tree.args.get("where")
-        cond = where.this if where is not None else None
-        only_nulls = isinstance(cond, exp.Is) and isinstance(cond.this, exp.Column) and cond.this.name == column \
-            and isinstance(cond.expression, exp.Null)
-        if sets and (cond is None or only_nulls):
-            return r.line
-    return None
-
-
-def _nulls_deleted_before(cap, rec, column: str) -> int | None:
-    """The line of an earlier DELETE of ``rec``'s table whose WHERE removes every row where ``column`` is NULL
-    (``WHERE col IS NULL``, or such a test among OR-ed conditions)."""
-    from sqlglot import exp
-
-    from db_migrate.capture.sql import sqlglot_tree
-
-    for r, stmt in cap.statements(rec.phase):
-        if r.index >= rec.index or stmt.kind != "DELETE" or rec.table not in stmt.tables:
+        if stmt.kind == "DELETE" and rec.table not in stmt.tables or stmt.kind == "UPDATE" and stmt.tables[:1] != [rec.table]:
             continue
         tree = sqlglot_tree(stmt.text)  # unreadable (None): proves nothing
         where = tree.args.get("where") if tree is not None else None
         cond = where.this if where is not None else None
-        terms = cond.flatten() if isinstance(cond, exp.Or) else [cond] if cond is not None else []
-        if any(isinstance(t, exp.Is) and isinstance(t.this, exp.Column) and t.this.name == column
-               and isinstance(t.expression, exp.Null) for t in terms):
-            return r.line
-    return None
+        if stmt.kind == "DELETE":
+            terms = cond.flatten() if isinstance(cond, exp.Or) else [cond] if cond is not None else []
+            if any(is_null(t) for t in terms):
+                return r.line, "deleted the rows where it is NULL"  # said first: nothing NULL can remain
+        elif filled is None and isinstance(tree, exp.Update) and (cond is None or is_null(cond)) and any(
+                isinstance(e, exp.EQ) and isinstance(e.this, exp.Column) and e.this.name == column
+                and isinstance(e.expression, (exp.Literal, exp.Boolean)) for e in tree.args.get("expressions") or []):
+            filled = (r.line, "gave every row a value")
+    return filled
 
 
 class AlterColumnType(Rule):
@@ -427,7 +411,6 @@ class AlterColumnType(Rule):
             )
 
 
-
 def _swapped_enum(cap, rec) -> bool:
     """The phase renamed or dropped the column's enum type and created one under its name before this change (the
     swap that edits an enum's labels on PostgreSQL): the column moves to a new type, whatever the names say."""
@@ -491,8 +474,7 @@ class DowngradeTightensColumn(Rule):
             if not isinstance(op, ops.AlterColumnOp) or is_transient_table(cap, rec) or not reverts_upgrade_alter(cap, rec):
                 continue
             col = f"{rec.table}.{op.column_name}"
-            if op.modify_nullable is False and not _set_in_every_row(cap, rec, op.column_name) \
-                    and not _nulls_deleted_before(cap, rec, op.column_name):
+            if op.modify_nullable is False and not _no_null_left(cap, rec, op.column_name):
                 yield self.finding(cap, f"The downgrade sets {col} NOT NULL again: a NULL written since the upgrade allowed "
                                    "it makes the rollback fail.", rec=rec)
             change = classify_type_change(type_before(cap, rec) or op.existing_type, op.modify_type, cap.dialect) \
@@ -647,6 +629,7 @@ def _no_assignment_cast(old, new) -> bool:
                                  sa.Uuid, sa.JSON, sa.Enum)):
         return True
     return (isinstance(old, sa.Integer) and isinstance(new, sa.Boolean)) or (isinstance(old, sa.Boolean) and isinstance(new, sa.Integer))
+
 
 RULES = (SetNotNull, AlterColumnType, AlterColumnDoesNothing, AlterColumnTypeNeedsUsing, DowngradeTightensColumn,
          ModifyDropsAutoIncrement)
