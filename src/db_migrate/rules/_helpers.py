@@ -505,13 +505,19 @@ def after_commit(cap: RevisionCapture, rec: RecordedOp) -> int | None:
     BEGIN since: what follows runs outside the migration's transaction (commit-in-migration reports the boundary)."""
     line = None
     for r in cap.ops(rec.phase)[: rec.index]:
-        kinds = [s.kind.upper() for s in cap.statements_of(r)]
-        texts = " ".join(s.text.upper() for s in cap.statements_of(r))
-        if "COMMIT" in kinds or ("TRANSACTION" in kinds and ("COMMIT" in texts or texts.strip().startswith("END"))):
-            line = r.line
-        elif "TRANSACTION" in kinds and ("BEGIN" in texts or "START" in texts):
-            line = None
+        for s in cap.statements_of(r):
+            m = TRANSACTION_CONTROL.match(s.text)
+            verb = m.group(1).upper() if m else ""
+            if verb in ("COMMIT", "END"):
+                line = r.line
+            elif verb == "BEGIN" or verb.startswith("START"):
+                line = None
     return line
+
+
+#: A statement that ends or starts a transaction by hand (commit-in-migration reports them; what follows a COMMIT
+#: runs outside the migration's transaction).
+TRANSACTION_CONTROL = re.compile(r"^\s*(COMMIT|END|ROLLBACK|BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
 
 
 def _ends_transaction(cap: RevisionCapture, r: RecordedOp) -> bool:

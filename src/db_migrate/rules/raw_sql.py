@@ -11,7 +11,9 @@ from alembic.operations import ops
 
 from db_migrate.capture.syntax import call_name
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import locked_earlier, overwrites_rows, phase_at, tables_created_before, updated_columns
+from db_migrate.rules._helpers import (
+    TRANSACTION_CONTROL, locked_earlier, overwrites_rows, phase_at, tables_created_before, updated_columns,
+)
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -405,9 +407,6 @@ class BackfillInSchemaMigration(Rule):
                 return  # once per revision
 
 
-_TRANSACTION_CONTROL = re.compile(r"^\s*(COMMIT|END|ROLLBACK|BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
-
-
 @fx.tailored
 def _own_transaction(sql: str) -> str:
     return "# better: its own revision, in batches\n" + fx.autocommit(fx.execute(sql.strip().rstrip(";")))
@@ -442,7 +441,7 @@ class CommitInMigration(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for phase in self.phases:
             found = [(rec, m) for rec, stmt in cap.statements(phase)
-                     if (m := _TRANSACTION_CONTROL.match(stmt.text)) and not rec.in_autocommit_block]
+                     if (m := TRANSACTION_CONTROL.match(stmt.text)) and not rec.in_autocommit_block]
             if not found:
                 continue
             # one finding per phase: the hand-made transaction boundaries are one way of working, not several faults
