@@ -43,14 +43,14 @@ def classify_escalation(
 
 
 def _decide(project: Project, review: Any, database_url: str | None, environment: str | None,
-            timeout: float | None) -> ClassifyResult:
-    """The policy over one revision's review, with the user's data when given."""
+            timeout: float | None, settled: tuple[Any, frozenset[str]] | None = None) -> ClassifyResult:
+    """The policy over one revision's review, with the user's data when given. ``settled``: the project's policy
+    and baseline revisions, read once for several revisions."""
     from db_migrate.approval import book_for
     from db_migrate.preflight import read_data
     from db_migrate.sandbox import progress
 
-    policy = load_policy(project)
-    history = baseline_revisions(load_history(project), policy)
+    policy, history = settled or _settled(project)
     facts = preflight = None
     if database_url:
         facts, preflight = read_data(review, database_url, policy, timeout)
@@ -59,6 +59,12 @@ def _decide(project: Project, review: Any, database_url: str | None, environment
         review, policy, facts, environment, database_url=database_url, project_url=project.url, preflight=preflight,
         history=history, approvals=book_for(project, review.reviews),
     )
+
+
+def _settled(project: Project) -> tuple[Any, frozenset[str]]:
+    """The project's escalation policy and the revisions at or before its baseline."""
+    policy = load_policy(project)
+    return policy, baseline_revisions(load_history(project), policy)
 
 
 def classify_each(
@@ -77,7 +83,6 @@ def classify_each(
     from db_migrate.fixes.patches import offer_patches
     from db_migrate.project.config import dialect_of
     from db_migrate.review import review_migration
-
     from db_migrate.sandbox import collect_isolation, weakest
 
     ids = list(dict.fromkeys(load_history(project).resolve(r).revision for r in revisions))
@@ -87,6 +92,7 @@ def classify_each(
         review.findings = offer_patches(project, review.findings, dialect=review.dialect, timeout=timeout)
     unloadable = {f.revision for f in review.findings if f.rule == "migration-raises" and f.phase == "revision"}
     results: list[ClassifyResult | DbMigrateError] = []
+    settled = _settled(project)
     for rev in ids:
         if rev in unloadable:  # alone, it is the error classify_escalation raises for it (migration-load-failed)
             try:
@@ -95,7 +101,7 @@ def classify_each(
                 results.append(e)
             continue
         with collect_isolation() as more:
-            decided = _decide(project, _one_revision(review, rev), database_url, environment, timeout)
+            decided = _decide(project, _one_revision(review, rev), database_url, environment, timeout, settled)
         decided.isolation = weakest(ran + more)
         results.append(decided)
     return results
