@@ -171,6 +171,19 @@ def test_fstring_fed_by_rows_read_at_run_time_stays_an_error():
     assert f.severity == "error" and "run time" in f.message
 
 
+def test_a_value_read_from_rows_and_compared_unquoted_is_a_number_and_a_note():
+    """``WHERE id = {row.id}``: text in that slot would be read as a name and fail on the first run, so it is a
+    number, which carries no quote. Quoted (``'{row.kind}'``) or as a name (``ALTER TABLE {name}``), it stays."""
+    reads = "conn = op.get_bind()\nrows = conn.execute(sa.text('SELECT id, owner_id FROM projects')).fetchall()\nfor row in rows:\n"
+    compared = reads + "    conn.execute(sa.text(f'UPDATE tasks SET owner = {row.owner_id} WHERE project_id = {row[0]}'))"
+    [f] = by_rule(review(body(compared)))["raw-sql-interpolation"]
+    assert f.severity == "info" and "number" in f.message
+    quoted = reads + "    conn.execute(sa.text(f\"UPDATE tasks SET owner = '{row.owner_id}' WHERE project_id = {row.id}\"))"
+    assert [f.severity for f in by_rule(review(body(quoted)))["raw-sql-interpolation"]] == ["error"]
+    listed = reads + "    conn.execute(sa.text(f'INSERT INTO archive ({row.owner_id}) VALUES (1)'))"
+    assert [f.severity for f in by_rule(review(body(listed)))["raw-sql-interpolation"]] == ["error"]
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 
@@ -466,9 +479,9 @@ def test_sql_spliced_from_the_codes_own_names_and_constants_is_not_an_injection_
     constant = "op.execute(\"UPDATE jobs SET started_at = '%s' WHERE started_at IS NULL\" % datetime.min)"
     [f] = by_rule(review(body(constant, head="import datetime\n\n")))["raw-sql-interpolation"]
     assert f.severity == "info"  # nothing read at run time reaches it
-    value = reads + "for (rid,) in rows:\n    conn.execute(sa.text(f'DELETE FROM tags WHERE recipe_id = {rid}'))"
+    value = reads + "for (rid,) in rows:\n    conn.execute(sa.text(f\"DELETE FROM tags WHERE recipe_slug = '{rid}'\"))"
     [f] = by_rule(review(body(value)))["raw-sql-interpolation"]
-    assert f.severity == "error"
+    assert f.severity == "error"  # a value read from rows, quoted: text, which may hold a quote
 
 
 def test_an_aliased_module_of_column_types_is_not_an_orm_import(tmp_path):

@@ -164,6 +164,15 @@ class RawSqlInterpolation(Rule):
                     phase=phase_at(cap, fact.line), line=fact.line, severity="info", fix=_bound(cap.source, fact.line),
                 )
                 continue
+            loose = [p for p in parts if p not in fixed]
+            if runtime and loose and all(id(p) in _value_slots(cap.source, fact.line) for p in loose):
+                yield self.finding(
+                    cap, f"SQL passed to execute() is built with {fact.detail}, splicing values read at run time "
+                    "unquoted where the SQL expects a value (= {row.id}): text there would fail on the first run, so "
+                    "they are numbers, and a number carries no quote; bindparams() reads better.",
+                    phase=phase_at(cap, fact.line), line=fact.line, severity="info", fix=_bound(cap.source, fact.line),
+                )
+                continue
             if runtime:
                 msg = (
                     f"SQL passed to execute() is built with {fact.detail} in a migration that reads values at run "
@@ -220,6 +229,30 @@ def _spliced(source: str, line: int) -> list[ast.AST]:
         if parts:
             return parts
     return []
+
+
+def _value_slots(source: str, line: int) -> set[int]:
+    """``id()`` of the names, attributes and subscripts an f-string on ``line`` splices unquoted after ``=``, ``<``,
+    ``IN (`` or ``,`` (``WHERE id = {row.id}``): a value there that is text is read as a name and fails at once."""
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    slots: set[int] = set()
+    for node in ast.walk(tree) if tree is not None else ():
+        if not isinstance(node, ast.JoinedStr) or getattr(node, "lineno", None) != line:
+            continue
+        before = ""
+        for i, part in enumerate(node.values):
+            if isinstance(part, ast.Constant):
+                before = str(part.value)
+                continue
+            after = node.values[i + 1] if i + 1 < len(node.values) else None
+            quoted = before.rstrip().endswith(("'", '"')) or (isinstance(after, ast.Constant) and str(after.value).startswith(("'", '"')))
+            if not quoted and _COMPARED.search(before) and isinstance(part.value, (ast.Name, ast.Attribute, ast.Subscript)) \
+                    and part.conversion == -1 and part.format_spec is None:
+                slots.add(id(part.value))
+            before = ""
+    return slots
 
 
 def _is_identifier(source: str, part: ast.AST) -> bool:
@@ -309,6 +342,8 @@ _ORDERING = {"reversed", "sorted", "list", "tuple", "enumerate", "zip"}
 _CONSTANT_MODULES = {"datetime", "date", "uuid", "math", "decimal", "sys"}
 
 
+#: The end of SQL text after which a value is compared (a column list's ``(`` or ``,`` may take a name).
+_COMPARED = re.compile(r"(=|<>|!=|<|>|\bIN\s*\()\s*$", re.IGNORECASE)
 _VALUE_BEFORE = re.compile(r"(=|<>|!=|<|>|\bIN\s*\(|\bLIKE|,|\()\s*$", re.IGNORECASE)
 
 
