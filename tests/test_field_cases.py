@@ -184,6 +184,14 @@ def test_a_value_read_from_rows_and_compared_unquoted_is_a_number_and_a_note():
     assert [f.severity for f in by_rule(review(body(listed)))["raw-sql-interpolation"]] == ["error"]
 
 
+def test_sql_built_into_a_local_before_execute_is_read_where_it_is_built():
+    up = ("conn = op.get_bind()\nfor (name, plan) in conn.execute(sa.text('SELECT name, plan FROM accounts')).fetchall():\n"
+          "    statement = f\"UPDATE billing SET plan = '{plan}' WHERE account = '{name}'\"\n"
+          "    conn.execute(sa.text(statement))")
+    [f] = by_rule(review(body(up)))["raw-sql-interpolation"]
+    assert "statement = f" in body(up).splitlines()[f.line - 1] and f.severity == "error"
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

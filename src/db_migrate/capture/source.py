@@ -154,6 +154,9 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
     """Every :class:`SourceFact` of a parsed revision module."""
     facts: list[SourceFact] = []
     bind_names: set[str] = set()
+    # SQL built into a local first (``sql = f"..."; op.execute(sql)``): reported where it is built
+    built = {t.id: node for node in ast.walk(tree) if isinstance(node, ast.Assign) and _interpolation(node.value)
+             for t in node.targets if isinstance(t, ast.Name)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if isinstance(node, ast.ImportFrom):
@@ -175,9 +178,12 @@ def source_facts(tree: ast.Module, root: Path) -> list[SourceFact]:
             if name in _SQL_SINKS and node.args:
                 if name == "execute" and call_name(node.args[0]) == "text":
                     continue  # execute(sa.text(f"...")): reported once, at the text() call
-                how = _interpolation(node.args[0])
+                sql, line = node.args[0], node.lineno
+                if isinstance(sql, ast.Name) and sql.id in built:
+                    sql, line = built[sql.id].value, built[sql.id].lineno
+                how = _interpolation(sql)
                 if how:
-                    facts.append(SourceFact("interpolated-sql", node.lineno, how))
+                    facts.append(SourceFact("interpolated-sql", line, how))
             elif name in ("Session", "sessionmaker", "scoped_session"):
                 facts.append(SourceFact("orm-session", node.lineno, name))
             elif name in ("exit", "_exit") and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", "") in ("sys", "os"):
