@@ -359,3 +359,33 @@ def test_the_modify_alembic_renders_without_existing_autoincrement_breaks_insert
             assert refused(eng, modify(src)) is None
             error = refused(eng, "INSERT INTO bundle (u) VALUES ('a')")
             assert (error is not None and "default" in error) is breaks, error
+
+
+def _narrowed(dialect_type: str) -> str:
+    return up(f"op.alter_column('labels', 'name', existing_type={dialect_type}(50), type_=sa.String(20))",
+              down=f"op.alter_column('labels', 'name', existing_type=sa.String(20), type_={dialect_type}(50))")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_a_narrowed_varchar_is_refused_not_cut_so_its_downgrade_is_not_lossy(dialect: str) -> None:
+    rules = found(_narrowed("sa.String"), dialect)
+    assert "lossy-downgrade" not in rules
+    cut = found(up("op.alter_column('shifts', 'hours', existing_type=sa.Numeric(6, 2), type_=sa.Integer())",
+                   down="op.alter_column('shifts', 'hours', existing_type=sa.Integer(), type_=sa.Numeric(6, 2))"), dialect)
+    assert "lossy-downgrade" in cut  # fractions are rounded away without a word
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_a_value_too_long_for_the_narrowed_varchar(pg_url: str) -> None:
+    with own_database(pg_url) as eng:
+        refused(eng, "CREATE TABLE labels (name varchar(50))")
+        refused(eng, "INSERT INTO labels VALUES ('a label of more than twenty characters')")
+        assert "too long" in (refused(eng, "ALTER TABLE labels ALTER COLUMN name TYPE varchar(20)") or "")
+
+
+@pytest.mark.mysql
+def test_mariadb_refuses_a_value_too_long_for_the_narrowed_varchar(mysql_url: str) -> None:
+    with own_database(mysql_url) as eng:
+        refused(eng, "CREATE TABLE labels (name varchar(50))")
+        refused(eng, "INSERT INTO labels VALUES ('a label of more than twenty characters')")
+        assert "truncated" in (refused(eng, "ALTER TABLE labels MODIFY name varchar(20)") or "").lower()

@@ -283,6 +283,16 @@ def _text_holds_it(old, new) -> bool:
         new.length is None or new.length >= 40)
 
 
+def _refused_not_cut(new) -> bool:
+    """Into a bounded text type, a value too long is refused, not cut: PostgreSQL raises "value too long", MySQL
+    and MariaDB in their default strict mode "Data too long", and SQLite keeps it whole. The upgrade fails (the
+    type change's own finding says so); nothing is changed for the downgrade to leave changed."""
+    import sqlalchemy as sa
+
+    new = sa.types.to_instance(new)
+    return isinstance(new, sa.String) and not isinstance(new, (sa.Enum, sa.Text)) and new.length is not None
+
+
 def _net_changes(cap) -> list:
     """The upgrade's operations less each constraint dropped and created again under its name on the same table
     (dropped to rewrite the keys, say): the schema ends as it began there, so there is nothing of it to undo."""
@@ -630,6 +640,7 @@ class LossyDowngrade(Rule):
                 and classify_type_change(op.existing_type, op.modify_type, cap.dialect) in ("narrow", "change")
                 and not _json_round_trip(op.existing_type, op.modify_type)
                 and not _text_holds_it(op.existing_type, op.modify_type)
+                and not _refused_not_cut(op.modify_type)
                 and (table, op.column_name) in down_alters
             ):
                 msg = (
