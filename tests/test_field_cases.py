@@ -192,6 +192,33 @@ def test_sql_built_into_a_local_before_execute_is_read_where_it_is_built():
     assert "statement = f" in body(up).splitlines()[f.line - 1] and f.severity == "error"
 
 
+def test_keys_read_from_rows_in_a_values_list_are_numbers_and_a_reviewed_marker_is_honoured():
+    reads = "conn = op.get_bind()\nunit = conn.execute(sa.text(\"SELECT id FROM units WHERE name = 'tags'\")).scalar()\n"
+    values = reads + "op.execute(\n    f'INSERT INTO grants (unit_id, role_id) VALUES ({unit}, 1), ({unit}, 2)'\n)"
+    [f] = by_rule(review(body(values)))["raw-sql-interpolation"]
+    assert f.severity == "info" and "number" in f.message  # the f-string on a line of its own inside the call
+    columns = reads + "op.execute(f'INSERT INTO grants ({unit}) VALUES (1)')"
+    assert [f.severity for f in by_rule(review(body(columns)))["raw-sql-interpolation"]] == ["error"]
+    marked = reads + "op.execute(\n    f\"DELETE FROM grants WHERE unit_name = '{unit}'\"  # nosec B608\n)"
+    [f] = by_rule(review(body(marked)))["raw-sql-interpolation"]
+    assert f.severity == "info" and "nosec B608" in f.message
+    other = reads + "op.execute(f\"DELETE FROM grants WHERE unit_name = '{unit}'\")  # nosec B101"
+    assert [f.severity for f in by_rule(review(body(other)))["raw-sql-interpolation"]] == ["error"]
+
+
+def test_the_bound_fix_keeps_the_callee_and_is_not_offered_for_a_joined_list():
+    up = ("session = sa.orm.Session(bind=op.get_bind())\n"
+          "rows = session.execute(sa.text('SELECT name FROM plans')).fetchall()\n"
+          "for (name,) in rows:\n"
+          "    session.execute(f\"UPDATE plans SET tier = 'x' WHERE name = '{name}'\")\n"
+          "names = ', '.join(f\"'{n}'\" for (n,) in rows)\n"
+          "op.execute(f'DELETE FROM plans WHERE name IN ({names})')")
+    found = by_rule(review(body(up)))["raw-sql-interpolation"]
+    assert [f.severity for f in found] == ["error", "error"]
+    assert found[0].fix.startswith("session.execute(sa.text(") and ":name" in found[0].fix
+    assert found[1].fix is None or ":names" not in found[1].fix
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

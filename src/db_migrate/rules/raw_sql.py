@@ -173,6 +173,14 @@ class RawSqlInterpolation(Rule):
                     phase=phase_at(cap, fact.line), line=fact.line, severity="info", fix=_bound(cap.source, fact.line),
                 )
                 continue
+            if runtime and (marker := _marked_reviewed(cap.source, fact.line)):
+                yield self.finding(
+                    cap, f"SQL passed to execute() is built with {fact.detail} from values read at run time; the project "
+                    f"marks it checked for injection ({marker}), so it is taken as reviewed. bindparams() would still "
+                    "read better and survive a quote.",
+                    phase=phase_at(cap, fact.line), line=fact.line, severity="info", fix=_bound(cap.source, fact.line),
+                )
+                continue
             if runtime:
                 msg = (
                     f"SQL passed to execute() is built with {fact.detail} in a migration that reads values at run "
@@ -238,21 +246,47 @@ def _value_slots(source: str, line: int) -> set[int]:
 
     tree = parsed(source)
     slots: set[int] = set()
-    for node in ast.walk(tree) if tree is not None else ():
-        if not isinstance(node, ast.JoinedStr) or getattr(node, "lineno", None) != line:
-            continue
-        before = ""
+    # the f-string may start on a line of its own inside the call that starts on ``line``
+    starting = [n for n in ast.walk(tree) if getattr(n, "lineno", None) == line] if tree is not None else []
+    joined = _joined_names(tree) if tree is not None else set()
+    for node in {id(j): j for n in starting for j in ast.walk(n) if isinstance(j, ast.JoinedStr)}.values():
+        before, sql = "", ""
         for i, part in enumerate(node.values):
             if isinstance(part, ast.Constant):
                 before = str(part.value)
+                sql += before
                 continue
             after = node.values[i + 1] if i + 1 < len(node.values) else None
             quoted = before.rstrip().endswith(("'", '"')) or (isinstance(after, ast.Constant) and str(after.value).startswith(("'", '"')))
-            if not quoted and _COMPARED.search(before) and isinstance(part.value, (ast.Name, ast.Attribute, ast.Subscript)) \
-                    and part.conversion == -1 and part.format_spec is None:
+            # in a VALUES list, after ( or , stands a value; elsewhere ( and , may open a list of column names
+            slot = _COMPARED.search(before) or (_LISTED.search(before) and _VALUES.search(sql))
+            if not quoted and slot and isinstance(part.value, (ast.Name, ast.Attribute, ast.Subscript)) \
+                    and getattr(part.value, "id", None) not in joined and part.conversion == -1 and part.format_spec is None:
                 slots.add(id(part.value))
-            before = ""
+            before, sql = "", sql + "?"
     return slots
+
+
+def _joined_names(tree: ast.Module) -> set[str]:
+    """Names assigned from ``"sep".join(...)``: a list of values made text, which may carry its own quotes."""
+    return {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+            and call_name(n.value) == "join" for t in n.targets if isinstance(t, ast.Name)}
+
+
+def _marked_reviewed(source: str, line: int) -> str | None:
+    """The project's own marker that a person checked this SQL for injection (bandit's ``# nosec`` or
+    ``# nosec B608``, ruff's ``# noqa: S608``) on a line of the statement starting on ``line``."""
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    spans = [(n.lineno, n.end_lineno or n.lineno) for n in ast.walk(tree) if isinstance(n, ast.stmt) and n.lineno == line] \
+        if tree is not None else []
+    first, last = max(spans, key=lambda s: s[1] - s[0], default=(line, line))
+    lines = source.splitlines()
+    for text in lines[first - 1:last]:
+        if m := _REVIEWED.search(text):
+            return m.group(0).lstrip("# ").strip()
+    return None
 
 
 def _is_identifier(source: str, part: ast.AST) -> bool:
@@ -281,7 +315,12 @@ def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
         return all(_is_constant(v.value, names) for v in part.values if isinstance(v, ast.FormattedValue))
     if isinstance(part, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
         bound = names | {n.id for g in part.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
-        return all(_is_constant(g.iter, names) and not g.ifs for g in part.generators) and _is_constant(part.elt, frozenset(bound))
+        return all(_is_constant(g.iter, names) and all(_is_constant(i, frozenset(bound)) for i in g.ifs)
+                   for g in part.generators) and _is_constant(part.elt, frozenset(bound))
+    if isinstance(part, ast.Compare):  # a filter of fixed items by fixed values: ``if action != TAG``
+        return all(_is_constant(e, names) for e in (part.left, *part.comparators))
+    if isinstance(part, ast.BoolOp):
+        return all(_is_constant(e, names) for e in part.values)
     if isinstance(part, ast.Call) and call_name(part) in _NO_QUOTE_CALLS:
         return True  # uuid4(), int(...), now(): a value that cannot carry a quote, whatever it is
     if isinstance(part, ast.Call) and isinstance(part.func, ast.Name) and part.func.id == "str" and len(part.args) == 1 \
@@ -343,6 +382,11 @@ _CONSTANT_MODULES = {"datetime", "date", "uuid", "math", "decimal", "sys"}
 
 
 #: The end of SQL text after which a value is compared (a column list's ``(`` or ``,`` may take a name).
+_LISTED = re.compile(r"[(,]\s*$")
+_VALUES = re.compile(r"\bVALUES\b", re.IGNORECASE)
+#: bandit's and ruff's markers that the SQL was checked for injection by a person (a bare ``# nosec`` or one naming
+#: B608; ``# nosec B101`` is about something else).
+_REVIEWED = re.compile(r"#\s*(?:nosec(?!\s*:?\s*B(?!608))(?:\s*:?\s*B608)?|noqa\s*:\s*[\w, ]*S608)", re.IGNORECASE)
 _COMPARED = re.compile(r"(=|<>|!=|<|>|\bIN\s*\()\s*$", re.IGNORECASE)
 _VALUE_BEFORE = re.compile(r"(=|<>|!=|<|>|\bIN\s*\(|\bLIKE|,|\()\s*$", re.IGNORECASE)
 
@@ -354,9 +398,16 @@ def _bound(source: str, line: int) -> str | None:
     Only when every placeholder is a value (quoted, or after = < > IN ( LIKE ,): identifiers cannot be bound.
     """
     tree = ast.parse(source)
-    node = next((n for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) and n.lineno == line), None)
-    if node is None:
+    # the execute() whose SQL this is (an f-string elsewhere on the line, a server_default, is no statement)
+    call = next((n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.lineno == line and call_name(n) == "execute"
+                 and n.args), None)
+    node = call.args[0] if call is not None else None
+    if isinstance(node, ast.Call) and call_name(node) == "text" and node.args:
+        node = node.args[0]
+    if not isinstance(node, ast.JoinedStr):
         return None
+    # a list joined into the text (IN ({names}), ENUM({labels})) is several values: one parameter cannot hold it
+    joined = _joined_names(tree)
     sql, params, quoted = "", {}, False
     for part in node.values:
         if isinstance(part, ast.Constant):
@@ -366,7 +417,9 @@ def _bound(source: str, line: int) -> str | None:
             continue
         if part.conversion != -1 or part.format_spec is not None:
             return None
-        expr = ast.get_source_segment(source, part.value)
+        expr = ast.get_source_segment(source, part.value) or ""
+        if ".join(" in expr or (isinstance(part.value, ast.Name) and part.value.id in joined):
+            return None
         if expr not in params:
             name = re.sub(r"\W+", "_", expr).strip("_").lower() or "p"
             params[expr] = name if name not in params.values() else f"{name}_{len(params)}"
@@ -376,7 +429,8 @@ def _bound(source: str, line: int) -> str | None:
             return None
         sql += f":{params[expr]}"
     binds = ", ".join(f"{n}={e}" for e, n in params.items())
-    return f"op.execute(sa.text({sql!r}).bindparams({binds}))"
+    callee = ast.get_source_segment(source, call.func) or "op.execute"  # session.execute keeps returning its rows
+    return f"{callee}(sa.text({sql!r}).bindparams({binds}))"
 
 
 class BackfillInSchemaMigration(Rule):
