@@ -319,6 +319,18 @@ def test_commit_through_op_execute_is_reported_and_not_a_rollback_trigger():
     assert not classified(out).escalation.required
 
 
+def test_a_commit_before_anything_is_changed_commits_nothing_early_and_is_a_note():
+    first = body("op.execute('COMMIT')\nop.create_index('ix_notes_author', 'notes', ['author'], postgresql_concurrently=True)",
+                 "op.drop_index('ix_notes_author', table_name='notes')")
+    [f] = by_rule(review(first))["commit-in-migration"]
+    assert f.severity == "info" and "nothing is committed early" in f.message
+    after = body("op.add_column('notes', sa.Column('author', sa.Text()))\nop.execute('COMMIT')\n"
+                 "op.create_index('ix_notes_author', 'notes', ['author'], postgresql_concurrently=True)",
+                 "op.drop_index('ix_notes_author', table_name='notes')\nop.drop_column('notes', 'author')")
+    [f] = by_rule(review(after))["commit-in-migration"]
+    assert f.severity == "warning" and "half-changed" in f.message
+
+
 def test_raw_drop_statements_are_named_and_classified(tmp_path) -> None:
     """pglast reports DROP's object type as an enum: it must read 'DROP TABLE', not 'DROP 41'."""
     from db_migrate.classify import classify_escalation

@@ -519,8 +519,9 @@ class CommitInMigration(Rule):
     )
     examples = (
         Example(
-            bad="def upgrade():\n    op.execute('COMMIT')\n    op.execute(\"ALTER TYPE order_status ADD VALUE 'refunded'\")\n\n"
-            "def downgrade():\n    pass\n",
+            bad="def upgrade():\n    op.add_column('orders', sa.Column('refund_note', sa.Text()))\n    op.execute('COMMIT')\n"
+            "    op.execute(\"ALTER TYPE order_status ADD VALUE 'refunded'\")\n\n"
+            "def downgrade():\n    op.drop_column('orders', 'refund_note')\n",
             good="def upgrade():\n    with op.get_context().autocommit_block():\n"
             "        op.execute(\"ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded'\")\n\n"
             "def downgrade():\n    pass\n",
@@ -536,6 +537,16 @@ class CommitInMigration(Rule):
             # one finding per phase: the hand-made transaction boundaries are one way of working, not several faults
             rec, m = found[0]
             more = f" (and on line(s) {', '.join(str(r.line) for r, _ in found[1:])})" if len(found) > 1 else ""
+            if m.group(1).upper() in ("COMMIT", "END") and not _changed_before(cap, phase, rec.index):
+                yield self.finding(
+                    cap,
+                    f"op.execute('{m.group(1).upper()}'){more} comes before anything of this {phase} is changed, so "
+                    f"nothing is committed early: it works as autocommit_block() does. Unlike that block it leaves the "
+                    f"statements after it, and revisions run after it in the same alembic command, outside any "
+                    f"transaction; autocommit_block() says the same thing plainly.",
+                    rec=rec, severity="info",
+                )
+                continue
             yield self.finding(
                 cap,
                 f"op.execute('{m.group(1).upper()}'){more} ends or starts a transaction behind Alembic's back: a "
@@ -543,6 +554,12 @@ class CommitInMigration(Rule):
                 f"op.get_context().autocommit_block() for statements that cannot run in a transaction.",
                 rec=rec,
             )
+
+
+def _changed_before(cap, phase: str, index: int) -> bool:
+    """Whether ``phase`` changes anything before its operation ``index`` (reads and SET are no change)."""
+    reads = {r.index for r, stmt in cap.statements(phase) if stmt.kind in ("SELECT", "SET", "SHOW")}
+    return any(r.index < index and r.index not in reads for r in cap.ops(phase))
 
 
 RULES = (DestructiveSql, RawSqlInterpolation, BackfillInSchemaMigration, CommitInMigration)
