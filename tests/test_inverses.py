@@ -153,3 +153,27 @@ def test_an_empty_downgrade_the_author_explained_is_a_declared_one_way_step():
 def test_sqlite_pragmas_need_no_downgrade():
     src = _source("op.execute('PRAGMA secure_delete = ON')\nop.execute('PRAGMA auto_vacuum = FULL')", "pass")
     assert "missing-downgrade" not in _found(src, "sqlite")
+
+
+def test_filling_a_column_the_parent_added_overwrites_nothing_and_needs_no_inverse(tmp_path):
+    """The parent adds ``teams.region``; the next revision fills it for every row with a pass downgrade: the column
+    holds only what was written since the parent, and rolling back past the parent drops it."""
+    from projectfactory import make_project
+
+    from db_migrate.classify import classify_escalation
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+
+    add = ("def upgrade():\n    op.add_column('teams', sa.Column('region', sa.Text(), nullable=True))\n\n"
+           "def downgrade():\n    op.drop_column('teams', 'region')\n")
+    fill = ("teams = sa.table('teams', sa.column('region', sa.Text()))\n\n"
+            "def upgrade():\n    op.execute(teams.update().values(region='eu'))\n\ndef downgrade():\n    pass\n")
+    older = ("def upgrade():\n    op.execute(\"UPDATE teams SET name = 'x'\")\n\ndef downgrade():\n    pass\n")
+    project = load_project(make_project(tmp_path, [add, fill, older]))
+    filled = review_migration(project, "000000000002")
+    assert not [f for f in filled.findings if f.severity in ("error", "warning")], filled.findings
+    assert classify_escalation(project, "000000000002").decision == "proceed"
+    # a column the schema had before is overwritten: that stays a finding and a human's call
+    overwritten = review_migration(project, "000000000003")
+    assert "destructive-sql" in {f.rule for f in overwritten.findings}
+    assert classify_escalation(project, "000000000003").decision == "escalate"

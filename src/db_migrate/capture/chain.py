@@ -49,6 +49,9 @@ class History(NamedTuple):
     """{revision: the columns it alters that its ancestors left auto-increment (a table's one integer key)}."""
     indexes: dict[str, tuple[str, tuple[str, ...], bool]]
     """{index name: (table, columns, unique)} of every literal ``op.create_index`` in the history."""
+    added_by_parent: dict[str, frozenset[Column]]
+    """{revision: the columns its parents' upgrades add (a column, or a table with its columns)}: what they hold is
+    only what was written since, so filling them overwrites nothing the schema before had."""
 
 
 _CREATE_TABLE = re.compile(r"\bCREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`]?(?:\w+[\"`]?\.[\"`]?)?(\w+)",
@@ -88,6 +91,7 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
     not_null: dict[str, frozenset[Column]] = {}
     types: dict[str, dict[Column, str]] = {}
     auto: dict[str, frozenset[Column]] = {}
+    added: dict[str, frozenset[Column]] = {}
     for rev, (parents, steps) in effects.items():
         known = [p for p in parents if p in effects]
         before = _meet([state_after(p) for p in known]) if known else {}
@@ -95,8 +99,9 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
         altered = {(t, c) for kind, t, c, _ in steps if kind in ("type", "set", "rename-column")}
         types[rev] = {c: before[c][1] for c in altered if c in before and before[c][1]}  # type: ignore[misc]
         auto[rev] = frozenset(c for c in altered if c in before and before[c][2])  # type: ignore[misc]
+        added[rev] = frozenset((t, c) for p in known for kind, t, c, _ in effects[p][1] if kind == "column")
     return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created), auto,
-                   indexes)
+                   indexes, added)
 
 
 def _meet(states: list[State]) -> State:

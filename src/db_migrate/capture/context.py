@@ -85,6 +85,8 @@ class ProjectContext:
     """{revision: the columns it alters that its ancestors left auto-increment}."""
     indexes: dict[str, tuple] = field(default_factory=dict)
     """{index name: (table, columns, unique)} of the history's literal ``op.create_index`` calls."""
+    added_by_parent: dict[str, frozenset] = field(default_factory=dict)
+    """{revision: the (table, column) pairs its parents' upgrades add}."""
     tables_created: frozenset[str] | None = None
     """Tables some upgrade of the history creates; None when the history was not read."""
     guards: dict[str, bool] = field(default_factory=dict)
@@ -166,7 +168,7 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
     ctx.guards, history, folders = _history_facts(project)
     ctx.not_null_before, ctx.types_before, ctx.built_on = history.not_null_before, history.types_before, history.built_on
     ctx.tables_created, ctx.auto_increment_before = history.tables_created, history.auto_increment_before
-    ctx.indexes = history.indexes
+    ctx.indexes, ctx.added_by_parent = history.indexes, history.added_by_parent
     ctx.template_imports = template_imports(project.script_location / "script.py.mako")
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key

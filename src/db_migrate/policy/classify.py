@@ -815,7 +815,8 @@ def _changing(ops: list[_Op]) -> list[_Op]:
 
     widened = {(o.revision, o.table) for o in ops if o.phase == "upgrade" and o.kind == "add_column"}
     return [o for o in ops if o.phase == "upgrade" and loses_data(o.kind, o.sql_kind, bool(o.table_created_here))
-            and not (o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _nothing_to_undo(o)))]
+            and not (o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or o.get("fills_new_columns")
+                                                 or _nothing_to_undo(o)))]
 
 
 def _losing(ops: list[_Op]) -> dict[str | None, _Op]:

@@ -349,6 +349,7 @@ def _stated(source: str) -> dict:
 
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     from db_migrate.capture.source import emptiness_checked, parsed
+    from db_migrate.rules._helpers import fills_new_columns
 
     operations: list[Operation] = []
     tree = parsed(cap.source)
@@ -368,6 +369,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                 detail["tables"] = list(dict.fromkeys(tables))
                 if any(s.has_where is False for s in parsed):
                     detail["has_where"] = False
+                if all(fills_new_columns(cap, rec, s) for s in parsed):
+                    detail["fills_new_columns"] = True  # nothing the schema before had is overwritten
                 table = table or (tables[0] if tables else None)
             if table in checked and rec.line and rec.line > checked[table] and "drop" in rec.kind:
                 detail["checked_empty_at_line"] = checked[table]  # the revision stops first when it has rows

@@ -354,9 +354,19 @@ def overwrites_rows(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -
         return True
     if stmt.kind != "UPDATE" or stmt.has_where is not False or not stmt.tables:
         return False
-    added = {c for t, c in cap.columns_added(rec.phase, before_index=rec.index) if t == stmt.tables[0]}
+    return not fills_new_columns(cap, rec, stmt)
+
+
+def fills_new_columns(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> bool:
+    """An UPDATE that sets only columns added earlier in its phase, or by the upgrade of the revision's parent: they
+    hold NULLs, or what was written since the parent, and nothing the schema before it had."""
+    if stmt.kind != "UPDATE" or not stmt.tables:
+        return False
+    added = set(cap.columns_added(rec.phase, before_index=rec.index))
+    if rec.phase == "upgrade":
+        added |= set(cap.context.added_by_parent.get(cap.revision or "", ()))
     cols = updated_columns(stmt)
-    return cols is None or not cols <= added
+    return cols is not None and bool(cols) and {(stmt.tables[0], c) for c in cols} <= added
 
 
 _CONCURRENTLY = re.compile(r"\bCONCURRENTLY\b", re.IGNORECASE)

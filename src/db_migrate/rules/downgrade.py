@@ -15,6 +15,7 @@ from db_migrate.rules._helpers import (
     alters_nothing,
     classify_type_change,
     execute_text,
+    fills_new_columns,
     foreign_key_name,
     function_line,
     function_span,
@@ -333,6 +334,13 @@ def _skipped_on_this_engine(cap) -> bool:
     )
 
 
+def _only_fills(cap) -> bool:
+    """Every change of the upgrade is an UPDATE filling columns added just before (by itself or its parent)."""
+    stmts = list(cap.statements("upgrade"))
+    return bool(stmts) and cap.upgrade_outcome.completed and len({r.index for r, _ in stmts}) == len(cap.upgrade) \
+        and all(fills_new_columns(cap, r, s) for r, s in stmts)
+
+
 class MissingDowngrade(Rule):
     id = "missing-downgrade"
     title = "The upgrade changes something and the downgrade does nothing"
@@ -374,6 +382,8 @@ class MissingDowngrade(Rule):
             return  # enum values and extensions stay on downgrade: PostgreSQL cannot drop an enum value
         if _only_deletes(cap):
             return  # rows deleted: destructive-sql reports them, with the backup that makes them restorable
+        if _only_fills(cap):
+            return  # columns the parent (or this upgrade) added are filled: their own drop is the way back
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
         # reads (the SELECT that stopped recording) change nothing: what follows them is the data migration
         net = [r for r in _net_changes(cap) if not (
