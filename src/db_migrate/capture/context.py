@@ -188,14 +188,19 @@ def template_imports(path: Path) -> frozenset[str]:
     return frozenset(m.group(1) or m.group(2) for m in _IMPORT_LINE.finditer(text)) - {"alembic", "sqlalchemy"}
 
 
+def revision_files(project: Any) -> tuple[list[Path], list[Path]]:
+    """The folders revisions live in, and the Python files in them (what the history's facts are read from)."""
+    folders = [p for p in (project.version_locations or (project.script_location / "versions",)) if p.is_dir()]
+    return folders, [f for d in folders for f in (d.rglob("*.py") if project.recursive_versions else d.glob("*.py"))]
+
+
 def _history_facts(project: Any) -> tuple[dict[str, bool], Any, list[str]]:
     """What the project's revisions say together (read as text, never run): the guard values, the columns NOT NULL
     before each revision and the types of those it alters, and the folders they are in."""
     from db_migrate.capture.chain import column_history
     from db_migrate.capture.guards import guard_values
 
-    folders = [p for p in (project.version_locations or (project.script_location / "versions",)) if p.is_dir()]
-    files = [f for d in folders for f in (d.rglob("*.py") if project.recursive_versions else d.glob("*.py"))]
+    folders, files = revision_files(project)
     parsed = []  # each file parsed once, for both readers
     for f in files:
         text = f.read_text(encoding="utf-8", errors="replace")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from db_migrate.capture.context import revision_files
 from db_migrate.errors import DbMigrateError, MigrationCrashed, MigrationLoadError, MigrationTimeout, UsageError
 from db_migrate.policy.settings import Policy
 from db_migrate.project import Project, load_history
@@ -172,7 +173,9 @@ def _env_fingerprint(project: Project) -> str:
             h.update(f.read_bytes())
         except OSError:
             pass
-    for f in _context_files.get(str(project.root), []):
+    # the history's facts (columns NOT NULL or added before a revision, its parents' types, tables created) change
+    # what a revision's review says: an edit of any revision file, or one added or removed, is a new context
+    for f in [*_context_files.get(str(project.root), []), *map(str, sorted(revision_files(project)[1]))]:
         try:
             st = os.stat(f)
             h.update(f"{f}:{st.st_mtime_ns}:{st.st_size}".encode())
