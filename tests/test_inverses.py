@@ -169,7 +169,11 @@ def test_filling_a_column_the_parent_added_overwrites_nothing_and_needs_no_inver
     fill = ("teams = sa.table('teams', sa.column('region', sa.Text()))\n\n"
             "def upgrade():\n    op.execute(teams.update().values(region='eu'))\n\ndef downgrade():\n    pass\n")
     older = ("def upgrade():\n    op.execute(\"UPDATE teams SET name = 'x'\")\n\ndef downgrade():\n    pass\n")
-    project = load_project(make_project(tmp_path, [add, fill, older]))
+    # revisions with their downgrades written: the project's convention is to write them
+    written = [f"def upgrade():\n    op.create_index('ix_teams_{c}', 'teams', ['{c}'])\n\n"
+               f"def downgrade():\n    op.drop_index('ix_teams_{c}', table_name='teams')\n" for c in ("name", "owner", "kind")]
+    project = load_project(make_project(tmp_path, [add, fill, older, *written]))
+    assert review_migration(project, "000000000004").conventions.downgrades == "written"
     filled = review_migration(project, "000000000002")
     assert not [f for f in filled.findings if f.severity in ("error", "warning")], filled.findings
     assert classify_escalation(project, "000000000002").decision == "proceed"
@@ -177,3 +181,22 @@ def test_filling_a_column_the_parent_added_overwrites_nothing_and_needs_no_inver
     overwritten = review_migration(project, "000000000003")
     assert "destructive-sql" in {f.rule for f in overwritten.findings}
     assert classify_escalation(project, "000000000003").decision == "escalate"
+
+
+def test_a_parent_edited_in_place_is_seen_by_the_next_review_of_its_child(tmp_path):
+    """The review of a revision depends on its history (here: the column its parent adds); a kept answer must not
+    outlive an edit of the parent, as an agent makes between two calls of one server."""
+    from projectfactory import make_project
+
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+
+    add = ("def upgrade():\n    op.add_column('teams', sa.Column('region', sa.Text(), nullable=True))\n\n"
+           "def downgrade():\n    op.drop_column('teams', 'region')\n")
+    fill = "def upgrade():\n    op.execute(\"UPDATE teams SET region = 'eu'\")\n\ndef downgrade():\n    pass\n"
+    root = make_project(tmp_path, [add, fill])
+    project = load_project(root)
+    assert "destructive-sql" not in {f.rule for f in review_migration(project, "000000000002").findings}
+    parent = next((root / "migrations" / "versions").glob("000000000001_*.py"))
+    parent.write_text(parent.read_text().replace("'region', sa.Text()", "'area', sa.Text()").replace("'region')", "'area')"))
+    assert "destructive-sql" in {f.rule for f in review_migration(load_project(root), "000000000002").findings}

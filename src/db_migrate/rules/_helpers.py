@@ -266,7 +266,16 @@ def type_change_risk(old: Any, new: Any, change: TypeChange) -> str:
     if isinstance(new, sqltypes.JSON) and isinstance(old, sqltypes.JSON) and change == "rewrite":
         return ("; no document is lost (JSONB drops insignificant whitespace, orders keys and keeps the last of "
                 "duplicate keys)") if type_sql(new, "postgresql") == "JSONB" else "; no data is lost"
+    if change == "narrow" and refuses_too_long(new):
+        return " and fails on values that do not fit (the server refuses them, it does not cut them)"
     return _RISK[change]
+
+
+def refuses_too_long(new: Any) -> bool:
+    """Into a bounded text type, a value too long is refused, not cut: PostgreSQL raises "value too long", MySQL
+    and MariaDB in their default strict mode "Data too long", and SQLite keeps it whole."""
+    new = _instance(new)
+    return isinstance(new, sqltypes.String) and not isinstance(new, (sqltypes.Enum, sqltypes.Text)) and new.length is not None
 
 
 def _fraction_digits(t: Any) -> int:

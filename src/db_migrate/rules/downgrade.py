@@ -23,6 +23,7 @@ from db_migrate.rules._helpers import (
     is_new_table,
     mentions,
     name_taken_again,
+    refuses_too_long,
     spell,
 )
 from db_migrate.rules.base import Example, Rule
@@ -282,16 +283,6 @@ def _text_holds_it(old, new) -> bool:
         return False
     return isinstance(old, (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Uuid)) and (
         new.length is None or new.length >= 40)
-
-
-def _refused_not_cut(new) -> bool:
-    """Into a bounded text type, a value too long is refused, not cut: PostgreSQL raises "value too long", MySQL
-    and MariaDB in their default strict mode "Data too long", and SQLite keeps it whole. The upgrade fails (the
-    type change's own finding says so); nothing is changed for the downgrade to leave changed."""
-    import sqlalchemy as sa
-
-    new = sa.types.to_instance(new)
-    return isinstance(new, sa.String) and not isinstance(new, (sa.Enum, sa.Text)) and new.length is not None
 
 
 def _net_changes(cap) -> list:
@@ -650,7 +641,7 @@ class LossyDowngrade(Rule):
                 and classify_type_change(op.existing_type, op.modify_type, cap.dialect) in ("narrow", "change")
                 and not _json_round_trip(op.existing_type, op.modify_type)
                 and not _text_holds_it(op.existing_type, op.modify_type)
-                and not _refused_not_cut(op.modify_type)
+                and not refuses_too_long(op.modify_type)  # the upgrade fails; nothing is left changed
                 and (table, op.column_name) in down_alters
             ):
                 msg = (
