@@ -219,6 +219,25 @@ def test_the_bound_fix_keeps_the_callee_and_is_not_offered_for_a_joined_list():
     assert found[1].fix is None or ":names" not in found[1].fix
 
 
+def test_a_foreign_key_recreated_without_a_name_gets_the_name_postgresql_gives_it():
+    """Autogenerate's cascade change: drop the key by its name, create it again with None. PostgreSQL names the new
+    one ``<table>_<column>_fkey`` again, so the downgrade that drops that name and re-creates the old key undoes it."""
+    up = ("op.drop_constraint('invoices_customer_id_fkey', 'invoices', type_='foreignkey')\n"
+          "op.create_foreign_key(None, 'invoices', 'customers', ['customer_id'], ['id'], ondelete='CASCADE')")
+    down = ("op.drop_constraint('invoices_customer_id_fkey', 'invoices', type_='foreignkey')\n"
+            "op.create_foreign_key(None, 'invoices', 'customers', ['customer_id'], ['id'])")
+    assert "downgrade-not-inverse" not in by_rule(review(body(up, down)))
+    lost = by_rule(review(body(up, "op.drop_constraint('invoices_customer_id_fkey', 'invoices', type_='foreignkey')")))
+    assert "re-create" in lost["downgrade-not-inverse"][0].message  # the old key is really not put back
+
+
+def test_a_constraint_name_wrapped_by_the_projects_convention_is_the_one_the_downgrade_drops():
+    up = "op.create_check_constraint('positive_amount', 'refunds', 'amount > 0')"
+    assert "downgrade-not-inverse" not in by_rule(review(body(up, "op.drop_constraint('ck__refunds__positive_amount', 'refunds')")))
+    other = by_rule(review(body(up, "op.drop_constraint('ck__payments__positive_amount', 'payments')")))
+    assert "downgrade-not-inverse" in other  # another table's constraint is not this one
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from db_migrate.rules._helpers import (
 )
 from db_migrate.rules.base import Example, Rule
 from db_migrate.rules.enums import implied_drop_types
+from db_migrate.rules.naming import created_name
 from db_migrate.verdict import Finding, SourceEdit
 
 _NO_DOWNGRADE = ("missing", "pass", "not-implemented")
@@ -38,8 +39,9 @@ _DROPS_WITH_CHILDREN = ("DROP TABLE", "DROP MATVIEW", "DROP MATERIALIZED VIEW", 
 _Key = tuple[str, str | None, str | None]
 
 
-def _object(op: Any) -> tuple[str, _Key] | None:
-    """("create" | "drop", key) for operations that create or destroy one schema object."""
+def _object(op: Any, cap: Any = None) -> tuple[str, _Key] | None:
+    """("create" | "drop", key) for operations that create or destroy one schema object; with ``cap``, a constraint
+    created without a name under the name the project's convention or the database gives it."""
     if isinstance(op, (ops.AddColumnOp, ops.DropColumnOp)):
         name = op.column.name if isinstance(op, ops.AddColumnOp) else op.column_name
         return ("create" if isinstance(op, ops.AddColumnOp) else "drop"), ("column", op.table_name, name)
@@ -50,7 +52,16 @@ def _object(op: Any) -> tuple[str, _Key] | None:
     if isinstance(op, (ops.AddConstraintOp, ops.DropConstraintOp)) and op.constraint_name:
         table = getattr(op, "table_name", None) or getattr(op, "source_table", None)  # foreign keys: source_table
         return ("create" if isinstance(op, ops.AddConstraintOp) else "drop"), ("constraint", table, str(op.constraint_name))
+    if cap is not None and type(op) in _UNNAMED_KEY and not op.constraint_name:
+        table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
+        cols = list(getattr(op, "local_cols", None) or fx.column_names(getattr(op, "columns", None) or []))
+        name = created_name(cap, _UNNAMED_KEY[type(op)], table or "", cols, getattr(op, "referent_table", None))
+        return ("create", ("constraint", table, name)) if name else None
     return None
+
+
+#: The naming-convention key of each constraint alembic creates by itself.
+_UNNAMED_KEY = {ops.CreateForeignKeyOp: "fk", ops.CreateUniqueConstraintOp: "uq", ops.CreateCheckConstraintOp: "ck"}
 
 
 def _columns(op: Any) -> list[str]:
@@ -84,6 +95,9 @@ def _canonical(cap) -> Callable[[_Key], _Key]:
     """
     tables: dict[str, str] = {}
     columns: dict[tuple[str | None, str], str] = {}
+    # a name given to op.create_*_constraint is wrapped by a naming convention holding %(constraint_name)s
+    # (``ck__%(table_name)s__%(constraint_name)s``): the downgrade drops it under the name the database has
+    given = {(r.table, str(r.op.constraint_name)) for r in cap.upgrade if isinstance(r.op, ops.AddConstraintOp) and r.op.constraint_name}
     for r in cap.upgrade:
         if isinstance(r.op, ops.RenameTableOp):
             tables[r.op.new_table_name] = tables.get(r.op.table_name, r.op.table_name)
@@ -98,6 +112,8 @@ def _canonical(cap) -> Callable[[_Key], _Key]:
         t = tables.get(table, table) if table else table
         if kind == "column":
             name = columns.get((t, str(name)), name)
+        elif kind == "constraint" and table and (table, str(name)) not in given:
+            name = next((n for gt, n in given if gt == table and str(name).endswith("_" + n) and table in str(name)), name)
         return kind, t, name
 
     return canon
@@ -452,7 +468,7 @@ class DowngradeNotInverse(Rule):
             return  # missing-downgrade / migration-raises report those
         canon = _canonical(cap)
         raw = execute_text(cap, "downgrade")
-        done = {(verb, canon(key)) for r in cap.downgrade if (obj := _object(r.op)) for verb, key in [obj]}
+        done = {(verb, canon(key)) for r in cap.downgrade if (obj := _object(r.op, cap)) for verb, key in [obj]}
         done |= _indexes_dropped_with_constraints(cap, done, raw)
         dropped_tables = {key[2] for verb, key in done if verb == "drop" and key[0] == "table"}
         # a table or view dropped in raw SQL takes its indexes, constraints and triggers with it
