@@ -389,3 +389,19 @@ def test_mariadb_refuses_a_value_too_long_for_the_narrowed_varchar(mysql_url: st
         refused(eng, "CREATE TABLE labels (name varchar(50))")
         refused(eng, "INSERT INTO labels VALUES ('a label of more than twenty characters')")
         assert "truncated" in (refused(eng, "ALTER TABLE labels MODIFY name varchar(20)") or "").lower()
+
+
+@pytest.mark.parametrize(("old", "new", "change"), [
+    ("sa.REAL()", "sa.Float(precision=3)", "same"), ("sa.Float(precision=24)", "sa.REAL()", "same"),
+    ("sa.REAL()", "sa.Float(precision=53)", "rewrite"), ("postgresql.DOUBLE_PRECISION()", "sa.REAL()", "narrow"),
+])
+def test_postgresql_stores_float_p_up_to_24_as_real(old: str, new: str, change: str) -> None:
+    assert classify_type_change(eval(old), eval(new), "postgresql") == change
+
+
+@pytest.mark.postgres
+def test_postgresql_reports_float_3_as_real(pg_url: str) -> None:
+    with own_database(pg_url) as eng, eng.connect() as c:
+        c.execute(sa.text("CREATE TABLE risks (a real, b float(3), c float(25))"))
+        got = dict(c.execute(sa.text("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'risks'")).all())
+    assert got == {"a": "real", "b": "real", "c": "double precision"}

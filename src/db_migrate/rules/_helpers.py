@@ -193,6 +193,9 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "enum"
     if type_sql(old, dialect) == type_sql(new, dialect):
         return "same"
+    if isinstance(old, sqltypes.Float) and isinstance(new, sqltypes.Float) and (bo := _float_bytes(old, dialect)) \
+            and (bn := _float_bytes(new, dialect)):
+        return "same" if bo == bn else "rewrite" if bn > bo else "narrow"
     if isinstance(old, sqltypes.String) and isinstance(new, sqltypes.String) and _is_char(old) == _is_char(new):
         lo, ln = _string_length(old), _string_length(new)
         if ln is None:  # to text / unbounded varchar; MySQL copies the table even for TEXT -> MEDIUMTEXT
@@ -245,6 +248,22 @@ _RISK = {
     "change": " and fails on values the cast cannot convert",
     "rewrite": "; no data is lost",
 }
+
+
+def _float_bytes(t: Any, dialect: str) -> int | None:
+    """Bytes the server stores a floating-point type in: FLOAT(p) is REAL (4) up to p = 24 and DOUBLE (8) above, on
+    PostgreSQL and MySQL alike; a bare FLOAT is double on PostgreSQL and single on MySQL, where REAL means DOUBLE."""
+    if dialect not in ("postgresql", "mysql", "mariadb"):
+        return None
+    name = type(t).__name__.upper()
+    if "DOUBLE" in name:
+        return 8
+    if name == "REAL":
+        return 4 if dialect == "postgresql" else 8
+    precision = getattr(t, "precision", None)
+    if isinstance(precision, int):
+        return 4 if precision <= 24 else 8
+    return 8 if dialect == "postgresql" else 4
 
 
 def _text_width(t: Any) -> int | None:
