@@ -238,6 +238,17 @@ def test_a_constraint_name_wrapped_by_the_projects_convention_is_the_one_the_dow
     assert "downgrade-not-inverse" in other  # another table's constraint is not this one
 
 
+def test_a_downgrade_that_cuts_values_before_narrowing_runs_and_says_what_it_costs():
+    up = "op.alter_column('hosts', 'label', existing_type=sa.String(50), type_=sa.Text())"
+    cut = ("op.execute('UPDATE hosts SET label = LEFT(label, 50) WHERE length(label) > 50')\n"
+           "op.alter_column('hosts', 'label', existing_type=sa.Text(), type_=sa.String(50))")
+    [f] = by_rule(review(body(up, cut)))["downgrade-tightens-column"]
+    assert f.severity == "info" and "line" in f.message and "lost" in f.message
+    bare = "op.alter_column('hosts', 'label', existing_type=sa.Text(), type_=sa.String(50))"
+    [f] = by_rule(review(body(up, bare)))["downgrade-tightens-column"]
+    assert f.severity == "warning" and "fail" in f.message
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

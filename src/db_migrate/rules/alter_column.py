@@ -479,7 +479,15 @@ class DowngradeTightensColumn(Rule):
                                    "it makes the rollback fail.", rec=rec)
             change = classify_type_change(type_before(cap, rec) or op.existing_type, op.modify_type, cap.dialect) \
                 if op.modify_type is not None else "same"
-            if change in ("narrow", "change"):
+            fitted = next((r.line for r, st in cap.statements(rec.phase) if r.index < rec.index and st.kind == "UPDATE"
+                           and st.tables[:1] == [rec.table] and op.column_name in (updated_columns(st) or ())), None)
+            if change in ("narrow", "change") and fitted:
+                # the author made the values fit first (cut, or set to NULL): the rollback runs, at that cost
+                yield self.finding(
+                    cap, f"The downgrade changes {col} back to {spell(op.modify_type, cap.dialect)} after rewriting its values "
+                    f"on line {fitted} so they fit: the rollback runs, and what that line cuts or clears is lost.",
+                    rec=rec, severity="info")
+            elif change in ("narrow", "change"):
                 yield self.finding(
                     cap, f"The downgrade changes {col} back to {spell(op.modify_type, cap.dialect)}: a value written since the "
                     "upgrade that it cannot hold makes the rollback fail (MySQL without strict mode cuts it instead).", rec=rec)
