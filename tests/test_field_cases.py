@@ -249,6 +249,20 @@ def test_a_downgrade_that_cuts_values_before_narrowing_runs_and_says_what_it_cos
     assert f.severity == "warning" and "fail" in f.message
 
 
+def test_a_parent_table_is_free_to_drop_once_its_referencing_column_is_gone_or_before_the_reference_exists():
+    up = ("op.create_table('scores', sa.Column('id', sa.Integer(), primary_key=True))\n"
+          "op.add_column('findings', sa.Column('score_id', sa.Integer(), sa.ForeignKey('scores.id')))\n"
+          "op.create_foreign_key('findings_score_fk', 'findings', 'scores', ['score_id'], ['id'])")
+    down_ok = "op.drop_column('findings', 'score_id')\nop.drop_table('scores')"
+    assert "drop-table-still-referenced" not in by_rule(review(body(up, down_ok)))
+    down_bad = "op.drop_table('scores')\nop.drop_column('findings', 'score_id')"
+    assert "drop-table-still-referenced" in by_rule(review(body(up, down_bad)))
+    later = ("op.drop_table('secrets')\n"
+             "op.create_table('secrets', sa.Column('id', sa.Integer(), primary_key=True))\n"
+             "op.create_table('secret_links', sa.Column('secret_id', sa.Integer(), sa.ForeignKey('secrets.id')))")
+    assert "drop-table-still-referenced" not in by_rule(review(body(later)))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

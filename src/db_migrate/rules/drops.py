@@ -216,15 +216,22 @@ class DropTableStillReferenced(Rule):
     )
 
     def check(self, cap) -> Iterator[Finding]:
-        refs = _references(cap)  # child -> {(parent, key name)}
+        refs = _references(cap)
         for rec in self.ops(cap):
             if not isinstance(rec.op, ops.DropTableOp):
                 continue
             before = cap.ops(rec.phase)[: rec.index]
             gone = {r.table for r in before if isinstance(r.op, ops.DropTableOp)}
             keys_dropped = {r.op.constraint_name for r in before if isinstance(r.op, ops.DropConstraintOp)}
-            children = sorted(child for child, parents in refs.items() if child != rec.table and child not in gone
-                              and any(p == rec.table and (k is None or k not in keys_dropped) for p, k in parents))
+            # dropping a column drops the foreign keys built on it (PostgreSQL, MySQL and SQLite alike)
+            cols_dropped = {(r.table, r.op.column_name) for r in before if isinstance(r.op, ops.DropColumnOp)}
+            children = sorted({
+                child for child, parent, key, cols, index in refs
+                if parent == rec.table and child != rec.table and child not in gone
+                and (key is None or key not in keys_dropped) and not (cols and all((child, c) in cols_dropped for c in cols))
+                # in the upgrade, a key created after the drop does not exist yet; the downgrade finds all in place
+                and (rec.phase == "downgrade" or index < rec.index)
+            })
             if children and not (getattr(rec.op, "table_kw", None) or {}).get("postgresql_cascade"):
                 yield self.finding(
                     cap, f"Drops table {rec.table} while {', '.join(children)} still reference(s) it by foreign key: the "
@@ -233,23 +240,24 @@ class DropTableStillReferenced(Rule):
                 )
 
 
-def _references(cap) -> dict[str, set[tuple[str, str | None]]]:
-    """child table -> {(parent table, key name)} for the foreign keys the revision's upgrade creates (with a table, or
-    alone): the tables its downgrade finds in place."""
-    out: dict[str, set[tuple[str, str | None]]] = {}
+def _references(cap) -> list[tuple[str, str, str | None, tuple[str, ...], int]]:
+    """(child table, parent table, key name, child columns, index of the creating operation) of each foreign key the
+    revision's upgrade creates (with a table, or alone): the tables its downgrade finds in place."""
+    import sqlalchemy as sa
+
+    out: list[tuple[str, str, str | None, tuple[str, ...], int]] = []
     for r in cap.upgrade:
         op = r.op
         if isinstance(op, ops.CreateTableOp):
-            import sqlalchemy as sa
-
             for c in op.columns:
                 if isinstance(c, sa.Column):
-                    for fk in c.foreign_keys:
-                        out.setdefault(op.table_name, set()).add((fk.target_fullname.rsplit(".", 1)[0].rpartition(".")[2], foreign_key_name(fk)))
+                    out += [(op.table_name, fk.target_fullname.rsplit(".", 1)[0].rpartition(".")[2], foreign_key_name(fk),
+                             (c.name,), r.index) for fk in c.foreign_keys]
                 elif isinstance(c, sa.ForeignKeyConstraint) and c.elements:
-                    out.setdefault(op.table_name, set()).add((c.elements[0].target_fullname.rsplit(".", 1)[0].rpartition(".")[2], c.name))
+                    out.append((op.table_name, c.elements[0].target_fullname.rsplit(".", 1)[0].rpartition(".")[2], c.name,
+                                tuple(str(k) for k in c.column_keys), r.index))
         elif isinstance(op, ops.CreateForeignKeyOp):
-            out.setdefault(r.table, set()).add((op.referent_table, op.constraint_name))
+            out.append((r.table, op.referent_table, op.constraint_name, tuple(map(str, op.local_cols)), r.index))
     return out
 
 
