@@ -263,6 +263,17 @@ def test_a_parent_table_is_free_to_drop_once_its_referencing_column_is_gone_or_b
     assert "drop-table-still-referenced" not in by_rule(review(body(later)))
 
 
+def test_a_surrogate_key_dropped_for_a_new_primary_key_is_one_change_of_key():
+    up = ("with op.batch_alter_table('blobs') as batch_op:\n"
+          "    batch_op.drop_column('id')\n"
+          "    batch_op.create_primary_key('blobs_pk', ['digest'])")
+    found = by_rule(review(body(up), dialect="mysql"))
+    assert "drop-column" not in found
+    [f] = found["change-primary-key"]
+    assert "dropping its column id" in f.message and "digest" in f.message
+    assert "drop-column" in by_rule(review(body("op.drop_column('blobs', 'id')"), dialect="mysql"))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

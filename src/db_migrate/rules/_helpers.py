@@ -135,6 +135,13 @@ def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, Reco
     return {t: rec for t, (rec, cols) in keys(phase).items() if t in dropped and t in other and other[t][1] == cols}
 
 
+def old_key_column(cap: RevisionCapture, rec: RecordedOp) -> int | None:
+    """The line where ``rec``'s phase gives the table a primary key without the column ``rec`` drops: a table has one
+    key, so the column was the old one (a surrogate replaced), and change-primary-key reports the change whole."""
+    return next((r.line for r in cap.ops(rec.phase) if isinstance(r.op, ops.CreatePrimaryKeyOp) and r.table == rec.table
+                 and rec.op.column_name not in map(str, r.op.columns)), None)
+
+
 def is_concurrent(rec: RecordedOp) -> bool:
     return bool(getattr(rec.op, "kw", {}).get("postgresql_concurrently"))
 

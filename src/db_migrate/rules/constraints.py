@@ -16,6 +16,7 @@ from db_migrate.rules._helpers import (
     is_transient_table,
     is_new_table,
     locked_earlier,
+    old_key_column,
     recreated_primary_keys,
     tables_created_before,
 )
@@ -573,8 +574,13 @@ class ChangePrimaryKey(Rule):
             if isinstance(op, ops.CreatePrimaryKeyOp):
                 dropped = next((d for d in reversed(drops) if d.phase == rec.phase and d.table == rec.table
                                 and d.index < rec.index), None)
+                # the old key's column dropped in the same phase: the key went with it (drop-column leaves it to this)
+                column = next((r for r in self.ops(cap) if isinstance(r.op, ops.DropColumnOp) and r.phase == rec.phase
+                               and r.table == rec.table and old_key_column(cap, r)), None)
                 what = (f"Replaces primary key {dropped.op.constraint_name} of {rec.table} (dropped on line {dropped.line}) "
-                        f"with ({', '.join(map(str, op.columns))})") if dropped else \
+                        f"with ({', '.join(map(str, op.columns))})") if dropped else (
+                    f"Replaces the primary key of {rec.table}, dropping its column {column.op.column_name} (line {column.line}) "
+                    f"and its values, with ({', '.join(map(str, op.columns))})") if column else \
                     f"Sets the primary key of {rec.table} to ({', '.join(map(str, op.columns))})"
             elif isinstance(op, ops.DropConstraintOp) and op.constraint_type == "primary":
                 if any(c.phase == rec.phase and c.table == rec.table and c.index > rec.index for c in creates):
