@@ -405,3 +405,24 @@ def test_postgresql_reports_float_3_as_real(pg_url: str) -> None:
         c.execute(sa.text("CREATE TABLE risks (a real, b float(3), c float(25))"))
         got = dict(c.execute(sa.text("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'risks'")).all())
     assert got == {"a": "real", "b": "real", "c": "double precision"}
+
+
+@pytest.mark.parametrize(("server", "dialect", "delete"), [
+    ("mysql_url", "mysql", "DELETE c FROM visits c LEFT JOIN pages p ON c.page_id = p.id WHERE p.id IS NULL"),
+    ("pg_url", "postgresql", "DELETE FROM visits v USING pages p WHERE v.page_id = p.id AND p.gone"),
+])
+def test_the_backup_of_a_delete_that_joins_keeps_exactly_the_rows_it_deletes(server: str, dialect: str, delete: str, request) -> None:
+    (f,) = found(up(f'op.execute("{delete}")'), dialect)["destructive-sql"]
+    keep = next(line for line in f.fix.splitlines() if "CREATE TABLE" in line)
+    keep_sql = keep.split("op.execute(", 1)[1].rstrip(")").strip("'\"")
+    with own_database(request.getfixturevalue(server)) as eng:
+        for sql in ("CREATE TABLE pages (id int PRIMARY KEY, gone boolean)", "CREATE TABLE visits (id int PRIMARY KEY, page_id int)",
+                    "INSERT INTO pages VALUES (1, false), (2, true)", "INSERT INTO visits VALUES (10, 1), (11, 2), (12, 3)"):
+            assert refused(eng, sql) is None
+        assert refused(eng, keep_sql) is None, keep_sql
+        with eng.connect() as c:
+            kept = sorted(r[0] for r in c.execute(sa.text("SELECT id FROM visits_backup")))
+        assert refused(eng, delete) is None
+        with eng.connect() as c:
+            left = sorted(r[0] for r in c.execute(sa.text("SELECT id FROM visits")))
+    assert kept and sorted(kept + left) == [10, 11, 12] and not set(kept) & set(left)

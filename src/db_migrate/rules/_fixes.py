@@ -226,12 +226,13 @@ def backfill(table: str, schema: str | None, column: str, t: Any, dialect: str, 
 
 
 def backup(table: str, schema: str | None, dialect: str, columns: list[str] | None = None, where: str | None = None,
-           with_: str | None = None) -> tuple[str, str, str]:
+           with_: str | None = None, joined: tuple[str, str] | None = None) -> tuple[str, str, str]:
     """(backup table name, upgrade line that copies rows, downgrade line that puts them back).
 
     ``columns``: copy only these (plus ``id``, assumed to be the key) and restore them with an UPDATE;
     otherwise copy whole rows and restore them with an INSERT. ``with_``: the statement's own ``WITH ...`` its
-    WHERE refers to.
+    WHERE refers to. ``joined``: (the name the statement calls the table by, its FROM with the joined tables) of a
+    DELETE that joins others (``DELETE c FROM c LEFT JOIN p ...``, ``DELETE FROM c USING p``), which its WHERE reads.
     """
     name = conv_name(table, *(columns or []), "backup")
     src, dst = table_sql(table, schema, dialect), table_sql(name, schema, dialect)
@@ -246,14 +247,15 @@ def backup(table: str, schema: str | None, dialect: str, columns: list[str] | No
             sets = ", ".join(f"{c} = b.{c}" for c in cols)
             down = f"UPDATE {src} SET {sets} FROM {dst} b WHERE b.id = {src}.id"
     else:
-        up = f"CREATE TABLE {dst} AS {with_ + ' ' if with_ else ''}SELECT * FROM {src}" + (f" WHERE {where}" if where else "")
+        select = f"SELECT {joined[0]}.* FROM {joined[1]}" if joined else f"SELECT * FROM {src}"
+        up = f"CREATE TABLE {dst} AS {with_ + ' ' if with_ else ''}{select}" + (f" WHERE {where}" if where else "")
         down = f"INSERT INTO {src} SELECT * FROM {dst}"
     return name, execute(up), execute(down)
 
 
-def _delete_parts(stmt: Any, dialect: str) -> tuple[str | None, str | None]:
-    """(its WHERE condition, its WITH clause) of a DELETE, read from sqlglot's tree (a CTE's own WHERE is not the
-    DELETE's), or (None, None)."""
+def _delete_parts(stmt: Any, dialect: str) -> tuple[str | None, str | None, tuple[str, str] | None]:
+    """(its WHERE condition, its WITH clause, (its target's name, its FROM) when it joins other tables) of a
+    DELETE, read from pglast's or sqlglot's tree (a CTE's own WHERE is not the DELETE's), or (None, None, None)."""
     from sqlglot import exp
 
     from db_migrate.capture.rawsql.sqlglot_parse import SQLGLOT_DIALECTS
@@ -263,23 +265,30 @@ def _delete_parts(stmt: Any, dialect: str) -> tuple[str | None, str | None]:
     if dialect == "postgresql" and type(node).__name__ == "DeleteStmt":  # pglast: the author's own spelling (now())
         from pglast.stream import RawStream
 
-        with_ = node.withClause
+        with_, rel = node.withClause, node.relation
+        target = rel.alias.aliasname if rel.alias is not None else rel.relname
+        joined = (target, ", ".join(RawStream()(n) for n in (rel, *node.usingClause))) if node.usingClause else None
         return (RawStream()(node.whereClause) if node.whereClause is not None else None,
-                f"WITH {'RECURSIVE ' if with_.recursive else ''}{RawStream()(with_)}" if with_ is not None else None)
+                f"WITH {'RECURSIVE ' if with_.recursive else ''}{RawStream()(with_)}" if with_ is not None else None, joined)
     read = SQLGLOT_DIALECTS.get(dialect, dialect)
     tree = sqlglot_tree(stmt.text.strip().rstrip(";"), read)
     if not isinstance(tree, exp.Delete):
-        return None, None
+        return None, None, None
     where, with_ = tree.args.get("where"), tree.args.get("with_", tree.args.get("with"))
-    return (where.this.sql(read) if where is not None else None), (with_.sql(read) if with_ is not None else None)
+    this, using, tables = tree.this, tree.args.get("using") or [], tree.args.get("tables") or []
+    joined = None
+    if this is not None and (using or this.args.get("joins")):
+        target = tables[0].sql(read) if tables else (this.alias_or_name if isinstance(this, exp.Table) else None)
+        joined = (target, ", ".join(t.sql(read) for t in (this, *using))) if target else None
+    return (where.this.sql(read) if where is not None else None), (with_.sql(read) if with_ is not None else None), joined
 
 
 @tailored
 def keep_and_restore_rows(cap: Any, rec: Any, stmt: Any, table: str) -> str:
     """Copy what a raw DELETE/TRUNCATE/UPDATE destroys before it runs; put it back in the downgrade."""
-    where, with_ = _delete_parts(stmt, cap.dialect) if stmt.kind == "DELETE" else (None, None)
+    where, with_, joined = _delete_parts(stmt, cap.dialect) if stmt.kind == "DELETE" else (None, None, None)
     columns = sorted(updated_columns(stmt) or []) if stmt.kind == "UPDATE" else None
-    name, keep, restore = backup(table, None, cap.dialect, columns or None, where, with_)
+    name, keep, restore = backup(table, None, cap.dialect, columns or None, where, with_, joined)
     return render(
         f"# upgrade(), line {rec.line}: keep a copy first",
         keep,
