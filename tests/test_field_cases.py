@@ -274,6 +274,20 @@ def test_a_surrogate_key_dropped_for_a_new_primary_key_is_one_change_of_key():
     assert "drop-column" in by_rule(review(body("op.drop_column('blobs', 'id')"), dialect="mysql"))
 
 
+@pytest.mark.parametrize(("dialect", "delete"), [
+    ("mysql", "DELETE d FROM drafts d LEFT JOIN tasks t ON d.task_guid = t.guid WHERE t.guid IS NULL"),
+    ("postgresql", "DELETE FROM drafts WHERE task_guid NOT IN (SELECT guid FROM tasks)"),
+])
+def test_deleting_the_orphans_a_new_foreign_key_forbids_is_cleanup_not_a_loss(dialect, delete):
+    up = f'op.execute("{delete}")\nop.create_foreign_key("drafts_task_fk", "drafts", "tasks", ["task_guid"], ["guid"])'
+    out = review(body(up, 'op.drop_constraint("drafts_task_fk", "drafts", type_="foreignkey")'), dialect=dialect)
+    [f] = by_rule(out)["destructive-sql"]
+    assert f.severity == "info" and "forbids" in f.message
+    assert not classified(out).escalation.required  # (PostgreSQL still asks for NOT VALID: the key's own lock)
+    plain = review(body(f'op.execute("{delete}")', "pass"), dialect=dialect)  # no key follows: rows are lost
+    assert by_rule(plain)["destructive-sql"][0].severity == "warning" and classified(plain).decision == "escalate"
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

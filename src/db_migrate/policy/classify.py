@@ -815,7 +815,7 @@ def _changing(ops: list[_Op]) -> list[_Op]:
 
     widened = {(o.revision, o.table) for o in ops if o.phase == "upgrade" and o.kind == "add_column"}
     return [o for o in ops if o.phase == "upgrade" and loses_data(o.kind, o.sql_kind, bool(o.table_created_here))
-            and not (o.sql_kind == "UPDATE" and (any((o.revision, t) in widened for t in o.tables) or _nothing_to_undo(o)))]
+            and not _nothing_to_undo(o) and not (o.sql_kind == "UPDATE" and any((o.revision, t) in widened for t in o.tables))]
 
 
 def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
@@ -832,8 +832,10 @@ def _nothing_to_undo(o: _Op) -> bool:
     """An op.execute whose statements a downgrade rightly leaves alone (COMMIT, enum ADD VALUE...)."""
     from db_migrate.capture.sql import needs_no_inverse
 
-    # (or fills columns added just before, by the revision or its parent: their drop is the way back)
-    return o.kind == "execute" and (bool(o.get("fills_new_columns")) or bool(o.statements) and all(needs_no_inverse(s) for s in o.statements))
+    # (or fills columns added just before, by the revision or its parent: their drop is the way back; or deletes the
+    # rows a foreign key made next forbids: put back, they would break it)
+    return o.kind == "execute" and (bool(o.get("fills_new_columns") or o.get("clears_orphans"))
+                                    or bool(o.statements) and all(needs_no_inverse(s) for s in o.statements))
 
 
 def _inverted(o: _Op, ops: list[_Op]) -> bool:

@@ -349,7 +349,7 @@ def _stated(source: str) -> dict:
 
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     from db_migrate.capture.source import emptiness_checked, parsed
-    from db_migrate.rules._helpers import fills_new_columns
+    from db_migrate.rules._helpers import clears_orphans, fills_new_columns
 
     operations: list[Operation] = []
     tree = parsed(cap.source)
@@ -371,6 +371,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                     detail["has_where"] = False
                 if all(fills_new_columns(cap, rec, s) for s in parsed):
                     detail["fills_new_columns"] = True  # nothing the schema before had is overwritten
+                if all(clears_orphans(cap, rec, s) for s in parsed):
+                    detail["clears_orphans"] = True  # rows a foreign key made next forbids: nothing to put back
                 table = table or (tables[0] if tables else None)
             if table in checked and rec.line and rec.line > checked[table] and "drop" in rec.kind:
                 detail["checked_empty_at_line"] = checked[table]  # the revision stops first when it has rows

@@ -392,6 +392,20 @@ def overwrites_rows(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -
     return not fills_new_columns(cap, rec, stmt)
 
 
+def clears_orphans(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> int | None:
+    """The line of the foreign key that ``rec``'s phase creates after this DELETE, from the table it deletes from
+    to a table the DELETE reads (``DELETE c FROM c LEFT JOIN p ... WHERE p.id IS NULL``, ``... NOT IN (SELECT id
+    FROM p)``): the rows it removes are the ones that key forbids, references to nothing."""
+    if stmt.kind != "DELETE" or len(stmt.tables) < 2:
+        return None
+    target, read = stmt.tables[0], set(stmt.tables[1:])
+    for r in cap.ops(rec.phase)[rec.index + 1:]:
+        op = r.op
+        if isinstance(op, ops.CreateForeignKeyOp) and op.source_table == target and op.referent_table in read:
+            return r.line
+    return None
+
+
 def fills_new_columns(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> bool:
     """An UPDATE that sets only columns added earlier in its phase, or by the upgrade of the revision's parent: they
     hold NULLs, or what was written since the parent, and nothing the schema before it had."""

@@ -12,7 +12,7 @@ from alembic.operations import ops
 from db_migrate.capture.syntax import call_name
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
-    TRANSACTION_CONTROL, locked_earlier, overwrites_rows, phase_at, tables_created_before, updated_columns,
+    TRANSACTION_CONTROL, clears_orphans, locked_earlier, overwrites_rows, phase_at, tables_created_before, updated_columns,
 )
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -65,6 +65,11 @@ class DestructiveSql(Rule):
             keep = functools.partial(fx.keep_and_restore_rows, cap, rec, stmt, table)
             # emptying a table loses what its rows hold, like dropping it: whether that is data someone needs is the
             # fact the tool lacks (a warning, as drop-table), and a human decides it (the policy escalates)
+            if (key := clears_orphans(cap, rec, stmt)):
+                yield self.finding(cap, f"DELETE from {where} of the rows the foreign key created on line {key} forbids "
+                                   f"(references to rows that no longer exist): they are removed so the key can be made.",
+                                   rec=rec, table=table, severity="info")
+                continue
             put_back = _inserted_back(cap, table) if kind == "DELETE" else None
             if put_back:
                 yield self.finding(cap, f"DELETE from {where}; the downgrade inserts rows into {table} again (line {put_back}): "
