@@ -288,6 +288,16 @@ def test_deleting_the_orphans_a_new_foreign_key_forbids_is_cleanup_not_a_loss(di
     assert by_rule(plain)["destructive-sql"][0].severity == "warning" and classified(plain).decision == "escalate"
 
 
+def test_dropping_a_cache_table_is_no_drop_with_data_and_the_pattern_is_the_projects_to_change():
+    out = review(body("op.drop_table('spec_reference_cache')", "op.create_table('spec_reference_cache', sa.Column('id', sa.Integer()))"))
+    assert "drop-table" in by_rule(out)  # the review still says a table goes
+    assert "drop-with-data" not in [t.trigger for t in classified(out).escalation.triggers]
+    result = ReviewResult(decision="proceed", summary="", revisions=["r"], findings=out.findings, unchecked=out.unchecked,
+                          dialect="postgresql", reviews=[out.review])
+    strict = classify(result, Policy(derived_tables=[]))
+    assert "drop-with-data" in [t.trigger for t in strict.escalation.triggers]
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -286,7 +286,7 @@ def decide_for(
 
     _production(triggers, policy, facts, environment, database_url, project_url)
     _tables_by_pattern(triggers, ops, policy, getattr(review, "conventions", None))
-    _drops(triggers, upgrade, facts)
+    _drops(triggers, upgrade, facts, policy.derived_tables)
     _primary_keys(triggers, upgrade, current, ops)
     _large(triggers, upgrade, policy, facts, dialect, unchecked, _stated(review, old), _touched(preflight))
     _rollback(triggers, ops, current, getattr(review, "conventions", None), _stopped(review, old), unchecked)
@@ -533,7 +533,7 @@ def _by_revision(ops: list[_Op]) -> dict[str | None, list[_Op]]:
     return out
 
 
-def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
+def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None, derived: Iterable[str] = ()) -> None:
     replaced, carried = _replaced(upgrade), _carried(upgrade)
     for o in upgrade:
         if o.table_created_here:
@@ -555,6 +555,8 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None) -> None:
         for t in dropped:
             if (o.revision, t) in replaced:
                 continue  # re-created by hand: its rows went into the copy that takes its name
+            if _matches(t, derived):
+                continue  # a cache: what it holds is derived from other tables, and rebuilt
             key = _qualified(o, t)
             count = _known(facts, key, facts.row_counts if facts else {})
             if count is None:

@@ -6,6 +6,7 @@ classes.  A project tunes them in ``pyproject.toml``::
     [tool.db-migrate]
     protected_tables = ["acgme*"]
     audit_tables = ["audit_log", "*_history"]
+    derived_tables = ["*_cache"]
     large_table_rows = 100000
     production_url_patterns = ["*prod*", "*.rds.amazonaws.com*"]
     disable = ["missing-lock-timeout"]          # rule ids or globs
@@ -117,6 +118,12 @@ class Policy(BaseModel):
         "or reinterpret their recorded rows (data statements, drops, renames, type or default changes, NOT NULL, a "
         "new audit table, replacing a trigger function they run) needs a human (trigger 'audit-trail'); an index or a "
         "nullable column added, or NULL allowed, changes no record.",
+    )
+    derived_tables: list[str] = Field(
+        default_factory=lambda: ["*_cache", "cache_*"],
+        description="Glob patterns (case-insensitive) of tables that hold only what is derived from other tables "
+        "(caches the application rebuilds): dropping or emptying one is no 'drop-with-data' (the review's own "
+        "drop-table finding stays). Set it to [] when a table named so holds data of its own.",
     )
     large_table_rows: int = Field(
         default=100_000,
@@ -249,7 +256,7 @@ class Policy(BaseModel):
         """``target_version`` as (dialect, version numbers), e.g. ``("postgresql", (11,))``; None when unset."""
         return parse_target_version(self.target_version) if self.target_version else None
 
-    @field_validator("protected_tables", "audit_tables", "production_url_patterns", "production_environments", "sensitive_columns")
+    @field_validator("protected_tables", "audit_tables", "derived_tables", "production_url_patterns", "production_environments", "sensitive_columns")
     @classmethod
     def _non_empty_patterns(cls, value: list[str]) -> list[str]:
         if any(not p.strip() for p in value):
