@@ -298,6 +298,17 @@ def test_dropping_a_cache_table_is_no_drop_with_data_and_the_pattern_is_the_proj
     assert "drop-with-data" in [t.trigger for t in strict.escalation.triggers]
 
 
+def test_an_enum_type_created_only_where_missing_needs_no_drop_in_the_downgrade():
+    """``enum.create(bind, checkfirst=True)``: the type a downgrade leaves is found by the re-upgrade, which goes on;
+    created unconditionally, the re-upgrade fails on it, and the rollback is unclear."""
+    head = "from sqlalchemy.dialects import postgresql\n\n"
+    up = ('kind = postgresql.ENUM("open", "shut", name="gate_state")\nkind.create(op.get_bind(){})\n'
+          'op.add_column("gates", sa.Column("state", kind, nullable=True))')
+    down = 'op.drop_column("gates", "state")'
+    assert not classified(review(body(up.format(", checkfirst=True"), down, head=head))).escalation.required
+    assert "unclear-rollback" in [t.trigger for t in classified(review(body(up.format(""), down, head=head))).escalation.triggers]
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -347,6 +347,9 @@ def _stated(source: str) -> dict:
             **(dict(stated_one_way=f"line {one_way[0]}: {one_way[1]}") if one_way else {})}
 
 
+_CHECKFIRST = re.compile(r"\bcheckfirst\s*=\s*True\b")
+
+
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     from db_migrate.capture.source import emptiness_checked, parsed
     from db_migrate.rules._helpers import clears_orphans, fills_new_columns
@@ -371,6 +374,9 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                     detail["has_where"] = False
                 if all(fills_new_columns(cap, rec, s) for s in parsed):
                     detail["fills_new_columns"] = True  # nothing the schema before had is overwritten
+                if all(s.kind.upper() in ("CREATE TYPE", "CREATEENUM", "CREATE ENUM") for s in parsed) \
+                        and _CHECKFIRST.search(cap.source_line(rec.line)):
+                    detail["checkfirst"] = True  # enum.create(bind, checkfirst=True): a re-upgrade finds it and goes on
                 if all(clears_orphans(cap, rec, s) for s in parsed):
                     detail["clears_orphans"] = True  # rows a foreign key made next forbids: nothing to put back
                 table = table or (tables[0] if tables else None)
