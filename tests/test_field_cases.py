@@ -309,6 +309,17 @@ def test_an_enum_type_created_only_where_missing_needs_no_drop_in_the_downgrade(
     assert "unclear-rollback" in [t.trigger for t in classified(review(body(up.format(""), down, head=head))).escalation.triggers]
 
 
+def test_a_column_moved_into_a_link_table_before_its_drop_keeps_its_values():
+    up = ("op.create_table('report_workspaces', sa.Column('report_id', sa.Integer()), sa.Column('workspace_id', sa.Integer()))\n"
+          "op.execute('INSERT INTO report_workspaces (report_id, workspace_id) SELECT id, workspace_id FROM reports')\n"
+          "op.drop_column('reports', 'workspace_id')")
+    out = review(body(up, "op.add_column('reports', sa.Column('workspace_id', sa.Integer()))\nop.drop_table('report_workspaces')"))
+    assert "drop-column" not in by_rule(out)
+    assert "drop-with-data" not in [t.trigger for t in classified(out).escalation.triggers]
+    other = up.replace("SELECT id, workspace_id FROM reports", "SELECT id, owner_id FROM reports")
+    assert "drop-column" in by_rule(review(body(other)))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

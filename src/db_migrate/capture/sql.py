@@ -123,15 +123,23 @@ def filled_nulls(stmt: SqlStatement) -> tuple[str, str, str] | None:
 _SET_CLAUSE = re.compile(r"^\s*UPDATE\s+[\w\"`.]+\s+SET\s+(.*?)(?:\bWHERE\b|\bFROM\b|$)", re.IGNORECASE | re.DOTALL)
 
 
+_SELECT_LIST = re.compile(r"\bSELECT\s+(?:DISTINCT\s+)?(.+?)\s+FROM\b", re.IGNORECASE | re.DOTALL)
+
+
 def copies_column(stmt: SqlStatement, table: str, column: str) -> bool:
-    """``stmt`` is an UPDATE of ``table`` that writes ``column``'s values into another column (``SET unit = tmp_unit``,
-    ``SET creator = created_by_user_id || ':' || created_by_project_id``): the values live on there."""
+    """``stmt`` writes ``column``'s values of ``table`` elsewhere: an UPDATE of ``table`` into another column (``SET
+    unit = tmp_unit``, ``SET creator = created_by_user_id || ':' || created_by_project_id``), or an INSERT into another
+    table selecting it from ``table``: the values live on there."""
+    word = re.compile(rf"(?<![\w.]){re.escape(column)}(?!\w)|\.{re.escape(column)}(?!\w)", re.IGNORECASE)
+    if stmt.kind.upper() == "INSERT" and table in stmt.tables[1:]:
+        # INSERT INTO links (report_id, workspace_id) SELECT id, workspace_id FROM reports: moved to another table
+        m = _SELECT_LIST.search(stmt.text)
+        return bool(m) and bool(word.search(m.group(1)))
     if stmt.kind.upper() != "UPDATE" or table not in stmt.tables:
         return False
     m = _SET_CLAUSE.match(stmt.text)
     if not m:
         return False
-    word = re.compile(rf"(?<![\w.]){re.escape(column)}(?!\w)|\.{re.escape(column)}(?!\w)", re.IGNORECASE)
     for target, value in re.findall(r"([\w\"`]+)\s*=\s*(.+?)(?=,\s*[\w\"`]+\s*=|$)", m.group(1), re.DOTALL):
         if target.strip('"`').lower() != column.lower() and word.search(value):
             return True

@@ -566,7 +566,8 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None, derived: I
 
 
 def _carried(upgrade: list[_Op]) -> set[int]:
-    """ids of the drop_column operations whose column an earlier UPDATE of their revision wrote into another column."""
+    """ids of the drop_column operations whose column an earlier UPDATE or INSERT ... SELECT of their revision wrote
+    elsewhere (:func:`~db_migrate.capture.sql.copies_column`)."""
     from db_migrate.capture.sql import copies_column
 
     out: set[int] = set()
@@ -574,7 +575,7 @@ def _carried(upgrade: list[_Op]) -> set[int]:
         updates: list[Any] = []
         for o in mine:
             if o.kind == "execute":
-                updates += [s for s in o.statements if s.kind.upper() == "UPDATE"]
+                updates += [s for s in o.statements if s.kind.upper() in ("UPDATE", "INSERT")]
             elif o.kind == "drop_column" and o.table and o.column and any(copies_column(s, o.table, o.column) for s in updates):
                 out.add(id(o))
     return out
