@@ -870,15 +870,16 @@ def test_a_drop_inside_a_later_statement_that_needed_the_rows_is_still_evidence(
 
 
 def test_keys_dropped_to_rewrite_values_and_created_again_are_no_schema_change_and_no_new_block():
-    """Drop the keys, rewrite the key values, create the same keys: both tables are held since the drop (the scan
-    lengthens that hold: a warning), whether an orphan appeared depends on the rewrite, and nothing of the schema is
-    left to undo (only the data rewrite, a warning)."""
+    """Drop the keys, rewrite the key values, create the same keys: both tables are held (ACCESS EXCLUSIVE) since the
+    drop and the scan holds that lock over every row, where NOT VALID would not (an error, by the one severity
+    principle), whether an orphan appeared depends on the rewrite, and nothing of the schema is left to undo (only
+    the data rewrite, a warning)."""
     up = ("op.drop_constraint('alias_domain_fkey', 'alias', type_='foreignkey')\n"
           "op.execute('UPDATE domain SET name = lower(name)')\nop.execute('UPDATE alias SET domain = lower(domain)')\n"
           "op.create_foreign_key('alias_domain_fkey', 'alias', 'domain', ['domain'], ['name'])")
     found = by_rule(review(body(up)))
     (fk,) = found["add-foreign-key-validating"]
-    assert fk.severity == "warning" and "locked since line" in fk.message and "orphan" in fk.message
+    assert fk.severity == "error" and "since line" in fk.message and "orphan" in fk.message
     assert [f.severity for f in found["missing-downgrade"]] == ["warning"]
 
 

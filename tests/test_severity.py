@@ -295,8 +295,9 @@ def test_a_foreign_key_redefined_under_its_own_name_meets_no_orphan_and_a_downgr
     found = review_source(src).findings
     up = [f for f in found if f.rule == "add-foreign-key-validating" and f.phase == "upgrade"]
     down = [f for f in found if f.rule == "add-foreign-key-validating" and f.phase == "downgrade"]
-    # the drop of the key locked both tables: the new key's scan lengthens that hold, it blocks no one new
-    assert [f.severity for f in up] == ["warning"] and "orphan" not in up[0].message and "locked since line" in up[0].message
+    # the drop of the key locked both tables (reads too): the new key's scan holds that lock over every row, where
+    # NOT VALID + VALIDATE later would hold it for an instant: an error, but no orphan can fail it
+    assert [f.severity for f in up] == ["error"] and "orphan" not in up[0].message and "since line" in up[0].message
     assert [f.severity for f in down] == ["warning"] and "later revision" not in down[0].fix
     assert "autocommit_block" in down[0].fix and "VALIDATE CONSTRAINT fk_steps_job_id" in down[0].fix
     plain = _messages(_source("op.create_foreign_key('fk_steps_job_id', 'steps', 'jobs', ['job_id'], ['id'])"), "add-foreign-key-validating")
@@ -404,4 +405,4 @@ def test_a_key_replacing_the_databases_own_name_for_it_meets_no_orphan():
     up = ("op.drop_constraint('posts_topic_id_fkey', 'posts', type_='foreignkey')\n"
           "op.create_foreign_key('fk_posts_topic_id_topics', 'posts', 'topics', ['topic_id'], ['id'], ondelete='CASCADE')")
     ((severity, message),) = [m for m in _messages(_source(up), "add-foreign-key-validating")]
-    assert severity == "warning" and "orphan" not in message and "locked since line" in message
+    assert severity == "error" and "orphan" not in message and "since line" in message

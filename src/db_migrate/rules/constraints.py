@@ -138,12 +138,13 @@ class AddForeignKeyValidating(Rule):
             )
         both_held = _both_locked(cap, rec, table, referent) if rec.phase == "upgrade" else None
         if both_held:
-            # a key dropped earlier in this transaction left both tables under ACCESS EXCLUSIVE: the scan blocks no one
-            # new, it lengthens that hold, by the table's size (the fact the tool lacks)
+            # a key dropped earlier in this transaction left both tables under ACCESS EXCLUSIVE: the scan of every row
+            # holds it, reads blocked too, where NOT VALID + VALIDATE later would hold it for an instant
             return self.finding(
-                cap, f"Adds a validated foreign key on {table}: {both} are locked since line {both_held} (the key dropped "
-                f"there), so the scan that checks every row lengthens that hold{risk}.",
-                rec=rec, table=table, fix=fix, severity="warning",
+                cap, f"Adds a validated foreign key on {table}: {both} are locked (ACCESS EXCLUSIVE, reads blocked too) since "
+                f"line {both_held} (the key dropped there), and the scan that checks every row holds that lock{risk}. Add it "
+                "NOT VALID, then VALIDATE CONSTRAINT in a later revision.",
+                rec=rec, table=table, fix=fix,
             )
         if rec.phase == "downgrade":
             # no later revision follows a downgrade; when it runs, the table's size decides whether the scan matters
