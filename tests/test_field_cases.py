@@ -320,6 +320,15 @@ def test_a_column_moved_into_a_link_table_before_its_drop_keeps_its_values():
     assert "drop-column" in by_rule(review(body(other)))
 
 
+def test_the_word_duplicate_in_a_docstring_is_no_check_for_duplicates():
+    up = "op.create_unique_constraint('uq_tokens_value', 'tokens', ['value'])"
+    said = by_rule(review(body(up, head='"""Remove the duplicate constraint on tokens."""\n\n')))["add-unique-constraint"]
+    assert "checks for duplicates itself" not in said[0].message
+    checked = ("dups = op.get_bind().execute(sa.text('SELECT value FROM tokens GROUP BY value HAVING count(*) > 1')).fetchall()\n"
+               "if dups:\n    raise RuntimeError('duplicate tokens')\n" + up)
+    assert "checks for duplicates itself" in by_rule(review(body(checked)))["add-unique-constraint"][0].message
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -407,12 +408,26 @@ def _rows_meet_check(cap, rec) -> str | None:
     return None
 
 
-_DUPLICATE_CHECK = re.compile(r"having\s*\(\s*sa\.func\.count|HAVING\s+count\s*\(|\bduplicate", re.IGNORECASE)
+_DUPLICATE_CHECK = re.compile(r"HAVING\s+count\s*\(|\bduplicate", re.IGNORECASE)
+_HAVING_CALL = re.compile(r"having\s*\(\s*sa\.func\.count", re.IGNORECASE)
 
 
 def _checks_duplicates(source: str) -> bool:
-    """The revision looks for duplicate rows itself (a GROUP BY ... HAVING count(*) > 1, a "duplicate" error)."""
-    return _DUPLICATE_CHECK.search(source) is not None
+    """The revision looks for duplicate rows itself (a GROUP BY ... HAVING count(*) > 1, a "duplicate" error), in its
+    code: a docstring or comment saying "remove duplicate constraint" checks nothing."""
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
+        return _DUPLICATE_CHECK.search(source) is not None
+    docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+    code = " ".join(
+        n.value if isinstance(n, ast.Constant) else n.id if isinstance(n, ast.Name) else n.attr
+        for n in ast.walk(tree)
+        if (isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings)
+        or isinstance(n, (ast.Name, ast.Attribute))
+    )
+    return _DUPLICATE_CHECK.search(code) is not None or _HAVING_CALL.search(source) is not None
 
 
 class AddUniqueConstraint(Rule):
