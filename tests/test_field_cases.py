@@ -125,6 +125,17 @@ def test_stand_in_type_failing_at_batch_flush_is_unchecked_not_migration_raises(
     assert any("not available here" in u.reason for u in out.unchecked if u.what.startswith("upgrade()"))
 
 
+def test_a_stand_in_column_type_renders_under_its_own_name_so_the_tables_sql_is_read():
+    out = review(body(
+        "op.create_table('reports', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('meta', apptypes.JSONType))\n"
+        "op.add_column('scans', sa.Column('meta', apptypes.JSONType(), nullable=True))",
+        "op.drop_column('scans', 'meta')\nop.drop_table('reports')", head="import apptypes\n\n",
+    ))
+    assert not [u for u in out.unchecked if u.what.startswith("SQL of")], out.unchecked
+    sql = [s for o in out.review.operations for s in o.sql]
+    assert any("meta JSONType" in s for s in sql) and any("ADD COLUMN meta JSONType" in s for s in sql), sql
+
+
 def test_stand_in_type_in_alter_column_is_named_not_rendered_as_a_module():
     out = review(body(
         "op.alter_column('orgs', 'slug', existing_type=sa.String(50), type_=fancytypes.CaseInsensitive())",

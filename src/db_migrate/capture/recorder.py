@@ -28,6 +28,7 @@ from typing import Any
 from alembic.operations import BatchOperations, Operations, ops
 from alembic.operations.base import AbstractOperations
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import types as sa_types
 
 from db_migrate.capture.offline import NO_ROWS, NOT_INSTALLED, is_offline_artifact, stand_in_url
 from db_migrate.capture.model import PhaseOutcome, RecordedOp, RevisionCapture
@@ -101,8 +102,10 @@ def _install_patches() -> None:
             entry.render_error = f"{rec.cap.dialect} cannot render this operation offline: {e}"
             return None
         except Exception as e:
-            entry.render_error = f"{type(e).__name__}: {e}"
-            return None
+            result = _again_with_lent_types(orig_invoke, self, operation, rec.buf, start)
+            if result is _FAILED:
+                entry.render_error = f"{type(e).__name__}: {e}"
+                return None
         finally:
             rec.invoke_depth -= 1
         text = rec.buf.getvalue()[start:]
@@ -294,6 +297,42 @@ def _answer(how: str, name: str) -> bool | None:
 #: What a revision reads of an application's declarative model (``LetterRate.__table__``): the model is not here,
 #: so these are stand-ins like any other attribute of it.
 _MODEL_ATTRIBUTES = frozenset({"__table__", "__tablename__", "__mapper__", "__table_args__"})
+
+
+_FAILED = object()
+
+
+def _again_with_lent_types(invoke: Any, operations: Any, operation: Any, buf: Any, start: int) -> Any:
+    """Run ``operation`` once more with each column type that is a stand-in (a type from a module not installed
+    here) lent as a type of the same name, so its SQL renders (``CREATE TABLE t (payload JSONType)``); ``_FAILED``
+    when it has none, or fails again."""
+    import sqlalchemy as sa
+
+    columns = [operation.column] if isinstance(operation, ops.AddColumnOp) else \
+        [c for c in getattr(operation, "columns", []) if isinstance(c, sa.Column)] if isinstance(operation, ops.CreateTableOp) else []
+    lent = [c for c in columns if isinstance(c.type, _StandIn)]
+    if not lent:
+        return _FAILED
+    for c in lent:
+        c.type = _LentType(c.type.__name__.rpartition(".")[2].rstrip("()") or "STANDIN")
+    buf.seek(start)
+    buf.truncate()
+    try:
+        return invoke(operations, operation)
+    except Exception:
+        return _FAILED
+
+
+class _LentType(sa_types.UserDefinedType):
+    """A column type from a module not installed here, rendered under its own name."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.name
 
 
 class _StandIn(types.ModuleType):
