@@ -127,13 +127,15 @@ def test_stand_in_type_failing_at_batch_flush_is_unchecked_not_migration_raises(
 
 def test_a_stand_in_column_type_renders_under_its_own_name_so_the_tables_sql_is_read():
     out = review(body(
-        "op.create_table('reports', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('meta', apptypes.JSONType))\n"
+        "op.create_table('reports', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('meta', apptypes.JSONType),\n"
+        "                sa.Column('refs', postgresql.ARRAY(apptypes.RefId)))\n"
         "op.add_column('scans', sa.Column('meta', apptypes.JSONType(), nullable=True))",
-        "op.drop_column('scans', 'meta')\nop.drop_table('reports')", head="import apptypes\n\n",
+        "op.drop_column('scans', 'meta')\nop.drop_table('reports')",
+        head="import apptypes\nfrom sqlalchemy.dialects import postgresql\n\n",
     ))
     assert not [u for u in out.unchecked if u.what.startswith("SQL of")], out.unchecked
     sql = [s for o in out.review.operations for s in o.sql]
-    assert any("meta JSONType" in s for s in sql) and any("ADD COLUMN meta JSONType" in s for s in sql), sql
+    assert any("meta JSONType" in s and "refs RefId[]" in s for s in sql) and any("ADD COLUMN meta JSONType" in s for s in sql), sql
 
 
 def test_stand_in_type_in_alter_column_is_named_not_rendered_as_a_module():

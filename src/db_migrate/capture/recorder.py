@@ -310,11 +310,17 @@ def _again_with_lent_types(invoke: Any, operations: Any, operation: Any, buf: An
 
     columns = [operation.column] if isinstance(operation, ops.AddColumnOp) else \
         [c for c in getattr(operation, "columns", []) if isinstance(c, sa.Column)] if isinstance(operation, ops.CreateTableOp) else []
-    lent = [c for c in columns if isinstance(c.type, _StandIn)]
-    if not lent:
+    def lent(t: Any) -> Any:
+        return _LentType(t.__name__.rpartition(".")[2].rstrip("()") or "STANDIN")
+
+    found = False
+    for c in columns:
+        if isinstance(c.type, _StandIn):
+            c.type, found = lent(c.type), True
+        elif isinstance(getattr(c.type, "item_type", None), _StandIn):  # ARRAY(<stand-in>)
+            c.type.item_type, found = lent(c.type.item_type), True
+    if not found:
         return _FAILED
-    for c in lent:
-        c.type = _LentType(c.type.__name__.rpartition(".")[2].rstrip("()") or "STANDIN")
     buf.seek(start)
     buf.truncate()
     try:
