@@ -138,6 +138,14 @@ def test_a_stand_in_column_type_renders_under_its_own_name_so_the_tables_sql_is_
     assert any("meta JSONType" in s and "refs RefId[]" in s for s in sql) and any("ADD COLUMN meta JSONType" in s for s in sql), sql
 
 
+def test_a_value_set_on_an_untyped_column_renders_with_the_type_of_its_value():
+    """``sa.table('infos', sa.column('version'))``: the column has no type, so a literal value had no renderer
+    offline ("No literal value renderer ... NULL"); the statement is read with the type its value has."""
+    out = review(body("op.execute(infos.update().values(version='26.08'))", head="infos = sa.table('infos', sa.column('version'))\n\n"))
+    assert not [u for u in out.unchecked if u.what.startswith("SQL of")], out.unchecked
+    assert [s for o in out.review.operations for s in o.sql] == ["UPDATE infos SET version='26.08'"]
+
+
 def test_stand_in_type_in_alter_column_is_named_not_rendered_as_a_module():
     out = review(body(
         "op.alter_column('orgs', 'slug', existing_type=sa.String(50), type_=fancytypes.CaseInsensitive())",

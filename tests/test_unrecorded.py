@@ -430,6 +430,25 @@ def test_each_databases_functions_of_a_multi_database_revision_are_recorded():
     assert len(said) == 2 and "upgrade_, upgrade_geo" in said[0].reason
 
 
+def test_a_drop_after_a_read_in_one_databases_function_is_read_from_that_function():
+    """The read stops recording inside ``upgrade_verifier()``, not ``upgrade()``: the stop is that function's line,
+    and the drop after it is read from there (it proceeded, with the stop placed on a line of db-migrate's own)."""
+    src = (
+        _HEADER
+        + "def upgrade(engine_name=''):\n    globals()['upgrade_%s' % engine_name]()\n\n\n"
+        + "def downgrade(engine_name=''):\n    globals()['downgrade_%s' % engine_name]()\n\n\n"
+        + "def upgrade_verifier():\n    conn = op.get_bind()\n"
+        + "    rows = conn.execute(sa.text('SELECT id, allowlist FROM agents')).fetchall()\n"
+        + "    op.bulk_insert(sa.table('allowlists', sa.column('body')), [{'body': r[1]} for r in rows])\n"
+        + "    with op.batch_alter_table('agents') as batch_op:\n        batch_op.drop_column('allowlist')\n\n\n"
+        + "def downgrade_verifier():\n    pass\n"
+    )
+    out = review_source(src)
+    [stop] = [u for u in out.unchecked if u.what.startswith("upgrade() after line")]
+    assert "SELECT id, allowlist" in src.splitlines()[int(stop.what.split("line ")[1]) - 1]
+    assert [(o.kind, o.table, o.column) for o in out.review.operations if o.kind == "drop_column"] == [("drop_column", "agents", "allowlist")]
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

@@ -102,7 +102,7 @@ def _install_patches() -> None:
             entry.render_error = f"{rec.cap.dialect} cannot render this operation offline: {e}"
             return None
         except Exception as e:
-            result = _again_with_lent_types(orig_invoke, self, operation, rec.buf, start)
+            result = _again_renderable(orig_invoke, self, operation, rec.buf, start)
             if result is _FAILED:
                 entry.render_error = f"{type(e).__name__}: {e}"
                 return None
@@ -302,23 +302,36 @@ _MODEL_ATTRIBUTES = frozenset({"__table__", "__tablename__", "__mapper__", "__ta
 _FAILED = object()
 
 
-def _again_with_lent_types(invoke: Any, operations: Any, operation: Any, buf: Any, start: int) -> Any:
-    """Run ``operation`` once more with each column type that is a stand-in (a type from a module not installed
-    here) lent as a type of the same name, so its SQL renders (``CREATE TABLE t (payload JSONType)``); ``_FAILED``
-    when it has none, or fails again."""
-    import sqlalchemy as sa
+def _again_renderable(invoke: Any, operations: Any, operation: Any, buf: Any, start: int) -> Any:
+    """Run ``operation`` once more after making what kept it from rendering offline renderable; ``_FAILED`` when
+    nothing could be, or it fails again.
 
-    columns = [operation.column] if isinstance(operation, ops.AddColumnOp) else \
-        [c for c in getattr(operation, "columns", []) if isinstance(c, sa.Column)] if isinstance(operation, ops.CreateTableOp) else []
+    - a column type that is a stand-in (from a module not installed here), also inside ``ARRAY(...)``, is lent as
+      a type of its own name (``CREATE TABLE t (payload JSONType)``);
+    - a value bound to an untyped column (``sa.table('infos', sa.column('version'))``) gets the type its value
+      has (``sa.literal``), so it renders as a literal (``UPDATE infos SET version='26.08'``).
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.sql import visitors
+
     def lent(t: Any) -> Any:
         return _LentType(t.__name__.rpartition(".")[2].rstrip("()") or "STANDIN")
 
     found = False
+    columns = [operation.column] if isinstance(operation, ops.AddColumnOp) else \
+        [c for c in getattr(operation, "columns", []) if isinstance(c, sa.Column)] if isinstance(operation, ops.CreateTableOp) else []
     for c in columns:
         if isinstance(c.type, _StandIn):
             c.type, found = lent(c.type), True
         elif isinstance(getattr(c.type, "item_type", None), _StandIn):  # ARRAY(<stand-in>)
             c.type.item_type, found = lent(c.type.item_type), True
+    if isinstance(operation, ops.ExecuteSQLOp) and isinstance(operation.sqltext, sa.sql.ClauseElement):
+        def typed(bind: Any) -> None:
+            nonlocal found
+            if isinstance(bind.type, sa.types.NullType) and bind.value is not None:
+                bind.type, found = sa.literal(bind.value).type, True
+
+        operation.sqltext = visitors.cloned_traverse(operation.sqltext, {}, {"bindparam": typed})
     if not found:
         return _FAILED
     buf.seek(start)
@@ -501,11 +514,12 @@ def _stand_in_for_missing_names(module: types.ModuleType) -> set[str]:
 def _line_in(exc: BaseException, fn: Any) -> int | None:
     """The line of ``fn``'s own statement that was running when ``exc`` stopped it (a helper it called may be
     where the error is: that line is ``error_line``)."""
-    code = getattr(fn, "__code__", None)
+    # the engines' own functions, for upgrade(engine_name) run as each upgrade_<engine>() (:func:`_each_engine`)
+    codes = getattr(fn, "engine_codes", None) or [getattr(fn, "__code__", None)]
     tb = exc.__traceback__
     line = None
     while tb is not None:
-        if tb.tb_frame.f_code is code:
+        if tb.tb_frame.f_code in codes:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
@@ -802,6 +816,7 @@ def _each_engine(cap: RevisionCapture, module: types.ModuleType, phase: str, fn:
         for f in engines:
             f()
 
+    every_engine.engine_codes = [f.__code__ for f in engines]  # type: ignore[attr-defined]
     return every_engine
 
 

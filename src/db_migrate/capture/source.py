@@ -396,7 +396,9 @@ def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bo
     clears a table). Names built at run time are not guessed. ``within_statement``: only those inside the
     function's top-level statement that holds ``line`` (recording went on past it: what follows was recorded).
     """
-    fn = phase_function(tree, phase)
+    # upgrade(engine_name) runs upgrade_<engine>(): the stop is in the engine's function, and the drops after it too
+    fn = next((f for f in tree.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith(f"{phase}_")
+               and f.lineno <= line <= (f.end_lineno or f.lineno)), None) or phase_function(tree, phase)
     if fn is None:
         return []
     end = None
