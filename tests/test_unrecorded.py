@@ -449,6 +449,18 @@ def test_a_drop_after_a_read_in_one_databases_function_is_read_from_that_functio
     assert [(o.kind, o.table, o.column) for o in out.review.operations if o.kind == "drop_column"] == [("drop_column", "agents", "allowlist")]
 
 
+def test_a_membership_test_on_the_inspectors_names_is_a_branch_recorded_both_ways():
+    """``if 'legacy_map' not in insp.get_table_names(): return`` offline: the names are unknown, so the guard is
+    recorded both ways and the way that goes on to the drop is kept (it returned early, and proceeded)."""
+    up = "insp = sa.inspect(op.get_bind())\nif 'legacy_map' not in insp.get_table_names():\n    return\nop.drop_table('legacy_map')"
+    out = review_source(body(up), dialect="mysql")
+    assert [(o.kind, o.table) for o in out.review.operations] == [("drop_table", "legacy_map")]
+    assert any("whether 'legacy_map' is in" in u.reason for u in out.unchecked)
+    guarded = "insp = sa.inspect(op.get_bind())\nif 'sessions' in insp.get_table_names():\n    op.drop_table('sessions')"
+    out = review_source(body("op.create_table('sessions', sa.Column('id', sa.Integer()))", guarded))
+    assert "downgrade-not-inverse" not in rules(out)
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

@@ -384,6 +384,10 @@ class _StandIn(types.ModuleType):
         _answer("loops over", self.__name__)  # said once per line; whatever the answer, the items are unknown
         return iter(())
 
+    def __contains__(self, item: object) -> bool:  # 'legacy' not in inspector.get_table_names(): a branch, both ways
+        answer = _answer("tests", f"whether {item!r} is in {self.__name__}")
+        return False if answer is None else answer
+
     def __eq__(self, other: object) -> Any:
         answer = _answer("compares", self.__name__)
         return self is other if answer is None else answer
