@@ -461,6 +461,18 @@ def test_a_membership_test_on_the_inspectors_names_is_a_branch_recorded_both_way
     assert "downgrade-not-inverse" not in rules(out)
 
 
+def test_sqlalchemy_1_select_of_a_list_is_recorded_as_2_spells_it():
+    """``sa.select([col], where)`` is what the project's pinned SQLAlchemy 1.x takes; under the 2.x db-migrate runs
+    with it raised, and recording stopped before the DELETE that uses it."""
+    head = "features = sa.table('features', sa.column('uuid'), sa.column('name'))\nkeys = sa.table('keys', sa.column('feature_uuid'))\n\n"
+    up = ("picked = sa.select([features.c.uuid], features.c.name == 'listen')\n"
+          "op.execute(keys.delete().where(keys.c.feature_uuid.in_(picked)))")
+    out = review_source(body(up, head=head))
+    assert [(o.kind, o.table) for o in out.review.operations] == [("execute", "keys")]
+    assert any("SELECT features.uuid" in s and "features.name = 'listen'" in s for o in out.review.operations for s in o.sql)
+    assert not [u for u in out.unchecked if "no longer has" in u.reason]
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

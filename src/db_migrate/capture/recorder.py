@@ -150,6 +150,7 @@ def _install_patches() -> None:
     _index_columns_may_repeat()
     _record_unknown_operations()
     _inspect_offline_as_stand_in()
+    _select_takes_a_list()
     AbstractOperations.invoke = invoke  # type: ignore[method-assign]
     MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
     Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
@@ -191,6 +192,27 @@ def _record_unknown_operations() -> None:
         return call
 
     op_module.__getattr__ = __getattr__  # type: ignore[attr-defined]  (PEP 562: asked only for missing names)
+
+
+def _select_takes_a_list() -> None:
+    """``sa.select([t.c.id], t.c.kind == 'x')``, SQLAlchemy 1.x's spelling, as 2.x spells it (``select(t.c.id).where(
+    ...)``): a revision written for the 1.x its project pins is recorded on, not stopped by an API only the
+    SQLAlchemy db-migrate runs with lacks. Only that spelling is translated; anything else reaches 2.x unchanged."""
+    import sqlalchemy
+    from sqlalchemy import sql
+    from sqlalchemy.sql import expression
+
+    modern = sqlalchemy.select
+
+    def select(*args: Any, **kw: Any) -> Any:
+        if args and isinstance(args[0], (list, tuple)) and len(args) <= 2 and set(kw) <= {"whereclause", "from_obj"}:
+            stmt = modern(*args[0])
+            where = args[1] if len(args) == 2 else kw.get("whereclause")
+            stmt = stmt.where(where) if where is not None else stmt
+            return stmt.select_from(*kw["from_obj"]) if kw.get("from_obj") is not None else stmt
+        return modern(*args, **kw)
+
+    sqlalchemy.select = sql.select = expression.select = select  # type: ignore[assignment]
 
 
 def _inspect_offline_as_stand_in() -> None:
