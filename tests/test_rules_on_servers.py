@@ -426,3 +426,22 @@ def test_the_backup_of_a_delete_that_joins_keeps_exactly_the_rows_it_deletes(ser
         with eng.connect() as c:
             left = sorted(r[0] for r in c.execute(sa.text("SELECT id FROM visits")))
     assert kept and sorted(kept + left) == [10, 11, 12] and not set(kept) & set(left)
+
+
+def test_sqlite_keeps_every_value_through_a_narrowed_varchar_and_a_flag_made_boolean(tmp_path) -> None:
+    """SQLite enforces no length and stores by affinity: what PostgreSQL refuses, SQLite keeps whole."""
+    eng = sa.create_engine(f"sqlite:///{tmp_path / 'flags.db'}")
+    with eng.begin() as c:
+        c.execute(sa.text("CREATE TABLE agents (label VARCHAR(5), active BOOLEAN)"))
+        c.execute(sa.text("INSERT INTO agents VALUES ('a label longer than five', 2)"))
+        assert c.execute(sa.text("SELECT length(label), active FROM agents")).one() == (24, 2)
+    eng.dispose()
+    narrowed = up("with op.batch_alter_table('agents') as b:\n        b.alter_column('label', existing_type=sa.Text(), type_=sa.String(5))",
+                  down="with op.batch_alter_table('agents') as b:\n    b.alter_column('label', existing_type=sa.String(5), type_=sa.Text())")
+    flags = up("with op.batch_alter_table('agents') as b:\n        b.alter_column('active', existing_type=sa.Integer(), type_=sa.Boolean())",
+               down="with op.batch_alter_table('agents') as b:\n    b.alter_column('active', existing_type=sa.Boolean(), type_=sa.Integer())")
+    for src in (narrowed, flags):
+        rules = found(src, "sqlite")
+        assert not {"alter-column-type", "lossy-downgrade", "downgrade-tightens-column"} & set(rules), rules
+    assert "lossy-downgrade" in found(up("op.alter_column('agents', 'score', existing_type=sa.Float(), type_=sa.Integer())",
+                                         down="op.alter_column('agents', 'score', existing_type=sa.Integer(), type_=sa.Float())"), "sqlite")

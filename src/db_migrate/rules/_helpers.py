@@ -200,6 +200,8 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "enum"
     if type_sql(old, dialect) == type_sql(new, dialect):
         return "same"
+    if dialect == "sqlite" and _sqlite_keeps(old, new):
+        return "same"
     if isinstance(old, sqltypes.Float) and isinstance(new, sqltypes.Float) and (bo := _float_bytes(old, dialect)) \
             and (bn := _float_bytes(new, dialect)):
         return "same" if bo == bn else "rewrite" if bn > bo else "narrow"
@@ -255,6 +257,27 @@ _RISK = {
     "change": " and fails on values the cast cannot convert",
     "rewrite": "; no data is lost",
 }
+
+
+def _sqlite_affinity(t: Any) -> str:
+    """SQLite's type affinity of a declared type (its rules, section 3.1 of "Datatypes In SQLite")."""
+    name = (type_sql(t, "sqlite") or "").upper()
+    if "INT" in name:
+        return "INTEGER"
+    if any(k in name for k in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if not name or "BLOB" in name:
+        return "BLOB"
+    if any(k in name for k in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def _sqlite_keeps(old: Any, new: Any) -> bool:
+    """SQLite keeps every value through the change: it enforces no length (VARCHAR(200) holds 5,000 characters) and
+    stores by affinity, so types of one affinity, or a BOOLEAN (NUMERIC) and an INTEGER, hold the same values."""
+    a, b = _sqlite_affinity(old), _sqlite_affinity(new)
+    return a == b or ({a, b} == {"INTEGER", "NUMERIC"} and (isinstance(old, sqltypes.Boolean) or isinstance(new, sqltypes.Boolean)))
 
 
 def _float_bytes(t: Any, dialect: str) -> int | None:
