@@ -350,6 +350,19 @@ def test_the_word_duplicate_in_a_docstring_is_no_check_for_duplicates():
     assert "checks for duplicates itself" in by_rule(review(body(checked)))["add-unique-constraint"][0].message
 
 
+def test_a_widened_column_left_wide_by_the_downgrade_is_a_note_and_a_narrowed_one_is_not():
+    up = "op.alter_column('hosts', 'ip', existing_type=sa.String(15), type_=sa.String(255))"
+    wide = body(up + "\nop.add_column('hosts', sa.Column('port', sa.Integer()))", "op.drop_column('hosts', 'port')")
+    [f] = by_rule(review(wide))["downgrade-not-inverse"]
+    assert f.severity == "info" and "leaves it wide" in f.message
+    assert not classified(review(wide)).escalation.required
+    [f] = by_rule(review(body(up)))["missing-downgrade"]  # downgrade() is pass
+    assert f.severity == "info" and "only widens" in f.message and not classified(review(body(up))).escalation.required
+    narrow = body("op.alter_column('hosts', 'ip', existing_type=sa.String(255), type_=sa.String(15))\n"
+                  "op.add_column('hosts', sa.Column('port', sa.Integer()))", "op.drop_column('hosts', 'port')")
+    assert by_rule(review(narrow))["downgrade-not-inverse"][0].severity == "error"
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

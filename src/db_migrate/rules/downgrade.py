@@ -391,6 +391,14 @@ class MissingDowngrade(Rule):
             return  # rows deleted: destructive-sql reports them, with the backup that makes them restorable
         if _only_fills(cap):
             return  # columns the parent (or this upgrade) added are filled: their own drop is the way back
+        if cap.upgrade and cap.upgrade_outcome.completed and all(_only_widens(r.op, cap.dialect) for r in cap.upgrade):
+            yield self.finding(
+                cap, "The upgrade only widens columns and the downgrade leaves them wide: the old code reads and writes "
+                "them as before, though the schema after a rollback is not the parent's (a drift check will say so).",
+                phase="downgrade", line=function_line(cap, "downgrade") or function_line(cap, "upgrade"), severity="info",
+                fix=_downgrade_body(cap),
+            )
+            return
         what = {"missing": "has no downgrade()", "pass": "has a downgrade() that does nothing", "not-implemented": "has a downgrade() that raises NotImplementedError"}[body]
         # reads (the SELECT that stopped recording) change nothing: what follows them is the data migration
         net = [r for r in _net_changes(cap) if not (
@@ -576,7 +584,15 @@ class DowngradeNotInverse(Rule):
                 missing.append("restore its nullability")
             if op.modify_server_default is not False and not any(d.modify_server_default is not False for d in undo):
                 missing.append("restore its server default")
-            if missing:
+            if missing and len(missing) == 1 and missing[0].startswith("change its type back") and _wider(op, cap.dialect):
+                # a wider type left by a rollback: the old code reads and writes the column as before
+                yield self.finding(
+                    cap, f"The upgrade widens {op.table_name}.{op.column_name} (line {rec.line}) and the downgrade leaves "
+                    "it wide: the old code reads and writes it as before, though the schema after a rollback is not the "
+                    "parent's (a drift check will say so).", phase="downgrade", line=line, table=op.table_name,
+                    column=op.column_name, severity="info", fix=_add_to_downgrade(cap, rec),
+                )
+            elif missing:
                 yield self.finding(
                     cap,
                     f"The upgrade alters {op.table_name}.{op.column_name} (line {rec.line}); the downgrade does not "
@@ -588,6 +604,21 @@ class DowngradeNotInverse(Rule):
                     fix=_add_to_downgrade(cap, rec),
                     edit=_add_edit(cap, rec),
                 )
+
+
+def _only_widens(op: Any, dialect: str) -> bool:
+    """An alter_column that changes nothing but its type, to a wider one."""
+    return isinstance(op, ops.AlterColumnOp) and op.modify_type is not None and not op.modify_name \
+        and op.modify_nullable is None and op.modify_server_default is False and _wider(op, dialect)
+
+
+def _wider(op: ops.AlterColumnOp, dialect: str) -> bool:
+    """The type change only widens: a longer string, more digits, a larger integer (every old value fits as it was)."""
+    import sqlalchemy as sa
+
+    change = classify_type_change(op.existing_type, op.modify_type, dialect)
+    old, new = (sa.types.to_instance(t) if t is not None else None for t in (op.existing_type, op.modify_type))
+    return change == "widen" or (change == "rewrite" and isinstance(old, sa.Integer) and isinstance(new, sa.Integer))
 
 
 @fx.tailored
