@@ -363,6 +363,16 @@ def test_a_widened_column_left_wide_by_the_downgrade_is_a_note_and_a_narrowed_on
     assert by_rule(review(narrow))["downgrade-not-inverse"][0].severity == "error"
 
 
+def test_a_name_read_from_the_catalogue_spliced_where_sql_takes_a_name_is_a_note():
+    reads = ("bind = op.get_bind()\nfk = bind.execute(sa.text(\"SELECT CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE "
+             "WHERE TABLE_NAME = 'evidence'\")).scalar()\n")
+    for sql in ("ALTER TABLE evidence DROP FOREIGN KEY `{fk}`", "ALTER TABLE evidence DROP CONSTRAINT {fk}"):
+        [f] = by_rule(review(body(reads + f'bind.execute(sa.text(f"{sql}"))'), dialect="mysql"))["raw-sql-interpolation"]
+        assert f.severity == "info" and "takes a name" in f.message and f.fix is None
+    value = reads + "bind.execute(sa.text(f\"DELETE FROM evidence WHERE note = '{fk}'\"))"
+    assert by_rule(review(body(value), dialect="mysql"))["raw-sql-interpolation"][0].severity == "error"
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -178,6 +178,14 @@ class RawSqlInterpolation(Rule):
                     phase=phase_at(cap, fact.line), line=fact.line, severity="info", fix=_bound(cap.source, fact.line),
                 )
                 continue
+            if runtime and loose and all(id(p) in _name_slots(cap.source, fact.line) for p in loose):
+                yield self.finding(
+                    cap, f"SQL passed to execute() is built with {fact.detail}, splicing names read at run time where the "
+                    "SQL takes a name (a constraint found in the catalogue, say): no bind parameter can stand there, so "
+                    "this is how such SQL is written; check the names come from the database, not from input.",
+                    phase=phase_at(cap, fact.line), line=fact.line, severity="info",
+                )
+                continue
             if runtime and (marker := _marked_reviewed(cap.source, fact.line)):
                 yield self.finding(
                     cap, f"SQL passed to execute() is built with {fact.detail} from values read at run time; the project "
@@ -247,10 +255,21 @@ def _spliced(source: str, line: int) -> list[ast.AST]:
 def _value_slots(source: str, line: int) -> set[int]:
     """``id()`` of the names, attributes and subscripts an f-string on ``line`` splices unquoted after ``=``, ``<``,
     ``IN (`` or ``,`` (``WHERE id = {row.id}``): a value there that is text is read as a name and fails at once."""
+    return _slots(source, line)[0]
+
+
+def _name_slots(source: str, line: int) -> set[int]:
+    """``id()`` of what an f-string on ``line`` splices where SQL takes the name of an object of a table: after
+    CONSTRAINT, INDEX, KEY, COLUMN... (``DROP FOREIGN KEY `{name}```): no bind parameter can stand there."""
+    return _slots(source, line)[1]
+
+
+def _slots(source: str, line: int) -> tuple[set[int], set[int]]:
     from db_migrate.capture.source import parsed
 
     tree = parsed(source)
     slots: set[int] = set()
+    names: set[int] = set()
     # the f-string may start on a line of its own inside the call that starts on ``line``
     starting = [n for n in ast.walk(tree) if getattr(n, "lineno", None) == line] if tree is not None else []
     joined = _joined_names(tree) if tree is not None else set()
@@ -268,8 +287,10 @@ def _value_slots(source: str, line: int) -> set[int]:
             if not quoted and slot and isinstance(part.value, (ast.Name, ast.Attribute, ast.Subscript)) \
                     and getattr(part.value, "id", None) not in joined and part.conversion == -1 and part.format_spec is None:
                 slots.add(id(part.value))
+            if _NAMED_BY.search(before):
+                names.add(id(part.value))
             before, sql = "", sql + "?"
-    return slots
+    return slots, names
 
 
 def _joined_names(tree: ast.Module) -> set[str]:
@@ -388,6 +409,10 @@ _CONSTANT_MODULES = {"datetime", "date", "uuid", "math", "decimal", "sys"}
 
 #: The end of SQL text after which a value is compared (a column list's ``(`` or ``,`` may take a name).
 _LISTED = re.compile(r"[(,]\s*$")
+#: Where SQL takes the name of one object of a table it names itself (a table or schema found at run time is
+#: another matter: which tables a statement changes is then decided by the data, not the revision).
+_NAMED_BY = re.compile(r"\b(?:CONSTRAINT|INDEX|KEY|COLUMN|SEQUENCE|TRIGGER|TYPE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?`?$",
+                       re.IGNORECASE)
 _VALUES = re.compile(r"\bVALUES\b", re.IGNORECASE)
 #: bandit's and ruff's markers that the SQL was checked for injection by a person (a bare ``# nosec`` or one naming
 #: B608; ``# nosec B101`` is about something else).
