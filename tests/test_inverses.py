@@ -200,3 +200,22 @@ def test_a_parent_edited_in_place_is_seen_by_the_next_review_of_its_child(tmp_pa
     parent = next((root / "migrations" / "versions").glob("000000000001_*.py"))
     parent.write_text(parent.read_text().replace("'region', sa.Text()", "'area', sa.Text()").replace("'region')", "'area')"))
     assert "destructive-sql" in {f.rule for f in review_migration(load_project(root), "000000000002").findings}
+
+
+def test_a_type_a_revision_sets_through_a_module_level_name_is_the_next_revisions_old_type(tmp_path):
+    """``auth = sa.Enum(...)`` at module level, then ``alter_column(..., type_=auth)``: the next revision's change of
+    that column starts from that Enum, as it would from one written inline (it was 'cannot be told')."""
+    from projectfactory import make_project
+
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+
+    create = ("def upgrade():\n    op.create_table('policies', sa.Column('id', sa.Integer(), primary_key=True),\n"
+              "                    sa.Column('alg', sa.Enum('sha1', name='alg')))\n\ndef downgrade():\n    op.drop_table('policies')\n")
+    widen = ("two = sa.Enum('sha1', 'sha256', name='alg')\n\n"
+             "def upgrade():\n    op.alter_column('policies', 'alg', type_=two)\n\ndef downgrade():\n    pass\n")
+    again = ("def upgrade():\n    op.alter_column('policies', 'alg', type_=sa.Enum('sha1', 'sha256', 'sha512', name='alg'))\n\n"
+             "def downgrade():\n    pass\n")
+    project = load_project(make_project(tmp_path, [create, widen, again], url="mysql+pymysql://u@localhost/app"))
+    found = review_migration(project, "000000000003").findings
+    assert not [f for f in found if f.rule == "alter-column-type" and "cannot be told" in f.message], found

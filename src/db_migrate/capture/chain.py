@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -147,6 +147,12 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
     fn = phase_function(tree, "upgrade")
     if fn is None:
         return []
+    # a type held by a module-level name (``new_auth = sa.Enum(...)`` then ``type_=new_auth``): its source is the value's
+    module = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+
+    def source(node: ast.AST) -> str:
+        return ast.unparse(module[node.id] if isinstance(node, ast.Name) and node.id in module else node)
+
     batches: dict[str, str] = {}  # ``with op.batch_alter_table('t') as b`` -> {"b": "t"}
     for node in ast.walk(fn):
         if isinstance(node, ast.With):
@@ -180,16 +186,16 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
                 name = _column_name(col)
                 if name:
                     auto = _auto_increment(col, alone=len(keys) == 1)
-                    out.append(("column", table, name, (_not_null(col), _type_source(col), auto)))
+                    out.append(("column", table, name, (_not_null(col), _type_source(col, source), auto)))
         elif kind == "add_column" and len(args) > 1 and _column_name(args[1]):
             col = args[1]
-            out.append(("column", table, _column_name(col), (_not_null(col), _type_source(col), _auto_increment(col, alone=False))))
+            out.append(("column", table, _column_name(col), (_not_null(col), _type_source(col, source), _auto_increment(col, alone=False))))
         elif kind == "alter_column" and len(args) > 1 and (column := literal(args[1])):
             kw = {k.arg: k.value for k in call.keywords}
             if "nullable" in kw and isinstance(kw["nullable"], ast.Constant):
                 out.append(("set", table, column, kw["nullable"].value is False))
             if "type_" in kw:
-                out.append(("type", table, column, ast.unparse(kw["type_"])))
+                out.append(("type", table, column, source(kw["type_"])))
             if "new_column_name" in kw and (new := literal(kw["new_column_name"])):
                 out.append(("rename-column", table, column, new))
         elif kind == "drop_column" and len(args) > 1 and (column := literal(args[1])):
@@ -201,10 +207,11 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
     return out
 
 
-def _type_source(column: ast.Call) -> str | None:
-    """The source of ``sa.Column('name', <type>, ...)``'s type (its second argument or ``type_=``)."""
+def _type_source(column: ast.Call, source: Callable[[ast.AST], str] = ast.unparse) -> str | None:
+    """The source of ``sa.Column('name', <type>, ...)``'s type (its second argument or ``type_=``); ``source`` reads
+    a name as the value it holds."""
     node = column.args[1] if len(column.args) > 1 else next((k.value for k in column.keywords if k.arg == "type_"), None)
-    return ast.unparse(node) if isinstance(node, (ast.Call, ast.Attribute, ast.Name)) else None
+    return source(node) if isinstance(node, (ast.Call, ast.Attribute, ast.Name)) else None
 
 
 def type_from_source(text: str) -> object | None:
