@@ -105,6 +105,27 @@ def overwrites_only_nulls(stmt: SqlStatement) -> bool:
     return all(c.name.lower() in null for c in sets)
 
 
+_MERGES = re.compile(
+    r"^\s*UPDATE\s+([\w\"`.]+)\s+SET\s+([\w\"`]+)\s*=\s*('[^']*'|-?\d+(?:\.\d+)?)\s+WHERE\s+([\w\"`.]+)\s*(?:=\s*('[^']*'|-?\d+)|IN\s*\(([^)]*)\))\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def merged_values(stmt: SqlStatement) -> tuple[str, str, str] | None:
+    """(table, column, the value the others become) of ``UPDATE t SET c = 'sha256' WHERE c = 'sha1'`` (or ``IN
+    (...)``): rows that held another value now hold one that rows already had, so which rows held the other is
+    lost. None for any other statement (a value given to rows by another column's test is no merge)."""
+    if stmt.kind.upper() != "UPDATE":
+        return None
+    m = _MERGES.match(stmt.text)
+    if not m or m.group(4).strip('"`').rpartition(".")[2].strip('"`').lower() != m.group(2).strip('"`').lower():
+        return None
+    others = [m.group(5)] if m.group(5) else [v.strip() for v in (m.group(6) or "").split(",")]
+    if m.group(3) in others:
+        return None
+    return m.group(1).rpartition(".")[2].strip('"`'), m.group(2).strip('"`'), m.group(3)
+
+
 def filled_nulls(stmt: SqlStatement) -> tuple[str, str, str] | None:
     """(table, column, value) of ``UPDATE t SET c = <value> WHERE c IS NULL``: a backfill that gives the rows
     without a value one, and touches no value that existed. None for any other statement."""

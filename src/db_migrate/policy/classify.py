@@ -823,10 +823,13 @@ def _changing(ops: list[_Op]) -> list[_Op]:
 
 def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
     """Revision -> its first upgrade operation that destroys data (a dropped table or column, rows deleted)."""
+    from db_migrate.capture.sql import merged_values
+
     out: dict[str | None, _Op] = {}
     for o in _changing(ops):
-        if o.sql_kind == "UPDATE" and all(s.has_where is not False for s in o.statements):
-            continue  # a data fix of the rows it selects, as such projects make them; a blanket overwrite still counts
+        if o.sql_kind == "UPDATE" and all(s.has_where is not False and not merged_values(s) for s in o.statements):
+            continue  # a data fix of the rows it selects, as such projects make them; a blanket overwrite or values
+            # merged into one (which rows held the other is lost) still count
         out.setdefault(o.revision, o)
     return out
 
@@ -861,8 +864,14 @@ def _inverted(o: _Op, ops: list[_Op]) -> bool:
             or (d.kind == "execute" and any(st.kind.upper() == "INSERT" and set(st.tables[:1]) & targets for st in d.statements))
             for d in down)
     sql = " ".join(s.text for s in o.statements).lower()
+    from db_migrate.capture.sql import merged_values
+
+    # values merged into one (sha1 rows become sha256) come back only from a copy: a literal UPDATE the other way
+    # turns the rows that always held the kept value too
+    merged = any(merged_values(s) for s in o.statements)
     for d in down:
-        if d.kind == "execute" and (tables & set(d.tables) or not tables):
+        if d.kind == "execute" and (tables & set(d.tables) or not tables) and not (
+                merged and all(merged_values(st) or st.kind.upper() != "UPDATE" for st in d.statements)):
             return True
         if d.kind == "drop_table" and d.table in tables:
             return True

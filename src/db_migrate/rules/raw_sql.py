@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
+from db_migrate.capture.sql import merged_values
 from db_migrate.capture.syntax import call_name
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
@@ -92,6 +93,12 @@ class DestructiveSql(Rule):
                     table=table,
                     fix=keep(),
                 )
+            elif kind == "UPDATE" and (merged := merged_values(stmt)) and not _updated_back(cap, stmt):
+                yield self.finding(
+                    cap, f"UPDATE gives {merged[1]} the value {merged[2]} in the rows of {where} that held another: the "
+                    f"values are merged into one, and which rows held the other is lost to a downgrade.",
+                    rec=rec, table=table, fix=keep(),
+                )
             elif kind in _DATA_DROPS:
                 fix = _deprecate(table) if kind == "DROP TABLE" else None
                 lost = "its position is lost, and a column default using it fails" if kind == "DROP SEQUENCE" else \
@@ -114,10 +121,13 @@ def _inserted_back(cap, table: str) -> int | None:
 
 
 def _updated_back(cap, stmt) -> bool:
-    """The downgrade UPDATEs the same columns of the same table (``amount * 100`` undone by ``amount / 100``)."""
+    """The downgrade UPDATEs the same columns of the same table (``amount * 100`` undone by ``amount / 100``); for
+    values merged into one, not by merging them the other way (that turns the rows that held the kept value too)."""
     cols = updated_columns(stmt)
+    merged = merged_values(stmt) is not None
     return bool(cols) and any(
         d.kind == "UPDATE" and d.tables[:1] == stmt.tables[:1] and cols <= (updated_columns(d) or set())
+        and not (merged and merged_values(d))
         for _, d in cap.statements("downgrade")
     )
 
