@@ -385,6 +385,12 @@ def test_values_merged_into_one_are_lost_to_a_downgrade_even_with_a_where():
     assert "destructive-sql" not in by_rule(fix)  # another column's test gives a value: no merge
 
 
+@pytest.mark.parametrize("then", ["op.drop_table('daily_stats')", "op.execute('DROP MATERIALIZED VIEW daily_stats')"])
+def test_an_index_dropped_just_before_its_relation_adds_no_wait_of_its_own(then):
+    up = "op.drop_index('ix_daily_stats_day', table_name='daily_stats')\n" + then
+    assert "drop-index-non-concurrent" not in by_rule(review(body(up)))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -516,7 +516,7 @@ _DDL_OPS = (
     ops.CreateIndexOp,
     ops.DropIndexOp,
 )
-_RAW_DDL = ("ALTER TABLE", "DROP TABLE", "TRUNCATE", "LOCK", "RENAME")
+_RAW_DDL = ("ALTER TABLE", "DROP TABLE", "TRUNCATE", "LOCK", "RENAME", "DROP VIEW", "DROP MATVIEW")
 
 
 def locks_existing_table(cap: RevisionCapture, rec: RecordedOp) -> str | None:
@@ -550,7 +550,8 @@ def foreign_key_name(fk: Any) -> str | None:
 
 #: Alembic operations that take ACCESS EXCLUSIVE on their table in PostgreSQL (ALTER TABLE's lock; DROP INDEX's).
 _ACCESS_EXCLUSIVE = (ops.AddColumnOp, ops.DropColumnOp, ops.AlterColumnOp, ops.DropConstraintOp, ops.DropIndexOp,
-                     ops.CreateUniqueConstraintOp, ops.CreateCheckConstraintOp, ops.CreatePrimaryKeyOp, ops.RenameTableOp)
+                     ops.CreateUniqueConstraintOp, ops.CreateCheckConstraintOp, ops.CreatePrimaryKeyOp, ops.RenameTableOp,
+                     ops.DropTableOp)
 
 
 def locked_earlier(cap: RevisionCapture, rec: RecordedOp, table: str) -> int | None:
@@ -611,7 +612,7 @@ def _takes_access_exclusive(cap: RevisionCapture, r: RecordedOp, table: str) -> 
     if isinstance(r.op, _ACCESS_EXCLUSIVE) and not (isinstance(r.op, ops.DropIndexOp) and is_concurrent(r)):
         return r.table == table
     return isinstance(r.op, ops.ExecuteSQLOp) and locks_existing_table(cap, r) == table and \
-        any(s.kind in ("ALTER TABLE", "DROP INDEX", "LOCK") for s in cap.statements_of(r))
+        any(s.kind in ("ALTER TABLE", "DROP INDEX", "LOCK", "DROP TABLE", "DROP VIEW", "DROP MATVIEW") for s in cap.statements_of(r))
 
 
 def name_taken_again(cap, rec) -> bool:
