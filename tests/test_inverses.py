@@ -219,3 +219,24 @@ def test_a_type_a_revision_sets_through_a_module_level_name_is_the_next_revision
     project = load_project(make_project(tmp_path, [create, widen, again], url="mysql+pymysql://u@localhost/app"))
     found = review_migration(project, "000000000003").findings
     assert not [f for f in found if f.rule == "alter-column-type" and "cannot be told" in f.message], found
+
+
+def test_a_marker_every_revision_sets_to_a_literal_holds_only_what_the_migrations_wrote(tmp_path):
+    """``UPDATE infos SET version = '26.08'`` after a revision set it to '26.07': the value overwritten is a
+    migration's, so the pass downgrade loses nothing; the first such revision overwrites what came before it."""
+    from projectfactory import make_project
+
+    from db_migrate.classify import classify_escalation
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+
+    bump = ("infos = sa.table('infos', sa.column('version'))\n\n"
+            "def upgrade():\n    op.execute(infos.update().values(version='{v}'))\n\ndef downgrade():\n    pass\n")
+    written = [f"def upgrade():\n    op.create_index('ix_infos_{c}', 'infos', ['{c}'])\n\n"
+               f"def downgrade():\n    op.drop_index('ix_infos_{c}', table_name='infos')\n" for c in ("a", "b", "c")]
+    project = load_project(make_project(tmp_path, [*written, bump.replace("{v}", "26.07"), bump.replace("{v}", "26.08")]))
+    second = review_migration(project, "000000000005")
+    assert not [f for f in second.findings if f.severity in ("error", "warning")], second.findings
+    assert classify_escalation(project, "000000000005").decision == "proceed"
+    first = review_migration(project, "000000000004")
+    assert "destructive-sql" in {f.rule for f in first.findings if f.severity == "warning"}

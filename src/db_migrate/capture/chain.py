@@ -52,6 +52,9 @@ class History(NamedTuple):
     added_by_parent: dict[str, frozenset[Column]]
     """{revision: the columns its parents' upgrades add (a column, or a table with its columns)}: what they hold is
     only what was written since, so filling them overwrites nothing the schema before had."""
+    set_by_migrations: dict[str, frozenset[Column]]
+    """{revision: the columns an ancestor's upgrade set to a literal in every row (``UPDATE infos SET version =
+    '26.08'``)}: the value there is one a migration wrote, not one users did."""
 
 
 _CREATE_TABLE = re.compile(r"\bCREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`]?(?:\w+[\"`]?\.[\"`]?)?(\w+)",
@@ -92,6 +95,17 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
     types: dict[str, dict[Column, str]] = {}
     auto: dict[str, frozenset[Column]] = {}
     added: dict[str, frozenset[Column]] = {}
+    literals: dict[str, frozenset[Column]] = {}
+
+    def literal_after(rev: str, depth: int = 0) -> frozenset[Column]:
+        """The columns ``rev`` or an ancestor set to a literal (kept through later revisions' other changes)."""
+        if rev in literals or rev not in effects or depth > 5000:
+            return literals.get(rev, frozenset())
+        parents, steps = effects[rev]
+        before = frozenset().union(*(literal_after(p, depth + 1) for p in parents if p in effects))
+        literals[rev] = before | {(t, c) for kind, t, c, _ in steps if kind == "literal"}
+        return literals[rev]
+
     for rev, (parents, steps) in effects.items():
         known = [p for p in parents if p in effects]
         before = _meet([state_after(p) for p in known]) if known else {}
@@ -100,8 +114,9 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
         types[rev] = {c: before[c][1] for c in altered if c in before and before[c][1]}  # type: ignore[misc]
         auto[rev] = frozenset(c for c in altered if c in before and before[c][2])  # type: ignore[misc]
         added[rev] = frozenset((t, c) for p in known for kind, t, c, _ in effects[p][1] if kind == "column")
+    set_before = {rev: frozenset().union(*(literal_after(p) for p in parents if p in effects)) for rev, (parents, _) in effects.items()}
     return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created), auto,
-                   indexes, added)
+                   indexes, added, set_before)
 
 
 def _meet(states: list[State]) -> State:
@@ -176,6 +191,7 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
         if kind == "execute" and args:
             for m in _DROP_NOT_NULL.finditer(literal(args[-1]) or ""):
                 out.append(("set", m.group(1), m.group(2), False))
+            out += [("literal", t, c, None) for t, c in _set_to_literals(args[-1], fn, tree)]
             continue
         if not table:
             continue
@@ -205,6 +221,32 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
         elif kind == "rename_table" and len(args) > 1 and (new := literal(args[1])):
             out.append(("rename-table", table, None, new))
     return out
+
+
+_SET_LITERALS = re.compile(r"^\s*UPDATE\s+[\"`]?(\w+)[\"`]?\s+SET\s+((?:[\"`]?\w+[\"`]?\s*=\s*(?:'[^']*'|-?\d+(?:\.\d+)?)\s*,?\s*)+);?\s*$",
+                           re.IGNORECASE)
+
+
+def _set_to_literals(node: ast.AST, fn: ast.AST, tree: ast.Module) -> list[tuple[str, str]]:
+    """(table, column) pairs an ``op.execute`` argument sets to literals in every row: ``"UPDATE infos SET version =
+    '26.08'"``, or ``infos.update().values(version='26.08')`` of an ``sa.table('infos', ...)`` (no ``where``)."""
+    text = literal(node)
+    if isinstance(text, str):
+        m = _SET_LITERALS.match(text)
+        return [(m.group(1), c) for c in re.findall(r"[\"`]?(\w+)[\"`]?\s*=", m.group(2))] if m else []
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values"):
+        return []
+    update = node.func.value
+    if not (isinstance(update, ast.Call) and isinstance(update.func, ast.Attribute) and update.func.attr == "update"
+            and isinstance(update.func.value, ast.Name) and not update.args and not node.args):
+        return []
+    tables = {t.id: literal(n.value.args[0]) for scope in (tree, fn) for n in ast.walk(scope) if isinstance(n, ast.Assign)
+              and isinstance(n.value, ast.Call) and call_name(n.value) == "table" and n.value.args for t in n.targets
+              if isinstance(t, ast.Name)}
+    table = tables.get(update.func.value.id)
+    if not table or not all(isinstance(k.value, ast.Constant) and k.arg for k in node.keywords):
+        return []
+    return [(table, str(k.arg)) for k in node.keywords]
 
 
 def _type_source(column: ast.Call, source: Callable[[ast.AST], str] = ast.unparse) -> str | None:

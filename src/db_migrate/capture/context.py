@@ -87,6 +87,8 @@ class ProjectContext:
     """{index name: (table, columns, unique)} of the history's literal ``op.create_index`` calls."""
     added_by_parent: dict[str, frozenset] = field(default_factory=dict)
     """{revision: the (table, column) pairs its parents' upgrades add}."""
+    set_by_migrations: dict[str, frozenset] = field(default_factory=dict)
+    """{revision: the (table, column) pairs an ancestor's upgrade set to a literal in every row}."""
     tables_created: frozenset[str] | None = None
     """Tables some upgrade of the history creates; None when the history was not read."""
     guards: dict[str, bool] = field(default_factory=dict)
@@ -168,7 +170,7 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
     ctx.guards, history, folders = _history_facts(project)
     ctx.not_null_before, ctx.types_before, ctx.built_on = history.not_null_before, history.types_before, history.built_on
     ctx.tables_created, ctx.auto_increment_before = history.tables_created, history.auto_increment_before
-    ctx.indexes, ctx.added_by_parent = history.indexes, history.added_by_parent
+    ctx.indexes, ctx.added_by_parent, ctx.set_by_migrations = history.indexes, history.added_by_parent, history.set_by_migrations
     ctx.template_imports = template_imports(project.script_location / "script.py.mako")
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key

@@ -841,7 +841,7 @@ def _nothing_to_undo(o: _Op) -> bool:
     # (or fills columns added just before, by the revision or its parent: their drop is the way back; or deletes the
     # rows a foreign key made next forbids: put back, they would break it)
     # (or creates a type only where it is missing: left by the downgrade, the re-upgrade goes on)
-    return o.kind == "execute" and (bool(o.get("fills_new_columns") or o.get("clears_orphans") or o.get("checkfirst"))
+    return o.kind == "execute" and (bool(o.get("overwrites_nothing_kept") or o.get("clears_orphans") or o.get("checkfirst"))
                                     or bool(o.statements) and all(needs_no_inverse(s) for s in o.statements))
 
 

@@ -352,7 +352,7 @@ _CHECKFIRST = re.compile(r"\bcheckfirst\s*=\s*True\b")
 
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     from db_migrate.capture.source import emptiness_checked, parsed
-    from db_migrate.rules._helpers import clears_orphans, fills_new_columns
+    from db_migrate.rules._helpers import clears_orphans, overwrites_nothing_kept
 
     operations: list[Operation] = []
     tree = parsed(cap.source)
@@ -372,8 +372,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                 detail["tables"] = list(dict.fromkeys(tables))
                 if any(s.has_where is False for s in parsed):
                     detail["has_where"] = False
-                if all(fills_new_columns(cap, rec, s) for s in parsed):
-                    detail["fills_new_columns"] = True  # nothing the schema before had is overwritten
+                if all(overwrites_nothing_kept(cap, rec, s) for s in parsed):
+                    detail["overwrites_nothing_kept"] = True  # only what the migrations wrote is overwritten
                 if all(s.kind.upper() in ("CREATE TYPE", "CREATEENUM", "CREATE ENUM") for s in parsed) \
                         and _CHECKFIRST.search(cap.source_line(rec.line)):
                     detail["checkfirst"] = True  # enum.create(bind, checkfirst=True): a re-upgrade finds it and goes on

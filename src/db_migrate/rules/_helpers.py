@@ -404,15 +404,17 @@ def updated_columns(stmt: SqlStatement) -> set[str] | None:
 
 
 def overwrites_rows(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> bool:
-    """DELETE, TRUNCATE, or an UPDATE without WHERE of columns this revision did not just add.
+    """DELETE, TRUNCATE, or an UPDATE without WHERE of columns that hold more than the migrations wrote.
 
-    ``UPDATE t SET new_col = ...`` right after adding ``new_col`` is a backfill: nothing old is lost.
+    ``UPDATE t SET new_col = ...`` right after adding ``new_col`` is a backfill, and ``UPDATE infos SET version =
+    '26.08'`` after an earlier revision set it to '26.07' moves a marker: nothing old is lost
+    (:func:`overwrites_nothing_kept`).
     """
     if stmt.kind in ("DELETE", "TRUNCATE"):
         return True
     if stmt.kind != "UPDATE" or stmt.has_where is not False or not stmt.tables:
         return False
-    return not fills_new_columns(cap, rec, stmt)
+    return not overwrites_nothing_kept(cap, rec, stmt)
 
 
 def clears_orphans(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> int | None:
@@ -429,14 +431,16 @@ def clears_orphans(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) ->
     return None
 
 
-def fills_new_columns(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> bool:
-    """An UPDATE that sets only columns added earlier in its phase, or by the upgrade of the revision's parent: they
-    hold NULLs, or what was written since the parent, and nothing the schema before it had."""
+def overwrites_nothing_kept(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> bool:
+    """An UPDATE that sets only columns holding nothing but what the migrations put there: added earlier in its
+    phase or by the upgrade of the revision's parent (NULLs, or what was written since the parent), or set to a
+    literal in every row by an ancestor (a version marker: ``UPDATE infos SET version = '26.08'``)."""
     if stmt.kind != "UPDATE" or not stmt.tables:
         return False
     added = set(cap.columns_added(rec.phase, before_index=rec.index))
     if rec.phase == "upgrade":
         added |= set(cap.context.added_by_parent.get(cap.revision or "", ()))
+        added |= set(cap.context.set_by_migrations.get(cap.revision or "", ()))
     cols = updated_columns(stmt)
     return cols is not None and bool(cols) and {(stmt.tables[0], c) for c in cols} <= added
 

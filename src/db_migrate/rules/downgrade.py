@@ -15,7 +15,6 @@ from db_migrate.rules._helpers import (
     alters_nothing,
     classify_type_change,
     execute_text,
-    fills_new_columns,
     foreign_key_name,
     function_line,
     function_span,
@@ -23,6 +22,7 @@ from db_migrate.rules._helpers import (
     is_new_table,
     mentions,
     name_taken_again,
+    overwrites_nothing_kept,
     refuses_too_long,
     spell,
 )
@@ -342,10 +342,11 @@ def _skipped_on_this_engine(cap) -> bool:
 
 
 def _only_fills(cap) -> bool:
-    """Every change of the upgrade is an UPDATE filling columns added just before (by itself or its parent)."""
+    """Every change of the upgrade is an UPDATE of columns that hold only what the migrations wrote
+    (:func:`~db_migrate.rules._helpers.overwrites_nothing_kept`)."""
     stmts = list(cap.statements("upgrade"))
     return bool(stmts) and cap.upgrade_outcome.completed and len({r.index for r, _ in stmts}) == len(cap.upgrade) \
-        and all(fills_new_columns(cap, r, s) for r, s in stmts)
+        and all(overwrites_nothing_kept(cap, r, s) for r, s in stmts)
 
 
 class MissingDowngrade(Rule):
@@ -390,7 +391,7 @@ class MissingDowngrade(Rule):
         if _only_deletes(cap):
             return  # rows deleted: destructive-sql reports them, with the backup that makes them restorable
         if _only_fills(cap):
-            return  # columns the parent (or this upgrade) added are filled: their own drop is the way back
+            return  # columns added just before are filled, or a migration's own marker is set again: nothing to undo
         if cap.upgrade and cap.upgrade_outcome.completed and all(_only_widens(r.op, cap.dialect) for r in cap.upgrade):
             yield self.finding(
                 cap, "The upgrade only widens columns and the downgrade leaves them wide: the old code reads and writes "
