@@ -391,6 +391,13 @@ def test_an_index_dropped_just_before_its_relation_adds_no_wait_of_its_own(then)
     assert "drop-index-non-concurrent" not in by_rule(review(body(up)))
 
 
+def test_a_drop_column_given_a_column_object_is_no_drop_of_the_column_and_no_rule_fails_on_it():
+    out = review(body("op.add_column('agents', sa.Column('last_event', sa.String(100)))",
+                      "op.drop_column('agents', sa.Column('last_event', sa.Integer))"))
+    assert not [u for u in out.unchecked if u.what.startswith("rule ")], out.unchecked
+    assert "does not drop it" in by_rule(out)["downgrade-not-inverse"][0].message
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -44,6 +44,8 @@ def _object(op: Any, cap: Any = None) -> tuple[str, _Key] | None:
     created without a name under the name the project's convention or the database gives it."""
     if isinstance(op, (ops.AddColumnOp, ops.DropColumnOp)):
         name = op.column.name if isinstance(op, ops.AddColumnOp) else op.column_name
+        if not isinstance(name, str):
+            return None  # drop_column('t', sa.Column(...)): no name to match (the call itself fails when it runs)
         return ("create" if isinstance(op, ops.AddColumnOp) else "drop"), ("column", op.table_name, name)
     if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
         return ("create" if isinstance(op, ops.CreateTableOp) else "drop"), ("table", None, op.table_name)
