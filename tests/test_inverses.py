@@ -240,3 +240,18 @@ def test_a_marker_every_revision_sets_to_a_literal_holds_only_what_the_migration
     assert classify_escalation(project, "000000000005").decision == "proceed"
     first = review_migration(project, "000000000004")
     assert "destructive-sql" in {f.rule for f in first.findings if f.severity == "warning"}
+
+
+def test_the_copy_a_fix_keeps_is_keyed_by_the_tables_own_primary_key(tmp_path):
+    from projectfactory import make_project
+
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+
+    create = ("def upgrade():\n    op.create_table('agents', sa.Column('agent_id', sa.String(80), primary_key=True),\n"
+              "                    sa.Column('aik', sa.Text()))\n\ndef downgrade():\n    op.drop_table('agents')\n")
+    drop = ("def upgrade():\n    op.drop_column('agents', 'aik')\n\n"
+            "def downgrade():\n    op.add_column('agents', sa.Column('aik', sa.Text()))\n")
+    project = load_project(make_project(tmp_path, [create, drop]))
+    [f] = [f for f in review_migration(project, "000000000002").findings if f.rule == "drop-column"]
+    assert "SELECT agent_id, aik FROM agents" in f.fix and " id," not in f.fix

@@ -55,6 +55,8 @@ class History(NamedTuple):
     set_by_migrations: dict[str, frozenset[Column]]
     """{revision: the columns an ancestor's upgrade set to a literal in every row (``UPDATE infos SET version =
     '26.08'``)}: the value there is one a migration wrote, not one users did."""
+    primary_keys: dict[str, tuple[str, ...]]
+    """{table: its primary key's columns, as the history's upgrades create it (the last one read)}."""
 
 
 _CREATE_TABLE = re.compile(r"\bCREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`]?(?:\w+[\"`]?\.[\"`]?)?(\w+)",
@@ -70,8 +72,10 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
     effects: dict[str, tuple[tuple[str, ...], list]] = {}
     created: set[str] = set()
     indexes: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+    keys: dict[str, tuple[str, ...]] = {}
     for path, text, tree in sources:
         indexes.update(_indexes(tree))
+        keys.update(_primary_keys(tree))
         created.update(m.group(1) for m in _CREATE_TABLE.finditer(text))
         try:
             header = parse_header(path, text, tree=tree)
@@ -116,7 +120,7 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
         added[rev] = frozenset((t, c) for p in known for kind, t, c, _ in effects[p][1] if kind == "column")
     set_before = {rev: frozenset().union(*(literal_after(p) for p in parents if p in effects)) for rev, (parents, _) in effects.items()}
     return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created), auto,
-                   indexes, added, set_before)
+                   indexes, added, set_before, keys)
 
 
 def _meet(states: list[State]) -> State:
@@ -301,6 +305,25 @@ def _indexes(tree: ast.Module) -> dict[str, tuple[str, tuple[str, ...], bool]]:
         plain = all(k.arg in ("unique", "postgresql_concurrently", "if_not_exists") for k in call.keywords)  # no WHERE, USING
         if name and table and columns and all(columns) and plain:
             out[name] = (table, tuple(columns), bool(unique))  # type: ignore[arg-type]
+    return out
+
+
+def _primary_keys(tree: ast.Module) -> dict[str, tuple[str, ...]]:
+    """The primary keys a file's upgrade gives tables, by literal names: ``sa.Column('agent_id', ..., primary_key=True)``
+    in ``op.create_table('agents', ...)``, or ``op.create_primary_key('pk', 'agents', ['agent_id'])``."""
+    fn = phase_function(tree, "upgrade")
+    out: dict[str, tuple[str, ...]] = {}
+    for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)) if fn else ():
+        name = call_name(call)
+        if name == "create_table" and call.args and (table := literal(call.args[0])):
+            keys = tuple(c for col in call.args[1:] if (c := _column_name(col)) and _is_key(col))
+            if keys:
+                out[table] = keys  # type: ignore[assignment]
+        elif name == "create_primary_key" and len(call.args) >= 3 and (table := literal(call.args[1])):
+            cols = call.args[2]
+            keys = tuple(literal(c) for c in cols.elts) if isinstance(cols, (ast.List, ast.Tuple)) else ()
+            if keys and all(keys):
+                out[table] = keys  # type: ignore[assignment]
     return out
 
 

@@ -225,11 +225,16 @@ def backfill(table: str, schema: str | None, column: str, t: Any, dialect: str, 
     return line if value else line + "  # the value existing rows should get; in batches on a large table"
 
 
+def key_of(cap: Any, table: str) -> tuple[str, ...]:
+    """The primary key's columns of ``table`` as the history creates it, else ``id`` (the usual key)."""
+    return tuple(cap.context.primary_keys.get(table) or ("id",))
+
+
 def backup(table: str, schema: str | None, dialect: str, columns: list[str] | None = None, where: str | None = None,
-           with_: str | None = None, joined: tuple[str, str] | None = None) -> tuple[str, str, str]:
+           with_: str | None = None, joined: tuple[str, str] | None = None, key: tuple[str, ...] = ("id",)) -> tuple[str, str, str]:
     """(backup table name, upgrade line that copies rows, downgrade line that puts them back).
 
-    ``columns``: copy only these (plus ``id``, assumed to be the key) and restore them with an UPDATE;
+    ``columns``: copy only these (plus the table's ``key``, :func:`key_of`) and restore them with an UPDATE;
     otherwise copy whole rows and restore them with an INSERT. ``with_``: the statement's own ``WITH ...`` its
     WHERE refers to. ``joined``: (the name the statement calls the table by, its FROM with the joined tables) of a
     DELETE that joins others (``DELETE c FROM c LEFT JOIN p ...``, ``DELETE FROM c USING p``), which its WHERE reads.
@@ -237,15 +242,18 @@ def backup(table: str, schema: str | None, dialect: str, columns: list[str] | No
     name = conv_name(table, *(columns or []), "backup")
     src, dst = table_sql(table, schema, dialect), table_sql(name, schema, dialect)
     if columns:
-        cols = [ident(c, dialect) for c in columns]
-        select = ", ".join([ident("id", dialect), *cols])
+        cols = [ident(c, dialect) for c in columns if c not in key]
+        keys = [ident(k, dialect) for k in key]
+        select = ", ".join([*keys, *cols])
         up = f"CREATE TABLE {dst} AS SELECT {select} FROM {src}" + (f" WHERE {where}" if where else "")
         if dialect in ("mysql", "mariadb"):
             sets = ", ".join(f"t.{c} = b.{c}" for c in cols)
-            down = f"UPDATE {src} t JOIN {dst} b ON b.id = t.id SET {sets}"
+            on = " AND ".join(f"b.{k} = t.{k}" for k in keys)
+            down = f"UPDATE {src} t JOIN {dst} b ON {on} SET {sets}"
         else:
             sets = ", ".join(f"{c} = b.{c}" for c in cols)
-            down = f"UPDATE {src} SET {sets} FROM {dst} b WHERE b.id = {src}.id"
+            on = " AND ".join(f"b.{k} = {src}.{k}" for k in keys)
+            down = f"UPDATE {src} SET {sets} FROM {dst} b WHERE {on}"
     else:
         select = f"SELECT {joined[0]}.* FROM {joined[1]}" if joined else f"SELECT * FROM {src}"
         up = f"CREATE TABLE {dst} AS {with_ + ' ' if with_ else ''}{select}" + (f" WHERE {where}" if where else "")
@@ -288,7 +296,7 @@ def keep_and_restore_rows(cap: Any, rec: Any, stmt: Any, table: str) -> str:
     """Copy what a raw DELETE/TRUNCATE/UPDATE destroys before it runs; put it back in the downgrade."""
     where, with_, joined = _delete_parts(stmt, cap.dialect) if stmt.kind == "DELETE" else (None, None, None)
     columns = sorted(updated_columns(stmt) or []) if stmt.kind == "UPDATE" else None
-    name, keep, restore = backup(table, None, cap.dialect, columns or None, where, with_, joined)
+    name, keep, restore = backup(table, None, cap.dialect, columns or None, where, with_, joined, key_of(cap, table))
     return render(
         f"# upgrade(), line {rec.line}: keep a copy first",
         keep,

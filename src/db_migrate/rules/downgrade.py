@@ -629,7 +629,8 @@ def _keep_and_restore(cap, rec) -> str:
     """Copy what the upgrade destroys (a column, a table, values a type change loses), restore it in the downgrade."""
     op = rec.op
     column = None if isinstance(op, ops.DropTableOp) else op.column_name
-    name, keep, restore = fx.backup(op.table_name, op.schema, cap.dialect, [column] if column else None)
+    name, keep, restore = fx.backup(op.table_name, op.schema, cap.dialect, [column] if column else None,
+                                    key=fx.key_of(cap, op.table_name))
     return fx.render(
         f"# upgrade(), before line {rec.line}:",
         keep,

@@ -53,9 +53,11 @@ class DropColumn(Rule):
     @fx.tailored
     def _fix(cap, rec) -> str:
         op = rec.op
-        # a copy is keyed by id: of the key itself there is nothing to key a copy by (SELECT id, id is refused)
-        copy = () if op.column_name == "id" else (
-            "# 2. optionally keep a copy (id: the table's key):", fx.backup(op.table_name, op.schema, cap.dialect, [op.column_name])[1])
+        # a copy is keyed by the table's key: of the key itself there is nothing to key a copy by
+        key = fx.key_of(cap, op.table_name)
+        copy = () if op.column_name in key else (
+            f"# 2. optionally keep a copy ({', '.join(key)}: the table's key):",
+            fx.backup(op.table_name, op.schema, cap.dialect, [op.column_name], key=key)[1])
         return fx.render(
             f"# 1. deploy code that no longer reads or writes {op.table_name}.{op.column_name} (remove it from the model)",
             *copy,
