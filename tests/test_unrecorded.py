@@ -473,6 +473,19 @@ def test_sqlalchemy_1_select_of_a_list_is_recorded_as_2_spells_it():
     assert not [u for u in out.unchecked if "no longer has" in u.reason]
 
 
+def test_a_type_name_sqlalchemy_2_removed_is_recorded_as_the_type_it_stood_for():
+    out = review_source(body("op.add_column('bans', sa.Column('ip', sa.Binary(length=16), nullable=True))",
+                             "op.drop_column('bans', 'ip')"), dialect="mysql")
+    assert "migration-raises" not in rules(out)
+    assert any("ADD COLUMN ip BLOB" in s for o in out.review.operations for s in o.sql)
+
+
+def test_a_name_missing_from_the_installed_sqlalchemy_is_ours_not_the_revisions():
+    out = review_source(body("op.add_column('bans', sa.Column('ip', sa.NoSuchLegacyType(), nullable=True))"))
+    assert "migration-raises" not in rules(out)
+    assert any("no longer has" in u.reason for u in out.unchecked)
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

@@ -87,7 +87,8 @@ _LIBRARY_VERSION_ERRORS = (
 #: ``from sqlalchemy.engine import LegacyCursorResult``: a name the installed SQLAlchemy/alembic does not have, which
 #: the version the project pins does (a module of theirs that moved: ``No module named 'sqlalchemy.ext.x'``).
 _LIBRARY_NAME_MISSING = re.compile(r"cannot import name '\w+' from '(?:sqlalchemy|alembic)[\w.]*'|"
-                                   r"No module named '(?:sqlalchemy|alembic)\.[\w.]+'")
+                                   r"No module named '(?:sqlalchemy|alembic)\.[\w.]+'|"
+                                   r"module '(?:sqlalchemy|alembic)[\w.]*' has no attribute '\w+'")
 
 
 def is_library_version_artifact(error: str) -> bool:

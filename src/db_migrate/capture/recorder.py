@@ -151,6 +151,7 @@ def _install_patches() -> None:
     _record_unknown_operations()
     _inspect_offline_as_stand_in()
     _select_takes_a_list()
+    _removed_type_names()
     AbstractOperations.invoke = invoke  # type: ignore[method-assign]
     MigrationContext.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
     Operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
@@ -192,6 +193,22 @@ def _record_unknown_operations() -> None:
         return call
 
     op_module.__getattr__ = __getattr__  # type: ignore[attr-defined]  (PEP 562: asked only for missing names)
+
+
+#: Type names SQLAlchemy 2 removed, and the type each always stood for: ``sa.Binary`` was ``LargeBinary``.
+_RENAMED_TYPES = {"Binary": "LargeBinary"}
+
+
+def _removed_type_names() -> None:
+    """``sa.Binary(...)`` in a revision written for the SQLAlchemy 1.x its project pins: the same type under the
+    name 2.x gives it, so the revision is recorded instead of stopping on a name only db-migrate's SQLAlchemy lacks."""
+    import sqlalchemy
+    from sqlalchemy import types as sqltypes
+
+    for old, new in _RENAMED_TYPES.items():
+        for module in (sqlalchemy, sqltypes):
+            if not hasattr(module, old):
+                setattr(module, old, getattr(sqltypes, new))
 
 
 def _select_takes_a_list() -> None:

@@ -758,8 +758,9 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     unchecked = unchecked if unchecked is not None else []
     by_revision = _by_revision(ops)
     relaxed = conventions is not None and conventions.downgrades in ("never", "raise")
-    destroying = _losing(ops)
-    losing = destroying if relaxed else {}
+    losing = _losing(ops) if relaxed else {}
+    # values merged into one, its author declaring why (europe and eu are one region), is the one-way step declared
+    destroying = _losing(ops, merges=False)
     # every revision reviewed counts, those that recorded no operation too (a marker, an upgrade that stopped)
     reviewed = set(by_revision) | {f.revision for f in findings}
     exempt = {rev for rev in reviewed if relaxed and rev not in losing
@@ -821,13 +822,14 @@ def _changing(ops: list[_Op]) -> list[_Op]:
             and not _nothing_to_undo(o) and not (o.sql_kind == "UPDATE" and any((o.revision, t) in widened for t in o.tables))]
 
 
-def _losing(ops: list[_Op]) -> dict[str | None, _Op]:
-    """Revision -> its first upgrade operation that destroys data (a dropped table or column, rows deleted)."""
+def _losing(ops: list[_Op], merges: bool = True) -> dict[str | None, _Op]:
+    """Revision -> its first upgrade operation that destroys data (a dropped table or column, rows deleted, and with
+    ``merges`` values merged into one)."""
     from db_migrate.capture.sql import merged_values
 
     out: dict[str | None, _Op] = {}
     for o in _changing(ops):
-        if o.sql_kind == "UPDATE" and all(s.has_where is not False and not merged_values(s) for s in o.statements):
+        if o.sql_kind == "UPDATE" and all(s.has_where is not False and not (merges and merged_values(s)) for s in o.statements):
             continue  # a data fix of the rows it selects, as such projects make them; a blanket overwrite or values
             # merged into one (which rows held the other is lost) still count
         out.setdefault(o.revision, o)
@@ -864,14 +866,8 @@ def _inverted(o: _Op, ops: list[_Op]) -> bool:
             or (d.kind == "execute" and any(st.kind.upper() == "INSERT" and set(st.tables[:1]) & targets for st in d.statements))
             for d in down)
     sql = " ".join(s.text for s in o.statements).lower()
-    from db_migrate.capture.sql import merged_values
-
-    # values merged into one (sha1 rows become sha256) come back only from a copy: a literal UPDATE the other way
-    # turns the rows that always held the kept value too
-    merged = any(merged_values(s) for s in o.statements)
     for d in down:
-        if d.kind == "execute" and (tables & set(d.tables) or not tables) and not (
-                merged and all(merged_values(st) or st.kind.upper() != "UPDATE" for st in d.statements)):
+        if d.kind == "execute" and (tables & set(d.tables) or not tables):
             return True
         if d.kind == "drop_table" and d.table in tables:
             return True

@@ -121,13 +121,11 @@ def _inserted_back(cap, table: str) -> int | None:
 
 
 def _updated_back(cap, stmt) -> bool:
-    """The downgrade UPDATEs the same columns of the same table (``amount * 100`` undone by ``amount / 100``); for
-    values merged into one, not by merging them the other way (that turns the rows that held the kept value too)."""
+    """The downgrade UPDATEs the same columns of the same table (``amount * 100`` undone by ``amount / 100``; a value
+    mapped back, ``'faculty'`` to ``'attending'``, on its author's word that the new value was not there before)."""
     cols = updated_columns(stmt)
-    merged = merged_values(stmt) is not None
     return bool(cols) and any(
         d.kind == "UPDATE" and d.tables[:1] == stmt.tables[:1] and cols <= (updated_columns(d) or set())
-        and not (merged and merged_values(d))
         for _, d in cap.statements("downgrade")
     )
 
