@@ -399,6 +399,13 @@ def test_a_drop_column_given_a_column_object_is_no_drop_of_the_column_and_no_rul
     assert "does not drop it" in by_rule(out)["downgrade-not-inverse"][0].message
 
 
+def test_a_downgrade_that_raises_first_has_no_way_back_whatever_follows_the_raise():
+    dead = review(body("op.add_column('files', sa.Column('sha', sa.Text()))", "raise NotImplementedError()\nop.drop_column('files', 'sha')"))
+    assert "missing-downgrade" in by_rule(dead)
+    deleted = review(body("op.execute(\"DELETE FROM grants WHERE reason = 'legacy'\")", "raise NotImplementedError"))
+    assert "unclear-rollback" in [t.trigger for t in classified(deleted).escalation.triggers]
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -191,8 +191,8 @@ def _constants(tree: ast.Module) -> dict[str, str]:
 def body_kind(tree: ast.Module | None, name: str) -> tuple[str, str | None]:
     """What module-level function ``name`` is, and the message of a lone raise.
 
-    ``missing`` (no such function), ``pass`` (only pass, a docstring or ``...``), ``not-implemented`` (it only
-    raises NotImplementedError), ``raise`` (it only raises another exception: a deliberate stop), ``code``;
+    ``missing`` (no such function), ``pass`` (only pass, a docstring or ``...``), ``not-implemented`` (it raises
+    NotImplementedError first), ``raise`` (it raises another exception first: a deliberate stop), ``code``;
     ``unknown`` when there is no tree.
     """
     if tree is None:
@@ -203,7 +203,8 @@ def body_kind(tree: ast.Module | None, name: str) -> tuple[str, str | None]:
     body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) and not isinstance(s, ast.Pass)]
     if not body:
         return "pass", None
-    if len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is not None:
+    # a raise first is the whole function: what follows it never runs (autogenerate's inverse left below it)
+    if isinstance(body[0], ast.Raise) and body[0].exc is not None:
         exc = body[0].exc
         target = exc.func if isinstance(exc, ast.Call) else exc
         kind = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")

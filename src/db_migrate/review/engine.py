@@ -412,7 +412,9 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
         reads_data=bool(cap.facts_of("bind-read") or cap.facts_of("orm-session")),
         stopped=[
             StoppedPhase(phase=phase, line=o.stop_line or o.error_line, reason=o.error or "it stopped early")  # type: ignore[arg-type]
+            # (a downgrade that is only ``raise NotImplementedError`` did not stop: it is the whole way back, none)
             for phase in ("upgrade", "downgrade") if not cap.captured(phase) and (o := cap.outcome(phase))  # type: ignore[arg-type]
+            and o.body != "not-implemented"
         ],
         **_stated(cap.source),
     )
