@@ -406,6 +406,20 @@ def test_a_downgrade_that_raises_first_has_no_way_back_whatever_follows_the_rais
     assert "unclear-rollback" in [t.trigger for t in classified(deleted).escalation.triggers]
 
 
+def test_add_column_with_primary_key_true_makes_no_key_and_a_downgrade_undoing_a_key_is_no_change_of_its_own():
+    """alembic renders no PRIMARY KEY in ADD COLUMN: ``add_column(Column('id', primary_key=True))`` adds a serial
+    column, not a key; the key comes from create_primary_key, and dropping it again in the downgrade only undoes it."""
+    up = ("op.add_column('links', sa.Column('id', sa.Integer(), primary_key=True))\n"
+          "op.drop_column('links', 'id')\n"
+          "op.create_primary_key('links_pkey', 'links', ['item_id', 'tag_id'])")
+    out = review(body(up, "op.drop_constraint('links_pkey', 'links', type_='primary')"))
+    [f] = by_rule(out)["change-primary-key"]
+    assert f.phase == "upgrade" and "Sets the primary key of links to (item_id, tag_id)" in f.message
+    assert [t.trigger for t in classified(out).escalation.triggers] == ["primary-key-change"]  # no drop-with-data for id
+    raw = review(body("op.execute('ALTER TABLE links ADD id INT PRIMARY KEY AUTO_INCREMENT')"), dialect="mysql")
+    assert "change-primary-key" in by_rule(raw)
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 
@@ -1019,7 +1033,8 @@ def test_a_primary_key_dropped_and_set_again_on_other_columns_is_one_finding():
         "op.create_primary_key('rsvp_pkey', 'rsvp', ['project_id', 'old_user_id'])",
     )
     found = by_rule(review(src))["change-primary-key"]
-    assert [(f.phase, f.severity) for f in found] == [("upgrade", "error"), ("downgrade", "error")]
+    # the downgrade only undoes the upgrade's change of key (the upgrade's finding says what it costs)
+    assert [(f.phase, f.severity) for f in found] == [("upgrade", "error")]
     assert "Replaces primary key rsvp_pkey of rsvp" in found[0].message and "(project_id, user_id)" in found[0].message
 
 
@@ -1122,10 +1137,11 @@ def test_a_downgrade_narrowing_a_type_the_upgrade_widened_warns_and_the_reverse_
 
 @pytest.mark.parametrize("dialect", ["mysql", "postgresql"])
 def test_a_column_added_as_the_primary_key_changes_the_key(dialect):
-    """``ALTER TABLE t ADD id INT PRIMARY KEY AUTO_INCREMENT`` (or add_column with primary_key=True) gives an existing
-    table a key: a primary-key change like create_primary_key, said by review and escalated by the policy."""
+    """``ALTER TABLE t ADD id INT PRIMARY KEY AUTO_INCREMENT`` gives an existing table a key: a primary-key change
+    like create_primary_key, said by review and escalated by the policy. (add_column with primary_key=True does not:
+    alembic renders ``ADD COLUMN id SERIAL NOT NULL``, no key; proved on PostgreSQL.)"""
     raw = "op.execute('ALTER TABLE worker_dependency ADD id INT PRIMARY KEY AUTO_INCREMENT FIRST')" if dialect == "mysql" \
-        else "op.add_column('worker_dependency', sa.Column('id', sa.Integer(), primary_key=True))"
+        else "op.execute('ALTER TABLE worker_dependency ADD COLUMN id SERIAL PRIMARY KEY')"
     out = review(body(raw, "op.drop_column('worker_dependency', 'id')"), dialect)
     (f,) = by_rule(out)["change-primary-key"]
     assert "as the table's primary key" in f.message

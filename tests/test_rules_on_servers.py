@@ -158,7 +158,8 @@ def test_a_key_re_created_on_the_same_columns_is_not_a_key_change(dialect: str, 
 @pytest.mark.parametrize("batch", [False, True], ids=["ops", "batch"])
 def test_a_key_whose_columns_change_still_is(batch: bool) -> None:
     rules = found(keyed("['id', 'carrier_id']", batch=batch), "postgresql")
-    assert {f.phase for f in rules["change-primary-key"]} == {"upgrade", "downgrade"}
+    # said once, where the upgrade changes it: the downgrade that puts the old key back only undoes that
+    assert {f.phase for f in rules["change-primary-key"]} == {"upgrade"}
     assert "create-index-non-concurrent" not in rules
 
 

@@ -268,13 +268,15 @@ def _default_str(d: Any) -> str | None:
 
 
 def _detail(rec: RecordedOp, dialect: str) -> dict[str, Any]:
+    from db_migrate.rules._helpers import adds_primary_key
+
     op = rec.op
     d: dict[str, Any] = {}
     if isinstance(op, ops.AddColumnOp):
         c = op.column
         d.update(
             type=type_sql(c.type, dialect), nullable=bool(c.nullable), server_default=_default_str(c.server_default),
-            primary_key=bool(c.primary_key), unique=bool(c.unique),
+            primary_key=adds_primary_key(rec), unique=bool(c.unique),
             foreign_keys=[fk.target_fullname for fk in c.foreign_keys] or None,
         )
     elif isinstance(op, ops.DropColumnOp):

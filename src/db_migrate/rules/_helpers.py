@@ -135,9 +135,20 @@ def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, Reco
     return {t: rec for t, (rec, cols) in keys(phase).items() if t in dropped and t in other and other[t][1] == cols}
 
 
+def adds_primary_key(rec: RecordedOp) -> bool:
+    """``op.add_column`` of a ``primary_key=True`` column that really makes the table's key: alembic renders no
+    PRIMARY KEY in ADD COLUMN (``ADD COLUMN id SERIAL NOT NULL``), so only SQL that says it counts (a raw ``ADD ...
+    PRIMARY KEY``, or a rendering that could not be read, to be safe)."""
+    op = rec.op
+    return isinstance(op, ops.AddColumnOp) and bool(op.column.primary_key) and (
+        not rec.sql or any("PRIMARY KEY" in s.upper() for s in rec.sql))
+
+
 def old_key_column(cap: RevisionCapture, rec: RecordedOp) -> int | None:
     """The line where ``rec``'s phase gives the table a primary key without the column ``rec`` drops: a table has one
     key, so the column was the old one (a surrogate replaced), and change-primary-key reports the change whole."""
+    if is_new_column(cap, rec):
+        return None  # a column this revision added: never the table's key before it
     return next((r.line for r in cap.ops(rec.phase) if isinstance(r.op, ops.CreatePrimaryKeyOp) and r.table == rec.table
                  and rec.op.column_name not in map(str, r.op.columns)), None)
 

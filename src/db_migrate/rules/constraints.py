@@ -13,6 +13,7 @@ from db_migrate.capture.sql import sqlglot_tree
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules.naming import created_name
 from db_migrate.rules._helpers import (
+    adds_primary_key,
     is_new_column,
     is_transient_table,
     is_new_table,
@@ -583,10 +584,19 @@ class ChangePrimaryKey(Rule):
         same = {phase: recreated_primary_keys(cap, phase) for phase in self.phases}
         drops = [r for r in self.ops(cap) if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_type == "primary"]
         creates = [r for r in self.ops(cap) if isinstance(r.op, ops.CreatePrimaryKeyOp)]
+        # the upgrade's own key changes: a downgrade that drops the key the upgrade made, or makes again the one it
+        # dropped, only undoes them (the upgrade's finding says what the change costs)
+        made = {(r.table, str(r.op.constraint_name or "")) for r in cap.upgrade if isinstance(r.op, ops.CreatePrimaryKeyOp)}
+        unmade = {r.table for r in cap.upgrade if isinstance(r.op, ops.DropConstraintOp) and r.op.constraint_type == "primary"}
         for rec in self.ops(cap):
             op = rec.op
             if is_transient_table(cap, rec) or rec.table in same[rec.phase]:
                 continue  # (a key re-created on its own columns changes no key: its index build is create-index's)
+            if rec.phase == "downgrade" and (
+                    (isinstance(op, ops.DropConstraintOp) and op.constraint_type == "primary"
+                     and any(t == rec.table and (not n or not op.constraint_name or n == str(op.constraint_name)) for t, n in made))
+                    or (isinstance(op, ops.CreatePrimaryKeyOp) and rec.table in unmade)):
+                continue
             if isinstance(op, ops.CreatePrimaryKeyOp):
                 dropped = next((d for d in reversed(drops) if d.phase == rec.phase and d.table == rec.table
                                 and d.index < rec.index), None)
@@ -602,7 +612,7 @@ class ChangePrimaryKey(Rule):
                 if any(c.phase == rec.phase and c.table == rec.table and c.index > rec.index for c in creates):
                     continue  # one change of key: said once, where the new key is set
                 what = f"Drops primary key {op.constraint_name} of {rec.table}"
-            elif isinstance(op, ops.AddColumnOp) and op.column.primary_key:
+            elif adds_primary_key(rec):
                 # ADD COLUMN id ... PRIMARY KEY: the table gets a key it did not have (or the ALTER fails on the one it has)
                 what = f"Adds {rec.table}.{op.column.name} as the table's primary key"
             else:
