@@ -88,7 +88,7 @@ def test_sarif_is_valid_and_every_result_names_a_catalogued_rule(residency: Path
         # each result belongs to the revision whose file holds it (escalations included)
         assert res["properties"]["revision"] in loc["artifactLocation"]["uri"], res["ruleId"]
     escalations = {(r["ruleId"], r["properties"]["revision"]) for r in run["results"] if r["ruleId"].startswith("escalate/")}
-    assert ("escalate/audit-trail", "37001f9082a5") in escalations and ("escalate/protected-table", "b0cfaa3c85b2") in escalations
+    assert ("escalate/drop-with-data", "9692142c98f0") in escalations and ("escalate/protected-table", "b0cfaa3c85b2") in escalations
     fingerprints = [r["partialFingerprints"]["dbMigrateFinding/v1"] for r in run["results"]]
     assert len(set(fingerprints)) == len(fingerprints)
 

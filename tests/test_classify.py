@@ -391,11 +391,12 @@ def test_a_primary_key_rebuilt_on_its_own_columns_is_not_a_key_change():
 
 def test_audit_trail_is_about_the_recorded_rows_not_every_schema_change():
     kept = [op("create_index", "order_history", columns=["at"]), op("add_column", "order_history", "note", nullable=True),
-            op("alter_column", "order_history", "actor", nullable=True), op("drop_index", "order_history")]
+            op("alter_column", "order_history", "actor", nullable=True), op("drop_index", "order_history"),
+            op("create_table", "order_history")]  # a new trail holds no record yet
     for o in kept:
         assert "audit-trail" not in triggers(classify(review(o), Policy())), o.kind
     touched = [op("drop_column", "order_history", "actor"), op("alter_column", "order_history", "actor", type="VARCHAR(20)"),
                op("execute", "order_history", sql="DELETE FROM order_history WHERE at < now()", sql_kind="DELETE"),
-               op("create_table", "order_history"), op("rename_table", "order_history", new_table_name="order_log")]
+               op("rename_table", "order_history", new_table_name="order_log")]
     for o in touched:
         assert "audit-trail" in triggers(classify(review(o), Policy())), o.kind

@@ -78,7 +78,11 @@ def test_accepts_a_validated_policy():
 def test_defaults_cover_the_skill():
     p = Policy()
     assert "acgme*" in p.protected_tables
-    assert {"*audit*", "*_history"} <= set(p.audit_tables)
+    assert {"audit_log", "*_audit", "*_history"} <= set(p.audit_tables)
+    from db_migrate.policy.classify import _matches
+
+    assert _matches("user_audit", p.audit_tables) and _matches("orders_history", p.audit_tables)
+    assert not _matches("itemaudit", p.audit_tables) and not _matches("auditorsettings", p.audit_tables)
     assert p.large_table_rows == 100_000
     assert len(p.auto_classes) == 5
 

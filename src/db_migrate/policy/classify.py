@@ -474,11 +474,11 @@ _UPSERT = re.compile(r"\bON\s+(?:CONFLICT\b.*\bDO\s+UPDATE|DUPLICATE\s+KEY\s+UPD
 
 
 def _touches_records(o: _Op, table: str) -> bool:
-    """Whether ``o`` can change, remove or reinterpret the recorded rows of audit table ``table``, or creates a new
-    trail: statements that update, delete or alter it, drops, renames, type changes, a new table.  Adding a nullable
-    column, allowing NULL, an index or a constraint, appending rows (a plain INSERT), reading it (a view over it)
-    or validating changes no record."""
-    if o.kind in _RECORDS_KEPT:
+    """Whether ``o`` can change, remove or reinterpret the recorded rows of audit table ``table``: statements that
+    update, delete or alter it, drops, renames, type changes.  Creating a new trail (it holds no record yet), adding
+    a nullable column, allowing NULL, an index or a constraint, appending rows (a plain INSERT), reading it (a view
+    over it) or validating changes no record."""
+    if o.kind in _RECORDS_KEPT or o.kind == "create_table" or o.table_created_here:
         return False
     if o.kind == "execute" and o.statements:
         def changes(s: Any) -> bool:

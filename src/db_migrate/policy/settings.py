@@ -102,6 +102,11 @@ class ConventionSettings(BaseModel):
     )
 
 
+#: The default audit-trail names: a trail by its own name or suffix, not any table whose name holds "audit".
+AUDIT_TABLES = ("audit_log", "audit_logs", "audit_trail", "audit_*", "*_audit", "*_audits", "*_audit_log", "*_audit_logs",
+                "*_audit_trail", "*_history")
+
+
 class Policy(BaseModel):
     """The escalation policy in effect (``[tool.db-migrate]`` of pyproject.toml, over the defaults)."""
 
@@ -113,11 +118,12 @@ class Policy(BaseModel):
         "(trigger 'protected-table'): creating, altering, dropping, renaming to or from, indexing, data changes.",
     )
     audit_tables: list[str] = Field(
-        default_factory=lambda: ["*audit*", "*_history"],
+        default_factory=lambda: list(AUDIT_TABLES),
         description="Glob patterns (case-insensitive) of audit-trail tables; an operation that can change, remove "
-        "or reinterpret their recorded rows (data statements, drops, renames, type or default changes, NOT NULL, a "
-        "new audit table, replacing a trigger function they run) needs a human (trigger 'audit-trail'); an index or a "
-        "nullable column added, or NULL allowed, changes no record.",
+        "or reinterpret their recorded rows (data statements, drops, renames, type or default changes, NOT NULL, "
+        "replacing a trigger function they run) needs a human (trigger 'audit-trail'); creating a new trail, an index "
+        "or a nullable column added, or NULL allowed, changes no record. The defaults name a trail by its suffix or "
+        "prefix (user_audit, audit_log, orders_history), not every name holding 'audit' (itemaudit, auditor_settings).",
     )
     derived_tables: list[str] = Field(
         default_factory=lambda: ["*_cache", "cache_*"],
