@@ -486,6 +486,15 @@ def test_a_name_missing_from_the_installed_sqlalchemy_is_ours_not_the_revisions(
     assert any("no longer has" in u.reason for u in out.unchecked)
 
 
+def test_a_question_put_to_a_person_at_the_terminal_is_the_projects_gate_not_its_bug():
+    """``if input('Type OKAY: ') != 'OKAY': sys.exit(1)`` before a drop: offline nobody answers (it was reported as
+    migration-raises, EOFError, with a fix that removes the gate); the answer is a stand-in, both ways recorded."""
+    up = "if input('Type OKAY to drop the archive: ') != 'OKAY':\n    sys.exit(1)\nop.drop_table('archive')"
+    out = review_source(body(up, head="import sys\n\n"))
+    assert "migration-raises" not in rules(out) and "drop-table" in rules(out)
+    assert any("types at input()" in u.reason for u in out.unchecked)
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (
