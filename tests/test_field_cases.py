@@ -420,6 +420,17 @@ def test_add_column_with_primary_key_true_makes_no_key_and_a_downgrade_undoing_a
     assert "change-primary-key" in by_rule(raw)
 
 
+def test_an_index_on_a_table_the_transaction_already_holds_is_built_in_a_revision_of_its_own():
+    """After add_column and a backfill the table is held ACCESS EXCLUSIVE: the build blocks reads too, and making it
+    concurrent in place (an autocommit block) would commit the first half of the revision: no in-place patch."""
+    up = ("op.add_column('objects', sa.Column('kind', sa.Text()))\nop.execute(\"UPDATE objects SET kind = 'file'\")\n"
+          "op.create_index('ix_objects_kind', 'objects', ['kind'])")
+    [f] = by_rule(review(body(up, "op.drop_index('ix_objects_kind', table_name='objects')\nop.drop_column('objects', 'kind')")))[
+        "create-index-non-concurrent"]
+    assert f.severity == "error" and "since line" in f.message and "revision of its own" in f.message
+    assert f.patch is None and f.fix.startswith("# remove line")
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

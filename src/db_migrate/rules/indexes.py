@@ -126,15 +126,33 @@ class CreateIndexNonConcurrent(Rule):
         )
 
     def _finding(self, cap, rec, name, table, fix, edit: SourceEdit | None = None) -> Finding:
+        what = f"Builds {'index ' + name if name else 'an index'} on {table} without CONCURRENTLY"
+        held = locked_earlier(cap, rec, table) if table else None
+        if held:
+            # made concurrent in place, the autocommit block would commit what this transaction did before it, half
+            # of the revision: the build moves to a revision of its own
+            return self.finding(
+                cap, f"{what}, while this transaction holds {table} ACCESS EXCLUSIVE since line {held}: reads and writes "
+                f"of {table} wait for the whole build. Build it CONCURRENTLY in a revision of its own after this one "
+                "(made concurrent here, it would commit the first half of this revision).",
+                rec=rec, table=table, fix=_in_next_revision(rec),
+            )
         return self.finding(
             cap,
-            f"Builds {'index ' + name if name else 'an index'} on {table} without CONCURRENTLY: inserts, updates "
-            f"and deletes on {table} wait for the whole build (SHARE lock).",
+            f"{what}: inserts, updates and deletes on {table} wait for the whole build (SHARE lock).",
             rec=rec,
             table=table,
             fix=fix,
             edit=edit,
         )
+
+
+@fx.tailored
+def _in_next_revision(rec) -> str | None:
+    """The index, built concurrently in a revision of its own (its upgrade and downgrade)."""
+    if not isinstance(rec.op, ops.CreateIndexOp):
+        return None
+    return f"# remove line {rec.line} here; in a new revision after this one:\n# upgrade():\n" + fx.index_concurrently(rec.op, "upgrade")
 
 
 def concurrency_chosen_at_run_time(cap, rec) -> str | None:
