@@ -431,6 +431,16 @@ def test_an_index_on_a_table_the_transaction_already_holds_is_built_in_a_revisio
     assert f.patch is None and f.fix.startswith("# remove line")
 
 
+def test_a_table_whose_rows_were_written_into_another_first_is_moved_not_lost():
+    up = ("op.execute('INSERT INTO objects (id, body) SELECT id, body FROM files')\n"
+          "op.drop_table('files')")
+    out = review(body(up, "op.create_table('files', sa.Column('id', sa.Integer()), sa.Column('body', sa.Text()))"))
+    [f] = by_rule(out)["drop-table"]
+    assert f.severity == "info" and "wrote its rows into objects" in f.message
+    assert "drop-with-data" not in [t.trigger for t in classified(out).escalation.triggers]
+    assert "drop-with-data" in [t.trigger for t in classified(review(body("op.drop_table('files')"))).escalation.triggers]
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

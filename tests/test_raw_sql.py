@@ -157,10 +157,18 @@ def test_a_table_re_created_by_hand_is_replaced_not_dropped(tmp_path: Path, dial
     r = classify_escalation(project, "000000000002")
     assert "drop-with-data" not in {t.trigger for t in r.escalation.triggers}, r.escalation  # its rows went into the copy
     assert "drop-table" not in {f.rule for f in r.findings}
-    # a table dropped after a copy that is NOT renamed to its name is dropped for good
+    # a table dropped after a copy that is NOT renamed to its name: its rows live on in the copy (moved, not lost),
+    # which drop-table says as a note; the name the code uses is gone, which the note's "check" asks about
     plain = copy.replace('op.execute("ALTER TABLE notes_new RENAME TO notes")', "pass")
     (tmp_path / "b").mkdir()
     project = load_project(make_project(tmp_path / "b", [{"body": base}, {"body": plain}], url=url))
+    moved = classify_escalation(project, "000000000002")
+    assert "drop-with-data" not in {t.trigger for t in moved.escalation.triggers}
+    assert [f.severity for f in moved.findings if f.rule == "drop-table"] == ["info"]
+    # dropped with no copy first, it is lost
+    (tmp_path / "c").mkdir()
+    lost = copy.replace('op.execute("INSERT INTO notes_new (id, body, tag) SELECT id, body, tag FROM notes")', "pass")
+    project = load_project(make_project(tmp_path / "c", [{"body": base}, {"body": lost}], url=url))
     assert "drop-with-data" in {t.trigger for t in classify_escalation(project, "000000000002").escalation.triggers}
 
 

@@ -548,7 +548,8 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None, derived: I
                 triggers.fire("drop-with-data", f"{o.where}: {_assumed(facts, key)}")
             elif has:
                 triggers.fire("drop-with-data", f"{o.where}: column {key} holds non-NULL values in {facts.database}")
-        dropped = [o.table] if o.kind == "drop_table" and o.table and not o.get("checked_empty_at_line") else []
+        dropped = [o.table] if o.kind == "drop_table" and o.table and not o.get("checked_empty_at_line") \
+            and not o.get("copied_out_at_line") else []
         if o.kind == "execute" and o.sql_kind.startswith(("DROP TABLE", "TRUNCATE")):
             dropped += o.tables
         elif o.kind == "execute" and o.sql_kind == "DELETE":

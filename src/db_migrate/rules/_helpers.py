@@ -135,6 +135,17 @@ def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, Reco
     return {t: rec for t, (rec, cols) in keys(phase).items() if t in dropped and t in other and other[t][1] == cols}
 
 
+def copied_out(cap: RevisionCapture, rec: RecordedOp) -> tuple[int | None, str] | None:
+    """(line, table) of an earlier statement of ``rec``'s phase that writes another table from the table ``rec``
+    drops (``INSERT INTO objects SELECT ... FROM files``, ``UPDATE objects SET ... FROM (SELECT * FROM files)``): its
+    rows live on there (whether every column went is the move's own question)."""
+    for r, stmt in cap.statements(rec.phase):
+        if r.index < rec.index and stmt.kind in ("INSERT", "UPDATE") and stmt.tables[:1] != [rec.table] \
+                and rec.table in stmt.tables[1:]:
+            return r.line, stmt.tables[0]
+    return None
+
+
 def adds_primary_key(rec: RecordedOp) -> bool:
     """``op.add_column`` of a ``primary_key=True`` column that really makes the table's key: alembic renders no
     PRIMARY KEY in ADD COLUMN (``ADD COLUMN id SERIAL NOT NULL``), so only SQL that says it counts (a raw ``ADD ...

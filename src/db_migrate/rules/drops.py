@@ -8,7 +8,9 @@ from alembic.operations import ops
 
 from db_migrate.capture.sql import copies_column, replaced_tables
 from db_migrate.rules import _fixes as fx
-from db_migrate.rules._helpers import foreign_key_name, is_new_column, is_new_table, is_transient_table, old_key_column
+from db_migrate.rules._helpers import (
+    copied_out, foreign_key_name, is_new_column, is_new_table, is_transient_table, old_key_column,
+)
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
 
@@ -108,6 +110,11 @@ class DropTable(Rule):
                 if guard:
                     yield self.finding(cap, f"Drops table {rec.table} after line {guard} stops the revision when it has "
                                        "rows: it only ever drops an empty table.", rec=rec, severity="info")
+                    continue
+                moved = copied_out(cap, rec)
+                if moved:
+                    yield self.finding(cap, f"Drops table {rec.table} after line {moved[0]} wrote its rows into {moved[1]}: "
+                                       "they live on there; check every column the code needs went too.", rec=rec, severity="info")
                     continue
                 yield self.finding(
                     cap,
