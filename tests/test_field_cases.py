@@ -441,6 +441,14 @@ def test_a_table_whose_rows_were_written_into_another_first_is_moved_not_lost():
     assert "drop-with-data" in [t.trigger for t in classified(review(body("op.drop_table('files')"))).escalation.triggers]
 
 
+def test_a_column_dropped_and_added_again_under_its_name_loses_its_values():
+    """The new column starts empty: the one dropped held the data (an added-then-dropped column held none)."""
+    again = review(body("op.drop_column('users', 'notify')\nop.add_column('users', sa.Column('notify', sa.Integer()))"))
+    assert "drop-with-data" in [t.trigger for t in classified(again).escalation.triggers]
+    scratch = review(body("op.add_column('users', sa.Column('notify', sa.Integer()))\nop.drop_column('users', 'notify')"))
+    assert "drop-with-data" not in [t.trigger for t in classified(scratch).escalation.triggers]
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -541,7 +541,7 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None, derived: I
         # a column whose values were written into another first (a type change by copy, two folded into one) is kept;
         # one the revision added itself held nothing before it
         if o.kind == "drop_column" and o.table and o.column and id(o) not in carried \
-                and (o.table, o.column) not in _added_columns(upgrade, o.revision):
+                and (o.table, o.column) not in _added_columns(upgrade[:upgrade.index(o)], o.revision):
             key = f"{_qualified(o, o.table)}.{o.column}"
             has = _known(facts, key, facts.column_has_data if facts else {})
             if has is None:
