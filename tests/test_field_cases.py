@@ -449,6 +449,15 @@ def test_a_column_dropped_and_added_again_under_its_name_loses_its_values():
     assert "drop-with-data" not in [t.trigger for t in classified(scratch).escalation.triggers]
 
 
+def test_every_row_set_to_null_is_undone_only_by_reading_a_copy():
+    up = "op.execute('UPDATE events SET refund_policy = NULL')"
+    hopeless = review(body(up, "op.execute(\"UPDATE events SET refund_policy = 'default' WHERE refund_policy = NULL\")"))
+    assert "destructive-sql" in by_rule(hopeless) and classified(hopeless).escalation.required
+    kept = review(body("op.execute('CREATE TABLE events_policy_backup AS SELECT id, refund_policy FROM events')\n" + up,
+                       "op.execute('UPDATE events SET refund_policy = b.refund_policy FROM events_policy_backup b WHERE b.id = events.id')"))
+    assert "destructive-sql" not in by_rule(kept)
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -111,6 +111,17 @@ _MERGES = re.compile(
 )
 
 
+_CONSTANT = r"(?:NULL|TRUE|FALSE|'(?:[^']|'')*'|-?\d+(?:\.\d+)?)"
+_SETS_CONSTANTS = re.compile(rf"^\s*UPDATE\s+[\w\"`.]+\s+SET\s+[\w\"`]+\s*=\s*{_CONSTANT}(?:\s*,\s*[\w\"`]+\s*=\s*{_CONSTANT})*\s*;?\s*$",
+                            re.IGNORECASE)
+
+
+def blanks_every_row(stmt: SqlStatement) -> bool:
+    """``UPDATE t SET c = NULL`` (or a literal) with no WHERE: every row's old value is gone, and no UPDATE that does
+    not read a copy of them can put them back."""
+    return stmt.kind.upper() == "UPDATE" and bool(_SETS_CONSTANTS.match(stmt.text))
+
+
 def merged_values(stmt: SqlStatement) -> tuple[str, str, str] | None:
     """(table, column, the value the others become) of ``UPDATE t SET c = 'sha256' WHERE c = 'sha1'`` (or ``IN
     (...)``): rows that held another value now hold one that rows already had, so which rows held the other is

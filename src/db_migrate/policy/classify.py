@@ -868,9 +868,14 @@ def _inverted(o: _Op, ops: list[_Op]) -> bool:
             (d.kind == "bulk_insert" and d.table in targets)
             or (d.kind == "execute" and any(st.kind.upper() == "INSERT" and set(st.tables[:1]) & targets for st in d.statements))
             for d in down)
+    from db_migrate.capture.sql import blanks_every_row
+
     sql = " ".join(s.text for s in o.statements).lower()
+    # every row set to NULL or a literal: only a statement reading a copy of the old values (another table) undoes it
+    blanked = any(blanks_every_row(s) for s in o.statements)
     for d in down:
-        if d.kind == "execute" and (tables & set(d.tables) or not tables):
+        if d.kind == "execute" and (tables & set(d.tables) or not tables) and (
+                not blanked or any(len(st.tables) > 1 for st in d.statements)):
             return True
         if d.kind == "drop_table" and d.table in tables:
             return True

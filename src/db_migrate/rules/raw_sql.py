@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
-from db_migrate.capture.sql import merged_values
+from db_migrate.capture.sql import blanks_every_row, merged_values
 from db_migrate.capture.syntax import call_name
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
@@ -124,8 +124,10 @@ def _updated_back(cap, stmt) -> bool:
     """The downgrade UPDATEs the same columns of the same table (``amount * 100`` undone by ``amount / 100``; a value
     mapped back, ``'faculty'`` to ``'attending'``, on its author's word that the new value was not there before)."""
     cols = updated_columns(stmt)
+    blanked = blanks_every_row(stmt)  # then only a statement reading a copy (another table) puts the values back
     return bool(cols) and any(
         d.kind == "UPDATE" and d.tables[:1] == stmt.tables[:1] and cols <= (updated_columns(d) or set())
+        and (not blanked or len(d.tables) > 1)
         for _, d in cap.statements("downgrade")
     )
 
