@@ -342,6 +342,12 @@ def test_sqlite_loses_the_column_the_copy_leaves_out(tmp_path) -> None:
 # --------------------------------------------------------------------------- MySQL/MariaDB MODIFY and AUTO_INCREMENT
 
 
+def modify(src: str) -> str:
+    """The MODIFY alembic renders for the upgrade's alter_column of ``src`` on MySQL."""
+    ops = review_source(src, dialect="mysql").review.operations
+    return next(s for o in ops if o.kind == "alter_column" and o.phase == "upgrade" for s in o.sql)
+
+
 @pytest.mark.mysql
 def test_the_modify_alembic_renders_without_existing_autoincrement_breaks_inserts_on_mariadb(mysql_url: str) -> None:
     """What the rule claims, on the server: the MODIFY alembic renders for the bad example leaves AUTO_INCREMENT out
@@ -349,17 +355,26 @@ def test_the_modify_alembic_renders_without_existing_autoincrement_breaks_insert
     from db_migrate.rules import get_rule
 
     (example,) = get_rule("modify-drops-auto-increment").examples
-
-    def modify(src: str) -> str:
-        ops = review_source(src, dialect="mysql").review.operations
-        return next(s for o in ops if o.kind == "alter_column" and o.phase == "upgrade" for s in o.sql)
-
     for src, breaks in ((example.bad, True), (example.good, False)):
         with own_database(mysql_url) as eng:
             assert refused(eng, "CREATE TABLE bundle (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, u VARCHAR(5))") is None
             assert refused(eng, modify(src)) is None
             error = refused(eng, "INSERT INTO bundle (u) VALUES ('a')")
             assert (error is not None and "default" in error) is breaks, error
+
+
+@pytest.mark.mysql
+def test_the_modify_alembic_renders_without_existing_nullable_makes_a_not_null_column_nullable_on_mariadb(mysql_url: str) -> None:
+    """What modify-drops-not-null claims, on the server: the bad example's MODIFY lets a NULL in, the fixed one not."""
+    from db_migrate.rules import get_rule
+
+    (example,) = get_rule("modify-drops-not-null").examples
+    assert "modify-drops-not-null" in found(example.bad, "mysql") and "modify-drops-not-null" not in found(example.good, "mysql")
+    for src, nullable in ((example.bad, True), (example.good, False)):
+        with own_database(mysql_url) as eng:
+            assert refused(eng, "CREATE TABLE users (quota INT NOT NULL)") is None
+            assert refused(eng, modify(src)) is None
+            assert (refused(eng, "INSERT INTO users (quota) VALUES (NULL)") is None) is nullable
 
 
 def _narrowed(dialect_type: str) -> str:

@@ -528,16 +528,70 @@ class ModifyDropsAutoIncrement(Rule):
                 counted |= {(op.table_name, c.name) for c in keys if c.autoincrement is True or (
                     len(keys) == 1 and c.autoincrement == "auto" and isinstance(c.type, sa.Integer))}
                 continue
-            if not isinstance(op, ops.AlterColumnOp) or (op.table_name, op.column_name) not in counted:
-                continue
-            said = op.kw.get("autoincrement", op.kw.get("existing_autoincrement"))
-            sql = " ".join(rec.sql).upper()
-            if said is False or "AUTO_INCREMENT" in sql or not any(w in sql for w in (" MODIFY ", " CHANGE ")):
+            said = op.kw.get("autoincrement", op.kw.get("existing_autoincrement")) if isinstance(op, ops.AlterColumnOp) else None
+            sql = _restatement(rec, counted)
+            if sql is None or said is False or "AUTO_INCREMENT" in sql:
                 continue
             yield self.finding(
                 cap, f"Restates {rec.table}.{op.column_name}, the table's AUTO_INCREMENT key, without "
                 "existing_autoincrement=True: the MODIFY leaves AUTO_INCREMENT out, and inserts without an id fail "
                 "afterwards.", rec=rec, fix=fx.render(fx.with_(op, {"existing_autoincrement": True})),
+            )
+
+
+def _restatement(rec, columns: set) -> str | None:
+    """The SQL (upper-cased) of an alter_column of one of ``columns`` that MySQL runs as MODIFY/CHANGE, restating
+    the whole column; None for anything else."""
+    op = rec.op
+    if not isinstance(op, ops.AlterColumnOp) or (op.table_name, op.column_name) not in columns:
+        return None
+    sql = " ".join(rec.sql).upper()
+    return sql if any(w in sql for w in (" MODIFY ", " CHANGE ")) else None
+
+
+class ModifyDropsNotNull(Rule):
+    id = "modify-drops-not-null"
+    title = "A MySQL/MariaDB MODIFY or CHANGE that leaves NOT NULL out (MySQL/MariaDB)"
+    severity = "warning"
+    dialects = ("mysql", "mariadb")
+    phases = ("upgrade", "downgrade")
+    why = (
+        "MySQL's MODIFY/CHANGE restates the whole column. alter_column renders NOT NULL only when told the column has "
+        "it (existing_nullable=False), so changing the type or name of a NOT NULL column silently makes it nullable "
+        "(and drops its DEFAULT unless existing_server_default is given): the migration succeeds, and the schema no "
+        "longer says what the model does."
+    )
+    fix = "op.alter_column('users', 'quota', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False)"
+    examples = (
+        Example(
+            bad="def upgrade():\n    op.create_table('users', sa.Column('quota', sa.Integer(), nullable=False))\n"
+            "    op.alter_column('users', 'quota', existing_type=sa.Integer(), type_=sa.BigInteger())\n\n"
+            "def downgrade():\n    op.drop_table('users')\n",
+            good="def upgrade():\n    op.create_table('users', sa.Column('quota', sa.Integer(), nullable=False))\n"
+            "    op.alter_column('users', 'quota', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False)\n\n"
+            "def downgrade():\n    op.drop_table('users')\n",
+            dialect="mysql",
+        ),
+    )
+
+    def check(self, cap) -> Iterator[Finding]:
+        # NOT NULL as the history leaves it before this revision, then as this revision's own operations make it
+        not_null = set(cap.context.not_null_before.get(cap.revision or "", ()))
+        for rec in self.ops(cap):
+            op = rec.op
+            if isinstance(op, ops.CreateTableOp):
+                not_null |= {(op.table_name, c.name) for c in op.columns if isinstance(c, sa.Column) and c.nullable is False}
+                continue
+            if isinstance(op, ops.AddColumnOp) and op.column.nullable is False:
+                not_null.add((op.table_name, op.column.name))
+                continue
+            sql = _restatement(rec, not_null)
+            if sql is None or op.modify_nullable is not None or op.kw.get("existing_nullable") is not None or "NOT NULL" in sql:
+                continue
+            yield self.finding(
+                cap, f"Restates {rec.table}.{op.column_name}, which is NOT NULL, without existing_nullable=False: the "
+                "MODIFY makes it nullable (and drops its DEFAULT unless existing_server_default is given).",
+                rec=rec, fix=fx.render(fx.with_(op, {"existing_nullable": False})),
             )
 
 
@@ -640,4 +694,4 @@ def _no_assignment_cast(old, new) -> bool:
 
 
 RULES = (SetNotNull, AlterColumnType, AlterColumnDoesNothing, AlterColumnTypeNeedsUsing, DowngradeTightensColumn,
-         ModifyDropsAutoIncrement)
+         ModifyDropsAutoIncrement, ModifyDropsNotNull)
