@@ -495,6 +495,17 @@ def test_a_question_put_to_a_person_at_the_terminal_is_the_projects_gate_not_its
     assert any("types at input()" in u.reason for u in out.unchecked)
 
 
+def test_a_class_built_on_a_type_not_here_is_a_column_type_and_a_1x_call_is_ours():
+    head = "from depot_fields import UploadedFileField\n\n\nclass Thumbnail(UploadedFileField):\n    pass\n\n\n"
+    out = review_source(body("op.add_column('users', sa.Column('avatar', Thumbnail(), nullable=True))",
+                             "op.drop_column('users', 'avatar')", head=head))
+    assert "migration-raises" not in rules(out)
+    assert any("ADD COLUMN avatar Thumbnail" in s for o in out.review.operations for s in o.sql)
+    legacy = review_source(body("users = sa.table('users', sa.column('email'))\n"
+                                "op.get_bind().execute(users.update(values={'email': sa.func.lower(users.c.email)}))"))
+    assert "migration-raises" not in rules(legacy) and any("no longer has" in u.reason for u in legacy.unchecked)
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

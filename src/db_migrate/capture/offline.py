@@ -74,6 +74,8 @@ _LIBRARY_VERSION_ERRORS = (
     "unexpected keyword argument 'bind'",
     "unexpected keyword argument 'autoload'",
     "unexpected keyword argument 'whereclause'",
+    "unexpected keyword argument 'values'",  # t.update(values={...}), 1.x
+    "Dialect.has_table() should be a",  # engine.dialect.has_table(engine, t), 1.x
     "Not an executable object",
     "should be explicitly declared as text(",
     "Did you mean to say select(",

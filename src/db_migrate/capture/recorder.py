@@ -408,6 +408,19 @@ class _LentType(sa_types.UserDefinedType):
         return self.name
 
 
+class _LentBase(sa_types.UserDefinedType):
+    """The base a revision's own class gets for a base class from a module not installed here: any arguments, and
+    as a column type its class's name."""
+
+    cache_ok = True
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        pass
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return type(self).__name__
+
+
 class _StandIn(types.ModuleType):
     """A module that is not installed here: every attribute is another stand-in.
 
@@ -457,7 +470,9 @@ class _StandIn(types.ModuleType):
         return None
 
     def __mro_entries__(self, bases: tuple) -> tuple:
-        return (object,)
+        # ``class Thumbnail(UploadedFileField)``: a class of the project's built on a name not here; used as a column
+        # type it is one, rendered under the class's own name
+        return (_LentBase,)
 
     def __repr__(self) -> str:  # errors that quote a stand-in say what it is (the review reads them as unchecked)
         return f"<_StandIn {self.__name__}>"
