@@ -458,6 +458,14 @@ def test_every_row_set_to_null_is_undone_only_by_reading_a_copy():
     assert "destructive-sql" not in by_rule(kept)
 
 
+def test_a_rename_restating_not_null_both_ways_tightens_nothing():
+    up = "op.alter_column('workspaces', 'label', new_column_name='name', existing_type=sa.String(1024), nullable=False)"
+    down = "op.alter_column('workspaces', 'name', new_column_name='label', existing_type=sa.String(1024), nullable=False)"
+    assert "downgrade-tightens-column" not in by_rule(review(body(up, down), dialect="mysql"))
+    relaxed = up.replace("nullable=False", "nullable=True")
+    assert "downgrade-tightens-column" in by_rule(review(body(relaxed, down), dialect="mysql"))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -474,7 +474,10 @@ class DowngradeTightensColumn(Rule):
             if not isinstance(op, ops.AlterColumnOp) or is_transient_table(cap, rec) or not reverts_upgrade_alter(cap, rec):
                 continue
             col = f"{rec.table}.{op.column_name}"
-            if op.modify_nullable is False and not _no_null_left(cap, rec, op.column_name):
+            # the upgrade stating NOT NULL too (a rename restating it) relaxed nothing the downgrade would tighten
+            kept = any(isinstance(u.op, ops.AlterColumnOp) and u.op.modify_nullable is False and u.table == rec.table
+                       and op.column_name in (u.op.column_name, u.op.modify_name) for u in cap.upgrade)
+            if op.modify_nullable is False and not kept and not _no_null_left(cap, rec, op.column_name):
                 yield self.finding(cap, f"The downgrade sets {col} NOT NULL again: a NULL written since the upgrade allowed "
                                    "it makes the rollback fail.", rec=rec)
             change = classify_type_change(type_before(cap, rec) or op.existing_type, op.modify_type, cap.dialect) \
