@@ -466,6 +466,12 @@ def test_a_rename_restating_not_null_both_ways_tightens_nothing():
     assert "downgrade-tightens-column" in by_rule(review(body(relaxed, down), dialect="mysql"))
 
 
+def test_a_column_only_read_in_a_set_expression_is_not_overwritten():
+    up = ("op.add_column('users', sa.Column('is_default', sa.Boolean()))\n"
+          "op.execute(\"UPDATE users SET is_default = (avatar = '' OR avatar IS NULL)\")")
+    assert "destructive-sql" not in by_rule(review(body(up, "op.drop_column('users', 'is_default')"), dialect="mysql"))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -419,10 +419,24 @@ def updated_columns(stmt: SqlStatement) -> set[str] | None:
     node = pg_node(stmt)
     if node is not None and type(node).__name__ == "UpdateStmt":
         return {t.name for t in node.targetList or () if getattr(t, "name", None)}
-    m = re.search(r"\bSET\b(.*?)(\bWHERE\b|\bFROM\b|$)", stmt.text, re.IGNORECASE | re.DOTALL)
+    m = re.search(r"\bSET\b(.*)", stmt.text, re.IGNORECASE | re.DOTALL)
     if not m:
         return None
-    return {a.strip().strip('"`').split(".")[-1] for a in re.findall(r"([\w.\"`]+)\s*=", m.group(1))}
+    # the targets are what stands before '=' in each item of the SET list, at the top level: `x = (a = '' OR ...)`
+    # reads a, and a WHERE or FROM at the top level ends the list
+    items, depth, part = [], 0, ""
+    for token in re.split(r"([(),]|\bWHERE\b|\bFROM\b)", m.group(1), flags=re.IGNORECASE):
+        if depth == 0 and token.upper() in ("WHERE", "FROM"):
+            break
+        depth += token == "("
+        depth -= token == ")"
+        if depth == 0 and token == ",":
+            items.append(part)
+            part = ""
+        else:
+            part += token
+    items.append(part)
+    return {t.group(1).strip('"`').split(".")[-1] for item in items if (t := re.match(r"\s*([\w.\"`]+)\s*=", item))}
 
 
 def overwrites_rows(cap: RevisionCapture, rec: RecordedOp, stmt: SqlStatement) -> bool:
