@@ -472,6 +472,14 @@ def test_a_column_only_read_in_a_set_expression_is_not_overwritten():
     assert "destructive-sql" not in by_rule(review(body(up, "op.drop_column('users', 'is_default')"), dialect="mysql"))
 
 
+def test_a_server_default_the_downgrade_leaves_is_a_note():
+    up = ("op.alter_column('events', 'is_map_shown', existing_type=sa.Boolean(), server_default='false')\n"
+          "op.add_column('events', sa.Column('note', sa.Text()))")
+    out = review(body(up, "op.drop_column('events', 'note')"))
+    [f] = by_rule(out)["downgrade-not-inverse"]
+    assert f.severity == "info" and "server default" in f.message and not classified(out).escalation.required
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -595,6 +595,15 @@ class DowngradeNotInverse(Rule):
                     "parent's (a drift check will say so).", phase="downgrade", line=line, table=op.table_name,
                     column=op.column_name, severity="info", fix=_add_to_downgrade(cap, rec),
                 )
+            elif missing == ["restore its server default"]:
+                # a default left by a rollback changes no stored value; the old code gets the new default only for a
+                # row it inserts without the column
+                yield self.finding(
+                    cap, f"The upgrade changes the server default of {op.table_name}.{op.column_name} (line {rec.line}) "
+                    "and the downgrade leaves it: no stored value changes, though rows the old code inserts without the "
+                    "column get the new default.", phase="downgrade", line=line, table=op.table_name,
+                    column=op.column_name, severity="info", fix=_add_to_downgrade(cap, rec),
+                )
             elif missing:
                 yield self.finding(
                     cap,
