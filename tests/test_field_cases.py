@@ -480,6 +480,15 @@ def test_a_server_default_the_downgrade_leaves_is_a_note():
     assert f.severity == "info" and "server default" in f.message and not classified(out).escalation.required
 
 
+def test_a_type_changed_back_under_the_columns_new_name_before_renaming_it_back_is_undone():
+    up = ("op.alter_column('events', 'show_map', existing_type=sa.Integer(), type_=sa.Boolean(), postgresql_using='show_map::boolean')\n"
+          "op.alter_column('events', 'show_map', new_column_name='is_map_shown')")
+    down = ("op.alter_column('events', 'is_map_shown', existing_type=sa.Boolean(), type_=sa.Integer(), postgresql_using='is_map_shown::integer')\n"
+            "op.alter_column('events', 'is_map_shown', new_column_name='show_map')")
+    assert "downgrade-not-inverse" not in by_rule(review(body(up, down)))
+    assert "downgrade-not-inverse" in by_rule(review(body(up, "op.alter_column('events', 'is_map_shown', new_column_name='show_map')")))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

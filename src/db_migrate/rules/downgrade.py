@@ -557,6 +557,15 @@ class DowngradeNotInverse(Rule):
 
     def _alters(self, cap, line, raw, dropped_tables, dropped_columns) -> Iterator[Finding]:
         down = _alters(cap.downgrade)
+        # the names a column has in this revision (renamed after its type changed, the downgrade changes the type
+        # back under the new name before renaming it back)
+        names: dict[tuple[str, str], set[str]] = {}
+        for r in cap.upgrade:
+            if isinstance(r.op, ops.AlterColumnOp) and r.op.modify_name:
+                t, old_name = r.op.table_name, r.op.column_name
+                group = names.get((t, old_name), {old_name}) | {r.op.modify_name}
+                for n in group:
+                    names[(t, n)] = group
         for rec in cap.upgrade:
             op = rec.op
             if not isinstance(op, ops.AlterColumnOp) or op.table_name in dropped_tables:
@@ -564,7 +573,7 @@ class DowngradeNotInverse(Rule):
             col = op.modify_name or op.column_name
             if (op.table_name, col) in dropped_columns:
                 continue  # the downgrade drops the column (added by this upgrade): nothing to restore
-            undo = down.get((op.table_name, col), [])
+            undo = [d for n in names.get((op.table_name, col), {col}) for d in down.get((op.table_name, n), [])]
             if mentions(raw, col) and mentions(raw, op.table_name):
                 continue
             expected = op.reverse()
