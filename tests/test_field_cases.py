@@ -489,6 +489,14 @@ def test_a_type_changed_back_under_the_columns_new_name_before_renaming_it_back_
     assert "downgrade-not-inverse" in by_rule(review(body(up, "op.alter_column('events', 'is_map_shown', new_column_name='show_map')")))
 
 
+def test_a_column_whose_valued_rows_were_deleted_first_holds_only_nulls_when_dropped():
+    up = "op.execute('DELETE FROM tickets WHERE deleted_at IS NOT NULL')\nop.drop_column('tickets', 'deleted_at')"
+    out = review(body(up, "op.add_column('tickets', sa.Column('deleted_at', sa.DateTime()))"))
+    assert "drop-column" not in by_rule(out) and "destructive-sql" in by_rule(out)  # the DELETE says what is lost
+    evidence = [e for t in classified(out).escalation.triggers for e in t.evidence]
+    assert not any("drop_column" in e and "deleted_at" in e and "holding data" in e for e in evidence), evidence
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -540,7 +540,7 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None, derived: I
             continue
         # a column whose values were written into another first (a type change by copy, two folded into one) is kept;
         # one the revision added itself held nothing before it
-        if o.kind == "drop_column" and o.table and o.column and id(o) not in carried \
+        if o.kind == "drop_column" and o.table and o.column and id(o) not in carried and not o.get("only_nulls_after_line") \
                 and (o.table, o.column) not in _added_columns(upgrade[:upgrade.index(o)], o.revision):
             key = f"{_qualified(o, o.table)}.{o.column}"
             has = _known(facts, key, facts.column_has_data if facts else {})

@@ -354,7 +354,7 @@ _CHECKFIRST = re.compile(r"\bcheckfirst\s*=\s*True\b")
 
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     from db_migrate.capture.source import emptiness_checked, parsed
-    from db_migrate.rules._helpers import clears_orphans, copied_out, overwrites_nothing_kept
+    from db_migrate.rules._helpers import clears_orphans, copied_out, only_nulls_left, overwrites_nothing_kept
 
     operations: list[Operation] = []
     tree = parsed(cap.source)
@@ -384,6 +384,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                 table = table or (tables[0] if tables else None)
             if table in checked and rec.line and rec.line > checked[table] and "drop" in rec.kind:
                 detail["checked_empty_at_line"] = checked[table]  # the revision stops first when it has rows
+            if isinstance(rec.op, ops.DropColumnOp) and (emptied := only_nulls_left(cap, rec)):
+                detail["only_nulls_after_line"] = emptied  # the rows with a value there were deleted first
             if isinstance(rec.op, ops.DropTableOp) and (moved := copied_out(cap, rec)):
                 detail["copied_out_at_line"] = moved[0]  # its rows were written into another table first
             operations.append(

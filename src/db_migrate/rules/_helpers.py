@@ -135,6 +135,17 @@ def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, Reco
     return {t: rec for t, (rec, cols) in keys(phase).items() if t in dropped and t in other and other[t][1] == cols}
 
 
+def only_nulls_left(cap: RevisionCapture, rec: RecordedOp) -> int | None:
+    """The line of an earlier ``DELETE FROM t WHERE c IS NOT NULL`` of ``rec``'s phase, for the column ``rec`` drops:
+    every row that held a value there is gone (the DELETE's own finding says so), and the column holds NULLs."""
+    column = getattr(rec.op, "column_name", None)
+    if not isinstance(column, str):
+        return None
+    pattern = re.compile(rf"\bWHERE\s+(?:[\w\"`]+\.)?[\"`]?{re.escape(column)}[\"`]?\s+IS\s+NOT\s+NULL\s*;?\s*$", re.IGNORECASE)
+    return next((r.line for r, stmt in cap.statements(rec.phase) if r.index < rec.index and stmt.kind == "DELETE"
+                 and stmt.tables[:1] == [rec.table] and pattern.search(stmt.text)), None)
+
+
 def copied_out(cap: RevisionCapture, rec: RecordedOp) -> tuple[int | None, str] | None:
     """(line, table) of an earlier statement of ``rec``'s phase that writes another table from the table ``rec``
     drops (``INSERT INTO objects SELECT ... FROM files``, ``UPDATE objects SET ... FROM (SELECT * FROM files)``): its

@@ -9,7 +9,7 @@ from alembic.operations import ops
 from db_migrate.capture.sql import copies_column, replaced_tables
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
-    copied_out, foreign_key_name, is_new_column, is_new_table, is_transient_table, old_key_column,
+    copied_out, foreign_key_name, is_new_column, is_new_table, is_transient_table, old_key_column, only_nulls_left,
 )
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -42,7 +42,7 @@ class DropColumn(Rule):
     def check(self, cap) -> Iterator[Finding]:
         for rec in self.ops(cap):
             if isinstance(rec.op, ops.DropColumnOp) and not is_new_column(cap, rec) and not is_transient_table(cap, rec) \
-                    and not _carried(cap, rec) and not old_key_column(cap, rec):
+                    and not _carried(cap, rec) and not old_key_column(cap, rec) and not only_nulls_left(cap, rec):
                 yield self.finding(
                     cap,
                     f"Drops column {rec.table}.{rec.column}: its data is deleted for good, and code still using it "
