@@ -497,6 +497,14 @@ def test_a_column_whose_valued_rows_were_deleted_first_holds_only_nulls_when_dro
     assert not any("drop_column" in e and "deleted_at" in e and "holding data" in e for e in evidence), evidence
 
 
+def test_a_unique_constraint_replacing_a_unique_index_on_its_columns_meets_no_duplicate():
+    up = "op.drop_index('sources_name_uc', table_name='hub_sources')\nop.create_unique_constraint('hub_sources_name_uc', 'hub_sources', ['name'])"
+    down = "op.drop_constraint('hub_sources_name_uc', 'hub_sources', type_='unique')\nop.create_index('sources_name_uc', 'hub_sources', ['name'], unique=True)"
+    assert "add-unique-constraint" not in by_rule(review(body(up, down), dialect="mysql"))
+    plain = down.replace("unique=True", "unique=False")
+    assert "add-unique-constraint" in by_rule(review(body(up, plain), dialect="mysql"))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

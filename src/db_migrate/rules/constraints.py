@@ -198,7 +198,22 @@ def _unique_already_held(cap, rec) -> str | None:
             was = set(fx.column_names(old.columns)) if old is not None else None
             if was and was <= cols:
                 return f"UNIQUE ({', '.join(sorted(was))}), dropped on line {r.line}"
+        if isinstance(r.op, ops.DropIndexOp) and r.op.index_name:
+            # a unique index the history created (or the other phase re-creates) over a subset of these columns
+            known = cap.context.indexes.get(str(r.op.index_name))
+            again = _as_before_index(cap, rec, r.op.index_name)
+            table, was_cols, unique = known if known else (r.table, (), False)
+            if again is not None:
+                was_cols, unique = tuple(fx.column_names(again.columns)), bool(again.unique)
+            if unique and table in (rec.table, r.table) and was_cols and set(was_cols) <= cols:
+                return f"the unique index {r.op.index_name} ({', '.join(was_cols)}), dropped on line {r.line}"
     return None
+
+
+def _as_before_index(cap, rec, name: Any) -> Any:
+    """The index named ``name`` that the other phase creates (the downgrade restores what the upgrade replaced)."""
+    other = cap.downgrade if rec.phase == "upgrade" else cap.upgrade
+    return next((o.op for o in other if isinstance(o.op, ops.CreateIndexOp) and str(o.op.index_name) == str(name)), None)
 
 
 def _as_before(cap, rec, kind: type, name: Any) -> Any:
