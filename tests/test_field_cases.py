@@ -505,6 +505,14 @@ def test_a_unique_constraint_replacing_a_unique_index_on_its_columns_meets_no_du
     assert "add-unique-constraint" in by_rule(review(body(up, plain), dialect="mysql"))
 
 
+def test_a_column_moved_aside_and_added_again_empty_is_a_rename_the_application_sees():
+    moved = ("op.alter_column('notifications', 'params', new_column_name='secret_params', type_=sa.JSON(), nullable=True)\n"
+             "op.add_column('notifications', sa.Column('params', sa.JSON(), nullable=True))")
+    assert "rename-column" in by_rule(review(body(moved), dialect="mysql"))
+    copied = moved + "\nop.execute('UPDATE notifications SET params = secret_params')"
+    assert "rename-column" not in by_rule(review(body(copied), dialect="mysql"))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

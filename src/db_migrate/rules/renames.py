@@ -123,10 +123,15 @@ class RenameTable(Rule):
 
 
 def _column_back(cap, rec) -> bool:
-    """A column of the old name is added again later in the phase (the old one moved aside to change its type and
-    copied into the new one): the name the application queries never goes away."""
-    return any(r.index > rec.index and isinstance(r.op, ops.AddColumnOp) and r.op.table_name == rec.table
-               and r.op.column.name == rec.op.column_name for r in cap.ops(rec.phase))
+    """A column of the old name is added again later in the phase and the moved one's values are copied into it (the
+    old one moved aside to change its type): the name the application queries never goes away, nor its values. Added
+    again empty, the values moved away under the application's feet."""
+    from db_migrate.capture.sql import copies_column
+
+    added = next((r.index for r in cap.ops(rec.phase) if r.index > rec.index and isinstance(r.op, ops.AddColumnOp)
+                  and r.op.table_name == rec.table and r.op.column.name == rec.op.column_name), None)
+    return added is not None and any(r.index > added and copies_column(stmt, rec.table, rec.op.modify_name)
+                                     for r, stmt in cap.statements(rec.phase))
 
 
 RULES = (RenameColumn, RenameTable)
