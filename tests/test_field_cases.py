@@ -513,6 +513,16 @@ def test_a_column_moved_aside_and_added_again_empty_is_a_rename_the_application_
     assert "rename-column" not in by_rule(review(body(copied), dialect="mysql"))
 
 
+def test_a_declared_one_way_step_whose_upgrade_was_not_all_recorded_is_a_humans_call():
+    """The author says the deleted data cannot come back, and the deletes run where recording could not follow: it
+    escalates, as the same revision with an uncommented pass does (it proceeded, the words silencing it)."""
+    up = ("ids = [r[0] for r in op.get_bind().execute(sa.text('SELECT id FROM connector WHERE legacy')).fetchall()]\n"
+          "op.get_bind().execute(sa.text('DELETE FROM connector WHERE id = ANY(:ids)'), {'ids': ids})")
+    out = review(body(up, "# cannot restore deleted data\npass"))
+    assert "irreversible-by-design" in by_rule(out)
+    assert classified(out).escalation.required
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -771,8 +771,9 @@ def _rollback(triggers, ops: list[_Op], findings: list[Finding], conventions: An
     for f in findings:
         if f.rule not in ROLLBACK_RULES or writable_rollback(f):
             continue  # not about the way back, or a way back db-migrate writes: revise with its patch
-        if f.rule == "irreversible-by-design" and f.revision not in destroying:
+        if f.rule == "irreversible-by-design" and f.revision not in destroying and (f.revision, "upgrade") not in stopped:
             continue  # a one-way step its author declared, that destroys nothing: the way back is clear (a restore)
+        # (declared one-way, with an upgrade whose rest was not recorded: what it destroys is unknown, a human looks)
         if f.severity == "info" and f.rule != "irreversible-by-design":
             continue  # a note on the way back (the base revision's, a table made outside the migrations): no question
         if not (f.revision in exempt and f.rule in ("missing-downgrade", "irreversible-by-design")):
