@@ -523,6 +523,18 @@ def test_a_declared_one_way_step_whose_upgrade_was_not_all_recorded_is_a_humans_
     assert classified(out).escalation.required
 
 
+def test_a_non_native_enum_is_the_varchar_it_renders_not_an_enum_type():
+    """``Enum(..., native_enum=False)`` is VARCHAR(longest label): a new label widens it (catalogue only on PostgreSQL);
+    there is no type to ALTER TYPE ... ADD VALUE to, so enum-value-change has nothing to say."""
+    old, new = "sa.Enum('BASIC', 'ADMIN', native_enum=False)", "sa.Enum('BASIC', 'ADMIN', 'CURATOR', native_enum=False)"
+    out = review(body(f"op.alter_column('user', 'role', existing_type={old}, type_={new})",
+                      f"op.alter_column('user', 'role', existing_type={new}, type_={old})"))
+    assert "enum-value-change" not in by_rule(out) and "alter-column-type" not in by_rule(out)
+    native = review(body("op.alter_column('user', 'role', existing_type=sa.Enum('BASIC', 'ADMIN', name='role'), "
+                         "type_=sa.Enum('BASIC', 'ADMIN', 'CURATOR', name='role'))"))
+    assert "enum-value-change" in by_rule(native)
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -229,8 +229,8 @@ def classify_type_change(old: Any, new: Any, dialect: str) -> TypeChange:
         return "same"
     if old is None or isinstance(old, sqltypes.NullType) or not is_known_type(old) or not is_known_type(new):
         return "unknown"
-    if isinstance(old, sqltypes.Enum) and isinstance(new, sqltypes.Enum):
-        return "enum"
+    if isinstance(old, sqltypes.Enum) and isinstance(new, sqltypes.Enum) and old.native_enum and new.native_enum:
+        return "enum"  # (a non-native Enum is a VARCHAR of its longest label: judged as the string it is)
     if type_sql(old, dialect) == type_sql(new, dialect):
         return "same"
     if dialect == "sqlite" and _sqlite_keeps(old, new):

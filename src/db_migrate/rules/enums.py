@@ -58,7 +58,8 @@ class EnumValueChange(Rule):
             if not isinstance(op, ops.AlterColumnOp) or is_new_table(cap, rec) or is_new_column(cap, rec):
                 continue
             old, new = op.existing_type, op.modify_type
-            if not (isinstance(old, sa.Enum) and isinstance(new, sa.Enum)):
+            # Enum(native_enum=False) is a VARCHAR (and at most a CHECK): no type of its own to add values to
+            if not (isinstance(old, sa.Enum) and isinstance(new, sa.Enum)) or not (old.native_enum and new.native_enum):
                 continue
             removed = [v for v in old.enums if v not in new.enums]
             added = [v for v in new.enums if v not in old.enums]
