@@ -535,6 +535,18 @@ def test_a_non_native_enum_is_the_varchar_it_renders_not_an_enum_type():
     assert "enum-value-change" in by_rule(native)
 
 
+def test_a_loop_over_the_databases_constraints_may_drop_what_the_downgrade_must():
+    """``for c in inspector.get_check_constraints('docs'): op.drop_constraint(c['name'], ...)``: offline no pass of
+    the loop is recorded, so the downgrade's drop of the upgrade's constraint is unknown, not missing."""
+    head = ("def _drop_checks():\n    for c in sa.inspect(op.get_bind()).get_check_constraints('docs'):\n"
+            "        op.drop_constraint(c['name'], 'docs', type_='check')\n\n\n")
+    up = "_drop_checks()\nop.create_check_constraint('ck_docs_state', 'docs', \"state IN ('a', 'b')\")"
+    down = "_drop_checks()\nop.create_check_constraint('ck_docs_state_old', 'docs', \"state IN ('a')\")"
+    out = review(body(up, down, head=head))
+    assert "downgrade-not-inverse" not in by_rule(out) and not [u for u in out.unchecked if u.what.startswith("rule ")]
+    assert "downgrade-not-inverse" in by_rule(review(body(up, "op.execute('SELECT 1')", head=head)))
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 
