@@ -255,3 +255,25 @@ def test_the_copy_a_fix_keeps_is_keyed_by_the_tables_own_primary_key(tmp_path):
     project = load_project(make_project(tmp_path, [create, drop]))
     [f] = [f for f in review_migration(project, "000000000002").findings if f.rule == "drop-column"]
     assert "SELECT agent_id, aik FROM agents" in f.fix and " id," not in f.fix
+
+
+def test_a_defensive_drop_of_a_table_no_other_revision_creates_loses_none_of_the_migrations_data(tmp_path):
+    from projectfactory import make_project
+
+    from db_migrate.classify import classify_escalation
+    from db_migrate.project import load_project
+    from db_migrate.review import review_migration
+
+    first = ("def upgrade():\n    op.create_table('terms', sa.Column('id', sa.Integer(), primary_key=True))\n\n"
+             "def downgrade():\n    op.drop_table('terms')\n")
+    again = ("def upgrade():\n    op.execute('DROP TABLE IF EXISTS kg_term CASCADE')\n"
+             "    op.create_table('kg_term', sa.Column('id', sa.Integer(), primary_key=True))\n"
+             "    op.execute('CREATE TEMPORARY TABLE term_map AS SELECT id FROM terms')\n"
+             "    op.execute('DROP TABLE IF EXISTS term_map')\n\n"
+             "def downgrade():\n    op.drop_table('kg_term')\n")
+    ours = "def upgrade():\n    op.execute('DROP TABLE IF EXISTS terms')\n\ndef downgrade():\n    pass\n"
+    project = load_project(make_project(tmp_path, [first, again, ours]))
+    [f] = [f for f in review_migration(project, "000000000002").findings if f.rule == "drop-table"]
+    assert f.severity == "info" and "no other revision" in f.message
+    assert not classify_escalation(project, "000000000002").escalation.required
+    assert "drop-with-data" in [t.trigger for t in classify_escalation(project, "000000000003").escalation.triggers]

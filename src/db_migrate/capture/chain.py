@@ -57,6 +57,8 @@ class History(NamedTuple):
     '26.08'``)}: the value there is one a migration wrote, not one users did."""
     primary_keys: dict[str, tuple[str, ...]]
     """{table: its primary key's columns, as the history's upgrades create it (the last one read)}."""
+    table_creators: dict[str, frozenset[str]]
+    """{table: the revisions whose upgrades create it (or rename a table to it)}."""
 
 
 _CREATE_TABLE = re.compile(r"\bCREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`]?(?:\w+[\"`]?\.[\"`]?)?(\w+)",
@@ -73,18 +75,23 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
     created: set[str] = set()
     indexes: dict[str, tuple[str, tuple[str, ...], bool]] = {}
     keys: dict[str, tuple[str, ...]] = {}
+    creators: dict[str, set[str]] = {}
     for path, text, tree in sources:
         indexes.update(_indexes(tree))
         keys.update(_primary_keys(tree))
-        created.update(m.group(1) for m in _CREATE_TABLE.finditer(text))
+        made = {m.group(1) for m in _CREATE_TABLE.finditer(text)}
         try:
             header = parse_header(path, text, tree=tree)
         except Exception:  # no readable header: it changes nothing known
+            created.update(made)
             continue
         if header.revision:
             effects[header.revision] = (header.down_revisions, _steps(tree))
-            created.update(t for kind, t, _, _ in effects[header.revision][1] if kind == "create-table")
-            created.update(str(new) for kind, _, _, new in effects[header.revision][1] if kind == "rename-table")
+            made.update(t for kind, t, _, _ in effects[header.revision][1] if kind == "create-table")
+            made.update(str(new) for kind, _, _, new in effects[header.revision][1] if kind == "rename-table")
+            for t in made:
+                creators.setdefault(t, set()).add(header.revision)
+        created.update(made)
     after: dict[str, State] = {}
 
     def state_after(rev: str, depth: int = 0) -> State:
@@ -120,7 +127,7 @@ def column_history(sources: Iterable[tuple[Path, str, ast.Module]]) -> History:
         added[rev] = frozenset((t, c) for p in known for kind, t, c, _ in effects[p][1] if kind == "column")
     set_before = {rev: frozenset().union(*(literal_after(p) for p in parents if p in effects)) for rev, (parents, _) in effects.items()}
     return History(not_null, types, frozenset(p for parents, _ in effects.values() for p in parents), frozenset(created), auto,
-                   indexes, added, set_before, keys)
+                   indexes, added, set_before, keys, {t: frozenset(r) for t, r in creators.items()})
 
 
 def _meet(states: list[State]) -> State:

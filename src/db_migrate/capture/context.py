@@ -91,6 +91,8 @@ class ProjectContext:
     """{revision: the (table, column) pairs an ancestor's upgrade set to a literal in every row}."""
     primary_keys: dict[str, tuple] = field(default_factory=dict)
     """{table: its primary key's columns, as the history's upgrades create it}."""
+    table_creators: dict[str, frozenset] | None = None
+    """{table: the revisions whose upgrades create it}; None when the history was not read."""
     tables_created: frozenset[str] | None = None
     """Tables some upgrade of the history creates; None when the history was not read."""
     guards: dict[str, bool] = field(default_factory=dict)
@@ -173,7 +175,7 @@ def read_project_context(config_file: str | None, section: str | None = None) ->
     ctx.not_null_before, ctx.types_before, ctx.built_on = history.not_null_before, history.types_before, history.built_on
     ctx.tables_created, ctx.auto_increment_before = history.tables_created, history.auto_increment_before
     ctx.indexes, ctx.added_by_parent, ctx.set_by_migrations = history.indexes, history.added_by_parent, history.set_by_migrations
-    ctx.primary_keys = history.primary_keys
+    ctx.primary_keys, ctx.table_creators = history.primary_keys, history.table_creators
     ctx.template_imports = template_imports(project.script_location / "script.py.mako")
     ctx.files += folders  # a revision added or removed changes a folder's modification time
     ctx._key = key

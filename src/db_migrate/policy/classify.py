@@ -549,7 +549,7 @@ def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None, derived: I
             elif has:
                 triggers.fire("drop-with-data", f"{o.where}: column {key} holds non-NULL values in {facts.database}")
         dropped = [o.table] if o.kind == "drop_table" and o.table and not o.get("checked_empty_at_line") \
-            and not o.get("copied_out_at_line") else []
+            and not o.get("copied_out_at_line") and not o.get("unknown_to_history") else []
         if o.kind == "execute" and o.sql_kind.startswith(("DROP TABLE", "TRUNCATE")):
             dropped += o.tables
         elif o.kind == "execute" and o.sql_kind == "DELETE":
@@ -847,7 +847,8 @@ def _nothing_to_undo(o: _Op) -> bool:
     # (or fills columns added just before, by the revision or its parent: their drop is the way back; or deletes the
     # rows a foreign key made next forbids: put back, they would break it)
     # (or creates a type only where it is missing: left by the downgrade, the re-upgrade goes on)
-    return o.kind == "execute" and (bool(o.get("overwrites_nothing_kept") or o.get("clears_orphans") or o.get("checkfirst"))
+    return o.kind == "execute" and (bool(o.get("overwrites_nothing_kept") or o.get("clears_orphans") or o.get("checkfirst")
+                                         or o.get("transient"))
                                     or bool(o.statements) and all(needs_no_inverse(s) for s in o.statements))
 
 

@@ -135,6 +135,14 @@ def recreated_primary_keys(cap: RevisionCapture, phase: Phase) -> dict[str, Reco
     return {t: rec for t, (rec, cols) in keys(phase).items() if t in dropped and t in other and other[t][1] == cols}
 
 
+def unknown_to_history(cap: RevisionCapture, rec: RecordedOp) -> bool:
+    """``DROP TABLE IF EXISTS t`` where no other revision of the history creates t: a defensive drop of a table the
+    migrations never made (a leftover, or one they are about to create), not a drop of theirs."""
+    creators = cap.context.table_creators
+    return isinstance(rec.op, ops.DropTableOp) and bool(getattr(rec.op, "if_exists", False)) and creators is not None \
+        and not (creators.get(rec.table or "", frozenset()) - {cap.revision})
+
+
 def only_nulls_left(cap: RevisionCapture, rec: RecordedOp) -> int | None:
     """The line of an earlier ``DELETE FROM t WHERE c IS NOT NULL`` of ``rec``'s phase, for the column ``rec`` drops:
     every row that held a value there is gone (the DELETE's own finding says so), and the column holds NULLs."""

@@ -10,6 +10,7 @@ from db_migrate.capture.sql import copies_column, replaced_tables
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
     copied_out, foreign_key_name, is_new_column, is_new_table, is_transient_table, old_key_column, only_nulls_left,
+    unknown_to_history,
 )
 from db_migrate.rules.base import Example, Rule
 from db_migrate.verdict import Finding
@@ -110,6 +111,11 @@ class DropTable(Rule):
                 if guard:
                     yield self.finding(cap, f"Drops table {rec.table} after line {guard} stops the revision when it has "
                                        "rows: it only ever drops an empty table.", rec=rec, severity="info")
+                    continue
+                if unknown_to_history(cap, rec):
+                    yield self.finding(cap, f"Drops table {rec.table} if it exists; no other revision of the history "
+                                       "creates it, so it is none of the migrations' (a leftover, or made outside them).",
+                                       rec=rec, severity="info")
                     continue
                 moved = copied_out(cap, rec)
                 if moved:
