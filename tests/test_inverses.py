@@ -249,12 +249,17 @@ def test_the_copy_a_fix_keeps_is_keyed_by_the_tables_own_primary_key(tmp_path):
     from db_migrate.review import review_migration
 
     create = ("def upgrade():\n    op.create_table('agents', sa.Column('agent_id', sa.String(80), primary_key=True),\n"
-              "                    sa.Column('aik', sa.Text()))\n\ndef downgrade():\n    op.drop_table('agents')\n")
-    drop = ("def upgrade():\n    op.drop_column('agents', 'aik')\n\n"
-            "def downgrade():\n    op.add_column('agents', sa.Column('aik', sa.Text()))\n")
+              "                    sa.Column('aik', sa.Text()))\n"
+              "    op.create_table('stats', sa.Column('user_id', sa.Integer()), sa.Column('frame', sa.Text()),\n"
+              "                    sa.Column('streak', sa.Integer()), sa.PrimaryKeyConstraint('user_id', 'frame'))\n\n"
+              "def downgrade():\n    op.drop_table('stats')\n    op.drop_table('agents')\n")
+    drop = ("def upgrade():\n    op.drop_column('agents', 'aik')\n    op.drop_column('stats', 'streak')\n\n"
+            "def downgrade():\n    op.add_column('stats', sa.Column('streak', sa.Integer()))\n"
+            "    op.add_column('agents', sa.Column('aik', sa.Text()))\n")
     project = load_project(make_project(tmp_path, [create, drop]))
-    [f] = [f for f in review_migration(project, "000000000002").findings if f.rule == "drop-column"]
-    assert "SELECT agent_id, aik FROM agents" in f.fix and " id," not in f.fix
+    agents, stats = [f for f in review_migration(project, "000000000002").findings if f.rule == "drop-column"]
+    assert "SELECT agent_id, aik FROM agents" in agents.fix and " id," not in agents.fix
+    assert "SELECT user_id, frame, streak FROM stats" in stats.fix  # autogenerate's PrimaryKeyConstraint(...)
 
 
 def test_a_defensive_drop_of_a_table_no_other_revision_creates_loses_none_of_the_migrations_data(tmp_path):

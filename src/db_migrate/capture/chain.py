@@ -324,6 +324,9 @@ def _primary_keys(tree: ast.Module) -> dict[str, tuple[str, ...]]:
         name = call_name(call)
         if name == "create_table" and call.args and (table := literal(call.args[0])):
             keys = tuple(c for col in call.args[1:] if (c := _column_name(col)) and _is_key(col))
+            # autogenerate's spelling: sa.PrimaryKeyConstraint('user_id', 'time_frame') among the columns
+            keys += tuple(literal(a) for c in call.args[1:] if isinstance(c, ast.Call) and call_name(c) == "PrimaryKeyConstraint"
+                          for a in c.args if literal(a))
             if keys:
                 out[table] = keys  # type: ignore[assignment]
         elif name == "create_primary_key" and len(call.args) >= 3 and (table := literal(call.args[1])):
