@@ -555,6 +555,14 @@ def test_an_empty_revision_whose_message_names_its_job_is_a_marker_despite_autog
     assert not is_marker("add user columns", stub)
 
 
+def test_the_columns_of_a_table_the_upgrade_re_creates_are_its_own_to_drop_in_the_downgrade():
+    up = ("op.drop_table('user_stats')\n"
+          "op.create_table('user_stats', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('reply_ranked', sa.Integer()))")
+    down = "op.drop_column('user_stats', 'reply_ranked')\nop.add_column('user_stats', sa.Column('old_rank', sa.Integer()))"
+    messages = [f.message for f in by_rule(review(body(up, down))).get("downgrade-not-inverse", [])]
+    assert not any("does not create" in m for m in messages), messages
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

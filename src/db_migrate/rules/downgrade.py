@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.operations import ops
 
 from db_migrate.capture.sql import needs_no_inverse
@@ -538,6 +539,9 @@ class DowngradeNotInverse(Rule):
             return
         # The downgrade destroying objects the upgrade never created loses data on rollback.
         upgrade_objects = {(verb, canon(key)) for r in cap.upgrade if (obj := _object(r.op)) for verb, key in [obj]}
+        # the columns of the tables the upgrade creates (re-creates, after dropping the old one) are its own too
+        upgrade_objects |= {("create", canon(("column", r.op.table_name, c.name))) for r in cap.upgrade
+                            if isinstance(r.op, ops.CreateTableOp) for c in r.op.columns if isinstance(c, sa.Column)}
         upgrade_raw = execute_text(cap, "upgrade")
         for rec in cap.downgrade:
             obj = _object(rec.op)
