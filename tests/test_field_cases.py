@@ -146,6 +146,13 @@ def test_a_value_set_on_an_untyped_column_renders_with_the_type_of_its_value():
     assert [s for o in out.review.operations for s in o.sql] == ["UPDATE infos SET version='26.08'"]
 
 
+def test_a_fix_renders_a_stand_in_type_under_the_projects_own_name():
+    out = review(body("op.add_column('post', sa.Column('lang', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False, "
+                      "default='en-US'))", "op.drop_column('post', 'lang')", head="import sqlmodel\n\n"))
+    fix = by_rule(out)["add-column-not-null-no-default"][0].fix
+    assert "sqlmodel.sql.sqltypes.AutoString()" in fix and "db_migrate" not in fix
+
+
 def test_stand_in_type_in_alter_column_is_named_not_rendered_as_a_module():
     out = review(body(
         "op.alter_column('orgs', 'slug', existing_type=sa.String(50), type_=fancytypes.CaseInsensitive())",

@@ -369,7 +369,12 @@ def _again_renderable(invoke: Any, operations: Any, operation: Any, buf: Any, st
     from sqlalchemy.sql import visitors
 
     def lent(t: Any) -> Any:
-        return _LentType(t.__name__.rpartition(".")[2].rstrip("()") or "STANDIN")
+        # a class of the stand-in's own module and name, so a fix that renders the column (alembic writes
+        # ``module.Class()``) names the project's type, not db-migrate's (its arguments are not known here)
+        module, _, name = re.sub(r"(?:\(\))+$", "", t.__name__).rpartition(".")  # (SQLAlchemy may call it again)
+        name = re.sub(r"\W", "_", name) or "STANDIN"
+        cls = type(name, (_LentType,), {"__module__": module or "builtins", "__repr__": lambda self: f"{name}()"})
+        return cls(name)
 
     found = False
     columns = [operation.column] if isinstance(operation, ops.AddColumnOp) else \
