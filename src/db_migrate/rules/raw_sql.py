@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from alembic.operations import ops
 
 from db_migrate.capture.sql import blanks_every_row, merged_values
-from db_migrate.capture.syntax import call_name
+from db_migrate.capture.syntax import call_name, segment
 from db_migrate.rules import _fixes as fx
 from db_migrate.rules._helpers import (
     TRANSACTION_CONTROL, clears_orphans, locked_earlier, overwrites_rows, phase_at, tables_created_before, updated_columns,
@@ -274,7 +274,8 @@ def _name_slots(source: str, line: int) -> set[int]:
     return _slots(source, line)[1]
 
 
-def _slots(source: str, line: int) -> tuple[set[int], set[int]]:
+@functools.lru_cache(maxsize=256)
+def _slots(source: str, line: int) -> tuple[frozenset[int], frozenset[int]]:
     from db_migrate.capture.source import parsed
 
     tree = parsed(source)
@@ -282,7 +283,7 @@ def _slots(source: str, line: int) -> tuple[set[int], set[int]]:
     names: set[int] = set()
     # the f-string may start on a line of its own inside the call that starts on ``line``
     starting = [n for n in ast.walk(tree) if getattr(n, "lineno", None) == line] if tree is not None else []
-    joined = _joined_names(tree) if tree is not None else set()
+    joined = _joined_names(source)
     for node in {id(j): j for n in starting for j in ast.walk(n) if isinstance(j, ast.JoinedStr)}.values():
         before, sql = "", ""
         for i, part in enumerate(node.values):
@@ -300,13 +301,17 @@ def _slots(source: str, line: int) -> tuple[set[int], set[int]]:
             if _NAMED_BY.search(before):
                 names.add(id(part.value))
             before, sql = "", sql + "?"
-    return slots, names
+    return frozenset(slots), frozenset(names)
 
 
-def _joined_names(tree: ast.Module) -> set[str]:
+@functools.lru_cache(maxsize=64)
+def _joined_names(source: str) -> frozenset[str]:
     """Names assigned from ``"sep".join(...)``: a list of values made text, which may carry its own quotes."""
-    return {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
-            and call_name(n.value) == "join" for t in n.targets if isinstance(t, ast.Name)}
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    return frozenset(t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+                     and call_name(n.value) == "join" for t in n.targets if isinstance(t, ast.Name)) if tree is not None else frozenset()
 
 
 def _marked_reviewed(source: str, line: int) -> str | None:
@@ -328,7 +333,7 @@ def _marked_reviewed(source: str, line: int) -> str | None:
 def _is_identifier(source: str, part: ast.AST) -> bool:
     """Named like an identifier (``schema``, ``table_prefix``, ``Model.__tablename__``): bind parameters could not
     replace it, and it is not a value."""
-    name = ast.get_source_segment(source, part) or ""
+    name = segment(source, part) or ""
     return bool(_IDENTIFIER_NAME.search(name.rpartition(".")[2]))
 
 
@@ -373,6 +378,7 @@ def _is_constant(part: ast.AST, names: frozenset[str] = frozenset()) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
 def _fixed_names(source: str) -> frozenset[str]:
     """Names the revision assigns only plainly (``name = value``) and only from values :func:`_is_constant` calls
     fixed (a local holding a literal, ``value = "external"``, or one of two on two branches): spliced into SQL, they
@@ -437,7 +443,11 @@ def _bound(source: str, line: int) -> str | None:
 
     Only when every placeholder is a value (quoted, or after = < > IN ( LIKE ,): identifiers cannot be bound.
     """
-    tree = ast.parse(source)
+    from db_migrate.capture.source import parsed
+
+    tree = parsed(source)
+    if tree is None:
+        return None
     # the execute() whose SQL this is (an f-string elsewhere on the line, a server_default, is no statement)
     call = next((n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.lineno == line and call_name(n) == "execute"
                  and n.args), None)
@@ -447,7 +457,7 @@ def _bound(source: str, line: int) -> str | None:
     if not isinstance(node, ast.JoinedStr):
         return None
     # a list joined into the text (IN ({names}), ENUM({labels})) is several values: one parameter cannot hold it
-    joined = _joined_names(tree)
+    joined = _joined_names(source)
     sql, params, quoted = "", {}, False
     for part in node.values:
         if isinstance(part, ast.Constant):
@@ -457,7 +467,7 @@ def _bound(source: str, line: int) -> str | None:
             continue
         if part.conversion != -1 or part.format_spec is not None:
             return None
-        expr = ast.get_source_segment(source, part.value) or ""
+        expr = segment(source, part.value) or ""
         if ".join(" in expr or (isinstance(part.value, ast.Name) and part.value.id in joined):
             return None
         if expr not in params:
@@ -469,7 +479,7 @@ def _bound(source: str, line: int) -> str | None:
             return None
         sql += f":{params[expr]}"
     binds = ", ".join(f"{n}={e}" for e, n in params.items())
-    callee = ast.get_source_segment(source, call.func) or "op.execute"  # session.execute keeps returning its rows
+    callee = segment(source, call.func) or "op.execute"  # session.execute keeps returning its rows
     return f"{callee}(sa.text({sql!r}).bindparams({binds}))"
 
 
