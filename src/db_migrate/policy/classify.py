@@ -535,13 +535,18 @@ def _by_revision(ops: list[_Op]) -> dict[str | None, list[_Op]]:
 
 def _drops(triggers, upgrade: list[_Op], facts: DatabaseFacts | None, derived: Iterable[str] = ()) -> None:
     replaced, carried = _replaced(upgrade), _carried(upgrade)
-    for o in upgrade:
+    # where each revision first adds a column: dropped after that, it held nothing from before the revision
+    added_at: dict[tuple[str | None, str | None, str | None], int] = {}
+    for i, o in enumerate(upgrade):
+        if o.kind == "add_column":
+            added_at.setdefault((o.revision, o.table, o.column), i)
+    for i, o in enumerate(upgrade):
         if o.table_created_here:
             continue
         # a column whose values were written into another first (a type change by copy, two folded into one) is kept;
         # one the revision added itself held nothing before it
         if o.kind == "drop_column" and o.table and o.column and id(o) not in carried and not o.get("only_nulls_after_line") \
-                and (o.table, o.column) not in _added_columns(upgrade[:upgrade.index(o)], o.revision):
+                and added_at.get((o.revision, o.table, o.column), i) >= i:
             key = f"{_qualified(o, o.table)}.{o.column}"
             has = _known(facts, key, facts.column_has_data if facts else {})
             if has is None:
