@@ -506,6 +506,18 @@ def test_a_class_built_on_a_type_not_here_is_a_column_type_and_a_1x_call_is_ours
     assert "migration-raises" not in rules(legacy) and any("no longer has" in u.reason for u in legacy.unchecked)
 
 
+def test_a_guard_that_returns_and_a_second_guard_after_it_are_both_answered_to_reach_the_operation():
+    """``if 't' not in names: return``, then ``if not pk['constrained_columns']: create_primary_key``: the way past the
+    first guard stops at the second (no operation yet); the early return ends with none either. The way that may go
+    on is kept, and the key is recorded (it was 'no upgrade operations', proceed)."""
+    up = ("insp = sa.inspect(op.get_bind())\nif 'links' not in insp.get_table_names():\n    return\n"
+          "pk = insp.get_pk_constraint('links')\nif not pk['constrained_columns']:\n"
+          "    op.create_primary_key('pk_links', 'links', ['group_id', 'port_id'])")
+    out = review_source(body(up), dialect="mysql")
+    assert [(o.kind, o.table) for o in out.review.operations] == [("create_primary_key", "links")]
+    assert "change-primary-key" in rules(out)
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

@@ -726,7 +726,9 @@ def _record_phase_choosing_branches(cap: RevisionCapture, phase: str, fn: Any, a
     while isinstance(best[2], _StandInBranch) and len(answers) < _MAX_BRANCHES and best[2].line not in answers:
         branch = best[2]
         tries = [(a, _record_phase(cap, phase, fn, args, seconds, {**answers, branch.line: a}, guards)) for a in (False, True)]
-        answer, best = max(tries, key=lambda t: (len(t[1][0]), t[1][1].completed, not t[0]))
+        # most operations; then a way that stopped at another value not here (it may go on, once that is answered)
+        # over one that ended: ``if x not in names: return`` then ``if not pk[...]: create_primary_key``
+        answer, best = max(tries, key=lambda t: (len(t[1][0]), isinstance(t[1][2], _StandInBranch), t[1][1].completed, not t[0]))
         answers[branch.line] = answer
         other = len(next(t for t in tries if t[0] != answer)[1][0])
         if branch.how == "loops over":
