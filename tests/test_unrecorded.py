@@ -518,6 +518,15 @@ def test_a_guard_that_returns_and_a_second_guard_after_it_are_both_answered_to_r
     assert "change-primary-key" in rules(out)
 
 
+def test_a_drop_after_a_read_in_a_loop_over_a_literal_list_is_read_for_each_table():
+    head = "tables = ['groups_v2', 'rules_v2']\n\n\n"
+    up = ("for table in tables:\n    rows = op.get_bind().execute(sa.text(f'SELECT id, description FROM {table}')).fetchall()\n"
+          "    op.drop_column(table, 'description')")
+    out = review_source(body(up, head=head), dialect="mysql")
+    assert [(o.kind, o.table, o.column) for o in out.review.operations if o.kind == "drop_column"] == [
+        ("drop_column", "groups_v2", "description"), ("drop_column", "rules_v2", "description")]
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

@@ -424,12 +424,28 @@ def drops_after(tree: ast.Module, phase: str, line: int, *, within_statement: bo
                 continue  # its rows were copied out first (INSERT INTO ... SELECT ... FROM it): a rebuild, not a loss
             out.append(UnrecordedDrop(phase, "drop_table", table, None, node.lineno, line, schema))  # type: ignore[arg-type]
         elif owner in op_names and kind == "drop_column":
-            table, column = literal(_argument(node, 0, "table_name")), literal(_argument(node, 1, "column_name"))
-            if table and column:
-                out.append(UnrecordedDrop(phase, "drop_column", table, column, node.lineno, line, schema))  # type: ignore[arg-type]
+            column, table = literal(_argument(node, 1, "column_name")), literal(_argument(node, 0, "table_name"))
+            # a table by its literal name, or the loop's name over a literal list (``for table in tables:``)
+            for t in ([table] if table else _loop_items(tree, fn, node, _argument(node, 0, "table_name"))) if column else []:
+                out.append(UnrecordedDrop(phase, "drop_column", t, column, node.lineno, line, schema))  # type: ignore[arg-type]
         elif owner in batches and kind == "drop_column" and (column := literal(_argument(node, 0, "column_name"))):
             out.append(UnrecordedDrop(phase, "drop_column", batches[owner], column, node.lineno, line, schema))  # type: ignore[arg-type]
     return sorted(out, key=lambda d: d.line)
+
+
+def _loop_items(tree: ast.Module, fn: ast.AST, node: ast.AST, name: ast.AST | None) -> list[str]:
+    """The literal strings a ``for <name> in <list>`` around ``node`` gives ``name``: the list written in place, or a
+    module-level name bound to one (``tables = ['a', 'b']``). Empty when it is anything else."""
+    if not isinstance(name, ast.Name):
+        return []
+    module = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    for loop in (n for n in ast.walk(fn) if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and n.target.id == name.id):
+        if not (loop.lineno <= node.lineno <= (loop.end_lineno or loop.lineno)):  # type: ignore[attr-defined]
+            continue
+        items = module.get(loop.iter.id) if isinstance(loop.iter, ast.Name) else loop.iter
+        if isinstance(items, (ast.List, ast.Tuple)) and all(literal(e) for e in items.elts):
+            return [literal(e) for e in items.elts]  # type: ignore[misc]
+    return []
 
 
 #: A statement that deletes rows of a table, up to its end (a WHERE is kept: the policy weighs it).
