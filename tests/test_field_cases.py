@@ -570,6 +570,13 @@ def test_the_columns_of_a_table_the_upgrade_re_creates_are_its_own_to_drop_in_th
     assert not any("does not create" in m for m in messages), messages
 
 
+def test_mysql_fills_a_not_null_enum_with_its_first_member():
+    up = "op.add_column('devices', sa.Column('state', sa.Enum('enabled', 'disabled'), nullable=False, default='{}'))"
+    assert "add-column-not-null-no-default" not in by_rule(review(body(up.format("enabled")), dialect="mysql"))
+    [f] = by_rule(review(body(up.format("disabled")), dialect="mysql"))["add-column-not-null-no-default"]
+    assert "its first member, 'enabled'" in f.message
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

@@ -461,3 +461,13 @@ def test_sqlite_keeps_every_value_through_a_narrowed_varchar_and_a_flag_made_boo
         assert not {"alter-column-type", "lossy-downgrade", "downgrade-tightens-column"} & set(rules), rules
     assert "lossy-downgrade" in found(up("op.alter_column('agents', 'score', existing_type=sa.Float(), type_=sa.Integer())",
                                          down="op.alter_column('agents', 'score', existing_type=sa.Integer(), type_=sa.Float())"), "sqlite")
+
+
+@pytest.mark.mysql
+def test_mariadb_fills_existing_rows_of_a_new_not_null_enum_with_its_first_member(mysql_url: str) -> None:
+    with own_database(mysql_url) as eng:
+        assert refused(eng, "CREATE TABLE devices (id INT PRIMARY KEY)") is None
+        assert refused(eng, "INSERT INTO devices VALUES (1)") is None
+        assert refused(eng, "ALTER TABLE devices ADD COLUMN state ENUM('enabled', 'disabled') NOT NULL") is None
+        with eng.connect() as c:
+            assert c.execute(sa.text("SELECT state FROM devices")).scalar() == "enabled"

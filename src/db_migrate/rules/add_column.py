@@ -111,13 +111,23 @@ def _filled_later(cap, rec, column: str) -> bool:
 
 def _implicit_default(col: sa.Column) -> bool:
     """The column's Python-side default is the value MySQL gives existing rows anyway (False/0 for numbers and
-    booleans, '' for strings)."""
+    booleans, '' for strings, an ENUM's first member)."""
     default = getattr(col.default, "arg", None) if col.default is not None and getattr(col.default, "is_scalar", False) else None
     if default is None:
         return False
+    if isinstance(col.type, sa.Enum):
+        members = list(col.type.enums or [])
+        return bool(members) and str(getattr(default, "value", default)) in (members[0], getattr(default, "name", None))
     if isinstance(col.type, (sa.Boolean, sa.Integer, sa.Numeric)) and not isinstance(default, str):
         return default == 0
     return isinstance(col.type, sa.String) and default == ""
+
+
+def _implicit_value(col: sa.Column) -> str:
+    """What MySQL/MariaDB put in existing rows for a NOT NULL column without a default, as a finding says it."""
+    if isinstance(col.type, sa.Enum) and col.type.enums:
+        return f"its first member, {col.type.enums[0]!r}"
+    return "0" if isinstance(col.type, (sa.Boolean, sa.Integer, sa.Numeric)) else "''" if isinstance(col.type, sa.String) else "0 or ''"
 
 
 class AddColumnNotNullNoDefault(Rule):
@@ -167,7 +177,7 @@ class AddColumnNotNullNoDefault(Rule):
                 yield self.finding(
                     cap,
                     f"Adds NOT NULL column {rec.table}.{col.name} without a server_default{hint}: MySQL/MariaDB fill "
-                    f"existing rows with the type's implicit value (0 or ''); whether that is right for the rows "
+                    f"existing rows with the type's implicit value ({_implicit_value(col)}); whether that is right for the rows "
                     f"{rec.table} already has is not known here.",
                     rec=rec, severity="warning", fix=self._fix(cap, rec, given, code), edit=edit,
                 )
