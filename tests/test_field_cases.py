@@ -577,6 +577,13 @@ def test_mysql_fills_a_not_null_enum_with_its_first_member():
     assert "its first member, 'enabled'" in f.message
 
 
+def test_a_fix_for_a_line_that_runs_for_several_tables_is_said_for_the_loop():
+    up = ("for t in ['groups_v2', 'rules_v2']:\n    op.add_column(t, sa.Column('std_id', sa.Integer()))\n"
+          "    op.create_foreign_key(None, t, 'std', ['std_id'], ['id'])")
+    found = by_rule(review(body(up), dialect="mysql"))["unnamed-constraint"]
+    assert found and all(f.fix.startswith("# line") and "groups_v2, rules_v2" in f.fix and f.patch is None for f in found)
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

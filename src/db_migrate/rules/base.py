@@ -105,7 +105,16 @@ class Rule:
         ``fix`` (written for an example table) is never copied into a finding about another one.
         ``edit`` is the fix as an edit of the revision file, when the rule can write it whole: the review
         turns it into a verified ``patch`` (:mod:`db_migrate.fixes.patches`).
+
+        A line that runs for several tables (``for table in tables: op.create_foreign_key(None, table, ...)``) gets
+        its fix said for the loop: written for one table, applied as given it breaks the next pass.
         """
+        looped = sorted({r.table for r in cap.ops(rec.phase) if r.line == rec.line and r.table and r.kind == rec.kind}) \
+            if rec is not None and rec.line else []
+        if len(looped) > 1 and fix:
+            fix = (f"# line {rec.line} runs once for each of {', '.join(looped)}: write this in the loop, with the "  # type: ignore[union-attr]
+                   f"loop's table in place of {rec.table}\n" + fix)  # type: ignore[union-attr]
+            edit = None
         return Finding(
             rule=self.id,
             severity=severity or self.severity,
