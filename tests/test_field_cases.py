@@ -584,6 +584,13 @@ def test_a_fix_for_a_line_that_runs_for_several_tables_is_said_for_the_loop():
     assert found and all(f.fix.startswith("# line") and "groups_v2, rules_v2" in f.fix and f.patch is None for f in found)
 
 
+def test_a_whole_row_restore_says_to_name_the_columns_when_the_revision_reshapes_the_table():
+    out = review(body("op.execute('DELETE FROM journal')\nop.drop_column('journal', 'person_id')",
+                      "op.add_column('journal', sa.Column('person_id', sa.Integer()))"))
+    assert "name them" in by_rule(out)["destructive-sql"][0].fix
+    assert "name them" not in by_rule(review(body("op.execute('DELETE FROM journal')")))["destructive-sql"][0].fix
+
+
 # --- classifier: raw SQL with an inverse, extensions -------------------------------------------------
 
 

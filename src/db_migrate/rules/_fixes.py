@@ -297,11 +297,15 @@ def keep_and_restore_rows(cap: Any, rec: Any, stmt: Any, table: str) -> str:
     where, with_, joined = _delete_parts(stmt, cap.dialect) if stmt.kind == "DELETE" else (None, None, None)
     columns = sorted(updated_columns(stmt) or []) if stmt.kind == "UPDATE" else None
     name, keep, restore = backup(table, None, cap.dialect, columns or None, where, with_, joined, key_of(cap, table))
+    # whole rows go back by position: a revision that adds or drops columns of the table moves them
+    reshaped = not columns and any(isinstance(r.op, (ops.AddColumnOp, ops.DropColumnOp)) and r.table == table
+                                   for r in (*cap.upgrade, *cap.downgrade))
     return render(
         f"# upgrade(), line {rec.line}: keep a copy first",
         keep,
         execute(stmt.text.strip().rstrip(";")),
-        "# downgrade(): put it back",
+        "# downgrade(): put it back"
+        + (f" (this revision adds or drops columns of {table}: name them, in the order of both tables)" if reshaped else ""),
         restore,
         ops.DropTableOp(name),
     )
