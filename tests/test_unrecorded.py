@@ -527,6 +527,17 @@ def test_a_drop_after_a_read_in_a_loop_over_a_literal_list_is_read_for_each_tabl
         ("drop_column", "groups_v2", "description"), ("drop_column", "rules_v2", "description")]
 
 
+def test_two_mixins_not_here_are_two_bases_and_a_schema_not_here_joins_a_name():
+    """``class Model(MixinA, MixinB)`` of two names not installed loaded as 'duplicate base class'; a schema constant
+    from a module not here was added to "." by SQLAlchemy and every statement on it lost its SQL."""
+    head = ("from app_models import MixinA, MixinB, SCHEMA\n\n\nclass Row(MixinA, MixinB):\n    pass\n\n\n")
+    out = review_source(body("op.add_column('hosts', sa.Column('c', sa.Integer()), schema=SCHEMA)",
+                             "op.drop_column('hosts', 'c', schema=SCHEMA)", head=head))
+    assert out.load_error is None and "migration-raises" not in rules(out)
+    assert not [u for u in out.unchecked if u.what.startswith(("SQL of", "rule "))], out.unchecked
+    assert any("ADD COLUMN c INTEGER" in s for o in out.review.operations for s in o.sql)
+
+
 # --- rows deleted where recording could not follow -----------------------------------------------------------
 
 _CLEARS_AFTER_A_READ = (

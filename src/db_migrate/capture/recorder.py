@@ -84,6 +84,8 @@ def _install_patches() -> None:
         if rec is None:
             return orig_invoke(self, operation)
         ops_list = rec.cap.ops(rec.phase)  # type: ignore[arg-type]
+        if isinstance(getattr(operation, "schema", None), _StandIn):
+            operation.schema = str(operation.schema)  # schema=SCHEMA from a module not here: named by its stand-in
         entry = RecordedOp(
             op=operation,
             phase=rec.phase,  # type: ignore[arg-type]
@@ -426,6 +428,12 @@ class _LentBase(sa_types.UserDefinedType):
         return type(self).__name__
 
 
+@functools.lru_cache(maxsize=None)
+def _lent_base(name: str) -> type:
+    """The base class lent for the stand-in ``name`` (one per name, built on :class:`_LentBase`)."""
+    return type(re.sub(r"\W", "_", name.rpartition(".")[2]) or "StandIn", (_LentBase,), {"__module__": __name__})
+
+
 class _StandIn(types.ModuleType):
     """A module that is not installed here: every attribute is another stand-in.
 
@@ -476,8 +484,10 @@ class _StandIn(types.ModuleType):
 
     def __mro_entries__(self, bases: tuple) -> tuple:
         # ``class Thumbnail(UploadedFileField)``: a class of the project's built on a name not here; used as a column
-        # type it is one, rendered under the class's own name
-        return (_LentBase,)
+        # type it is one, rendered under the class's own name. A class of its own per stand-in: two of them as bases
+        # (``class M(MixinA, MixinB)``) must not be the same base twice
+        return (_lent_base(self.__name__),)
+
 
     def __repr__(self) -> str:  # errors that quote a stand-in say what it is (the review reads them as unchecked)
         return f"<_StandIn {self.__name__}>"
