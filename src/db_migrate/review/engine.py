@@ -355,7 +355,8 @@ _CHECKFIRST = re.compile(r"\bcheckfirst\s*=\s*True\b")
 def _summarise(cap: RevisionCapture) -> RevisionReview:
     from db_migrate.capture.source import emptiness_checked, parsed
     from db_migrate.rules._helpers import (
-        clears_orphans, copied_out, only_nulls_left, overwrites_nothing_kept, unknown_to_history,
+        clears_orphans, copied_out, only_nulls_left, overwrites_nothing_kept, raw_tables_created, tables_dropped_after,
+        unknown_to_history,
     )
 
     operations: list[Operation] = []
@@ -366,10 +367,6 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
         for rec, stmt in cap.statements(phase):  # type: ignore[arg-type]
             stmts.setdefault(rec.index, []).append(stmt)
         created: set[str] = set()
-        # {index of a raw CREATE TABLE: the tables it makes that a later operation of the phase drops}
-        dropped_later = {rec.index: {t for s in stmts[rec.index] if s.kind.upper().startswith("CREATE") and "TABLE" in s.kind.upper()
-                                     for t in s.tables[:1]} & {r.table for r in cap.ops(phase)[rec.index + 1:] if isinstance(r.op, ops.DropTableOp)}
-                         for rec in cap.ops(phase) if rec.index in stmts}  # type: ignore[arg-type]
         for rec in cap.ops(phase):  # type: ignore[arg-type]
             detail = _detail(rec, cap.dialect)
             table = rec.table
@@ -394,7 +391,8 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
                 detail["only_nulls_after_line"] = emptied  # the rows with a value there were deleted first
             if unknown_to_history(cap, rec):
                 detail["unknown_to_history"] = True  # DROP TABLE IF EXISTS of a table no other revision creates
-            if rec.index in stmts and table in dropped_later.get(rec.index, ()):
+            made = raw_tables_created(cap, rec)
+            if table in made and table in tables_dropped_after(cap, rec):
                 detail["transient"] = True  # a table this phase makes and drops again (a temporary map)
             if isinstance(rec.op, ops.DropTableOp) and (moved := copied_out(cap, rec)):
                 detail["copied_out_at_line"] = moved[0]  # its rows were written into another table first
@@ -406,8 +404,7 @@ def _summarise(cap: RevisionCapture) -> RevisionReview:
             )
             if isinstance(rec.op, ops.CreateTableOp):
                 created.add(rec.op.table_name)
-            created.update(t for st in stmts.get(rec.index, []) if st.kind.upper().startswith("CREATE") and "TABLE" in st.kind.upper()
-                           for t in st.tables[:1])  # raw CREATE [TEMPORARY] TABLE [AS]
+            created |= made
         for d in (d for d in cap.unrecorded_drops if d.phase == phase):
             # never recorded (the phase stopped at d.after_line), read from the source: it drops what it names
             detail: dict[str, Any] = {"unrecorded_after_line": d.after_line}

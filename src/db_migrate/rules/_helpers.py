@@ -25,12 +25,16 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------
 
 
+def raw_tables_created(cap: RevisionCapture, rec: RecordedOp) -> set[str]:
+    """Tables ``rec``'s own SQL creates (raw ``CREATE [TEMPORARY] TABLE [AS]``)."""
+    return {t for stmt in cap.statements_of(rec) if stmt.kind in ("CREATE TABLE", "CREATETABLEAS") for t in stmt.tables[:1]}
+
+
 def tables_created_before(cap: RevisionCapture, rec: RecordedOp) -> set[str]:
     """Tables created earlier in ``rec``'s phase, by ``op.create_table`` or raw ``CREATE TABLE``."""
     out = cap.tables_created(rec.phase, before_index=rec.index)
-    for srec, stmt in cap.statements(rec.phase):
-        if srec.index < rec.index and stmt.kind in ("CREATE TABLE", "CREATETABLEAS"):
-            out.update(stmt.tables[:1])
+    for r in cap.ops(rec.phase)[: rec.index]:
+        out |= raw_tables_created(cap, r)
     return out
 
 
