@@ -371,12 +371,7 @@ def _again_renderable(invoke: Any, operations: Any, operation: Any, buf: Any, st
     from sqlalchemy.sql import visitors
 
     def lent(t: Any) -> Any:
-        # a class of the stand-in's own module and name, so a fix that renders the column (alembic writes
-        # ``module.Class()``) names the project's type, not db-migrate's (its arguments are not known here)
-        module, _, name = re.sub(r"(?:\(\))+$", "", t.__name__).rpartition(".")  # (SQLAlchemy may call it again)
-        name = re.sub(r"\W", "_", name) or "STANDIN"
-        cls = type(name, (_LentType,), {"__module__": module or "builtins", "__repr__": lambda self: f"{name}()"})
-        return cls(name)
+        return _lent_base(t.__name__)()
 
     found = False
     columns = [operation.column] if isinstance(operation, ops.AddColumnOp) else \
@@ -403,21 +398,10 @@ def _again_renderable(invoke: Any, operations: Any, operation: Any, buf: Any, st
         return _FAILED
 
 
-class _LentType(sa_types.UserDefinedType):
-    """A column type from a module not installed here, rendered under its own name."""
-
-    cache_ok = True
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.name
-
-
 class _LentBase(sa_types.UserDefinedType):
-    """The base a revision's own class gets for a base class from a module not installed here: any arguments, and
-    as a column type its class's name."""
+    """A type from a module not installed here, lent under its own name: as a column type (rendered by that name,
+    and by alembic as ``module.Name()``, the project's own spelling), and as the base of a revision's class built
+    on it. Any arguments; what they were is not known here."""
 
     cache_ok = True
 
@@ -427,11 +411,16 @@ class _LentBase(sa_types.UserDefinedType):
     def get_col_spec(self, **kw: Any) -> str:
         return type(self).__name__
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
 
 @functools.lru_cache(maxsize=None)
 def _lent_base(name: str) -> type:
-    """The base class lent for the stand-in ``name`` (one per name, built on :class:`_LentBase`)."""
-    return type(re.sub(r"\W", "_", name.rpartition(".")[2]) or "StandIn", (_LentBase,), {"__module__": __name__})
+    """The class lent for the stand-in ``name`` (``sqlmodel.sql.sqltypes.AutoString()``): one per name, of the
+    stand-in's module and name, built on :class:`_LentBase`."""
+    module, _, base = re.sub(r"(?:\(\))+$", "", name).rpartition(".")  # (SQLAlchemy may call a stand-in again)
+    return type(re.sub(r"\W", "_", base) or "StandIn", (_LentBase,), {"__module__": module or "builtins"})
 
 
 class _StandIn(types.ModuleType):
