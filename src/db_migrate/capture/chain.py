@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from db_migrate.capture.syntax import call_name, literal, phase_function
+from db_migrate.capture.syntax import call_name, literal, module_values, phase_function
 
 Column = tuple[str, str]
 
@@ -174,7 +174,7 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
     if fn is None:
         return []
     # a type held by a module-level name (``new_auth = sa.Enum(...)`` then ``type_=new_auth``): its source is the value's
-    module = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    module = module_values(tree)
 
     def source(node: ast.AST) -> str:
         return ast.unparse(module[node.id] if isinstance(node, ast.Name) and node.id in module else node)
@@ -202,7 +202,7 @@ def _steps(tree: ast.Module) -> list[tuple[str, str, str | None, object]]:
         if kind == "execute" and args:
             for m in _DROP_NOT_NULL.finditer(literal(args[-1]) or ""):
                 out.append(("set", m.group(1), m.group(2), False))
-            out += [("literal", t, c, None) for t, c in _set_to_literals(args[-1], fn, tree)]
+            out += [("literal", t, c, None) for t, c in _set_to_literals(args[-1], tree)]
             continue
         if not table:
             continue
@@ -238,7 +238,7 @@ _SET_LITERALS = re.compile(r"^\s*UPDATE\s+[\"`]?(\w+)[\"`]?\s+SET\s+((?:[\"`]?\w
                            re.IGNORECASE)
 
 
-def _set_to_literals(node: ast.AST, fn: ast.AST, tree: ast.Module) -> list[tuple[str, str]]:
+def _set_to_literals(node: ast.AST, tree: ast.Module) -> list[tuple[str, str]]:
     """(table, column) pairs an ``op.execute`` argument sets to literals in every row: ``"UPDATE infos SET version =
     '26.08'"``, or ``infos.update().values(version='26.08')`` of an ``sa.table('infos', ...)`` (no ``where``)."""
     text = literal(node)
@@ -251,7 +251,8 @@ def _set_to_literals(node: ast.AST, fn: ast.AST, tree: ast.Module) -> list[tuple
     if not (isinstance(update, ast.Call) and isinstance(update.func, ast.Attribute) and update.func.attr == "update"
             and isinstance(update.func.value, ast.Name) and not update.args and not node.args):
         return []
-    tables = {t.id: literal(n.value.args[0]) for scope in (tree, fn) for n in ast.walk(scope) if isinstance(n, ast.Assign)
+    # (the module's names and upgrade()'s: the function is part of the module's tree)
+    tables = {t.id: literal(n.value.args[0]) for n in ast.walk(tree) if isinstance(n, ast.Assign)
               and isinstance(n.value, ast.Call) and call_name(n.value) == "table" and n.value.args for t in n.targets
               if isinstance(t, ast.Name)}
     table = tables.get(update.func.value.id)

@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from db_migrate.capture.syntax import call_name, literal, phase_function
+from db_migrate.capture.syntax import call_name, literal, module_values, phase_function
 from db_migrate.capture.model import SourceFact, UnrecordedDrop
 from db_migrate.project.headers import body_kind
 
@@ -438,7 +438,7 @@ def _loop_items(tree: ast.Module, fn: ast.AST, node: ast.AST, name: ast.AST | No
     module-level name bound to one (``tables = ['a', 'b']``). Empty when it is anything else."""
     if not isinstance(name, ast.Name):
         return []
-    module = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    module = module_values(tree)
     for loop in (n for n in ast.walk(fn) if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and n.target.id == name.id):
         if not (loop.lineno <= node.lineno <= (loop.end_lineno or loop.lineno)):  # type: ignore[attr-defined]
             continue

@@ -23,6 +23,12 @@ def call_name(node: ast.AST) -> str | None:
     return None
 
 
+def module_values(tree: ast.Module) -> dict[str, ast.AST]:
+    """The values the module binds to plain names at its top level (``tables = ['a', 'b']``), the last one for a name
+    bound twice."""
+    return {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+
+
 def literal(node: ast.AST | None) -> str | None:
     """The string a node writes literally (``'orders'``), or None."""
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None

@@ -199,8 +199,6 @@ def _helper_drops(cap, name: str) -> bool:
 def _json_round_trip(old, new) -> bool:
     """Text or JSON stored as JSON/JSONB: the documents come back on the way down (only their spacing and key
     order are normalised, which no reader of JSON relies on)."""
-    import sqlalchemy as sa
-
     old = sa.types.to_instance(old) if old is not None else None
     return isinstance(sa.types.to_instance(new), sa.JSON) and isinstance(old, (sa.JSON, sa.String))
 
@@ -309,8 +307,6 @@ def _add_edit(cap, rec) -> SourceEdit | None:
 
 def _text_holds_it(old, new) -> bool:
     """A number, date, UUID or boolean turned into text long enough for it: every value keeps its exact text form."""
-    import sqlalchemy as sa
-
     old, new = sa.types.to_instance(old), sa.types.to_instance(new)
     if not isinstance(new, sa.String) or isinstance(new, sa.Enum) or isinstance(old, sa.String):
         return False
@@ -656,8 +652,6 @@ def _only_widens(op: Any, dialect: str) -> bool:
 
 def _wider(op: ops.AlterColumnOp, dialect: str) -> bool:
     """The type change only widens: a longer string, more digits, a larger integer (every old value fits as it was)."""
-    import sqlalchemy as sa
-
     change = classify_type_change(op.existing_type, op.modify_type, dialect)
     old, new = (sa.types.to_instance(t) if t is not None else None for t in (op.existing_type, op.modify_type))
     return change == "widen" or (change == "rewrite" and isinstance(old, sa.Integer) and isinstance(new, sa.Integer))
